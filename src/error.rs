@@ -1,0 +1,209 @@
+//! The one error type of the crate. Every variant carries what is needed to say what was
+//! wrong without allocating, so it works the same with and without `alloc`.
+
+use core::fmt;
+
+/// Which operand of a call an error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    A,
+    B,
+    C,
+    /// A view built directly with `MatRef::new`/`MatMut::new` (no call yet).
+    View,
+}
+
+impl fmt::Display for Operand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operand::A => "A",
+            Operand::B => "B",
+            Operand::C => "C",
+            Operand::View => "view",
+        })
+    }
+}
+
+/// A short kernel name held inline (kernel names are ASCII and well under 48 bytes), so an
+/// unknown name from `EDGEMM_KERNEL` can be reported without allocating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KernelName {
+    len: u8,
+    bytes: [u8; 47],
+}
+
+impl KernelName {
+    pub(crate) fn new(name: &str) -> Self {
+        let mut bytes = [0u8; 47];
+        // Keep whole UTF-8 characters only, so `as_str` is always valid.
+        let mut len = name.len().min(bytes.len());
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        KernelName {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("?")
+    }
+}
+
+impl fmt::Debug for KernelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Everything that can go wrong in a call. Bad input never panics: it comes back as one of
+/// these, and its `Display` says what was wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A view reaches an element outside its slice (or its extent overflows `isize`).
+    OutOfBounds {
+        operand: Operand,
+        rows: usize,
+        cols: usize,
+        row_stride: isize,
+        col_stride: isize,
+        len: usize,
+    },
+    /// A mutable view whose strides map two different elements to one memory location.
+    Aliasing {
+        operand: Operand,
+        rows: usize,
+        cols: usize,
+        row_stride: isize,
+        col_stride: isize,
+    },
+    /// A sub-view that does not lie inside its parent.
+    SubviewOutOfRange {
+        row: usize,
+        col: usize,
+        rows: usize,
+        cols: usize,
+        parent_rows: usize,
+        parent_cols: usize,
+    },
+    /// Operand shapes that do not multiply: A is m×k, B is k×n, C is m×n.
+    DimensionMismatch {
+        a: (usize, usize),
+        b: (usize, usize),
+        c: (usize, usize),
+    },
+    /// The output overlaps an input (raw-pointer entry point only; safe views cannot).
+    OutputOverlapsInput { operand: Operand },
+    /// A null pointer for a non-empty matrix (raw-pointer entry point).
+    NullPointer { operand: Operand },
+    /// `Par::Threads(0)`.
+    ZeroThreads,
+    /// A kernel name (from `EDGEMM_KERNEL` or a lookup) that no compiled kernel has.
+    UnknownKernel { name: KernelName },
+    /// A kernel exists but this CPU cannot run it.
+    KernelNotSupported {
+        name: &'static str,
+        isa: &'static str,
+    },
+    /// A kernel of another family (an int8 kernel passed to `sgemm`, say).
+    WrongKernelKind {
+        name: &'static str,
+        expected: &'static str,
+    },
+    /// A prepacked operand used with a different kernel than it was packed for.
+    PackingMismatch {
+        packed_for: &'static str,
+        kernel: &'static str,
+    },
+    /// A caller-provided workspace that is too small.
+    WorkspaceTooSmall { needed: usize, got: usize },
+    /// A size computation overflowed `usize`.
+    SizeOverflow,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::OutOfBounds {
+                operand,
+                rows,
+                cols,
+                row_stride,
+                col_stride,
+                len,
+            } => write!(
+                f,
+                "{operand}: a {rows}x{cols} view with strides ({row_stride}, {col_stride}) \
+                 reaches outside its slice of {len} elements (or its extent overflows isize)"
+            ),
+            Error::Aliasing {
+                operand,
+                rows,
+                cols,
+                row_stride,
+                col_stride,
+            } => write!(
+                f,
+                "{operand}: a mutable {rows}x{cols} view with strides ({row_stride}, \
+                 {col_stride}) maps two elements to the same memory location"
+            ),
+            Error::SubviewOutOfRange {
+                row,
+                col,
+                rows,
+                cols,
+                parent_rows,
+                parent_cols,
+            } => write!(
+                f,
+                "sub-view of {rows}x{cols} at ({row}, {col}) does not fit in a \
+                 {parent_rows}x{parent_cols} matrix"
+            ),
+            Error::DimensionMismatch { a, b, c } => write!(
+                f,
+                "dimension mismatch: A is {}x{}, B is {}x{}, C is {}x{} \
+                 (need A m x k, B k x n, C m x n)",
+                a.0, a.1, b.0, b.1, c.0, c.1
+            ),
+            Error::OutputOverlapsInput { operand } => {
+                write!(
+                    f,
+                    "C overlaps {operand} in memory; the output must not alias an input"
+                )
+            }
+            Error::NullPointer { operand } => {
+                write!(f, "{operand}: null pointer for a non-empty matrix")
+            }
+            Error::ZeroThreads => {
+                f.write_str("Par::Threads(0): the thread count must be at least 1")
+            }
+            Error::UnknownKernel { name } => write!(
+                f,
+                "no kernel named {:?} is compiled into this build (edgemm::kernels() lists them)",
+                name.as_str()
+            ),
+            Error::KernelNotSupported { name, isa } => {
+                write!(f, "kernel {name} needs {isa}, which this CPU does not have")
+            }
+            Error::WrongKernelKind { name, expected } => {
+                write!(f, "kernel {name} is not a {expected} kernel")
+            }
+            Error::PackingMismatch { packed_for, kernel } => write!(
+                f,
+                "operand was packed for kernel {packed_for} but the call uses {kernel}; \
+                 pack it again for this kernel"
+            ),
+            Error::WorkspaceTooSmall { needed, got } => write!(
+                f,
+                "workspace too small: {got} elements given, {needed} needed"
+            ),
+            Error::SizeOverflow => f.write_str("a size computation overflowed usize"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

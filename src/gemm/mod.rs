@@ -1,0 +1,447 @@
+//! f32 GEMM: the public entry points, validation, orientation, and the choice between the
+//! vector-matrix path (m = 1 or n = 1) and the blocked driver.
+
+mod driver;
+mod gemv;
+mod pack;
+mod plan;
+pub(crate) mod raw;
+
+use crate::arch::cpu_info;
+use crate::error::{Error, Operand};
+use crate::kernels::f32::SgemmKernel;
+use crate::kernels::{sgemm_kernel, Kernel};
+use crate::matrix::{MatMut, MatRef};
+use crate::par::Par;
+use crate::threads;
+use driver::{run_block, workspace_len, BMode, BSource, Strategy};
+use raw::Raw;
+
+/// C ← αAB + βC (BLAS semantics), for any strides.
+///
+/// - A is m×k, B is k×n, C is m×n; other shapes are an [`Error::DimensionMismatch`].
+/// - β = 0 never reads C (it may hold NaN); α = 0 (or k = 0) does not read A or B.
+/// - Results do not depend on `par` (k is never split across threads) and are identical
+///   run to run for a given kernel.
+///
+/// ```
+/// use edgemm::{sgemm, MatMut, MatRef, Par};
+/// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2×3, row-major
+/// let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]; // 3×2
+/// let mut c = [0.0f32; 4];
+/// sgemm(
+///     1.0,
+///     MatRef::row_major(&a, 2, 3)?,
+///     MatRef::row_major(&b, 3, 2)?,
+///     0.0,
+///     MatMut::row_major(&mut c, 2, 2)?,
+///     Par::Seq,
+/// )?;
+/// assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+/// # Ok::<(), edgemm::Error>(())
+/// ```
+pub fn sgemm(
+    alpha: f32,
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    beta: f32,
+    c: MatMut<f32>,
+    par: Par,
+) -> Result<(), Error> {
+    let ker = sgemm_kernel()?;
+    sgemm_impl(
+        ker,
+        alpha,
+        Raw::from_ref(&a),
+        Raw::from_ref(&b),
+        beta,
+        Raw::from_mut(&c),
+        par,
+    )
+}
+
+/// [`sgemm`] with a chosen kernel (from [`Kernel::by_name`]) instead of the default one.
+pub fn sgemm_with_kernel(
+    kernel: &Kernel,
+    alpha: f32,
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    beta: f32,
+    c: MatMut<f32>,
+    par: Par,
+) -> Result<(), Error> {
+    let ker = kernel.f32()?;
+    sgemm_impl(
+        ker,
+        alpha,
+        Raw::from_ref(&a),
+        Raw::from_ref(&b),
+        beta,
+        Raw::from_mut(&c),
+        par,
+    )
+}
+
+/// [`sgemm`] over raw pointers and element strides (which may be negative), for FFI callers.
+///
+/// Returns an error for null pointers of non-empty matrices, aliasing strides in C, extents
+/// that overflow, and a C whose memory range overlaps A's or B's.
+///
+/// # Safety
+/// Every element `a + i*rsa + j*csa` (i < m, j < k), `b + i*rsb + j*csb` (i < k, j < n) must
+/// be readable and `c + i*rsc + j*csc` (i < m, j < n) writable (and readable unless β = 0),
+/// for the duration of the call, with no other thread writing any of them.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    par: Par,
+) -> Result<(), Error> {
+    let tag = |e: Error, op: Operand| match e {
+        Error::OutOfBounds {
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+            len,
+            ..
+        } => Error::OutOfBounds {
+            operand: op,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+            len,
+        },
+        Error::Aliasing {
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+            ..
+        } => Error::Aliasing {
+            operand: op,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        },
+        Error::NullPointer { .. } => Error::NullPointer { operand: op },
+        e => e,
+    };
+    // SAFETY: the caller guarantees the elements are valid for the call (see above).
+    let (av, bv, cv) = unsafe {
+        (
+            MatRef::from_raw_parts(a, m, k, rsa, csa).map_err(|e| tag(e, Operand::A))?,
+            MatRef::from_raw_parts(b, k, n, rsb, csb).map_err(|e| tag(e, Operand::B))?,
+            MatMut::from_raw_parts(c, m, n, rsc, csc).map_err(|e| tag(e, Operand::C))?,
+        )
+    };
+    let overlaps = |x: (usize, usize), y: (usize, usize)| x.0 < y.1 && y.0 < x.1;
+    if overlaps(cv.byte_span(), av.byte_span()) {
+        return Err(Error::OutputOverlapsInput {
+            operand: Operand::A,
+        });
+    }
+    if overlaps(cv.byte_span(), bv.byte_span()) {
+        return Err(Error::OutputOverlapsInput {
+            operand: Operand::B,
+        });
+    }
+    sgemm(alpha, av, bv, beta, cv, par)
+}
+
+fn check_dims(a: &Raw<f32>, b: &Raw<f32>, c: &Raw<f32>) -> Result<(), Error> {
+    if a.cols != b.rows || c.rows != a.rows || c.cols != b.cols {
+        return Err(Error::DimensionMismatch {
+            a: (a.rows, a.cols),
+            b: (b.rows, b.cols),
+            c: (c.rows, c.cols),
+        });
+    }
+    Ok(())
+}
+
+fn thread_count(par: Par) -> Result<usize, Error> {
+    match par {
+        Par::Seq => Ok(1),
+        Par::Threads(0) => Err(Error::ZeroThreads),
+        Par::Threads(n) => Ok(n.min(threads::available())),
+    }
+}
+
+fn sgemm_impl(
+    ker: &'static SgemmKernel,
+    alpha: f32,
+    a: Raw<f32>,
+    b: Raw<f32>,
+    beta: f32,
+    c: Raw<f32>,
+    par: Par,
+) -> Result<(), Error> {
+    check_dims(&a, &b, &c)?;
+    let threads = thread_count(par)?;
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 || alpha == 0.0 {
+        // SAFETY: c is a validated view.
+        unsafe { driver::scale(beta, c) };
+        return Ok(());
+    }
+    let (mut a, mut b, mut c) = (a, b, c);
+    // Orientation: a single column becomes a single row (Cᵀ = BᵀAᵀ), and a column-major C
+    // becomes row-major, so the kernel's vectors run along C's unit stride.
+    if (n == 1 && m > 1) || (c.cs != 1 && c.rs == 1) {
+        (a, b, c) = (b.t(), a.t(), c.t());
+    }
+    if c.rows == 1 && gemv::try_gemv(ker, alpha, a, b, beta, c, threads) {
+        return Ok(());
+    }
+    let strategy = strategy(ker, &a, &b);
+    gemm_blocked(
+        ker,
+        &strategy,
+        alpha,
+        a,
+        BSource::Strided(b),
+        beta,
+        c,
+        threads,
+    );
+    Ok(())
+}
+
+/// Packing and blocking for one call.
+fn strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>) -> Strategy {
+    let cpu = cpu_info();
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let blk = plan::blocking(ker.mr, ker.nr, &cpu);
+    #[cfg(feature = "alloc")]
+    {
+        let kc = plan::chunk(k, blk.kc, 4);
+        // Both operands fit in L1: read them where they are.
+        let small = (m * k + k * n) * 4 <= cpu.l1d;
+        // Each element of A is used once when there is one column panel.
+        let pack_a = !(small || n <= ker.nr);
+        let b_mode = if b.cs == 1 && (small || m <= ker.mr) {
+            BMode::Direct
+        } else {
+            BMode::PackBlock
+        };
+        Strategy {
+            kc,
+            mc: plan::chunk(m, blk.mc, ker.mr),
+            nc: plan::chunk(n, blk.nc, ker.nr),
+            pack_a,
+            b_mode,
+        }
+    }
+    #[cfg(not(feature = "alloc"))]
+    {
+        // No allocation: A in place, B in place or one micro-panel at a time on the stack.
+        let kc =
+            plan::chunk(k, (NOALLOC_PANEL / ker.nr).min(blk.kc), 4).min(NOALLOC_PANEL / ker.nr);
+        Strategy {
+            kc,
+            mc: m.max(1),
+            nc: n.max(1),
+            pack_a: false,
+            b_mode: if b.cs == 1 {
+                BMode::Direct
+            } else {
+                BMode::PanelByPanel
+            },
+        }
+    }
+}
+
+/// Elements of the on-stack panel buffer used without `alloc`.
+#[cfg(not(feature = "alloc"))]
+const NOALLOC_PANEL: usize = 1024;
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_blocked(
+    ker: &'static SgemmKernel,
+    s: &Strategy,
+    alpha: f32,
+    a: Raw<f32>,
+    b: BSource,
+    beta: f32,
+    c: Raw<f32>,
+    threads: usize,
+) {
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    let grid = threads::partition(m, n, k, ker.mr, ker.nr, threads);
+    let job = |t: usize| {
+        let (r0, rows, c0, cols) = grid.block(t);
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        let a_t = a.block(r0, 0, rows, k);
+        let (b_t, col0) = match b {
+            BSource::Strided(b) => (BSource::Strided(b.block(0, c0, k, cols)), 0),
+            packed => (packed, c0),
+        };
+        let c_t = c.block(r0, c0, rows, cols);
+        let len = workspace_len(ker, s, rows, cols);
+        #[cfg(feature = "alloc")]
+        crate::scratch::with_workspace(len, |ws| {
+            // SAFETY: blocks of validated views; C's block is this thread's alone (the grid's
+            // blocks are disjoint); ws has `len` aligned elements; ker runs here (selection
+            // or Kernel::by_name checked it).
+            unsafe { run_block(ker, s, alpha, a_t, b_t, col0, beta, c_t, ws) }
+        });
+        #[cfg(not(feature = "alloc"))]
+        {
+            let mut buf = [crate::scratch::Line([0.0; 16]); NOALLOC_PANEL / 16];
+            debug_assert!(len <= NOALLOC_PANEL);
+            let ws = buf.as_mut_ptr() as *mut f32;
+            // SAFETY: as above; the stack buffer holds one KC×NR panel (kc was sized for it).
+            unsafe { run_block(ker, s, alpha, a_t, b_t, col0, beta, c_t, ws) }
+        }
+    };
+    threads::run(grid.count(), &job);
+}
+
+/// A right-hand operand B (k×n) packed once for a kernel, for weights reused across calls.
+#[cfg(feature = "alloc")]
+pub struct PackedB {
+    kernel: &'static SgemmKernel,
+    k: usize,
+    n: usize,
+    kc: usize,
+    n_pad: usize,
+    data: alloc::vec::Vec<crate::scratch::Line>,
+}
+
+#[cfg(feature = "alloc")]
+impl core::fmt::Debug for PackedB {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "PackedB {{ {}x{}, kernel {} }}",
+            self.k, self.n, self.kernel.name
+        )
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl PackedB {
+    /// Packs `b` for the kernel `sgemm` selects.
+    pub fn new(b: MatRef<f32>) -> Result<Self, Error> {
+        Self::pack(sgemm_kernel()?, b)
+    }
+
+    /// Packs `b` for a chosen kernel.
+    pub fn with_kernel(kernel: &Kernel, b: MatRef<f32>) -> Result<Self, Error> {
+        Self::pack(kernel.f32()?, b)
+    }
+
+    fn pack(kernel: &'static SgemmKernel, b: MatRef<f32>) -> Result<Self, Error> {
+        let raw = Raw::from_ref(&b);
+        let (k, n) = (raw.rows, raw.cols);
+        let cpu = cpu_info();
+        let kc = plan::chunk(k, plan::blocking(kernel.mr, kernel.nr, &cpu).kc, 4);
+        let n_pad = n.div_ceil(kernel.nr) * kernel.nr;
+        let len = k.checked_mul(n_pad).ok_or(Error::SizeOverflow)?;
+        let mut data = alloc::vec![crate::scratch::Line([0.0; 16]); len.div_ceil(16).max(1)];
+        let base = data.as_mut_ptr() as *mut f32;
+        for (q, pc) in (0..k).step_by(kc.max(1)).enumerate() {
+            let kcb = kc.min(k - pc);
+            // SAFETY: the block lies inside B; block q starts at q*kc*n_pad and its
+            // kcb*n_pad elements fit in `len` (= k*n_pad).
+            unsafe {
+                pack::pack_b(
+                    raw.block(pc, 0, kcb, n),
+                    kernel.nr,
+                    base.add(q * kc * n_pad),
+                )
+            };
+        }
+        Ok(PackedB {
+            kernel,
+            k,
+            n,
+            kc,
+            n_pad,
+            data,
+        })
+    }
+
+    /// Rows of B (the k of the product).
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B.
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+
+    /// The kernel it was packed for (and that [`sgemm_packed`] will use).
+    pub fn kernel_name(&self) -> &'static str {
+        self.kernel.name
+    }
+}
+
+/// C ← αA·B + βC with B prepacked (see [`PackedB`]); same semantics as [`sgemm`]. Uses the
+/// kernel B was packed for.
+#[cfg(feature = "alloc")]
+pub fn sgemm_packed(
+    alpha: f32,
+    a: MatRef<f32>,
+    b: &PackedB,
+    beta: f32,
+    c: MatMut<f32>,
+    par: Par,
+) -> Result<(), Error> {
+    let (a, c) = (Raw::from_ref(&a), Raw::from_mut(&c));
+    if a.cols != b.k || c.rows != a.rows || c.cols != b.n {
+        return Err(Error::DimensionMismatch {
+            a: (a.rows, a.cols),
+            b: (b.k, b.n),
+            c: (c.rows, c.cols),
+        });
+    }
+    let threads = thread_count(par)?;
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 || alpha == 0.0 {
+        // SAFETY: c is a validated view.
+        unsafe { driver::scale(beta, c) };
+        return Ok(());
+    }
+    let ker = b.kernel;
+    let cpu = cpu_info();
+    let blk = plan::blocking(ker.mr, ker.nr, &cpu);
+    let small = (m * k + k * n) * 4 <= cpu.l1d;
+    let s = Strategy {
+        kc: b.kc,
+        mc: plan::chunk(m, blk.mc, ker.mr),
+        nc: plan::chunk(n, blk.nc, ker.nr),
+        pack_a: !(small || n <= ker.nr),
+        b_mode: BMode::Prepacked,
+    };
+    let src = BSource::Packed {
+        ptr: b.data.as_ptr() as *const f32,
+        n_pad: b.n_pad,
+    };
+    gemm_blocked(ker, &s, alpha, a, src, beta, c, threads);
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Block sizes from the cache sizes (BLIS's analytical rules, simplified):
+//! - KC: one KC×NR micro-panel of B stays in L1 while the kernel sweeps the A block;
+//! - MC: the MC×KC block of packed A stays in L2;
+//! - NC: the KC×NC block of packed B stays in (this core's share of) L3.
+
+use crate::arch::CpuInfo;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Blocking {
+    pub kc: usize,
+    pub mc: usize,
+    pub nc: usize,
+}
+
+pub(crate) fn blocking(mr: usize, nr: usize, cpu: &CpuInfo) -> Blocking {
+    let f = core::mem::size_of::<f32>();
+    // Half of L1 for the B micro-panel: the rest holds the A sliver stream and C.
+    let kc = (cpu.l1d / 2 / (nr * f)).clamp(64, 512) & !7;
+    let mc = round_down((cpu.l2 / 2 / (kc * f)).clamp(mr, 4096), mr);
+    let nc = round_down((cpu.l3 / 4 / (kc * f)).clamp(nr, 8192), nr);
+    Blocking { kc, mc, nc }
+}
+
+fn round_down(x: usize, unit: usize) -> usize {
+    (x / unit * unit).max(unit)
+}
+
+/// The chunk length that splits `total` into the fewest pieces of at most `max`, as equal as
+/// possible, rounded up to a multiple of `unit` (so only the last piece is short).
+pub(crate) fn chunk(total: usize, max: usize, unit: usize) -> usize {
+    if total <= max {
+        return total.max(1);
+    }
+    let pieces = total.div_ceil(max);
+    let len = total.div_ceil(pieces);
+    len.div_ceil(unit) * unit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_and_respect_units() {
+        for total in 1..2000 {
+            for &(max, unit) in &[(192, 1), (256, 8), (672, 14), (4096, 32), (7, 7)] {
+                let c = chunk(total, max, unit);
+                assert!(c >= 1);
+                if total > max {
+                    assert_eq!(c % unit, 0);
+                    assert!(c <= max + unit, "{total} {max} {unit} -> {c}");
+                }
+            }
+        }
+    }
+}

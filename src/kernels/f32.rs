@@ -1,0 +1,140 @@
+//! The f32 micro-kernel contract and the table of f32 kernels.
+//!
+//! A micro-kernel computes one tile `C[m×n] = α·A[m×k]·B[k×n] + β·C` with `m ≤ MR`,
+//! `n ≤ NR`, reading A and B through byte strides (see [`SgemmArgs`]). The driver passes
+//! packed panels or, on its no-packing paths, the caller's matrices directly.
+
+use crate::arch::Features;
+
+/// Arguments of one micro-kernel call. `#[repr(C)]`: the assembly reads these fields at the
+/// offsets asserted below. All strides are in bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SgemmArgs {
+    /// A[i, p] at `a + i*a_rs + p*a_ks`.
+    pub a: *const f32,
+    /// B[p, j] at `b + p*b_ks + 4*j`: B's columns are always unit-stride.
+    pub b: *const f32,
+    /// C[i, j] at `c + i*c_rs + 4*j`.
+    pub c: *mut f32,
+    pub k: usize,
+    pub a_rs: isize,
+    pub a_ks: isize,
+    pub b_ks: isize,
+    pub c_rs: isize,
+    /// Rows of the tile, `1..=MR`.
+    pub m: usize,
+    /// Columns of the tile, `1..=NR`. B is read for all NR columns regardless.
+    pub n: usize,
+    pub alpha: f32,
+    /// 0 (either sign) means C is not read.
+    pub beta: f32,
+}
+
+// The assembly hard-codes these offsets (ARG_* in asm/*/sgemm_*.S).
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(SgemmArgs, a) == 0);
+    assert!(offset_of!(SgemmArgs, b) == 8 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, c) == 16 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, k) == 24 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, a_rs) == 32 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, a_ks) == 40 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, b_ks) == 48 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, c_rs) == 56 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, m) == 64 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, n) == 72 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, alpha) == 80 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, beta) == 84 || cfg!(target_pointer_width = "32"));
+    // 32-bit targets: every field is 4 bytes, in order.
+    assert!(offset_of!(SgemmArgs, beta) == 44 || cfg!(target_pointer_width = "64"));
+};
+
+/// A micro-kernel: `unsafe extern "C" fn(&SgemmArgs)`.
+///
+/// # Safety (for callers)
+/// `1 ≤ m ≤ MR`, `1 ≤ n ≤ NR`; rows `0..m` of A and all NR columns of B must be readable for
+/// `k` steps at the given strides; the m×n tile of C must be writable (and readable unless
+/// β = 0) and must not overlap A or B.
+pub(crate) type SgemmUkr = unsafe extern "C" fn(*const SgemmArgs);
+
+/// y = α·xᵀB + β·y for one row vector x (m = 1), over contiguous x and y.
+///
+/// `cols == false`: B[p, j] at `b + p*ldb + j` (rows contiguous, streamed row by row).
+/// `cols == true`:  B[p, j] at `b + p + j*ldb` (columns contiguous, one dot product each).
+/// β = 0 never reads y.
+///
+/// # Safety (for callers)
+/// x has k readable elements, y n writable ones (readable unless β = 0), and B every
+/// element of its k×n extent readable; y overlaps neither.
+pub(crate) type GemvFn = unsafe fn(
+    k: usize,
+    n: usize,
+    alpha: f32,
+    x: *const f32,
+    b: *const f32,
+    ldb: isize,
+    cols: bool,
+    beta: f32,
+    y: *mut f32,
+);
+
+/// One entry of the f32 kernel table.
+pub(crate) struct SgemmKernel {
+    pub name: &'static str,
+    /// What the CPU must have, and how to say it.
+    pub requires: Features,
+    pub isa: &'static str,
+    pub mr: usize,
+    pub nr: usize,
+    pub ukr: SgemmUkr,
+    /// The m = 1 path that goes with this kernel (same ISA).
+    pub gemv: GemvFn,
+}
+
+/// Every f32 kernel compiled in, best first: selection takes the first one the CPU runs.
+pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
+    #[cfg(all(target_arch = "x86_64", edgemm_asm))]
+    SgemmKernel {
+        name: "sgemm_avx512f_14x32",
+        requires: Features::AVX512F.with(Features::AVX2).with(Features::FMA),
+        isa: "avx512f",
+        mr: 14,
+        nr: 32,
+        ukr: super::x86_64::sgemm_avx512f_14x32,
+        gemv: super::x86_64::sgemv_avx2_fma,
+    },
+    #[cfg(all(target_arch = "x86_64", edgemm_asm))]
+    SgemmKernel {
+        name: "sgemm_avx2_fma_6x16",
+        requires: Features::AVX2.with(Features::FMA),
+        isa: "avx2+fma",
+        mr: 6,
+        nr: 16,
+        ukr: super::x86_64::sgemm_avx2_fma_6x16,
+        gemv: super::x86_64::sgemv_avx2_fma,
+    },
+    SgemmKernel {
+        name: "sgemm_generic_4x8",
+        requires: Features::NONE,
+        isa: "portable",
+        mr: 4,
+        nr: 8,
+        ukr: super::generic::sgemm_generic_4x8,
+        gemv: super::generic::sgemv_generic,
+    },
+];
+
+/// The largest MR and NR of any f32 kernel (sizes stack scratch tiles).
+pub(crate) const MAX_MR: usize = 16;
+pub(crate) const MAX_NR: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tiles_fit_the_scratch_tile() {
+        for k in super::SGEMM_KERNELS {
+            assert!(k.mr <= super::MAX_MR && k.nr <= super::MAX_NR, "{}", k.name);
+        }
+    }
+}

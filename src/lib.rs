@@ -1,0 +1,40 @@
+//! edgemm: fast GEMM for CPUs from server cores down to microcontrollers.
+//!
+//! - [`sgemm`]: C ← αAB + βC in f32 for any strides, packed and cache-blocked around
+//!   assembly micro-kernels (AVX-512, AVX2+FMA; a portable kernel everywhere), with an
+//!   unpacked path for small and vector-shaped products and threads ([`Par`]).
+//! - [`PackedB`] / [`sgemm_packed`]: a right-hand operand packed once and reused.
+//! - [`kernels`]: every micro-kernel compiled in, which ones this CPU runs, which is used.
+//!
+//! Views ([`MatRef`], [`MatMut`]) are validated once when built; bad input returns an
+//! [`Error`] that says what was wrong and never panics.
+//!
+//! `no_std`: the crate builds without its default `std` feature (kernels are then chosen at
+//! compile time from `target_feature`); `alloc` adds packing buffers and [`PackedB`].
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod arch;
+mod error;
+mod gemm;
+mod kernels;
+mod matrix;
+mod par;
+pub mod reference;
+mod scratch;
+mod threads;
+
+pub use arch::{cpu_info, CpuInfo, Features};
+pub use error::{Error, KernelName, Operand};
+pub use gemm::{sgemm, sgemm_raw, sgemm_with_kernel};
+#[cfg(feature = "alloc")]
+pub use gemm::{sgemm_packed, PackedB};
+pub use kernels::{kernels, Kernel, KernelInfo, KernelKind};
+pub use matrix::{MatMut, MatRef};
+pub use par::Par;

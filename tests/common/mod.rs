@@ -1,0 +1,355 @@
+//! The kernel-vs-reference battery, shared by the host test binaries and the bare-metal test
+//! firmware (it needs only `alloc`). A `Case` is one call: shape, layouts, α, β, values,
+//! threads; `run_sgemm_case` builds it, runs it, and checks it against `edgemm::reference`.
+#![allow(dead_code)]
+
+extern crate alloc;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use edgemm::{Kernel, MatMut, MatRef, Par};
+
+/// splitmix64: small, deterministic, good enough for test data.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    /// Uniform in [-1, 1).
+    pub fn f32_pm1(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// How a matrix is laid out in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    RowMajor,
+    ColMajor,
+    /// Row-major with `pad` unused elements after each row.
+    RowPadded(usize),
+    ColPadded(usize),
+    /// Neither stride is 1: (i, j) at i*(2*cols+1) + 2*j.
+    General,
+    /// Built as the transpose (`.t()`) of a row-major view of the transposed matrix.
+    Transposed,
+    /// Row-major with the rows in reverse order (negative row stride; raw-pointer API).
+    NegRows,
+    /// Column-major with the columns in reverse order (negative column stride).
+    NegCols,
+}
+
+pub const ALL_LAYOUTS: [Layout; 8] = [
+    Layout::RowMajor,
+    Layout::ColMajor,
+    Layout::RowPadded(3),
+    Layout::ColPadded(5),
+    Layout::General,
+    Layout::Transposed,
+    Layout::NegRows,
+    Layout::NegCols,
+];
+
+/// A matrix in its storage: element (i, j) at `data[base + i*rs + j*cs]`.
+#[derive(Clone, Debug)]
+pub struct Mat {
+    pub data: Vec<f32>,
+    pub base: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: isize,
+    pub cs: isize,
+    pub layout: Layout,
+}
+
+/// Bits of the value storage padding holds; a write there is a bug.
+pub const GUARD: u32 = 0x7fc0_dead;
+/// Extra guard elements around every matrix.
+const GUARD_PAD: usize = 64;
+
+impl Mat {
+    pub fn new(rows: usize, cols: usize, layout: Layout) -> Mat {
+        let (r, c) = (rows as isize, cols as isize);
+        let (rs, cs, span_rows, span_cols, neg_base) = match layout {
+            Layout::RowMajor | Layout::Transposed => (c, 1, r, c, 0),
+            Layout::ColMajor => (1, r, r, c, 0),
+            Layout::RowPadded(p) => (c + p as isize, 1, r, c + p as isize, 0),
+            Layout::ColPadded(p) => (1, r + p as isize, r + p as isize, c, 0),
+            Layout::General => (2 * c + 1, 2, r, 2 * c + 1, 0),
+            Layout::NegRows => (-c, 1, r, c, (r - 1).max(0) * c),
+            Layout::NegCols => (1, -r, r, c, (c - 1).max(0) * r),
+        };
+        let len = (span_rows.max(1) * span_cols.max(1)) as usize + 2 * GUARD_PAD;
+        Mat {
+            data: vec![f32::from_bits(GUARD); len],
+            base: GUARD_PAD + neg_base as usize,
+            rows,
+            cols,
+            rs,
+            cs,
+            layout,
+        }
+    }
+
+    pub fn idx(&self, i: usize, j: usize) -> usize {
+        (self.base as isize + i as isize * self.rs + j as isize * self.cs) as usize
+    }
+    pub fn get(&self, i: usize, j: usize) -> f32 {
+        self.data[self.idx(i, j)]
+    }
+    pub fn set(&mut self, i: usize, j: usize, v: f32) {
+        let k = self.idx(i, j);
+        self.data[k] = v;
+    }
+
+    /// A view through the API the layout exercises.
+    pub fn view(&self) -> MatRef<'_, f32> {
+        match self.layout {
+            Layout::Transposed => {
+                // Storage is row-major rows×cols; as the transpose of a cols×rows col-major view.
+                MatRef::new(&self.data[self.base..], self.cols, self.rows, 1, self.rs)
+                    .expect("view")
+                    .t()
+            }
+            Layout::NegRows | Layout::NegCols => {
+                // SAFETY: every element (i, j) is inside `data` by construction.
+                unsafe {
+                    MatRef::from_raw_parts(
+                        self.data.as_ptr().add(self.base),
+                        self.rows,
+                        self.cols,
+                        self.rs,
+                        self.cs,
+                    )
+                }
+                .expect("raw view")
+            }
+            _ => MatRef::new(
+                &self.data[self.base..],
+                self.rows,
+                self.cols,
+                self.rs,
+                self.cs,
+            )
+            .expect("view"),
+        }
+    }
+
+    pub fn view_mut(&mut self) -> MatMut<'_, f32> {
+        let (rows, cols, rs, cs, base) = (self.rows, self.cols, self.rs, self.cs, self.base);
+        match self.layout {
+            Layout::Transposed => MatMut::new(&mut self.data[base..], cols, rows, 1, rs)
+                .expect("view")
+                .t(),
+            Layout::NegRows | Layout::NegCols => {
+                // SAFETY: as in `view`; the MatMut is the only access during its use.
+                unsafe {
+                    MatMut::from_raw_parts(self.data.as_mut_ptr().add(base), rows, cols, rs, cs)
+                }
+                .expect("raw view")
+            }
+            _ => MatMut::new(&mut self.data[base..], rows, cols, rs, cs).expect("view"),
+        }
+    }
+
+    /// Guard elements (storage not part of the view) that no longer hold GUARD.
+    pub fn guard_violations(&self) -> usize {
+        let mut inside = vec![false; self.data.len()];
+        for i in 0..self.rows {
+            for j in 0..self.cols {
+                inside[self.idx(i, j)] = true;
+            }
+        }
+        self.data
+            .iter()
+            .zip(&inside)
+            .filter(|(v, &ins)| !ins && v.to_bits() != GUARD)
+            .count()
+    }
+}
+
+/// What values the operands hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Values {
+    /// Uniform in [-1, 1).
+    Uniform,
+    /// Small integers (exact products and sums).
+    Integers,
+    /// Magnitudes spread over 2^-20 .. 2^20, mixed signs (cancellation).
+    WideRange,
+}
+
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub la: Layout,
+    pub lb: Layout,
+    pub lc: Layout,
+    pub alpha: f32,
+    pub beta: f32,
+    pub values: Values,
+    pub threads: usize,
+    pub seed: u64,
+}
+
+fn value(rng: &mut Rng, v: Values) -> f32 {
+    match v {
+        Values::Uniform => rng.f32_pm1(),
+        Values::Integers => rng.below(9) as f32 - 4.0,
+        Values::WideRange => {
+            let e = rng.below(41) as i32 - 20;
+            rng.f32_pm1() * (2f32).powi(e)
+        }
+    }
+}
+
+pub fn fill(m: &mut Mat, rng: &mut Rng, v: Values) {
+    for i in 0..m.rows {
+        for j in 0..m.cols {
+            let x = value(rng, v);
+            m.set(i, j, x);
+        }
+    }
+}
+
+/// Runs the case through `kernel` (or the default selection) and checks every element of C
+/// against the reference within the error bound, and every guard element of C untouched.
+pub fn run_sgemm_case(kernel: Option<&Kernel>, c: &Case) -> Result<(), String> {
+    let mut rng = Rng(c.seed);
+    let mut a = Mat::new(c.m, c.k, c.la);
+    let mut b = Mat::new(c.k, c.n, c.lb);
+    let mut cm = Mat::new(c.m, c.n, c.lc);
+    fill(&mut a, &mut rng, c.values);
+    fill(&mut b, &mut rng, c.values);
+    if c.beta == 0.0 {
+        // beta = 0 must not read C: poison it.
+        for i in 0..c.m {
+            for j in 0..c.n {
+                cm.set(i, j, f32::NAN);
+            }
+        }
+    } else {
+        fill(&mut cm, &mut rng, c.values);
+    }
+    let c0 = cm.clone();
+
+    // Oracle: C_ref = αAB + βC0 (f64 accumulation), and |α||A||B| + |β||C0| for the bound.
+    let mut c0_dense = vec![0f32; c.m * c.n];
+    if c.beta != 0.0 {
+        for i in 0..c.m {
+            for j in 0..c.n {
+                c0_dense[i * c.n + j] = c0.get(i, j);
+            }
+        }
+    }
+    let mut want = c0_dense.clone();
+    edgemm::reference::sgemm(
+        c.alpha,
+        a.view(),
+        b.view(),
+        c.beta,
+        MatMut::row_major(&mut want, c.m, c.n).unwrap(),
+    )
+    .map_err(|e| format!("{e}"))?;
+    let abs_of = |x: &Mat| {
+        let mut y = Mat::new(x.rows, x.cols, Layout::RowMajor);
+        for i in 0..x.rows {
+            for j in 0..x.cols {
+                y.set(i, j, x.get(i, j).abs());
+            }
+        }
+        y
+    };
+    let (aa, ba) = (abs_of(&a), abs_of(&b));
+    let mut absprod: Vec<f32> = c0_dense.iter().map(|v| v.abs()).collect();
+    edgemm::reference::sgemm(
+        c.alpha.abs(),
+        aa.view(),
+        ba.view(),
+        c.beta.abs(),
+        MatMut::row_major(&mut absprod, c.m, c.n).unwrap(),
+    )
+    .map_err(|e| format!("{e}"))?;
+
+    let par = if c.threads > 1 {
+        Par::Threads(c.threads)
+    } else {
+        Par::Seq
+    };
+    let r = match kernel {
+        Some(kern) => edgemm::sgemm_with_kernel(
+            kern,
+            c.alpha,
+            a.view(),
+            b.view(),
+            c.beta,
+            cm.view_mut(),
+            par,
+        ),
+        None => edgemm::sgemm(c.alpha, a.view(), b.view(), c.beta, cm.view_mut(), par),
+    };
+    r.map_err(|e| format!("sgemm returned an error: {e}"))?;
+
+    let eps = f32::EPSILON as f64;
+    for i in 0..c.m {
+        for j in 0..c.n {
+            let got = cm.get(i, j) as f64;
+            let w = want[i * c.n + j] as f64;
+            let bound = (c.k as f64 + 4.0) * eps * absprod[i * c.n + j] as f64
+                + 2.0 * f32::MIN_POSITIVE as f64;
+            if !((got - w).abs() <= bound) {
+                return Err(format!(
+                    "C[{i},{j}] = {got:e}, reference {w:e}, |diff| {:e} > bound {bound:e}",
+                    (got - w).abs()
+                ));
+            }
+        }
+    }
+    let bad = cm.guard_violations();
+    if bad != 0 {
+        return Err(format!("{bad} elements outside C's view were written"));
+    }
+    Ok(())
+}
+
+/// Runs the case twice with 1 and `threads` threads and requires bit-identical C.
+pub fn check_thread_determinism(kernel: &Kernel, c: &Case) -> Result<(), String> {
+    let mut rng = Rng(c.seed);
+    let mut a = Mat::new(c.m, c.k, c.la);
+    let mut b = Mat::new(c.k, c.n, c.lb);
+    fill(&mut a, &mut rng, c.values);
+    fill(&mut b, &mut rng, c.values);
+    let mut outs = Vec::new();
+    for par in [Par::Seq, Par::Threads(c.threads), Par::Threads(c.threads)] {
+        let mut cm = Mat::new(c.m, c.n, c.lc);
+        let mut r2 = Rng(c.seed ^ 1);
+        fill(&mut cm, &mut r2, c.values);
+        edgemm::sgemm_with_kernel(
+            kernel,
+            c.alpha,
+            a.view(),
+            b.view(),
+            c.beta,
+            cm.view_mut(),
+            par,
+        )
+        .map_err(|e| format!("{e}"))?;
+        outs.push(cm.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+    if outs[0] != outs[1] || outs[1] != outs[2] {
+        return Err(String::from("results differ between thread counts or runs"));
+    }
+    Ok(())
+}
