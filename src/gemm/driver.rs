@@ -13,7 +13,7 @@
 //! caller's β; later ones accumulate (β = 1). The k split depends only on k, never on the
 //! thread partition, so results do not depend on the thread count.
 
-use super::pack::{pack_a, pack_b};
+use super::pack::{pack_a, pack_b, row_tile, row_tiles, PACK_SLACK};
 use super::raw::Raw;
 use crate::kernels::f32::{SgemmArgs, SgemmKernel, MAX_MR, MAX_NR};
 
@@ -74,7 +74,9 @@ pub(crate) fn workspace_len(ker: &SgemmKernel, s: &Strategy, m: usize, n: usize)
     align16(a) + align16(b)
 }
 
+/// Room for a packed buffer of `x` elements plus the packers' slack, in whole cache lines.
 fn align16(x: usize) -> usize {
+    let x = if x == 0 { 0 } else { x + PACK_SLACK };
     x.div_ceil(16) * 16
 }
 
@@ -121,6 +123,7 @@ pub(crate) unsafe fn run_block(
         n: 0,
         alpha,
         beta,
+        b_pf: 0,
     };
     let mut tile = [0f32; MAX_MR * MAX_NR];
 
@@ -171,12 +174,18 @@ pub(crate) unsafe fn run_block(
                     };
                     args.b = bp;
                     args.b_ks = b_ks;
+                    // Prefetch the next micro-panel while this one is used: the next NR
+                    // columns in place, or the next packed sliver.
+                    args.b_pf = match s.b_mode {
+                        BMode::Direct => (nr * 4) as isize,
+                        _ => (nr * 4 * kcb) as isize,
+                    };
                     args.k = kcb;
                     args.n = w;
-                    for ir in (0..mcb).step_by(mr) {
-                        let h = mr.min(mcb - ir);
+                    for t in 0..row_tiles(mcb, mr) {
+                        let (ir, h) = row_tile(mcb, mr, t);
                         if s.pack_a {
-                            args.a = abuf.wrapping_add(ir / mr * mr * kcb);
+                            args.a = abuf.wrapping_add(t * mr * kcb);
                             args.a_rs = 4;
                             args.a_ks = (mr * 4) as isize;
                         } else {

@@ -3,27 +3,45 @@
 //!
 //! A sliver s of an mc×kc block of A holds `A[s*MR + i, p]` at `s*MR*kc + p*MR + i`;
 //! a sliver s of a kc×nc block of B holds `B[p, s*NR + j]` at `s*NR*kc + p*NR + j`.
-//! The last B sliver is zero-padded to NR columns (the kernel reads all NR); rows past the
-//! end of the last A sliver are left as they are (the kernel reads only m rows).
+//! The last B sliver is zero-padded to NR columns (the kernel reads all NR). Row tiles of A
+//! are balanced (see [`row_tile`]), so a sliver may hold fewer than MR rows; the rows past
+//! its height are left as they are (the kernel reads only m rows).
 
 use super::raw::Raw;
 
-/// Packs all of `a` (mc×kc) into MR-row slivers at `dst`.
+/// Number of row tiles for `m` rows with at most `mr` rows each.
+#[inline]
+pub(crate) fn row_tiles(m: usize, mr: usize) -> usize {
+    m.div_ceil(mr)
+}
+
+/// (first row, rows) of row tile `s` of `m`: the tiles have near-equal heights (differing by
+/// at most one) instead of full tiles plus a short remainder, because a very short tile has
+/// too few accumulators to hide the FMA latency (16 rows run as 8 + 8, not 14 + 2).
+#[inline]
+pub(crate) fn row_tile(m: usize, mr: usize, s: usize) -> (usize, usize) {
+    let t = row_tiles(m, mr);
+    let (lo, hi) = (s * m / t, (s + 1) * m / t);
+    (lo, hi - lo)
+}
+
+/// Packs all of `a` (mc×kc) into row-tile slivers at `dst`, sliver s (see [`row_tile`]) at
+/// `s*MR*kc`.
 ///
 /// # Safety
 /// `a` names only in-bounds elements; `dst` has `ceil(mc/MR)*MR*kc` writable elements.
 pub(crate) unsafe fn pack_a(a: Raw<f32>, mr: usize, dst: *mut f32) {
     let (mc, kc) = (a.rows, a.cols);
     let mut d = dst;
-    for i0 in (0..mc).step_by(mr) {
-        let h = mr.min(mc - i0);
+    for s in 0..row_tiles(mc, mr) {
+        let (i0, h) = row_tile(mc, mr, s);
         // SAFETY: rows i0..i0+h and columns 0..kc are inside `a`; the sliver's mr*kc
         // destination elements are inside `dst` (caller).
         unsafe {
             if a.rs == 1 {
                 // Column-major A: each k step of the sliver is h contiguous elements.
                 for p in 0..kc {
-                    core::ptr::copy_nonoverlapping(a.at(i0, p), d.add(p * mr), h);
+                    copy_run(a.at(i0, p), d.add(p * mr), h);
                 }
             } else if a.cs == 1 {
                 // Row-major A: a transpose of h rows; eight k steps at a time keep every
@@ -41,10 +59,11 @@ pub(crate) unsafe fn pack_a(a: Raw<f32>, mr: usize, dst: *mut f32) {
     }
 }
 
-/// dst[p*ld + i] = src[i*rs + p] for i < h, p < len.
+/// dst[p*ld + i] = src[i*rs + p] for i < h, p < len: a transpose of h rows.
 ///
 /// # Safety
-/// h rows of `len` contiguous readable elements at stride `rs`; `dst` has `len*ld` elements.
+/// h rows of `len` contiguous readable elements at stride `rs`; `dst` has `len*ld` elements
+/// plus [`PACK_SLACK`] writable ones after them.
 #[inline]
 unsafe fn transpose_rows(
     src: *const f32,
@@ -54,27 +73,130 @@ unsafe fn transpose_rows(
     ld: usize,
     dst: *mut f32,
 ) {
-    const W: usize = 8;
-    let full = len - len % W;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::arch::cpu_info()
+            .features
+            .contains(crate::arch::Features::AVX2)
+        {
+            // SAFETY: AVX2 is present; bounds as stated above.
+            unsafe { x86::transpose_rows_avx2(src, rs, h, len, ld, dst) };
+            return;
+        }
+    }
     // SAFETY: every index below is within the bounds stated above.
-    unsafe {
-        let mut p = 0;
-        while p < full {
-            for i in 0..h {
-                let row: [f32; W] = core::ptr::read_unaligned(
-                    src.offset(i as isize * rs).add(p) as *const [f32; W]
-                );
-                for (q, v) in row.iter().enumerate() {
-                    *dst.add((p + q) * ld + i) = *v;
+    unsafe { transpose_rows_scalar(src, rs, h, 0, len, ld, dst) }
+}
+
+/// The scalar transpose of columns `p0..len`.
+///
+/// # Safety
+/// As [`transpose_rows`].
+unsafe fn transpose_rows_scalar(
+    src: *const f32,
+    rs: isize,
+    h: usize,
+    p0: usize,
+    len: usize,
+    ld: usize,
+    dst: *mut f32,
+) {
+    for p in p0..len {
+        for i in 0..h {
+            // SAFETY: i < h, p < len (caller).
+            unsafe { *dst.add(p * ld + i) = *src.offset(i as isize * rs).add(p) };
+        }
+    }
+}
+
+/// Elements past the end of a packed buffer the vector packers may write (junk, never read).
+pub(crate) const PACK_SLACK: usize = 16;
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use core::arch::x86_64::*;
+
+    /// 8×8 transposes, one group of eight rows at a time (a short last group padded with
+    /// zero rows), sixteen k steps per iteration so each source row is read a whole cache
+    /// line at a time (eight rows at a time fit any L1 set even at 4 KiB strides). Each
+    /// output is stored as a full 8-lane vector; lanes past row h spill into positions that
+    /// are unused (≥ h) or are written later — groups run from last to first so group 0's
+    /// stores land after every spill, and the scalar tail after all vector stores — or into
+    /// the buffer's slack. No masked stores needed.
+    ///
+    /// # Safety
+    /// AVX2; as `transpose_rows`, with `PACK_SLACK` (≥ 8) elements of slack after `dst`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn transpose_rows_avx2(
+        src: *const f32,
+        rs: isize,
+        h: usize,
+        len: usize,
+        ld: usize,
+        dst: *mut f32,
+    ) {
+        debug_assert!(h <= 32, "at most four groups of eight rows");
+        let groups = h.div_ceil(8);
+        let full = len - len % 16;
+        // SAFETY (whole body): loads read rows i < h, columns p..p+16 ≤ len; stores write
+        // dst[(p+q)*ld + 8g .. +8], which is inside dst's len*ld elements or its slack.
+        unsafe {
+            for g in (0..groups).rev() {
+                let rows = (h - 8 * g).min(8);
+                let mut p = 0;
+                while p < full {
+                    let mut lo = [_mm256_setzero_ps(); 8];
+                    let mut hi = [_mm256_setzero_ps(); 8];
+                    for i in 0..rows {
+                        let r = src.offset((8 * g + i) as isize * rs).add(p);
+                        lo[i] = _mm256_loadu_ps(r);
+                        hi[i] = _mm256_loadu_ps(r.add(8));
+                    }
+                    let lo = transpose8(lo);
+                    let hi = transpose8(hi);
+                    let d = dst.add(p * ld + 8 * g);
+                    for q in 0..8 {
+                        _mm256_storeu_ps(d.add(q * ld), lo[q]);
+                    }
+                    for q in 0..8 {
+                        _mm256_storeu_ps(d.add((8 + q) * ld), hi[q]);
+                    }
+                    p += 16;
                 }
             }
-            p += W;
+            super::transpose_rows_scalar(src, rs, h, full, len, ld, dst);
         }
-        for p in full..len {
-            for i in 0..h {
-                *dst.add(p * ld + i) = *src.offset(i as isize * rs).add(p);
-            }
-        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ]
     }
 }
 
@@ -84,35 +206,81 @@ unsafe fn transpose_rows(
 /// `b` names only in-bounds elements; `dst` has `ceil(nc/NR)*NR*kc` writable elements.
 pub(crate) unsafe fn pack_b(b: Raw<f32>, nr: usize, dst: *mut f32) {
     let (kc, nc) = (b.rows, b.cols);
+    if b.cs == 1 {
+        // Row-major B: walk it row by row (each source row read sequentially, one page at a
+        // time), scattering NR-wide runs to their slivers.
+        let full = nc - nc % nr;
+        for p in 0..kc {
+            // SAFETY: row p, columns 0..nc are inside `b`; sliver s of row p is at
+            // s*nr*kc + p*nr, inside `dst` (caller).
+            unsafe {
+                let src = b.at(p, 0);
+                let mut j0 = 0;
+                while j0 < full {
+                    copy_run(src.add(j0), dst.add(j0 * kc + p * nr), nr);
+                    j0 += nr;
+                }
+                if full < nc {
+                    let o = dst.add(full * kc + p * nr);
+                    copy_run(src.add(full), o, nc - full);
+                    core::ptr::write_bytes(o.add(nc - full), 0, nr - (nc - full));
+                }
+            }
+        }
+        return;
+    }
     let mut d = dst;
     for j0 in (0..nc).step_by(nr) {
         let w = nr.min(nc - j0);
         // SAFETY: columns j0..j0+w, rows 0..kc are inside `b`; nr*kc elements of `dst`.
         unsafe {
-            if b.cs == 1 {
-                for p in 0..kc {
-                    let o = d.add(p * nr);
-                    core::ptr::copy_nonoverlapping(b.at(p, j0), o, w);
-                    core::ptr::write_bytes(o.add(w), 0, nr - w);
-                }
+            if b.rs == 1 {
+                // Column-major B: each column is contiguous in p — a transpose.
+                transpose_rows(b.at(0, j0), b.cs, w, kc, nr, d);
             } else {
-                if b.rs == 1 {
-                    // Column-major B: each column is contiguous in p — a transpose.
-                    transpose_rows(b.at(0, j0), b.cs, w, kc, nr, d);
-                } else {
-                    for p in 0..kc {
-                        for j in 0..w {
-                            *d.add(p * nr + j) = *b.at(p, j0 + j);
-                        }
-                    }
-                }
-                if w < nr {
-                    for p in 0..kc {
-                        core::ptr::write_bytes(d.add(p * nr + w), 0, nr - w);
+                for p in 0..kc {
+                    for j in 0..w {
+                        *d.add(p * nr + j) = *b.at(p, j0 + j);
                     }
                 }
             }
+            if w < nr {
+                for p in 0..kc {
+                    core::ptr::write_bytes(d.add(p * nr + w), 0, nr - w);
+                }
+            }
             d = d.add(nr * kc);
+        }
+    }
+}
+
+/// Copies `len` contiguous elements; the tile widths get fixed-size copies (vector moves)
+/// instead of a call to `memcpy` per k step.
+///
+/// # Safety
+/// `len` readable elements at `src`, writable at `dst`, not overlapping.
+#[inline(always)]
+unsafe fn copy_run(src: *const f32, dst: *mut f32, len: usize) {
+    #[inline(always)]
+    unsafe fn fixed<const N: usize>(src: *const f32, dst: *mut f32) {
+        // SAFETY: N == len elements (caller of copy_run).
+        unsafe {
+            core::ptr::write_unaligned(
+                dst as *mut [f32; N],
+                core::ptr::read_unaligned(src as *const [f32; N]),
+            )
+        }
+    }
+    // SAFETY: forwarded.
+    unsafe {
+        match len {
+            32 => fixed::<32>(src, dst),
+            16 => fixed::<16>(src, dst),
+            14 => fixed::<14>(src, dst),
+            8 => fixed::<8>(src, dst),
+            6 => fixed::<6>(src, dst),
+            4 => fixed::<4>(src, dst),
+            _ => core::ptr::copy_nonoverlapping(src, dst, len),
         }
     }
 }

@@ -29,6 +29,9 @@ pub(crate) struct SgemmArgs {
     pub alpha: f32,
     /// 0 (either sign) means C is not read.
     pub beta: f32,
+    /// Byte offset from the B row being read to the line a kernel may prefetch (the next
+    /// micro-panel). A prefetch hint only: kernels may ignore it.
+    pub b_pf: isize,
 }
 
 // The assembly hard-codes these offsets (ARG_* in asm/*/sgemm_*.S).
@@ -46,8 +49,10 @@ const _: () = {
     assert!(offset_of!(SgemmArgs, n) == 72 || cfg!(target_pointer_width = "32"));
     assert!(offset_of!(SgemmArgs, alpha) == 80 || cfg!(target_pointer_width = "32"));
     assert!(offset_of!(SgemmArgs, beta) == 84 || cfg!(target_pointer_width = "32"));
+    assert!(offset_of!(SgemmArgs, b_pf) == 88 || cfg!(target_pointer_width = "32"));
     // 32-bit targets: every field is 4 bytes, in order.
     assert!(offset_of!(SgemmArgs, beta) == 44 || cfg!(target_pointer_width = "64"));
+    assert!(offset_of!(SgemmArgs, b_pf) == 48 || cfg!(target_pointer_width = "64"));
 };
 
 /// A micro-kernel: `unsafe extern "C" fn(&SgemmArgs)`.

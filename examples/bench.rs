@@ -1,0 +1,366 @@
+//! The benchmark: `cargo run --release --example bench [-- options]`.
+//!
+//! Prints the CPU, its features and caches, the selected kernels, the measured peak of one
+//! core (an inline-assembly loop of independent FMAs), then GFLOP/s and % of peak for the
+//! shapes of `../shared/peerbench` with 1 thread and with all threads.
+//!
+//! Options:
+//!   --csv FILE          also write the table as CSV
+//!   --kernel NAME       force a kernel (as EDGEMM_KERNEL does; see edgemm::kernels())
+//!   --shapes a,b        only shapes whose label contains one of these
+//!   --threads 1,2       thread counts to run (default: 1 and all cores)
+//!   --quick             shorter measurements
+//!
+//! Protocol (as peerbench): C = A·B row-major, α = 1, β = 0, 2·m·n·k flops; one untimed
+//! call, then repetitions of back-to-back calls (≥ 30 ms each, 0.1 s warm-up); the median
+//! repetition is reported, with the best.
+
+use edgemm::{Kernel, KernelKind, MatMut, MatRef, Par};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+struct Opts {
+    csv: Option<String>,
+    kernel: Option<String>,
+    shapes: Option<Vec<String>>,
+    threads: Vec<usize>,
+    quick: bool,
+}
+
+fn parse() -> Opts {
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut o = Opts {
+        csv: None,
+        kernel: None,
+        shapes: None,
+        threads: if all > 1 { vec![1, all] } else { vec![1] },
+        quick: false,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    let val = |i: &mut usize| -> String {
+        *i += 1;
+        args.get(*i).cloned().unwrap_or_else(|| {
+            eprintln!("missing value for {}", args[*i - 1]);
+            std::process::exit(2)
+        })
+    };
+    while i < args.len() {
+        match args[i].as_str() {
+            "--csv" => o.csv = Some(val(&mut i)),
+            "--kernel" => o.kernel = Some(val(&mut i)),
+            "--shapes" => o.shapes = Some(val(&mut i).split(',').map(String::from).collect()),
+            "--threads" => {
+                o.threads = val(&mut i)
+                    .split(',')
+                    .map(|t| t.parse().expect("thread count"))
+                    .collect()
+            }
+            "--quick" => o.quick = true,
+            "-h" | "--help" => {
+                println!(
+                    "{}",
+                    include_str!("bench.rs")
+                        .lines()
+                        .take(20)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+                std::process::exit(0);
+            }
+            x => {
+                eprintln!("unknown option {x} (try --help)");
+                std::process::exit(2);
+            }
+        }
+        i += 1;
+    }
+    o
+}
+
+/// The shapes of ../shared/peerbench (label, m, n, k).
+const SHAPES: &[(&str, usize, usize, usize)] = &[
+    ("sq64", 64, 64, 64),
+    ("sq128", 128, 128, 128),
+    ("sq256", 256, 256, 256),
+    ("sq512", 512, 512, 512),
+    ("sq1024", 1024, 1024, 1024),
+    ("sq2048", 2048, 2048, 2048),
+    ("gemv_1x1000x1024", 1, 1000, 1024),
+    ("conv_64x64x576", 64, 64, 576),
+    ("im2col_196x256x2304", 196, 256, 2304),
+    ("conv_3136x64x576", 3136, 64, 576),
+    ("fc_49x1024x1024", 49, 1024, 1024),
+    ("fc16_16x4096x4096", 16, 4096, 4096),
+    ("skinnyk_1024x1024x64", 1024, 1024, 64),
+];
+
+/// Median and best rate (ops/s) of `f` over repetitions of back-to-back calls.
+fn measure(quick: bool, ops: f64, mut f: impl FnMut()) -> (f64, f64) {
+    f();
+    let (rep_time, budget, warm) = if quick {
+        (0.01, 0.15, 0.02)
+    } else {
+        (0.03, 0.8, 0.1)
+    };
+    let t = Instant::now();
+    let mut iters = 0u64;
+    while t.elapsed().as_secs_f64() < warm {
+        f();
+        iters += 1;
+    }
+    let per_call = t.elapsed().as_secs_f64() / iters.max(1) as f64;
+    let n = ((rep_time / per_call).ceil() as u64).max(1);
+    let mut rates = Vec::new();
+    let start = Instant::now();
+    while rates.len() < 5 || (rates.len() < 15 && start.elapsed().as_secs_f64() < budget) {
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        rates.push(ops * n as f64 / t.elapsed().as_secs_f64());
+    }
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (rates[rates.len() / 2], rates[rates.len() - 1])
+}
+
+fn main() {
+    let o = parse();
+    if let Some(k) = &o.kernel {
+        // Validate early with a clear message.
+        if let Err(e) = Kernel::by_name(k) {
+            eprintln!("--kernel {k}: {e}");
+            std::process::exit(2);
+        }
+    }
+    let cpu = edgemm::cpu_info();
+    let mut brand = [0u8; 48];
+    println!("edgemm bench");
+    println!("cpu:      {}", edgemm::arch::cpu_brand(&mut brand));
+    println!("features: {}", cpu.features);
+    println!(
+        "caches:   L1d {} KiB, L2 {} KiB, L3 {} MiB{}",
+        cpu.l1d >> 10,
+        cpu.l2 >> 10,
+        cpu.l3 >> 20,
+        if cpu.caches_detected {
+            ""
+        } else {
+            " (defaults: not detected)"
+        }
+    );
+    println!(
+        "threads:  {} available",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("kernels:");
+    for k in edgemm::kernels() {
+        println!(
+            "  {:<28} {:<5} {:<10} {:>2}x{:<2} {}{}",
+            k.name,
+            match k.kind {
+                KernelKind::F32 => "f32",
+            },
+            k.isa,
+            k.mr,
+            k.nr,
+            if k.runnable {
+                "runs here"
+            } else {
+                "not runnable here"
+            },
+            if k.selected { "  <- selected" } else { "" }
+        );
+    }
+    let forced = o.kernel.as_deref().map(|k| Kernel::by_name(k).unwrap());
+    let f32_kernel = forced
+        .map(|k| k.name())
+        .or_else(|| {
+            edgemm::kernels()
+                .find(|k| k.kind == KernelKind::F32 && k.selected)
+                .map(|k| k.name)
+        })
+        .unwrap_or("?");
+
+    let peak = peak::f32_peak(o.quick);
+    match peak {
+        Some((p, what)) => println!("f32 peak, 1 core: {p:.1} GFLOP/s ({what})"),
+        None => println!("f32 peak, 1 core: not measured on this architecture"),
+    }
+    let peak1 = peak.map(|p| p.0);
+
+    let mut rows: Vec<String> = Vec::new();
+    for &threads in &o.threads {
+        println!(
+            "\nf32 GEMM, {threads} thread{}, kernel {f32_kernel}: GFLOP/s median (best), % of {}",
+            if threads == 1 { "" } else { "s" },
+            if threads == 1 {
+                "1-core peak"
+            } else {
+                "peak × threads"
+            }
+        );
+        println!(
+            "{:<24} {:>16} {:>8}",
+            "shape m x n x k", "GFLOP/s", "% peak"
+        );
+        for &(label, m, n, k) in SHAPES {
+            if let Some(f) = &o.shapes {
+                if !f.iter().any(|s| label.contains(s.as_str())) {
+                    continue;
+                }
+            }
+            let mut seed = 0x9E37_79B9u64 ^ (m * 1_000_003 + n * 1009 + k) as u64;
+            let mut rnd = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            };
+            let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
+            let mut c = vec![0f32; m * n];
+            let par = if threads == 1 {
+                Par::Seq
+            } else {
+                Par::Threads(threads)
+            };
+            let ops = 2.0 * (m * n * k) as f64;
+            let (med, best) = measure(o.quick, ops, || {
+                let av = MatRef::row_major(&a, m, k).unwrap();
+                let bv = MatRef::row_major(&b, k, n).unwrap();
+                let cv = MatMut::row_major(&mut c, m, n).unwrap();
+                let r = match &forced {
+                    Some(kern) => edgemm::sgemm_with_kernel(kern, 1.0, av, bv, 0.0, cv, par),
+                    None => edgemm::sgemm(1.0, av, bv, 0.0, cv, par),
+                };
+                r.expect("sgemm");
+            });
+            let pct = peak1.map(|p| 100.0 * med / 1e9 / (p * threads as f64));
+            println!(
+                "{:<24} {:>7.1} ({:>6.1}) {:>8}",
+                format!("{label}"),
+                med / 1e9,
+                best / 1e9,
+                pct.map_or("-".into(), |p| format!("{p:.1}%"))
+            );
+            rows.push(format!(
+                "f32,{f32_kernel},{label},{m},{n},{k},{threads},{:.3},{:.3},{}",
+                med / 1e9,
+                best / 1e9,
+                pct.map_or(String::new(), |p| format!("{p:.2}"))
+            ));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if let Some(path) = &o.csv {
+        let mut f = std::fs::File::create(path).expect("create csv");
+        writeln!(
+            f,
+            "kind,kernel,shape,m,n,k,threads,median_gops,best_gops,pct_peak"
+        )
+        .unwrap();
+        for r in &rows {
+            writeln!(f, "{r}").unwrap();
+        }
+        println!("\nwrote {path}");
+    }
+}
+
+mod peak {
+    /// GFLOP/s of one core running independent FMAs, and which probe gave it.
+    #[cfg(target_arch = "x86_64")]
+    pub fn f32_peak(quick: bool) -> Option<(f64, &'static str)> {
+        let f = edgemm::cpu_info().features;
+        let mut best: Option<(f64, &'static str)> = None;
+        let mut consider = |g: f64, what| {
+            if best.is_none_or(|b| g > b.0) {
+                best = Some((g, what));
+            }
+        };
+        let reps = if quick { 3 } else { 7 };
+        if f.contains(edgemm::Features::AVX512F) {
+            consider(best_of(reps, || fma512(2_000_000)), "vfmadd231ps zmm");
+        }
+        if f.contains(edgemm::Features::AVX2.with(edgemm::Features::FMA)) {
+            consider(best_of(reps, || fma256(2_000_000)), "vfmadd231ps ymm");
+        }
+        best
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn f32_peak(_quick: bool) -> Option<(f64, &'static str)> {
+        None
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn best_of(reps: usize, f: impl Fn() -> f64) -> f64 {
+        (0..reps).map(|_| f()).fold(0.0, f64::max)
+    }
+
+    /// 24 independent zmm FMA chains (more than latency × throughput on any core).
+    #[cfg(target_arch = "x86_64")]
+    fn fma512(iters: u64) -> f64 {
+        let t = std::time::Instant::now();
+        // SAFETY: only run when the CPU has AVX-512F (checked by the caller); touches only
+        // the named vector registers and the counter.
+        unsafe {
+            core::arch::asm!(
+                "vxorps xmm0, xmm0, xmm0",
+                "2:",
+                "vfmadd231ps zmm0, zmm30, zmm31", "vfmadd231ps zmm1, zmm30, zmm31",
+                "vfmadd231ps zmm2, zmm30, zmm31", "vfmadd231ps zmm3, zmm30, zmm31",
+                "vfmadd231ps zmm4, zmm30, zmm31", "vfmadd231ps zmm5, zmm30, zmm31",
+                "vfmadd231ps zmm6, zmm30, zmm31", "vfmadd231ps zmm7, zmm30, zmm31",
+                "vfmadd231ps zmm8, zmm30, zmm31", "vfmadd231ps zmm9, zmm30, zmm31",
+                "vfmadd231ps zmm10, zmm30, zmm31", "vfmadd231ps zmm11, zmm30, zmm31",
+                "vfmadd231ps zmm12, zmm30, zmm31", "vfmadd231ps zmm13, zmm30, zmm31",
+                "vfmadd231ps zmm14, zmm30, zmm31", "vfmadd231ps zmm15, zmm30, zmm31",
+                "vfmadd231ps zmm16, zmm30, zmm31", "vfmadd231ps zmm17, zmm30, zmm31",
+                "vfmadd231ps zmm18, zmm30, zmm31", "vfmadd231ps zmm19, zmm30, zmm31",
+                "vfmadd231ps zmm20, zmm30, zmm31", "vfmadd231ps zmm21, zmm30, zmm31",
+                "vfmadd231ps zmm22, zmm30, zmm31", "vfmadd231ps zmm23, zmm30, zmm31",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                n = inout(reg) iters => _,
+                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
+                out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _,
+                out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
+                out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
+                out("zmm30") _, out("zmm31") _,
+                options(nostack, nomem),
+            );
+        }
+        (iters * 24 * 32) as f64 / t.elapsed().as_secs_f64() / 1e9
+    }
+
+    /// 12 independent ymm FMA chains.
+    #[cfg(target_arch = "x86_64")]
+    fn fma256(iters: u64) -> f64 {
+        let t = std::time::Instant::now();
+        // SAFETY: only run when the CPU has AVX2+FMA (checked by the caller).
+        unsafe {
+            core::arch::asm!(
+                "vxorps xmm0, xmm0, xmm0",
+                "2:",
+                "vfmadd231ps ymm0, ymm14, ymm15", "vfmadd231ps ymm1, ymm14, ymm15",
+                "vfmadd231ps ymm2, ymm14, ymm15", "vfmadd231ps ymm3, ymm14, ymm15",
+                "vfmadd231ps ymm4, ymm14, ymm15", "vfmadd231ps ymm5, ymm14, ymm15",
+                "vfmadd231ps ymm6, ymm14, ymm15", "vfmadd231ps ymm7, ymm14, ymm15",
+                "vfmadd231ps ymm8, ymm14, ymm15", "vfmadd231ps ymm9, ymm14, ymm15",
+                "vfmadd231ps ymm10, ymm14, ymm15", "vfmadd231ps ymm11, ymm14, ymm15",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                n = inout(reg) iters => _,
+                out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _,
+                out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _,
+                out("ymm10") _, out("ymm11") _, out("ymm14") _, out("ymm15") _,
+                options(nostack, nomem),
+            );
+        }
+        (iters * 12 * 16) as f64 / t.elapsed().as_secs_f64() / 1e9
+    }
+}
