@@ -9,7 +9,9 @@
 mod common;
 
 use common::*;
-use edgemm::{Kernel, KernelKind, MatMut, MatRef, PackedB, Par};
+use edgemm::{Kernel, KernelKind};
+#[cfg(feature = "alloc")]
+use edgemm::{MatMut, MatRef, PackedB, Par};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::process::exit;
@@ -173,6 +175,7 @@ fn sweep(kernel: &Kernel, name: &str, mr: usize, nr: usize) -> usize {
     count
 }
 
+#[cfg(feature = "alloc")]
 /// Prepacked B against plain sgemm (bit-identical: same kernel, same k blocking).
 fn prepacked(kernel: &Kernel, name: &str) -> usize {
     let mut count = 0;
@@ -281,7 +284,17 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
     let cpu = edgemm::cpu_info();
-    println!("kernel battery — CPU features: {}", cpu.features);
+    println!(
+        "kernel battery — CPU features: {}; edgemm built {}",
+        cpu.features,
+        if cfg!(feature = "std") {
+            "with std"
+        } else if cfg!(feature = "alloc") {
+            "with alloc, without std"
+        } else {
+            "without alloc (no-allocation driver path)"
+        }
+    );
     let (mut ran, mut skipped) = (0, 0);
     for info in edgemm::kernels().filter(|k| k.kind == KernelKind::F32) {
         if filter.as_deref().is_some_and(|f| !info.name.contains(f)) {
@@ -297,8 +310,12 @@ fn main() {
         }
         let kernel = Kernel::by_name(info.name).expect("runnable kernel");
         let t = std::time::Instant::now();
+        #[cfg(feature = "alloc")]
+        let packed = prepacked(&kernel, info.name);
+        #[cfg(not(feature = "alloc"))]
+        let packed = 0;
         let n = sweep(&kernel, info.name, info.mr, info.nr)
-            + prepacked(&kernel, info.name)
+            + packed
             + random(&kernel, info.name, info.mr, info.nr, cases);
         println!(
             "kernel {:<28} ok: {n} cases ({:.1} s){}",

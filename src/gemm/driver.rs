@@ -17,8 +17,9 @@ use super::pack::{pack_a, pack_b, row_tile, row_tiles, PACK_SLACK};
 use super::raw::Raw;
 use crate::kernels::f32::{SgemmArgs, SgemmKernel, MAX_MR, MAX_NR};
 
-/// Where the kernel reads B from.
+/// Where the kernel reads B from. (Which variants a build constructs depends on `alloc`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)]
 pub(crate) enum BMode {
     /// Pack each KC×NC block into the workspace.
     PackBlock,
@@ -43,6 +44,7 @@ pub(crate) struct Strategy {
 
 /// B as the driver sees it.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
 pub(crate) enum BSource {
     Strided(Raw<f32>),
     /// Prepacked: KC block `q` (rows `q*kc..`) holds all slivers; sliver `s` of it starts at

@@ -225,6 +225,7 @@ fn sgemm_impl(
     Ok(())
 }
 
+#[cfg(feature = "alloc")]
 /// Rows at this stride (in elements) collide in the caches: a multiple of 4 KiB puts every
 /// row in the same few L1/L2 sets, so a block read in place keeps evicting itself.
 fn cache_hostile(stride: isize) -> bool {
@@ -275,9 +276,10 @@ fn strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>) -> Strategy {
     }
     #[cfg(not(feature = "alloc"))]
     {
-        // No allocation: A in place, B in place or one micro-panel at a time on the stack.
-        let kc =
-            plan::chunk(k, (NOALLOC_PANEL / ker.nr).min(blk.kc), 4).min(NOALLOC_PANEL / ker.nr);
+        // No allocation: A in place, B in place or one micro-panel at a time on the stack
+        // (which also holds the packers' slack).
+        let kc_room = ((NOALLOC_PANEL - 2 * pack::PACK_SLACK) / ker.nr) & !3;
+        let kc = plan::chunk(k, kc_room.min(blk.kc), 4).min(kc_room);
         Strategy {
             kc,
             mc: m.max(1),

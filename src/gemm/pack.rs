@@ -155,11 +155,8 @@ mod x86 {
                     let lo = transpose8(lo);
                     let hi = transpose8(hi);
                     let d = dst.add(p * ld + 8 * g);
-                    for q in 0..8 {
-                        _mm256_storeu_ps(d.add(q * ld), lo[q]);
-                    }
-                    for q in 0..8 {
-                        _mm256_storeu_ps(d.add((8 + q) * ld), hi[q]);
+                    for (q, v) in lo.iter().chain(hi.iter()).enumerate() {
+                        _mm256_storeu_ps(d.add(q * ld), *v);
                     }
                     p += 16;
                 }

@@ -309,7 +309,9 @@ pub fn run_sgemm_case(kernel: Option<&Kernel>, c: &Case) -> Result<(), String> {
             let w = want[i * c.n + j] as f64;
             let bound = (c.k as f64 + 4.0) * eps * absprod[i * c.n + j] as f64
                 + 2.0 * f32::MIN_POSITIVE as f64;
-            if !((got - w).abs() <= bound) {
+            // NaN must fail too: compare so that an unordered result is an error.
+            let within = (got - w).abs() <= bound;
+            if !within {
                 return Err(format!(
                     "C[{i},{j}] = {got:e}, reference {w:e}, |diff| {:e} > bound {bound:e}",
                     (got - w).abs()

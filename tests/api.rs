@@ -1,0 +1,316 @@
+//! The public API's contract: bad input is an `Error` that says what was wrong, never a
+//! panic; views reject out-of-bounds and aliasing layouts; kernel forcing is strict.
+
+use edgemm::{Error, Kernel, MatMut, MatRef, Operand, Par};
+
+#[test]
+fn views_reject_out_of_bounds() {
+    let v = [0f32; 12];
+    assert!(matches!(
+        MatRef::new(&v, 3, 5, 4, 1),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(
+        MatRef::new(&v, 2, 2, -1, 1).is_err(),
+        "negative strides need from_raw_parts"
+    );
+    assert!(
+        MatRef::new(&v, 2, 2, isize::MAX, 1).is_err(),
+        "overflowing extent"
+    );
+    assert!(MatRef::new(&v, usize::MAX, 1, 1, 1).is_err());
+    assert!(MatRef::row_major(&v, 4, 4).is_err());
+    assert!(MatRef::col_major(&v, 4, 3).is_ok());
+    // Empty views are valid whatever the strides.
+    assert!(MatRef::new(&v[..0], 0, 100, 7, 7).is_ok());
+    let e = MatRef::new(&v, 3, 5, 4, 1).unwrap_err().to_string();
+    assert!(e.contains("3x5") && e.contains("12 elements"), "{e}");
+}
+
+#[test]
+fn mutable_views_reject_aliasing() {
+    let mut v = [0f32; 64];
+    assert!(matches!(
+        MatMut::new(&mut v, 4, 4, 1, 1),
+        Err(Error::Aliasing { .. })
+    ));
+    assert!(MatMut::new(&mut v, 4, 4, 0, 1).is_err());
+    assert!(
+        MatMut::new(&mut v, 3, 2, 2, 3).is_ok(),
+        "interleaved but distinct"
+    );
+    assert!(
+        MatMut::new(&mut v, 3, 3, 2, 3).is_ok(),
+        "2i + 3j is distinct on 3x3"
+    );
+    assert!(
+        MatMut::new(&mut v, 4, 3, 2, 3).is_err(),
+        "(3,0) and (0,2) collide"
+    );
+    // A shared view may alias (a broadcast row, say).
+    assert!(MatRef::new(&v, 4, 4, 0, 1).is_ok());
+}
+
+#[test]
+fn subviews_and_transpose() {
+    let data: Vec<f32> = (0..20).map(|x| x as f32).collect();
+    let m = MatRef::row_major(&data, 4, 5).unwrap();
+    let s = m.submatrix(1, 2, 2, 3).unwrap();
+    assert_eq!(s.get(0, 0), Some(7.0));
+    assert_eq!(s.get(1, 2), Some(14.0));
+    assert_eq!(s.get(2, 0), None);
+    assert_eq!(m.t().get(4, 3), Some(19.0));
+    assert!(m.submatrix(3, 0, 2, 1).is_err());
+    assert_eq!(m.row(2).unwrap().get(0, 4), Some(14.0));
+    assert_eq!(m.col(1).unwrap().get(3, 0), Some(16.0));
+    let mut d2 = data.clone();
+    let mm = MatMut::row_major(&mut d2, 4, 5).unwrap();
+    let (top, mut bottom) = mm.split_at_row(1).unwrap();
+    assert_eq!((top.rows(), bottom.rows()), (1, 3));
+    assert!(bottom.set(0, 0, -1.0));
+    assert!(!bottom.set(3, 0, -1.0));
+    assert_eq!(d2[5], -1.0);
+}
+
+#[test]
+fn sgemm_rejects_mismatched_shapes() {
+    let a = [0f32; 6];
+    let b = [0f32; 6];
+    let mut c = [0f32; 4];
+    let r = edgemm::sgemm(
+        1.0,
+        MatRef::row_major(&a, 2, 3).unwrap(),
+        MatRef::row_major(&b, 2, 3).unwrap(),
+        0.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        Par::Seq,
+    );
+    let e = r.unwrap_err();
+    assert!(matches!(e, Error::DimensionMismatch { .. }));
+    assert!(e.to_string().contains("A is 2x3, B is 2x3"), "{e}");
+}
+
+#[test]
+fn zero_threads_is_an_error() {
+    let a = [1f32; 4];
+    let mut c = [0f32; 4];
+    let r = edgemm::sgemm(
+        1.0,
+        MatRef::row_major(&a, 2, 2).unwrap(),
+        MatRef::row_major(&a, 2, 2).unwrap(),
+        0.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        Par::Threads(0),
+    );
+    assert_eq!(r, Err(Error::ZeroThreads));
+}
+
+#[test]
+fn beta_zero_never_reads_c_and_alpha_zero_never_reads_ab() {
+    let a = [f32::NAN; 6];
+    let mut c = [f32::NAN; 4];
+    edgemm::sgemm(
+        0.0,
+        MatRef::row_major(&a, 2, 3).unwrap(),
+        MatRef::row_major(&a, 3, 2).unwrap(),
+        0.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        Par::Seq,
+    )
+    .unwrap();
+    assert_eq!(c, [0.0; 4]);
+    let mut c = [1.0f32, 2.0, 3.0, 4.0];
+    edgemm::sgemm(
+        0.0,
+        MatRef::row_major(&a, 2, 3).unwrap(),
+        MatRef::row_major(&a, 3, 2).unwrap(),
+        2.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        Par::Seq,
+    )
+    .unwrap();
+    assert_eq!(c, [2.0, 4.0, 6.0, 8.0]);
+}
+
+#[test]
+fn raw_entry_point_checks_overlap_null_and_negative_strides() {
+    let mut buf = [1f32; 16];
+    let p = buf.as_mut_ptr();
+    // C overlapping A.
+    // SAFETY: all pointers address `buf`; the call must refuse before touching memory.
+    let r = unsafe {
+        edgemm::sgemm_raw(
+            2,
+            2,
+            2,
+            1.0,
+            p,
+            2,
+            1,
+            p.add(8),
+            2,
+            1,
+            0.0,
+            p.add(2),
+            2,
+            1,
+            Par::Seq,
+        )
+    };
+    assert_eq!(
+        r,
+        Err(Error::OutputOverlapsInput {
+            operand: Operand::A
+        })
+    );
+    // Null A with k > 0.
+    // SAFETY: as above.
+    let r = unsafe {
+        edgemm::sgemm_raw(
+            2,
+            2,
+            2,
+            1.0,
+            std::ptr::null(),
+            2,
+            1,
+            p,
+            2,
+            1,
+            0.0,
+            p.add(8),
+            2,
+            1,
+            Par::Seq,
+        )
+    };
+    assert_eq!(
+        r,
+        Err(Error::NullPointer {
+            operand: Operand::A
+        })
+    );
+    // Aliasing C strides.
+    // SAFETY: as above.
+    let r = unsafe {
+        edgemm::sgemm_raw(
+            2,
+            2,
+            2,
+            1.0,
+            p,
+            2,
+            1,
+            p.add(4),
+            2,
+            1,
+            0.0,
+            p.add(8),
+            0,
+            1,
+            Par::Seq,
+        )
+    };
+    assert!(matches!(
+        r,
+        Err(Error::Aliasing {
+            operand: Operand::C,
+            ..
+        })
+    ));
+    // Negative strides: A stored with its rows reversed.
+    let a = [3f32, 4.0, 1.0, 2.0]; // A = [[1, 2], [3, 4]] read bottom-up
+    let b = [1f32, 0.0, 0.0, 1.0];
+    let mut c = [0f32; 4];
+    // SAFETY: A's rows at a+2 and a+0, B and C in their own arrays.
+    unsafe {
+        edgemm::sgemm_raw(
+            2,
+            2,
+            2,
+            1.0,
+            a.as_ptr().add(2),
+            -2,
+            1,
+            b.as_ptr(),
+            2,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            2,
+            1,
+            Par::Seq,
+        )
+        .unwrap()
+    };
+    assert_eq!(c, [1.0, 2.0, 3.0, 4.0]);
+}
+
+#[test]
+fn kernel_forcing_is_strict() {
+    let e = Kernel::by_name("sgemm_nonexistent_1x1").unwrap_err();
+    assert!(matches!(e, Error::UnknownKernel { .. }));
+    assert!(e.to_string().contains("sgemm_nonexistent_1x1"), "{e}");
+    for info in edgemm::kernels() {
+        let r = Kernel::by_name(info.name);
+        assert_eq!(r.is_ok(), info.runnable, "{}", info.name);
+        if !info.runnable {
+            assert!(matches!(r, Err(Error::KernelNotSupported { .. })));
+        }
+    }
+    assert_eq!(
+        edgemm::kernels().filter(|k| k.selected).count(),
+        1,
+        "exactly one f32 kernel is selected"
+    );
+}
+
+/// `EDGEMM_KERNEL` is read once per process, so these run as child processes.
+#[test]
+fn edgemm_kernel_env_forces_or_fails() {
+    if std::env::var_os("EDGEMM_API_CHILD").is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let run = |value: &str| {
+        std::process::Command::new(&exe)
+            .args(["--exact", "env_child", "--nocapture"])
+            .env("EDGEMM_KERNEL", value)
+            .env("EDGEMM_API_CHILD", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run("no_such_kernel");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ERR no kernel named \"no_such_kernel\""),
+        "{text}"
+    );
+    let out = run("sgemm_generic_4x8");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OK selected=sgemm_generic_4x8"), "{text}");
+}
+
+#[test]
+fn env_child() {
+    if std::env::var_os("EDGEMM_API_CHILD").is_none() {
+        return;
+    }
+    let a = [1f32; 4];
+    let mut c = [0f32; 4];
+    let r = edgemm::sgemm(
+        1.0,
+        MatRef::row_major(&a, 2, 2).unwrap(),
+        MatRef::row_major(&a, 2, 2).unwrap(),
+        0.0,
+        MatMut::row_major(&mut c, 2, 2).unwrap(),
+        Par::Seq,
+    );
+    match r {
+        Ok(()) => {
+            let sel = edgemm::kernels().find(|k| k.selected).map(|k| k.name);
+            println!("OK selected={}", sel.unwrap_or("?"));
+        }
+        Err(e) => println!("ERR {e}"),
+    }
+}
