@@ -160,6 +160,7 @@ fn main() {
             k.name,
             match k.kind {
                 KernelKind::F32 => "f32",
+                KernelKind::Int8 => "int8",
             },
             k.isa,
             k.mr,

@@ -4,6 +4,8 @@
 //!   assembly micro-kernels (AVX-512, AVX2+FMA; a portable kernel everywhere), with an
 //!   unpacked path for small and vector-shaped products and threads ([`Par`]).
 //! - [`PackedB`] / [`sgemm_packed`]: a right-hand operand packed once and reused.
+//! - [`qgemm`] / [`qgemm_requantize`]: exact int8 GEMM with zero points, and TFLite-exact
+//!   requantized i8/u8 output, per tensor or per channel; [`PackedQB`] for weights.
 //! - [`kernels`]: every micro-kernel compiled in, which ones this CPU runs, which is used.
 //!
 //! Views ([`MatRef`], [`MatMut`]) are validated once when built; bad input returns an
@@ -26,6 +28,8 @@ mod gemm;
 mod kernels;
 mod matrix;
 mod par;
+#[cfg(feature = "alloc")]
+mod quant;
 pub mod reference;
 mod scratch;
 mod threads;
@@ -38,3 +42,9 @@ pub use gemm::{sgemm_packed, PackedB};
 pub use kernels::{kernels, Kernel, KernelInfo, KernelKind};
 pub use matrix::{MatMut, MatRef};
 pub use par::Par;
+#[cfg(feature = "alloc")]
+pub use quant::{
+    max_exact_k, qgemm, qgemm_packed, qgemm_requantize, qgemm_requantize_packed,
+    qgemm_requantize_with_kernel, qgemm_with_kernel, quantize_multiplier, PackedQB, QuantInput,
+    QuantOutput, Requantize, Scale,
+};

@@ -3,8 +3,8 @@
 
 mod driver;
 mod gemv;
-mod pack;
-mod plan;
+pub(crate) mod pack;
+pub(crate) mod plan;
 pub(crate) mod raw;
 
 use crate::arch::cpu_info;

@@ -5,7 +5,7 @@ use super::f32::SgemmArgs;
 use core::arch::x86_64::*;
 
 macro_rules! asm_kernels {
-    ($($name:ident),* $(,)?) => {
+    ($args:ty: $($name:ident),* $(,)?) => {
         extern "C" {
             $(
                 #[link_name = concat!(
@@ -13,13 +13,14 @@ macro_rules! asm_kernels {
                     env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
                     "_", stringify!($name)
                 )]
-                pub(crate) fn $name(args: *const SgemmArgs);
+                pub(crate) fn $name(args: *const $args);
             )*
         }
     };
 }
 
-asm_kernels!(sgemm_avx512f_14x32, sgemm_avx2_fma_6x16);
+asm_kernels!(SgemmArgs: sgemm_avx512f_14x32, sgemm_avx2_fma_6x16);
+asm_kernels!(super::int8::QgemmArgs: qgemm_u8i8_avx512vnni_14x32, qgemm_i16_avx2_6x16);
 
 /// y = α·xᵀB + β·y with AVX2 + FMA (see [`super::f32::GemvFn`]).
 ///
