@@ -59,28 +59,31 @@ pub(crate) unsafe fn pack_a(a: Raw<f32>, mr: usize, dst: *mut f32) {
     }
 }
 
-/// dst[p*ld + i] = src[i*rs + p] for i < h, p < len: a transpose of h rows.
+/// dst[p*ld + i] = src[i*rs + p] for i < h, p < len: a transpose of h rows of any 4-byte
+/// element (f32, or the 4-byte k groups of int8 data: the vector path only moves bits).
 ///
 /// # Safety
-/// h rows of `len` contiguous readable elements at stride `rs`; `dst` has `len*ld` elements
-/// plus [`PACK_SLACK`] writable ones after them.
+/// h ≤ 32 rows of `len` contiguous readable elements at stride `rs`; `dst` has `len*ld`
+/// elements plus [`PACK_SLACK`] writable ones after them.
 #[inline]
-unsafe fn transpose_rows(
-    src: *const f32,
+pub(crate) unsafe fn transpose_rows<T: Copy>(
+    src: *const T,
     rs: isize,
     h: usize,
     len: usize,
     ld: usize,
-    dst: *mut f32,
+    dst: *mut T,
 ) {
+    const { assert!(core::mem::size_of::<T>() == 4) };
     #[cfg(target_arch = "x86_64")]
     {
         if crate::arch::cpu_info()
             .features
             .contains(crate::arch::Features::AVX2)
         {
-            // SAFETY: AVX2 is present; bounds as stated above.
-            unsafe { x86::transpose_rows_avx2(src, rs, h, len, ld, dst) };
+            // SAFETY: AVX2 is present; bounds as stated above; the vector code moves 4-byte
+            // lanes without interpreting them.
+            unsafe { x86::transpose_rows_avx2(src as *const f32, rs, h, len, ld, dst as *mut f32) };
             return;
         }
     }
@@ -92,14 +95,14 @@ unsafe fn transpose_rows(
 ///
 /// # Safety
 /// As [`transpose_rows`].
-unsafe fn transpose_rows_scalar(
-    src: *const f32,
+unsafe fn transpose_rows_scalar<T: Copy>(
+    src: *const T,
     rs: isize,
     h: usize,
     p0: usize,
     len: usize,
     ld: usize,
-    dst: *mut f32,
+    dst: *mut T,
 ) {
     for p in p0..len {
         for i in 0..h {

@@ -115,7 +115,7 @@ fn layout(
         off += align64(bytes);
         at
     };
-    let apack = take(mc * kg * e);
+    let apack = take(mc * kg * e + 4 * crate::gemm::pack::PACK_SLACK);
     let bpack = take(match b {
         QbSource::Strided(_) => nc * kg * e,
         QbSource::Packed { .. } => 0,
@@ -286,6 +286,7 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                         mr,
                         apack,
                         &mut rowsum[ic..ic + mcb],
+                        t.zb != 0,
                     )
                 };
                 if last {

@@ -9,23 +9,33 @@
 //! padded products vanish; the sums cover the real elements only.
 
 use super::QuantInput;
-use crate::gemm::pack::{row_tile, row_tiles};
+use crate::gemm::pack::{row_tile, row_tiles, transpose_rows};
 use crate::gemm::raw::Raw;
 use crate::kernels::int8::QFormat;
 
-/// Packs `a` (mc×kc) for `fmt`, adding each row's sum of A' to `rowsum[i]`.
+/// Packs `a` (mc×kc) for `fmt`, adding each row's sum of A' to `rowsum[i]` when
+/// `sums` (the sums are only needed when B's zero point is not 0).
 ///
 /// # Safety
 /// `a` names only in-bounds elements; `dst` has `ceil(mc/MR)·MR·ceil(kc/g)·g·e` writable
-/// bytes; `rowsum` has mc elements.
+/// bytes plus `PACK_SLACK`·4; `rowsum` has mc elements.
 pub(crate) unsafe fn pack_a<A: QuantInput>(
     a: Raw<A>,
     fmt: QFormat,
     mr: usize,
     dst: *mut u8,
     rowsum: &mut [i32],
+    sums: bool,
 ) {
     let (mc, kc) = (a.rows, a.cols);
+    // Byte formats from row-major A whose rows start on 4-byte steps: each k group of a row
+    // is 4 contiguous bytes, so packing is a transpose of 4-byte elements (plus the sign
+    // flip when the format wants the other signedness).
+    if matches!(fmt, QFormat::U8x4 | QFormat::I8x4) && a.cs == 1 && a.rs % 4 == 0 && kc >= 4 {
+        // SAFETY: forwarded; the fast path reads whole groups only inside each row.
+        unsafe { pack_a_bytes_rowmajor(a, fmt, mr, dst, rowsum, sums) };
+        return;
+    }
     let g = fmt.k_group();
     let groups = kc.div_ceil(g);
     let shift = fmt.a_shift(A::SIGNED);
@@ -60,6 +70,72 @@ pub(crate) unsafe fn pack_a<A: QuantInput>(
     }
 }
 
+/// The fast path of [`pack_a`] for byte formats and row-major A (row stride a multiple of 4).
+///
+/// # Safety
+/// As [`pack_a`], with `a.cs == 1` and `a.rs % 4 == 0`.
+unsafe fn pack_a_bytes_rowmajor<A: QuantInput>(
+    a: Raw<A>,
+    fmt: QFormat,
+    mr: usize,
+    dst: *mut u8,
+    rowsum: &mut [i32],
+    sums: bool,
+) {
+    let (mc, kc) = (a.rows, a.cols);
+    let groups = kc.div_ceil(4);
+    let full = kc / 4;
+    let flip = fmt.a_shift(A::SIGNED) != 0;
+    for s in 0..row_tiles(mc, mr) {
+        let (i0, h) = row_tile(mc, mr, s);
+        let sliver = dst.wrapping_add(s * mr * groups * 4);
+        // SAFETY: rows i0..i0+h hold `full` whole groups of 4 bytes each (kc ≥ 4·full);
+        // the sliver has groups·mr 4-byte slots plus the slack after the buffer.
+        unsafe {
+            transpose_rows(
+                a.at(i0, 0) as *const [u8; 4],
+                a.rs / 4,
+                h,
+                full,
+                mr,
+                sliver as *mut [u8; 4],
+            );
+            if full < groups {
+                // The last, partial group: the real bytes, then zeros.
+                for i in 0..h {
+                    for t in 0..4 {
+                        let p = full * 4 + t;
+                        let v = if p < kc {
+                            *(a.at(i0 + i, p) as *const u8)
+                        } else {
+                            0
+                        };
+                        *sliver.add((full * mr + i) * 4 + t) = v;
+                    }
+                }
+            }
+            if flip {
+                let bytes = core::slice::from_raw_parts_mut(sliver, groups * mr * 4);
+                for b in bytes {
+                    *b ^= 0x80;
+                }
+            }
+        }
+        if sums {
+            let shift = fmt.a_shift(A::SIGNED);
+            for i in 0..h {
+                let mut sum = 0i32;
+                for p in 0..kc {
+                    // SAFETY: (i0+i, p) is inside `a`.
+                    sum += unsafe { (*a.at(i0 + i, p)).into() };
+                }
+                let v = sum.wrapping_add(shift.wrapping_mul(kc as i32));
+                rowsum[i0 + i] = rowsum[i0 + i].wrapping_add(v);
+            }
+        }
+    }
+}
+
 /// Packs `b` (kc×nc) for `fmt`, adding each column's sum to `colsum[j]`.
 ///
 /// # Safety
@@ -67,6 +143,21 @@ pub(crate) unsafe fn pack_a<A: QuantInput>(
 /// bytes; `colsum` has nc elements.
 pub(crate) unsafe fn pack_b(b: Raw<i8>, fmt: QFormat, nr: usize, dst: *mut u8, colsum: &mut [i32]) {
     let (kc, nc) = (b.rows, b.cols);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::arch::{cpu_info, Features};
+        if matches!(fmt, QFormat::U8x4 | QFormat::I8x4)
+            && nr == 32
+            && b.cs == 1
+            && cpu_info()
+                .features
+                .contains(Features::AVX512BW.with(Features::AVX512VNNI))
+        {
+            // SAFETY: the CPU has AVX-512BW and VNNI; bounds as stated for pack_b.
+            unsafe { x86::pack_b_bytes4_nr32(b, dst, colsum) };
+            return;
+        }
+    }
     let g = fmt.k_group();
     let groups = kc.div_ceil(g);
     for j0 in (0..nc).step_by(nr) {
@@ -95,6 +186,93 @@ pub(crate) unsafe fn pack_b(b: Raw<i8>, fmt: QFormat, nr: usize, dst: *mut u8, c
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use crate::gemm::raw::Raw;
+    use core::arch::x86_64::*;
+
+    /// B (kc×nc, row-major) into the byte format with groups of 4 and NR = 32, 64 columns
+    /// (two slivers) at a time: the four rows of a group are byte- then word-interleaved
+    /// (so every dword is one column's four k values, in an order scrambled by 128-bit
+    /// lane), then a 4×4 transpose of 128-bit lanes puts the columns in order. Column sums
+    /// come from `vpdpbusd` against a vector of ones. Rows past kc and columns past nc are
+    /// loaded as zeros (masked loads never touch memory outside B).
+    ///
+    /// # Safety
+    /// AVX-512BW and VNNI; `b` names only in-bounds elements with unit column stride;
+    /// `dst` holds `ceil(nc/32)·32·ceil(kc/4)·4` bytes; `colsum` has nc elements.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn pack_b_bytes4_nr32(b: Raw<i8>, dst: *mut u8, colsum: &mut [i32]) {
+        let (kc, nc) = (b.rows, b.cols);
+        let groups = kc.div_ceil(4);
+        let sliver_bytes = 32 * groups * 4;
+        let ones = _mm512_set1_epi8(1);
+        let mut j0 = 0;
+        while j0 < nc {
+            let cols = (nc - j0).min(64);
+            let mask: __mmask64 = if cols == 64 { !0 } else { (1u64 << cols) - 1 };
+            let two = cols > 32;
+            let mut sums = [_mm512_setzero_si512(); 4];
+            for q in 0..groups {
+                // SAFETY (loads): masked to the columns that exist, rows < kc only.
+                let row = |t: usize| -> __m512i {
+                    let p = 4 * q + t;
+                    if p < kc {
+                        unsafe { _mm512_maskz_loadu_epi8(mask, b.at(p, j0) as *const i8) }
+                    } else {
+                        _mm512_setzero_si512()
+                    }
+                };
+                let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+                let lo01 = _mm512_unpacklo_epi8(r0, r1);
+                let hi01 = _mm512_unpackhi_epi8(r0, r1);
+                let lo23 = _mm512_unpacklo_epi8(r2, r3);
+                let hi23 = _mm512_unpackhi_epi8(r2, r3);
+                // z0: columns 0-3 of each 16-column lane, z1: 4-7, z2: 8-11, z3: 12-15.
+                let z0 = _mm512_unpacklo_epi16(lo01, lo23);
+                let z1 = _mm512_unpackhi_epi16(lo01, lo23);
+                let z2 = _mm512_unpacklo_epi16(hi01, hi23);
+                let z3 = _mm512_unpackhi_epi16(hi01, hi23);
+                // 4×4 transpose of 128-bit lanes: out[l] = columns 16l .. 16l+15.
+                let a = _mm512_shuffle_i32x4::<0b01_00_01_00>(z0, z1);
+                let bb = _mm512_shuffle_i32x4::<0b01_00_01_00>(z2, z3);
+                let c = _mm512_shuffle_i32x4::<0b11_10_11_10>(z0, z1);
+                let d = _mm512_shuffle_i32x4::<0b11_10_11_10>(z2, z3);
+                let out = [
+                    _mm512_shuffle_i32x4::<0b10_00_10_00>(a, bb),
+                    _mm512_shuffle_i32x4::<0b11_01_11_01>(a, bb),
+                    _mm512_shuffle_i32x4::<0b10_00_10_00>(c, d),
+                    _mm512_shuffle_i32x4::<0b11_01_11_01>(c, d),
+                ];
+                for (l, o) in out.iter().enumerate() {
+                    sums[l] = _mm512_dpbusd_epi32(sums[l], ones, *o);
+                }
+                // SAFETY: sliver j0/32 (and the next when it exists) holds group q at
+                // q·128 bytes, inside dst.
+                unsafe {
+                    let s0 = dst.add(j0 / 32 * sliver_bytes + q * 128);
+                    _mm512_storeu_si512(s0 as *mut __m512i, out[0]);
+                    _mm512_storeu_si512(s0.add(64) as *mut __m512i, out[1]);
+                    if two {
+                        let s1 = s0.add(sliver_bytes);
+                        _mm512_storeu_si512(s1 as *mut __m512i, out[2]);
+                        _mm512_storeu_si512(s1.add(64) as *mut __m512i, out[3]);
+                    }
+                }
+            }
+            let mut lanes = [0i32; 64];
+            for (l, s) in sums.iter().enumerate() {
+                // SAFETY: 16 i32 into lanes[16l..16l+16].
+                unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().add(16 * l) as *mut __m512i, *s) };
+            }
+            for (j, v) in lanes.iter().enumerate().take(cols) {
+                colsum[j0 + j] = colsum[j0 + j].wrapping_add(*v);
+            }
+            j0 += 64;
         }
     }
 }
