@@ -8,8 +8,23 @@
 use std::env;
 use std::path::Path;
 
+/// The compiler's minor version (1.x), if it says.
+fn rustc_minor() -> Option<u32> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = std::process::Command::new(rustc).arg("--version").output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    text.split_whitespace().nth(1)?.split('.').nth(1)?.parse().ok()
+}
+
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(edgemm_asm)");
+    println!("cargo::rustc-check-cfg=cfg(edgemm_avx512_intrinsics)");
+    // AVX-512 intrinsics in core::arch are stable from Rust 1.89; the crate's MSRV is 1.85
+    // (the Debian toolchain of the cross builds), so code using them is compiled only on
+    // newer compilers, with a portable fallback otherwise.
+    if rustc_minor().is_some_and(|m| m >= 89) {
+        println!("cargo::rustc-cfg=edgemm_avx512_intrinsics");
+    }
     println!("cargo::rerun-if-changed=asm");
     println!("cargo::rerun-if-env-changed=EDGEMM_NO_ASM");
 

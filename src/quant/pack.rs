@@ -143,7 +143,7 @@ unsafe fn pack_a_bytes_rowmajor<A: QuantInput>(
 /// bytes; `colsum` has nc elements.
 pub(crate) unsafe fn pack_b(b: Raw<i8>, fmt: QFormat, nr: usize, dst: *mut u8, colsum: &mut [i32]) {
     let (kc, nc) = (b.rows, b.cols);
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
     {
         use crate::arch::{cpu_info, Features};
         if matches!(fmt, QFormat::U8x4 | QFormat::I8x4)
@@ -190,7 +190,7 @@ pub(crate) unsafe fn pack_b(b: Raw<i8>, fmt: QFormat, nr: usize, dst: *mut u8, c
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
 mod x86 {
     use crate::gemm::raw::Raw;
     use core::arch::x86_64::*;
