@@ -190,7 +190,10 @@ pub(crate) unsafe fn pack_b(b: Raw<i8>, fmt: QFormat, nr: usize, dst: *mut u8, c
     }
 }
 
+// Compiled only when build.rs found rustc ≥ 1.89 (`edgemm_avx512_intrinsics`), which the
+// MSRV lint cannot see.
 #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)]
 mod x86 {
     use crate::gemm::raw::Raw;
     use core::arch::x86_64::*;
