@@ -11,9 +11,17 @@ use std::path::Path;
 /// The compiler's minor version (1.x), if it says.
 fn rustc_minor() -> Option<u32> {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let out = std::process::Command::new(rustc).arg("--version").output().ok()?;
+    let out = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
-    text.split_whitespace().nth(1)?.split('.').nth(1)?.parse().ok()
+    text.split_whitespace()
+        .nth(1)?
+        .split('.')
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn main() {

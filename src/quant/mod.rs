@@ -15,6 +15,8 @@
 //! an [`Error::KTooLarge`].
 
 mod driver;
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+mod gemv;
 mod pack;
 pub(crate) mod requant;
 
@@ -601,6 +603,10 @@ fn qgemm_impl<A: QuantInput>(
         }
         return Ok(());
     }
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    if m == 1 && try_gemv(ker, &a, za, zb, &b, &out, threads) {
+        return Ok(());
+    }
     let s = strategy(ker, m, n, k);
     let terms = Terms {
         za: za + ker.format.a_shift(A::SIGNED),
@@ -658,4 +664,93 @@ fn qgemm_impl<A: QuantInput>(
     };
     threads::run(grid.count(), &job);
     Ok(())
+}
+
+/// The m = 1 path with AVX-512 VNNI (see `gemv.rs`), for a row-major B and a contiguous
+/// output row. Returns false (having done nothing) when it does not apply.
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+fn try_gemv<A: QuantInput>(
+    ker: &QgemmKernel,
+    a: &Raw<A>,
+    za: i32,
+    zb: i32,
+    b: &BOperand,
+    out: &Out,
+    threads: usize,
+) -> bool {
+    use crate::arch::Features;
+    use crate::kernels::int8::QFormat;
+    let BOperand::Strided(StridedB(b, _)) = b else {
+        return false;
+    };
+    let contiguous = match out {
+        Out::I32(c) => c.cs == 1,
+        Out::Requant { out, .. } => out.cs == 1,
+    };
+    let vnni = Features::AVX512F
+        .with(Features::AVX512BW)
+        .with(Features::AVX512VNNI);
+    if ker.format != QFormat::U8x4
+        || b.cs != 1
+        || !contiguous
+        || !cpu_info().features.contains(vnni)
+    {
+        return false;
+    }
+    let (k, n) = (b.rows, b.cols);
+    let shift = ker.format.a_shift(A::SIGNED);
+    let za2 = za + shift;
+    let job_parts = threads.min((k * n / (1 << 18)).max(1)).min(n.div_ceil(64));
+    let bias = match out {
+        Out::Requant { bias, .. } => *bias,
+        Out::I32(_) => None,
+    };
+    crate::scratch::with_workspace((k + 2 * n).div_ceil(4) + 16, |ws| {
+        // SAFETY: the workspace has k bytes for a' and 2n i32 for the offsets after them,
+        // 64-byte aligned, used by this call only.
+        let (abuf, off) = unsafe {
+            let bytes = ws as *mut u8;
+            let off_at = (k.div_ceil(64) * 64) as usize;
+            (
+                core::slice::from_raw_parts_mut(bytes, k),
+                core::slice::from_raw_parts_mut(bytes.add(off_at) as *mut i32, n),
+            )
+        };
+        let mut asum = 0i32;
+        for (p, x) in abuf.iter_mut().enumerate() {
+            // SAFETY: (0, p) is inside A.
+            let v = unsafe { (*a.at(0, p)).into() } + shift;
+            *x = v as u8;
+            asum = asum.wrapping_add(v);
+        }
+        let kzz = (k as i32).wrapping_mul(za2).wrapping_mul(zb);
+        let row_term = asum.wrapping_mul(zb).wrapping_neg().wrapping_add(kzz);
+        for (j, o) in off.iter_mut().enumerate() {
+            *o = row_term.wrapping_add(bias.map_or(0, |bs| bs[j]));
+        }
+        let (abuf, off) = (&*abuf, &*off);
+        let job = |t: usize| {
+            let tiles = n.div_ceil(64);
+            let j0 = (tiles * t / job_parts * 64).min(n);
+            let j1 = (tiles * (t + 1) / job_parts * 64).min(n);
+            if j0 == j1 {
+                return;
+            }
+            let bt = b.block(0, j0, k, j1 - j0);
+            let o = match out {
+                Out::I32(c) => gemv::GemvOut::I32(c.at(0, j0)),
+                Out::Requant { out, plan, .. } => gemv::GemvOut::Requant {
+                    out: out.at(0, j0),
+                    plan: *plan,
+                    col0: j0,
+                },
+            };
+            // SAFETY: the CPU has AVX-512 VNNI (checked); a' has k bytes; B's block, the
+            // offsets j0..j1 and the output columns j0..j1 (this thread's alone) are in
+            // bounds.
+            unsafe { gemv::qgemv_vnni(abuf, bt, za2, &off[j0..j1], o) };
+        };
+        threads::run(job_parts, &job);
+    });
+    true
 }
