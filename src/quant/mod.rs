@@ -710,7 +710,7 @@ fn try_gemv<A: QuantInput>(
         // 64-byte aligned, used by this call only.
         let (abuf, off) = unsafe {
             let bytes = ws as *mut u8;
-            let off_at = (k.div_ceil(64) * 64) as usize;
+            let off_at = k.div_ceil(64) * 64;
             (
                 core::slice::from_raw_parts_mut(bytes, k),
                 core::slice::from_raw_parts_mut(bytes.add(off_at) as *mut i32, n),
