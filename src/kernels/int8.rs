@@ -125,6 +125,8 @@ pub(crate) struct QgemmKernel {
     pub nr: usize,
     pub format: QFormat,
     pub ukr: QgemmUkr,
+    /// The output stage that goes with this kernel (same ISA).
+    pub requant: crate::quant::requant::RequantFn,
 }
 
 /// Every int8 kernel compiled in, best first.
@@ -141,6 +143,10 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 32,
         format: QFormat::U8x4,
         ukr: super::x86_64::qgemm_u8i8_avx512vnni_14x32,
+        #[cfg(edgemm_avx512_intrinsics)]
+        requant: crate::quant::requant::requantize_avx512,
+        #[cfg(not(edgemm_avx512_intrinsics))]
+        requant: crate::quant::requant::requantize_avx2,
     },
     #[cfg(all(target_arch = "x86_64", edgemm_asm))]
     QgemmKernel {
@@ -151,6 +157,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 16,
         format: QFormat::I16x2,
         ukr: super::x86_64::qgemm_i16_avx2_6x16,
+        requant: crate::quant::requant::requantize_avx2,
     },
     QgemmKernel {
         name: "qgemm_i16_generic_4x8",
@@ -160,6 +167,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 8,
         format: QFormat::I16x2,
         ukr: super::generic::qgemm_i16_generic_4x8,
+        requant: crate::quant::requant::requantize_scalar,
     },
 ];
 

@@ -12,7 +12,7 @@
 //!   by tile at the last chunk.
 
 use super::pack::{pack_a, pack_b};
-use super::requant::{requantize_tile, RqPlan};
+use super::requant::RqPlan;
 use super::QuantInput;
 use crate::gemm::pack::{row_tile, row_tiles};
 use crate::gemm::raw::Raw;
@@ -340,6 +340,7 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                                             row,
                                             col,
                                             b_col0,
+                                            ker,
                                         )
                                     };
                                 }
@@ -352,7 +353,17 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                                 unsafe { (ker.ukr)(&args) };
                                 // SAFETY: the tile and dest ranges are in bounds.
                                 unsafe {
-                                    finish_tile(tile.as_ptr(), nr, h, w, &dest, row, col, b_col0)
+                                    finish_tile(
+                                        tile.as_ptr(),
+                                        nr,
+                                        h,
+                                        w,
+                                        &dest,
+                                        row,
+                                        col,
+                                        b_col0,
+                                        ker,
+                                    )
                                 };
                             }
                         }
@@ -378,6 +389,7 @@ unsafe fn finish_tile(
     row: usize,
     col: usize,
     b_col0: usize,
+    ker: &QgemmKernel,
 ) {
     match *dest {
         Dest::I32(c) => {
@@ -389,9 +401,10 @@ unsafe fn finish_tile(
             }
         }
         Dest::Requant { out, plan } => {
-            // SAFETY: forwarded; per-channel slices cover all columns of the call.
+            // SAFETY: forwarded; per-channel slices cover all columns of the call; the
+            // kernel's output stage runs wherever the kernel does.
             unsafe {
-                requantize_tile(
+                (ker.requant)(
                     tile,
                     ts,
                     h,

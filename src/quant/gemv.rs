@@ -10,7 +10,7 @@
 
 #![allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
 
-use super::requant::{requantize_tile, RqPlan};
+use super::requant::{requantize_avx512, RqPlan};
 use crate::gemm::raw::Raw;
 use core::arch::x86_64::*;
 
@@ -105,7 +105,7 @@ pub(crate) unsafe fn qgemv_vnni(a: &[u8], b: Raw<i8>, za: i32, off: &[i32], out:
         unsafe {
             match out {
                 GemvOut::I32(y) => core::ptr::copy_nonoverlapping(vals.as_ptr(), y.add(j0), cols),
-                GemvOut::Requant { out, plan, col0 } => requantize_tile(
+                GemvOut::Requant { out, plan, col0 } => requantize_avx512(
                     vals.as_ptr(),
                     64,
                     1,

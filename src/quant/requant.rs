@@ -52,15 +52,31 @@ impl RqPlan<'_> {
     }
 }
 
-/// Requantizes the h×w tile at `tile` (row stride `ts` elements) into `out` (one byte per
-/// element: i8 or u8 bit patterns), element (i, j) at `out + i*out_rs + j*out_cs`; column j
-/// is output channel `col0 + j`.
+/// An output stage: requantizes the h×w tile at `tile` (row stride `ts` elements) into
+/// `out` (one byte per element: i8 or u8 bit patterns), element (i, j) at
+/// `out + i*out_rs + j*out_cs`; column j is output channel `col0 + j`.
+///
+/// # Safety (for callers)
+/// The tile's h×w elements readable; the output's h×w bytes writable; per-channel slices
+/// cover columns `col0..col0 + w`; the CPU has the implementation's ISA.
+pub(crate) type RequantFn = unsafe fn(
+    tile: *const i32,
+    ts: usize,
+    h: usize,
+    w: usize,
+    plan: &RqPlan,
+    col0: usize,
+    out: *mut u8,
+    out_rs: isize,
+    out_cs: isize,
+);
+
+/// The portable output stage.
 ///
 /// # Safety
-/// The tile's h×w elements readable; the output's h×w bytes writable; per-channel slices
-/// cover columns `col0..col0 + w`.
+/// The [`RequantFn`] contract.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn requantize_tile(
+pub(crate) unsafe fn requantize_scalar(
     tile: *const i32,
     ts: usize,
     h: usize,
@@ -71,29 +87,89 @@ pub(crate) unsafe fn requantize_tile(
     out_rs: isize,
     out_cs: isize,
 ) {
-    let mut j_vec = 0;
-    #[cfg(target_arch = "x86_64")]
-    {
-        if out_cs == 1
-            && crate::arch::cpu_info()
-                .features
-                .contains(crate::arch::Features::AVX2)
-        {
-            j_vec = w - w % 16;
-            if j_vec > 0 {
-                // SAFETY: AVX2 present; the first j_vec columns of every row are in range.
-                unsafe { x86::requantize_rows(tile, ts, h, j_vec, plan, col0, out, out_rs) };
-            }
-        }
-    }
+    // SAFETY: forwarded.
+    unsafe { scalar_cols(tile, ts, h, 0, w, plan, col0, out, out_rs, out_cs) }
+}
+
+/// Columns j0..w of the tile, one value at a time.
+///
+/// # Safety
+/// The [`RequantFn`] contract.
+#[allow(clippy::too_many_arguments)]
+unsafe fn scalar_cols(
+    tile: *const i32,
+    ts: usize,
+    h: usize,
+    j0: usize,
+    w: usize,
+    plan: &RqPlan,
+    col0: usize,
+    out: *mut u8,
+    out_rs: isize,
+    out_cs: isize,
+) {
     for i in 0..h {
-        for j in j_vec..w {
+        for j in j0..w {
             // SAFETY: (i, j) inside the tile and the output (caller).
             unsafe {
                 let v = *tile.add(i * ts + j);
                 *out.offset(i as isize * out_rs + j as isize * out_cs) =
                     plan.one(v, col0 + j) as u8;
             }
+        }
+    }
+}
+
+/// The AVX2 output stage: 16 columns at a time, the rest scalar.
+///
+/// # Safety
+/// The [`RequantFn`] contract; AVX2.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn requantize_avx2(
+    tile: *const i32,
+    ts: usize,
+    h: usize,
+    w: usize,
+    plan: &RqPlan,
+    col0: usize,
+    out: *mut u8,
+    out_rs: isize,
+    out_cs: isize,
+) {
+    let j_vec = if out_cs == 1 { w - w % 16 } else { 0 };
+    // SAFETY: AVX2 (caller); the first j_vec columns of every row are in range.
+    unsafe {
+        if j_vec > 0 {
+            x86::requantize_rows(tile, ts, h, j_vec, plan, col0, out, out_rs);
+        }
+        scalar_cols(tile, ts, h, j_vec, w, plan, col0, out, out_rs, out_cs);
+    }
+}
+
+/// The AVX-512 output stage (unit-stride output; other layouts go scalar).
+///
+/// # Safety
+/// The [`RequantFn`] contract; AVX-512F/BW.
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn requantize_avx512(
+    tile: *const i32,
+    ts: usize,
+    h: usize,
+    w: usize,
+    plan: &RqPlan,
+    col0: usize,
+    out: *mut u8,
+    out_rs: isize,
+    out_cs: isize,
+) {
+    // SAFETY: AVX-512F/BW (caller); ranges as the contract states.
+    unsafe {
+        if out_cs == 1 {
+            x86_512::requantize_rows(tile, ts, h, w, plan, col0, out, out_rs);
+        } else {
+            scalar_cols(tile, ts, h, 0, w, plan, col0, out, out_rs, out_cs);
         }
     }
 }
@@ -207,6 +283,130 @@ pub(crate) mod x86 {
     }
 }
 
+/// The AVX-512 output stage: 16 lanes per operation, the per-channel constants of a block
+/// of 16 columns computed once for all its rows, masked byte stores for the last columns.
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
+pub(crate) mod x86_512 {
+    use super::{Mults, RqPlan};
+    use core::arch::x86_64::*;
+
+    /// Per-channel constants of one 16-column block.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Consts {
+        m: __m512i,
+        m_odd: __m512i,
+        left: __m512i,
+        e: __m512i,
+        mask: __m512i,
+        half: __m512i,
+        /// Some lane's multiplier is i32::MIN (the one saturating case is possible).
+        sat: bool,
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) fn consts(m: __m512i, shift: __m512i) -> Consts {
+        let zero = _mm512_setzero_si512();
+        let one = _mm512_set1_epi32(1);
+        let e = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+        let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
+        Consts {
+            m,
+            m_odd: _mm512_srli_epi64::<32>(m),
+            left: _mm512_max_epi32(shift, zero),
+            e,
+            mask,
+            half: _mm512_srli_epi32::<1>(mask),
+            sat: _mm512_cmpeq_epi32_mask(m, _mm512_set1_epi32(i32::MIN)) != 0,
+        }
+    }
+
+    /// Sixteen lanes of `reference::multiply_by_quantized_multiplier`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) fn mbqm(x: __m512i, c: &Consts, left: bool) -> __m512i {
+        let x = if left {
+            _mm512_sllv_epi32(x, c.left)
+        } else {
+            x
+        };
+        let nudge = _mm512_set1_epi64(1 << 30);
+        // (x·m + 2^30) >> 31 per 64-bit product: even lanes keep bits 31..62 in the low
+        // dword (shift right 31), odd lanes in the high dword (shift left 1).
+        let even = _mm512_srli_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(x, c.m), nudge));
+        let odd = _mm512_slli_epi64::<1>(_mm512_add_epi64(
+            _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), c.m_odd),
+            nudge,
+        ));
+        let mut r = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+        if c.sat {
+            let min = _mm512_set1_epi32(i32::MIN);
+            let k = _mm512_cmpeq_epi32_mask(x, min) & _mm512_cmpeq_epi32_mask(c.m, min);
+            r = _mm512_mask_mov_epi32(r, k, _mm512_set1_epi32(i32::MAX));
+        }
+        // RoundingDivideByPOT: (r >> e) + (r & mask > mask/2 + (r < 0)).
+        let rem = _mm512_and_si512(r, c.mask);
+        let thr = _mm512_sub_epi32(c.half, _mm512_srai_epi32::<31>(r));
+        let up = _mm512_cmpgt_epi32_mask(rem, thr);
+        let q = _mm512_srav_epi32(r, c.e);
+        _mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1))
+    }
+
+    /// All rows, 16 columns at a time (the last block masked).
+    ///
+    /// # Safety
+    /// AVX-512F/BW; the tile's h×cols i32 readable; the output's h rows of cols bytes
+    /// writable; per-channel slices cover `col0..col0 + cols`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn requantize_rows(
+        tile: *const i32,
+        ts: usize,
+        h: usize,
+        cols: usize,
+        plan: &RqPlan,
+        col0: usize,
+        out: *mut u8,
+        out_rs: isize,
+    ) {
+        let zp = _mm512_set1_epi32(plan.out_zp);
+        let lo = _mm512_set1_epi32(plan.lo);
+        let hi = _mm512_set1_epi32(plan.hi);
+        let left = !plan.no_left_shift;
+        // SAFETY (whole body): masked loads/stores stay inside the ranges stated above.
+        unsafe {
+            for j in (0..cols).step_by(16) {
+                let w = (cols - j).min(16);
+                let mask: __mmask16 = if w == 16 { !0 } else { (1u16 << w) - 1 };
+                let c = match plan.mults {
+                    Mults::PerTensor { multiplier, shift } => {
+                        consts(_mm512_set1_epi32(multiplier), _mm512_set1_epi32(shift))
+                    }
+                    Mults::PerChannel {
+                        multipliers,
+                        shifts,
+                    } => consts(
+                        _mm512_maskz_loadu_epi32(mask, multipliers.as_ptr().add(col0 + j)),
+                        _mm512_maskz_loadu_epi32(mask, shifts.as_ptr().add(col0 + j)),
+                    ),
+                };
+                for i in 0..h {
+                    let x = _mm512_maskz_loadu_epi32(mask, tile.add(i * ts + j));
+                    let v = mbqm(x, &c, left);
+                    let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
+                    // Values are within the byte range: truncating to bytes keeps them.
+                    _mm512_mask_cvtepi32_storeu_epi8(
+                        out.offset(i as isize * out_rs).add(j) as *mut i8,
+                        mask,
+                        v,
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[cfg(all(test, target_arch = "x86_64", feature = "std"))]
 mod tests {
     use super::*;
@@ -279,8 +479,61 @@ mod tests {
                     for (l, &x) in lane.iter().enumerate() {
                         assert_eq!(got[l], scalar(x, m, shift), "x={x} m={m} shift={shift}");
                     }
+                    #[cfg(edgemm_avx512_intrinsics)]
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        check_512(&lane, m, shift);
+                    }
                 }
             }
         }
+    }
+}
+
+/// The AVX-512 MultiplyByQuantizedMultiplier against the scalar reference, lane by lane
+/// (16 lanes: the 8 given twice, the second half with the multiplier's neighbour so lanes
+/// really differ).
+#[cfg(all(
+    test,
+    target_arch = "x86_64",
+    feature = "std",
+    edgemm_avx512_intrinsics
+))]
+#[allow(clippy::incompatible_msrv)]
+fn check_512(lane: &[i32; 8], m: i32, shift: i32) {
+    use crate::reference::multiply_by_quantized_multiplier as scalar;
+    use core::arch::x86_64::*;
+    let mut xs = [0i32; 16];
+    xs[..8].copy_from_slice(lane);
+    xs[8..].copy_from_slice(lane);
+    let mut ms = [m; 16];
+    for v in &mut ms[8..] {
+        *v = m.wrapping_add(1);
+    }
+    let mut got = [0i32; 16];
+    // SAFETY: AVX-512F checked by the caller; arrays of 16 i32.
+    unsafe {
+        let c = x86_512::consts(
+            _mm512_loadu_si512(ms.as_ptr() as *const __m512i),
+            _mm512_set1_epi32(shift),
+        );
+        let x = _mm512_loadu_si512(xs.as_ptr() as *const __m512i);
+        _mm512_storeu_si512(got.as_mut_ptr() as *mut __m512i, x86_512::mbqm(x, &c, true));
+        if shift <= 0 {
+            let mut got2 = [0i32; 16];
+            _mm512_storeu_si512(
+                got2.as_mut_ptr() as *mut __m512i,
+                x86_512::mbqm(x, &c, false),
+            );
+            assert_eq!(got, got2);
+        }
+    }
+    for l in 0..16 {
+        assert_eq!(
+            got[l],
+            scalar(xs[l], ms[l], shift),
+            "x={} m={} shift={shift}",
+            xs[l],
+            ms[l]
+        );
     }
 }
