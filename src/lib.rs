@@ -48,3 +48,8 @@ pub use quant::{
     qgemm_requantize_with_kernel, qgemm_with_kernel, quantize_multiplier, PackedQB, QuantInput,
     QuantOutput, Requantize, Scale,
 };
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
