@@ -9,6 +9,8 @@
 //! padded products vanish; the sums cover the real elements only.
 
 use super::QuantInput;
+#[cfg(target_arch = "x86_64")]
+use crate::arch::{cpu_info, Features};
 use crate::gemm::pack::{row_tile, row_tiles, transpose_rows};
 use crate::gemm::raw::Raw;
 use crate::kernels::int8::QFormat;
@@ -34,6 +36,11 @@ pub(crate) unsafe fn pack_a<A: QuantInput>(
     if matches!(fmt, QFormat::U8x4 | QFormat::I8x4) && a.cs == 1 && a.rs % 4 == 0 && kc >= 4 {
         // SAFETY: forwarded; the fast path reads whole groups only inside each row.
         unsafe { pack_a_bytes_rowmajor(a, fmt, mr, dst, rowsum, sums) };
+        return;
+    }
+    if fmt == QFormat::I16x2 && a.cs == 1 && mr <= MAX_WIDEN_ROWS {
+        // SAFETY: forwarded.
+        unsafe { pack_a_i16_rowmajor(a, mr, dst, rowsum, sums) };
         return;
     }
     let g = fmt.k_group();
@@ -66,6 +73,62 @@ pub(crate) unsafe fn pack_a<A: QuantInput>(
                 }
             }
             rowsum[i0 + i] = rowsum[i0 + i].wrapping_add(sum);
+        }
+    }
+}
+
+/// Rows the i16 widening path handles per sliver (its stack buffer).
+const MAX_WIDEN_ROWS: usize = 8;
+/// k values widened per step of that path.
+const WIDEN_CHUNK: usize = 256;
+
+/// The fast path of [`pack_a`] for the i16 format and row-major A: a chunk of each row is
+/// widened to i16 on the stack (LLVM vectorizes the loop), then each pair of k values is
+/// one 4-byte element of a transpose, as for the byte formats.
+///
+/// # Safety
+/// As [`pack_a`], with `a.cs == 1` and `mr <= MAX_WIDEN_ROWS`.
+unsafe fn pack_a_i16_rowmajor<A: QuantInput>(
+    a: Raw<A>,
+    mr: usize,
+    dst: *mut u8,
+    rowsum: &mut [i32],
+    sums: bool,
+) {
+    let (mc, kc) = (a.rows, a.cols);
+    let groups = kc.div_ceil(2);
+    let mut wide = [[0i16; WIDEN_CHUNK]; MAX_WIDEN_ROWS];
+    for s in 0..row_tiles(mc, mr) {
+        let (i0, h) = row_tile(mc, mr, s);
+        let sliver = dst.wrapping_add(s * mr * groups * 4);
+        for p0 in (0..kc).step_by(WIDEN_CHUNK) {
+            let len = WIDEN_CHUNK.min(kc - p0);
+            for (i, row) in wide.iter_mut().enumerate().take(h) {
+                let mut sum = 0i32;
+                // SAFETY: row i0+i, columns p0..p0+len are inside `a` (unit column stride).
+                let src = unsafe { core::slice::from_raw_parts(a.at(i0 + i, p0), len) };
+                for (w, &x) in row.iter_mut().zip(src) {
+                    let v: i32 = x.into();
+                    *w = v as i16;
+                    sum += v;
+                }
+                row[len..len.div_ceil(2) * 2].fill(0);
+                if sums {
+                    rowsum[i0 + i] = rowsum[i0 + i].wrapping_add(sum);
+                }
+            }
+            // SAFETY: h rows of len.div_ceil(2) 4-byte pairs in `wide` (row stride
+            // WIDEN_CHUNK/2 pairs); the destination groups p0/2.. of the sliver, plus slack.
+            unsafe {
+                transpose_rows(
+                    wide.as_ptr() as *const [u8; 4],
+                    (WIDEN_CHUNK / 2) as isize,
+                    h,
+                    len.div_ceil(2),
+                    mr,
+                    (sliver as *mut [u8; 4]).add(p0 / 2 * mr),
+                )
+            };
         }
     }
 }
@@ -143,9 +206,18 @@ unsafe fn pack_a_bytes_rowmajor<A: QuantInput>(
 /// bytes; `colsum` has nc elements.
 pub(crate) unsafe fn pack_b(b: Raw<i8>, fmt: QFormat, nr: usize, dst: *mut u8, colsum: &mut [i32]) {
     let (kc, nc) = (b.rows, b.cols);
+    #[cfg(target_arch = "x86_64")]
+    if fmt == QFormat::I16x2
+        && nr == 16
+        && b.cs == 1
+        && cpu_info().features.contains(Features::AVX2)
+    {
+        // SAFETY: the CPU has AVX2; bounds as stated for pack_b.
+        unsafe { x86_avx2::pack_b_i16x2_nr16(b, dst, colsum) };
+        return;
+    }
     #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
     {
-        use crate::arch::{cpu_info, Features};
         if matches!(fmt, QFormat::U8x4 | QFormat::I8x4)
             && nr == 32
             && b.cs == 1
@@ -276,6 +348,72 @@ mod x86 {
                 colsum[j0 + j] = colsum[j0 + j].wrapping_add(*v);
             }
             j0 += 64;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2 {
+    use crate::gemm::raw::Raw;
+    use core::arch::x86_64::*;
+
+    /// B (kc×nc, row-major) into the i16 format with pairs of k and NR = 16: rows 2q and
+    /// 2q+1 are sign-extended and word-interleaved (each dword one column's pair), column
+    /// sums by `vpmaddwd` against ones. A last sliver of fewer than 16 columns and an odd
+    /// last row are completed with zeros.
+    ///
+    /// # Safety
+    /// AVX2; `b` names only in-bounds elements with unit column stride; `dst` holds
+    /// `ceil(nc/16)·16·ceil(kc/2)·4` bytes; `colsum` has nc elements.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn pack_b_i16x2_nr16(b: Raw<i8>, dst: *mut u8, colsum: &mut [i32]) {
+        let (kc, nc) = (b.rows, b.cols);
+        let groups = kc.div_ceil(2);
+        let ones = _mm256_set1_epi16(1);
+        for j0 in (0..nc).step_by(16) {
+            let w = (nc - j0).min(16);
+            let sliver = dst.wrapping_add(j0 / 16 * 16 * groups * 4);
+            let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            for q in 0..groups {
+                // 16 bytes of a row (zeros past the last column or row).
+                let row = |p: usize| -> __m256i {
+                    if p >= kc {
+                        return _mm256_setzero_si256();
+                    }
+                    let mut buf = [0i8; 16];
+                    // SAFETY: row p, columns j0..j0+w are inside B.
+                    unsafe {
+                        if w == 16 {
+                            return _mm256_cvtepi8_epi16(_mm_loadu_si128(
+                                b.at(p, j0) as *const __m128i
+                            ));
+                        }
+                        core::ptr::copy_nonoverlapping(b.at(p, j0), buf.as_mut_ptr(), w);
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(buf.as_ptr() as *const __m128i))
+                    }
+                };
+                let (r0, r1) = (row(2 * q), row(2 * q + 1));
+                let lo = _mm256_unpacklo_epi16(r0, r1); // columns 0-3 | 8-11
+                let hi = _mm256_unpackhi_epi16(r0, r1); // columns 4-7 | 12-15
+                let o0 = _mm256_permute2x128_si256::<0x20>(lo, hi); // columns 0-7
+                let o1 = _mm256_permute2x128_si256::<0x31>(lo, hi); // columns 8-15
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(o0, ones));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(o1, ones));
+                // SAFETY: group q of the sliver, 64 bytes, inside dst.
+                unsafe {
+                    _mm256_storeu_si256(sliver.add(q * 64) as *mut __m256i, o0);
+                    _mm256_storeu_si256(sliver.add(q * 64 + 32) as *mut __m256i, o1);
+                }
+            }
+            let mut lanes = [0i32; 16];
+            // SAFETY: 16 i32.
+            unsafe {
+                _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s0);
+                _mm256_storeu_si256(lanes.as_mut_ptr().add(8) as *mut __m256i, s1);
+            }
+            for (j, v) in lanes.iter().enumerate().take(w) {
+                colsum[j0 + j] = colsum[j0 + j].wrapping_add(*v);
+            }
         }
     }
 }
