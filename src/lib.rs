@@ -32,7 +32,10 @@ mod threads;
 
 pub use arch::{cpu_info, CpuInfo, Features};
 pub use error::{Error, KernelName, Operand};
-pub use gemm::{sgemm, sgemm_raw, sgemm_with_kernel};
+pub use gemm::{
+    sgemm, sgemm_raw, sgemm_with_kernel, sgemm_with_kernel_and_workspace, sgemm_with_workspace,
+    sgemm_workspace_size,
+};
 #[cfg(feature = "alloc")]
 pub use gemm::{sgemm_packed, PackedB};
 pub use kernels::{kernels, Kernel, KernelInfo, KernelKind};
