@@ -29,7 +29,7 @@ done
 export EDGEMM_FW_REQUIRE=sgemm_vfp4_4x4
 for variant in no-alloc alloc; do
     features=()
-    [ "$variant" = alloc ] && features=(--features edgemm-alloc)
+    [ "$variant" = alloc ] && features=(--features alloc)
     echo "-- firmware battery on the emulated Cortex-M4 (edgemm $variant)"
     elf=$(m4_build_firmware battery release "${features[@]}")
     log="$M4_TARGET_DIR/battery-$variant.log"

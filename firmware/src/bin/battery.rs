@@ -4,7 +4,7 @@
 //! the f32 error bound (tests/common/mod.rs, shared with the host battery): a sweep of
 //! shapes around the kernel's MR, NR and the k unroll, every layout combination, α/β (β = 0
 //! with NaN in C), k-chunk and blocking boundaries, random cases, determinism, and, with the
-//! `edgemm-alloc` feature, prepacked B. Each case goes through the plain entry point
+//! `alloc` feature, prepacked B. Each case goes through the plain entry point
 //! (`sgemm_with_kernel`: the no-allocation driver when edgemm is built without `alloc`) and
 //! through the caller-provided workspace (`sgemm_with_kernel_and_workspace`).
 //!
@@ -234,7 +234,7 @@ fn f32_battery(info: &KernelInfo) -> usize {
         count += 1;
     }
 
-    #[cfg(feature = "edgemm-alloc")]
+    #[cfg(feature = "alloc")]
     {
         count += prepacked(&kernel, name);
     }
@@ -250,7 +250,7 @@ fn dims(v: &[usize]) -> Vec<usize> {
 
 /// Prepacked B against plain sgemm with the same kernel: bit-identical (same k blocking),
 /// except on the m = 1 vector path, which plain sgemm may take (then within the bound).
-#[cfg(feature = "edgemm-alloc")]
+#[cfg(feature = "alloc")]
 fn prepacked(kernel: &Kernel, name: &str) -> usize {
     use alloc::vec;
     use edgemm::{MatMut, MatRef, PackedB, Par};
@@ -294,7 +294,7 @@ fn prepacked(kernel: &Kernel, name: &str) -> usize {
 #[entry]
 fn main() -> ! {
     let cpu = edgemm::cpu_info();
-    let built = if cfg!(feature = "edgemm-alloc") {
+    let built = if cfg!(feature = "alloc") {
         "with alloc"
     } else {
         "without alloc"
@@ -331,8 +331,15 @@ fn main() -> ! {
             skipped += 1;
             continue;
         }
+        #[allow(unreachable_patterns)]
         let n = match info.kind {
             KernelKind::F32 => f32_battery(&info),
+            // A kernel family without a firmware battery yet must not pass unnoticed.
+            _ => fail(
+                info.name,
+                "firmware battery",
+                format_args!("none for {:?} kernels yet", info.kind),
+            ),
         };
         hprintln!(
             "kernel {:<28} ok: {} cases{}",
