@@ -118,7 +118,8 @@ pub enum Error {
         packed_for: &'static str,
         kernel: &'static str,
     },
-    /// A caller-provided workspace that is too small.
+    /// A caller-provided workspace that is too small (sizes in bytes: see
+    /// `sgemm_workspace_size`).
     WorkspaceTooSmall { needed: usize, got: usize },
     /// A size computation overflowed `usize`.
     SizeOverflow,
@@ -217,10 +218,9 @@ impl fmt::Display for Error {
                 "operand was packed for kernel {packed_for} but the call uses {kernel}; \
                  pack it again for this kernel"
             ),
-            Error::WorkspaceTooSmall { needed, got } => write!(
-                f,
-                "workspace too small: {got} elements given, {needed} needed"
-            ),
+            Error::WorkspaceTooSmall { needed, got } => {
+                write!(f, "workspace too small: {got} bytes given, {needed} needed")
+            }
             Error::SizeOverflow => f.write_str("a size computation overflowed usize"),
             Error::ZeroPointOutOfRange {
                 operand,

@@ -28,7 +28,6 @@ mod gemm;
 mod kernels;
 mod matrix;
 mod par;
-#[cfg(feature = "alloc")]
 mod quant;
 pub mod reference;
 mod scratch;
@@ -36,17 +35,20 @@ mod threads;
 
 pub use arch::{cpu_info, CpuInfo, Features};
 pub use error::{Error, KernelName, Operand};
-pub use gemm::{sgemm, sgemm_raw, sgemm_with_kernel};
+pub use gemm::{
+    sgemm, sgemm_raw, sgemm_with_kernel, sgemm_with_kernel_and_workspace, sgemm_with_workspace,
+    sgemm_workspace_size,
+};
 #[cfg(feature = "alloc")]
 pub use gemm::{sgemm_packed, PackedB};
 pub use kernels::{kernels, Kernel, KernelInfo, KernelKind};
 pub use matrix::{MatMut, MatRef};
 pub use par::Par;
+pub use quant::{max_exact_k, quantize_multiplier, QuantInput, QuantOutput, Requantize, Scale};
 #[cfg(feature = "alloc")]
 pub use quant::{
-    max_exact_k, qgemm, qgemm_packed, qgemm_requantize, qgemm_requantize_packed,
-    qgemm_requantize_with_kernel, qgemm_with_kernel, quantize_multiplier, PackedQB, QuantInput,
-    QuantOutput, Requantize, Scale,
+    qgemm, qgemm_packed, qgemm_requantize, qgemm_requantize_packed, qgemm_requantize_with_kernel,
+    qgemm_with_kernel, PackedQB,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -319,6 +319,7 @@ fn env_child() {
     }
 }
 
+#[cfg(feature = "alloc")]
 mod int8 {
     use edgemm::{Error, Kernel, MatMut, MatRef, Operand, Par, Requantize, Scale};
 

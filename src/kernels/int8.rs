@@ -20,6 +20,7 @@ use crate::arch::Features;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum QFormat {
     /// Bytes, k in groups of 4: A' unsigned (u8 as is, i8 + 128), B' i8. x86 `vpdpbusd`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     U8x4,
     /// Bytes, k in groups of 4: A' signed (i8 as is, u8 − 128), B' i8. Arm `sdot`.
     #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]

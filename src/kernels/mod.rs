@@ -6,6 +6,8 @@
 //! (with `std`) forces a kernel per family; forcing one this CPU cannot run, or naming no
 //! compiled kernel, is an error on every call, never a silent fallback.
 
+#[cfg(all(target_arch = "arm", edgemm_asm))]
+pub(crate) mod arm;
 pub(crate) mod f32;
 pub(crate) mod generic;
 pub(crate) mod int8;
@@ -106,6 +108,7 @@ impl Kernel {
         }
     }
 
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) fn int8(&self) -> Result<&'static QgemmKernel, Error> {
         match self.0 {
             KernelRef::Int8(k) => Ok(k),

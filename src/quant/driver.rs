@@ -11,6 +11,9 @@
 //! - into an i32 buffer for the thread's block when k spans several chunks, finished tile
 //!   by tile at the last chunk.
 
+// Without `alloc` nothing drives this module yet (the int8 entry points allocate).
+#![cfg_attr(not(feature = "alloc"), allow(dead_code))]
+
 use super::pack::{pack_a, pack_b};
 use super::requant::RqPlan;
 use super::QuantInput;

@@ -14,6 +14,10 @@
 //! points up to k = 33 025, symmetric i8 (zero points 0) up to k = 131 071. A larger k is
 //! an [`Error::KTooLarge`].
 
+// Without `alloc` the entry points that allocate their workspace are compiled out, which
+// leaves the driver unused until a caller-provided-workspace entry point is added.
+#![cfg_attr(not(feature = "alloc"), allow(unused_imports, dead_code))]
+
 mod driver;
 #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
 mod gemv;
@@ -235,6 +239,7 @@ fn check_zero_points<A: QuantInput>(za: i32, zb: i32) -> Result<(), Error> {
     Ok(())
 }
 
+#[cfg(feature = "alloc")]
 /// C = Σₚ (A[i,p] − za)·(B[p,j] − zb), exact (see the module docs for the k limit).
 ///
 /// ```
@@ -271,6 +276,7 @@ pub fn qgemm<A: QuantInput>(
     )
 }
 
+#[cfg(feature = "alloc")]
 /// [`qgemm`] with a chosen int8 kernel (from [`Kernel::by_name`]).
 pub fn qgemm_with_kernel<A: QuantInput>(
     kernel: &Kernel,
@@ -292,6 +298,7 @@ pub fn qgemm_with_kernel<A: QuantInput>(
     )
 }
 
+#[cfg(feature = "alloc")]
 /// The product of [`qgemm`], requantized into i8 or u8 (TFLite semantics; see the module
 /// docs).
 pub fn qgemm_requantize<A: QuantInput, O: QuantOutput>(
@@ -316,6 +323,7 @@ pub fn qgemm_requantize<A: QuantInput, O: QuantOutput>(
     )
 }
 
+#[cfg(feature = "alloc")]
 /// [`qgemm_requantize`] with a chosen int8 kernel.
 #[allow(clippy::too_many_arguments)]
 pub fn qgemm_requantize_with_kernel<A: QuantInput, O: QuantOutput>(
@@ -540,6 +548,7 @@ fn strategy(ker: &QgemmKernel, m: usize, n: usize, k: usize) -> QStrategy {
     }
 }
 
+#[cfg(feature = "alloc")]
 fn qgemm_impl<A: QuantInput>(
     ker: &'static QgemmKernel,
     a: Raw<A>,
@@ -666,6 +675,7 @@ fn qgemm_impl<A: QuantInput>(
     Ok(())
 }
 
+#[cfg(feature = "alloc")]
 /// The m = 1 path with AVX-512 VNNI (see `gemv.rs`), for a row-major B and a contiguous
 /// output row. Returns false (having done nothing) when it does not apply.
 #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]

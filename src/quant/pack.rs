@@ -8,6 +8,9 @@
 //! `(s·NR·G + (q·NR + j)·g + t)·e`. Elements past k (and columns past n) are zero, so the
 //! padded products vanish; the sums cover the real elements only.
 
+// Without `alloc` nothing drives this module yet (the int8 entry points allocate).
+#![cfg_attr(not(feature = "alloc"), allow(dead_code))]
+
 use super::QuantInput;
 #[cfg(target_arch = "x86_64")]
 use crate::arch::{cpu_info, Features};
@@ -366,53 +369,57 @@ mod x86_avx2 {
     /// AVX2; `b` names only in-bounds elements with unit column stride; `dst` holds
     /// `ceil(nc/16)·16·ceil(kc/2)·4` bytes; `colsum` has nc elements.
     #[target_feature(enable = "avx2")]
+    #[allow(unused_unsafe)]
     pub(super) unsafe fn pack_b_i16x2_nr16(b: Raw<i8>, dst: *mut u8, colsum: &mut [i32]) {
-        let (kc, nc) = (b.rows, b.cols);
-        let groups = kc.div_ceil(2);
-        let ones = _mm256_set1_epi16(1);
-        for j0 in (0..nc).step_by(16) {
-            let w = (nc - j0).min(16);
-            let sliver = dst.wrapping_add(j0 / 16 * 16 * groups * 4);
-            let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-            for q in 0..groups {
-                // 16 bytes of a row (zeros past the last column or row).
-                let row = |p: usize| -> __m256i {
-                    if p >= kc {
-                        return _mm256_setzero_si256();
-                    }
-                    let mut buf = [0i8; 16];
-                    // SAFETY: row p, columns j0..j0+w are inside B.
-                    unsafe {
-                        if w == 16 {
-                            return _mm256_cvtepi8_epi16(_mm_loadu_si128(
-                                b.at(p, j0) as *const __m128i
-                            ));
+        // SAFETY (whole body): AVX2 (caller); memory accesses as commented below.
+        unsafe {
+            let (kc, nc) = (b.rows, b.cols);
+            let groups = kc.div_ceil(2);
+            let ones = _mm256_set1_epi16(1);
+            for j0 in (0..nc).step_by(16) {
+                let w = (nc - j0).min(16);
+                let sliver = dst.wrapping_add(j0 / 16 * 16 * groups * 4);
+                let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                for q in 0..groups {
+                    // 16 bytes of a row (zeros past the last column or row).
+                    let row = |p: usize| -> __m256i {
+                        if p >= kc {
+                            return _mm256_setzero_si256();
                         }
-                        core::ptr::copy_nonoverlapping(b.at(p, j0), buf.as_mut_ptr(), w);
-                        _mm256_cvtepi8_epi16(_mm_loadu_si128(buf.as_ptr() as *const __m128i))
+                        let mut buf = [0i8; 16];
+                        // SAFETY: row p, columns j0..j0+w are inside B.
+                        {
+                            if w == 16 {
+                                return _mm256_cvtepi8_epi16(_mm_loadu_si128(
+                                    b.at(p, j0) as *const __m128i
+                                ));
+                            }
+                            core::ptr::copy_nonoverlapping(b.at(p, j0), buf.as_mut_ptr(), w);
+                            _mm256_cvtepi8_epi16(_mm_loadu_si128(buf.as_ptr() as *const __m128i))
+                        }
+                    };
+                    let (r0, r1) = (row(2 * q), row(2 * q + 1));
+                    let lo = _mm256_unpacklo_epi16(r0, r1); // columns 0-3 | 8-11
+                    let hi = _mm256_unpackhi_epi16(r0, r1); // columns 4-7 | 12-15
+                    let o0 = _mm256_permute2x128_si256::<0x20>(lo, hi); // columns 0-7
+                    let o1 = _mm256_permute2x128_si256::<0x31>(lo, hi); // columns 8-15
+                    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(o0, ones));
+                    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(o1, ones));
+                    // SAFETY: group q of the sliver, 64 bytes, inside dst.
+                    {
+                        _mm256_storeu_si256(sliver.add(q * 64) as *mut __m256i, o0);
+                        _mm256_storeu_si256(sliver.add(q * 64 + 32) as *mut __m256i, o1);
                     }
-                };
-                let (r0, r1) = (row(2 * q), row(2 * q + 1));
-                let lo = _mm256_unpacklo_epi16(r0, r1); // columns 0-3 | 8-11
-                let hi = _mm256_unpackhi_epi16(r0, r1); // columns 4-7 | 12-15
-                let o0 = _mm256_permute2x128_si256::<0x20>(lo, hi); // columns 0-7
-                let o1 = _mm256_permute2x128_si256::<0x31>(lo, hi); // columns 8-15
-                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(o0, ones));
-                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(o1, ones));
-                // SAFETY: group q of the sliver, 64 bytes, inside dst.
-                unsafe {
-                    _mm256_storeu_si256(sliver.add(q * 64) as *mut __m256i, o0);
-                    _mm256_storeu_si256(sliver.add(q * 64 + 32) as *mut __m256i, o1);
                 }
-            }
-            let mut lanes = [0i32; 16];
-            // SAFETY: 16 i32.
-            unsafe {
-                _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s0);
-                _mm256_storeu_si256(lanes.as_mut_ptr().add(8) as *mut __m256i, s1);
-            }
-            for (j, v) in lanes.iter().enumerate().take(w) {
-                colsum[j0 + j] = colsum[j0 + j].wrapping_add(*v);
+                let mut lanes = [0i32; 16];
+                // SAFETY: 16 i32.
+                {
+                    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s0);
+                    _mm256_storeu_si256(lanes.as_mut_ptr().add(8) as *mut __m256i, s1);
+                }
+                for (j, v) in lanes.iter().enumerate().take(w) {
+                    colsum[j0 + j] = colsum[j0 + j].wrapping_add(*v);
+                }
             }
         }
     }

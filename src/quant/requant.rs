@@ -27,6 +27,7 @@ pub(crate) struct RqPlan<'a> {
     pub lo: i32,
     pub hi: i32,
     /// No channel has a left shift (shift > 0): the vector path skips that step.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub no_left_shift: bool,
 }
 
@@ -180,37 +181,44 @@ pub(crate) mod x86 {
     use core::arch::x86_64::*;
 
     /// Eight lanes of `reference::multiply_by_quantized_multiplier` (see there).
+    ///
+    /// # Safety
+    /// AVX2 (an `unsafe fn`, not a safe target-feature function: the MSRV is 1.85).
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub(crate) fn mbqm(x: __m256i, m: __m256i, shift: __m256i, left: bool) -> __m256i {
-        let zero = _mm256_setzero_si256();
-        let x = if left {
-            _mm256_sllv_epi32(x, _mm256_max_epi32(shift, zero))
-        } else {
-            x
-        };
-        // SaturatingRoundingDoublingHighMul = (x·m + 2^30) >> 31 (for either sign: the
-        // truncating division of the nudged product equals this floor), bits 31..62 of the
-        // 64-bit sum; only x = m = i32::MIN overflows, to i32::MAX.
-        let nudge = _mm256_set1_epi64x(1 << 30);
-        let even = _mm256_add_epi64(_mm256_mul_epi32(x, m), nudge);
-        let odd = _mm256_add_epi64(
-            _mm256_mul_epi32(_mm256_srli_epi64::<32>(x), _mm256_srli_epi64::<32>(m)),
-            nudge,
-        );
-        let even = _mm256_srli_epi64::<31>(even); // result in the low dword
-        let odd = _mm256_slli_epi64::<1>(odd); // result in the high dword
-        let mut r = _mm256_blend_epi32::<0b1010_1010>(even, odd);
-        let min = _mm256_set1_epi32(i32::MIN);
-        let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
-        r = _mm256_blendv_epi8(r, _mm256_set1_epi32(i32::MAX), sat);
-        // RoundingDivideByPOT by e = max(−shift, 0).
-        let e = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-        let one = _mm256_set1_epi32(1);
-        let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
-        let rem = _mm256_and_si256(r, mask);
-        let thr = _mm256_sub_epi32(_mm256_srli_epi32::<1>(mask), _mm256_srai_epi32::<31>(r));
-        _mm256_sub_epi32(_mm256_srav_epi32(r, e), _mm256_cmpgt_epi32(rem, thr))
+    #[allow(unused_unsafe)]
+    pub(crate) unsafe fn mbqm(x: __m256i, m: __m256i, shift: __m256i, left: bool) -> __m256i {
+        // SAFETY: AVX2 (caller); register operations only.
+        unsafe {
+            let zero = _mm256_setzero_si256();
+            let x = if left {
+                _mm256_sllv_epi32(x, _mm256_max_epi32(shift, zero))
+            } else {
+                x
+            };
+            // SaturatingRoundingDoublingHighMul = (x·m + 2^30) >> 31 (for either sign: the
+            // truncating division of the nudged product equals this floor), bits 31..62 of the
+            // 64-bit sum; only x = m = i32::MIN overflows, to i32::MAX.
+            let nudge = _mm256_set1_epi64x(1 << 30);
+            let even = _mm256_add_epi64(_mm256_mul_epi32(x, m), nudge);
+            let odd = _mm256_add_epi64(
+                _mm256_mul_epi32(_mm256_srli_epi64::<32>(x), _mm256_srli_epi64::<32>(m)),
+                nudge,
+            );
+            let even = _mm256_srli_epi64::<31>(even); // result in the low dword
+            let odd = _mm256_slli_epi64::<1>(odd); // result in the high dword
+            let mut r = _mm256_blend_epi32::<0b1010_1010>(even, odd);
+            let min = _mm256_set1_epi32(i32::MIN);
+            let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
+            r = _mm256_blendv_epi8(r, _mm256_set1_epi32(i32::MAX), sat);
+            // RoundingDivideByPOT by e = max(−shift, 0).
+            let e = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+            let one = _mm256_set1_epi32(1);
+            let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
+            let rem = _mm256_and_si256(r, mask);
+            let thr = _mm256_sub_epi32(_mm256_srli_epi32::<1>(mask), _mm256_srai_epi32::<31>(r));
+            _mm256_sub_epi32(_mm256_srav_epi32(r, e), _mm256_cmpgt_epi32(rem, thr))
+        }
     }
 
     /// Rows of `cols` (a multiple of 16) columns, 16 at a time, stored as 16 bytes.
@@ -230,13 +238,14 @@ pub(crate) mod x86 {
         out: *mut u8,
         out_rs: isize,
     ) {
-        let zp = _mm256_set1_epi32(plan.out_zp);
-        let lo = _mm256_set1_epi32(plan.lo);
-        let hi = _mm256_set1_epi32(plan.hi);
         let unsigned_out = plan.lo >= 0 && plan.hi > 127;
         let left = !plan.no_left_shift;
-        // SAFETY (whole body): loads/stores stay inside the ranges stated above.
+        // SAFETY (whole body): AVX2 (caller); loads/stores stay inside the ranges stated
+        // above.
         unsafe {
+            let zp = _mm256_set1_epi32(plan.out_zp);
+            let lo = _mm256_set1_epi32(plan.lo);
+            let hi = _mm256_set1_epi32(plan.hi);
             for j in (0..cols).step_by(16) {
                 let (m0, m1, s0, s1) = match plan.mults {
                     Mults::PerTensor { multiplier, shift } => {

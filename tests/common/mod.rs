@@ -245,7 +245,8 @@ fn value(rng: &mut Rng, v: Values) -> f32 {
         Values::Integers => rng.below(9) as f32 - 4.0,
         Values::WideRange => {
             let e = rng.below(41) as i32 - 20;
-            rng.f32_pm1() * (2f32).powi(e)
+            // 2^e, built from its bits (`powi` is not in `core`, and the firmware has no std).
+            rng.f32_pm1() * f32::from_bits(((e + 127) as u32) << 23)
         }
     }
 }
@@ -259,9 +260,29 @@ pub fn fill(m: &mut Mat<f32>, rng: &mut Rng, v: Values) {
     }
 }
 
+/// Which public entry point a case goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// `sgemm` / `sgemm_with_kernel` (`c.threads` threads).
+    Plain,
+    /// `sgemm_with_workspace` / `sgemm_with_kernel_and_workspace` with exactly
+    /// `sgemm_workspace_size(m, n, k)` bytes at an offset from 0 to 63 (any alignment),
+    /// guarded on both sides; one byte less must be `WorkspaceTooSmall` and touch nothing.
+    Workspace,
+}
+
+/// Bytes around a workspace that must stay as they are.
+const WS_GUARD: usize = 64;
+const WS_GUARD_BYTE: u8 = 0xa5;
+
 /// Runs the case through `kernel` (or the default selection) and checks every element of C
 /// against the reference within the error bound, and every guard element of C untouched.
 pub fn run_sgemm_case(kernel: Option<&Kernel>, c: &Case) -> Result<(), String> {
+    run_sgemm_case_via(kernel, c, Entry::Plain)
+}
+
+/// [`run_sgemm_case`] through the chosen entry point.
+pub fn run_sgemm_case_via(kernel: Option<&Kernel>, c: &Case, entry: Entry) -> Result<(), String> {
     let mut rng = Rng(c.seed);
     let mut a = Mat::<f32>::new(c.m, c.k, c.la);
     let mut b = Mat::<f32>::new(c.k, c.n, c.lb);
@@ -323,19 +344,75 @@ pub fn run_sgemm_case(kernel: Option<&Kernel>, c: &Case) -> Result<(), String> {
     } else {
         Par::Seq
     };
-    let r = match kernel {
-        Some(kern) => edgemm::sgemm_with_kernel(
-            kern,
-            c.alpha,
-            a.view(),
-            b.view(),
-            c.beta,
-            cm.view_mut(),
-            par,
-        ),
-        None => edgemm::sgemm(c.alpha, a.view(), b.view(), c.beta, cm.view_mut(), par),
-    };
-    r.map_err(|e| format!("sgemm returned an error: {e}"))?;
+    match entry {
+        Entry::Plain => {
+            let r = match kernel {
+                Some(kern) => edgemm::sgemm_with_kernel(
+                    kern,
+                    c.alpha,
+                    a.view(),
+                    b.view(),
+                    c.beta,
+                    cm.view_mut(),
+                    par,
+                ),
+                None => edgemm::sgemm(c.alpha, a.view(), b.view(), c.beta, cm.view_mut(), par),
+            };
+            r.map_err(|e| format!("sgemm returned an error: {e}"))?;
+        }
+        Entry::Workspace => {
+            let size = edgemm::sgemm_workspace_size(c.m, c.n, c.k);
+            let off = (c.seed % 64) as usize;
+            let mut buf = vec![WS_GUARD_BYTE; off + size + 2 * WS_GUARD];
+            let ws = WS_GUARD + off..WS_GUARD + off + size;
+            let call = |cm: &mut Mat, ws: &mut [u8]| match kernel {
+                Some(kern) => edgemm::sgemm_with_kernel_and_workspace(
+                    kern,
+                    c.alpha,
+                    a.view(),
+                    b.view(),
+                    c.beta,
+                    cm.view_mut(),
+                    ws,
+                ),
+                None => edgemm::sgemm_with_workspace(
+                    c.alpha,
+                    a.view(),
+                    b.view(),
+                    c.beta,
+                    cm.view_mut(),
+                    ws,
+                ),
+            };
+            if size > 0 {
+                let short = ws.start..ws.end - 1;
+                match call(&mut cm, &mut buf[short]) {
+                    Err(edgemm::Error::WorkspaceTooSmall { needed, got })
+                        if needed == size && got == size - 1 => {}
+                    r => {
+                        return Err(format!(
+                            "a workspace of {} bytes (needs {size}) gave {r:?}",
+                            size - 1
+                        ))
+                    }
+                }
+                let untouched = cm
+                    .data
+                    .iter()
+                    .zip(&c0.data)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+                if !untouched {
+                    return Err(String::from("a too-small workspace call wrote C"));
+                }
+            }
+            call(&mut cm, &mut buf[ws.clone()])
+                .map_err(|e| format!("sgemm_with_workspace returned an error: {e}"))?;
+            let outside = buf[..ws.start].iter().chain(&buf[ws.end..]);
+            if outside.into_iter().any(|&x| x != WS_GUARD_BYTE) {
+                return Err(String::from("bytes outside the workspace were written"));
+            }
+        }
+    }
 
     let eps = f32::EPSILON as f64;
     for i in 0..c.m {
