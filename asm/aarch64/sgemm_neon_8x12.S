@@ -10,7 +10,8 @@
  *   beta == 0 (either sign): C is never read (it may hold NaN).
  *   Reads: exactly rows 0..m of A for k steps, and the 12 columns of B at every k step,
  *   whatever n (the contract's NR-columns rule) — nothing else. Writes: exactly the m×n tile.
- *   b_pf: every k step prefetches (prfm, never faults) the B row at b + b_pf.
+ *   b_pf: after loading B row p, prefetches (prfm: a hint, never faults) the address of
+ *   row p+1 plus b_pf, i.e. the same row of the next micro-panel.
  *
  * Inner loop, per k step: 24 `fmla vC.4s, vB.4s, vA.s[lane]` (8 rows × 3 vectors of 4
  *   columns), one 3-register ld1 of the B row (12 floats), and the A column: with a_rs == 4
@@ -25,10 +26,12 @@
  *           4-7, 8-11). v8-v15 are callee-saved (d8-d15): saved on entry, restored on exit.
  *   v0, v1  the A column (row i in a lane of v0 or v1, see AMAP_* below);
  *   v2-v4, v5-v7  the B row (alternating); in the epilogue v0.s[0] = alpha, v0.s[1] = beta,
- *           v1-v4 hold a C row and the partial-row store's work.
+ *           v1-v3 a row of C (beta != 0) or the row being stored when n < 12.
  *   x1 A (a_rs == 4) | x9-x16 A row pointers (other a_rs), x2 B, x3 b_ks, x4 a_ks,
- *   x5 k counter, x6 a_rs then n, x7 C row, x8 c_rs, x17 m then b_pf.
- * Clobbers: x1-x17, v0-v7, v16-v31, flags. Saves/restores x29, x30, d8-d15 (80 bytes of
+ *   x5 k counter, x6 a_rs then m then n (epilogue), x7 C row, x8 c_rs, x17 m then b_pf,
+ *   x9 temporary in the epilogue.
+ * Clobbers: x1-x17, v0-v7, v16-v31, the upper halves of v8-v15 (not preserved under
+ *   AAPCS64), flags. Saves/restores x29, x30 (a frame record), d8-d15 (80 bytes of
  *   stack, 16-byte aligned frame). Leaf as far as the caller can tell (the partial-row
  *   loads/stores are local bl subroutines, covered by the saved x30).
  */
