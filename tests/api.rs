@@ -274,9 +274,20 @@ fn edgemm_kernel_env_forces_or_fails() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
+    // Under user-mode emulation (scripts/cross/*.sh) the host kernel cannot exec this
+    // binary itself: EDGEMM_TEST_RUNNER names the emulator command to run it with.
+    let runner = std::env::var("EDGEMM_TEST_RUNNER").unwrap_or_default();
+    let runner = runner.split_whitespace();
     let run = |value: &str| {
-        std::process::Command::new(&exe)
-            .args(["--exact", "env_child", "--nocapture"])
+        let mut cmd = match runner.clone().next() {
+            Some(emu) => {
+                let mut c = std::process::Command::new(emu);
+                c.args(runner.clone().skip(1)).arg(&exe);
+                c
+            }
+            None => std::process::Command::new(&exe),
+        };
+        cmd.args(["--exact", "env_child", "--nocapture"])
             .env("EDGEMM_KERNEL", value)
             .env("EDGEMM_API_CHILD", "1")
             .output()

@@ -6,6 +6,8 @@
 //! (with `std`) forces a kernel per family; forcing one this CPU cannot run, or naming no
 //! compiled kernel, is an error on every call, never a silent fallback.
 
+#[cfg(all(target_arch = "aarch64", edgemm_asm))]
+pub(crate) mod aarch64;
 #[cfg(all(target_arch = "arm", edgemm_asm))]
 pub(crate) mod arm;
 pub(crate) mod f32;
