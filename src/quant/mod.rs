@@ -715,12 +715,15 @@ fn try_gemv<A: QuantInput>(
         Out::Requant { bias, .. } => *bias,
         Out::I32(_) => None,
     };
-    crate::scratch::with_workspace((k + 2 * n).div_ceil(4) + 16, |ws| {
-        // SAFETY: the workspace has k bytes for a' and 2n i32 for the offsets after them,
+    // k bytes of a', then (from the next 64-byte boundary) n i32 offsets. (This counted
+    // 2n bytes for the offsets, 4n being needed: a heap overflow that only the per-call
+    // buffer of an alloc-without-std build exposed.)
+    let off_at = k.div_ceil(64) * 64;
+    crate::scratch::with_workspace((off_at + 4 * n).div_ceil(4), |ws| {
+        // SAFETY: the workspace has k bytes for a' and n i32 for the offsets at off_at,
         // 64-byte aligned, used by this call only.
         let (abuf, off) = unsafe {
             let bytes = ws as *mut u8;
-            let off_at = k.div_ceil(64) * 64;
             (
                 core::slice::from_raw_parts_mut(bytes, k),
                 core::slice::from_raw_parts_mut(bytes.add(off_at) as *mut i32, n),
