@@ -192,12 +192,24 @@ impl<'a> Requantize<'a> {
                 max: self.clamp_max,
             });
         }
+        // Every shift a right shift of at least 1, and no multiplier at −2^31 or −2^31 + 1:
+        // the forms an output stage may compute more cheaply (see `requant::arm`).
+        let right_shift_only = match self.scale {
+            Scale::PerTensor { multiplier, shift } => shift < 0 && multiplier > i32::MIN + 1,
+            Scale::PerChannel {
+                multipliers,
+                shifts,
+            } => {
+                shifts.iter().all(|&s| s < 0) && multipliers.iter().all(|&m| m > i32::MIN + 1)
+            }
+        };
         Ok(RqPlan {
             mults,
             out_zp: self.output_zero_point,
             lo,
             hi,
             no_left_shift,
+            right_shift_only,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! The output stage: an i32 tile (bias and zero-point terms already added by the kernel)
 //! requantized the TFLite way, as `reference::requantize` defines it, into i8 or u8.
 //! Vectorized with AVX2 on x86-64 (checked lane by lane against the scalar reference in
-//! the tests), scalar elsewhere.
+//! the tests), with the DSP extension's `smmulr` on Arm M-profile cores, scalar elsewhere.
 
 use crate::reference::multiply_by_quantized_multiplier;
 
@@ -29,6 +29,10 @@ pub(crate) struct RqPlan<'a> {
     /// No channel has a left shift (shift > 0): the vector path skips that step.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub no_left_shift: bool,
+    /// Every shift is ≤ −1 (a right shift, no left shift) and every multiplier is above
+    /// −2^31 + 1: the Arm output stage's fast form applies (see [`arm`]).
+    #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
+    pub right_shift_only: bool,
 }
 
 impl RqPlan<'_> {
@@ -172,6 +176,175 @@ pub(crate) unsafe fn requantize_avx512(
         } else {
             scalar_cols(tile, ts, h, 0, w, plan, col0, out, out_rs, out_cs);
         }
+    }
+}
+
+/// The output stage of the Cortex-M4 kernel (Arm M-profile with the DSP extension).
+///
+/// TFLite's double rounding, `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x, m),
+/// e)` with e = −shift ≥ 1, is computed in 7 instructions per value, with no branch:
+///
+/// ```text
+/// eor  c, x, x, lsl #1    ; c<31> = 1 when x ∉ [−2^30, 2^30) (ORed into a flag word)
+/// orr  f, f, c
+/// add  x, x, x            ; 2x, exact in that range
+/// smmulr x, x, m          ; (2x·m + 2^31) >> 32 = (x·m + 2^30) >> 31 = SRDHM(x, m)
+/// add  c, x, half         ; half = 2^(e−1)
+/// add  c, c, x, asr #31   ; − 1 when negative: ties away from zero
+/// asr  c, c, e            ; = RoundingDivideByPOT(x, e)
+/// ```
+///
+/// Exact (equal to `reference::multiply_by_quantized_multiplier`) when −2^30 < x < 2^30 and
+/// m > −2^31 + 1: then 2x does not overflow, SRDHM never saturates (x ≠ −2^31), and
+/// |SRDHM(x, m)| ≤ 2^30 − 1, so adding half ≤ 2^30 cannot overflow. The flag word collects
+/// x ⊕ 2x; x = −2^30 passes that test, but |x·m| ≤ 2^30·(2^31 − 2) still keeps
+/// |SRDHM| < 2^30 given the multiplier bound. A tile with any value outside the range (bit
+/// 31 of the flag) is done again by the scalar reference form, as is every call whose plan
+/// has a left shift, a zero shift, or a multiplier at −2^31 or −2^31 + 1
+/// (`RqPlan::right_shift_only` false). Then `+ zero point`, clamp, store the byte.
+#[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+pub(crate) mod arm {
+    use super::{requantize_scalar, Mults, RqPlan};
+    use core::arch::asm;
+
+    /// The fast form (see the module docs); ORs the range test into `flag`.
+    #[inline(always)]
+    fn mbqm(x: i32, m: i32, e: i32, half: i32, flag: &mut u32) -> i32 {
+        let c: i32;
+        // SAFETY: register arithmetic only (no memory, no stack, no flags: none of these
+        // instructions has the S suffix, and smmulr does not touch Q).
+        unsafe {
+            asm!(
+                "eor {c}, {x}, {x}, lsl #1",
+                "orr {f}, {f}, {c}",
+                "add {x}, {x}, {x}",
+                "smmulr {x}, {x}, {m}",
+                "add {c}, {x}, {h}",
+                "add {c}, {c}, {x}, asr #31",
+                "asr {c}, {c}, {e}",
+                x = inout(reg) x => _,
+                f = inout(reg) *flag,
+                c = out(reg) c,
+                m = in(reg) m,
+                h = in(reg) half,
+                e = in(reg) e,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        c
+    }
+
+    /// (m, e, half) of a shift ≤ −1.
+    #[inline(always)]
+    fn consts(m: i32, shift: i32) -> (i32, i32, i32) {
+        let e = -shift;
+        (m, e, 1 << (e - 1))
+    }
+
+    /// Clamps to [lo, hi]: the i8 range (`K = 0`), the u8 range (`K = 1`, both become one
+    /// ssat/usat), or the plan's bounds (`K = 2`).
+    #[inline(always)]
+    fn clamp<const K: u8>(v: i32, lo: i32, hi: i32) -> i32 {
+        match K {
+            0 => v.clamp(-128, 127),
+            1 => v.clamp(0, 255),
+            _ => v.clamp(lo, hi),
+        }
+    }
+
+    /// The whole tile in the fast form; returns the flag word (bit 31: redo exactly).
+    ///
+    /// # Safety
+    /// The [`super::RequantFn`] contract; `plan.right_shift_only`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn run<const K: u8>(
+        tile: *const i32,
+        ts: usize,
+        h: usize,
+        w: usize,
+        plan: &RqPlan,
+        col0: usize,
+        out: *mut u8,
+        out_rs: isize,
+        out_cs: isize,
+    ) -> u32 {
+        let (zp, lo, hi) = (plan.out_zp, plan.lo, plan.hi);
+        let mut flag = 0u32;
+        match plan.mults {
+            Mults::PerTensor { multiplier, shift } => {
+                let (m, e, half) = consts(multiplier, shift);
+                for i in 0..h {
+                    // SAFETY: row i of the tile (w values) and of the output are in bounds
+                    // (caller).
+                    unsafe {
+                        let t = tile.add(i * ts);
+                        let o = out.offset(i as isize * out_rs);
+                        for j in 0..w {
+                            let v = mbqm(*t.add(j), m, e, half, &mut flag);
+                            *o.offset(j as isize * out_cs) = clamp::<K>(v + zp, lo, hi) as u8;
+                        }
+                    }
+                }
+            }
+            Mults::PerChannel {
+                multipliers,
+                shifts,
+            } => {
+                for j in 0..w {
+                    // SAFETY: the per-channel slices cover col0..col0 + w (caller).
+                    let (m, e, half) = unsafe {
+                        consts(
+                            *multipliers.get_unchecked(col0 + j),
+                            *shifts.get_unchecked(col0 + j),
+                        )
+                    };
+                    for i in 0..h {
+                        // SAFETY: (i, j) inside the tile and the output (caller).
+                        unsafe {
+                            let v = mbqm(*tile.add(i * ts + j), m, e, half, &mut flag);
+                            *out.offset(i as isize * out_rs + j as isize * out_cs) =
+                                clamp::<K>(v + zp, lo, hi) as u8;
+                        }
+                    }
+                }
+            }
+        }
+        flag
+    }
+
+    /// The Cortex-M4 output stage: the fast form when the plan allows it and every value of
+    /// the tile is in its range, the scalar reference form otherwise (module docs).
+    ///
+    /// # Safety
+    /// The [`super::RequantFn`] contract.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn requantize_m4dsp(
+        tile: *const i32,
+        ts: usize,
+        h: usize,
+        w: usize,
+        plan: &RqPlan,
+        col0: usize,
+        out: *mut u8,
+        out_rs: isize,
+        out_cs: isize,
+    ) {
+        if plan.right_shift_only {
+            // SAFETY: forwarded; the plan allows the fast form.
+            let flag = unsafe {
+                match (plan.lo, plan.hi) {
+                    (-128, 127) => run::<0>(tile, ts, h, w, plan, col0, out, out_rs, out_cs),
+                    (0, 255) => run::<1>(tile, ts, h, w, plan, col0, out, out_rs, out_cs),
+                    _ => run::<2>(tile, ts, h, w, plan, col0, out, out_rs, out_cs),
+                }
+            };
+            if flag >> 31 == 0 {
+                return;
+            }
+        }
+        // SAFETY: forwarded (the fast pass, if any, only wrote the same outputs).
+        unsafe { requantize_scalar(tile, ts, h, w, plan, col0, out, out_rs, out_cs) }
     }
 }
 
