@@ -5,9 +5,10 @@
 //! workspace: &mut [u8])`, which returns [`Error::WorkspaceTooSmall`] before reading or
 //! writing anything when the buffer is short. One thread; k in one chunk (no block buffer
 //! for the sums); A packed one row tile at a time, B (when not prepacked) 4·NR columns at a
-//! time. So the workspace is about `MR·k` packed elements of A, plus `4·NR·k` of B when B is
-//! strided, plus `8·n` bytes of column terms: on a Cortex-M4 (MR = NR = 4, i16 elements)
-//! `8k + 8n` bytes and some alignment for prepacked weights, `40k + 8n` for strided ones.
+//! time. So the workspace is about `MR·k` packed elements of A, plus `16·k` of B when B is
+//! strided (16 columns, rounded up to NR), plus `4·n` bytes of column terms: on a Cortex-M4
+//! (MR = 4, i16 elements) `8k + 4n` bytes and some alignment for prepacked weights,
+//! `40k + 4n` for strided ones.
 
 use super::driver::{layout_of, run_block, Geometry, QStrategy, Terms};
 use super::{
@@ -20,15 +21,21 @@ use crate::kernels::int8::{QgemmKernel, QGEMM_KERNELS};
 use crate::kernels::{qgemm_kernel, Kernel};
 use crate::matrix::{MatMut, MatRef};
 
+/// Columns of a strided B packed at a time by the workspace path (rounded up to NR): A is
+/// packed again for each such block, which costs about 2/16 instruction per
+/// multiply-add on a Cortex-M4.
+const WS_B_COLS: usize = 16;
+
 /// The blocking of the workspace path for a kernel of geometry `geo`: k in one chunk, one
-/// row tile of A at a time, B packed 4·NR columns at a time (`packs_b`) or read prepacked.
+/// row tile of A at a time, B packed [`WS_B_COLS`] columns at a time (`packs_b`) or read
+/// prepacked.
 pub(crate) const fn ws_strategy(geo: Geometry, n: usize, k: usize, packs_b: bool) -> QStrategy {
     let kc = k.div_ceil(geo.g).saturating_mul(geo.g);
     QStrategy {
         kc: if kc < geo.g { geo.g } else { kc },
         mc: geo.mr,
         nc: if packs_b {
-            4 * geo.nr
+            WS_B_COLS.div_ceil(geo.nr) * geo.nr
         } else if n == 0 {
             1
         } else {
@@ -78,9 +85,9 @@ const fn ws_bytes(m: usize, n: usize, k: usize, packs_b: bool) -> usize {
 /// # Ok::<(), edgemm::Error>(())
 /// ```
 ///
-/// 0 when m, n or k is 0. Grows with k and n, not with m: one packed row tile of A and
-/// 4·NR packed columns of B (`MR·k + 4·NR·k` elements), the column terms (`16·NR + 4n`
-/// bytes), alignment. On a Cortex-M4 build, `40k + 4n` bytes and some 400 more.
+/// 0 when m, n or k is 0. Grows with k and n, not with m: one packed row tile of A and 16
+/// packed columns of B (rounded up to NR), `MR·k + 16·k` elements, the column terms (about
+/// `4n` bytes), alignment. On a Cortex-M4 build, `40k + 4n` bytes and some 400 more.
 pub const fn qgemm_workspace_size(m: usize, n: usize, k: usize) -> usize {
     ws_bytes(m, n, k, true)
 }
@@ -135,7 +142,8 @@ fn ws_impl<A: QuantInput>(
 /// at least [`qgemm_workspace_size`]`(m, n, k)` bytes (else [`Error::WorkspaceTooSmall`],
 /// before anything is read or written); any alignment, any contents. Runs on the calling
 /// thread; works with or without the `alloc` feature. Results are exactly those of
-/// `qgemm` (the sums are exact).
+/// `qgemm` (the sums are exact). B is packed 16 columns at a time and A once per such
+/// block: for weights used more than once, [`PackedQBRef`] avoids both.
 pub fn qgemm_with_workspace<A: QuantInput>(
     a: MatRef<A>,
     a_zero_point: i32,
