@@ -27,4 +27,4 @@ macro_rules! asm_kernels {
 #[cfg(edgemm_arm_vfp4)]
 asm_kernels!(sgemm_vfp4_4x4: SgemmArgs);
 #[cfg(edgemm_arm_dsp)]
-asm_kernels!(qgemm_s16_m4dsp_4x4: QgemmArgs);
+asm_kernels!(qgemm_s16_m4dsp_16x4: QgemmArgs);

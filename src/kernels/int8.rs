@@ -162,13 +162,13 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
     },
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
     QgemmKernel {
-        name: "qgemm_s16_m4dsp_4x4",
+        name: "qgemm_s16_m4dsp_16x4",
         requires: Features::DSP,
         isa: "dsp",
-        mr: 4,
+        mr: 16,
         nr: 4,
         format: QFormat::I16x2,
-        ukr: super::arm::qgemm_s16_m4dsp_4x4,
+        ukr: super::arm::qgemm_s16_m4dsp_16x4,
         requant: crate::quant::requant::arm::requantize_m4dsp,
     },
     QgemmKernel {

@@ -147,7 +147,12 @@ pub(crate) const fn layout_of(
         .saturating_mul(g);
     let mcb = if s.mc < rows { s.mc } else { rows };
     let ncb = if s.nc < cols { s.nc } else { cols };
-    let mc = mcb.div_ceil(mr).saturating_mul(mr);
+    // A block of one row is packed as one row (see run_block), not as a sliver of MR.
+    let mc = if mcb == 1 {
+        1
+    } else {
+        mcb.div_ceil(mr).saturating_mul(mr)
+    };
     let nc = ncb.div_ceil(nr).saturating_mul(nr);
     let sum_rows = if k <= s.kc { mcb } else { rows };
     let slack = 4 * crate::gemm::pack::PACK_SLACK;
@@ -280,7 +285,11 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
             ),
         )
     };
-    let mut tile = [0i32; MAX_MR * MAX_NR];
+    // The stack tile: the kernel writes each h×w tile (flags 0: C is not read) before the
+    // output stage reads it, so it is never initialised (zeroing 2 KiB per call shows on
+    // a Cortex-M4).
+    let mut tile = core::mem::MaybeUninit::<[i32; MAX_MR * MAX_NR]>::uninit();
+    let tile = tile.as_mut_ptr() as *mut i32;
     let mut args = QgemmArgs {
         a: core::ptr::null(),
         b: core::ptr::null(),
@@ -427,24 +436,15 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                                 }
                             }
                             _ => {
-                                args.c = tile.as_mut_ptr();
+                                args.c = tile;
                                 args.c_rs = (nr * 4) as isize;
                                 args.flags = 0;
                                 // SAFETY: as above, into the stack tile (MR×NR ≥ h×w).
                                 unsafe { (ker.ukr)(&args) };
-                                // SAFETY: the tile and dest ranges are in bounds.
+                                // SAFETY: the tile's h×w values were just written by the
+                                // kernel; the dest ranges are in bounds.
                                 unsafe {
-                                    finish_tile(
-                                        tile.as_ptr(),
-                                        nr,
-                                        h,
-                                        w,
-                                        &dest,
-                                        row,
-                                        col,
-                                        b_col0,
-                                        ker,
-                                    )
+                                    finish_tile(tile, nr, h, w, &dest, row, col, b_col0, ker)
                                 };
                             }
                         }

@@ -228,6 +228,8 @@ impl<'a> Requantize<'a> {
             hi,
             no_left_shift,
             right_shift_only,
+            // Set by the call once k and the zero points are known (Out::note_range).
+            acc_small: false,
         })
     }
 }
@@ -602,6 +604,21 @@ impl<'a> Out<'a> {
         }
     }
 
+    /// Records in the plan whether every accumulator of the call (sum of products plus
+    /// bias) is below 2^30 in magnitude whatever the data: `k·max|a − za|·max|b − zb| +
+    /// max|bias| < 2^30`. An output stage may then skip per-value range checks.
+    fn note_range<A: QuantInput>(&mut self, k: usize, za: i32, zb: i32) {
+        if let Out::Requant { plan, bias, .. } = self {
+            let ma = (za - A::MIN).max(A::MAX - za) as u64;
+            let mb = (zb + 128).max(127 - zb) as u64;
+            let bmax = bias.map_or(0, |b| {
+                b.iter().map(|v| v.unsigned_abs() as u64).max().unwrap_or(0)
+            });
+            let bound = (k as u64).saturating_mul(ma * mb).saturating_add(bmax);
+            plan.acc_small = bound < 1 << 30;
+        }
+    }
+
     fn dest(self) -> Dest<'a> {
         match self {
             Out::I32(c) => Dest::I32(c),
@@ -706,6 +723,8 @@ fn qgemm_impl<A: QuantInput>(
     if m == 1 && try_gemv(ker, &a, za, zb, &b, &out, threads) {
         return Ok(());
     }
+    let mut out = out;
+    out.note_range::<A>(k, za, zb);
     let s = match &b {
         BOperand::Packed(p) => QStrategy {
             kc: p.kc,

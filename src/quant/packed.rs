@@ -53,7 +53,7 @@ const F_TOTAL: usize = 11;
 const KNOWN_KERNELS: &[&str] = &[
     "qgemm_u8i8_avx512vnni_14x32",
     "qgemm_i16_avx2_6x16",
-    "qgemm_s16_m4dsp_4x4",
+    "qgemm_s16_m4dsp_16x4",
     "qgemm_i16_generic_4x8",
 ];
 

@@ -33,6 +33,10 @@ pub(crate) struct RqPlan<'a> {
     /// −2^31 + 1: the Arm output stage's fast form applies (see [`arm`]).
     #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
     pub right_shift_only: bool,
+    /// Every accumulator of the call is below 2^30 in magnitude (bound from k, the zero
+    /// points and the bias; set by the call, false until then).
+    #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
+    pub acc_small: bool,
 }
 
 impl RqPlan<'_> {
@@ -182,54 +186,72 @@ pub(crate) unsafe fn requantize_avx512(
 /// The output stage of the Cortex-M4 kernel (Arm M-profile with the DSP extension).
 ///
 /// TFLite's double rounding, `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x, m),
-/// e)` with e = −shift ≥ 1, is computed in 7 instructions per value, with no branch:
+/// e)` with e = −shift ≥ 1, is computed in 5 instructions per value, with no branch:
 ///
 /// ```text
-/// eor  c, x, x, lsl #1    ; c<31> = 1 when x ∉ [−2^30, 2^30) (ORed into a flag word)
-/// orr  f, f, c
-/// add  x, x, x            ; 2x, exact in that range
+/// add  x, x, x            ; 2x, exact when |x| < 2^30
 /// smmulr x, x, m          ; (2x·m + 2^31) >> 32 = (x·m + 2^30) >> 31 = SRDHM(x, m)
 /// add  c, x, half         ; half = 2^(e−1)
 /// add  c, c, x, asr #31   ; − 1 when negative: ties away from zero
 /// asr  c, c, e            ; = RoundingDivideByPOT(x, e)
 /// ```
 ///
+/// then `+ zero point`, clamp (one `ssat`/`usat` for the type's range), store the byte.
 /// Exact (equal to `reference::multiply_by_quantized_multiplier`) when −2^30 < x < 2^30 and
 /// m > −2^31 + 1: then 2x does not overflow, SRDHM never saturates (x ≠ −2^31), and
-/// |SRDHM(x, m)| ≤ 2^30 − 1, so adding half ≤ 2^30 cannot overflow. The flag word collects
-/// x ⊕ 2x; x = −2^30 passes that test, but |x·m| ≤ 2^30·(2^31 − 2) still keeps
-/// |SRDHM| < 2^30 given the multiplier bound. A tile with any value outside the range (bit
-/// 31 of the flag) is done again by the scalar reference form, as is every call whose plan
-/// has a left shift, a zero shift, or a multiplier at −2^31 or −2^31 + 1
-/// (`RqPlan::right_shift_only` false). Then `+ zero point`, clamp, store the byte.
+/// |SRDHM(x, m)| ≤ 2^30 − 1, so adding half ≤ 2^30 cannot overflow.
+///
+/// The range of x is known for the whole call when `RqPlan::acc_small` (the bound from k,
+/// the zero points and the bias). Otherwise each value is tested on the way (`eor c, x, x,
+/// lsl #1` has bit 31 set when x ∉ [−2^30, 2^30), ORed into a flag word; x = −2^30 passes,
+/// but then |x·m| ≤ 2^30·(2^31 − 2) still keeps |SRDHM| < 2^30 given the multiplier bound),
+/// and a tile with a value out of range is done again by the scalar reference form. Plans
+/// with a left shift, a zero shift or a multiplier at −2^31 or −2^31 + 1
+/// (`RqPlan::right_shift_only` false) always take the scalar form.
 #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
 pub(crate) mod arm {
     use super::{requantize_scalar, Mults, RqPlan};
     use core::arch::asm;
 
-    /// The fast form (see the module docs); ORs the range test into `flag`.
+    /// The fast form (see the module docs). With `CHECK`, ORs the range test into `flag`.
     #[inline(always)]
-    fn mbqm(x: i32, m: i32, e: i32, half: i32, flag: &mut u32) -> i32 {
+    fn mbqm<const CHECK: bool>(x: i32, m: i32, e: i32, half: i32, flag: &mut u32) -> i32 {
         let c: i32;
         // SAFETY: register arithmetic only (no memory, no stack, no flags: none of these
         // instructions has the S suffix, and smmulr does not touch Q).
         unsafe {
-            asm!(
-                "eor {c}, {x}, {x}, lsl #1",
-                "orr {f}, {f}, {c}",
-                "add {x}, {x}, {x}",
-                "smmulr {x}, {x}, {m}",
-                "add {c}, {x}, {h}",
-                "add {c}, {c}, {x}, asr #31",
-                "asr {c}, {c}, {e}",
-                x = inout(reg) x => _,
-                f = inout(reg) *flag,
-                c = out(reg) c,
-                m = in(reg) m,
-                h = in(reg) half,
-                e = in(reg) e,
-                options(pure, nomem, nostack, preserves_flags),
-            );
+            if CHECK {
+                asm!(
+                    "eor {c}, {x}, {x}, lsl #1",
+                    "orr {f}, {f}, {c}",
+                    "add {x}, {x}, {x}",
+                    "smmulr {x}, {x}, {m}",
+                    "add {c}, {x}, {h}",
+                    "add {c}, {c}, {x}, asr #31",
+                    "asr {c}, {c}, {e}",
+                    x = inout(reg) x => _,
+                    f = inout(reg) *flag,
+                    c = out(reg) c,
+                    m = in(reg) m,
+                    h = in(reg) half,
+                    e = in(reg) e,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+            } else {
+                asm!(
+                    "add {x}, {x}, {x}",
+                    "smmulr {x}, {x}, {m}",
+                    "add {c}, {x}, {h}",
+                    "add {c}, {c}, {x}, asr #31",
+                    "asr {c}, {c}, {e}",
+                    x = inout(reg) x => _,
+                    c = out(reg) c,
+                    m = in(reg) m,
+                    h = in(reg) half,
+                    e = in(reg) e,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+            }
         }
         c
     }
@@ -253,12 +275,15 @@ pub(crate) mod arm {
     }
 
     /// The whole tile in the fast form; returns the flag word (bit 31: redo exactly).
+    /// `TS` is the tile's row stride when known at compile time (the kernel's stack tile:
+    /// NR = 4), else 0 and `ts` is used.
     ///
     /// # Safety
-    /// The [`super::RequantFn`] contract; `plan.right_shift_only`.
+    /// The [`super::RequantFn`] contract; `plan.right_shift_only`; without `CHECK`,
+    /// `plan.acc_small`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn run<const K: u8>(
+    unsafe fn run<const K: u8, const CHECK: bool, const TS: usize>(
         tile: *const i32,
         ts: usize,
         h: usize,
@@ -269,22 +294,37 @@ pub(crate) mod arm {
         out_rs: isize,
         out_cs: isize,
     ) -> u32 {
+        let ts = if TS != 0 { TS } else { ts };
         let (zp, lo, hi) = (plan.out_zp, plan.lo, plan.hi);
         let mut flag = 0u32;
+        let per_column = |j: usize, m: i32, e: i32, half: i32, flag: &mut u32| {
+            let mut t = tile.wrapping_add(j);
+            let mut o = out.wrapping_offset(j as isize * out_cs);
+            let mut i = 0;
+            // SAFETY (both loops): (i, j) inside the tile and the output (caller).
+            while i + 2 <= h {
+                unsafe {
+                    let v0 = mbqm::<CHECK>(*t, m, e, half, flag);
+                    let v1 = mbqm::<CHECK>(*t.add(ts), m, e, half, flag);
+                    *o = clamp::<K>(v0 + zp, lo, hi) as u8;
+                    *o.offset(out_rs) = clamp::<K>(v1 + zp, lo, hi) as u8;
+                    t = t.add(2 * ts);
+                    o = o.offset(2 * out_rs);
+                }
+                i += 2;
+            }
+            if i < h {
+                unsafe {
+                    let v = mbqm::<CHECK>(*t, m, e, half, flag);
+                    *o = clamp::<K>(v + zp, lo, hi) as u8;
+                }
+            }
+        };
         match plan.mults {
             Mults::PerTensor { multiplier, shift } => {
                 let (m, e, half) = consts(multiplier, shift);
-                for i in 0..h {
-                    // SAFETY: row i of the tile (w values) and of the output are in bounds
-                    // (caller).
-                    unsafe {
-                        let t = tile.add(i * ts);
-                        let o = out.offset(i as isize * out_rs);
-                        for j in 0..w {
-                            let v = mbqm(*t.add(j), m, e, half, &mut flag);
-                            *o.offset(j as isize * out_cs) = clamp::<K>(v + zp, lo, hi) as u8;
-                        }
-                    }
+                for j in 0..w {
+                    per_column(j, m, e, half, &mut flag);
                 }
             }
             Mults::PerChannel {
@@ -299,22 +339,47 @@ pub(crate) mod arm {
                             *shifts.get_unchecked(col0 + j),
                         )
                     };
-                    for i in 0..h {
-                        // SAFETY: (i, j) inside the tile and the output (caller).
-                        unsafe {
-                            let v = mbqm(*tile.add(i * ts + j), m, e, half, &mut flag);
-                            *out.offset(i as isize * out_rs + j as isize * out_cs) =
-                                clamp::<K>(v + zp, lo, hi) as u8;
-                        }
-                    }
+                    per_column(j, m, e, half, &mut flag);
                 }
             }
         }
         flag
     }
 
-    /// The Cortex-M4 output stage: the fast form when the plan allows it and every value of
-    /// the tile is in its range, the scalar reference form otherwise (module docs).
+    /// `run` for the plan's clamp and the tile's stride.
+    ///
+    /// # Safety
+    /// As [`run`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn run_for<const CHECK: bool>(
+        tile: *const i32,
+        ts: usize,
+        h: usize,
+        w: usize,
+        plan: &RqPlan,
+        col0: usize,
+        out: *mut u8,
+        out_rs: isize,
+        out_cs: isize,
+    ) -> u32 {
+        let a = (tile, ts, h, w, plan, col0, out, out_rs, out_cs);
+        // SAFETY: forwarded.
+        unsafe {
+            match (plan.lo, plan.hi, ts == 4) {
+                (-128, 127, true) => {
+                    run::<0, CHECK, 4>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
+                }
+                (0, 255, true) => run::<1, CHECK, 4>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8),
+                (_, _, true) => run::<2, CHECK, 4>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8),
+                _ => run::<2, CHECK, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8),
+            }
+        }
+    }
+
+    /// The Cortex-M4 output stage: the fast form when the plan allows it (unchecked when the
+    /// call's accumulators are known to be in range, else checked value by value), the
+    /// scalar reference form otherwise (module docs).
     ///
     /// # Safety
     /// The [`super::RequantFn`] contract.
@@ -331,12 +396,13 @@ pub(crate) mod arm {
         out_cs: isize,
     ) {
         if plan.right_shift_only {
-            // SAFETY: forwarded; the plan allows the fast form.
+            // SAFETY: forwarded; the plan allows the fast form; without the check, every
+            // accumulator of the call is in range (acc_small).
             let flag = unsafe {
-                match (plan.lo, plan.hi) {
-                    (-128, 127) => run::<0>(tile, ts, h, w, plan, col0, out, out_rs, out_cs),
-                    (0, 255) => run::<1>(tile, ts, h, w, plan, col0, out, out_rs, out_cs),
-                    _ => run::<2>(tile, ts, h, w, plan, col0, out, out_rs, out_cs),
+                if plan.acc_small {
+                    run_for::<false>(tile, ts, h, w, plan, col0, out, out_rs, out_cs)
+                } else {
+                    run_for::<true>(tile, ts, h, w, plan, col0, out, out_rs, out_cs)
                 }
             };
             if flag >> 31 == 0 {

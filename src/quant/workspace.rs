@@ -117,6 +117,8 @@ fn ws_impl<A: QuantInput>(
     if trivial_call(m, n, k, &out) {
         return Ok(());
     }
+    let mut out = out;
+    out.note_range::<A>(k, za, zb);
     let geo = Geometry::of(ker);
     let s = ws_strategy(geo, n, k, packs_b);
     debug_assert!(

@@ -658,10 +658,12 @@ fn main() -> ! {
         edgemm::sgemm_workspace_size(1, 1, 256)
     );
     hprintln!(
-        "int8 sizes for m x 256 x 1024: qgemm_workspace_size {} bytes, \
-         qgemm_packed_workspace_size {} bytes, qgemm_packed_b_size {} bytes",
+        "int8 workspace bytes: qgemm_workspace_size(1, 256, 1024) = {}, \
+         qgemm_packed_workspace_size(1, 256, 1024) = {}, (625, 64, 64) = {}; \
+         qgemm_packed_b_size(1024, 256) = {}",
         edgemm::qgemm_workspace_size(1, 256, 1024),
         edgemm::qgemm_packed_workspace_size(1, 256, 1024),
+        edgemm::qgemm_packed_workspace_size(625, 64, 64),
         edgemm::qgemm_packed_b_size(1024, 256)
     );
     hprintln!(
