@@ -300,9 +300,8 @@ pub(crate) mod arm {
         let per_column = |j: usize, m: i32, e: i32, half: i32, flag: &mut u32| {
             let mut t = tile.wrapping_add(j);
             let mut o = out.wrapping_offset(j as isize * out_cs);
-            let mut i = 0;
             // SAFETY (both loops): (i, j) inside the tile and the output (caller).
-            while i + 2 <= h {
+            for _ in 0..h / 2 {
                 unsafe {
                     let v0 = mbqm::<CHECK>(*t, m, e, half, flag);
                     let v1 = mbqm::<CHECK>(*t.add(ts), m, e, half, flag);
@@ -311,9 +310,8 @@ pub(crate) mod arm {
                     t = t.add(2 * ts);
                     o = o.offset(2 * out_rs);
                 }
-                i += 2;
             }
-            if i < h {
+            if h % 2 != 0 {
                 unsafe {
                     let v = mbqm::<CHECK>(*t, m, e, half, flag);
                     *o = clamp::<K>(v + zp, lo, hi) as u8;
@@ -346,13 +344,19 @@ pub(crate) mod arm {
         flag
     }
 
-    /// `run` for the plan's clamp and the tile's stride.
+    /// The Cortex-M4 stack tile's row stride (NR = 4).
+    const TILE_TS: usize = 4;
+
+    /// The variants compiled: without the range test, one per clamp (the type's ranges are
+    /// one ssat/usat); with it, one for all clamps. Other strides (the block buffer of a
+    /// call with several k chunks) take the scalar form. Returns None when no variant
+    /// applies.
     ///
     /// # Safety
-    /// As [`run`].
+    /// As [`run`], without the requirements on the plan (checked here).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn run_for<const CHECK: bool>(
+    unsafe fn run_for(
         tile: *const i32,
         ts: usize,
         h: usize,
@@ -362,24 +366,33 @@ pub(crate) mod arm {
         out: *mut u8,
         out_rs: isize,
         out_cs: isize,
-    ) -> u32 {
+    ) -> Option<u32> {
+        if !plan.right_shift_only || ts != TILE_TS {
+            return None;
+        }
         let a = (tile, ts, h, w, plan, col0, out, out_rs, out_cs);
-        // SAFETY: forwarded.
+        // SAFETY: forwarded; right shifts only; without the check, acc_small.
         unsafe {
-            match (plan.lo, plan.hi, ts == 4) {
-                (-128, 127, true) => {
-                    run::<0, CHECK, 4>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
+            Some(match (plan.acc_small, plan.lo, plan.hi) {
+                (true, -128, 127) => {
+                    run::<0, false, TILE_TS>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
                 }
-                (0, 255, true) => run::<1, CHECK, 4>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8),
-                (_, _, true) => run::<2, CHECK, 4>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8),
-                _ => run::<2, CHECK, 0>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8),
-            }
+                (true, 0, 255) => {
+                    run::<1, false, TILE_TS>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
+                }
+                (true, _, _) => {
+                    run::<2, false, TILE_TS>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
+                }
+                (false, _, _) => {
+                    run::<2, true, TILE_TS>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
+                }
+            })
         }
     }
 
-    /// The Cortex-M4 output stage: the fast form when the plan allows it (unchecked when the
-    /// call's accumulators are known to be in range, else checked value by value), the
-    /// scalar reference form otherwise (module docs).
+    /// The Cortex-M4 output stage: the fast form when the plan allows it and the tile is the
+    /// kernel's stack tile (unchecked when the call's accumulators are known to be in range,
+    /// else checked value by value), the scalar reference form otherwise (module docs).
     ///
     /// # Safety
     /// The [`super::RequantFn`] contract.
@@ -395,19 +408,10 @@ pub(crate) mod arm {
         out_rs: isize,
         out_cs: isize,
     ) {
-        if plan.right_shift_only {
-            // SAFETY: forwarded; the plan allows the fast form; without the check, every
-            // accumulator of the call is in range (acc_small).
-            let flag = unsafe {
-                if plan.acc_small {
-                    run_for::<false>(tile, ts, h, w, plan, col0, out, out_rs, out_cs)
-                } else {
-                    run_for::<true>(tile, ts, h, w, plan, col0, out, out_rs, out_cs)
-                }
-            };
-            if flag >> 31 == 0 {
-                return;
-            }
+        // SAFETY: forwarded.
+        let flag = unsafe { run_for(tile, ts, h, w, plan, col0, out, out_rs, out_cs) };
+        if flag.is_some_and(|f| f >> 31 == 0) {
+            return;
         }
         // SAFETY: forwarded (the fast pass, if any, only wrote the same outputs).
         unsafe { requantize_scalar(tile, ts, h, w, plan, col0, out, out_rs, out_cs) }

@@ -1032,8 +1032,10 @@ fn plain_requantize<A: Q8 + edgemm::QuantInput, O: Q8 + edgemm::QuantOutput>(
 /// of the Arm output stage's fast range (±2^30, the i32 extremes) and random magnitudes;
 /// the multipliers and shifts (per channel, or per tensor) cover every shift −31..=30,
 /// multipliers 0, ±1, 2^30, the extremes and random ones; calls alternate between plans
-/// whose shifts are all right shifts (the fast form) and anything. Returns how many output
-/// values were checked.
+/// whose shifts are all right shifts (the fast form) and anything, and between biases small
+/// enough for the call to prove every accumulator below 2^30 and any; i8 and u8 outputs
+/// with the type's range, a ReLU or a narrower clamp. Returns how many output values were
+/// checked.
 pub fn run_requant_sweep(
     kernel: Option<&Kernel>,
     entry: QEntry,
@@ -1075,7 +1077,7 @@ pub fn run_requant_sweep(
     for call in 0..calls {
         let fast = call % 2 == 0;
         let per_channel = call % 3 != 2;
-        let out_signed = call % 4 < 2;
+        let out_signed = call % 8 < 4;
         let za = rng.below(256) as i32 - 128;
         let a = vec![za as i8; m * k];
         let b: Vec<i8> = (0..k * n).map(|_| rng.next_u64() as i8).collect();
@@ -1101,9 +1103,15 @@ pub fn run_requant_sweep(
             mults.push(mlt);
             shifts.push(shift);
         }
+        // Every other call keeps the bias below 2^24, so the call can prove every
+        // accumulator small (the output stage's unchecked form); the others reach the
+        // edges of the range and the i32 extremes.
+        let small = call % 4 >= 2;
         let bias: Vec<i32> = (0..n)
             .map(|j| {
-                if (call + j) % 3 == 0 {
+                if small {
+                    (rng.next_u64() as i32) >> (8 + rng.below(24))
+                } else if (call + j) % 3 == 0 {
                     EDGES[(call * 5 + j) % EDGES.len()]
                 } else {
                     (rng.next_u64() as i32) >> rng.below(32)
