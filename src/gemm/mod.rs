@@ -505,7 +505,7 @@ fn gemm_blocked(
             unsafe { run_block(ker, s, alpha, a_t, b_t, col0, beta, c_t, ws) }
         }
     };
-    threads::run(grid.count(), &job);
+    threads::run(grid.count(), grid.count(), &job);
 }
 
 /// A right-hand operand B (k×n) packed once for a kernel, for weights reused across calls.

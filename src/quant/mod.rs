@@ -671,7 +671,7 @@ fn qgemm_impl<A: QuantInput>(
             run_block(ker, &s, a_t, b_t, c0, &terms, d_t, ws as *mut u8)
         });
     };
-    threads::run(grid.count(), &job);
+    threads::run(grid.count(), grid.count(), &job);
     Ok(())
 }
 
@@ -760,7 +760,7 @@ fn try_gemv<A: QuantInput>(
             // bounds.
             unsafe { gemv::qgemv_vnni(abuf, bt, za2, &off[j0..j1], o) };
         };
-        threads::run(job_parts, &job);
+        threads::run(job_parts, job_parts, &job);
     });
     true
 }
