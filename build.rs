@@ -10,6 +10,12 @@ use std::path::Path;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(edgemm_asm)");
+    println!("cargo::rustc-check-cfg=cfg(edgemm_avx512_intrinsics)");
+    // AVX-512 intrinsics and `target_feature(enable = "avx512f")` are stable from Rust 1.89;
+    // older compilers (rust-version is 1.85) build without the AVX-512 Rust code paths.
+    if rustc_minor().is_some_and(|m| m >= 89) {
+        println!("cargo::rustc-cfg=edgemm_avx512_intrinsics");
+    }
     println!("cargo::rerun-if-changed=asm");
     println!("cargo::rerun-if-env-changed=EDGEMM_NO_ASM");
 
@@ -63,4 +69,20 @@ fn main() {
     }
     build.compile("edgemm_kernels");
     println!("cargo::rustc-cfg=edgemm_asm");
+}
+
+/// The minor version of the compiler building the crate (`rustc 1.89.0 ...` gives 89).
+fn rustc_minor() -> Option<u32> {
+    let rustc = env::var_os("RUSTC")?;
+    let out = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let version = text.split_whitespace().nth(1)?;
+    let mut parts = version.split('.');
+    if parts.next()? != "1" {
+        return None;
+    }
+    parts.next()?.parse().ok()
 }

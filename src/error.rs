@@ -122,6 +122,40 @@ pub enum Error {
     WorkspaceTooSmall { needed: usize, got: usize },
     /// A size computation overflowed `usize`.
     SizeOverflow,
+    /// A convolution parameter out of range (a zero channel count, kernel size, stride,
+    /// dilation or group count).
+    ConvParam {
+        name: &'static str,
+        value: usize,
+        requirement: &'static str,
+    },
+    /// A group count that does not divide both channel counts.
+    ConvGroups {
+        groups: usize,
+        in_channels: usize,
+        out_channels: usize,
+    },
+    /// A clamp activation whose bounds are NaN or out of order.
+    ConvClamp,
+    /// A tensor (input, filter, bias or output) whose slice length does not match its shape.
+    ConvTensorLength {
+        tensor: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// An input whose channel count is not the layer's.
+    ConvChannels { expected: usize, got: usize },
+    /// An input (plus its padding) smaller than the dilated kernel along one axis.
+    ConvInputTooSmall {
+        axis: &'static str,
+        padded: usize,
+        kernel_extent: usize,
+    },
+    /// An algorithm asked for that cannot compute this layer.
+    ConvAlgorithm {
+        algorithm: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -201,6 +235,50 @@ impl fmt::Display for Error {
                 "workspace too small: {got} elements given, {needed} needed"
             ),
             Error::SizeOverflow => f.write_str("a size computation overflowed usize"),
+            Error::ConvParam {
+                name,
+                value,
+                requirement,
+            } => write!(f, "convolution parameter {name} = {value}: {requirement}"),
+            Error::ConvGroups {
+                groups,
+                in_channels,
+                out_channels,
+            } => write!(
+                f,
+                "convolution groups = {groups} must divide both in_channels = {in_channels} \
+                 and out_channels = {out_channels}"
+            ),
+            Error::ConvClamp => {
+                f.write_str("clamp activation: min and max must not be NaN and min must be <= max")
+            }
+            Error::ConvTensorLength {
+                tensor,
+                expected,
+                got,
+            } => write!(
+                f,
+                "convolution {tensor}: slice of {got} elements, its shape needs {expected}"
+            ),
+            Error::ConvChannels { expected, got } => write!(
+                f,
+                "convolution input has {got} channels, the layer takes {expected}"
+            ),
+            Error::ConvInputTooSmall {
+                axis,
+                padded,
+                kernel_extent,
+            } => write!(
+                f,
+                "convolution input {axis} with padding is {padded}, smaller than the \
+                 dilated kernel ({kernel_extent})"
+            ),
+            Error::ConvAlgorithm { algorithm, reason } => {
+                write!(
+                    f,
+                    "convolution algorithm {algorithm} cannot run this layer: {reason}"
+                )
+            }
         }
     }
 }
