@@ -370,8 +370,17 @@ unsafe impl<T> Send for SyncPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for SyncPtr<T> {}
 
-/// Multiply-adds below which one more thread costs more than it saves.
-const MIN_WORK_PER_THREAD: usize = 1 << 18;
+/// Multiply-adds below which one more thread costs more than it saves (a pool dispatch
+/// and a cold partner core cost several microseconds).
+const MIN_WORK_PER_THREAD: usize = 1 << 20;
+
+/// Threads worth using for `count` independent pieces totalling `work` multiply-adds.
+pub(crate) fn useful_threads(threads: usize, count: usize, work: usize) -> usize {
+    threads
+        .min(count)
+        .min((work / MIN_WORK_PER_THREAD).max(1))
+        .max(1)
+}
 
 /// Runs `f` over `0..count` split into contiguous ranges, one per thread (at most
 /// `threads`, fewer when `work` multiply-adds would not pay for them).
@@ -381,10 +390,7 @@ pub(crate) fn parallel_ranges(
     work: usize,
     f: &(dyn Fn(core::ops::Range<usize>) + Sync),
 ) {
-    let t = threads
-        .min(count)
-        .min((work / MIN_WORK_PER_THREAD).max(1))
-        .max(1);
+    let t = useful_threads(threads, count, work);
     if t == 1 {
         f(0..count);
         return;

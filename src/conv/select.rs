@@ -1,31 +1,36 @@
 //! `Algorithm::Auto`: which algorithm computes a layer fastest, from its shape.
 //!
-//! The rule (measurements behind it in the README's Convolution section):
 //! 1. One input channel per group (depthwise) → [`Algorithm::Depthwise`].
-//! 2. 3×3, stride 1, dilation 1, with enough channels per group for the transform-domain
-//!    GEMMs to run near the kernel's peak → the Winograd variant with the lowest estimated
-//!    cost (below), if it beats im2col's estimate.
-//! 3. Everything else → [`Algorithm::Im2col`] (1×1 stride-1 layers are a plain GEMM).
+//! 2. Not 3×3 / stride 1 / dilation 1 → [`Algorithm::Im2col`] (1×1 stride-1 layers run as a
+//!    plain GEMM there).
+//! 3. Otherwise the cheapest of im2col and the three Winograd variants by a cost model in
+//!    units of one GEMM multiply-add at the kernel's sustained rate:
+//!    - im2col: `N·Ho·Wo·Cout·(1.07·K + 64)` with `K = 9·Cin/g` — the GEMM plus the patch
+//!      copy and the epilogue, which weigh most when K is small;
+//!    - F(m×m, 3×3): `tiles·α²·(Cin·Cout/g + τ_m·(Cin + Cout))` for the transform-domain
+//!      GEMMs and the transforms, plus `8·α²·Cin·Cout/g` to stream the transformed filter
+//!      (which dominates when there are few tiles: F(4,3)'s filter for 512→512 is 36 MiB).
+//!      Tiles hanging over the output's edge count in full, which is what makes F(6,3) lose
+//!      on small maps.
 //!
-//! The Winograd cost model counts, per output tile, the transform-domain multiply-adds
-//! `α²·Cin·Cout/g` at the GEMM's rate and the transforms `α²·(Cin + Cout)` at a rate per
-//! element measured for each variant; im2col is `9·Cin·Cout/g` multiply-adds per output
-//! pixel at the GEMM's rate. Tiles hanging over the output's edge count in full, which is
-//! what makes F(6,3) lose on 14×14 maps (3×3 tiles of 6 cover 18×18) and F(2,3) win there.
+//! τ_m = 12.5, 16, 34 (F(2,3), F(4,3), F(6,3)) and the other constants were fitted to
+//! `conv_bench` on VGG-16's and ResNet-18's 3×3 layers (Zen 5, one thread; README): the
+//! model picks the measured fastest algorithm on all 13 of them. Measured, F(4,3) is the
+//! best variant on every layer but ResNet's 7×7×512 (F(2,3)), F(6,3) within 2–10% of it
+//! above 14×14, and Winograd beats im2col on every 3×3 stride-1 layer of both networks,
+//! including VGG's first (3 input channels).
 
 use super::params::{ConvParams, Nhwc};
 use super::Algorithm;
 
-/// Channels per group below which Winograd does not pay: the transforms cost O(Cin + Cout)
-/// per tile against O(Cin·Cout) of GEMM work, and small GEMMs run far below peak.
-const MIN_WINOGRAD_CHANNELS: usize = 16;
-
-/// Relative cost of one transform-domain element of the input plus output transforms,
-/// in GEMM multiply-adds (measured: see `examples/conv_bench.rs` and the README).
-const TRANSFORM_COST: [(usize, f64); 3] = [(2, 6.0), (4, 7.0), (6, 8.0)];
+/// Transform cost per transform-domain element (input + output transforms), in GEMM
+/// multiply-adds, for F(2,3), F(4,3), F(6,3).
+const TAU: [(usize, f64); 3] = [(2, 12.5), (4, 16.0), (6, 34.0)];
+/// Cost of streaming one transformed filter element, in GEMM multiply-adds.
+const OMEGA: f64 = 8.0;
 
 /// The algorithm [`Algorithm::Auto`] resolves to for `params`, for inputs of shape `input`
-/// when known (otherwise for a large feature map: 56×56).
+/// when known (otherwise for one 56×56 image).
 pub fn choose_algorithm(params: &ConvParams, input: Option<Nhwc>) -> Algorithm {
     if params.is_depthwise() {
         return Algorithm::Depthwise;
@@ -36,22 +41,23 @@ pub fn choose_algorithm(params: &ConvParams, input: Option<Nhwc>) -> Algorithm {
         && params.stride_w == 1
         && params.dilation_h == 1
         && params.dilation_w == 1;
-    let groups = params.groups.max(1);
-    let (cin, cout) = (params.in_channels / groups, params.out_channels / groups);
-    if !winograd_shape || cin < MIN_WINOGRAD_CHANNELS || cout < MIN_WINOGRAD_CHANNELS {
+    if !winograd_shape {
         return Algorithm::Im2col;
     }
-    let (ho, wo) = match input.and_then(|i| params.output_shape(i).ok()) {
-        Some(o) => (o.height, o.width),
-        None => (56, 56),
+    let (n, ho, wo) = match input.and_then(|i| params.output_shape(i).ok()) {
+        Some(o) => (o.batch.max(1), o.height, o.width),
+        None => (1, 56, 56),
     };
-    let (cin, cout) = (cin as f64, cout as f64);
-    let im2col = (ho * wo) as f64 * 9.0 * cin * cout;
+    let groups = params.groups.max(1) as f64;
+    let cin = (params.in_channels / params.groups.max(1)) as f64;
+    let cout = (params.out_channels / params.groups.max(1)) as f64;
+    let im2col = (n * ho * wo) as f64 * cout * (1.07 * 9.0 * cin + 64.0) * groups;
     let mut best = (im2col, Algorithm::Im2col);
-    for (m, tcost) in TRANSFORM_COST {
+    for (m, tau) in TAU {
         let a2 = ((m + 2) * (m + 2)) as f64;
-        let tiles = (ho.div_ceil(m) * wo.div_ceil(m)) as f64;
-        let cost = tiles * a2 * (cin * cout + tcost * (cin + cout));
+        let tiles = (n * ho.div_ceil(m) * wo.div_ceil(m)) as f64;
+        let filter = a2 * cin * cout * groups;
+        let cost = tiles * a2 * (cin * cout + tau * (cin + cout)) * groups + OMEGA * filter;
         if cost < best.0 {
             best = (
                 cost,
@@ -64,4 +70,36 @@ pub fn choose_algorithm(params: &ConvParams, input: Option<Nhwc>) -> Algorithm {
         }
     }
     best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::Padding;
+
+    fn pick(hw: usize, cin: usize, cout: usize) -> Algorithm {
+        let p = ConvParams::new(cin, cout, 3, 3).with_padding(Padding::Same);
+        choose_algorithm(&p, Some(Nhwc::new(1, hw, hw, cin)))
+    }
+
+    /// The choices the README reports for the benchmark's layers.
+    #[test]
+    fn choices_on_the_benchmark_layers() {
+        assert_eq!(pick(224, 3, 64), Algorithm::Winograd4x3);
+        assert_eq!(pick(112, 128, 128), Algorithm::Winograd4x3);
+        assert_eq!(pick(56, 256, 256), Algorithm::Winograd4x3);
+        assert_eq!(pick(28, 512, 512), Algorithm::Winograd4x3);
+        assert_eq!(pick(14, 512, 512), Algorithm::Winograd4x3);
+        assert_eq!(pick(14, 256, 256), Algorithm::Winograd4x3);
+        assert_eq!(pick(7, 512, 512), Algorithm::Winograd2x3);
+        // Tiny maps: the transforms and the filter do not pay.
+        assert_eq!(pick(2, 64, 64), Algorithm::Im2col);
+        // Not 3×3 stride 1: im2col; depthwise: depthwise.
+        let p = ConvParams::new(64, 64, 3, 3).with_stride(2, 2);
+        assert_eq!(choose_algorithm(&p, None), Algorithm::Im2col);
+        let p = ConvParams::new(64, 64, 1, 1);
+        assert_eq!(choose_algorithm(&p, None), Algorithm::Im2col);
+        let p = ConvParams::depthwise(64, 1, 3, 3);
+        assert_eq!(choose_algorithm(&p, None), Algorithm::Depthwise);
+    }
 }
