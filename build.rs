@@ -8,11 +8,30 @@
 use std::env;
 use std::path::Path;
 
+/// The compiler's minor version (1.x), if it says.
+fn rustc_minor() -> Option<u32> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    text.split_whitespace()
+        .nth(1)?
+        .split('.')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(edgemm_asm)");
+    println!("cargo::rustc-check-cfg=cfg(edgemm_arm_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(edgemm_arm_vfp4)");
     println!("cargo::rustc-check-cfg=cfg(edgemm_avx512_intrinsics)");
-    // AVX-512 intrinsics and `target_feature(enable = "avx512f")` are stable from Rust 1.89;
-    // older compilers (rust-version is 1.85) build without the AVX-512 Rust code paths.
+    // AVX-512 intrinsics in core::arch are stable from Rust 1.89; the crate's MSRV is 1.85
+    // (the Debian toolchain of the cross builds), so code using them is compiled only on
+    // newer compilers, with a portable fallback otherwise.
     if rustc_minor().is_some_and(|m| m >= 89) {
         println!("cargo::rustc-cfg=edgemm_avx512_intrinsics");
     }
@@ -23,17 +42,35 @@ fn main() {
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let features = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
     let has = |f: &str| features.split(',').any(|x| x == f);
+    let target = env::var("TARGET").unwrap_or_default();
     let elf = matches!(
         os.as_str(),
         "linux" | "android" | "freebsd" | "netbsd" | "openbsd" | "dragonfly" | "none"
     );
+
+    // Arm M-profile. rustc's Arm target features are unstable: a stable compiler reports none
+    // of them in cfg (only nightly, or RUSTC_BOOTSTRAP=1, does), so fall back to what the
+    // target triple guarantees: ARMv7E-M always has the DSP extension, and its hard-float
+    // triple an FPv4-SP (or FPv5) FPU, which has vfma. (`thumbv7em-none-eabihf` reports
+    // `fpregs`, never `vfp4`.) The Rust code reads these cfgs, never `target_feature`.
+    let arm_dsp = arch == "arm"
+        && ((has("dsp") && has("thumb2") && has("mclass")) || target.starts_with("thumbv7em-"));
+    let arm_vfp4 = arm_dsp
+        && ((has("fpregs") && has("mclass") && !has("soft-float"))
+            || (target.starts_with("thumbv7em-") && target.ends_with("eabihf")));
+    if arm_dsp {
+        println!("cargo::rustc-cfg=edgemm_arm_dsp");
+    }
+    if arm_vfp4 {
+        println!("cargo::rustc-cfg=edgemm_arm_vfp4");
+    }
 
     // Which directory of assembly serves this target, if any.
     let dir = match arch.as_str() {
         "x86_64" if elf && os != "none" => Some("x86_64"),
         "aarch64" if elf && os != "none" => Some("aarch64"),
         // Cortex-M4/M7 class: Thumb-2 with the DSP extension.
-        "arm" if has("dsp") && has("thumb2") => Some("thumbv7em"),
+        "arm" if arm_dsp => Some("thumbv7em"),
         _ => None,
     };
     let Some(dir) = dir else { return };
@@ -69,20 +106,4 @@ fn main() {
     }
     build.compile("edgemm_kernels");
     println!("cargo::rustc-cfg=edgemm_asm");
-}
-
-/// The minor version of the compiler building the crate (`rustc 1.89.0 ...` gives 89).
-fn rustc_minor() -> Option<u32> {
-    let rustc = env::var_os("RUSTC")?;
-    let out = std::process::Command::new(rustc)
-        .arg("--version")
-        .output()
-        .ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    let version = text.split_whitespace().nth(1)?;
-    let mut parts = version.split('.');
-    if parts.next()? != "1" {
-        return None;
-    }
-    parts.next()?.parse().ok()
 }

@@ -4,9 +4,14 @@
 //! core (an inline-assembly loop of independent FMAs), then GFLOP/s and % of peak for the
 //! shapes of `../shared/peerbench` with 1 thread and with all threads.
 //!
+//! Then the int8 rows: GOP/s (2 ops per multiply-add) of `qgemm` (u8 × i8 → i32) and % of
+//! the measured VNNI peak, the AVX2 int8 kernel forced against the AVX2 int8 peak, and the
+//! cost of requantized i8 output over i32 output.
+//!
 //! Options:
 //!   --csv FILE          also write the table as CSV
-//!   --kernel NAME       force a kernel (as EDGEMM_KERNEL does; see edgemm::kernels())
+//!   --kernel NAME       force the f32 kernel (as EDGEMM_KERNEL does; see edgemm::kernels())
+//!   --kinds f32,int8    which tables (default both)
 //!   --shapes a,b        only shapes whose label contains one of these
 //!   --threads 1,2       thread counts to run (default: 1 and all cores)
 //!   --quick             shorter measurements
@@ -20,6 +25,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 struct Opts {
+    kinds: Vec<String>,
     csv: Option<String>,
     kernel: Option<String>,
     shapes: Option<Vec<String>>,
@@ -30,6 +36,7 @@ struct Opts {
 fn parse() -> Opts {
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut o = Opts {
+        kinds: vec!["f32".into(), "int8".into()],
         csv: None,
         kernel: None,
         shapes: None,
@@ -49,6 +56,7 @@ fn parse() -> Opts {
         match args[i].as_str() {
             "--csv" => o.csv = Some(val(&mut i)),
             "--kernel" => o.kernel = Some(val(&mut i)),
+            "--kinds" => o.kinds = val(&mut i).split(',').map(String::from).collect(),
             "--shapes" => o.shapes = Some(val(&mut i).split(',').map(String::from).collect()),
             "--threads" => {
                 o.threads = val(&mut i)
@@ -160,6 +168,7 @@ fn main() {
             k.name,
             match k.kind {
                 KernelKind::F32 => "f32",
+                KernelKind::Int8 => "int8",
             },
             k.isa,
             k.mr,
@@ -190,7 +199,23 @@ fn main() {
     let peak1 = peak.map(|p| p.0);
 
     let mut rows: Vec<String> = Vec::new();
-    for &threads in &o.threads {
+    let want = |k: &str| o.kinds.iter().any(|x| x == k);
+    let selected = |kind: KernelKind| {
+        edgemm::kernels()
+            .find(|k| k.kind == kind && k.selected)
+            .map_or("?", |k| k.name)
+    };
+    let shape_ok = |label: &str| {
+        o.shapes
+            .as_ref()
+            .is_none_or(|f| f.iter().any(|s| label.contains(s.as_str())))
+    };
+    let f32_threads = if want("f32") {
+        o.threads.clone()
+    } else {
+        vec![]
+    };
+    for &threads in &f32_threads {
         println!(
             "\nf32 GEMM, {threads} thread{}, kernel {f32_kernel}: GFLOP/s median (best), % of {}",
             if threads == 1 { "" } else { "s" },
@@ -205,10 +230,8 @@ fn main() {
             "shape m x n x k", "GFLOP/s", "% peak"
         );
         for &(label, m, n, k) in SHAPES {
-            if let Some(f) = &o.shapes {
-                if !f.iter().any(|s| label.contains(s.as_str())) {
-                    continue;
-                }
+            if !shape_ok(label) {
+                continue;
             }
             let mut seed = 0x9E37_79B9u64 ^ (m * 1_000_003 + n * 1009 + k) as u64;
             let mut rnd = move || {
@@ -253,6 +276,9 @@ fn main() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    if want("int8") {
+        int8_tables(&o, &shape_ok, selected(KernelKind::Int8), &mut rows);
+    }
     if let Some(path) = &o.csv {
         let mut f = std::fs::File::create(path).expect("create csv");
         writeln!(
@@ -264,6 +290,158 @@ fn main() {
             writeln!(f, "{r}").unwrap();
         }
         println!("\nwrote {path}");
+    }
+}
+
+/// The int8 tables (see the module docs).
+fn int8_tables(o: &Opts, shape_ok: &dyn Fn(&str) -> bool, selected: &str, rows: &mut Vec<String>) {
+    let f = edgemm::cpu_info().features;
+    let vnni_peak = peak::int8_vnni(o.quick);
+    let avx2_peak = peak::int8_avx2(o.quick);
+    match vnni_peak {
+        Some(p) => println!("\nint8 peak, 1 core: {p:.1} GOP/s (vpdpbusd zmm)"),
+        None => println!("\nint8 VNNI peak: not measured (no AVX-512 VNNI here)"),
+    }
+    if let Some(p) = avx2_peak {
+        println!("int8 AVX2 peak, 1 core: {p:.1} GOP/s (vpmaddubsw + vpmaddwd + vpaddd)");
+    }
+    let run_table = |kernel: &str, threads: usize, peak: Option<f64>, rows: &mut Vec<String>| {
+        let Ok(kern) = Kernel::by_name(kernel) else {
+            println!("\n(int8 kernel {kernel}: not runnable here, skipped)");
+            return;
+        };
+        println!(
+            "\nint8 GEMM u8 x i8 -> i32, {threads} thread{}, kernel {kernel}: GOP/s median (best), % of peak{}",
+            if threads == 1 { "" } else { "s" },
+            if threads == 1 { "" } else { " × threads" }
+        );
+        println!("{:<24} {:>16} {:>8}", "shape m x n x k", "GOP/s", "% peak");
+        for &(label, m, n, k) in SHAPES {
+            if !shape_ok(label) {
+                continue;
+            }
+            let a: Vec<u8> = (0..m * k).map(|i| (i * 7 % 128) as u8).collect();
+            let b: Vec<i8> = (0..k * n).map(|i| (i * 13 % 255) as i32 as i8).collect();
+            let mut c = vec![0i32; m * n];
+            let par = if threads == 1 {
+                Par::Seq
+            } else {
+                Par::Threads(threads)
+            };
+            let ops = 2.0 * (m * n * k) as f64;
+            let (med, best) = measure(o.quick, ops, || {
+                edgemm::qgemm_with_kernel(
+                    &kern,
+                    MatRef::row_major(&a, m, k).unwrap(),
+                    0,
+                    MatRef::row_major(&b, k, n).unwrap(),
+                    0,
+                    MatMut::row_major(&mut c, m, n).unwrap(),
+                    par,
+                )
+                .expect("qgemm");
+            });
+            let pct = peak.map(|p| 100.0 * med / 1e9 / (p * threads as f64));
+            println!(
+                "{:<24} {:>7.1} ({:>6.1}) {:>8}",
+                label,
+                med / 1e9,
+                best / 1e9,
+                pct.map_or("-".into(), |p| format!("{p:.1}%"))
+            );
+            rows.push(format!(
+                "int8,{kernel},{label},{m},{n},{k},{threads},{:.3},{:.3},{}",
+                med / 1e9,
+                best / 1e9,
+                pct.map_or(String::new(), |p| format!("{p:.2}"))
+            ));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    for &threads in &o.threads {
+        run_table(
+            selected,
+            threads,
+            vnni_peak.filter(|_| selected.contains("vnni")),
+            rows,
+        );
+    }
+    if f.contains(edgemm::Features::AVX2) && selected != "qgemm_i16_avx2_6x16" {
+        run_table("qgemm_i16_avx2_6x16", 1, avx2_peak, rows);
+    }
+    // Requantized i8 output against i32 output, same kernel, 256³.
+    if shape_ok("requant") || o.shapes.is_none() {
+        let (m, n, k) = (256, 256, 256);
+        let a: Vec<u8> = (0..m * k).map(|i| (i * 7 % 128) as u8).collect();
+        let b: Vec<i8> = (0..k * n).map(|i| (i * 13 % 255) as i32 as i8).collect();
+        let mut c = vec![0i32; m * n];
+        let mut q = vec![0i8; m * n];
+        let mults: Vec<i32> = (0..n).map(|j| (1 << 30) + j as i32 * 1000).collect();
+        let shifts: Vec<i32> = (0..n).map(|j| -8 - (j % 3) as i32).collect();
+        let bias: Vec<i32> = (0..n).map(|j| j as i32 * 17 - 2000).collect();
+        let rq = edgemm::Requantize::new(
+            edgemm::Scale::PerChannel {
+                multipliers: &mults,
+                shifts: &shifts,
+            },
+            -5,
+        )
+        .with_bias(&bias)
+        .with_clamp(-128, 127);
+        let ops = 2.0 * (m * n * k) as f64;
+        // Interleave the two so drift hits both alike.
+        let mut i32_rates = Vec::new();
+        let mut rq_rates = Vec::new();
+        for _ in 0..3 {
+            i32_rates.push(
+                measure(o.quick, ops, || {
+                    edgemm::qgemm(
+                        MatRef::row_major(&a, m, k).unwrap(),
+                        3,
+                        MatRef::row_major(&b, k, n).unwrap(),
+                        0,
+                        MatMut::row_major(&mut c, m, n).unwrap(),
+                        Par::Seq,
+                    )
+                    .unwrap()
+                })
+                .0,
+            );
+            rq_rates.push(
+                measure(o.quick, ops, || {
+                    edgemm::qgemm_requantize(
+                        MatRef::row_major(&a, m, k).unwrap(),
+                        3,
+                        MatRef::row_major(&b, k, n).unwrap(),
+                        0,
+                        &rq,
+                        MatMut::row_major(&mut q, m, n).unwrap(),
+                        Par::Seq,
+                    )
+                    .unwrap()
+                })
+                .0,
+            );
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        let (ri, rr) = (med(&mut i32_rates), med(&mut rq_rates));
+        println!(
+            "\nrequantized i8 output (per-channel, bias, clamp) vs i32 output, 256x256x256, 1 thread, kernel {selected}:\n  i32 {:.1} GOP/s, requantized {:.1} GOP/s: cost {:+.1}%",
+            ri / 1e9,
+            rr / 1e9,
+            100.0 * (ri / rr - 1.0)
+        );
+        rows.push(format!(
+            "int8-requant,{selected},sq256_i32,256,256,256,1,{:.3},,",
+            ri / 1e9
+        ));
+        rows.push(format!(
+            "int8-requant,{selected},sq256_requant,256,256,256,1,{:.3},,",
+            rr / 1e9
+        ));
     }
 }
 
@@ -290,6 +468,87 @@ mod peak {
 
     #[cfg(not(target_arch = "x86_64"))]
     pub fn f32_peak(_quick: bool) -> Option<(f64, &'static str)> {
+        None
+    }
+
+    /// GOP/s (2 per multiply-add) of 24 independent vpdpbusd zmm chains.
+    #[cfg(target_arch = "x86_64")]
+    pub fn int8_vnni(quick: bool) -> Option<f64> {
+        if !edgemm::cpu_info()
+            .features
+            .contains(edgemm::Features::AVX512VNNI)
+        {
+            return None;
+        }
+        let reps = if quick { 3 } else { 7 };
+        Some(best_of(reps, || {
+            let iters = 2_000_000u64;
+            let t = std::time::Instant::now();
+            // SAFETY: the CPU has AVX-512 VNNI (checked above); registers only.
+            unsafe {
+                core::arch::asm!(
+                    "vpxord zmm0, zmm0, zmm0",
+                    "2:",
+                    ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+                    "vpdpbusd zmm\\r, zmm30, zmm31",
+                    ".endr",
+                    "dec {n}",
+                    "jnz 2b",
+                    "vzeroupper",
+                    n = inout(reg) iters => _,
+                    out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                    out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
+                    out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _,
+                    out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
+                    out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
+                    out("zmm30") _, out("zmm31") _,
+                    options(nostack, nomem),
+                );
+            }
+            (iters * 24 * 64 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9
+        }))
+    }
+
+    /// GOP/s of the AVX2 int8 idiom: vpmaddubsw + vpmaddwd + vpaddd, 6 independent chains.
+    #[cfg(target_arch = "x86_64")]
+    pub fn int8_avx2(quick: bool) -> Option<f64> {
+        if !edgemm::cpu_info().features.contains(edgemm::Features::AVX2) {
+            return None;
+        }
+        let reps = if quick { 3 } else { 7 };
+        Some(best_of(reps, || {
+            let iters = 2_000_000u64;
+            let t = std::time::Instant::now();
+            // SAFETY: the CPU has AVX2 (checked above); registers only.
+            unsafe {
+                core::arch::asm!(
+                    "vpxor ymm0, ymm0, ymm0",
+                    "2:",
+                    ".irp r,0,1,2,3,4,5",
+                    "vpmaddubsw ymm\\r, ymm12, ymm13",
+                    "vpmaddwd ymm\\r, ymm\\r, ymm14",
+                    "vpaddd ymm\\r, ymm\\r, ymm15",
+                    ".endr",
+                    "dec {n}",
+                    "jnz 2b",
+                    "vzeroupper",
+                    n = inout(reg) iters => _,
+                    out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _,
+                    out("ymm5") _, out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+                    options(nostack, nomem),
+                );
+            }
+            (iters * 6 * 32 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9
+        }))
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn int8_vnni(_quick: bool) -> Option<f64> {
+        None
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn int8_avx2(_quick: bool) -> Option<f64> {
         None
     }
 

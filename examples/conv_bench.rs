@@ -295,7 +295,7 @@ fn main() {
         cpu.l3 >> 20
     );
     let kernel = edgemm::kernels()
-        .find(|k| k.selected)
+        .find(|k| k.selected && k.kind == edgemm::KernelKind::F32)
         .map_or("?", |k| k.name);
     println!("kernel:   {kernel}");
     let peak = peak::f32_peak(o.quick);

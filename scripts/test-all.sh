@@ -12,11 +12,11 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) fi
 echo "== host: cargo test (default features)"
 cargo test --quiet
 
-echo "== host: kernel battery without std (alloc only), and without alloc"
+echo "== host: kernel battery and workspace API without std (alloc only), and without alloc"
 CARGO_TARGET_DIR=target/nostd RUSTFLAGS="-C target-cpu=native" \
-    cargo test --quiet --no-default-features --features alloc --test kernel_battery
+    cargo test --quiet --no-default-features --features alloc --test kernel_battery --test workspace
 CARGO_TARGET_DIR=target/nostd RUSTFLAGS="-C target-cpu=native" \
-    cargo test --quiet --no-default-features --test kernel_battery
+    cargo test --quiet --no-default-features --test kernel_battery --test workspace
 
 for t in scripts/cross/*.sh; do
     [ -e "$t" ] || continue

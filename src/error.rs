@@ -118,10 +118,32 @@ pub enum Error {
         packed_for: &'static str,
         kernel: &'static str,
     },
-    /// A caller-provided workspace that is too small.
+    /// A caller-provided workspace that is too small (sizes in bytes: see
+    /// `sgemm_workspace_size`).
     WorkspaceTooSmall { needed: usize, got: usize },
     /// A size computation overflowed `usize`.
     SizeOverflow,
+    /// A zero point outside its type's range.
+    ZeroPointOutOfRange {
+        operand: Operand,
+        value: i32,
+        min: i32,
+        max: i32,
+    },
+    /// k too large for the int8 sums to be exact with these zero points.
+    KTooLarge { k: usize, max: usize },
+    /// A requantization shift outside −31..=30.
+    ShiftOutOfRange { channel: usize, shift: i32 },
+    /// A per-column array (bias, per-channel scale) of the wrong length.
+    LengthMismatch {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// An output clamp that leaves no value of the output type.
+    EmptyClamp { min: i32, max: i32 },
+    /// A scale that is infinite, NaN, or too large to express with a shift ≤ 30.
+    InvalidScale,
     /// A convolution parameter out of range (a zero channel count, kernel size, stride,
     /// dilation or group count).
     ConvParam {
@@ -230,11 +252,42 @@ impl fmt::Display for Error {
                 "operand was packed for kernel {packed_for} but the call uses {kernel}; \
                  pack it again for this kernel"
             ),
-            Error::WorkspaceTooSmall { needed, got } => write!(
-                f,
-                "workspace too small: {got} elements given, {needed} needed"
-            ),
+            Error::WorkspaceTooSmall { needed, got } => {
+                write!(f, "workspace too small: {got} bytes given, {needed} needed")
+            }
             Error::SizeOverflow => f.write_str("a size computation overflowed usize"),
+            Error::ZeroPointOutOfRange {
+                operand,
+                value,
+                min,
+                max,
+            } => write!(
+                f,
+                "{operand}: zero point {value} is outside the type's range {min}..={max}"
+            ),
+            Error::KTooLarge { k, max } => write!(
+                f,
+                "k = {k} is too large for exact int8 sums with these zero points (at most {max})"
+            ),
+            Error::ShiftOutOfRange { channel, shift } => write!(
+                f,
+                "requantization shift {shift} (channel {channel}) is outside -31..=30"
+            ),
+            Error::LengthMismatch {
+                what,
+                expected,
+                got,
+            } => write!(
+                f,
+                "{what} has {got} entries, expected {expected} (one per column)"
+            ),
+            Error::EmptyClamp { min, max } => write!(
+                f,
+                "output clamp [{min}, {max}] leaves no value of the output type"
+            ),
+            Error::InvalidScale => f.write_str(
+                "scale must be finite and below 2^30 to be expressed as a multiplier and shift",
+            ),
             Error::ConvParam {
                 name,
                 value,

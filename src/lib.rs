@@ -4,6 +4,8 @@
 //!   assembly micro-kernels (AVX-512, AVX2+FMA; a portable kernel everywhere), with an
 //!   unpacked path for small and vector-shaped products and threads ([`Par`]).
 //! - [`PackedB`] / [`sgemm_packed`]: a right-hand operand packed once and reused.
+//! - [`qgemm`] / [`qgemm_requantize`]: exact int8 GEMM with zero points, and TFLite-exact
+//!   requantized i8/u8 output, per tensor or per channel; [`PackedQB`] for weights.
 //! - [`kernels`]: every micro-kernel compiled in, which ones this CPU runs, which is used.
 //! - [`conv`] (feature `alloc`): NHWC convolution on top of the GEMM: im2col, 1×1 as GEMM,
 //!   depthwise, Winograd F(2,3)/F(4,3)/F(6,3), with a prepared-layer object.
@@ -30,15 +32,30 @@ mod gemm;
 mod kernels;
 mod matrix;
 mod par;
+mod quant;
 pub mod reference;
 mod scratch;
 mod threads;
 
 pub use arch::{cpu_info, CpuInfo, Features};
 pub use error::{Error, KernelName, Operand};
-pub use gemm::{sgemm, sgemm_raw, sgemm_with_kernel};
+pub use gemm::{
+    sgemm, sgemm_raw, sgemm_with_kernel, sgemm_with_kernel_and_workspace, sgemm_with_workspace,
+    sgemm_workspace_size,
+};
 #[cfg(feature = "alloc")]
 pub use gemm::{sgemm_packed, PackedB};
 pub use kernels::{kernels, Kernel, KernelInfo, KernelKind};
 pub use matrix::{MatMut, MatRef};
 pub use par::Par;
+pub use quant::{max_exact_k, quantize_multiplier, QuantInput, QuantOutput, Requantize, Scale};
+#[cfg(feature = "alloc")]
+pub use quant::{
+    qgemm, qgemm_packed, qgemm_requantize, qgemm_requantize_packed, qgemm_requantize_with_kernel,
+    qgemm_with_kernel, PackedQB,
+};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

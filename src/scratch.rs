@@ -39,3 +39,39 @@ pub(crate) fn with_workspace<R>(len: usize, f: impl FnOnce(*mut f32) -> R) -> R 
         f(buf.as_mut_ptr() as *mut f32)
     }
 }
+
+/// Alignment of the start of a caller-provided workspace, in bytes (a cache line).
+pub(crate) const WS_ALIGN: usize = 64;
+
+/// Bytes a caller must provide for `bytes` bytes of `WS_ALIGN`-aligned workspace, when the
+/// buffer may start at any address (0 stays 0). Every `*_workspace_size` ends with this.
+pub(crate) const fn caller_workspace_size(bytes: usize) -> usize {
+    if bytes == 0 {
+        0
+    } else {
+        bytes + WS_ALIGN - 1
+    }
+}
+
+/// The `WS_ALIGN`-aligned start of a caller's workspace, after checking it has the `needed`
+/// bytes (as computed by the operation's `*_workspace_size`, alignment slack included).
+///
+/// The pattern of every operation that takes a workspace (`sgemm_with_workspace`, and the
+/// int8 ones alike): a `const fn <op>_workspace_size(m, n, k) -> usize` in bytes, and
+/// `<op>_with_workspace(.., workspace: &mut [u8])` that calls this first, so a short buffer
+/// is an `Error::WorkspaceTooSmall` before anything is read or written.
+pub(crate) fn caller_workspace(
+    workspace: &mut [u8],
+    needed: usize,
+) -> Result<*mut u8, crate::Error> {
+    if workspace.len() < needed {
+        return Err(crate::Error::WorkspaceTooSmall {
+            needed,
+            got: workspace.len(),
+        });
+    }
+    let p = workspace.as_mut_ptr();
+    let pad = (p as usize).wrapping_neg() & (WS_ALIGN - 1);
+    // When needed > 0 the slack covers `pad`; when it is 0 nothing will be written.
+    Ok(p.wrapping_add(pad))
+}

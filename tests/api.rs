@@ -259,7 +259,9 @@ fn kernel_forcing_is_strict() {
         }
     }
     assert_eq!(
-        edgemm::kernels().filter(|k| k.selected).count(),
+        edgemm::kernels()
+            .filter(|k| k.selected && k.kind == edgemm::KernelKind::F32)
+            .count(),
         1,
         "exactly one f32 kernel is selected"
     );
@@ -272,9 +274,20 @@ fn edgemm_kernel_env_forces_or_fails() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
+    // Under user-mode emulation (scripts/cross/*.sh) the host kernel cannot exec this
+    // binary itself: EDGEMM_TEST_RUNNER names the emulator command to run it with.
+    let runner = std::env::var("EDGEMM_TEST_RUNNER").unwrap_or_default();
+    let runner = runner.split_whitespace();
     let run = |value: &str| {
-        std::process::Command::new(&exe)
-            .args(["--exact", "env_child", "--nocapture"])
+        let mut cmd = match runner.clone().next() {
+            Some(emu) => {
+                let mut c = std::process::Command::new(emu);
+                c.args(runner.clone().skip(1)).arg(&exe);
+                c
+            }
+            None => std::process::Command::new(&exe),
+        };
+        cmd.args(["--exact", "env_child", "--nocapture"])
             .env("EDGEMM_KERNEL", value)
             .env("EDGEMM_API_CHILD", "1")
             .output()
@@ -308,9 +321,264 @@ fn env_child() {
     );
     match r {
         Ok(()) => {
-            let sel = edgemm::kernels().find(|k| k.selected).map(|k| k.name);
+            let sel = edgemm::kernels()
+                .find(|k| k.selected && k.kind == edgemm::KernelKind::F32)
+                .map(|k| k.name);
             println!("OK selected={}", sel.unwrap_or("?"));
         }
         Err(e) => println!("ERR {e}"),
+    }
+}
+
+#[cfg(feature = "alloc")]
+mod int8 {
+    use edgemm::{Error, Kernel, MatMut, MatRef, Operand, Par, Requantize, Scale};
+
+    fn views<'a>(a: &'a [u8], b: &'a [i8]) -> (MatRef<'a, u8>, MatRef<'a, i8>) {
+        (
+            MatRef::row_major(a, 2, 3).unwrap(),
+            MatRef::row_major(b, 3, 2).unwrap(),
+        )
+    }
+
+    #[test]
+    fn zero_points_must_fit_their_types() {
+        let (a, b) = ([1u8; 6], [1i8; 6]);
+        let (av, bv) = views(&a, &b);
+        let mut c = [0i32; 4];
+        let r = edgemm::qgemm(
+            av,
+            256,
+            bv,
+            0,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+            Par::Seq,
+        );
+        assert_eq!(
+            r,
+            Err(Error::ZeroPointOutOfRange {
+                operand: Operand::A,
+                value: 256,
+                min: 0,
+                max: 255
+            })
+        );
+        let r = edgemm::qgemm(
+            av,
+            0,
+            bv,
+            -129,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+            Par::Seq,
+        );
+        assert!(matches!(
+            r,
+            Err(Error::ZeroPointOutOfRange {
+                operand: Operand::B,
+                ..
+            })
+        ));
+        let ai = [1i8; 6];
+        let r = edgemm::qgemm(
+            MatRef::row_major(&ai, 2, 3).unwrap(),
+            128,
+            bv,
+            0,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+            Par::Seq,
+        );
+        assert!(r.unwrap_err().to_string().contains("-128..=127"));
+    }
+
+    #[test]
+    fn k_beyond_exactness_is_an_error() {
+        let kmax = edgemm::max_exact_k::<u8>(0, -128);
+        assert_eq!(kmax, 33025);
+        assert_eq!(edgemm::max_exact_k::<i8>(0, 0), 131071);
+        let k = kmax + 1;
+        let a = vec![0u8; k];
+        let b = vec![0i8; k];
+        let mut c = [0i32; 1];
+        let r = edgemm::qgemm(
+            MatRef::row_major(&a, 1, k).unwrap(),
+            0,
+            MatRef::row_major(&b, k, 1).unwrap(),
+            -128,
+            MatMut::row_major(&mut c, 1, 1).unwrap(),
+            Par::Seq,
+        );
+        assert_eq!(r, Err(Error::KTooLarge { k, max: kmax }));
+    }
+
+    #[test]
+    fn requantize_parameters_are_checked() {
+        let (a, b) = ([1u8; 6], [1i8; 6]);
+        let (av, bv) = views(&a, &b);
+        let mut o = [0i8; 4];
+        let mut run = |rq: &Requantize| {
+            edgemm::qgemm_requantize(
+                av,
+                0,
+                bv,
+                0,
+                rq,
+                MatMut::row_major(&mut o, 2, 2).unwrap(),
+                Par::Seq,
+            )
+        };
+        let pt = |shift| Scale::PerTensor {
+            multiplier: 1 << 30,
+            shift,
+        };
+        assert_eq!(
+            run(&Requantize::new(pt(31), 0)),
+            Err(Error::ShiftOutOfRange {
+                channel: 0,
+                shift: 31
+            })
+        );
+        assert!(run(&Requantize::new(pt(-32), 0)).is_err());
+        assert!(matches!(
+            run(&Requantize::new(pt(0), 128)),
+            Err(Error::ZeroPointOutOfRange {
+                operand: Operand::C,
+                ..
+            })
+        ));
+        assert_eq!(
+            run(&Requantize::new(pt(0), 0).with_bias(&[1, 2, 3])),
+            Err(Error::LengthMismatch {
+                what: "bias",
+                expected: 2,
+                got: 3
+            })
+        );
+        let (m, s) = ([1 << 30; 2], [0, 30]);
+        assert!(run(&Requantize::new(
+            Scale::PerChannel {
+                multipliers: &m,
+                shifts: &s
+            },
+            0
+        ))
+        .is_ok());
+        let s3 = [0; 3];
+        assert!(matches!(
+            run(&Requantize::new(
+                Scale::PerChannel {
+                    multipliers: &m,
+                    shifts: &s3
+                },
+                0
+            )),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert_eq!(
+            run(&Requantize::new(pt(0), 0).with_clamp(200, 300)),
+            Err(Error::EmptyClamp { min: 200, max: 300 })
+        );
+    }
+
+    #[test]
+    fn quantize_multiplier_matches_tflite_and_rejects_bad_scales() {
+        assert_eq!(edgemm::quantize_multiplier(0.5), Ok((1 << 30, 0)));
+        assert_eq!(edgemm::quantize_multiplier(0.0), Ok((0, 0)));
+        assert_eq!(
+            edgemm::quantize_multiplier(f64::INFINITY),
+            Err(Error::InvalidScale)
+        );
+        assert_eq!(
+            edgemm::quantize_multiplier(2f64.powi(31)),
+            Err(Error::InvalidScale)
+        );
+    }
+
+    #[test]
+    fn kernels_of_the_wrong_kind_are_refused() {
+        let f = edgemm::kernels()
+            .find(|k| k.kind == edgemm::KernelKind::F32)
+            .unwrap();
+        let q = edgemm::kernels()
+            .find(|k| k.kind == edgemm::KernelKind::Int8)
+            .unwrap();
+        let fk = Kernel::by_name(f.name).unwrap();
+        let qk = Kernel::by_name(q.name).unwrap();
+        let (a, b) = ([1u8; 6], [1i8; 6]);
+        let (av, bv) = views(&a, &b);
+        let mut c = [0i32; 4];
+        let r = edgemm::qgemm_with_kernel(
+            &fk,
+            av,
+            0,
+            bv,
+            0,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+            Par::Seq,
+        );
+        assert!(matches!(
+            r,
+            Err(Error::WrongKernelKind {
+                expected: "int8",
+                ..
+            })
+        ));
+        let x = [1f32; 4];
+        let mut y = [0f32; 4];
+        let r = edgemm::sgemm_with_kernel(
+            &qk,
+            1.0,
+            MatRef::row_major(&x, 2, 2).unwrap(),
+            MatRef::row_major(&x, 2, 2).unwrap(),
+            0.0,
+            MatMut::row_major(&mut y, 2, 2).unwrap(),
+            Par::Seq,
+        );
+        assert!(matches!(
+            r,
+            Err(Error::WrongKernelKind {
+                expected: "f32",
+                ..
+            })
+        ));
+        let q_selected = edgemm::kernels()
+            .filter(|k| k.kind == edgemm::KernelKind::Int8 && k.selected)
+            .count();
+        assert_eq!(q_selected, 1, "exactly one int8 kernel is selected");
+    }
+
+    #[test]
+    fn k_zero_gives_zeros_or_the_requantized_bias() {
+        let (a, b) = ([0u8; 0], [0i8; 0]);
+        let mut c = [7i32; 6];
+        edgemm::qgemm(
+            MatRef::row_major(&a, 2, 0).unwrap(),
+            3,
+            MatRef::row_major(&b, 0, 3).unwrap(),
+            1,
+            MatMut::row_major(&mut c, 2, 3).unwrap(),
+            Par::Seq,
+        )
+        .unwrap();
+        assert_eq!(c, [0; 6]);
+        let mut o = [0u8; 6];
+        let rq = Requantize::new(
+            Scale::PerTensor {
+                multiplier: 1 << 30,
+                shift: 0,
+            },
+            10,
+        )
+        .with_bias(&[100, -100, 7]);
+        edgemm::qgemm_requantize(
+            MatRef::row_major(&a, 2, 0).unwrap(),
+            3,
+            MatRef::row_major(&b, 0, 3).unwrap(),
+            1,
+            &rq,
+            MatMut::row_major(&mut o, 2, 3).unwrap(),
+            Par::Seq,
+        )
+        .unwrap();
+        assert_eq!(o, [60, 0, 14, 60, 0, 14]);
     }
 }

@@ -19,7 +19,7 @@
 use edgemm::conv::{
     conv2d, reference_conv2d, Activation, Algorithm, Conv2d, ConvParams, Nhwc, Padding,
 };
-use edgemm::{Error, Kernel, Par};
+use edgemm::{Error, Kernel, KernelKind, Par};
 use proptest::prelude::*;
 
 /// splitmix64 test data.
@@ -742,6 +742,14 @@ fn every_gemm_kernel_runs_the_gemm_based_algorithms() {
     let mut ran = 0;
     for info in edgemm::kernels() {
         let kernel = Kernel::by_name(info.name).unwrap();
+        if info.kind != KernelKind::F32 {
+            // An int8 kernel cannot run an f32 layer: a clear error, not a panic.
+            let p = ConvParams::new(4, 4, 3, 3);
+            let e =
+                Conv2d::with_kernel(&kernel, &p, &[0.0; 144], None, Algorithm::Im2col).unwrap_err();
+            assert!(matches!(e, Error::WrongKernelKind { .. }), "{e:?}");
+            continue;
+        }
         if !info.runnable {
             eprintln!("skipped (this CPU lacks {}): {}", info.isa, info.name);
             continue;

@@ -1,8 +1,11 @@
-//! Every f32 kernel compiled in, forced one by one, against `edgemm::reference`:
+//! Every kernel compiled in (f32 and int8), forced one by one, against `edgemm::reference`:
 //! a deterministic sweep over shapes around each kernel's MR, NR and k unroll, every layout
 //! combination, α/β (β = 0 with NaN in C), blocking boundaries (k > KC, m > MC, n > NC),
-//! threads, prepacked B, then proptest over random cases. Kernels this CPU cannot run are
-//! reported as SKIPPED. Exits non-zero on the first failure, printing the case.
+//! threads, prepacked B, then proptest over random cases; int8 kernels likewise, exactly,
+//! with zero points and extreme data (all −128, all 127, u8 255) up to the largest exact k,
+//! and requantization (per tensor / per channel, i8 / u8 out, bias, clamps, shifts −31..30).
+//! Kernels this CPU cannot run are reported as SKIPPED. Exits non-zero on the first failure,
+//! printing the case.
 //!
 //! `cargo test --test kernel_battery -- <substring>` runs only kernels whose name contains it.
 
@@ -277,6 +280,367 @@ fn random(kernel: &Kernel, name: &str, mr: usize, nr: usize, cases: u32) -> usiz
     cases as usize
 }
 
+// ---- int8 ------------------------------------------------------------------------------
+
+#[cfg(feature = "alloc")]
+fn qfail(kernel: &str, what: &str, case: &QCase, msg: &str) -> ! {
+    eprintln!("FAILED kernel {kernel} ({what}): {msg}\n  case: {case:?}");
+    exit(1);
+}
+
+#[cfg(feature = "alloc")]
+const RQ_VARIANTS: [Option<RqCase>; 5] = [
+    None,
+    Some(RqCase {
+        per_channel: false,
+        out_signed: true,
+        bias: false,
+        clamp: None,
+        left_shifts: false,
+    }),
+    Some(RqCase {
+        per_channel: true,
+        out_signed: true,
+        bias: true,
+        clamp: Some((-20, 90)),
+        left_shifts: false,
+    }),
+    Some(RqCase {
+        per_channel: true,
+        out_signed: false,
+        bias: true,
+        clamp: None,
+        left_shifts: true,
+    }),
+    Some(RqCase {
+        per_channel: false,
+        out_signed: false,
+        bias: true,
+        clamp: Some((3, 300)),
+        left_shifts: true,
+    }),
+];
+
+#[cfg(feature = "alloc")]
+fn zero_points(idx: u64, a_signed: bool) -> (i32, i32) {
+    let za = if a_signed {
+        [0, -128, 127, 5, -77][(idx % 5) as usize]
+    } else {
+        [0, 255, 128, 1, 200][(idx % 5) as usize]
+    };
+    let zb = [0, -128, 127, -3, 0][((idx / 5) % 5) as usize];
+    (za, zb)
+}
+
+#[cfg(feature = "alloc")]
+fn qsweep(kernel: &Kernel, name: &str, mr: usize, nr: usize) -> usize {
+    let mut count = 0;
+    let mut run = |what: &str, c: QCase| {
+        if let Err(msg) = run_qgemm_case(Some(kernel), &c) {
+            qfail(name, what, &c, &msg);
+        }
+        count += 1;
+    };
+    let (ms, ns, _) = sweep_dims(mr, nr);
+    let ks = [1usize, 2, 3, 4, 5, 7, 8, 9, 17, 64, 131];
+    let values = [
+        QValues::Full,
+        QValues::AllMin,
+        QValues::AllMax,
+        QValues::Extremes,
+    ];
+    let mut idx = 0u64;
+    for &m in &ms {
+        for &n in &ns {
+            for &k in &ks {
+                let l = |s: u64| ALL_LAYOUTS[((idx / s) % ALL_LAYOUTS.len() as u64) as usize];
+                let a_signed = idx % 2 == 0;
+                let (za, zb) = zero_points(idx / 2, a_signed);
+                run(
+                    "shape sweep",
+                    QCase {
+                        m,
+                        n,
+                        k,
+                        la: l(1),
+                        lb: l(3),
+                        lc: l(7),
+                        a_signed,
+                        za,
+                        zb,
+                        values: values[((idx / 3) % 4) as usize],
+                        threads: 1,
+                        requant: RQ_VARIANTS[((idx / 11) % 5) as usize],
+                        seed: idx,
+                    },
+                );
+                idx += 1;
+            }
+        }
+    }
+    // Every layout combination, i32 and requantized.
+    for (ia, &la) in ALL_LAYOUTS.iter().enumerate() {
+        for (ib, &lb) in ALL_LAYOUTS.iter().enumerate() {
+            for (ic, &lc) in ALL_LAYOUTS.iter().enumerate() {
+                let seed = (ia * 100 + ib * 10 + ic) as u64;
+                run(
+                    "layouts",
+                    QCase {
+                        m: mr + 3,
+                        n: nr + 5,
+                        k: 37,
+                        la,
+                        lb,
+                        lc,
+                        a_signed: seed % 2 == 1,
+                        za: 3,
+                        zb: -2,
+                        values: QValues::Full,
+                        threads: 1,
+                        requant: RQ_VARIANTS[(seed % 5) as usize],
+                        seed,
+                    },
+                );
+            }
+        }
+    }
+    // Exactness at the largest k the zero points allow, with extreme data everywhere.
+    for (i, &(a_signed, za, zb, values)) in [
+        (true, 127, 127, QValues::AllMin), // (−128−127)·(−128−127) = 65025 every term
+        (true, -128, -128, QValues::AllMax), // (127+128)·(127+128)
+        (false, 0, -128, QValues::AllMax), // (255−0)·(127+128)
+        (false, 255, 127, QValues::AllMin), // (0−255)·(−128−127)
+        (true, 0, 0, QValues::AllMin),     // −128·−128 = 16384, k up to 131071
+        (true, 0, 0, QValues::Extremes),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let k = if a_signed {
+            edgemm::max_exact_k::<i8>(za, zb)
+        } else {
+            edgemm::max_exact_k::<u8>(za, zb)
+        };
+        for &requant in &RQ_VARIANTS[..2] {
+            run(
+                "largest exact k",
+                QCase {
+                    m: 2,
+                    n: 3,
+                    k,
+                    la: Layout::RowMajor,
+                    lb: Layout::ColMajor,
+                    lc: Layout::RowMajor,
+                    a_signed,
+                    za,
+                    zb,
+                    values,
+                    threads: 1,
+                    requant,
+                    seed: 500 + i as u64,
+                },
+            );
+        }
+    }
+    // Blocking boundaries (k over one chunk, m over MC, n over NC) and threads.
+    let big: &[(usize, usize, usize, usize)] = &[
+        (2 * mr + 1, 2 * nr + 1, 5000, 1),
+        (700, 40, 300, 1),
+        (2, 9000, 8, 1),
+        (1, 1000, 1024, 2),
+        (300, 300, 100, 2),
+        (301, 257, 129, 3),
+        (33, 70, 9000, 2),
+    ];
+    for (i, &(m, n, k, t)) in big.iter().enumerate() {
+        for (j, &requant) in RQ_VARIANTS.iter().enumerate().step_by(2) {
+            run(
+                "blocking/threads",
+                QCase {
+                    m,
+                    n,
+                    k,
+                    la: Layout::RowMajor,
+                    lb: if j == 2 {
+                        Layout::ColMajor
+                    } else {
+                        Layout::RowMajor
+                    },
+                    lc: if j == 4 {
+                        Layout::ColPadded(2)
+                    } else {
+                        Layout::RowMajor
+                    },
+                    a_signed: i % 2 == 0,
+                    za: 7,
+                    zb: if j == 0 { 0 } else { -5 },
+                    values: QValues::Full,
+                    threads: t,
+                    requant,
+                    seed: 9000 + (i * 10 + j) as u64,
+                },
+            );
+        }
+    }
+    count
+}
+
+/// Prepacked weights against plain calls: identical results.
+#[cfg(feature = "alloc")]
+fn qprepacked(kernel: &Kernel, name: &str) -> usize {
+    let mut count = 0;
+    for (i, &(m, n, k, zb)) in [
+        (1, 33, 17, 0),
+        (37, 70, 300, -3),
+        (20, 100, 5000, 9),
+        (5, 3, 1, 127),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut rng = Rng(300 + i as u64);
+        let a: Vec<u8> = (0..m * k).map(|_| rng.next_u64() as u8).collect();
+        let b: Vec<i8> = (0..k * n).map(|_| rng.next_u64() as i8).collect();
+        let bv = MatRef::row_major(&b, k, n).unwrap();
+        let packed = edgemm::PackedQB::with_kernel(kernel, bv, zb).unwrap();
+        let av = MatRef::row_major(&a, m, k).unwrap();
+        let mut c1 = vec![0i32; m * n];
+        let mut c2 = vec![1i32; m * n];
+        edgemm::qgemm_packed(
+            av,
+            17,
+            &packed,
+            MatMut::row_major(&mut c1, m, n).unwrap(),
+            Par::Threads(2),
+        )
+        .unwrap();
+        edgemm::qgemm_with_kernel(
+            kernel,
+            av,
+            17,
+            bv,
+            zb,
+            MatMut::row_major(&mut c2, m, n).unwrap(),
+            Par::Seq,
+        )
+        .unwrap();
+        let spec = edgemm::Requantize::new(
+            edgemm::Scale::PerTensor {
+                multiplier: 1 << 30,
+                shift: -9,
+            },
+            -3,
+        );
+        let mut o1 = vec![0i8; m * n];
+        let mut o2 = vec![1i8; m * n];
+        edgemm::qgemm_requantize_packed(
+            av,
+            17,
+            &packed,
+            &spec,
+            MatMut::row_major(&mut o1, m, n).unwrap(),
+            Par::Seq,
+        )
+        .unwrap();
+        edgemm::qgemm_requantize_with_kernel(
+            kernel,
+            av,
+            17,
+            bv,
+            zb,
+            &spec,
+            MatMut::row_major(&mut o2, m, n).unwrap(),
+            Par::Threads(2),
+        )
+        .unwrap();
+        if c1 != c2 || o1 != o2 {
+            eprintln!(
+                "FAILED kernel {name} (prepacked {m}x{n}x{k}): packed and plain results differ"
+            );
+            exit(1);
+        }
+        count += 1;
+    }
+    count
+}
+
+#[cfg(feature = "alloc")]
+fn qcase_strategy(mr: usize, nr: usize) -> impl Strategy<Value = QCase> {
+    let rq = prop::option::of((
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of((-130i32..60, 0i32..300)),
+    ))
+    .prop_map(|o| {
+        o.map(
+            |(per_channel, out_signed, bias, left_shifts, clamp)| RqCase {
+                per_channel,
+                out_signed,
+                bias,
+                clamp,
+                left_shifts,
+            },
+        )
+    });
+    (
+        (0..=3 * mr + 2, 0..=3 * nr + 2, 0usize..=70),
+        (layout_strategy(), layout_strategy(), layout_strategy()),
+        (any::<bool>(), any::<u8>(), -128i32..=127),
+        prop::sample::select(vec![
+            QValues::Full,
+            QValues::Full,
+            QValues::AllMin,
+            QValues::AllMax,
+            QValues::Extremes,
+        ]),
+        prop::sample::select(vec![1usize, 1, 1, 2]),
+        rq,
+        any::<u64>(),
+    )
+        .prop_map(
+            |((m, n, k), (la, lb, lc), (a_signed, zaraw, zb), values, threads, requant, seed)| {
+                QCase {
+                    m,
+                    n,
+                    k,
+                    la,
+                    lb,
+                    lc,
+                    a_signed,
+                    za: if a_signed {
+                        zaraw as i8 as i32
+                    } else {
+                        zaraw as i32
+                    },
+                    zb,
+                    values,
+                    threads,
+                    requant,
+                    seed,
+                }
+            },
+        )
+}
+
+#[cfg(feature = "alloc")]
+fn qrandom(kernel: &Kernel, name: &str, mr: usize, nr: usize, cases: u32) -> usize {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&qcase_strategy(mr, nr), |c| {
+        run_qgemm_case(Some(kernel), &c).map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        eprintln!("FAILED kernel {name} (proptest, shrunk): {e}");
+        exit(1);
+    }
+    cases as usize
+}
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let cases: u32 = std::env::var("EDGEMM_PROPTEST_CASES")
@@ -296,7 +660,7 @@ fn main() {
         }
     );
     let (mut ran, mut skipped) = (0, 0);
-    for info in edgemm::kernels().filter(|k| k.kind == KernelKind::F32) {
+    for info in edgemm::kernels() {
         if filter.as_deref().is_some_and(|f| !info.name.contains(f)) {
             continue;
         }
@@ -310,13 +674,32 @@ fn main() {
         }
         let kernel = Kernel::by_name(info.name).expect("runnable kernel");
         let t = std::time::Instant::now();
-        #[cfg(feature = "alloc")]
-        let packed = prepacked(&kernel, info.name);
-        #[cfg(not(feature = "alloc"))]
-        let packed = 0;
-        let n = sweep(&kernel, info.name, info.mr, info.nr)
-            + packed
-            + random(&kernel, info.name, info.mr, info.nr, cases);
+        let n = match info.kind {
+            KernelKind::F32 => {
+                #[cfg(feature = "alloc")]
+                let packed = prepacked(&kernel, info.name);
+                #[cfg(not(feature = "alloc"))]
+                let packed = 0;
+                sweep(&kernel, info.name, info.mr, info.nr)
+                    + packed
+                    + random(&kernel, info.name, info.mr, info.nr, cases)
+            }
+            #[cfg(feature = "alloc")]
+            KernelKind::Int8 => {
+                qsweep(&kernel, info.name, info.mr, info.nr)
+                    + qprepacked(&kernel, info.name)
+                    + qrandom(&kernel, info.name, info.mr, info.nr, cases)
+            }
+            #[cfg(not(feature = "alloc"))]
+            KernelKind::Int8 => {
+                println!(
+                    "kernel {:<28} SKIPPED: int8 needs the alloc feature in this build",
+                    info.name
+                );
+                skipped += 1;
+                continue;
+            }
+        };
         println!(
             "kernel {:<28} ok: {n} cases ({:.1} s){}",
             info.name,

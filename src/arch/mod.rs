@@ -165,10 +165,12 @@ fn other_features() -> Features {
     }
     #[cfg(target_arch = "arm")]
     {
-        if cfg!(target_feature = "dsp") {
+        // From build.rs: the target's features, or what its triple guarantees when the
+        // compiler does not report Arm features (stable rustc).
+        if cfg!(edgemm_arm_dsp) {
             f = f.with(Features::DSP);
         }
-        if cfg!(target_feature = "vfp4") {
+        if cfg!(edgemm_arm_vfp4) {
             f = f.with(Features::VFP4);
         }
     }

@@ -395,7 +395,7 @@ pub(crate) fn parallel_ranges(
         f(0..count);
         return;
     }
-    crate::threads::run(t, &|i| f(count * i / t..count * (i + 1) / t));
+    crate::threads::run(t, t, &|i| f(count * i / t..count * (i + 1) / t));
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ impl Isa {
     /// Every ISA this CPU runs (for tests).
     #[cfg(test)]
     pub(crate) fn all_runnable() -> alloc::vec::Vec<Isa> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut v = alloc::vec![Isa::Portable];
         #[cfg(target_arch = "x86_64")]
         {

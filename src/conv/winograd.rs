@@ -159,8 +159,8 @@ impl Winograd {
 
     /// Runs the layer (3×3, stride 1, dilation 1 checked by the caller, lengths too).
     ///
-    /// Threads take blocks of tiles, each thread running all three phases on its blocks in
-    /// its own workspace. With fewer than [`MIN_TILES_PER_THREAD`] tiles per thread (late
+    /// Threads take blocks of tiles (one task each), running all three phases on a block in
+    /// their own workspace. With fewer than [`MIN_TILES_PER_THREAD`] tiles per thread (late
     /// layers: few tiles, a large filter) that would make every thread stream the whole
     /// transformed filter for little work, so all tiles form one block and the threads
     /// split each phase instead: tiles for the transforms, (group, ξ) products for the
@@ -209,7 +209,7 @@ impl Winograd {
                 let part = |n: usize, t: usize| n * t / threads..n * (t + 1) / threads;
                 // `threads::run` returns only when every thread is done, so each phase sees
                 // the previous one's results.
-                crate::threads::run(threads, &|t| {
+                crate::threads::run(threads, threads, &|t| {
                     let r = part(tiles, t);
                     // SAFETY: the caller's workspace holds the block's planes; this thread
                     // writes only rows r of each V plane.
@@ -217,12 +217,12 @@ impl Winograd {
                         self.input_phase(isa, g, inp.get(), ws.get(), &b, r.start, r.len(), 0)
                     };
                 });
-                crate::threads::run(threads, &|t| {
+                crate::threads::run(threads, threads, &|t| {
                     // SAFETY: all V rows are written; this thread writes only the M planes
                     // of its (group, ξ) pairs.
                     unsafe { self.gemm_phase(g, ws.get(), &b, tiles, part(g.groups * a * a, t)) };
                 });
-                crate::threads::run(threads, &|t| {
+                crate::threads::run(threads, threads, &|t| {
                     let r = part(tiles, t);
                     // SAFETY: all M planes are written; this thread writes only the output
                     // pixels of tiles r.
@@ -244,24 +244,22 @@ impl Winograd {
             });
             return;
         }
+        // One task per block: the pool hands blocks to whichever thread is free.
         let nblocks = tiles.div_ceil(block);
-        let job = |t: usize| {
-            let blocks = nblocks * t / threads..nblocks * (t + 1) / threads;
+        let job = |blk: usize| {
+            let t0 = blk * block;
+            let cnt = block.min(tiles - t0);
             crate::scratch::with_workspace(ws_len, |ws| {
-                for blk in blocks {
-                    let t0 = blk * block;
-                    let cnt = block.min(tiles - t0);
-                    // SAFETY: this thread's workspace holds the block's planes; the block's
-                    // output tiles are this thread's alone (blocks are disjoint).
-                    unsafe {
-                        self.input_phase(isa, g, inp.get(), ws, &b, t0, cnt, t0);
-                        self.gemm_phase(g, ws, &b, cnt, 0..g.groups * a * a);
-                        self.output_phase(isa, g, ws, &b, out.get(), lo, hi, t0, cnt, t0);
-                    }
+                // SAFETY: this thread's workspace holds the block's planes; the block's
+                // output tiles are this task's alone (blocks are disjoint).
+                unsafe {
+                    self.input_phase(isa, g, inp.get(), ws, &b, t0, cnt, t0);
+                    self.gemm_phase(g, ws, &b, cnt, 0..g.groups * a * a);
+                    self.output_phase(isa, g, ws, &b, out.get(), lo, hi, t0, cnt, t0);
                 }
             });
         };
-        crate::threads::run(threads, &job);
+        crate::threads::run(nblocks, threads, &job);
     }
 
     /// Input transform of tiles `t0..t0+cnt` into the V planes at rows `t0 − base..`.

@@ -77,7 +77,7 @@ pub(crate) fn workspace_len(ker: &SgemmKernel, s: &Strategy, m: usize, n: usize)
 }
 
 /// Room for a packed buffer of `x` elements plus the packers' slack, in whole cache lines.
-fn align16(x: usize) -> usize {
+pub(crate) const fn align16(x: usize) -> usize {
     let x = if x == 0 { 0 } else { x + PACK_SLACK };
     x.div_ceil(16) * 16
 }

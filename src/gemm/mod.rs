@@ -3,13 +3,13 @@
 
 mod driver;
 mod gemv;
-mod pack;
-mod plan;
+pub(crate) mod pack;
+pub(crate) mod plan;
 pub(crate) mod raw;
 
 use crate::arch::cpu_info;
 use crate::error::{Error, Operand};
-use crate::kernels::f32::SgemmKernel;
+use crate::kernels::f32::{SgemmKernel, SGEMM_KERNELS};
 use crate::kernels::{sgemm_kernel, Kernel};
 use crate::matrix::{MatMut, MatRef};
 use crate::par::Par;
@@ -80,6 +80,164 @@ pub fn sgemm_with_kernel(
         Raw::from_mut(&c),
         par,
     )
+}
+
+/// Bytes of workspace [`sgemm_with_workspace`] needs for an m×n×k product (A m×k, B k×n),
+/// whatever the layouts and whichever compiled-in kernel runs it.
+///
+/// A `const fn`, so a buffer can be sized at compile time:
+///
+/// ```
+/// use edgemm::{sgemm_with_workspace, sgemm_workspace_size, MatMut, MatRef};
+/// const WS: usize = sgemm_workspace_size(2, 2, 3);
+/// let mut workspace = [0u8; WS];
+/// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2×3
+/// let b = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]; // 3×2, column-major: packed into the workspace
+/// let mut c = [0.0f32; 4];
+/// sgemm_with_workspace(
+///     1.0,
+///     MatRef::row_major(&a, 2, 3)?,
+///     MatRef::col_major(&b, 3, 2)?,
+///     0.0,
+///     MatMut::row_major(&mut c, 2, 2)?,
+///     &mut workspace,
+/// )?;
+/// assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+/// # Ok::<(), edgemm::Error>(())
+/// ```
+///
+/// The size depends only on k (it is 0 when m, n or k is 0): when B's columns are not
+/// unit-stride it is packed one micro-panel at a time, at most 256 k steps × NR columns (NR
+/// the widest tile compiled in), plus the packers' slack and up to 63 bytes to align the
+/// buffer's start to 64: for k ≥ 256, 8319 bytes on a Cortex-M4F build (NR = 8, the portable
+/// kernel's), 32895 on x86-64 (NR = 32).
+pub const fn sgemm_workspace_size(m: usize, n: usize, k: usize) -> usize {
+    if m == 0 || n == 0 || k == 0 {
+        return 0;
+    }
+    let kc = if k < WS_KC { k } else { WS_KC };
+    let elems = driver::align16(kc * max_nr());
+    crate::scratch::caller_workspace_size(elems * core::mem::size_of::<f32>())
+}
+
+/// The longest k chunk of the workspace path (see [`sgemm_workspace_size`]).
+const WS_KC: usize = 256;
+
+/// The widest tile (NR) of any f32 kernel compiled in.
+const fn max_nr() -> usize {
+    let mut nr = 1;
+    let mut i = 0;
+    while i < SGEMM_KERNELS.len() {
+        if SGEMM_KERNELS[i].nr > nr {
+            nr = SGEMM_KERNELS[i].nr;
+        }
+        i += 1;
+    }
+    nr
+}
+
+/// [`sgemm`] with no allocation: packing, where B needs it, uses `workspace`, which must have
+/// at least [`sgemm_workspace_size`]`(m, n, k)` bytes (else [`Error::WorkspaceTooSmall`], in
+/// bytes, before anything is read or written). Any alignment; the contents do not matter.
+///
+/// Runs on the calling thread. A is read in place and so is B when its columns are
+/// unit-stride (row-major B needs no packing at all); k is split in chunks of at most 256.
+/// This works with or without the `alloc` feature; with it, [`sgemm`] may be faster for
+/// large products on CPUs with caches (it packs both operands in cache-sized blocks).
+/// Results are within the same error bound as [`sgemm`]'s, not necessarily bit-identical.
+pub fn sgemm_with_workspace(
+    alpha: f32,
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    beta: f32,
+    c: MatMut<f32>,
+    workspace: &mut [u8],
+) -> Result<(), Error> {
+    let ker = sgemm_kernel()?;
+    sgemm_ws_impl(
+        ker,
+        alpha,
+        Raw::from_ref(&a),
+        Raw::from_ref(&b),
+        beta,
+        Raw::from_mut(&c),
+        workspace,
+    )
+}
+
+/// [`sgemm_with_workspace`] with a chosen kernel (from [`Kernel::by_name`]).
+pub fn sgemm_with_kernel_and_workspace(
+    kernel: &Kernel,
+    alpha: f32,
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    beta: f32,
+    c: MatMut<f32>,
+    workspace: &mut [u8],
+) -> Result<(), Error> {
+    let ker = kernel.f32()?;
+    sgemm_ws_impl(
+        ker,
+        alpha,
+        Raw::from_ref(&a),
+        Raw::from_ref(&b),
+        beta,
+        Raw::from_mut(&c),
+        workspace,
+    )
+}
+
+fn sgemm_ws_impl(
+    ker: &'static SgemmKernel,
+    alpha: f32,
+    a: Raw<f32>,
+    b: Raw<f32>,
+    beta: f32,
+    c: Raw<f32>,
+    workspace: &mut [u8],
+) -> Result<(), Error> {
+    check_dims(&a, &b, &c)?;
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    let ws = crate::scratch::caller_workspace(workspace, sgemm_workspace_size(m, n, k))?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 || alpha == 0.0 {
+        // SAFETY: c is a validated view.
+        unsafe { driver::scale(beta, c) };
+        return Ok(());
+    }
+    let (mut a, mut b, mut c) = (a, b, c);
+    // The same orientation as `sgemm_impl` (k is unchanged by it).
+    if (n == 1 && m > 1) || (c.cs != 1 && c.rs == 1) {
+        (a, b, c) = (b.t(), a.t(), c.t());
+    }
+    if c.rows == 1 && gemv::try_gemv(ker, alpha, a, b, beta, c, 1) {
+        return Ok(());
+    }
+    let s = in_place_strategy(ker, &a, &b, WS_KC);
+    debug_assert!(
+        workspace_len(ker, &s, c.rows, c.cols) * 4 + crate::scratch::WS_ALIGN
+            <= sgemm_workspace_size(m, n, k) + 1
+    );
+    // SAFETY: a, b, c are validated views (C does not overlap A or B: a MatMut borrows its
+    // slice exclusively); `ws` is 64-byte aligned with room for one kc×NR panel plus slack
+    // (kc ≤ WS_KC, NR ≤ max_nr(): the size checked above); ker runs here (selection or
+    // Kernel::by_name checked it).
+    unsafe {
+        run_block(
+            ker,
+            &s,
+            alpha,
+            a,
+            BSource::Strided(b),
+            0,
+            beta,
+            c,
+            ws as *mut f32,
+        )
+    };
+    Ok(())
 }
 
 /// [`sgemm`] over raw pointers and element strides (which may be negative), for FFI callers.
@@ -239,11 +397,11 @@ fn cache_hostile(stride: isize) -> bool {
 /// place wins for every shape of the benchmark list except where a row stride is a multiple
 /// of 4 KiB and the operand is reused across many tiles (1024², 2048², k×1024 weights).
 fn strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>) -> Strategy {
-    let cpu = cpu_info();
-    let (m, n, k) = (a.rows, b.cols, a.cols);
-    let blk = plan::blocking(ker.mr, ker.nr, &cpu);
     #[cfg(feature = "alloc")]
     {
+        let cpu = cpu_info();
+        let (m, n, k) = (a.rows, b.cols, a.cols);
+        let blk = plan::blocking(ker.mr, ker.nr, &cpu);
         let kc = plan::chunk(k, blk.kc, 4);
         // A is reused once per NR-column panel. Rows of A are read by broadcasts: any
         // stride works, but a hostile one thrashes once the block outgrows L2.
@@ -276,21 +434,29 @@ fn strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>) -> Strategy {
     }
     #[cfg(not(feature = "alloc"))]
     {
-        // No allocation: A in place, B in place or one micro-panel at a time on the stack
-        // (which also holds the packers' slack).
+        // No allocation: the panel buffer is on the stack (and also holds the packers' slack).
         let kc_room = ((NOALLOC_PANEL - 2 * pack::PACK_SLACK) / ker.nr) & !3;
-        let kc = plan::chunk(k, kc_room.min(blk.kc), 4).min(kc_room);
-        Strategy {
-            kc,
-            mc: m.max(1),
-            nc: n.max(1),
-            pack_a: false,
-            b_mode: if b.cs == 1 {
-                BMode::Direct
-            } else {
-                BMode::PanelByPanel
-            },
-        }
+        in_place_strategy(ker, a, b, kc_room)
+    }
+}
+
+/// The strategy that needs no allocation: A read in place (the kernels take any strides), B
+/// in place when its columns are unit-stride, else packed one KC×NR micro-panel at a time;
+/// so the workspace is one panel, of at most `kc_room`·NR elements plus the packers' slack.
+fn in_place_strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>, kc_room: usize) -> Strategy {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let blk = plan::blocking(ker.mr, ker.nr, &cpu_info());
+    let kc = plan::chunk(k, kc_room.min(blk.kc), 4).min(kc_room);
+    Strategy {
+        kc,
+        mc: m.max(1),
+        nc: n.max(1),
+        pack_a: false,
+        b_mode: if b.cs == 1 {
+            BMode::Direct
+        } else {
+            BMode::PanelByPanel
+        },
     }
 }
 
@@ -339,7 +505,7 @@ fn gemm_blocked(
             unsafe { run_block(ker, s, alpha, a_t, b_t, col0, beta, c_t, ws) }
         }
     };
-    threads::run(grid.count(), &job);
+    threads::run(grid.count(), grid.count(), &job);
 }
 
 /// A right-hand operand B (k×n) packed once for a kernel, for weights reused across calls.

@@ -59,28 +59,31 @@ pub(crate) unsafe fn pack_a(a: Raw<f32>, mr: usize, dst: *mut f32) {
     }
 }
 
-/// dst[p*ld + i] = src[i*rs + p] for i < h, p < len: a transpose of h rows.
+/// dst[p*ld + i] = src[i*rs + p] for i < h, p < len: a transpose of h rows of any 4-byte
+/// element (f32, or the 4-byte k groups of int8 data: the vector path only moves bits).
 ///
 /// # Safety
-/// h rows of `len` contiguous readable elements at stride `rs`; `dst` has `len*ld` elements
-/// plus [`PACK_SLACK`] writable ones after them.
+/// h ≤ 32 rows of `len` contiguous readable elements at stride `rs`; `dst` has `len*ld`
+/// elements plus [`PACK_SLACK`] writable ones after them.
 #[inline]
-unsafe fn transpose_rows(
-    src: *const f32,
+pub(crate) unsafe fn transpose_rows<T: Copy>(
+    src: *const T,
     rs: isize,
     h: usize,
     len: usize,
     ld: usize,
-    dst: *mut f32,
+    dst: *mut T,
 ) {
+    const { assert!(core::mem::size_of::<T>() == 4) };
     #[cfg(target_arch = "x86_64")]
     {
         if crate::arch::cpu_info()
             .features
             .contains(crate::arch::Features::AVX2)
         {
-            // SAFETY: AVX2 is present; bounds as stated above.
-            unsafe { x86::transpose_rows_avx2(src, rs, h, len, ld, dst) };
+            // SAFETY: AVX2 is present; bounds as stated above; the vector code moves 4-byte
+            // lanes without interpreting them.
+            unsafe { x86::transpose_rows_avx2(src as *const f32, rs, h, len, ld, dst as *mut f32) };
             return;
         }
     }
@@ -92,14 +95,14 @@ unsafe fn transpose_rows(
 ///
 /// # Safety
 /// As [`transpose_rows`].
-unsafe fn transpose_rows_scalar(
-    src: *const f32,
+unsafe fn transpose_rows_scalar<T: Copy>(
+    src: *const T,
     rs: isize,
     h: usize,
     p0: usize,
     len: usize,
     ld: usize,
-    dst: *mut f32,
+    dst: *mut T,
 ) {
     for p in p0..len {
         for i in 0..h {
@@ -165,35 +168,42 @@ mod x86 {
         }
     }
 
+    /// # Safety
+    /// AVX2. (An `unsafe fn` rather than a safe target-feature function, and an `unsafe`
+    /// block that newer compilers find unneeded: both for the MSRV, 1.85.)
     #[target_feature(enable = "avx2")]
     #[inline]
-    fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        [
-            _mm256_permute2f128_ps::<0x20>(s0, s4),
-            _mm256_permute2f128_ps::<0x20>(s1, s5),
-            _mm256_permute2f128_ps::<0x20>(s2, s6),
-            _mm256_permute2f128_ps::<0x20>(s3, s7),
-            _mm256_permute2f128_ps::<0x31>(s0, s4),
-            _mm256_permute2f128_ps::<0x31>(s1, s5),
-            _mm256_permute2f128_ps::<0x31>(s2, s6),
-            _mm256_permute2f128_ps::<0x31>(s3, s7),
-        ]
+    #[allow(unused_unsafe)]
+    unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        // SAFETY: AVX2 (caller); register shuffles only.
+        unsafe {
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            [
+                _mm256_permute2f128_ps::<0x20>(s0, s4),
+                _mm256_permute2f128_ps::<0x20>(s1, s5),
+                _mm256_permute2f128_ps::<0x20>(s2, s6),
+                _mm256_permute2f128_ps::<0x20>(s3, s7),
+                _mm256_permute2f128_ps::<0x31>(s0, s4),
+                _mm256_permute2f128_ps::<0x31>(s1, s5),
+                _mm256_permute2f128_ps::<0x31>(s2, s6),
+                _mm256_permute2f128_ps::<0x31>(s3, s7),
+            ]
+        }
     }
 }
 

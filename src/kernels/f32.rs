@@ -119,6 +119,27 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         ukr: super::x86_64::sgemm_avx2_fma_6x16,
         gemv: super::x86_64::sgemv_avx2_fma,
     },
+    #[cfg(all(target_arch = "aarch64", edgemm_asm))]
+    SgemmKernel {
+        name: "sgemm_neon_8x12",
+        requires: Features::NEON,
+        isa: "neon",
+        mr: 8,
+        nr: 12,
+        ukr: super::aarch64::sgemm_neon_8x12,
+        gemv: super::aarch64::sgemv_neon,
+    },
+    // Cortex-M4F (FPv4-SP) and later M-profile FPUs; chosen at compile time from the target.
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    SgemmKernel {
+        name: "sgemm_vfp4_4x4",
+        requires: Features::VFP4,
+        isa: "fpv4-sp",
+        mr: 4,
+        nr: 4,
+        ukr: super::arm::sgemm_vfp4_4x4,
+        gemv: super::generic::sgemv_generic,
+    },
     SgemmKernel {
         name: "sgemm_generic_4x8",
         requires: Features::NONE,

@@ -88,3 +88,63 @@ pub(crate) unsafe fn sgemv_generic(
         }
     }
 }
+
+/// The portable int8 micro-kernel, 4×8, on the `I16x2` format (k in pairs of i16). Same
+/// contract as the assembly kernels (see [`super::int8::QgemmArgs`]); the sums wrap.
+///
+/// # Safety
+/// The [`super::int8::QgemmUkr`] contract.
+pub(crate) unsafe extern "C" fn qgemm_i16_generic_4x8(args: *const super::int8::QgemmArgs) {
+    const MR: usize = 4;
+    const NR: usize = 8;
+    // SAFETY: the caller passes a valid QgemmArgs.
+    let g = unsafe { &*args };
+    let m = g.m.min(MR);
+    let mut acc = [[0i32; NR]; MR];
+    let mut a = g.a;
+    let mut b = g.b;
+    for _ in 0..g.k_groups {
+        // SAFETY: all NR columns of B' (2 i16 each) are readable in every group (contract).
+        let bv: [[i16; 2]; NR] = unsafe { core::ptr::read_unaligned(b as *const [[i16; 2]; NR]) };
+        let mut av = [[0i16; 2]; MR];
+        for (i, x) in av.iter_mut().enumerate().take(m) {
+            // SAFETY: rows 0..m of A' are readable in every group (contract).
+            *x = unsafe {
+                core::ptr::read_unaligned(a.offset(i as isize * g.a_rs) as *const [i16; 2])
+            };
+        }
+        for i in 0..MR {
+            for j in 0..NR {
+                let p0 = av[i][0] as i32 * bv[j][0] as i32;
+                let p1 = av[i][1] as i32 * bv[j][1] as i32;
+                acc[i][j] = acc[i][j].wrapping_add(p0).wrapping_add(p1);
+            }
+        }
+        a = a.wrapping_offset(g.a_ks);
+        b = b.wrapping_offset(g.b_ks);
+    }
+    let accumulate = g.flags & super::int8::ACCUMULATE != 0;
+    for (i, row) in acc.iter().enumerate().take(m) {
+        // SAFETY: row_off has m values when not null (contract).
+        let r = if g.row_off.is_null() {
+            0
+        } else {
+            unsafe { *g.row_off.add(i) }
+        };
+        let c = (g.c as *mut u8).wrapping_offset(i as isize * g.c_rs) as *mut i32;
+        for (j, &v) in row.iter().enumerate().take(g.n.min(NR)) {
+            // SAFETY: col_off has NR values when not null; the m×n tile of C is writable
+            // (and readable with ACCUMULATE).
+            unsafe {
+                let co = if g.col_off.is_null() {
+                    0
+                } else {
+                    *g.col_off.add(j)
+                };
+                let v = v.wrapping_add(r).wrapping_add(co);
+                let p = c.add(j);
+                *p = if accumulate { (*p).wrapping_add(v) } else { v };
+            }
+        }
+    }
+}

@@ -6,8 +6,13 @@
 //! (with `std`) forces a kernel per family; forcing one this CPU cannot run, or naming no
 //! compiled kernel, is an error on every call, never a silent fallback.
 
+#[cfg(all(target_arch = "aarch64", edgemm_asm))]
+pub(crate) mod aarch64;
+#[cfg(all(target_arch = "arm", edgemm_asm))]
+pub(crate) mod arm;
 pub(crate) mod f32;
 pub(crate) mod generic;
+pub(crate) mod int8;
 #[cfg(all(target_arch = "x86_64", edgemm_asm))]
 pub(crate) mod x86_64;
 
@@ -15,12 +20,15 @@ use crate::arch::{cpu_info, Features};
 use crate::error::{Error, KernelName};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use f32::{SgemmKernel, SGEMM_KERNELS};
+use int8::{QgemmKernel, QGEMM_KERNELS};
 
 /// The kind of arithmetic a kernel does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelKind {
     /// f32 GEMM (`sgemm`).
     F32,
+    /// int8 GEMM with i32 accumulation (`qgemm`).
+    Int8,
 }
 
 /// A compiled-in micro-kernel, as `edgemm::kernels()` reports it.
@@ -35,7 +43,7 @@ pub struct KernelInfo {
     pub mr: usize,
     /// Columns of the register tile.
     pub nr: usize,
-    /// How many k steps one packed group holds (1 for f32).
+    /// How many k steps one packed group holds (1 for f32; the instruction's depth for int8).
     pub k_group: usize,
     /// This CPU can run it.
     pub runnable: bool,
@@ -51,6 +59,7 @@ pub struct Kernel(pub(crate) KernelRef);
 #[derive(Clone, Copy)]
 pub(crate) enum KernelRef {
     F32(&'static SgemmKernel),
+    Int8(&'static QgemmKernel),
 }
 
 impl core::fmt::Debug for Kernel {
@@ -67,6 +76,7 @@ impl Kernel {
         })?;
         let (requires, kname, isa) = match r {
             KernelRef::F32(k) => (k.requires, k.name, k.isa),
+            KernelRef::Int8(k) => (k.requires, k.name, k.isa),
         };
         if !cpu_info().features.contains(requires) {
             return Err(Error::KernelNotSupported { name: kname, isa });
@@ -78,6 +88,7 @@ impl Kernel {
     pub fn name(&self) -> &'static str {
         match self.0 {
             KernelRef::F32(k) => k.name,
+            KernelRef::Int8(k) => k.name,
         }
     }
 
@@ -85,12 +96,28 @@ impl Kernel {
     pub fn info(&self) -> KernelInfo {
         match self.0 {
             KernelRef::F32(k) => info_f32(k),
+            KernelRef::Int8(k) => info_int8(k),
         }
     }
 
     pub(crate) fn f32(&self) -> Result<&'static SgemmKernel, Error> {
         match self.0 {
             KernelRef::F32(k) => Ok(k),
+            KernelRef::Int8(k) => Err(Error::WrongKernelKind {
+                name: k.name,
+                expected: "f32",
+            }),
+        }
+    }
+
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    pub(crate) fn int8(&self) -> Result<&'static QgemmKernel, Error> {
+        match self.0 {
+            KernelRef::Int8(k) => Ok(k),
+            KernelRef::F32(k) => Err(Error::WrongKernelKind {
+                name: k.name,
+                expected: "int8",
+            }),
         }
     }
 }
@@ -100,6 +127,12 @@ fn find(name: &str) -> Option<KernelRef> {
         .iter()
         .find(|k| k.name == name)
         .map(KernelRef::F32)
+        .or_else(|| {
+            QGEMM_KERNELS
+                .iter()
+                .find(|k| k.name == name)
+                .map(KernelRef::Int8)
+        })
 }
 
 fn info_f32(k: &'static SgemmKernel) -> KernelInfo {
@@ -115,10 +148,26 @@ fn info_f32(k: &'static SgemmKernel) -> KernelInfo {
     }
 }
 
+fn info_int8(k: &'static QgemmKernel) -> KernelInfo {
+    KernelInfo {
+        name: k.name,
+        kind: KernelKind::Int8,
+        isa: k.isa,
+        mr: k.mr,
+        nr: k.nr,
+        k_group: k.format.k_group(),
+        runnable: cpu_info().features.contains(k.requires),
+        selected: qgemm_kernel().is_ok_and(|s| core::ptr::eq(s, k)),
+    }
+}
+
 /// Every micro-kernel compiled into this build, whether this CPU can run it, and which one
 /// each family selects.
 pub fn kernels() -> impl Iterator<Item = KernelInfo> {
-    SGEMM_KERNELS.iter().map(info_f32)
+    SGEMM_KERNELS
+        .iter()
+        .map(info_f32)
+        .chain(QGEMM_KERNELS.iter().map(info_int8))
 }
 
 // ---- selection -------------------------------------------------------------------------
@@ -216,4 +265,12 @@ static SGEMM_SELECTION: Selection = Selection::new();
 pub(crate) fn sgemm_kernel() -> Result<&'static SgemmKernel, Error> {
     let names = |i: usize| SGEMM_KERNELS.get(i).map(|k| (k.name, k.requires, k.isa));
     SGEMM_SELECTION.get(&names).map(|i| &SGEMM_KERNELS[i])
+}
+
+static QGEMM_SELECTION: Selection = Selection::new();
+
+/// The int8 kernel calls use by default.
+pub(crate) fn qgemm_kernel() -> Result<&'static QgemmKernel, Error> {
+    let names = |i: usize| QGEMM_KERNELS.get(i).map(|k| (k.name, k.requires, k.isa));
+    QGEMM_SELECTION.get(&names).map(|i| &QGEMM_KERNELS[i])
 }

@@ -5,7 +5,7 @@ use super::f32::SgemmArgs;
 use core::arch::x86_64::*;
 
 macro_rules! asm_kernels {
-    ($($name:ident),* $(,)?) => {
+    ($args:ty: $($name:ident),* $(,)?) => {
         extern "C" {
             $(
                 #[link_name = concat!(
@@ -13,13 +13,14 @@ macro_rules! asm_kernels {
                     env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
                     "_", stringify!($name)
                 )]
-                pub(crate) fn $name(args: *const SgemmArgs);
+                pub(crate) fn $name(args: *const $args);
             )*
         }
     };
 }
 
-asm_kernels!(sgemm_avx512f_14x32, sgemm_avx2_fma_6x16);
+asm_kernels!(SgemmArgs: sgemm_avx512f_14x32, sgemm_avx2_fma_6x16);
+asm_kernels!(super::int8::QgemmArgs: qgemm_u8i8_avx512vnni_14x32, qgemm_i16_avx2_6x16);
 
 /// y = α·xᵀB + β·y with AVX2 + FMA (see [`super::f32::GemvFn`]).
 ///
@@ -214,18 +215,31 @@ unsafe fn gemv_cols(
     }
 }
 
+/// Horizontal sum of 8 lanes.
+///
+/// # Safety
+/// AVX2 (the `unsafe` block is for Rust 1.85, where intrinsics are unsafe to call).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
+#[allow(unused_unsafe)]
 unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    _mm_cvtss_f32(s)
+    // SAFETY: AVX2 (caller); register operations only.
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
 }
 
 /// Scalar a·b + c with one rounding.
+///
+/// # Safety
+/// FMA (the `unsafe` block is for Rust 1.85).
 #[target_feature(enable = "fma")]
 #[inline]
+#[allow(unused_unsafe)]
 unsafe fn fmadd(a: f32, b: f32, c: f32) -> f32 {
-    _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)))
+    // SAFETY: FMA (caller); register operations only.
+    unsafe { _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c))) }
 }

@@ -1,0 +1,187 @@
+//! The int8 micro-kernel contract and the table of int8 kernels.
+//!
+//! A kernel computes exact i32 sums over packed, transformed operands:
+//!
+//! ```text
+//! C[i, j] (+)= Σ_p A'[i, p]·B'[p, j]  +  row_off[i]  +  col_off[j]       (wrapping i32)
+//! ```
+//!
+//! where A' and B' are A and B in the kernel's packing format (see [`QFormat`]). The zero
+//! points never reach the inner loop: with `za'` the zero point of A' (see
+//! [`QFormat::a_shift`]),
+//! `Σ (a − za)(b − zb) = Σ a'b − za'·Σ_p b − zb·Σ_p a' + k·za'·zb`, so the driver passes
+//! `row_off[i] = −zb·Σ_p a'[i, p]` (from packing A) and
+//! `col_off[j] = −za'·Σ_p b[p, j] + k·za'·zb (+ bias[j])` (from packing B). The arithmetic
+//! wraps; the result is exact whenever the true value fits i32.
+
+use crate::arch::Features;
+
+/// How a kernel wants its operands laid out, k grouped by the instruction's depth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QFormat {
+    /// Bytes, k in groups of 4: A' unsigned (u8 as is, i8 + 128), B' i8. x86 `vpdpbusd`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    U8x4,
+    /// Bytes, k in groups of 4: A' signed (i8 as is, u8 − 128), B' i8. Arm `sdot`.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    I8x4,
+    /// i16, k in groups of 2: A' and B' sign- or zero-extended. x86 `vpmaddwd`, Arm `smlad`,
+    /// portable code. Exact for the whole int8 range (no 16-bit pair sums).
+    I16x2,
+}
+
+impl QFormat {
+    /// k steps per packed group.
+    pub const fn k_group(self) -> usize {
+        match self {
+            QFormat::U8x4 | QFormat::I8x4 => 4,
+            QFormat::I16x2 => 2,
+        }
+    }
+
+    /// Bytes per packed element.
+    pub const fn elem_bytes(self) -> usize {
+        match self {
+            QFormat::U8x4 | QFormat::I8x4 => 1,
+            QFormat::I16x2 => 2,
+        }
+    }
+
+    /// What is added to an A value to make A' (and to A's zero point): +128 turns i8 into
+    /// u8, −128 turns u8 into i8 (both are `^ 0x80` on the byte).
+    pub const fn a_shift(self, a_signed: bool) -> i32 {
+        match (self, a_signed) {
+            (QFormat::U8x4, true) => 128,
+            (QFormat::I8x4, false) => -128,
+            _ => 0,
+        }
+    }
+}
+
+/// Arguments of one int8 micro-kernel call. `#[repr(C)]`: the assembly reads these fields
+/// at the offsets asserted below. Strides are in bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QgemmArgs {
+    /// A' row i, k-group q at `a + i*a_rs + q*a_ks` (k_group elements, contiguous).
+    pub a: *const u8,
+    /// B' k-group q, column j at `b + q*b_ks + j*k_group*elem` (all NR columns readable).
+    pub b: *const u8,
+    /// C[i, j] (i32) at `c + i*c_rs + 4*j`.
+    pub c: *mut i32,
+    /// Number of k groups.
+    pub k_groups: usize,
+    pub a_rs: isize,
+    pub a_ks: isize,
+    pub b_ks: isize,
+    pub c_rs: isize,
+    /// Rows of the tile, 1..=MR.
+    pub m: usize,
+    /// Columns of the tile, 1..=NR.
+    pub n: usize,
+    /// m values added to the rows (never null: zeros when there is nothing to add).
+    pub row_off: *const i32,
+    /// NR values added to the columns (never null: zeros when there is nothing to add).
+    pub col_off: *const i32,
+    /// Bit 0 ([`ACCUMULATE`]): C += result; otherwise C = result (C not read).
+    pub flags: usize,
+}
+
+/// `QgemmArgs::flags`: add to C instead of overwriting it.
+pub(crate) const ACCUMULATE: usize = 1;
+
+// The assembly hard-codes these offsets (ARG_* in asm/*/qgemm_*.S).
+const _: () = {
+    use core::mem::offset_of;
+    let w = core::mem::size_of::<usize>();
+    assert!(offset_of!(QgemmArgs, a) == 0);
+    assert!(offset_of!(QgemmArgs, b) == w);
+    assert!(offset_of!(QgemmArgs, c) == 2 * w);
+    assert!(offset_of!(QgemmArgs, k_groups) == 3 * w);
+    assert!(offset_of!(QgemmArgs, a_rs) == 4 * w);
+    assert!(offset_of!(QgemmArgs, a_ks) == 5 * w);
+    assert!(offset_of!(QgemmArgs, b_ks) == 6 * w);
+    assert!(offset_of!(QgemmArgs, c_rs) == 7 * w);
+    assert!(offset_of!(QgemmArgs, m) == 8 * w);
+    assert!(offset_of!(QgemmArgs, n) == 9 * w);
+    assert!(offset_of!(QgemmArgs, row_off) == 10 * w);
+    assert!(offset_of!(QgemmArgs, col_off) == 11 * w);
+    assert!(offset_of!(QgemmArgs, flags) == 12 * w);
+};
+
+/// An int8 micro-kernel: `unsafe extern "C" fn(&QgemmArgs)`.
+///
+/// # Safety (for callers)
+/// `1 ≤ m ≤ MR`, `1 ≤ n ≤ NR`; rows `0..m` of A' and all NR columns of B' readable for
+/// `k_groups` groups; `row_off` (m values) and `col_off` (NR values) readable;
+/// the m×n tile of C writable (and readable with ACCUMULATE), not overlapping the inputs.
+pub(crate) type QgemmUkr = unsafe extern "C" fn(*const QgemmArgs);
+
+/// One entry of the int8 kernel table.
+pub(crate) struct QgemmKernel {
+    pub name: &'static str,
+    pub requires: Features,
+    pub isa: &'static str,
+    pub mr: usize,
+    pub nr: usize,
+    pub format: QFormat,
+    pub ukr: QgemmUkr,
+    /// The output stage that goes with this kernel (same ISA).
+    pub requant: crate::quant::requant::RequantFn,
+}
+
+/// Every int8 kernel compiled in, best first.
+pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
+    #[cfg(all(target_arch = "x86_64", edgemm_asm))]
+    QgemmKernel {
+        name: "qgemm_u8i8_avx512vnni_14x32",
+        requires: Features::AVX512F
+            .with(Features::AVX512BW)
+            .with(Features::AVX512VNNI)
+            .with(Features::AVX2),
+        isa: "avx512vnni",
+        mr: 14,
+        nr: 32,
+        format: QFormat::U8x4,
+        ukr: super::x86_64::qgemm_u8i8_avx512vnni_14x32,
+        #[cfg(edgemm_avx512_intrinsics)]
+        requant: crate::quant::requant::requantize_avx512,
+        #[cfg(not(edgemm_avx512_intrinsics))]
+        requant: crate::quant::requant::requantize_avx2,
+    },
+    #[cfg(all(target_arch = "x86_64", edgemm_asm))]
+    QgemmKernel {
+        name: "qgemm_i16_avx2_6x16",
+        requires: Features::AVX2,
+        isa: "avx2",
+        mr: 6,
+        nr: 16,
+        format: QFormat::I16x2,
+        ukr: super::x86_64::qgemm_i16_avx2_6x16,
+        requant: crate::quant::requant::requantize_avx2,
+    },
+    QgemmKernel {
+        name: "qgemm_i16_generic_4x8",
+        requires: Features::NONE,
+        isa: "portable",
+        mr: 4,
+        nr: 8,
+        format: QFormat::I16x2,
+        ukr: super::generic::qgemm_i16_generic_4x8,
+        requant: crate::quant::requant::requantize_scalar,
+    },
+];
+
+/// The largest MR and NR of any int8 kernel (sizes scratch tiles).
+pub(crate) const MAX_MR: usize = 16;
+pub(crate) const MAX_NR: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tiles_fit_the_scratch_tile() {
+        for k in super::QGEMM_KERNELS {
+            assert!(k.mr <= super::MAX_MR && k.nr <= super::MAX_NR, "{}", k.name);
+        }
+    }
+}

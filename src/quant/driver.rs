@@ -1,0 +1,424 @@
+//! The blocked int8 GEMM of one thread over one block of C, in the same loop order as the
+//! f32 driver (jc → pc → ic → jr → row tiles). Zero-point and bias terms enter as per-row
+//! and per-column offsets at the last k chunk (when the sums of A' and B' are complete), and
+//! requantization runs on each finished i32 tile while it is hot in L1.
+//!
+//! Where the i32 sums of a tile go:
+//! - straight into C when the output is i32 with unit column stride (later k chunks
+//!   accumulate there);
+//! - into a tile on the stack when k fits one chunk, then requantized (or scattered into a
+//!   C of general strides);
+//! - into an i32 buffer for the thread's block when k spans several chunks, finished tile
+//!   by tile at the last chunk.
+
+// Without `alloc` nothing drives this module yet (the int8 entry points allocate).
+#![cfg_attr(not(feature = "alloc"), allow(dead_code))]
+
+use super::pack::{pack_a, pack_b};
+use super::requant::RqPlan;
+use super::QuantInput;
+use crate::gemm::pack::{row_tile, row_tiles};
+use crate::gemm::raw::Raw;
+use crate::kernels::int8::{QgemmArgs, QgemmKernel, ACCUMULATE, MAX_MR, MAX_NR};
+
+/// Blocking of one int8 call (elements of k; kc is a multiple of the kernel's k group).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QStrategy {
+    pub kc: usize,
+    pub mc: usize,
+    pub nc: usize,
+}
+
+/// B as the int8 driver sees it.
+#[derive(Clone, Copy)]
+pub(crate) enum QbSource<'a> {
+    Strided(Raw<i8>),
+    /// Prepacked (see `PackedQB`): k chunk q at byte `q·chunk_bytes` (every chunk but the
+    /// last holds kc rows), its sliver s at `s·NR·groups_q·g·e`; `colsum` over all of k.
+    Packed {
+        data: *const u8,
+        colsum: &'a [i32],
+        chunk_bytes: usize,
+    },
+}
+
+// SAFETY: read-only pointers into memory that outlives the call; threads only read.
+unsafe impl Send for QbSource<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for QbSource<'_> {}
+
+/// Where the results go.
+#[derive(Clone, Copy)]
+pub(crate) enum Dest<'a> {
+    I32(Raw<i32>),
+    /// One byte per element (i8 or u8 bit patterns).
+    Requant {
+        out: Raw<u8>,
+        plan: RqPlan<'a>,
+    },
+}
+
+// SAFETY: the Raw views are blocks of validated views; each thread writes a disjoint block.
+unsafe impl Send for Dest<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for Dest<'_> {}
+
+/// The zero-point and bias terms of one call.
+#[derive(Clone, Copy)]
+pub(crate) struct Terms<'a> {
+    /// A's zero point after the format's shift (za').
+    pub za: i32,
+    pub zb: i32,
+    /// Per-column bias (absolute columns of C), requantized output only.
+    pub bias: Option<&'a [i32]>,
+}
+
+fn align64(x: usize) -> usize {
+    x.div_ceil(64) * 64
+}
+
+/// Byte offsets of the pieces of one thread's workspace.
+struct Layout {
+    apack: usize,
+    bpack: usize,
+    rowsum: usize,
+    rowoff: usize,
+    colsum: usize,
+    coloff: usize,
+    acc: usize,
+    total: usize,
+}
+
+/// Several k chunks and a destination that is not plain unit-stride i32 C: the sums live
+/// in a block buffer until the last chunk.
+fn uses_acc(s: &QStrategy, k: usize, dest: &Dest) -> bool {
+    k > s.kc
+        && match dest {
+            Dest::I32(c) => c.cs != 1,
+            Dest::Requant { .. } => true,
+        }
+}
+
+fn layout(
+    ker: &QgemmKernel,
+    s: &QStrategy,
+    k: usize,
+    rows: usize,
+    cols: usize,
+    b: &QbSource,
+    dest: &Dest,
+) -> Layout {
+    let (g, e) = (ker.format.k_group(), ker.format.elem_bytes());
+    let kg = s.kc.min(k).div_ceil(g) * g;
+    let mc = s.mc.min(rows).div_ceil(ker.mr) * ker.mr;
+    let nc = s.nc.min(cols).div_ceil(ker.nr) * ker.nr;
+    let mut off = 0;
+    let mut take = |bytes: usize| {
+        let at = off;
+        off += align64(bytes);
+        at
+    };
+    let apack = take(mc * kg * e + 4 * crate::gemm::pack::PACK_SLACK);
+    let bpack = take(match b {
+        QbSource::Strided(_) => nc * kg * e,
+        QbSource::Packed { .. } => 0,
+    });
+    let rowsum = take(rows * 4);
+    let rowoff = take(rows * 4);
+    let colsum = take(nc * 4);
+    let coloff = take((nc + ker.nr) * 4);
+    let acc = take(if uses_acc(s, k, dest) {
+        rows * cols * 4
+    } else {
+        0
+    });
+    Layout {
+        apack,
+        bpack,
+        rowsum,
+        rowoff,
+        colsum,
+        coloff,
+        acc,
+        total: off,
+    }
+}
+
+/// Bytes of workspace one thread needs for a rows×cols block of C (64-byte aligned).
+pub(crate) fn workspace_bytes(
+    ker: &QgemmKernel,
+    s: &QStrategy,
+    k: usize,
+    rows: usize,
+    cols: usize,
+    b: &QbSource,
+    dest: &Dest,
+) -> usize {
+    layout(ker, s, k, rows, cols, b, dest).total
+}
+
+/// Zeros to point the offset arguments at when there is nothing to add.
+static ZEROS: [i32; if MAX_MR > MAX_NR { MAX_MR } else { MAX_NR }] =
+    [0; if MAX_MR > MAX_NR { MAX_MR } else { MAX_NR }];
+
+/// The int8 product over one block: rows of `a`, columns `b_col0..` of B, into `dest`.
+///
+/// # Safety
+/// `a` (m×k) and `dest` (m×n) name only in-bounds elements; `b` covers k rows and columns
+/// `b_col0..b_col0+n` (strided: exactly k×n in bounds; packed: as its layout says); `dest`
+/// does not overlap the inputs and is this thread's alone; `ws` is 64-byte aligned with
+/// `workspace_bytes` bytes; `ker` runs on this CPU.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn run_block<A: QuantInput>(
+    ker: &QgemmKernel,
+    s: &QStrategy,
+    a: Raw<A>,
+    b: QbSource,
+    b_col0: usize,
+    t: &Terms,
+    dest: Dest,
+    ws: *mut u8,
+) {
+    let (m, k) = (a.rows, a.cols);
+    let n = match dest {
+        Dest::I32(c) => c.cols,
+        Dest::Requant { out, .. } => out.cols,
+    };
+    let (mr, nr) = (ker.mr, ker.nr);
+    let (g, e) = (ker.format.k_group(), ker.format.elem_bytes());
+    let lay = layout(ker, s, k, m, n, &b, &dest);
+    let acc_mode = uses_acc(s, k, &dest);
+    // SAFETY (pointer setup): every offset is inside the workspace (layout).
+    let (apack, bpack, acc) = unsafe {
+        (
+            ws.add(lay.apack),
+            ws.add(lay.bpack),
+            ws.add(lay.acc) as *mut i32,
+        )
+    };
+    // SAFETY: the layout gives each array its own aligned, in-bounds range of i32.
+    let (rowsum, rowoff, colsum, coloff) = unsafe {
+        (
+            core::slice::from_raw_parts_mut(ws.add(lay.rowsum) as *mut i32, m),
+            core::slice::from_raw_parts_mut(ws.add(lay.rowoff) as *mut i32, m),
+            core::slice::from_raw_parts_mut(
+                ws.add(lay.colsum) as *mut i32,
+                (lay.coloff - lay.colsum) / 4,
+            ),
+            core::slice::from_raw_parts_mut(
+                ws.add(lay.coloff) as *mut i32,
+                (lay.acc - lay.coloff) / 4,
+            ),
+        )
+    };
+    let mut tile = [0i32; MAX_MR * MAX_NR];
+    let mut args = QgemmArgs {
+        a: core::ptr::null(),
+        b: core::ptr::null(),
+        c: core::ptr::null_mut(),
+        k_groups: 0,
+        a_rs: (g * e) as isize,
+        a_ks: (mr * g * e) as isize,
+        b_ks: (nr * g * e) as isize,
+        c_rs: 0,
+        m: 0,
+        n: 0,
+        row_off: ZEROS.as_ptr(),
+        col_off: ZEROS.as_ptr(),
+        flags: 0,
+    };
+    let chunks = k.div_ceil(s.kc);
+
+    for jc in (0..n).step_by(s.nc) {
+        let ncb = s.nc.min(n - jc);
+        colsum[..ncb].fill(0);
+        for (q, pc) in (0..k).step_by(s.kc).enumerate() {
+            let kcb = s.kc.min(k - pc);
+            let groups = kcb.div_ceil(g);
+            let last = q + 1 == chunks;
+            let (bbase, sliver_bytes) = match b {
+                QbSource::Strided(b) => {
+                    // SAFETY: the block lies inside B; bpack holds ceil(nc/NR)·NR·kc·e
+                    // bytes (layout); colsum has ncb entries.
+                    unsafe {
+                        pack_b(
+                            b.block(pc, jc, kcb, ncb),
+                            ker.format,
+                            nr,
+                            bpack,
+                            &mut colsum[..ncb],
+                        )
+                    };
+                    (bpack as *const u8, nr * groups * g * e)
+                }
+                QbSource::Packed {
+                    data, chunk_bytes, ..
+                } => {
+                    let first = (b_col0 + jc) / nr;
+                    let sb = nr * groups * g * e;
+                    (data.wrapping_add(q * chunk_bytes + first * sb), sb)
+                }
+            };
+            if last {
+                // col_off[j] = −za'·Σb + k·za'·zb (+ bias), all wrapping.
+                let kzz = (k as i32).wrapping_mul(t.za).wrapping_mul(t.zb);
+                for j in 0..ncb {
+                    let cs = match b {
+                        QbSource::Strided(_) => colsum[j],
+                        QbSource::Packed { colsum, .. } => colsum[b_col0 + jc + j],
+                    };
+                    let bias = t.bias.map_or(0, |bs| bs[b_col0 + jc + j]);
+                    coloff[j] = cs
+                        .wrapping_mul(t.za)
+                        .wrapping_neg()
+                        .wrapping_add(kzz)
+                        .wrapping_add(bias);
+                }
+                coloff[ncb..].fill(0);
+            }
+            for ic in (0..m).step_by(s.mc) {
+                let mcb = s.mc.min(m - ic);
+                if pc == 0 {
+                    rowsum[ic..ic + mcb].fill(0);
+                }
+                // SAFETY: the block lies inside A; apack holds ceil(mc/MR)·MR·kc·e bytes.
+                unsafe {
+                    pack_a(
+                        a.block(ic, pc, mcb, kcb),
+                        ker.format,
+                        mr,
+                        apack,
+                        &mut rowsum[ic..ic + mcb],
+                        t.zb != 0,
+                    )
+                };
+                if last {
+                    for i in ic..ic + mcb {
+                        rowoff[i] = rowsum[i].wrapping_mul(t.zb).wrapping_neg();
+                    }
+                }
+                for jr in (0..ncb).step_by(nr) {
+                    let w = nr.min(ncb - jr);
+                    args.b = bbase.wrapping_add(jr / nr * sliver_bytes);
+                    args.k_groups = groups;
+                    args.n = w;
+                    args.col_off = if last {
+                        coloff[jr..].as_ptr()
+                    } else {
+                        ZEROS.as_ptr()
+                    };
+                    for tt in 0..row_tiles(mcb, mr) {
+                        let (ir, h) = row_tile(mcb, mr, tt);
+                        let (row, col) = (ic + ir, jc + jr);
+                        args.a = apack.wrapping_add(tt * mr * groups * g * e);
+                        args.m = h;
+                        args.row_off = if last {
+                            rowoff[row..].as_ptr()
+                        } else {
+                            ZEROS.as_ptr()
+                        };
+                        args.flags = if pc == 0 { 0 } else { ACCUMULATE };
+                        match dest {
+                            Dest::I32(c) if c.cs == 1 => {
+                                args.c = c.at(row, col);
+                                args.c_rs = c.rs * 4;
+                                // SAFETY: the h×w tile lies inside C; A'/B' slivers and the
+                                // offsets are readable as the kernel contract asks.
+                                unsafe { (ker.ukr)(&args) };
+                            }
+                            _ if acc_mode => {
+                                args.c = acc.wrapping_add(row * n + col);
+                                args.c_rs = (n * 4) as isize;
+                                // SAFETY: as above, into the block buffer (m×n i32).
+                                unsafe { (ker.ukr)(&args) };
+                                if last {
+                                    // SAFETY: the tile is inside the buffer and dest.
+                                    unsafe {
+                                        finish_tile(
+                                            acc.wrapping_add(row * n + col),
+                                            n,
+                                            h,
+                                            w,
+                                            &dest,
+                                            row,
+                                            col,
+                                            b_col0,
+                                            ker,
+                                        )
+                                    };
+                                }
+                            }
+                            _ => {
+                                args.c = tile.as_mut_ptr();
+                                args.c_rs = (nr * 4) as isize;
+                                args.flags = 0;
+                                // SAFETY: as above, into the stack tile (MR×NR ≥ h×w).
+                                unsafe { (ker.ukr)(&args) };
+                                // SAFETY: the tile and dest ranges are in bounds.
+                                unsafe {
+                                    finish_tile(
+                                        tile.as_ptr(),
+                                        nr,
+                                        h,
+                                        w,
+                                        &dest,
+                                        row,
+                                        col,
+                                        b_col0,
+                                        ker,
+                                    )
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes a finished i32 tile (row stride `ts`) to `dest` at (row, col): requantized, or
+/// scattered into a C of general strides.
+///
+/// # Safety
+/// The tile's h×w values readable; (row.., col..) h×w inside `dest`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn finish_tile(
+    tile: *const i32,
+    ts: usize,
+    h: usize,
+    w: usize,
+    dest: &Dest,
+    row: usize,
+    col: usize,
+    b_col0: usize,
+    ker: &QgemmKernel,
+) {
+    match *dest {
+        Dest::I32(c) => {
+            for i in 0..h {
+                for j in 0..w {
+                    // SAFETY: (i, j) inside the tile, (row+i, col+j) inside C.
+                    unsafe { *c.at(row + i, col + j) = *tile.add(i * ts + j) };
+                }
+            }
+        }
+        Dest::Requant { out, plan } => {
+            // SAFETY: forwarded; per-channel slices cover all columns of the call; the
+            // kernel's output stage runs wherever the kernel does.
+            unsafe {
+                (ker.requant)(
+                    tile,
+                    ts,
+                    h,
+                    w,
+                    &plan,
+                    b_col0 + col,
+                    out.at(row, col),
+                    out.rs,
+                    out.cs,
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,766 @@
+//! int8 GEMM: exact i32 products with zero points, and requantized i8/u8 output bit-exact
+//! with TFLite's reference kernels.
+//!
+//! Semantics (TFLite's int8 scheme): `real = scale·(q − zero_point)`. [`qgemm`] computes
+//! `C[i,j] = Σₚ (A[i,p] − za)·(B[p,j] − zb)` exactly in i32 for activations A of type i8 or
+//! u8 and weights B of type i8. [`qgemm_requantize`] then applies, per element,
+//! `acc + bias[j]` → `MultiplyByQuantizedMultiplier(·, multiplier, shift)` (the double
+//! rounding reference form; see [`crate::reference::multiply_by_quantized_multiplier`]) →
+//! `+ output_zero_point` → clamp → i8/u8, with the scale per tensor or per output channel
+//! (= per column of C).
+//!
+//! Exactness: the i32 arithmetic wraps, so results are exact whenever the true value fits
+//! i32, which is guaranteed for `k · max|a − za| · max|b − zb| < 2^31`: any values and zero
+//! points up to k = 33 025, symmetric i8 (zero points 0) up to k = 131 071. A larger k is
+//! an [`Error::KTooLarge`].
+
+// Without `alloc` the entry points that allocate their workspace are compiled out, which
+// leaves the driver unused until a caller-provided-workspace entry point is added.
+#![cfg_attr(not(feature = "alloc"), allow(unused_imports, dead_code))]
+
+mod driver;
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+mod gemv;
+mod pack;
+pub(crate) mod requant;
+
+use crate::arch::cpu_info;
+use crate::error::{Error, Operand};
+use crate::gemm::plan::chunk;
+use crate::gemm::raw::Raw;
+use crate::kernels::int8::QgemmKernel;
+use crate::kernels::{qgemm_kernel, Kernel};
+use crate::matrix::{MatMut, MatRef};
+use crate::par::Par;
+use crate::threads;
+use driver::{run_block, workspace_bytes, Dest, QStrategy, QbSource, Terms};
+use requant::{Mults, RqPlan};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i8 {}
+    impl Sealed for u8 {}
+}
+
+/// An 8-bit activation type: `i8` or `u8`.
+pub trait QuantInput: sealed::Sealed + Copy + Send + Sync + Into<i32> + 'static {
+    /// True for i8.
+    const SIGNED: bool;
+    /// The type's range, as i32.
+    const MIN: i32;
+    const MAX: i32;
+}
+
+impl QuantInput for i8 {
+    const SIGNED: bool = true;
+    const MIN: i32 = -128;
+    const MAX: i32 = 127;
+}
+
+impl QuantInput for u8 {
+    const SIGNED: bool = false;
+    const MIN: i32 = 0;
+    const MAX: i32 = 255;
+}
+
+/// An 8-bit output type of [`qgemm_requantize`]: `i8` or `u8`.
+pub trait QuantOutput: sealed::Sealed + Copy + Send + Sync + 'static {
+    /// The type's range, as i32.
+    const MIN: i32;
+    const MAX: i32;
+}
+
+impl QuantOutput for i8 {
+    const MIN: i32 = -128;
+    const MAX: i32 = 127;
+}
+
+impl QuantOutput for u8 {
+    const MIN: i32 = 0;
+    const MAX: i32 = 255;
+}
+
+/// The fixed-point scale of [`Requantize`]: `real ≈ multiplier · 2^(shift − 31)` (see
+/// [`quantize_multiplier`]), `shift` in −31..=30.
+#[derive(Clone, Copy, Debug)]
+pub enum Scale<'a> {
+    /// One scale for the whole output.
+    PerTensor { multiplier: i32, shift: i32 },
+    /// One scale per output channel (column of C); both slices have n entries.
+    PerChannel {
+        multipliers: &'a [i32],
+        shifts: &'a [i32],
+    },
+}
+
+/// How [`qgemm_requantize`] turns i32 accumulators into 8-bit outputs.
+#[derive(Clone, Copy, Debug)]
+pub struct Requantize<'a> {
+    /// Added to the accumulator of column j before scaling (n entries), as TFLite's bias.
+    pub bias: Option<&'a [i32]>,
+    pub scale: Scale<'a>,
+    /// Added after scaling; within the output type's range.
+    pub output_zero_point: i32,
+    /// Output clamp (a fused ReLU/ReLU6 or the type's range), intersected with the output
+    /// type's range.
+    pub clamp_min: i32,
+    pub clamp_max: i32,
+}
+
+impl<'a> Requantize<'a> {
+    /// No bias, no clamp beyond the output type's range.
+    pub fn new(scale: Scale<'a>, output_zero_point: i32) -> Self {
+        Requantize {
+            bias: None,
+            scale,
+            output_zero_point,
+            clamp_min: i32::MIN,
+            clamp_max: i32::MAX,
+        }
+    }
+
+    /// With a per-column bias.
+    pub fn with_bias(mut self, bias: &'a [i32]) -> Self {
+        self.bias = Some(bias);
+        self
+    }
+
+    /// With an output clamp (in output units, zero point included).
+    pub fn with_clamp(mut self, min: i32, max: i32) -> Self {
+        self.clamp_min = min;
+        self.clamp_max = max;
+        self
+    }
+
+    fn plan<O: QuantOutput>(&self, n: usize) -> Result<RqPlan<'a>, Error> {
+        let check_len = |what: &'static str, len: usize| {
+            if len == n {
+                Ok(())
+            } else {
+                Err(Error::LengthMismatch {
+                    what,
+                    expected: n,
+                    got: len,
+                })
+            }
+        };
+        if let Some(b) = self.bias {
+            check_len("bias", b.len())?;
+        }
+        let check_shift = |channel: usize, shift: i32| {
+            if (-31..=30).contains(&shift) {
+                Ok(())
+            } else {
+                Err(Error::ShiftOutOfRange { channel, shift })
+            }
+        };
+        let (mults, no_left_shift) = match self.scale {
+            Scale::PerTensor { multiplier, shift } => {
+                check_shift(0, shift)?;
+                (Mults::PerTensor { multiplier, shift }, shift <= 0)
+            }
+            Scale::PerChannel {
+                multipliers,
+                shifts,
+            } => {
+                check_len("per-channel multipliers", multipliers.len())?;
+                check_len("per-channel shifts", shifts.len())?;
+                for (c, &s) in shifts.iter().enumerate() {
+                    check_shift(c, s)?;
+                }
+                (
+                    Mults::PerChannel {
+                        multipliers,
+                        shifts,
+                    },
+                    shifts.iter().all(|&s| s <= 0),
+                )
+            }
+        };
+        if !(O::MIN..=O::MAX).contains(&self.output_zero_point) {
+            return Err(Error::ZeroPointOutOfRange {
+                operand: Operand::C,
+                value: self.output_zero_point,
+                min: O::MIN,
+                max: O::MAX,
+            });
+        }
+        let (lo, hi) = (self.clamp_min.max(O::MIN), self.clamp_max.min(O::MAX));
+        if lo > hi {
+            return Err(Error::EmptyClamp {
+                min: self.clamp_min,
+                max: self.clamp_max,
+            });
+        }
+        Ok(RqPlan {
+            mults,
+            out_zp: self.output_zero_point,
+            lo,
+            hi,
+            no_left_shift,
+        })
+    }
+}
+
+/// TFLite's `QuantizeMultiplier`: `(multiplier, shift)` with `real ≈ multiplier ·
+/// 2^(shift − 31)`, the multiplier in [2^30, 2^31) (or 0 for a zero scale). Scales below
+/// 2^−31 flush to (0, 0), as TFLite does; an infinite, NaN or ≥ 2^30 scale is an error.
+pub fn quantize_multiplier(real: f64) -> Result<(i32, i32), Error> {
+    crate::reference::quantize_multiplier(real).ok_or(Error::InvalidScale)
+}
+
+/// The largest k for which `qgemm` is exact with these zero points, whatever the data.
+pub fn max_exact_k<A: QuantInput>(a_zero_point: i32, b_zero_point: i32) -> usize {
+    let ma = (a_zero_point - A::MIN).max(A::MAX - a_zero_point) as u64;
+    let mb = (b_zero_point + 128).max(127 - b_zero_point) as u64;
+    match ma * mb {
+        0 => usize::MAX,
+        p => usize::try_from((i32::MAX as u64) / p).unwrap_or(usize::MAX),
+    }
+}
+
+fn check_zero_points<A: QuantInput>(za: i32, zb: i32) -> Result<(), Error> {
+    if !(A::MIN..=A::MAX).contains(&za) {
+        return Err(Error::ZeroPointOutOfRange {
+            operand: Operand::A,
+            value: za,
+            min: A::MIN,
+            max: A::MAX,
+        });
+    }
+    if !(-128..=127).contains(&zb) {
+        return Err(Error::ZeroPointOutOfRange {
+            operand: Operand::B,
+            value: zb,
+            min: -128,
+            max: 127,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(feature = "alloc")]
+/// C = Σₚ (A[i,p] − za)·(B[p,j] − zb), exact (see the module docs for the k limit).
+///
+/// ```
+/// use edgemm::{qgemm, MatMut, MatRef, Par};
+/// let a: [u8; 4] = [130, 131, 132, 133]; // 2×2, zero point 128
+/// let b: [i8; 4] = [1, -1, 2, 3];
+/// let mut c = [0i32; 4];
+/// qgemm(
+///     MatRef::row_major(&a, 2, 2)?, 128,
+///     MatRef::row_major(&b, 2, 2)?, 0,
+///     MatMut::row_major(&mut c, 2, 2)?,
+///     Par::Seq,
+/// )?;
+/// assert_eq!(c, [2 * 1 + 3 * 2, 2 * -1 + 3 * 3, 4 * 1 + 5 * 2, 4 * -1 + 5 * 3]);
+/// # Ok::<(), edgemm::Error>(())
+/// ```
+pub fn qgemm<A: QuantInput>(
+    a: MatRef<A>,
+    a_zero_point: i32,
+    b: MatRef<i8>,
+    b_zero_point: i32,
+    c: MatMut<i32>,
+    par: Par,
+) -> Result<(), Error> {
+    let ker = qgemm_kernel()?;
+    let b = StridedB(Raw::from_ref(&b), b_zero_point);
+    qgemm_impl(
+        ker,
+        Raw::from_ref(&a),
+        a_zero_point,
+        BOperand::Strided(b),
+        Out::I32(Raw::from_mut(&c)),
+        par,
+    )
+}
+
+#[cfg(feature = "alloc")]
+/// [`qgemm`] with a chosen int8 kernel (from [`Kernel::by_name`]).
+pub fn qgemm_with_kernel<A: QuantInput>(
+    kernel: &Kernel,
+    a: MatRef<A>,
+    a_zero_point: i32,
+    b: MatRef<i8>,
+    b_zero_point: i32,
+    c: MatMut<i32>,
+    par: Par,
+) -> Result<(), Error> {
+    let b = StridedB(Raw::from_ref(&b), b_zero_point);
+    qgemm_impl(
+        kernel.int8()?,
+        Raw::from_ref(&a),
+        a_zero_point,
+        BOperand::Strided(b),
+        Out::I32(Raw::from_mut(&c)),
+        par,
+    )
+}
+
+#[cfg(feature = "alloc")]
+/// The product of [`qgemm`], requantized into i8 or u8 (TFLite semantics; see the module
+/// docs).
+pub fn qgemm_requantize<A: QuantInput, O: QuantOutput>(
+    a: MatRef<A>,
+    a_zero_point: i32,
+    b: MatRef<i8>,
+    b_zero_point: i32,
+    requantize: &Requantize,
+    c: MatMut<O>,
+    par: Par,
+) -> Result<(), Error> {
+    let ker = qgemm_kernel()?;
+    let b = StridedB(Raw::from_ref(&b), b_zero_point);
+    let out = requant_out(requantize, &c)?;
+    qgemm_impl(
+        ker,
+        Raw::from_ref(&a),
+        a_zero_point,
+        BOperand::Strided(b),
+        out,
+        par,
+    )
+}
+
+#[cfg(feature = "alloc")]
+/// [`qgemm_requantize`] with a chosen int8 kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn qgemm_requantize_with_kernel<A: QuantInput, O: QuantOutput>(
+    kernel: &Kernel,
+    a: MatRef<A>,
+    a_zero_point: i32,
+    b: MatRef<i8>,
+    b_zero_point: i32,
+    requantize: &Requantize,
+    c: MatMut<O>,
+    par: Par,
+) -> Result<(), Error> {
+    let b = StridedB(Raw::from_ref(&b), b_zero_point);
+    let out = requant_out(requantize, &c)?;
+    qgemm_impl(
+        kernel.int8()?,
+        Raw::from_ref(&a),
+        a_zero_point,
+        BOperand::Strided(b),
+        out,
+        par,
+    )
+}
+
+fn requant_out<'a, O: QuantOutput>(rq: &Requantize<'a>, c: &MatMut<O>) -> Result<Out<'a>, Error> {
+    let plan = rq.plan::<O>(c.cols())?;
+    let (ptr, rows, cols, rs, cs) = c.raw();
+    Ok(Out::Requant {
+        // Both output types are one byte; the plan's clamp keeps values in O's range.
+        out: Raw {
+            ptr: ptr as *mut u8,
+            rows,
+            cols,
+            rs,
+            cs,
+        },
+        plan,
+        bias: rq.bias,
+    })
+}
+
+/// A weight matrix B (k×n, i8) packed once for an int8 kernel, with its zero point and
+/// column sums, for reuse across calls.
+#[cfg(feature = "alloc")]
+pub struct PackedQB {
+    kernel: &'static QgemmKernel,
+    k: usize,
+    n: usize,
+    kc: usize,
+    zero_point: i32,
+    chunk_bytes: usize,
+    colsum: alloc::vec::Vec<i32>,
+    data: alloc::vec::Vec<crate::scratch::Line>,
+}
+
+#[cfg(feature = "alloc")]
+impl core::fmt::Debug for PackedQB {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "PackedQB {{ {}x{}, zero point {}, kernel {} }}",
+            self.k, self.n, self.zero_point, self.kernel.name
+        )
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl PackedQB {
+    /// Packs `b` (with zero point `b_zero_point`) for the int8 kernel selected by default.
+    pub fn new(b: MatRef<i8>, b_zero_point: i32) -> Result<Self, Error> {
+        Self::pack(qgemm_kernel()?, b, b_zero_point)
+    }
+
+    /// Packs `b` for a chosen int8 kernel.
+    pub fn with_kernel(kernel: &Kernel, b: MatRef<i8>, b_zero_point: i32) -> Result<Self, Error> {
+        Self::pack(kernel.int8()?, b, b_zero_point)
+    }
+
+    fn pack(kernel: &'static QgemmKernel, b: MatRef<i8>, zb: i32) -> Result<Self, Error> {
+        if !(-128..=127).contains(&zb) {
+            return Err(Error::ZeroPointOutOfRange {
+                operand: Operand::B,
+                value: zb,
+                min: -128,
+                max: 127,
+            });
+        }
+        let raw = Raw::from_ref(&b);
+        let (k, n) = (raw.rows, raw.cols);
+        let kc = strategy(kernel, 1, n, k).kc;
+        let (g, e) = (kernel.format.k_group(), kernel.format.elem_bytes());
+        let n_pad = n.div_ceil(kernel.nr) * kernel.nr;
+        let chunk_bytes = n_pad
+            .checked_mul(kc.div_ceil(g) * g * e)
+            .ok_or(Error::SizeOverflow)?;
+        let total = chunk_bytes
+            .checked_mul(k.div_ceil(kc.max(1)).max(1))
+            .ok_or(Error::SizeOverflow)?;
+        let mut data = alloc::vec![crate::scratch::Line([0.0; 16]); total.div_ceil(64).max(1)];
+        let mut colsum = alloc::vec![0i32; n];
+        let base = data.as_mut_ptr() as *mut u8;
+        for (q, pc) in (0..k).step_by(kc.max(1)).enumerate() {
+            let kcb = kc.min(k - pc);
+            // SAFETY: the block lies inside B; chunk q starts at q·chunk_bytes and needs at
+            // most chunk_bytes, within `total`.
+            unsafe {
+                pack::pack_b(
+                    raw.block(pc, 0, kcb, n),
+                    kernel.format,
+                    kernel.nr,
+                    base.add(q * chunk_bytes),
+                    &mut colsum,
+                )
+            };
+        }
+        Ok(PackedQB {
+            kernel,
+            k,
+            n,
+            kc,
+            zero_point: zb,
+            chunk_bytes,
+            colsum,
+            data,
+        })
+    }
+
+    /// Rows of B (the k of the product).
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B (output channels).
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+
+    /// B's zero point.
+    pub fn zero_point(&self) -> i32 {
+        self.zero_point
+    }
+
+    /// The kernel it was packed for (and that the packed calls use).
+    pub fn kernel_name(&self) -> &'static str {
+        self.kernel.name
+    }
+}
+
+/// [`qgemm`] with prepacked weights.
+#[cfg(feature = "alloc")]
+pub fn qgemm_packed<A: QuantInput>(
+    a: MatRef<A>,
+    a_zero_point: i32,
+    b: &PackedQB,
+    c: MatMut<i32>,
+    par: Par,
+) -> Result<(), Error> {
+    qgemm_impl(
+        b.kernel,
+        Raw::from_ref(&a),
+        a_zero_point,
+        BOperand::Packed(b),
+        Out::I32(Raw::from_mut(&c)),
+        par,
+    )
+}
+
+/// [`qgemm_requantize`] with prepacked weights.
+#[cfg(feature = "alloc")]
+pub fn qgemm_requantize_packed<A: QuantInput, O: QuantOutput>(
+    a: MatRef<A>,
+    a_zero_point: i32,
+    b: &PackedQB,
+    requantize: &Requantize,
+    c: MatMut<O>,
+    par: Par,
+) -> Result<(), Error> {
+    let out = requant_out(requantize, &c)?;
+    qgemm_impl(
+        b.kernel,
+        Raw::from_ref(&a),
+        a_zero_point,
+        BOperand::Packed(b),
+        out,
+        par,
+    )
+}
+
+struct StridedB(Raw<i8>, i32);
+
+enum BOperand<'a> {
+    Strided(StridedB),
+    #[cfg(feature = "alloc")]
+    Packed(&'a PackedQB),
+    #[cfg(not(feature = "alloc"))]
+    #[allow(dead_code)]
+    Never(core::marker::PhantomData<&'a ()>),
+}
+
+enum Out<'a> {
+    I32(Raw<i32>),
+    Requant {
+        out: Raw<u8>,
+        plan: RqPlan<'a>,
+        bias: Option<&'a [i32]>,
+    },
+}
+
+/// Blocking: the B micro-panel is a bit over L1 (it streams from L2, as for f32), the A
+/// block a quarter of L2, the B block a quarter of L3 — in bytes of the packed format.
+fn strategy(ker: &QgemmKernel, m: usize, n: usize, k: usize) -> QStrategy {
+    let cpu = cpu_info();
+    let (g, e) = (ker.format.k_group(), ker.format.elem_bytes());
+    let kc_max = ((cpu.l1d * 4 / 3 / (ker.nr * e)).clamp(256, 4096) / g) * g;
+    let kc = chunk(k, kc_max, g).div_ceil(g) * g;
+    let mc_max = (cpu.l2 / 4 / (kc.max(g) * e)).clamp(ker.mr, 4096) / ker.mr * ker.mr;
+    let nc_max = (cpu.l3 / 4 / (kc.max(g) * e)).clamp(ker.nr, 8192) / ker.nr * ker.nr;
+    QStrategy {
+        kc: kc.max(g),
+        mc: chunk(m, mc_max.max(ker.mr), ker.mr),
+        nc: chunk(n, nc_max.max(ker.nr), ker.nr),
+    }
+}
+
+#[cfg(feature = "alloc")]
+fn qgemm_impl<A: QuantInput>(
+    ker: &'static QgemmKernel,
+    a: Raw<A>,
+    za: i32,
+    b: BOperand,
+    out: Out,
+    par: Par,
+) -> Result<(), Error> {
+    let (bk, bn, zb) = match &b {
+        BOperand::Strided(StridedB(b, zb)) => (b.rows, b.cols, *zb),
+        #[cfg(feature = "alloc")]
+        BOperand::Packed(p) => (p.k, p.n, p.zero_point),
+        #[cfg(not(feature = "alloc"))]
+        BOperand::Never(_) => unreachable!(),
+    };
+    let (cm, cn) = match &out {
+        Out::I32(c) => (c.rows, c.cols),
+        Out::Requant { out, .. } => (out.rows, out.cols),
+    };
+    if a.cols != bk || cm != a.rows || cn != bn {
+        return Err(Error::DimensionMismatch {
+            a: (a.rows, a.cols),
+            b: (bk, bn),
+            c: (cm, cn),
+        });
+    }
+    check_zero_points::<A>(za, zb)?;
+    let (m, n, k) = (cm, cn, a.cols);
+    let k_max = max_exact_k::<A>(za, zb);
+    if k > k_max {
+        return Err(Error::KTooLarge { k, max: k_max });
+    }
+    let threads = match par {
+        Par::Seq => 1,
+        Par::Threads(0) => return Err(Error::ZeroThreads),
+        Par::Threads(t) => t.min(threads::available()),
+    };
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        // Empty sums: 0, or the requantized bias.
+        match out {
+            Out::I32(c) => {
+                for i in 0..m {
+                    for j in 0..n {
+                        // SAFETY: (i, j) is inside the validated C.
+                        unsafe { *c.at(i, j) = 0 };
+                    }
+                }
+            }
+            Out::Requant { out, plan, bias } => {
+                for i in 0..m {
+                    for j in 0..n {
+                        let v = plan.one(bias.map_or(0, |b| b[j]), j);
+                        // SAFETY: (i, j) is inside the validated output.
+                        unsafe { *out.at(i, j) = v as u8 };
+                    }
+                }
+            }
+        }
+        return Ok(());
+    }
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    if m == 1 && try_gemv(ker, &a, za, zb, &b, &out, threads) {
+        return Ok(());
+    }
+    let s = strategy(ker, m, n, k);
+    let terms = Terms {
+        za: za + ker.format.a_shift(A::SIGNED),
+        zb,
+        bias: match &out {
+            Out::Requant { bias, .. } => *bias,
+            Out::I32(_) => None,
+        },
+    };
+    let src = match &b {
+        BOperand::Strided(StridedB(b, _)) => QbSource::Strided(*b),
+        #[cfg(feature = "alloc")]
+        BOperand::Packed(p) => QbSource::Packed {
+            data: p.data.as_ptr() as *const u8,
+            colsum: &p.colsum,
+            chunk_bytes: p.chunk_bytes,
+        },
+        #[cfg(not(feature = "alloc"))]
+        BOperand::Never(_) => unreachable!(),
+    };
+    if let QbSource::Packed { .. } = src {
+        #[cfg(feature = "alloc")]
+        if let BOperand::Packed(p) = &b {
+            debug_assert_eq!(p.kc, s.kc, "packed with the same blocking");
+        }
+    }
+    let dest = match out {
+        Out::I32(c) => Dest::I32(c),
+        Out::Requant { out, plan, .. } => Dest::Requant { out, plan },
+    };
+    let grid = threads::partition(m, n, k / 4, ker.mr, ker.nr, threads);
+    let job = |t: usize| {
+        let (r0, rows, c0, cols) = grid.block(t);
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        let a_t = a.block(r0, 0, rows, k);
+        let b_t = match src {
+            QbSource::Strided(b) => QbSource::Strided(b.block(0, c0, k, cols)),
+            packed => packed,
+        };
+        let d_t = match dest {
+            Dest::I32(c) => Dest::I32(c.block(r0, c0, rows, cols)),
+            Dest::Requant { out, plan } => Dest::Requant {
+                out: out.block(r0, c0, rows, cols),
+                plan,
+            },
+        };
+        let bytes = workspace_bytes(ker, &s, k, rows, cols, &b_t, &d_t);
+        // SAFETY: blocks of validated views, C blocks disjoint across threads; the workspace
+        // is 64-byte aligned with `bytes` bytes; ker runs here (selection or by_name).
+        crate::scratch::with_workspace(bytes.div_ceil(4), |ws| unsafe {
+            run_block(ker, &s, a_t, b_t, c0, &terms, d_t, ws as *mut u8)
+        });
+    };
+    threads::run(grid.count(), grid.count(), &job);
+    Ok(())
+}
+
+#[cfg(feature = "alloc")]
+/// The m = 1 path with AVX-512 VNNI (see `gemv.rs`), for a row-major B and a contiguous
+/// output row. Returns false (having done nothing) when it does not apply.
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+fn try_gemv<A: QuantInput>(
+    ker: &QgemmKernel,
+    a: &Raw<A>,
+    za: i32,
+    zb: i32,
+    b: &BOperand,
+    out: &Out,
+    threads: usize,
+) -> bool {
+    use crate::arch::Features;
+    use crate::kernels::int8::QFormat;
+    let BOperand::Strided(StridedB(b, _)) = b else {
+        return false;
+    };
+    let contiguous = match out {
+        Out::I32(c) => c.cs == 1,
+        Out::Requant { out, .. } => out.cs == 1,
+    };
+    let vnni = Features::AVX512F
+        .with(Features::AVX512BW)
+        .with(Features::AVX512VNNI);
+    if ker.format != QFormat::U8x4
+        || b.cs != 1
+        || !contiguous
+        || !cpu_info().features.contains(vnni)
+    {
+        return false;
+    }
+    let (k, n) = (b.rows, b.cols);
+    let shift = ker.format.a_shift(A::SIGNED);
+    let za2 = za + shift;
+    let job_parts = threads.min((k * n / (1 << 18)).max(1)).min(n.div_ceil(64));
+    let bias = match out {
+        Out::Requant { bias, .. } => *bias,
+        Out::I32(_) => None,
+    };
+    crate::scratch::with_workspace((k + 2 * n).div_ceil(4) + 16, |ws| {
+        // SAFETY: the workspace has k bytes for a' and 2n i32 for the offsets after them,
+        // 64-byte aligned, used by this call only.
+        let (abuf, off) = unsafe {
+            let bytes = ws as *mut u8;
+            let off_at = k.div_ceil(64) * 64;
+            (
+                core::slice::from_raw_parts_mut(bytes, k),
+                core::slice::from_raw_parts_mut(bytes.add(off_at) as *mut i32, n),
+            )
+        };
+        let mut asum = 0i32;
+        for (p, x) in abuf.iter_mut().enumerate() {
+            // SAFETY: (0, p) is inside A.
+            let v = unsafe { (*a.at(0, p)).into() } + shift;
+            *x = v as u8;
+            asum = asum.wrapping_add(v);
+        }
+        let kzz = (k as i32).wrapping_mul(za2).wrapping_mul(zb);
+        let row_term = asum.wrapping_mul(zb).wrapping_neg().wrapping_add(kzz);
+        for (j, o) in off.iter_mut().enumerate() {
+            *o = row_term.wrapping_add(bias.map_or(0, |bs| bs[j]));
+        }
+        let (abuf, off) = (&*abuf, &*off);
+        let job = |t: usize| {
+            let tiles = n.div_ceil(64);
+            let j0 = (tiles * t / job_parts * 64).min(n);
+            let j1 = (tiles * (t + 1) / job_parts * 64).min(n);
+            if j0 == j1 {
+                return;
+            }
+            let bt = b.block(0, j0, k, j1 - j0);
+            let o = match out {
+                Out::I32(c) => gemv::GemvOut::I32(c.at(0, j0)),
+                Out::Requant { out, plan, .. } => gemv::GemvOut::Requant {
+                    out: out.at(0, j0),
+                    plan: *plan,
+                    col0: j0,
+                },
+            };
+            // SAFETY: the CPU has AVX-512 VNNI (checked); a' has k bytes; B's block, the
+            // offsets j0..j1 and the output columns j0..j1 (this thread's alone) are in
+            // bounds.
+            unsafe { gemv::qgemv_vnni(abuf, bt, za2, &off[j0..j1], o) };
+        };
+        threads::run(job_parts, job_parts, &job);
+    });
+    true
+}
