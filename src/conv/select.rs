@@ -15,10 +15,11 @@
 //!
 //! τ_m = 12.5, 16, 34 (F(2,3), F(4,3), F(6,3)) and the other constants were fitted to
 //! `conv_bench` on VGG-16's and ResNet-18's 3×3 layers (Zen 5, one thread; README): the
-//! model picks the measured fastest algorithm on all 13 of them. Measured, F(4,3) is the
-//! best variant on every layer but ResNet's 7×7×512 (F(2,3)), F(6,3) within 2–10% of it
-//! above 14×14, and Winograd beats im2col on every 3×3 stride-1 layer of both networks,
-//! including VGG's first (3 input channels).
+//! model picks the measured fastest algorithm on all 13 of them in the fitting run, and on
+//! 12 in the README's run (VGG conv2_1: F(4,3), 0.8% slower than F(6,3) there). Measured,
+//! F(4,3) is the best variant on nearly every layer, F(2,3) on ResNet's 7×7×512, F(6,3)
+//! within 1–15% of F(4,3) above 14×14, and Winograd beats im2col on every 3×3 stride-1 layer
+//! of both networks, including VGG's first (3 input channels).
 
 use super::params::{ConvParams, Nhwc};
 use super::Algorithm;
