@@ -7,6 +7,8 @@
 //! - [`qgemm`] / [`qgemm_requantize`]: exact int8 GEMM with zero points, and TFLite-exact
 //!   requantized i8/u8 output, per tensor or per channel; [`PackedQB`] for weights.
 //! - [`kernels`]: every micro-kernel compiled in, which ones this CPU runs, which is used.
+//! - [`conv`] (feature `alloc`): NHWC convolution on top of the GEMM: im2col, 1×1 as GEMM,
+//!   depthwise, Winograd F(2,3)/F(4,3)/F(6,3), with a prepared-layer object.
 //!
 //! Views ([`MatRef`], [`MatMut`]) are validated once when built; bad input returns an
 //! [`Error`] that says what was wrong and never panics.
@@ -23,6 +25,8 @@ extern crate alloc;
 extern crate std;
 
 pub mod arch;
+#[cfg(feature = "alloc")]
+pub mod conv;
 mod error;
 mod gemm;
 mod kernels;
