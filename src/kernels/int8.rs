@@ -22,9 +22,15 @@ pub(crate) enum QFormat {
     /// Bytes, k in groups of 4: A' unsigned (u8 as is, i8 + 128), B' i8. x86 `vpdpbusd`.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     U8x4,
-    /// Bytes, k in groups of 4: A' signed (i8 as is, u8 − 128), B' i8. Arm `sdot`.
-    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    /// Bytes, k in groups of 4: A' signed (i8 as is, u8 − 128), B' i8. Arm `sdot`, and the
+    /// ARMv8.0 `smull` + `sadalp` kernel.
+    #[cfg_attr(not(all(target_arch = "aarch64", edgemm_asm)), allow(dead_code))]
     I8x4,
+    /// Bytes, k in groups of 8: A' signed, B' i8. Arm `smmla` (i8mm): with the packed
+    /// layout `[group][MR or NR][8]`, rows 2p and 2p+1 of a group are the 16 bytes of one
+    /// `smmla` operand (a 2×8 matrix), and likewise columns 2c and 2c+1 of B'.
+    #[cfg_attr(not(all(target_arch = "aarch64", edgemm_asm)), allow(dead_code))]
+    I8x8,
     /// i16, k in groups of 2: A' and B' sign- or zero-extended. x86 `vpmaddwd`, Arm `smlad`,
     /// portable code. Exact for the whole int8 range (no 16-bit pair sums).
     I16x2,
@@ -35,6 +41,7 @@ impl QFormat {
     pub const fn k_group(self) -> usize {
         match self {
             QFormat::U8x4 | QFormat::I8x4 => 4,
+            QFormat::I8x8 => 8,
             QFormat::I16x2 => 2,
         }
     }
@@ -42,7 +49,7 @@ impl QFormat {
     /// Bytes per packed element.
     pub const fn elem_bytes(self) -> usize {
         match self {
-            QFormat::U8x4 | QFormat::I8x4 => 1,
+            QFormat::U8x4 | QFormat::I8x4 | QFormat::I8x8 => 1,
             QFormat::I16x2 => 2,
         }
     }
@@ -52,7 +59,7 @@ impl QFormat {
     pub const fn a_shift(self, a_signed: bool) -> i32 {
         match (self, a_signed) {
             (QFormat::U8x4, true) => 128,
-            (QFormat::I8x4, false) => -128,
+            (QFormat::I8x4 | QFormat::I8x8, false) => -128,
             _ => 0,
         }
     }
