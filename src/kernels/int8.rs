@@ -167,6 +167,39 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::x86_64::qgemm_i16_avx2_6x16,
         requant: crate::quant::requant::requantize_avx2,
     },
+    #[cfg(all(target_arch = "aarch64", edgemm_asm))]
+    QgemmKernel {
+        name: "qgemm_i8_neon_i8mm_8x12",
+        requires: Features::NEON.with(Features::I8MM),
+        isa: "i8mm",
+        mr: 8,
+        nr: 12,
+        format: QFormat::I8x8,
+        ukr: super::aarch64::qgemm_i8_neon_i8mm_8x12,
+        requant: crate::quant::requant::requantize_neon,
+    },
+    #[cfg(all(target_arch = "aarch64", edgemm_asm))]
+    QgemmKernel {
+        name: "qgemm_i8_neon_dot_8x12",
+        requires: Features::NEON.with(Features::DOTPROD),
+        isa: "dotprod",
+        mr: 8,
+        nr: 12,
+        format: QFormat::I8x4,
+        ukr: super::aarch64::qgemm_i8_neon_dot_8x12,
+        requant: crate::quant::requant::requantize_neon,
+    },
+    #[cfg(all(target_arch = "aarch64", edgemm_asm))]
+    QgemmKernel {
+        name: "qgemm_i8_neon_6x8",
+        requires: Features::NEON,
+        isa: "neon",
+        mr: 6,
+        nr: 8,
+        format: QFormat::I8x4,
+        ukr: super::aarch64::qgemm_i8_neon_6x8,
+        requant: crate::quant::requant::requantize_neon,
+    },
     QgemmKernel {
         name: "qgemm_i16_generic_4x8",
         requires: Features::NONE,
