@@ -6,9 +6,9 @@
 #                    run and those kernels are reported as skipped.
 # Then the kernel battery once more through the no-`std` (alloc only) and no-`alloc` driver
 # paths, as scripts/test-all.sh does on the host (kernels chosen from target features there):
-# on cortex-a53 with the baseline features, and (alloc only) on max built with
-# `-C target-feature=+dotprod,+i8mm`, so the sdot and smmla kernels run through those paths
-# too.
+# on cortex-a53 with the baseline features, and (alloc only, the AArch64 int8 kernels) on
+# max built with `-C target-feature=+dotprod,+i8mm`, so the sdot and smmla kernels run
+# through those paths too.
 #
 # Called as `scripts/test-cross.sh aarch64`. Installs what it needs when missing (apt-get, as
 # root or through sudo), builds with Debian's toolchain (rustc-web + its library source,
@@ -139,8 +139,11 @@ run "$last" "$last-nostd-alloc" "${nostd_alloc[@]}"
 echo "== aarch64: kernel battery without alloc, -cpu $last"
 run "$last" "$last-noalloc" "${nostd_none[@]}"
 if [ $run_ext = 1 ]; then
-    echo "== aarch64: kernel battery without std (alloc only), built with $ext_features, -cpu max"
-    run "${with_ext[@]}" max max-nostd-alloc-dotprod-i8mm "${nostd_alloc[@]}"
+    # Only the AArch64 int8 kernels: the others do not depend on these features and already
+    # ran without std above.
+    echo "== aarch64: int8 kernel battery without std (alloc only), built with $ext_features," \
+        "-cpu max"
+    run "${with_ext[@]}" max max-nostd-alloc-dotprod-i8mm "${nostd_alloc[@]}" -- qgemm_i8_neon
 fi
 
 echo "== aarch64 summary (build $((built - start)) s, total $((SECONDS - start)) s)"
