@@ -28,7 +28,7 @@ pub(crate) struct RqPlan<'a> {
     pub hi: i32,
     /// No channel has a left shift (shift > 0): the vector path skips that step.
     #[cfg_attr(
-        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        not(any(target_arch = "x86_64", all(target_arch = "aarch64", edgemm_asm))),
         allow(dead_code)
     )]
     pub no_left_shift: bool,
@@ -184,6 +184,7 @@ pub(crate) unsafe fn requantize_avx512(
 /// # Safety
 /// The [`RequantFn`] contract (NEON is part of the AArch64 baseline).
 #[cfg(target_arch = "aarch64")]
+#[cfg_attr(not(edgemm_asm), allow(dead_code))] // only the assembly kernels use it
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn requantize_neon(
     tile: *const i32,
@@ -216,6 +217,7 @@ pub(crate) unsafe fn requantize_neon(
 ///   never returns i32::MIN (|x·m| ≤ 2^62), so subtracting 1 cannot wrap; it is a saturating
 ///   add all the same. `srshl` rounds in wider precision, so it cannot overflow either.
 #[cfg(target_arch = "aarch64")]
+#[cfg_attr(not(edgemm_asm), allow(dead_code))]
 pub(crate) mod neon {
     use super::{Mults, RqPlan};
     use core::arch::aarch64::*;
