@@ -14,6 +14,8 @@
  *   Reads: exactly the 4 bytes of each row 0..m of A' per k-group, the 32 bytes of B' per
  *   k-group, row_off[0..m), col_off[0..8), and with ACCUMULATE exactly the m×n tile of C —
  *   nothing else (no over-read). Writes: exactly the m×n tile of C.
+ *   Hints: prfm pstl1keep at the 1st and the NR-th i32 of C rows 0..m before the k loop
+ *   (prefetches never fault).
  *
  * Exactness for the whole int8 range: `smull` (i8 × i8 → i16) keeps ONE product per 16-bit
  *   lane (|a·b| <= 128·128 = 16384 < 2^15), and `sadalp` (i16 pairs → i32, accumulate)

@@ -13,6 +13,8 @@
  *   Reads: exactly the 4·m bytes of rows 0..m of A' per k-group (any a_rs), the 48 bytes of
  *   B' per k-group, row_off[0..m), col_off[0..12), and with ACCUMULATE exactly the m×n tile
  *   of C — nothing else (no over-read). Writes: exactly the m×n tile of C.
+ *   Hints: prfm pstl1keep at the 1st and the NR-th i32 of C rows 0..m before the k loop
+ *   (prefetches never fault).
  *
  * Inner loop, per k-group: 24 `sdot vC.4s, vB.16b, vA.4b[lane]` (8 rows × 3 vectors of 4
  *   columns, 16 multiply-adds each), one 3-register ld1 of B' (48 bytes), and the A' column:

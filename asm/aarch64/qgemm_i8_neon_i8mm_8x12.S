@@ -15,6 +15,8 @@
  *   load; the other half of its operand is zero), the 96 bytes of B' per k-group,
  *   row_off[0..m), col_off[0..12), and with ACCUMULATE exactly the m×n tile of C — nothing
  *   else (no over-read). Writes: exactly the m×n tile of C.
+ *   Hints: prfm pstl1keep at the 1st and the NR-th i32 of C rows 0..m before the k loop
+ *   (prefetches never fault).
  *
  * `smmla vD.4s, vA.16b, vB.16b`: vA = rows r, r+1 (8 k each), vB = columns c, c+1; vD +=
  *   [A_r·B_c, A_r·B_c+1, A_r+1·B_c, A_r+1·B_c+1] (32 multiply-adds).
