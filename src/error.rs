@@ -147,6 +147,40 @@ pub enum Error {
     EmptyClamp { min: i32, max: i32 },
     /// A scale that is infinite, NaN, or too large to express with a shift ≤ 30.
     InvalidScale,
+    /// A convolution parameter out of range (a zero channel count, kernel size, stride,
+    /// dilation or group count).
+    ConvParam {
+        name: &'static str,
+        value: usize,
+        requirement: &'static str,
+    },
+    /// A group count that does not divide both channel counts.
+    ConvGroups {
+        groups: usize,
+        in_channels: usize,
+        out_channels: usize,
+    },
+    /// A clamp activation whose bounds are NaN or out of order.
+    ConvClamp,
+    /// A tensor (input, filter, bias or output) whose slice length does not match its shape.
+    ConvTensorLength {
+        tensor: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// An input whose channel count is not the layer's.
+    ConvChannels { expected: usize, got: usize },
+    /// An input (plus its padding) smaller than the dilated kernel along one axis.
+    ConvInputTooSmall {
+        axis: &'static str,
+        padded: usize,
+        kernel_extent: usize,
+    },
+    /// An algorithm asked for that cannot compute this layer.
+    ConvAlgorithm {
+        algorithm: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -260,6 +294,50 @@ impl fmt::Display for Error {
             Error::InvalidScale => f.write_str(
                 "scale must be finite and below 2^30 to be expressed as a multiplier and shift",
             ),
+            Error::ConvParam {
+                name,
+                value,
+                requirement,
+            } => write!(f, "convolution parameter {name} = {value}: {requirement}"),
+            Error::ConvGroups {
+                groups,
+                in_channels,
+                out_channels,
+            } => write!(
+                f,
+                "convolution groups = {groups} must divide both in_channels = {in_channels} \
+                 and out_channels = {out_channels}"
+            ),
+            Error::ConvClamp => {
+                f.write_str("clamp activation: min and max must not be NaN and min must be <= max")
+            }
+            Error::ConvTensorLength {
+                tensor,
+                expected,
+                got,
+            } => write!(
+                f,
+                "convolution {tensor}: slice of {got} elements, its shape needs {expected}"
+            ),
+            Error::ConvChannels { expected, got } => write!(
+                f,
+                "convolution input has {got} channels, the layer takes {expected}"
+            ),
+            Error::ConvInputTooSmall {
+                axis,
+                padded,
+                kernel_extent,
+            } => write!(
+                f,
+                "convolution input {axis} with padding is {padded}, smaller than the \
+                 dilated kernel ({kernel_extent})"
+            ),
+            Error::ConvAlgorithm { algorithm, reason } => {
+                write!(
+                    f,
+                    "convolution algorithm {algorithm} cannot run this layer: {reason}"
+                )
+            }
         }
     }
 }

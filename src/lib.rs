@@ -10,6 +10,8 @@
 //!   weights packed into caller memory or read in place from flash ([`PackedQBRef`],
 //!   [`qgemm_requantize_packed_with_workspace`]), all sized by `const fn`s.
 //! - [`kernels`]: every micro-kernel compiled in, which ones this CPU runs, which is used.
+//! - [`conv`] (feature `alloc`): NHWC convolution on top of the GEMM: im2col, 1×1 as GEMM,
+//!   depthwise, Winograd F(2,3)/F(4,3)/F(6,3), with a prepared-layer object.
 //!
 //! Views ([`MatRef`], [`MatMut`]) are validated once when built; bad input returns an
 //! [`Error`] that says what was wrong and never panics.
@@ -26,6 +28,8 @@ extern crate alloc;
 extern crate std;
 
 pub mod arch;
+#[cfg(feature = "alloc")]
+pub mod conv;
 mod error;
 mod gemm;
 mod kernels;

@@ -1,10 +1,14 @@
 //! Threads: a partition of C into per-thread blocks, and (with `std`) a small persistent pool
-//! that runs one closure per block.
+//! that runs the blocks.
 //!
-//! The pool's workers spin for a short while after each job before they park, so a run of
-//! back-to-back calls (the common case in inference and benchmarks) does not pay an OS
-//! wake-up per call. A call that finds the pool busy (another thread's call, or a nested
-//! call) runs on freshly spawned scoped threads instead: slower, never wrong.
+//! Blocks are tasks claimed from an atomic counter by whichever thread is free — the caller
+//! included — so a call never waits for a worker that has not started: when another process
+//! holds the other core, the caller simply does all the blocks itself (the speed of one
+//! thread, not a scheduler time slice per call). Workers spin for a short while after each
+//! job before they park, so a run of back-to-back calls (the common case in inference and
+//! benchmarks) does not pay an OS wake-up per call. A call that finds the pool busy (another
+//! thread's call, or a nested one) runs on freshly spawned scoped threads instead: slower,
+//! never wrong.
 
 /// How C is cut among threads: `tm` row bands × `tn` column bands, each a multiple of the
 /// kernel tile, as equal as the tile grid allows.
@@ -105,21 +109,19 @@ pub(crate) fn partition(
     best
 }
 
-/// Runs `f(0..count)`, `f(0)` on the calling thread, and returns when all have finished.
-pub(crate) fn run(count: usize, f: &(dyn Fn(usize) + Sync)) {
-    if count <= 1 {
-        f(0);
+/// Runs `f(0..tasks)` on up to `threads` threads (the caller included) and returns when all
+/// have finished. Which thread runs which task varies; results must not depend on it.
+pub(crate) fn run(tasks: usize, threads: usize, f: &(dyn Fn(usize) + Sync)) {
+    if tasks == 0 {
         return;
     }
     #[cfg(feature = "std")]
-    {
-        pool::run(count, f)
+    if tasks > 1 && threads > 1 {
+        return pool::run(tasks, threads, f);
     }
-    #[cfg(not(feature = "std"))]
-    {
-        for t in 0..count {
-            f(t);
-        }
+    let _ = threads;
+    for t in 0..tasks {
+        f(t);
     }
 }
 
@@ -144,8 +146,9 @@ pub(crate) fn available() -> usize {
 
 #[cfg(feature = "std")]
 mod pool {
-    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-    use std::sync::{Mutex, OnceLock};
+    use std::boxed::Box;
+    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
     use std::thread::{self, Thread};
     use std::time::{Duration, Instant};
     use std::vec::Vec;
@@ -156,60 +159,78 @@ mod pool {
     /// The erased closure type the workers call (the caller's borrow is erased; see `run`).
     type Job = dyn Fn(usize) + Sync + 'static;
 
-    /// The job being run: a pointer to the caller's closure (a fat pointer, boxed in the
-    /// caller's stack frame as `JobRef`) plus the number of tasks.
-    struct JobRef {
-        f: *const Job,
-        count: usize,
+    /// `state` packs the job's epoch, its task count and the next unclaimed task, so one
+    /// compare-and-swap both checks that a job is still the current one and claims a task.
+    const FIELD: u32 = 20;
+    const MASK: u64 = (1 << FIELD) - 1;
+    fn pack(epoch: u64, count: usize, next: usize) -> u64 {
+        (epoch << (2 * FIELD)) | ((count as u64) << FIELD) | next as u64
+    }
+    fn epoch(s: u64) -> u64 {
+        s >> (2 * FIELD)
+    }
+    fn count(s: u64) -> usize {
+        ((s >> FIELD) & MASK) as usize
+    }
+    fn next(s: u64) -> usize {
+        (s & MASK) as usize
     }
 
     struct Shared {
-        /// Incremented for every job; workers wait for it to change.
-        epoch: AtomicUsize,
+        state: AtomicU64,
+        /// The current job's closure. Valid while any claimed task is unfinished.
         job: AtomicPtr<JobRef>,
-        /// Tasks 1.. finished in the current job.
+        /// Tasks finished in the current job.
         done: AtomicUsize,
+        /// Workers 1..=helpers may claim tasks of the current job.
+        helpers: AtomicUsize,
         panicked: AtomicBool,
+    }
+
+    struct JobRef {
+        f: *const Job,
     }
 
     struct Worker {
         thread: Thread,
-        sleeping: std::sync::Arc<AtomicBool>,
+        sleeping: Arc<AtomicBool>,
     }
 
     struct Pool {
         shared: &'static Shared,
         /// Held for the whole of a job: one job at a time.
-        busy: Mutex<Vec<Worker>>,
+        workers: Mutex<Vec<Worker>>,
     }
 
     fn pool() -> &'static Pool {
         static POOL: OnceLock<Pool> = OnceLock::new();
         POOL.get_or_init(|| Pool {
             shared: Box::leak(Box::new(Shared {
-                epoch: AtomicUsize::new(0),
+                state: AtomicU64::new(0),
                 job: AtomicPtr::new(core::ptr::null_mut()),
                 done: AtomicUsize::new(0),
+                helpers: AtomicUsize::new(0),
                 panicked: AtomicBool::new(false),
             })),
-            busy: Mutex::new(Vec::new()),
+            workers: Mutex::new(Vec::new()),
         })
     }
 
-    use std::boxed::Box;
-
-    pub(super) fn run(count: usize, f: &(dyn Fn(usize) + Sync)) {
+    /// Runs tasks `0..tasks` on the caller and up to `threads − 1` pool workers.
+    pub(super) fn run(tasks: usize, threads: usize, f: &(dyn Fn(usize) + Sync)) {
+        assert!(tasks < (1 << FIELD), "task count fits the state word");
         let p = pool();
-        let Ok(mut workers) = p.busy.try_lock() else {
-            return scoped(count, f);
+        let Ok(mut workers) = p.workers.try_lock() else {
+            return scoped(tasks, threads, f);
         };
         let s = p.shared;
-        while workers.len() < count - 1 {
+        let helpers = threads.saturating_sub(1).min(tasks - 1);
+        while workers.len() < helpers {
             let idx = workers.len() + 1;
-            let sleeping = std::sync::Arc::new(AtomicBool::new(false));
+            let sleeping = Arc::new(AtomicBool::new(false));
             let flag = sleeping.clone();
-            // The epoch before this job's bump: a worker spawned now must still run this job.
-            let seen = s.epoch.load(Ordering::Acquire);
+            // The epoch before this job: a worker spawned now must see this job as new.
+            let seen = epoch(s.state.load(Ordering::Acquire));
             let spawned = thread::Builder::new()
                 .name(std::format!("edgemm-{idx}"))
                 .spawn(move || worker(idx, s, seen, &flag));
@@ -220,32 +241,33 @@ mod pool {
                 }),
                 Err(_) => {
                     drop(workers);
-                    return scoped(count, f);
+                    return scoped(tasks, threads, f);
                 }
             }
         }
-        // SAFETY: only the borrow's lifetime is erased. `job` and the closure outlive every
-        // use: workers touch them only between reading the new epoch and incrementing
-        // `done`, and this function waits for every worker's `done` before returning.
+        // SAFETY: only the borrow's lifetime is erased. Workers dereference the job only
+        // after claiming an unfinished task, and this function returns only when every
+        // task is finished, so the closure outlives every use.
         let f_static: *const Job =
             unsafe { core::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Job>(f) };
-        let job = JobRef { f: f_static, count };
+        let job = JobRef { f: f_static };
+        let e = epoch(s.state.load(Ordering::Relaxed)) + 1;
         s.done.store(0, Ordering::Relaxed);
+        s.helpers.store(helpers, Ordering::Relaxed);
         s.job
             .store(&job as *const JobRef as *mut JobRef, Ordering::Relaxed);
-        s.epoch.fetch_add(1, Ordering::SeqCst);
-        for w in workers.iter() {
+        s.state.store(pack(e, tasks, 0), Ordering::SeqCst);
+        for w in workers.iter().take(helpers) {
             if w.sleeping.swap(false, Ordering::SeqCst) {
                 w.thread.unpark();
             }
         }
-        f(0);
-        // Every worker reports (those past `count` too), so `job` is unused afterwards.
-        let expected = workers.len();
+        claim_all(s, e);
+        // Wait only for tasks already claimed by workers (usually finishing right now).
         let mut spins = 0u32;
-        while s.done.load(Ordering::Acquire) < expected {
+        while s.done.load(Ordering::Acquire) < tasks {
             spins += 1;
-            if spins < 1 << 16 {
+            if spins < 1 << 14 {
                 core::hint::spin_loop();
             } else {
                 thread::yield_now();
@@ -258,21 +280,45 @@ mod pool {
         }
     }
 
-    fn worker(idx: usize, s: &'static Shared, mut seen: usize, sleeping: &AtomicBool) {
+    /// Claims and runs tasks of job `e` until none is left.
+    fn claim_all(s: &Shared, e: u64) {
         loop {
-            // Wait for a new epoch: spin a while, then park.
+            let st = s.state.load(Ordering::Acquire);
+            if epoch(st) != e || next(st) >= count(st) {
+                return;
+            }
+            if s.state
+                .compare_exchange_weak(st, st + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            let job = s.job.load(Ordering::Acquire);
+            // SAFETY: this thread holds the unfinished task next(st) of job e, so the caller
+            // of job e is still waiting and `job` (published before the epoch) is alive.
+            let f = unsafe { &*(*job).f };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(next(st))));
+            if r.is_err() {
+                s.panicked.store(true, Ordering::Relaxed);
+            }
+            s.done.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    fn worker(idx: usize, s: &'static Shared, mut seen: u64, sleeping: &AtomicBool) {
+        loop {
+            // Wait for a new job: spin a while, then park.
             let start = Instant::now();
             let mut polls = 0u32;
-            loop {
-                let e = s.epoch.load(Ordering::Acquire);
+            let e = loop {
+                let e = epoch(s.state.load(Ordering::Acquire));
                 if e != seen {
-                    seen = e;
-                    break;
+                    break e;
                 }
                 polls += 1;
                 if polls % 64 == 0 && start.elapsed() > SPIN {
                     sleeping.store(true, Ordering::SeqCst);
-                    if s.epoch.load(Ordering::SeqCst) == seen {
+                    if epoch(s.state.load(Ordering::SeqCst)) == seen {
                         thread::park();
                     }
                     sleeping.store(false, Ordering::SeqCst);
@@ -280,30 +326,29 @@ mod pool {
                     continue;
                 }
                 core::hint::spin_loop();
+            };
+            seen = e;
+            if idx <= s.helpers.load(Ordering::Acquire) {
+                claim_all(s, e);
             }
-            let job = s.job.load(Ordering::Acquire);
-            // SAFETY: the caller published `job` before bumping the epoch and keeps it alive
-            // until this worker increments `done`.
-            let job = unsafe { &*job };
-            if idx < job.count {
-                // SAFETY: as above, the closure outlives this use.
-                let f = unsafe { &*job.f };
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(idx)));
-                if r.is_err() {
-                    s.panicked.store(true, Ordering::Relaxed);
-                }
-            }
-            s.done.fetch_add(1, Ordering::Release);
         }
     }
 
-    /// Fallback when the pool is busy: one scoped thread per task.
-    fn scoped(count: usize, f: &(dyn Fn(usize) + Sync)) {
-        thread::scope(|sc| {
-            for t in 1..count {
-                sc.spawn(move || f(t));
+    /// Fallback when the pool is busy: scoped threads claiming from a local counter.
+    fn scoped(tasks: usize, threads: usize, f: &(dyn Fn(usize) + Sync)) {
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let t = next.fetch_add(1, Ordering::Relaxed);
+            if t >= tasks {
+                return;
             }
-            f(0);
+            f(t);
+        };
+        thread::scope(|sc| {
+            for _ in 1..threads.min(tasks) {
+                sc.spawn(work);
+            }
+            work();
         });
     }
 }
@@ -336,15 +381,42 @@ mod tests {
     #[test]
     fn pool_runs_every_task_once() {
         use core::sync::atomic::{AtomicUsize, Ordering};
-        for count in 1..6 {
-            let hits: std::vec::Vec<AtomicUsize> =
-                (0..count).map(|_| AtomicUsize::new(0)).collect();
-            for _ in 0..50 {
-                run(count, &|t| {
-                    hits[t].fetch_add(1, Ordering::Relaxed);
+        for count in 1..9 {
+            for threads in 1..4 {
+                let hits: std::vec::Vec<AtomicUsize> =
+                    (0..count).map(|_| AtomicUsize::new(0)).collect();
+                for _ in 0..50 {
+                    run(count, threads, &|t| {
+                        hits[t].fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 50));
+            }
+        }
+    }
+
+    /// A call never waits for a worker that has not started: with the other core taken by
+    /// a busy thread, a call still completes (the caller runs every task).
+    #[test]
+    fn caller_finishes_without_a_starved_worker() {
+        use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            for _ in 0..available() {
+                sc.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        core::hint::spin_loop();
+                    }
                 });
             }
-            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 50));
-        }
+            let n = AtomicUsize::new(0);
+            for _ in 0..200 {
+                run(2, 2, &|_| {
+                    n.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert_eq!(n.load(Ordering::Relaxed), 400);
+        });
     }
 }

@@ -60,6 +60,6 @@ pub(super) fn try_gemv(
             )
         };
     };
-    threads::run(parts, &job);
+    threads::run(parts, parts, &job);
     true
 }

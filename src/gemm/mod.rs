@@ -505,7 +505,7 @@ fn gemm_blocked(
             unsafe { run_block(ker, s, alpha, a_t, b_t, col0, beta, c_t, ws) }
         }
     };
-    threads::run(grid.count(), &job);
+    threads::run(grid.count(), grid.count(), &job);
 }
 
 /// A right-hand operand B (k×n) packed once for a kernel, for weights reused across calls.
@@ -636,4 +636,46 @@ pub fn sgemm_packed(
     };
     gemm_blocked(ker, &s, alpha, a, src, beta, c, threads);
     Ok(())
+}
+
+/// Crate-internal entry for layers built on the GEMM (convolution): C ← A·B + βC with B
+/// prepacked, A read where it lies (the caller lays it out for the kernel: rows at any
+/// stride, unit column stride), on the calling thread — no packing, no workspace, no
+/// thread dispatch — so a caller can run many small products (one per Winograd position,
+/// one per im2col block) from its own threads with its own buffers.
+///
+/// # Safety
+/// `a` is m×k and `c` m×n with `k == b.rows()`, `n == b.cols()`, `c.cs == 1`; both name
+/// only in-bounds elements (C writable, and readable unless β = 0); C overlaps neither A
+/// nor B's packed data.
+#[cfg(feature = "alloc")]
+pub(crate) unsafe fn sgemm_prepacked_seq(a: Raw<f32>, b: &PackedB, beta: f32, c: Raw<f32>) {
+    debug_assert!(a.cols == b.k && c.rows == a.rows && c.cols == b.n && c.cs == 1);
+    let (m, n) = (c.rows, c.cols);
+    if m == 0 || n == 0 || b.k == 0 {
+        if m != 0 && n != 0 {
+            // SAFETY: c is in bounds (caller).
+            unsafe { driver::scale(beta, c) };
+        }
+        return;
+    }
+    let ker = b.kernel;
+    let blk = plan::blocking(ker.mr, ker.nr, &cpu_info());
+    let s = Strategy {
+        kc: b.kc,
+        mc: plan::chunk(m, blk.mc, ker.mr),
+        nc: plan::chunk(n, blk.nc, ker.nr),
+        pack_a: false,
+        b_mode: BMode::Prepacked,
+    };
+    debug_assert_eq!(workspace_len(ker, &s, m, n), 0);
+    let src = BSource::Packed {
+        ptr: b.data.as_ptr() as *const f32,
+        n_pad: b.n_pad,
+    };
+    // This strategy needs no workspace; the kernel still gets a valid aligned pointer.
+    let mut ws = crate::scratch::Line([0.0; 16]);
+    // SAFETY: A and C are in bounds and C has unit column stride (caller); B's packed data
+    // matches its kernel, which the CPU runs (it was selected or checked when B was packed).
+    unsafe { run_block(ker, &s, 1.0, a, src, 0, beta, c, ws.0.as_mut_ptr()) }
 }

@@ -445,7 +445,8 @@ impl PackedQB {
         }
         let raw = Raw::from_ref(&b);
         let (k, n) = (raw.rows, raw.cols);
-        let kc = strategy(kernel, 1, n, k).kc;
+        // Blocking for the general case (any m); calls then use this KC.
+        let kc = strategy(kernel, usize::MAX, n, k, None).kc;
         let (g, e) = (kernel.format.k_group(), kernel.format.elem_bytes());
         let n_pad = n.div_ceil(kernel.nr) * kernel.nr;
         let chunk_bytes = n_pad
@@ -627,18 +628,46 @@ impl<'a> Out<'a> {
     }
 }
 
-/// Blocking: the B micro-panel is a bit over L1 (it streams from L2, as for f32), the A
-/// block a quarter of L2, the B block a quarter of L3 — in bytes of the packed format.
+/// Blocking, in bytes of the packed format:
+/// - KC: the B micro-panel is a bit over L1 (it streams from L2, as for f32); but with few
+///   row tiles (small m) and a B larger than L2, B is a streaming operand: then a block is a
+///   few whole rows of B sized for half of L2, so packing reads DRAM sequentially and the
+///   kernel reads the packed block from L2;
+/// - MC: the A block takes a quarter of L2; NC: the B block a quarter of L3.
+///
+/// `packed_kc`: the KC a prepacked B was packed with (calls must use it).
 #[cfg(feature = "alloc")]
-fn strategy(ker: &QgemmKernel, m: usize, n: usize, k: usize) -> QStrategy {
+fn strategy(
+    ker: &QgemmKernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    packed_kc: Option<usize>,
+) -> QStrategy {
     let cpu = cpu_info();
     let (g, e) = (ker.format.k_group(), ker.format.elem_bytes());
-    let kc_max = ((cpu.l1d * 4 / 3 / (ker.nr * e)).clamp(256, 4096) / g) * g;
-    let kc = chunk(k, kc_max, g).div_ceil(g) * g;
-    let mc_max = (cpu.l2 / 4 / (kc.max(g) * e)).clamp(ker.mr, 4096) / ker.mr * ker.mr;
-    let nc_max = (cpu.l3 / 4 / (kc.max(g) * e)).clamp(ker.nr, 8192) / ker.nr * ker.nr;
+    let n_pad = n.div_ceil(ker.nr) * ker.nr;
+    let streaming_b = m <= 4 * ker.mr && k * n_pad * e > cpu.l2 / 2;
+    let kc = match packed_kc {
+        Some(kc) => kc,
+        None if streaming_b => {
+            let rows = (cpu.l2 / 2 / (n_pad * e).max(1)).clamp(64, 4096) / g * g;
+            chunk(k, rows, g).div_ceil(g) * g
+        }
+        None => {
+            let kc_max = ((cpu.l1d * 4 / 3 / (ker.nr * e)).clamp(256, 4096) / g) * g;
+            chunk(k, kc_max, g).div_ceil(g) * g
+        }
+    }
+    .max(g);
+    let mc_max = (cpu.l2 / 4 / (kc * e)).clamp(ker.mr, 4096) / ker.mr * ker.mr;
+    let nc_max = if streaming_b && packed_kc.is_none() {
+        n_pad
+    } else {
+        (cpu.l3 / 4 / (kc * e)).clamp(ker.nr, 8192) / ker.nr * ker.nr
+    };
     QStrategy {
-        kc: kc.max(g),
+        kc,
         mc: chunk(m, mc_max.max(ker.mr), ker.mr),
         nc: chunk(n, nc_max.max(ker.nr), ker.nr),
     }
@@ -725,18 +754,13 @@ fn qgemm_impl<A: QuantInput>(
     }
     let mut out = out;
     out.note_range::<A>(k, za, zb);
-    let s = match &b {
-        BOperand::Packed(p) => QStrategy {
-            kc: p.kc,
-            ..strategy(ker, m, n, k)
-        },
+    let packed_kc = match &b {
+        BOperand::Strided(_) => None,
+        BOperand::Packed(p) => Some(p.kc),
         // Packed in one k chunk (see `PackedQBRef`).
-        BOperand::PackedRef(p) => QStrategy {
-            kc: p.kc(),
-            ..strategy(ker, m, n, k)
-        },
-        BOperand::Strided(_) => strategy(ker, m, n, k),
+        BOperand::PackedRef(p) => Some(p.kc()),
     };
+    let s = strategy(ker, m, n, k, packed_kc);
     let terms = Terms {
         za: za + ker.format.a_shift(A::SIGNED),
         zb,
@@ -769,7 +793,7 @@ fn qgemm_impl<A: QuantInput>(
             run_block(ker, &s, a_t, b_t, c0, &terms, d_t, ws as *mut u8)
         });
     };
-    threads::run(grid.count(), &job);
+    threads::run(grid.count(), grid.count(), &job);
     Ok(())
 }
 
@@ -861,7 +885,7 @@ fn try_gemv<A: QuantInput>(
             // bounds.
             unsafe { gemv::qgemv_vnni(abuf, bt, za2, &off[j0..j1], o) };
         };
-        threads::run(job_parts, &job);
+        threads::run(job_parts, job_parts, &job);
     });
     true
 }

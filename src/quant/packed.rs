@@ -54,6 +54,9 @@ const KNOWN_KERNELS: &[&str] = &[
     "qgemm_u8i8_avx512vnni_14x32",
     "qgemm_i16_avx2_6x16",
     "qgemm_s16_m4dsp_16x4",
+    "qgemm_i8_neon_i8mm_8x12",
+    "qgemm_i8_neon_dot_8x12",
+    "qgemm_i8_neon_6x8",
     "qgemm_i16_generic_4x8",
 ];
 
@@ -62,6 +65,7 @@ const fn format_code(f: QFormat) -> u32 {
         QFormat::U8x4 => 1,
         QFormat::I8x4 => 2,
         QFormat::I16x2 => 3,
+        QFormat::I8x8 => 4,
     }
 }
 
