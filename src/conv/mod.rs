@@ -39,12 +39,17 @@
 mod depthwise;
 mod direct;
 mod im2col;
+mod int8;
 mod params;
 mod select;
 mod simd;
 mod winograd;
 
 pub use direct::{reference_conv2d, ReferenceConv};
+pub use int8::{
+    choose_algorithm_int8, qconv2d, quantize_conv_scales, quantized_activation_range,
+    reference_qconv2d, ConvQuant, QConv2d,
+};
 pub use params::{Activation, ConvParams, Nhwc, Padding};
 pub use select::choose_algorithm;
 
