@@ -856,6 +856,23 @@ fn scales_activation_and_auto() {
         quantized_activation_range(Activation::Relu6, 0.05, -10).unwrap(),
         (-10, 110)
     );
+    // Rounded, not truncated: 6 / 0.07 = 85.71 → 86; −1 / 0.07 = −14.29 → −14.
+    assert_eq!(
+        quantized_activation_range(Activation::Relu6, 0.07, 0).unwrap(),
+        (0, 86)
+    );
+    assert_eq!(
+        quantized_activation_range(
+            Activation::Clamp {
+                min: -1.0,
+                max: 1.0
+            },
+            0.07,
+            5
+        )
+        .unwrap(),
+        (-9, 19)
+    );
     // The activation's clamp and an explicit one intersect, then the output type's range.
     let params = ConvParams::new(1, 1, 1, 1).with_activation(Activation::Relu);
     let scale = Scale::PerTensor {
