@@ -214,6 +214,17 @@ impl Row<'_> {
                 // ow_lo..ow_hi; the rest checked.
                 unsafe {
                     let mut ow = ow_lo;
+                    if g.kw == 3 && g.dw == 1 && g.sw == 1 {
+                        while ow + 8 <= ow_hi {
+                            self.interior3::<L, SIGNED, 8, 1>(ow, c, j);
+                            ow += 8;
+                        }
+                    } else if g.kw == 3 && g.dw == 1 && g.sw == 2 {
+                        while ow + 4 <= ow_hi {
+                            self.interior3::<L, SIGNED, 4, 2>(ow, c, j);
+                            ow += 4;
+                        }
+                    }
                     while ow + 8 <= ow_hi {
                         self.interior::<L, SIGNED, 8>(ow, c, j);
                         ow += 8;
@@ -269,6 +280,50 @@ impl Row<'_> {
                 let base = *self.tapbase.add(t);
                 for p in 0..P {
                     a[p] = a[p].madd(L::load_x::<SIGNED>(base.wrapping_offset(off[p])), wv);
+                }
+            }
+            for (p, ap) in a.iter().enumerate() {
+                self.store(*ap, ow + p, c, j);
+            }
+        }
+    }
+
+    /// `P` interior pixels of a 3-wide, undilated kernel at stride `SW` (1 or 2): per kernel
+    /// row, the `(P − 1)·SW + 3` input vectors under the block are loaded once and serve
+    /// all three taps of every pixel that reads them.
+    ///
+    /// # Safety
+    /// As [`Row::interior`]; `kw == 3`, `dw == 1`, `sw == SW`, `(P − 1)·SW + 3 ≤ 17`.
+    #[inline(always)]
+    unsafe fn interior3<L: QLanes, const SIGNED: bool, const P: usize, const SW: usize>(
+        &self,
+        ow: usize,
+        c: usize,
+        j: usize,
+    ) {
+        let g = self.g;
+        let (ch, mult) = (g.input.channels, self.mult);
+        let nx = (P - 1) * SW + 3;
+        let start = self.col(ow) + c as isize;
+        let wj = self.weights.wrapping_add(j * ch + c);
+        // SAFETY: as `interior`: columns ow·SW − left .. + nx are inside the row (the block's
+        // pixels are interior), channels c..c+N; weights and init in range.
+        unsafe {
+            let mut a = [L::load(self.init.add(j * ch + c)); P];
+            for r in 0..g.kh {
+                let row = (*self.tapbase.add(r * 3)).wrapping_offset(start);
+                let mut x = [L::splat(0); 17];
+                for (m, xm) in x.iter_mut().enumerate().take(nx) {
+                    *xm = L::load_x::<SIGNED>(row.add(m * ch));
+                }
+                let w0 = L::load(wj.add(3 * r * mult * ch));
+                let w1 = L::load(wj.add((3 * r + 1) * mult * ch));
+                let w2 = L::load(wj.add((3 * r + 2) * mult * ch));
+                for (p, ap) in a.iter_mut().enumerate() {
+                    *ap = ap
+                        .madd(x[p * SW], w0)
+                        .madd(x[p * SW + 1], w1)
+                        .madd(x[p * SW + 2], w2);
                 }
             }
             for (p, ap) in a.iter().enumerate() {

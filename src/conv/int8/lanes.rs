@@ -100,6 +100,8 @@ pub(crate) trait QLanes: Copy {
     /// `self + x·w16` lane by lane (wrapping), `w16` the low 16 bits of `w` as i16 (its high
     /// 16 bits are zero), `x` in −128..=255.
     fn madd(self, x: Self, w: Self) -> Self;
+    /// Every lane `v`.
+    fn splat(v: i32) -> Self;
 }
 
 /// The weight of a packed lane (low 16 bits as i16).
@@ -140,6 +142,10 @@ impl QLanes for i32 {
     fn madd(self, x: Self, w: Self) -> Self {
         self.wrapping_add(x.wrapping_mul(w16(w)))
     }
+    #[inline(always)]
+    fn splat(v: i32) -> Self {
+        v
+    }
 }
 
 /// Eight lanes in portable Rust.
@@ -175,6 +181,10 @@ impl QLanes for P8 {
             *a = a.wrapping_add(x.wrapping_mul(w16(w)));
         }
         P8(r)
+    }
+    #[inline(always)]
+    fn splat(v: i32) -> Self {
+        P8([v; 8])
     }
 }
 
@@ -221,6 +231,11 @@ mod x86 {
             // SAFETY: AVX2 enabled (type invariant); no memory access.
             unsafe { I32x8(_mm256_add_epi32(self.0, _mm256_madd_epi16(x.0, w.0))) }
         }
+        #[inline(always)]
+        fn splat(v: i32) -> Self {
+            // SAFETY: AVX2 enabled (type invariant); no memory access.
+            unsafe { I32x8(_mm256_set1_epi32(v)) }
+        }
     }
 
     /// Sixteen i32 lanes in a zmm register (AVX-512F/BW).
@@ -266,6 +281,11 @@ mod x86 {
             // SAFETY: AVX-512BW enabled (type invariant); no memory access.
             unsafe { I32x16(_mm512_add_epi32(self.0, _mm512_madd_epi16(x.0, w.0))) }
         }
+        #[inline(always)]
+        fn splat(v: i32) -> Self {
+            // SAFETY: AVX-512F enabled (type invariant); no memory access.
+            unsafe { I32x16(_mm512_set1_epi32(v)) }
+        }
     }
 
     #[cfg(edgemm_avx512_intrinsics)]
@@ -293,6 +313,10 @@ mod x86 {
             // accumulator without saturation.
             // SAFETY: AVX-512 VNNI enabled (type invariant); no memory access.
             unsafe { I32x16Vnni(_mm512_dpwssd_epi32(self.0, x.0, w.0)) }
+        }
+        #[inline(always)]
+        fn splat(v: i32) -> Self {
+            I32x16Vnni(I32x16::splat(v).0)
         }
     }
 }
