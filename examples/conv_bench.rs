@@ -325,7 +325,7 @@ fn main() {
         None => println!("f32 peak, 1 core: not measured on this architecture"),
     }
     let int8_peak = if o.int8 {
-        peak::int8_peak(o.quick)
+        peak::int8_vnni(o.quick).map(|p| (p, "vpdpbusd zmm"))
     } else {
         None
     };
@@ -622,120 +622,5 @@ fn int8_rows(
     }
 }
 
-mod peak {
-    /// GOP/s (2 per multiply-add) of one core running independent `vpdpbusd zmm` (AVX-512
-    /// VNNI: 64 u8×i8 multiply-adds each), and the probe's name; None without VNNI.
-    #[cfg(target_arch = "x86_64")]
-    pub fn int8_peak(quick: bool) -> Option<(f64, &'static str)> {
-        let f = edgemm::cpu_info().features;
-        if !f.contains(edgemm::Features::AVX512F.with(edgemm::Features::AVX512VNNI)) {
-            return None;
-        }
-        let reps = if quick { 3 } else { 7 };
-        Some((
-            (0..reps).map(|_| vnni512(2_000_000)).fold(0.0, f64::max),
-            "vpdpbusd zmm",
-        ))
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    pub fn int8_peak(_quick: bool) -> Option<(f64, &'static str)> {
-        None
-    }
-
-    /// 24 independent zmm vpdpbusd chains.
-    #[cfg(target_arch = "x86_64")]
-    fn vnni512(iters: u64) -> f64 {
-        let t = std::time::Instant::now();
-        // SAFETY: only run when the CPU has AVX-512F and VNNI (checked by the caller);
-        // touches only the named vector registers and the counter.
-        unsafe {
-            core::arch::asm!(
-                "vpxord zmm30, zmm30, zmm30",
-                "vpxord zmm31, zmm31, zmm31",
-                "2:",
-                "vpdpbusd zmm0, zmm30, zmm31", "vpdpbusd zmm1, zmm30, zmm31",
-                "vpdpbusd zmm2, zmm30, zmm31", "vpdpbusd zmm3, zmm30, zmm31",
-                "vpdpbusd zmm4, zmm30, zmm31", "vpdpbusd zmm5, zmm30, zmm31",
-                "vpdpbusd zmm6, zmm30, zmm31", "vpdpbusd zmm7, zmm30, zmm31",
-                "vpdpbusd zmm8, zmm30, zmm31", "vpdpbusd zmm9, zmm30, zmm31",
-                "vpdpbusd zmm10, zmm30, zmm31", "vpdpbusd zmm11, zmm30, zmm31",
-                "vpdpbusd zmm12, zmm30, zmm31", "vpdpbusd zmm13, zmm30, zmm31",
-                "vpdpbusd zmm14, zmm30, zmm31", "vpdpbusd zmm15, zmm30, zmm31",
-                "vpdpbusd zmm16, zmm30, zmm31", "vpdpbusd zmm17, zmm30, zmm31",
-                "vpdpbusd zmm18, zmm30, zmm31", "vpdpbusd zmm19, zmm30, zmm31",
-                "vpdpbusd zmm20, zmm30, zmm31", "vpdpbusd zmm21, zmm30, zmm31",
-                "vpdpbusd zmm22, zmm30, zmm31", "vpdpbusd zmm23, zmm30, zmm31",
-                "dec {n}",
-                "jnz 2b",
-                "vzeroupper",
-                n = inout(reg) iters => _,
-                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-                out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
-                out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _,
-                out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
-                out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
-                out("zmm30") _, out("zmm31") _,
-                options(nostack, nomem),
-            );
-        }
-        (iters * 24 * 64 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9
-    }
-
-    /// GFLOP/s of one core running independent FMAs, and which probe gave it.
-    #[cfg(target_arch = "x86_64")]
-    pub fn f32_peak(quick: bool) -> Option<(f64, &'static str)> {
-        let f = edgemm::cpu_info().features;
-        let reps = if quick { 3 } else { 7 };
-        if f.contains(edgemm::Features::AVX512F) {
-            return Some((
-                (0..reps).map(|_| fma512(2_000_000)).fold(0.0, f64::max),
-                "vfmadd231ps zmm",
-            ));
-        }
-        None
-    }
-
-    #[cfg(not(target_arch = "x86_64"))]
-    pub fn f32_peak(_quick: bool) -> Option<(f64, &'static str)> {
-        None
-    }
-
-    /// 24 independent zmm FMA chains.
-    #[cfg(target_arch = "x86_64")]
-    fn fma512(iters: u64) -> f64 {
-        let t = std::time::Instant::now();
-        // SAFETY: only run when the CPU has AVX-512F (checked by the caller); touches only
-        // the named vector registers and the counter.
-        unsafe {
-            core::arch::asm!(
-                "vxorps xmm0, xmm0, xmm0",
-                "2:",
-                "vfmadd231ps zmm0, zmm30, zmm31", "vfmadd231ps zmm1, zmm30, zmm31",
-                "vfmadd231ps zmm2, zmm30, zmm31", "vfmadd231ps zmm3, zmm30, zmm31",
-                "vfmadd231ps zmm4, zmm30, zmm31", "vfmadd231ps zmm5, zmm30, zmm31",
-                "vfmadd231ps zmm6, zmm30, zmm31", "vfmadd231ps zmm7, zmm30, zmm31",
-                "vfmadd231ps zmm8, zmm30, zmm31", "vfmadd231ps zmm9, zmm30, zmm31",
-                "vfmadd231ps zmm10, zmm30, zmm31", "vfmadd231ps zmm11, zmm30, zmm31",
-                "vfmadd231ps zmm12, zmm30, zmm31", "vfmadd231ps zmm13, zmm30, zmm31",
-                "vfmadd231ps zmm14, zmm30, zmm31", "vfmadd231ps zmm15, zmm30, zmm31",
-                "vfmadd231ps zmm16, zmm30, zmm31", "vfmadd231ps zmm17, zmm30, zmm31",
-                "vfmadd231ps zmm18, zmm30, zmm31", "vfmadd231ps zmm19, zmm30, zmm31",
-                "vfmadd231ps zmm20, zmm30, zmm31", "vfmadd231ps zmm21, zmm30, zmm31",
-                "vfmadd231ps zmm22, zmm30, zmm31", "vfmadd231ps zmm23, zmm30, zmm31",
-                "dec {n}",
-                "jnz 2b",
-                "vzeroupper",
-                n = inout(reg) iters => _,
-                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
-                out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
-                out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _, out("zmm14") _,
-                out("zmm15") _, out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
-                out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
-                out("zmm30") _, out("zmm31") _,
-                options(nostack, nomem),
-            );
-        }
-        (iters * 24 * 32) as f64 / t.elapsed().as_secs_f64() / 1e9
-    }
-}
+#[path = "common/peak.rs"]
+mod peak;

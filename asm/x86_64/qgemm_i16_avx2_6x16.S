@@ -16,6 +16,8 @@
  *   Reads: m rows of A' and 64 bytes of B' per k-group; row_off[0..m), col_off[0..16).
  *   Writes: only the m×n tile (columns past n through vpmaskmovd).
  *
+ * The A row addressing, the k loop and the per-m paths come from tile6_avx2.inc (shared
+ * by the two AVX2 kernels).
  * Registers: ymm0..ymm11 accumulators (row i in ymm(2i) = columns 0-7, ymm(2i+1) = 8-15);
  *   ymm12/13 the B' group; ymm14 the broadcast A' pair; ymm15 the vpmaddwd product. In the
  *   epilogue ymm12/13 hold the column masks, ymm14/15 row_off and C. A row i at
@@ -41,69 +43,30 @@
 #define ARG_ROW_OFF 80
 #define ARG_COL_OFF 88
 #define ARG_FLAGS   96
+#define ARG_COUNT ARG_KG
+#define BCAST_INSN vpbroadcastd
+#define ZERO_INSN vpxor
+#define T6_T0 14
+#define T6_T1 14
 
-.macro RW o, r0, r1, m
- .if \o < \m
-  .if \o == 0
-        vpbroadcastd ymm14, [rax]
-  .elseif \o == 1
-        vpbroadcastd ymm14, [rax + r8]
-  .elseif \o == 2
-        vpbroadcastd ymm14, [rax + r8*2]
-  .elseif \o == 3
-        vpbroadcastd ymm14, [rax + r10]
-  .elseif \o == 4
-        vpbroadcastd ymm14, [rax + r8*4]
-  .else
-        vpbroadcastd ymm14, [rax + r11]
-  .endif
-        vpmaddwd ymm15, ymm14, ymm12
-        vpaddd ymm\r0, ymm\r0, ymm15
-        vpmaddwd ymm15, ymm14, ymm13
-        vpaddd ymm\r1, ymm\r1, ymm15
- .endif
-.endm
-
-.macro KSTEP m
+/* One k-group of B' (16 columns × 2 i16). */
+.macro LOADB
         vmovdqu ymm12, [rsi]
         vmovdqu ymm13, [rsi + 32]
-        RW 0, 0, 1, \m
-        RW 1, 2, 3, \m
-        RW 2, 4, 5, \m
-        RW 3, 6, 7, \m
-        RW 4, 8, 9, \m
-        RW 5, 10, 11, \m
-        add rsi, rdx
-        add rax, r9
 .endm
 
-.macro VARIANT m
-.Lm\m:
- .irp r, 0,1,2,3,4,5,6,7,8,9,10,11
-  .if \r < 2 * \m
-        vpxor ymm\r, ymm\r, ymm\r
-  .endif
- .endr
-        mov rcx, [rdi + ARG_KG]
-        cmp rcx, 4
-        jb .Lrem\m
-        .p2align 5
-.Lloop\m:
-        KSTEP \m
-        KSTEP \m
-        KSTEP \m
-        KSTEP \m
-        sub rcx, 4
-        cmp rcx, 4
-        jae .Lloop\m
-.Lrem\m:
-        test rcx, rcx
-        jz .Ltail\m
-.Lrone\m:
-        KSTEP \m
-        dec rcx
-        jnz .Lrone\m
-.Ltail\m:
+/* The row's i16 pair products (A' pair broadcast in ymm t) summed into i32: vpmaddwd into
+   the temporary ymm15, then vpaddd. */
+.macro MAC r0, r1, t
+        vpmaddwd ymm15, ymm\t, ymm12
+        vpaddd ymm\r0, ymm\r0, ymm15
+        vpmaddwd ymm15, ymm\t, ymm13
+        vpaddd ymm\r1, ymm\r1, ymm15
+.endm
+
+/* Epilogue of an m-row tile: rcx = C row m-1, r8 = c_rs, r9 = &row_off[m-1], rsi = col_off,
+   column masks in ymm12/13 when n < 16; then enter the matching store sequence. */
+.macro TAIL m
         mov r8, [rdi + ARG_C_RS]
         mov rcx, [rdi + ARG_C]
         mov r9, [rdi + ARG_ROW_OFF]
@@ -130,6 +93,9 @@
         jz .Lstm_\m
         jmp .Lacm_\m
 .endm
+
+#include "x86_64/tile6_avx2.inc"
+
 
 /* rsi = col_off, r9 = &row_off[i], rcx = C row i. */
 .macro STROW r0, r1, acc, masked
@@ -177,31 +143,12 @@ EDGEMM_SYM(qgemm_i16_avx2_6x16):
         mov rsi, [rdi + ARG_B]
         mov rdx, [rdi + ARG_B_KS]
         mov r8, [rdi + ARG_A_RS]
-        mov r9, [rdi + ARG_A_KS]
         lea r10, [r8 + r8*2]
         lea r11, [r8 + r8*4]
         mov rax, [rdi + ARG_A]
-        mov rcx, [rdi + ARG_M]
-        cmp rcx, 6
-        je .Lm6
-        cmp rcx, 5
-        je .Lm5
-        cmp rcx, 4
-        je .Lm4
-        cmp rcx, 3
-        je .Lm3
-        cmp rcx, 2
-        je .Lm2
-        cmp rcx, 1
-        je .Lm1
-        jmp .Ldone
+        T6_DISPATCH
 
-        VARIANT 6
-        VARIANT 5
-        VARIANT 4
-        VARIANT 3
-        VARIANT 2
-        VARIANT 1
+        T6_VARIANTS
 
         SEQ stf, 0, 0
         SEQ acf, 1, 0

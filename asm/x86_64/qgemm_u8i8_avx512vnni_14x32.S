@@ -16,7 +16,8 @@
  *   zmm30/31 the B' group; zmm28/29 the broadcast A' dword (alternating by row); in the
  *   epilogue zmm30/31 hold col_off and zmm28/29 row_off and C. Each k-group: 2 loads of B',
  *   m vpbroadcastd, 2m vpdpbusd (u8 × s8, 64 multiply-adds each).
- *   A row addresses: rows 0-5 off rax, 6-11 off rbx, 12-13 off rbp, as
+ *   A row addresses, the k loop and the per-m paths come from tile14_avx512.inc (shared with
+ *   the f32 AVX-512 kernel): rows 0-5 off rax, 6-11 off rbx, 12-13 off rbp, as
  *   base + {0, 1, 2, 3, 4, 5} * a_rs with r8 = a_rs, r10 = 3*a_rs, r11 = 5*a_rs.
  *   rsi = B', rdx = b_ks, r9 = a_ks, rcx = k-group counter, r12 = C row (prefetch).
  * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1, k2, flags. Saves rbx, rbp, r12.
@@ -40,109 +41,25 @@
 #define ARG_ROW_OFF 80
 #define ARG_COL_OFF 88
 #define ARG_FLAGS   96
+#define ARG_COUNT ARG_KG
+#define BCAST_INSN vpbroadcastd
+#define ZERO_INSN vpxord
 
-/* Row (base, offset o in 0..5): broadcast A' into zmm t, two vpdpbusd into r0, r1. */
-.macro RDB base, o, r0, r1, t
- .if \o == 0
-        vpbroadcastd zmm\t, [\base]
- .elseif \o == 1
-        vpbroadcastd zmm\t, [\base + r8]
- .elseif \o == 2
-        vpbroadcastd zmm\t, [\base + r8*2]
- .elseif \o == 3
-        vpbroadcastd zmm\t, [\base + r10]
- .elseif \o == 4
-        vpbroadcastd zmm\t, [\base + r8*4]
- .else
-        vpbroadcastd zmm\t, [\base + r11]
- .endif
+/* One k-group of B' (32 columns × 4 bytes). */
+.macro LOADB
+        vmovdqu32 zmm30, [rsi]
+        vmovdqu32 zmm31, [rsi + 64]
+.endm
+
+/* The row's two dot products: u8 A' (broadcast in zmm t) × s8 B'. */
+.macro MAC r0, r1, t
         vpdpbusd zmm\r0, zmm\t, zmm30
         vpdpbusd zmm\r1, zmm\t, zmm31
 .endm
 
-.macro RD i, r0, r1, m, t
- .if \i < \m
-  .if \i < 6
-        RDB rax, (\i), \r0, \r1, \t
-  .elseif \i < 12
-        RDB rbx, (\i - 6), \r0, \r1, \t
-  .else
-        RDB rbp, (\i - 12), \r0, \r1, \t
-  .endif
- .endif
-.endm
-
-/* One k-group: load B', 2m vpdpbusd, advance. */
-.macro KSTEP m
-        vmovdqu32 zmm30, [rsi]
-        vmovdqu32 zmm31, [rsi + 64]
-        RD 0, 0, 1, \m, 28
-        RD 1, 2, 3, \m, 29
-        RD 2, 4, 5, \m, 28
-        RD 3, 6, 7, \m, 29
-        RD 4, 8, 9, \m, 28
-        RD 5, 10, 11, \m, 29
-        RD 6, 12, 13, \m, 28
-        RD 7, 14, 15, \m, 29
-        RD 8, 16, 17, \m, 28
-        RD 9, 18, 19, \m, 29
-        RD 10, 20, 21, \m, 28
-        RD 11, 22, 23, \m, 29
-        RD 12, 24, 25, \m, 28
-        RD 13, 26, 27, \m, 29
-        add rsi, rdx
-        add rax, r9
- .if \m > 6
-        add rbx, r9
- .endif
- .if \m > 12
-        add rbp, r9
- .endif
-.endm
-
-.macro VARIANT m
-.Lm\m:
- .irp r, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27
-  .if \r < 2 * \m
-        vpxord zmm\r, zmm\r, zmm\r
-  .endif
- .endr
-        mov r12, [rdi + ARG_C]
-        mov rcx, [rdi + ARG_C_RS]
- .rept \m
-        prefetchw [r12]
-        prefetchw [r12 + 124]
-        add r12, rcx
- .endr
-        mov rcx, [rdi + ARG_KG]
- .if \m > 6
-        lea rbx, [rax + r8*4]
-        lea rbx, [rbx + r8*2]
- .endif
- .if \m > 12
-        lea rbp, [rbx + r8*4]
-        lea rbp, [rbp + r8*2]
- .endif
-        cmp rcx, 4
-        jb .Lrem\m
-        .p2align 5
-.Lloop\m:
-        KSTEP \m
-        KSTEP \m
-        KSTEP \m
-        KSTEP \m
-        sub rcx, 4
-        cmp rcx, 4
-        jae .Lloop\m
-.Lrem\m:
-        test rcx, rcx
-        jz .Ltail\m
-.Lrone\m:
-        KSTEP \m
-        dec rcx
-        jnz .Lrone\m
-.Ltail\m:
-        /* epilogue: rcx = C row m-1, r8 = c_rs, r9 = &row_off[m-1]; enter at row m-1 */
+/* Epilogue of an m-row tile: rcx = C row m-1, r8 = c_rs, r9 = &row_off[m-1], col_off in
+   zmm30/31, column masks in k1/k2 when n < 32; then enter the matching store sequence. */
+.macro TAIL m
         mov r8, [rdi + ARG_C_RS]
         mov rcx, [rdi + ARG_C]
         mov r9, [rdi + ARG_ROW_OFF]
@@ -173,6 +90,8 @@
         jz .Lstm_\m
         jmp .Lacm_\m
 .endm
+
+#include "x86_64/tile14_avx512.inc"
 
 /* Add the offsets to row accumulators r0/r1, add C if accumulating, store, step up. */
 .macro STROW r0, r1, acc, masked
@@ -235,51 +154,9 @@ EDGEMM_SYM(qgemm_u8i8_avx512vnni_14x32):
         lea r10, [r8 + r8*2]
         lea r11, [r8 + r8*4]
         mov rax, [rdi + ARG_A]
-        mov rcx, [rdi + ARG_M]
-        cmp rcx, 14
-        je .Lm14
-        cmp rcx, 13
-        je .Lm13
-        cmp rcx, 12
-        je .Lm12
-        cmp rcx, 11
-        je .Lm11
-        cmp rcx, 10
-        je .Lm10
-        cmp rcx, 9
-        je .Lm9
-        cmp rcx, 8
-        je .Lm8
-        cmp rcx, 7
-        je .Lm7
-        cmp rcx, 6
-        je .Lm6
-        cmp rcx, 5
-        je .Lm5
-        cmp rcx, 4
-        je .Lm4
-        cmp rcx, 3
-        je .Lm3
-        cmp rcx, 2
-        je .Lm2
-        cmp rcx, 1
-        je .Lm1
-        jmp .Ldone
+        T14_DISPATCH
 
-        VARIANT 14
-        VARIANT 13
-        VARIANT 12
-        VARIANT 11
-        VARIANT 10
-        VARIANT 9
-        VARIANT 8
-        VARIANT 7
-        VARIANT 6
-        VARIANT 5
-        VARIANT 4
-        VARIANT 3
-        VARIANT 2
-        VARIANT 1
+        T14_VARIANTS
 
         SEQ stf, 0, 0
         SEQ acf, 1, 0

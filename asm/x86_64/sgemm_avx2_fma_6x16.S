@@ -12,6 +12,8 @@
  *   (the driver zero-pads the last B sliver) — no other over-read. Writes: only the m×n tile
  *   (columns past n use vmaskmovps, which neither reads nor writes masked-off lanes).
  *
+ * The A row addressing, the k loop and the per-m paths come from tile6_avx2.inc (shared
+ * by the two AVX2 kernels).
  * Registers: ymm0..ymm11 accumulators (row i in ymm(2i), ymm(2i+1)); ymm12/13 the B row;
  *   ymm14/15 broadcasts of A (alternating, so consecutive rows do not wait on one register).
  *   A row i at rax + {0, 1, 2, 3, 4, 5}*a_rs via r8 = a_rs, r10 = 3*a_rs, r11 = 5*a_rs.
@@ -38,76 +40,27 @@
 #define ARG_N     72
 #define ARG_ALPHA 80
 #define ARG_BETA  84
+#define ARG_COUNT ARG_K
+#define BCAST_INSN vbroadcastss
+#define ZERO_INSN vxorps
+#define T6_T0 14
+#define T6_T1 15
 
-/* Row i (offset o = i) of the tile: broadcast A[i, p] into ymm t, two FMAs. */
-.macro RF o, r0, r1, t, m
- .if \o < \m
-  .if \o == 0
-        vbroadcastss ymm\t, [rax]
-  .elseif \o == 1
-        vbroadcastss ymm\t, [rax + r8]
-  .elseif \o == 2
-        vbroadcastss ymm\t, [rax + r8*2]
-  .elseif \o == 3
-        vbroadcastss ymm\t, [rax + r10]
-  .elseif \o == 4
-        vbroadcastss ymm\t, [rax + r8*4]
-  .else
-        vbroadcastss ymm\t, [rax + r11]
-  .endif
-        vfmadd231ps ymm\r0, ymm12, ymm\t
-        vfmadd231ps ymm\r1, ymm13, ymm\t
- .endif
-.endm
-
-.macro KSTEP m
+/* One k step of B (two ymm). */
+.macro LOADB
         vmovups ymm12, [rsi]
         vmovups ymm13, [rsi + 32]
-        RF 0, 0, 1, 14, \m
-        RF 1, 2, 3, 15, \m
-        RF 2, 4, 5, 14, \m
-        RF 3, 6, 7, 15, \m
-        RF 4, 8, 9, 14, \m
-        RF 5, 10, 11, 15, \m
-        add rsi, rdx
-        add rax, r9
 .endm
 
-.macro VARIANT m
-.Lm\m:
- .irp r, 0,1,2,3,4,5,6,7,8,9,10,11
-  .if \r < 2 * \m
-        vxorps ymm\r, ymm\r, ymm\r
-  .endif
- .endr
-        mov r9, [rdi + ARG_C]
-        mov rcx, [rdi + ARG_C_RS]
- .rept \m
-        prefetchw [r9]
-        prefetchw [r9 + 60]
-        add r9, rcx
- .endr
-        mov r9, [rdi + ARG_A_KS]
-        mov rcx, [rdi + ARG_K]
-        cmp rcx, 4
-        jb .Lrem\m
-        .p2align 5
-.Lloop\m:
-        KSTEP \m
-        KSTEP \m
-        KSTEP \m
-        KSTEP \m
-        sub rcx, 4
-        cmp rcx, 4
-        jae .Lloop\m
-.Lrem\m:
-        test rcx, rcx
-        jz .Ltail\m
-.Lrone\m:
-        KSTEP \m
-        dec rcx
-        jnz .Lrone\m
-.Ltail\m:
+/* The row's two FMAs with the broadcast A element in ymm t. */
+.macro MAC r0, r1, t
+        vfmadd231ps ymm\r0, ymm12, ymm\t
+        vfmadd231ps ymm\r1, ymm13, ymm\t
+.endm
+
+/* Epilogue of an m-row tile: rcx = C row m-1, r8 = c_rs, column masks in ymm14/15 when
+   n < 16; then enter the matching store sequence at row m-1. */
+.macro TAIL m
         mov r8, [rdi + ARG_C_RS]
         mov rcx, [rdi + ARG_C]
  .if \m > 1
@@ -132,6 +85,9 @@
         jz .Lb0m_\m
         jmp .Lbxm_\m
 .endm
+
+#include "x86_64/tile6_avx2.inc"
+
 
 /* Scale a row by alpha ([rsp]), add beta ([rsp+32]) * C unless beta0, store, step up. */
 .macro STROW r0, r1, beta0, masked
@@ -183,27 +139,9 @@ EDGEMM_SYM(sgemm_avx2_fma_6x16):
         lea r10, [r8 + r8*2]
         lea r11, [r8 + r8*4]
         mov rax, [rdi + ARG_A]
-        mov rcx, [rdi + ARG_M]
-        cmp rcx, 6
-        je .Lm6
-        cmp rcx, 5
-        je .Lm5
-        cmp rcx, 4
-        je .Lm4
-        cmp rcx, 3
-        je .Lm3
-        cmp rcx, 2
-        je .Lm2
-        cmp rcx, 1
-        je .Lm1
-        jmp .Ldone
+        T6_DISPATCH
 
-        VARIANT 6
-        VARIANT 5
-        VARIANT 4
-        VARIANT 3
-        VARIANT 2
-        VARIANT 1
+        T6_VARIANTS
 
         SEQ b0f, 1, 0
         SEQ bxf, 0, 0

@@ -20,7 +20,8 @@
  *   C in the epilogue). Each k step: 2 loads of B, m vbroadcastss, 2m register FMAs.
  *   (Broadcasting inside each FMA with {1to16} instead doubles the loads and measured
  *   ~93% of peak on Zen 5, against ~99.6% for this form.)
- *   A row addresses: rows 0-5 off rax, 6-11 off rbx, 12-13 off rbp, as
+ *   A row addresses, the k loop and the per-m paths come from tile14_avx512.inc (shared with
+ *   the int8 VNNI kernel): rows 0-5 off rax, 6-11 off rbx, 12-13 off rbp, as
  *   base + {0, 1, 2, 3, 4, 5} * a_rs using r8 = a_rs, r10 = 3*a_rs, r11 = 5*a_rs.
  *   rsi = B, rdx = b_ks, r9 = a_ks, rcx = k counter, r13 = b_pf, r12 = C row (prefetch).
  * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1, k2, flags. Saves rbx, rbp, r12, r13.
@@ -44,114 +45,27 @@
 #define ARG_ALPHA 80
 #define ARG_BETA  84
 #define ARG_B_PF  88
+#define ARG_COUNT ARG_K
+#define BCAST_INSN vbroadcastss
+#define ZERO_INSN vxorps
 
-/* Row (base, offset o in 0..5): broadcast A into zmm t, two FMAs into r0, r1. */
-.macro RFB base, o, r0, r1, t
- .if \o == 0
-        vbroadcastss zmm\t, [\base]
- .elseif \o == 1
-        vbroadcastss zmm\t, [\base + r8]
- .elseif \o == 2
-        vbroadcastss zmm\t, [\base + r8*2]
- .elseif \o == 3
-        vbroadcastss zmm\t, [\base + r10]
- .elseif \o == 4
-        vbroadcastss zmm\t, [\base + r8*4]
- .else
-        vbroadcastss zmm\t, [\base + r11]
- .endif
+/* One k step of B (two zmm), and the prefetch of the next micro-panel's row. */
+.macro LOADB
+        vmovups zmm30, [rsi]
+        vmovups zmm31, [rsi + 64]
+        prefetcht0 [rsi + r13]
+        prefetcht0 [rsi + r13 + 64]
+.endm
+
+/* Row's two FMAs with the broadcast A element in zmm t. */
+.macro MAC r0, r1, t
         vfmadd231ps zmm\r0, zmm30, zmm\t
         vfmadd231ps zmm\r1, zmm31, zmm\t
 .endm
 
-/* Row i of an m-row tile. */
-.macro RF i, r0, r1, m, t
- .if \i < \m
-  .if \i < 6
-        RFB rax, (\i), \r0, \r1, \t
-  .elseif \i < 12
-        RFB rbx, (\i - 6), \r0, \r1, \t
-  .else
-        RFB rbp, (\i - 12), \r0, \r1, \t
-  .endif
- .endif
-.endm
-
-/* One k step of an m-row tile: load the B row, 2m FMAs, advance the pointers. */
-.macro KSTEP m
-        vmovups zmm30, [rsi]
-        vmovups zmm31, [rsi + 64]
-        RF 0, 0, 1, \m, 28
-        RF 1, 2, 3, \m, 29
-        RF 2, 4, 5, \m, 28
-        RF 3, 6, 7, \m, 29
-        RF 4, 8, 9, \m, 28
-        RF 5, 10, 11, \m, 29
-        RF 6, 12, 13, \m, 28
-        RF 7, 14, 15, \m, 29
-        RF 8, 16, 17, \m, 28
-        RF 9, 18, 19, \m, 29
-        RF 10, 20, 21, \m, 28
-        RF 11, 22, 23, \m, 29
-        RF 12, 24, 25, \m, 28
-        RF 13, 26, 27, \m, 29
-        prefetcht0 [rsi + r13]
-        prefetcht0 [rsi + r13 + 64]
-        add rsi, rdx
-        add rax, r9
- .if \m > 6
-        add rbx, r9
- .endif
- .if \m > 12
-        add rbp, r9
- .endif
-.endm
-
-/* The whole path for an m-row tile: zero, prefetch C, k loop, then the epilogue entry. */
-.macro VARIANT m
-.Lm\m:
- .irp r, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27
-  .if \r < 2 * \m
-        vxorps zmm\r, zmm\r, zmm\r
-  .endif
- .endr
-        /* prefetch the C tile for writing while the loop runs */
-        mov r12, [rdi + ARG_C]
-        mov rcx, [rdi + ARG_C_RS]
- .rept \m
-        prefetchw [r12]
-        prefetchw [r12 + 124]
-        add r12, rcx
- .endr
-        mov rcx, [rdi + ARG_K]
- .if \m > 6
-        lea rbx, [rax + r8*4]
-        lea rbx, [rbx + r8*2]
- .endif
- .if \m > 12
-        lea rbp, [rbx + r8*4]
-        lea rbp, [rbp + r8*2]
- .endif
-        cmp rcx, 4
-        jb .Lrem\m
-        .p2align 5
-.Lloop\m:
-        KSTEP \m
-        KSTEP \m
-        KSTEP \m
-        KSTEP \m
-        sub rcx, 4
-        cmp rcx, 4
-        jae .Lloop\m
-.Lrem\m:
-        test rcx, rcx
-        jz .Ltail\m
-.Lrone\m:
-        KSTEP \m
-        dec rcx
-        jnz .Lrone\m
-.Ltail\m:
-        /* epilogue: rcx = C row m-1, r8 = c_rs; then enter the store sequence at row m-1 */
+/* Epilogue of an m-row tile: rcx = C row m-1, r8 = c_rs, alpha/beta broadcast in zmm30/31,
+   column masks in k1/k2 when n < 32; then enter the matching store sequence at row m-1. */
+.macro TAIL m
         mov r8, [rdi + ARG_C_RS]
         mov rcx, [rdi + ARG_C]
  .if \m > 1
@@ -179,6 +93,8 @@
         jz .Lb0m_\m
         jmp .Lbxm_\m
 .endm
+
+#include "x86_64/tile14_avx512.inc"
 
 /* Scale row i by alpha, add beta*C unless beta0, store (masked if masked), step up a row. */
 .macro STROW r0, r1, beta0, masked
@@ -240,51 +156,9 @@ EDGEMM_SYM(sgemm_avx512f_14x32):
         lea r10, [r8 + r8*2]
         lea r11, [r8 + r8*4]
         mov rax, [rdi + ARG_A]
-        mov rcx, [rdi + ARG_M]
-        cmp rcx, 14
-        je .Lm14
-        cmp rcx, 13
-        je .Lm13
-        cmp rcx, 12
-        je .Lm12
-        cmp rcx, 11
-        je .Lm11
-        cmp rcx, 10
-        je .Lm10
-        cmp rcx, 9
-        je .Lm9
-        cmp rcx, 8
-        je .Lm8
-        cmp rcx, 7
-        je .Lm7
-        cmp rcx, 6
-        je .Lm6
-        cmp rcx, 5
-        je .Lm5
-        cmp rcx, 4
-        je .Lm4
-        cmp rcx, 3
-        je .Lm3
-        cmp rcx, 2
-        je .Lm2
-        cmp rcx, 1
-        je .Lm1
-        jmp .Ldone
+        T14_DISPATCH
 
-        VARIANT 14
-        VARIANT 13
-        VARIANT 12
-        VARIANT 11
-        VARIANT 10
-        VARIANT 9
-        VARIANT 8
-        VARIANT 7
-        VARIANT 6
-        VARIANT 5
-        VARIANT 4
-        VARIANT 3
-        VARIANT 2
-        VARIANT 1
+        T14_VARIANTS
 
         SEQ b0f, 1, 0
         SEQ bxf, 0, 0

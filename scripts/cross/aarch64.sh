@@ -5,7 +5,10 @@
 #   -cpu cortex-a53  plain ARMv8.0 (NEON only), so the fallbacks of the dotprod/i8mm kernels
 #                    run and those kernels are reported as skipped.
 # Then the kernel battery once more through the no-`std` (alloc only) and no-`alloc` driver
-# paths, as scripts/test-all.sh does on the host (kernels chosen from target features there).
+# paths, as scripts/test-all.sh does on the host (kernels chosen from target features there):
+# on cortex-a53 with the baseline features, and (alloc only, the AArch64 int8 kernels) on
+# max built with `-C target-feature=+dotprod,+i8mm`, so the sdot and smmla kernels run
+# through those paths too.
 #
 # Called as `scripts/test-cross.sh aarch64`. Installs what it needs when missing (apt-get, as
 # root or through sudo), builds with Debian's toolchain (rustc-web + its library source,
@@ -71,11 +74,22 @@ export CARGO_PROFILE_TEST_DEBUG=0
 cargo=(/usr/bin/cargo test --target "$TARGET" -Zbuild-std=std,panic_unwind)
 nostd_alloc=(--no-default-features --features alloc --test kernel_battery)
 nostd_none=(--no-default-features --test kernel_battery)
+# The no-std build with the extensions on at compile time: only this crate's units for the
+# target get the flag (a workspace wrapper; RUSTFLAGS would rebuild std), and they get their
+# own artifact hashes, so the builds do not overwrite each other.
+ext_features=+dotprod,+i8mm
+with_ext=(env RUSTC_WORKSPACE_WRAPPER="$root/scripts/lib/rustc-target-features.sh"
+          EDGEMM_WRAP_TARGET="$TARGET" EDGEMM_WRAP_FEATURES="$ext_features")
+run_ext=0
+for cpu in "${cpus[@]}"; do [ "$cpu" = max ] && run_ext=1; done
 
 echo "aarch64: building the tests"
 "${cargo[@]}" --quiet --no-run
 "${cargo[@]}" --quiet --no-run "${nostd_alloc[@]}"
 "${cargo[@]}" --quiet --no-run "${nostd_none[@]}"
+if [ $run_ext = 1 ]; then
+    "${with_ext[@]}" "${cargo[@]}" --quiet --no-run "${nostd_alloc[@]}"
+fi
 built=$SECONDS
 
 # ---- run ---------------------------------------------------------------------------------
@@ -83,16 +97,22 @@ logdir="$CARGO_TARGET_DIR/logs"
 mkdir -p "$logdir"
 declare -A summary
 
-# run <cpu> <log name> <cargo test args...>: runs under `qemu-aarch64 -cpu <cpu>`, output to
-# the terminal and the log; stops the script on failure.
+# run [env NAME=value...] <cpu> <log name> <cargo test args...>: runs under
+# `qemu-aarch64 -cpu <cpu>`, output to the terminal and the log; stops the script on failure.
 run() {
+    local pre=()
+    if [ "$1" = env ]; then
+        pre=(env)
+        shift
+        while [[ "$1" == *=* ]]; do pre+=("$1"); shift; done
+    fi
     local cpu="$1" name="$2"
     shift 2
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L $SYSROOT -cpu $cpu"
     # Tests that start a copy of themselves need the emulator too (no binfmt_misc needed).
     export EDGEMM_TEST_RUNNER="$CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER"
     local log="$logdir/$name.log" t0=$SECONDS
-    if ! "${cargo[@]}" "$@" 2>&1 | tee "$log"; then
+    if ! "${pre[@]}" "${cargo[@]}" "$@" 2>&1 | tee "$log"; then
         echo "aarch64: FAILED: cargo test $* under -cpu $cpu (log: $log)" >&2
         exit 1
     fi
@@ -118,6 +138,13 @@ echo "== aarch64: kernel battery without std (alloc only), -cpu $last"
 run "$last" "$last-nostd-alloc" "${nostd_alloc[@]}"
 echo "== aarch64: kernel battery without alloc, -cpu $last"
 run "$last" "$last-noalloc" "${nostd_none[@]}"
+if [ $run_ext = 1 ]; then
+    # Only the AArch64 int8 kernels: the others do not depend on these features and already
+    # ran without std above.
+    echo "== aarch64: int8 kernel battery without std (alloc only), built with $ext_features," \
+        "-cpu max"
+    run "${with_ext[@]}" max max-nostd-alloc-dotprod-i8mm "${nostd_alloc[@]}" -- qgemm_i8_neon
+fi
 
 echo "== aarch64 summary (build $((built - start)) s, total $((SECONDS - start)) s)"
 for name in "${names[@]}"; do

@@ -1,12 +1,12 @@
 //! AArch64 kernels: the assembly micro-kernels in `asm/aarch64/` and the NEON vector-matrix
-//! (m = 1) path. NEON (Advanced SIMD) is part of the AArch64 base ABI, so these need no
-//! feature beyond the target's baseline.
+//! (m = 1) path. NEON (Advanced SIMD) is part of the AArch64 base ABI; the int8 kernels on
+//! `sdot` (dotprod) and `smmla` (i8mm) need those extensions too (the kernel table says so).
 
 use super::f32::SgemmArgs;
 use core::arch::aarch64::*;
 
 macro_rules! asm_kernels {
-    ($($name:ident),* $(,)?) => {
+    ($args:ty: $($name:ident),* $(,)?) => {
         extern "C" {
             $(
                 #[link_name = concat!(
@@ -14,13 +14,18 @@ macro_rules! asm_kernels {
                     env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
                     "_", stringify!($name)
                 )]
-                pub(crate) fn $name(args: *const SgemmArgs);
+                pub(crate) fn $name(args: *const $args);
             )*
         }
     };
 }
 
-asm_kernels!(sgemm_neon_8x12);
+asm_kernels!(SgemmArgs: sgemm_neon_8x12);
+asm_kernels!(super::int8::QgemmArgs:
+    qgemm_i8_neon_i8mm_8x12,
+    qgemm_i8_neon_dot_8x12,
+    qgemm_i8_neon_6x8,
+);
 
 /// y = α·xᵀB + β·y with NEON (see [`super::f32::GemvFn`]).
 ///

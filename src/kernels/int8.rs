@@ -22,9 +22,15 @@ pub(crate) enum QFormat {
     /// Bytes, k in groups of 4: A' unsigned (u8 as is, i8 + 128), B' i8. x86 `vpdpbusd`.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     U8x4,
-    /// Bytes, k in groups of 4: A' signed (i8 as is, u8 − 128), B' i8. Arm `sdot`.
-    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    /// Bytes, k in groups of 4: A' signed (i8 as is, u8 − 128), B' i8. Arm `sdot`, and the
+    /// ARMv8.0 `smull` + `sadalp` kernel.
+    #[cfg_attr(not(all(target_arch = "aarch64", edgemm_asm)), allow(dead_code))]
     I8x4,
+    /// Bytes, k in groups of 8: A' signed, B' i8. Arm `smmla` (i8mm): with the packed
+    /// layout `[group][MR or NR][8]`, rows 2p and 2p+1 of a group are the 16 bytes of one
+    /// `smmla` operand (a 2×8 matrix), and likewise columns 2c and 2c+1 of B'.
+    #[cfg_attr(not(all(target_arch = "aarch64", edgemm_asm)), allow(dead_code))]
+    I8x8,
     /// i16, k in groups of 2: A' and B' sign- or zero-extended. x86 `vpmaddwd`, Arm `smlad`,
     /// portable code. Exact for the whole int8 range (no 16-bit pair sums).
     I16x2,
@@ -35,6 +41,7 @@ impl QFormat {
     pub const fn k_group(self) -> usize {
         match self {
             QFormat::U8x4 | QFormat::I8x4 => 4,
+            QFormat::I8x8 => 8,
             QFormat::I16x2 => 2,
         }
     }
@@ -42,7 +49,7 @@ impl QFormat {
     /// Bytes per packed element.
     pub const fn elem_bytes(self) -> usize {
         match self {
-            QFormat::U8x4 | QFormat::I8x4 => 1,
+            QFormat::U8x4 | QFormat::I8x4 | QFormat::I8x8 => 1,
             QFormat::I16x2 => 2,
         }
     }
@@ -52,7 +59,7 @@ impl QFormat {
     pub const fn a_shift(self, a_signed: bool) -> i32 {
         match (self, a_signed) {
             (QFormat::U8x4, true) => 128,
-            (QFormat::I8x4, false) => -128,
+            (QFormat::I8x4 | QFormat::I8x8, false) => -128,
             _ => 0,
         }
     }
@@ -160,6 +167,39 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::x86_64::qgemm_i16_avx2_6x16,
         requant: crate::quant::requant::requantize_avx2,
     },
+    #[cfg(all(target_arch = "aarch64", edgemm_asm))]
+    QgemmKernel {
+        name: "qgemm_i8_neon_i8mm_8x12",
+        requires: Features::NEON.with(Features::I8MM),
+        isa: "i8mm",
+        mr: 8,
+        nr: 12,
+        format: QFormat::I8x8,
+        ukr: super::aarch64::qgemm_i8_neon_i8mm_8x12,
+        requant: crate::quant::requant::requantize_neon,
+    },
+    #[cfg(all(target_arch = "aarch64", edgemm_asm))]
+    QgemmKernel {
+        name: "qgemm_i8_neon_dot_8x12",
+        requires: Features::NEON.with(Features::DOTPROD),
+        isa: "dotprod",
+        mr: 8,
+        nr: 12,
+        format: QFormat::I8x4,
+        ukr: super::aarch64::qgemm_i8_neon_dot_8x12,
+        requant: crate::quant::requant::requantize_neon,
+    },
+    #[cfg(all(target_arch = "aarch64", edgemm_asm))]
+    QgemmKernel {
+        name: "qgemm_i8_neon_6x8",
+        requires: Features::NEON,
+        isa: "neon",
+        mr: 6,
+        nr: 8,
+        format: QFormat::I8x4,
+        ukr: super::aarch64::qgemm_i8_neon_6x8,
+        requant: crate::quant::requant::requantize_neon,
+    },
     QgemmKernel {
         name: "qgemm_i16_generic_4x8",
         requires: Features::NONE,
@@ -182,6 +222,135 @@ mod tests {
     fn tiles_fit_the_scratch_tile() {
         for k in super::QGEMM_KERNELS {
             assert!(k.mr <= super::MAX_MR && k.nr <= super::MAX_NR, "{}", k.name);
+        }
+    }
+
+    /// Every kernel this CPU runs, called directly (not through the driver, which always
+    /// packs): every m ≤ MR and n ≤ NR, several k, with packed A' (a_rs = one group) and with
+    /// A' rows apart (row-major groups, a_rs ≠ one group: the kernels' strided-row paths),
+    /// a padded b_ks, extreme values, with and without ACCUMULATE. The m×n tile must hold
+    /// the exact wrapping sums plus offsets, and nothing else of C may change.
+    #[cfg(feature = "std")]
+    #[test]
+    fn kernels_keep_the_contract_called_directly() {
+        use super::*;
+        use std::vec::Vec;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        const GUARD: i32 = 0x5a5a_5a5a;
+        for ker in QGEMM_KERNELS {
+            if !crate::arch::cpu_info().features.contains(ker.requires) {
+                std::println!("SKIPPED {}: this CPU lacks {}", ker.name, ker.isa);
+                continue;
+            }
+            let (mr, nr) = (ker.mr, ker.nr);
+            let (g, e) = (ker.format.k_group(), ker.format.elem_bytes());
+            let a_min = if ker.format == QFormat::U8x4 { 0 } else { -128 };
+            for kg in [0usize, 1, 2, 3, 5] {
+                for m in 1..=mr {
+                    for n in 1..=nr {
+                        let strided = (m + n) % 2 == 1;
+                        let accumulate = (m * 7 + n + kg) % 3 == 0;
+                        // Values: half the time an extreme, else anything in range.
+                        let mut val = |lo: i32| -> i32 {
+                            let r = next();
+                            match r % 4 {
+                                0 => lo,
+                                1 => lo + 255,
+                                _ => lo + ((r >> 8) % 256) as i32,
+                            }
+                        };
+                        let a: Vec<i32> = (0..mr * kg * g).map(|_| val(a_min)).collect();
+                        let b: Vec<i32> = (0..nr * kg * g).map(|_| val(-128)).collect();
+                        let (a_rs, a_ks) = if strided {
+                            ((kg * g * e + 8) as isize, (g * e) as isize)
+                        } else {
+                            ((g * e) as isize, (mr * g * e) as isize)
+                        };
+                        let b_ks = (nr * g * e + 16) as isize;
+                        let put = |buf: &mut [u8], at: usize, v: i32| {
+                            if e == 1 {
+                                buf[at] = v as u8;
+                            } else {
+                                buf[at..at + 2].copy_from_slice(&(v as i16).to_le_bytes());
+                            }
+                        };
+                        // A' holds only rows 0..m (the kernel may read nothing else).
+                        let mut abuf = std::vec![0u8; (m * a_rs.max(a_ks) as usize) * (kg + 1)];
+                        for i in 0..m {
+                            for q in 0..kg {
+                                for t in 0..g {
+                                    let at = i * a_rs as usize + q * a_ks as usize + t * e;
+                                    put(&mut abuf, at, a[(i * kg + q) * g + t]);
+                                }
+                            }
+                        }
+                        let mut bbuf = std::vec![0u8; b_ks as usize * kg.max(1)];
+                        for q in 0..kg {
+                            for j in 0..nr {
+                                for t in 0..g {
+                                    let at = q * b_ks as usize + (j * g + t) * e;
+                                    put(&mut bbuf, at, b[(j * kg + q) * g + t]);
+                                }
+                            }
+                        }
+                        let row_off: Vec<i32> = (0..m).map(|_| next() as i32).collect();
+                        let col_off: Vec<i32> = (0..nr).map(|_| next() as i32).collect();
+                        let ldc = nr + 3;
+                        let mut c = std::vec![GUARD; (mr + 1) * ldc];
+                        let mut want = c.clone();
+                        for i in 0..m {
+                            for j in 0..n {
+                                let mut s = 0i32;
+                                for p in 0..kg * g {
+                                    let (q, t) = (p / g, p % g);
+                                    let x = a[(i * kg + q) * g + t] * b[(j * kg + q) * g + t];
+                                    s = s.wrapping_add(x);
+                                }
+                                let v = s.wrapping_add(row_off[i]).wrapping_add(col_off[j]);
+                                if accumulate {
+                                    c[i * ldc + j] = next() as i32;
+                                }
+                                want[i * ldc + j] = if accumulate {
+                                    c[i * ldc + j].wrapping_add(v)
+                                } else {
+                                    v
+                                };
+                            }
+                        }
+                        let args = QgemmArgs {
+                            a: abuf.as_ptr(),
+                            b: bbuf.as_ptr(),
+                            c: c.as_mut_ptr(),
+                            k_groups: kg,
+                            a_rs,
+                            a_ks,
+                            b_ks,
+                            c_rs: (ldc * 4) as isize,
+                            m,
+                            n,
+                            row_off: row_off.as_ptr(),
+                            col_off: col_off.as_ptr(),
+                            flags: if accumulate { ACCUMULATE } else { 0 },
+                        };
+                        // SAFETY: the CPU runs the kernel (checked); rows 0..m of A' and all
+                        // NR columns of B' exist for kg groups at the given strides; row_off
+                        // has m values, col_off NR; C has MR+1 rows of ldc ≥ NR values.
+                        unsafe { (ker.ukr)(&args) };
+                        assert!(
+                            c == want,
+                            "{}: m={m} n={n} k_groups={kg} strided={strided} \
+                             accumulate={accumulate}\n got {c:?}\nwant {want:?}",
+                            ker.name
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -69,7 +69,9 @@ pub(crate) unsafe fn pack_a<A: QuantInput>(
                         sum = sum.wrapping_add(v);
                         let idx = base + (q * mr + i) * g + t;
                         match fmt {
-                            QFormat::U8x4 | QFormat::I8x4 => *dst.add(idx) = v as u8,
+                            QFormat::U8x4 | QFormat::I8x4 | QFormat::I8x8 => {
+                                *dst.add(idx) = v as u8
+                            }
                             QFormat::I16x2 => (dst as *mut i16).add(idx).write_unaligned(v as i16),
                         }
                     }
@@ -255,7 +257,9 @@ pub(crate) unsafe fn pack_b(b: Raw<i8>, fmt: QFormat, nr: usize, dst: *mut u8, c
                     // SAFETY: idx is inside the sliver (q < groups, j < nr, t < g).
                     unsafe {
                         match fmt {
-                            QFormat::U8x4 | QFormat::I8x4 => *dst.add(idx) = v as u8,
+                            QFormat::U8x4 | QFormat::I8x4 | QFormat::I8x8 => {
+                                *dst.add(idx) = v as u8
+                            }
                             QFormat::I16x2 => (dst as *mut i16).add(idx).write_unaligned(v as i16),
                         }
                     }

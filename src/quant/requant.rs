@@ -1,7 +1,7 @@
 //! The output stage: an i32 tile (bias and zero-point terms already added by the kernel)
 //! requantized the TFLite way, as `reference::requantize` defines it, into i8 or u8.
-//! Vectorized with AVX2 on x86-64 (checked lane by lane against the scalar reference in
-//! the tests), scalar elsewhere.
+//! Vectorized with AVX2/AVX-512 on x86-64 and NEON on AArch64 (each checked lane by lane
+//! against the scalar reference in the tests), scalar elsewhere.
 
 use crate::reference::multiply_by_quantized_multiplier;
 
@@ -27,7 +27,10 @@ pub(crate) struct RqPlan<'a> {
     pub lo: i32,
     pub hi: i32,
     /// No channel has a left shift (shift > 0): the vector path skips that step.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", all(target_arch = "aarch64", edgemm_asm))),
+        allow(dead_code)
+    )]
     pub no_left_shift: bool,
 }
 
@@ -171,6 +174,172 @@ pub(crate) unsafe fn requantize_avx512(
             x86_512::requantize_rows(tile, ts, h, w, plan, col0, out, out_rs);
         } else {
             scalar_cols(tile, ts, h, 0, w, plan, col0, out, out_rs, out_cs);
+        }
+    }
+}
+
+/// The NEON output stage (AArch64): 8 columns per step for any output layout, with the
+/// per-channel constants of a block computed once for all its rows.
+///
+/// # Safety
+/// The [`RequantFn`] contract (NEON is part of the AArch64 baseline).
+#[cfg(target_arch = "aarch64")]
+#[cfg_attr(not(edgemm_asm), allow(dead_code))] // only the assembly kernels use it
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn requantize_neon(
+    tile: *const i32,
+    ts: usize,
+    h: usize,
+    w: usize,
+    plan: &RqPlan,
+    col0: usize,
+    out: *mut u8,
+    out_rs: isize,
+    out_cs: isize,
+) {
+    // SAFETY: forwarded.
+    unsafe { neon::requantize_rows(tile, ts, h, w, plan, col0, out, out_rs, out_cs) }
+}
+
+/// `reference::multiply_by_quantized_multiplier` on four NEON lanes, bit-exact:
+///
+/// - the left shift is `sshl` by `max(shift, 0)` (wrapping, as the reference's `x·2^left`);
+/// - `sqrdmulh` computes `(2·x·m + 2^31) >> 32` = ⌊(x·m + 2^30) / 2^31⌋, saturating only
+///   x = m = i32::MIN. That is gemmlowp's SaturatingRoundingDoublingHighMul for both signs:
+///   for x·m = −(q·2^31 + r) (0 ≤ r < 2^31) both give −q − [r > 2^30] (gemmlowp nudges by
+///   1 − 2^30 and truncates toward zero, which lands on the same integer);
+/// - RoundingDivideByPOT by e = max(−shift, 0) rounds ties away from zero, while `srshl` by
+///   −e rounds them up (adds 2^(e−1), then shifts arithmetically). So 1 is first subtracted
+///   from negative values when e > 0: with x = q·2^e + r, `srshl` gives q + [r ≥ 2^(e−1)],
+///   and on x − 1 (x < 0) q + [r > 2^(e−1)], which is the reference's
+///   `(x >> e) + (r > (mask >> 1) + 1)` for x < 0. The fix-up is `(r & −e) >> 31` (−1
+///   exactly when r < 0 and e > 0, since −e < 0 then has its sign bit). The high multiply
+///   never returns i32::MIN (|x·m| ≤ 2^62), so subtracting 1 cannot wrap; it is a saturating
+///   add all the same. `srshl` rounds in wider precision, so it cannot overflow either.
+#[cfg(target_arch = "aarch64")]
+#[cfg_attr(not(edgemm_asm), allow(dead_code))]
+pub(crate) mod neon {
+    use super::{Mults, RqPlan};
+    use core::arch::aarch64::*;
+
+    /// The constants of four lanes: multipliers, left shifts, and right shifts as the
+    /// negative shift counts `srshl` takes.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Consts {
+        m: int32x4_t,
+        left: int32x4_t,
+        right: int32x4_t,
+    }
+
+    /// From each lane's multiplier and shift (−31..=30).
+    #[inline]
+    #[allow(unused_unsafe)] // the intrinsics are unsafe fns on the MSRV (1.85)
+    pub(crate) fn consts(m: int32x4_t, shift: int32x4_t) -> Consts {
+        // SAFETY: NEON is part of the AArch64 baseline; register operations only.
+        unsafe {
+            let zero = vdupq_n_s32(0);
+            Consts {
+                m,
+                left: vmaxq_s32(shift, zero),
+                right: vminq_s32(shift, zero),
+            }
+        }
+    }
+
+    /// Four lanes of `reference::multiply_by_quantized_multiplier` (see the module docs).
+    /// `left = false` skips the left shift (valid when no lane's shift is positive).
+    #[inline]
+    #[allow(unused_unsafe)]
+    pub(crate) fn mbqm(x: int32x4_t, c: &Consts, left: bool) -> int32x4_t {
+        // SAFETY: NEON is part of the AArch64 baseline; register operations only.
+        unsafe {
+            let x = if left { vshlq_s32(x, c.left) } else { x };
+            let r = vqrdmulhq_s32(x, c.m);
+            let fixup = vshrq_n_s32::<31>(vandq_s32(r, c.right));
+            vrshlq_s32(vqaddq_s32(r, fixup), c.right)
+        }
+    }
+
+    /// `len` (1..=8) i32 at `p` as two vectors, lanes past `len` zero.
+    ///
+    /// # Safety
+    /// `p[0..len]` readable.
+    #[inline]
+    unsafe fn load8(p: *const i32, len: usize) -> (int32x4_t, int32x4_t) {
+        // SAFETY: whole vectors only when all 8 values are readable, else a stack copy of
+        // the `len` readable ones.
+        unsafe {
+            if len == 8 {
+                (vld1q_s32(p), vld1q_s32(p.add(4)))
+            } else {
+                let mut buf = [0i32; 8];
+                core::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), len);
+                (vld1q_s32(buf.as_ptr()), vld1q_s32(buf.as_ptr().add(4)))
+            }
+        }
+    }
+
+    /// The whole h×w tile, 8 columns at a time (the last block padded on the stack).
+    ///
+    /// # Safety
+    /// The [`super::RequantFn`] contract.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn requantize_rows(
+        tile: *const i32,
+        ts: usize,
+        h: usize,
+        w: usize,
+        plan: &RqPlan,
+        col0: usize,
+        out: *mut u8,
+        out_rs: isize,
+        out_cs: isize,
+    ) {
+        let left = !plan.no_left_shift;
+        // SAFETY (whole body): every load covers columns j..j+cols of row i < h of the tile
+        // (or of the per-channel slices, which cover col0..col0+w); every store writes the
+        // output elements (i, j..j+cols) — all inside the ranges the caller guarantees.
+        unsafe {
+            let zp = vdupq_n_s32(plan.out_zp);
+            let lo = vdupq_n_s32(plan.lo);
+            let hi = vdupq_n_s32(plan.hi);
+            for j in (0..w).step_by(8) {
+                let cols = (w - j).min(8);
+                let (c0, c1) = match plan.mults {
+                    Mults::PerTensor { multiplier, shift } => {
+                        let c = consts(vdupq_n_s32(multiplier), vdupq_n_s32(shift));
+                        (c, c)
+                    }
+                    Mults::PerChannel {
+                        multipliers,
+                        shifts,
+                    } => {
+                        let (m0, m1) = load8(multipliers.as_ptr().add(col0 + j), cols);
+                        let (s0, s1) = load8(shifts.as_ptr().add(col0 + j), cols);
+                        (consts(m0, s0), consts(m1, s1))
+                    }
+                };
+                for i in 0..h {
+                    let (x0, x1) = load8(tile.add(i * ts + j), cols);
+                    let v0 = vaddq_s32(mbqm(x0, &c0, left), zp);
+                    let v1 = vaddq_s32(mbqm(x1, &c1, left), zp);
+                    let v0 = vminq_s32(vmaxq_s32(v0, lo), hi);
+                    let v1 = vminq_s32(vmaxq_s32(v1, lo), hi);
+                    // Clamped into the output type's range: narrowing keeps each value's
+                    // low byte, its i8 or u8 bit pattern.
+                    let b = vmovn_s16(vcombine_s16(vmovn_s32(v0), vmovn_s32(v1)));
+                    let o = out.offset(i as isize * out_rs + j as isize * out_cs);
+                    if cols == 8 && out_cs == 1 {
+                        vst1_s8(o as *mut i8, b);
+                    } else {
+                        let mut bytes = [0i8; 8];
+                        vst1_s8(bytes.as_mut_ptr(), b);
+                        for (c, &v) in bytes.iter().enumerate().take(cols) {
+                            *o.offset(c as isize * out_cs) = v as u8;
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -544,5 +713,216 @@ fn check_512(lane: &[i32; 8], m: i32, shift: i32) {
             xs[l],
             ms[l]
         );
+    }
+}
+
+#[cfg(all(test, target_arch = "aarch64", feature = "std"))]
+mod neon_tests {
+    use super::*;
+    use crate::reference::multiply_by_quantized_multiplier as scalar;
+    use core::arch::aarch64::*;
+
+    fn lanes(v: int32x4_t) -> [i32; 4] {
+        let mut out = [0i32; 4];
+        // SAFETY: NEON is baseline on AArch64; out holds 4 i32.
+        unsafe { vst1q_s32(out.as_mut_ptr(), v) };
+        out
+    }
+
+    fn vec4(x: &[i32; 4]) -> int32x4_t {
+        // SAFETY: NEON is baseline on AArch64; x holds 4 i32.
+        unsafe { vld1q_s32(x.as_ptr()) }
+    }
+
+    /// Extreme values, every power of two and its neighbours, and pseudo-random values of
+    /// every magnitude.
+    fn inputs() -> std::vec::Vec<i32> {
+        let mut xs = std::vec![0, 1, -1, 2, -2, 3, -3, i32::MAX, i32::MIN, i32::MAX - 1];
+        xs.extend([i32::MIN + 1, 12345, -12345, 0x4000_0001, -0x4000_0001]);
+        for b in 0..31 {
+            for d in [-1, 0, 1] {
+                xs.push((1i32 << b).wrapping_add(d));
+                xs.push((-(1i32 << b)).wrapping_add(d));
+            }
+        }
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for _ in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            xs.push(seed as i32 >> (seed >> 59));
+        }
+        xs
+    }
+
+    const MULTS: [i32; 11] = [
+        0,
+        1,
+        -1,
+        i32::MAX,
+        i32::MIN,
+        i32::MIN + 1,
+        1 << 30,
+        (1 << 30) + 1,
+        1_077_952_569,
+        -1_610_612_736,
+        2_000_000_000,
+    ];
+
+    /// The NEON MultiplyByQuantizedMultiplier agrees with the scalar reference in every lane
+    /// over extreme and random inputs, all shifts −31..=30 and edge multipliers; with one
+    /// multiplier and shift for all lanes and with different ones per lane; and without the
+    /// left-shift step where no shift is positive.
+    #[test]
+    fn mbqm_lane_by_lane() {
+        let xs = inputs();
+        for &m in &MULTS {
+            for shift in -31..=30 {
+                let uniform = neon::consts(vec4(&[m; 4]), vec4(&[shift; 4]));
+                // Per lane: neighbouring multipliers and shifts spread over −31..=30.
+                let ms: [i32; 4] = core::array::from_fn(|l| m.wrapping_add(l as i32));
+                let ss: [i32; 4] = core::array::from_fn(|l| (shift + 31 + 17 * l as i32) % 62 - 31);
+                let mixed = neon::consts(vec4(&ms), vec4(&ss));
+                for chunk in xs.chunks(4) {
+                    let mut x = [0i32; 4];
+                    x[..chunk.len()].copy_from_slice(chunk);
+                    let got = lanes(neon::mbqm(vec4(&x), &uniform, true));
+                    for l in 0..4 {
+                        assert_eq!(
+                            got[l],
+                            scalar(x[l], m, shift),
+                            "x={} m={m} shift={shift}",
+                            x[l]
+                        );
+                    }
+                    if shift <= 0 {
+                        assert_eq!(lanes(neon::mbqm(vec4(&x), &uniform, false)), got);
+                    }
+                    let got = lanes(neon::mbqm(vec4(&x), &mixed, true));
+                    for l in 0..4 {
+                        assert_eq!(
+                            got[l],
+                            scalar(x[l], ms[l], ss[l]),
+                            "x={} m={} shift={}",
+                            x[l],
+                            ms[l],
+                            ss[l]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The case a plain `srshl` gets wrong: negative values exactly halfway between two
+    /// results must round away from zero (−2.5 → −3), positive ones too (2.5 → 3). With
+    /// multiplier i32::MAX the doubling high multiply returns small x unchanged, so x is
+    /// the value divided by 2^e.
+    #[test]
+    fn mbqm_ties_round_away_from_zero() {
+        for e in 1..=31 {
+            let c = neon::consts(vec4(&[i32::MAX; 4]), vec4(&[-e; 4]));
+            for j in 0..64i64 {
+                let tie = ((2 * j + 1) << (e - 1)).min(i32::MAX as i64) as i32;
+                let x = [tie, -tie, tie.wrapping_add(1), -tie - 1];
+                let got = lanes(neon::mbqm(vec4(&x), &c, false));
+                for l in 0..4 {
+                    assert_eq!(got[l], scalar(x[l], i32::MAX, -e), "x={} e={e}", x[l]);
+                }
+                if e <= 20 && j < 8 {
+                    // Away from zero: |result| = j + 1.
+                    assert_eq!(got[0], j as i32 + 1, "x={} e={e}", x[0]);
+                    assert_eq!(got[1], -(j as i32) - 1, "x={} e={e}", x[1]);
+                }
+            }
+        }
+    }
+
+    /// The whole NEON output stage against the scalar one: tile widths 1..=19 (full and
+    /// partial blocks of 8), unit and strided output columns, per tensor and per channel,
+    /// clamps, signed and unsigned outputs.
+    #[test]
+    fn requantize_neon_matches_scalar() {
+        let mut seed = 0x0bad_cafe_1234_5678u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (h, ts) = (3usize, 24usize);
+        for w in 1..=19usize {
+            for case in 0..8 {
+                let tile: std::vec::Vec<i32> = (0..h * ts)
+                    .map(|_| next() as i32 >> (next() % 24))
+                    .collect();
+                let col0 = 5;
+                let mults: std::vec::Vec<i32> = (0..col0 + w)
+                    .map(|i| MULTS[(next() as usize + i) % MULTS.len()])
+                    .collect();
+                let shifts: std::vec::Vec<i32> = (0..col0 + w)
+                    .map(|_| (next() % 40) as i32 - 31 + 2 * (case & 1))
+                    .collect();
+                let per_channel = case & 2 != 0;
+                let (lo, hi, zp) = if case & 4 != 0 {
+                    (0, 255, 3)
+                } else {
+                    (-100, 127, -7)
+                };
+                let plan = RqPlan {
+                    mults: if per_channel {
+                        Mults::PerChannel {
+                            multipliers: &mults,
+                            shifts: &shifts,
+                        }
+                    } else {
+                        Mults::PerTensor {
+                            multiplier: mults[0],
+                            shift: shifts[0],
+                        }
+                    },
+                    out_zp: zp,
+                    lo,
+                    hi,
+                    no_left_shift: if per_channel {
+                        shifts.iter().all(|&s| s <= 0)
+                    } else {
+                        shifts[0] <= 0
+                    },
+                };
+                for out_cs in [1isize, 3] {
+                    let out_rs = 64isize;
+                    let mut want = std::vec![0xAAu8; 64 * h];
+                    let mut got = want.clone();
+                    // SAFETY: h×w values of the tile (row stride ts ≥ w); outputs inside the
+                    // 64·h-byte buffers (j·out_cs < 64); slices cover col0..col0 + w.
+                    unsafe {
+                        requantize_scalar(
+                            tile.as_ptr(),
+                            ts,
+                            h,
+                            w,
+                            &plan,
+                            col0,
+                            want.as_mut_ptr(),
+                            out_rs,
+                            out_cs,
+                        );
+                        requantize_neon(
+                            tile.as_ptr(),
+                            ts,
+                            h,
+                            w,
+                            &plan,
+                            col0,
+                            got.as_mut_ptr(),
+                            out_rs,
+                            out_cs,
+                        );
+                    }
+                    assert_eq!(got, want, "w={w} case={case} out_cs={out_cs}");
+                }
+            }
+        }
     }
 }
