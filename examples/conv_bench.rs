@@ -27,6 +27,9 @@
 //!                    where another process may take the core for part of a run (longer
 //!                    repetitions: that clock ticks in milliseconds)
 //!   --csv FILE       also write the lines as CSV
+//!   --dtype D        f32 (default), int8, or all: int8 rows run the same layers with
+//!                    i8 NHWC inputs and outputs, i8 OHWI filters, per-channel TFLite
+//!                    requantization (`QConv2d`): im2col (the baseline) and depthwise
 //!
 //! Protocol: the layer is prepared once per algorithm (filter transformed and packed),
 //! one untimed call, then repetitions of back-to-back calls (≥ 30 ms each, 10 ms with
@@ -110,6 +113,8 @@ struct Opts {
     no_baseline: bool,
     cpu_time: bool,
     csv: Option<String>,
+    f32: bool,
+    int8: bool,
 }
 
 fn parse() -> Opts {
@@ -122,6 +127,8 @@ fn parse() -> Opts {
         no_baseline: false,
         cpu_time: false,
         csv: None,
+        f32: true,
+        int8: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -143,6 +150,18 @@ fn parse() -> Opts {
             "--no-baseline" => o.no_baseline = true,
             "--cpu-time" => o.cpu_time = true,
             "--csv" => o.csv = Some(val(&mut i)),
+            "--dtype" => {
+                let d = val(&mut i);
+                (o.f32, o.int8) = match d.as_str() {
+                    "f32" => (true, false),
+                    "int8" => (false, true),
+                    "all" => (true, true),
+                    _ => {
+                        eprintln!("--dtype takes f32, int8 or all");
+                        std::process::exit(2)
+                    }
+                };
+            }
             "-h" | "--help" => {
                 let doc: Vec<&str> = include_str!("conv_bench.rs")
                     .lines()
@@ -161,26 +180,28 @@ fn parse() -> Opts {
     o
 }
 
-/// A 64-byte aligned f32 buffer of `len` elements.
-struct Aligned {
-    buf: Vec<f32>,
+/// A 64-byte aligned buffer of `len` elements (f32, i8).
+struct Aligned<T> {
+    buf: Vec<T>,
     off: usize,
     len: usize,
 }
 
-impl Aligned {
-    fn new(len: usize, mut fill: impl FnMut() -> f32) -> Self {
-        let mut buf = vec![0f32; len + 16];
-        let off = (16 - (buf.as_ptr() as usize / 4) % 16) % 16;
+impl<T: Copy + Default> Aligned<T> {
+    fn new(len: usize, mut fill: impl FnMut() -> T) -> Self {
+        let size = std::mem::size_of::<T>();
+        let per_line = 64 / size;
+        let mut buf = vec![T::default(); len + per_line];
+        let off = (per_line - (buf.as_ptr() as usize / size) % per_line) % per_line;
         for x in &mut buf[off..off + len] {
             *x = fill();
         }
         Aligned { buf, off, len }
     }
-    fn get(&self) -> &[f32] {
+    fn get(&self) -> &[T] {
         &self.buf[self.off..self.off + self.len]
     }
-    fn get_mut(&mut self) -> &mut [f32] {
+    fn get_mut(&mut self) -> &mut [T] {
         &mut self.buf[self.off..self.off + self.len]
     }
 }
@@ -233,7 +254,7 @@ fn measure(quick: bool, cpu: bool, mut f: impl FnMut()) -> f64 {
 /// the bandwidth bound of a layer that must move that many bytes.
 fn stream_read_seconds(bytes: usize, quick: bool, cpu: bool) -> f64 {
     let n = (bytes / 4).div_ceil(128).max(1) * 128;
-    let buf = Aligned::new(n, || 1.0);
+    let buf = Aligned::new(n, || 1.0f32);
     let b = buf.get();
     measure(quick, cpu, || read_all(b))
 }
@@ -303,6 +324,21 @@ fn main() {
         Some((p, what)) => println!("f32 peak, 1 core: {p:.1} GFLOP/s ({what})"),
         None => println!("f32 peak, 1 core: not measured on this architecture"),
     }
+    let int8_peak = if o.int8 {
+        peak::int8_vnni(o.quick).map(|p| (p, "vpdpbusd zmm"))
+    } else {
+        None
+    };
+    if o.int8 {
+        let kernel = edgemm::kernels()
+            .find(|k| k.selected && k.kind == edgemm::KernelKind::Int8)
+            .map_or("?", |k| k.name);
+        println!("int8 kernel: {kernel}");
+        match int8_peak {
+            Some((p, what)) => println!("int8 peak, 1 core: {p:.1} GOP/s ({what})"),
+            None => println!("int8 peak, 1 core: not measured on this CPU"),
+        }
+    }
     println!("threads:  {}", o.threads);
     if o.cpu_time {
         println!("timing:   on-CPU time of the calling thread (--cpu-time)");
@@ -338,11 +374,15 @@ fn main() {
             seed ^= seed << 17;
             (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         };
+        if o.int8 && !o.f32 {
+            int8_rows(&o, &layer, par, int8_peak, &want_alg, &mut csv);
+            continue;
+        }
         let input = Aligned::new(shape.len().unwrap(), &mut rnd);
         let input = input.get();
         let filter: Vec<f32> = (0..p.filter_len().unwrap()).map(|_| rnd() * 0.1).collect();
         let bias: Vec<f32> = (0..p.out_channels).map(|_| rnd()).collect();
-        let mut output = Aligned::new(out_shape.len().unwrap(), || 0.0);
+        let mut output = Aligned::new(out_shape.len().unwrap(), || 0.0f32);
         let output = output.get_mut();
         let flops = 2.0
             * (out_shape.height * out_shape.width * p.out_channels) as f64
@@ -421,7 +461,7 @@ fn main() {
             }
             println!("{line}");
             csv.push(format!(
-                "{},{},{},{},{},{},{},{},{},{},{:.4},{:.2},{:.3},{}",
+                "{},{},{},{},{},{},{},{},{},{},{:.4},{:.2},{:.3},{},f32",
                 layer.name,
                 layer.h,
                 layer.w,
@@ -438,18 +478,147 @@ fn main() {
                 bw_pct
             ));
         }
+        if o.int8 {
+            int8_rows(&o, &layer, par, int8_peak, &want_alg, &mut csv);
+        }
     }
     if let Some(path) = &o.csv {
         let mut f = std::fs::File::create(path).expect("create csv");
         writeln!(
             f,
-            "layer,h,w,cin,ho,wo,cout,stride,alg,auto,ms,gflops,speedup_vs_im2col,pct_bw_bound"
+            "layer,h,w,cin,ho,wo,cout,stride,alg,auto,ms,gflops,speedup_vs_im2col,pct_bw_bound,dtype"
         )
         .unwrap();
         for r in &csv {
             writeln!(f, "{r}").unwrap();
         }
         println!("wrote {path}");
+    }
+}
+
+/// The int8 rows of one layer: i8 input and output, i8 filter, i32 bias, per-channel
+/// requantization; im2col (the baseline), depthwise where it applies, direct on request.
+fn int8_rows(
+    o: &Opts,
+    layer: &Layer,
+    par: Par,
+    peak: Option<(f64, &'static str)>,
+    want_alg: &dyn Fn(Algorithm) -> bool,
+    csv: &mut Vec<String>,
+) {
+    use edgemm::conv::{choose_algorithm_int8, quantize_conv_scales, ConvQuant, QConv2d};
+    let p = layer.params;
+    let shape = Nhwc::new(1, layer.h, layer.w, p.in_channels);
+    let out_shape = p.output_shape(shape).expect("layer shape");
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ layer.name.len() as u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let input = Aligned::new(shape.len().unwrap(), || rnd() as i8);
+    let input = input.get();
+    let filter: Vec<i8> = (0..p.filter_len().unwrap()).map(|_| rnd() as i8).collect();
+    let bias: Vec<i32> = (0..p.out_channels)
+        .map(|_| (rnd() % 4001) as i32 - 2000)
+        .collect();
+    // Scales that spread the outputs over the int8 range: s_out ≈ s_in·s_w·64·√K.
+    let k = p.in_channels / p.groups * p.kernel_h * p.kernel_w;
+    let s_in = 0.02f32;
+    let s_w: Vec<f32> = (0..p.out_channels)
+        .map(|_| 0.002 + (rnd() % 1000) as f32 * 4e-6)
+        .collect();
+    let s_out = s_in * 0.004 * 64.0 * (k as f32).sqrt();
+    let (mults, shifts) = quantize_conv_scales(s_in, &s_w, s_out).expect("scales");
+    let quant = ConvQuant::new(
+        -3,
+        2,
+        edgemm::Scale::PerChannel {
+            multipliers: &mults,
+            shifts: &shifts,
+        },
+    );
+    let mut output = Aligned::new(out_shape.len().unwrap(), || 0i8);
+    let output = output.get_mut();
+    let ops = 2.0
+        * (out_shape.height * out_shape.width * p.out_channels) as f64
+        * (p.in_channels / p.groups * p.kernel_h * p.kernel_w) as f64;
+    let bytes = input.len() + output.len() + filter.len() + 4 * bias.len();
+    let auto = choose_algorithm_int8(&p);
+    let mut algs = Vec::new();
+    if !o.no_baseline || want_alg(Algorithm::Im2col) && o.algs.is_some() {
+        algs.push(Algorithm::Im2col);
+    }
+    if p.is_depthwise() && want_alg(Algorithm::Depthwise) {
+        algs.push(Algorithm::Depthwise);
+    }
+    if o.direct {
+        algs.push(Algorithm::Direct);
+    }
+    let bw_bound = p
+        .is_depthwise()
+        .then(|| stream_read_seconds(bytes, o.quick, o.cpu_time));
+    let mut im2col_s = None;
+    for alg in algs {
+        let conv: QConv2d<i8, i8> =
+            QConv2d::new(&p, &quant, &filter, Some(&bias), alg).expect("prepare");
+        let s = measure(o.quick, o.cpu_time, || {
+            conv.run(input, shape, output, par).expect("run");
+        });
+        if alg == Algorithm::Im2col {
+            im2col_s = Some(s);
+        }
+        let gops = ops / s / 1e9;
+        let speedup = im2col_s.map_or(f64::NAN, |b| b / s);
+        let pct = peak.map(|(pk, _)| 100.0 * gops / (pk * o.threads as f64));
+        let mut line = format!(
+            "layer={} dtype=int8 in={}x{}x{} out={}x{}x{} k=3x3 s={} alg={}{} ms={:.3} gops={:.1} pct_peak={} speedup_vs_im2col={:.2}",
+            layer.name,
+            layer.h,
+            layer.w,
+            p.in_channels,
+            out_shape.height,
+            out_shape.width,
+            p.out_channels,
+            p.stride_h,
+            alg.name(),
+            if alg == auto { "(auto)" } else { "" },
+            s * 1e3,
+            gops,
+            pct.map_or("-".into(), |x| format!("{x:.1}%")),
+            speedup
+        );
+        let mut bw_pct = String::new();
+        if let (Some(b), Algorithm::Depthwise) = (bw_bound, alg) {
+            bw_pct = format!("{:.1}", 100.0 * b / s);
+            let op_s = peak.map_or(0.0, |(pk, _)| ops / (pk * o.threads as f64 * 1e9));
+            line += &format!(
+                " bytes={:.2}MB bw_bound_ms={:.3} pct_bw_bound={}% pct_roofline={:.1}%",
+                bytes as f64 / 1e6,
+                b * 1e3,
+                bw_pct,
+                100.0 * b.max(op_s) / s
+            );
+        }
+        println!("{line}");
+        csv.push(format!(
+            "{},{},{},{},{},{},{},{},{},{},{:.4},{:.2},{:.3},{},int8",
+            layer.name,
+            layer.h,
+            layer.w,
+            p.in_channels,
+            out_shape.height,
+            out_shape.width,
+            p.out_channels,
+            p.stride_h,
+            alg.name(),
+            alg == auto,
+            s * 1e3,
+            gops,
+            speedup,
+            bw_pct
+        ));
     }
 }
 

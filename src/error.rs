@@ -181,6 +181,8 @@ pub enum Error {
         algorithm: &'static str,
         reason: &'static str,
     },
+    /// int8 convolution quantization parameters that do not fit (see `conv::ConvQuant`).
+    ConvQuant { reason: &'static str },
 }
 
 impl fmt::Display for Error {
@@ -337,6 +339,9 @@ impl fmt::Display for Error {
                     f,
                     "convolution algorithm {algorithm} cannot run this layer: {reason}"
                 )
+            }
+            Error::ConvQuant { reason } => {
+                write!(f, "int8 convolution quantization: {reason}")
             }
         }
     }

@@ -31,20 +31,30 @@
 //! # Ok::<(), edgemm::Error>(())
 //! ```
 //!
-//! int8 (phase 2) will take the same [`ConvParams`] plus TFLite's quantization: input and
-//! output zero points and scales, per-output-channel filter scales folded into fixed-point
-//! multipliers and shifts, int32 bias; the activation becomes a clamp in the quantized
-//! domain. Its im2col path pads with the input zero point, not 0.
+//! int8: [`QConv2d`] / [`qconv2d`] take the same [`ConvParams`] plus TFLite's quantization
+//! ([`ConvQuant`]: input and output zero points, per-tensor or per-output-channel
+//! fixed-point multipliers and shifts, the output scale for the activation), i8 or u8 NHWC
+//! activations, i8 OHWI filters (zero point 0) and i32 bias, bit-exact with TFLite's
+//! reference `ConvPerChannel` / `DepthwiseConvPerChannel` ([`reference_qconv2d`] is the
+//! oracle). Algorithms: `Direct`, `Im2col` (padded with the input zero point, the GEMM on
+//! [`PackedQB`](crate::PackedQB) with the requantization fused), `Depthwise`; Winograd is
+//! f32-only. The activation becomes a clamp in the quantized domain
+//! ([`quantized_activation_range`]).
 
 mod depthwise;
 mod direct;
 mod im2col;
+mod int8;
 mod params;
 mod select;
 mod simd;
 mod winograd;
 
 pub use direct::{reference_conv2d, ReferenceConv};
+pub use int8::{
+    choose_algorithm_int8, qconv2d, quantize_conv_scales, quantized_activation_range,
+    reference_qconv2d, ConvQuant, QConv2d,
+};
 pub use params::{Activation, ConvParams, Nhwc, Padding};
 pub use select::choose_algorithm;
 

@@ -1,6 +1,6 @@
 //! Layer parameters, tensor shapes, and their validation: everything a convolution call
 //! checks before it touches data. Nothing here depends on the element type, so the int8
-//! convolution (phase 2) takes the same [`ConvParams`] plus its quantization parameters.
+//! convolution takes the same [`ConvParams`] plus its quantization parameters.
 
 use crate::error::Error;
 
@@ -25,7 +25,8 @@ pub enum Padding {
 
 /// The activation fused into the output stage (applied after the bias).
 ///
-/// For int8 layers (phase 2) each maps to a clamp in the quantized domain, as in TFLite.
+/// For int8 layers each maps to a clamp in the quantized domain, as in TFLite
+/// (`conv::quantized_activation_range`).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Activation {
     #[default]

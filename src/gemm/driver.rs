@@ -40,6 +40,9 @@ pub(crate) struct Strategy {
     pub nc: usize,
     pub pack_a: bool,
     pub b_mode: BMode,
+    /// Loop order inside an (ic, pc) block: row tiles outer and B panels inner (for short k,
+    /// where C's traffic dominates), instead of B panels outer. Never with `PanelByPanel`.
+    pub rows_outer: bool,
 }
 
 /// B as the driver sees it.
@@ -152,27 +155,26 @@ pub(crate) unsafe fn run_block(
                     // SAFETY: the block lies inside A; abuf holds ceil(mc/MR)*MR*kc.
                     unsafe { pack_a(a.block(ic, pc, mcb, kcb), mr, abuf) };
                 }
-                for jr in (0..ncb).step_by(nr) {
+                // One tile: the B panel at column jr, the A row tile t.
+                let mut tile_call = |jr: usize, t: usize, args: &mut SgemmArgs| {
                     let w = nr.min(ncb - jr);
                     let (bp, b_ks) = match (s.b_mode, b) {
-                        (BMode::PackBlock, _) => {
-                            (bbuf.wrapping_add(jr / nr * nr * kcb), nr as isize * 4)
-                        }
+                        (BMode::PackBlock, _) | (BMode::PanelByPanel, _) => (
+                            bbuf.wrapping_add(if s.b_mode == BMode::PackBlock { jr / nr * nr * kcb } else { 0 }),
+                            nr as isize * 4,
+                        ),
                         (BMode::Direct, BSource::Strided(b)) if w == nr => {
                             (b.at(pc, jc + jr), b.rs * 4)
                         }
                         (BMode::Direct, _) => (bbuf, nr as isize * 4),
-                        (BMode::PanelByPanel, BSource::Strided(b)) => {
-                            // SAFETY: the panel lies inside B; bbuf holds kc*NR.
-                            unsafe { pack_b(b.block(pc, jc + jr, kcb, w), nr, bbuf) };
-                            (bbuf, nr as isize * 4)
-                        }
                         (_, BSource::Packed { ptr, n_pad }) => {
                             let sliver = (b_col0 + jc + jr) / nr;
                             let off = q * s.kc * n_pad + sliver * kcb * nr;
                             (ptr.wrapping_add(off) as *mut f32, nr as isize * 4)
                         }
-                        (_, BSource::Strided(_)) => unreachable!("strategy/source mismatch"),
+                        (BMode::Prepacked, BSource::Strided(_)) => {
+                            unreachable!("strategy/source mismatch")
+                        }
                     };
                     args.b = bp;
                     args.b_ks = b_ks;
@@ -184,44 +186,60 @@ pub(crate) unsafe fn run_block(
                     };
                     args.k = kcb;
                     args.n = w;
-                    for t in 0..row_tiles(mcb, mr) {
-                        let (ir, h) = row_tile(mcb, mr, t);
-                        if s.pack_a {
-                            args.a = abuf.wrapping_add(t * mr * kcb);
-                            args.a_rs = 4;
-                            args.a_ks = (mr * 4) as isize;
-                        } else {
-                            args.a = a.at(ic + ir, pc);
-                            args.a_rs = a.rs * 4;
-                            args.a_ks = a.cs * 4;
-                        }
-                        args.m = h;
-                        if !general_c {
-                            args.c = c.at(ic + ir, jc + jr);
-                            args.beta = beta_eff;
-                            // SAFETY: the tile (ic+ir.., jc+jr..) of h×w lies inside C; A rows
-                            // and B columns are readable as the kernel contract asks.
-                            unsafe { (ker.ukr)(&args) };
-                        } else {
-                            args.c = tile.as_mut_ptr();
-                            args.c_rs = (nr * 4) as isize;
-                            args.beta = 0.0;
-                            // SAFETY: as above, with the h×w result going to the local tile.
-                            unsafe { (ker.ukr)(&args) };
-                            for i in 0..h {
-                                for j in 0..w {
-                                    let p = c.at(ic + ir + i, jc + jr + j);
-                                    let t = tile[i * nr + j];
-                                    // SAFETY: (ic+ir+i, jc+jr+j) is inside C.
-                                    unsafe {
-                                        *p = if beta_eff == 0.0 {
-                                            t
-                                        } else {
-                                            t + beta_eff * *p
-                                        };
-                                    }
+                    let (ir, h) = row_tile(mcb, mr, t);
+                    if s.pack_a {
+                        args.a = abuf.wrapping_add(t * mr * kcb);
+                        args.a_rs = 4;
+                        args.a_ks = (mr * 4) as isize;
+                    } else {
+                        args.a = a.at(ic + ir, pc);
+                        args.a_rs = a.rs * 4;
+                        args.a_ks = a.cs * 4;
+                    }
+                    args.m = h;
+                    if !general_c {
+                        args.c = c.at(ic + ir, jc + jr);
+                        args.beta = beta_eff;
+                        // SAFETY: the tile (ic+ir.., jc+jr..) of h×w lies inside C; A rows and
+                        // B columns are readable as the kernel contract asks.
+                        unsafe { (ker.ukr)(args) };
+                    } else {
+                        args.c = tile.as_mut_ptr();
+                        args.c_rs = (nr * 4) as isize;
+                        args.beta = 0.0;
+                        // SAFETY: as above, with the h×w result going to the local tile.
+                        unsafe { (ker.ukr)(args) };
+                        for i in 0..h {
+                            for j in 0..w {
+                                let p = c.at(ic + ir + i, jc + jr + j);
+                                let t = tile[i * nr + j];
+                                // SAFETY: (ic+ir+i, jc+jr+j) is inside C.
+                                unsafe {
+                                    *p = if beta_eff == 0.0 { t } else { t + beta_eff * *p };
                                 }
                             }
+                        }
+                    }
+                };
+                let tiles = row_tiles(mcb, mr);
+                if s.rows_outer {
+                    // Each row band of C is written left to right (short k: C traffic
+                    // dominates, and consecutive tiles then touch adjacent lines).
+                    for t in 0..tiles {
+                        for jr in (0..ncb).step_by(nr) {
+                            tile_call(jr, t, &mut args);
+                        }
+                    }
+                } else {
+                    // One B micro-panel stays in L1 while the A block streams past it.
+                    for jr in (0..ncb).step_by(nr) {
+                        if let (BMode::PanelByPanel, BSource::Strided(b)) = (s.b_mode, b) {
+                            let w = nr.min(ncb - jr);
+                            // SAFETY: the panel lies inside B; bbuf holds kc*NR.
+                            unsafe { pack_b(b.block(pc, jc + jr, kcb, w), nr, bbuf) };
+                        }
+                        for t in 0..tiles {
+                            tile_call(jr, t, &mut args);
                         }
                     }
                 }

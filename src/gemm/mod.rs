@@ -430,6 +430,9 @@ fn strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>) -> Strategy {
             nc: plan::chunk(n, blk.nc, ker.nr),
             pack_a,
             b_mode,
+            // One short k chunk: C's traffic dominates, so write each row band of C left to
+            // right (measured +3% at 1024×1024×64), if B's block stays in L2 meanwhile.
+            rows_outer: k <= 128 && kc * n * 4 <= cpu.l2 / 2,
         }
     }
     #[cfg(not(feature = "alloc"))]
@@ -457,6 +460,7 @@ fn in_place_strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>, kc_room: usi
         } else {
             BMode::PanelByPanel
         },
+        rows_outer: false,
     }
 }
 
@@ -629,6 +633,7 @@ pub fn sgemm_packed(
         nc: plan::chunk(n, blk.nc, ker.nr),
         pack_a: !(small || n <= ker.nr),
         b_mode: BMode::Prepacked,
+        rows_outer: false,
     };
     let src = BSource::Packed {
         ptr: b.data.as_ptr() as *const f32,
@@ -667,6 +672,7 @@ pub(crate) unsafe fn sgemm_prepacked_seq(a: Raw<f32>, b: &PackedB, beta: f32, c:
         nc: plan::chunk(n, blk.nc, ker.nr),
         pack_a: false,
         b_mode: BMode::Prepacked,
+        rows_outer: false,
     };
     debug_assert_eq!(workspace_len(ker, &s, m, n), 0);
     let src = BSource::Packed {

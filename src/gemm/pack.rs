@@ -106,8 +106,13 @@ unsafe fn transpose_rows_scalar<T: Copy>(
 ) {
     for p in p0..len {
         for i in 0..h {
-            // SAFETY: i < h, p < len (caller).
-            unsafe { *dst.add(p * ld + i) = *src.offset(i as isize * rs).add(p) };
+            // SAFETY: i < h, p < len (caller). Unaligned accesses: the int8 packers pass
+            // 4-byte groups of byte data (as f32 from the AVX2 path), which may start at any
+            // address.
+            unsafe {
+                dst.add(p * ld + i)
+                    .write_unaligned(src.offset(i as isize * rs).add(p).read_unaligned())
+            };
         }
     }
 }

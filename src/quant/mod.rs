@@ -152,7 +152,7 @@ impl<'a> Requantize<'a> {
         self
     }
 
-    fn plan<O: QuantOutput>(&self, n: usize) -> Result<RqPlan<'a>, Error> {
+    pub(crate) fn plan<O: QuantOutput>(&self, n: usize) -> Result<RqPlan<'a>, Error> {
         let check_len = |what: &'static str, len: usize| {
             if len == n {
                 Ok(())
@@ -543,6 +543,111 @@ pub fn qgemm_requantize_packed<A: QuantInput, O: QuantOutput>(
         out,
         par,
     )
+}
+
+/// Blocking and workspace size for [`qgemm_requantize_prepacked_seq`] calls of at most
+/// `max_rows` rows with one prepacked B (crate-internal: convolution).
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SeqPlan {
+    s: QStrategy,
+    max_rows: usize,
+    /// Bytes of 64-byte aligned workspace one call needs.
+    pub ws_bytes: usize,
+}
+
+#[cfg(feature = "alloc")]
+impl PackedQB {
+    /// The plan for sequential requantized calls of at most `max_rows` rows.
+    pub(crate) fn seq_plan(&self, max_rows: usize) -> SeqPlan {
+        let max_rows = max_rows.max(1);
+        let s = strategy(self.kernel, max_rows, self.n, self.k, Some(self.kc));
+        let src = QbSource::Packed {
+            data: self.data.as_ptr() as *const u8,
+            colsum: &self.colsum,
+            chunk_bytes: self.chunk_bytes,
+        };
+        // The layout only looks at the kind of destination (requantized) and its size: a
+        // placeholder view and plan stand in for the real ones.
+        let dest = Dest::Requant {
+            out: Raw {
+                ptr: core::ptr::null_mut(),
+                rows: max_rows,
+                cols: self.n,
+                rs: 0,
+                cs: 0,
+            },
+            plan: RqPlan {
+                mults: Mults::PerTensor {
+                    multiplier: 0,
+                    shift: 0,
+                },
+                out_zp: 0,
+                lo: 0,
+                hi: 0,
+                no_left_shift: true,
+            },
+        };
+        // A block of fewer rows needs no more (the layout grows with the rows).
+        let ws_bytes = workspace_bytes(self.kernel, &s, self.k, max_rows, self.n, &src, &dest);
+        SeqPlan {
+            s,
+            max_rows,
+            ws_bytes,
+        }
+    }
+}
+
+/// [`qgemm_requantize_packed`] on the calling thread, with the caller's workspace and a
+/// validated requantization, for callers that split the work themselves (convolution,
+/// like the f32 side's `sgemm_prepacked_seq`).
+///
+/// # Safety
+/// `a` (m×k, m ≤ the plan's `max_rows`, k = B's rows) names only in-bounds elements and
+/// `za` is in A's range; `out` (m×n, n = B's columns) names in-bounds bytes that do not
+/// overlap A or B and that no other thread touches; `rq` and `bias` cover the n columns;
+/// k is within [`max_exact_k`]; `ws` is 64-byte aligned with `plan.ws_bytes` bytes.
+#[cfg(feature = "alloc")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn qgemm_requantize_prepacked_seq<A: QuantInput>(
+    a: Raw<A>,
+    za: i32,
+    b: &PackedQB,
+    plan: &SeqPlan,
+    rq: RqPlan,
+    bias: Option<&[i32]>,
+    out: Raw<u8>,
+    ws: *mut u8,
+) {
+    debug_assert!(a.cols == b.k && out.rows == a.rows && out.cols == b.n);
+    debug_assert!(a.rows <= plan.max_rows && b.k > 0);
+    if a.rows == 0 || b.n == 0 {
+        return;
+    }
+    let terms = Terms {
+        za: za + b.kernel.format.a_shift(A::SIGNED),
+        zb: b.zero_point,
+        bias,
+    };
+    let src = QbSource::Packed {
+        data: b.data.as_ptr() as *const u8,
+        colsum: &b.colsum,
+        chunk_bytes: b.chunk_bytes,
+    };
+    // SAFETY: the caller's contract; B's packed data matches its kernel (packed for it), which
+    // runs on this CPU (selected or checked by `Kernel::by_name` when B was packed).
+    unsafe {
+        run_block(
+            b.kernel,
+            &plan.s,
+            a,
+            src,
+            0,
+            &terms,
+            Dest::Requant { out, plan: rq },
+            ws,
+        )
+    }
 }
 
 struct StridedB(Raw<i8>, i32);
