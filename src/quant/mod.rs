@@ -586,6 +586,8 @@ impl PackedQB {
                 lo: 0,
                 hi: 0,
                 no_left_shift: true,
+                right_shift_only: false,
+                acc_small: false,
             },
         };
         // A block of fewer rows needs no more (the layout grows with the rows).
