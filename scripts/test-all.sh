@@ -14,9 +14,9 @@ cargo test --quiet
 
 echo "== host: kernel battery and workspace API without std (alloc only), and without alloc"
 CARGO_TARGET_DIR=target/nostd RUSTFLAGS="-C target-cpu=native" \
-    cargo test --quiet --no-default-features --features alloc --test kernel_battery --test workspace
+    cargo test --quiet --no-default-features --features alloc --test kernel_battery --test workspace --test qworkspace
 CARGO_TARGET_DIR=target/nostd RUSTFLAGS="-C target-cpu=native" \
-    cargo test --quiet --no-default-features --test kernel_battery --test workspace
+    cargo test --quiet --no-default-features --test kernel_battery --test workspace --test qworkspace
 
 for t in scripts/cross/*.sh; do
     [ -e "$t" ] || continue

@@ -118,9 +118,12 @@ pub enum Error {
         packed_for: &'static str,
         kernel: &'static str,
     },
-    /// A caller-provided workspace that is too small (sizes in bytes: see
-    /// `sgemm_workspace_size`).
+    /// A caller-provided workspace (or buffer to pack into) that is too small (sizes in
+    /// bytes: see `sgemm_workspace_size`, `qgemm_workspace_size`, `qgemm_packed_b_size`).
     WorkspaceTooSmall { needed: usize, got: usize },
+    /// Bytes that are not a valid prepacked operand (`PackedQBRef::from_bytes`): what is
+    /// wrong with them.
+    InvalidPacked { reason: &'static str },
     /// A size computation overflowed `usize`.
     SizeOverflow,
     /// A zero point outside its type's range.
@@ -256,6 +259,9 @@ impl fmt::Display for Error {
             ),
             Error::WorkspaceTooSmall { needed, got } => {
                 write!(f, "workspace too small: {got} bytes given, {needed} needed")
+            }
+            Error::InvalidPacked { reason } => {
+                write!(f, "not a valid prepacked operand: {reason}")
             }
             Error::SizeOverflow => f.write_str("a size computation overflowed usize"),
             Error::ZeroPointOutOfRange {

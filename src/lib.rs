@@ -6,6 +6,9 @@
 //! - [`PackedB`] / [`sgemm_packed`]: a right-hand operand packed once and reused.
 //! - [`qgemm`] / [`qgemm_requantize`]: exact int8 GEMM with zero points, and TFLite-exact
 //!   requantized i8/u8 output, per tensor or per channel; [`PackedQB`] for weights.
+//!   Without allocation: [`qgemm_with_workspace`], [`qgemm_requantize_with_workspace`], and
+//!   weights packed into caller memory or read in place from flash ([`PackedQBRef`],
+//!   [`qgemm_requantize_packed_with_workspace`]), all sized by `const fn`s.
 //! - [`kernels`]: every micro-kernel compiled in, which ones this CPU runs, which is used.
 //! - [`conv`] (feature `alloc`): NHWC convolution on top of the GEMM: im2col, 1×1 as GEMM,
 //!   depthwise, Winograd F(2,3)/F(4,3)/F(6,3), with a prepared-layer object.
@@ -48,7 +51,13 @@ pub use gemm::{sgemm_packed, PackedB};
 pub use kernels::{kernels, Kernel, KernelInfo, KernelKind};
 pub use matrix::{MatMut, MatRef};
 pub use par::Par;
-pub use quant::{max_exact_k, quantize_multiplier, QuantInput, QuantOutput, Requantize, Scale};
+pub use quant::{
+    max_exact_k, qgemm_packed_b_size, qgemm_packed_with_workspace, qgemm_packed_workspace_size,
+    qgemm_requantize_packed_with_workspace, qgemm_requantize_with_kernel_and_workspace,
+    qgemm_requantize_with_workspace, qgemm_with_kernel_and_workspace, qgemm_with_workspace,
+    qgemm_workspace_size, quantize_multiplier, PackedQBRef, QuantInput, QuantOutput, Requantize,
+    Scale,
+};
 #[cfg(feature = "alloc")]
 pub use quant::{
     qgemm, qgemm_packed, qgemm_requantize, qgemm_requantize_packed, qgemm_requantize_with_kernel,

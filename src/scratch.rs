@@ -49,7 +49,8 @@ pub(crate) const fn caller_workspace_size(bytes: usize) -> usize {
     if bytes == 0 {
         0
     } else {
-        bytes + WS_ALIGN - 1
+        // Saturating: a size too large for the address space stays unsatisfiable.
+        bytes.saturating_add(WS_ALIGN - 1)
     }
 }
 

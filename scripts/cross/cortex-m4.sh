@@ -25,8 +25,8 @@ for t in thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi; do
         --features alloc --target "$t" -Zbuild-std=core,alloc
 done
 
-# The kernels this target must have compiled in and passing (phase 2 adds the int8 one).
-export EDGEMM_FW_REQUIRE=sgemm_vfp4_4x4
+# The kernels this target must have compiled in and passing.
+export EDGEMM_FW_REQUIRE=sgemm_vfp4_4x4,qgemm_s16_m4dsp_16x4
 for variant in no-alloc alloc; do
     features=()
     [ "$variant" = alloc ] && features=(--features alloc)

@@ -167,6 +167,17 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::x86_64::qgemm_i16_avx2_6x16,
         requant: crate::quant::requant::requantize_avx2,
     },
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+    QgemmKernel {
+        name: "qgemm_s16_m4dsp_16x4",
+        requires: Features::DSP,
+        isa: "dsp",
+        mr: 16,
+        nr: 4,
+        format: QFormat::I16x2,
+        ukr: super::arm::qgemm_s16_m4dsp_16x4,
+        requant: crate::quant::requant::arm::requantize_m4dsp,
+    },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
     QgemmKernel {
         name: "qgemm_i8_neon_i8mm_8x12",

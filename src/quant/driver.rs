@@ -73,12 +73,17 @@ pub(crate) struct Terms<'a> {
     pub bias: Option<&'a [i32]>,
 }
 
-fn align64(x: usize) -> usize {
-    x.div_ceil(64) * 64
+/// `x` rounded up to a multiple of 64, saturating at `usize::MAX` (a size that can never be
+/// provided, so an absurd request fails the size check instead of wrapping).
+const fn align64(x: usize) -> usize {
+    match x.checked_next_multiple_of(64) {
+        Some(v) => v,
+        None => usize::MAX,
+    }
 }
 
 /// Byte offsets of the pieces of one thread's workspace.
-struct Layout {
+pub(crate) struct Layout {
     apack: usize,
     bpack: usize,
     rowsum: usize,
@@ -86,7 +91,7 @@ struct Layout {
     colsum: usize,
     coloff: usize,
     acc: usize,
-    total: usize,
+    pub total: usize,
 }
 
 /// Several k chunks and a destination that is not plain unit-stride i32 C: the sums live
@@ -99,6 +104,97 @@ fn uses_acc(s: &QStrategy, k: usize, dest: &Dest) -> bool {
         }
 }
 
+/// The kernel's shape and packing, as plain numbers (so sizes can be computed in `const`
+/// contexts, from the kernel table).
+#[derive(Clone, Copy)]
+pub(crate) struct Geometry {
+    pub mr: usize,
+    pub nr: usize,
+    /// k steps per packed group.
+    pub g: usize,
+    /// Bytes per packed element.
+    pub e: usize,
+}
+
+impl Geometry {
+    pub const fn of(ker: &QgemmKernel) -> Geometry {
+        Geometry {
+            mr: ker.mr,
+            nr: ker.nr,
+            g: ker.format.k_group(),
+            e: ker.format.elem_bytes(),
+        }
+    }
+}
+
+/// The workspace layout of one thread's rows×cols block: `packs_b` when B is packed per
+/// call (strided B), `acc` when the sums need the block buffer (see [`uses_acc`]). With a
+/// single k chunk the row sums are only needed for the current MC block, so they take mc
+/// rows, not all of them. A `const fn`: the caller-provided-workspace sizes use it too.
+#[allow(clippy::too_many_arguments)]
+pub(crate) const fn layout_of(
+    geo: Geometry,
+    s: QStrategy,
+    k: usize,
+    rows: usize,
+    cols: usize,
+    packs_b: bool,
+    acc: bool,
+) -> Layout {
+    let Geometry { mr, nr, g, e } = geo;
+    let kg = (if s.kc < k { s.kc } else { k })
+        .div_ceil(g)
+        .saturating_mul(g);
+    let mcb = if s.mc < rows { s.mc } else { rows };
+    let ncb = if s.nc < cols { s.nc } else { cols };
+    // A block of one row is packed as one row (see run_block), not as a sliver of MR.
+    let mc = if mcb == 1 {
+        1
+    } else {
+        mcb.div_ceil(mr).saturating_mul(mr)
+    };
+    let nc = ncb.div_ceil(nr).saturating_mul(nr);
+    let sum_rows = if k <= s.kc { mcb } else { rows };
+    let slack = 4 * crate::gemm::pack::PACK_SLACK;
+    let apack = 0;
+    let bpack = align64(
+        mc.saturating_mul(kg)
+            .saturating_mul(e)
+            .saturating_add(slack),
+    );
+    let b_bytes = if packs_b {
+        align64(nc.saturating_mul(kg).saturating_mul(e))
+    } else {
+        0
+    };
+    let rowsum = bpack.saturating_add(b_bytes);
+    let rowoff = rowsum.saturating_add(align64(sum_rows.saturating_mul(4)));
+    let colsum = rowoff.saturating_add(align64(sum_rows.saturating_mul(4)));
+    let colsum_bytes = if packs_b {
+        align64(nc.saturating_mul(4))
+    } else {
+        0
+    };
+    let coloff = colsum.saturating_add(colsum_bytes);
+    let accb = coloff.saturating_add(align64(nc.saturating_add(nr).saturating_mul(4)));
+    let acc_bytes = if acc {
+        align64(rows.saturating_mul(cols).saturating_mul(4))
+    } else {
+        0
+    };
+    let total = accb.saturating_add(acc_bytes);
+    Layout {
+        apack,
+        bpack,
+        rowsum,
+        rowoff,
+        colsum,
+        coloff,
+        acc: accb,
+        total,
+    }
+}
+
 fn layout(
     ker: &QgemmKernel,
     s: &QStrategy,
@@ -108,40 +204,15 @@ fn layout(
     b: &QbSource,
     dest: &Dest,
 ) -> Layout {
-    let (g, e) = (ker.format.k_group(), ker.format.elem_bytes());
-    let kg = s.kc.min(k).div_ceil(g) * g;
-    let mc = s.mc.min(rows).div_ceil(ker.mr) * ker.mr;
-    let nc = s.nc.min(cols).div_ceil(ker.nr) * ker.nr;
-    let mut off = 0;
-    let mut take = |bytes: usize| {
-        let at = off;
-        off += align64(bytes);
-        at
-    };
-    let apack = take(mc * kg * e + 4 * crate::gemm::pack::PACK_SLACK);
-    let bpack = take(match b {
-        QbSource::Strided(_) => nc * kg * e,
-        QbSource::Packed { .. } => 0,
-    });
-    let rowsum = take(rows * 4);
-    let rowoff = take(rows * 4);
-    let colsum = take(nc * 4);
-    let coloff = take((nc + ker.nr) * 4);
-    let acc = take(if uses_acc(s, k, dest) {
-        rows * cols * 4
-    } else {
-        0
-    });
-    Layout {
-        apack,
-        bpack,
-        rowsum,
-        rowoff,
-        colsum,
-        coloff,
-        acc,
-        total: off,
-    }
+    layout_of(
+        Geometry::of(ker),
+        *s,
+        k,
+        rows,
+        cols,
+        matches!(b, QbSource::Strided(_)),
+        uses_acc(s, k, dest),
+    )
 }
 
 /// Bytes of workspace one thread needs for a rows×cols block of C (64-byte aligned).
@@ -188,6 +259,8 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
     let (g, e) = (ker.format.k_group(), ker.format.elem_bytes());
     let lay = layout(ker, s, k, m, n, &b, &dest);
     let acc_mode = uses_acc(s, k, &dest);
+    // One k chunk: the row sums are per MC block (indexed from the block's first row).
+    let block_sums = k <= s.kc;
     // SAFETY (pointer setup): every offset is inside the workspace (layout).
     let (apack, bpack, acc) = unsafe {
         (
@@ -197,10 +270,11 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
         )
     };
     // SAFETY: the layout gives each array its own aligned, in-bounds range of i32.
+    let sum_rows = (lay.rowoff - lay.rowsum) / 4;
     let (rowsum, rowoff, colsum, coloff) = unsafe {
         (
-            core::slice::from_raw_parts_mut(ws.add(lay.rowsum) as *mut i32, m),
-            core::slice::from_raw_parts_mut(ws.add(lay.rowoff) as *mut i32, m),
+            core::slice::from_raw_parts_mut(ws.add(lay.rowsum) as *mut i32, sum_rows),
+            core::slice::from_raw_parts_mut(ws.add(lay.rowoff) as *mut i32, sum_rows),
             core::slice::from_raw_parts_mut(
                 ws.add(lay.colsum) as *mut i32,
                 (lay.coloff - lay.colsum) / 4,
@@ -211,7 +285,11 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
             ),
         )
     };
-    let mut tile = [0i32; MAX_MR * MAX_NR];
+    // The stack tile: the kernel writes each h×w tile (flags 0: C is not read) before the
+    // output stage reads it, so it is never initialised (zeroing 2 KiB per call shows on
+    // a Cortex-M4).
+    let mut tile = core::mem::MaybeUninit::<[i32; MAX_MR * MAX_NR]>::uninit();
+    let tile = tile.as_mut_ptr() as *mut i32;
     let mut args = QgemmArgs {
         a: core::ptr::null(),
         b: core::ptr::null(),
@@ -231,7 +309,10 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
 
     for jc in (0..n).step_by(s.nc) {
         let ncb = s.nc.min(n - jc);
-        colsum[..ncb].fill(0);
+        if let QbSource::Strided(_) = b {
+            // (Prepacked B brings its column sums; the layout has none for it.)
+            colsum[..ncb].fill(0);
+        }
         for (q, pc) in (0..k).step_by(s.kc).enumerate() {
             let kcb = s.kc.min(k - pc);
             let groups = kcb.div_ceil(g);
@@ -278,22 +359,28 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
             }
             for ic in (0..m).step_by(s.mc) {
                 let mcb = s.mc.min(m - ic);
+                // Index of row ic in the row sums.
+                let r0 = if block_sums { 0 } else { ic };
                 if pc == 0 {
-                    rowsum[ic..ic + mcb].fill(0);
+                    rowsum[r0..r0 + mcb].fill(0);
                 }
+                // A block of one row is packed as a single contiguous row (a sliver of MR
+                // rows would put its k-groups MR apart): the kernels read A' through a_ks.
+                let mr_a = if mcb == 1 { 1 } else { mr };
+                args.a_ks = (mr_a * g * e) as isize;
                 // SAFETY: the block lies inside A; apack holds ceil(mc/MR)·MR·kc·e bytes.
                 unsafe {
                     pack_a(
                         a.block(ic, pc, mcb, kcb),
                         ker.format,
-                        mr,
+                        mr_a,
                         apack,
-                        &mut rowsum[ic..ic + mcb],
+                        &mut rowsum[r0..r0 + mcb],
                         t.zb != 0,
                     )
                 };
                 if last {
-                    for i in ic..ic + mcb {
+                    for i in r0..r0 + mcb {
                         rowoff[i] = rowsum[i].wrapping_mul(t.zb).wrapping_neg();
                     }
                 }
@@ -313,7 +400,7 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                         args.a = apack.wrapping_add(tt * mr * groups * g * e);
                         args.m = h;
                         args.row_off = if last {
-                            rowoff[row..].as_ptr()
+                            rowoff[row - (ic - r0)..].as_ptr()
                         } else {
                             ZEROS.as_ptr()
                         };
@@ -349,24 +436,15 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                                 }
                             }
                             _ => {
-                                args.c = tile.as_mut_ptr();
+                                args.c = tile;
                                 args.c_rs = (nr * 4) as isize;
                                 args.flags = 0;
                                 // SAFETY: as above, into the stack tile (MR×NR ≥ h×w).
                                 unsafe { (ker.ukr)(&args) };
-                                // SAFETY: the tile and dest ranges are in bounds.
+                                // SAFETY: the tile's h×w values were just written by the
+                                // kernel; the dest ranges are in bounds.
                                 unsafe {
-                                    finish_tile(
-                                        tile.as_ptr(),
-                                        nr,
-                                        h,
-                                        w,
-                                        &dest,
-                                        row,
-                                        col,
-                                        b_col0,
-                                        ker,
-                                    )
+                                    finish_tile(tile, nr, h, w, &dest, row, col, b_col0, ker)
                                 };
                             }
                         }

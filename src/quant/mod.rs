@@ -13,28 +13,48 @@
 //! i32, which is guaranteed for `k · max|a − za| · max|b − zb| < 2^31`: any values and zero
 //! points up to k = 33 025, symmetric i8 (zero points 0) up to k = 131 071. A larger k is
 //! an [`Error::KTooLarge`].
-
-// Without `alloc` the entry points that allocate their workspace are compiled out, which
-// leaves the driver unused until a caller-provided-workspace entry point is added.
-#![cfg_attr(not(feature = "alloc"), allow(unused_imports, dead_code))]
+//!
+//! Without `alloc`: [`qgemm_with_workspace`], [`qgemm_requantize_with_workspace`] and the
+//! prepacked [`PackedQBRef`] (weights packed once into caller memory, or read in place from
+//! flash) with [`qgemm_packed_with_workspace`] / [`qgemm_requantize_packed_with_workspace`]
+//! take their scratch memory from the caller, sized by `const fn`s.
 
 mod driver;
-#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics, feature = "alloc"))]
 mod gemv;
 mod pack;
+mod packed;
 pub(crate) mod requant;
+mod workspace;
 
+#[cfg(feature = "alloc")]
 use crate::arch::cpu_info;
 use crate::error::{Error, Operand};
+#[cfg(feature = "alloc")]
 use crate::gemm::plan::chunk;
 use crate::gemm::raw::Raw;
+#[cfg(feature = "alloc")]
 use crate::kernels::int8::QgemmKernel;
+#[cfg(feature = "alloc")]
 use crate::kernels::{qgemm_kernel, Kernel};
-use crate::matrix::{MatMut, MatRef};
+use crate::matrix::MatMut;
+#[cfg(feature = "alloc")]
+use crate::matrix::MatRef;
+#[cfg(feature = "alloc")]
 use crate::par::Par;
+#[cfg(feature = "alloc")]
 use crate::threads;
-use driver::{run_block, workspace_bytes, Dest, QStrategy, QbSource, Terms};
+#[cfg(feature = "alloc")]
+use driver::{run_block, workspace_bytes, QStrategy, Terms};
+use driver::{Dest, QbSource};
+pub use packed::{qgemm_packed_b_size, PackedQBRef};
 use requant::{Mults, RqPlan};
+pub use workspace::{
+    qgemm_packed_with_workspace, qgemm_packed_workspace_size,
+    qgemm_requantize_packed_with_workspace, qgemm_requantize_with_kernel_and_workspace,
+    qgemm_requantize_with_workspace, qgemm_with_kernel_and_workspace, qgemm_with_workspace,
+    qgemm_workspace_size,
+};
 
 mod sealed {
     pub trait Sealed {}
@@ -192,12 +212,24 @@ impl<'a> Requantize<'a> {
                 max: self.clamp_max,
             });
         }
+        // Every shift a right shift of at least 1, and no multiplier at −2^31 or −2^31 + 1:
+        // the forms an output stage may compute more cheaply (see `requant::arm`).
+        let right_shift_only = match self.scale {
+            Scale::PerTensor { multiplier, shift } => shift < 0 && multiplier > i32::MIN + 1,
+            Scale::PerChannel {
+                multipliers,
+                shifts,
+            } => shifts.iter().all(|&s| s < 0) && multipliers.iter().all(|&m| m > i32::MIN + 1),
+        };
         Ok(RqPlan {
             mults,
             out_zp: self.output_zero_point,
             lo,
             hi,
             no_left_shift,
+            right_shift_only,
+            // Set by the call once k and the zero points are known (Out::note_range).
+            acc_small: false,
         })
     }
 }
@@ -554,6 +586,8 @@ impl PackedQB {
                 lo: 0,
                 hi: 0,
                 no_left_shift: true,
+                right_shift_only: false,
+                acc_small: false,
             },
         };
         // A block of fewer rows needs no more (the layout grows with the rows).
@@ -624,9 +658,34 @@ enum BOperand<'a> {
     Strided(StridedB),
     #[cfg(feature = "alloc")]
     Packed(&'a PackedQB),
-    #[cfg(not(feature = "alloc"))]
-    #[allow(dead_code)]
-    Never(core::marker::PhantomData<&'a ()>),
+    /// Prepacked in caller memory (see [`PackedQBRef`]).
+    PackedRef(&'a PackedQBRef<'a>),
+}
+
+impl BOperand<'_> {
+    /// (rows, columns, zero point) of B.
+    fn dims(&self) -> (usize, usize, i32) {
+        match self {
+            BOperand::Strided(StridedB(b, zb)) => (b.rows, b.cols, *zb),
+            #[cfg(feature = "alloc")]
+            BOperand::Packed(p) => (p.k, p.n, p.zero_point),
+            BOperand::PackedRef(p) => (p.rows(), p.cols(), p.zero_point()),
+        }
+    }
+
+    /// B as the driver reads it.
+    fn source(&self) -> QbSource<'_> {
+        match self {
+            BOperand::Strided(StridedB(b, _)) => QbSource::Strided(*b),
+            #[cfg(feature = "alloc")]
+            BOperand::Packed(p) => QbSource::Packed {
+                data: p.data.as_ptr() as *const u8,
+                colsum: &p.colsum,
+                chunk_bytes: p.chunk_bytes,
+            },
+            BOperand::PackedRef(p) => p.source(),
+        }
+    }
 }
 
 enum Out<'a> {
@@ -638,6 +697,44 @@ enum Out<'a> {
     },
 }
 
+impl<'a> Out<'a> {
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            Out::I32(c) => (c.rows, c.cols),
+            Out::Requant { out, .. } => (out.rows, out.cols),
+        }
+    }
+
+    fn bias(&self) -> Option<&'a [i32]> {
+        match self {
+            Out::Requant { bias, .. } => *bias,
+            Out::I32(_) => None,
+        }
+    }
+
+    /// Records in the plan whether every accumulator of the call (sum of products plus
+    /// bias) is below 2^30 in magnitude whatever the data: `k·max|a − za|·max|b − zb| +
+    /// max|bias| < 2^30`. An output stage may then skip per-value range checks.
+    fn note_range<A: QuantInput>(&mut self, k: usize, za: i32, zb: i32) {
+        if let Out::Requant { plan, bias, .. } = self {
+            let ma = (za - A::MIN).max(A::MAX - za) as u64;
+            let mb = (zb + 128).max(127 - zb) as u64;
+            let bmax = bias.map_or(0, |b| {
+                b.iter().map(|v| v.unsigned_abs() as u64).max().unwrap_or(0)
+            });
+            let bound = (k as u64).saturating_mul(ma * mb).saturating_add(bmax);
+            plan.acc_small = bound < 1 << 30;
+        }
+    }
+
+    fn dest(self) -> Dest<'a> {
+        match self {
+            Out::I32(c) => Dest::I32(c),
+            Out::Requant { out, plan, .. } => Dest::Requant { out, plan },
+        }
+    }
+}
+
 /// Blocking, in bytes of the packed format:
 /// - KC: the B micro-panel is a bit over L1 (it streams from L2, as for f32); but with few
 ///   row tiles (small m) and a B larger than L2, B is a streaming operand: then a block is a
@@ -646,6 +743,7 @@ enum Out<'a> {
 /// - MC: the A block takes a quarter of L2; NC: the B block a quarter of L3.
 ///
 /// `packed_kc`: the KC a prepacked B was packed with (calls must use it).
+#[cfg(feature = "alloc")]
 fn strategy(
     ker: &QgemmKernel,
     m: usize,
@@ -682,6 +780,63 @@ fn strategy(
     }
 }
 
+/// Checks a call (shapes, zero points, the exact-k limit) without touching anything;
+/// returns (m, n, k) and B's zero point.
+fn check_call<A: QuantInput>(
+    a: &Raw<A>,
+    za: i32,
+    b: &BOperand,
+    out: &Out,
+) -> Result<(usize, usize, usize, i32), Error> {
+    let (bk, bn, zb) = b.dims();
+    let (cm, cn) = out.dims();
+    if a.cols != bk || cm != a.rows || cn != bn {
+        return Err(Error::DimensionMismatch {
+            a: (a.rows, a.cols),
+            b: (bk, bn),
+            c: (cm, cn),
+        });
+    }
+    check_zero_points::<A>(za, zb)?;
+    let k = a.cols;
+    let k_max = max_exact_k::<A>(za, zb);
+    if k > k_max {
+        return Err(Error::KTooLarge { k, max: k_max });
+    }
+    Ok((cm, cn, k, zb))
+}
+
+/// The calls with nothing to multiply: an empty C, or k = 0 (every sum is empty: C is 0,
+/// or the requantized bias). Returns true when it handled the call.
+fn trivial_call(m: usize, n: usize, k: usize, out: &Out) -> bool {
+    if m == 0 || n == 0 {
+        return true;
+    }
+    if k != 0 {
+        return false;
+    }
+    match out {
+        Out::I32(c) => {
+            for i in 0..m {
+                for j in 0..n {
+                    // SAFETY: (i, j) is inside the validated C.
+                    unsafe { *c.at(i, j) = 0 };
+                }
+            }
+        }
+        Out::Requant { out, plan, bias } => {
+            for i in 0..m {
+                for j in 0..n {
+                    let v = plan.one(bias.map_or(0, |b| b[j]), j);
+                    // SAFETY: (i, j) is inside the validated output.
+                    unsafe { *out.at(i, j) = v as u8 };
+                }
+            }
+        }
+    }
+    true
+}
+
 #[cfg(feature = "alloc")]
 fn qgemm_impl<A: QuantInput>(
     ker: &'static QgemmKernel,
@@ -691,96 +846,35 @@ fn qgemm_impl<A: QuantInput>(
     out: Out,
     par: Par,
 ) -> Result<(), Error> {
-    let (bk, bn, zb) = match &b {
-        BOperand::Strided(StridedB(b, zb)) => (b.rows, b.cols, *zb),
-        #[cfg(feature = "alloc")]
-        BOperand::Packed(p) => (p.k, p.n, p.zero_point),
-        #[cfg(not(feature = "alloc"))]
-        BOperand::Never(_) => unreachable!(),
-    };
-    let (cm, cn) = match &out {
-        Out::I32(c) => (c.rows, c.cols),
-        Out::Requant { out, .. } => (out.rows, out.cols),
-    };
-    if a.cols != bk || cm != a.rows || cn != bn {
-        return Err(Error::DimensionMismatch {
-            a: (a.rows, a.cols),
-            b: (bk, bn),
-            c: (cm, cn),
-        });
-    }
-    check_zero_points::<A>(za, zb)?;
-    let (m, n, k) = (cm, cn, a.cols);
-    let k_max = max_exact_k::<A>(za, zb);
-    if k > k_max {
-        return Err(Error::KTooLarge { k, max: k_max });
-    }
+    let (m, n, k, zb) = check_call(&a, za, &b, &out)?;
     let threads = match par {
         Par::Seq => 1,
         Par::Threads(0) => return Err(Error::ZeroThreads),
         Par::Threads(t) => t.min(threads::available()),
     };
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if k == 0 {
-        // Empty sums: 0, or the requantized bias.
-        match out {
-            Out::I32(c) => {
-                for i in 0..m {
-                    for j in 0..n {
-                        // SAFETY: (i, j) is inside the validated C.
-                        unsafe { *c.at(i, j) = 0 };
-                    }
-                }
-            }
-            Out::Requant { out, plan, bias } => {
-                for i in 0..m {
-                    for j in 0..n {
-                        let v = plan.one(bias.map_or(0, |b| b[j]), j);
-                        // SAFETY: (i, j) is inside the validated output.
-                        unsafe { *out.at(i, j) = v as u8 };
-                    }
-                }
-            }
-        }
+    if trivial_call(m, n, k, &out) {
         return Ok(());
     }
     #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
     if m == 1 && try_gemv(ker, &a, za, zb, &b, &out, threads) {
         return Ok(());
     }
+    let mut out = out;
+    out.note_range::<A>(k, za, zb);
     let packed_kc = match &b {
         BOperand::Strided(_) => None,
-        #[cfg(feature = "alloc")]
         BOperand::Packed(p) => Some(p.kc),
-        #[cfg(not(feature = "alloc"))]
-        BOperand::Never(_) => None,
+        // Packed in one k chunk (see `PackedQBRef`).
+        BOperand::PackedRef(p) => Some(p.kc()),
     };
     let s = strategy(ker, m, n, k, packed_kc);
     let terms = Terms {
         za: za + ker.format.a_shift(A::SIGNED),
         zb,
-        bias: match &out {
-            Out::Requant { bias, .. } => *bias,
-            Out::I32(_) => None,
-        },
+        bias: out.bias(),
     };
-    let src = match &b {
-        BOperand::Strided(StridedB(b, _)) => QbSource::Strided(*b),
-        #[cfg(feature = "alloc")]
-        BOperand::Packed(p) => QbSource::Packed {
-            data: p.data.as_ptr() as *const u8,
-            colsum: &p.colsum,
-            chunk_bytes: p.chunk_bytes,
-        },
-        #[cfg(not(feature = "alloc"))]
-        BOperand::Never(_) => unreachable!(),
-    };
-    let dest = match out {
-        Out::I32(c) => Dest::I32(c),
-        Out::Requant { out, plan, .. } => Dest::Requant { out, plan },
-    };
+    let src = b.source();
+    let dest = out.dest();
     let grid = threads::partition(m, n, k / 4, ker.mr, ker.nr, threads);
     let job = |t: usize| {
         let (r0, rows, c0, cols) = grid.block(t);
@@ -850,12 +944,15 @@ fn try_gemv<A: QuantInput>(
         Out::Requant { bias, .. } => *bias,
         Out::I32(_) => None,
     };
-    crate::scratch::with_workspace((k + 2 * n).div_ceil(4) + 16, |ws| {
-        // SAFETY: the workspace has k bytes for a' and 2n i32 for the offsets after them,
+    // k bytes of a', then (from the next 64-byte boundary) n i32 offsets. (This counted
+    // 2n bytes for the offsets, 4n being needed: a heap overflow that only the per-call
+    // buffer of an alloc-without-std build exposed.)
+    let off_at = k.div_ceil(64) * 64;
+    crate::scratch::with_workspace((off_at + 4 * n).div_ceil(4), |ws| {
+        // SAFETY: the workspace has k bytes for a' and n i32 for the offsets at off_at,
         // 64-byte aligned, used by this call only.
         let (abuf, off) = unsafe {
             let bytes = ws as *mut u8;
-            let off_at = k.div_ceil(64) * 64;
             (
                 core::slice::from_raw_parts_mut(bytes, k),
                 core::slice::from_raw_parts_mut(bytes.add(off_at) as *mut i32, n),

@@ -33,6 +33,12 @@ pub(crate) unsafe fn pack_a<A: QuantInput>(
     sums: bool,
 ) {
     let (mc, kc) = (a.rows, a.cols);
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    if fmt == QFormat::I16x2 && a.cs == 1 {
+        // SAFETY: forwarded.
+        unsafe { arm::pack_a_i16_rowmajor(a, mr, dst, rowsum, sums) };
+        return;
+    }
     // Byte formats from row-major A whose rows start on 4-byte steps: each k group of a row
     // is 4 contiguous bytes, so packing is a transpose of 4-byte elements (plus the sign
     // flip when the format wants the other signedness).
@@ -199,6 +205,138 @@ unsafe fn pack_a_bytes_rowmajor<A: QuantInput>(
                 }
                 let v = sum.wrapping_add(shift.wrapping_mul(kc as i32));
                 rowsum[i0 + i] = rowsum[i0 + i].wrapping_add(v);
+            }
+        }
+    }
+}
+
+/// Arm M-profile with the DSP extension (Cortex-M4): row-major A widened to i16 pairs four
+/// bytes at a time, with no intermediate buffer. `sxtb16` (`uxtb16` for u8) splits a word
+/// a0 a1 a2 a3 into the halfword pairs (a0, a2) and (a1, a3); `pkhbt`/`pkhtb` rejoin them as
+/// the k-pairs (a0, a1) and (a2, a3), stored MR words apart (consecutive k-groups of the
+/// row in the sliver). Row sums, when asked, by `smlad` with (1, 1). 8 instructions per 4
+/// elements (2 with the sums) plus the loop.
+#[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+mod arm {
+    use super::super::QuantInput;
+    use crate::gemm::pack::{row_tile, row_tiles};
+    use crate::gemm::raw::Raw;
+    use core::arch::asm;
+
+    /// The k-pairs (a0, a1) and (a2, a3) of the bytes a0..a3 of `w` (little-endian),
+    /// sign-extended (`SIGNED`) or zero-extended.
+    #[inline(always)]
+    fn widen(w: u32, signed: bool) -> (u32, u32) {
+        let (lo, hi): (u32, u32);
+        // SAFETY: register arithmetic only.
+        unsafe {
+            if signed {
+                asm!(
+                    "sxtb16 {e}, {w}",
+                    "sxtb16 {o}, {w}, ror #8",
+                    "pkhbt {lo}, {e}, {o}, lsl #16",
+                    "pkhtb {hi}, {o}, {e}, asr #16",
+                    w = in(reg) w, e = out(reg) _, o = out(reg) _,
+                    lo = out(reg) lo, hi = out(reg) hi,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+            } else {
+                asm!(
+                    "uxtb16 {e}, {w}",
+                    "uxtb16 {o}, {w}, ror #8",
+                    "pkhbt {lo}, {e}, {o}, lsl #16",
+                    "pkhtb {hi}, {o}, {e}, asr #16",
+                    w = in(reg) w, e = out(reg) _, o = out(reg) _,
+                    lo = out(reg) lo, hi = out(reg) hi,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+            }
+        }
+        (lo, hi)
+    }
+
+    /// `s + p.lo + p.hi` (signed halfwords).
+    #[inline(always)]
+    fn add_pair(s: i32, p: u32) -> i32 {
+        let r: i32;
+        // SAFETY: register arithmetic only (smlad may set Q, which nothing reads).
+        unsafe {
+            asm!(
+                "smlad {r}, {p}, {one}, {s}",
+                r = lateout(reg) r, p = in(reg) p, one = in(reg) 0x0001_0001u32, s = in(reg) s,
+                options(pure, nomem, nostack, preserves_flags),
+            )
+        };
+        r
+    }
+
+    /// One k-pair word from the elements p, p+1 of a row of kc (zero past kc).
+    ///
+    /// # Safety
+    /// `row[p]` readable, `row[p + 1]` too when p + 1 < kc.
+    #[inline(always)]
+    unsafe fn pair<A: QuantInput>(row: *const A, p: usize, kc: usize) -> u32 {
+        // SAFETY: as stated.
+        let v0: i32 = unsafe { (*row.add(p)).into() };
+        let v1: i32 = if p + 1 < kc {
+            // SAFETY: as stated.
+            unsafe { (*row.add(p + 1)).into() }
+        } else {
+            0
+        };
+        (v0 as u32 & 0xffff) | ((v1 as u32) << 16)
+    }
+
+    /// [`super::pack_a`] for `QFormat::I16x2` and `a.cs == 1`.
+    ///
+    /// # Safety
+    /// As [`super::pack_a`].
+    pub(super) unsafe fn pack_a_i16_rowmajor<A: QuantInput>(
+        a: Raw<A>,
+        mr: usize,
+        dst: *mut u8,
+        rowsum: &mut [i32],
+        sums: bool,
+    ) {
+        let (mc, kc) = (a.rows, a.cols);
+        let groups = kc.div_ceil(2);
+        let quads = kc / 4;
+        for s in 0..row_tiles(mc, mr) {
+            let (i0, h) = row_tile(mc, mr, s);
+            let sliver = dst.wrapping_add(s * mr * groups * 4) as *mut u32;
+            for i in 0..h {
+                let row = a.at(i0 + i, 0) as *const A;
+                let mut d = sliver.wrapping_add(i);
+                let mut sum = 0i32;
+                // SAFETY: the row has kc elements (unit stride): quads·4 bytes are read as
+                // words; the sliver holds MR words per k-group for `groups` groups, and row
+                // i's word of group q is at i + q·MR.
+                unsafe {
+                    let src = row as *const u8;
+                    for q in 0..quads {
+                        let w = (src.add(4 * q) as *const u32).read_unaligned();
+                        let (lo, hi) = widen(w, A::SIGNED);
+                        d.write(lo);
+                        d.add(mr).write(hi);
+                        d = d.add(2 * mr);
+                        if sums {
+                            sum = add_pair(add_pair(sum, lo), hi);
+                        }
+                    }
+                    let mut p = 4 * quads;
+                    while p < kc {
+                        let w = pair(row, p, kc);
+                        d.write(w);
+                        d = d.add(mr);
+                        if sums {
+                            sum = add_pair(sum, w);
+                        }
+                        p += 2;
+                    }
+                }
+                if sums {
+                    rowsum[i0 + i] = rowsum[i0 + i].wrapping_add(sum);
+                }
             }
         }
     }

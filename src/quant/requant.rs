@@ -1,7 +1,9 @@
 //! The output stage: an i32 tile (bias and zero-point terms already added by the kernel)
 //! requantized the TFLite way, as `reference::requantize` defines it, into i8 or u8.
 //! Vectorized with AVX2/AVX-512 on x86-64 and NEON on AArch64 (each checked lane by lane
-//! against the scalar reference in the tests), scalar elsewhere.
+//! against the scalar reference in the tests), with the DSP extension's `smmulr` on Arm
+//! M-profile cores (checked against the reference on the emulated Cortex-M4), scalar
+//! elsewhere.
 
 use crate::reference::multiply_by_quantized_multiplier;
 
@@ -32,6 +34,14 @@ pub(crate) struct RqPlan<'a> {
         allow(dead_code)
     )]
     pub no_left_shift: bool,
+    /// Every shift is ≤ −1 (a right shift, no left shift) and every multiplier is above
+    /// −2^31 + 1: the Arm output stage's fast form applies (see [`arm`]).
+    #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
+    pub right_shift_only: bool,
+    /// Every accumulator of the call is below 2^30 in magnitude (bound from k, the zero
+    /// points and the bias; set by the call, false until then).
+    #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
+    pub acc_small: bool,
 }
 
 impl RqPlan<'_> {
@@ -341,6 +351,241 @@ pub(crate) mod neon {
                 }
             }
         }
+    }
+}
+
+/// The output stage of the Cortex-M4 kernel (Arm M-profile with the DSP extension).
+///
+/// TFLite's double rounding, `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x, m),
+/// e)` with e = −shift ≥ 1, is computed in 5 instructions per value, with no branch:
+///
+/// ```text
+/// add  x, x, x            ; 2x, exact when |x| < 2^30
+/// smmulr x, x, m          ; (2x·m + 2^31) >> 32 = (x·m + 2^30) >> 31 = SRDHM(x, m)
+/// add  c, x, half         ; half = 2^(e−1)
+/// add  c, c, x, asr #31   ; − 1 when negative: ties away from zero
+/// asr  c, c, e            ; = RoundingDivideByPOT(x, e)
+/// ```
+///
+/// then `+ zero point`, clamp (one `ssat`/`usat` for the type's range), store the byte.
+/// Exact (equal to `reference::multiply_by_quantized_multiplier`) when −2^30 < x < 2^30 and
+/// m > −2^31 + 1: then 2x does not overflow, SRDHM never saturates (x ≠ −2^31), and
+/// |SRDHM(x, m)| ≤ 2^30 − 1, so adding half ≤ 2^30 cannot overflow.
+///
+/// The range of x is known for the whole call when `RqPlan::acc_small` (the bound from k,
+/// the zero points and the bias). Otherwise each value is tested on the way (`eor c, x, x,
+/// lsl #1` has bit 31 set when x ∉ [−2^30, 2^30), ORed into a flag word; x = −2^30 passes,
+/// but then |x·m| ≤ 2^30·(2^31 − 2) still keeps |SRDHM| < 2^30 given the multiplier bound),
+/// and a tile with a value out of range is done again by the scalar reference form. Plans
+/// with a left shift, a zero shift or a multiplier at −2^31 or −2^31 + 1
+/// (`RqPlan::right_shift_only` false) always take the scalar form.
+#[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+pub(crate) mod arm {
+    use super::{requantize_scalar, Mults, RqPlan};
+    use core::arch::asm;
+
+    /// The fast form (see the module docs). With `CHECK`, ORs the range test into `flag`.
+    #[inline(always)]
+    fn mbqm<const CHECK: bool>(x: i32, m: i32, e: i32, half: i32, flag: &mut u32) -> i32 {
+        let c: i32;
+        // SAFETY: register arithmetic only (no memory, no stack, no flags: none of these
+        // instructions has the S suffix, and smmulr does not touch Q).
+        unsafe {
+            if CHECK {
+                asm!(
+                    "eor {c}, {x}, {x}, lsl #1",
+                    "orr {f}, {f}, {c}",
+                    "add {x}, {x}, {x}",
+                    "smmulr {x}, {x}, {m}",
+                    "add {c}, {x}, {h}",
+                    "add {c}, {c}, {x}, asr #31",
+                    "asr {c}, {c}, {e}",
+                    x = inout(reg) x => _,
+                    f = inout(reg) *flag,
+                    c = out(reg) c,
+                    m = in(reg) m,
+                    h = in(reg) half,
+                    e = in(reg) e,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+            } else {
+                asm!(
+                    "add {x}, {x}, {x}",
+                    "smmulr {x}, {x}, {m}",
+                    "add {c}, {x}, {h}",
+                    "add {c}, {c}, {x}, asr #31",
+                    "asr {c}, {c}, {e}",
+                    x = inout(reg) x => _,
+                    c = out(reg) c,
+                    m = in(reg) m,
+                    h = in(reg) half,
+                    e = in(reg) e,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+            }
+        }
+        c
+    }
+
+    /// (m, e, half) of a shift ≤ −1.
+    #[inline(always)]
+    fn consts(m: i32, shift: i32) -> (i32, i32, i32) {
+        let e = -shift;
+        (m, e, 1 << (e - 1))
+    }
+
+    /// Clamps to [lo, hi]: the i8 range (`K = 0`), the u8 range (`K = 1`, both become one
+    /// ssat/usat), or the plan's bounds (`K = 2`).
+    #[inline(always)]
+    fn clamp<const K: u8>(v: i32, lo: i32, hi: i32) -> i32 {
+        match K {
+            0 => v.clamp(-128, 127),
+            1 => v.clamp(0, 255),
+            _ => v.clamp(lo, hi),
+        }
+    }
+
+    /// The whole tile in the fast form; returns the flag word (bit 31: redo exactly).
+    /// `TS` is the tile's row stride when known at compile time (the kernel's stack tile:
+    /// NR = 4), else 0 and `ts` is used.
+    ///
+    /// # Safety
+    /// The [`super::RequantFn`] contract; `plan.right_shift_only`; without `CHECK`,
+    /// `plan.acc_small`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn run<const K: u8, const CHECK: bool, const TS: usize>(
+        tile: *const i32,
+        ts: usize,
+        h: usize,
+        w: usize,
+        plan: &RqPlan,
+        col0: usize,
+        out: *mut u8,
+        out_rs: isize,
+        out_cs: isize,
+    ) -> u32 {
+        let ts = if TS != 0 { TS } else { ts };
+        let (zp, lo, hi) = (plan.out_zp, plan.lo, plan.hi);
+        let mut flag = 0u32;
+        let per_column = |j: usize, m: i32, e: i32, half: i32, flag: &mut u32| {
+            let mut t = tile.wrapping_add(j);
+            let mut o = out.wrapping_offset(j as isize * out_cs);
+            // SAFETY (both loops): (i, j) inside the tile and the output (caller).
+            for _ in 0..h / 2 {
+                unsafe {
+                    let v0 = mbqm::<CHECK>(*t, m, e, half, flag);
+                    let v1 = mbqm::<CHECK>(*t.add(ts), m, e, half, flag);
+                    *o = clamp::<K>(v0 + zp, lo, hi) as u8;
+                    *o.offset(out_rs) = clamp::<K>(v1 + zp, lo, hi) as u8;
+                    t = t.add(2 * ts);
+                    o = o.offset(2 * out_rs);
+                }
+            }
+            if h % 2 != 0 {
+                unsafe {
+                    let v = mbqm::<CHECK>(*t, m, e, half, flag);
+                    *o = clamp::<K>(v + zp, lo, hi) as u8;
+                }
+            }
+        };
+        match plan.mults {
+            Mults::PerTensor { multiplier, shift } => {
+                let (m, e, half) = consts(multiplier, shift);
+                for j in 0..w {
+                    per_column(j, m, e, half, &mut flag);
+                }
+            }
+            Mults::PerChannel {
+                multipliers,
+                shifts,
+            } => {
+                for j in 0..w {
+                    // SAFETY: the per-channel slices cover col0..col0 + w (caller).
+                    let (m, e, half) = unsafe {
+                        consts(
+                            *multipliers.get_unchecked(col0 + j),
+                            *shifts.get_unchecked(col0 + j),
+                        )
+                    };
+                    per_column(j, m, e, half, &mut flag);
+                }
+            }
+        }
+        flag
+    }
+
+    /// The Cortex-M4 stack tile's row stride (NR = 4).
+    const TILE_TS: usize = 4;
+
+    /// The variants compiled: without the range test, one per clamp (the type's ranges are
+    /// one ssat/usat); with it, one for all clamps. Other strides (the block buffer of a
+    /// call with several k chunks) take the scalar form. Returns None when no variant
+    /// applies.
+    ///
+    /// # Safety
+    /// As [`run`], without the requirements on the plan (checked here).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn run_for(
+        tile: *const i32,
+        ts: usize,
+        h: usize,
+        w: usize,
+        plan: &RqPlan,
+        col0: usize,
+        out: *mut u8,
+        out_rs: isize,
+        out_cs: isize,
+    ) -> Option<u32> {
+        if !plan.right_shift_only || ts != TILE_TS {
+            return None;
+        }
+        let a = (tile, ts, h, w, plan, col0, out, out_rs, out_cs);
+        // SAFETY: forwarded; right shifts only; without the check, acc_small.
+        unsafe {
+            Some(match (plan.acc_small, plan.lo, plan.hi) {
+                (true, -128, 127) => {
+                    run::<0, false, TILE_TS>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
+                }
+                (true, 0, 255) => {
+                    run::<1, false, TILE_TS>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
+                }
+                (true, _, _) => {
+                    run::<2, false, TILE_TS>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
+                }
+                (false, _, _) => {
+                    run::<2, true, TILE_TS>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7, a.8)
+                }
+            })
+        }
+    }
+
+    /// The Cortex-M4 output stage: the fast form when the plan allows it and the tile is the
+    /// kernel's stack tile (unchecked when the call's accumulators are known to be in range,
+    /// else checked value by value), the scalar reference form otherwise (module docs).
+    ///
+    /// # Safety
+    /// The [`super::RequantFn`] contract.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn requantize_m4dsp(
+        tile: *const i32,
+        ts: usize,
+        h: usize,
+        w: usize,
+        plan: &RqPlan,
+        col0: usize,
+        out: *mut u8,
+        out_rs: isize,
+        out_cs: isize,
+    ) {
+        // SAFETY: forwarded.
+        let flag = unsafe { run_for(tile, ts, h, w, plan, col0, out, out_rs, out_cs) };
+        if flag.is_some_and(|f| f >> 31 == 0) {
+            return;
+        }
+        // SAFETY: forwarded (the fast pass, if any, only wrote the same outputs).
+        unsafe { requantize_scalar(tile, ts, h, w, plan, col0, out, out_rs, out_cs) }
     }
 }
 
@@ -889,6 +1134,9 @@ mod neon_tests {
                     } else {
                         shifts[0] <= 0
                     },
+                    // (Read only by the Arm M-profile output stage.)
+                    right_shift_only: false,
+                    acc_small: false,
                 };
                 for out_cs in [1isize, 3] {
                     let out_rs = 64isize;

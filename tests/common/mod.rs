@@ -531,15 +531,149 @@ fn qvalue(rng: &mut Rng, v: QValues, min: i32, max: i32) -> i32 {
 /// for exact equality with `edgemm::reference`, and every guard element untouched.
 #[cfg(feature = "alloc")]
 pub fn run_qgemm_case(kernel: Option<&Kernel>, c: &QCase) -> Result<(), String> {
+    run_qgemm_case_via(kernel, c, QEntry::Plain)
+}
+
+/// Which public int8 entry point a case goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QEntry {
+    /// `qgemm` / `qgemm_requantize` (and `_with_kernel`; `c.threads` threads). Needs `alloc`.
+    Plain,
+    /// `qgemm_with_workspace` / `qgemm_requantize_with_workspace` (and `_with_kernel_and_`)
+    /// with exactly `qgemm_workspace_size(m, n, k)` bytes at an offset from 0 to 63,
+    /// guarded on both sides; one byte less must be `WorkspaceTooSmall` and touch nothing.
+    Workspace,
+    /// B packed into caller memory (`PackedQBRef::pack[_with_kernel]` into exactly
+    /// `qgemm_packed_b_size(k, n)` bytes at an odd offset, guarded; one byte less must be
+    /// `WorkspaceTooSmall`), its bytes copied elsewhere and read back with `from_bytes`
+    /// (as from flash), then `qgemm[_requantize]_packed_with_workspace` with exactly
+    /// `qgemm_packed_workspace_size(m, n, k)` bytes (one less must fail and touch nothing).
+    Packed,
+}
+
+/// Runs an int8 case through `kernel` (or the default selection) and the chosen entry
+/// point; checks every output for exact equality with `edgemm::reference`, and every guard
+/// element (of C, the workspace and the packing buffer) untouched.
+pub fn run_qgemm_case_via(kernel: Option<&Kernel>, c: &QCase, entry: QEntry) -> Result<(), String> {
     if c.a_signed {
-        run_q::<i8>(kernel, c)
+        run_q::<i8>(kernel, c, entry)
     } else {
-        run_q::<u8>(kernel, c)
+        run_q::<u8>(kernel, c, entry)
     }
 }
 
+/// A guarded buffer of `size` bytes at offset `off` from a 64-byte boundary.
+struct Guarded {
+    buf: Vec<u64>,
+    start: usize,
+    size: usize,
+}
+
+impl Guarded {
+    fn new(size: usize, off: usize) -> Guarded {
+        let words = (2 * WS_GUARD + off + size).div_ceil(8) + 8;
+        let mut g = Guarded {
+            buf: vec![0; words],
+            start: 0,
+            size,
+        };
+        let base = g.buf.as_ptr() as usize;
+        let aligned = (base + WS_GUARD).next_multiple_of(64) - base;
+        g.start = aligned + off;
+        g.bytes_mut().fill(WS_GUARD_BYTE);
+        g
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.buf.len() * 8;
+        // SAFETY: the Vec<u64> owns len bytes; u8 has no alignment or validity requirement.
+        unsafe { core::slice::from_raw_parts_mut(self.buf.as_mut_ptr() as *mut u8, len) }
+    }
+    /// The buffer, or `short` bytes less of it.
+    fn region(&mut self, short: usize) -> &mut [u8] {
+        let (s, e) = (self.start, self.start + self.size - short);
+        &mut self.bytes_mut()[s..e]
+    }
+    fn guards_intact(&mut self) -> bool {
+        let (s, e) = (self.start, self.start + self.size);
+        let b = self.bytes_mut();
+        b[..s].iter().chain(&b[e..]).all(|&x| x == WS_GUARD_BYTE)
+    }
+}
+
+/// Checks that a call given one byte less than `needed` fails with exactly that error.
+fn expect_too_small<T: core::fmt::Debug>(
+    what: &str,
+    needed: usize,
+    r: Result<T, edgemm::Error>,
+) -> Result<(), String> {
+    match r {
+        Err(edgemm::Error::WorkspaceTooSmall { needed: n, got })
+            if n == needed && got == needed - 1 =>
+        {
+            Ok(())
+        }
+        r => Err(format!(
+            "{what}: {} bytes (needs {needed}) gave {r:?}",
+            needed - 1
+        )),
+    }
+}
+
+/// Packs `b` into caller memory as `QEntry::Packed` says, checks the packing buffer's
+/// guards and a short buffer, and returns the blob's bytes copied to a fresh 4-byte
+/// aligned place (`Vec<u32>`), which the caller reads back with `from_bytes`.
+fn pack_in_caller_memory(
+    kernel: Option<&Kernel>,
+    b: &Mat<i8>,
+    zb: i32,
+    seed: u64,
+) -> Result<Vec<u32>, String> {
+    let (k, n) = (b.rows, b.cols);
+    let size = edgemm::qgemm_packed_b_size(k, n);
+    let mut g = Guarded::new(size, 1 + (seed % 63) as usize);
+    let pack = |buf: &mut [u8]| -> Result<Vec<u32>, edgemm::Error> {
+        let p = match kernel {
+            Some(kern) => edgemm::PackedQBRef::pack_with_kernel(kern, b.view(), zb, buf)?,
+            None => edgemm::PackedQBRef::pack(b.view(), zb, buf)?,
+        };
+        if p.rows() != k || p.cols() != n || p.zero_point() != zb {
+            panic!(
+                "packed operand reports {:?} for {k}x{n}, zero point {zb}",
+                p
+            );
+        }
+        if let Some(kern) = kernel {
+            assert_eq!(p.kernel_name(), kern.name(), "packed for the wrong kernel");
+        }
+        let bytes = p.as_bytes();
+        let mut copy = vec![0u32; bytes.len().div_ceil(4)];
+        for (i, &x) in bytes.iter().enumerate() {
+            copy[i / 4] |= (x as u32) << (8 * (i % 4));
+        }
+        // Little-endian targets only (every target of the crate): the u32 words hold the
+        // bytes in order.
+        Ok(copy)
+    };
+    expect_too_small("packing buffer", size, pack(g.region(1)))?;
+    if !g.guards_intact() || g.region(0).iter().any(|&x| x != WS_GUARD_BYTE) {
+        return Err(String::from("a too-small packing buffer was written"));
+    }
+    let copy = pack(g.region(0)).map_err(|e| format!("PackedQBRef::pack returned {e}"))?;
+    if !g.guards_intact() {
+        return Err(String::from(
+            "bytes outside the packing buffer were written",
+        ));
+    }
+    Ok(copy)
+}
+
+fn as_bytes(words: &[u32]) -> &[u8] {
+    // SAFETY: a u32 slice viewed as its bytes (u8: no alignment or validity requirement).
+    unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 4) }
+}
+
 /// An 8-bit type as the tests see it.
-pub trait Q8: Elem + Into<i32> {
+pub trait Q8: Elem + PartialEq + Into<i32> {
     const MIN: i32;
     const MAX: i32;
     fn from_i32(v: i32) -> Self;
@@ -561,8 +695,11 @@ impl Q8 for u8 {
     }
 }
 
-#[cfg(feature = "alloc")]
-fn run_q<A: Q8 + edgemm::QuantInput>(kernel: Option<&Kernel>, c: &QCase) -> Result<(), String> {
+fn run_q<A: Q8 + edgemm::QuantInput>(
+    kernel: Option<&Kernel>,
+    c: &QCase,
+    entry: QEntry,
+) -> Result<(), String> {
     let mut rng = Rng(c.seed);
     let mut a = Mat::<A>::new(c.m, c.k, c.la);
     let mut b = Mat::<i8>::new(c.k, c.n, c.lb);
@@ -588,27 +725,55 @@ fn run_q<A: Q8 + edgemm::QuantInput>(kernel: Option<&Kernel>, c: &QCase) -> Resu
         MatMut::row_major(&mut acc, c.m, c.n).unwrap(),
     )
     .map_err(|e| format!("{e}"))?;
-    let par = if c.threads > 1 {
-        Par::Threads(c.threads)
-    } else {
-        Par::Seq
+    let packed_bytes = match entry {
+        QEntry::Packed => Some(pack_in_caller_memory(kernel, &b, c.zb, c.seed)?),
+        _ => None,
+    };
+    let packed = match &packed_bytes {
+        Some(words) => Some(
+            edgemm::PackedQBRef::from_bytes(as_bytes(words))
+                .map_err(|e| format!("PackedQBRef::from_bytes returned {e}"))?,
+        ),
+        None => None,
+    };
+    let ctx = QCall {
+        kernel,
+        c,
+        entry,
+        packed: packed.as_ref(),
     };
     match c.requant {
         None => {
             let mut cm = Mat::<i32>::new(c.m, c.n, c.lc);
-            let r = match kernel {
-                Some(kern) => edgemm::qgemm_with_kernel(
-                    kern,
+            ctx.run(&mut cm, |cm, ws| match (entry, ws) {
+                (QEntry::Plain, _) => plain_qgemm(kernel, c, &a, &b, cm),
+                (QEntry::Workspace, Some(ws)) => match kernel {
+                    Some(kern) => edgemm::qgemm_with_kernel_and_workspace(
+                        kern,
+                        a.view(),
+                        c.za,
+                        b.view(),
+                        c.zb,
+                        cm.view_mut(),
+                        ws,
+                    ),
+                    None => edgemm::qgemm_with_workspace(
+                        a.view(),
+                        c.za,
+                        b.view(),
+                        c.zb,
+                        cm.view_mut(),
+                        ws,
+                    ),
+                },
+                (_, ws) => edgemm::qgemm_packed_with_workspace(
                     a.view(),
                     c.za,
-                    b.view(),
-                    c.zb,
+                    packed.as_ref().unwrap(),
                     cm.view_mut(),
-                    par,
+                    ws.unwrap(),
                 ),
-                None => edgemm::qgemm(a.view(), c.za, b.view(), c.zb, cm.view_mut(), par),
-            };
-            r.map_err(|e| format!("qgemm returned an error: {e}"))?;
+            })?;
             for i in 0..c.m {
                 for j in 0..c.n {
                     let (got, want) = (cm.get(i, j), acc[i * c.n + j]);
@@ -673,13 +838,86 @@ fn run_q<A: Q8 + edgemm::QuantInput>(kernel: Option<&Kernel>, c: &QCase) -> Resu
                 )
             };
             if rq.out_signed {
-                check_requant::<A, i8>(kernel, c, &a, &b, &spec, par, want)?;
+                check_requant::<A, i8>(&ctx, &a, &b, &spec, want)?;
             } else {
-                check_requant::<A, u8>(kernel, c, &a, &b, &spec, par, want)?;
+                check_requant::<A, u8>(&ctx, &a, &b, &spec, want)?;
             }
         }
     }
     Ok(())
+}
+
+/// One int8 call's context: the kernel, the case, the entry point, the packed B.
+struct QCall<'a> {
+    kernel: Option<&'a Kernel>,
+    c: &'a QCase,
+    entry: QEntry,
+    packed: Option<&'a edgemm::PackedQBRef<'a>>,
+}
+
+impl QCall<'_> {
+    /// Runs `call` on C as the entry point says: plain (no workspace), or with exactly the
+    /// workspace the size function gives (after checking that one byte less is refused and
+    /// touches neither C nor the workspace), and checks the workspace's guards.
+    fn run<T: Elem + PartialEq>(
+        &self,
+        cm: &mut Mat<T>,
+        call: impl Fn(&mut Mat<T>, Option<&mut [u8]>) -> Result<(), edgemm::Error>,
+    ) -> Result<(), String> {
+        let (m, n, k) = (self.c.m, self.c.n, self.c.k);
+        let size = match self.entry {
+            QEntry::Plain => {
+                return call(cm, None).map_err(|e| format!("the int8 call returned {e}"))
+            }
+            QEntry::Workspace => edgemm::qgemm_workspace_size(m, n, k),
+            QEntry::Packed => edgemm::qgemm_packed_workspace_size(m, n, k),
+        };
+        let mut g = Guarded::new(size, (self.c.seed % 64) as usize);
+        if size > 0 {
+            let before: Vec<T> = cm.data.clone();
+            expect_too_small("workspace", size, call(cm, Some(g.region(1))))?;
+            let untouched = cm.data == before;
+            if !untouched || !g.guards_intact() || g.region(0).iter().any(|&x| x != WS_GUARD_BYTE) {
+                return Err(String::from(
+                    "a too-small workspace call wrote C or the workspace",
+                ));
+            }
+        }
+        call(cm, Some(g.region(0))).map_err(|e| format!("the int8 workspace call returned {e}"))?;
+        if !g.guards_intact() {
+            return Err(String::from("bytes outside the workspace were written"));
+        }
+        Ok(())
+    }
+}
+
+/// `qgemm` / `qgemm_with_kernel` (only with `alloc`).
+fn plain_qgemm<A: Q8 + edgemm::QuantInput>(
+    kernel: Option<&Kernel>,
+    c: &QCase,
+    a: &Mat<A>,
+    b: &Mat<i8>,
+    cm: &mut Mat<i32>,
+) -> Result<(), edgemm::Error> {
+    #[cfg(feature = "alloc")]
+    {
+        let par = if c.threads > 1 {
+            Par::Threads(c.threads)
+        } else {
+            Par::Seq
+        };
+        match kernel {
+            Some(kern) => {
+                edgemm::qgemm_with_kernel(kern, a.view(), c.za, b.view(), c.zb, cm.view_mut(), par)
+            }
+            None => edgemm::qgemm(a.view(), c.za, b.view(), c.zb, cm.view_mut(), par),
+        }
+    }
+    #[cfg(not(feature = "alloc"))]
+    {
+        let _ = (kernel, c, a, b, cm);
+        panic!("QEntry::Plain needs the alloc feature")
+    }
 }
 
 /// Multipliers as TFLite produces them (mostly [2^30, 2^31)), plus corner values.
@@ -691,31 +929,48 @@ fn random_multiplier(rng: &mut Rng) -> i32 {
     }
 }
 
-#[cfg(feature = "alloc")]
 fn check_requant<A: Q8 + edgemm::QuantInput, O: Q8 + edgemm::QuantOutput>(
-    kernel: Option<&Kernel>,
-    c: &QCase,
+    ctx: &QCall,
     a: &Mat<A>,
     b: &Mat<i8>,
     spec: &edgemm::Requantize,
-    par: Par,
     want: impl Fn(usize, usize) -> i32,
 ) -> Result<(), String> {
+    let c = ctx.c;
+    let kernel = ctx.kernel;
     let mut cm = Mat::<O>::new(c.m, c.n, c.lc);
-    let r = match kernel {
-        Some(kern) => edgemm::qgemm_requantize_with_kernel(
-            kern,
+    ctx.run(&mut cm, |cm, ws| match (ctx.entry, ws) {
+        (QEntry::Plain, _) => plain_requantize(kernel, c, a, b, spec, cm),
+        (QEntry::Workspace, Some(ws)) => match kernel {
+            Some(kern) => edgemm::qgemm_requantize_with_kernel_and_workspace(
+                kern,
+                a.view(),
+                c.za,
+                b.view(),
+                c.zb,
+                spec,
+                cm.view_mut(),
+                ws,
+            ),
+            None => edgemm::qgemm_requantize_with_workspace(
+                a.view(),
+                c.za,
+                b.view(),
+                c.zb,
+                spec,
+                cm.view_mut(),
+                ws,
+            ),
+        },
+        (_, ws) => edgemm::qgemm_requantize_packed_with_workspace(
             a.view(),
             c.za,
-            b.view(),
-            c.zb,
+            ctx.packed.unwrap(),
             spec,
             cm.view_mut(),
-            par,
+            ws.unwrap(),
         ),
-        None => edgemm::qgemm_requantize(a.view(), c.za, b.view(), c.zb, spec, cm.view_mut(), par),
-    };
-    r.map_err(|e| format!("qgemm_requantize returned an error: {e}"))?;
+    })?;
     for i in 0..c.m {
         for j in 0..c.n {
             let (got, w) = (cm.get(i, j).into(), want(i, j));
@@ -731,4 +986,262 @@ fn check_requant<A: Q8 + edgemm::QuantInput, O: Q8 + edgemm::QuantOutput>(
         ));
     }
     Ok(())
+}
+
+/// `qgemm_requantize` / `qgemm_requantize_with_kernel` (only with `alloc`).
+fn plain_requantize<A: Q8 + edgemm::QuantInput, O: Q8 + edgemm::QuantOutput>(
+    kernel: Option<&Kernel>,
+    c: &QCase,
+    a: &Mat<A>,
+    b: &Mat<i8>,
+    spec: &edgemm::Requantize,
+    cm: &mut Mat<O>,
+) -> Result<(), edgemm::Error> {
+    #[cfg(feature = "alloc")]
+    {
+        let par = if c.threads > 1 {
+            Par::Threads(c.threads)
+        } else {
+            Par::Seq
+        };
+        match kernel {
+            Some(kern) => edgemm::qgemm_requantize_with_kernel(
+                kern,
+                a.view(),
+                c.za,
+                b.view(),
+                c.zb,
+                spec,
+                cm.view_mut(),
+                par,
+            ),
+            None => {
+                edgemm::qgemm_requantize(a.view(), c.za, b.view(), c.zb, spec, cm.view_mut(), par)
+            }
+        }
+    }
+    #[cfg(not(feature = "alloc"))]
+    {
+        let _ = (kernel, c, a, b, spec, cm);
+        panic!("QEntry::Plain needs the alloc feature")
+    }
+}
+
+/// The output stage alone, through the public API: every entry of A equals A's zero point,
+/// so every sum is 0 and `out[i, j] = requantize(bias[j])`. The bias values cover the edges
+/// of the Arm output stage's fast range (±2^30, the i32 extremes) and random magnitudes;
+/// the multipliers and shifts (per channel, or per tensor) cover every shift −31..=30,
+/// multipliers 0, ±1, 2^30, the extremes and random ones; calls alternate between plans
+/// whose shifts are all right shifts (the fast form) and anything, and between biases small
+/// enough for the call to prove every accumulator below 2^30 and any; i8 and u8 outputs
+/// with the type's range, a ReLU or a narrower clamp. Returns how many output values were
+/// checked.
+pub fn run_requant_sweep(
+    kernel: Option<&Kernel>,
+    entry: QEntry,
+    calls: usize,
+    seed: u64,
+) -> Result<usize, String> {
+    const EDGES: [i32; 16] = [
+        0,
+        1,
+        -1,
+        2,
+        -3,
+        (1 << 30) - 1,
+        1 << 30,
+        -(1 << 30),
+        -(1 << 30) + 1,
+        -(1 << 30) - 1,
+        i32::MAX,
+        i32::MIN,
+        i32::MIN + 1,
+        (1 << 29) + 12345,
+        -(1 << 29) - 12345,
+        0x1234_5678,
+    ];
+    const MULTS: [i32; 9] = [
+        0,
+        1,
+        -1,
+        1 << 30,
+        i32::MAX,
+        i32::MIN,
+        i32::MIN + 1,
+        i32::MIN + 2,
+        -(1 << 30),
+    ];
+    let mut rng = Rng(seed);
+    let (m, k, n) = (2, 3, 24);
+    let mut checked = 0;
+    for call in 0..calls {
+        let fast = call % 2 == 0;
+        let per_channel = call % 3 != 2;
+        let out_signed = call % 8 < 4;
+        let za = rng.below(256) as i32 - 128;
+        let a = vec![za as i8; m * k];
+        let b: Vec<i8> = (0..k * n).map(|_| rng.next_u64() as i8).collect();
+        let pick_mult = |rng: &mut Rng| -> i32 {
+            match rng.below(4) {
+                0 => MULTS[rng.below(MULTS.len() as u64) as usize],
+                1 => rng.next_u64() as i32,
+                _ => (1 << 30) + (rng.next_u64() % (1 << 30)) as i32,
+            }
+        };
+        let mut mults = Vec::with_capacity(n);
+        let mut shifts = Vec::with_capacity(n);
+        for j in 0..n {
+            let mut mlt = pick_mult(&mut rng);
+            let shift = if fast {
+                if mlt <= i32::MIN + 1 {
+                    mlt = i32::MIN + 2;
+                }
+                -1 - ((call * n + j) % 31) as i32
+            } else {
+                -31 + ((call * 7 + j) % 62) as i32
+            };
+            mults.push(mlt);
+            shifts.push(shift);
+        }
+        // Every other call keeps the bias below 2^24, so the call can prove every
+        // accumulator small (the output stage's unchecked form); the others reach the
+        // edges of the range and the i32 extremes.
+        let small = call % 4 >= 2;
+        let bias: Vec<i32> = (0..n)
+            .map(|j| {
+                if small {
+                    (rng.next_u64() as i32) >> (8 + rng.below(24))
+                } else if (call + j) % 3 == 0 {
+                    EDGES[(call * 5 + j) % EDGES.len()]
+                } else {
+                    (rng.next_u64() as i32) >> rng.below(32)
+                }
+            })
+            .collect();
+        let (omin, omax) = if out_signed { (-128, 127) } else { (0, 255) };
+        let out_zp = omin + rng.below((omax - omin + 1) as u64) as i32;
+        let (lo, hi) = match call % 5 {
+            0 => (out_zp, omax),         // ReLU
+            1 => (omin + 20, omax - 30), // a narrower clamp
+            _ => (omin, omax),
+        };
+        let scale = if per_channel {
+            edgemm::Scale::PerChannel {
+                multipliers: &mults,
+                shifts: &shifts,
+            }
+        } else {
+            edgemm::Scale::PerTensor {
+                multiplier: mults[0],
+                shift: shifts[0],
+            }
+        };
+        let spec = edgemm::Requantize::new(scale, out_zp)
+            .with_bias(&bias)
+            .with_clamp(lo, hi);
+        let want = |j: usize| {
+            let ch = if per_channel { j } else { 0 };
+            edgemm::reference::requantize(0, bias[j], mults[ch], shifts[ch], out_zp, lo, hi)
+        };
+        let bm = Mat::<i8> {
+            data: b.clone(),
+            base: 0,
+            rows: k,
+            cols: n,
+            rs: n as isize,
+            cs: 1,
+            layout: Layout::RowMajor,
+        };
+        let packed_words = match entry {
+            QEntry::Packed => Some(pack_in_caller_memory(kernel, &bm, 0, seed ^ call as u64)?),
+            _ => None,
+        };
+        let packed = match &packed_words {
+            Some(w) => Some(
+                edgemm::PackedQBRef::from_bytes(as_bytes(w))
+                    .map_err(|e| format!("PackedQBRef::from_bytes returned {e}"))?,
+            ),
+            None => None,
+        };
+        let av = MatRef::row_major(&a, m, k).unwrap();
+        let bv = MatRef::row_major(&b, k, n).unwrap();
+        let got: Vec<i32> = if out_signed {
+            sweep_call::<i8>(kernel, entry, av, za, bv, packed.as_ref(), &spec, m, n)?
+        } else {
+            sweep_call::<u8>(kernel, entry, av, za, bv, packed.as_ref(), &spec, m, n)?
+        };
+        for i in 0..m {
+            for j in 0..n {
+                if got[i * n + j] != want(j) {
+                    return Err(format!(
+                        "requant sweep call {call}: out[{i},{j}] = {}, reference {} \
+                         (bias {}, multiplier {}, shift {}, zero point {out_zp}, clamp {lo}..={hi})",
+                        got[i * n + j],
+                        want(j),
+                        bias[j],
+                        mults[if per_channel { j } else { 0 }],
+                        shifts[if per_channel { j } else { 0 }],
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    Ok(checked)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sweep_call<O: Q8 + edgemm::QuantOutput>(
+    kernel: Option<&Kernel>,
+    entry: QEntry,
+    a: MatRef<i8>,
+    za: i32,
+    b: MatRef<i8>,
+    packed: Option<&edgemm::PackedQBRef>,
+    spec: &edgemm::Requantize,
+    m: usize,
+    n: usize,
+) -> Result<Vec<i32>, String> {
+    let mut out = vec![O::GUARD; m * n];
+    let k = a.cols();
+    let r = match entry {
+        QEntry::Plain => {
+            #[cfg(feature = "alloc")]
+            {
+                let ov = MatMut::row_major(&mut out, m, n).unwrap();
+                match kernel {
+                    Some(kern) => {
+                        edgemm::qgemm_requantize_with_kernel(kern, a, za, b, 0, spec, ov, Par::Seq)
+                    }
+                    None => edgemm::qgemm_requantize(a, za, b, 0, spec, ov, Par::Seq),
+                }
+            }
+            #[cfg(not(feature = "alloc"))]
+            panic!("QEntry::Plain needs the alloc feature")
+        }
+        QEntry::Workspace => {
+            let mut ws = vec![0u8; edgemm::qgemm_workspace_size(m, n, k)];
+            let ov = MatMut::row_major(&mut out, m, n).unwrap();
+            match kernel {
+                Some(kern) => edgemm::qgemm_requantize_with_kernel_and_workspace(
+                    kern, a, za, b, 0, spec, ov, &mut ws,
+                ),
+                None => edgemm::qgemm_requantize_with_workspace(a, za, b, 0, spec, ov, &mut ws),
+            }
+        }
+        QEntry::Packed => {
+            let mut ws = vec![0u8; edgemm::qgemm_packed_workspace_size(m, n, k)];
+            let ov = MatMut::row_major(&mut out, m, n).unwrap();
+            edgemm::qgemm_requantize_packed_with_workspace(
+                a,
+                za,
+                packed.unwrap(),
+                spec,
+                ov,
+                &mut ws,
+            )
+        }
+    };
+    r.map_err(|e| format!("requant sweep: the call returned {e}"))?;
+    Ok(out.iter().map(|&v| v.into()).collect())
 }

@@ -6,7 +6,10 @@
 //! with NaN in C), k-chunk and blocking boundaries, random cases, determinism, and, with the
 //! `alloc` feature, prepacked B. Each case goes through the plain entry point
 //! (`sgemm_with_kernel`: the no-allocation driver when edgemm is built without `alloc`) and
-//! through the caller-provided workspace (`sgemm_with_kernel_and_workspace`).
+//! through the caller-provided workspace (`sgemm_with_kernel_and_workspace`). int8 kernels
+//! are checked exactly (see `int8_battery`) through the caller-provided workspace and with B
+//! packed into caller memory (`PackedQBRef`) in both builds, and through the allocating
+//! entry points too when edgemm has `alloc`.
 //!
 //! Kernels named at build time in `EDGEMM_FW_REQUIRE` (comma-separated) must be compiled in,
 //! runnable and passing: a build that silently lost its assembly kernel fails.
@@ -291,89 +294,252 @@ fn prepacked(kernel: &Kernel, name: &str) -> usize {
     count
 }
 
-/// int8 against the exact reference: shapes around MR, NR and the k groups, zero points at
-/// both ends of their ranges, extreme data (all −128, all 127, u8 255), requantized i8/u8
-/// output per tensor and per channel, and random cases.
-#[cfg(feature = "alloc")]
+/// The int8 entry points of this build: the plain ones need edgemm's `alloc`; the
+/// caller-provided workspace and the weights prepacked in caller memory never allocate.
+const QENTRIES: &[QEntry] = if cfg!(feature = "alloc") {
+    &[QEntry::Plain, QEntry::Workspace, QEntry::Packed]
+} else {
+    &[QEntry::Workspace, QEntry::Packed]
+};
+
+/// Random int8 cases per kernel.
+const QRANDOM_CASES: u64 = 600;
+
+/// int8 against the exact reference, through every entry point of the build (plain with
+/// `alloc`; caller workspace; B packed into caller memory and read back from its bytes):
+/// shapes around MR, NR and the k groups, every layout, zero points at both ends of their
+/// ranges, extreme data (all −128, all 127, u8 255), requantized i8/u8 output per tensor
+/// and per channel, the largest exact k, random cases, the output stage alone over the
+/// edges of its fast range, and packed bytes of another kernel refused.
 fn int8_battery(info: &KernelInfo) -> usize {
-    let kernel = Kernel::by_name(info.name).unwrap_or_else(|e| fail(info.name, "lookup", format_args!("{e}")));
+    let kernel = Kernel::by_name(info.name)
+        .unwrap_or_else(|e| fail(info.name, "lookup", format_args!("{e}")));
     let name = info.name;
     let (mr, nr) = (info.mr, info.nr);
     let rq = [
         None,
-        Some(RqCase { per_channel: false, out_signed: true, bias: false, clamp: None, left_shifts: false }),
-        Some(RqCase { per_channel: true, out_signed: true, bias: true, clamp: Some((-20, 90)), left_shifts: false }),
-        Some(RqCase { per_channel: true, out_signed: false, bias: true, clamp: None, left_shifts: true }),
+        Some(RqCase {
+            per_channel: false,
+            out_signed: true,
+            bias: false,
+            clamp: None,
+            left_shifts: false,
+        }),
+        Some(RqCase {
+            per_channel: true,
+            out_signed: true,
+            bias: true,
+            clamp: Some((-20, 90)),
+            left_shifts: false,
+        }),
+        Some(RqCase {
+            per_channel: true,
+            out_signed: false,
+            bias: true,
+            clamp: None,
+            left_shifts: true,
+        }),
+        Some(RqCase {
+            per_channel: false,
+            out_signed: false,
+            bias: true,
+            clamp: Some((3, 300)),
+            left_shifts: false,
+        }),
     ];
-    let values = [QValues::Full, QValues::AllMin, QValues::AllMax, QValues::Extremes];
-    let layouts = [Layout::RowMajor, Layout::ColMajor, Layout::RowPadded(3), Layout::General];
+    let values = [
+        QValues::Full,
+        QValues::AllMin,
+        QValues::AllMax,
+        QValues::Extremes,
+    ];
     let mut count = 0;
-    let mut run = |what: &str, c: QCase| {
+    let mut run = |what: &str, c: &QCase, entry: QEntry| {
         let mark = support::heap_mark();
-        if let Err(msg) = run_qgemm_case(Some(&kernel), &c) {
-            fail(name, what, format_args!("{msg}\n  case: {c:?}"));
+        if let Err(msg) = run_qgemm_case_via(Some(&kernel), c, entry) {
+            fail(name, what, format_args!("{entry:?}: {msg}\n  case: {c:?}"));
         }
         // SAFETY: everything the case allocated is dropped by now.
         unsafe { support::heap_reset(mark) };
         count += 1;
     };
+    // 1. Shapes on every edge of the tile and the k group × layouts × zero points × values
+    //    × output stages, each through every entry point.
     let ms = dims(&[1, 2, mr - 1, mr, mr + 1, 2 * mr + 3]);
     let ns = dims(&[1, 3, nr - 1, nr, nr + 1, 2 * nr + 5]);
-    let ks = [1usize, 2, 3, 4, 5, 8, 17, 64];
+    let ks = [1usize, 2, 3, 4, 5, 8, 17, 33, 64];
     let mut idx = 0usize;
     for &m in &ms {
         for &n in &ns {
             for &k in &ks {
                 let a_signed = idx % 2 == 0;
-                let za = if a_signed { [0, -128, 127, 5][idx / 2 % 4] } else { [0, 255, 128, 1][idx / 2 % 4] };
-                let zb = [0, -128, 127, -3][idx / 8 % 4];
-                run(
-                    "int8 sweep",
-                    QCase {
-                        m,
-                        n,
-                        k,
-                        la: layouts[idx % 4],
-                        lb: layouts[idx / 4 % 4],
-                        lc: layouts[idx / 16 % 4],
-                        a_signed,
-                        za,
-                        zb,
-                        values: values[idx / 3 % 4],
-                        threads: 1,
-                        requant: rq[idx / 5 % 4],
-                        seed: idx as u64,
-                    },
-                );
+                let za = if a_signed {
+                    [0, -128, 127, 5][idx / 2 % 4]
+                } else {
+                    [0, 255, 128, 1][idx / 2 % 4]
+                };
+                let c = QCase {
+                    m,
+                    n,
+                    k,
+                    la: ALL_LAYOUTS[idx % 8],
+                    lb: ALL_LAYOUTS[idx / 8 % 8],
+                    lc: ALL_LAYOUTS[idx / 3 % 8],
+                    a_signed,
+                    za,
+                    zb: [0, -128, 127, -3][idx / 8 % 4],
+                    values: values[idx / 3 % 4],
+                    threads: 1,
+                    requant: rq[idx / 5 % 5],
+                    seed: idx as u64,
+                };
+                for &entry in QENTRIES {
+                    run("int8 sweep", &c, entry);
+                }
                 idx += 1;
             }
         }
     }
-    // Exactness at the largest k for extreme zero points and data.
-    for (i, &(a_signed, za, zb, v)) in
-        [(true, 127, 127, QValues::AllMin), (false, 0, -128, QValues::AllMax)].iter().enumerate()
+    // 2. Exactness at the largest k for extreme zero points and data (every −128·−128 or
+    //    255·−128 product), and long k through the m = 1 and tile paths.
+    for (i, &(m, a_signed, za, zb, v)) in [
+        (2, true, 127, 127, QValues::AllMin),
+        (1, false, 0, -128, QValues::AllMax),
+        (5, true, -128, -128, QValues::AllMax),
+    ]
+    .iter()
+    .enumerate()
     {
-        let k = if a_signed { edgemm::max_exact_k::<i8>(za, zb) } else { edgemm::max_exact_k::<u8>(za, zb) };
-        run(
-            "largest exact k",
-            QCase {
-                m: 2,
-                n: 2,
-                k,
-                la: Layout::RowMajor,
-                lb: Layout::ColMajor,
-                lc: Layout::RowMajor,
-                a_signed,
-                za,
-                zb,
-                values: v,
-                threads: 1,
-                requant: rq[i],
-                seed: 77 + i as u64,
-            },
-        );
+        let k = if a_signed {
+            edgemm::max_exact_k::<i8>(za, zb)
+        } else {
+            edgemm::max_exact_k::<u8>(za, zb)
+        };
+        let c = QCase {
+            m,
+            n: 5,
+            k,
+            la: Layout::RowMajor,
+            lb: Layout::ColMajor,
+            lc: Layout::RowMajor,
+            a_signed,
+            za,
+            zb,
+            values: v,
+            threads: 1,
+            requant: rq[i],
+            seed: 77 + i as u64,
+        };
+        for &entry in QENTRIES {
+            // The strided workspace holds 4·NR packed columns of all of k: keep the heap
+            // (3 MiB) for the larger cases to the prepacked path.
+            if entry != QEntry::Workspace || edgemm::qgemm_workspace_size(m, 5, k) < (1 << 20) {
+                run("largest exact k", &c, entry);
+            }
+        }
     }
+    // 3. Random cases (the host runs these through proptest).
+    let mut rng = Rng(0x1e8 ^ mr as u64 ^ ((nr as u64) << 8));
+    for i in 0..QRANDOM_CASES {
+        let mut pick = |n: u64| rng.below(n) as usize;
+        let kmax = if i % 8 == 0 { 700 } else { 90 };
+        let (m, n, k) = (pick(3 * mr as u64 + 3), pick(3 * nr as u64 + 3), pick(kmax));
+        let (la, lb, lc) = (
+            ALL_LAYOUTS[pick(8)],
+            ALL_LAYOUTS[pick(8)],
+            ALL_LAYOUTS[pick(8)],
+        );
+        let a_signed = rng.below(2) == 0;
+        let za = if a_signed {
+            rng.below(256) as i32 - 128
+        } else {
+            rng.below(256) as i32
+        };
+        let c = QCase {
+            m,
+            n,
+            k,
+            la,
+            lb,
+            lc,
+            a_signed,
+            za,
+            zb: rng.below(256) as i32 - 128,
+            values: values[rng.below(4) as usize],
+            threads: 1 + rng.below(2) as usize,
+            requant: rq[rng.below(5) as usize],
+            seed: rng.next_u64(),
+        };
+        run("random", &c, QENTRIES[i as usize % QENTRIES.len()]);
+    }
+    // 4. The output stage alone: every shift, multiplier edges, accumulators around ±2^30
+    //    and the i32 extremes (the Arm output stage's fast form and its exact fallback).
+    for &entry in QENTRIES {
+        let mark = support::heap_mark();
+        match run_requant_sweep(Some(&kernel), entry, 120, 0x5eed ^ mr as u64) {
+            Ok(_values) => count += 120,
+            Err(msg) => fail(name, "requant sweep", format_args!("{entry:?}: {msg}")),
+        }
+        // SAFETY: the sweep's buffers are dropped.
+        unsafe { support::heap_reset(mark) };
+    }
+    // 5. Bytes packed for this kernel, relabelled with the name of a kernel of another
+    //    packing: refused, never misread.
+    count += packed_mismatch(&kernel, name);
     count
+}
+
+/// A blob packed for `kernel`, read back intact (accepted) and with the kernel name of
+/// another int8 kernel of this build with another tile width (refused).
+fn packed_mismatch(kernel: &Kernel, name: &str) -> usize {
+    use edgemm::{Error, MatRef, PackedQBRef};
+    let other = edgemm::kernels()
+        .find(|i| i.kind == KernelKind::Int8 && i.nr != kernel.info().nr && i.runnable);
+    let Some(other) = other else { return 0 };
+    let mark = support::heap_mark();
+    {
+        let (k, n) = (9, 7);
+        let b: Vec<i8> = (0..k * n).map(|v| (v * 37) as i8).collect();
+        let mut buf = alloc::vec![0u32; edgemm::qgemm_packed_b_size(k, n).div_ceil(4)];
+        // SAFETY: viewing the u32 buffer as bytes.
+        let bytes =
+            unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 4) };
+        let packed =
+            PackedQBRef::pack_with_kernel(kernel, MatRef::row_major(&b, k, n).unwrap(), 0, bytes)
+                .unwrap_or_else(|e| fail(name, "pack", format_args!("{e}")));
+        let mut copy = alloc::vec![0u32; packed.as_bytes().len().div_ceil(4)];
+        // SAFETY: viewing the u32 buffer as bytes.
+        let cb = unsafe {
+            core::slice::from_raw_parts_mut(copy.as_mut_ptr() as *mut u8, copy.len() * 4)
+        };
+        cb[..packed.as_bytes().len()].copy_from_slice(packed.as_bytes());
+        if let Err(e) = PackedQBRef::from_bytes(cb) {
+            fail(name, "packed bytes", format_args!("read back: {e}"));
+        }
+        cb[48..96].fill(0);
+        cb[48..48 + other.name.len()].copy_from_slice(other.name.as_bytes());
+        match PackedQBRef::from_bytes(cb) {
+            Err(Error::InvalidPacked { .. }) => {}
+            r => fail(
+                name,
+                "packed bytes",
+                format_args!("relabelled for {}: {r:?}", other.name),
+            ),
+        }
+        cb[48..96].fill(0);
+        cb[48..48 + 9].copy_from_slice(b"qgemm_foo");
+        match PackedQBRef::from_bytes(cb) {
+            Err(Error::PackingMismatch { .. }) => {}
+            r => fail(
+                name,
+                "packed bytes",
+                format_args!("relabelled for an unknown kernel: {r:?}"),
+            ),
+        }
+    }
+    // SAFETY: everything allocated above is dropped.
+    unsafe { support::heap_reset(mark) };
+    1
 }
 
 #[entry]
@@ -419,17 +585,7 @@ fn main() -> ! {
         #[allow(unreachable_patterns)]
         let n = match info.kind {
             KernelKind::F32 => f32_battery(&info),
-            #[cfg(feature = "alloc")]
             KernelKind::Int8 => int8_battery(&info),
-            #[cfg(not(feature = "alloc"))]
-            KernelKind::Int8 => {
-                hprintln!(
-                    "kernel {:<28} SKIPPED: int8 needs the alloc feature in this build",
-                    info.name
-                );
-                skipped += 1;
-                continue;
-            }
             // A kernel family without a firmware battery yet must not pass unnoticed.
             _ => fail(
                 info.name,
@@ -465,9 +621,50 @@ fn main() -> ! {
         seed: 1,
     };
     cases += run_both(None, "(default)", "default selection", &case);
+    // The default int8 selection, through every entry point.
+    let qcase = QCase {
+        m: 13,
+        n: 17,
+        k: 300,
+        la: Layout::RowMajor,
+        lb: Layout::ColMajor,
+        lc: Layout::RowPadded(1),
+        a_signed: true,
+        za: -5,
+        zb: 0,
+        values: QValues::Full,
+        threads: 1,
+        requant: Some(RqCase {
+            per_channel: true,
+            out_signed: true,
+            bias: true,
+            clamp: None,
+            left_shifts: false,
+        }),
+        seed: 2,
+    };
+    for &entry in QENTRIES {
+        if let Err(msg) = run_qgemm_case_via(None, &qcase, entry) {
+            fail(
+                "(default int8)",
+                "default selection",
+                format_args!("{entry:?}: {msg}"),
+            );
+        }
+        cases += 1;
+    }
     hprintln!(
         "sgemm_workspace_size(m, n, k >= 256) = {} bytes",
         edgemm::sgemm_workspace_size(1, 1, 256)
+    );
+    hprintln!(
+        "int8 workspace bytes: qgemm_workspace_size(1, 256, 1024) = {}, \
+         qgemm_packed_workspace_size(1, 256, 1024) = {}, (625, 64, 64) = {}; \
+         qgemm_packed_b_size(1024, 256) = {}",
+        edgemm::qgemm_workspace_size(1, 256, 1024),
+        edgemm::qgemm_packed_workspace_size(1, 256, 1024),
+        edgemm::qgemm_packed_workspace_size(625, 64, 64),
+        edgemm::qgemm_packed_b_size(1024, 256)
     );
     hprintln!(
         "firmware battery: {} kernels run, {} skipped, {} cases passed (edgemm {}; heap peak {} KiB)",

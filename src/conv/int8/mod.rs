@@ -335,25 +335,27 @@ impl QuantOwned {
 
     /// The output stage of output channels `c0..c0 + n` (column j is channel `c0 + j`).
     pub fn plan(&self, c0: usize, n: usize) -> RqPlan<'_> {
-        let (mults, no_left_shift) = match &self.scale {
+        let (mults, no_left_shift, right_shift_only) = match &self.scale {
             OwnedScale::PerTensor { multiplier, shift } => (
                 Mults::PerTensor {
                     multiplier: *multiplier,
                     shift: *shift,
                 },
                 *shift <= 0,
+                *shift < 0 && *multiplier > i32::MIN + 1,
             ),
             OwnedScale::PerChannel {
                 multipliers,
                 shifts,
             } => {
-                let s = &shifts[c0..c0 + n];
+                let (m, s) = (&multipliers[c0..c0 + n], &shifts[c0..c0 + n]);
                 (
                     Mults::PerChannel {
-                        multipliers: &multipliers[c0..c0 + n],
+                        multipliers: m,
                         shifts: s,
                     },
                     s.iter().all(|&x| x <= 0),
+                    s.iter().all(|&x| x < 0) && m.iter().all(|&x| x > i32::MIN + 1),
                 )
             }
         };
@@ -363,6 +365,10 @@ impl QuantOwned {
             lo: self.lo,
             hi: self.hi,
             no_left_shift,
+            right_shift_only,
+            // No accumulator bound is derived for convolutions: the output stage keeps its
+            // per-value range checks.
+            acc_small: false,
         }
     }
 }
