@@ -4,6 +4,8 @@
 //! threads, prepacked B, then proptest over random cases; int8 kernels likewise, exactly,
 //! with zero points and extreme data (all −128, all 127, u8 255) up to the largest exact k,
 //! and requantization (per tensor / per channel, i8 / u8 out, bias, clamps, shifts −31..30).
+//! Without `alloc` the int8 cases go through the workspace entry points and weights packed
+//! into caller memory.
 //! Kernels this CPU cannot run are reported as SKIPPED. Exits non-zero on the first failure,
 //! printing the case.
 //!
@@ -282,13 +284,23 @@ fn random(kernel: &Kernel, name: &str, mr: usize, nr: usize, cases: u32) -> usiz
 
 // ---- int8 ------------------------------------------------------------------------------
 
-#[cfg(feature = "alloc")]
+/// The int8 entry point of the `idx`-th case: the plain API with `alloc`; without it the
+/// two no-allocation ones in turn (caller workspace; weights packed into caller memory).
+fn qentry(idx: usize) -> QEntry {
+    if cfg!(feature = "alloc") {
+        QEntry::Plain
+    } else if idx % 2 == 0 {
+        QEntry::Workspace
+    } else {
+        QEntry::Packed
+    }
+}
+
 fn qfail(kernel: &str, what: &str, case: &QCase, msg: &str) -> ! {
     eprintln!("FAILED kernel {kernel} ({what}): {msg}\n  case: {case:?}");
     exit(1);
 }
 
-#[cfg(feature = "alloc")]
 const RQ_VARIANTS: [Option<RqCase>; 5] = [
     None,
     Some(RqCase {
@@ -321,7 +333,6 @@ const RQ_VARIANTS: [Option<RqCase>; 5] = [
     }),
 ];
 
-#[cfg(feature = "alloc")]
 fn zero_points(idx: u64, a_signed: bool) -> (i32, i32) {
     let za = if a_signed {
         [0, -128, 127, 5, -77][(idx % 5) as usize]
@@ -332,11 +343,10 @@ fn zero_points(idx: u64, a_signed: bool) -> (i32, i32) {
     (za, zb)
 }
 
-#[cfg(feature = "alloc")]
 fn qsweep(kernel: &Kernel, name: &str, mr: usize, nr: usize) -> usize {
     let mut count = 0;
     let mut run = |what: &str, c: QCase| {
-        if let Err(msg) = run_qgemm_case(Some(kernel), &c) {
+        if let Err(msg) = run_qgemm_case_via(Some(kernel), &c, qentry(count)) {
             qfail(name, what, &c, &msg);
         }
         count += 1;
@@ -564,7 +574,6 @@ fn qprepacked(kernel: &Kernel, name: &str) -> usize {
     count
 }
 
-#[cfg(feature = "alloc")]
 fn qcase_strategy(mr: usize, nr: usize) -> impl Strategy<Value = QCase> {
     let rq = prop::option::of((
         any::<bool>(),
@@ -624,7 +633,6 @@ fn qcase_strategy(mr: usize, nr: usize) -> impl Strategy<Value = QCase> {
         )
 }
 
-#[cfg(feature = "alloc")]
 fn qrandom(kernel: &Kernel, name: &str, mr: usize, nr: usize, cases: u32) -> usize {
     let mut runner = TestRunner::new(Config {
         cases,
@@ -632,7 +640,7 @@ fn qrandom(kernel: &Kernel, name: &str, mr: usize, nr: usize, cases: u32) -> usi
         ..Config::default()
     });
     let result = runner.run(&qcase_strategy(mr, nr), |c| {
-        run_qgemm_case(Some(kernel), &c).map_err(TestCaseError::fail)
+        run_qgemm_case_via(Some(kernel), &c, qentry(c.seed as usize)).map_err(TestCaseError::fail)
     });
     if let Err(e) = result {
         eprintln!("FAILED kernel {name} (proptest, shrunk): {e}");
@@ -684,20 +692,14 @@ fn main() {
                     + packed
                     + random(&kernel, info.name, info.mr, info.nr, cases)
             }
-            #[cfg(feature = "alloc")]
             KernelKind::Int8 => {
+                #[cfg(feature = "alloc")]
+                let packed = qprepacked(&kernel, info.name);
+                #[cfg(not(feature = "alloc"))]
+                let packed = 0;
                 qsweep(&kernel, info.name, info.mr, info.nr)
-                    + qprepacked(&kernel, info.name)
+                    + packed
                     + qrandom(&kernel, info.name, info.mr, info.nr, cases)
-            }
-            #[cfg(not(feature = "alloc"))]
-            KernelKind::Int8 => {
-                println!(
-                    "kernel {:<28} SKIPPED: int8 needs the alloc feature in this build",
-                    info.name
-                );
-                skipped += 1;
-                continue;
             }
         };
         println!(

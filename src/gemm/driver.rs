@@ -160,7 +160,11 @@ pub(crate) unsafe fn run_block(
                     let w = nr.min(ncb - jr);
                     let (bp, b_ks) = match (s.b_mode, b) {
                         (BMode::PackBlock, _) | (BMode::PanelByPanel, _) => (
-                            bbuf.wrapping_add(if s.b_mode == BMode::PackBlock { jr / nr * nr * kcb } else { 0 }),
+                            bbuf.wrapping_add(if s.b_mode == BMode::PackBlock {
+                                jr / nr * nr * kcb
+                            } else {
+                                0
+                            }),
                             nr as isize * 4,
                         ),
                         (BMode::Direct, BSource::Strided(b)) if w == nr => {
@@ -215,7 +219,11 @@ pub(crate) unsafe fn run_block(
                                 let t = tile[i * nr + j];
                                 // SAFETY: (ic+ir+i, jc+jr+j) is inside C.
                                 unsafe {
-                                    *p = if beta_eff == 0.0 { t } else { t + beta_eff * *p };
+                                    *p = if beta_eff == 0.0 {
+                                        t
+                                    } else {
+                                        t + beta_eff * *p
+                                    };
                                 }
                             }
                         }
