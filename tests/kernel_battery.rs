@@ -301,38 +301,6 @@ fn qfail(kernel: &str, what: &str, case: &QCase, msg: &str) -> ! {
     exit(1);
 }
 
-const RQ_VARIANTS: [Option<RqCase>; 5] = [
-    None,
-    Some(RqCase {
-        per_channel: false,
-        out_signed: true,
-        bias: false,
-        clamp: None,
-        left_shifts: false,
-    }),
-    Some(RqCase {
-        per_channel: true,
-        out_signed: true,
-        bias: true,
-        clamp: Some((-20, 90)),
-        left_shifts: false,
-    }),
-    Some(RqCase {
-        per_channel: true,
-        out_signed: false,
-        bias: true,
-        clamp: None,
-        left_shifts: true,
-    }),
-    Some(RqCase {
-        per_channel: false,
-        out_signed: false,
-        bias: true,
-        clamp: Some((3, 300)),
-        left_shifts: true,
-    }),
-];
-
 fn zero_points(idx: u64, a_signed: bool) -> (i32, i32) {
     let za = if a_signed {
         [0, -128, 127, 5, -77][(idx % 5) as usize]

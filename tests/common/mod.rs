@@ -494,6 +494,40 @@ pub struct RqCase {
     pub left_shifts: bool,
 }
 
+/// One output stage of each kind: i32 out, per tensor, per channel with bias and clamp,
+/// u8 out with left shifts, per tensor u8 with a clamp beyond the type's range.
+pub const RQ_VARIANTS: [Option<RqCase>; 5] = [
+    None,
+    Some(RqCase {
+        per_channel: false,
+        out_signed: true,
+        bias: false,
+        clamp: None,
+        left_shifts: false,
+    }),
+    Some(RqCase {
+        per_channel: true,
+        out_signed: true,
+        bias: true,
+        clamp: Some((-20, 90)),
+        left_shifts: false,
+    }),
+    Some(RqCase {
+        per_channel: true,
+        out_signed: false,
+        bias: true,
+        clamp: None,
+        left_shifts: true,
+    }),
+    Some(RqCase {
+        per_channel: false,
+        out_signed: false,
+        bias: true,
+        clamp: Some((3, 300)),
+        left_shifts: true,
+    }),
+];
+
 #[derive(Clone, Debug)]
 pub struct QCase {
     pub m: usize,

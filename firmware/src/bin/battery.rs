@@ -316,37 +316,7 @@ fn int8_battery(info: &KernelInfo) -> usize {
         .unwrap_or_else(|e| fail(info.name, "lookup", format_args!("{e}")));
     let name = info.name;
     let (mr, nr) = (info.mr, info.nr);
-    let rq = [
-        None,
-        Some(RqCase {
-            per_channel: false,
-            out_signed: true,
-            bias: false,
-            clamp: None,
-            left_shifts: false,
-        }),
-        Some(RqCase {
-            per_channel: true,
-            out_signed: true,
-            bias: true,
-            clamp: Some((-20, 90)),
-            left_shifts: false,
-        }),
-        Some(RqCase {
-            per_channel: true,
-            out_signed: false,
-            bias: true,
-            clamp: None,
-            left_shifts: true,
-        }),
-        Some(RqCase {
-            per_channel: false,
-            out_signed: false,
-            bias: true,
-            clamp: Some((3, 300)),
-            left_shifts: false,
-        }),
-    ];
+    let rq = RQ_VARIANTS;
     let values = [
         QValues::Full,
         QValues::AllMin,
