@@ -13,7 +13,6 @@ use super::params::Geometry;
 use super::simd::{self, Isa, LaneFn, Lanes};
 use super::{parallel_ranges, SyncPtr};
 use crate::error::Error;
-use crate::gemm::raw::Raw;
 use crate::gemm::{sgemm_prepacked_seq, PackedB};
 use crate::kernels::Kernel;
 use crate::matrix::MatRef;
@@ -47,18 +46,6 @@ impl Im2col {
         Ok(Im2col { packed, k })
     }
 
-    /// Whether this layer at this geometry is a plain GEMM on the input.
-    fn pointwise(g: &Geometry) -> bool {
-        g.kh == 1
-            && g.kw == 1
-            && g.sh == 1
-            && g.sw == 1
-            && g.pads.top == 0
-            && g.pads.bottom == 0
-            && g.pads.left == 0
-            && g.pads.right == 0
-    }
-
     /// Runs the layer. Lengths were checked by the caller.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
@@ -76,7 +63,7 @@ impl Im2col {
         if rows == 0 {
             return;
         }
-        let pointwise = Self::pointwise(g);
+        let pointwise = g.is_pointwise();
         let ktot = self.k * g.groups;
         // Row-block length: the patch block (rows × K) in about a quarter of L2, at least a
         // few kernel row tiles, in whole kernel tiles. Measured on Zen 5 (see README).
@@ -106,27 +93,14 @@ impl Im2col {
                         (ws, ld)
                     };
                     for (grp, packed) in self.packed.iter().enumerate() {
-                        let (cin_off, k) = if pointwise {
-                            (grp * g.cin_g, g.cin_g)
-                        } else {
-                            (grp * self.k, self.k)
-                        };
-                        let a = Raw {
-                            ptr: a_ptr.wrapping_add(cin_off),
-                            rows: m,
-                            cols: k,
-                            rs: a_rs as isize,
-                            cs: 1,
-                        };
-                        let c = Raw {
-                            ptr: out
-                                .get()
-                                .wrapping_add(r0 * g.output.channels + grp * g.cout_g),
-                            rows: m,
-                            cols: g.cout_g,
-                            rs: g.output.channels as isize,
-                            cs: 1,
-                        };
+                        let (a, c) = g.group_operands(
+                            grp,
+                            self.k,
+                            pointwise,
+                            (a_ptr, a_rs),
+                            out.get(),
+                            (r0, m),
+                        );
                         // SAFETY: A is a block of the patch buffer or of the input, C a block
                         // of this thread's output rows (blocks are disjoint across threads);
                         // C does not overlap A (output and input are distinct slices, the

@@ -3,6 +3,7 @@
 //! convolution takes the same [`ConvParams`] plus its quantization parameters.
 
 use crate::error::Error;
+use crate::gemm::raw::Raw;
 
 /// How the input is padded (with zeros) before the kernel slides over it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -392,6 +393,52 @@ fn axis(
 }
 
 impl Geometry {
+    /// A 1×1, stride-1, unpadded layer: a plain GEMM on the input (no patch buffer).
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.pads.top == 0
+            && self.pads.bottom == 0
+            && self.pads.left == 0
+            && self.pads.right == 0
+    }
+
+    /// The GEMM operands of group `grp` for output rows `r0..r0 + m`: A from `a` (the patch
+    /// block, `a_rs` apart, or the input itself when pointwise) and C in `out` (NHWC).
+    /// Only pointer arithmetic: the caller vouches for the memory.
+    pub(crate) fn group_operands<A, O>(
+        &self,
+        grp: usize,
+        k: usize,
+        pointwise: bool,
+        (a, a_rs): (*mut A, usize),
+        out: *mut O,
+        (r0, m): (usize, usize),
+    ) -> (Raw<A>, Raw<O>) {
+        let (cin_off, k) = if pointwise {
+            (grp * self.cin_g, self.cin_g)
+        } else {
+            (grp * k, k)
+        };
+        let a = Raw {
+            ptr: a.wrapping_add(cin_off),
+            rows: m,
+            cols: k,
+            rs: a_rs as isize,
+            cs: 1,
+        };
+        let c = Raw {
+            ptr: out.wrapping_add(r0 * self.output.channels + grp * self.cout_g),
+            rows: m,
+            cols: self.cout_g,
+            rs: self.output.channels as isize,
+            cs: 1,
+        };
+        (a, c)
+    }
+
     /// Input row of output row `oh` and kernel row `kh` (may be outside `0..H`).
     #[inline(always)]
     pub fn ih(&self, oh: usize, kh: usize) -> isize {

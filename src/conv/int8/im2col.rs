@@ -13,7 +13,6 @@ use super::QuantOwned;
 use crate::conv::params::Geometry;
 use crate::conv::{parallel_ranges, SyncPtr};
 use crate::error::Error;
-use crate::gemm::raw::Raw;
 use crate::kernels::int8::QgemmKernel;
 use crate::kernels::Kernel;
 use crate::matrix::MatRef;
@@ -48,18 +47,6 @@ impl QIm2col {
         Ok(QIm2col { packed, k })
     }
 
-    /// Whether this layer at this geometry is a plain GEMM on the input.
-    fn pointwise(g: &Geometry) -> bool {
-        g.kh == 1
-            && g.kw == 1
-            && g.sh == 1
-            && g.sw == 1
-            && g.pads.top == 0
-            && g.pads.bottom == 0
-            && g.pads.left == 0
-            && g.pads.right == 0
-    }
-
     /// Runs the layer. Lengths were checked by the caller; `ker` is the kernel the filter
     /// was packed for.
     pub(crate) fn run<A: QuantInput>(
@@ -75,7 +62,7 @@ impl QIm2col {
         if rows == 0 {
             return;
         }
-        let pointwise = Self::pointwise(g);
+        let pointwise = g.is_pointwise();
         let ktot = self.k * g.groups;
         // Row-block length: the patch block (rows × K bytes) in about a quarter of L2, at
         // least a few kernel row tiles, in whole row tiles.
@@ -112,27 +99,14 @@ impl QIm2col {
                         (patches, ld)
                     };
                     for (grp, packed) in self.packed.iter().enumerate() {
-                        let (cin_off, k) = if pointwise {
-                            (grp * g.cin_g, g.cin_g)
-                        } else {
-                            (grp * self.k, self.k)
-                        };
-                        let a = Raw {
-                            ptr: a_ptr.wrapping_add(cin_off),
-                            rows: m,
-                            cols: k,
-                            rs: a_rs as isize,
-                            cs: 1,
-                        };
-                        let c = Raw {
-                            ptr: out
-                                .get()
-                                .wrapping_add(r0 * g.output.channels + grp * g.cout_g),
-                            rows: m,
-                            cols: g.cout_g,
-                            rs: g.output.channels as isize,
-                            cs: 1,
-                        };
+                        let (a, c) = g.group_operands(
+                            grp,
+                            self.k,
+                            pointwise,
+                            (a_ptr, a_rs),
+                            out.get(),
+                            (r0, m),
+                        );
                         let c0 = grp * g.cout_g;
                         let bias = q.bias.as_ref().map(|b| &b[c0..c0 + g.cout_g]);
                         // SAFETY: A is a block of the patch buffer or of the input (m ≤ mb
