@@ -427,56 +427,24 @@ fn main() {
             if alg == Algorithm::Im2col {
                 im2col_s = Some(s);
             }
-            let gflops = flops / s / 1e9;
             let speedup = im2col_s.map_or(f64::NAN, |b| b / s);
-            let pct = peak.map(|(pk, _)| 100.0 * gflops / (pk * o.threads as f64));
-            let mut line = format!(
-                "layer={} in={}x{}x{} out={}x{}x{} k=3x3 s={} alg={}{} ms={:.3} gflops={:.1} pct_peak={} speedup_vs_im2col={:.2}",
-                layer.name,
-                layer.h,
-                layer.w,
-                p.in_channels,
-                out_shape.height,
-                out_shape.width,
-                p.out_channels,
-                p.stride_h,
-                alg.name(),
-                if alg == auto { "(auto)" } else { "" },
-                s * 1e3,
-                gflops,
-                pct.map_or("-".into(), |x| format!("{x:.1}%")),
-                speedup
-            );
-            let mut bw_pct = String::new();
-            if let (Some(b), Algorithm::Depthwise) = (bw_bound, alg) {
-                bw_pct = format!("{:.1}", 100.0 * b / s);
-                let flop_s = peak.map_or(0.0, |(pk, _)| flops / (pk * o.threads as f64 * 1e9));
-                line += &format!(
-                    " bytes={:.2}MB bw_bound_ms={:.3} pct_bw_bound={}% pct_roofline={:.1}%",
-                    bytes as f64 / 1e6,
-                    b * 1e3,
-                    bw_pct,
-                    100.0 * b.max(flop_s) / s
-                );
-            }
-            println!("{line}");
-            csv.push(format!(
-                "{},{},{},{},{},{},{},{},{},{},{:.4},{:.2},{:.3},{},f32",
-                layer.name,
-                layer.h,
-                layer.w,
-                p.in_channels,
-                out_shape.height,
-                out_shape.width,
-                p.out_channels,
-                p.stride_h,
-                alg.name(),
-                alg == auto,
-                s * 1e3,
-                gflops,
+            let row = Row {
+                layer: &layer,
+                out_shape,
+                alg,
+                auto: alg == auto,
+                seconds: s,
                 speedup,
-                bw_pct
-            ));
+                dtype: "f32",
+            };
+            report(
+                &row,
+                &o,
+                flops,
+                peak,
+                bw_bound.map(|b| (b, bytes)),
+                &mut csv,
+            );
         }
         if o.int8 {
             int8_rows(&o, &layer, par, int8_peak, &want_alg, &mut csv);
@@ -569,57 +537,98 @@ fn int8_rows(
         if alg == Algorithm::Im2col {
             im2col_s = Some(s);
         }
-        let gops = ops / s / 1e9;
         let speedup = im2col_s.map_or(f64::NAN, |b| b / s);
-        let pct = peak.map(|(pk, _)| 100.0 * gops / (pk * o.threads as f64));
-        let mut line = format!(
-            "layer={} dtype=int8 in={}x{}x{} out={}x{}x{} k=3x3 s={} alg={}{} ms={:.3} gops={:.1} pct_peak={} speedup_vs_im2col={:.2}",
-            layer.name,
-            layer.h,
-            layer.w,
-            p.in_channels,
-            out_shape.height,
-            out_shape.width,
-            p.out_channels,
-            p.stride_h,
-            alg.name(),
-            if alg == auto { "(auto)" } else { "" },
-            s * 1e3,
-            gops,
-            pct.map_or("-".into(), |x| format!("{x:.1}%")),
-            speedup
-        );
-        let mut bw_pct = String::new();
-        if let (Some(b), Algorithm::Depthwise) = (bw_bound, alg) {
-            bw_pct = format!("{:.1}", 100.0 * b / s);
-            let op_s = peak.map_or(0.0, |(pk, _)| ops / (pk * o.threads as f64 * 1e9));
-            line += &format!(
-                " bytes={:.2}MB bw_bound_ms={:.3} pct_bw_bound={}% pct_roofline={:.1}%",
-                bytes as f64 / 1e6,
-                b * 1e3,
-                bw_pct,
-                100.0 * b.max(op_s) / s
-            );
-        }
-        println!("{line}");
-        csv.push(format!(
-            "{},{},{},{},{},{},{},{},{},{},{:.4},{:.2},{:.3},{},int8",
-            layer.name,
-            layer.h,
-            layer.w,
-            p.in_channels,
-            out_shape.height,
-            out_shape.width,
-            p.out_channels,
-            p.stride_h,
-            alg.name(),
-            alg == auto,
-            s * 1e3,
-            gops,
+        let row = Row {
+            layer,
+            out_shape,
+            alg,
+            auto: alg == auto,
+            seconds: s,
             speedup,
-            bw_pct
-        ));
+            dtype: "int8",
+        };
+        report(&row, o, ops, peak, bw_bound.map(|b| (b, bytes)), csv);
     }
+}
+
+/// One measured (layer, algorithm) pair.
+struct Row<'a> {
+    layer: &'a Layer,
+    out_shape: Nhwc,
+    alg: Algorithm,
+    auto: bool,
+    seconds: f64,
+    speedup: f64,
+    dtype: &'static str,
+}
+
+/// Prints a row's line (GFLOP/s for f32, GOP/s for int8; `work` counts 2 per multiply-add)
+/// with the bandwidth bound for depthwise layers (`bw`: seconds, bytes), and adds its CSV
+/// record.
+fn report(
+    r: &Row,
+    o: &Opts,
+    work: f64,
+    peak: Option<(f64, &'static str)>,
+    bw: Option<(f64, usize)>,
+    csv: &mut Vec<String>,
+) {
+    let (p, s) = (r.layer.params, r.seconds);
+    let rate = work / s / 1e9;
+    let peak_all = peak.map(|(pk, _)| pk * o.threads as f64);
+    let (tag, unit) = if r.dtype == "f32" {
+        ("", "gflops")
+    } else {
+        (" dtype=int8", "gops")
+    };
+    let mut line = format!(
+        "layer={}{tag} in={}x{}x{} out={}x{}x{} k=3x3 s={} alg={}{} ms={:.3} {unit}={:.1} pct_peak={} speedup_vs_im2col={:.2}",
+        r.layer.name,
+        r.layer.h,
+        r.layer.w,
+        p.in_channels,
+        r.out_shape.height,
+        r.out_shape.width,
+        p.out_channels,
+        p.stride_h,
+        r.alg.name(),
+        if r.auto { "(auto)" } else { "" },
+        s * 1e3,
+        rate,
+        peak_all.map_or("-".into(), |pk| format!("{:.1}%", 100.0 * rate / pk)),
+        r.speedup
+    );
+    let mut bw_pct = String::new();
+    if let (Some((b, bytes)), Algorithm::Depthwise) = (bw, r.alg) {
+        bw_pct = format!("{:.1}", 100.0 * b / s);
+        let compute_s = peak_all.map_or(0.0, |pk| work / (pk * 1e9));
+        line += &format!(
+            " bytes={:.2}MB bw_bound_ms={:.3} pct_bw_bound={}% pct_roofline={:.1}%",
+            bytes as f64 / 1e6,
+            b * 1e3,
+            bw_pct,
+            100.0 * b.max(compute_s) / s
+        );
+    }
+    println!("{line}");
+    csv.push(format!(
+        "{},{},{},{},{},{},{},{},{},{},{:.4},{:.2},{:.3},{},{}",
+        r.layer.name,
+        r.layer.h,
+        r.layer.w,
+        p.in_channels,
+        r.out_shape.height,
+        r.out_shape.width,
+        p.out_channels,
+        p.stride_h,
+        r.alg.name(),
+        r.auto,
+        s * 1e3,
+        rate,
+        r.speedup,
+        bw_pct,
+        r.dtype
+    ));
 }
 
 #[path = "common/peak.rs"]
