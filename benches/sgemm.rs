@@ -4,7 +4,7 @@
 //! `cargo run --release --example bench`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use edgemm::{Kernel, KernelKind, MatMut, MatRef, Par};
+use edgemm::{Context, Kernel, KernelKind, MatMut, MatRef};
 
 const SHAPES: &[(&str, usize, usize, usize)] = &[
     ("sq64", 64, 64, 64),
@@ -29,14 +29,13 @@ fn gemm(c: &mut Criterion) {
                     let mut out = vec![0f32; m * n];
                     group.bench_function(BenchmarkId::from_parameter(label), |bench| {
                         bench.iter(|| {
-                            edgemm::sgemm_with_kernel(
-                                &kernel,
+                            edgemm::sgemm(
                                 1.0,
                                 MatRef::row_major(&a, m, k).unwrap(),
                                 MatRef::row_major(&b, k, n).unwrap(),
                                 0.0,
                                 MatMut::row_major(&mut out, m, n).unwrap(),
-                                Par::Seq,
+                                Context::new().kernel(kernel),
                             )
                             .unwrap()
                         })
@@ -48,14 +47,13 @@ fn gemm(c: &mut Criterion) {
                     let mut out = vec![0i32; m * n];
                     group.bench_function(BenchmarkId::from_parameter(label), |bench| {
                         bench.iter(|| {
-                            edgemm::qgemm_with_kernel(
-                                &kernel,
+                            edgemm::qgemm(
                                 MatRef::row_major(&a, m, k).unwrap(),
                                 0,
                                 MatRef::row_major(&b, k, n).unwrap(),
                                 0,
                                 MatMut::row_major(&mut out, m, n).unwrap(),
-                                Par::Seq,
+                                Context::new().kernel(kernel),
                             )
                             .unwrap()
                         })

@@ -20,7 +20,7 @@
 //! call, then repetitions of back-to-back calls (≥ 30 ms each, 0.1 s warm-up); the median
 //! repetition is reported, with the best.
 
-use edgemm::{Kernel, KernelKind, MatMut, MatRef, Par};
+use edgemm::{Context, Kernel, KernelKind, MatMut, MatRef, Par, Requantized};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -253,11 +253,11 @@ fn main() {
                 let av = MatRef::row_major(&a, m, k).unwrap();
                 let bv = MatRef::row_major(&b, k, n).unwrap();
                 let cv = MatMut::row_major(&mut c, m, n).unwrap();
-                let r = match &forced {
-                    Some(kern) => edgemm::sgemm_with_kernel(kern, 1.0, av, bv, 0.0, cv, par),
-                    None => edgemm::sgemm(1.0, av, bv, 0.0, cv, par),
+                let ctx = match forced {
+                    Some(kern) => Context::new().kernel(kern).par(par),
+                    None => Context::from(par),
                 };
-                r.expect("sgemm");
+                edgemm::sgemm(1.0, av, bv, 0.0, cv, ctx).expect("sgemm");
             });
             let pct = peak1.map(|p| 100.0 * med / 1e9 / (p * threads as f64));
             println!(
@@ -330,14 +330,13 @@ fn int8_tables(o: &Opts, shape_ok: &dyn Fn(&str) -> bool, selected: &str, rows: 
             };
             let ops = 2.0 * (m * n * k) as f64;
             let (med, best) = measure(o.quick, ops, || {
-                edgemm::qgemm_with_kernel(
-                    &kern,
+                edgemm::qgemm(
                     MatRef::row_major(&a, m, k).unwrap(),
                     0,
                     MatRef::row_major(&b, k, n).unwrap(),
                     0,
                     MatMut::row_major(&mut c, m, n).unwrap(),
-                    par,
+                    Context::new().kernel(kern).par(par),
                 )
                 .expect("qgemm");
             });
@@ -409,13 +408,12 @@ fn int8_tables(o: &Opts, shape_ok: &dyn Fn(&str) -> bool, selected: &str, rows: 
             );
             rq_rates.push(
                 measure(o.quick, ops, || {
-                    edgemm::qgemm_requantize(
+                    edgemm::qgemm(
                         MatRef::row_major(&a, m, k).unwrap(),
                         3,
                         MatRef::row_major(&b, k, n).unwrap(),
                         0,
-                        &rq,
-                        MatMut::row_major(&mut q, m, n).unwrap(),
+                        Requantized(&rq, MatMut::row_major(&mut q, m, n).unwrap()),
                         Par::Seq,
                     )
                     .unwrap()

@@ -1,14 +1,15 @@
 //! edgemm: fast GEMM for CPUs from server cores down to microcontrollers.
 //!
 //! - [`sgemm`]: C ← αAB + βC in f32 for any strides, packed and cache-blocked around
-//!   assembly micro-kernels (AVX-512, AVX2+FMA; a portable kernel everywhere), with an
-//!   unpacked path for small and vector-shaped products and threads ([`Par`]).
-//! - [`PackedB`] / [`sgemm_packed`]: a right-hand operand packed once and reused.
-//! - [`qgemm`] / [`qgemm_requantize`]: exact int8 GEMM with zero points, and TFLite-exact
-//!   requantized i8/u8 output, per tensor or per channel; [`PackedQB`] for weights.
-//!   Without allocation: [`qgemm_with_workspace`], [`qgemm_requantize_with_workspace`], and
-//!   weights packed into caller memory or read in place from flash ([`PackedQBRef`],
-//!   [`qgemm_requantize_packed_with_workspace`]), all sized by `const fn`s.
+//!   assembly micro-kernels (AVX-512, AVX2+FMA, NEON; a portable kernel everywhere), with
+//!   an unpacked path for small and vector-shaped products; B a view or packed once
+//!   ([`PackedB`]).
+//! - [`qgemm`]: exact int8 GEMM with zero points, raw i32 or TFLite-exact requantized
+//!   i8/u8 output ([`Requantized`]), per tensor or per channel; weights packed once
+//!   ([`PackedQB`], or [`PackedQBRef`] in caller memory or flash).
+//! - [`Context`]: how a call runs: threads ([`Par`]), a forced kernel, and the caller's
+//!   workspace for calls that must not allocate (sized by `const fn`s such as
+//!   [`sgemm_workspace_size`] and [`qgemm_workspace_size`]). A `Par` alone is a context.
 //! - [`kernels`]: every micro-kernel compiled in, which ones this CPU runs, which is used.
 //! - [`conv`] (feature `alloc`): NHWC convolution on top of the GEMM: im2col, 1×1 as GEMM,
 //!   depthwise, Winograd F(2,3)/F(4,3)/F(6,3), with a prepared-layer object.
@@ -28,6 +29,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod arch;
+mod context;
 #[cfg(feature = "alloc")]
 pub mod conv;
 mod error;
@@ -41,27 +43,20 @@ mod scratch;
 mod threads;
 
 pub use arch::{cpu_info, CpuInfo, Features};
+pub use context::Context;
 pub use error::{Error, KernelName, Operand};
-pub use gemm::{
-    sgemm, sgemm_raw, sgemm_with_kernel, sgemm_with_kernel_and_workspace, sgemm_with_workspace,
-    sgemm_workspace_size,
-};
 #[cfg(feature = "alloc")]
-pub use gemm::{sgemm_packed, PackedB};
+pub use gemm::PackedB;
+pub use gemm::{sgemm, sgemm_raw, sgemm_workspace_size, SgemmB};
 pub use kernels::{kernels, Kernel, KernelInfo, KernelKind};
 pub use matrix::{MatMut, MatRef};
 pub use par::Par;
-pub use quant::{
-    max_exact_k, qgemm_packed_b_size, qgemm_packed_with_workspace, qgemm_packed_workspace_size,
-    qgemm_requantize_packed_with_workspace, qgemm_requantize_with_kernel_and_workspace,
-    qgemm_requantize_with_workspace, qgemm_with_kernel_and_workspace, qgemm_with_workspace,
-    qgemm_workspace_size, quantize_multiplier, PackedQBRef, QuantInput, QuantOutput, Requantize,
-    Scale,
-};
 #[cfg(feature = "alloc")]
+pub use quant::PackedQB;
 pub use quant::{
-    qgemm, qgemm_packed, qgemm_requantize, qgemm_requantize_packed, qgemm_requantize_with_kernel,
-    qgemm_with_kernel, PackedQB,
+    max_exact_k, qgemm, qgemm_packed_b_size, qgemm_packed_workspace_size, qgemm_workspace_size,
+    quantize_multiplier, PackedQBRef, QgemmB, QgemmC, QuantInput, QuantOutput, Requantize,
+    Requantized, Scale,
 };
 
 /// The README's examples, compiled and run as doctests.

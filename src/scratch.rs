@@ -57,10 +57,10 @@ pub(crate) const fn caller_workspace_size(bytes: usize) -> usize {
 /// The `WS_ALIGN`-aligned start of a caller's workspace, after checking it has the `needed`
 /// bytes (as computed by the operation's `*_workspace_size`, alignment slack included).
 ///
-/// The pattern of every operation that takes a workspace (`sgemm_with_workspace`, and the
-/// int8 ones alike): a `const fn <op>_workspace_size(m, n, k) -> usize` in bytes, and
-/// `<op>_with_workspace(.., workspace: &mut [u8])` that calls this first, so a short buffer
-/// is an `Error::WorkspaceTooSmall` before anything is read or written.
+/// The pattern of every operation that takes a workspace (a `Context` with one): a `const fn
+/// <op>_workspace_size(m, n, k) -> usize` in bytes, and the call's workspace path calls this
+/// first, so a short buffer is an `Error::WorkspaceTooSmall` before anything is read or
+/// written.
 pub(crate) fn caller_workspace(
     workspace: &mut [u8],
     needed: usize,

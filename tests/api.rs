@@ -332,7 +332,9 @@ fn env_child() {
 
 #[cfg(feature = "alloc")]
 mod int8 {
-    use edgemm::{Error, Kernel, MatMut, MatRef, Operand, Par, Requantize, Scale};
+    use edgemm::{
+        Context, Error, Kernel, MatMut, MatRef, Operand, Par, Requantize, Requantized, Scale,
+    };
 
     fn views<'a>(a: &'a [u8], b: &'a [i8]) -> (MatRef<'a, u8>, MatRef<'a, i8>) {
         (
@@ -416,15 +418,8 @@ mod int8 {
         let (av, bv) = views(&a, &b);
         let mut o = [0i8; 4];
         let mut run = |rq: &Requantize| {
-            edgemm::qgemm_requantize(
-                av,
-                0,
-                bv,
-                0,
-                rq,
-                MatMut::row_major(&mut o, 2, 2).unwrap(),
-                Par::Seq,
-            )
+            let o = Requantized(rq, MatMut::row_major(&mut o, 2, 2).unwrap());
+            edgemm::qgemm(av, 0, bv, 0, o, Par::Seq)
         };
         let pt = |shift| Scale::PerTensor {
             multiplier: 1 << 30,
@@ -507,15 +502,8 @@ mod int8 {
         let (a, b) = ([1u8; 6], [1i8; 6]);
         let (av, bv) = views(&a, &b);
         let mut c = [0i32; 4];
-        let r = edgemm::qgemm_with_kernel(
-            &fk,
-            av,
-            0,
-            bv,
-            0,
-            MatMut::row_major(&mut c, 2, 2).unwrap(),
-            Par::Seq,
-        );
+        let cv = MatMut::row_major(&mut c, 2, 2).unwrap();
+        let r = edgemm::qgemm(av, 0, bv, 0, cv, Context::new().kernel(fk));
         assert!(matches!(
             r,
             Err(Error::WrongKernelKind {
@@ -525,14 +513,13 @@ mod int8 {
         ));
         let x = [1f32; 4];
         let mut y = [0f32; 4];
-        let r = edgemm::sgemm_with_kernel(
-            &qk,
+        let r = edgemm::sgemm(
             1.0,
             MatRef::row_major(&x, 2, 2).unwrap(),
             MatRef::row_major(&x, 2, 2).unwrap(),
             0.0,
             MatMut::row_major(&mut y, 2, 2).unwrap(),
-            Par::Seq,
+            Context::new().kernel(qk),
         );
         assert!(matches!(
             r,
@@ -570,13 +557,12 @@ mod int8 {
             10,
         )
         .with_bias(&[100, -100, 7]);
-        edgemm::qgemm_requantize(
+        edgemm::qgemm(
             MatRef::row_major(&a, 2, 0).unwrap(),
             3,
             MatRef::row_major(&b, 0, 3).unwrap(),
             1,
-            &rq,
-            MatMut::row_major(&mut o, 2, 3).unwrap(),
+            Requantized(&rq, MatMut::row_major(&mut o, 2, 3).unwrap()),
             Par::Seq,
         )
         .unwrap();

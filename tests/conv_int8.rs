@@ -4,7 +4,7 @@
 //! layer never writes by accident (two different fills), so all must be written.
 //!
 //! Also: one small layer checked against TFLite's semantics worked out by hand, the K limit
-//! at its exact boundary, extremes, the pointwise path against `qgemm_requantize`, every
+//! at its exact boundary, extremes, the pointwise path against a requantized `qgemm`, every
 //! int8 kernel, threads, and the errors.
 
 use edgemm::conv::{
@@ -12,8 +12,8 @@ use edgemm::conv::{
     reference_qconv2d, Activation, Algorithm, ConvParams, ConvQuant, Nhwc, Padding, QConv2d,
 };
 use edgemm::{
-    qgemm_requantize, Error, Kernel, KernelKind, MatMut, MatRef, Par, QuantInput, QuantOutput,
-    Requantize, Scale,
+    qgemm, Error, Kernel, KernelKind, MatMut, MatRef, Par, QuantInput, QuantOutput, Requantize,
+    Requantized, Scale,
 };
 use proptest::prelude::*;
 
@@ -608,10 +608,10 @@ fn k_at_the_exactness_limit() {
     );
 }
 
-/// A 1×1 stride-1 layer is a plain GEMM: the same numbers as `qgemm_requantize` on the
+/// A 1×1 stride-1 layer is a plain GEMM: the same numbers as a requantized `qgemm` on the
 /// input viewed as a (N·H·W) × C matrix and the filter as a C × Cout matrix.
 #[test]
-fn pointwise_equals_qgemm_requantize() {
+fn pointwise_equals_requantized_qgemm() {
     let (n, h, w, cin, cout) = (2, 5, 7, 19, 23);
     let mut rng = Rng(7);
     let input: Vec<u8> = (0..n * h * w * cin).map(|_| rng.byte()).collect();
@@ -640,14 +640,13 @@ fn pointwise_equals_qgemm_requantize() {
     .unwrap();
     let mut gemm = vec![0i8; n * h * w * cout];
     let rq = Requantize::new(scale, zo).with_bias(&bias);
-    qgemm_requantize(
+    qgemm(
         MatRef::row_major(&input, n * h * w, cin).unwrap(),
         za,
         // B[i][o] = filter[o·cin + i]: the OHWI filter as a column-major cin × cout matrix.
         MatRef::new(&filter, cin, cout, 1, cin as isize).unwrap(),
         0,
-        &rq,
-        MatMut::row_major(&mut gemm, n * h * w, cout).unwrap(),
+        Requantized(&rq, MatMut::row_major(&mut gemm, n * h * w, cout).unwrap()),
         Par::Seq,
     )
     .unwrap();

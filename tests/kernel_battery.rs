@@ -14,9 +14,9 @@
 mod common;
 
 use common::*;
-use edgemm::{Kernel, KernelKind};
 #[cfg(feature = "alloc")]
-use edgemm::{MatMut, MatRef, PackedB, Par};
+use edgemm::{Context, MatMut, MatRef, PackedB, Par, Requantized};
+use edgemm::{Kernel, KernelKind};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::process::exit;
@@ -195,31 +195,30 @@ fn prepacked(kernel: &Kernel, name: &str) -> usize {
         let packed = PackedB::with_kernel(kernel, bv).unwrap();
         let mut c1 = vec![0.5f32; m * n];
         let mut c2 = c1.clone();
+        let mut c3 = c1.clone();
         let av = MatRef::row_major(&a, m, k).unwrap();
-        edgemm::sgemm_packed(
-            1.0,
-            av,
-            &packed,
-            0.0,
-            MatMut::row_major(&mut c1, m, n).unwrap(),
-            Par::Threads(2),
-        )
-        .unwrap();
-        edgemm::sgemm_with_kernel(
-            kernel,
-            1.0,
-            av,
-            bv,
-            0.0,
-            MatMut::row_major(&mut c2, m, n).unwrap(),
-            Par::Seq,
-        )
-        .unwrap();
-        // Same kernel and k split, but m = 1 may take the vector path in plain sgemm: compare
-        // within the bound there, bitwise otherwise.
+        let c1v = MatMut::row_major(&mut c1, m, n).unwrap();
+        edgemm::sgemm(1.0, av, &packed, 0.0, c1v, Par::Threads(2)).unwrap();
+        let ctx = Context::new().kernel(*kernel);
+        let c2v = MatMut::row_major(&mut c2, m, n).unwrap();
+        edgemm::sgemm(1.0, av, bv, 0.0, c2v, ctx).unwrap();
+        // Packed B with a workspace: A read in place, on the calling thread, no scratch.
+        let ctx = Context::new().par(Par::Threads(2)).workspace(&mut []);
+        let c3v = MatMut::row_major(&mut c3, m, n).unwrap();
+        edgemm::sgemm(1.0, av, &packed, 0.0, c3v, ctx).unwrap();
+        // Same kernel and k split, but m = 1 may take the vector path in plain sgemm, and
+        // A is read in place on the workspace path: compare within the bound there,
+        // bitwise otherwise.
+        let bound = (k as f32 + 4.0) * f32::EPSILON * (k as f32);
+        for (x, y) in c3.iter().zip(&c2) {
+            if (x - y).abs() > bound {
+                eprintln!("FAILED kernel {name} (prepacked, workspace {m}x{n}x{k}): {x} vs {y}");
+                exit(1);
+            }
+        }
         for (x, y) in c1.iter().zip(&c2) {
             let ok = if m == 1 {
-                (x - y).abs() <= (k as f32 + 4.0) * f32::EPSILON * (k as f32)
+                (x - y).abs() <= bound
             } else {
                 x.to_bits() == y.to_bits()
             };
@@ -480,28 +479,28 @@ fn qprepacked(kernel: &Kernel, name: &str) -> usize {
         let a: Vec<u8> = (0..m * k).map(|_| rng.next_u64() as u8).collect();
         let b: Vec<i8> = (0..k * n).map(|_| rng.next_u64() as i8).collect();
         let bv = MatRef::row_major(&b, k, n).unwrap();
-        let packed = edgemm::PackedQB::with_kernel(kernel, bv, zb).unwrap();
+        let packed = edgemm::PackedQB::with_kernel(kernel, bv).unwrap();
         let av = MatRef::row_major(&a, m, k).unwrap();
         let mut c1 = vec![0i32; m * n];
         let mut c2 = vec![1i32; m * n];
-        edgemm::qgemm_packed(
-            av,
-            17,
-            &packed,
-            MatMut::row_major(&mut c1, m, n).unwrap(),
-            Par::Threads(2),
-        )
-        .unwrap();
-        edgemm::qgemm_with_kernel(
-            kernel,
+        let mut c3 = vec![2i32; m * n];
+        let c1v = MatMut::row_major(&mut c1, m, n).unwrap();
+        edgemm::qgemm(av, 17, &packed, zb, c1v, Par::Threads(2)).unwrap();
+        let ctx = Context::new().kernel(*kernel);
+        edgemm::qgemm(
             av,
             17,
             bv,
             zb,
             MatMut::row_major(&mut c2, m, n).unwrap(),
-            Par::Seq,
+            ctx,
         )
         .unwrap();
+        // Packed weights with the caller's workspace (exactly the size asked for).
+        let mut ws = vec![0u8; packed.workspace_size(m)];
+        let ctx = Context::new().workspace(&mut ws);
+        let c3v = MatMut::row_major(&mut c3, m, n).unwrap();
+        edgemm::qgemm(av, 17, &packed, zb, c3v, ctx).unwrap();
         let spec = edgemm::Requantize::new(
             edgemm::Scale::PerTensor {
                 multiplier: 1 << 30,
@@ -511,27 +510,16 @@ fn qprepacked(kernel: &Kernel, name: &str) -> usize {
         );
         let mut o1 = vec![0i8; m * n];
         let mut o2 = vec![1i8; m * n];
-        edgemm::qgemm_requantize_packed(
-            av,
-            17,
-            &packed,
-            &spec,
-            MatMut::row_major(&mut o1, m, n).unwrap(),
-            Par::Seq,
-        )
-        .unwrap();
-        edgemm::qgemm_requantize_with_kernel(
-            kernel,
-            av,
-            17,
-            bv,
-            zb,
-            &spec,
-            MatMut::row_major(&mut o2, m, n).unwrap(),
-            Par::Threads(2),
-        )
-        .unwrap();
-        if c1 != c2 || o1 != o2 {
+        let mut o3 = vec![2i8; m * n];
+        let o1v = Requantized(&spec, MatMut::row_major(&mut o1, m, n).unwrap());
+        edgemm::qgemm(av, 17, &packed, zb, o1v, Par::Seq).unwrap();
+        let ctx = Context::new().kernel(*kernel).par(Par::Threads(2));
+        let o2v = Requantized(&spec, MatMut::row_major(&mut o2, m, n).unwrap());
+        edgemm::qgemm(av, 17, bv, zb, o2v, ctx).unwrap();
+        let ctx = Context::new().workspace(&mut ws);
+        let o3v = Requantized(&spec, MatMut::row_major(&mut o3, m, n).unwrap());
+        edgemm::qgemm(av, 17, &packed, zb, o3v, ctx).unwrap();
+        if c1 != c2 || o1 != o2 || c3 != c2 || o3 != o2 {
             eprintln!(
                 "FAILED kernel {name} (prepacked {m}x{n}x{k}): packed and plain results differ"
             );

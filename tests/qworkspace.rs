@@ -1,5 +1,5 @@
-//! The int8 API without allocation: `qgemm[_requantize]_with_workspace`, weights packed into
-//! caller memory (`PackedQBRef`) and `qgemm[_requantize]_packed_with_workspace`. Sizes are
+//! The int8 API without allocation: `qgemm` with a workspace in its `Context`, with B strided
+//! or packed into caller memory (`PackedQBRef`), i32 or requantized output. Sizes are
 //! `const`, a short buffer is an error that touches nothing, nothing allocates, packed
 //! bytes are validated when read back, and every int8 kernel compiled in is exact through
 //! these entry points. Runs with and without the crate's `alloc` feature
@@ -9,9 +9,8 @@ mod common;
 
 use common::*;
 use edgemm::{
-    qgemm_packed_b_size, qgemm_packed_with_workspace, qgemm_packed_workspace_size,
-    qgemm_requantize_packed_with_workspace, qgemm_with_workspace, qgemm_workspace_size, Error,
-    Kernel, KernelKind, MatMut, MatRef, PackedQBRef, Requantize, Scale,
+    qgemm, qgemm_packed_b_size, qgemm_packed_workspace_size, qgemm_workspace_size, Context, Error,
+    Kernel, KernelKind, MatMut, MatRef, PackedQBRef, Requantize, Requantized, Scale,
 };
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
@@ -98,13 +97,13 @@ fn too_small_is_an_error_before_anything_is_touched() {
     let need = qgemm_workspace_size(m, n, k);
     let mut ws = vec![0x5au8; need];
     for got in [0, 1, need / 2, need - 1] {
-        let r = qgemm_with_workspace(
+        let r = qgemm(
             MatRef::row_major(&a, m, k).unwrap(),
             1,
             MatRef::row_major(&b, k, n).unwrap(),
             0,
             MatMut::row_major(&mut c, m, n).unwrap(),
-            &mut ws[..got],
+            Context::new().workspace(&mut ws[..got]),
         );
         assert_eq!(r, Err(Error::WorkspaceTooSmall { needed: need, got }));
     }
@@ -113,7 +112,7 @@ fn too_small_is_an_error_before_anything_is_touched() {
     // Packing into a short buffer: an error, the buffer untouched.
     let mut buf = vec![0x5au8; qgemm_packed_b_size(k, n)];
     let short = buf.len() - 1;
-    let r = PackedQBRef::pack(MatRef::row_major(&b, k, n).unwrap(), 0, &mut buf[..short]);
+    let r = PackedQBRef::pack(MatRef::row_major(&b, k, n).unwrap(), &mut buf[..short]);
     assert!(
         matches!(r, Err(Error::WorkspaceTooSmall { got, .. }) if got == short),
         "{r:?}"
@@ -122,11 +121,8 @@ fn too_small_is_an_error_before_anything_is_touched() {
         buf.iter().all(|&x| x == 0x5a),
         "the packing buffer was written"
     );
-    // A bad zero point is an error too.
-    let r = PackedQBRef::pack(MatRef::row_major(&b, k, n).unwrap(), 128, &mut buf);
-    assert!(matches!(r, Err(Error::ZeroPointOutOfRange { .. })), "{r:?}");
     // Requantized with prepacked weights: a short workspace fails, exactly enough works.
-    let packed = PackedQBRef::pack(MatRef::row_major(&b, k, n).unwrap(), 0, &mut buf).unwrap();
+    let packed = PackedQBRef::pack(MatRef::row_major(&b, k, n).unwrap(), &mut buf).unwrap();
     let rq = Requantize::new(
         Scale::PerTensor {
             multiplier: 1 << 30,
@@ -137,13 +133,13 @@ fn too_small_is_an_error_before_anything_is_touched() {
     let mut out = vec![0x11i8; m * n];
     let need = qgemm_packed_workspace_size(m, n, k);
     let mut ws = vec![0x5au8; need];
-    let r = qgemm_requantize_packed_with_workspace(
+    let r = qgemm(
         MatRef::row_major(&a, m, k).unwrap(),
         1,
-        &packed,
-        &rq,
-        MatMut::row_major(&mut out, m, n).unwrap(),
-        &mut ws[..need - 1],
+        packed,
+        0,
+        Requantized(&rq, MatMut::row_major(&mut out, m, n).unwrap()),
+        Context::new().workspace(&mut ws[..need - 1]),
     );
     assert_eq!(
         r,
@@ -153,24 +149,36 @@ fn too_small_is_an_error_before_anything_is_touched() {
         })
     );
     assert!(out.iter().all(|&x| x == 0x11) && ws.iter().all(|&x| x == 0x5a));
-    qgemm_requantize_packed_with_workspace(
+    // A bad zero point of the weights is an error, before anything is touched.
+    let r = qgemm(
         MatRef::row_major(&a, m, k).unwrap(),
         1,
-        &packed,
-        &rq,
-        MatMut::row_major(&mut out, m, n).unwrap(),
-        &mut ws,
+        packed,
+        128,
+        Requantized(&rq, MatMut::row_major(&mut out, m, n).unwrap()),
+        Context::new().workspace(&mut ws),
+    );
+    assert!(matches!(r, Err(Error::ZeroPointOutOfRange { .. })), "{r:?}");
+    assert!(out.iter().all(|&x| x == 0x11) && ws.iter().all(|&x| x == 0x5a));
+    qgemm(
+        MatRef::row_major(&a, m, k).unwrap(),
+        1,
+        packed,
+        0,
+        Requantized(&rq, MatMut::row_major(&mut out, m, n).unwrap()),
+        Context::new().workspace(&mut ws),
     )
     .unwrap();
     // (3 − 1)·(−2)·30 = −120, halved by the multiplier, / 2^5, + 3: −2 + 3 = 1.
     assert!(out.iter().all(|&x| x == 1), "{out:?}");
     // A bad shape is reported as such, whatever the workspace.
-    let r = qgemm_packed_with_workspace(
+    let r = qgemm(
         MatRef::row_major(&a[..m * (k - 1)], m, k - 1).unwrap(),
         1,
-        &packed,
+        packed,
+        0,
         MatMut::row_major(&mut c, m, n).unwrap(),
-        &mut [],
+        Context::new().workspace(&mut []),
     );
     assert!(matches!(r, Err(Error::DimensionMismatch { .. })), "{r:?}");
 }
@@ -194,13 +202,13 @@ fn never_allocates() {
     );
     let kernels = int8_kernels();
     // Warm up what is initialised lazily (CPU detection, kernel selection).
-    qgemm_with_workspace(
+    qgemm(
         MatRef::row_major(&a, m, K).unwrap(),
         128,
         MatRef::row_major(&b, K, N).unwrap(),
         0,
         MatMut::row_major(&mut c, m, n).unwrap(),
-        &mut ws_strided,
+        Context::new().workspace(&mut ws_strided),
     )
     .unwrap();
     let before = allocations();
@@ -208,35 +216,33 @@ fn never_allocates() {
         // SAFETY: the only reference to PACKED_BUF, on this test's thread.
         let buf: &mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(PACKED_BUF) };
         let packed =
-            PackedQBRef::pack_with_kernel(kern, MatRef::row_major(&b, K, N).unwrap(), -3, buf)
-                .unwrap();
+            PackedQBRef::pack_with_kernel(kern, MatRef::row_major(&b, K, N).unwrap(), buf).unwrap();
         let again = PackedQBRef::from_bytes(packed.as_bytes()).unwrap();
-        qgemm_requantize_packed_with_workspace(
+        qgemm(
             MatRef::row_major(&a, m, K).unwrap(),
             128,
-            &again,
-            &rq,
-            MatMut::row_major(&mut out, m, n).unwrap(),
-            &mut ws,
+            again,
+            -3,
+            Requantized(&rq, MatMut::row_major(&mut out, m, n).unwrap()),
+            Context::new().workspace(&mut ws),
         )
         .unwrap();
-        qgemm_packed_with_workspace(
+        qgemm(
             MatRef::row_major(&a, m, K).unwrap(),
             128,
-            &packed,
+            packed,
+            -3,
             MatMut::col_major(&mut c, m, n).unwrap(),
-            &mut ws,
+            Context::new().workspace(&mut ws),
         )
         .unwrap();
-        edgemm::qgemm_requantize_with_kernel_and_workspace(
-            kern,
+        qgemm(
             MatRef::row_major(&a, m, K).unwrap(),
             128,
             MatRef::col_major(&b, K, N).unwrap(),
             -3,
-            &rq,
-            MatMut::row_major(&mut out, m, n).unwrap(),
-            &mut ws_strided,
+            Requantized(&rq, MatMut::row_major(&mut out, m, n).unwrap()),
+            Context::new().kernel(*kern).workspace(&mut ws_strided),
         )
         .unwrap();
     }
@@ -398,11 +404,8 @@ fn packed_bytes_are_validated() {
     let (k, n) = (10, 6);
     let b: Vec<i8> = (0..k * n).map(|v| v as i8).collect();
     let mut buf = vec![0u8; qgemm_packed_b_size(k, n) + 8];
-    let packed = PackedQBRef::pack(MatRef::row_major(&b, k, n).unwrap(), 5, &mut buf).unwrap();
-    assert_eq!(
-        (packed.rows(), packed.cols(), packed.zero_point()),
-        (k, n, 5)
-    );
+    let packed = PackedQBRef::pack(MatRef::row_major(&b, k, n).unwrap(), &mut buf).unwrap();
+    assert_eq!((packed.rows(), packed.cols()), (k, n));
     let good: Vec<u32> = {
         let bytes = packed.as_bytes();
         let mut w = vec![0u32; bytes.len().div_ceil(4) + 2];
@@ -440,7 +443,7 @@ fn packed_bytes_are_validated() {
     assert!(reason(with(&set(5, 3))).contains("layout"));
     // (A k whose padding to any k group differs: 10 and 14 both pad to 16 for k groups of 8.)
     assert!(reason(with(&set(6, 10 * k as u32))).contains("inconsistent"));
-    assert!(reason(with(&set(8, 300))).contains("zero point"));
+    assert!(reason(with(&set(8, 300))).contains("reserved"));
     assert!(reason(with(&|b: &mut [u8]| b[48] = 0xff)).contains("UTF-8"));
     // Truncated, too short for a header, misaligned.
     // SAFETY: viewing the u32 vector as bytes.

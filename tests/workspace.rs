@@ -1,5 +1,5 @@
-//! The caller-provided workspace API (`sgemm_workspace_size`, `sgemm_with_workspace`,
-//! `sgemm_with_kernel_and_workspace`): sized at compile time, a short buffer is an error that
+//! The caller-provided workspace (`sgemm` with a workspace in its `Context`, sized by
+//! `sgemm_workspace_size`): sized at compile time, a short buffer is an error that
 //! touches nothing, it never allocates, and every kernel compiled in passes the
 //! kernel-vs-reference cases through it. Runs with and without the crate's `alloc` feature
 //! (scripts/test-all.sh).
@@ -7,10 +7,7 @@
 mod common;
 
 use common::*;
-use edgemm::{
-    sgemm_with_kernel_and_workspace, sgemm_with_workspace, sgemm_workspace_size, Error, Kernel,
-    KernelKind, MatMut, MatRef,
-};
+use edgemm::{sgemm, sgemm_workspace_size, Context, Error, Kernel, KernelKind, MatMut, MatRef};
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
 
@@ -88,13 +85,13 @@ fn too_small_is_an_error_before_anything_is_touched() {
     let need = sgemm_workspace_size(m, n, k);
     let mut ws = vec![0x5au8; need];
     for got in [0, 1, need / 2, need - 1] {
-        let r = sgemm_with_workspace(
+        let r = sgemm(
             1.0,
             MatRef::row_major(&a, m, k).unwrap(),
             MatRef::col_major(&b, k, n).unwrap(),
             0.0,
             MatMut::row_major(&mut c, m, n).unwrap(),
-            &mut ws[..got],
+            Context::new().workspace(&mut ws[..got]),
         );
         assert_eq!(r, Err(Error::WorkspaceTooSmall { needed: need, got }));
         let msg = r.unwrap_err().to_string();
@@ -106,23 +103,23 @@ fn too_small_is_an_error_before_anything_is_touched() {
     assert!(c.iter().all(|x| x.is_nan()), "C was written");
     assert!(ws.iter().all(|&x| x == 0x5a), "the workspace was written");
     // A bad shape is reported as such, whatever the workspace.
-    let r = sgemm_with_workspace(
+    let r = sgemm(
         1.0,
         MatRef::row_major(&a, m, k).unwrap(),
         MatRef::row_major(&b, n, k).unwrap(),
         0.0,
         MatMut::row_major(&mut c, m, n).unwrap(),
-        &mut [],
+        Context::new().workspace(&mut []),
     );
     assert!(matches!(r, Err(Error::DimensionMismatch { .. })), "{r:?}");
     // Exactly enough works, and so does a static buffer sized at compile time.
-    sgemm_with_workspace(
+    sgemm(
         1.0,
         MatRef::row_major(&a, m, k).unwrap(),
         MatRef::col_major(&b, k, n).unwrap(),
         0.0,
         MatMut::row_major(&mut c, m, n).unwrap(),
-        &mut ws,
+        Context::new().workspace(&mut ws),
     )
     .unwrap();
     assert!(c.iter().all(|&x| x == k as f32));
@@ -132,13 +129,13 @@ fn too_small_is_an_error_before_anything_is_touched() {
     let mut c = vec![0f32; m * n];
     // SAFETY: the only reference to STATIC_WS, on this test's thread, for this call.
     let ws: &mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(STATIC_WS) };
-    sgemm_with_workspace(
+    sgemm(
         1.0,
         MatRef::row_major(&a, m, k).unwrap(),
         MatRef::new(&b, k, n, 1, k as isize).unwrap(),
         0.0,
         MatMut::row_major(&mut c, m, n).unwrap(),
-        ws,
+        Context::new().workspace(ws),
     )
     .unwrap();
     assert!(c.iter().all(|&x| x == k as f32));
@@ -164,23 +161,24 @@ fn never_allocates() {
         ],
     );
     // Warm up whatever is lazily initialised (CPU detection, kernel selection).
-    sgemm_with_workspace(
+    sgemm(
         1.0,
         av,
         bvs[0],
         0.0,
         MatMut::row_major(&mut c, m, n).unwrap(),
-        &mut ws,
+        Context::new().workspace(&mut ws),
     )
     .unwrap();
     let before = allocations();
     for bv in bvs {
         for kern in &kernels {
             let cv = MatMut::row_major(&mut c, m, n).unwrap();
-            sgemm_with_kernel_and_workspace(kern, 1.0, av, bv, 0.5, cv, &mut ws).unwrap();
+            let ctx = Context::new().kernel(*kern).workspace(&mut ws);
+            sgemm(1.0, av, bv, 0.5, cv, ctx).unwrap();
         }
         let cv = MatMut::col_major(&mut c, m, n).unwrap();
-        sgemm_with_workspace(1.0, av, bv, 0.0, cv, &mut ws).unwrap();
+        sgemm(1.0, av, bv, 0.0, cv, Context::new().workspace(&mut ws)).unwrap();
     }
     assert_eq!(allocations() - before, 0, "the workspace path allocated");
 }

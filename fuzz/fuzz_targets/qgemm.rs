@@ -1,9 +1,9 @@
-//! qgemm / qgemm_requantize on fuzzer-chosen shapes, strides, zero points, requantization
+//! qgemm (i32 and requantized output) on fuzzer-chosen shapes, strides, zero points, requantization
 //! parameters and values: invalid input must come back as an Err (never a panic or an
 //! out-of-bounds access); valid calls must equal `edgemm::reference` exactly.
 #![no_main]
 
-use edgemm::{MatMut, MatRef, Par, Requantize, Scale};
+use edgemm::{MatMut, MatRef, Par, Requantize, Requantized, Scale};
 use libfuzzer_sys::fuzz_target;
 
 struct Input<'a>(&'a [u8]);
@@ -79,7 +79,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let (r0, c0) = (cv.row_stride(), cv.col_stride());
         let rq = Requantize::new(Scale::PerTensor { multiplier: mult, shift }, out_zp).with_clamp(lo, hi);
-        let r = edgemm::qgemm_requantize(av, za, bv, zb, &rq, cv, Par::Threads(threads));
+        let r = edgemm::qgemm(av, za, bv, zb, Requantized(&rq, cv), Par::Threads(threads));
         let valid = valid_zp && (-31..=30).contains(&shift) && lo <= hi;
         assert_eq!(r.is_ok(), valid, "{r:?}");
         if r.is_ok() {

@@ -8,21 +8,51 @@ pub(crate) mod plan;
 pub(crate) mod raw;
 
 use crate::arch::cpu_info;
+use crate::context::Context;
 use crate::error::{Error, Operand};
 use crate::kernels::f32::{SgemmKernel, SGEMM_KERNELS};
-use crate::kernels::{sgemm_kernel, Kernel};
+use crate::kernels::sgemm_kernel;
+#[cfg(feature = "alloc")]
+use crate::kernels::Kernel;
 use crate::matrix::{MatMut, MatRef};
-use crate::par::Par;
 use crate::threads;
 use driver::{run_block, workspace_len, BMode, BSource, Strategy};
 use raw::Raw;
 
+/// The right-hand operand B of [`sgemm`]: a strided view, or an operand packed once
+/// ([`PackedB`]). Both convert into it, so `sgemm` takes either as it is.
+#[derive(Clone, Copy, Debug)]
+pub enum SgemmB<'a> {
+    /// B read where it lies (packed per call when that pays).
+    View(MatRef<'a, f32>),
+    /// B packed once for a kernel; the call runs that kernel.
+    #[cfg(feature = "alloc")]
+    Packed(&'a PackedB),
+}
+
+impl<'a> From<MatRef<'a, f32>> for SgemmB<'a> {
+    fn from(b: MatRef<'a, f32>) -> Self {
+        SgemmB::View(b)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<'a> From<&'a PackedB> for SgemmB<'a> {
+    fn from(b: &'a PackedB) -> Self {
+        SgemmB::Packed(b)
+    }
+}
+
 /// C ← αAB + βC (BLAS semantics), for any strides.
 ///
-/// - A is m×k, B is k×n, C is m×n; other shapes are an [`Error::DimensionMismatch`].
+/// - A is m×k, B is k×n (a view or a [`PackedB`]), C is m×n; other shapes are an
+///   [`Error::DimensionMismatch`].
 /// - β = 0 never reads C (it may hold NaN); α = 0 (or k = 0) does not read A or B.
-/// - Results do not depend on `par` (k is never split across threads) and are identical
-///   run to run for a given kernel.
+/// - `ctx` says how it runs: a [`Par`](crate::Par), or a [`Context`] with a forced kernel or the
+///   caller's workspace (then nothing is allocated; see [`sgemm_workspace_size`]).
+/// - Results do not depend on the thread count (k is never split across threads) and are
+///   identical run to run for a given kernel; the workspace path may differ from the
+///   allocating one within the same error bound.
 ///
 /// ```
 /// use edgemm::{sgemm, MatMut, MatRef, Par};
@@ -40,77 +70,70 @@ use raw::Raw;
 /// assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
 /// # Ok::<(), edgemm::Error>(())
 /// ```
-pub fn sgemm(
+pub fn sgemm<'b, 'w>(
     alpha: f32,
     a: MatRef<f32>,
-    b: MatRef<f32>,
+    b: impl Into<SgemmB<'b>>,
     beta: f32,
     c: MatMut<f32>,
-    par: Par,
+    ctx: impl Into<Context<'w>>,
 ) -> Result<(), Error> {
-    let ker = sgemm_kernel()?;
-    sgemm_impl(
-        ker,
-        alpha,
-        Raw::from_ref(&a),
-        Raw::from_ref(&b),
-        beta,
-        Raw::from_mut(&c),
-        par,
-    )
+    let mut ctx = ctx.into();
+    let threads = ctx.threads()?;
+    let (a, c) = (Raw::from_ref(&a), Raw::from_mut(&c));
+    match b.into() {
+        SgemmB::View(b) => {
+            let ker = match ctx.kernel {
+                Some(k) => k.f32()?,
+                None => sgemm_kernel()?,
+            };
+            let b = Raw::from_ref(&b);
+            match ctx.workspace.as_deref_mut() {
+                Some(ws) => sgemm_ws_impl(ker, alpha, a, b, beta, c, ws),
+                None => sgemm_impl(ker, alpha, a, b, beta, c, threads),
+            }
+        }
+        #[cfg(feature = "alloc")]
+        SgemmB::Packed(b) => {
+            ctx.check_packed_for(b.kernel.name)?;
+            sgemm_packed_impl(alpha, a, b, beta, c, threads, ctx.workspace.is_some())
+        }
+    }
 }
 
-/// [`sgemm`] with a chosen kernel (from [`Kernel::by_name`]) instead of the default one.
-pub fn sgemm_with_kernel(
-    kernel: &Kernel,
-    alpha: f32,
-    a: MatRef<f32>,
-    b: MatRef<f32>,
-    beta: f32,
-    c: MatMut<f32>,
-    par: Par,
-) -> Result<(), Error> {
-    let ker = kernel.f32()?;
-    sgemm_impl(
-        ker,
-        alpha,
-        Raw::from_ref(&a),
-        Raw::from_ref(&b),
-        beta,
-        Raw::from_mut(&c),
-        par,
-    )
-}
-
-/// Bytes of workspace [`sgemm_with_workspace`] needs for an m×n×k product (A m×k, B k×n),
-/// whatever the layouts and whichever compiled-in kernel runs it.
+/// Bytes of workspace [`sgemm`] needs in its [`Context`] for an m×n×k product (A m×k, B
+/// k×n), whatever the layouts and whichever compiled-in kernel runs it (a [`PackedB`] needs
+/// none).
 ///
 /// A `const fn`, so a buffer can be sized at compile time:
 ///
 /// ```
-/// use edgemm::{sgemm_with_workspace, sgemm_workspace_size, MatMut, MatRef};
+/// use edgemm::{sgemm, sgemm_workspace_size, Context, MatMut, MatRef};
 /// const WS: usize = sgemm_workspace_size(2, 2, 3);
 /// let mut workspace = [0u8; WS];
 /// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2×3
 /// let b = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]; // 3×2, column-major: packed into the workspace
 /// let mut c = [0.0f32; 4];
-/// sgemm_with_workspace(
+/// sgemm(
 ///     1.0,
 ///     MatRef::row_major(&a, 2, 3)?,
 ///     MatRef::col_major(&b, 3, 2)?,
 ///     0.0,
 ///     MatMut::row_major(&mut c, 2, 2)?,
-///     &mut workspace,
+///     Context::new().workspace(&mut workspace),
 /// )?;
 /// assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
 /// # Ok::<(), edgemm::Error>(())
 /// ```
 ///
-/// The size depends only on k (it is 0 when m, n or k is 0): when B's columns are not
-/// unit-stride it is packed one micro-panel at a time, at most 256 k steps × NR columns (NR
-/// the widest tile compiled in), plus the packers' slack and up to 63 bytes to align the
-/// buffer's start to 64: for k ≥ 256, 8319 bytes on a Cortex-M4F build (NR = 8, the portable
-/// kernel's), 32895 on x86-64 (NR = 32).
+/// With a workspace, A is read in place and so is B when its columns are unit-stride
+/// (row-major B needs no packing at all); k is split in chunks of at most 256. The size
+/// depends only on k (it is 0 when m, n or k is 0): when B's columns are not unit-stride it
+/// is packed one micro-panel at a time, at most 256 k steps × NR columns (NR the widest tile
+/// compiled in), plus the packers' slack and up to 63 bytes to align the buffer's start to
+/// 64: for k ≥ 256, 8319 bytes on a Cortex-M4F build (NR = 8, the portable kernel's), 32895
+/// on x86-64 (NR = 32). With `alloc` and no workspace, `sgemm` may be faster for large
+/// products on CPUs with caches (it packs both operands in cache-sized blocks).
 pub const fn sgemm_workspace_size(m: usize, n: usize, k: usize) -> usize {
     if m == 0 || n == 0 || k == 0 {
         return 0;
@@ -134,57 +157,6 @@ const fn max_nr() -> usize {
         i += 1;
     }
     nr
-}
-
-/// [`sgemm`] with no allocation: packing, where B needs it, uses `workspace`, which must have
-/// at least [`sgemm_workspace_size`]`(m, n, k)` bytes (else [`Error::WorkspaceTooSmall`], in
-/// bytes, before anything is read or written). Any alignment; the contents do not matter.
-///
-/// Runs on the calling thread. A is read in place and so is B when its columns are
-/// unit-stride (row-major B needs no packing at all); k is split in chunks of at most 256.
-/// This works with or without the `alloc` feature; with it, [`sgemm`] may be faster for
-/// large products on CPUs with caches (it packs both operands in cache-sized blocks).
-/// Results are within the same error bound as [`sgemm`]'s, not necessarily bit-identical.
-pub fn sgemm_with_workspace(
-    alpha: f32,
-    a: MatRef<f32>,
-    b: MatRef<f32>,
-    beta: f32,
-    c: MatMut<f32>,
-    workspace: &mut [u8],
-) -> Result<(), Error> {
-    let ker = sgemm_kernel()?;
-    sgemm_ws_impl(
-        ker,
-        alpha,
-        Raw::from_ref(&a),
-        Raw::from_ref(&b),
-        beta,
-        Raw::from_mut(&c),
-        workspace,
-    )
-}
-
-/// [`sgemm_with_workspace`] with a chosen kernel (from [`Kernel::by_name`]).
-pub fn sgemm_with_kernel_and_workspace(
-    kernel: &Kernel,
-    alpha: f32,
-    a: MatRef<f32>,
-    b: MatRef<f32>,
-    beta: f32,
-    c: MatMut<f32>,
-    workspace: &mut [u8],
-) -> Result<(), Error> {
-    let ker = kernel.f32()?;
-    sgemm_ws_impl(
-        ker,
-        alpha,
-        Raw::from_ref(&a),
-        Raw::from_ref(&b),
-        beta,
-        Raw::from_mut(&c),
-        workspace,
-    )
 }
 
 fn sgemm_ws_impl(
@@ -250,7 +222,7 @@ fn sgemm_ws_impl(
 /// be readable and `c + i*rsc + j*csc` (i < m, j < n) writable (and readable unless β = 0),
 /// for the duration of the call, with no other thread writing any of them.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn sgemm_raw(
+pub unsafe fn sgemm_raw<'w>(
     m: usize,
     n: usize,
     k: usize,
@@ -265,7 +237,7 @@ pub unsafe fn sgemm_raw(
     c: *mut f32,
     rsc: isize,
     csc: isize,
-    par: Par,
+    ctx: impl Into<Context<'w>>,
 ) -> Result<(), Error> {
     let tag = |e: Error, op: Operand| match e {
         Error::OutOfBounds {
@@ -318,7 +290,7 @@ pub unsafe fn sgemm_raw(
             operand: Operand::B,
         });
     }
-    sgemm(alpha, av, bv, beta, cv, par)
+    sgemm(alpha, av, bv, beta, cv, ctx)
 }
 
 fn check_dims(a: &Raw<f32>, b: &Raw<f32>, c: &Raw<f32>) -> Result<(), Error> {
@@ -332,14 +304,6 @@ fn check_dims(a: &Raw<f32>, b: &Raw<f32>, c: &Raw<f32>) -> Result<(), Error> {
     Ok(())
 }
 
-fn thread_count(par: Par) -> Result<usize, Error> {
-    match par {
-        Par::Seq => Ok(1),
-        Par::Threads(0) => Err(Error::ZeroThreads),
-        Par::Threads(n) => Ok(n.min(threads::available())),
-    }
-}
-
 fn sgemm_impl(
     ker: &'static SgemmKernel,
     alpha: f32,
@@ -347,10 +311,9 @@ fn sgemm_impl(
     b: Raw<f32>,
     beta: f32,
     c: Raw<f32>,
-    par: Par,
+    threads: usize,
 ) -> Result<(), Error> {
     check_dims(&a, &b, &c)?;
-    let threads = thread_count(par)?;
     let (m, n, k) = (c.rows, c.cols, a.cols);
     if m == 0 || n == 0 {
         return Ok(());
@@ -588,24 +551,24 @@ impl PackedB {
         self.n
     }
 
-    /// The kernel it was packed for (and that [`sgemm_packed`] will use).
+    /// The kernel it was packed for (and that [`sgemm`] runs with it).
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name
     }
 }
 
-/// C ← αA·B + βC with B prepacked (see [`PackedB`]); same semantics as [`sgemm`]. Uses the
-/// kernel B was packed for.
+/// [`sgemm`] with B prepacked: the kernel B was packed for. `in_place`: the caller's
+/// workspace path, which reads A where it lies on one thread and needs no scratch.
 #[cfg(feature = "alloc")]
-pub fn sgemm_packed(
+fn sgemm_packed_impl(
     alpha: f32,
-    a: MatRef<f32>,
+    a: Raw<f32>,
     b: &PackedB,
     beta: f32,
-    c: MatMut<f32>,
-    par: Par,
+    c: Raw<f32>,
+    threads: usize,
+    in_place: bool,
 ) -> Result<(), Error> {
-    let (a, c) = (Raw::from_ref(&a), Raw::from_mut(&c));
     if a.cols != b.k || c.rows != a.rows || c.cols != b.n {
         return Err(Error::DimensionMismatch {
             a: (a.rows, a.cols),
@@ -613,7 +576,6 @@ pub fn sgemm_packed(
             c: (c.rows, c.cols),
         });
     }
-    let threads = thread_count(par)?;
     let (m, n, k) = (c.rows, c.cols, a.cols);
     if m == 0 || n == 0 {
         return Ok(());
@@ -631,7 +593,7 @@ pub fn sgemm_packed(
         kc: b.kc,
         mc: plan::chunk(m, blk.mc, ker.mr),
         nc: plan::chunk(n, blk.nc, ker.nr),
-        pack_a: !(small || n <= ker.nr),
+        pack_a: !(in_place || small || n <= ker.nr),
         b_mode: BMode::Prepacked,
         rows_outer: false,
     };
@@ -639,7 +601,17 @@ pub fn sgemm_packed(
         ptr: b.data.as_ptr() as *const f32,
         n_pad: b.n_pad,
     };
-    gemm_blocked(ker, &s, alpha, a, src, beta, c, threads);
+    if in_place {
+        debug_assert_eq!(workspace_len(ker, &s, m, n), 0);
+        // This strategy needs no workspace; the kernel still gets a valid aligned pointer.
+        let mut ws = crate::scratch::Line([0.0; 16]);
+        // SAFETY: validated views (C does not overlap A: a MatMut borrows its slice
+        // exclusively); B's packed data matches its kernel, which this CPU runs (selected or
+        // checked by Kernel::by_name when B was packed).
+        unsafe { run_block(ker, &s, alpha, a, src, 0, beta, c, ws.0.as_mut_ptr()) };
+    } else {
+        gemm_blocked(ker, &s, alpha, a, src, beta, c, threads);
+    }
     Ok(())
 }
 

@@ -51,7 +51,7 @@ pub struct KernelInfo {
     pub selected: bool,
 }
 
-/// A kernel chosen by name, to force it for a call (`sgemm_with_kernel`). Obtained only for
+/// A kernel chosen by name, to force it for a call (`Context::kernel`). Obtained only for
 /// kernels this CPU can run.
 #[derive(Clone, Copy)]
 pub struct Kernel(pub(crate) KernelRef);

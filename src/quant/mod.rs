@@ -3,7 +3,7 @@
 //!
 //! Semantics (TFLite's int8 scheme): `real = scale·(q − zero_point)`. [`qgemm`] computes
 //! `C[i,j] = Σₚ (A[i,p] − za)·(B[p,j] − zb)` exactly in i32 for activations A of type i8 or
-//! u8 and weights B of type i8. [`qgemm_requantize`] then applies, per element,
+//! u8 and weights B of type i8. A [`Requantized`] output then applies, per element,
 //! `acc + bias[j]` → `MultiplyByQuantizedMultiplier(·, multiplier, shift)` (the double
 //! rounding reference form; see [`crate::reference::multiply_by_quantized_multiplier`]) →
 //! `+ output_zero_point` → clamp → i8/u8, with the scale per tensor or per output channel
@@ -14,10 +14,8 @@
 //! points up to k = 33 025, symmetric i8 (zero points 0) up to k = 131 071. A larger k is
 //! an [`Error::KTooLarge`].
 //!
-//! Without `alloc`: [`qgemm_with_workspace`], [`qgemm_requantize_with_workspace`] and the
-//! prepacked [`PackedQBRef`] (weights packed once into caller memory, or read in place from
-//! flash) with [`qgemm_packed_with_workspace`] / [`qgemm_requantize_packed_with_workspace`]
-//! take their scratch memory from the caller, sized by `const fn`s.
+//! Without `alloc`: a [`Context`] with the caller's workspace (sized by `const fn`s) and
+//! weights prepacked into caller memory or read in place from flash ([`PackedQBRef`]).
 
 mod driver;
 #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics, feature = "alloc"))]
@@ -29,19 +27,17 @@ mod workspace;
 
 #[cfg(feature = "alloc")]
 use crate::arch::cpu_info;
+use crate::context::Context;
 use crate::error::{Error, Operand};
 #[cfg(feature = "alloc")]
 use crate::gemm::plan::chunk;
 use crate::gemm::raw::Raw;
 #[cfg(feature = "alloc")]
 use crate::kernels::int8::QgemmKernel;
+use crate::kernels::qgemm_kernel;
 #[cfg(feature = "alloc")]
-use crate::kernels::{qgemm_kernel, Kernel};
-use crate::matrix::MatMut;
-#[cfg(feature = "alloc")]
-use crate::matrix::MatRef;
-#[cfg(feature = "alloc")]
-use crate::par::Par;
+use crate::kernels::Kernel;
+use crate::matrix::{MatMut, MatRef};
 #[cfg(feature = "alloc")]
 use crate::threads;
 #[cfg(feature = "alloc")]
@@ -49,12 +45,7 @@ use driver::{run_block, workspace_bytes, QStrategy, Terms};
 use driver::{Dest, QbSource};
 pub use packed::{qgemm_packed_b_size, PackedQBRef};
 use requant::{Mults, RqPlan};
-pub use workspace::{
-    qgemm_packed_with_workspace, qgemm_packed_workspace_size,
-    qgemm_requantize_packed_with_workspace, qgemm_requantize_with_kernel_and_workspace,
-    qgemm_requantize_with_workspace, qgemm_with_kernel_and_workspace, qgemm_with_workspace,
-    qgemm_workspace_size,
-};
+pub use workspace::{qgemm_packed_workspace_size, qgemm_workspace_size};
 
 mod sealed {
     pub trait Sealed {}
@@ -83,7 +74,7 @@ impl QuantInput for u8 {
     const MAX: i32 = 255;
 }
 
-/// An 8-bit output type of [`qgemm_requantize`]: `i8` or `u8`.
+/// An 8-bit output type of a requantized [`qgemm`] ([`Requantized`]): `i8` or `u8`.
 pub trait QuantOutput: sealed::Sealed + Copy + Send + Sync + 'static {
     /// The type's range, as i32.
     const MIN: i32;
@@ -113,7 +104,7 @@ pub enum Scale<'a> {
     },
 }
 
-/// How [`qgemm_requantize`] turns i32 accumulators into 8-bit outputs.
+/// How a requantized [`qgemm`] ([`Requantized`]) turns i32 accumulators into 8-bit outputs.
 #[derive(Clone, Copy, Debug)]
 pub struct Requantize<'a> {
     /// Added to the accumulator of column j before scaling (n entries), as TFLite's bias.
@@ -152,7 +143,13 @@ impl<'a> Requantize<'a> {
         self
     }
 
+    #[cfg(feature = "alloc")]
     pub(crate) fn plan<O: QuantOutput>(&self, n: usize) -> Result<RqPlan<'a>, Error> {
+        self.plan_range(n, O::MIN, O::MAX)
+    }
+
+    /// The validated plan for n columns of an output type with range `o_min..=o_max`.
+    fn plan_range(&self, n: usize, o_min: i32, o_max: i32) -> Result<RqPlan<'a>, Error> {
         let check_len = |what: &'static str, len: usize| {
             if len == n {
                 Ok(())
@@ -197,15 +194,15 @@ impl<'a> Requantize<'a> {
                 )
             }
         };
-        if !(O::MIN..=O::MAX).contains(&self.output_zero_point) {
+        if !(o_min..=o_max).contains(&self.output_zero_point) {
             return Err(Error::ZeroPointOutOfRange {
                 operand: Operand::C,
                 value: self.output_zero_point,
-                min: O::MIN,
-                max: O::MAX,
+                min: o_min,
+                max: o_max,
             });
         }
-        let (lo, hi) = (self.clamp_min.max(O::MIN), self.clamp_max.min(O::MAX));
+        let (lo, hi) = (self.clamp_min.max(o_min), self.clamp_max.min(o_max));
         if lo > hi {
             return Err(Error::EmptyClamp {
                 min: self.clamp_min,
@@ -271,11 +268,141 @@ fn check_zero_points<A: QuantInput>(za: i32, zb: i32) -> Result<(), Error> {
     Ok(())
 }
 
+/// The right-hand operand B (k×n, i8) of [`qgemm`]: a strided view, or weights packed
+/// once ([`PackedQB`] with `alloc`, [`PackedQBRef`] in caller memory or flash). Each
+/// converts into it, so `qgemm` takes any of them as it is.
+#[derive(Clone, Copy, Debug)]
+pub enum QgemmB<'a> {
+    /// B read where it lies (packed per call).
+    View(MatRef<'a, i8>),
+    /// B packed once for a kernel; the call runs that kernel.
+    #[cfg(feature = "alloc")]
+    Packed(&'a PackedQB),
+    /// B packed into caller memory; the call runs the kernel it was packed for.
+    PackedRef(PackedQBRef<'a>),
+}
+
+impl<'a> From<MatRef<'a, i8>> for QgemmB<'a> {
+    fn from(b: MatRef<'a, i8>) -> Self {
+        QgemmB::View(b)
+    }
+}
+
 #[cfg(feature = "alloc")]
-/// C = Σₚ (A[i,p] − za)·(B[p,j] − zb), exact (see the module docs for the k limit).
+impl<'a> From<&'a PackedQB> for QgemmB<'a> {
+    fn from(b: &'a PackedQB) -> Self {
+        QgemmB::Packed(b)
+    }
+}
+
+impl<'a> From<PackedQBRef<'a>> for QgemmB<'a> {
+    fn from(b: PackedQBRef<'a>) -> Self {
+        QgemmB::PackedRef(b)
+    }
+}
+
+impl<'a> From<&PackedQBRef<'a>> for QgemmB<'a> {
+    fn from(b: &PackedQBRef<'a>) -> Self {
+        QgemmB::PackedRef(*b)
+    }
+}
+
+/// The output of [`qgemm`] and its output stage: the raw i32 sums (from a `MatMut<i32>`),
+/// or requantized 8-bit values (from [`Requantized`]).
+pub struct QgemmC<'a> {
+    stage: CStage<'a>,
+    _borrow: core::marker::PhantomData<&'a mut [u8]>,
+}
+
+enum CStage<'a> {
+    I32(Raw<i32>),
+    Requant {
+        out: Raw<u8>,
+        requantize: Requantize<'a>,
+        min: i32,
+        max: i32,
+    },
+}
+
+impl core::fmt::Debug for QgemmC<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (what, rows, cols) = match &self.stage {
+            CStage::I32(c) => ("i32", c.rows, c.cols),
+            CStage::Requant { out, .. } => ("requantized", out.rows, out.cols),
+        };
+        write!(f, "QgemmC {{ {rows}x{cols} {what} }}")
+    }
+}
+
+impl<'a> From<MatMut<'a, i32>> for QgemmC<'a> {
+    fn from(c: MatMut<'a, i32>) -> Self {
+        QgemmC {
+            stage: CStage::I32(Raw::from_mut(&c)),
+            _borrow: core::marker::PhantomData,
+        }
+    }
+}
+
+/// A [`qgemm`] output requantized into i8 or u8 by a [`Requantize`] stage (TFLite
+/// semantics; see the module docs): `qgemm(a, za, b, zb, Requantized(&rq, c), ctx)`.
+#[derive(Debug)]
+pub struct Requantized<'a, O: QuantOutput>(pub &'a Requantize<'a>, pub MatMut<'a, O>);
+
+impl<'a, O: QuantOutput> From<Requantized<'a, O>> for QgemmC<'a> {
+    fn from(Requantized(requantize, c): Requantized<'a, O>) -> Self {
+        let (ptr, rows, cols, rs, cs) = c.raw();
+        QgemmC {
+            stage: CStage::Requant {
+                // Both output types are one byte; the plan's clamp keeps values in O's range.
+                out: Raw {
+                    ptr: ptr as *mut u8,
+                    rows,
+                    cols,
+                    rs,
+                    cs,
+                },
+                requantize: *requantize,
+                min: O::MIN,
+                max: O::MAX,
+            },
+            _borrow: core::marker::PhantomData,
+        }
+    }
+}
+
+impl<'a> QgemmC<'a> {
+    /// The driver's output, with the requantization validated for n columns.
+    fn validate(self) -> Result<Out<'a>, Error> {
+        Ok(match self.stage {
+            CStage::I32(c) => Out::I32(c),
+            CStage::Requant {
+                out,
+                requantize,
+                min,
+                max,
+            } => Out::Requant {
+                plan: requantize.plan_range(out.cols, min, max)?,
+                out,
+                bias: requantize.bias,
+            },
+        })
+    }
+}
+
+/// Exact int8 GEMM: `C = Σₚ (A[i,p] − za)·(B[p,j] − zb)` in i32, or that sum requantized
+/// into i8/u8 (see the module docs for the semantics and the k limit).
+///
+/// - A is m×k (i8 or u8) with zero point `a_zero_point`; B is k×n i8 with zero point
+///   `b_zero_point`: a view or weights packed once ([`QgemmB`]).
+/// - C is a `MatMut<i32>` for the raw sums, or [`Requantized`]`(&requantize, c)` for 8-bit
+///   outputs with bias, per-tensor or per-channel scale, zero point and clamp.
+/// - `ctx` says how it runs: a [`Par`], or a [`Context`] with a forced kernel or the
+///   caller's workspace (no allocation; sized by [`qgemm_workspace_size`],
+///   [`qgemm_packed_workspace_size`] or [`PackedQB::workspace_size`]). Without `alloc`
+///   a workspace is required. Results are exact, whatever the path.
 ///
 /// ```
-/// use edgemm::{qgemm, MatMut, MatRef, Par};
+/// use edgemm::{qgemm, MatMut, MatRef, Par, Requantize, Requantized, Scale};
 /// let a: [u8; 4] = [130, 131, 132, 133]; // 2×2, zero point 128
 /// let b: [i8; 4] = [1, -1, 2, 3];
 /// let mut c = [0i32; 4];
@@ -286,126 +413,68 @@ fn check_zero_points<A: QuantInput>(za: i32, zb: i32) -> Result<(), Error> {
 ///     Par::Seq,
 /// )?;
 /// assert_eq!(c, [2 * 1 + 3 * 2, 2 * -1 + 3 * 3, 4 * 1 + 5 * 2, 4 * -1 + 5 * 3]);
+/// // The same product requantized to i8 at a quarter of the scale (2^30 · 2^(−1−31)).
+/// let rq = Requantize::new(Scale::PerTensor { multiplier: 1 << 30, shift: -1 }, 0);
+/// let mut y = [0i8; 4];
+/// qgemm(
+///     MatRef::row_major(&a, 2, 2)?, 128,
+///     MatRef::row_major(&b, 2, 2)?, 0,
+///     Requantized(&rq, MatMut::row_major(&mut y, 2, 2)?),
+///     Par::Seq,
+/// )?;
+/// assert_eq!(y, [2, 2, 4, 3]);
 /// # Ok::<(), edgemm::Error>(())
 /// ```
-pub fn qgemm<A: QuantInput>(
+pub fn qgemm<'b, 'c, 'w, A: QuantInput>(
     a: MatRef<A>,
     a_zero_point: i32,
-    b: MatRef<i8>,
+    b: impl Into<QgemmB<'b>>,
     b_zero_point: i32,
-    c: MatMut<i32>,
-    par: Par,
+    c: impl Into<QgemmC<'c>>,
+    ctx: impl Into<Context<'w>>,
 ) -> Result<(), Error> {
-    let ker = qgemm_kernel()?;
-    let b = StridedB(Raw::from_ref(&b), b_zero_point);
-    qgemm_impl(
-        ker,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Strided(b),
-        Out::I32(Raw::from_mut(&c)),
-        par,
-    )
+    let mut ctx = ctx.into();
+    let threads = ctx.threads()?;
+    let out = c.into().validate()?;
+    let (ker, b) = match b.into() {
+        QgemmB::View(b) => {
+            let ker = match ctx.kernel {
+                Some(k) => k.int8()?,
+                None => qgemm_kernel()?,
+            };
+            (ker, BOperand::Strided(Raw::from_ref(&b), b_zero_point))
+        }
+        #[cfg(feature = "alloc")]
+        QgemmB::Packed(p) => {
+            ctx.check_packed_for(p.kernel.name)?;
+            (p.kernel, BOperand::Packed(p, b_zero_point))
+        }
+        QgemmB::PackedRef(p) => {
+            ctx.check_packed_for(p.kernel_name())?;
+            (p.kernel(), BOperand::PackedRef(p, b_zero_point))
+        }
+    };
+    let a = Raw::from_ref(&a);
+    match ctx.workspace.as_deref_mut() {
+        Some(ws) => workspace::ws_impl(ker, a, a_zero_point, b, out, ws),
+        #[cfg(feature = "alloc")]
+        None => qgemm_impl(ker, a, a_zero_point, b, out, threads),
+        #[cfg(not(feature = "alloc"))]
+        None => {
+            let _ = (threads, out);
+            Err(workspace::missing_workspace(&a, &b))
+        }
+    }
 }
 
-#[cfg(feature = "alloc")]
-/// [`qgemm`] with a chosen int8 kernel (from [`Kernel::by_name`]).
-pub fn qgemm_with_kernel<A: QuantInput>(
-    kernel: &Kernel,
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: MatRef<i8>,
-    b_zero_point: i32,
-    c: MatMut<i32>,
-    par: Par,
-) -> Result<(), Error> {
-    let b = StridedB(Raw::from_ref(&b), b_zero_point);
-    qgemm_impl(
-        kernel.int8()?,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Strided(b),
-        Out::I32(Raw::from_mut(&c)),
-        par,
-    )
-}
-
-#[cfg(feature = "alloc")]
-/// The product of [`qgemm`], requantized into i8 or u8 (TFLite semantics; see the module
-/// docs).
-pub fn qgemm_requantize<A: QuantInput, O: QuantOutput>(
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: MatRef<i8>,
-    b_zero_point: i32,
-    requantize: &Requantize,
-    c: MatMut<O>,
-    par: Par,
-) -> Result<(), Error> {
-    let ker = qgemm_kernel()?;
-    let b = StridedB(Raw::from_ref(&b), b_zero_point);
-    let out = requant_out(requantize, &c)?;
-    qgemm_impl(
-        ker,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Strided(b),
-        out,
-        par,
-    )
-}
-
-#[cfg(feature = "alloc")]
-/// [`qgemm_requantize`] with a chosen int8 kernel.
-#[allow(clippy::too_many_arguments)]
-pub fn qgemm_requantize_with_kernel<A: QuantInput, O: QuantOutput>(
-    kernel: &Kernel,
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: MatRef<i8>,
-    b_zero_point: i32,
-    requantize: &Requantize,
-    c: MatMut<O>,
-    par: Par,
-) -> Result<(), Error> {
-    let b = StridedB(Raw::from_ref(&b), b_zero_point);
-    let out = requant_out(requantize, &c)?;
-    qgemm_impl(
-        kernel.int8()?,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Strided(b),
-        out,
-        par,
-    )
-}
-
-fn requant_out<'a, O: QuantOutput>(rq: &Requantize<'a>, c: &MatMut<O>) -> Result<Out<'a>, Error> {
-    let plan = rq.plan::<O>(c.cols())?;
-    let (ptr, rows, cols, rs, cs) = c.raw();
-    Ok(Out::Requant {
-        // Both output types are one byte; the plan's clamp keeps values in O's range.
-        out: Raw {
-            ptr: ptr as *mut u8,
-            rows,
-            cols,
-            rs,
-            cs,
-        },
-        plan,
-        bias: rq.bias,
-    })
-}
-
-/// A weight matrix B (k×n, i8) packed once for an int8 kernel, with its zero point and
-/// column sums, for reuse across calls.
+/// A weight matrix B (k×n, i8) packed once for an int8 kernel, with its column sums, for
+/// reuse across calls. The packing does not depend on B's zero point: each call gives it.
 #[cfg(feature = "alloc")]
 pub struct PackedQB {
     kernel: &'static QgemmKernel,
     k: usize,
     n: usize,
     kc: usize,
-    zero_point: i32,
     chunk_bytes: usize,
     colsum: alloc::vec::Vec<i32>,
     data: alloc::vec::Vec<crate::scratch::Line>,
@@ -416,33 +485,25 @@ impl core::fmt::Debug for PackedQB {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "PackedQB {{ {}x{}, zero point {}, kernel {} }}",
-            self.k, self.n, self.zero_point, self.kernel.name
+            "PackedQB {{ {}x{}, kernel {} }}",
+            self.k, self.n, self.kernel.name
         )
     }
 }
 
 #[cfg(feature = "alloc")]
 impl PackedQB {
-    /// Packs `b` (with zero point `b_zero_point`) for the int8 kernel selected by default.
-    pub fn new(b: MatRef<i8>, b_zero_point: i32) -> Result<Self, Error> {
-        Self::pack(qgemm_kernel()?, b, b_zero_point)
+    /// Packs `b` for the int8 kernel selected by default.
+    pub fn new(b: MatRef<i8>) -> Result<Self, Error> {
+        Self::pack(qgemm_kernel()?, b)
     }
 
     /// Packs `b` for a chosen int8 kernel.
-    pub fn with_kernel(kernel: &Kernel, b: MatRef<i8>, b_zero_point: i32) -> Result<Self, Error> {
-        Self::pack(kernel.int8()?, b, b_zero_point)
+    pub fn with_kernel(kernel: &Kernel, b: MatRef<i8>) -> Result<Self, Error> {
+        Self::pack(kernel.int8()?, b)
     }
 
-    fn pack(kernel: &'static QgemmKernel, b: MatRef<i8>, zb: i32) -> Result<Self, Error> {
-        if !(-128..=127).contains(&zb) {
-            return Err(Error::ZeroPointOutOfRange {
-                operand: Operand::B,
-                value: zb,
-                min: -128,
-                max: 127,
-            });
-        }
+    fn pack(kernel: &'static QgemmKernel, b: MatRef<i8>) -> Result<Self, Error> {
         let raw = Raw::from_ref(&b);
         let (k, n) = (raw.rows, raw.cols);
         // Blocking for the general case (any m); calls then use this KC.
@@ -477,7 +538,6 @@ impl PackedQB {
             k,
             n,
             kc,
-            zero_point: zb,
             chunk_bytes,
             colsum,
             data,
@@ -494,55 +554,33 @@ impl PackedQB {
         self.n
     }
 
-    /// B's zero point.
-    pub fn zero_point(&self) -> i32 {
-        self.zero_point
-    }
-
-    /// The kernel it was packed for (and that the packed calls use).
+    /// The kernel it was packed for (and that [`qgemm`] runs with it).
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name
     }
-}
 
-/// [`qgemm`] with prepacked weights.
-#[cfg(feature = "alloc")]
-pub fn qgemm_packed<A: QuantInput>(
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: &PackedQB,
-    c: MatMut<i32>,
-    par: Par,
-) -> Result<(), Error> {
-    qgemm_impl(
-        b.kernel,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Packed(b),
-        Out::I32(Raw::from_mut(&c)),
-        par,
-    )
-}
+    /// Bytes of workspace a [`qgemm`] call with these weights and at most `m` rows of A
+    /// needs in its [`Context`] (the no-allocation path, on the calling thread).
+    pub fn workspace_size(&self, m: usize) -> usize {
+        let s = self.ws_strategy(m);
+        let geo = driver::Geometry::of(self.kernel);
+        // The larger layout: with i32 accumulators (k in several chunks).
+        let bytes = driver::layout_of(geo, s, self.k, m, self.n, false, true).total;
+        crate::scratch::caller_workspace_size(bytes)
+    }
 
-/// [`qgemm_requantize`] with prepacked weights.
-#[cfg(feature = "alloc")]
-pub fn qgemm_requantize_packed<A: QuantInput, O: QuantOutput>(
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: &PackedQB,
-    requantize: &Requantize,
-    c: MatMut<O>,
-    par: Par,
-) -> Result<(), Error> {
-    let out = requant_out(requantize, &c)?;
-    qgemm_impl(
-        b.kernel,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Packed(b),
-        out,
-        par,
-    )
+    /// The strategy of a workspace call of m rows (see [`PackedQB::workspace_size`]).
+    fn ws_strategy(&self, m: usize) -> QStrategy {
+        strategy(self.kernel, m.max(1), self.n, self.k, Some(self.kc))
+    }
+
+    fn source(&self) -> QbSource<'_> {
+        QbSource::Packed {
+            data: self.data.as_ptr() as *const u8,
+            colsum: &self.colsum,
+            chunk_bytes: self.chunk_bytes,
+        }
+    }
 }
 
 /// Blocking and workspace size for [`qgemm_requantize_prepacked_seq`] calls of at most
@@ -562,11 +600,7 @@ impl PackedQB {
     pub(crate) fn seq_plan(&self, max_rows: usize) -> SeqPlan {
         let max_rows = max_rows.max(1);
         let s = strategy(self.kernel, max_rows, self.n, self.k, Some(self.kc));
-        let src = QbSource::Packed {
-            data: self.data.as_ptr() as *const u8,
-            colsum: &self.colsum,
-            chunk_bytes: self.chunk_bytes,
-        };
+        let src = self.source();
         // The layout only looks at the kind of destination (requantized) and its size: a
         // placeholder view and plan stand in for the real ones.
         let dest = Dest::Requant {
@@ -600,7 +634,7 @@ impl PackedQB {
     }
 }
 
-/// [`qgemm_requantize_packed`] on the calling thread, with the caller's workspace and a
+/// [`qgemm`] with prepacked weights and a requantized output on the calling thread, with the caller's workspace and a
 /// validated requantization, for callers that split the work themselves (convolution,
 /// like the f32 side's `sgemm_prepacked_seq`).
 ///
@@ -615,6 +649,7 @@ pub(crate) unsafe fn qgemm_requantize_prepacked_seq<A: QuantInput>(
     a: Raw<A>,
     za: i32,
     b: &PackedQB,
+    zb: i32,
     plan: &SeqPlan,
     rq: RqPlan,
     bias: Option<&[i32]>,
@@ -628,14 +663,10 @@ pub(crate) unsafe fn qgemm_requantize_prepacked_seq<A: QuantInput>(
     }
     let terms = Terms {
         za: za + b.kernel.format.a_shift(A::SIGNED),
-        zb: b.zero_point,
+        zb,
         bias,
     };
-    let src = QbSource::Packed {
-        data: b.data.as_ptr() as *const u8,
-        colsum: &b.colsum,
-        chunk_bytes: b.chunk_bytes,
-    };
+    let src = b.source();
     // SAFETY: the caller's contract; B's packed data matches its kernel (packed for it), which
     // runs on this CPU (selected or checked by `Kernel::by_name` when B was packed).
     unsafe {
@@ -652,38 +683,33 @@ pub(crate) unsafe fn qgemm_requantize_prepacked_seq<A: QuantInput>(
     }
 }
 
-struct StridedB(Raw<i8>, i32);
-
+/// B as a call sees it, with its zero point.
 enum BOperand<'a> {
-    Strided(StridedB),
+    Strided(Raw<i8>, i32),
     #[cfg(feature = "alloc")]
-    Packed(&'a PackedQB),
+    Packed(&'a PackedQB, i32),
     /// Prepacked in caller memory (see [`PackedQBRef`]).
-    PackedRef(&'a PackedQBRef<'a>),
+    PackedRef(PackedQBRef<'a>, i32),
 }
 
 impl BOperand<'_> {
     /// (rows, columns, zero point) of B.
     fn dims(&self) -> (usize, usize, i32) {
         match self {
-            BOperand::Strided(StridedB(b, zb)) => (b.rows, b.cols, *zb),
+            BOperand::Strided(b, zb) => (b.rows, b.cols, *zb),
             #[cfg(feature = "alloc")]
-            BOperand::Packed(p) => (p.k, p.n, p.zero_point),
-            BOperand::PackedRef(p) => (p.rows(), p.cols(), p.zero_point()),
+            BOperand::Packed(p, zb) => (p.k, p.n, *zb),
+            BOperand::PackedRef(p, zb) => (p.rows(), p.cols(), *zb),
         }
     }
 
     /// B as the driver reads it.
     fn source(&self) -> QbSource<'_> {
         match self {
-            BOperand::Strided(StridedB(b, _)) => QbSource::Strided(*b),
+            BOperand::Strided(b, _) => QbSource::Strided(*b),
             #[cfg(feature = "alloc")]
-            BOperand::Packed(p) => QbSource::Packed {
-                data: p.data.as_ptr() as *const u8,
-                colsum: &p.colsum,
-                chunk_bytes: p.chunk_bytes,
-            },
-            BOperand::PackedRef(p) => p.source(),
+            BOperand::Packed(p, _) => p.source(),
+            BOperand::PackedRef(p, _) => p.source(),
         }
     }
 }
@@ -844,14 +870,9 @@ fn qgemm_impl<A: QuantInput>(
     za: i32,
     b: BOperand,
     out: Out,
-    par: Par,
+    threads: usize,
 ) -> Result<(), Error> {
     let (m, n, k, zb) = check_call(&a, za, &b, &out)?;
-    let threads = match par {
-        Par::Seq => 1,
-        Par::Threads(0) => return Err(Error::ZeroThreads),
-        Par::Threads(t) => t.min(threads::available()),
-    };
     if trivial_call(m, n, k, &out) {
         return Ok(());
     }
@@ -862,10 +883,10 @@ fn qgemm_impl<A: QuantInput>(
     let mut out = out;
     out.note_range::<A>(k, za, zb);
     let packed_kc = match &b {
-        BOperand::Strided(_) => None,
-        BOperand::Packed(p) => Some(p.kc),
+        BOperand::Strided(..) => None,
+        BOperand::Packed(p, _) => Some(p.kc),
         // Packed in one k chunk (see `PackedQBRef`).
-        BOperand::PackedRef(p) => Some(p.kc()),
+        BOperand::PackedRef(p, _) => Some(p.kc()),
     };
     let s = strategy(ker, m, n, k, packed_kc);
     let terms = Terms {
@@ -919,7 +940,7 @@ fn try_gemv<A: QuantInput>(
 ) -> bool {
     use crate::arch::Features;
     use crate::kernels::int8::QFormat;
-    let BOperand::Strided(StridedB(b, _)) = b else {
+    let BOperand::Strided(b, _) = b else {
         return false;
     };
     let contiguous = match out {

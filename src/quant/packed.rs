@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! offset  0  u32 × 12 (native byte order): magic "EGQB", layout version, format, k group,
-//!            element bytes, NR, k, n, zero point, data offset, data bytes, total bytes
+//!            element bytes, NR, k, n, reserved (0), data offset, data bytes, total bytes
 //!        48  the kernel's name (48 bytes, NUL-padded)
 //!        96  column sums Σ_p B[p, j] (n × i32)
 //!  data_off  B in the kernel's format (64-byte aligned from the blob's start): one k chunk,
@@ -19,15 +19,15 @@
 use super::driver::{Geometry, QbSource};
 use super::pack::pack_b;
 use crate::arch::cpu_info;
-use crate::error::{Error, Operand};
+use crate::error::Error;
 use crate::gemm::raw::Raw;
 use crate::kernels::int8::{QFormat, QgemmKernel, QGEMM_KERNELS};
 use crate::kernels::{qgemm_kernel, Kernel};
 use crate::matrix::MatRef;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"EGQB");
-/// Bumped whenever the blob or a kernel's packing changes.
-const VERSION: u32 = 1;
+/// Bumped whenever the blob or a kernel's packing changes (2: no zero point; calls give it).
+const VERSION: u32 = 2;
 const HEADER: usize = 96;
 const NAME_AT: usize = 48;
 const NAME_LEN: usize = 48;
@@ -43,7 +43,7 @@ const F_ELEM: usize = 4;
 const F_NR: usize = 5;
 const F_K: usize = 6;
 const F_N: usize = 7;
-const F_ZERO_POINT: usize = 8;
+const F_RESERVED: usize = 8;
 const F_DATA_OFF: usize = 9;
 const F_DATA_LEN: usize = 10;
 const F_TOTAL: usize = 11;
@@ -104,10 +104,9 @@ pub const fn qgemm_packed_b_size(k: usize, n: usize) -> usize {
     most.saturating_add(BLOB_ALIGN - 1)
 }
 
-/// A weight matrix B (k×n, i8) packed for an int8 kernel, with its zero point and column
-/// sums, in caller memory: the no-allocation counterpart of [`crate::PackedQB`] (use it with
-/// [`crate::qgemm_packed_with_workspace`] and
-/// [`crate::qgemm_requantize_packed_with_workspace`]).
+/// A weight matrix B (k×n, i8) packed for an int8 kernel, with its column sums, in caller
+/// memory: the no-allocation counterpart of [`crate::PackedQB`], a right-hand operand of
+/// [`crate::qgemm`].
 ///
 /// [`PackedQBRef::pack`] packs into a buffer of [`qgemm_packed_b_size`] bytes;
 /// [`PackedQBRef::as_bytes`] is the packed blob, which [`PackedQBRef::from_bytes`] reads
@@ -116,21 +115,22 @@ pub const fn qgemm_packed_b_size(k: usize, n: usize) -> usize {
 /// [`Error::PackingMismatch`].
 ///
 /// ```
-/// use edgemm::{qgemm_packed_b_size, qgemm_requantize_packed_with_workspace,
-///              qgemm_packed_workspace_size, MatMut, MatRef, PackedQBRef, Requantize, Scale};
+/// use edgemm::{qgemm, qgemm_packed_b_size, qgemm_packed_workspace_size, Context, MatMut,
+///              MatRef, PackedQBRef, Requantize, Requantized, Scale};
 /// const K: usize = 3;
 /// const N: usize = 2;
 /// let w: [i8; K * N] = [1, -2, 3, 4, -5, 6]; // k×n, row-major
 /// let mut buf = [0u8; qgemm_packed_b_size(K, N)];
-/// let packed = PackedQBRef::pack(MatRef::row_major(&w, K, N)?, 0, &mut buf)?;
+/// let packed = PackedQBRef::pack(MatRef::row_major(&w, K, N)?, &mut buf)?;
 /// // `packed.as_bytes()` could be stored and read back with PackedQBRef::from_bytes.
 /// let x: [i8; K] = [10, 20, 30];
 /// let rq = Requantize::new(Scale::PerTensor { multiplier: 1 << 30, shift: -1 }, 0);
 /// let mut y = [0i8; N];
 /// let mut ws = [0u8; qgemm_packed_workspace_size(1, N, K)];
-/// qgemm_requantize_packed_with_workspace(
-///     MatRef::row_major(&x, 1, K)?, 0, &packed, &rq, MatMut::row_major(&mut y, 1, N)?,
-///     &mut ws,
+/// qgemm(
+///     MatRef::row_major(&x, 1, K)?, 0, packed, 0,
+///     Requantized(&rq, MatMut::row_major(&mut y, 1, N)?),
+///     Context::new().workspace(&mut ws),
 /// )?;
 /// // Σ = [10 + 60 − 150, −20 + 80 + 180] = [−80, 240], scaled by 2^30·2^(−1−31) = 1/4:
 /// assert_eq!(y, [-20, 60]);
@@ -142,7 +142,6 @@ pub struct PackedQBRef<'a> {
     kernel: &'static QgemmKernel,
     k: usize,
     n: usize,
-    zero_point: i32,
     data_off: usize,
     data_len: usize,
 }
@@ -151,10 +150,9 @@ impl core::fmt::Debug for PackedQBRef<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "PackedQBRef {{ {}x{}, zero point {}, kernel {}, {} bytes }}",
+            "PackedQBRef {{ {}x{}, kernel {}, {} bytes }}",
             self.k,
             self.n,
-            self.zero_point,
             self.kernel.name,
             self.bytes.len()
         )
@@ -172,37 +170,28 @@ fn bad(reason: &'static str) -> Error {
 }
 
 impl<'a> PackedQBRef<'a> {
-    /// Packs `b` (k×n, zero point `b_zero_point`) for the int8 kernel selected by default,
-    /// into `buf`, which needs [`qgemm_packed_b_size`]`(k, n)` bytes (else
-    /// [`Error::WorkspaceTooSmall`], `buf` untouched); any alignment.
-    pub fn pack(b: MatRef<i8>, b_zero_point: i32, buf: &'a mut [u8]) -> Result<Self, Error> {
-        Self::pack_for(qgemm_kernel()?, b, b_zero_point, buf)
+    /// Packs `b` (k×n) for the int8 kernel selected by default, into `buf`, which needs
+    /// [`qgemm_packed_b_size`]`(k, n)` bytes (else [`Error::WorkspaceTooSmall`], `buf`
+    /// untouched); any alignment. The packing does not depend on B's zero point: each call
+    /// gives it.
+    pub fn pack(b: MatRef<i8>, buf: &'a mut [u8]) -> Result<Self, Error> {
+        Self::pack_for(qgemm_kernel()?, b, buf)
     }
 
     /// [`PackedQBRef::pack`] for a chosen int8 kernel.
     pub fn pack_with_kernel(
         kernel: &Kernel,
         b: MatRef<i8>,
-        b_zero_point: i32,
         buf: &'a mut [u8],
     ) -> Result<Self, Error> {
-        Self::pack_for(kernel.int8()?, b, b_zero_point, buf)
+        Self::pack_for(kernel.int8()?, b, buf)
     }
 
     fn pack_for(
         kernel: &'static QgemmKernel,
         b: MatRef<i8>,
-        zb: i32,
         buf: &'a mut [u8],
     ) -> Result<Self, Error> {
-        if !(-128..=127).contains(&zb) {
-            return Err(Error::ZeroPointOutOfRange {
-                operand: Operand::B,
-                value: zb,
-                min: -128,
-                max: 127,
-            });
-        }
         let raw = Raw::from_ref(&b);
         let (k, n) = (raw.rows, raw.cols);
         let needed = qgemm_packed_b_size(k, n);
@@ -238,7 +227,7 @@ impl<'a> PackedQBRef<'a> {
             (F_NR, geo.nr as u32),
             (F_K, k32),
             (F_N, n32),
-            (F_ZERO_POINT, zb as u32),
+            (F_RESERVED, 0),
             (F_DATA_OFF, off32),
             (F_DATA_LEN, len32),
             (F_TOTAL, total32),
@@ -266,7 +255,6 @@ impl<'a> PackedQBRef<'a> {
             kernel,
             k,
             n,
-            zero_point: zb,
             data_off,
             data_len,
         })
@@ -326,9 +314,8 @@ impl<'a> PackedQBRef<'a> {
             return Err(bad("packed for another layout of its kernel"));
         }
         let (k, n) = (field(bytes, F_K) as usize, field(bytes, F_N) as usize);
-        let zero_point = field(bytes, F_ZERO_POINT) as i32;
-        if !(-128..=127).contains(&zero_point) {
-            return Err(bad("zero point outside -128..=127"));
+        if field(bytes, F_RESERVED) != 0 {
+            return Err(bad("a reserved header field is not 0"));
         }
         let (data_off, data_len) = blob_layout(geo, k, n);
         let total = data_off.saturating_add(data_len);
@@ -346,7 +333,6 @@ impl<'a> PackedQBRef<'a> {
             kernel,
             k,
             n,
-            zero_point,
             data_off,
             data_len,
         })
@@ -368,12 +354,7 @@ impl<'a> PackedQBRef<'a> {
         self.n
     }
 
-    /// B's zero point.
-    pub fn zero_point(&self) -> i32 {
-        self.zero_point
-    }
-
-    /// The kernel it was packed for (and that the packed calls use).
+    /// The kernel it was packed for (and that [`crate::qgemm`] runs with it).
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name
     }

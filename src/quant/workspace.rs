@@ -1,9 +1,9 @@
-//! int8 GEMM with a caller-provided workspace: no allocation, with or without `alloc`.
+//! int8 GEMM with a caller-provided workspace (a [`crate::Context`] with one): no
+//! allocation, with or without `alloc`.
 //!
-//! The pattern of `sgemm_with_workspace`: a `const fn *_workspace_size(m, n, k)` in bytes
-//! (alignment slack included, valid for every kernel compiled in) and `*_with_workspace(..,
-//! workspace: &mut [u8])`, which returns [`Error::WorkspaceTooSmall`] before reading or
-//! writing anything when the buffer is short. One thread; k in one chunk (no block buffer
+//! The pattern of `sgemm`'s workspace path: a `const fn *_workspace_size(m, n, k)` in bytes
+//! (alignment slack included, valid for every kernel compiled in), and a call that returns
+//! [`Error::WorkspaceTooSmall`] before reading or writing anything when the buffer is short. One thread; k in one chunk (no block buffer
 //! for the sums); A packed one row tile at a time, B (when not prepacked) 4·NR columns at a
 //! time. So the workspace is about `MR·k` packed elements of A, plus `16·k` of B when B is
 //! strided (16 columns, rounded up to NR), plus `4·n` bytes of column terms: on a Cortex-M4
@@ -11,15 +11,10 @@
 //! `40k + 4n` for strided ones.
 
 use super::driver::{layout_of, run_block, Geometry, QStrategy, Terms};
-use super::{
-    check_call, requant_out, trivial_call, BOperand, Out, PackedQBRef, QuantInput, QuantOutput,
-    Requantize, StridedB,
-};
+use super::{check_call, trivial_call, BOperand, Out, QuantInput};
 use crate::error::Error;
 use crate::gemm::raw::Raw;
 use crate::kernels::int8::{QgemmKernel, QGEMM_KERNELS};
-use crate::kernels::{qgemm_kernel, Kernel};
-use crate::matrix::{MatMut, MatRef};
 
 /// Columns of a strided B packed at a time by the workspace path (rounded up to NR): A is
 /// packed again for each such block, which costs about 2/16 instruction per
@@ -64,22 +59,22 @@ const fn ws_bytes(m: usize, n: usize, k: usize, packs_b: bool) -> usize {
     crate::scratch::caller_workspace_size(most)
 }
 
-/// Bytes of workspace [`qgemm_with_workspace`] and [`qgemm_requantize_with_workspace`] need
-/// for an m×n×k product (A m×k, B k×n, strided), whatever the layouts and whichever int8
-/// kernel compiled in runs it. A `const fn`, so a buffer can be sized at compile time:
+/// Bytes of workspace [`crate::qgemm`] needs in its [`crate::Context`] for an m×n×k product
+/// with a strided B (A m×k, B k×n), whatever the layouts, the output stage and whichever
+/// int8 kernel compiled in runs it. A `const fn`, so a buffer can be sized at compile time:
 ///
 /// ```
-/// use edgemm::{qgemm_with_workspace, qgemm_workspace_size, MatMut, MatRef};
+/// use edgemm::{qgemm, qgemm_workspace_size, Context, MatMut, MatRef};
 /// const WS: usize = qgemm_workspace_size(2, 2, 2);
 /// let mut workspace = [0u8; WS];
 /// let a: [u8; 4] = [130, 131, 132, 133]; // 2×2, zero point 128
 /// let b: [i8; 4] = [1, -1, 2, 3];
 /// let mut c = [0i32; 4];
-/// qgemm_with_workspace(
+/// qgemm(
 ///     MatRef::row_major(&a, 2, 2)?, 128,
 ///     MatRef::row_major(&b, 2, 2)?, 0,
 ///     MatMut::row_major(&mut c, 2, 2)?,
-///     &mut workspace,
+///     Context::new().workspace(&mut workspace),
 /// )?;
 /// assert_eq!(c, [2 * 1 + 3 * 2, 2 * -1 + 3 * 3, 4 * 1 + 5 * 2, 4 * -1 + 5 * 3]);
 /// # Ok::<(), edgemm::Error>(())
@@ -92,9 +87,8 @@ pub const fn qgemm_workspace_size(m: usize, n: usize, k: usize) -> usize {
     ws_bytes(m, n, k, true)
 }
 
-/// Bytes of workspace [`qgemm_packed_with_workspace`] and
-/// [`qgemm_requantize_packed_with_workspace`] need for an m×n×k product with prepacked
-/// weights ([`PackedQBRef`]): one packed row tile of A (`MR·k` elements) and the column
+/// Bytes of workspace [`crate::qgemm`] needs in its [`crate::Context`] for an m×n×k product
+/// with weights prepacked in caller memory ([`crate::PackedQBRef`]): one packed row tile of A (`MR·k` elements) and the column
 /// terms (`8n` bytes), plus alignment. A `const fn`; 0 when m, n or k is 0.
 pub const fn qgemm_packed_workspace_size(m: usize, n: usize, k: usize) -> usize {
     ws_bytes(m, n, k, false)
@@ -102,7 +96,7 @@ pub const fn qgemm_packed_workspace_size(m: usize, n: usize, k: usize) -> usize 
 
 /// The workspace path: checks everything (the workspace size included) before touching
 /// anything, then runs on the calling thread.
-fn ws_impl<A: QuantInput>(
+pub(super) fn ws_impl<A: QuantInput>(
     ker: &'static QgemmKernel,
     a: Raw<A>,
     za: i32,
@@ -111,16 +105,20 @@ fn ws_impl<A: QuantInput>(
     workspace: &mut [u8],
 ) -> Result<(), Error> {
     let (m, n, k, zb) = check_call(&a, za, &b, &out)?;
-    let packs_b = matches!(b, BOperand::Strided(_));
-    let size = ws_bytes(m, n, k, packs_b);
+    let packs_b = matches!(b, BOperand::Strided(..));
+    let geo = Geometry::of(ker);
+    let (size, s) = match &b {
+        // Weights packed with allocation keep the k chunks they were packed in.
+        #[cfg(feature = "alloc")]
+        BOperand::Packed(p, _) => (p.workspace_size(m), p.ws_strategy(m)),
+        _ => (ws_bytes(m, n, k, packs_b), ws_strategy(geo, n, k, packs_b)),
+    };
     let ws = crate::scratch::caller_workspace(workspace, size)?;
     if trivial_call(m, n, k, &out) {
         return Ok(());
     }
     let mut out = out;
     out.note_range::<A>(k, za, zb);
-    let geo = Geometry::of(ker);
-    let s = ws_strategy(geo, n, k, packs_b);
     debug_assert!(
         layout_of(geo, s, k, m, n, packs_b, false).total + crate::scratch::WS_ALIGN - 1 <= size
     );
@@ -140,134 +138,14 @@ fn ws_impl<A: QuantInput>(
     Ok(())
 }
 
-/// [`crate::qgemm`] with no allocation: A and B are packed into `workspace`, which must have
-/// at least [`qgemm_workspace_size`]`(m, n, k)` bytes (else [`Error::WorkspaceTooSmall`],
-/// before anything is read or written); any alignment, any contents. Runs on the calling
-/// thread; works with or without the `alloc` feature. Results are exactly those of
-/// `qgemm` (the sums are exact). B is packed 16 columns at a time and A once per such
-/// block: for weights used more than once, [`PackedQBRef`] avoids both.
-pub fn qgemm_with_workspace<A: QuantInput>(
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: MatRef<i8>,
-    b_zero_point: i32,
-    c: MatMut<i32>,
-    workspace: &mut [u8],
-) -> Result<(), Error> {
-    ws_impl(
-        qgemm_kernel()?,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Strided(StridedB(Raw::from_ref(&b), b_zero_point)),
-        Out::I32(Raw::from_mut(&c)),
-        workspace,
-    )
-}
-
-/// [`qgemm_with_workspace`] with a chosen int8 kernel (from [`Kernel::by_name`]).
-pub fn qgemm_with_kernel_and_workspace<A: QuantInput>(
-    kernel: &Kernel,
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: MatRef<i8>,
-    b_zero_point: i32,
-    c: MatMut<i32>,
-    workspace: &mut [u8],
-) -> Result<(), Error> {
-    ws_impl(
-        kernel.int8()?,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Strided(StridedB(Raw::from_ref(&b), b_zero_point)),
-        Out::I32(Raw::from_mut(&c)),
-        workspace,
-    )
-}
-
-/// [`crate::qgemm_requantize`] with no allocation (see [`qgemm_with_workspace`]; the same
-/// [`qgemm_workspace_size`]). Bit-exact with `reference::requantize`.
-pub fn qgemm_requantize_with_workspace<A: QuantInput, O: QuantOutput>(
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: MatRef<i8>,
-    b_zero_point: i32,
-    requantize: &Requantize,
-    c: MatMut<O>,
-    workspace: &mut [u8],
-) -> Result<(), Error> {
-    let out = requant_out(requantize, &c)?;
-    ws_impl(
-        qgemm_kernel()?,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Strided(StridedB(Raw::from_ref(&b), b_zero_point)),
-        out,
-        workspace,
-    )
-}
-
-/// [`qgemm_requantize_with_workspace`] with a chosen int8 kernel.
-#[allow(clippy::too_many_arguments)]
-pub fn qgemm_requantize_with_kernel_and_workspace<A: QuantInput, O: QuantOutput>(
-    kernel: &Kernel,
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: MatRef<i8>,
-    b_zero_point: i32,
-    requantize: &Requantize,
-    c: MatMut<O>,
-    workspace: &mut [u8],
-) -> Result<(), Error> {
-    let out = requant_out(requantize, &c)?;
-    ws_impl(
-        kernel.int8()?,
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::Strided(StridedB(Raw::from_ref(&b), b_zero_point)),
-        out,
-        workspace,
-    )
-}
-
-/// [`qgemm_with_workspace`] with weights prepacked in caller memory (RAM or flash): runs the
-/// kernel `b` was packed for. The workspace needs [`qgemm_packed_workspace_size`]`(m, n, k)`
-/// bytes.
-pub fn qgemm_packed_with_workspace<A: QuantInput>(
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: &PackedQBRef,
-    c: MatMut<i32>,
-    workspace: &mut [u8],
-) -> Result<(), Error> {
-    ws_impl(
-        b.kernel(),
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::PackedRef(b),
-        Out::I32(Raw::from_mut(&c)),
-        workspace,
-    )
-}
-
-/// [`qgemm_requantize_with_workspace`] with weights prepacked in caller memory: the whole
-/// int8 layer (multiply, zero points, bias, requantization) with no allocation and the
-/// weights read in place. The workspace needs [`qgemm_packed_workspace_size`]`(m, n, k)`
-/// bytes.
-pub fn qgemm_requantize_packed_with_workspace<A: QuantInput, O: QuantOutput>(
-    a: MatRef<A>,
-    a_zero_point: i32,
-    b: &PackedQBRef,
-    requantize: &Requantize,
-    c: MatMut<O>,
-    workspace: &mut [u8],
-) -> Result<(), Error> {
-    let out = requant_out(requantize, &c)?;
-    ws_impl(
-        b.kernel(),
-        Raw::from_ref(&a),
-        a_zero_point,
-        BOperand::PackedRef(b),
-        out,
-        workspace,
-    )
+/// The error of an int8 call without a workspace in a build without `alloc`: a workspace of
+/// 0 bytes where the call's size is needed.
+#[cfg(not(feature = "alloc"))]
+pub(super) fn missing_workspace<A: QuantInput>(a: &Raw<A>, b: &BOperand) -> Error {
+    let (_, n, _) = b.dims();
+    let (m, k) = (a.rows, a.cols);
+    Error::WorkspaceTooSmall {
+        needed: ws_bytes(m, n, k, matches!(b, BOperand::Strided(..))),
+        got: 0,
+    }
 }

@@ -8,7 +8,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use edgemm::{Kernel, MatMut, MatRef, Par};
+use edgemm::{Context, Kernel, MatMut, MatRef, Par};
 
 /// splitmix64: small, deterministic, good enough for test data.
 #[derive(Clone, Debug)]
@@ -263,9 +263,9 @@ pub fn fill(m: &mut Mat<f32>, rng: &mut Rng, v: Values) {
 /// Which public entry point a case goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
-    /// `sgemm` / `sgemm_with_kernel` (`c.threads` threads).
+    /// `sgemm` with a context of `c.threads` threads (and the kernel, if forced).
     Plain,
-    /// `sgemm_with_workspace` / `sgemm_with_kernel_and_workspace` with exactly
+    /// `sgemm` with a context holding a workspace of exactly
     /// `sgemm_workspace_size(m, n, k)` bytes at an offset from 0 to 63 (any alignment),
     /// guarded on both sides; one byte less must be `WorkspaceTooSmall` and touch nothing.
     Workspace,
@@ -274,6 +274,14 @@ pub enum Entry {
 /// Bytes around a workspace that must stay as they are.
 const WS_GUARD: usize = 64;
 const WS_GUARD_BYTE: u8 = 0xa5;
+
+/// A context that forces `kernel`, if one is given.
+pub fn context(kernel: Option<&Kernel>) -> Context<'static> {
+    match kernel {
+        Some(k) => Context::new().kernel(*k),
+        None => Context::new(),
+    }
+}
 
 /// Runs the case through `kernel` (or the default selection) and checks every element of C
 /// against the reference within the error bound, and every guard element of C untouched.
@@ -346,18 +354,8 @@ pub fn run_sgemm_case_via(kernel: Option<&Kernel>, c: &Case, entry: Entry) -> Re
     };
     match entry {
         Entry::Plain => {
-            let r = match kernel {
-                Some(kern) => edgemm::sgemm_with_kernel(
-                    kern,
-                    c.alpha,
-                    a.view(),
-                    b.view(),
-                    c.beta,
-                    cm.view_mut(),
-                    par,
-                ),
-                None => edgemm::sgemm(c.alpha, a.view(), b.view(), c.beta, cm.view_mut(), par),
-            };
+            let ctx = context(kernel).par(par);
+            let r = edgemm::sgemm(c.alpha, a.view(), b.view(), c.beta, cm.view_mut(), ctx);
             r.map_err(|e| format!("sgemm returned an error: {e}"))?;
         }
         Entry::Workspace => {
@@ -365,24 +363,10 @@ pub fn run_sgemm_case_via(kernel: Option<&Kernel>, c: &Case, entry: Entry) -> Re
             let off = (c.seed % 64) as usize;
             let mut buf = vec![WS_GUARD_BYTE; off + size + 2 * WS_GUARD];
             let ws = WS_GUARD + off..WS_GUARD + off + size;
-            let call = |cm: &mut Mat, ws: &mut [u8]| match kernel {
-                Some(kern) => edgemm::sgemm_with_kernel_and_workspace(
-                    kern,
-                    c.alpha,
-                    a.view(),
-                    b.view(),
-                    c.beta,
-                    cm.view_mut(),
-                    ws,
-                ),
-                None => edgemm::sgemm_with_workspace(
-                    c.alpha,
-                    a.view(),
-                    b.view(),
-                    c.beta,
-                    cm.view_mut(),
-                    ws,
-                ),
+            // Threads asked for too: a workspace call runs on the calling thread anyway.
+            let call = |cm: &mut Mat, ws: &mut [u8]| {
+                let ctx = context(kernel).par(par).workspace(ws);
+                edgemm::sgemm(c.alpha, a.view(), b.view(), c.beta, cm.view_mut(), ctx)
             };
             if size > 0 {
                 let short = ws.start..ws.end - 1;
@@ -406,7 +390,7 @@ pub fn run_sgemm_case_via(kernel: Option<&Kernel>, c: &Case, entry: Entry) -> Re
                 }
             }
             call(&mut cm, &mut buf[ws.clone()])
-                .map_err(|e| format!("sgemm_with_workspace returned an error: {e}"))?;
+                .map_err(|e| format!("sgemm with a workspace returned an error: {e}"))?;
             let outside = buf[..ws.start].iter().chain(&buf[ws.end..]);
             if outside.into_iter().any(|&x| x != WS_GUARD_BYTE) {
                 return Err(String::from("bytes outside the workspace were written"));
@@ -450,16 +434,9 @@ pub fn check_thread_determinism(kernel: &Kernel, c: &Case) -> Result<(), String>
         let mut cm = Mat::<f32>::new(c.m, c.n, c.lc);
         let mut r2 = Rng(c.seed ^ 1);
         fill(&mut cm, &mut r2, c.values);
-        edgemm::sgemm_with_kernel(
-            kernel,
-            c.alpha,
-            a.view(),
-            b.view(),
-            c.beta,
-            cm.view_mut(),
-            par,
-        )
-        .map_err(|e| format!("{e}"))?;
+        let ctx = Context::new().kernel(*kernel).par(par);
+        edgemm::sgemm(c.alpha, a.view(), b.view(), c.beta, cm.view_mut(), ctx)
+            .map_err(|e| format!("{e}"))?;
         outs.push(cm.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
     }
     if outs[0] != outs[1] || outs[1] != outs[2] {
@@ -571,16 +548,17 @@ pub fn run_qgemm_case(kernel: Option<&Kernel>, c: &QCase) -> Result<(), String> 
 /// Which public int8 entry point a case goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QEntry {
-    /// `qgemm` / `qgemm_requantize` (and `_with_kernel`; `c.threads` threads). Needs `alloc`.
+    /// `qgemm` (i32 or requantized output) with a context of `c.threads` threads and the
+    /// forced kernel, if any. Needs `alloc`.
     Plain,
-    /// `qgemm_with_workspace` / `qgemm_requantize_with_workspace` (and `_with_kernel_and_`)
-    /// with exactly `qgemm_workspace_size(m, n, k)` bytes at an offset from 0 to 63,
+    /// `qgemm` with a context holding a workspace of exactly `qgemm_workspace_size(m, n, k)`
+    /// bytes at an offset from 0 to 63,
     /// guarded on both sides; one byte less must be `WorkspaceTooSmall` and touch nothing.
     Workspace,
     /// B packed into caller memory (`PackedQBRef::pack[_with_kernel]` into exactly
     /// `qgemm_packed_b_size(k, n)` bytes at an odd offset, guarded; one byte less must be
     /// `WorkspaceTooSmall`), its bytes copied elsewhere and read back with `from_bytes`
-    /// (as from flash), then `qgemm[_requantize]_packed_with_workspace` with exactly
+    /// (as from flash), then `qgemm` with it and a workspace of exactly
     /// `qgemm_packed_workspace_size(m, n, k)` bytes (one less must fail and touch nothing).
     Packed,
 }
@@ -659,7 +637,6 @@ fn expect_too_small<T: core::fmt::Debug>(
 fn pack_in_caller_memory(
     kernel: Option<&Kernel>,
     b: &Mat<i8>,
-    zb: i32,
     seed: u64,
 ) -> Result<Vec<u32>, String> {
     let (k, n) = (b.rows, b.cols);
@@ -667,14 +644,11 @@ fn pack_in_caller_memory(
     let mut g = Guarded::new(size, 1 + (seed % 63) as usize);
     let pack = |buf: &mut [u8]| -> Result<Vec<u32>, edgemm::Error> {
         let p = match kernel {
-            Some(kern) => edgemm::PackedQBRef::pack_with_kernel(kern, b.view(), zb, buf)?,
-            None => edgemm::PackedQBRef::pack(b.view(), zb, buf)?,
+            Some(kern) => edgemm::PackedQBRef::pack_with_kernel(kern, b.view(), buf)?,
+            None => edgemm::PackedQBRef::pack(b.view(), buf)?,
         };
-        if p.rows() != k || p.cols() != n || p.zero_point() != zb {
-            panic!(
-                "packed operand reports {:?} for {k}x{n}, zero point {zb}",
-                p
-            );
+        if p.rows() != k || p.cols() != n {
+            panic!("packed operand reports {:?} for {k}x{n}", p);
         }
         if let Some(kern) = kernel {
             assert_eq!(p.kernel_name(), kern.name(), "packed for the wrong kernel");
@@ -760,7 +734,7 @@ fn run_q<A: Q8 + edgemm::QuantInput>(
     )
     .map_err(|e| format!("{e}"))?;
     let packed_bytes = match entry {
-        QEntry::Packed => Some(pack_in_caller_memory(kernel, &b, c.zb, c.seed)?),
+        QEntry::Packed => Some(pack_in_caller_memory(kernel, &b, c.seed)?),
         _ => None,
     };
     let packed = match &packed_bytes {
@@ -779,35 +753,7 @@ fn run_q<A: Q8 + edgemm::QuantInput>(
     match c.requant {
         None => {
             let mut cm = Mat::<i32>::new(c.m, c.n, c.lc);
-            ctx.run(&mut cm, |cm, ws| match (entry, ws) {
-                (QEntry::Plain, _) => plain_qgemm(kernel, c, &a, &b, cm),
-                (QEntry::Workspace, Some(ws)) => match kernel {
-                    Some(kern) => edgemm::qgemm_with_kernel_and_workspace(
-                        kern,
-                        a.view(),
-                        c.za,
-                        b.view(),
-                        c.zb,
-                        cm.view_mut(),
-                        ws,
-                    ),
-                    None => edgemm::qgemm_with_workspace(
-                        a.view(),
-                        c.za,
-                        b.view(),
-                        c.zb,
-                        cm.view_mut(),
-                        ws,
-                    ),
-                },
-                (_, ws) => edgemm::qgemm_packed_with_workspace(
-                    a.view(),
-                    c.za,
-                    packed.as_ref().unwrap(),
-                    cm.view_mut(),
-                    ws.unwrap(),
-                ),
-            })?;
+            ctx.run(&mut cm, |cm, ws| ctx.qgemm(&a, &b, cm.view_mut(), ws))?;
             for i in 0..c.m {
                 for j in 0..c.n {
                     let (got, want) = (cm.get(i, j), acc[i * c.n + j]);
@@ -890,6 +836,31 @@ struct QCall<'a> {
 }
 
 impl QCall<'_> {
+    /// `qgemm` with B as the entry point says (a view, or the packed operand), the case's
+    /// threads, the forced kernel, and the workspace if there is one.
+    fn qgemm<'c, A: Q8 + edgemm::QuantInput>(
+        &self,
+        a: &Mat<A>,
+        b: &Mat<i8>,
+        out: impl Into<edgemm::QgemmC<'c>>,
+        ws: Option<&mut [u8]>,
+    ) -> Result<(), edgemm::Error> {
+        let b: edgemm::QgemmB = match self.packed {
+            Some(p) => p.into(),
+            None => b.view().into(),
+        };
+        let par = if self.c.threads > 1 {
+            Par::Threads(self.c.threads)
+        } else {
+            Par::Seq
+        };
+        let ctx = context(self.kernel).par(par);
+        match ws {
+            Some(ws) => edgemm::qgemm(a.view(), self.c.za, b, self.c.zb, out, ctx.workspace(ws)),
+            None => edgemm::qgemm(a.view(), self.c.za, b, self.c.zb, out, ctx),
+        }
+    }
+
     /// Runs `call` on C as the entry point says: plain (no workspace), or with exactly the
     /// workspace the size function gives (after checking that one byte less is refused and
     /// touches neither C nor the workspace), and checks the workspace's guards.
@@ -925,35 +896,6 @@ impl QCall<'_> {
     }
 }
 
-/// `qgemm` / `qgemm_with_kernel` (only with `alloc`).
-fn plain_qgemm<A: Q8 + edgemm::QuantInput>(
-    kernel: Option<&Kernel>,
-    c: &QCase,
-    a: &Mat<A>,
-    b: &Mat<i8>,
-    cm: &mut Mat<i32>,
-) -> Result<(), edgemm::Error> {
-    #[cfg(feature = "alloc")]
-    {
-        let par = if c.threads > 1 {
-            Par::Threads(c.threads)
-        } else {
-            Par::Seq
-        };
-        match kernel {
-            Some(kern) => {
-                edgemm::qgemm_with_kernel(kern, a.view(), c.za, b.view(), c.zb, cm.view_mut(), par)
-            }
-            None => edgemm::qgemm(a.view(), c.za, b.view(), c.zb, cm.view_mut(), par),
-        }
-    }
-    #[cfg(not(feature = "alloc"))]
-    {
-        let _ = (kernel, c, a, b, cm);
-        panic!("QEntry::Plain needs the alloc feature")
-    }
-}
-
 /// Multipliers as TFLite produces them (mostly [2^30, 2^31)), plus corner values.
 fn random_multiplier(rng: &mut Rng) -> i32 {
     match rng.below(8) {
@@ -971,39 +913,9 @@ fn check_requant<A: Q8 + edgemm::QuantInput, O: Q8 + edgemm::QuantOutput>(
     want: impl Fn(usize, usize) -> i32,
 ) -> Result<(), String> {
     let c = ctx.c;
-    let kernel = ctx.kernel;
     let mut cm = Mat::<O>::new(c.m, c.n, c.lc);
-    ctx.run(&mut cm, |cm, ws| match (ctx.entry, ws) {
-        (QEntry::Plain, _) => plain_requantize(kernel, c, a, b, spec, cm),
-        (QEntry::Workspace, Some(ws)) => match kernel {
-            Some(kern) => edgemm::qgemm_requantize_with_kernel_and_workspace(
-                kern,
-                a.view(),
-                c.za,
-                b.view(),
-                c.zb,
-                spec,
-                cm.view_mut(),
-                ws,
-            ),
-            None => edgemm::qgemm_requantize_with_workspace(
-                a.view(),
-                c.za,
-                b.view(),
-                c.zb,
-                spec,
-                cm.view_mut(),
-                ws,
-            ),
-        },
-        (_, ws) => edgemm::qgemm_requantize_packed_with_workspace(
-            a.view(),
-            c.za,
-            ctx.packed.unwrap(),
-            spec,
-            cm.view_mut(),
-            ws.unwrap(),
-        ),
+    ctx.run(&mut cm, |cm, ws| {
+        ctx.qgemm(a, b, edgemm::Requantized(spec, cm.view_mut()), ws)
     })?;
     for i in 0..c.m {
         for j in 0..c.n {
@@ -1020,45 +932,6 @@ fn check_requant<A: Q8 + edgemm::QuantInput, O: Q8 + edgemm::QuantOutput>(
         ));
     }
     Ok(())
-}
-
-/// `qgemm_requantize` / `qgemm_requantize_with_kernel` (only with `alloc`).
-fn plain_requantize<A: Q8 + edgemm::QuantInput, O: Q8 + edgemm::QuantOutput>(
-    kernel: Option<&Kernel>,
-    c: &QCase,
-    a: &Mat<A>,
-    b: &Mat<i8>,
-    spec: &edgemm::Requantize,
-    cm: &mut Mat<O>,
-) -> Result<(), edgemm::Error> {
-    #[cfg(feature = "alloc")]
-    {
-        let par = if c.threads > 1 {
-            Par::Threads(c.threads)
-        } else {
-            Par::Seq
-        };
-        match kernel {
-            Some(kern) => edgemm::qgemm_requantize_with_kernel(
-                kern,
-                a.view(),
-                c.za,
-                b.view(),
-                c.zb,
-                spec,
-                cm.view_mut(),
-                par,
-            ),
-            None => {
-                edgemm::qgemm_requantize(a.view(), c.za, b.view(), c.zb, spec, cm.view_mut(), par)
-            }
-        }
-    }
-    #[cfg(not(feature = "alloc"))]
-    {
-        let _ = (kernel, c, a, b, spec, cm);
-        panic!("QEntry::Plain needs the alloc feature")
-    }
 }
 
 /// The output stage alone, through the public API: every entry of A equals A's zero point,
@@ -1187,7 +1060,7 @@ pub fn run_requant_sweep(
             layout: Layout::RowMajor,
         };
         let packed_words = match entry {
-            QEntry::Packed => Some(pack_in_caller_memory(kernel, &bm, 0, seed ^ call as u64)?),
+            QEntry::Packed => Some(pack_in_caller_memory(kernel, &bm, seed ^ call as u64)?),
             _ => None,
         };
         let packed = match &packed_words {
@@ -1238,42 +1111,17 @@ fn sweep_call<O: Q8 + edgemm::QuantOutput>(
 ) -> Result<Vec<i32>, String> {
     let mut out = vec![O::GUARD; m * n];
     let k = a.cols();
+    let ov = edgemm::Requantized(spec, MatMut::row_major(&mut out, m, n).unwrap());
+    let ctx = context(kernel);
     let r = match entry {
-        QEntry::Plain => {
-            #[cfg(feature = "alloc")]
-            {
-                let ov = MatMut::row_major(&mut out, m, n).unwrap();
-                match kernel {
-                    Some(kern) => {
-                        edgemm::qgemm_requantize_with_kernel(kern, a, za, b, 0, spec, ov, Par::Seq)
-                    }
-                    None => edgemm::qgemm_requantize(a, za, b, 0, spec, ov, Par::Seq),
-                }
-            }
-            #[cfg(not(feature = "alloc"))]
-            panic!("QEntry::Plain needs the alloc feature")
-        }
+        QEntry::Plain => edgemm::qgemm(a, za, b, 0, ov, ctx),
         QEntry::Workspace => {
             let mut ws = vec![0u8; edgemm::qgemm_workspace_size(m, n, k)];
-            let ov = MatMut::row_major(&mut out, m, n).unwrap();
-            match kernel {
-                Some(kern) => edgemm::qgemm_requantize_with_kernel_and_workspace(
-                    kern, a, za, b, 0, spec, ov, &mut ws,
-                ),
-                None => edgemm::qgemm_requantize_with_workspace(a, za, b, 0, spec, ov, &mut ws),
-            }
+            edgemm::qgemm(a, za, b, 0, ov, ctx.workspace(&mut ws))
         }
         QEntry::Packed => {
             let mut ws = vec![0u8; edgemm::qgemm_packed_workspace_size(m, n, k)];
-            let ov = MatMut::row_major(&mut out, m, n).unwrap();
-            edgemm::qgemm_requantize_packed_with_workspace(
-                a,
-                za,
-                packed.unwrap(),
-                spec,
-                ov,
-                &mut ws,
-            )
+            edgemm::qgemm(a, za, packed.unwrap(), 0, ov, ctx.workspace(&mut ws))
         }
     };
     r.map_err(|e| format!("requant sweep: the call returned {e}"))?;

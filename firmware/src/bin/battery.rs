@@ -5,8 +5,8 @@
 //! shapes around the kernel's MR, NR and the k unroll, every layout combination, α/β (β = 0
 //! with NaN in C), k-chunk and blocking boundaries, random cases, determinism, and, with the
 //! `alloc` feature, prepacked B. Each case goes through the plain entry point
-//! (`sgemm_with_kernel`: the no-allocation driver when edgemm is built without `alloc`) and
-//! through the caller-provided workspace (`sgemm_with_kernel_and_workspace`). int8 kernels
+//! (`sgemm` with the kernel forced in its `Context`: the no-allocation driver when edgemm is
+//! built without `alloc`) and through a `Context` with the caller's workspace. int8 kernels
 //! are checked exactly (see `int8_battery`) through the caller-provided workspace and with B
 //! packed into caller memory (`PackedQBRef`) in both builds, and through the allocating
 //! entry points too when edgemm has `alloc`.
@@ -256,7 +256,7 @@ fn dims(v: &[usize]) -> Vec<usize> {
 #[cfg(feature = "alloc")]
 fn prepacked(kernel: &Kernel, name: &str) -> usize {
     use alloc::vec;
-    use edgemm::{MatMut, MatRef, PackedB, Par};
+    use edgemm::{Context, MatMut, MatRef, PackedB, Par};
     let mut count = 0;
     for (i, &(m, n, k)) in [(1, 33, 17), (37, 30, 300), (20, 10, 600), (5, 3, 100)]
         .iter()
@@ -273,9 +273,9 @@ fn prepacked(kernel: &Kernel, name: &str) -> usize {
             let mut c1 = vec![0.5f32; m * n];
             let mut c2 = c1.clone();
             let c1v = MatMut::row_major(&mut c1, m, n).unwrap();
-            edgemm::sgemm_packed(1.0, av, &packed, 0.0, c1v, Par::Seq).unwrap();
+            edgemm::sgemm(1.0, av, &packed, 0.0, c1v, Par::Seq).unwrap();
             let c2v = MatMut::row_major(&mut c2, m, n).unwrap();
-            edgemm::sgemm_with_kernel(kernel, 1.0, av, bv, 0.0, c2v, Par::Seq).unwrap();
+            edgemm::sgemm(1.0, av, bv, 0.0, c2v, Context::new().kernel(*kernel)).unwrap();
             for (x, y) in c1.iter().zip(&c2) {
                 let ok = if m == 1 {
                     (x - y).abs() <= (k as f32 + 4.0) * f32::EPSILON * (k as f32)
@@ -475,7 +475,7 @@ fn packed_mismatch(kernel: &Kernel, name: &str) -> usize {
         let bytes =
             unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 4) };
         let packed =
-            PackedQBRef::pack_with_kernel(kernel, MatRef::row_major(&b, k, n).unwrap(), 0, bytes)
+            PackedQBRef::pack_with_kernel(kernel, MatRef::row_major(&b, k, n).unwrap(), bytes)
                 .unwrap_or_else(|e| fail(name, "pack", format_args!("{e}")));
         let mut copy = alloc::vec![0u32; packed.as_bytes().len().div_ceil(4)];
         // SAFETY: viewing the u32 buffer as bytes.

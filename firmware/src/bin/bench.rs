@@ -4,7 +4,7 @@
 //! Each case is one int8 layer as an embedded network runs it: weights packed once, before
 //! the measurement, into caller memory (`PackedQBRef`, as CMSIS-NN keeps its weights in
 //! their final layout in flash and precomputes its kernel sums), then ONE call of
-//! `qgemm_requantize_packed_with_workspace` between `bench_begin()` and `bench_end()`. The
+//! `qgemm` (prepacked B, requantized output, the caller's workspace) between `bench_begin()` and `bench_end()`. The
 //! counted region is that whole call: argument checks, the column terms (zero point × column
 //! sums + bias), packing the activations (A) to i16, the micro-kernel, and requantization
 //! to i8 (bias, multiplier and shift, zero point, clamp), with the output written. Not
@@ -25,7 +25,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
-use edgemm::{MatMut, MatRef, PackedQBRef, Requantize, Scale};
+use edgemm::{Context, MatMut, MatRef, PackedQBRef, Requantize, Requantized, Scale};
 
 /// Start of a measured region (the plugin's `begin=` address). Distinct from `bench_end`
 /// (a different volatile store), so the linker cannot fold the two.
@@ -126,7 +126,7 @@ fn run(case: &Case, rng: &mut Rng) {
 
     // Weights packed once, outside the measurement.
     let mut packed_buf = vec![0u8; edgemm::qgemm_packed_b_size(k, n)];
-    let packed = PackedQBRef::pack(MatRef::row_major(&b, k, n).unwrap(), 0, &mut packed_buf)
+    let packed = PackedQBRef::pack(MatRef::row_major(&b, k, n).unwrap(), &mut packed_buf)
         .unwrap_or_else(|e| fail(format_args!("{}: pack: {e}", case.name)));
     let mut ws = vec![0u8; edgemm::qgemm_packed_workspace_size(m, n, k)];
     let mut out = vec![0i8; m * n];
@@ -141,9 +141,10 @@ fn run(case: &Case, rng: &mut Rng) {
         m * n * k,
         packed.kernel_name()
     );
-    let ov = MatMut::row_major(&mut out, m, n).unwrap();
+    let ov = Requantized(&rq, MatMut::row_major(&mut out, m, n).unwrap());
+    let ctx = Context::new().workspace(&mut ws);
     bench_begin();
-    let r = edgemm::qgemm_requantize_packed_with_workspace(av, za, &packed, &rq, ov, &mut ws);
+    let r = edgemm::qgemm(av, za, packed, 0, ov, ctx);
     bench_end();
     if let Err(e) = r {
         fail(format_args!("{}: {e}", case.name));

@@ -40,8 +40,8 @@ impl QIm2col {
             // B (k × cout_g) column-major: B[p][o] at o*k + p.
             let b = MatRef::new(slice, k, cout_g, 1, k as isize)?;
             packed.push(match kernel {
-                Some(kern) => PackedQB::with_kernel(kern, b, 0)?,
-                None => PackedQB::new(b, 0)?,
+                Some(kern) => PackedQB::with_kernel(kern, b)?,
+                None => PackedQB::new(b)?,
             });
         }
         Ok(QIm2col { packed, k })
@@ -120,6 +120,7 @@ impl QIm2col {
                                 a,
                                 za,
                                 packed,
+                                0, // symmetric weights (TFLite's int8 scheme)
                                 &seq,
                                 q.plan(c0, g.cout_g),
                                 bias,
