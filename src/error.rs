@@ -183,6 +183,9 @@ pub enum Error {
     },
     /// int8 convolution quantization parameters that do not fit (see `conv::ConvQuant`).
     ConvQuant { reason: &'static str },
+    /// A model file or blob that is malformed or uses something not supported: what, and
+    /// where (byte offset, operator, tensor and its name). See [`crate::nn::ModelError`].
+    Model(crate::nn::ModelError),
 }
 
 impl fmt::Display for Error {
@@ -343,6 +346,7 @@ impl fmt::Display for Error {
             Error::ConvQuant { reason } => {
                 write!(f, "int8 convolution quantization: {reason}")
             }
+            Error::Model(e) => fmt::Display::fmt(&e, f),
         }
     }
 }

@@ -36,6 +36,7 @@ mod error;
 mod gemm;
 mod kernels;
 mod matrix;
+pub mod nn;
 mod par;
 mod quant;
 pub mod reference;

@@ -1,0 +1,1064 @@
+#!/usr/bin/env python3
+"""Make the TFLite test models under tests/models/ (run by hand, never by CI).
+
+Usage (from anywhere; any Python 3.9-3.13 with `venv` starts it):
+
+    python3 scripts/make-test-models.py                 # (re)build every model
+    python3 scripts/make-test-models.py --only conv_*   # rebuild some (globs, comma-separated;
+                                                        #   a base name matches all its dtypes)
+    python3 scripts/make-test-models.py --list          # print the model table and exit
+    options: --out DIR      (default: tests/models next to this script's scripts/ folder)
+             --venv DIR     (default: $EDGEMM_MODELS_VENV, else /work/venv-models)
+
+The script creates the venv if needed, installs the pinned packages of
+scripts/requirements-models.txt into it (tensorflow-cpu==2.21.0 and its dependency closure;
+again only when that file changes), and re-executes itself inside it. Nothing else is
+downloaded: every weight, calibration sample and test input is made here from fixed seeds.
+
+For every model it builds a small seeded graph (raw TF ops in a tf.function, or Keras layers),
+converts it with the real TFLite converter (float32; int8 full-integer quantization with a
+seeded representative dataset; a few float16-weight, float-I/O int8 and one dynamic-range
+model), and writes, for model <name>:
+
+    <name>.tflite         the converted model
+    <name>.in<j>.bin      input j (interpreter order), raw little-endian, model dtype and shape
+    <name>.out<j>.bin     output j of TFLite's reference kernels (OpResolverType.BUILTIN_REF)
+    MANIFEST              one line per model:  <name> dtype=.. inputs=N outputs=M tol=a,b ops=X,Y
+                          (`#` lines are comments; `#. <name> ...` lines describe each model's
+                          operators and options as the converter emitted them)
+
+`tol` (one per output) is 0 for integer outputs; for float outputs it is
+max(1e-5 * max|ref|, 2 * spread) where spread is the largest absolute difference between the
+reference output and the outputs of the optimized builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+and of the default resolver with XNNPACK (AUTO) on the same input.
+
+The script checks that each model holds the operators it was built to exercise (and the
+options it asked for) and stops with an error when the converter emitted something else.
+Rerunning it gives the same files as far as the converter is deterministic.
+"""
+
+import argparse
+import fnmatch
+import glob
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+REQUIREMENTS = os.path.join(HERE, "requirements-models.txt")
+DEFAULT_VENV = "/work/venv-models"
+TF_VERSION = "2.21.0"
+
+
+# --------------------------------------------------------------------------------------------
+# venv bootstrap
+# --------------------------------------------------------------------------------------------
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--venv", default=os.environ.get("EDGEMM_MODELS_VENV", DEFAULT_VENV),
+                   help="virtualenv to create/use (default: $EDGEMM_MODELS_VENV or %(default)s)")
+    p.add_argument("--out", default=os.path.join(ROOT, "tests", "models"),
+                   help="output folder (default: %(default)s)")
+    p.add_argument("--only", default=None,
+                   help="comma-separated model names or globs (full name or base name)")
+    p.add_argument("--list", action="store_true", help="list the models and exit")
+    p.add_argument("--no-venv", action="store_true",
+                   help="run in the current interpreter (it must already have the pinned packages)")
+    return p.parse_args()
+
+
+def in_venv(venv):
+    return os.path.realpath(sys.prefix) == os.path.realpath(venv)
+
+
+def bootstrap(args):
+    """Create the venv, install the pins, and re-exec this script inside it."""
+    if args.no_venv or in_venv(args.venv):
+        return
+    if not (3, 9) <= sys.version_info[:2] <= (3, 13):
+        sys.exit("tensorflow-cpu %s needs CPython 3.9-3.13 to make the venv; this is %s"
+                 % (TF_VERSION, sys.version.split()[0]))
+    py = os.path.join(args.venv, "bin", "python")
+    if not os.path.exists(py):
+        print("creating venv", args.venv, flush=True)
+        subprocess.check_call([sys.executable, "-m", "venv", args.venv])
+    with open(REQUIREMENTS, "rb") as f:
+        want = hashlib.sha256(f.read()).hexdigest()
+    stamp = os.path.join(args.venv, ".edgemm-requirements.sha256")
+    have = open(stamp).read().strip() if os.path.exists(stamp) else ""
+    if have != want:
+        print("installing", REQUIREMENTS, "into", args.venv, flush=True)
+        subprocess.check_call([py, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+        subprocess.check_call([py, "-m", "pip", "install", "--quiet", "-r", REQUIREMENTS])
+        with open(stamp, "w") as f:
+            f.write(want + "\n")
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    env.setdefault("CUDA_VISIBLE_DEVICES", "")
+    os.execve(py, [py, os.path.abspath(__file__)] + sys.argv[1:], env)
+
+
+# --------------------------------------------------------------------------------------------
+# everything below runs inside the venv
+# --------------------------------------------------------------------------------------------
+
+tf = None
+np = None
+keras = None
+schema = None
+
+
+def import_tf():
+    global tf, np, keras, schema
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    import importlib
+    import warnings
+    warnings.filterwarnings("ignore")
+    import numpy as _np
+    import tensorflow as _tf
+    _tf.get_logger().setLevel("ERROR")
+    import absl.logging
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tf, np = _tf, _np
+    keras = _tf.keras
+    schema = importlib.import_module("tensorflow.lite.python.schema_py_generated")
+    if tf.__version__ != TF_VERSION:
+        print("WARNING: tensorflow %s, the fixtures were made with %s" % (tf.__version__, TF_VERSION))
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def seed_of(name):
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+# ---- model description -----------------------------------------------------------------------
+
+class Model:
+    """One model family member.
+
+    base      base name; the file name is <base>_<mode suffix>
+    inputs    list of (shape, lo, hi): float range of each input (calibration and test data)
+    build     build(rng) -> (callable taking len(inputs) float tensors, trackable or None)
+    expect    operators that must be in the converted model
+    checks    list of (OP_NAME, {option: value}) that at least one such operator must satisfy
+              (options as named by the flatbuffer object API, e.g. fusedActivationFunction)
+    modes     which conversions to make: f32, int8, int8fio, f16w, hybrid
+
+    edit      None or edit(ModelT): a change made to the converted flatbuffer, for an operator
+              option the converter never emits (stated in the model's note)
+    flags     converter attributes to set, {name: value}
+    """
+
+    def __init__(self, base, inputs, build, expect, checks=(), modes=("f32", "int8"), note="",
+                 edit=None, flags=None):
+        self.base, self.inputs, self.build = base, inputs, build
+        self.expect, self.checks, self.modes, self.note = expect, list(checks), modes, note
+        self.edit, self.flags = edit, dict(flags or {})
+
+    def name(self, mode):
+        if mode == "hybrid":
+            return self.base
+        return "%s_%s" % (self.base, mode)
+
+
+MODE_SUFFIX_DESC = {
+    "f32": "float32 model",
+    "int8": "full-integer int8 (int8 input and output)",
+    "int8fio": "full-integer int8 inside, float32 input/output (QUANTIZE/DEQUANTIZE at the edges)",
+    "f16w": "float32 model with float16 weights (DEQUANTIZE of the weights)",
+    "hybrid": "dynamic-range (hybrid) quantized: int8 weights, float activations",
+}
+
+
+# ---- small helpers for building graphs ------------------------------------------------------
+
+def wnorm(rng, shape, fan_in):
+    return (rng.standard_normal(shape) * (1.5 / np.sqrt(fan_in))).astype(np.float32)
+
+
+def bias(rng, n, scale=0.3):
+    return (rng.standard_normal(n) * scale).astype(np.float32)
+
+
+def act(x, a):
+    if a == "none":
+        return x
+    if a == "relu":
+        return tf.nn.relu(x)
+    if a == "relu6":
+        return tf.nn.relu6(x)
+    if a == "relu1":
+        return tf.minimum(tf.maximum(x, -1.0), 1.0)
+    raise ValueError(a)
+
+
+ACT_NAME = {"none": "NONE", "relu": "RELU", "relu6": "RELU6", "relu1": "RELU_N1_TO_1"}
+
+
+# ---- conversion and running ------------------------------------------------------------------
+
+def concrete(model, fn):
+    specs = [tf.TensorSpec(shape, tf.float32, name="in%d" % i)
+             for i, (shape, _, _) in enumerate(model.inputs)]
+    return tf.function(fn, autograph=False).get_concrete_function(*specs)
+
+
+def input_order(tfl_bytes, n):
+    """Map interpreter input j -> function argument k (from the in<k> tensor names)."""
+    it = tf.lite.Interpreter(model_content=tfl_bytes)
+    order = []
+    for d in it.get_input_details():
+        m = re.findall(r"in(\d+)", d["name"])
+        order.append(int(m[-1]) if m else len(order))
+    if sorted(order) != list(range(n)):
+        raise RuntimeError("cannot map inputs %s" % [d["name"] for d in it.get_input_details()])
+    return order
+
+
+def calib_samples(model, rng, order, count=48):
+    """Seeded representative dataset, in interpreter input order; the first sample holds each
+    input's exact lo and hi so that calibration sees the full range."""
+    samples = []
+    for s in range(count):
+        sample = []
+        for k in order:
+            shape, lo, hi = model.inputs[k]
+            x = rng.uniform(lo, hi, size=shape).astype(np.float32)
+            if s == 0:
+                x.reshape(-1)[0], x.reshape(-1)[-1] = lo, hi
+            sample.append(x)
+        samples.append(sample)
+    return samples
+
+
+def convert(cf, trackable, mode, calib, flags=None):
+    if isinstance(trackable, keras.Model):
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the export signature
+            conv = tf.lite.TFLiteConverter.from_keras_model(trackable)
+            return _convert(conv, mode, calib, flags)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf], trackable)
+    return _convert(conv, mode, calib, flags)
+
+
+def _convert(conv, mode, calib, flags):
+    for k, v in (flags or {}).items():
+        setattr(conv, k, v)
+    if mode in ("int8", "int8fio"):
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: iter(calib)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if mode == "int8":
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+    elif mode == "f16w":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif mode == "hybrid":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode != "f32":
+        raise ValueError(mode)
+    return conv.convert()
+
+
+def run(tfl, inputs, resolver):
+    it = tf.lite.Interpreter(model_content=tfl, num_threads=1,
+                             experimental_op_resolver_type=resolver)
+    it.allocate_tensors()
+    for d, x in zip(it.get_input_details(), inputs):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return [np.array(it.get_tensor(d["index"])) for d in it.get_output_details()]
+
+
+def test_inputs(model, rng, details, order):
+    """Seeded inputs in the model's own dtypes; int8 ones span -128..127 (both included)."""
+    xs = []
+    for d, k in zip(details, order):
+        shape, lo, hi = model.inputs[k]
+        dt = np.dtype(d["dtype"])
+        if dt == np.int8:
+            x = rng.integers(-128, 128, size=shape, dtype=np.int64).astype(np.int8)
+            x.reshape(-1)[0], x.reshape(-1)[-1] = -128, 127
+        elif dt == np.float32:
+            x = rng.uniform(lo, hi, size=shape).astype(np.float32)
+            x.reshape(-1)[0], x.reshape(-1)[-1] = lo, hi
+        else:
+            raise RuntimeError("input dtype %s" % dt)
+        if tuple(d["shape"]) != tuple(shape):
+            raise RuntimeError("input shape %s != %s" % (d["shape"], shape))
+        xs.append(x)
+    return xs
+
+
+def fmt_tol(x):
+    if x == 0:
+        return "0"
+    s = "%.2e" % x
+    while float(s) < x:
+        x *= 1.001
+        s = "%.2e" % x
+    return s.replace("e-0", "e-").replace("e+0", "e+")
+
+
+# ---- reading the converted flatbuffer ---------------------------------------------------------
+
+def enum_names(cls):
+    return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def describe(tfl):
+    """Per-operator summary: (OP_NAME, options dict, text)."""
+    op_names = enum_names(schema.BuiltinOperator)
+    act_names = enum_names(schema.ActivationFunctionType)
+    pad_names = enum_names(schema.Padding)
+    type_names = enum_names(schema.TensorType)
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(tfl), 0))
+    g = m.subgraphs[0]
+    out = []
+    for op in g.operators:
+        oc = m.operatorCodes[op.opcodeIndex]
+        code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
+        name = op_names.get(code, str(code))
+        opts = {}
+        if op.builtinOptions is not None:
+            for k, v in sorted(vars(op.builtinOptions).items()):
+                if k == "fusedActivationFunction":
+                    v = act_names.get(v, v)
+                elif k == "padding":
+                    v = pad_names.get(v, v)
+                elif isinstance(v, bytes):
+                    v = v.decode()
+                elif isinstance(v, (list, np.ndarray)):
+                    v = "x".join(str(int(i)) for i in v)
+                elif k in ("inDataType", "outDataType", "outputType", "idxOutType") and isinstance(v, int):
+                    v = type_names.get(v, v)
+                opts[k] = v
+        def tdesc(i):
+            if i < 0:
+                return "-"
+            t = g.tensors[i]
+            s = "%s[%s]" % (type_names[t.type].lower(),
+                            ",".join(str(int(d)) for d in (t.shape if t.shape is not None else [])))
+            q = t.quantization
+            if q is not None and q.scale is not None and len(q.scale) > 1:
+                s += "/perchan%d" % len(q.scale)
+            if m.buffers[t.buffer].data is not None and len(m.buffers[t.buffer].data):
+                s += "c"  # constant
+            elif q is not None and q.scale is not None and len(q.scale) == 1:
+                s += "{%.6g,%d}" % (q.scale[0], q.zeroPoint[0])
+            return s
+        ins = [tdesc(i) for i in op.inputs]
+        outs = [tdesc(i) for i in op.outputs]
+        text = "%s v%d %s in=%s out=%s" % (
+            name, oc.version, " ".join("%s=%s" % kv for kv in opts.items()),
+            ";".join(ins), ";".join(outs))
+        out.append((name, opts, ins, text))
+    return out
+
+
+# ---- editing the converted flatbuffer (only where the converter cannot emit an option) -------
+
+def load_model(tfl):
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(tfl), 0))
+
+
+def edit_model(tfl, fn):
+    import flatbuffers
+    m = load_model(tfl)
+    fn(m)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def ops_named(m, name):
+    code = getattr(schema.BuiltinOperator, name)
+    return [op for op in m.subgraphs[0].operators
+            if max(m.operatorCodes[op.opcodeIndex].builtinCode,
+                   m.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode) == code]
+
+
+def edit_softmax_beta(beta):
+    def f(m):
+        for op in ops_named(m, "SOFTMAX"):
+            op.builtinOptions.beta = beta
+    return f
+
+
+def edit_reshape_to_squeeze(dims):
+    """Turn the (only) RESHAPE into SQUEEZE(squeeze_dims=dims) with one input."""
+    def f(m):
+        (op,) = ops_named(m, "RESHAPE")
+        oc = m.operatorCodes[op.opcodeIndex]
+        oc.builtinCode = oc.deprecatedBuiltinCode = schema.BuiltinOperator.SQUEEZE
+        oc.version = 1  # the only version TFLite registers for SQUEEZE (int8 included)
+        op.inputs = [int(op.inputs[0])]
+        op.builtinOptionsType = schema.BuiltinOptions.SqueezeOptions
+        op.builtinOptions = schema.SqueezeOptionsT()
+        op.builtinOptions.squeezeDims = list(dims)
+    return f
+
+
+# ---- one model --------------------------------------------------------------------------------
+
+def make(model, mode, out_dir):
+    name = model.name(mode)
+    keras.backend.clear_session()
+    rng = np.random.default_rng(seed_of(model.base))          # weights: same for every mode
+    keras.utils.set_random_seed(seed_of(model.base))
+    fn, trackable = model.build(rng)
+    cf = concrete(model, fn)
+    f32 = convert(cf, trackable, "f32", None, model.flags)
+    order = input_order(f32, len(model.inputs))
+    calib = calib_samples(model, np.random.default_rng(seed_of(model.base) + 1), order)
+    tfl = f32 if mode == "f32" else convert(cf, trackable, mode, calib, model.flags)
+    if model.edit is not None:
+        tfl = edit_model(tfl, model.edit)
+
+    ops = describe(tfl)
+    names = sorted(set(o[0] for o in ops))
+    extra = {"int8fio": ["QUANTIZE", "DEQUANTIZE"], "f16w": ["DEQUANTIZE"]}.get(mode, [])
+    missing = [o for o in list(model.expect) + extra if o not in names]
+    problems = []
+    if missing:
+        problems.append("missing ops %s (got %s)" % (missing, names))
+    for op_name, want in model.checks:
+        if not any(o[0] == op_name and all(o[1].get(k) == v for k, v in want.items())
+                   for o in ops):
+            problems.append("no %s with %s" % (op_name, want))
+
+    it = tf.lite.Interpreter(model_content=tfl)
+    details = it.get_input_details()
+    n_out = len(it.get_output_details())
+    xs = test_inputs(model, np.random.default_rng(seed_of(name) + 2), details, order)
+    R = tf.lite.experimental.OpResolverType
+    ref = run(tfl, xs, R.BUILTIN_REF)
+    others = {}
+    for label, res in (("opt", R.BUILTIN_WITHOUT_DEFAULT_DELEGATES), ("xnnpack", R.AUTO)):
+        try:
+            others[label] = run(tfl, xs, res)
+        except Exception as e:  # keep going; say so in the manifest
+            others[label] = None
+            problems.append("%s interpreter failed: %s" % (label, str(e).splitlines()[0]))
+    tols, spreads = [], {label: [] for label in others}
+    for j, r in enumerate(ref):
+        sp = 0.0
+        for label, o in others.items():
+            d = (float(np.max(np.abs(o[j].astype(np.float64) - r.astype(np.float64))))
+                 if o is not None and r.size else 0.0)
+            spreads[label].append(d)
+            sp = max(sp, d)
+        if np.issubdtype(r.dtype, np.floating):
+            mx = float(np.max(np.abs(r))) if r.size else 0.0
+            tols.append(fmt_tol(max(1e-5 * mx, 2 * sp)))
+        else:
+            tols.append("0")
+
+    for f in glob.glob(os.path.join(out_dir, glob.escape(name) + ".*")):
+        if re.fullmatch(re.escape(name) + r"\.(tflite|(in|out)\d+\.bin)", os.path.basename(f)):
+            os.remove(f)
+    with open(os.path.join(out_dir, name + ".tflite"), "wb") as f:
+        f.write(tfl)
+    for j, x in enumerate(xs):
+        with open(os.path.join(out_dir, "%s.in%d.bin" % (name, j)), "wb") as f:
+            f.write(np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("<")).tobytes())
+    for j, r in enumerate(ref):
+        with open(os.path.join(out_dir, "%s.out%d.bin" % (name, j)), "wb") as f:
+            f.write(np.ascontiguousarray(r, dtype=r.dtype.newbyteorder("<")).tobytes())
+
+    dtype = np.dtype(details[0]["dtype"]).name
+    line = "%s dtype=%s inputs=%d outputs=%d tol=%s ops=%s" % (
+        name, dtype, len(xs), n_out, ",".join(tols), ",".join(names))
+    comments = ["#. %s %s%s" % (name, MODE_SUFFIX_DESC[mode],
+                                ("; " + model.note) if model.note else "")]
+    comments.append("#. %s io: in=%s out=%s; max|ref-x| per output: %s" % (
+        name, ";".join("%s%s" % (np.dtype(d["dtype"]).name, [int(i) for i in d["shape"]])
+                 for d in details),
+        ";".join("%s%s" % (r.dtype.name, [int(i) for i in r.shape]) for r in ref),
+        " ".join("%s=%s" % (label, ",".join("%.3g" % v for v in vals))
+                 for label, vals in spreads.items())))
+    for o in ops:
+        comments.append("#. %s   %s" % (name, o[3]))
+    for p in problems:
+        comments.append("#. %s   PROBLEM: %s" % (name, p))
+    return line, comments, problems, names
+
+
+# --------------------------------------------------------------------------------------------
+# the model table
+# --------------------------------------------------------------------------------------------
+
+
+F2 = ("f32", "int8")        # the default pair
+ALL4 = ("f32", "int8", "int8fio", "f16w")
+
+
+def conv_family():
+    def conv(base, shape, cout, k, stride=(1, 1), dil=(1, 1), padding="SAME", use_bias=True,
+             a="none", note="", edit=None, flags=None, modes=F2):
+        def build(rng):
+            cin = shape[-1]
+            w = wnorm(rng, (k[0], k[1], cin, cout), k[0] * k[1] * cin)
+            b = bias(rng, cout) if use_bias else None
+
+            def fn(x):
+                y = tf.nn.conv2d(x, w, strides=[1, stride[0], stride[1], 1], padding=padding,
+                                 dilations=[1, dil[0], dil[1], 1])
+                if b is not None:
+                    y = tf.nn.bias_add(y, b)
+                return act(y, a)
+            return fn, None
+        chk = {"fusedActivationFunction": ACT_NAME[a], "padding": padding,
+               "strideH": stride[0], "strideW": stride[1],
+               "dilationHFactor": dil[0], "dilationWFactor": dil[1]}
+        return Model(base, [(shape, -1.0, 2.0)], build, ["CONV_2D"], [("CONV_2D", chk)], modes, note,
+                     edit, flags)
+
+    return [
+        conv("conv_k3s1_same_relu", (1, 9, 9, 3), 6, (3, 3), a="relu"),
+        conv("conv_k3s2_valid", (1, 10, 11, 3), 5, (3, 3), stride=(2, 2), padding="VALID"),
+        conv("conv_k3s2_same_relu6", (1, 9, 8, 4), 7, (3, 3), stride=(2, 2), a="relu6"),
+        conv("conv_k3_dil2_same_relu1", (1, 11, 9, 3), 4, (3, 3), dil=(2, 2), a="relu1"),
+        conv("conv_k3_dil2_valid", (1, 12, 10, 2), 5, (3, 3), dil=(2, 2), padding="VALID"),
+        conv("conv_k1_nobias", (1, 7, 5, 8), 6, (1, 1), use_bias=False,
+             note="graph without bias: the converter adds a zero bias (TFLite's CONV_2D needs one)"),
+        conv("conv_k3_nobias_relu", (1, 8, 8, 3), 4, (3, 3), use_bias=False, a="relu",
+             note="graph without bias: the converter adds a zero bias"),
+        conv("conv_k3x5_s2x1_same", (1, 9, 11, 3), 6, (3, 5), stride=(2, 1), a="relu6",
+             note="non-square kernel and strides"),
+        conv("conv_k5s2_same_c1", (1, 13, 11, 1), 8, (5, 5), stride=(2, 2), a="relu",
+             note="single input channel, odd sizes"),
+        conv("conv_k3s2_pertensor", (1, 9, 9, 4), 6, (3, 3), stride=(2, 2), a="relu",
+             flags={"_experimental_disable_per_channel": True}, modes=("int8",),
+             note="per-tensor weight quantization (converter._experimental_disable_per_channel)"),
+    ]
+
+
+def dwconv_family():
+    def dw(base, shape, mult, k, stride=(1, 1), dil=(1, 1), padding="SAME", use_bias=True,
+           a="none", note="", edit=None):
+        def build(rng):
+            cin = shape[-1]
+            w = wnorm(rng, (k[0], k[1], cin, mult), k[0] * k[1])
+            b = bias(rng, cin * mult) if use_bias else None
+
+            def fn(x):
+                y = tf.raw_ops.DepthwiseConv2dNative(
+                    input=x, filter=w, strides=[1, stride[0], stride[1], 1], padding=padding,
+                    dilations=[1, dil[0], dil[1], 1])
+                if b is not None:
+                    y = tf.nn.bias_add(y, b)
+                return act(y, a)
+            return fn, None
+        chk = {"fusedActivationFunction": ACT_NAME[a], "padding": padding,
+               "strideH": stride[0], "strideW": stride[1], "depthMultiplier": mult,
+               "dilationHFactor": dil[0], "dilationWFactor": dil[1]}
+        return Model(base, [(shape, -1.0, 2.0)], build, ["DEPTHWISE_CONV_2D"],
+                     [("DEPTHWISE_CONV_2D", chk)], F2, note, edit)
+
+    return [
+        dw("dw_m1_k3s1_same_relu6", (1, 9, 9, 4), 1, (3, 3), a="relu6"),
+        dw("dw_m1_k3s2_valid_relu", (1, 10, 9, 5), 1, (3, 3), stride=(2, 2), padding="VALID",
+           a="relu"),
+        dw("dw_m2_k3s2_same", (1, 9, 11, 3), 2, (3, 3), stride=(2, 2)),
+        dw("dw_m3_k3_dil2_same_relu1", (1, 11, 10, 2), 3, (3, 3), dil=(2, 2), a="relu1"),
+        dw("dw_m1_k5_dil2_valid", (1, 12, 12, 4), 1, (5, 3), dil=(2, 2), padding="VALID",
+           note="non-square kernel"),
+        dw("dw_m4_k3s1_nobias_c1", (1, 8, 7, 1), 4, (3, 3), use_bias=False, a="relu",
+           note="1 input channel, multiplier 4, no bias"),
+    ]
+
+
+def fc_family():
+    def fc(base, shape, n, use_bias=True, a="none", form="matmul", keep=None, note="",
+           flags=None, modes=F2):
+        def build(rng):
+            k = shape[-1]
+            w = wnorm(rng, (k, n), k)
+            b = bias(rng, n) if use_bias else None
+
+            def fn(x):
+                if form == "tensordot":
+                    y = tf.tensordot(x, w, axes=[[len(shape) - 1], [0]])
+                else:
+                    y = tf.matmul(x, w)
+                if b is not None:
+                    y = y + b
+                return act(y, a)
+            return fn, None
+        chk = {"fusedActivationFunction": ACT_NAME[a]}
+        if keep is not None:
+            chk["keepNumDims"] = keep
+        return Model(base, [(shape, -1.0, 2.0)], build, ["FULLY_CONNECTED"],
+                     [("FULLY_CONNECTED", chk)], modes, note, flags=flags)
+
+    return [
+        fc("fc_2d_relu", (2, 16), 8, a="relu", keep=False),
+        fc("fc_2d_nobias", (1, 20), 6, use_bias=False, keep=False, note="no bias"),
+        fc("fc_2d_relu6", (3, 12), 10, a="relu6"),
+        fc("fc_2d_relu1", (1, 9), 7, a="relu1"),
+        fc("fc_3d_keepdims", (1, 5, 12), 6, a="relu", keep=True,
+           note="3D input via tf.matmul(3D, 2D)"),
+        fc("fc_3d_tensordot", (2, 3, 8), 5, form="tensordot", keep=True,
+           note="3D input via tf.tensordot (the converter also makes it keep_num_dims)"),
+        fc("fc_2d_pertensor_relu", (2, 24), 9, a="relu", modes=("int8",),
+           flags={"_experimental_disable_per_channel_quantization_for_dense_layers": True},
+           note="per-tensor weight quantization (the converter's default for FC is per-channel)"),
+    ]
+
+
+def pool_family():
+    def pool(base, kind, shape, k, s, padding, a="none", note=""):
+        def build(rng):
+            def fn(x):
+                f = tf.nn.avg_pool2d if kind == "avg" else tf.nn.max_pool2d
+                return act(f(x, ksize=[1, k[0], k[1], 1], strides=[1, s[0], s[1], 1],
+                             padding=padding), a)
+            return fn, None
+        op = "AVERAGE_POOL_2D" if kind == "avg" else "MAX_POOL_2D"
+        chk = {"padding": padding, "filterHeight": k[0], "filterWidth": k[1],
+               "strideH": s[0], "strideW": s[1], "fusedActivationFunction": ACT_NAME[a]}
+        return Model(base, [(shape, -1.0, 2.0)], build, [op], [(op, chk)], F2, note)
+
+    return [
+        pool("avgpool_k2s2_valid", "avg", (1, 8, 8, 3), (2, 2), (2, 2), "VALID"),
+        pool("avgpool_k3s2_same", "avg", (1, 9, 11, 4), (3, 3), (2, 2), "SAME",
+             note="SAME padding at odd sizes: border windows average fewer elements"),
+        pool("avgpool_k3x2_s1_same_relu6", "avg", (1, 7, 6, 2), (3, 2), (1, 1), "SAME", a="relu6"),
+        pool("avgpool_global", "avg", (1, 5, 7, 6), (5, 7), (1, 1), "VALID"),
+        pool("maxpool_k2s2_valid", "max", (1, 8, 8, 3), (2, 2), (2, 2), "VALID"),
+        pool("maxpool_k3s2_same", "max", (1, 9, 11, 4), (3, 3), (2, 2), "SAME"),
+        pool("maxpool_k3x2_s1x2_valid_relu", "max", (1, 7, 9, 2), (3, 2), (1, 2), "VALID", a="relu"),
+    ]
+
+
+def binary_family():
+    S = (1, 5, 6, 4)
+
+    def bin_(base, op, shapes, const=None, a="none", ranges=None, note=""):
+        """shapes: input shapes; const: None or (shape) of a constant second operand."""
+        f = {"ADD": tf.add, "SUB": tf.subtract, "MUL": tf.multiply,
+             "MAXIMUM": tf.maximum, "MINIMUM": tf.minimum}[op]
+        ranges = ranges or [(-1.0, 2.0), (-1.5, 1.0)]
+
+        def build(rng):
+            c = None
+            if const is not None:
+                c = (rng.uniform(-1.0, 1.0, size=const).astype(np.float32) if const != ()
+                     else np.float32(0.37))
+
+            def fn(*xs):
+                y = f(xs[0], xs[1]) if c is None else f(xs[0], c)
+                return act(y, a)
+            return fn, None
+        ins = [(sh, *ranges[i]) for i, sh in enumerate(shapes)]
+        chk = [(op, {"fusedActivationFunction": ACT_NAME[a]})] if op in ("ADD", "SUB", "MUL") else []
+        return Model(base, ins, build, [op], chk, F2, note)
+
+    return [
+        bin_("add_same_relu", "ADD", [S, S], a="relu"),
+        bin_("add_chan", "ADD", [S], const=(4,), note="per-channel constant vector"),
+        bin_("add_scalar_relu6", "ADD", [S], const=(), a="relu6", note="scalar constant"),
+        bin_("add_bcast4d_relu1", "ADD", [(1, 5, 1, 4), (1, 1, 6, 4)], a="relu1",
+             note="4D broadcast of two inputs"),
+        bin_("sub_same", "SUB", [S, S]),
+        bin_("sub_chan_relu", "SUB", [S], const=(4,), a="relu"),
+        bin_("sub_scalar_relu1", "SUB", [S], const=(), a="relu1"),
+        bin_("sub_bcast4d_relu6", "SUB", [(1, 5, 6, 1), (1, 1, 6, 4)], a="relu6"),
+        bin_("mul_same_relu6", "MUL", [S, S], a="relu6"),
+        bin_("mul_chan", "MUL", [S], const=(4,)),
+        bin_("mul_scalar_relu", "MUL", [S], const=(), a="relu"),
+        bin_("mul_bcast4d_relu1", "MUL", [(2, 1, 6, 4), (1, 5, 1, 1)], a="relu1"),
+        bin_("maximum_same", "MAXIMUM", [S, S]),
+        bin_("maximum_bcast", "MAXIMUM", [S, (1, 1, 1, 4)]),
+        bin_("minimum_same", "MINIMUM", [S, S]),
+        bin_("minimum_scalar", "MINIMUM", [S], const=()),
+    ]
+
+
+def unary_family():
+    def un(base, op, fn_, shape=(1, 4, 5, 6), lo=-4.0, hi=4.0, checks=(), note="", edit=None):
+        def build(rng):
+            return fn_, None
+        return Model(base, [(shape, lo, hi)], build, [op], checks, F2, note, edit)
+
+    def hswish(x):
+        return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+    return [
+        un("logistic", "LOGISTIC", tf.math.sigmoid, lo=-6.0, hi=6.0),
+        un("tanh", "TANH", tf.math.tanh, lo=-3.0, hi=3.0),
+        un("relu", "RELU", tf.nn.relu, lo=-2.0, hi=3.0),
+        un("relu6", "RELU6", tf.nn.relu6, lo=-2.0, hi=8.0),
+        un("relu_n1_to_1", "RELU_N1_TO_1", lambda x: tf.minimum(tf.maximum(x, -1.0), 1.0),
+           lo=-2.0, hi=2.0),
+        un("leaky_relu", "LEAKY_RELU", lambda x: tf.nn.leaky_relu(x, alpha=0.2),
+           lo=-3.0, hi=3.0, checks=[("LEAKY_RELU", {"alpha": np.float32(0.2)})]),
+        un("hard_swish", "HARD_SWISH", hswish, lo=-5.0, hi=5.0,
+           note="x*relu6(x+3)/6 fused by the converter"),
+        un("softmax", "SOFTMAX", tf.nn.softmax, shape=(1, 10), lo=-4.0, hi=4.0,
+           checks=[("SOFTMAX", {"beta": 1.0})]),
+        un("softmax_beta", "SOFTMAX", tf.nn.softmax, shape=(2, 12), lo=-6.0, hi=6.0,
+           checks=[("SOFTMAX", {"beta": 0.5})], edit=edit_softmax_beta(0.5),
+           note="edited after conversion: SOFTMAX beta=0.5 (the converter always emits beta=1; "
+                "softmax(0.5*x) stays MUL+SOFTMAX)"),
+        un("softmax_beta2", "SOFTMAX", tf.nn.softmax, shape=(1, 2, 9), lo=-3.0, hi=3.0,
+           checks=[("SOFTMAX", {"beta": 2.0})], edit=edit_softmax_beta(2.0),
+           note="edited after conversion: SOFTMAX beta=2.0"),
+        un("softmax_4d", "SOFTMAX", tf.nn.softmax, shape=(1, 3, 4, 7), lo=-3.0, hi=5.0),
+    ]
+
+
+def reduce_family():
+    def mean(base, axes, keep, shape=(1, 6, 7, 5), note=""):
+        def build(rng):
+            return (lambda x: tf.reduce_mean(x, axis=axes, keepdims=keep)), None
+        return Model(base, [(shape, -1.0, 2.0)], build, ["MEAN"],
+                     [("MEAN", {"keepDims": keep})], F2, note)
+
+    return [
+        mean("mean_hw_keep", [1, 2], True),
+        mean("mean_hw", [1, 2], False),
+        mean("mean_c", [3], False),
+        mean("mean_w_keep", [2], True, shape=(1, 4, 9, 3)),
+    ]
+
+
+def shape_family():
+    def m(base, shapes, fn_, expect, checks=(), ranges=None, note="", edit=None):
+        ranges = ranges or [(-1.0, 2.0)] * len(shapes)
+
+        def build(rng):
+            return fn_, None
+        return Model(base, [(s, *r) for s, r in zip(shapes, ranges)], build, expect, checks,
+                     F2, note, edit)
+
+    x4 = (1, 4, 6, 5)
+    return [
+        m("reshape", [x4], lambda x: tf.reshape(x, (2, 60)) * 1.0, ["RESHAPE"]),
+        m("reshape_4d", [(1, 6, 4, 2)], lambda x: tf.reshape(x, (1, 3, 8, 2)), ["RESHAPE"]),
+        m("squeeze", [(1, 1, 5, 1, 3)], lambda x: tf.squeeze(x, axis=[1, 3]), ["SQUEEZE"],
+          [("SQUEEZE", {"squeezeDims": "1x3"})], edit=edit_reshape_to_squeeze([1, 3]),
+          note="edited after conversion: the converter turns every static tf.squeeze into RESHAPE;"
+               " the RESHAPE was rewritten as SQUEEZE(squeeze_dims=[1,3])"),
+        m("concat_last", [(1, 4, 4, 2), (1, 4, 4, 3), (1, 4, 4, 1)],
+          lambda a, b, c: tf.concat([a, b, c], axis=-1), ["CONCATENATION"],
+          [("CONCATENATION", {"axis": -1})], ranges=[(-1.0, 1.0), (-4.0, 4.0), (0.0, 2.0)],
+          note="inputs at different ranges (different int8 scales)"),
+        m("concat_axis1_relu", [(1, 2, 5, 3), (1, 3, 5, 3)],
+          lambda a, b: tf.nn.relu(tf.concat([a, b], axis=1)), ["CONCATENATION"],
+          [("CONCATENATION", {"axis": 1})], ranges=[(-1.0, 2.0), (-3.0, 0.5)],
+          note="inputs at different ranges; relu after the concat"),
+        m("concat_mixed_scales", [(1, 3, 4, 2), (1, 3, 4, 3), (1, 3, 4, 2)],
+          lambda a, b, c: tf.concat([tf.math.tanh(a), b, tf.math.sigmoid(c)], axis=-1),
+          ["CONCATENATION", "TANH", "LOGISTIC"], [("CONCATENATION", {"axis": -1})],
+          ranges=[(-3.0, 3.0), (-5.0, 2.0), (-4.0, 4.0)],
+          note="int8: TANH/LOGISTIC outputs have fixed scales unlike the middle input"),
+        m("concat_2d_axis0", [(2, 6), (3, 6)], lambda a, b: tf.concat([a, b], axis=0),
+          ["CONCATENATION"], [("CONCATENATION", {"axis": 0})]),
+        m("pad", [(1, 5, 4, 3)], lambda x: tf.pad(x, [[0, 0], [1, 2], [2, 1], [0, 0]]), ["PAD"]),
+        m("pad_chan", [(1, 3, 4, 3)], lambda x: tf.pad(x, [[0, 0], [0, 0], [1, 0], [1, 2]]),
+          ["PAD"]),
+        m("padv2", [(1, 5, 4, 3)],
+          lambda x: tf.pad(x, [[0, 0], [2, 1], [0, 1], [0, 0]], constant_values=0.75),
+          ["PADV2"], note="constant value 0.75"),
+        m("padv2_neg", [(2, 3, 5)],
+          lambda x: tf.pad(x, [[0, 0], [1, 1], [2, 0]], constant_values=-0.5), ["PADV2"],
+          note="constant value -0.5, 3D"),
+        m("transpose_0312", [(1, 3, 4, 5)], lambda x: tf.transpose(x, [0, 3, 1, 2]),
+          ["TRANSPOSE"]),
+        m("transpose_3d", [(2, 3, 7)], lambda x: tf.transpose(x, [2, 0, 1]), ["TRANSPOSE"]),
+        m("strided_slice_masks", [(1, 7, 9, 6)], lambda x: x[:, 1:, ::2, :4:3],
+          ["STRIDED_SLICE"], note="begin/end masks, strides 2 and 3"),
+        m("strided_slice_shrink", [(2, 6, 8, 5)], lambda x: x[1, :, 2, 1:5:2],
+          ["STRIDED_SLICE"], note="shrink axes 0 and 2"),
+        m("strided_slice_neg", [(1, 6, 8, 3)], lambda x: x[:, -5:-1, ::-2, :],
+          ["STRIDED_SLICE"], note="negative begin/end and negative stride"),
+        m("slice", [(1, 6, 7, 5)], lambda x: tf.slice(x, [0, 1, 2, 0], [1, 3, -1, 2]), ["SLICE"]),
+        m("split", [(1, 4, 5, 6)], lambda x: tuple(tf.split(x, 3, axis=-1)), ["SPLIT"]),
+        m("split_axis1", [(1, 6, 5, 2)], lambda x: tuple(tf.split(x, 2, axis=1)), ["SPLIT"]),
+        m("split_v", [(1, 4, 5, 6)], lambda x: tuple(tf.split(x, [1, 2, 3], axis=3)),
+          ["SPLIT_V"]),
+        m("split_v_axis2", [(1, 3, 7, 2)], lambda x: tuple(tf.split(x, [4, -1], axis=2)),
+          ["SPLIT_V"]),
+        m("pack", [(2, 5), (2, 5), (2, 5)], lambda a, b, c: tf.stack([a, b, c], axis=1),
+          ["PACK"], [("PACK", {"axis": 1, "valuesCount": 3})]),
+        m("pack_axis0", [(3, 4), (3, 4)], lambda a, b: tf.stack([a, b], axis=0), ["PACK"]),
+        m("unpack", [(2, 3, 4)], lambda x: tuple(tf.unstack(x, axis=1)), ["UNPACK"],
+          [("UNPACK", {"axis": 1, "num": 3})]),
+        m("unpack_axis0", [(3, 5)], lambda x: tuple(tf.unstack(x, axis=0)), ["UNPACK"]),
+        m("gather_axis1", [(1, 6, 4)], lambda x: tf.gather(x, [2, 0, 5, 5, 1], axis=1),
+          ["GATHER"]),
+        m("gather_axis0", [(5, 3)], lambda x: tf.gather(x, [[4, 0], [1, 1]], axis=0),
+          ["GATHER"], note="2D indices"),
+        m("gather_last", [(2, 3, 8)], lambda x: tf.gather(x, [7, 0, 3], axis=-1), ["GATHER"]),
+    ]
+
+
+def matmul_family():
+    def bmm(base, sa, sb, adj_x=False, adj_y=False, note=""):
+        def build(rng):
+            return (lambda a, b: tf.matmul(a, b, transpose_a=adj_x, transpose_b=adj_y)), None
+        return Model(base, [(sa, -1.0, 2.0), (sb, -1.5, 1.0)], build, ["BATCH_MATMUL"],
+                     [("BATCH_MATMUL", {"adjX": adj_x, "adjY": adj_y})], F2, note)
+
+    return [
+        bmm("batch_matmul", (2, 3, 4), (2, 4, 5)),
+        bmm("batch_matmul_adj_y", (1, 2, 5, 6), (1, 2, 3, 6), adj_y=True),
+        bmm("batch_matmul_bcast", (2, 3, 4), (1, 4, 6), note="batch broadcast"),
+    ]
+
+
+def resize_family():
+    def rs(base, kind, shape, size, align=False, half=False, note=""):
+        def build(rng):
+            def fn(x):
+                if kind == "bilinear":
+                    return tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=align,
+                                                     half_pixel_centers=half)
+                return tf.raw_ops.ResizeNearestNeighbor(images=x, size=size, align_corners=align,
+                                                        half_pixel_centers=half)
+            return fn, None
+        op = "RESIZE_BILINEAR" if kind == "bilinear" else "RESIZE_NEAREST_NEIGHBOR"
+        return Model(base, [(shape, -1.0, 2.0)], build, [op],
+                     [(op, {"alignCorners": align, "halfPixelCenters": half})], F2, note)
+
+    return [
+        rs("resize_nearest", "nearest", (1, 4, 5, 3), [8, 10]),
+        rs("resize_nearest_align", "nearest", (1, 5, 5, 2), [9, 7], align=True),
+        rs("resize_nearest_half", "nearest", (1, 5, 4, 3), [7, 11], half=True),
+        rs("resize_nearest_down", "nearest", (1, 9, 9, 2), [4, 5], half=True),
+        rs("resize_bilinear", "bilinear", (1, 4, 5, 3), [8, 10]),
+        rs("resize_bilinear_align", "bilinear", (1, 5, 5, 2), [9, 7], align=True),
+        rs("resize_bilinear_half", "bilinear", (1, 5, 4, 3), [7, 11], half=True),
+        rs("resize_bilinear_down", "bilinear", (1, 9, 9, 2), [4, 5], half=True),
+    ]
+
+
+def edge_family():
+    """QUANTIZE/DEQUANTIZE at the edges (int8 with float I/O) and small float16-weight model."""
+    def build(rng):
+        c = rng.uniform(-1, 1, size=(6,)).astype(np.float32)
+        return (lambda x: tf.nn.relu(x + c)), None
+    return [Model("quant_add", [((1, 3, 4, 6), -1.0, 2.0)], build, ["ADD"], (),
+                  ("int8fio",), "float in -> QUANTIZE -> ADD -> DEQUANTIZE -> float out")]
+
+
+def cnn_family():
+    """Small CNN block: conv -> dw conv -> 1x1 conv -> max pool -> reshape -> fc -> softmax."""
+    def build(rng):
+        w1 = wnorm(rng, (3, 3, 3, 8), 27); b1 = bias(rng, 8)
+        w2 = wnorm(rng, (3, 3, 8, 1), 9); b2 = bias(rng, 8)
+        w3 = wnorm(rng, (1, 1, 8, 12), 8); b3 = bias(rng, 12)
+        w4 = wnorm(rng, (3 * 3 * 12, 10), 108); b4 = bias(rng, 10)
+
+        def fn(x):
+            y = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, w1, [1, 2, 2, 1], "SAME"), b1))
+            y = tf.nn.relu6(tf.nn.bias_add(tf.nn.depthwise_conv2d(y, w2, [1, 1, 1, 1], "SAME"), b2))
+            y = tf.nn.bias_add(tf.nn.conv2d(y, w3, [1, 1, 1, 1], "VALID"), b3)
+            y = tf.nn.max_pool2d(y, 2, 2, "VALID")
+            y = tf.reshape(y, (1, -1))
+            return tf.nn.softmax(tf.matmul(y, w4) + b4)
+        return fn, None
+    return [Model("cnn_block", [((1, 12, 12, 3), -1.0, 1.0)], build,
+                  ["CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED",
+                   "SOFTMAX"], (), ALL4)]
+
+
+def dscnn_family():
+    """DS-CNN-like keyword-spotting net in Keras: 49x10x1 -> conv 10x4/2 -> 3 depthwise-separable
+    blocks (BN folded) -> global average pool -> FC -> softmax."""
+    def build(rng):
+        L = keras.layers
+        inp = keras.Input((49, 10, 1), batch_size=1)
+        y = L.Conv2D(16, (10, 4), strides=(2, 2), padding="same", use_bias=False)(inp)
+        y = L.BatchNormalization()(y)
+        y = L.ReLU()(y)
+        for i in range(3):
+            y = L.DepthwiseConv2D((3, 3), padding="same", use_bias=False)(y)
+            y = L.BatchNormalization()(y)
+            y = L.ReLU()(y)
+            y = L.Conv2D(16, (1, 1), use_bias=False)(y)
+            y = L.BatchNormalization()(y)
+            y = L.ReLU()(y)
+        y = L.AveragePooling2D(pool_size=(25, 5))(y)
+        y = L.Flatten()(y)
+        y = L.Dense(12)(y)
+        y = L.Softmax()(y)
+        model = keras.Model(inp, y)
+        # seeded non-trivial batch-norm statistics
+        for layer in model.layers:
+            if isinstance(layer, L.BatchNormalization):
+                n = layer.gamma.shape[0]
+                layer.set_weights([rng.uniform(0.5, 1.5, n).astype(np.float32),
+                                   rng.uniform(-0.3, 0.3, n).astype(np.float32),
+                                   rng.uniform(-0.2, 0.2, n).astype(np.float32),
+                                   rng.uniform(0.5, 2.0, n).astype(np.float32)])
+        return (lambda x: model(x, training=False)), model
+    return [Model("dscnn", [((1, 49, 10, 1), -2.0, 2.0)], build,
+                  ["CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "FULLY_CONNECTED",
+                   "SOFTMAX"], (), F2 + ("int8fio",), "Keras layers")]
+
+
+def hybrid_family():
+    def build(rng):
+        w1 = wnorm(rng, (40, 32), 40); b1 = bias(rng, 32)
+        w2 = wnorm(rng, (32, 8), 32); b2 = bias(rng, 8)
+        return (lambda x: tf.matmul(tf.nn.relu(tf.matmul(x, w1) + b1), w2) + b2), None
+    return [Model("hybrid_fc", [((2, 40), -1.0, 2.0)], build, ["FULLY_CONNECTED"], (),
+                  ("hybrid",), "dynamic-range quantization: the runtime must reject it "
+                  "(weights of >= 1024 elements get int8; smaller ones stay float)")]
+
+
+def catalog():
+    fams = [conv_family, dwconv_family, fc_family, pool_family, binary_family, unary_family,
+            reduce_family, shape_family, matmul_family, resize_family, edge_family, cnn_family,
+            dscnn_family, hybrid_family]
+    out = []
+    for f in fams:
+        for m in f():
+            for mode in m.modes:
+                out.append((m, mode))
+    names = [m.name(mode) for m, mode in out]
+    assert len(names) == len(set(names)), "duplicate model names"
+    for n in names:
+        assert re.fullmatch(r"[a-z0-9_]+", n), n
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+def selected(table, only):
+    if not only:
+        return table
+    pats = [p.strip() for p in only.split(",") if p.strip()]
+    return [(m, mode) for m, mode in table
+            if any(fnmatch.fnmatchcase(m.name(mode), p) or fnmatch.fnmatchcase(m.base, p)
+                   for p in pats)]
+
+
+def read_manifest(path):
+    """Existing per-model blocks: name -> (line, [comment lines])."""
+    blocks = {}
+    if not os.path.exists(path):
+        return blocks
+    pending = {}
+    for line in open(path).read().splitlines():
+        if line.startswith("#. "):
+            pending.setdefault(line.split()[1], []).append(line)
+        elif line and not line.startswith("#"):
+            name = line.split()[0]
+            blocks[name] = (line, pending.pop(name, []))
+    return blocks
+
+
+def header(n):
+    import platform
+    return [
+        "# edgemm TFLite test models, made by scripts/make-test-models.py (do not edit by hand).",
+        "# tensorflow-cpu %s (TFLite converter and interpreter), numpy %s, keras %s, Python %s."
+        % (tf.__version__, np.__version__, keras.__version__, platform.python_version()),
+        "# One line per model:  <name> dtype=<dtype of input 0> inputs=<N> outputs=<M>"
+        " tol=<t0,t1,..> ops=<OP,..>",
+        "#   files: <name>.tflite, <name>.in<j>.bin (j < N), <name>.out<j>.bin (j < M): raw"
+        " little-endian tensors",
+        "#   in the model's own dtype and shape, in the interpreter's input/output order;"
+        " outputs are those of",
+        "#   TFLite's reference kernels (OpResolverType.BUILTIN_REF) on those inputs.",
+        "#   tol, one per output: 0 for integer outputs; else max(1e-5*max|ref|, 2*spread),"
+        " spread = max|ref - x|",
+        "#   over x = the optimized builtin kernels (opt) and the default resolver with XNNPACK"
+        " (xnnpack);",
+        "#   both spreads are listed per model in its '#. <name> io:' line (for integer outputs"
+        " too, in LSBs).",
+        "#   ops: the distinct builtin operators of the model, sorted.",
+        "# Lines '#. <name> ...' describe each model: its kind, its I/O, and each operator as"
+        " emitted",
+        "#   (version, builtin options, input/output tensors: dtype[shape], /perchanN = per-channel"
+        " quantized,",
+        "#   {scale,zero_point} of a per-tensor quantized activation, c = constant,"
+        " - = absent optional input).",
+        "# Converter facts behind some models (see each model's notes):",
+        "#   - softmax_beta*, squeeze*: edited after conversion (the converter always emits"
+        " SOFTMAX beta=1 and",
+        "#     turns a static tf.squeeze into RESHAPE); every other model is the converter's"
+        " output unchanged.",
+        "#   - CONV_2D/DEPTHWISE_CONV_2D always get a bias tensor (zeros when the graph has none);"
+        " FC may have none (-).",
+        "#   - int8 CONCATENATION/PACK inputs always share the output scale: the quantizer inserts"
+        " int8->int8",
+        "#     QUANTIZE (requantize) ops where inputs come at other scales (concat_mixed_scales_int8).",
+        "#   - int8 conv/depthwise/FC weights are per-channel by default; *_pertensor models use"
+        " per-tensor.",
+        "#   - XNNPACK's int8 BATCH_MATMUL disagrees with the reference (and optimized) kernels by"
+        " up to 34 LSB",
+        "#     here; the reference output matches float math rounded to the output scale.",
+        "# %d models." % n,
+    ]
+
+
+def main():
+    args = parse_args()
+    bootstrap(args)
+    import_tf()
+    table = catalog()
+    todo = selected(table, args.only)
+    if args.list:
+        for m, mode in table:
+            print("%-36s %s" % (m.name(mode), ",".join(m.expect)))
+        return
+    if not todo:
+        sys.exit("no model matches --only %r" % args.only)
+    os.makedirs(args.out, exist_ok=True)
+    mpath = os.path.join(args.out, "MANIFEST")
+    blocks = read_manifest(mpath) if args.only else {}
+    if not args.only:  # full run: remove stale fixtures
+        for f in glob.glob(os.path.join(args.out, "*")):
+            if re.search(r"\.(tflite|(in|out)\d+\.bin)$", f):
+                os.remove(f)
+    failures = []
+    for i, (m, mode) in enumerate(todo):
+        name = m.name(mode)
+        try:
+            line, comments, problems, names = make(m, mode, args.out)
+        except Exception as e:
+            failures.append("%s: %s: %s" % (name, type(e).__name__, str(e).splitlines()[:1]))
+            print("[%d/%d] %-34s FAILED %s" % (i + 1, len(todo), name, failures[-1]), flush=True)
+            continue
+        blocks[name] = (line, comments)
+        print("[%d/%d] %-34s %s%s" % (i + 1, len(todo), name, ",".join(names),
+                                      "  PROBLEMS: " + "; ".join(problems) if problems else ""),
+              flush=True)
+        if problems:
+            failures.append("%s: %s" % (name, "; ".join(problems)))
+        # write the manifest as we go, in table order
+        order = [mm.name(md) for mm, md in table]
+        names_in = [n for n in order if n in blocks] + sorted(set(blocks) - set(order))
+        with open(mpath, "w") as f:
+            f.write("\n".join(header(len(names_in))) + "\n")
+            for n in names_in:
+                line_, com = blocks[n]
+                f.write("\n".join(com + [line_]) + "\n")
+    total = sum(os.path.getsize(f) for f in glob.glob(os.path.join(args.out, "*")))
+    print("total size of %s: %d bytes" % (args.out, total))
+    if failures:
+        print("\n%d problem(s):" % len(failures))
+        for f in failures:
+            print("  " + f)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,748 @@
+//! The model blob: one little-endian byte layout, read in place (from flash on a
+//! microcontroller) and validated once by [`Model::from_bytes`]. `docs/blob-format.md`
+//! documents it field by field; the constants here are that document in code, shared with
+//! the writer (`transform::blob_writer`).
+
+use super::dtype::DType;
+use super::error::{ModelError, ModelFormat};
+use super::ops;
+use crate::error::Error;
+
+pub(crate) const MAGIC: [u8; 4] = *b"EGMB";
+/// The layout version this build reads and writes.
+pub const VERSION: u32 = 1;
+/// Bytes of the header.
+pub(crate) const HEADER: usize = 64;
+/// Bytes of a tensor record.
+pub(crate) const TENSOR_REC: usize = 48;
+/// Bytes of an operator record.
+pub(crate) const OP_REC: usize = 20;
+/// The most dimensions a tensor has.
+pub const MAX_RANK: usize = 6;
+/// Alignment of constant data (relative to the blob's start, which must be as aligned) and of
+/// arena offsets.
+pub const ALIGN: usize = 16;
+/// An absent optional operator input.
+pub(crate) const NO_TENSOR: u32 = u32::MAX;
+
+// Header fields (u32, by byte offset).
+pub(crate) const H_VERSION: usize = 4;
+pub(crate) const H_TOTAL: usize = 8;
+pub(crate) const H_CRC: usize = 12;
+pub(crate) const H_ARENA: usize = 16;
+#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+pub(crate) const H_FLAGS: usize = 20;
+pub(crate) const H_N_TENSORS: usize = 24;
+pub(crate) const H_TENSORS: usize = 28;
+pub(crate) const H_N_OPS: usize = 32;
+pub(crate) const H_OPS: usize = 36;
+pub(crate) const H_N_INPUTS: usize = 40;
+pub(crate) const H_INPUTS: usize = 44;
+pub(crate) const H_N_OUTPUTS: usize = 48;
+pub(crate) const H_OUTPUTS: usize = 52;
+pub(crate) const H_PACKING: usize = 56;
+pub(crate) const H_BASELINE: usize = 60;
+
+// Tensor record fields (by byte offset).
+pub(crate) const T_DTYPE: usize = 0;
+pub(crate) const T_RANK: usize = 1;
+pub(crate) const T_STORAGE: usize = 2;
+pub(crate) const T_QUANT: usize = 3;
+pub(crate) const T_DIMS: usize = 4;
+pub(crate) const T_BYTES: usize = 28;
+pub(crate) const T_OFFSET: usize = 32;
+pub(crate) const T_SCALE: usize = 36;
+pub(crate) const T_ZERO_POINT: usize = 40;
+pub(crate) const T_NAME: usize = 44;
+
+/// Where a tensor's bytes live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// In the caller's arena, at an offset the memory plan chose.
+    Arena,
+    /// In the blob (weights and other constants).
+    Constant,
+}
+
+pub(crate) const STORAGE_ARENA: u8 = 1;
+pub(crate) const STORAGE_CONST: u8 = 2;
+
+// Operator record fields (by byte offset).
+pub(crate) const O_CODE: usize = 0;
+pub(crate) const O_N_IN: usize = 2;
+pub(crate) const O_N_OUT: usize = 3;
+pub(crate) const O_N_TMP: usize = 4;
+pub(crate) const O_IO: usize = 8;
+pub(crate) const O_PARAMS: usize = 12;
+pub(crate) const O_PARAMS_LEN: usize = 16;
+
+/// Little-endian u32 at `at`, 0 past the end (callers check ranges before trusting values).
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    match b.get(at..at.wrapping_add(4)) {
+        Some(w) => u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
+        None => 0,
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    match b.get(at..at.wrapping_add(2)) {
+        Some(w) => u16::from_le_bytes([w[0], w[1]]),
+        None => 0,
+    }
+}
+
+fn u8_at(b: &[u8], at: usize) -> u8 {
+    b.get(at).copied().unwrap_or(0)
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    let mut c = !0u32;
+    for &b in bytes {
+        c = TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+pub(crate) fn blob_err(reason: &'static str) -> Error {
+    Error::Model(ModelError::new(ModelFormat::Blob, reason))
+}
+
+/// A model blob, validated: every offset, length, shape and index was checked once, so
+/// running it reads only what it was shown to hold. Borrowed, never copied (`&'static [u8]`
+/// from flash on a microcontroller).
+#[derive(Clone, Copy)]
+pub struct Model<'a> {
+    bytes: &'a [u8],
+    n_tensors: usize,
+    n_ops: usize,
+    n_inputs: usize,
+    n_outputs: usize,
+    arena: usize,
+}
+
+impl core::fmt::Debug for Model<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Model {{ {} bytes, {} tensors, {} operators, arena {} bytes }}",
+            self.bytes.len(),
+            self.n_tensors,
+            self.n_ops,
+            self.arena
+        )
+    }
+}
+
+/// A tensor of a [`Model`]: its type, shape, quantization and where its bytes are.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorInfo<'a> {
+    pub dtype: DType,
+    rank: u8,
+    dims: [u32; MAX_RANK],
+    /// Bytes of its data.
+    pub bytes: usize,
+    pub storage: Storage,
+    /// Arena offset ([`Storage::Arena`]) or blob offset ([`Storage::Constant`]).
+    pub offset: usize,
+    /// `real = scale · (q − zero_point)`; `None` for float and unquantized tensors. For
+    /// per-channel tensors, channel 0's.
+    pub quant: Option<(f32, i32)>,
+    /// True when the quantization is per channel (weights).
+    pub per_channel: bool,
+    /// Its name, unless the blob was written without names.
+    pub name: Option<&'a str>,
+}
+
+impl TensorInfo<'_> {
+    /// Its shape.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            rank: self.rank,
+            dims: self.dims,
+        }
+    }
+
+    /// Elements (the product of the shape).
+    pub fn elems(&self) -> usize {
+        self.shape().elems()
+    }
+}
+
+/// A tensor shape of at most [`MAX_RANK`] dimensions, held inline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    rank: u8,
+    dims: [u32; MAX_RANK],
+}
+
+impl Shape {
+    /// The dimensions.
+    pub fn dims(&self) -> &[u32] {
+        self.dims.get(..self.rank as usize).unwrap_or(&[])
+    }
+
+    /// Dimension `i` as usize (1 past the rank, so shapes broadcast from the left naturally).
+    pub fn dim(&self, i: usize) -> usize {
+        self.dims().get(i).map_or(1, |&d| d as usize)
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank as usize
+    }
+
+    /// The product of the dimensions (1 for a scalar).
+    pub fn elems(&self) -> usize {
+        self.dims().iter().map(|&d| d as usize).product()
+    }
+}
+
+impl core::fmt::Debug for Shape {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.dims().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// An operator of a [`Model`]: its code (TFLite's builtin operator code), its tensors and its
+/// parameters (little-endian i32 words, as its lowering wrote them).
+#[derive(Clone, Copy, Debug)]
+pub struct OpView<'a> {
+    pub(crate) model: Model<'a>,
+    pub(crate) index: usize,
+    pub(crate) code: u16,
+    n_in: usize,
+    n_out: usize,
+    n_tmp: usize,
+    io_off: usize,
+    params: &'a [u8],
+}
+
+impl<'a> OpView<'a> {
+    /// Its operator code (TFLite's builtin code).
+    pub fn code(&self) -> u16 {
+        self.code
+    }
+
+    /// Its position in execution order.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Its name (TFLITE's upper-case builtin name).
+    pub fn name(&self) -> &'static str {
+        ops::name(self.code)
+    }
+
+    pub fn num_inputs(&self) -> usize {
+        self.n_in
+    }
+
+    pub fn num_outputs(&self) -> usize {
+        self.n_out
+    }
+
+    /// Scratch tensors (planned in the arena like activations, alive during this operator).
+    pub fn num_temps(&self) -> usize {
+        self.n_tmp
+    }
+
+    fn io(&self, i: usize) -> Option<usize> {
+        let t = u32_at(self.model.bytes, self.io_off + 4 * i);
+        (t != NO_TENSOR).then_some(t as usize)
+    }
+
+    /// The tensor index of input `i` (`None` for an absent optional input or past the end).
+    pub fn input(&self, i: usize) -> Option<usize> {
+        if i < self.n_in {
+            self.io(i)
+        } else {
+            None
+        }
+    }
+
+    /// The tensor index of output `i`.
+    pub fn output(&self, i: usize) -> Option<usize> {
+        if i < self.n_out {
+            self.io(self.n_in + i)
+        } else {
+            None
+        }
+    }
+
+    /// The tensor index of scratch tensor `i`.
+    pub fn temp(&self, i: usize) -> Option<usize> {
+        if i < self.n_tmp {
+            self.io(self.n_in + self.n_out + i)
+        } else {
+            None
+        }
+    }
+
+    /// Parameter word `i` (0 past the end: `check` functions verify the count).
+    pub fn param(&self, i: usize) -> i32 {
+        u32_at(self.params, 4 * i) as i32
+    }
+
+    /// How many parameter words it has.
+    pub fn num_params(&self) -> usize {
+        self.params.len() / 4
+    }
+
+    /// The model it belongs to.
+    pub fn model(&self) -> &Model<'a> {
+        &self.model
+    }
+
+    /// An error about this operator.
+    pub fn error(&self, reason: &'static str) -> Error {
+        Error::Model(
+            ModelError::new(ModelFormat::Blob, reason)
+                .with_operator(self.index)
+                .with_name(self.name()),
+        )
+    }
+}
+
+impl<'a> Model<'a> {
+    /// Reads and validates a blob in place. The slice must start 16-byte aligned (constant
+    /// data is aligned relative to it); a host loader copies unaligned bytes into an aligned
+    /// buffer first. Any malformed, truncated or inconsistent blob is an [`Error::Model`]
+    /// that says what is wrong; operators this build does not have are named.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        if bytes.len() < HEADER {
+            return Err(blob_err("shorter than the 64-byte header"));
+        }
+        if bytes.get(..4) != Some(&MAGIC[..]) {
+            return Err(blob_err("no edgemm blob magic number (\"EGMB\")"));
+        }
+        let version = u32_at(bytes, H_VERSION);
+        if version != VERSION {
+            return Err(Error::Model(
+                ModelError::new(
+                    ModelFormat::Blob,
+                    "layout version {} is not the version {} this build reads",
+                )
+                .with_values(&[version as i64, VERSION as i64]),
+            ));
+        }
+        if bytes.as_ptr() as usize % ALIGN != 0 {
+            return Err(blob_err(
+                "the blob does not start 16-byte aligned (copy it into an aligned buffer)",
+            ));
+        }
+        let total = u32_at(bytes, H_TOTAL) as usize;
+        if total < HEADER || total > bytes.len() {
+            return Err(Error::Model(
+                ModelError::new(
+                    ModelFormat::Blob,
+                    "its length field says {} bytes, {} are there",
+                )
+                .with_values(&[total as i64, bytes.len() as i64]),
+            ));
+        }
+        let bytes = &bytes[..total];
+        let crc = crc32(&bytes[16..]);
+        if crc != u32_at(bytes, H_CRC) {
+            return Err(blob_err("CRC-32 mismatch: the blob is corrupted"));
+        }
+        let count = |at: usize| u32_at(bytes, at) as usize;
+        let model = Model {
+            bytes,
+            n_tensors: count(H_N_TENSORS),
+            n_ops: count(H_N_OPS),
+            n_inputs: count(H_N_INPUTS),
+            n_outputs: count(H_N_OUTPUTS),
+            arena: count(H_ARENA),
+        };
+        let sections = [
+            (
+                H_TENSORS,
+                model.n_tensors,
+                TENSOR_REC,
+                "the tensor table runs outside the blob",
+            ),
+            (
+                H_OPS,
+                model.n_ops,
+                OP_REC,
+                "the operator table runs outside the blob",
+            ),
+            (
+                H_INPUTS,
+                model.n_inputs,
+                4,
+                "the input list runs outside the blob",
+            ),
+            (
+                H_OUTPUTS,
+                model.n_outputs,
+                4,
+                "the output list runs outside the blob",
+            ),
+        ];
+        for (at, n, rec, reason) in sections {
+            model.check_section(at, n, rec, reason)?;
+        }
+        if model.arena % ALIGN != 0 {
+            return Err(blob_err("the arena size is not a multiple of 16"));
+        }
+        for t in 0..model.n_tensors {
+            model.check_tensor(t)?;
+        }
+        for (reason, at, n) in [
+            (
+                "a model input is not an arena tensor",
+                H_INPUTS,
+                model.n_inputs,
+            ),
+            (
+                "a model output is not an arena tensor",
+                H_OUTPUTS,
+                model.n_outputs,
+            ),
+        ] {
+            for i in 0..n {
+                let t = u32_at(bytes, count(at) + 4 * i) as usize;
+                match model.tensor_checked(t) {
+                    Some(info) if info.storage == Storage::Arena => {}
+                    _ => {
+                        return Err(Error::Model(
+                            ModelError::new(ModelFormat::Blob, reason).with_tensor(t),
+                        ))
+                    }
+                }
+            }
+        }
+        for i in 0..model.n_ops {
+            model.check_op(i)?;
+        }
+        Ok(model)
+    }
+
+    /// A blob that was validated before (by `from_bytes` on these same bytes): reads the
+    /// header only. Every accessor stays bounds-checked, so even wrong bytes cannot make it
+    /// read out of bounds; they would only give wrong answers.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn validated(bytes: &'a [u8]) -> Self {
+        let count = |at: usize| u32_at(bytes, at) as usize;
+        Model {
+            bytes,
+            n_tensors: count(H_N_TENSORS),
+            n_ops: count(H_N_OPS),
+            n_inputs: count(H_N_INPUTS),
+            n_outputs: count(H_N_OUTPUTS),
+            arena: count(H_ARENA),
+        }
+    }
+
+    fn check_section(
+        &self,
+        at: usize,
+        n: usize,
+        rec: usize,
+        reason: &'static str,
+    ) -> Result<(), Error> {
+        let off = u32_at(self.bytes, at) as usize;
+        let end = n.checked_mul(rec).and_then(|b| b.checked_add(off));
+        match end {
+            Some(end) if off >= HEADER && end <= self.bytes.len() && off % 4 == 0 => Ok(()),
+            _ => Err(Error::Model(
+                ModelError::new(ModelFormat::Blob, reason).with_offset(off),
+            )),
+        }
+    }
+
+    fn check_tensor(&self, t: usize) -> Result<(), Error> {
+        let rec = u32_at(self.bytes, H_TENSORS) as usize + t * TENSOR_REC;
+        let b = self.bytes;
+        let bad = |reason: &'static str| {
+            Error::Model(
+                ModelError::new(ModelFormat::Blob, reason)
+                    .with_tensor(t)
+                    .with_offset(rec),
+            )
+        };
+        let Some(dtype) = DType::from_code(u8_at(b, rec + T_DTYPE)) else {
+            return Err(bad("unknown element type"));
+        };
+        let rank = u8_at(b, rec + T_RANK) as usize;
+        if rank > MAX_RANK {
+            return Err(bad("more than 6 dimensions"));
+        }
+        let mut elems: usize = 1;
+        for d in 0..rank {
+            let dim = u32_at(b, rec + T_DIMS + 4 * d) as usize;
+            elems = elems
+                .checked_mul(dim)
+                .ok_or_else(|| bad("its size overflows"))?;
+        }
+        let len = u32_at(b, rec + T_BYTES) as usize;
+        if dtype != DType::Packed && Some(len) != elems.checked_mul(dtype.size()) {
+            return Err(bad("its byte length does not match its shape and type"));
+        }
+        let off = u32_at(b, rec + T_OFFSET) as usize;
+        match u8_at(b, rec + T_STORAGE) {
+            STORAGE_ARENA => {
+                if off % ALIGN != 0 || off.checked_add(len).is_none_or(|e| e > self.arena) {
+                    return Err(bad("its arena range is outside the arena or misaligned"));
+                }
+            }
+            STORAGE_CONST => {
+                if off % ALIGN != 0
+                    || off < HEADER
+                    || off.checked_add(len).is_none_or(|e| e > b.len())
+                {
+                    return Err(bad("its constant data is outside the blob or misaligned"));
+                }
+            }
+            _ => return Err(bad("unknown storage kind")),
+        }
+        if u8_at(b, rec + T_QUANT) > 2 {
+            return Err(bad("unknown quantization kind"));
+        }
+        let name = u32_at(b, rec + T_NAME) as usize;
+        if name != 0 && self.str_at(name).is_none() {
+            return Err(bad("its name is outside the blob or not UTF-8"));
+        }
+        Ok(())
+    }
+
+    fn str_at(&self, at: usize) -> Option<&'a str> {
+        let len = u16_at(self.bytes, at) as usize;
+        let s = self
+            .bytes
+            .get(at.checked_add(2)?..at.checked_add(2 + len)?)?;
+        core::str::from_utf8(s).ok()
+    }
+
+    fn check_op(&self, i: usize) -> Result<(), Error> {
+        let rec = u32_at(self.bytes, H_OPS) as usize + i * OP_REC;
+        let b = self.bytes;
+        let bad = |reason: &'static str| {
+            Error::Model(
+                ModelError::new(ModelFormat::Blob, reason)
+                    .with_operator(i)
+                    .with_offset(rec),
+            )
+        };
+        let code = u16_at(b, rec + O_CODE);
+        if ops::def(code).is_none() {
+            return Err(Error::Model(
+                ModelError::new(
+                    ModelFormat::Blob,
+                    "operator code {} is not in this build of the runtime",
+                )
+                .with_operator(i)
+                .with_name(ops::name(code))
+                .with_values(&[code as i64]),
+            ));
+        }
+        let n_io = u8_at(b, rec + O_N_IN) as usize
+            + u8_at(b, rec + O_N_OUT) as usize
+            + u8_at(b, rec + O_N_TMP) as usize;
+        let io = u32_at(b, rec + O_IO) as usize;
+        if io % 4 != 0 || io.checked_add(4 * n_io).is_none_or(|e| e > b.len()) {
+            return Err(bad("its tensor list is outside the blob"));
+        }
+        let p = u32_at(b, rec + O_PARAMS) as usize;
+        let plen = u32_at(b, rec + O_PARAMS_LEN) as usize;
+        if plen % 4 != 0 || p.checked_add(plen).is_none_or(|e| e > b.len()) {
+            return Err(bad("its parameters are outside the blob"));
+        }
+        let op = self.op_unchecked(i);
+        for k in 0..n_io {
+            let t = u32_at(b, io + 4 * k);
+            let optional_input = k < op.n_in && t == NO_TENSOR;
+            if !optional_input && t as usize >= self.n_tensors {
+                return Err(bad("it names a tensor that does not exist"));
+            }
+        }
+        // Outputs and scratch are written: they must be arena tensors that overlap no input
+        // (unless the operator works in place) and not each other.
+        let writes = (0..op.n_out + op.n_tmp).filter_map(|k| op.io(op.n_in + k));
+        for (k, w) in writes.clone().enumerate() {
+            let wi = self.tensor_unchecked(w);
+            if wi.storage != Storage::Arena {
+                return Err(bad("it writes a constant tensor"));
+            }
+            for other in writes.clone().skip(k + 1) {
+                if overlaps(&wi, &self.tensor_unchecked(other)) {
+                    return Err(bad("two of its outputs share arena bytes"));
+                }
+            }
+            for r in (0..op.n_in).filter_map(|k| op.input(k)) {
+                let ri = self.tensor_unchecked(r);
+                let same = ri.storage == Storage::Arena && ri.offset == wi.offset;
+                if overlaps(&wi, &ri) && !(same && ops::in_place(code)) {
+                    return Err(bad("an output overlaps an input in the arena"));
+                }
+            }
+        }
+        ops::check(&op)
+    }
+
+    fn op_unchecked(&self, i: usize) -> OpView<'a> {
+        let rec = u32_at(self.bytes, H_OPS) as usize + i * OP_REC;
+        let b = self.bytes;
+        let p = u32_at(b, rec + O_PARAMS) as usize;
+        let plen = u32_at(b, rec + O_PARAMS_LEN) as usize;
+        OpView {
+            model: *self,
+            index: i,
+            code: u16_at(b, rec + O_CODE),
+            n_in: u8_at(b, rec + O_N_IN) as usize,
+            n_out: u8_at(b, rec + O_N_OUT) as usize,
+            n_tmp: u8_at(b, rec + O_N_TMP) as usize,
+            io_off: u32_at(b, rec + O_IO) as usize,
+            params: b.get(p..p.saturating_add(plen)).unwrap_or(&[]),
+        }
+    }
+
+    fn tensor_checked(&self, t: usize) -> Option<TensorInfo<'a>> {
+        (t < self.n_tensors).then(|| self.tensor_unchecked(t))
+    }
+
+    fn tensor_unchecked(&self, t: usize) -> TensorInfo<'a> {
+        let rec = u32_at(self.bytes, H_TENSORS) as usize + t * TENSOR_REC;
+        let b = self.bytes;
+        let mut dims = [0u32; MAX_RANK];
+        let rank = (u8_at(b, rec + T_RANK) as usize).min(MAX_RANK);
+        for (d, slot) in dims.iter_mut().enumerate().take(rank) {
+            *slot = u32_at(b, rec + T_DIMS + 4 * d);
+        }
+        let q = u8_at(b, rec + T_QUANT);
+        let name = u32_at(b, rec + T_NAME) as usize;
+        TensorInfo {
+            dtype: DType::from_code(u8_at(b, rec + T_DTYPE)).unwrap_or(DType::Packed),
+            rank: rank as u8,
+            dims,
+            bytes: u32_at(b, rec + T_BYTES) as usize,
+            storage: if u8_at(b, rec + T_STORAGE) == STORAGE_CONST {
+                Storage::Constant
+            } else {
+                Storage::Arena
+            },
+            offset: u32_at(b, rec + T_OFFSET) as usize,
+            quant: (q != 0).then(|| {
+                (
+                    f32::from_bits(u32_at(b, rec + T_SCALE)),
+                    u32_at(b, rec + T_ZERO_POINT) as i32,
+                )
+            }),
+            per_channel: q == 2,
+            name: if name == 0 { None } else { self.str_at(name) },
+        }
+    }
+
+    /// The blob's bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Bytes of arena a session needs (known before anything runs).
+    pub fn arena_size(&self) -> usize {
+        self.arena
+    }
+
+    /// What TFLite Micro's greedy-by-size plan of the same lifetimes would need, as the
+    /// writer recorded it (0 if unknown).
+    pub fn baseline_arena_size(&self) -> usize {
+        u32_at(self.bytes, H_BASELINE) as usize
+    }
+
+    /// The weights layout (`portable`, or the packing target it was converted for).
+    pub fn packing(&self) -> &'a str {
+        let at = u32_at(self.bytes, H_PACKING) as usize;
+        if at == 0 {
+            "portable"
+        } else {
+            self.str_at(at).unwrap_or("?")
+        }
+    }
+
+    pub fn num_tensors(&self) -> usize {
+        self.n_tensors
+    }
+
+    pub fn num_ops(&self) -> usize {
+        self.n_ops
+    }
+
+    pub fn num_inputs(&self) -> usize {
+        self.n_inputs
+    }
+
+    pub fn num_outputs(&self) -> usize {
+        self.n_outputs
+    }
+
+    /// Tensor `t`, if it exists.
+    pub fn tensor(&self, t: usize) -> Option<TensorInfo<'a>> {
+        self.tensor_checked(t)
+    }
+
+    /// Operator `i` (execution order), if it exists.
+    pub fn op(&self, i: usize) -> Option<OpView<'a>> {
+        (i < self.n_ops).then(|| self.op_unchecked(i))
+    }
+
+    /// The tensor index of model input `i`.
+    pub fn input(&self, i: usize) -> Option<usize> {
+        (i < self.n_inputs).then(|| u32_at(self.bytes, self.list(H_INPUTS) + 4 * i) as usize)
+    }
+
+    /// The tensor index of model output `i`.
+    pub fn output(&self, i: usize) -> Option<usize> {
+        (i < self.n_outputs).then(|| u32_at(self.bytes, self.list(H_OUTPUTS) + 4 * i) as usize)
+    }
+
+    fn list(&self, at: usize) -> usize {
+        u32_at(self.bytes, at) as usize
+    }
+
+    /// The constant bytes of tensor `t` (empty for an arena tensor).
+    pub fn constant(&self, t: usize) -> &'a [u8] {
+        match self.tensor_checked(t) {
+            Some(info) if info.storage == Storage::Constant => self
+                .bytes
+                .get(info.offset..info.offset + info.bytes)
+                .unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+}
+
+fn overlaps(a: &TensorInfo, b: &TensorInfo) -> bool {
+    a.storage == Storage::Arena
+        && b.storage == Storage::Arena
+        && a.bytes > 0
+        && b.bytes > 0
+        && a.offset < b.offset + b.bytes
+        && b.offset < a.offset + a.bytes
+}

@@ -1,0 +1,20 @@
+//! The inference runtime (`no_std`, no allocation): the model blob reader ([`Model`]), the
+//! interpreter ([`Session`]) and the operators. Formats (TFLite, ONNX), the graph IR, the
+//! passes and the blob writer live in [`transform`] (feature `alloc`).
+//!
+//! Data flows one way: `.tflite` bytes → [`transform`] (import, lower, plan, write) → blob
+//! bytes → [`Model::from_bytes`] (validated once) → [`Session`] over the caller's arena →
+//! operators in order → outputs.
+
+pub mod blob;
+mod dtype;
+mod error;
+pub(crate) mod ops;
+mod session;
+#[cfg(feature = "alloc")]
+pub mod transform;
+
+pub use blob::{Model, OpView, Shape, Storage, TensorInfo};
+pub use dtype::DType;
+pub use error::{ModelError, ModelFormat, ShortName};
+pub use session::Session;

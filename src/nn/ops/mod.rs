@@ -1,0 +1,243 @@
+//! The operators: one file each, registered in [`REGISTRY`] (the one place that lists them).
+//!
+//! An operator file has three parts:
+//! - `check`: validates, once at load, everything `run` will rely on (shapes, parameter
+//!   words, sizes of its tensors), so a loaded model runs without further checks;
+//! - `run`: computes its outputs from its inputs (no allocation, scratch from the arena);
+//! - `lower` (feature `alloc`): turns an IR node into the operator's blob form (parameters
+//!   precomputed: fixed-point multipliers, padding, packed weights), on the host.
+//!
+//! Operator codes are TFLite's builtin operator codes.
+
+use super::blob::{Model, OpView, Storage, TensorInfo};
+use super::dtype::DType;
+use crate::error::Error;
+
+#[cfg(feature = "alloc")]
+use super::transform::lower::Lowering;
+
+mod fully_connected;
+mod reshape;
+
+/// One operator of the registry.
+pub(crate) struct OpDef {
+    /// TFLite's builtin operator code.
+    pub code: u16,
+    /// TFLite's name for it.
+    pub name: &'static str,
+    /// Whether an output may share the arena bytes of its first input (same offset).
+    pub in_place: bool,
+    pub check: fn(&OpView) -> Result<(), Error>,
+    pub run: fn(&OpView, &mut OpMem) -> Result<(), Error>,
+    /// IR node → blob operator (host side).
+    #[cfg(feature = "alloc")]
+    pub lower: fn(&mut Lowering, usize) -> Result<(), Error>,
+}
+
+/// Every operator this build has.
+pub(crate) static REGISTRY: &[OpDef] = &[fully_connected::DEF, reshape::DEF, reshape::SQUEEZE];
+
+/// The operator with this code, if this build has it.
+pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
+    REGISTRY.iter().find(|d| d.code == code)
+}
+
+/// TFLite's name for an operator code this build has (`"unknown"` otherwise).
+pub(crate) fn name(code: u16) -> &'static str {
+    def(code).map_or("unknown", |d| d.name)
+}
+
+pub(crate) fn in_place(code: u16) -> bool {
+    def(code).is_some_and(|d| d.in_place)
+}
+
+pub(crate) fn check(op: &OpView) -> Result<(), Error> {
+    match def(op.code) {
+        Some(d) => (d.check)(op),
+        None => Err(op.error("operator not in this build")),
+    }
+}
+
+pub(crate) fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+    match def(op.code) {
+        Some(d) => (d.run)(op, mem),
+        None => Err(op.error("operator not in this build")),
+    }
+}
+
+/// The memory one operator runs over: the blob's constants and the arena.
+///
+/// Inputs are shared slices that live as long as the operator runs (`'a`); outputs and
+/// scratch are mutable slices borrowed from this value one at a time. That is sound because
+/// loading checked that an operator's outputs and scratch overlap neither each other nor its
+/// inputs (except for operators that declare in-place work, which read only through the
+/// output).
+pub(crate) struct OpMem<'a> {
+    model: Model<'a>,
+    arena: *mut u8,
+    arena_len: usize,
+    _arena: core::marker::PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> OpMem<'a> {
+    /// # Safety
+    /// `arena` is valid for reads and writes of `arena_len ≥ model.arena_size()` bytes for
+    /// `'a`, 16-byte aligned, and nothing else accesses it meanwhile.
+    pub(crate) unsafe fn new(model: Model<'a>, arena: *mut u8, arena_len: usize) -> Self {
+        debug_assert!(arena_len >= model.arena_size());
+        OpMem {
+            model,
+            arena,
+            arena_len,
+            _arena: core::marker::PhantomData,
+        }
+    }
+
+    fn info(&self, t: usize) -> Result<TensorInfo<'a>, Error> {
+        self.model
+            .tensor(t)
+            .ok_or_else(|| super::blob::blob_err("an operator names a missing tensor"))
+    }
+
+    /// The bytes of tensor `t` (constant or arena), to read.
+    pub(crate) fn input(&self, t: usize) -> Result<&'a [u8], Error> {
+        let info = self.info(t)?;
+        match info.storage {
+            Storage::Constant => Ok(self.model.constant(t)),
+            Storage::Arena => {
+                if info.offset + info.bytes > self.arena_len {
+                    return Err(super::blob::blob_err("a tensor lies outside the arena"));
+                }
+                // SAFETY: inside the arena (checked above and at load); no output of the
+                // running operator overlaps it (checked at load), so nothing writes it while
+                // this slice lives.
+                Ok(unsafe { core::slice::from_raw_parts(self.arena.add(info.offset), info.bytes) })
+            }
+        }
+    }
+
+    /// The bytes of arena tensor `t` (an output or scratch of the running operator), to
+    /// write.
+    pub(crate) fn output(&mut self, t: usize) -> Result<&mut [u8], Error> {
+        let info = self.info(t)?;
+        if info.storage != Storage::Arena || info.offset + info.bytes > self.arena_len {
+            return Err(super::blob::blob_err("an output is not an arena tensor"));
+        }
+        // SAFETY: inside the arena; borrowed mutably from `self`, so one at a time; no input
+        // slice overlaps it (checked at load) unless the operator is in place.
+        Ok(unsafe { core::slice::from_raw_parts_mut(self.arena.add(info.offset), info.bytes) })
+    }
+
+    /// Output `t` and scratch `s` at once (they do not overlap: checked at load).
+    pub(crate) fn output_and_temp(
+        &mut self,
+        t: usize,
+        s: usize,
+    ) -> Result<(&mut [u8], &mut [u8]), Error> {
+        let (ti, si) = (self.info(t)?, self.info(s)?);
+        let ok =
+            |i: &TensorInfo| i.storage == Storage::Arena && i.offset + i.bytes <= self.arena_len;
+        let disjoint = ti.offset + ti.bytes <= si.offset || si.offset + si.bytes <= ti.offset;
+        let overlap = !disjoint && ti.bytes > 0 && si.bytes > 0;
+        if !ok(&ti) || !ok(&si) || t == s || overlap {
+            return Err(super::blob::blob_err(
+                "an operator's output and scratch overlap",
+            ));
+        }
+        // SAFETY: both inside the arena and disjoint (checked above), borrowed from `self`.
+        unsafe {
+            Ok((
+                core::slice::from_raw_parts_mut(self.arena.add(ti.offset), ti.bytes),
+                core::slice::from_raw_parts_mut(self.arena.add(si.offset), si.bytes),
+            ))
+        }
+    }
+
+    pub(crate) fn model(&self) -> &Model<'a> {
+        &self.model
+    }
+}
+
+/// Bytes viewed as elements of `T` (a plain number type). Blob constants and arena tensors
+/// are 16-byte aligned, so the views always fit; a misaligned slice gives an empty view.
+pub(crate) fn cast<T: Pod>(b: &[u8]) -> &[T] {
+    // SAFETY: T is a plain number type (every bit pattern valid, no padding).
+    let (pre, mid, _) = unsafe { b.align_to::<T>() };
+    if pre.is_empty() {
+        mid
+    } else {
+        &[]
+    }
+}
+
+/// [`cast`] for writing.
+pub(crate) fn cast_mut<T: Pod>(b: &mut [u8]) -> &mut [T] {
+    // SAFETY: as in `cast`.
+    let (pre, mid, _) = unsafe { b.align_to_mut::<T>() };
+    if pre.is_empty() {
+        mid
+    } else {
+        &mut []
+    }
+}
+
+/// Plain number types: every bit pattern is a value.
+pub(crate) trait Pod: Copy {}
+impl Pod for f32 {}
+impl Pod for i8 {}
+impl Pod for u8 {}
+impl Pod for i16 {}
+impl Pod for i32 {}
+impl Pod for i64 {}
+
+/// Shared checks for `check` functions.
+pub(crate) mod checks {
+    use super::*;
+
+    /// The tensor info of input `i`, required.
+    pub(crate) fn input<'a>(op: &OpView<'a>, i: usize) -> Result<TensorInfo<'a>, Error> {
+        op.input(i)
+            .and_then(|t| op.model().tensor(t))
+            .ok_or_else(|| op.error("a required input is missing"))
+    }
+
+    /// The tensor info of output `i`, required.
+    pub(crate) fn output<'a>(op: &OpView<'a>, i: usize) -> Result<TensorInfo<'a>, Error> {
+        op.output(i)
+            .and_then(|t| op.model().tensor(t))
+            .ok_or_else(|| op.error("a required output is missing"))
+    }
+
+    /// The tensor info of scratch `i`, required.
+    pub(crate) fn temp<'a>(op: &OpView<'a>, i: usize) -> Result<TensorInfo<'a>, Error> {
+        op.temp(i)
+            .and_then(|t| op.model().tensor(t))
+            .ok_or_else(|| op.error("a required scratch buffer is missing"))
+    }
+
+    /// Requires exactly these counts of inputs, outputs, scratch tensors and parameters.
+    pub(crate) fn counts(
+        op: &OpView,
+        inputs: usize,
+        outputs: usize,
+        temps: usize,
+        params: usize,
+    ) -> Result<(), Error> {
+        if op.num_inputs() != inputs
+            || op.num_outputs() != outputs
+            || op.num_temps() != temps
+            || op.num_params() != params
+        {
+            return Err(op.error("wrong number of tensors or parameters"));
+        }
+        Ok(())
+    }
+
+    /// Requires a dtype.
+    pub(crate) fn dtype(op: &OpView, t: &TensorInfo, want: DType) -> Result<(), Error> {
+        if t.dtype != want {
+            return Err(op.error("a tensor has the wrong element type"));
+        }
+        Ok(())
+    }
+}

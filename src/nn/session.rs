@@ -1,0 +1,101 @@
+//! A session: one model run over the caller's arena. No allocation, no re-validation.
+
+use super::blob::{blob_err, Model, Storage, TensorInfo, ALIGN};
+use super::ops::{self, OpMem};
+use crate::error::Error;
+
+/// Runs a [`Model`] in an arena the caller owns (a `static` of [`Model::arena_size`] bytes on
+/// a microcontroller). Inputs are written into the arena, [`Session::run`] runs every
+/// operator in order, outputs are read from the arena. One session per thread; the model
+/// itself is shared.
+#[derive(Debug)]
+pub struct Session<'m, 'a> {
+    model: Model<'m>,
+    arena: &'a mut [u8],
+}
+
+impl<'m, 'a> Session<'m, 'a> {
+    /// A session over `arena`, which must be 16-byte aligned and hold at least
+    /// [`Model::arena_size`] bytes (else [`Error::WorkspaceTooSmall`], or an error about the
+    /// alignment).
+    pub fn new(model: Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        if arena.len() < model.arena_size() {
+            return Err(Error::WorkspaceTooSmall {
+                needed: model.arena_size(),
+                got: arena.len(),
+            });
+        }
+        if arena.as_ptr() as usize % ALIGN != 0 {
+            return Err(blob_err("the arena does not start 16-byte aligned"));
+        }
+        Ok(Session { model, arena })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model<'m> {
+        &self.model
+    }
+
+    fn io_info(&self, t: Option<usize>, what: &'static str) -> Result<TensorInfo<'m>, Error> {
+        t.and_then(|t| self.model.tensor(t))
+            .filter(|i| i.storage == Storage::Arena)
+            .ok_or_else(|| blob_err(what))
+    }
+
+    /// The bytes of model input `i` (its dtype, row-major), to fill before [`Session::run`].
+    pub fn input_mut(&mut self, i: usize) -> Result<&mut [u8], Error> {
+        let info = self.io_info(self.model.input(i), "no such model input")?;
+        self.arena
+            .get_mut(info.offset..info.offset + info.bytes)
+            .ok_or_else(|| blob_err("an input lies outside the arena"))
+    }
+
+    /// Copies `bytes` into model input `i`; a length other than the input's is an error that
+    /// names the input.
+    pub fn set_input(&mut self, i: usize, bytes: &[u8]) -> Result<(), Error> {
+        let dst = self.input_mut(i)?;
+        if dst.len() != bytes.len() {
+            return Err(Error::LengthMismatch {
+                what: "model input bytes",
+                expected: dst.len(),
+                got: bytes.len(),
+            });
+        }
+        dst.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// The bytes of model output `i` (valid after [`Session::run`]).
+    pub fn output(&self, i: usize) -> Result<&[u8], Error> {
+        let info = self.io_info(self.model.output(i), "no such model output")?;
+        self.arena
+            .get(info.offset..info.offset + info.bytes)
+            .ok_or_else(|| blob_err("an output lies outside the arena"))
+    }
+
+    /// Runs every operator in order.
+    pub fn run(&mut self) -> Result<(), Error> {
+        self.run_each(|_| {}, |_| {})
+    }
+
+    /// Runs every operator in order, calling `before(i)` and `after(i)` around operator `i`
+    /// (for profiling).
+    pub fn run_each(
+        &mut self,
+        mut before: impl FnMut(usize),
+        mut after: impl FnMut(usize),
+    ) -> Result<(), Error> {
+        let (ptr, len) = (self.arena.as_mut_ptr(), self.arena.len());
+        for i in 0..self.model.num_ops() {
+            let Some(op) = self.model.op(i) else { break };
+            // SAFETY: the arena is ours (borrowed mutably for the session) and at least the
+            // model's arena size, 16-byte aligned (checked in `new`); OpMem lives for this
+            // operator only.
+            let mut mem = unsafe { OpMem::new(self.model, ptr, len) };
+            before(i);
+            ops::run(&op, &mut mem)?;
+            after(i);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,272 @@
+//! Lowering: each IR node becomes a runtime operator with its parameters precomputed
+//! (fixed-point multipliers, activation ranges, padding) and its weights laid out for the
+//! kernels (portable, or packed for this machine's int8 kernel). The operators' own `lower`
+//! functions do the work (one per operator file, `nn::ops`); this module drives them and
+//! collects their tensors.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::ir::{Graph, Quant};
+use crate::error::Error;
+use crate::nn::dtype::DType;
+use crate::nn::ops::{self, REGISTRY};
+
+/// How weights are laid out in the blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    /// Plain int8/f32 weights, read in place by any build (slower: packed per call).
+    Portable,
+    /// Packed once for this build's default int8 kernel on this CPU.
+    Host,
+}
+
+impl Packing {
+    /// The name recorded in the blob.
+    pub fn name(self) -> &'static str {
+        match self {
+            Packing::Portable => "portable",
+            Packing::Host => "host",
+        }
+    }
+}
+
+/// A tensor of the lowered model.
+#[derive(Clone, Debug)]
+pub struct LTensor {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub quant: Option<Quant>,
+    /// Constant bytes (weights, tables); `None` for arena tensors.
+    pub data: Option<Vec<u8>>,
+    /// Bytes of the tensor (for packed constants, their length).
+    pub bytes: usize,
+}
+
+/// An operator of the lowered model.
+#[derive(Clone, Debug)]
+pub struct LOp {
+    pub code: u16,
+    pub inputs: Vec<Option<usize>>,
+    pub outputs: Vec<usize>,
+    /// Scratch tensors, alive while the operator runs.
+    pub temps: Vec<usize>,
+    pub params: Vec<i32>,
+    /// The IR node it came from.
+    pub node: usize,
+    /// Its output 0 may share the bytes of its input 0 (reshape: a view, no copy).
+    pub alias: bool,
+}
+
+/// The lowering state the operators' `lower` functions add to.
+#[derive(Debug)]
+pub struct Lowering<'g> {
+    pub graph: &'g Graph,
+    pub packing: Packing,
+    /// The graph's tensors first (same indices), then constants and scratch added here.
+    pub tensors: Vec<LTensor>,
+    pub ops: Vec<LOp>,
+}
+
+/// The lowered model: what the memory planner and the blob writer take.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    pub tensors: Vec<LTensor>,
+    pub ops: Vec<LOp>,
+    pub inputs: Vec<usize>,
+    pub outputs: Vec<usize>,
+    pub packing: Packing,
+}
+
+impl<'g> Lowering<'g> {
+    /// A constant tensor added by lowering (packed weights, multipliers, shifts).
+    pub fn add_const(
+        &mut self,
+        name: String,
+        dtype: DType,
+        shape: Vec<usize>,
+        data: Vec<u8>,
+    ) -> usize {
+        self.tensors.push(LTensor {
+            name,
+            dtype,
+            shape,
+            quant: None,
+            bytes: data.len(),
+            data: Some(data),
+        });
+        self.tensors.len() - 1
+    }
+
+    /// An i32 constant.
+    pub fn add_i32(&mut self, name: String, values: &[i32]) -> usize {
+        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.add_const(name, DType::I32, alloc::vec![values.len()], data)
+    }
+
+    /// A scratch buffer of `bytes` bytes for the operator being lowered.
+    pub fn add_temp(&mut self, name: String, bytes: usize) -> usize {
+        self.tensors.push(LTensor {
+            name,
+            dtype: DType::U8,
+            shape: alloc::vec![bytes],
+            quant: None,
+            data: None,
+            bytes,
+        });
+        self.tensors.len() - 1
+    }
+
+    /// Adds the operator for IR node `node`.
+    pub fn push(&mut self, op: LOp) {
+        self.ops.push(op);
+    }
+
+    /// An operator for node `node` with the node's own tensors and these parameters.
+    pub fn op(&self, node: usize, code: u16, params: Vec<i32>) -> LOp {
+        let n = &self.graph.nodes[node];
+        LOp {
+            code,
+            inputs: n.inputs.clone(),
+            outputs: n.outputs.clone(),
+            temps: Vec::new(),
+            params,
+            node,
+            alias: false,
+        }
+    }
+}
+
+/// Every node whose operator this build cannot run: (node index, TFLite name).
+pub fn unsupported(graph: &Graph) -> Vec<(usize, &'static str)> {
+    graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| u16::try_from(n.op.code()).ok().and_then(ops::def).is_none())
+        .map(|(i, n)| (i, n.op.name()))
+        .collect()
+}
+
+/// Lowers every node; the first one this build cannot run is an error naming it (use
+/// [`unsupported`] to list them all).
+pub fn lower(graph: &Graph, packing: Packing) -> Result<Lowered, Error> {
+    let mut l = Lowering {
+        graph,
+        packing,
+        tensors: graph
+            .tensors
+            .iter()
+            .map(|t| LTensor {
+                name: t.name.clone(),
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                quant: t.quant.clone(),
+                data: t.data.clone(),
+                bytes: t.byte_len(),
+            })
+            .collect(),
+        ops: Vec::new(),
+    };
+    for (i, n) in graph.nodes.iter().enumerate() {
+        let def = u16::try_from(n.op.code())
+            .ok()
+            .and_then(|c| REGISTRY.iter().find(|d| d.code == c));
+        match def {
+            Some(d) => (d.lower)(&mut l, i)?,
+            None => return Err(graph.node_error(i, "this operator is not supported")),
+        }
+    }
+    for &t in graph.inputs.iter().chain(&graph.outputs) {
+        if t >= l.tensors.len() || l.tensors[t].data.is_some() {
+            return Err(graph.tensor_error(t, "a model input or output is a constant"));
+        }
+    }
+    Ok(Lowered {
+        tensors: l.tensors,
+        ops: l.ops,
+        inputs: graph.inputs.clone(),
+        outputs: graph.outputs.clone(),
+        packing,
+    })
+}
+
+/// TFLite's `CalculateActivationRangeQuantized`: the output clamp of a fused activation in
+/// output units, within the type's range `qmin..=qmax`.
+pub fn activation_range_q(
+    act: super::ir::Activation,
+    scale: f32,
+    zero_point: i32,
+    qmin: i32,
+    qmax: i32,
+) -> Result<(i32, i32), &'static str> {
+    use super::ir::Activation as A;
+    let q = |f: f32| zero_point.saturating_add(round_half_away(f64::from(f / scale)) as i32);
+    let (lo, hi) = match act {
+        A::None => (qmin, qmax),
+        A::Relu => (qmin.max(q(0.0)), qmax),
+        A::Relu6 => (qmin.max(q(0.0)), qmax.min(q(6.0))),
+        A::ReluN1To1 => (qmin.max(q(-1.0)), qmax.min(q(1.0))),
+        _ => return Err("this fused activation is not supported"),
+    };
+    Ok((lo, hi))
+}
+
+/// The float clamp of a fused activation.
+pub fn activation_range_f(act: super::ir::Activation) -> Result<(f32, f32), &'static str> {
+    use super::ir::Activation as A;
+    Ok(match act {
+        A::None => (f32::NEG_INFINITY, f32::INFINITY),
+        A::Relu => (0.0, f32::INFINITY),
+        A::Relu6 => (0.0, 6.0),
+        A::ReluN1To1 => (-1.0, 1.0),
+        _ => return Err("this fused activation is not supported"),
+    })
+}
+
+/// `std::round` (half away from zero) without `std`, saturating at the i64 range.
+pub fn round_half_away(x: f64) -> i64 {
+    if x.is_nan() {
+        return 0;
+    }
+    if x >= 9.2e18 {
+        return i64::MAX;
+    }
+    if x <= -9.2e18 {
+        return i64::MIN;
+    }
+    let t = x as i64; // truncates toward zero
+    let frac = x - t as f64; // exact for |x| < 2^52
+    if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    }
+}
+
+/// TFLite's multiplier for a requantization by `real` (`QuantizeMultiplier`).
+pub fn multiplier(real: f64) -> Result<(i32, i32), Error> {
+    crate::quantize_multiplier(real)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_half_away;
+
+    #[test]
+    fn rounds_like_std_round() {
+        for (x, r) in [
+            (0.5, 1),
+            (-0.5, -1),
+            (1.49, 1),
+            (2.5, 3),
+            (-2.5, -3),
+            (0.0, 0),
+        ] {
+            assert_eq!(round_half_away(x), r, "{x}");
+        }
+    }
+}

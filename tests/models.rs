@@ -1,0 +1,157 @@
+//! Every fixture model of `tests/models/` (made by `scripts/make-test-models.py` with the real
+//! TFLite converter; see the MANIFEST's header) through the host run path: `.tflite` →
+//! import → lowering → memory plan → blob → validated model → session. Integer outputs must
+//! equal TFLite's reference kernels byte for byte; float outputs must be within the
+//! manifest's per-output tolerance (max(1e-5·max|ref|, twice the spread between TFLite's
+//! reference, optimized and XNNPACK kernels on that fixture)).
+//!
+//! A model with an operator this build cannot run yet is reported as skipped, by name and
+//! operator; every model that loads must match. The weights are run in both layouts:
+//! packed for this machine's int8 kernel, and portable.
+
+use edgemm::nn::transform::{LoadedModel, Packing};
+use std::path::Path;
+
+struct Fixture {
+    name: String,
+    inputs: usize,
+    outputs: usize,
+    tol: Vec<f64>,
+}
+
+fn manifest() -> Vec<Fixture> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models");
+    let text = std::fs::read_to_string(dir.join("MANIFEST")).expect("tests/models/MANIFEST");
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap().to_string();
+        let (mut inputs, mut outputs, mut tol) = (0, 0, Vec::new());
+        for w in words {
+            let (k, v) = w.split_once('=').unwrap();
+            match k {
+                "inputs" => inputs = v.parse().unwrap(),
+                "outputs" => outputs = v.parse().unwrap(),
+                "tol" => tol = v.split(',').map(|t| t.parse().unwrap()).collect(),
+                _ => {}
+            }
+        }
+        out.push(Fixture {
+            name,
+            inputs,
+            outputs,
+            tol,
+        });
+    }
+    out
+}
+
+fn read(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/models")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Runs one fixture; `Ok(None)` when it cannot load because of an unsupported operator.
+fn run_fixture(f: &Fixture, packing: Packing) -> Result<Option<()>, String> {
+    let bytes = read(&format!("{}.tflite", f.name));
+    let loaded = LoadedModel::from_tflite(&bytes, packing);
+    // Dynamic-range models are refused, with an error that says what they are.
+    if f.name.starts_with("hybrid") {
+        return match loaded {
+            Err(e) if e.to_string().contains("hybrid") => Ok(Some(())),
+            Err(e) => Err(format!("a hybrid model gave another error: {e}")),
+            Ok(_) => Err("a hybrid model loaded".into()),
+        };
+    }
+    let model = match loaded {
+        Ok(m) => m,
+        Err(e) if e.to_string().contains("not supported") => return Ok(None),
+        Err(e) => return Err(format!("load: {e}")),
+    };
+    let mut runner = model.runner();
+    for j in 0..f.inputs {
+        runner
+            .set_input(j, &read(&format!("{}.in{j}.bin", f.name)))
+            .map_err(|e| format!("input {j}: {e}"))?;
+    }
+    runner.run().map_err(|e| format!("run: {e}"))?;
+    for j in 0..f.outputs {
+        let want = read(&format!("{}.out{j}.bin", f.name));
+        let got = runner.output(j).map_err(|e| format!("output {j}: {e}"))?;
+        if got.len() != want.len() {
+            return Err(format!(
+                "output {j}: {} bytes, want {}",
+                got.len(),
+                want.len()
+            ));
+        }
+        let info = model
+            .model()
+            .tensor(model.model().output(j).unwrap())
+            .unwrap();
+        if info.dtype == edgemm::nn::DType::F32 {
+            let tol = f.tol.get(j).copied().unwrap_or(0.0);
+            let f32s = |b: &[u8]| -> Vec<f32> {
+                b.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect()
+            };
+            let (g, w) = (f32s(&got), f32s(&want));
+            for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+                let d = (*a as f64 - *b as f64).abs();
+                // NaN fails too.
+                if d.is_nan() || d > tol {
+                    return Err(format!(
+                        "output {j}[{i}] = {a}, reference {b}, |diff| {d:e} > {tol:e}"
+                    ));
+                }
+            }
+        } else if got != want {
+            let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap();
+            let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+            return Err(format!(
+                "output {j}: {bad} of {} bytes differ; first at {i}: {} vs reference {}",
+                got.len(),
+                got[i],
+                want[i]
+            ));
+        }
+    }
+    Ok(Some(()))
+}
+
+#[test]
+fn every_fixture_matches_tflite_reference_kernels() {
+    let fixtures = manifest();
+    assert!(!fixtures.is_empty(), "no fixtures in tests/models/MANIFEST");
+    let (mut ran, mut skipped, mut failed) = (0, Vec::new(), Vec::new());
+    for f in &fixtures {
+        for packing in [Packing::Host, Packing::Portable] {
+            match run_fixture(f, packing) {
+                Ok(Some(())) => ran += 1,
+                Ok(None) => {
+                    if packing == Packing::Host {
+                        skipped.push(f.name.clone());
+                    }
+                }
+                Err(e) => failed.push(format!("{} ({}): {e}", f.name, packing.name())),
+            }
+        }
+    }
+    println!(
+        "fixtures: {} runs matched, {} models SKIPPED (an operator not supported yet): {}",
+        ran,
+        skipped.len(),
+        skipped.join(" ")
+    );
+    for f in &failed {
+        println!("FAILED {f}");
+    }
+    assert!(failed.is_empty(), "{} fixture runs failed", failed.len());
+    assert!(ran > 0, "no fixture ran");
+}
