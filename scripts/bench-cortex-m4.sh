@@ -6,9 +6,10 @@
 # debug assertions), runs it once with the plugin counting the instructions between
 # bench_begin() and bench_end() around each layer, and prints per case
 #   <case> macs=<N> instructions=<N> instr_per_mac=<X>
-# The counted region is one call of qgemm_requantize_packed_with_workspace with the weights
-# already packed (see bench.rs): argument checks, column terms, packing of the activations,
-# the kernel and requantization to i8, nothing else. The firmware checks every output
+# The counted region is one call of qgemm (prepacked weights, requantized output, the
+# caller's workspace in its Context) with the weights already packed (see bench.rs): argument
+# checks, column terms, packing of the activations, the kernel and requantization to i8,
+# nothing else. The firmware checks every output
 # against edgemm::reference (bit-exact) and fails the run otherwise.
 #
 # Then, from the per-address histogram the plugin writes and the disassembly, an estimate of
