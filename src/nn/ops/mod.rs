@@ -17,6 +17,7 @@ use crate::error::Error;
 use super::transform::lower::Lowering;
 
 mod fully_connected;
+mod gemm_common;
 mod reshape;
 
 /// One operator of the registry.
