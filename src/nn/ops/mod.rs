@@ -16,7 +16,10 @@ use crate::error::Error;
 #[cfg(feature = "alloc")]
 use super::transform::lower::Lowering;
 
+mod conv;
+mod depthwise_conv;
 mod fully_connected;
+mod gemm_common;
 mod reshape;
 
 /// One operator of the registry.
@@ -35,7 +38,13 @@ pub(crate) struct OpDef {
 }
 
 /// Every operator this build has.
-pub(crate) static REGISTRY: &[OpDef] = &[fully_connected::DEF, reshape::DEF, reshape::SQUEEZE];
+pub(crate) static REGISTRY: &[OpDef] = &[
+    conv::DEF,
+    depthwise_conv::DEF,
+    fully_connected::DEF,
+    reshape::DEF,
+    reshape::SQUEEZE,
+];
 
 /// The operator with this code, if this build has it.
 pub(crate) fn def(code: u16) -> Option<&'static OpDef> {

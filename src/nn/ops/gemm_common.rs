@@ -1,0 +1,478 @@
+//! What the GEMM-based operators (FULLY_CONNECTED, CONV_2D) share: one GEMM over weights
+//! laid out at conversion, with TFLite's output stage.
+//!
+//! Blob form of the GEMM part (the operator puts it after its own tensors and words).
+//! Inputs 1..: weights (int8: packed for a kernel (`DType::Packed`) or k×n i8; f32: k×n),
+//! bias (n, optional: i32 for int8, f32 for f32), and for int8 the multipliers and shifts
+//! (n, or 1 per tensor; TFLite's `QuantizeMultiplier` of `s_x·s_w/s_y`). Parameter words
+//! from `base`: int8: x zero point, weights zero point, output zero point, clamp min, clamp
+//! max; f32: clamp min and max as f32 bits.
+//!
+//! The int8 product is exact (i32 sums of `(x − z_x)·(w − z_w)`) and the output stage is
+//! `qgemm`'s `Requantize`: bias, TFLite's `MultiplyByQuantizedMultiplier` (double
+//! rounding), zero point, clamp — the arithmetic of TFLite's reference kernels. The f32
+//! product is `sgemm` with the bias as the initial C, then the clamp.
+
+use super::checks;
+use super::{cast, cast_mut, OpMem};
+use crate::context::Context;
+use crate::error::Error;
+use crate::matrix::{MatMut, MatRef};
+use crate::nn::blob::{OpView, Storage};
+use crate::nn::dtype::DType;
+use crate::quant::{
+    max_exact_k, qgemm, qgemm_packed_workspace_size, qgemm_workspace_size, PackedQBRef, Requantize,
+    Requantized, Scale,
+};
+
+// Parameter words after `base`.
+const P_ZA: usize = 0;
+const P_ZB: usize = 1;
+const P_ZO: usize = 2;
+const P_LO: usize = 3;
+const P_HI: usize = 4;
+const P_FLO: usize = 0;
+const P_FHI: usize = 1;
+
+/// Parameter words of the GEMM part: int8 or f32.
+pub(crate) const fn num_params(float: bool) -> usize {
+    if float {
+        2
+    } else {
+        5
+    }
+}
+
+/// Input tensors of the GEMM part (weights, bias, and for int8 multipliers and shifts).
+pub(crate) const fn num_inputs(float: bool) -> usize {
+    if float {
+        2
+    } else {
+        4
+    }
+}
+
+/// Bytes of GEMM workspace an m×k·k×n product needs.
+pub(crate) fn workspace_bytes(float: bool, packed: bool, m: usize, k: usize, n: usize) -> usize {
+    if float {
+        crate::gemm::sgemm_workspace_size(m, n, k)
+    } else if packed {
+        qgemm_packed_workspace_size(m, n, k)
+    } else {
+        qgemm_workspace_size(m, n, k)
+    }
+}
+
+/// Validates the GEMM part of an operator whose A operand (input 0) has dtype `x` (f32 or
+/// i8) and output 0 matches it: inputs 1 to 4, parameter words from `base`, k and n. Returns
+/// whether the weights are packed. Everything [`Gemm::run`] needs to run without error.
+pub(crate) fn check(
+    op: &OpView,
+    float: bool,
+    k: usize,
+    n: usize,
+    base: usize,
+) -> Result<bool, Error> {
+    let x = checks::input(op, 0)?;
+    let y = checks::output(op, 0)?;
+    let w = checks::input(op, 1)?;
+    let elems = |a: usize, b: usize| a.checked_mul(b).ok_or_else(|| op.error("sizes overflow"));
+    if let Some(b) = op.input(2).and_then(|t| op.model().tensor(t)) {
+        let want = if float { DType::F32 } else { DType::I32 };
+        checks::dtype(op, &b, want)?;
+        if b.elems() != n {
+            return Err(op.error("the bias has the wrong length"));
+        }
+    } else if op.input(2).is_some() {
+        return Err(op.error("the bias names a missing tensor"));
+    }
+    if float {
+        checks::dtype(op, &x, DType::F32)?;
+        checks::dtype(op, &y, DType::F32)?;
+        checks::dtype(op, &w, DType::F32)?;
+        if w.elems() != elems(k, n)? {
+            return Err(op.error("the weights have the wrong size"));
+        }
+        return Ok(false);
+    }
+    checks::dtype(op, &x, DType::I8)?;
+    checks::dtype(op, &y, DType::I8)?;
+    let packed = w.dtype == DType::Packed;
+    if packed {
+        if w.storage != Storage::Constant {
+            return Err(op.error("packed weights are not a constant"));
+        }
+        let p = PackedQBRef::from_bytes(op.model().constant(op.input(1).unwrap_or(0)))?;
+        if p.rows() != k || p.cols() != n {
+            return Err(op.error("the packed weights have the wrong shape"));
+        }
+    } else {
+        checks::dtype(op, &w, DType::I8)?;
+        if w.elems() != elems(k, n)? {
+            return Err(op.error("the weights have the wrong size"));
+        }
+    }
+    check_scales(op, n, 3)?;
+    let p = |i: usize| op.param(base + i);
+    let i8_range = -128..=127;
+    if !i8_range.contains(&p(P_ZA)) || !i8_range.contains(&p(P_ZB)) || !i8_range.contains(&p(P_ZO))
+    {
+        return Err(op.error("a zero point is out of the int8 range"));
+    }
+    if p(P_LO).max(-128) > p(P_HI).min(127) {
+        return Err(op.error("the output clamp is empty"));
+    }
+    if k > max_exact_k::<i8>(p(P_ZA), p(P_ZB)) {
+        return Err(op.error("the GEMM depth is too large for exact int8 sums"));
+    }
+    Ok(packed)
+}
+
+/// Validates the int8 requantization scales of an operator with `n` output channels:
+/// inputs `i` (multipliers) and `i + 1` (shifts), i32 constants of 1 or `n` entries, every
+/// shift in −31..=30.
+pub(crate) fn check_scales(op: &OpView, n: usize, i: usize) -> Result<(), Error> {
+    let mults = checks::input(op, i)?;
+    let shifts = checks::input(op, i + 1)?;
+    checks::dtype(op, &mults, DType::I32)?;
+    checks::dtype(op, &shifts, DType::I32)?;
+    if mults.elems() != shifts.elems() || (mults.elems() != 1 && mults.elems() != n) {
+        return Err(op.error("multipliers and shifts do not match the output channels"));
+    }
+    if shifts.storage != Storage::Constant {
+        return Err(op.error("the shifts are not a constant"));
+    }
+    let sh = cast::<i32>(op.model().constant(op.input(i + 1).unwrap_or(0)));
+    if sh.len() != shifts.elems() || sh.iter().any(|s| !(-31..=30).contains(s)) {
+        return Err(op.error("a requantization shift is out of range"));
+    }
+    Ok(())
+}
+
+/// The int8 weights: packed for a kernel, or a k×n view.
+pub(crate) enum QWeights<'a> {
+    Packed(PackedQBRef<'a>),
+    View(&'a [i8]),
+}
+
+/// The GEMM part of a checked operator, ready to run over blocks of A rows.
+pub(crate) enum Gemm<'a> {
+    F32 {
+        w: &'a [f32],
+        bias: Option<&'a [f32]>,
+        lo: f32,
+        hi: f32,
+        k: usize,
+        n: usize,
+    },
+    I8 {
+        w: QWeights<'a>,
+        rq: Requantize<'a>,
+        za: i32,
+        zb: i32,
+        k: usize,
+        n: usize,
+    },
+}
+
+impl<'a> Gemm<'a> {
+    /// Reads the GEMM part (inputs 1 to 4, words from `base`) of a checked operator.
+    pub(crate) fn load(
+        op: &OpView,
+        mem: &OpMem<'a>,
+        float: bool,
+        k: usize,
+        n: usize,
+        base: usize,
+    ) -> Result<Self, Error> {
+        let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
+        let w = mem.input(t(1)?)?;
+        let bias = op.input(2).map(|b| mem.input(b)).transpose()?;
+        let p = |i: usize| op.param(base + i);
+        if float {
+            return Ok(Gemm::F32 {
+                w: cast::<f32>(w),
+                bias: bias.map(cast::<f32>),
+                lo: f32::from_bits(p(P_FLO) as u32),
+                hi: f32::from_bits(p(P_FHI) as u32),
+                k,
+                n,
+            });
+        }
+        let packed = op
+            .model()
+            .tensor(t(1)?)
+            .is_some_and(|i| i.dtype == DType::Packed);
+        let w = if packed {
+            QWeights::Packed(PackedQBRef::from_bytes(w)?)
+        } else {
+            QWeights::View(cast::<i8>(w))
+        };
+        let mults = cast::<i32>(mem.input(t(3)?)?);
+        let shifts = cast::<i32>(mem.input(t(4)?)?);
+        let scale = match (mults, shifts) {
+            ([multiplier], [shift]) => Scale::PerTensor {
+                multiplier: *multiplier,
+                shift: *shift,
+            },
+            _ => Scale::PerChannel {
+                multipliers: mults,
+                shifts,
+            },
+        };
+        let mut rq = Requantize::new(scale, p(P_ZO)).with_clamp(p(P_LO), p(P_HI));
+        if let Some(b) = bias {
+            rq = rq.with_bias(cast::<i32>(b));
+        }
+        Ok(Gemm::I8 {
+            w,
+            rq,
+            za: p(P_ZA),
+            zb: p(P_ZB),
+            k,
+            n,
+        })
+    }
+
+    /// `out (m×n) = stage(a (m×k) · W)`, `a` and `out` row-major bytes of the operator's
+    /// element type, `ws` the GEMM workspace ([`workspace_bytes`] for m rows).
+    pub(crate) fn run(
+        &self,
+        a: &[u8],
+        m: usize,
+        out: &mut [u8],
+        ws: &mut [u8],
+    ) -> Result<(), Error> {
+        match self {
+            Gemm::F32 {
+                w,
+                bias,
+                lo,
+                hi,
+                k,
+                n,
+            } => {
+                let (k, n) = (*k, *n);
+                let y = cast_mut::<f32>(out);
+                let y = y.get_mut(..m * n).ok_or(Error::SizeOverflow)?;
+                // Bias first (β = 1 adds the product to it), then the clamp.
+                match bias {
+                    Some(bias) => {
+                        for row in y.chunks_exact_mut(n.max(1)) {
+                            for (v, b) in row.iter_mut().zip(bias.iter()) {
+                                *v = *b;
+                            }
+                        }
+                    }
+                    None => y.fill(0.0),
+                }
+                let a = MatRef::row_major(cast::<f32>(a), m, k)?;
+                let b = MatRef::row_major(w, k, n)?;
+                let c = MatMut::row_major(y, m, n)?;
+                crate::gemm::sgemm(1.0, a, b, 1.0, c, Context::new().workspace(ws))?;
+                for v in y.iter_mut() {
+                    *v = v.max(*lo).min(*hi);
+                }
+                Ok(())
+            }
+            Gemm::I8 {
+                w,
+                rq,
+                za,
+                zb,
+                k,
+                n,
+            } => {
+                let a = MatRef::row_major(cast::<i8>(a), m, *k)?;
+                let c = Requantized(rq, MatMut::row_major(cast_mut::<i8>(out), m, *n)?);
+                let ctx = Context::new().workspace(ws);
+                match w {
+                    QWeights::Packed(p) => qgemm(a, *za, *p, *zb, c, ctx),
+                    QWeights::View(w) => qgemm(a, *za, MatRef::row_major(w, *k, *n)?, *zb, c, ctx),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+pub(crate) use lower::{lower_gemm, lower_requant};
+
+#[cfg(feature = "alloc")]
+mod lower {
+    use alloc::format;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use crate::error::Error;
+    use crate::nn::dtype::DType;
+    use crate::nn::transform::ir::{Activation, Tensor};
+    use crate::nn::transform::lower::{activation_range_f, activation_range_q, Lowering, Packing};
+    use crate::quant::{qgemm_packed_b_size, PackedQBRef};
+    use crate::MatRef;
+
+    /// The int8 output stage of a lowered operator: multiplier and shift constants (one, or
+    /// one per output channel), zero points and the activation clamp.
+    pub(crate) struct RequantLowered {
+        pub mults: usize,
+        pub shifts: usize,
+        pub za: i32,
+        pub zb: i32,
+        pub zo: i32,
+        pub lo: i32,
+        pub hi: i32,
+    }
+
+    /// TFLite's `PopulateConvolutionQuantizationParams` for node `node` (input 0 the int8
+    /// activations, input 1 the weights, output 0 the result, `n` output channels): per
+    /// weight scale `QuantizeMultiplier(s_x·s_w/s_y)` computed in double, and
+    /// `CalculateActivationRangeQuantized` of the fused activation.
+    pub(crate) fn lower_requant(
+        l: &mut Lowering,
+        node: usize,
+        n: usize,
+        act: Activation,
+    ) -> Result<RequantLowered, Error> {
+        let g = l.graph;
+        let err = |r| g.node_error(node, r);
+        let (x, w) = (g.input(node, 0)?, g.input(node, 1)?);
+        let y = &g.tensors[g.output_index(node, 0)?];
+        let q = |t: &Tensor| {
+            t.quant
+                .clone()
+                .ok_or_else(|| err("a quantized tensor has no scale"))
+        };
+        let (xq, wq, yq) = (q(x)?, q(w)?, q(y)?);
+        let (sx, za) = xq.first();
+        let (sy, zo) = yq.first();
+        let zb = wq.first().1;
+        if wq.per_channel() && wq.scale.len() != n {
+            return Err(err(
+                "per-channel weight scales do not match the output channels",
+            ));
+        }
+        let (mut mults, mut shifts) = (Vec::new(), Vec::new());
+        for &sw in &wq.scale {
+            let real = f64::from(sx) * f64::from(sw) / f64::from(sy);
+            let (mul, sh) = crate::quantize_multiplier(real)?;
+            mults.push(mul);
+            shifts.push(sh);
+        }
+        let (lo, hi) = activation_range_q(act, sy, zo, -128, 127).map_err(err)?;
+        let mults = l.add_i32(format!("{}/multipliers", y.name), &mults);
+        let shifts = l.add_i32(format!("{}/shifts", y.name), &shifts);
+        Ok(RequantLowered {
+            mults,
+            shifts,
+            za,
+            zb,
+            zo,
+            lo,
+            hi,
+        })
+    }
+
+    /// The GEMM part of a lowered operator.
+    pub(crate) struct GemmLowered {
+        /// Inputs 1..: weights, bias, and for int8 multipliers and shifts.
+        pub inputs: Vec<Option<usize>>,
+        /// Parameter words of the GEMM part.
+        pub params: Vec<i32>,
+        pub float: bool,
+        pub packed: bool,
+    }
+
+    /// Lowers the GEMM part of node `node`: input 0 is A (its dtype decides int8 or f32),
+    /// input 1 the constant weights as n rows of k values (FULLY_CONNECTED's [n, k], CONV_2D's
+    /// OHWI), input 2 the optional bias, output 0 the result. The weights are transposed to
+    /// k×n and, with [`Packing::Host`], packed for this machine's int8 kernel; the
+    /// requantization is TFLite's (`PopulateConvolutionQuantizationParams`: per channel
+    /// `QuantizeMultiplier(s_x·s_w[c]/s_y)` in double, the activation range of the output).
+    pub(crate) fn lower_gemm(
+        l: &mut Lowering,
+        node: usize,
+        k: usize,
+        n: usize,
+        act: Activation,
+    ) -> Result<GemmLowered, Error> {
+        let g = l.graph;
+        let err = |r| g.node_error(node, r);
+        let x = g.input(node, 0)?;
+        let w_t = g.input_index(node, 1)?;
+        let w = &g.tensors[w_t];
+        let y = &g.tensors[g.output_index(node, 0)?];
+        let data = w
+            .data
+            .as_ref()
+            .ok_or_else(|| err("non-constant weights are not supported"))?;
+        if w.elems() != n * k || data.len() != n * k * w.dtype.size() {
+            return Err(err("the weights do not have the expected shape"));
+        }
+        let bias = g.nodes[node].inputs.get(2).copied().flatten();
+        let float = x.dtype == DType::F32;
+        if let Some(b) = bias {
+            let want = if float { DType::F32 } else { DType::I32 };
+            let b = &g.tensors[b];
+            if b.dtype != want {
+                return Err(err("this bias type is not supported"));
+            }
+            if b.elems() != n {
+                return Err(err("the bias does not match the output channels"));
+            }
+        }
+        // Weights transposed to k×n row-major: the GEMM's B with unit column stride.
+        let esize = w.dtype.size();
+        let mut wt = vec![0u8; data.len()];
+        for o in 0..n {
+            for i in 0..k {
+                let src = (o * k + i) * esize;
+                let dst = (i * n + o) * esize;
+                wt[dst..dst + esize].copy_from_slice(&data[src..src + esize]);
+            }
+        }
+        if float {
+            if w.dtype != DType::F32 || y.dtype != DType::F32 {
+                return Err(err(
+                    "float input with non-float weights or output is not supported",
+                ));
+            }
+            let (lo, hi) = activation_range_f(act).map_err(err)?;
+            let wt_t = l.add_const(format!("{}/kxn", w.name), DType::F32, vec![k, n], wt);
+            return Ok(GemmLowered {
+                inputs: vec![Some(wt_t), bias],
+                params: vec![lo.to_bits() as i32, hi.to_bits() as i32],
+                float: true,
+                packed: false,
+            });
+        }
+        if x.dtype != DType::I8 || w.dtype != DType::I8 || y.dtype != DType::I8 {
+            return Err(err(
+                "only int8 input, weights and output are supported (or f32)",
+            ));
+        }
+        let rq = lower_requant(l, node, n, act)?;
+        let (w_in, packed) = match l.packing {
+            Packing::Host => {
+                let wt_i8: Vec<i8> = wt.iter().map(|&b| b as i8).collect();
+                let mut buf = vec![0u8; qgemm_packed_b_size(k, n)];
+                let p = PackedQBRef::pack(MatRef::row_major(&wt_i8, k, n)?, &mut buf)?;
+                let bytes = p.as_bytes().to_vec();
+                let name = format!("{}/packed/{}", w.name, p.kernel_name());
+                (
+                    l.add_const(name, DType::Packed, vec![bytes.len()], bytes),
+                    true,
+                )
+            }
+            Packing::Portable => {
+                let name = format!("{}/kxn", w.name);
+                (l.add_const(name, DType::I8, vec![k, n], wt), false)
+            }
+        };
+        Ok(GemmLowered {
+            inputs: vec![Some(w_in), bias, Some(rq.mults), Some(rq.shifts)],
+            params: vec![rq.za, rq.zb, rq.zo, rq.lo, rq.hi],
+            float: false,
+            packed,
+        })
+    }
+}
