@@ -16,7 +16,10 @@ use crate::error::Error;
 #[cfg(feature = "alloc")]
 use super::transform::lower::Lowering;
 
+mod binary;
+pub(crate) mod broadcast;
 mod fully_connected;
+mod quantize;
 mod reshape;
 
 /// One operator of the registry.
@@ -35,7 +38,18 @@ pub(crate) struct OpDef {
 }
 
 /// Every operator this build has.
-pub(crate) static REGISTRY: &[OpDef] = &[fully_connected::DEF, reshape::DEF, reshape::SQUEEZE];
+pub(crate) static REGISTRY: &[OpDef] = &[
+    fully_connected::DEF,
+    reshape::DEF,
+    reshape::SQUEEZE,
+    binary::DEF,
+    binary::SUB_DEF,
+    binary::MUL_DEF,
+    binary::MAXIMUM_DEF,
+    binary::MINIMUM_DEF,
+    quantize::DEF,
+    quantize::DEQUANTIZE_DEF,
+];
 
 /// The operator with this code, if this build has it.
 pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
