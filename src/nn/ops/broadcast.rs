@@ -90,8 +90,8 @@ impl<const N: usize> Broadcast<N> {
                 plan.dims[n - 1] *= out[i];
             } else {
                 plan.dims[n] = out[i];
-                for k in 0..N {
-                    plan.strides[k][n] = strides[k][i];
+                for (p, s) in plan.strides.iter_mut().zip(&strides) {
+                    p[n] = s[i];
                 }
                 n += 1;
             }
@@ -225,6 +225,8 @@ pub(crate) fn binary<A: Copy, B: Copy, O>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     /// The plain definition: every output index mapped to each input's index.
     fn naive(out: &[usize], a: &[usize], b: &[usize]) -> Vec<(usize, usize)> {

@@ -93,6 +93,13 @@ fn round_half_away(x: f32) -> f32 {
     }
 }
 
+/// One int8 → int8 requantization (`reference_ops::Requantize`).
+#[inline(always)]
+fn requantize(v: i8, zi: i32, zo: i32, m: i32, s: i32) -> i8 {
+    let q = mbqm(i32::from(v) - zi, m, s).wrapping_add(zo);
+    q.clamp(-128, 127) as i8
+}
+
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let missing = || op.error("missing tensor");
     let (tx, ty) = (
@@ -118,8 +125,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             let (zi, zo) = (op.param(0), op.param(1));
             let (m, s) = (op.param(2), op.param(3));
             for (o, &v) in cast_mut::<i8>(y).iter_mut().zip(cast::<i8>(x)) {
-                let q = mbqm(i32::from(v) - zi, m, s).wrapping_add(zo);
-                *o = q.clamp(-128, 127) as i8;
+                *o = requantize(v, zi, zo, m, s);
             }
         }
         _ => {
@@ -193,5 +199,45 @@ mod lower {
         op.inputs.truncate(1);
         l.push(op);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_half_away_from_zero() {
+        for (x, r) in [
+            (0.5, 1.0),
+            (-0.5, -1.0),
+            (1.49, 1.0),
+            (2.5, 3.0),
+            (-2.5, -3.0),
+        ] {
+            assert_eq!(round_half_away(x), r, "{x}");
+        }
+        assert_eq!(round_half_away(1e9), 1e9);
+        assert!(round_half_away(f32::NAN).is_nan());
+    }
+
+    /// The requantizations of concat_mixed_scales_int8 (TANH and LOGISTIC outputs to the
+    /// concatenation's scale) stay within one step of the real rescale (TFLite rounds twice:
+    /// in the doubling high multiply and in the final shift, so a half can round up twice).
+    #[test]
+    fn requantize_rounds_the_real_rescale() {
+        for (si, zi, so, zo) in [
+            (0.0078125f32, 0, 0.027451f32, 54),
+            (0.00390625, -128, 0.027451, 54),
+            (0.05, 3, 0.01, -7),
+        ] {
+            let (m, s) = crate::quantize_multiplier(f64::from(si) / f64::from(so)).unwrap();
+            for v in -128i32..=127 {
+                let real = f64::from(si) / f64::from(so) * f64::from(v - zi);
+                let want = (real.round() as i32 + zo).clamp(-128, 127);
+                let got = i32::from(requantize(v as i8, zi, zo, m, s));
+                assert!((got - want).abs() <= 1, "{v}: {got} vs {want}");
+            }
+        }
     }
 }
