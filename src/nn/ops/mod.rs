@@ -16,10 +16,13 @@ use crate::error::Error;
 #[cfg(feature = "alloc")]
 use super::transform::lower::Lowering;
 
+mod binary;
+pub(crate) mod broadcast;
 mod conv;
 mod depthwise_conv;
 mod fully_connected;
 mod gemm_common;
+mod quantize;
 mod reshape;
 
 /// One operator of the registry.
@@ -44,6 +47,13 @@ pub(crate) static REGISTRY: &[OpDef] = &[
     fully_connected::DEF,
     reshape::DEF,
     reshape::SQUEEZE,
+    binary::DEF,
+    binary::SUB_DEF,
+    binary::MUL_DEF,
+    binary::MAXIMUM_DEF,
+    binary::MINIMUM_DEF,
+    quantize::DEF,
+    quantize::DEQUANTIZE_DEF,
 ];
 
 /// The operator with this code, if this build has it.

@@ -1,0 +1,353 @@
+//! The element-wise binary family: ADD, SUB, MUL, MAXIMUM, MINIMUM, int8 and f32, with
+//! TFLite's broadcasting of both inputs (up to 6-D, [`super::broadcast`]) and fused
+//! activations.
+//!
+//! Arithmetic, per element, as the BUILTIN_REF kernels do it:
+//! - int8 ADD / SUB (`reference_integer_ops::AddFunc`, `reference_ops::SubElementwise` /
+//!   `BroadcastQuantSubSlow`): each input `(q + offset) << left_shift` (left_shift 20) scaled
+//!   by its multiplier (`MultiplyByQuantizedMultiplierSmallerThanOneExp`), summed (or
+//!   subtracted), scaled by the output multiplier, plus the output zero point, clamped; the
+//!   multipliers are `Prepare`'s (`s_k / (2·max(s1, s2))` and
+//!   `2·max(s1, s2) / (2^20·s_out)`).
+//! - int8 MUL (`reference_integer_ops::MulElementwise` / `BroadcastMul6DSlow`):
+//!   `MultiplyByQuantizedMultiplier((q1 − z1)·(q2 − z2))` by `s1·s2/s_out` (computed in f32
+//!   as `Prepare` does), plus the output zero point, clamped.
+//! - MAXIMUM / MINIMUM (`MaximumMinimumBroadcastSlow`): `a > b ? a : b` / `a < b ? a : b` on
+//!   the stored values (TFLite does not rescale: the converter gives inputs and output one
+//!   scale).
+//! - f32: `a ∘ b` then `min(max(·, lo), hi)` for the fused activation, as C++ evaluates it.
+//!
+//! Blob form. Inputs: a, b (arena or constant; any shapes that broadcast to the output's).
+//! One output (same element type). No scratch. Parameters: f32 ADD/SUB/MUL: clamp low and
+//! high as f32 bits; int8 ADD/SUB: left shift, input 1 offset (−zero point), multiplier,
+//! shift, input 2 offset, multiplier, shift, output multiplier, shift, output zero point,
+//! clamp low, clamp high; int8 MUL: input 1 offset, input 2 offset, output multiplier,
+//! shift, output zero point, clamp low, clamp high; MAXIMUM/MINIMUM: none.
+
+use super::broadcast::{binary, Broadcast};
+use super::checks;
+use super::{cast, cast_mut, OpDef, OpMem};
+use crate::error::Error;
+use crate::nn::blob::OpView;
+use crate::nn::dtype::DType;
+use crate::reference::multiply_by_quantized_multiplier as mbqm;
+
+const ADD: u16 = 0;
+const MUL: u16 = 18;
+const SUB: u16 = 41;
+const MAXIMUM: u16 = 55;
+const MINIMUM: u16 = 57;
+
+pub(crate) const DEF: OpDef = OpDef {
+    code: ADD,
+    name: "ADD",
+    in_place: false,
+    check,
+    run,
+    #[cfg(feature = "alloc")]
+    lower: lower::lower,
+};
+
+pub(crate) const SUB_DEF: OpDef = OpDef {
+    code: SUB,
+    name: "SUB",
+    ..DEF
+};
+
+pub(crate) const MUL_DEF: OpDef = OpDef {
+    code: MUL,
+    name: "MUL",
+    ..DEF
+};
+
+pub(crate) const MAXIMUM_DEF: OpDef = OpDef {
+    code: MAXIMUM,
+    name: "MAXIMUM",
+    ..DEF
+};
+
+pub(crate) const MINIMUM_DEF: OpDef = OpDef {
+    code: MINIMUM,
+    name: "MINIMUM",
+    ..DEF
+};
+
+/// Parameter words for an operator code and element type.
+fn num_params(code: u16, dtype: DType) -> usize {
+    match (code, dtype) {
+        (MAXIMUM | MINIMUM, _) => 0,
+        (_, DType::F32) => 2,
+        (ADD | SUB, _) => 12,
+        _ => 7,
+    }
+}
+
+// int8 ADD/SUB parameters.
+const P_LEFT_SHIFT: usize = 0;
+const P_OFF1: usize = 1;
+const P_MULT1: usize = 2;
+const P_SHIFT1: usize = 3;
+const P_OFF2: usize = 4;
+const P_MULT2: usize = 5;
+const P_SHIFT2: usize = 6;
+const P_MULT_OUT: usize = 7;
+const P_SHIFT_OUT: usize = 8;
+const P_ZERO_OUT: usize = 9;
+const P_LO: usize = 10;
+const P_HI: usize = 11;
+// int8 MUL parameters.
+const M_OFF1: usize = 0;
+const M_OFF2: usize = 1;
+const M_MULT: usize = 2;
+const M_SHIFT: usize = 3;
+const M_ZERO_OUT: usize = 4;
+const M_LO: usize = 5;
+const M_HI: usize = 6;
+// f32 parameters.
+const F_LO: usize = 0;
+const F_HI: usize = 1;
+
+/// The broadcast plan of the operator's tensors (`None` when they do not broadcast).
+fn plan(op: &OpView) -> Option<Broadcast<2>> {
+    let t = |i: Option<usize>| i.and_then(|t| op.model().tensor(t));
+    let (a, b, y) = (t(op.input(0))?, t(op.input(1))?, t(op.output(0))?);
+    Broadcast::from_shapes(y.shape(), [a.shape(), b.shape()])
+}
+
+fn check(op: &OpView) -> Result<(), Error> {
+    let y = checks::output(op, 0)?;
+    if y.dtype != DType::F32 && y.dtype != DType::I8 {
+        return Err(op.error("only int8 and float32 are supported"));
+    }
+    checks::counts(op, 2, 1, 0, num_params(op.code, y.dtype))?;
+    let (a, b) = (checks::input(op, 0)?, checks::input(op, 1)?);
+    checks::dtype(op, &a, y.dtype)?;
+    checks::dtype(op, &b, y.dtype)?;
+    let plan =
+        plan(op).ok_or_else(|| op.error("the input shapes do not broadcast to the output's"))?;
+    let size = y.dtype.size();
+    let [na, nb] = plan.input_elems();
+    let fits = |t: &crate::nn::blob::TensorInfo, n: usize| n.checked_mul(size) == Some(t.bytes);
+    if !fits(&a, na) || !fits(&b, nb) || !fits(&y, plan.out_elems()) {
+        return Err(op.error("a tensor's size does not match its shape"));
+    }
+    if y.dtype == DType::I8 {
+        let p = |i| op.param(i);
+        let int8 = |v: i32| (-128..=127).contains(&v);
+        let offset = |v: i32| (-127..=128).contains(&v);
+        let shift = |v: i32| (-31..=30).contains(&v);
+        let ok = match op.code {
+            ADD | SUB => {
+                (0..=20).contains(&p(P_LEFT_SHIFT))
+                    && offset(p(P_OFF1))
+                    && offset(p(P_OFF2))
+                    && shift(p(P_SHIFT1))
+                    && shift(p(P_SHIFT2))
+                    && shift(p(P_SHIFT_OUT))
+                    && int8(p(P_ZERO_OUT))
+                    && int8(p(P_LO))
+                    && int8(p(P_HI))
+                    && p(P_LO) <= p(P_HI)
+            }
+            MUL => {
+                offset(p(M_OFF1))
+                    && offset(p(M_OFF2))
+                    && shift(p(M_SHIFT))
+                    && int8(p(M_ZERO_OUT))
+                    && int8(p(M_LO))
+                    && int8(p(M_HI))
+                    && p(M_LO) <= p(M_HI)
+            }
+            _ => true,
+        };
+        if !ok {
+            return Err(op.error("a quantization parameter is out of range"));
+        }
+    }
+    Ok(())
+}
+
+/// `std::min(std::max(v, lo), hi)` as C++ evaluates it (NaN passes through).
+#[inline(always)]
+fn clamp_f(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v < lo { lo } else { v };
+    if hi < v {
+        hi
+    } else {
+        v
+    }
+}
+
+fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+    let missing = || op.error("missing tensor");
+    let plan = plan(op).ok_or_else(missing)?;
+    let (ta, tb) = (
+        op.input(0).ok_or_else(missing)?,
+        op.input(1).ok_or_else(missing)?,
+    );
+    let ty = op.output(0).ok_or_else(missing)?;
+    let float = op.model().tensor(ty).ok_or_else(missing)?.dtype == DType::F32;
+    let (a, b) = (mem.input(ta)?, mem.input(tb)?);
+    let y = mem.output(ty)?;
+    let short = |()| op.error("a tensor is smaller than its shape");
+    if float {
+        let (a, b, y) = (cast::<f32>(a), cast::<f32>(b), cast_mut::<f32>(y));
+        let lo = f32::from_bits(op.param(F_LO) as u32);
+        let hi = f32::from_bits(op.param(F_HI) as u32);
+        return match op.code {
+            ADD => binary(&plan, a, b, y, |x, z| clamp_f(x + z, lo, hi)),
+            SUB => binary(&plan, a, b, y, |x, z| clamp_f(x - z, lo, hi)),
+            MUL => binary(&plan, a, b, y, |x, z| clamp_f(x * z, lo, hi)),
+            MAXIMUM => binary(&plan, a, b, y, |x, z| if x > z { x } else { z }),
+            _ => binary(&plan, a, b, y, |x, z| if x < z { x } else { z }),
+        }
+        .map_err(short);
+    }
+    let (a, b, y) = (cast::<i8>(a), cast::<i8>(b), cast_mut::<i8>(y));
+    let p = |i| op.param(i);
+    match op.code {
+        ADD | SUB => {
+            let ls = p(P_LEFT_SHIFT);
+            let (o1, m1, s1) = (p(P_OFF1), p(P_MULT1), p(P_SHIFT1));
+            let (o2, m2, s2) = (p(P_OFF2), p(P_MULT2), p(P_SHIFT2));
+            let (mo, so, zo) = (p(P_MULT_OUT), p(P_SHIFT_OUT), p(P_ZERO_OUT));
+            let (lo, hi) = (p(P_LO), p(P_HI));
+            let scaled = move |x: i8, y: i8| {
+                let x = mbqm((i32::from(x) + o1) << ls, m1, s1);
+                let y = mbqm((i32::from(y) + o2) << ls, m2, s2);
+                (x, y)
+            };
+            let finish = move |raw: i32| mbqm(raw, mo, so).wrapping_add(zo).max(lo).min(hi) as i8;
+            if op.code == ADD {
+                binary(&plan, a, b, y, |x, z| {
+                    let (x, z) = scaled(x, z);
+                    finish(x.wrapping_add(z))
+                })
+            } else {
+                binary(&plan, a, b, y, |x, z| {
+                    let (x, z) = scaled(x, z);
+                    finish(x.wrapping_sub(z))
+                })
+            }
+        }
+        MUL => {
+            let (o1, o2) = (p(M_OFF1), p(M_OFF2));
+            let (mo, so, zo) = (p(M_MULT), p(M_SHIFT), p(M_ZERO_OUT));
+            let (lo, hi) = (p(M_LO), p(M_HI));
+            binary(&plan, a, b, y, |x, z| {
+                let prod = (i32::from(x) + o1) * (i32::from(z) + o2);
+                mbqm(prod, mo, so).wrapping_add(zo).max(lo).min(hi) as i8
+            })
+        }
+        MAXIMUM => binary(&plan, a, b, y, |x, z| if x > z { x } else { z }),
+        _ => binary(&plan, a, b, y, |x, z| if x < z { x } else { z }),
+    }
+    .map_err(short)
+}
+
+#[cfg(feature = "alloc")]
+mod lower {
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use super::super::broadcast::Broadcast;
+    use super::{ADD, MAXIMUM, MINIMUM, MUL, SUB};
+    use crate::error::Error;
+    use crate::nn::blob::MAX_RANK;
+    use crate::nn::dtype::DType;
+    use crate::nn::transform::ir::{Activation, OpOptions, Tensor};
+    use crate::nn::transform::lower::{activation_range_f, activation_range_q, Lowering};
+
+    pub(crate) fn lower(l: &mut Lowering, node: usize) -> Result<(), Error> {
+        let g = l.graph;
+        let err = |r| g.node_error(node, r);
+        let code = g.nodes[node].op.code() as u16;
+        let act = match (&g.nodes[node].options, code) {
+            (OpOptions::Add { activation, .. }, ADD)
+            | (OpOptions::Sub { activation, .. }, SUB)
+            | (OpOptions::Mul { activation }, MUL) => *activation,
+            (_, MAXIMUM | MINIMUM) => Activation::None,
+            _ => return Err(err("an arithmetic operator without its options")),
+        };
+        let (a, b) = (g.input(node, 0)?, g.input(node, 1)?);
+        let y = &g.tensors[g.output_index(node, 0)?];
+        if a.dtype != y.dtype || b.dtype != y.dtype {
+            return Err(err("mixed input and output types are not supported"));
+        }
+        if y.shape.len() > MAX_RANK || a.shape.len() > MAX_RANK || b.shape.len() > MAX_RANK {
+            return Err(err("more than 6 dimensions are not supported"));
+        }
+        Broadcast::new(&y.shape, [&a.shape, &b.shape])
+            .ok_or_else(|| err("the input shapes do not broadcast to the output's"))?;
+        let params: Vec<i32> = match y.dtype {
+            DType::F32 if matches!(code, MAXIMUM | MINIMUM) => Vec::new(),
+            DType::F32 => {
+                let (lo, hi) = activation_range_f(act).map_err(err)?;
+                vec![lo.to_bits() as i32, hi.to_bits() as i32]
+            }
+            DType::I8 => {
+                let q = |t: &Tensor| match &t.quant {
+                    Some(q) if q.per_channel() => {
+                        Err(err("per-channel quantized activations are not supported"))
+                    }
+                    Some(q) => {
+                        let (s, z) = q.first();
+                        if !(-128..=127).contains(&z) {
+                            return Err(err("a zero point outside int8 is not supported"));
+                        }
+                        Ok((s, z))
+                    }
+                    None => Err(err("a quantized tensor has no scale")),
+                };
+                let ((s1, z1), (s2, z2), (so, zo)) = (q(a)?, q(b)?, q(y)?);
+                let range = || activation_range_q(act, so, zo, -128, 127).map_err(err);
+                match code {
+                    ADD | SUB => {
+                        // add.cc / sub.cc Prepare: left shift 20 for 8-bit, scales in double
+                        // from the float `2 * max(s1, s2)` and `(1 << 20) * s_out`.
+                        let left_shift = 20;
+                        let twice_max = f64::from(2.0 * s1.max(s2));
+                        let real1 = f64::from(s1) / twice_max;
+                        let real2 = f64::from(s2) / twice_max;
+                        let real_out = twice_max / f64::from((1 << left_shift) as f32 * so);
+                        let smaller_than_one = |real: f64| {
+                            let (m, s) = crate::quantize_multiplier(real)?;
+                            if s > 0 {
+                                return Err(err(
+                                    "a rescale of 1 or more (TFLite's QuantizeMultiplierSmallerThanOneExp aborts) is not supported",
+                                ));
+                            }
+                            Ok((m, s))
+                        };
+                        let (m1, sh1) = smaller_than_one(real1)?;
+                        let (m2, sh2) = smaller_than_one(real2)?;
+                        let (mo, sho) = smaller_than_one(real_out)?;
+                        let (lo, hi) = range()?;
+                        vec![left_shift, -z1, m1, sh1, -z2, m2, sh2, mo, sho, zo, lo, hi]
+                    }
+                    MUL => {
+                        // mul.cc Prepare: `double real = s1 * s2 / s_out` evaluated in float.
+                        let real = f64::from(s1 * s2 / so);
+                        let (m, s) = crate::quantize_multiplier(real)?;
+                        let (lo, hi) = range()?;
+                        vec![-z1, -z2, m, s, zo, lo, hi]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ => {
+                return Err(err(
+                    "this element type is not supported (int8 and float32 are)",
+                ))
+            }
+        };
+        let op = l.op(node, code, params);
+        if op.inputs.len() != 2 || op.outputs.len() != 1 {
+            return Err(err(
+                "an arithmetic operator needs two inputs and one output",
+            ));
+        }
+        l.push(op);
+        Ok(())
+    }
+}
