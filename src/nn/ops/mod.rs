@@ -16,8 +16,14 @@ use crate::error::Error;
 #[cfg(feature = "alloc")]
 use super::transform::lower::Lowering;
 
+mod fixed_point;
 mod fully_connected;
+mod hard_swish;
+mod logistic;
+mod relu;
 mod reshape;
+mod softmax;
+mod unary;
 
 /// One operator of the registry.
 pub(crate) struct OpDef {
@@ -35,7 +41,19 @@ pub(crate) struct OpDef {
 }
 
 /// Every operator this build has.
-pub(crate) static REGISTRY: &[OpDef] = &[fully_connected::DEF, reshape::DEF, reshape::SQUEEZE];
+pub(crate) static REGISTRY: &[OpDef] = &[
+    fully_connected::DEF,
+    reshape::DEF,
+    reshape::SQUEEZE,
+    relu::DEF,
+    relu::RELU_N1_TO_1,
+    relu::RELU6,
+    relu::LEAKY_RELU,
+    logistic::DEF,
+    logistic::TANH,
+    hard_swish::DEF,
+    softmax::DEF,
+];
 
 /// The operator with this code, if this build has it.
 pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
