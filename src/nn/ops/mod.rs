@@ -20,10 +20,16 @@ mod binary;
 pub(crate) mod broadcast;
 mod conv;
 mod depthwise_conv;
+mod fixed_point;
 mod fully_connected;
 mod gemm_common;
+mod hard_swish;
+mod logistic;
 mod quantize;
+mod relu;
 mod reshape;
+mod softmax;
+mod unary;
 
 /// One operator of the registry.
 pub(crate) struct OpDef {
@@ -54,6 +60,14 @@ pub(crate) static REGISTRY: &[OpDef] = &[
     binary::MINIMUM_DEF,
     quantize::DEF,
     quantize::DEQUANTIZE_DEF,
+    relu::DEF,
+    relu::RELU_N1_TO_1,
+    relu::RELU6,
+    relu::LEAKY_RELU,
+    logistic::DEF,
+    logistic::TANH,
+    hard_swish::DEF,
+    softmax::DEF,
 ];
 
 /// The operator with this code, if this build has it.
