@@ -17,7 +17,12 @@ use crate::error::Error;
 use super::transform::lower::Lowering;
 
 mod fully_connected;
+mod mean;
+mod nd;
+mod pad;
+mod pooling;
 mod reshape;
+mod resize;
 
 /// One operator of the registry.
 pub(crate) struct OpDef {
@@ -35,7 +40,18 @@ pub(crate) struct OpDef {
 }
 
 /// Every operator this build has.
-pub(crate) static REGISTRY: &[OpDef] = &[fully_connected::DEF, reshape::DEF, reshape::SQUEEZE];
+pub(crate) static REGISTRY: &[OpDef] = &[
+    fully_connected::DEF,
+    reshape::DEF,
+    reshape::SQUEEZE,
+    pooling::DEF,
+    pooling::MAX_POOL,
+    mean::DEF,
+    pad::DEF,
+    pad::PADV2,
+    resize::BILINEAR,
+    resize::NEAREST,
+];
 
 /// The operator with this code, if this build has it.
 pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
