@@ -52,7 +52,7 @@ fn split(x: &TensorInfo, mask: i32) -> Split {
     let mut kept = ([0; MAX_RANK], [0; MAX_RANK], 0);
     let mut reduced = ([0; MAX_RANK], [0; MAX_RANK], 0);
     let (mut kept_elems, mut count) = (1usize, 1usize);
-    for i in 0..shape.rank().min(MAX_RANK) {
+    for (i, &stride) in strides.iter().enumerate().take(shape.rank()) {
         let d = shape.dim(i);
         let part = if mask & (1 << i) != 0 {
             count *= d;
@@ -62,7 +62,7 @@ fn split(x: &TensorInfo, mask: i32) -> Split {
             &mut kept
         };
         part.0[part.2] = d;
-        part.1[part.2] = strides[i];
+        part.1[part.2] = stride;
         part.2 += 1;
     }
     Split {
@@ -145,23 +145,13 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         nd::walk(red, red_strides, &[], |off, _| {
             sum += i32::from(x.get(base + off).copied().unwrap_or(0));
         });
-        let v = multiply_by_quantized_multiplier(sum.wrapping_sub(offset), mult, shift) + zo;
+        let v = multiply_by_quantized_multiplier(sum.wrapping_sub(offset), mult, shift)
+            .saturating_add(zo);
         if let Some(o) = outs.next() {
             *o = v.clamp(-128, 127) as i8;
         }
     });
     Ok(())
-}
-
-/// TFLite's `QuantizedMeanOrSum` folding of 1/count into (multiplier, shift).
-pub(crate) fn fold_count(multiplier: i32, shift: i32, count: usize) -> (i32, i32) {
-    if count == 0 {
-        return (multiplier, shift);
-    }
-    let log2 = 63 - (count as u64).leading_zeros() as i32;
-    let s = log2.min(32).min(31 + shift);
-    let m = ((i64::from(multiplier) << s) / count as i64) as i32;
-    (m, shift - s)
 }
 
 #[cfg(feature = "alloc")]
@@ -172,6 +162,17 @@ mod lower {
     use crate::nn::dtype::DType;
     use crate::nn::transform::ir::Tensor;
     use crate::nn::transform::lower::Lowering;
+
+    /// TFLite's `QuantizedMeanOrSum` folding of 1/count into (multiplier, shift).
+    fn fold_count(multiplier: i32, shift: i32, count: usize) -> (i32, i32) {
+        if count == 0 {
+            return (multiplier, shift);
+        }
+        let log2 = 63 - (count as u64).leading_zeros() as i32;
+        let s = log2.min(32).min(31 + shift);
+        let m = ((i64::from(multiplier) << s) / count as i64) as i32;
+        (m, shift - s)
+    }
 
     pub(crate) fn lower(l: &mut Lowering, node: usize) -> Result<(), Error> {
         let g = l.graph;
@@ -221,7 +222,7 @@ mod lower {
                 };
                 let ((sx, zx), (sy, zy)) = (q(x)?, q(y)?);
                 let (m, s) = crate::quantize_multiplier(f64::from(sx) / f64::from(sy))?;
-                let (m, s) = super::fold_count(m, s, count);
+                let (m, s) = fold_count(m, s, count);
                 vec![mask, zx, zy, m, s]
             }
             _ => return Err(err("MEAN of this element type is not supported")),

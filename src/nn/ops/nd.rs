@@ -25,7 +25,7 @@ pub(crate) fn walk(
     mut f: impl FnMut(usize, usize),
 ) {
     let n = sizes.len().min(MAX_RANK);
-    if sizes.iter().any(|&s| s == 0) {
+    if sizes.contains(&0) {
         return;
     }
     let sa = |i: usize| strides_a.get(i).copied().unwrap_or(0);

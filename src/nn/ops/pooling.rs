@@ -157,17 +157,20 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             let (lo, hi) = (op.param(P_LO), op.param(P_HI));
             pool(&g, cast::<i8>(x), cast_mut::<i8>(out), |win| {
                 let v = if average {
-                    let (mut sum, mut count) = (0i32, 0i32);
+                    // TFLite sums in i32; i64 gives the same result wherever that does
+                    // not overflow, and no panic on a hostile blob's huge window.
+                    let (mut sum, mut count) = (0i64, 0i64);
                     win(&mut |v: i8| {
-                        sum += i32::from(v);
+                        sum += i64::from(v);
                         count += 1;
                     });
                     let half = count / 2;
-                    if sum > 0 {
+                    let avg = if sum > 0 {
                         (sum + half) / count.max(1)
                     } else {
                         (sum - half) / count.max(1)
-                    }
+                    };
+                    avg.clamp(i32::MIN.into(), i32::MAX.into()) as i32
                 } else {
                     let mut m = i8::MIN;
                     win(&mut |v: i8| m = m.max(v));
