@@ -25,9 +25,14 @@ mod fully_connected;
 mod gemm_common;
 mod hard_swish;
 mod logistic;
+mod mean;
+mod nd;
+mod pad;
+mod pooling;
 mod quantize;
 mod relu;
 mod reshape;
+mod resize;
 mod softmax;
 mod unary;
 
@@ -68,6 +73,13 @@ pub(crate) static REGISTRY: &[OpDef] = &[
     logistic::TANH,
     hard_swish::DEF,
     softmax::DEF,
+    pooling::DEF,
+    pooling::MAX_POOL,
+    mean::DEF,
+    pad::DEF,
+    pad::PADV2,
+    resize::BILINEAR,
+    resize::NEAREST,
 ];
 
 /// The operator with this code, if this build has it.

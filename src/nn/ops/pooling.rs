@@ -1,0 +1,331 @@
+//! AVERAGE_POOL_2D and MAX_POOL_2D over NHWC tensors: SAME/VALID padding (border windows
+//! clipped to the input, so averages count only the elements inside), any strides and
+//! filter sizes, fused activation; int8 and f32.
+//!
+//! int8 matches TFLite's reference kernels (`reference_integer_ops::AveragePool` /
+//! `MaxPool`, as `pooling.cc` runs them under BUILTIN_REF) bit for bit: the average is the
+//! i32 window sum divided by the window count rounding half away from zero
+//! (`(sum ± count/2) / count`, truncating division), then clamped to the activation range.
+//! f32 follows `reference_ops::AveragePool` / `MaxPool` (sum in window order, then divide).
+//!
+//! Blob form. Input: x `[N, H, W, C]`. Output: y `[N, OH, OW, C]` (same dtype). No scratch.
+//! Parameters: filter height, filter width, stride height, stride width, padding top,
+//! padding left (TFLite's `ComputePaddingHeightWidth`), clamp min, clamp max (int8: output
+//! units; f32: f32 bits).
+
+use super::checks;
+use super::{cast, cast_mut, OpDef, OpMem};
+use crate::error::Error;
+use crate::nn::blob::{OpView, TensorInfo};
+use crate::nn::dtype::DType;
+
+pub(crate) const DEF: OpDef = OpDef {
+    code: 1,
+    name: "AVERAGE_POOL_2D",
+    in_place: false,
+    check,
+    run,
+    #[cfg(feature = "alloc")]
+    lower: lower::lower,
+};
+
+pub(crate) const MAX_POOL: OpDef = OpDef {
+    code: 17,
+    name: "MAX_POOL_2D",
+    ..DEF
+};
+
+const P_FH: usize = 0;
+const P_FW: usize = 1;
+const P_SH: usize = 2;
+const P_SW: usize = 3;
+const P_PH: usize = 4;
+const P_PW: usize = 5;
+const P_LO: usize = 6;
+const P_HI: usize = 7;
+const N_PARAMS: usize = 8;
+
+/// Filter sizes, strides and paddings are kept below this (index arithmetic stays in i64).
+const MAX_WINDOW: i32 = 1 << 20;
+
+/// The pooling geometry, read from the blob (checked by `check`).
+#[derive(Clone, Copy)]
+struct Geom {
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    oh: usize,
+    ow: usize,
+    fh: i64,
+    fw: i64,
+    sh: i64,
+    sw: i64,
+    ph: i64,
+    pw: i64,
+}
+
+impl Geom {
+    fn new(op: &OpView, x: &TensorInfo, y: &TensorInfo) -> Self {
+        let (xs, ys) = (x.shape(), y.shape());
+        let p = |i| i64::from(op.param(i));
+        Geom {
+            n: xs.dim(0),
+            h: xs.dim(1),
+            w: xs.dim(2),
+            c: xs.dim(3),
+            oh: ys.dim(1),
+            ow: ys.dim(2),
+            fh: p(P_FH),
+            fw: p(P_FW),
+            sh: p(P_SH),
+            sw: p(P_SW),
+            ph: p(P_PH),
+            pw: p(P_PW),
+        }
+    }
+
+    /// The window of output (oy, ox) clipped to the input: rows and columns, half-open.
+    fn window(&self, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+        let y0 = oy as i64 * self.sh - self.ph;
+        let x0 = ox as i64 * self.sw - self.pw;
+        let clip = |o: i64, f: i64, len: usize| {
+            let lo = o.max(0);
+            let hi = (o + f).min(len as i64);
+            (lo.max(0) as usize, hi.max(lo) as usize)
+        };
+        let (ys, ye) = clip(y0, self.fh, self.h);
+        let (xs, xe) = clip(x0, self.fw, self.w);
+        (ys, ye, xs, xe)
+    }
+}
+
+fn tensors<'a>(op: &OpView<'a>) -> Result<(TensorInfo<'a>, TensorInfo<'a>), Error> {
+    Ok((checks::input(op, 0)?, checks::output(op, 0)?))
+}
+
+fn check(op: &OpView) -> Result<(), Error> {
+    checks::counts(op, 1, 1, 0, N_PARAMS)?;
+    let (x, y) = tensors(op)?;
+    if x.dtype != y.dtype || !matches!(x.dtype, DType::I8 | DType::F32) {
+        return Err(op.error("pooling needs int8 or f32 input and output of one type"));
+    }
+    let (xs, ys) = (x.shape(), y.shape());
+    if xs.rank() != 4 || ys.rank() != 4 || xs.dim(0) != ys.dim(0) || xs.dim(3) != ys.dim(3) {
+        return Err(op.error("pooling needs NHWC input and output with matching N and C"));
+    }
+    for i in [P_FH, P_FW, P_SH, P_SW] {
+        if !(1..=MAX_WINDOW).contains(&op.param(i)) {
+            return Err(op.error("a filter size or stride is out of range"));
+        }
+    }
+    for (pad, f) in [(P_PH, P_FH), (P_PW, P_FW)] {
+        // A padding of at least the filter size leaves the first window empty.
+        if op.param(pad) < 0 || op.param(pad) >= op.param(f) {
+            return Err(op.error("a padding is out of range"));
+        }
+    }
+    let g = Geom::new(op, &x, &y);
+    if y.elems() > 0 {
+        // Windows move monotonically: the first starts inside (padding < filter), so every
+        // window is non-empty when the last one starts before the input's end.
+        let last_y = (g.oh as i64 - 1) * g.sh - g.ph;
+        let last_x = (g.ow as i64 - 1) * g.sw - g.pw;
+        if last_y >= g.h as i64 || last_x >= g.w as i64 {
+            return Err(op.error("an output window lies outside the input"));
+        }
+    }
+    let (lo, hi) = (op.param(P_LO), op.param(P_HI));
+    if x.dtype == DType::I8 && !(-128 <= lo && lo <= hi && hi <= 127) {
+        return Err(op.error("the int8 clamp range is invalid"));
+    }
+    Ok(())
+}
+
+fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+    let (xi, yi) = tensors(op)?;
+    let g = Geom::new(op, &xi, &yi);
+    let (xt, yt) = match (op.input(0), op.output(0)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => return Err(op.error("missing tensor")),
+    };
+    let x = mem.input(xt)?;
+    let out = mem.output(yt)?;
+    let average = op.code() == DEF.code;
+    match xi.dtype {
+        DType::I8 => {
+            let (lo, hi) = (op.param(P_LO), op.param(P_HI));
+            pool(&g, cast::<i8>(x), cast_mut::<i8>(out), |win| {
+                let v = if average {
+                    // TFLite sums in i32; i64 gives the same result wherever that does
+                    // not overflow, and no panic on a hostile blob's huge window.
+                    let (mut sum, mut count) = (0i64, 0i64);
+                    win(&mut |v: i8| {
+                        sum += i64::from(v);
+                        count += 1;
+                    });
+                    let half = count / 2;
+                    let avg = if sum > 0 {
+                        (sum + half) / count.max(1)
+                    } else {
+                        (sum - half) / count.max(1)
+                    };
+                    avg.clamp(i32::MIN.into(), i32::MAX.into()) as i32
+                } else {
+                    let mut m = i8::MIN;
+                    win(&mut |v: i8| m = m.max(v));
+                    i32::from(m)
+                };
+                v.max(lo).min(hi) as i8
+            });
+        }
+        _ => {
+            let lo = f32::from_bits(op.param(P_LO) as u32);
+            let hi = f32::from_bits(op.param(P_HI) as u32);
+            pool(&g, cast::<f32>(x), cast_mut::<f32>(out), |win| {
+                let v = if average {
+                    let (mut sum, mut count) = (0f32, 0f32);
+                    win(&mut |v: f32| {
+                        sum += v;
+                        count += 1.0;
+                    });
+                    sum / count
+                } else {
+                    let mut m = f32::MIN;
+                    win(&mut |v: f32| m = m.max(v));
+                    m
+                };
+                v.max(lo).min(hi)
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs `reduce` for every output element; it gets a function that feeds it the window's
+/// values (rows then columns, as TFLite's loops).
+fn pool<T: Copy>(
+    g: &Geom,
+    x: &[T],
+    y: &mut [T],
+    mut reduce: impl FnMut(&mut dyn FnMut(&mut dyn FnMut(T))) -> T,
+) {
+    let c = g.c.max(1);
+    let (row, img) = (g.w * g.c, g.h * g.w * g.c);
+    let mut outs = y.chunks_exact_mut(c);
+    for b in 0..g.n {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let (ys, ye, xs, xe) = g.window(oy, ox);
+                let Some(dst) = outs.next() else { return };
+                for (ch, d) in dst.iter_mut().enumerate() {
+                    *d = reduce(&mut |feed| {
+                        for iy in ys..ye {
+                            for ix in xs..xe {
+                                if let Some(&v) = x.get(b * img + iy * row + ix * g.c + ch) {
+                                    feed(v);
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+mod lower {
+    use alloc::vec;
+
+    use crate::error::Error;
+    use crate::nn::dtype::DType;
+    use crate::nn::transform::ir::{OpOptions, Padding};
+    use crate::nn::transform::lower::{activation_range_f, activation_range_q, Lowering};
+
+    /// TFLite's output size for one spatial dimension (dilation 1).
+    fn out_size(padding: Padding, input: i64, filter: i64, stride: i64) -> i64 {
+        match padding {
+            Padding::Same => (input + stride - 1) / stride,
+            Padding::Valid => (input - filter + stride) / stride,
+        }
+    }
+
+    /// TFLite's `ComputePaddingWithOffset` (the leading padding).
+    fn pad_before(input: i64, filter: i64, stride: i64, out: i64) -> i64 {
+        (((out - 1) * stride + filter - input).max(0)) / 2
+    }
+
+    pub(crate) fn lower(l: &mut Lowering, node: usize) -> Result<(), Error> {
+        let g = l.graph;
+        let err = |r| g.node_error(node, r);
+        let (padding, sw, sh, fw, fh, act) = match &g.nodes[node].options {
+            OpOptions::Pool2d {
+                padding,
+                stride_w,
+                stride_h,
+                filter_width,
+                filter_height,
+                activation,
+            } => (
+                *padding,
+                *stride_w,
+                *stride_h,
+                *filter_width,
+                *filter_height,
+                *activation,
+            ),
+            _ => return Err(err("pooling without its options")),
+        };
+        let x = g.input(node, 0)?;
+        let y = &g.tensors[g.output_index(node, 0)?];
+        if x.shape.len() != 4 || y.shape.len() != 4 {
+            return Err(err("pooling of a tensor that is not 4-D is not supported"));
+        }
+        let limit = 1..=super::MAX_WINDOW;
+        if ![sw, sh, fw, fh].iter().all(|v| limit.contains(v)) {
+            return Err(err("a pooling filter size or stride is out of range"));
+        }
+        let (h, w) = (x.shape[1] as i64, x.shape[2] as i64);
+        let (oh, ow) = (
+            out_size(padding, h, fh.into(), sh.into()),
+            out_size(padding, w, fw.into(), sw.into()),
+        );
+        if oh != y.shape[1] as i64
+            || ow != y.shape[2] as i64
+            || x.shape[0] != y.shape[0]
+            || x.shape[3] != y.shape[3]
+        {
+            return Err(err("the pooling output shape does not match its options"));
+        }
+        let ph = pad_before(h, fh.into(), sh.into(), oh) as i32;
+        let pw = pad_before(w, fw.into(), sw.into(), ow) as i32;
+        let (lo, hi) = match (x.dtype, y.dtype) {
+            (DType::F32, DType::F32) => {
+                let (lo, hi) = activation_range_f(act).map_err(err)?;
+                (lo.to_bits() as i32, hi.to_bits() as i32)
+            }
+            (DType::I8, DType::I8) => {
+                let q = |t: &crate::nn::transform::ir::Tensor| {
+                    t.quant
+                        .as_ref()
+                        .map(|q| q.first())
+                        .ok_or_else(|| err("a quantized tensor has no scale"))
+                };
+                let ((sx, zx), (sy, zy)) = (q(x)?, q(y)?);
+                if zx != zy || (sx - sy).abs() > 1e-6 {
+                    return Err(err(
+                        "int8 pooling with different input and output quantization is not supported",
+                    ));
+                }
+                activation_range_q(act, sy, zy, -128, 127).map_err(err)?
+            }
+            _ => return Err(err("pooling of this element type is not supported")),
+        };
+        let code = g.nodes[node].op.code() as u16;
+        let mut op = l.op(node, code, vec![fh, fw, sh, sw, ph, pw, lo, hi]);
+        op.inputs.truncate(1);
+        l.push(op);
+        Ok(())
+    }
+}
