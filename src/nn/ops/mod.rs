@@ -16,8 +16,14 @@ use crate::error::Error;
 #[cfg(feature = "alloc")]
 use super::transform::lower::Lowering;
 
+mod batch_matmul;
+mod concat;
 mod fully_connected;
+mod gather;
 mod reshape;
+mod slice;
+mod split;
+mod strided;
 
 /// One operator of the registry.
 pub(crate) struct OpDef {
@@ -35,7 +41,21 @@ pub(crate) struct OpDef {
 }
 
 /// Every operator this build has.
-pub(crate) static REGISTRY: &[OpDef] = &[fully_connected::DEF, reshape::DEF, reshape::SQUEEZE];
+pub(crate) static REGISTRY: &[OpDef] = &[
+    fully_connected::DEF,
+    reshape::DEF,
+    reshape::SQUEEZE,
+    concat::CONCATENATION,
+    concat::PACK,
+    slice::TRANSPOSE,
+    slice::SLICE,
+    slice::STRIDED_SLICE,
+    split::SPLIT,
+    split::SPLIT_V,
+    split::UNPACK,
+    gather::DEF,
+    batch_matmul::DEF,
+];
 
 /// The operator with this code, if this build has it.
 pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
