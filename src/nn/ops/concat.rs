@@ -116,7 +116,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         let requant = op.param(p + 1) == 1;
         let scale = f32::from_bits(op.param(p + 2) as u32);
         let bias = f32::from_bits(op.param(p + 3) as u32);
-        if run > 0 {
+        if run > 0 && row > 0 {
             let dst = mem.output(y)?;
             for (d, s) in dst.chunks_exact_mut(row).zip(src.chunks_exact(run)) {
                 let d = d

@@ -68,7 +68,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     // Saturating: check proved these sizes for a loaded blob; nothing here may panic.
     let run = word(op, 2).saturating_mul(esize);
     let row = word(op, 1).saturating_mul(run);
-    if run == 0 || indices.is_empty() {
+    if run == 0 || row == 0 || indices.is_empty() {
         return Ok(());
     }
     let dst = mem.output(y)?;
