@@ -16,12 +16,15 @@ use crate::error::Error;
 #[cfg(feature = "alloc")]
 use super::transform::lower::Lowering;
 
+mod batch_matmul;
 mod binary;
 pub(crate) mod broadcast;
+mod concat;
 mod conv;
 mod depthwise_conv;
 mod fixed_point;
 mod fully_connected;
+mod gather;
 mod gemm_common;
 mod hard_swish;
 mod logistic;
@@ -33,7 +36,10 @@ mod quantize;
 mod relu;
 mod reshape;
 mod resize;
+mod slice;
 mod softmax;
+mod split;
+mod strided;
 mod unary;
 
 /// One operator of the registry.
@@ -80,6 +86,16 @@ pub(crate) static REGISTRY: &[OpDef] = &[
     pad::PADV2,
     resize::BILINEAR,
     resize::NEAREST,
+    concat::CONCATENATION,
+    concat::PACK,
+    slice::TRANSPOSE,
+    slice::SLICE,
+    slice::STRIDED_SLICE,
+    split::SPLIT,
+    split::SPLIT_V,
+    split::UNPACK,
+    gather::DEF,
+    batch_matmul::DEF,
 ];
 
 /// The operator with this code, if this build has it.

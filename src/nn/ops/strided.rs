@@ -1,0 +1,240 @@
+//! Strided N-D copies, shared by the data-movement operators (TRANSPOSE, SLICE,
+//! STRIDED_SLICE, SPLIT, SPLIT_V, UNPACK): a box of elements read from a source at a base
+//! element offset with signed element strides per dimension, written contiguously in
+//! row-major order. Elements are `esize` bytes, so int8 and f32 tensors share one path.
+//!
+//! Blob form of a box (parameter words from some index `p`): rank `r` (≤ 6), the base element
+//! offset, the `r` dimensions of the box, then the `r` source strides in elements (negative
+//! strides walk backwards, as STRIDED_SLICE does).
+
+use crate::nn::blob::{OpView, MAX_RANK};
+
+/// A box read from a source tensor.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StridedBox {
+    pub rank: usize,
+    pub base: usize,
+    pub dims: [usize; MAX_RANK],
+    pub strides: [isize; MAX_RANK],
+}
+
+impl StridedBox {
+    /// Parameter words this box takes.
+    pub(crate) fn words(rank: usize) -> usize {
+        2 + 2 * rank
+    }
+
+    /// The box written at parameter word `p`, if its rank is in range and its dimensions are
+    /// not negative (bounds are checked by [`StridedBox::fits`]).
+    pub(crate) fn read(op: &OpView, p: usize) -> Option<Self> {
+        let rank = usize::try_from(op.param(p))
+            .ok()
+            .filter(|&r| r <= MAX_RANK)?;
+        let base = usize::try_from(op.param(p + 1)).ok()?;
+        let mut b = StridedBox {
+            rank,
+            base,
+            ..Default::default()
+        };
+        for d in 0..rank {
+            b.dims[d] = usize::try_from(op.param(p + 2 + d)).ok()?;
+            b.strides[d] = op.param(p + 2 + rank + d) as isize;
+        }
+        Some(b)
+    }
+
+    /// Its parameter words (rank, base, dims, strides).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn to_params(
+        dims: &[usize],
+        strides: &[isize],
+        base: usize,
+    ) -> alloc::vec::Vec<i32> {
+        let mut p = alloc::vec![dims.len() as i32, base as i32];
+        p.extend(dims.iter().map(|&d| d as i32));
+        p.extend(strides.iter().map(|&s| s as i32));
+        p
+    }
+
+    pub(crate) fn dims(&self) -> &[usize] {
+        self.dims.get(..self.rank).unwrap_or(&[])
+    }
+
+    pub(crate) fn strides(&self) -> &[isize] {
+        self.strides.get(..self.rank).unwrap_or(&[])
+    }
+
+    /// Elements of the box (`None` on overflow).
+    pub(crate) fn elems(&self) -> Option<usize> {
+        self.dims()
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
+    /// Whether every element of the box lies inside a source of `src_elems` elements.
+    pub(crate) fn fits(&self, src_elems: usize) -> bool {
+        if self.elems() == Some(0) {
+            return true;
+        }
+        let (mut lo, mut hi) = (self.base as i128, self.base as i128);
+        for (&d, &s) in self.dims().iter().zip(self.strides()) {
+            let reach = (d as i128 - 1) * s as i128;
+            if reach < 0 {
+                lo += reach;
+            } else {
+                hi += reach;
+            }
+        }
+        lo >= 0 && hi < src_elems as i128
+    }
+}
+
+/// Copies the box `b` of `esize`-byte elements from `src` into the start of `dst`, in
+/// row-major order. `false` (nothing guaranteed written) when an element falls outside
+/// `src` or `dst` is too small; [`StridedBox::fits`] proves the former at load.
+pub(crate) fn copy_box(src: &[u8], b: &StridedBox, esize: usize, dst: &mut [u8]) -> bool {
+    let Some(total) = b.elems() else {
+        return false;
+    };
+    if total == 0 || esize == 0 {
+        return true;
+    }
+    let Some(dst) = total
+        .checked_mul(esize)
+        .and_then(|bytes| dst.get_mut(..bytes))
+    else {
+        return false;
+    };
+    let (dims, strides) = (b.dims(), b.strides());
+    let Some((&inner, outer_dims)) = dims.split_last() else {
+        // A scalar: one element.
+        let at = b.base.wrapping_mul(esize);
+        return match src.get(at..at.wrapping_add(esize)) {
+            Some(s) => {
+                dst.copy_from_slice(s);
+                true
+            }
+            None => false,
+        };
+    };
+    let inner_stride = strides.last().copied().unwrap_or(1);
+    let row_bytes = inner * esize;
+    let mut idx = [0usize; MAX_RANK];
+    let mut row_start = b.base as isize;
+    for row in dst.chunks_exact_mut(row_bytes) {
+        if inner_stride == 1 {
+            let s = match usize::try_from(row_start) {
+                Ok(s) => s.wrapping_mul(esize),
+                Err(_) => return false,
+            };
+            match src.get(s..s.wrapping_add(row_bytes)) {
+                Some(run) => row.copy_from_slice(run),
+                None => return false,
+            }
+        } else {
+            let mut at = row_start;
+            for e in row.chunks_exact_mut(esize) {
+                let s = match usize::try_from(at) {
+                    Ok(s) => s.wrapping_mul(esize),
+                    Err(_) => return false,
+                };
+                match src.get(s..s.wrapping_add(esize)) {
+                    Some(v) => e.copy_from_slice(v),
+                    None => return false,
+                }
+                at = at.wrapping_add(inner_stride);
+            }
+        }
+        // The next row: an odometer over the outer dimensions.
+        for (d, (&n, &s)) in outer_dims.iter().zip(strides).enumerate().rev() {
+            let i = &mut idx[d];
+            *i += 1;
+            row_start = row_start.wrapping_add(s);
+            if *i < n {
+                break;
+            }
+            *i = 0;
+            row_start = row_start.wrapping_sub(s.wrapping_mul(n as isize));
+        }
+    }
+    true
+}
+
+/// Row-major element strides of a shape.
+#[cfg(feature = "alloc")]
+pub(crate) fn row_major_strides(shape: &[usize]) -> alloc::vec::Vec<isize> {
+    let mut s = alloc::vec![1isize; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * shape[d + 1] as isize;
+    }
+    s
+}
+
+/// The values of constant input `k` of IR node `node` (int32 or int64), for lowering.
+#[cfg(feature = "alloc")]
+pub(crate) fn const_ints(
+    g: &crate::nn::transform::ir::Graph,
+    node: usize,
+    k: usize,
+) -> Result<alloc::vec::Vec<i64>, crate::error::Error> {
+    use crate::nn::dtype::DType;
+    let t = g.input(node, k)?;
+    let data = t
+        .data
+        .as_ref()
+        .ok_or_else(|| g.node_error(node, "a non-constant index operand is not supported"))?;
+    let v = match t.dtype {
+        DType::I32 => data
+            .chunks_exact(4)
+            .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
+        DType::I64 => data
+            .chunks_exact(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                i64::from_le_bytes(b)
+            })
+            .collect(),
+        _ => return Err(g.node_error(node, "an index operand that is not int32 or int64")),
+    };
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxed(dims: &[usize], strides: &[isize], base: usize) -> StridedBox {
+        let mut b = StridedBox {
+            rank: dims.len(),
+            base,
+            ..Default::default()
+        };
+        b.dims[..dims.len()].copy_from_slice(dims);
+        b.strides[..dims.len()].copy_from_slice(strides);
+        b
+    }
+
+    #[test]
+    fn transposes_and_reverses() {
+        // 2×3 source 0..6; its transpose (3×2) and a reversed row.
+        let src: [u8; 6] = [0, 1, 2, 3, 4, 5];
+        let t = boxed(&[3, 2], &[1, 3], 0);
+        assert!(t.fits(6));
+        let mut out = [0u8; 6];
+        assert!(copy_box(&src, &t, 1, &mut out));
+        assert_eq!(out, [0, 3, 1, 4, 2, 5]);
+        let r = boxed(&[2, 3], &[3, -1], 2);
+        assert!(r.fits(6));
+        assert!(copy_box(&src, &r, 1, &mut out));
+        assert_eq!(out, [2, 1, 0, 5, 4, 3]);
+        // Out of bounds: refused by fits and by the copy, no panic.
+        let bad = boxed(&[2, 4], &[3, 1], 0);
+        assert!(!bad.fits(6));
+        assert!(!copy_box(&src, &bad, 1, &mut out));
+        let neg = boxed(&[2], &[-1], 0);
+        assert!(!neg.fits(6));
+        assert!(!copy_box(&src, &neg, 1, &mut out));
+    }
+}
