@@ -4,7 +4,13 @@
 //! Almost every random input fails the magic, version, length or CRC check; the fuzzer also
 //! tries each input with those four header fields made right (magic, version 1, length =
 //! input length, CRC of bytes 16..), so mutations reach the structural checks and the
-//! operators. Seed it with blobs written by `edgemm convert` from `tests/models/*.tflite`.
+//! operators. Seed it with blobs written by `edgemm convert` from `tests/models/*.tflite`:
+//!
+//! ```text
+//! mkdir -p corpus/blob && for f in ../tests/models/{fc_,reshape,squeeze}*.tflite; do
+//!     edgemm convert $f -o corpus/blob/$(basename $f .tflite).egm; done
+//! cargo +nightly fuzz run blob corpus/blob -- -max_len=8192
+//! ```
 #![no_main]
 
 use edgemm::nn::blob::{crc32, VERSION};

@@ -85,6 +85,27 @@ fn main() -> ExitCode {
 
 type Res<T> = Result<T, String>;
 
+/// Writes to stdout; a closed pipe (`edgemm inspect m | head`) ends the program quietly
+/// rather than panicking as `println!` does.
+fn out(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(s.as_bytes()).and_then(|()| o.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("edgemm: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`out`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 fn dispatch(args: &[String]) -> Res<()> {
     let Some((cmd, rest)) = args.split_first() else {
         return Err(format!("no command given\n\n{USAGE}"));
@@ -94,11 +115,11 @@ fn dispatch(args: &[String]) -> Res<()> {
         "inspect" => inspect(rest),
         "convert" => convert(rest),
         "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+            outln!("{USAGE}");
             Ok(())
         }
         "-V" | "--version" => {
-            println!("edgemm {}", env!("CARGO_PKG_VERSION"));
+            outln!("edgemm {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         other if other.starts_with('-') => Err(format!(
@@ -487,7 +508,7 @@ fn run(args: &[String]) -> Res<()> {
         ],
     )?;
     if a.help {
-        println!("{RUN_USAGE}");
+        outln!("{RUN_USAGE}");
         return Ok(());
     }
     let path = a.model("MODEL")?;
@@ -618,12 +639,12 @@ fn run(args: &[String]) -> Res<()> {
             .output(j)
             .and_then(|t| model.tensor(t))
             .ok_or_else(|| format!("{path}: output {j} has no tensor"))?;
-        println!("{}", summarize(j, &info, bytes));
+        outln!("{}", summarize(j, &info, bytes));
     }
 
     if repeat.is_some() {
         let median = median_us(&mut latency);
-        println!(
+        outln!(
             "runs {runs} after a warm-up, threads {}{}",
             1,
             if threads > 1 {
@@ -632,7 +653,7 @@ fn run(args: &[String]) -> Res<()> {
                 String::new()
             }
         );
-        println!(
+        outln!(
             "latency_us median={median:.2} min={:.2}",
             micros(latency[0])
         );
@@ -651,22 +672,27 @@ fn run(args: &[String]) -> Res<()> {
             .max()
             .unwrap_or(8)
             .max(8);
-        println!(
+        outln!(
             "profile: median of {runs} run{} per operator",
             if runs == 1 { "" } else { "s" }
         );
-        println!(
+        outln!(
             "{:>5}  {:<width$}  {:>10}  {:>6}",
-            "index", "operator", "time_us", "share"
+            "index",
+            "operator",
+            "time_us",
+            "share"
         );
         for (i, &us) in times.iter().enumerate() {
             let name = model.op(i).map_or("?", |o| o.name());
             let share = if total > 0.0 { 100.0 * us / total } else { 0.0 };
-            println!("{i:>5}  {name:<width$}  {us:>10.2}  {share:>5.1}%");
+            outln!("{i:>5}  {name:<width$}  {us:>10.2}  {share:>5.1}%");
         }
-        println!(
+        outln!(
             "{:>5}  {:<width$}  {total:>10.2}  {:>5.1}%",
-            "", "total", 100.0
+            "",
+            "total",
+            100.0
         );
     }
     Ok(())
@@ -728,7 +754,7 @@ fn inspect(args: &[String]) -> Res<()> {
         }],
     )?;
     if a.help {
-        println!("{INSPECT_USAGE}");
+        outln!("{INSPECT_USAGE}");
         return Ok(());
     }
     let path = a.model("MODEL")?;
@@ -745,7 +771,7 @@ fn inspect(args: &[String]) -> Res<()> {
             LoadedModel::from_tflite(&bytes, packing_of(&a)).map_err(|e| format!("{path}: {e}"))?
         }
     };
-    print!("{}", describe(path, k, &loaded.model()));
+    out(&describe(path, k, &loaded.model()));
     Ok(())
 }
 
@@ -896,7 +922,7 @@ fn convert(args: &[String]) -> Res<()> {
         ],
     )?;
     if a.help {
-        println!("{CONVERT_USAGE}");
+        outln!("{CONVERT_USAGE}");
         return Ok(());
     }
     let path = a.model("input model")?;
