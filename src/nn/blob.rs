@@ -30,7 +30,6 @@ pub(crate) const H_VERSION: usize = 4;
 pub(crate) const H_TOTAL: usize = 8;
 pub(crate) const H_CRC: usize = 12;
 pub(crate) const H_ARENA: usize = 16;
-#[cfg_attr(not(feature = "alloc"), allow(dead_code))]
 pub(crate) const H_FLAGS: usize = 20;
 pub(crate) const H_N_TENSORS: usize = 24;
 pub(crate) const H_TENSORS: usize = 28;
@@ -412,6 +411,28 @@ impl<'a> Model<'a> {
         if model.arena % ALIGN != 0 {
             return Err(blob_err("the arena size is not a multiple of 16"));
         }
+        // No flag is defined in this version: a set bit marks something this reader would
+        // silently get wrong, so it is refused.
+        let flags = u32_at(bytes, H_FLAGS);
+        if flags != 0 {
+            return Err(Error::Model(
+                ModelError::new(
+                    ModelFormat::Blob,
+                    "header flags are {}, but no flag is defined in layout version {}",
+                )
+                .with_values(&[flags as i64, VERSION as i64]),
+            ));
+        }
+        let packing = u32_at(bytes, H_PACKING) as usize;
+        if packing != 0 && model.str_at(packing).is_none() {
+            return Err(Error::Model(
+                ModelError::new(
+                    ModelFormat::Blob,
+                    "the packing name is outside the blob or not UTF-8",
+                )
+                .with_offset(packing),
+            ));
+        }
         for t in 0..model.n_tensors {
             model.check_tensor(t)?;
         }
@@ -533,7 +554,11 @@ impl<'a> Model<'a> {
         Ok(())
     }
 
+    /// The string at `at` (a u16 length, then UTF-8 bytes), outside the header.
     fn str_at(&self, at: usize) -> Option<&'a str> {
+        if at < HEADER {
+            return None;
+        }
         let len = u16_at(self.bytes, at) as usize;
         let s = self
             .bytes

@@ -1,6 +1,7 @@
 //! A session: one model run over the caller's arena. No allocation, no re-validation.
 
 use super::blob::{blob_err, Model, Storage, TensorInfo, ALIGN};
+use super::error::{ModelError, ModelFormat};
 use super::ops::{self, OpMem};
 use crate::error::Error;
 
@@ -51,15 +52,20 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     /// Copies `bytes` into model input `i`; a length other than the input's is an error that
-    /// names the input.
+    /// names the input (its index, tensor and name) and both lengths.
     pub fn set_input(&mut self, i: usize, bytes: &[u8]) -> Result<(), Error> {
+        let t = self.model.input(i);
+        let name = t.and_then(|t| self.model.tensor(t)).and_then(|x| x.name);
         let dst = self.input_mut(i)?;
         if dst.len() != bytes.len() {
-            return Err(Error::LengthMismatch {
-                what: "model input bytes",
-                expected: dst.len(),
-                got: bytes.len(),
-            });
+            return Err(input_size_error(
+                i,
+                t.unwrap_or(0),
+                name,
+                dst.len(),
+                bytes.len(),
+                "model input {} takes {} bytes, {} were given",
+            ));
         }
         dst.copy_from_slice(bytes);
         Ok(())
@@ -98,4 +104,22 @@ impl<'m, 'a> Session<'m, 'a> {
         }
         Ok(())
     }
+}
+
+/// An error about the size of what was given for model input `i` (tensor `t`).
+pub(crate) fn input_size_error(
+    i: usize,
+    t: usize,
+    name: Option<&str>,
+    expected: usize,
+    got: usize,
+    reason: &'static str,
+) -> Error {
+    let mut e = ModelError::new(ModelFormat::Blob, reason)
+        .with_tensor(t)
+        .with_values(&[i as i64, expected as i64, got as i64]);
+    if let Some(name) = name {
+        e = e.with_name(name);
+    }
+    Error::Model(e)
 }

@@ -138,17 +138,23 @@ impl<'m> Runner<'m> {
     /// Writes input `i` from f32 values, quantized for an integer input (TFLite's
     /// `real / scale + zero_point`, rounded half away from zero, saturated).
     pub fn set_input_f32(&mut self, i: usize, values: &[f32]) -> Result<(), Error> {
-        let info = self
+        let t = self
             .model
             .input(i)
-            .and_then(|t| self.model.tensor(t))
+            .ok_or_else(|| blob_err("no such model input"))?;
+        let info = self
+            .model
+            .tensor(t)
             .ok_or_else(|| blob_err("no such model input"))?;
         if values.len() != info.elems() {
-            return Err(Error::LengthMismatch {
-                what: "model input values",
-                expected: info.elems(),
-                got: values.len(),
-            });
+            return Err(crate::nn::session::input_size_error(
+                i,
+                t,
+                info.name,
+                info.elems(),
+                values.len(),
+                "model input {} takes {} values, {} were given",
+            ));
         }
         let (scale, zp) = info.quant.unwrap_or((1.0, 0));
         let q = |v: f32, lo: i64, hi: i64| {

@@ -1,0 +1,382 @@
+//! The model blob reader (`Model::from_bytes`, `docs/blob-format.md`) against damaged blobs:
+//! truncated at every length, bytes flipped at random with the CRC made right again (so the
+//! checks after the CRC are what catches them), a wrong version, a misaligned start, set
+//! flags, a bad packing name; and the session's own checks (arena size, input length). No
+//! input may panic, and every error says what is wrong. Every fixture's blob, in both weight
+//! layouts, must read back.
+
+use edgemm::nn::blob::{crc32, VERSION};
+use edgemm::nn::transform::{LoadedModel, Packing};
+use edgemm::nn::{Model, Session};
+use edgemm::Error;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+fn models_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models")
+}
+
+fn read(name: &str) -> Vec<u8> {
+    let p = models_dir().join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The blob of a fixture, as the host writes it.
+fn fixture_blob(name: &str, packing: Packing) -> Vec<u8> {
+    LoadedModel::from_tflite(&read(&format!("{name}.tflite")), packing)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .blob()
+        .to_vec()
+}
+
+/// Bytes at a 16-byte aligned address (or, with `skew`, that many bytes past one).
+struct Aligned {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn new(bytes: &[u8], skew: usize) -> Self {
+        let mut buf = vec![0u8; bytes.len() + 32];
+        let start = buf.as_ptr().align_offset(16) + skew;
+        buf[start..start + bytes.len()].copy_from_slice(bytes);
+        Aligned {
+            buf,
+            start,
+            len: bytes.len(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+/// A 16-byte aligned arena of `len` bytes.
+fn arena(len: usize) -> Aligned {
+    Aligned::new(&vec![0u8; len], 0)
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Makes the header's CRC right for the bytes as they are.
+fn fix_crc(b: &mut [u8]) {
+    let total = u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize;
+    let end = total.clamp(16, b.len());
+    let crc = crc32(&b[16..end]);
+    put_u32(b, 12, crc);
+}
+
+fn message(r: Result<Model<'_>, Error>) -> String {
+    match r {
+        Ok(m) => panic!("accepted: {m:?}"),
+        Err(e) => {
+            let s = e.to_string();
+            assert!(s.starts_with("model blob"), "{s}");
+            s
+        }
+    }
+}
+
+/// Loads `bytes`; if they load, runs them over a fresh arena with zeroed inputs. Ok or Err,
+/// never a panic. Returns the load error's message, if any.
+fn load_and_run(bytes: &[u8]) -> Result<(), String> {
+    let a = Aligned::new(bytes, 0);
+    let model = Model::from_bytes(a.bytes()).map_err(|e| e.to_string())?;
+    // A damaged arena size could ask for gigabytes: they are not worth running.
+    if model.arena_size() > 64 << 20 {
+        return Ok(());
+    }
+    let mut ar = arena(model.arena_size());
+    let start = ar.start;
+    let mut s = Session::new(model, &mut ar.buf[start..start + model.arena_size()])
+        .map_err(|e| e.to_string())?;
+    for i in 0..model.num_inputs() {
+        if let Ok(x) = s.input_mut(i) {
+            x.fill(0);
+        }
+    }
+    let _ = s.run();
+    for j in 0..model.num_outputs() {
+        let _ = s.output(j);
+    }
+    // The accessors of a validated model stay in bounds too.
+    for t in 0..model.num_tensors() + 2 {
+        if let Some(info) = model.tensor(t) {
+            let _ = (info.shape(), info.elems(), info.name, model.constant(t));
+        }
+    }
+    for i in 0..model.num_ops() + 2 {
+        if let Some(op) = model.op(i) {
+            for k in 0..op.num_inputs() + op.num_outputs() + op.num_temps() + 2 {
+                let _ = (op.input(k), op.output(k), op.temp(k), op.param(k));
+            }
+        }
+    }
+    let _ = (model.packing(), model.baseline_arena_size());
+    Ok(())
+}
+
+#[test]
+fn a_fixture_blob_round_trips_and_runs() {
+    let blob = fixture_blob("fc_2d_relu_int8", Packing::Portable);
+    let loaded = LoadedModel::from_blob(&blob).unwrap();
+    let a = Aligned::new(&blob, 0);
+    let m = Model::from_bytes(a.bytes()).unwrap();
+    assert_eq!(&blob[..4], b"EGMB");
+    assert_eq!(blob.len() % 16, 0);
+    assert_eq!(m.as_bytes().len(), blob.len());
+    assert_eq!(m.packing(), "portable");
+    assert_eq!(m.num_inputs(), 1);
+    assert_eq!(m.num_outputs(), 1);
+    assert_eq!(m.arena_size(), loaded.model().arena_size());
+    assert!(m.arena_size() % 16 == 0 && m.arena_size() > 0);
+    assert!(m.baseline_arena_size() >= m.arena_size());
+    assert_eq!(m.op(0).unwrap().name(), "FULLY_CONNECTED");
+    // Written again from the loaded copy: the same bytes.
+    assert_eq!(loaded.blob(), &blob[..]);
+
+    let mut ar = arena(m.arena_size());
+    let start = ar.start;
+    let mut s = Session::new(m, &mut ar.buf[start..]).unwrap();
+    s.set_input(0, &read("fc_2d_relu_int8.in0.bin")).unwrap();
+    s.run().unwrap();
+    assert_eq!(s.output(0).unwrap(), &read("fc_2d_relu_int8.out0.bin")[..]);
+}
+
+#[test]
+fn truncation_at_every_length_is_an_error() {
+    let blob = fixture_blob("fc_2d_relu_int8", Packing::Portable);
+    for len in 0..blob.len() {
+        let a = Aligned::new(&blob[..len], 0);
+        let msg = message(Model::from_bytes(a.bytes()));
+        if len < 64 {
+            assert!(
+                msg.contains("shorter than the 64-byte header"),
+                "{len}: {msg}"
+            );
+        } else {
+            assert!(
+                msg.contains(&format!("says {} bytes, {len} are there", blob.len())),
+                "{len}: {msg}"
+            );
+        }
+    }
+    // The same, with the length and CRC fields made to agree with the truncated bytes: now
+    // the section and tensor checks must catch it (or, if only padding was cut, it loads).
+    let mut errors = 0;
+    for len in 64..blob.len() {
+        let mut b = blob[..len].to_vec();
+        put_u32(&mut b, 8, len as u32);
+        fix_crc(&mut b);
+        let r = catch_unwind(AssertUnwindSafe(|| load_and_run(&b)));
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(msg)) => {
+                assert!(msg.starts_with("model blob"), "{len}: {msg}");
+                errors += 1;
+            }
+            Err(_) => panic!("truncated to {len} bytes (length and CRC fixed): panicked"),
+        }
+    }
+    assert!(errors > 0);
+}
+
+#[test]
+fn random_byte_flips_with_the_crc_fixed_never_panic() {
+    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
+    let mut loaded = 0;
+    for (fixture, packing) in [
+        ("fc_2d_relu_int8", Packing::Portable),
+        ("fc_2d_relu_int8", Packing::Host),
+        ("fc_3d_keepdims_f32", Packing::Portable),
+        ("reshape_int8", Packing::Portable),
+    ] {
+        let blob = fixture_blob(fixture, packing);
+        let mut rng = SmallRng::seed_from_u64(0x5eed_b10b);
+        for iter in 0..6000 {
+            let mut b = blob.clone();
+            let flips = rng.gen_range(1..=4);
+            for _ in 0..flips {
+                // Mostly the structure (header, records, lists, params), sometimes anywhere.
+                let hot = (b.len() / 2).max(17);
+                let at = if rng.gen_bool(0.8) {
+                    rng.gen_range(16..hot)
+                } else {
+                    rng.gen_range(16..b.len())
+                };
+                match rng.gen_range(0..3) {
+                    0 => b[at] ^= 1 << rng.gen_range(0..8),
+                    1 => b[at] = rng.gen(),
+                    _ => b[at] = [0, 0xff, 0x7f, 0x80, 1][rng.gen_range(0..5)],
+                }
+            }
+            fix_crc(&mut b);
+            match catch_unwind(AssertUnwindSafe(|| load_and_run(&b))) {
+                Ok(Ok(())) => loaded += 1,
+                Ok(Err(msg)) => {
+                    // Errors of the blob's structure start "model blob"; an operator's check
+                    // may pass on its kernel's own error (packed weights, say).
+                    assert!(msg.len() > 10, "{msg}");
+                    // The reason without numbers, to count kinds of errors.
+                    let kind = msg
+                        .rsplit(": ")
+                        .next()
+                        .unwrap()
+                        .chars()
+                        .filter(|c| !c.is_ascii_digit())
+                        .collect::<String>();
+                    *reasons.entry(kind).or_default() += 1;
+                }
+                Err(_) => panic!("{fixture} ({packing:?}), flip set {iter}: panicked"),
+            }
+        }
+    }
+    eprintln!("flipped blobs that still loaded: {loaded}; errors by kind:");
+    for (r, n) in &reasons {
+        eprintln!("{n:6}  {r}");
+    }
+    // The flips must have reached the checks past the CRC.
+    assert!(reasons.len() >= 8, "{reasons:?}");
+    assert!(reasons.keys().any(|r| r.contains("operator")));
+}
+
+#[test]
+fn a_wrong_version_is_named() {
+    let mut blob = fixture_blob("fc_2d_relu_int8", Packing::Portable);
+    put_u32(&mut blob, 4, VERSION + 1);
+    let a = Aligned::new(&blob, 0);
+    let msg = message(Model::from_bytes(a.bytes()));
+    assert!(
+        msg.contains(&format!(
+            "layout version {} is not the version {VERSION} this build reads",
+            VERSION + 1
+        )),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_misaligned_start_is_refused() {
+    let blob = fixture_blob("fc_2d_relu_int8", Packing::Portable);
+    for skew in [1, 4, 8] {
+        let a = Aligned::new(&blob, skew);
+        let msg = message(Model::from_bytes(a.bytes()));
+        assert!(msg.contains("16-byte aligned"), "{msg}");
+    }
+    // A loader that copies is fine with it.
+    let a = Aligned::new(&blob, 1);
+    assert!(LoadedModel::from_blob(a.bytes()).is_ok());
+}
+
+#[test]
+fn header_damage_is_named() {
+    let blob = fixture_blob("fc_2d_relu_int8", Packing::Portable);
+    let check = |edit: &dyn Fn(&mut Vec<u8>), fix: bool, want: &str| {
+        let mut b = blob.clone();
+        edit(&mut b);
+        if fix {
+            fix_crc(&mut b);
+        }
+        let a = Aligned::new(&b, 0);
+        let msg = message(Model::from_bytes(a.bytes()));
+        assert!(msg.contains(want), "want {want:?}: {msg}");
+    };
+    check(&|b| b[0] = b'X', false, "magic number");
+    check(&|b| b[100] ^= 1, false, "CRC-32 mismatch");
+    check(&|b| put_u32(b, 20, 4), true, "header flags are 4");
+    check(&|b| put_u32(b, 16, 8), true, "not a multiple of 16");
+    check(&|b| put_u32(b, 56, 3), true, "packing name");
+    check(&|b| put_u32(b, 28, 0), true, "tensor table");
+    check(&|b| put_u32(b, 32, 1 << 28), true, "operator table");
+    check(&|b| put_u32(b, 8, 40), false, "length field says 40");
+}
+
+#[test]
+fn session_errors_name_what_is_wrong() {
+    let blob = fixture_blob("fc_2d_relu_int8", Packing::Portable);
+    let a = Aligned::new(&blob, 0);
+    let m = Model::from_bytes(a.bytes()).unwrap();
+    let need = m.arena_size();
+
+    let mut small = arena(need - 16);
+    let start = small.start;
+    match Session::new(m, &mut small.buf[start..start + need - 16]) {
+        Err(e @ Error::WorkspaceTooSmall { .. }) => {
+            let s = e.to_string();
+            assert!(s.contains(&need.to_string()) && s.contains(&(need - 16).to_string()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut skewed = arena(need + 16);
+    let start = skewed.start + 4;
+    let e = Session::new(m, &mut skewed.buf[start..start + need]).unwrap_err();
+    assert!(e.to_string().contains("16-byte aligned"), "{e}");
+
+    let mut ar = arena(need);
+    let start = ar.start;
+    let mut s = Session::new(m, &mut ar.buf[start..]).unwrap();
+    let input = m.tensor(m.input(0).unwrap()).unwrap();
+    let name = input.name.unwrap();
+    let want = input.bytes;
+    for got in [0, want - 1, want + 1] {
+        let msg = s.set_input(0, &vec![0u8; got]).unwrap_err().to_string();
+        assert!(msg.contains(name), "{msg}");
+        assert!(
+            msg.contains(&format!(
+                "model input 0 takes {want} bytes, {got} were given"
+            )),
+            "{msg}"
+        );
+    }
+    assert!(s.set_input(1, &[]).is_err());
+    assert!(s.output(1).is_err());
+}
+
+#[test]
+fn every_fixture_blob_reads_back_in_both_layouts() {
+    let mut names: Vec<String> = std::fs::read_dir(models_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            n.strip_suffix(".tflite").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    let (mut read_back, mut skipped) = (0, 0);
+    for name in &names {
+        for packing in [Packing::Portable, Packing::Host] {
+            let loaded = match LoadedModel::from_tflite(&read(&format!("{name}.tflite")), packing) {
+                Ok(l) => l,
+                Err(e) => {
+                    let s = e.to_string();
+                    assert!(
+                        s.contains("not supported") || s.contains("hybrid"),
+                        "{name}: {s}"
+                    );
+                    skipped += 1;
+                    continue;
+                }
+            };
+            let blob = loaded.blob();
+            let a = Aligned::new(blob, 0);
+            let m = Model::from_bytes(a.bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let l = loaded.model();
+            assert_eq!(m.num_tensors(), l.num_tensors(), "{name}");
+            assert_eq!(m.num_ops(), l.num_ops(), "{name}");
+            assert_eq!(m.arena_size(), l.arena_size(), "{name}");
+            assert_eq!(m.packing(), packing.name(), "{name}");
+            assert_eq!(crc32(&blob[16..]).to_le_bytes(), blob[12..16], "{name}");
+            load_and_run(blob).unwrap();
+            read_back += 1;
+        }
+    }
+    eprintln!("{read_back} blobs read back, {skipped} (model, layout) pairs not supported yet");
+    assert!(read_back > 0);
+}

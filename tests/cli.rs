@@ -1,0 +1,252 @@
+//! The `edgemm` command, run as a process on the fixture models: `run` with input and output
+//! files matches TFLite's reference outputs, `inspect` shows the arena plan, `convert` writes
+//! a blob that runs to the same bytes, and bad arguments fail with a message that says what
+//! is wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models")
+}
+
+fn model(name: &str) -> String {
+    models().join(name).to_str().unwrap().to_string()
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{test}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn edgemm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgemm"))
+        .args(args)
+        .output()
+        .expect("runs edgemm")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs edgemm and requires success; returns (stdout, stderr).
+fn ok(args: &[&str]) -> (String, String) {
+    let o = edgemm(args);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(
+        o.status.success(),
+        "edgemm {args:?} failed\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    (out, err)
+}
+
+/// Runs edgemm and requires failure with a message on stderr; returns it.
+fn fails(args: &[&str]) -> String {
+    let o = edgemm(args);
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "edgemm {args:?} succeeded");
+    assert!(err.starts_with("edgemm: "), "edgemm {args:?}: {err}");
+    err
+}
+
+#[test]
+fn run_with_input_and_output_files_matches_the_reference() {
+    let dir = scratch("run");
+    let out = dir.join("out0.bin");
+    let (stdout, _) = ok(&[
+        "run",
+        &model("fc_2d_relu_int8.tflite"),
+        "--input",
+        &model("fc_2d_relu_int8.in0.bin"),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(model("fc_2d_relu_int8.out0.bin")).unwrap()
+    );
+    // The one output went to its file: nothing to summarize.
+    assert!(!stdout.contains("output 0"), "{stdout}");
+    // Portable weights give the same bytes.
+    let out2 = dir.join("out0-portable.bin");
+    ok(&[
+        "run",
+        &model("fc_2d_relu_int8.tflite"),
+        "--portable",
+        &format!("--input={}", model("fc_2d_relu_int8.in0.bin")),
+        &format!("--output={}", out2.to_str().unwrap()),
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
+}
+
+#[test]
+fn run_without_inputs_uses_seeded_random_values_and_summarizes() {
+    let m = model("fc_3d_keepdims_int8.tflite");
+    let (out, err) = ok(&["run", &m, "--repeat", "5", "--profile", "--threads", "2"]);
+    assert!(err.contains("seeded random values"), "{err}");
+    assert!(err.contains("one thread"), "{err}");
+    for want in [
+        "output 0 \"Identity\": int8 [1, 5, 6]",
+        "first 8 of 30",
+        "argmax",
+        "latency_us median=",
+        " min=",
+        "FULLY_CONNECTED",
+        "100.0%",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+    // Seeded: the same values every time, other values with another seed.
+    let (again, _) = ok(&["run", &m]);
+    let (again2, _) = ok(&["run", &m]);
+    assert_eq!(again, again2);
+    let (other, _) = ok(&["run", &m, "--seed", "7"]);
+    assert_ne!(again, other);
+}
+
+#[test]
+fn inspect_prints_tensors_operators_and_the_arena() {
+    let (out, _) = ok(&["inspect", &model("fc_2d_relu_int8.tflite"), "--portable"]);
+    for want in [
+        "arena ",
+        "greedy-by-size baseline",
+        "packing   portable",
+        "weights ",
+        "FULLY_CONNECTED",
+        "params  [",
+        "per-channel",
+        "const @",
+        "arena @",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+    // Every unsupported operator at once.
+    let err = fails(&["inspect", &model("cnn_block_int8.tflite")]);
+    for want in [
+        "operators the runtime cannot run",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "MAX_POOL_2D",
+        "SOFTMAX",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from\n{err}");
+    }
+}
+
+#[test]
+fn convert_then_run_the_blob_gives_the_same_bytes() {
+    let dir = scratch("convert");
+    for (name, extra) in [
+        ("fc_2d_relu_int8", None),
+        ("fc_3d_keepdims_f32", Some("--portable")),
+    ] {
+        let blob = dir.join(format!("{name}.egm"));
+        let mut args = vec![
+            "convert".to_string(),
+            model(&format!("{name}.tflite")),
+            "-o".into(),
+            blob.to_str().unwrap().into(),
+        ];
+        args.extend(extra.map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&args);
+        assert_eq!(&std::fs::read(&blob).unwrap()[..4], b"EGMB");
+        let (from_tflite, from_blob) = (dir.join("a.bin"), dir.join("b.bin"));
+        for (m, out) in [
+            (model(&format!("{name}.tflite")), &from_tflite),
+            (blob.to_str().unwrap().to_string(), &from_blob),
+        ] {
+            ok(&[
+                "run",
+                &m,
+                "--input",
+                &model(&format!("{name}.in0.bin")),
+                "--output",
+                out.to_str().unwrap(),
+            ]);
+        }
+        let a = std::fs::read(&from_tflite).unwrap();
+        assert_eq!(a, std::fs::read(&from_blob).unwrap(), "{name}");
+        if name.ends_with("int8") {
+            assert_eq!(
+                a,
+                std::fs::read(model(&format!("{name}.out0.bin"))).unwrap()
+            );
+        }
+        // The blob inspects too, with the same arena.
+        let (blob_info, _) = ok(&["inspect", blob.to_str().unwrap()]);
+        assert!(blob_info.contains("edgemm blob"), "{blob_info}");
+        assert!(blob_info.contains("layout version 1"), "{blob_info}");
+    }
+}
+
+#[test]
+fn bad_arguments_fail_with_a_clear_message() {
+    let m = model("fc_2d_relu_int8.tflite");
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "no command"),
+        (&["frobnicate"], "unknown command \"frobnicate\""),
+        (&["run"], "no MODEL given"),
+        (&["run", &m, "--bogus"], "unknown option --bogus"),
+        (&["inspect", &m, "--repeat", "3"], "unknown option --repeat"),
+        (&["run", &m, "--repeat"], "--repeat needs a value"),
+        (&["run", &m, "--repeat", "0"], "at least 1"),
+        (&["run", &m, "--threads", "two"], "\"two\""),
+        (&["run", &m, "--profile=yes"], "--profile takes no value"),
+        (&["run", &m, &m], "unexpected argument"),
+        (&["convert", &m], "no output file given"),
+        (
+            &["run", "/nonexistent/model.tflite"],
+            "/nonexistent/model.tflite",
+        ),
+        (&["run", &model("MANIFEST")], "neither an edgemm blob"),
+        (
+            &["run", &m, "--input", &model("fc_3d_keepdims_int8.in0.bin")],
+            "input 0 \"in0\" (int8 [2, 16]) takes 32 bytes",
+        ),
+        (
+            &["run", &m, "--input", &m, "--input", &m],
+            "has 1 input, 2 --input files given",
+        ),
+        (
+            &["run", &model("dscnn_int8.tflite")],
+            "operators the runtime cannot run",
+        ),
+    ];
+    for (args, want) in cases {
+        let err = fails(args);
+        assert!(
+            err.contains(want),
+            "edgemm {args:?}: {want:?} missing from {err}"
+        );
+    }
+    // The wrong-size message names both sizes.
+    let err = fails(&["run", &m, "--input", &model("fc_3d_keepdims_int8.in0.bin")]);
+    assert!(err.contains("has 60"), "{err}");
+}
+
+#[test]
+fn every_command_has_help() {
+    let (top, _) = ok(&["--help"]);
+    for cmd in ["run", "inspect", "convert"] {
+        assert!(top.contains(cmd), "{top}");
+        let (h, _) = ok(&[cmd, "--help"]);
+        assert!(h.starts_with(&format!("usage: edgemm {cmd}")), "{h}");
+        assert!(h.contains("--help"), "{h}");
+    }
+    let (run, _) = ok(&["run", "-h"]);
+    for opt in [
+        "--input",
+        "--output",
+        "--repeat",
+        "--profile",
+        "--threads",
+        "--seed",
+    ] {
+        assert!(run.contains(opt), "{opt} missing from\n{run}");
+    }
+}
