@@ -920,10 +920,20 @@ def hybrid_family():
                   "(weights of >= 1024 elements get int8; smaller ones stay float)")]
 
 
+def unsupported_family():
+    """Operators the runtime does not have (EXP, SQRT): loading must list them, not run."""
+    def build(rng):
+        c = rng.uniform(0.5, 1.0, size=(6,)).astype(np.float32)
+        return (lambda x: tf.sqrt(tf.exp(x) + c)), None
+    return [Model("unsupported_ops", [((1, 4, 6), -1.0, 1.0)], build, ["EXP", "SQRT", "ADD"],
+                  (), ("f32",), "operators edgemm cannot run: the tests expect an error "
+                  "naming them")]
+
+
 def catalog():
     fams = [conv_family, dwconv_family, fc_family, pool_family, binary_family, unary_family,
             reduce_family, shape_family, matmul_family, resize_family, edge_family, cnn_family,
-            dscnn_family, hybrid_family]
+            dscnn_family, hybrid_family, unsupported_family]
     out = []
     for f in fams:
         for m in f():

@@ -225,6 +225,7 @@ pub(crate) fn binary<A: Copy, B: Copy, O>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
     use std::vec;
     use std::vec::Vec;
 

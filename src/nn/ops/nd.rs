@@ -56,11 +56,12 @@ pub(crate) fn walk(
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::walk;
 
     #[test]
     fn walks_in_order() {
-        let mut seen = alloc::vec::Vec::new();
+        let mut seen = std::vec::Vec::new();
         walk(&[2, 3], &[3, 1], &[10, 100], |a, b| seen.push((a, b)));
         assert_eq!(
             seen,
