@@ -23,10 +23,19 @@ fn scratch(test: &str) -> PathBuf {
 }
 
 fn edgemm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgemm"))
-        .args(args)
-        .output()
-        .expect("runs edgemm")
+    // Under user-mode emulation (scripts/cross/*.sh) the host cannot exec the binary itself:
+    // EDGEMM_TEST_RUNNER names the emulator command to run it with.
+    let runner = std::env::var("EDGEMM_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(emu) => {
+            let mut c = Command::new(emu);
+            c.args(words).arg(env!("CARGO_BIN_EXE_edgemm"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_edgemm")),
+    };
+    cmd.args(args).output().expect("runs edgemm")
 }
 
 fn text(b: &[u8]) -> String {
