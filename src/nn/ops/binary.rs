@@ -8,7 +8,8 @@
 //!   by its multiplier (`MultiplyByQuantizedMultiplierSmallerThanOneExp`), summed (or
 //!   subtracted), scaled by the output multiplier, plus the output zero point, clamped; the
 //!   multipliers are `Prepare`'s (`s_k / (2·max(s1, s2))` and
-//!   `2·max(s1, s2) / (2^20·s_out)`).
+//!   `2·max(s1, s2) / (2^20·s_out)`). On large tensors each input's rescaling (a function
+//!   of its 8-bit value) is tabulated first, leaving one rescaling per element.
 //! - int8 MUL (`reference_integer_ops::MulElementwise` / `BroadcastMul6DSlow`):
 //!   `MultiplyByQuantizedMultiplier((q1 − z1)·(q2 − z2))` by `s1·s2/s_out` (computed in f32
 //!   as `Prepare` does), plus the output zero point, clamped.
@@ -105,6 +106,8 @@ const M_LO: usize = 5;
 const M_HI: usize = 6;
 // f32 parameters.
 const F_LO: usize = 0;
+/// Entries of a table over the 8-bit values.
+const TABLE_ELEMS: usize = 256;
 const F_HI: usize = 1;
 
 /// The broadcast plan of the operator's tensors (`None` when they do not broadcast).
@@ -212,22 +215,30 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             let (o2, m2, s2) = (p(P_OFF2), p(P_MULT2), p(P_SHIFT2));
             let (mo, so, zo) = (p(P_MULT_OUT), p(P_SHIFT_OUT), p(P_ZERO_OUT));
             let (lo, hi) = (p(P_LO), p(P_HI));
-            let scaled = move |x: i8, y: i8| {
-                let x = mbqm((i32::from(x) + o1) << ls, m1, s1);
-                let y = mbqm((i32::from(y) + o2) << ls, m2, s2);
-                (x, y)
-            };
+            let scale1 = move |x: i8| mbqm((i32::from(x) + o1) << ls, m1, s1);
+            let scale2 = move |x: i8| mbqm((i32::from(x) + o2) << ls, m2, s2);
             let finish = move |raw: i32| mbqm(raw, mo, so).wrapping_add(zo).max(lo).min(hi) as i8;
-            if op.code == ADD {
+            let sub = op.code == SUB;
+            let combine = move |x: i32, z: i32| {
+                finish(if sub {
+                    x.wrapping_sub(z)
+                } else {
+                    x.wrapping_add(z)
+                })
+            };
+            if plan.out_elems() > 2 * TABLE_ELEMS {
+                // Each input's rescaling depends on its 8-bit value alone: tabulate it once
+                // (the same function, so the same bits) and leave one rescaling per element.
+                let (mut t1, mut t2) = ([0i32; TABLE_ELEMS], [0i32; TABLE_ELEMS]);
+                for q in i8::MIN..=i8::MAX {
+                    t1[usize::from(q as u8)] = scale1(q);
+                    t2[usize::from(q as u8)] = scale2(q);
+                }
                 binary(&plan, a, b, y, |x, z| {
-                    let (x, z) = scaled(x, z);
-                    finish(x.wrapping_add(z))
+                    combine(t1[usize::from(x as u8)], t2[usize::from(z as u8)])
                 })
             } else {
-                binary(&plan, a, b, y, |x, z| {
-                    let (x, z) = scaled(x, z);
-                    finish(x.wrapping_sub(z))
-                })
+                binary(&plan, a, b, y, |x, z| combine(scale1(x), scale2(z)))
             }
         }
         MUL => {
@@ -349,5 +360,84 @@ mod lower {
         }
         l.push(op);
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use crate::nn::dtype::DType;
+    use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, Node, OpOptions, Quant, Tensor};
+    use crate::nn::transform::{LoadedModel, Packing};
+    use alloc::string::String;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn graph(op: BuiltinOp, options: OpOptions, n: usize) -> Graph {
+        let t = |name: &str, s: f32, z: i64| Tensor {
+            name: String::from(name),
+            dtype: DType::I8,
+            shape: vec![1, n],
+            quant: Some(Quant {
+                scale: vec![s],
+                zero_point: vec![z],
+                axis: 0,
+            }),
+            data: None,
+        };
+        Graph {
+            tensors: vec![t("a", 0.031, -7), t("b", 0.0123, 19), t("y", 0.04, 3)],
+            nodes: vec![Node {
+                op,
+                version: 2,
+                options,
+                inputs: vec![Some(0), Some(1)],
+                outputs: vec![2],
+            }],
+            inputs: vec![0, 1],
+            outputs: vec![2],
+        }
+    }
+
+    fn run(g: &Graph, a: &[u8], b: &[u8]) -> Vec<u8> {
+        let m = LoadedModel::from_graph(g, Packing::Portable).unwrap();
+        let mut r = m.runner();
+        r.set_input(0, a).unwrap();
+        r.set_input(1, b).unwrap();
+        r.run().unwrap();
+        r.output(0).unwrap()
+    }
+
+    /// Large int8 ADD/SUB take the tabulated path, small ones rescale each element: both give
+    /// the same bytes for every pair of input values.
+    #[test]
+    fn tabulated_add_and_sub_equal_the_direct_path() {
+        let n = 65536; // every (a, b) pair once
+        let a: Vec<u8> = (0..n).map(|i| (i % 256) as u8).collect();
+        let b: Vec<u8> = (0..n).map(|i| (i / 256) as u8).collect();
+        let act = Activation::Relu6;
+        for (op, options) in [
+            (
+                BuiltinOp::Add,
+                OpOptions::Add {
+                    activation: act,
+                    pot_scale_int16: false,
+                },
+            ),
+            (
+                BuiltinOp::Sub,
+                OpOptions::Sub {
+                    activation: act,
+                    pot_scale_int16: false,
+                },
+            ),
+        ] {
+            let big = run(&graph(op, options.clone(), n), &a, &b);
+            let small_g = graph(op, options, 256);
+            let mut direct = Vec::new();
+            for (ca, cb) in a.chunks(256).zip(b.chunks(256)) {
+                direct.extend(run(&small_g, ca, cb));
+            }
+            assert_eq!(big, direct, "{op:?}");
+        }
     }
 }
