@@ -811,7 +811,7 @@ fn describe(path: &str, k: Kind, m: &Model) -> String {
     let base = m.baseline_arena_size();
     let _ = writeln!(
         s,
-        "arena     {} bytes (greedy-by-size baseline without aliasing: {})",
+        "arena     {} bytes (greedy-by-size baseline, no shared bytes: {})",
         m.arena_size(),
         if base == 0 {
             "unknown".to_string()

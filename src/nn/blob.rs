@@ -609,7 +609,8 @@ impl<'a> Model<'a> {
             }
         }
         // Outputs and scratch are written: they must be arena tensors that overlap no input
-        // (unless the operator works in place) and not each other.
+        // (but output 0 may be input 0's bytes, at the same offset, for an operator that
+        // works in place) and not each other.
         let writes = (0..op.n_out + op.n_tmp).filter_map(|k| op.io(op.n_in + k));
         for (k, w) in writes.clone().enumerate() {
             let wi = self.tensor_unchecked(w);
@@ -621,10 +622,11 @@ impl<'a> Model<'a> {
                     return Err(bad("two of its outputs share arena bytes"));
                 }
             }
-            for r in (0..op.n_in).filter_map(|k| op.input(k)) {
+            for (j, r) in (0..op.n_in).filter_map(|j| Some((j, op.input(j)?))) {
                 let ri = self.tensor_unchecked(r);
                 let same = ri.storage == Storage::Arena && ri.offset == wi.offset;
-                if overlaps(&wi, &ri) && !(same && ops::in_place(code)) {
+                let in_place = same && k == 0 && j == 0 && op.n_out > 0 && ops::in_place(code);
+                if overlaps(&wi, &ri) && !in_place {
                     return Err(bad("an output overlaps an input in the arena"));
                 }
             }

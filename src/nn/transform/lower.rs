@@ -57,6 +57,11 @@ pub struct LOp {
     pub node: usize,
     /// Its output 0 may share the bytes of its input 0 (reshape: a view, no copy).
     pub alias: bool,
+    /// Its output 0 may be written over its input 0 when nothing reads that input later
+    /// (the operator then reads the input through the output): the planner may give both
+    /// the same offset. Set from the operator's `OpDef::in_place`; `lower` clears it for
+    /// geometries the operator cannot run in place.
+    pub in_place: bool,
 }
 
 /// The lowering state the operators' `lower` functions add to.
@@ -134,6 +139,7 @@ impl<'g> Lowering<'g> {
             params,
             node,
             alias: false,
+            in_place: ops::def(code).is_some_and(|d| d.in_place),
         }
     }
 }

@@ -4,9 +4,12 @@
 //! Buffers are placed greedily by size (largest first, each at the lowest offset where it
 //! overlaps no placed buffer alive at the same time), as TFLite Micro's
 //! `GreedyMemoryPlanner` does; on top of that, a RESHAPE or SQUEEZE output is the same
-//! buffer as its input (a view, no copy). The baseline, what TFLite Micro would plan for
-//! the same lifetimes (no aliasing), is computed too so the two can be compared; the plan
-//! never needs more than it.
+//! buffer as its input (a view, no copy), and an operator that can work in place (its
+//! `LOp::in_place`: activations, and the convolutions whose geometry allows it) writes its
+//! output over its first input when nothing reads that input afterwards and it is not a
+//! model input or output. The baseline, what TFLite Micro would plan for the same lifetimes
+//! (no sharing), is computed too so the two can be compared; the plan never needs more than
+//! it.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -21,7 +24,8 @@ pub struct Plan {
     pub offsets: Vec<Option<usize>>,
     /// Bytes of arena the plan needs (a multiple of 16).
     pub arena: usize,
-    /// What the greedy-by-size plan without aliasing needs for the same lifetimes.
+    /// What the greedy-by-size plan without shared bytes (TFLite Micro's) needs for the same
+    /// lifetimes.
     pub baseline: usize,
 }
 
@@ -77,9 +81,15 @@ pub fn plan(l: &Lowered) -> Plan {
             }
         }
     }
-    let buffers_of = |with_alias: bool| -> (Vec<Option<usize>>, Vec<Buffer>) {
+    // A tensor no operator may overwrite: the model's inputs (the caller writes them once
+    // and may run again) and outputs (read after the last operator).
+    let mut pinned = vec![false; n];
+    for &t in l.inputs.iter().chain(&l.outputs) {
+        pinned[t] = true;
+    }
+    let buffers_of = |merge: Merge| -> (Vec<Option<usize>>, Vec<Buffer>) {
         let mut p = parent.clone();
-        if with_alias {
+        if merge >= Merge::Alias {
             for op in &l.ops {
                 if let (true, Some(Some(i)), Some(&o)) =
                     (op.alias, op.inputs.first(), op.outputs.first())
@@ -89,6 +99,47 @@ pub fn plan(l: &Lowered) -> Plan {
                         p[ro] = ri;
                     }
                 }
+            }
+        }
+        if merge == Merge::InPlace {
+            // Each group's lifetime and whether it holds a pinned tensor, kept at its root.
+            let mut span: Vec<Option<(usize, usize)>> = vec![None; n];
+            let mut held = vec![false; n];
+            for t in 0..n {
+                let r = root(&mut p, t);
+                held[r] |= pinned[t];
+                if let Some((a, b)) = lifetimes[t] {
+                    let e = span[r].get_or_insert((a, b));
+                    *e = (e.0.min(a), e.1.max(b));
+                }
+            }
+            for (i, op) in l.ops.iter().enumerate() {
+                let (true, false, Some(Some(x)), Some(&o)) =
+                    (op.in_place, op.alias, op.inputs.first(), op.outputs.first())
+                else {
+                    continue;
+                };
+                if !is_arena(*x) || !is_arena(o) {
+                    continue;
+                }
+                let (rx, ro) = (root(&mut p, *x), root(&mut p, o));
+                // The input's bytes are free after this operator, the output's start here,
+                // and no other input of the operator lives in them.
+                let other_input = op.inputs[1..]
+                    .iter()
+                    .flatten()
+                    .any(|&t| root(&mut p, t) == rx);
+                let dies_here = span[rx].is_some_and(|s| s.1 == i);
+                let born_here = span[ro].is_some_and(|s| s.0 == i);
+                if rx == ro || held[rx] || other_input || !dies_here || !born_here {
+                    continue;
+                }
+                p[ro] = rx;
+                held[rx] |= held[ro];
+                span[rx] = match (span[rx], span[ro]) {
+                    (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+                    (a, b) => a.or(b),
+                };
             }
         }
         let mut index = vec![None; n];
@@ -119,19 +170,23 @@ pub fn plan(l: &Lowered) -> Plan {
         }
         (index, bufs)
     };
-    let place = |with_alias: bool| {
-        let (index, bufs) = buffers_of(with_alias);
+    let place = |merge: Merge| {
+        let (index, bufs) = buffers_of(merge);
         let (offset_of_buf, arena) = greedy(&bufs);
         let offsets: Vec<Option<usize>> =
             index.iter().map(|b| b.map(|b| offset_of_buf[b])).collect();
         (offsets, arena)
     };
-    let (aliased, arena) = place(true);
-    let (plain, baseline) = place(false);
-    // Greedy placement is a heuristic: should merging aliases ever give a larger arena, the
-    // plain plan is used (the reshapes then copy).
-    let (offsets, arena) = if arena <= baseline {
-        (aliased, arena)
+    let (plain, baseline) = place(Merge::None);
+    let (aliased, alias_arena) = place(Merge::Alias);
+    let (in_place, in_place_arena) = place(Merge::InPlace);
+    // Greedy placement is a heuristic: each kind of sharing is kept only when it makes the
+    // arena smaller (a reshape then copies; an in-place operator may copy rows to scratch,
+    // so it runs in place only when that saves bytes).
+    let (offsets, arena) = if in_place_arena < alias_arena.min(baseline) {
+        (in_place, in_place_arena)
+    } else if alias_arena <= baseline {
+        (aliased, alias_arena)
     } else {
         (plain, baseline)
     };
@@ -140,6 +195,17 @@ pub fn plan(l: &Lowered) -> Plan {
         arena,
         baseline,
     }
+}
+
+/// Which sharing of bytes a plan uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Merge {
+    /// None: every tensor its own buffer (TFLite Micro's plan).
+    None,
+    /// Reshape outputs are views of their inputs.
+    Alias,
+    /// Also, in-place operators write over an input that dies with them.
+    InPlace,
 }
 
 /// Greedy by size: returns each buffer's offset and the arena size.
@@ -197,6 +263,52 @@ mod tests {
         }
     }
 
+    /// A DS-CNN-like chain: small input → conv → a → in place → b → in place → c → pool →
+    /// small output. TFLite Micro's plan holds two activations; in place, one.
+    #[test]
+    fn in_place_chain_keeps_one_activation() {
+        let big = 8000;
+        let tensors = vec![
+            tensor(490),
+            tensor(big),
+            tensor(big),
+            tensor(big),
+            tensor(64),
+        ];
+        let op = |i: usize, x: usize, y: usize, in_place: bool| LOp {
+            code: 0,
+            inputs: vec![Some(x)],
+            outputs: vec![y],
+            temps: Vec::new(),
+            params: Vec::new(),
+            node: i,
+            alias: false,
+            in_place,
+        };
+        let ops = vec![
+            op(0, 0, 1, false),
+            op(1, 1, 2, true),
+            op(2, 2, 3, true),
+            op(3, 3, 4, false),
+        ];
+        let l = Lowered {
+            tensors,
+            ops,
+            inputs: vec![0],
+            outputs: vec![4],
+            packing: Packing::Portable,
+        };
+        let p = plan(&l);
+        assert_eq!(p.baseline, 2 * big);
+        assert_eq!(p.arena, big + 496);
+        assert!(p.offsets[1] == p.offsets[2] && p.offsets[2] == p.offsets[3]);
+        // The model's input is never written over, even by an in-place operator.
+        let mut l2 = l.clone();
+        l2.ops[0].in_place = true;
+        let p2 = plan(&l2);
+        assert_ne!(p2.offsets[0], p2.offsets[1]);
+    }
+
     /// Random graphs: each op reads one or two earlier tensors, writes one, maybe with
     /// scratch or as an alias. Every pair of tensors alive at the same operator must get
     /// disjoint bytes (but an alias pair, which shares them on purpose), and the plan must
@@ -218,6 +330,7 @@ mod tests {
                 let a = next(tensors.len() as u64) as usize;
                 let b = next(tensors.len() as u64) as usize;
                 let alias = next(4) == 0;
+                let in_place = !alias && next(3) == 0;
                 let size = if alias {
                     tensors[a].bytes
                 } else {
@@ -242,6 +355,7 @@ mod tests {
                     params: Vec::new(),
                     node: i,
                     alias,
+                    in_place,
                 });
             }
             let last = ops.last().map(|o: &LOp| o.outputs[0]).unwrap_or(0);
@@ -286,6 +400,29 @@ mod tests {
                     }
                 }
             }
+            // So may an in-place operator's input and output, at that operator only, when
+            // nothing of the input's group is read later, no other input of the operator is
+            // in it and it holds no model input or output.
+            let group_span = |g: usize| {
+                (0..n)
+                    .filter(|&t| group[t] == g)
+                    .filter_map(|t| life[t])
+                    .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+            };
+            let in_place_pair = |x: usize, y: usize| {
+                l.ops.iter().enumerate().any(|(i, op)| {
+                    let (a, b) = (op.inputs[0].unwrap(), op.outputs[0]);
+                    let (ga, gb) = (group[a], group[b]);
+                    let pinned = |g: usize| group[0] == g || group[last] == g;
+                    op.in_place
+                        && [ga, gb].contains(&group[x])
+                        && [ga, gb].contains(&group[y])
+                        && ga != gb
+                        && group_span(ga).is_some_and(|s| s.1 == i)
+                        && !pinned(ga)
+                        && op.inputs[1..].iter().flatten().all(|&t| group[t] != ga)
+                })
+            };
             for x in 0..n {
                 for y in x + 1..n {
                     let (Some(lx), Some(ly)) = (life[x], life[y]) else {
@@ -299,7 +436,7 @@ mod tests {
                     let share = ox < oy + l.tensors[y].bytes && oy < ox + l.tensors[x].bytes;
                     if live_together && share {
                         assert!(
-                            ox == oy && group[x] == group[y],
+                            ox == oy && (group[x] == group[y] || in_place_pair(x, y)),
                             "tensors {x} and {y} overlap"
                         );
                     }
