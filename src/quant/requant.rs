@@ -85,6 +85,44 @@ pub(crate) type RequantFn = unsafe fn(
     out_cs: isize,
 );
 
+/// One row of accumulators requantized into bytes (i8 or u8 bit patterns):
+/// `out[j] = plan.one(acc[j], col0 + j)` for `j < min(acc.len(), out.len())`, by the output
+/// stage of the int8 kernel this CPU runs by default (vectorized where there is one), so
+/// operators outside the GEMM requantize with the same code. Per-channel scales must cover
+/// `col0..col0 + len`; when they do not, nothing is written and `false` is returned.
+pub(crate) fn requantize_row(acc: &[i32], plan: &RqPlan, col0: usize, out: &mut [u8]) -> bool {
+    let len = acc.len().min(out.len());
+    if let Mults::PerChannel {
+        multipliers,
+        shifts,
+    } = plan.mults
+    {
+        let end = col0.checked_add(len);
+        if end.is_none_or(|e| e > multipliers.len() || e > shifts.len()) {
+            return false;
+        }
+    }
+    let stage =
+        crate::kernels::qgemm_kernel().map_or(requantize_scalar as RequantFn, |k| k.requant);
+    // SAFETY: a 1×len tile read from `acc` and written to `out` (both hold len elements),
+    // per-channel slices cover col0..col0 + len (checked above), and the default kernel's
+    // output stage runs on this CPU (that is how the kernel was selected).
+    unsafe {
+        stage(
+            acc.as_ptr(),
+            len,
+            1,
+            len,
+            plan,
+            col0,
+            out.as_mut_ptr(),
+            len as isize,
+            1,
+        )
+    };
+    true
+}
+
 /// The portable output stage.
 ///
 /// # Safety
