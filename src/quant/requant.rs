@@ -1212,3 +1212,70 @@ mod neon_tests {
         }
     }
 }
+
+/// `requantize_row` (the default kernel's output stage, whatever this CPU runs) against
+/// `RqPlan::one` on every lane: per tensor and per channel with a column offset, lengths
+/// around the vector widths, accumulators across the i32 range.
+#[cfg(all(test, feature = "std"))]
+mod row_tests {
+    use super::{requantize_row, Mults, RqPlan};
+    extern crate std;
+    use std::vec::Vec;
+
+    #[test]
+    fn requantize_row_matches_the_reference() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for len in [0usize, 1, 7, 15, 16, 17, 33, 64, 100] {
+            let col0 = 3;
+            let mults: Vec<i32> = (0..col0 + len)
+                .map(|_| (1 << 30) + (next() % (1 << 30)) as i32)
+                .collect();
+            let shifts: Vec<i32> = (0..col0 + len).map(|_| (next() % 20) as i32 - 14).collect();
+            let acc: Vec<i32> = (0..len)
+                .map(|i| match i % 4 {
+                    0 => next() as i32,
+                    1 => (next() % 2000) as i32 - 1000,
+                    2 => i32::MIN + (next() % 3) as i32,
+                    _ => i32::MAX - (next() % 3) as i32,
+                })
+                .collect();
+            for per_channel in [false, true] {
+                let mults = if per_channel {
+                    Mults::PerChannel {
+                        multipliers: &mults,
+                        shifts: &shifts,
+                    }
+                } else {
+                    Mults::PerTensor {
+                        multiplier: mults[0],
+                        shift: shifts[0],
+                    }
+                };
+                let plan = RqPlan {
+                    mults,
+                    out_zp: -5,
+                    lo: -128,
+                    hi: 100,
+                    no_left_shift: false,
+                    right_shift_only: false,
+                    acc_small: false,
+                };
+                let mut out = std::vec![0u8; len];
+                assert!(requantize_row(&acc, &plan, col0, &mut out));
+                for (j, (&o, &a)) in out.iter().zip(&acc).enumerate() {
+                    assert_eq!(o as i8 as i32, plan.one(a, col0 + j), "len {len} lane {j}");
+                }
+                // Per-channel scales that do not cover the row: nothing written.
+                if per_channel && len > 0 {
+                    assert!(!requantize_row(&acc, &plan, col0 + 1, &mut out));
+                }
+            }
+        }
+    }
+}
