@@ -105,6 +105,7 @@ fn run_without_inputs_uses_seeded_random_values_and_summarizes() {
         "latency_us median=",
         " min=",
         "FULLY_CONNECTED",
+        "gmac_s",
         "100.0%",
     ] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
@@ -132,6 +133,15 @@ fn inspect_prints_tensors_operators_and_the_arena() {
         "arena @",
     ] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+    // MACs: a 3×3 convolution of 3 channels to 9×9×6 outputs is 81·6·27.
+    let (conv, _) = ok(&["inspect", &model("conv_k3s1_same_relu_int8.tflite")]);
+    let macs = 81 * 6 * 27;
+    for want in [
+        format!("CONV_2D (code 3), {macs} MACs"),
+        format!("macs      {macs} multiply-accumulates"),
+    ] {
+        assert!(conv.contains(&want), "{want:?} missing from\n{conv}");
     }
     // Every unsupported operator at once.
     let err = fails(&["inspect", &model("unsupported_ops_f32.tflite")]);

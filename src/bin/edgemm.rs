@@ -45,7 +45,8 @@ options:
   --input FILE     raw bytes of the next model input, in order (one per input; without any, inputs get seeded random values)
   --output FILE    write the next model output's raw bytes to FILE, in order (others are summarized on stdout)
   --repeat N       time N runs after a warm-up run; prints `latency_us median=<x> min=<y>`
-  --profile        print each operator's time and share of the run (over the --repeat runs)
+  --profile        print each operator's time, MACs, GMAC/s and share of the run (medians
+                   over the --repeat runs)
   --threads N      threads to run on (recorded; the runtime runs on one thread for now)
   --seed N         seed of the random inputs (default 1)
   --portable       for a .tflite: keep the weights portable instead of packing them for this CPU
@@ -677,21 +678,38 @@ fn run(args: &[String]) -> Res<()> {
             if runs == 1 { "" } else { "s" }
         );
         outln!(
-            "{:>5}  {:<width$}  {:>10}  {:>6}",
+            "{:>5}  {:<width$}  {:>10}  {:>12}  {:>8}  {:>6}",
             "index",
             "operator",
             "time_us",
+            "macs",
+            "gmac_s",
             "share"
         );
+        let rate = |macs: u64, us: f64| {
+            if macs > 0 && us > 0.0 {
+                format!("{:.2}", macs as f64 / us / 1e3)
+            } else {
+                "-".to_string()
+            }
+        };
+        let mut total_macs = 0u64;
         for (i, &us) in times.iter().enumerate() {
-            let name = model.op(i).map_or("?", |o| o.name());
+            let op = model.op(i);
+            let name = op.as_ref().map_or("?", |o| o.name());
+            let macs = op.as_ref().map_or(0, |o| o.macs());
+            total_macs += macs;
             let share = if total > 0.0 { 100.0 * us / total } else { 0.0 };
-            outln!("{i:>5}  {name:<width$}  {us:>10.2}  {share:>5.1}%");
+            outln!(
+                "{i:>5}  {name:<width$}  {us:>10.2}  {macs:>12}  {:>8}  {share:>5.1}%",
+                rate(macs, us)
+            );
         }
         outln!(
-            "{:>5}  {:<width$}  {total:>10.2}  {:>5.1}%",
+            "{:>5}  {:<width$}  {total:>10.2}  {total_macs:>12}  {:>8}  {:>5.1}%",
             "",
             "total",
+            rate(total_macs, total),
             100.0
         );
     }
@@ -808,6 +826,11 @@ fn describe(path: &str, k: Kind, m: &Model) -> String {
         .filter(|t| t.storage == Storage::Constant)
         .count();
     let _ = writeln!(s, "weights   {weights} bytes in {n_const} constant tensors");
+    let macs: u64 = (0..m.num_ops())
+        .filter_map(|i| m.op(i))
+        .map(|o| o.macs())
+        .sum();
+    let _ = writeln!(s, "macs      {macs} multiply-accumulates per run");
     let base = m.baseline_arena_size();
     let _ = writeln!(
         s,
@@ -851,7 +874,17 @@ fn describe(path: &str, k: Kind, m: &Model) -> String {
     let _ = writeln!(s, "\noperators ({}):", m.num_ops());
     for i in 0..m.num_ops() {
         let Some(op) = m.op(i) else { continue };
-        let _ = writeln!(s, "  {i:>3}  {} (code {})", op.name(), op.code());
+        let macs = op.macs();
+        let _ = if macs > 0 {
+            writeln!(
+                s,
+                "  {i:>3}  {} (code {}), {macs} MACs",
+                op.name(),
+                op.code()
+            )
+        } else {
+            writeln!(s, "  {i:>3}  {} (code {})", op.name(), op.code())
+        };
         let _ = writeln!(
             s,
             "       inputs  {}",

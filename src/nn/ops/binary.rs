@@ -45,6 +45,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: ADD,
     name: "ADD",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

@@ -29,6 +29,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 3,
     name: "CONV_2D",
     in_place: false,
+    macs,
     check,
     run,
     #[cfg(feature = "alloc")]
@@ -184,6 +185,12 @@ fn scratch_parts(
 
 fn is_float(op: &OpView) -> Result<bool, Error> {
     Ok(checks::input(op, 0)?.dtype == DType::F32)
+}
+
+/// kh·kw·c_in products per output value.
+fn macs(op: &OpView) -> u64 {
+    let g = Geom::read(op, P_GEOM);
+    super::output_macs(op, (g.kh * g.kw) as u64 * g.ic as u64)
 }
 
 fn check(op: &OpView) -> Result<(), Error> {

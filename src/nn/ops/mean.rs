@@ -25,6 +25,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 40,
     name: "MEAN",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

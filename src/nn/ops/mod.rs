@@ -50,6 +50,9 @@ pub(crate) struct OpDef {
     pub name: &'static str,
     /// Whether an output may share the arena bytes of its first input (same offset).
     pub in_place: bool,
+    /// Multiply-accumulates one run performs (reported by `inspect` and the profile;
+    /// [`no_macs`] for operators without products).
+    pub macs: fn(&OpView) -> u64,
     pub check: fn(&OpView) -> Result<(), Error>,
     pub run: fn(&OpView, &mut OpMem) -> Result<(), Error>,
     /// IR node → blob operator (host side).
@@ -106,6 +109,21 @@ pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
 /// TFLite's name for an operator code this build has (`"unknown"` otherwise).
 pub(crate) fn name(code: u16) -> &'static str {
     def(code).map_or("unknown", |d| d.name)
+}
+
+/// The MAC count of operators that have none worth reporting (element-wise, data movement).
+pub(crate) fn no_macs(_: &OpView) -> u64 {
+    0
+}
+
+/// Multiply-accumulates of one run of a loaded operator.
+pub(crate) fn macs(op: &OpView) -> u64 {
+    def(op.code).map_or(0, |d| (d.macs)(op))
+}
+
+/// Output elements of `op` times `per_output` products each (the GEMM-like operators).
+pub(crate) fn output_macs(op: &OpView, per_output: u64) -> u64 {
+    checks::output(op, 0).map_or(0, |y| (y.elems() as u64).saturating_mul(per_output))
 }
 
 pub(crate) fn in_place(code: u16) -> bool {

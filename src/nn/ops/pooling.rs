@@ -23,6 +23,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 1,
     name: "AVERAGE_POOL_2D",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]
