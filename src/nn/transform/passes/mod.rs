@@ -25,6 +25,7 @@ mod dedup;
 mod fold;
 mod fuse;
 mod order;
+pub mod quantize;
 mod strip;
 mod summarize;
 
@@ -47,6 +48,7 @@ pub static PASSES: &[PassDef] = &[
     fuse::FUSE_ACTIVATIONS,
     dedup::MERGE_DUPLICATES,
     order::SORT_BY_EXECUTION_ORDER,
+    quantize::QUANTIZE,
     summarize::SUMMARIZE,
 ];
 
