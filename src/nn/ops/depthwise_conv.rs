@@ -8,7 +8,7 @@
 //! in TFLite's `reference_ops::DepthwiseConv` order, then adds the bias and clamps.
 //!
 //! How it runs. Output rows one at a time (a range of rows is one call); in a row, the
-//! pixels whose window lies inside the image in x go four at a time, the others one at a
+//! pixels whose window lies inside the image in x go eight at a time, the others one at a
 //! time. For a group of pixels each filter tap is a pointer to the first pixel's input
 //! channels and a step to the next pixel's, or, for a tap outside the image, a pad pixel
 //! (step 0) holding the input zero point (int8) or 0.0 (f32): `w·(z_x − z_x)` and `w·0.0`
@@ -332,7 +332,7 @@ impl<E: DwElem> Dw<'_, E> {
         let g = &self.g;
         let lo = g.pl.div_ceil(g.sw).min(g.ow);
         let reach = (g.kw - 1) * g.dw;
-        let hi = if g.iw + g.pl >= reach + 1 {
+        let hi = if g.iw + g.pl > reach {
             ((g.iw - 1 + g.pl - reach) / g.sw + 1).min(g.ow)
         } else {
             0

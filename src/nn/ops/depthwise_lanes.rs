@@ -25,7 +25,7 @@
 use crate::reference::multiply_by_quantized_multiplier;
 
 /// Pixels per job, at most.
-pub(crate) const NP: usize = 4;
+pub(crate) const NP: usize = 8;
 
 /// Instruction sets the kernel is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +210,10 @@ unsafe fn pixels<L: Lanes>(j: &Job<L::X, L::W, L::A>, c0: usize, c1: usize) -> u
             1 => block::<L, 1>(j, c0, c1),
             2 => block::<L, 2>(j, c0, c1),
             3 => block::<L, 3>(j, c0, c1),
+            4 => block::<L, 4>(j, c0, c1),
+            5 => block::<L, 5>(j, c0, c1),
+            6 => block::<L, 6>(j, c0, c1),
+            7 => block::<L, 7>(j, c0, c1),
             _ => block::<L, NP>(j, c0, c1),
         }
     }
