@@ -7,12 +7,14 @@
 //! `MultiplyByQuantizedMultiplier` (double rounding), zero point, clamp. f32 sums the taps
 //! in TFLite's `reference_ops::DepthwiseConv` order, then adds the bias and clamps.
 //!
-//! How it runs. Output rows one at a time (a range of rows is one call); in a row, the
-//! pixels whose window lies inside the image in x go eight at a time, the others one at a
-//! time. For a group of pixels each filter tap is a pointer to the first pixel's input
-//! channels and a step to the next pixel's, or, for a tap outside the image, a pad pixel
-//! (step 0) holding the input zero point (int8) or 0.0 (f32): `w·(z_x − z_x)` and `w·0.0`
-//! add nothing, as TFLite skips those taps. So int8 sums `w·x` and starts from
+//! How it runs. Output rows one at a time (a range of rows is one call), eight pixels of a
+//! row per kernel call. Input rows are read where they are when no window crosses the left
+//! or right edge (VALID padding), else copied into a ring of `(kh − 1)·dh + 1` padded rows
+//! in the scratch (pad pixels left and right), so every window lies inside its rows and a
+//! tap of a group of pixels is a pointer to the first pixel's input channels and a step to
+//! the next pixel's. Pad pixels, and for rows above or below the image one pad pixel with
+//! step 0, hold the input zero point (int8) or 0.0 (f32): `w·(z_x − z_x)` and `w·0.0` add
+//! nothing, as TFLite skips those taps. So int8 sums `w·x` and starts from
 //! `bias − z_x·Σw` over all taps (exact i32 arithmetic, the same sums); the kernel
 //! (`depthwise_lanes`) goes across channels in vectors. Taps go in chunks of [`MAX_TAPS`]
 //! (larger filters keep partial sums in the scratch). A depth multiplier above 1 copies each
@@ -20,14 +22,14 @@
 //!
 //! In place: when the plan gives the output input 0's arena offset (allowed when
 //! [`in_place_geom`] holds: output rows never overwrite input rows still to be read), the
-//! input rows under the window are copied into a ring of `(kh − 1)·dh + 1` rows in the
-//! scratch before the output row over them is written, and the kernel reads the ring.
+//! ring is always used: the input rows under the window are copied into it before the output
+//! row over them is written.
 //!
 //! Blob form. Inputs: x [b, h, w, c_in]; weights in taps pairs (taps padded to even with
 //! zeros): int8 `[pair][c_out][2]` i16 (the two taps of a pair interleaved), f32
 //! `[pair][2][c_out]`; bias (c_out, required: int8 i32 `bias − z_x·Σ_taps w`, f32 the bias or
 //! zeros); int8 also the multipliers and shifts (c_out each). Output: y [b, oh, ow, c_out].
-//! One scratch tensor, laid out by [`Layout`]: pad pixel, ring (when in place is possible),
+//! One scratch tensor, laid out by [`Layout`]: pad pixel, ring (for padding or in place),
 //! expanded taps (multiplier > 1), partial sums (more than [`MAX_TAPS`] taps). Parameters:
 //! the `conv::Geom` words, then int8: x zero point, output zero point, clamp min, clamp max;
 //! f32: clamp min and max as f32 bits.
@@ -82,6 +84,17 @@ fn ring_rows(g: &Geom) -> usize {
     (g.kh - 1) * g.dh + 1
 }
 
+/// Pixels of a padded input row: `pl` pad pixels, the image row, pad pixels up to the
+/// rightmost column a window reaches, so every window lies inside it.
+/// `None` if it overflows (`check` refuses such a geometry).
+fn padded_width(g: &Geom) -> Option<usize> {
+    let reach = (g.ow.max(1) - 1)
+        .checked_mul(g.sw)?
+        .checked_add(g.kw.checked_sub(1)?.checked_mul(g.dw)?)?
+        .checked_add(1)?;
+    Some(g.pl.checked_add(g.iw)?.max(reach))
+}
+
 /// Whether the output may take input 0's arena bytes: computing the output rows in order
 /// with the ring of [`ring_rows`], no output row overwrites an input row that is still to be
 /// copied into the ring. Output row (b, oy) ends at element `(b·oh + oy + 1)·ow·c_out`; the
@@ -116,7 +129,7 @@ pub(crate) fn in_place_geom(g: &Geom) -> bool {
 pub(crate) struct Layout {
     /// One pixel of c_out padding values.
     pad: Range<usize>,
-    /// The in-place ring (empty when the geometry does not allow in place).
+    /// The ring of padded input rows (empty when neither in place nor padding needs it).
     ring: Range<usize>,
     /// Taps expanded to c_out channels (multiplier > 1).
     expand: Range<usize>,
@@ -128,8 +141,10 @@ impl Layout {
     pub(crate) fn new(g: &Geom, esize: usize) -> Option<Layout> {
         let part = |n: usize| n.checked_mul(esize)?.checked_next_multiple_of(16);
         let pad = part(g.oc)?;
-        let ring = if in_place_geom(g) {
-            part(ring_rows(g).checked_mul(g.iw)?.checked_mul(g.ic)?)?
+        // Padded rows, needed in place or when some window crosses the left or right edge.
+        let pw = padded_width(g)?;
+        let ring = if in_place_geom(g) || pw != g.iw {
+            part(ring_rows(g).checked_mul(pw)?.checked_mul(g.ic)?)?
         } else {
             0
         };
@@ -272,7 +287,7 @@ struct Scratch<'s, X, A> {
 }
 
 impl<'s, X: Pod, A: Pod> Scratch<'s, X, A> {
-    /// Splits `bytes` as `lay` says and fills the pad pixel.
+    /// Splits `bytes` as `lay` says and fills the pad pixel and the ring with `pad`.
     fn new(
         bytes: &'s mut [u8],
         lay: &Layout,
@@ -285,9 +300,12 @@ impl<'s, X: Pod, A: Pod> Scratch<'s, X, A> {
         let (expand, partial) = rest.split_at_mut(lay.expand.len());
         let pad_v = cast_mut::<X>(pad_b);
         pad_v.fill(pad);
+        // The ring's padding columns keep this value; its image columns are copied in.
+        let ring = cast_mut::<X>(ring);
+        ring.fill(pad);
         Ok(Scratch {
             pad: pad_v,
-            ring: cast_mut::<X>(ring),
+            ring,
             expand: cast_mut::<X>(expand),
             partial: cast_mut::<A>(partial),
         })
@@ -317,9 +335,14 @@ impl<E: DwElem> Dw<'_, E> {
         crate::nn::blob::blob_err("DEPTHWISE_CONV_2D: a tensor is smaller than its geometry")
     }
 
-    /// Input row `iy` (inside the image) of `src`.
+    /// [`padded_width`] (0 for a geometry `check` refuses).
+    fn pw(&self) -> usize {
+        padded_width(&self.g).unwrap_or(0)
+    }
+
+    /// Input row `iy` (inside the image) of `src`, as a row of the padded width.
     fn in_row<'s>(&self, src: Src<'s, E>, iy: usize) -> Result<&'s [E], Error> {
-        let len = self.g.iw * self.g.ic;
+        let len = self.pw() * self.g.ic;
         let (buf, slot) = match src {
             Src::Image(plane) => (plane, iy),
             Src::Ring(ring) => (ring, iy % ring_rows(&self.g)),
@@ -327,20 +350,38 @@ impl<E: DwElem> Dw<'_, E> {
         buf.get(slot * len..(slot + 1) * len).ok_or_else(Self::bad)
     }
 
-    /// The output columns whose whole window lies inside the image in x.
-    fn interior(&self) -> Range<usize> {
+    /// The window's input rows (first, end) of output row `oy`, clipped to the image.
+    fn window(&self, oy: usize) -> (usize, usize) {
         let g = &self.g;
-        let lo = g.pl.div_ceil(g.sw).min(g.ow);
-        let reach = (g.kw - 1) * g.dw;
-        let hi = if g.iw + g.pl > reach {
-            ((g.iw - 1 + g.pl - reach) / g.sw + 1).min(g.ow)
-        } else {
-            0
-        };
-        lo..hi.max(lo)
+        let top = oy as i64 * g.sh as i64 - g.pt as i64;
+        let end = top + ring_rows(g) as i64;
+        (top.max(0) as usize, end.clamp(0, g.ih as i64) as usize)
     }
 
-    /// Output rows `rows` (as b·oh + oy) of input `x` into `out`.
+    /// Copies input rows `rows` of a batch (`row(iy)` gives one) into their ring slots,
+    /// after the left padding.
+    fn fill_ring<'r>(
+        &self,
+        ring: &mut [E],
+        rows: Range<usize>,
+        row: impl Fn(usize) -> Option<&'r [E]>,
+    ) -> Result<(), Error>
+    where
+        E: 'r,
+    {
+        let g = &self.g;
+        let (len, pw) = (g.iw * g.ic, self.pw() * g.ic);
+        for iy in rows {
+            let at = (iy % ring_rows(g)) * pw + g.pl * g.ic;
+            let dst = ring.get_mut(at..at + len).ok_or_else(Self::bad)?;
+            dst.copy_from_slice(row(iy).ok_or_else(Self::bad)?);
+        }
+        Ok(())
+    }
+
+    /// Output rows `rows` (as b·oh + oy) of input `x` into `out`. The rows are read in place
+    /// when no pixel's window crosses the left or right edge, else through the ring of
+    /// padded rows.
     fn rows(
         &self,
         x: &[E],
@@ -349,16 +390,28 @@ impl<E: DwElem> Dw<'_, E> {
         sc: &mut Scratch<E, E::A>,
     ) -> Result<(), Error> {
         let g = &self.g;
-        let (in_plane, out_row) = (g.ih * g.iw * g.ic, g.ow * g.oc);
+        let (in_row, in_plane, out_row) = (g.iw * g.ic, g.ih * g.iw * g.ic, g.ow * g.oc);
+        let direct = self.pw() == g.iw;
+        let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
         for r in rows {
-            let b = r / g.oh;
+            let (b, oy) = (r / g.oh, r % g.oh);
             let plane = x
                 .get(b * in_plane..(b + 1) * in_plane)
                 .ok_or_else(Self::bad)?;
             let o = out
                 .get_mut(r * out_row..(r + 1) * out_row)
                 .ok_or_else(Self::bad)?;
-            self.row(Src::Image(plane), r % g.oh, o, sc)?;
+            if direct {
+                self.row(Src::Image(plane), oy, o, sc)?;
+                continue;
+            }
+            let (first, end) = self.window(oy);
+            let done = loaded.filter(|l| l.0 == b).map_or(0, |l| l.1);
+            let row = |iy: usize| plane.get(iy * in_row..(iy + 1) * in_row);
+            self.fill_ring(sc.ring, done.max(first)..end, row)?;
+            loaded = Some((b, done.max(end)));
+            let (ring, mut rest) = split_ring(sc);
+            self.row(Src::Ring(ring), oy, o, &mut rest)?;
         }
         Ok(())
     }
@@ -367,26 +420,14 @@ impl<E: DwElem> Dw<'_, E> {
     fn in_place(&self, io: &mut [E], sc: &mut Scratch<E, E::A>) -> Result<(), Error> {
         let g = &self.g;
         let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
-        let r = ring_rows(g);
         for b in 0..g.batch {
             let mut loaded = 0usize;
             for oy in 0..g.oh {
-                let top = oy as i64 * g.sh as i64 - g.pt as i64;
-                let (first, end) = (
-                    top.max(0) as usize,
-                    (top + r as i64).clamp(0, g.ih as i64) as usize,
-                );
                 // Copy the window's rows not in the ring yet (they are intact: in_place_geom).
-                for iy in loaded.max(first)..end {
-                    let at = (b * g.ih + iy) * in_row;
-                    let src = io.get(at..at + in_row).ok_or_else(Self::bad)?;
-                    let slot = iy % r;
-                    let dst = sc
-                        .ring
-                        .get_mut(slot * in_row..(slot + 1) * in_row)
-                        .ok_or_else(Self::bad)?;
-                    dst.copy_from_slice(src);
-                }
+                let (first, end) = self.window(oy);
+                let base = b * g.ih * in_row;
+                let row = |iy: usize| io.get(base + iy * in_row..base + (iy + 1) * in_row);
+                self.fill_ring(sc.ring, loaded.max(first)..end, row)?;
                 loaded = loaded.max(end);
                 let at = (b * g.oh + oy) * out_row;
                 let o = io.get_mut(at..at + out_row).ok_or_else(Self::bad)?;
@@ -406,14 +447,12 @@ impl<E: DwElem> Dw<'_, E> {
         sc: &mut Scratch<E, E::A>,
     ) -> Result<(), Error> {
         let g = &self.g;
-        let inner = if g.oc == g.ic { self.interior() } else { 0..0 };
+        // Every pixel's window lies inside the padded row: groups of NP (a multiplier above
+        // 1 expands one pixel at a time).
+        let most = if g.oc == g.ic { NP } else { 1 };
         let mut ox = 0;
         while ox < g.ow {
-            let n = if inner.contains(&ox) {
-                (inner.end - ox).min(NP)
-            } else {
-                1
-            };
+            let n = (g.ow - ox).min(most);
             let o = out
                 .get_mut(ox * g.oc..(ox + n) * g.oc)
                 .ok_or_else(Self::bad)?;
@@ -423,8 +462,9 @@ impl<E: DwElem> Dw<'_, E> {
         Ok(())
     }
 
-    /// `n` output pixels from (oy, ox): either one pixel, or pixels all inside the image in
-    /// x (each tap then inside or outside the image for all of them).
+    /// `n` output pixels from (oy, ox) (one when the multiplier is above 1). Columns are the
+    /// padded row's: a tap's pixels are all in it, and each tap's row is inside the image or
+    /// outside (the pad pixel) for all of them.
     fn pixels(
         &self,
         src: Src<E>,
@@ -445,19 +485,18 @@ impl<E: DwElem> Dw<'_, E> {
             let t1 = taps.min(t0 + MAX_TAPS);
             let mut ptrs = [pad.as_ptr(); MAX_TAPS];
             let mut steps = [0usize; MAX_TAPS];
-            // Taps inside the image: (index in the chunk, its input pixels).
+            // Taps in an image row (its padding included): their input pixels.
             for t in t0..t1 {
-                let (iy, ix) = (g.in_y(oy, t / g.kw), g.in_x(ox, t % g.kw));
-                let last_ix = ix + ((n - 1) * g.sw) as i64;
-                if iy < 0 || iy >= g.ih as i64 || ix < 0 || last_ix >= g.iw as i64 {
+                let iy = g.in_y(oy, t / g.kw);
+                if iy < 0 || iy >= g.ih as i64 {
                     continue;
                 }
                 let row = self.in_row(src, iy as usize)?;
-                let px = row
-                    .get(ix as usize * ic..last_ix as usize * ic + ic)
-                    .ok_or_else(Self::bad)?;
+                let px = ox * g.sw + (t % g.kw) * g.dw; // padded column
+                let last = px + (n - 1) * g.sw;
+                let pixels = row.get(px * ic..last * ic + ic).ok_or_else(Self::bad)?;
                 if mult == 1 {
-                    ptrs[t - t0] = px.as_ptr();
+                    ptrs[t - t0] = pixels.as_ptr();
                     steps[t - t0] = step;
                 } else {
                     // One pixel (n = 1): its channels repeated `mult` times, in the scratch.
@@ -465,15 +504,15 @@ impl<E: DwElem> Dw<'_, E> {
                         .expand
                         .get_mut((t - t0) * oc..(t - t0 + 1) * oc)
                         .ok_or_else(Self::bad)?;
-                    for (e, &v) in e.chunks_exact_mut(mult).zip(px) {
+                    for (e, &v) in e.chunks_exact_mut(mult).zip(pixels) {
                         e.fill(v);
                     }
                 }
             }
             if mult > 1 {
                 for t in t0..t1 {
-                    let (iy, ix) = (g.in_y(oy, t / g.kw), g.in_x(ox, t % g.kw));
-                    if g.in_pixel(0, iy, ix).is_some() {
+                    let iy = g.in_y(oy, t / g.kw);
+                    if iy >= 0 && iy < g.ih as i64 {
                         let e = sc.expand.get((t - t0) * oc..(t - t0 + 1) * oc);
                         ptrs[t - t0] = e.ok_or_else(Self::bad)?.as_ptr();
                     }
@@ -1268,6 +1307,102 @@ mod tests {
             let g = model(float, 6, 4, 2, 3, 1);
             assert!(load(&g, false).is_ok());
             assert!(load(&g, true).is_err());
+        }
+    }
+
+    /// Microseconds per run of `dw` over `x` (buffers allocated once).
+    #[cfg(feature = "std")]
+    fn time<E: DwElem>(dw: &Dw<E>, x: &[E]) -> f64 {
+        let g = &dw.g;
+        let lay = Layout::new(g, core::mem::size_of::<E>()).unwrap();
+        let mut s = aligned(lay.bytes());
+        let mut sc = Scratch::new(as_bytes(&mut s), &lay, E::default(), Dw::<E>::bad).unwrap();
+        let mut out = vec![E::default(); g.batch * g.oh * g.ow * g.oc];
+        let mut best = f64::MAX;
+        for _ in 0..20 {
+            let t = std::time::Instant::now();
+            dw.rows(x, &mut out, 0..g.batch * g.oh, &mut sc).unwrap();
+            best = best.min(t.elapsed().as_secs_f64() * 1e6);
+        }
+        best
+    }
+
+    /// Times MobileNet-v2-like layers per instruction set (`cargo test --release --lib
+    /// dw_layer_times -- --ignored --nocapture`).
+    #[cfg(feature = "std")]
+    #[test]
+    #[ignore]
+    fn dw_layer_times() {
+        let mut r = Rng(3);
+        for (hw, c, s) in [
+            (112, 32, 1),
+            (112, 96, 2),
+            (28, 192, 1),
+            (14, 576, 1),
+            (25, 64, 1),
+        ] {
+            let oh = hw / s;
+            let pt = if s == 1 { 1 } else { 0 };
+            let g = Geom {
+                batch: 1,
+                ih: hw,
+                iw: if hw == 25 { 5 } else { hw },
+                ic: c,
+                oh,
+                ow: if hw == 25 { 5 } else { oh },
+                oc: c,
+                kh: 3,
+                kw: 3,
+                sh: s,
+                sw: s,
+                dh: 1,
+                dw: 1,
+                pt,
+                pl: pt,
+            };
+            let x: Vec<f32> = (0..g.ih * g.iw * c).map(|_| r.f32()).collect();
+            let xi: Vec<i8> = (0..g.ih * g.iw * c).map(|_| r.i8()).collect();
+            let w = pack_f32(&vec![0.5; 9 * c], 9, c);
+            let wi = pack_i8(&vec![3; 9 * c], 9, c);
+            let b = vec![0.0f32; c];
+            let bi = vec![0i32; c];
+            let m = vec![1 << 30; c];
+            let sh = vec![-8; c];
+            for isa in Isa::all_runnable() {
+                let fin = Finish {
+                    bias: b.as_ptr(),
+                    mults: m.as_ptr(),
+                    shifts: sh.as_ptr(),
+                    left: false,
+                    zo: 0,
+                    lo: -128,
+                    hi: 127,
+                    flo: -1.0,
+                    fhi: 1.0,
+                };
+                let dw = Dw::<f32> {
+                    g,
+                    w: &w,
+                    init: None,
+                    fin,
+                    isa,
+                };
+                let dwi = Dw::<i8> {
+                    g,
+                    w: &wi,
+                    init: Some(&bi),
+                    fin,
+                    isa,
+                };
+                let tf = time(&dw, &x);
+                let ti = time(&dwi, &xi);
+                let macs = (g.oh * g.ow * c * 9) as f64;
+                std::println!(
+                    "{hw}x{c} s{s} {isa:?}: f32 {tf:.1} us ({:.1} GMAC/s), int8 {ti:.1} us ({:.1} GMAC/s)",
+                    macs / tf / 1e3,
+                    macs / ti / 1e3
+                );
+            }
         }
     }
 }
