@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use edgemm::nn::transform::host::{is_blob, is_tflite};
 use edgemm::nn::transform::import::import_tflite;
 use edgemm::nn::transform::lower::unsupported;
+use edgemm::nn::transform::passes::{self, Pipeline};
 use edgemm::nn::transform::{LoadedModel, Packing};
 use edgemm::nn::{DType, Model, Storage, TensorInfo};
 
@@ -71,7 +72,30 @@ Converts IN (a .tflite, or a blob to rewrite) into an edgemm blob written to OUT
 options:
   -o, --output OUT write the blob to OUT (required)
   --portable       plain int8/f32 weights, readable by any build (default: packed for this CPU)
+  --transforms P   the graph passes to run before lowering, a pipeline such as
+                   'strip_unused fold_constants fuse_activations summarize' (default: the
+                   default pipeline below; '' runs none). Passes:
+{PASSES}
   -h, --help       this help";
+
+/// The convert help with every pass of the registry and the default pipeline.
+fn convert_usage() -> String {
+    let mut list = String::new();
+    for p in passes::PASSES {
+        let args = if p.args.is_empty() {
+            String::new()
+        } else {
+            format!("({}=…)", p.args.join("=…, "))
+        };
+        let _ = writeln!(list, "                     {}{args}: {}", p.name, p.doc);
+    }
+    let _ = write!(
+        list,
+        "                   default pipeline: {}",
+        passes::DEFAULT_PIPELINE
+    );
+    CONVERT_USAGE.replace("{PASSES}", &list)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -952,10 +976,14 @@ fn convert(args: &[String]) -> Res<()> {
                 names: &["--portable"],
                 value: false,
             },
+            Opt {
+                names: &["--transforms"],
+                value: true,
+            },
         ],
     )?;
     if a.help {
-        outln!("{CONVERT_USAGE}");
+        outln!("{}", convert_usage());
         return Ok(());
     }
     let path = a.model("input model")?;
@@ -964,8 +992,38 @@ fn convert(args: &[String]) -> Res<()> {
         [] => return Err("convert: no output file given (-o OUT)".into()),
         _ => return Err("convert: more than one -o given".into()),
     };
-    let (loaded, k) = load(path, packing_of(&a))?;
+    let bytes = read_file(path)?;
+    let k = kind(path, &bytes)?;
     warn_portable_on_blob(&a, k);
+    let loaded = match k {
+        Kind::Blob => {
+            if !a.values("--transforms").is_empty() {
+                return Err(format!(
+                    "{path}: --transforms rewrites a model's graph; a blob has none left"
+                ));
+            }
+            LoadedModel::from_blob(&bytes).map_err(|e| format!("{path}: {e}"))?
+        }
+        Kind::Tflite => {
+            let missing = unsupported_report(path, &bytes)?;
+            if !missing.is_empty() {
+                return Err(unsupported_error(path, &missing));
+            }
+            let text = match a.values("--transforms")[..] {
+                [t] => t,
+                [] => passes::DEFAULT_PIPELINE,
+                _ => return Err("convert: more than one --transforms given".into()),
+            };
+            let pipeline = Pipeline::parse(text).map_err(|e| format!("--transforms: {e}"))?;
+            let mut g = import_tflite(&bytes).map_err(|e| format!("{path}: {e}"))?;
+            pipeline
+                .run(&mut g, |i, n, name, line| {
+                    eprintln!("edgemm: [{}/{n}] {name}: {line}", i + 1);
+                })
+                .map_err(|e| format!("{path}: {e}"))?;
+            LoadedModel::from_graph(&g, packing_of(&a)).map_err(|e| format!("{path}: {e}"))?
+        }
+    };
     let blob = loaded.blob();
     std::fs::write(out, blob).map_err(|e| format!("{out}: {e}"))?;
     let m = loaded.model();
