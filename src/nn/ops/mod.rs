@@ -22,6 +22,7 @@ pub(crate) mod broadcast;
 mod concat;
 mod conv;
 mod depthwise_conv;
+mod depthwise_lanes;
 mod fixed_point;
 mod fully_connected;
 mod gather;
@@ -227,6 +228,43 @@ impl<'a> OpMem<'a> {
         unsafe {
             Ok((
                 core::slice::from_raw_parts_mut(self.arena.add(ti.offset), ti.bytes),
+                core::slice::from_raw_parts_mut(self.arena.add(si.offset), si.bytes),
+            ))
+        }
+    }
+
+    /// For an operator working in place: input `i` and output `o`, which start at the same
+    /// arena offset, as one buffer (as long as the longer of the two; the operator reads the
+    /// input only through it), and scratch `s`, disjoint from it.
+    pub(crate) fn in_place_and_temp(
+        &mut self,
+        i: usize,
+        o: usize,
+        s: usize,
+    ) -> Result<(&mut [u8], &mut [u8]), Error> {
+        let (ii, oi, si) = (self.info(i)?, self.info(o)?, self.info(s)?);
+        let arena = |x: &TensorInfo| x.storage == Storage::Arena;
+        let len = ii.bytes.max(oi.bytes);
+        let fits = |off: usize, n: usize| off.checked_add(n).is_some_and(|e| e <= self.arena_len);
+        let disjoint = || ii.offset + len <= si.offset || si.offset + si.bytes <= ii.offset;
+        if !arena(&ii)
+            || !arena(&oi)
+            || !arena(&si)
+            || ii.offset != oi.offset
+            || !fits(ii.offset, len)
+            || !fits(si.offset, si.bytes)
+            || !(si.bytes == 0 || disjoint())
+        {
+            return Err(super::blob::blob_err(
+                "an in-place operator's tensors are not laid out for it",
+            ));
+        }
+        // SAFETY: both inside the arena and disjoint (checked above), borrowed from `self`;
+        // the input is not lent out as a shared slice meanwhile (the operator reads it only
+        // through the first slice).
+        unsafe {
+            Ok((
+                core::slice::from_raw_parts_mut(self.arena.add(ii.offset), len),
                 core::slice::from_raw_parts_mut(self.arena.add(si.offset), si.bytes),
             ))
         }
