@@ -380,3 +380,55 @@ fn every_fixture_blob_reads_back_in_both_layouts() {
     eprintln!("{read_back} blobs read back, {skipped} (model, layout) pairs not supported yet");
     assert!(read_back > 0);
 }
+
+/// A blob converted for another target (`--target cortex-m4` here) is written without this
+/// build's validation and refused when this build loads it, by an error that names the target
+/// it was made for and the one this build runs. Portable and host blobs of the same model
+/// load, and the M4 blob records its packing and plans the M4's GEMM scratch.
+#[test]
+fn a_blob_for_another_target_is_refused_by_name() {
+    use edgemm::nn::transform::blob_writer::WriteOptions;
+    use edgemm::nn::transform::convert_tflite;
+    let tflite = read("dscnn_int8.tflite");
+    let m4 = convert_tflite(&tflite, Packing::CortexM4, WriteOptions::default()).unwrap();
+    assert_eq!(Packing::CortexM4.name(), "cortex-m4-dsp");
+    assert!(!Packing::CortexM4.runs_here());
+    let a = Aligned::new(&m4.blob, 0);
+    match Model::from_bytes(a.bytes()) {
+        Err(
+            e @ Error::TargetMismatch {
+                made_for,
+                this_build,
+            },
+        ) => {
+            assert_eq!(made_for, "cortex-m4-dsp");
+            assert_ne!(this_build, made_for);
+            let msg = e.to_string();
+            assert!(
+                msg.contains("cortex-m4-dsp") && msg.contains(this_build),
+                "{msg}"
+            );
+        }
+        other => panic!("an M4 blob loaded on this host: {other:?}"),
+    }
+    assert!(LoadedModel::from_blob(&m4.blob).is_err());
+    for p in [Packing::Host, Packing::Portable] {
+        let c = convert_tflite(&tflite, p, WriteOptions::default()).unwrap();
+        let m = LoadedModel::from_blob(&c.blob).unwrap();
+        assert_eq!(m.model().packing(), p.name());
+        assert_eq!(c.operators, m4.operators);
+    }
+    assert_eq!(Packing::from_name("cortex-m4"), Some(Packing::CortexM4));
+    assert_eq!(Packing::from_name("cortex-m4-dsp"), Some(Packing::CortexM4));
+    assert_eq!(Packing::from_name("portable"), Some(Packing::Portable));
+    assert_eq!(Packing::from_name("nonsense"), None);
+    // The emitted constants name the arena, the blob and the operator set.
+    let src = m4.rust_source("dscnn_int8.tflite", "dscnn.egm");
+    assert!(src.contains(&format!("pub const ARENA_SIZE: usize = {};", m4.arena_size)));
+    assert!(src.contains("include_bytes!(\"dscnn.egm\")"));
+    assert!(
+        src.contains("edgemm::nn::op_set(&[1, 3, 4, 9, 25])"),
+        "{src}"
+    );
+    assert_eq!(m4.op_set(), edgemm::nn::op_set(&[1, 3, 4, 9, 25]));
+}

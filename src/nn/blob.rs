@@ -7,6 +7,7 @@ use super::dtype::DType;
 use super::error::{ModelError, ModelFormat};
 use super::ops;
 use crate::error::Error;
+use crate::kernels::targets::{known_target, BUILD_TARGETS};
 
 pub(crate) const MAGIC: [u8; 4] = *b"EGMB";
 /// The layout version this build reads and writes.
@@ -433,6 +434,7 @@ impl<'a> Model<'a> {
                 .with_offset(packing),
             ));
         }
+        model.check_packing()?;
         for t in 0..model.n_tensors {
             model.check_tensor(t)?;
         }
@@ -480,6 +482,20 @@ impl<'a> Model<'a> {
             n_outputs: count(H_N_OUTPUTS),
             arena: count(H_ARENA),
         }
+    }
+
+    /// A blob packed for a target this build does not run is refused by name, before any
+    /// operator reads its weights or relies on its scratch sizes. `host` is what writers
+    /// before target names recorded (their operators' own checks still apply).
+    fn check_packing(&self) -> Result<(), Error> {
+        let name = self.packing();
+        if name == "portable" || name == "host" || BUILD_TARGETS.contains(&name) {
+            return Ok(());
+        }
+        Err(Error::TargetMismatch {
+            made_for: known_target(name).unwrap_or("(a target unknown to this edgemm version)"),
+            this_build: BUILD_TARGETS[0],
+        })
     }
 
     fn check_section(

@@ -98,6 +98,25 @@ pub(crate) static REGISTRY: &[OpDef] = &[
     batch_matmul::DEF,
 ];
 
+/// An operator set: bit `c` stands for the operator of TFLite builtin code `c` (every code in
+/// [`REGISTRY`] is below 128). A firmware passes the set its model uses (`edgemm convert`
+/// emits it) to [`crate::nn::Model::from_bytes_with`] and [`crate::nn::Session::run_with`] as
+/// a constant, so the operators outside it are not linked.
+pub const fn op_set(codes: &[u16]) -> u128 {
+    let mut set = 0u128;
+    let mut i = 0;
+    while i < codes.len() {
+        if codes[i] < 128 {
+            set |= 1 << codes[i];
+        }
+        i += 1;
+    }
+    set
+}
+
+/// Every operator of this build.
+pub const ALL_OPS: u128 = u128::MAX;
+
 /// The operator with this code, if this build has it.
 pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
     REGISTRY.iter().find(|d| d.code == code)

@@ -5,6 +5,7 @@
 //! chain in memory to load a model on the host.
 
 pub mod blob_writer;
+pub mod convert;
 pub mod host;
 pub mod import;
 pub mod ir;
@@ -12,5 +13,6 @@ pub mod lower;
 pub mod plan;
 pub mod tflite;
 
+pub use convert::{convert_graph, convert_tflite, Converted};
 pub use host::{LoadedModel, Runner};
 pub use lower::Packing;
