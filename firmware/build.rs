@@ -76,6 +76,9 @@ fn bench_model() -> String {
               pub const ARENA_SIZE: usize = 16;\n\
               pub const BLOB_SIZE: usize = 0;\n\
               pub const PACKING: &str = \"none\";\n\
+              pub const MACS: u64 = 0;\n\
+              pub const INPUT_BYTES: &[usize] = &[];\n\
+              pub const OUTPUT_BYTES: &[usize] = &[];\n\
               pub const OPERATORS: u128 = 0;\n\
               #[repr(C, align(16))]\n\
               pub struct Align16<T: ?Sized>(pub T);\n\

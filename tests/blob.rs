@@ -432,3 +432,41 @@ fn a_blob_for_another_target_is_refused_by_name() {
     );
     assert_eq!(m4.op_set(), edgemm::nn::op_set(&[1, 3, 4, 9, 25]));
 }
+
+/// An operator set: a runtime of the model's own operators loads and runs it with the same
+/// output as the full runtime; one without an operator the model uses refuses it by name.
+#[test]
+fn operator_sets_load_only_what_they_hold() {
+    use edgemm::nn::op_set;
+    let blob = fixture_blob("dscnn_int8", Packing::Host);
+    let a = Aligned::new(&blob, 0);
+    const DSCNN: u128 = op_set(&[1, 3, 4, 9, 25]);
+    const NO_SOFTMAX: u128 = op_set(&[1, 3, 4, 9]);
+    let full = Model::from_bytes(a.bytes()).unwrap();
+    let only = Model::from_bytes_with::<DSCNN>(a.bytes()).unwrap();
+    let input = read("dscnn_int8.in0.bin");
+    let mut outs = Vec::new();
+    for (m, with_set) in [(full, false), (only, true)] {
+        let mut ar = arena(m.arena_size());
+        let mut s = Session::new(m, &mut ar.buf[ar.start..ar.start + ar.len]).unwrap();
+        s.set_input(0, &input).unwrap();
+        if with_set {
+            s.run_with::<DSCNN>().unwrap();
+        } else {
+            s.run().unwrap();
+        }
+        outs.push(s.output(0).unwrap().to_vec());
+    }
+    assert_eq!(outs[0], read("dscnn_int8.out0.bin"));
+    assert_eq!(outs[0], outs[1]);
+    let e = Model::from_bytes_with::<NO_SOFTMAX>(a.bytes()).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("SOFTMAX") && msg.contains("operator set"),
+        "{msg}"
+    );
+    // Running with a smaller set than the model was loaded with is an error, not a skip.
+    let mut ar = arena(full.arena_size());
+    let mut s = Session::new(full, &mut ar.buf[ar.start..ar.start + ar.len]).unwrap();
+    assert!(s.run_with::<NO_SOFTMAX>().is_err());
+}

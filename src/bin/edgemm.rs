@@ -990,6 +990,13 @@ fn convert(args: &[String]) -> Res<()> {
                 packing,
                 arena_size: m.arena_size(),
                 operators,
+                macs: 0, // not known from a blob
+                input_bytes: (0..m.num_inputs())
+                    .filter_map(|i| m.input(i).and_then(|t| m.tensor(t)).map(|t| t.bytes))
+                    .collect(),
+                output_bytes: (0..m.num_outputs())
+                    .filter_map(|i| m.output(i).and_then(|t| m.tensor(t)).map(|t| t.bytes))
+                    .collect(),
             }
         }
         Kind::Tflite => {

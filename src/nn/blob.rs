@@ -335,6 +335,16 @@ impl<'a> Model<'a> {
     /// buffer first. Any malformed, truncated or inconsistent blob is an [`Error::Model`]
     /// that says what is wrong; operators this build does not have are named.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::from_bytes_with::<{ ops::ALL_OPS }>(bytes)
+    }
+
+    /// [`Model::from_bytes`] for a runtime of the operators in `OPS` only (an operator set,
+    /// [`crate::nn::op_set`]; `edgemm convert --rust` emits the model's as `OPERATORS`): an
+    /// operator outside it is an error, and with [`Session::run_with`] of the same set the
+    /// other operators are not linked into a firmware.
+    ///
+    /// [`Session::run_with`]: crate::nn::Session::run_with
+    pub fn from_bytes_with<const OPS: u128>(bytes: &'a [u8]) -> Result<Self, Error> {
         if bytes.len() < HEADER {
             return Err(blob_err("shorter than the 64-byte header"));
         }
@@ -463,7 +473,7 @@ impl<'a> Model<'a> {
             }
         }
         for i in 0..model.n_ops {
-            model.check_op(i)?;
+            model.check_op::<OPS>(i)?;
         }
         Ok(model)
     }
@@ -582,7 +592,7 @@ impl<'a> Model<'a> {
         core::str::from_utf8(s).ok()
     }
 
-    fn check_op(&self, i: usize) -> Result<(), Error> {
+    fn check_op<const OPS: u128>(&self, i: usize) -> Result<(), Error> {
         let rec = u32_at(self.bytes, H_OPS) as usize + i * OP_REC;
         let b = self.bytes;
         let bad = |reason: &'static str| {
@@ -593,7 +603,7 @@ impl<'a> Model<'a> {
             )
         };
         let code = u16_at(b, rec + O_CODE);
-        if ops::def(code).is_none() {
+        if !ops::known(code) {
             return Err(Error::Model(
                 ModelError::new(
                     ModelFormat::Blob,
@@ -645,7 +655,18 @@ impl<'a> Model<'a> {
                 }
             }
         }
-        ops::check(&op)
+        match ops::check_in::<OPS>(&op) {
+            Some(r) => r,
+            None => Err(Error::Model(
+                ModelError::new(
+                    ModelFormat::Blob,
+                    "operator code {} is not in this firmware's operator set",
+                )
+                .with_operator(i)
+                .with_name(ops::name(code))
+                .with_values(&[code as i64]),
+            )),
+        }
     }
 
     fn op_unchecked(&self, i: usize) -> OpView<'a> {

@@ -30,6 +30,50 @@ pub struct Converted {
     pub arena_size: usize,
     /// The distinct operator codes it runs (TFLite builtin codes), ascending.
     pub operators: Vec<u16>,
+    /// Multiply-accumulates of one inference ([`macs`]).
+    pub macs: u64,
+    /// Bytes of each model input, in order.
+    pub input_bytes: Vec<usize>,
+    /// Bytes of each model output, in order.
+    pub output_bytes: Vec<usize>,
+}
+
+/// Multiply-accumulates of one inference of `g`: CONV_2D, FULLY_CONNECTED and BATCH_MATMUL
+/// count output elements × depth, DEPTHWISE_CONV_2D output elements × kernel taps; the
+/// other operators count none (the convention of published MAC counts, e.g. MLPerf Tiny's
+/// 2.66 M for its DS-CNN).
+pub fn macs(g: &Graph) -> u64 {
+    let mut total = 0u64;
+    for n in &g.nodes {
+        let out = n
+            .outputs
+            .first()
+            .and_then(|&t| g.tensors.get(t))
+            .map_or(0, |t| t.elems() as u64);
+        let input = |k: usize| {
+            n.inputs
+                .get(k)
+                .copied()
+                .flatten()
+                .and_then(|t| g.tensors.get(t))
+        };
+        let depth = match (n.op.name(), input(1)) {
+            // Weights [out, (kh, kw,) in]: out·depth elements.
+            ("CONV_2D" | "FULLY_CONNECTED", Some(w)) => {
+                w.elems() / w.shape.first().copied().unwrap_or(1).max(1)
+            }
+            // Weights [1, kh, kw, channels]: one tap per weight of a channel.
+            ("DEPTHWISE_CONV_2D", Some(w)) => {
+                w.elems() / w.shape.last().copied().unwrap_or(1).max(1)
+            }
+            // lhs [..., m, k] (k the reduced dimension unless adjoint: the product's depth is
+            // the lhs's last dimension either way for the shapes TFLite emits without adj_x).
+            ("BATCH_MATMUL", _) => input(0).and_then(|a| a.shape.last().copied()).unwrap_or(0),
+            _ => 0,
+        };
+        total += out * depth as u64;
+    }
+    total
 }
 
 /// Imports a `.tflite` model and converts it for `packing`.
@@ -58,6 +102,9 @@ pub fn convert_graph(g: &Graph, packing: Packing, opts: WriteOptions) -> Result<
         packing,
         arena_size: p.arena,
         operators,
+        macs: macs(g),
+        input_bytes: l.inputs.iter().map(|&t| l.tensors[t].bytes).collect(),
+        output_bytes: l.outputs.iter().map(|&t| l.tensors[t].bytes).collect(),
     })
 }
 
@@ -89,6 +136,11 @@ impl Converted {
              pub const BLOB_SIZE: usize = {size};\n\
              /// The weights layout the blob holds (its packing name).\n\
              pub const PACKING: &str = {packing:?};\n\
+             /// Multiply-accumulates of one inference.\n\
+             pub const MACS: u64 = {macs};\n\
+             /// Bytes of each model input and output, in order.\n\
+             pub const INPUT_BYTES: &[usize] = &{inputs:?};\n\
+             pub const OUTPUT_BYTES: &[usize] = &{outputs:?};\n\
              /// The operators the model uses: {names}.\n\
              pub const OPERATORS: u128 = edgemm::nn::op_set(&[{codes}]);\n\
              \n\
@@ -101,6 +153,9 @@ impl Converted {
             packing = self.packing.name(),
             arena = self.arena_size,
             size = self.blob.len(),
+            macs = self.macs,
+            inputs = self.input_bytes,
+            outputs = self.output_bytes,
             names = names.join(", "),
             codes = codes.join(", "),
         )
