@@ -53,8 +53,9 @@ for variant in no-alloc alloc; do
 done
 echo "-- model battery: every int8 fixture of tests/models/, converted for the Cortex-M4"
 t0=$SECONDS
-cargo build --quiet --release --bin edgemm
-edgemm_bin="$PWD/target/release/edgemm"
+# The host's edgemm as `cargo test` builds it (debug: scripts/test-all.sh has built it by now).
+cargo build --quiet --bin edgemm
+edgemm_bin="$PWD/target/debug/edgemm"
 mdir="$M4_TARGET_DIR/models"
 rm -rf "$mdir"
 mkdir -p "$mdir"
