@@ -120,7 +120,7 @@ pub(crate) fn workspace_bytes(
     k: usize,
     n: usize,
 ) -> usize {
-    super::gemm_common::workspace_bytes(kernels, float, false, m, k, n)
+    super::gemm_common::workspace_bytes_for(kernels, float, false, m, k, n)
 }
 
 fn check(op: &OpView) -> Result<(), Error> {

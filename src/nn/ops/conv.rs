@@ -160,6 +160,19 @@ const P_GEMM: usize = Geom::WORDS + 2;
 
 /// The scratch layout: (patch bytes rounded to 64, workspace bytes) for a block.
 fn scratch_parts(
+    float: bool,
+    packed: bool,
+    im2col: bool,
+    block: usize,
+    k: usize,
+    n: usize,
+) -> Option<(usize, usize)> {
+    let build = gemm_common::Kernels::Build;
+    scratch_parts_for(build, float, packed, im2col, block, k, n)
+}
+
+/// [`scratch_parts`] in the build of `kernels` (a conversion target's, when lowering).
+fn scratch_parts_for(
     kernels: gemm_common::Kernels,
     float: bool,
     packed: bool,
@@ -179,7 +192,7 @@ fn scratch_parts(
     };
     Some((
         patch,
-        gemm_common::workspace_bytes(kernels, float, packed, block, k, n),
+        gemm_common::workspace_bytes_for(kernels, float, packed, block, k, n),
     ))
 }
 
@@ -221,16 +234,8 @@ fn check(op: &OpView) -> Result<(), Error> {
         return Err(op.error("the block of output pixels is out of range"));
     }
     let packed = gemm_common::check(op, float, k, g.oc, P_GEMM)?;
-    let (patch, ws) = scratch_parts(
-        gemm_common::Kernels::Build,
-        float,
-        packed,
-        im2col,
-        block as usize,
-        k,
-        g.oc,
-    )
-    .ok_or_else(|| op.error("sizes overflow"))?;
+    let (patch, ws) = scratch_parts(float, packed, im2col, block as usize, k, g.oc)
+        .ok_or_else(|| op.error("sizes overflow"))?;
     let need = patch
         .checked_add(ws)
         .ok_or_else(|| op.error("sizes overflow"))?;
@@ -284,16 +289,8 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
     let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
-    let (patch_bytes, ws_bytes) = scratch_parts(
-        gemm_common::Kernels::Build,
-        float,
-        packed,
-        im2col_on,
-        block,
-        k,
-        n,
-    )
-    .ok_or_else(|| op.error("sizes overflow"))?;
+    let (patch_bytes, ws_bytes) = scratch_parts(float, packed, im2col_on, block, k, n)
+        .ok_or_else(|| op.error("sizes overflow"))?;
     let (patch, rest) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
     let ws = rest
         .get_mut(..ws_bytes)
@@ -441,16 +438,10 @@ mod lower {
         let mut op = l.op(node, 3, params);
         op.inputs.truncate(1);
         op.inputs.extend_from_slice(&gl.inputs);
-        let (patch, ws) = super::scratch_parts(
-            l.packing.kernels(),
-            gl.float,
-            gl.packed,
-            !pointwise,
-            block,
-            k,
-            oc,
-        )
-        .ok_or_else(|| err("sizes overflow"))?;
+        let kernels = l.packing.kernels();
+        let (patch, ws) =
+            super::scratch_parts_for(kernels, gl.float, gl.packed, !pointwise, block, k, oc)
+                .ok_or_else(|| err("sizes overflow"))?;
         op.temps = vec![l.add_temp(format!("{y_name}/im2col+gemm"), patch + ws)];
         l.push(op);
         Ok(())

@@ -57,8 +57,7 @@ fn check(op: &OpView) -> Result<(), Error> {
         return Err(op.error("input or output size does not match m, k, n"));
     }
     let packed = gemm_common::check(op, float, k, n, P_GEMM)?;
-    if ws.bytes < gemm_common::workspace_bytes(gemm_common::Kernels::Build, float, packed, m, k, n)
-    {
+    if ws.bytes < gemm_common::workspace_bytes(float, packed, m, k, n) {
         return Err(op.error("its scratch buffer is too small for the GEMM"));
     }
     Ok(())
@@ -117,7 +116,8 @@ mod lower {
         let mut op = l.op(node, 9, params);
         op.inputs.truncate(1);
         op.inputs.extend_from_slice(&gl.inputs);
-        let ws = gemm_common::workspace_bytes(l.packing.kernels(), gl.float, gl.packed, m, k, n);
+        let ws =
+            gemm_common::workspace_bytes_for(l.packing.kernels(), gl.float, gl.packed, m, k, n);
         op.temps = vec![l.add_temp(format!("{y_name}/gemm"), ws)];
         l.push(op);
         Ok(())

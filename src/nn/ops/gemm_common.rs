@@ -53,9 +53,19 @@ pub(crate) const fn num_inputs(float: bool) -> usize {
     }
 }
 
-/// Bytes of GEMM workspace an m×k·k×n product needs in the build of `kernels` (this
-/// build's, [`Kernels::Build`], when checking and running; the target's when lowering).
-pub(crate) fn workspace_bytes(
+/// Bytes of GEMM workspace an m×k·k×n product needs.
+pub(crate) fn workspace_bytes(float: bool, packed: bool, m: usize, k: usize, n: usize) -> usize {
+    if float {
+        crate::gemm::sgemm_workspace_size(m, n, k)
+    } else if packed {
+        qgemm_packed_workspace_size(m, n, k)
+    } else {
+        qgemm_workspace_size(m, n, k)
+    }
+}
+
+/// [`workspace_bytes`] in the build of `kernels` (a conversion target's, when lowering).
+pub(crate) fn workspace_bytes_for(
     kernels: Kernels,
     float: bool,
     packed: bool,
@@ -63,12 +73,10 @@ pub(crate) fn workspace_bytes(
     k: usize,
     n: usize,
 ) -> usize {
-    match (kernels, float) {
-        (Kernels::Build, true) => crate::gemm::sgemm_workspace_size(m, n, k),
-        (Kernels::Build, false) if packed => qgemm_packed_workspace_size(m, n, k),
-        (Kernels::Build, false) => qgemm_workspace_size(m, n, k),
-        (_, true) => crate::gemm::sgemm_workspace_size_for(kernels, m, n, k),
-        (_, false) => crate::quant::qgemm_workspace_size_for(kernels, m, n, k, !packed),
+    match kernels {
+        Kernels::Build => workspace_bytes(float, packed, m, k, n),
+        _ if float => crate::gemm::sgemm_workspace_size_for(kernels, m, n, k),
+        _ => crate::quant::qgemm_workspace_size_for(kernels, m, n, k, !packed),
     }
 }
 
