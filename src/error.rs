@@ -118,6 +118,13 @@ pub enum Error {
         packed_for: &'static str,
         kernel: &'static str,
     },
+    /// A model blob whose weights are packed for a target this build does not run (its
+    /// packing name, e.g. `cortex-m4-dsp`, and this build's best target, e.g.
+    /// `x86_64-avx512-vnni`).
+    TargetMismatch {
+        made_for: &'static str,
+        this_build: &'static str,
+    },
     /// A caller-provided workspace (or buffer to pack into) that is too small (sizes in
     /// bytes: see `sgemm_workspace_size`, `qgemm_workspace_size`, `qgemm_packed_b_size`).
     WorkspaceTooSmall { needed: usize, got: usize },
@@ -259,6 +266,14 @@ impl fmt::Display for Error {
                 f,
                 "operand was packed for kernel {packed_for} but the call uses {kernel}; \
                  pack it again for this kernel"
+            ),
+            Error::TargetMismatch {
+                made_for,
+                this_build,
+            } => write!(
+                f,
+                "the model blob was converted for target {made_for}, but this build runs \
+                 {this_build}: convert the model again for this target (or --target portable)"
             ),
             Error::WorkspaceTooSmall { needed, got } => {
                 write!(f, "workspace too small: {got} bytes given, {needed} needed")

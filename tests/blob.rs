@@ -380,3 +380,93 @@ fn every_fixture_blob_reads_back_in_both_layouts() {
     eprintln!("{read_back} blobs read back, {skipped} (model, layout) pairs not supported yet");
     assert!(read_back > 0);
 }
+
+/// A blob converted for another target (`--target cortex-m4` here) is written without this
+/// build's validation and refused when this build loads it, by an error that names the target
+/// it was made for and the one this build runs. Portable and host blobs of the same model
+/// load, and the M4 blob records its packing and plans the M4's GEMM scratch.
+#[test]
+fn a_blob_for_another_target_is_refused_by_name() {
+    use edgemm::nn::transform::blob_writer::WriteOptions;
+    use edgemm::nn::transform::convert_tflite;
+    let tflite = read("dscnn_int8.tflite");
+    let m4 = convert_tflite(&tflite, Packing::CortexM4, WriteOptions::default()).unwrap();
+    assert_eq!(Packing::CortexM4.name(), "cortex-m4-dsp");
+    assert!(!Packing::CortexM4.runs_here());
+    let a = Aligned::new(&m4.blob, 0);
+    match Model::from_bytes(a.bytes()) {
+        Err(
+            e @ Error::TargetMismatch {
+                made_for,
+                this_build,
+            },
+        ) => {
+            assert_eq!(made_for, "cortex-m4-dsp");
+            assert_ne!(this_build, made_for);
+            let msg = e.to_string();
+            assert!(
+                msg.contains("cortex-m4-dsp") && msg.contains(this_build),
+                "{msg}"
+            );
+        }
+        other => panic!("an M4 blob loaded on this host: {other:?}"),
+    }
+    assert!(LoadedModel::from_blob(&m4.blob).is_err());
+    for p in [Packing::Host, Packing::Portable] {
+        let c = convert_tflite(&tflite, p, WriteOptions::default()).unwrap();
+        let m = LoadedModel::from_blob(&c.blob).unwrap();
+        assert_eq!(m.model().packing(), p.name());
+        assert_eq!(c.operators, m4.operators);
+    }
+    assert_eq!(Packing::from_name("cortex-m4"), Some(Packing::CortexM4));
+    assert_eq!(Packing::from_name("cortex-m4-dsp"), Some(Packing::CortexM4));
+    assert_eq!(Packing::from_name("portable"), Some(Packing::Portable));
+    assert_eq!(Packing::from_name("nonsense"), None);
+    // The emitted constants name the arena, the blob and the operator set.
+    let src = m4.rust_source("dscnn_int8.tflite", "dscnn.egm");
+    assert!(src.contains(&format!("pub const ARENA_SIZE: usize = {};", m4.arena_size)));
+    assert!(src.contains("include_bytes!(\"dscnn.egm\")"));
+    assert!(
+        src.contains("edgemm::nn::op_set(&[1, 3, 4, 9, 25])"),
+        "{src}"
+    );
+    assert_eq!(m4.op_set(), edgemm::nn::op_set(&[1, 3, 4, 9, 25]));
+}
+
+/// An operator set: a runtime of the model's own operators loads and runs it with the same
+/// output as the full runtime; one without an operator the model uses refuses it by name.
+#[test]
+fn operator_sets_load_only_what_they_hold() {
+    use edgemm::nn::op_set;
+    let blob = fixture_blob("dscnn_int8", Packing::Host);
+    let a = Aligned::new(&blob, 0);
+    const DSCNN: u128 = op_set(&[1, 3, 4, 9, 25]);
+    const NO_SOFTMAX: u128 = op_set(&[1, 3, 4, 9]);
+    let full = Model::from_bytes(a.bytes()).unwrap();
+    let only = Model::from_bytes_with::<DSCNN>(a.bytes()).unwrap();
+    let input = read("dscnn_int8.in0.bin");
+    let mut outs = Vec::new();
+    for (m, with_set) in [(full, false), (only, true)] {
+        let mut ar = arena(m.arena_size());
+        let mut s = Session::new(m, &mut ar.buf[ar.start..ar.start + ar.len]).unwrap();
+        s.set_input(0, &input).unwrap();
+        if with_set {
+            s.run_with::<DSCNN>().unwrap();
+        } else {
+            s.run().unwrap();
+        }
+        outs.push(s.output(0).unwrap().to_vec());
+    }
+    assert_eq!(outs[0], read("dscnn_int8.out0.bin"));
+    assert_eq!(outs[0], outs[1]);
+    let e = Model::from_bytes_with::<NO_SOFTMAX>(a.bytes()).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("SOFTMAX") && msg.contains("operator set"),
+        "{msg}"
+    );
+    // Running with a smaller set than the model was loaded with is an error, not a skip.
+    let mut ar = arena(full.arena_size());
+    let mut s = Session::new(full, &mut ar.buf[ar.start..ar.start + ar.len]).unwrap();
+    assert!(s.run_with::<NO_SOFTMAX>().is_err());
+}

@@ -312,3 +312,53 @@ fn convert_runs_a_pipeline_with_post_training_quantization() {
     ]);
     assert!(e.contains("quantise"), "{e}");
 }
+
+/// `convert --target cortex-m4 --rust` writes a blob this host refuses to run (naming both
+/// targets) and the Rust constants a firmware includes; `--target portable` runs here; an
+/// unknown target is an error that lists the targets.
+#[test]
+fn convert_for_another_target_writes_the_blob_and_its_constants() {
+    let dir = scratch("convert-target");
+    let (blob, rs) = (dir.join("m4.egm"), dir.join("m4.rs"));
+    let (blob, rs) = (blob.to_str().unwrap(), rs.to_str().unwrap());
+    let src = model("dscnn_int8.tflite");
+    let (_, err) = ok(&[
+        "convert",
+        &src,
+        "--target",
+        "cortex-m4",
+        "-o",
+        blob,
+        "--rust",
+        rs,
+    ]);
+    assert!(err.contains("packing cortex-m4-dsp"), "{err}");
+    let consts = std::fs::read_to_string(rs).unwrap();
+    for want in [
+        "pub const ARENA_SIZE: usize = ",
+        "pub const OPERATORS: u128 = edgemm::nn::op_set(&[1, 3, 4, 9, 25]);",
+        "include_bytes!(\"m4.egm\")",
+    ] {
+        assert!(consts.contains(want), "{want} not in\n{consts}");
+    }
+    let err = fails(&["run", blob]);
+    assert!(
+        err.contains("cortex-m4-dsp") && err.contains("this build runs"),
+        "{err}"
+    );
+    let portable = dir.join("p.egm");
+    ok(&[
+        "convert",
+        &src,
+        "--target",
+        "portable",
+        "-o",
+        portable.to_str().unwrap(),
+    ]);
+    ok(&["run", portable.to_str().unwrap()]);
+    let err = fails(&["convert", &src, "--target", "z80", "-o", blob]);
+    assert!(
+        err.contains("cortex-m4") && err.contains("portable"),
+        "{err}"
+    );
+}

@@ -2,7 +2,7 @@
 //!
 //! - `edgemm run MODEL [--input FILE]... [--output FILE]... [--repeat N] [--profile]`
 //! - `edgemm inspect MODEL`
-//! - `edgemm convert IN -o OUT [--portable]`
+//! - `edgemm convert IN -o OUT [--target host|portable|cortex-m4] [--rust FILE.rs] [--no-names]`
 //!
 //! A file is a blob by its magic number (`EGMB`), a `.tflite` by the flatbuffer identifier
 //! `TFL3`. Tensors are raw little-endian bytes of their own type and shape. Errors go to
@@ -13,11 +13,12 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use edgemm::nn::transform::blob_writer::WriteOptions;
 use edgemm::nn::transform::host::{is_blob, is_tflite};
 use edgemm::nn::transform::import::import_tflite;
 use edgemm::nn::transform::lower::unsupported;
 use edgemm::nn::transform::passes::{self, Pipeline};
-use edgemm::nn::transform::{LoadedModel, Packing};
+use edgemm::nn::transform::{convert_graph, Converted, LoadedModel, Packing};
 use edgemm::nn::{DType, Model, Storage, TensorInfo};
 
 const USAGE: &str = "\
@@ -71,7 +72,14 @@ Converts IN (a .tflite, or a blob to rewrite) into an edgemm blob written to OUT
 
 options:
   -o, --output OUT write the blob to OUT (required)
-  --portable       plain int8/f32 weights, readable by any build (default: packed for this CPU)
+  --target T       for a .tflite: the machine the blob is for: host (default: int8 weights
+                   packed for this CPU), portable (plain weights, any build), cortex-m4
+                   (packed for the Cortex-M4 DSP kernel, scratch sized for its build)
+  --portable       the same as --target portable
+  --rust FILE.rs   also write a Rust source for a firmware to include!: ARENA_SIZE, the
+                   operator set OPERATORS, and BLOB (OUT embedded 16-byte aligned; OUT's
+                   path relative to FILE.rs's directory)
+  --no-names       leave tensor names out of the blob (smaller; errors name indices only)
   --transforms P   the graph passes to run before lowering, a pipeline such as
                    'strip_unused fold_constants fuse_activations summarize' (default: the
                    default pipeline below; '' runs none). Passes:
@@ -977,6 +985,18 @@ fn convert(args: &[String]) -> Res<()> {
                 value: false,
             },
             Opt {
+                names: &["--target"],
+                value: true,
+            },
+            Opt {
+                names: &["--rust"],
+                value: true,
+            },
+            Opt {
+                names: &["--no-names"],
+                value: false,
+            },
+            Opt {
                 names: &["--transforms"],
                 value: true,
             },
@@ -992,17 +1012,58 @@ fn convert(args: &[String]) -> Res<()> {
         [] => return Err("convert: no output file given (-o OUT)".into()),
         _ => return Err("convert: more than one -o given".into()),
     };
+    let packing = match (&a.values("--target")[..], a.flag("--portable")) {
+        ([], _) => packing_of(&a),
+        ([t], false) => Packing::from_name(t).ok_or_else(|| {
+            let names: Vec<&str> = Packing::TARGETS.iter().map(|(n, _)| *n).collect();
+            format!(
+                "convert: unknown target {t:?} (targets: {})",
+                names.join(", ")
+            )
+        })?,
+        ([_], true) => return Err("convert: --portable and --target both given".into()),
+        _ => return Err("convert: more than one --target given".into()),
+    };
+    let rust = match a.values("--rust")[..] {
+        [] => None,
+        [r] => Some(r),
+        _ => return Err("convert: more than one --rust given".into()),
+    };
     let bytes = read_file(path)?;
-    let k = kind(path, &bytes)?;
-    warn_portable_on_blob(&a, k);
-    let loaded = match k {
+    let converted = match kind(path, &bytes)? {
         Kind::Blob => {
             if !a.values("--transforms").is_empty() {
                 return Err(format!(
                     "{path}: --transforms rewrites a model's graph; a blob has none left"
                 ));
             }
-            LoadedModel::from_blob(&bytes).map_err(|e| format!("{path}: {e}"))?
+            if !a.values("--target").is_empty() || a.flag("--portable") || a.flag("--no-names") {
+                eprintln!(
+                    "edgemm: --target, --portable and --no-names have no effect on a blob \
+                     (its layout is fixed when converted)"
+                );
+            }
+            let loaded = LoadedModel::from_blob(&bytes).map_err(|e| format!("{path}: {e}"))?;
+            let m = loaded.model();
+            let mut operators: Vec<u16> = (0..m.num_ops())
+                .filter_map(|i| m.op(i).map(|o| o.code()))
+                .collect();
+            operators.sort_unstable();
+            operators.dedup();
+            let packing = Packing::from_name(m.packing()).unwrap_or(Packing::Host);
+            Converted {
+                blob: loaded.blob().to_vec(),
+                packing,
+                arena_size: m.arena_size(),
+                operators,
+                macs: edgemm::nn::transform::convert::blob_macs(&m),
+                input_bytes: (0..m.num_inputs())
+                    .filter_map(|i| m.input(i).and_then(|t| m.tensor(t)).map(|t| t.bytes))
+                    .collect(),
+                output_bytes: (0..m.num_outputs())
+                    .filter_map(|i| m.output(i).and_then(|t| m.tensor(t)).map(|t| t.bytes))
+                    .collect(),
+            }
         }
         Kind::Tflite => {
             let missing = unsupported_report(path, &bytes)?;
@@ -1021,18 +1082,46 @@ fn convert(args: &[String]) -> Res<()> {
                     eprintln!("edgemm: [{}/{n}] {name}: {line}", i + 1);
                 })
                 .map_err(|e| format!("{path}: {e}"))?;
-            LoadedModel::from_graph(&g, packing_of(&a)).map_err(|e| format!("{path}: {e}"))?
+            let opts = WriteOptions {
+                names: !a.flag("--no-names"),
+            };
+            convert_graph(&g, packing, opts).map_err(|e| format!("{path}: {e}"))?
         }
     };
-    let blob = loaded.blob();
-    std::fs::write(out, blob).map_err(|e| format!("{out}: {e}"))?;
-    let m = loaded.model();
+    std::fs::write(out, &converted.blob).map_err(|e| format!("{out}: {e}"))?;
+    if let Some(r) = rust {
+        let rel = relative_to(out, r);
+        let src = converted.rust_source(path, &rel);
+        std::fs::write(r, src).map_err(|e| format!("{r}: {e}"))?;
+    }
     eprintln!(
-        "edgemm: wrote {out}: {} bytes, {} operators, packing {}, arena {} bytes",
-        blob.len(),
-        m.num_ops(),
-        m.packing(),
-        m.arena_size()
+        "edgemm: wrote {out}: {} bytes, {} operator kinds, packing {}, arena {} bytes",
+        converted.blob.len(),
+        converted.operators.len(),
+        converted.packing.name(),
+        converted.arena_size
     );
     Ok(())
+}
+
+/// `target`'s path as seen from the directory of `from` (both as given on the command
+/// line): its file name when they share a directory, else made absolute.
+fn relative_to(target: &str, from: &str) -> String {
+    use std::path::Path;
+    let dir = |p: &str| {
+        Path::new(p)
+            .parent()
+            .map(|d| d.to_path_buf())
+            .unwrap_or_default()
+    };
+    let t = Path::new(target);
+    if dir(target) == dir(from) {
+        if let Some(name) = t.file_name() {
+            return name.to_string_lossy().into_owned();
+        }
+    }
+    std::fs::canonicalize(t)
+        .unwrap_or_else(|_| t.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
 }

@@ -135,12 +135,34 @@ pub fn sgemm<'b, 'w>(
 /// on x86-64 (NR = 32). With `alloc` and no workspace, `sgemm` may be faster for large
 /// products on CPUs with caches (it packs both operands in cache-sized blocks).
 pub const fn sgemm_workspace_size(m: usize, n: usize, k: usize) -> usize {
+    sgemm_ws_bytes(max_nr(), m, n, k)
+}
+
+/// [`sgemm_workspace_size`] for kernels whose widest tile is `nr`.
+const fn sgemm_ws_bytes(nr: usize, m: usize, n: usize, k: usize) -> usize {
     if m == 0 || n == 0 || k == 0 {
         return 0;
     }
     let kc = if k < WS_KC { k } else { WS_KC };
-    let elems = driver::align16(kc * max_nr());
+    let elems = driver::align16(kc * nr);
     crate::scratch::caller_workspace_size(elems * core::mem::size_of::<f32>())
+}
+
+/// [`sgemm_workspace_size`] as the build of `kernels` computes it: what a blob converted for
+/// that build plans as GEMM scratch.
+pub(crate) fn sgemm_workspace_size_for(
+    kernels: crate::kernels::targets::Kernels,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> usize {
+    use crate::kernels::targets::{Kernels, SGEMM_MAX_NR_ANY};
+    let nr = match kernels {
+        Kernels::Build => max_nr(),
+        Kernels::Target(t) => t.sgemm_nr,
+        Kernels::Any => SGEMM_MAX_NR_ANY,
+    };
+    sgemm_ws_bytes(nr, m, n, k)
 }
 
 /// The longest k chunk of the workspace path (see [`sgemm_workspace_size`]).

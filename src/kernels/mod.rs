@@ -13,6 +13,7 @@ pub(crate) mod arm;
 pub(crate) mod f32;
 pub(crate) mod generic;
 pub(crate) mod int8;
+pub(crate) mod targets;
 #[cfg(all(target_arch = "x86_64", edgemm_asm))]
 pub(crate) mod x86_64;
 

@@ -7,6 +7,7 @@ use super::dtype::DType;
 use super::error::{ModelError, ModelFormat};
 use super::ops;
 use crate::error::Error;
+use crate::kernels::targets::{known_target, BUILD_TARGETS};
 
 pub(crate) const MAGIC: [u8; 4] = *b"EGMB";
 /// The layout version this build reads and writes.
@@ -340,6 +341,16 @@ impl<'a> Model<'a> {
     /// buffer first. Any malformed, truncated or inconsistent blob is an [`Error::Model`]
     /// that says what is wrong; operators this build does not have are named.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::from_bytes_with::<{ ops::ALL_OPS }>(bytes)
+    }
+
+    /// [`Model::from_bytes`] for a runtime of the operators in `OPS` only (an operator set,
+    /// [`crate::nn::op_set`]; `edgemm convert --rust` emits the model's as `OPERATORS`): an
+    /// operator outside it is an error, and with [`Session::run_with`] of the same set the
+    /// other operators are not linked into a firmware.
+    ///
+    /// [`Session::run_with`]: crate::nn::Session::run_with
+    pub fn from_bytes_with<const OPS: u128>(bytes: &'a [u8]) -> Result<Self, Error> {
         if bytes.len() < HEADER {
             return Err(blob_err("shorter than the 64-byte header"));
         }
@@ -439,6 +450,7 @@ impl<'a> Model<'a> {
                 .with_offset(packing),
             ));
         }
+        model.check_packing()?;
         for t in 0..model.n_tensors {
             model.check_tensor(t)?;
         }
@@ -467,7 +479,7 @@ impl<'a> Model<'a> {
             }
         }
         for i in 0..model.n_ops {
-            model.check_op(i)?;
+            model.check_op::<OPS>(i)?;
         }
         Ok(model)
     }
@@ -486,6 +498,20 @@ impl<'a> Model<'a> {
             n_outputs: count(H_N_OUTPUTS),
             arena: count(H_ARENA),
         }
+    }
+
+    /// A blob packed for a target this build does not run is refused by name, before any
+    /// operator reads its weights or relies on its scratch sizes. `host` is what writers
+    /// before target names recorded (their operators' own checks still apply).
+    fn check_packing(&self) -> Result<(), Error> {
+        let name = self.packing();
+        if name == "portable" || name == "host" || BUILD_TARGETS.contains(&name) {
+            return Ok(());
+        }
+        Err(Error::TargetMismatch {
+            made_for: known_target(name).unwrap_or("(a target unknown to this edgemm version)"),
+            this_build: BUILD_TARGETS[0],
+        })
     }
 
     fn check_section(
@@ -572,7 +598,7 @@ impl<'a> Model<'a> {
         core::str::from_utf8(s).ok()
     }
 
-    fn check_op(&self, i: usize) -> Result<(), Error> {
+    fn check_op<const OPS: u128>(&self, i: usize) -> Result<(), Error> {
         let rec = u32_at(self.bytes, H_OPS) as usize + i * OP_REC;
         let b = self.bytes;
         let bad = |reason: &'static str| {
@@ -583,7 +609,7 @@ impl<'a> Model<'a> {
             )
         };
         let code = u16_at(b, rec + O_CODE);
-        if ops::def(code).is_none() {
+        if !ops::known(code) {
             return Err(Error::Model(
                 ModelError::new(
                     ModelFormat::Blob,
@@ -637,7 +663,18 @@ impl<'a> Model<'a> {
                 }
             }
         }
-        ops::check(&op)
+        match ops::check_in::<OPS>(&op) {
+            Some(r) => r,
+            None => Err(Error::Model(
+                ModelError::new(
+                    ModelFormat::Blob,
+                    "operator code {} is not in this firmware's operator set",
+                )
+                .with_operator(i)
+                .with_name(ops::name(code))
+                .with_values(&[code as i64]),
+            )),
+        }
     }
 
     fn op_unchecked(&self, i: usize) -> OpView<'a> {

@@ -17,4 +17,5 @@ pub mod transform;
 pub use blob::{Model, OpView, Shape, Storage, TensorInfo};
 pub use dtype::DType;
 pub use error::{ModelError, ModelFormat, ShortName};
+pub use ops::{op_set, ALL_OPS};
 pub use session::Session;

@@ -84,9 +84,24 @@ impl<'m, 'a> Session<'m, 'a> {
         self.run_each(|_| {}, |_| {})
     }
 
+    /// [`Session::run`] with the operators of `OPS` only (the set the model was loaded with,
+    /// [`Model::from_bytes_with`]): with `OPS` a constant, the other operators are not linked.
+    pub fn run_with<const OPS: u128>(&mut self) -> Result<(), Error> {
+        self.run_each_with::<OPS>(|_| {}, |_| {})
+    }
+
     /// Runs every operator in order, calling `before(i)` and `after(i)` around operator `i`
     /// (for profiling).
     pub fn run_each(
+        &mut self,
+        before: impl FnMut(usize),
+        after: impl FnMut(usize),
+    ) -> Result<(), Error> {
+        self.run_each_with::<{ ops::ALL_OPS }>(before, after)
+    }
+
+    /// [`Session::run_each`] with the operators of `OPS` only (see [`Session::run_with`]).
+    pub fn run_each_with<const OPS: u128>(
         &mut self,
         mut before: impl FnMut(usize),
         mut after: impl FnMut(usize),
@@ -99,7 +114,8 @@ impl<'m, 'a> Session<'m, 'a> {
             // operator only.
             let mut mem = unsafe { OpMem::new(self.model, ptr, len) };
             before(i);
-            ops::run(&op, &mut mem)?;
+            ops::run_in::<OPS>(&op, &mut mem)
+                .unwrap_or_else(|| Err(op.error("operator not in this runtime's operator set")))?;
             after(i);
         }
         Ok(())

@@ -125,6 +125,16 @@ impl Geometry {
             e: ker.format.elem_bytes(),
         }
     }
+
+    /// The geometry of a kernel of any build (compiled in here or not).
+    pub const fn of_shape(s: &crate::kernels::targets::QShape) -> Geometry {
+        Geometry {
+            mr: s.mr,
+            nr: s.nr,
+            g: s.format.k_group(),
+            e: s.format.elem_bytes(),
+        }
+    }
 }
 
 /// The workspace layout of one thread's rows×cols block: `packs_b` when B is packed per

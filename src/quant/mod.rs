@@ -43,8 +43,11 @@ use crate::threads;
 #[cfg(feature = "alloc")]
 use driver::{run_block, workspace_bytes, QStrategy, Terms};
 use driver::{Dest, QbSource};
+#[cfg(feature = "alloc")]
+pub(crate) use packed::pack_bytes_for;
 pub use packed::{qgemm_packed_b_size, PackedQBRef};
 use requant::{Mults, RqPlan};
+pub(crate) use workspace::qgemm_workspace_size_for;
 pub use workspace::{qgemm_packed_workspace_size, qgemm_workspace_size};
 
 mod sealed {

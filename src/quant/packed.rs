@@ -48,18 +48,6 @@ const F_DATA_OFF: usize = 9;
 const F_DATA_LEN: usize = 10;
 const F_TOTAL: usize = 11;
 
-/// Every int8 kernel name of any build, so a blob packed for a kernel this build lacks can
-/// be named in the error.
-const KNOWN_KERNELS: &[&str] = &[
-    "qgemm_u8i8_avx512vnni_14x32",
-    "qgemm_i16_avx2_6x16",
-    "qgemm_s16_m4dsp_16x4",
-    "qgemm_i8_neon_i8mm_8x12",
-    "qgemm_i8_neon_dot_8x12",
-    "qgemm_i8_neon_6x8",
-    "qgemm_i16_generic_4x8",
-];
-
 const fn format_code(f: QFormat) -> u32 {
     match f {
         QFormat::U8x4 => 1,
@@ -169,6 +157,93 @@ fn bad(reason: &'static str) -> Error {
     Error::InvalidPacked { reason }
 }
 
+/// Writes the packed blob of `b` for a kernel (`name`, `format`, geometry `geo`) into `buf`
+/// at its first 64-byte aligned byte, after checking `buf` has `needed` bytes (else
+/// [`Error::WorkspaceTooSmall`], `buf` untouched): (start, total bytes) of the blob.
+fn pack_into(
+    name: &str,
+    format: QFormat,
+    geo: Geometry,
+    b: MatRef<i8>,
+    buf: &mut [u8],
+    needed: usize,
+) -> Result<(usize, usize), Error> {
+    let raw = Raw::from_ref(&b);
+    let (k, n) = (raw.rows, raw.cols);
+    if buf.len() < needed {
+        return Err(Error::WorkspaceTooSmall {
+            needed,
+            got: buf.len(),
+        });
+    }
+    // Header fields are u32 (the blob must read the same on 32- and 64-bit targets).
+    let (Ok(k32), Ok(n32)) = (u32::try_from(k), u32::try_from(n)) else {
+        return Err(Error::SizeOverflow);
+    };
+    let (data_off, data_len) = blob_layout(geo, k, n);
+    let total = data_off + data_len; // ≤ needed − 63 ≤ buf.len(): no overflow
+    let (Ok(off32), Ok(len32), Ok(total32)) = (
+        u32::try_from(data_off),
+        u32::try_from(data_len),
+        u32::try_from(total),
+    ) else {
+        return Err(Error::SizeOverflow);
+    };
+    let start = (buf.as_ptr() as usize).wrapping_neg() & (BLOB_ALIGN - 1);
+    let blob = &mut buf[start..start + total];
+    blob.fill(0);
+    let fields = [
+        (F_MAGIC, MAGIC),
+        (F_VERSION, VERSION),
+        (F_FORMAT, format_code(format)),
+        (F_K_GROUP, geo.g as u32),
+        (F_ELEM, geo.e as u32),
+        (F_NR, geo.nr as u32),
+        (F_K, k32),
+        (F_N, n32),
+        (F_RESERVED, 0),
+        (F_DATA_OFF, off32),
+        (F_DATA_LEN, len32),
+        (F_TOTAL, total32),
+    ];
+    for (i, v) in fields {
+        blob[4 * i..4 * i + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    let name = name.as_bytes();
+    blob[NAME_AT..NAME_AT + name.len().min(NAME_LEN)]
+        .copy_from_slice(&name[..name.len().min(NAME_LEN)]);
+    if k > 0 && n > 0 {
+        // SAFETY: the blob starts 64-byte aligned, so its column sums (at byte 96) are
+        // 4-byte aligned; n i32 at 96.. and the data (data_len bytes at data_off) lie
+        // inside it, disjoint (data_off ≥ 96 + 4n), and nothing else borrows them. `raw`
+        // is a validated view; pack_b writes the ceil(n/NR)·NR·ceil(k/g)·g·e data bytes.
+        unsafe {
+            let base = blob.as_mut_ptr();
+            let colsum = core::slice::from_raw_parts_mut(base.add(HEADER) as *mut i32, n);
+            pack_b(raw, format, geo.nr, base.add(data_off), colsum);
+        }
+    }
+    Ok((start, total))
+}
+
+/// The packed-operand bytes of `b` (k×n) for an int8 kernel of any build, compiled in here
+/// or not (converting a model for another machine): what [`PackedQBRef::from_bytes`] reads
+/// back in a build that has the kernel. The layout is byte-order native: little-endian
+/// targets only read it as written.
+#[cfg(feature = "alloc")]
+pub(crate) fn pack_bytes_for(
+    shape: &crate::kernels::targets::QShape,
+    b: MatRef<i8>,
+) -> Result<alloc::vec::Vec<u8>, Error> {
+    let raw = Raw::from_ref(&b);
+    let geo = Geometry::of_shape(shape);
+    let (off, len) = blob_layout(geo, raw.rows, raw.cols);
+    let needed = off.saturating_add(len).saturating_add(BLOB_ALIGN - 1);
+    let mut buf = alloc::vec![0u8; needed];
+    let (start, total) = pack_into(shape.name, shape.format, geo, b, &mut buf, needed)?;
+    Ok(buf[start..start + total].to_vec())
+}
+
 impl<'a> PackedQBRef<'a> {
     /// Packs `b` (k×n) for the int8 kernel selected by default, into `buf`, which needs
     /// [`qgemm_packed_b_size`]`(k, n)` bytes (else [`Error::WorkspaceTooSmall`], `buf`
@@ -193,68 +268,16 @@ impl<'a> PackedQBRef<'a> {
         buf: &'a mut [u8],
     ) -> Result<Self, Error> {
         let raw = Raw::from_ref(&b);
-        let (k, n) = (raw.rows, raw.cols);
-        let needed = qgemm_packed_b_size(k, n);
-        if buf.len() < needed {
-            return Err(Error::WorkspaceTooSmall {
-                needed,
-                got: buf.len(),
-            });
-        }
-        // Header fields are u32 (the blob must read the same on 32- and 64-bit targets).
-        let (Ok(k32), Ok(n32)) = (u32::try_from(k), u32::try_from(n)) else {
-            return Err(Error::SizeOverflow);
-        };
+        let needed = qgemm_packed_b_size(raw.rows, raw.cols);
         let geo = Geometry::of(kernel);
-        let (data_off, data_len) = blob_layout(geo, k, n);
-        let total = data_off + data_len; // ≤ needed − 63 ≤ buf.len(): no overflow
-        let (Ok(off32), Ok(len32), Ok(total32)) = (
-            u32::try_from(data_off),
-            u32::try_from(data_len),
-            u32::try_from(total),
-        ) else {
-            return Err(Error::SizeOverflow);
-        };
-        let start = (buf.as_ptr() as usize).wrapping_neg() & (BLOB_ALIGN - 1);
-        let blob = &mut buf[start..start + total];
-        blob.fill(0);
-        let fields = [
-            (F_MAGIC, MAGIC),
-            (F_VERSION, VERSION),
-            (F_FORMAT, format_code(kernel.format)),
-            (F_K_GROUP, geo.g as u32),
-            (F_ELEM, geo.e as u32),
-            (F_NR, geo.nr as u32),
-            (F_K, k32),
-            (F_N, n32),
-            (F_RESERVED, 0),
-            (F_DATA_OFF, off32),
-            (F_DATA_LEN, len32),
-            (F_TOTAL, total32),
-        ];
-        for (i, v) in fields {
-            blob[4 * i..4 * i + 4].copy_from_slice(&v.to_ne_bytes());
-        }
-        let name = kernel.name.as_bytes();
-        blob[NAME_AT..NAME_AT + name.len().min(NAME_LEN)]
-            .copy_from_slice(&name[..name.len().min(NAME_LEN)]);
-        if k > 0 && n > 0 {
-            // SAFETY: the blob starts 64-byte aligned, so its column sums (at byte 96) are
-            // 4-byte aligned; n i32 at 96.. and the data (data_len bytes at data_off) lie
-            // inside it, disjoint (data_off ≥ 96 + 4n), and nothing else borrows them. `raw`
-            // is a validated view; pack_b writes the ceil(n/NR)·NR·ceil(k/g)·g·e data bytes.
-            unsafe {
-                let base = blob.as_mut_ptr();
-                let colsum = core::slice::from_raw_parts_mut(base.add(HEADER) as *mut i32, n);
-                pack_b(raw, kernel.format, kernel.nr, base.add(data_off), colsum);
-            }
-        }
+        let (start, total) = pack_into(kernel.name, kernel.format, geo, b, buf, needed)?;
+        let (data_off, data_len) = blob_layout(geo, raw.rows, raw.cols);
         let buf: &'a [u8] = buf;
         Ok(PackedQBRef {
             bytes: &buf[start..start + total],
             kernel,
-            k,
-            n,
+            k: raw.rows,
+            n: raw.cols,
             data_off,
             data_len,
         })
@@ -291,11 +314,8 @@ impl<'a> PackedQBRef<'a> {
             .map_err(|_| bad("the kernel name is not UTF-8"))?;
         let Some(kernel) = QGEMM_KERNELS.iter().find(|k| k.name == name) else {
             return Err(Error::PackingMismatch {
-                packed_for: KNOWN_KERNELS
-                    .iter()
-                    .find(|&&k| k == name)
-                    .copied()
-                    .unwrap_or("(a kernel unknown to this edgemm version)"),
+                packed_for: crate::kernels::targets::qshape(name)
+                    .map_or("(a kernel unknown to this edgemm version)", |s| s.name),
                 kernel: qgemm_kernel().map_or("(none)", |k| k.name),
             });
         };

@@ -15,6 +15,7 @@ use super::{check_call, trivial_call, BOperand, Out, QuantInput};
 use crate::error::Error;
 use crate::gemm::raw::Raw;
 use crate::kernels::int8::{QgemmKernel, QGEMM_KERNELS};
+use crate::kernels::targets::{qshape, Kernels, QGEMM_SHAPES};
 
 /// Columns of a strided B packed at a time by the workspace path (rounded up to NR): A is
 /// packed again for each such block, which costs about 2/16 instruction per
@@ -48,14 +49,49 @@ const fn ws_bytes(m: usize, n: usize, k: usize, packs_b: bool) -> usize {
     let mut most = 0;
     let mut i = 0;
     while i < QGEMM_KERNELS.len() {
-        let geo = Geometry::of(&QGEMM_KERNELS[i]);
-        let s = ws_strategy(geo, n, k, packs_b);
-        let bytes = layout_of(geo, s, k, m, n, packs_b, false).total;
+        let bytes = ws_bytes_of(Geometry::of(&QGEMM_KERNELS[i]), m, n, k, packs_b);
         if bytes > most {
             most = bytes;
         }
         i += 1;
     }
+    crate::scratch::caller_workspace_size(most)
+}
+
+/// Bytes (without alignment slack) of the workspace path for one kernel geometry.
+const fn ws_bytes_of(geo: Geometry, m: usize, n: usize, k: usize, packs_b: bool) -> usize {
+    let s = ws_strategy(geo, n, k, packs_b);
+    layout_of(geo, s, k, m, n, packs_b, false).total
+}
+
+/// [`qgemm_workspace_size`] (`packs_b`) or [`qgemm_packed_workspace_size`] as the build of
+/// `kernels` computes them: what a blob converted for that build plans as GEMM scratch.
+pub(crate) fn qgemm_workspace_size_for(
+    kernels: Kernels,
+    m: usize,
+    n: usize,
+    k: usize,
+    packs_b: bool,
+) -> usize {
+    if m == 0 || n == 0 || k == 0 {
+        return 0;
+    }
+    let most = |geos: &mut dyn Iterator<Item = Geometry>| {
+        geos.map(|g| ws_bytes_of(g, m, n, k, packs_b))
+            .max()
+            .unwrap_or(0)
+    };
+    let most = match kernels {
+        Kernels::Build => return ws_bytes(m, n, k, packs_b),
+        Kernels::Target(t) => most(
+            &mut t
+                .qgemm
+                .iter()
+                .filter_map(|name| qshape(name))
+                .map(Geometry::of_shape),
+        ),
+        Kernels::Any => most(&mut QGEMM_SHAPES.iter().map(Geometry::of_shape)),
+    };
     crate::scratch::caller_workspace_size(most)
 }
 

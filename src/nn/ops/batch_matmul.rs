@@ -13,13 +13,14 @@
 //! matrices (0 where it broadcasts).
 
 use super::checks;
+use super::gemm_common::Kernels;
 use super::{cast, cast_mut, OpDef, OpMem};
 use crate::context::Context;
 use crate::error::Error;
 use crate::matrix::{MatMut, MatRef};
 use crate::nn::blob::{OpView, MAX_RANK};
 use crate::nn::dtype::DType;
-use crate::quant::{qgemm, qgemm_workspace_size, Requantize, Requantized, Scale};
+use crate::quant::{qgemm, Requantize, Requantized, Scale};
 
 pub(crate) const DEF: OpDef = OpDef {
     code: 126,
@@ -112,13 +113,15 @@ fn dims(op: &OpView) -> (usize, usize, usize) {
     (d(P_M), d(P_K), d(P_N))
 }
 
-/// Bytes of GEMM workspace the operator needs.
-pub(crate) fn workspace_bytes(float: bool, m: usize, k: usize, n: usize) -> usize {
-    if float {
-        crate::gemm::sgemm_workspace_size(m, n, k)
-    } else {
-        qgemm_workspace_size(m, n, k)
-    }
+/// Bytes of GEMM workspace the operator needs (in the build of `kernels`).
+pub(crate) fn workspace_bytes(
+    kernels: Kernels,
+    float: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> usize {
+    super::gemm_common::workspace_bytes_for(kernels, float, false, m, k, n)
 }
 
 /// k products per output value.
@@ -167,7 +170,7 @@ fn check(op: &OpView) -> Result<(), Error> {
         return Err(op.error("an empty output clamp"));
     }
     let ws = checks::temp(op, 0)?;
-    if ws.bytes < workspace_bytes(float, m, k, n) {
+    if ws.bytes < workspace_bytes(Kernels::Build, float, m, k, n) {
         return Err(op.error("its scratch buffer is too small for the GEMM"));
     }
     Ok(())
@@ -346,7 +349,7 @@ mod lower {
         }
         let mut op = l.op(node, 126, params);
         op.inputs.truncate(2);
-        let bytes = super::workspace_bytes(float, m, k, n);
+        let bytes = super::workspace_bytes(l.packing.kernels(), float, m, k, n);
         op.temps = alloc::vec![l.add_temp(format!("{}/gemm", y.name), bytes)];
         l.push(op);
         Ok(())

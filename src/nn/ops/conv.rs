@@ -168,6 +168,20 @@ fn scratch_parts(
     k: usize,
     n: usize,
 ) -> Option<(usize, usize)> {
+    let build = gemm_common::Kernels::Build;
+    scratch_parts_for(build, float, packed, im2col, block, k, n)
+}
+
+/// [`scratch_parts`] in the build of `kernels` (a conversion target's, when lowering).
+fn scratch_parts_for(
+    kernels: gemm_common::Kernels,
+    float: bool,
+    packed: bool,
+    im2col: bool,
+    block: usize,
+    k: usize,
+    n: usize,
+) -> Option<(usize, usize)> {
     let esize = if float { 4 } else { 1 };
     let patch = if im2col {
         block
@@ -179,7 +193,7 @@ fn scratch_parts(
     };
     Some((
         patch,
-        gemm_common::workspace_bytes(float, packed, block, k, n),
+        gemm_common::workspace_bytes_for(kernels, float, packed, block, k, n),
     ))
 }
 
@@ -431,8 +445,10 @@ mod lower {
         let mut op = l.op(node, 3, params);
         op.inputs.truncate(1);
         op.inputs.extend_from_slice(&gl.inputs);
-        let (patch, ws) = super::scratch_parts(gl.float, gl.packed, !pointwise, block, k, oc)
-            .ok_or_else(|| err("sizes overflow"))?;
+        let kernels = l.packing.kernels();
+        let (patch, ws) =
+            super::scratch_parts_for(kernels, gl.float, gl.packed, !pointwise, block, k, oc)
+                .ok_or_else(|| err("sizes overflow"))?;
         op.temps = vec![l.add_temp(format!("{y_name}/im2col+gemm"), patch + ws)];
         l.push(op);
         Ok(())

@@ -122,7 +122,8 @@ mod lower {
         let mut op = l.op(node, 9, params);
         op.inputs.truncate(1);
         op.inputs.extend_from_slice(&gl.inputs);
-        let ws = gemm_common::workspace_bytes(gl.float, gl.packed, m, k, n);
+        let ws =
+            gemm_common::workspace_bytes_for(l.packing.kernels(), gl.float, gl.packed, m, k, n);
         op.temps = vec![l.add_temp(format!("{y_name}/gemm"), ws)];
         l.push(op);
         Ok(())

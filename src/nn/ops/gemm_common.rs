@@ -17,6 +17,7 @@ use super::checks;
 use super::{cast, cast_mut, OpMem};
 use crate::context::Context;
 use crate::error::Error;
+pub(crate) use crate::kernels::targets::Kernels;
 use crate::matrix::{MatMut, MatRef};
 use crate::nn::blob::{OpView, Storage};
 use crate::nn::dtype::DType;
@@ -60,6 +61,22 @@ pub(crate) fn workspace_bytes(float: bool, packed: bool, m: usize, k: usize, n: 
         qgemm_packed_workspace_size(m, n, k)
     } else {
         qgemm_workspace_size(m, n, k)
+    }
+}
+
+/// [`workspace_bytes`] in the build of `kernels` (a conversion target's, when lowering).
+pub(crate) fn workspace_bytes_for(
+    kernels: Kernels,
+    float: bool,
+    packed: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> usize {
+    match kernels {
+        Kernels::Build => workspace_bytes(float, packed, m, k, n),
+        _ if float => crate::gemm::sgemm_workspace_size_for(kernels, m, n, k),
+        _ => crate::quant::qgemm_workspace_size_for(kernels, m, n, k, !packed),
     }
 }
 
@@ -307,9 +324,7 @@ mod lower {
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::transform::ir::{Activation, Tensor};
-    use crate::nn::transform::lower::{activation_range_f, activation_range_q, Lowering, Packing};
-    use crate::quant::{qgemm_packed_b_size, PackedQBRef};
-    use crate::MatRef;
+    use crate::nn::transform::lower::{activation_range_f, activation_range_q, Lowering};
 
     /// The int8 output stage of a lowered operator: multiplier and shift constants (one, or
     /// one per output channel), zero points and the activation clamp.
@@ -385,7 +400,7 @@ mod lower {
     /// Lowers the GEMM part of node `node`: input 0 is A (its dtype decides int8 or f32),
     /// input 1 the constant weights as n rows of k values (FULLY_CONNECTED's [n, k], CONV_2D's
     /// OHWI), input 2 the optional bias, output 0 the result. The weights are transposed to
-    /// k×n and, with [`Packing::Host`], packed for this machine's int8 kernel; the
+    /// k×n and, unless the target is portable, packed for its int8 kernel; the
     /// requantization is TFLite's (`PopulateConvolutionQuantizationParams`: per channel
     /// `QuantizeMultiplier(s_x·s_w[c]/s_y)` in double, the activation range of the output).
     pub(crate) fn lower_gemm(
@@ -451,19 +466,16 @@ mod lower {
             ));
         }
         let rq = lower_requant(l, node, n, act)?;
-        let (w_in, packed) = match l.packing {
-            Packing::Host => {
-                let wt_i8: Vec<i8> = wt.iter().map(|&b| b as i8).collect();
-                let mut buf = vec![0u8; qgemm_packed_b_size(k, n)];
-                let p = PackedQBRef::pack(MatRef::row_major(&wt_i8, k, n)?, &mut buf)?;
-                let bytes = p.as_bytes().to_vec();
-                let name = format!("{}/packed/{}", w.name, p.kernel_name());
+        let wt_i8: Vec<i8> = wt.iter().map(|&b| b as i8).collect();
+        let (w_in, packed) = match l.packing.pack_i8(&wt_i8, k, n)? {
+            Some((bytes, kernel)) => {
+                let name = format!("{}/packed/{}", w.name, kernel);
                 (
                     l.add_const(name, DType::Packed, vec![bytes.len()], bytes),
                     true,
                 )
             }
-            Packing::Portable => {
+            None => {
                 let name = format!("{}/kxn", w.name);
                 (l.add_const(name, DType::I8, vec![k, n], wt), false)
             }

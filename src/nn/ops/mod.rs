@@ -61,8 +61,50 @@ pub(crate) struct OpDef {
     pub lower: fn(&mut Lowering, usize) -> Result<(), Error>,
 }
 
-/// Every operator this build has.
-pub(crate) static REGISTRY: &[OpDef] = &[
+/// Declares the operator table and its dispatch from one list: [`REGISTRY`] (with the
+/// lowering functions, for the host), the data-only name table, and [`check_in`] and
+/// [`run_in`], which call each operator directly behind a test on constants so that, for a
+/// constant operator set, the operators outside it are dead code and never linked.
+macro_rules! registry {
+    ($($def:path),* $(,)?) => {
+        /// Every operator this build has.
+        #[cfg(feature = "alloc")]
+        pub(crate) static REGISTRY: &[OpDef] = &[$($def),*];
+
+        /// (code, name, in place) of every operator: data only, so naming an operator links
+        /// none of them.
+        static INFO: &[(u16, &str, bool)] = &[$(($def.code, $def.name, $def.in_place)),*];
+
+        // Operator sets are bit masks over the codes (see `op_set`).
+        const _: () = { $(assert!($def.code < 128);)* };
+
+        /// `check` of `op`'s operator when it is in `OPS`; `None` when it is not (or not in
+        /// this build).
+        pub(crate) fn check_in<const OPS: u128>(op: &OpView) -> Option<Result<(), Error>> {
+            $(
+                if OPS & (1u128 << $def.code) != 0 && op.code == $def.code {
+                    return Some(($def.check)(op));
+                }
+            )*
+            None
+        }
+
+        /// `run` of `op`'s operator when it is in `OPS`; `None` when it is not.
+        pub(crate) fn run_in<const OPS: u128>(
+            op: &OpView,
+            mem: &mut OpMem,
+        ) -> Option<Result<(), Error>> {
+            $(
+                if OPS & (1u128 << $def.code) != 0 && op.code == $def.code {
+                    return Some(($def.run)(op, mem));
+                }
+            )*
+            None
+        }
+    };
+}
+
+registry!(
     conv::DEF,
     depthwise_conv::DEF,
     fully_connected::DEF,
@@ -100,16 +142,43 @@ pub(crate) static REGISTRY: &[OpDef] = &[
     split::UNPACK,
     gather::DEF,
     batch_matmul::DEF,
-];
+);
+
+/// An operator set: bit `c` stands for the operator of TFLite builtin code `c` (every code in
+/// [`REGISTRY`] is below 128). A firmware passes the set its model uses (`edgemm convert`
+/// emits it) to [`crate::nn::Model::from_bytes_with`] and [`crate::nn::Session::run_with`] as
+/// a constant, so the operators outside it are not linked.
+pub const fn op_set(codes: &[u16]) -> u128 {
+    let mut set = 0u128;
+    let mut i = 0;
+    while i < codes.len() {
+        if codes[i] < 128 {
+            set |= 1 << codes[i];
+        }
+        i += 1;
+    }
+    set
+}
+
+/// Every operator of this build.
+pub const ALL_OPS: u128 = u128::MAX;
 
 /// The operator with this code, if this build has it.
+#[cfg(feature = "alloc")]
 pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
     REGISTRY.iter().find(|d| d.code == code)
 }
 
+/// Whether this build has the operator of this code.
+pub(crate) fn known(code: u16) -> bool {
+    INFO.iter().any(|&(c, ..)| c == code)
+}
+
 /// TFLite's name for an operator code this build has (`"unknown"` otherwise).
 pub(crate) fn name(code: u16) -> &'static str {
-    def(code).map_or("unknown", |d| d.name)
+    INFO.iter()
+        .find(|&&(c, ..)| c == code)
+        .map_or("unknown", |&(_, n, _)| n)
 }
 
 /// The MAC count of operators that have none worth reporting (element-wise, data movement).
@@ -128,21 +197,7 @@ pub(crate) fn output_macs(op: &OpView, per_output: u64) -> u64 {
 }
 
 pub(crate) fn in_place(code: u16) -> bool {
-    def(code).is_some_and(|d| d.in_place)
-}
-
-pub(crate) fn check(op: &OpView) -> Result<(), Error> {
-    match def(op.code) {
-        Some(d) => (d.check)(op),
-        None => Err(op.error("operator not in this build")),
-    }
-}
-
-pub(crate) fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-    match def(op.code) {
-        Some(d) => (d.run)(op, mem),
-        None => Err(op.error("operator not in this build")),
-    }
+    INFO.iter().any(|&(c, _, p)| c == code && p)
 }
 
 /// The memory one operator runs over: the blob's constants and the arena.

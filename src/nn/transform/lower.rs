@@ -9,25 +9,94 @@ use alloc::vec::Vec;
 
 use super::ir::{Graph, Quant};
 use crate::error::Error;
+use crate::kernels::targets::{qshape, Kernels, QShape, BUILD_TARGETS, CORTEX_M4};
 use crate::nn::dtype::DType;
 use crate::nn::ops::{self, REGISTRY};
 
-/// How weights are laid out in the blob.
+/// How weights are laid out in the blob, and which build's kernels its GEMM scratch is
+/// sized for: the target a model is converted for. The blob records it by name
+/// ([`Packing::name`]); a build refuses a blob packed for a target it does not run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Packing {
-    /// Plain int8/f32 weights, read in place by any build (slower: packed per call).
+    /// Plain int8/f32 weights, read in place by any build (slower: packed per call); scratch
+    /// sized for the kernels of every build.
     Portable,
     /// Packed once for this build's default int8 kernel on this CPU.
     Host,
+    /// Packed for a Cortex-M4F with the DSP extension (`qgemm_s16_m4dsp_16x4`), scratch sized
+    /// for its build (`thumbv7em-none-eabihf`), whatever machine converts it.
+    CortexM4,
 }
 
 impl Packing {
-    /// The name recorded in the blob.
+    /// Every target `edgemm convert --target` takes, by the name it takes.
+    pub const TARGETS: [(&'static str, Packing); 3] = [
+        ("host", Packing::Host),
+        ("portable", Packing::Portable),
+        ("cortex-m4", Packing::CortexM4),
+    ];
+
+    /// The target named `name` (a name of [`Packing::TARGETS`], or the packing name a blob
+    /// records, e.g. `cortex-m4-dsp`).
+    pub fn from_name(name: &str) -> Option<Packing> {
+        Self::TARGETS
+            .iter()
+            .find(|(n, p)| *n == name || p.name() == name)
+            .map(|&(_, p)| p)
+    }
+
+    /// The name recorded in the blob: `portable`, or the packing target of the kernel the
+    /// weights are packed for (`x86_64-avx512-vnni`, `x86_64-avx2`, `cortex-m4-dsp`,
+    /// `aarch64-neon-dot`, ..., `generic`).
     pub fn name(self) -> &'static str {
         match self {
             Packing::Portable => "portable",
-            Packing::Host => "host",
+            Packing::Host => self
+                .pack_shape()
+                .ok()
+                .flatten()
+                .map_or("host", |s| s.target),
+            Packing::CortexM4 => CORTEX_M4.name,
         }
+    }
+
+    /// Whether this build runs blobs of this target (else loading one is
+    /// [`Error::TargetMismatch`]).
+    pub fn runs_here(self) -> bool {
+        BUILD_TARGETS.contains(&self.name()) || self == Packing::Portable
+    }
+
+    /// The kernels its GEMM scratch is sized for.
+    pub(crate) fn kernels(self) -> Kernels {
+        match self {
+            Packing::Portable => Kernels::Any,
+            Packing::Host => Kernels::Build,
+            Packing::CortexM4 => Kernels::Target(&CORTEX_M4),
+        }
+    }
+
+    /// The int8 kernel weights are packed for (`None`: portable).
+    fn pack_shape(self) -> Result<Option<&'static QShape>, Error> {
+        Ok(match self {
+            Packing::Portable => None,
+            Packing::Host => qshape(crate::kernels::qgemm_kernel()?.name),
+            Packing::CortexM4 => qshape(CORTEX_M4.qgemm[0]),
+        })
+    }
+
+    /// `w` (k×n, row-major) packed for this target's int8 kernel: the packed operand's bytes
+    /// and the kernel's name; `None` for [`Packing::Portable`].
+    pub(crate) fn pack_i8(
+        self,
+        w: &[i8],
+        k: usize,
+        n: usize,
+    ) -> Result<Option<(Vec<u8>, &'static str)>, Error> {
+        let Some(shape) = self.pack_shape()? else {
+            return Ok(None);
+        };
+        let bytes = crate::quant::pack_bytes_for(shape, crate::MatRef::row_major(w, k, n)?)?;
+        Ok(Some((bytes, shape.name)))
     }
 }
 
@@ -260,7 +329,25 @@ pub fn multiplier(real: f64) -> Result<(i32, i32), Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::round_half_away;
+    use super::{round_half_away, Packing};
+
+    /// Packing for a named kernel (of any build) writes what packing for the kernel itself
+    /// writes: host-packed weights are the bytes they were before targets had names.
+    #[test]
+    fn packing_for_the_host_target_is_packing_for_its_kernel() {
+        use crate::{MatRef, PackedQBRef};
+        let (k, n) = (37, 21);
+        let w: alloc::vec::Vec<i8> = (0..k * n).map(|i| (i * 7 % 256) as u8 as i8).collect();
+        let (bytes, kernel) = Packing::Host.pack_i8(&w, k, n).unwrap().unwrap();
+        let mut buf = alloc::vec![0u8; crate::qgemm_packed_b_size(k, n)];
+        let p = PackedQBRef::pack(MatRef::row_major(&w, k, n).unwrap(), &mut buf).unwrap();
+        assert_eq!((&bytes[..], kernel), (p.as_bytes(), p.kernel_name()));
+        assert_eq!(Packing::Portable.pack_i8(&w, k, n).unwrap(), None);
+        let (m4, kernel) = Packing::CortexM4.pack_i8(&w, k, n).unwrap().unwrap();
+        assert_eq!(kernel, "qgemm_s16_m4dsp_16x4");
+        // i16 pairs: 2 bytes per weight, k and n rounded up to 2 and 4.
+        assert!(m4.len() >= 2 * 38 * 24);
+    }
 
     #[test]
     fn rounds_like_std_round() {

@@ -6,6 +6,7 @@
 //! and lowering (a pipeline of named passes).
 
 pub mod blob_writer;
+pub mod convert;
 pub mod host;
 pub mod import;
 pub mod ir;
@@ -14,5 +15,6 @@ pub mod passes;
 pub mod plan;
 pub mod tflite;
 
+pub use convert::{convert_graph, convert_tflite, Converted};
 pub use host::{LoadedModel, Runner};
 pub use lower::Packing;

@@ -1,0 +1,201 @@
+//! One converted model on the (emulated) Cortex-M4, measured: scripts/bench-cortex-m4-model.sh
+//! converts a model with `edgemm convert --target cortex-m4 --rust`, and build.rs includes the
+//! Rust source it wrote (`EDGEMM_FW_MODEL_RS`): the blob embedded 16-byte aligned in flash,
+//! the arena a `static` of the emitted `ARENA_SIZE`, and the operator set `OPERATORS` passed
+//! to the runtime as a constant, so the operators the model does not use are not linked.
+//!
+//! It reads the model's inputs through semihosting (`in<j>.bin` in QEMU's working
+//! directory), paints the stack, runs one inference between `bench_begin()` and
+//! `bench_end()` (the instruction counter's region), and prints `stack_bytes=<N>` (the
+//! painted stack's high-water mark, main's own frame included), `weights_bytes=<N>` (the
+//! blob's constant tensors), and each output as `output <j> <hex>` lines. When a file
+//! `profile.flag` exists (the script's `--profile`), it runs a second inference with a region
+//! per operator and prints `op <i> <name>` for each.
+//! edgemm is built without `alloc`.
+#![no_std]
+#![no_main]
+
+#[path = "../hostfile.rs"]
+mod hostfile;
+#[path = "../support.rs"]
+mod support;
+
+#[allow(dead_code)]
+mod model {
+    include!(concat!(env!("OUT_DIR"), "/bench_model.rs"));
+}
+
+use core::cell::UnsafeCell;
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
+use edgemm::nn::{Model, Session, Storage};
+use model::{ARENA_SIZE, BLOB, OPERATORS};
+
+/// Start of a measured region (the plugin's `begin=` address).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_begin() {
+    // SAFETY: a volatile write to a static only these two functions use.
+    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 1) };
+}
+
+/// End of a measured region (the plugin's `end=` address).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_end() {
+    // SAFETY: as in bench_begin.
+    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 2) };
+}
+
+static mut MARK: u32 = 0;
+
+/// The arena: a static of the size `edgemm convert` emitted, 16-byte aligned.
+#[repr(C, align(16))]
+struct Arena(UnsafeCell<[u8; ARENA_SIZE]>);
+
+// SAFETY: one core; `main` borrows it once.
+unsafe impl Sync for Arena {}
+
+static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
+
+const PAINT: u32 = 0x5AA5_C33C;
+
+extern "C" {
+    /// Bottom of the stack region (cortex-m-rt: the end of .bss and .uninit).
+    static _stack_end: u32;
+    /// Top of the stack (cortex-m-rt).
+    static _stack_start: u32;
+}
+
+/// Paints the free stack below the current frame (less a margin for this function's own).
+#[inline(never)]
+fn paint_stack() {
+    let sp: usize;
+    // SAFETY: reads the stack pointer.
+    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
+    let mut p = core::ptr::addr_of!(_stack_end) as usize;
+    while p + 256 < sp {
+        // SAFETY: between the end of the statics and the live stack (less 256 bytes): memory
+        // nothing uses now.
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// Bytes of stack ever used: from the top down to the lowest word no longer painted.
+fn stack_high_water() -> usize {
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut p = core::ptr::addr_of!(_stack_end) as usize;
+    // SAFETY: reading words of the stack region.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    top - p
+}
+
+fn fail(what: &str, e: impl core::fmt::Display) -> ! {
+    hprintln!("FAILED: {}: {}", what, e);
+    support::exit(false)
+}
+
+fn read_inputs(s: &mut Session) {
+    for i in 0..s.model().num_inputs() {
+        let mut name = [0u8; 16];
+        let path = fmt_path(&mut name, i);
+        let dst = s.input_mut(i).unwrap_or_else(|e| fail("input", e));
+        let want = dst.len();
+        match hostfile::read(path, dst) {
+            Ok(n) if n == want => {}
+            Ok(n) => fail(path, format_args!("{n} bytes, the input takes {want}")),
+            Err(e) => fail(path, e),
+        }
+    }
+}
+
+/// `in<i>.bin` in `buf`.
+fn fmt_path(buf: &mut [u8; 16], i: usize) -> &str {
+    let mut n = 0;
+    for &b in b"in" {
+        buf[n] = b;
+        n += 1;
+    }
+    let mut digits = [0u8; 4];
+    let (mut d, mut v) = (0, i);
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 || d == digits.len() {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        buf[n] = digits[d];
+        n += 1;
+    }
+    for &b in b".bin" {
+        buf[n] = b;
+        n += 1;
+    }
+    core::str::from_utf8(&buf[..n]).unwrap_or("in0.bin")
+}
+
+fn print_hex(j: usize, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for chunk in bytes.chunks(64) {
+        let mut line = [0u8; 128];
+        for (k, &b) in chunk.iter().enumerate() {
+            line[2 * k] = HEX[(b >> 4) as usize];
+            line[2 * k + 1] = HEX[(b & 15) as usize];
+        }
+        let s = core::str::from_utf8(&line[..2 * chunk.len()]).unwrap_or("");
+        hprintln!("output {} {}", j, s);
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let model =
+        Model::from_bytes_with::<OPERATORS>(&BLOB.0[..]).unwrap_or_else(|e| fail("load", e));
+    // SAFETY: the only borrow of the arena.
+    let arena = unsafe { &mut *ARENA.0.get() };
+    let mut s = Session::new(model, arena).unwrap_or_else(|e| fail("session", e));
+    read_inputs(&mut s);
+    paint_stack();
+    bench_begin();
+    let r = s.run_with::<OPERATORS>();
+    bench_end();
+    r.unwrap_or_else(|e| fail("run", e));
+    hprintln!("stack_bytes={}", stack_high_water());
+    let weights: usize = (0..model.num_tensors())
+        .filter_map(|t| model.tensor(t))
+        .filter(|t| t.storage == Storage::Constant)
+        .map(|t| t.bytes)
+        .sum();
+    hprintln!(
+        "weights_bytes={} arena_bytes={} blob_bytes={}",
+        weights,
+        model.arena_size(),
+        model.as_bytes().len()
+    );
+    for j in 0..model.num_outputs() {
+        let out = s.output(j).unwrap_or_else(|e| fail("output", e));
+        print_hex(j, out);
+    }
+    let mut flag = [0u8; 4];
+    if hostfile::read("profile.flag", &mut flag).is_ok() {
+        // A second inference, one region per operator (inputs written again: the plan may
+        // have reused their bytes).
+        read_inputs(&mut s);
+        s.run_each_with::<OPERATORS>(|_| bench_begin(), |_| bench_end())
+            .unwrap_or_else(|e| fail("run", e));
+        for i in 0..model.num_ops() {
+            if let Some(op) = model.op(i) {
+                hprintln!("op {} {}", i, op.name());
+            }
+        }
+    }
+    hprintln!("bench done");
+    support::exit(true)
+}
