@@ -235,14 +235,18 @@ impl<'a> Gemm<'a> {
     }
 
     /// `out (m×n) = stage(a (m×k) · W)`, `a` and `out` row-major bytes of the operator's
-    /// element type, `ws` the GEMM workspace ([`workspace_bytes`] for m rows).
+    /// element type (rows of `a` `a_stride` elements apart: im2col pads them to 4 bytes so
+    /// the int8 packer moves whole 4-byte groups), `ws` the GEMM workspace
+    /// ([`workspace_bytes`] for m rows).
     pub(crate) fn run(
         &self,
         a: &[u8],
+        a_stride: usize,
         m: usize,
         out: &mut [u8],
         ws: &mut [u8],
     ) -> Result<(), Error> {
+        let stride = isize::try_from(a_stride).map_err(|_| Error::SizeOverflow)?;
         match self {
             Gemm::F32 {
                 w,
@@ -255,23 +259,37 @@ impl<'a> Gemm<'a> {
                 let (k, n) = (*k, *n);
                 let y = cast_mut::<f32>(out);
                 let y = y.get_mut(..m * n).ok_or(Error::SizeOverflow)?;
-                // Bias first (β = 1 adds the product to it), then the clamp.
+                let a = MatRef::new(cast::<f32>(a), m, k, stride, 1)?;
+                let b = MatRef::row_major(w, k, n)?;
+                let c = MatMut::row_major(&mut *y, m, n)?;
+                crate::gemm::sgemm(1.0, a, b, 0.0, c, Context::new().workspace(ws))?;
+                // Bias and clamp in one pass over the block just computed, while it is in
+                // cache; the clamp is TFLite's `min(max(v, lo), hi)` as compares (`f32::max`
+                // would also order NaNs, which costs a vector blend per value).
+                let (lo, hi) = (*lo, *hi);
+                let clamp = |v: f32| {
+                    let v = if v < lo { lo } else { v };
+                    if hi < v {
+                        hi
+                    } else {
+                        v
+                    }
+                };
                 match bias {
                     Some(bias) => {
+                        let bias = bias.get(..n).ok_or(Error::SizeOverflow)?;
                         for row in y.chunks_exact_mut(n.max(1)) {
-                            for (v, b) in row.iter_mut().zip(bias.iter()) {
-                                *v = *b;
+                            for (v, b) in row.iter_mut().zip(bias) {
+                                *v = clamp(*v + *b);
                             }
                         }
                     }
-                    None => y.fill(0.0),
-                }
-                let a = MatRef::row_major(cast::<f32>(a), m, k)?;
-                let b = MatRef::row_major(w, k, n)?;
-                let c = MatMut::row_major(y, m, n)?;
-                crate::gemm::sgemm(1.0, a, b, 1.0, c, Context::new().workspace(ws))?;
-                for v in y.iter_mut() {
-                    *v = v.max(*lo).min(*hi);
+                    None if lo.is_finite() || hi.is_finite() => {
+                        for v in y.iter_mut() {
+                            *v = clamp(*v);
+                        }
+                    }
+                    None => {}
                 }
                 Ok(())
             }
@@ -283,7 +301,7 @@ impl<'a> Gemm<'a> {
                 k,
                 n,
             } => {
-                let a = MatRef::row_major(cast::<i8>(a), m, *k)?;
+                let a = MatRef::new(cast::<i8>(a), m, *k, stride, 1)?;
                 let c = Requantized(rq, MatMut::row_major(cast_mut::<i8>(out), m, *n)?);
                 let ctx = Context::new().workspace(ws);
                 match w {
@@ -292,6 +310,118 @@ impl<'a> Gemm<'a> {
                 }
             }
         }
+    }
+}
+
+/// Rows a thread's share of an operator is counted in: every GEMM call then has at least
+/// this many rows (or all of them), so no call takes the one-row path of a thread count
+/// and the blocked path of another (f32 sums in another order): results do not depend on
+/// the thread count.
+const ROW_UNIT: usize = 16;
+
+/// The calls of one task: rows `r0..r0 + len` in `ceil(len / block)` nearly equal parts
+/// (the same rule for one task or many; see [`ROW_UNIT`]). Yields (first row, rows).
+pub(crate) fn sub_blocks(
+    r0: usize,
+    len: usize,
+    block: usize,
+) -> impl DoubleEndedIterator<Item = (usize, usize)> {
+    let parts = len.div_ceil(block.max(1)).max(1);
+    (0..parts).map(move |i| {
+        let (a, b) = (len * i / parts, len * (i + 1) / parts);
+        (r0 + a, b - a)
+    })
+}
+
+/// One call of [`run_rows`]'s closure: first row, rows, their output bytes, scratch.
+pub(crate) type RowsFn<'f> =
+    dyn Fn(usize, usize, &mut [u8], &mut [u8]) -> Result<(), Error> + Sync + 'f;
+
+/// Runs `f(p0, rows, y, scratch)` over rows `0..m` of an operator's output (`row_bytes`
+/// bytes each, `out`), in calls of at most about `block` rows, `y` the call's output rows.
+/// With one thread every call gets `scratch`; with more (feature `std`), the rows are split
+/// into one contiguous share per thread, in whole [`ROW_UNIT`]s, and each thread's calls get
+/// a scratch buffer of `scratch.len()` bytes of its own (a per-thread buffer kept across
+/// calls: the arena holds one thread's scratch).
+pub(crate) fn run_rows(
+    m: usize,
+    block: usize,
+    row_bytes: usize,
+    threads: usize,
+    out: &mut [u8],
+    scratch: &mut [u8],
+    f: &RowsFn,
+) -> Result<(), Error> {
+    let out = out
+        .get_mut(..m.checked_mul(row_bytes).ok_or(Error::SizeOverflow)?)
+        .ok_or(Error::SizeOverflow)?;
+    let tasks = threads.min(m / ROW_UNIT).max(1);
+    #[cfg(feature = "std")]
+    if tasks > 1 {
+        return run_rows_threaded(m, block, row_bytes, tasks, out, scratch.len(), f);
+    }
+    let _ = tasks;
+    for (p0, rows) in sub_blocks(0, m, block) {
+        let y = &mut out[p0 * row_bytes..(p0 + rows) * row_bytes];
+        f(p0, rows, y, scratch)?;
+    }
+    Ok(())
+}
+
+/// [`run_rows`] on `tasks` threads.
+#[cfg(feature = "std")]
+fn run_rows_threaded(
+    m: usize,
+    block: usize,
+    row_bytes: usize,
+    tasks: usize,
+    out: &mut [u8],
+    scratch_bytes: usize,
+    f: &RowsFn,
+) -> Result<(), Error> {
+    use std::sync::Mutex;
+    use std::vec::Vec;
+    // Task t: units units·t/tasks .. units·(t+1)/tasks; the last also takes the rows past the
+    // last whole unit.
+    let units = m / ROW_UNIT;
+    let start = |t: usize| {
+        if t == tasks {
+            m
+        } else {
+            units * t / tasks * ROW_UNIT
+        }
+    };
+    let mut parts = Vec::with_capacity(tasks);
+    let mut rest = out;
+    for t in 0..tasks {
+        let (y, r) = rest.split_at_mut((start(t + 1) - start(t)) * row_bytes);
+        parts.push(Mutex::new(y));
+        rest = r;
+    }
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let job = |t: usize| {
+        let (r0, len) = (start(t), start(t + 1) - start(t));
+        let Ok(mut y) = parts[t].lock() else { return };
+        let r = crate::scratch::with_workspace(scratch_bytes.div_ceil(4), |ws| {
+            // SAFETY: with_workspace lends this thread a buffer of at least scratch_bytes
+            // bytes (scratch_bytes/4 rounded up f32s), used by nothing else meanwhile.
+            let ws = unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, scratch_bytes) };
+            for (p0, rows) in sub_blocks(r0, len, block) {
+                let at = (p0 - r0) * row_bytes;
+                f(p0, rows, &mut y[at..at + rows * row_bytes], ws)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            if let Ok(mut slot) = failed.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    };
+    crate::threads::run(tasks, tasks, &job);
+    match failed.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
     }
 }
 

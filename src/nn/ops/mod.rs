@@ -137,6 +137,7 @@ pub(crate) struct OpMem<'a> {
     model: Model<'a>,
     arena: *mut u8,
     arena_len: usize,
+    threads: usize,
     _arena: core::marker::PhantomData<&'a mut [u8]>,
 }
 
@@ -150,7 +151,69 @@ impl<'a> OpMem<'a> {
             model,
             arena,
             arena_len,
+            threads: 1,
             _arena: core::marker::PhantomData,
+        }
+    }
+
+    /// With up to `n` threads for the operator (1 without `std`; 0 counts as 1).
+    pub(crate) fn with_threads(mut self, n: usize) -> Self {
+        self.threads = if cfg!(feature = "std") { n.max(1) } else { 1 };
+        self
+    }
+
+    /// Threads the operator may use, the calling one included (1 without `std`). An
+    /// operator's result must not depend on it.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Whether output `out` was planned over input `x` (same arena offset): the operator then
+    /// reads `x` only through [`OpMem::in_place_and_temp`], never through [`OpMem::input`].
+    pub(crate) fn is_in_place(&self, x: usize, out: usize) -> bool {
+        match (self.info(x), self.info(out)) {
+            (Ok(x), Ok(y)) => {
+                x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset
+            }
+            _ => false,
+        }
+    }
+
+    /// For an operator whose output `out` lies over its input `x` (same offset): the bytes
+    /// of both (from that offset to the end of the longer one), and scratch `s`, which must
+    /// overlap neither.
+    pub(crate) fn in_place_and_temp(
+        &mut self,
+        x: usize,
+        out: usize,
+        s: usize,
+    ) -> Result<(&mut [u8], &mut [u8]), Error> {
+        let (xi, yi, si) = (self.info(x)?, self.info(out)?, self.info(s)?);
+        let span = xi.bytes.max(yi.bytes);
+        let ok = |i: &TensorInfo, len: usize| {
+            i.storage == Storage::Arena
+                && i.offset
+                    .checked_add(len)
+                    .is_some_and(|e| e <= self.arena_len)
+        };
+        let disjoint = xi.offset + span <= si.offset || si.offset + si.bytes <= xi.offset;
+        if !self.is_in_place(x, out)
+            || !ok(&xi, span)
+            || !ok(&si, si.bytes)
+            || !(disjoint || si.bytes == 0 || span == 0)
+        {
+            return Err(super::blob::blob_err(
+                "an in-place operator's buffers are not laid out for it",
+            ));
+        }
+        // SAFETY: both ranges inside the arena and disjoint (checked above), borrowed from
+        // `self`; the input is read through the first slice only (the caller does not take
+        // `input(x)` meanwhile).
+        unsafe {
+            Ok((
+                core::slice::from_raw_parts_mut(self.arena.add(xi.offset), span),
+                core::slice::from_raw_parts_mut(self.arena.add(si.offset), si.bytes),
+            ))
         }
     }
 
