@@ -30,7 +30,6 @@ use super::gemm_common::{self, Gemm};
 use super::{checks, OpDef, OpMem};
 use crate::error::Error;
 use crate::nn::blob::{OpView, Storage};
-use crate::nn::dtype::DType;
 
 pub(crate) const DEF: OpDef = OpDef {
     code: 3,
@@ -219,7 +218,7 @@ fn scratch_parts(
 }
 
 fn is_float(op: &OpView) -> Result<bool, Error> {
-    Ok(checks::input(op, 0)?.dtype == DType::F32)
+    gemm_common::is_float(op)
 }
 
 fn check(op: &OpView) -> Result<(), Error> {

@@ -12,7 +12,6 @@ use super::gemm_common::{self, Gemm};
 use super::{checks, OpDef, OpMem};
 use crate::error::Error;
 use crate::nn::blob::OpView;
-use crate::nn::dtype::DType;
 
 pub(crate) const DEF: OpDef = OpDef {
     code: 9,
@@ -36,7 +35,7 @@ fn dims(op: &OpView) -> (usize, usize, usize) {
 }
 
 fn is_float(op: &OpView) -> Result<bool, Error> {
-    Ok(checks::input(op, 0)?.dtype == DType::F32)
+    gemm_common::is_float(op)
 }
 
 fn check(op: &OpView) -> Result<(), Error> {

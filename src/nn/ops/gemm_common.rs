@@ -63,6 +63,14 @@ pub(crate) fn workspace_bytes(float: bool, packed: bool, m: usize, k: usize, n: 
     }
 }
 
+/// Whether input 0 (A) is f32 (else int8): read on every run, so without the tensor's name.
+pub(crate) fn is_float(op: &OpView) -> Result<bool, Error> {
+    op.input(0)
+        .and_then(|t| op.model().tensor_unnamed(t))
+        .map(|x| x.dtype == DType::F32)
+        .ok_or_else(|| op.error("a required input is missing"))
+}
+
 /// Validates the GEMM part of an operator whose A operand (input 0) has dtype `x` (f32 or
 /// i8) and output 0 matches it: inputs 1 to 4, parameter words from `base`, k and n. Returns
 /// whether the weights are packed. Everything [`Gemm::run`] needs to run without error.
@@ -201,7 +209,7 @@ impl<'a> Gemm<'a> {
         }
         let packed = op
             .model()
-            .tensor(t(1)?)
+            .tensor_unnamed(t(1)?)
             .is_some_and(|i| i.dtype == DType::Packed);
         let w = if packed {
             QWeights::Packed(PackedQBRef::from_bytes(w)?)

@@ -219,7 +219,7 @@ impl<'a> OpMem<'a> {
 
     fn info(&self, t: usize) -> Result<TensorInfo<'a>, Error> {
         self.model
-            .tensor(t)
+            .tensor_unnamed(t)
             .ok_or_else(|| super::blob::blob_err("an operator names a missing tensor"))
     }
 
