@@ -415,7 +415,16 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             gemm.run(a, k, rows, y, ws)
         }
     };
-    gemm_common::run_rows(m, block, n * esize, threads, out, scratch, &call)
+    gemm_common::run_rows(
+        m,
+        gemm_common::ROW_UNIT,
+        block,
+        n * esize,
+        threads,
+        out,
+        scratch,
+        &call,
+    )
 }
 
 /// A pointwise convolution whose output lies over its input (`buf` holds both, from the

@@ -80,7 +80,16 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         gemm.run(a, k, rows, y, ws)
     };
     // One GEMM call (the workspace does not grow with m); threads split the rows.
-    gemm_common::run_rows(m, m.max(1), n * esize, threads, out, ws, &call)
+    gemm_common::run_rows(
+        m,
+        gemm_common::ROW_UNIT,
+        m.max(1),
+        n * esize,
+        threads,
+        out,
+        ws,
+        &call,
+    )
 }
 
 #[cfg(feature = "alloc")]

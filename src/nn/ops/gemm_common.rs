@@ -325,7 +325,7 @@ impl<'a> Gemm<'a> {
 /// this many rows (or all of them), so no call takes the one-row path of a thread count
 /// and the blocked path of another (f32 sums in another order): results do not depend on
 /// the thread count.
-const ROW_UNIT: usize = 16;
+pub(crate) const ROW_UNIT: usize = 16;
 
 /// The calls of one task: rows `r0..r0 + len` in `ceil(len / block)` nearly equal parts
 /// (the same rule for one task or many; see [`ROW_UNIT`]). Yields (first row, rows).
@@ -334,7 +334,7 @@ pub(crate) fn sub_blocks(
     len: usize,
     block: usize,
 ) -> impl DoubleEndedIterator<Item = (usize, usize)> {
-    let parts = len.div_ceil(block.max(1)).max(1);
+    let parts = len.div_ceil(block.max(1));
     (0..parts).map(move |i| {
         let (a, b) = (len * i / parts, len * (i + 1) / parts);
         (r0 + a, b - a)
@@ -347,12 +347,16 @@ pub(crate) type RowsFn<'f> =
 
 /// Runs `f(p0, rows, y, scratch)` over rows `0..m` of an operator's output (`row_bytes`
 /// bytes each, `out`), in calls of at most about `block` rows, `y` the call's output rows.
+/// `unit`: the fewest rows a thread's task takes ([`ROW_UNIT`] for rows of a GEMM, 1 when a
+/// "row" is a whole product).
 /// With one thread every call gets `scratch`; with more (feature `std`), the rows are split
-/// into one contiguous share per thread, in whole [`ROW_UNIT`]s, and each thread's calls get
-/// a scratch buffer of `scratch.len()` bytes of its own (a per-thread buffer kept across
-/// calls: the arena holds one thread's scratch).
+/// into contiguous tasks of whole [`ROW_UNIT`]s, and each thread's calls get a scratch buffer
+/// of `scratch.len()` bytes of its own (a per-thread buffer kept across calls: the arena
+/// holds one thread's scratch).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_rows(
     m: usize,
+    unit: usize,
     block: usize,
     row_bytes: usize,
     threads: usize,
@@ -363,12 +367,26 @@ pub(crate) fn run_rows(
     let out = out
         .get_mut(..m.checked_mul(row_bytes).ok_or(Error::SizeOverflow)?)
         .ok_or(Error::SizeOverflow)?;
-    let tasks = threads.min(m / ROW_UNIT).max(1);
     #[cfg(feature = "std")]
-    if tasks > 1 {
-        return run_rows_threaded(m, block, row_bytes, tasks, out, scratch.len(), f);
+    let unit = unit.max(1);
+    if threads > 1 && m >= 2 * unit {
+        // Several tasks per thread, claimed by whichever thread is free: a thread the OS
+        // holds back (another process on its core) then delays the operator by one small
+        // task, not by its whole share.
+        let tasks = (4 * threads).max(m.div_ceil(block.max(1))).min(m / unit);
+        return run_rows_threaded(
+            m,
+            unit,
+            block,
+            row_bytes,
+            threads,
+            tasks,
+            out,
+            scratch.len(),
+            f,
+        );
     }
-    let _ = tasks;
+    let _ = (threads, unit);
     for (p0, rows) in sub_blocks(0, m, block) {
         let y = &mut out[p0 * row_bytes..(p0 + rows) * row_bytes];
         f(p0, rows, y, scratch)?;
@@ -376,12 +394,15 @@ pub(crate) fn run_rows(
     Ok(())
 }
 
-/// [`run_rows`] on `tasks` threads.
+/// [`run_rows`] as `tasks` tasks on up to `threads` threads.
 #[cfg(feature = "std")]
+#[allow(clippy::too_many_arguments)]
 fn run_rows_threaded(
     m: usize,
+    unit: usize,
     block: usize,
     row_bytes: usize,
+    threads: usize,
     tasks: usize,
     out: &mut [u8],
     scratch_bytes: usize,
@@ -391,12 +412,12 @@ fn run_rows_threaded(
     use std::vec::Vec;
     // Task t: units units·t/tasks .. units·(t+1)/tasks; the last also takes the rows past the
     // last whole unit.
-    let units = m / ROW_UNIT;
+    let units = m / unit;
     let start = |t: usize| {
         if t == tasks {
             m
         } else {
-            units * t / tasks * ROW_UNIT
+            units * t / tasks * unit
         }
     };
     let mut parts = Vec::with_capacity(tasks);
@@ -426,7 +447,7 @@ fn run_rows_threaded(
             }
         }
     };
-    crate::threads::run(tasks, tasks, &job);
+    crate::threads::run(tasks, threads, &job);
     match failed.into_inner() {
         Ok(Some(e)) => Err(e),
         _ => Ok(()),
