@@ -272,33 +272,12 @@ impl<'a> Gemm<'a> {
                 let c = MatMut::row_major(&mut *y, m, n)?;
                 crate::gemm::sgemm(1.0, a, b, 0.0, c, Context::new().workspace(ws))?;
                 // Bias and clamp in one pass over the block just computed, while it is in
-                // cache; the clamp is TFLite's `min(max(v, lo), hi)` as compares (`f32::max`
-                // would also order NaNs, which costs a vector blend per value).
-                let (lo, hi) = (*lo, *hi);
-                let clamp = |v: f32| {
-                    let v = if v < lo { lo } else { v };
-                    if hi < v {
-                        hi
-                    } else {
-                        v
-                    }
+                // cache.
+                let bias = match bias {
+                    Some(b) => Some(b.get(..n).ok_or(Error::SizeOverflow)?),
+                    None => None,
                 };
-                match bias {
-                    Some(bias) => {
-                        let bias = bias.get(..n).ok_or(Error::SizeOverflow)?;
-                        for row in y.chunks_exact_mut(n.max(1)) {
-                            for (v, b) in row.iter_mut().zip(bias) {
-                                *v = clamp(*v + *b);
-                            }
-                        }
-                    }
-                    None if lo.is_finite() || hi.is_finite() => {
-                        for v in y.iter_mut() {
-                            *v = clamp(*v);
-                        }
-                    }
-                    None => {}
-                }
+                bias_clamp(y, n, bias, *lo, *hi);
                 Ok(())
             }
             Gemm::I8 {
@@ -319,6 +298,71 @@ impl<'a> Gemm<'a> {
             }
         }
     }
+}
+
+/// `y ← clamp(y + bias)` for every row of n values of `y` (no bias: the clamp only; no bias
+/// and an infinite clamp: nothing). The clamp is TFLite's `min(max(v, lo), hi)`, written as
+/// compares so it vectorizes (`f32::max` would also order NaNs, a blend per vector).
+fn bias_clamp(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+    if bias.is_none() && lo == f32::NEG_INFINITY && hi == f32::INFINITY {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::arch::{cpu_info, Features};
+        if cpu_info().features.contains(Features::AVX512F) {
+            // SAFETY: the CPU has AVX-512F (checked).
+            return unsafe { bias_clamp_avx512(y, n, bias, lo, hi) };
+        }
+        if cpu_info().features.contains(Features::AVX2) {
+            // SAFETY: the CPU has AVX2 (checked).
+            return unsafe { bias_clamp_avx2(y, n, bias, lo, hi) };
+        }
+    }
+    bias_clamp_body(y, n, bias, lo, hi);
+}
+
+/// [`bias_clamp`]'s loop, compiled for each vector width.
+#[inline(always)]
+fn bias_clamp_body(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+    let clamp = |v: f32| {
+        let v = if v < lo { lo } else { v };
+        if hi < v {
+            hi
+        } else {
+            v
+        }
+    };
+    match bias {
+        Some(bias) => {
+            for row in y.chunks_exact_mut(n.max(1)) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    *v = clamp(*v + *b);
+                }
+            }
+        }
+        None => {
+            for v in y.iter_mut() {
+                *v = clamp(*v);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn bias_clamp_avx512(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+    bias_clamp_body(y, n, bias, lo, hi)
+}
+
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn bias_clamp_avx2(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+    bias_clamp_body(y, n, bias, lo, hi)
 }
 
 /// Rows a thread's share of an operator is counted in: every GEMM call then has at least
