@@ -411,8 +411,8 @@ pub(crate) fn run_rows(
     let out = out
         .get_mut(..m.checked_mul(row_bytes).ok_or(Error::SizeOverflow)?)
         .ok_or(Error::SizeOverflow)?;
-    #[cfg(feature = "std")]
     let unit = unit.max(1);
+    #[cfg(feature = "std")]
     if threads > 1 && m >= 2 * unit {
         // Several tasks per thread, claimed by whichever thread is free: a thread the OS
         // holds back (another process on its core) then delays the operator by one small
@@ -677,5 +677,42 @@ mod lower {
             float: false,
             packed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bias_clamp, bias_clamp_body, sub_blocks};
+
+    /// The vector builds of the bias-and-clamp pass give the portable loop's values.
+    #[test]
+    fn bias_clamp_equals_the_portable_loop() {
+        let n = 37;
+        let y: [f32; 37 * 5] = core::array::from_fn(|i| (i as f32 * 0.37).sin() * 8.0);
+        let bias: [f32; 37] = core::array::from_fn(|i| (i as f32 * 1.3).cos());
+        for (b, lo, hi) in [
+            (Some(&bias[..]), 0.0, 6.0),
+            (None, -1.0, 1.0),
+            (Some(&bias[..]), f32::NEG_INFINITY, f32::INFINITY),
+        ] {
+            let (mut fast, mut portable) = (y, y);
+            bias_clamp(&mut fast, n, b, lo, hi);
+            bias_clamp_body(&mut portable, n, b, lo, hi);
+            assert_eq!(fast, portable);
+        }
+    }
+
+    /// Blocks cover the rows once, in order, each at most a block long.
+    #[test]
+    fn sub_blocks_cover_the_rows() {
+        for (len, block) in [(0, 4), (1, 4), (17, 4), (100, 33), (5, 1)] {
+            let mut next = 3;
+            for (p0, rows) in sub_blocks(3, len, block) {
+                assert_eq!(p0, next);
+                assert!((1..=block).contains(&rows));
+                next += rows;
+            }
+            assert_eq!(next, 3 + len);
+        }
     }
 }
