@@ -417,7 +417,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     };
     gemm_common::run_rows(
         m,
-        gemm_common::ROW_UNIT,
+        gemm.row_unit(),
         block,
         n * esize,
         threads,

@@ -82,7 +82,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     // One GEMM call (the workspace does not grow with m); threads split the rows.
     gemm_common::run_rows(
         m,
-        gemm_common::ROW_UNIT,
+        gemm.row_unit(),
         m.max(1),
         n * esize,
         threads,

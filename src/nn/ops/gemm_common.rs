@@ -242,6 +242,21 @@ impl<'a> Gemm<'a> {
         })
     }
 
+    /// Rows per thread task: at least [`ROW_UNIT`], in whole row tiles of the kernel that
+    /// runs (a task boundary inside a tile would add a partial tile to each side).
+    pub(crate) fn row_unit(&self) -> usize {
+        let mr = match self {
+            Gemm::F32 { .. } => crate::kernels::sgemm_kernel().map_or(1, |k| k.mr),
+            Gemm::I8 {
+                w: QWeights::Packed(p),
+                ..
+            } => p.kernel().mr,
+            Gemm::I8 { .. } => crate::kernels::qgemm_kernel().map_or(1, |k| k.mr),
+        }
+        .max(1);
+        ROW_UNIT.div_ceil(mr) * mr
+    }
+
     /// `out (m×n) = stage(a (m×k) · W)`, `a` and `out` row-major bytes of the operator's
     /// element type (rows of `a` `a_stride` elements apart: im2col pads them to 4 bytes so
     /// the int8 packer moves whole 4-byte groups), `ws` the GEMM workspace
@@ -365,10 +380,10 @@ unsafe fn bias_clamp_avx2(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32
     bias_clamp_body(y, n, bias, lo, hi)
 }
 
-/// Rows a thread's share of an operator is counted in: every GEMM call then has at least
-/// this many rows (or all of them), so no call takes the one-row path of a thread count
-/// and the blocked path of another (f32 sums in another order): results do not depend on
-/// the thread count.
+/// The fewest rows a thread's task of a GEMM operator takes (see [`Gemm::row_unit`]): every
+/// GEMM call then has at least this many rows (or all of them), so no call takes the
+/// one-row path of a thread count and the blocked path of another (f32 sums in another
+/// order): results do not depend on the thread count.
 pub(crate) const ROW_UNIT: usize = 16;
 
 /// The calls of one task: rows `r0..r0 + len` in `ceil(len / block)` nearly equal parts
