@@ -15,14 +15,14 @@
 //!
 //! In place: a pointwise convolution may be planned with its output over its input (same
 //! arena offset; `lower` allows it for that geometry only and `check` refuses it for any
-//! other). It then copies each block of input rows to the patch buffer before its GEMM
-//! writes the block's outputs (see `run_in_place`), on one thread.
+//! other). It then copies a few input rows at a time to the patch buffer before their GEMM
+//! writes their outputs (see `run_in_place`), on one thread.
 //!
 //! Blob form. Inputs: x [b, h, w, c_in], then the GEMM part of `gemm_common` (weights k×n,
 //! bias, multipliers, shifts). Output: y [b, oh, ow, c_out]. One scratch tensor: the patch
-//! buffer (block rows of k elements, int8 rows padded to 4 bytes, rounded up to 64 bytes;
-//! required with im2col or in place, else optional) followed by the GEMM workspace for a
-//! block. Parameters: the [`Geom`] words (b, h, w, c_in, oh, ow, c_out,
+//! buffer (rows of k elements, int8 rows padded to 4 bytes, rounded up to 64 bytes: a block
+//! of rows with im2col; for a pointwise convolution the rows it copies at a time in place,
+//! about 1 KiB, optional when not in place) followed by the GEMM workspace for a block. Parameters: the [`Geom`] words (b, h, w, c_in, oh, ow, c_out,
 //! kh, kw, stride h, stride w, dilation h, dilation w, pad top, pad left), im2col (0 or 1),
 //! block (output pixels per GEMM), then the GEMM part's words.
 
@@ -191,30 +191,53 @@ fn patch_stride(float: bool, k: usize) -> usize {
     }
 }
 
-/// The scratch layout: (patch bytes rounded to 64, workspace bytes) for a block. The patch
-/// buffer holds a block's im2col rows, or for a pointwise convolution working in place a
-/// copy of a block's input rows (`copy`; the two never both).
+/// Bytes of input rows a pointwise convolution working in place copies at a time: little,
+/// because its scratch is reserved whether or not the plan puts it in place.
+const IN_PLACE_COPY_BYTES: usize = 1024;
+
+/// Input rows a pointwise convolution working in place copies (and multiplies) at a time:
+/// about [`IN_PLACE_COPY_BYTES`], at least [`gemm_common::ROW_UNIT`] (no one-row GEMM calls),
+/// at most a block.
+fn copy_rows(float: bool, k: usize, block: usize) -> usize {
+    let row = patch_stride(float, k) * if float { 4 } else { 1 };
+    (IN_PLACE_COPY_BYTES / row.max(1))
+        .max(gemm_common::ROW_UNIT)
+        .min(block)
+        .max(1)
+}
+
+/// The scratch layout: (patch bytes rounded to 64, workspace bytes) for `patch_rows` rows of
+/// patches (a block's im2col rows, or the input rows a pointwise convolution working in
+/// place copies at a time; 0 without either) and GEMM calls of at most `block` rows.
 fn scratch_parts(
     float: bool,
     packed: bool,
-    patch_rows: bool,
+    patch_rows: usize,
     block: usize,
     k: usize,
     n: usize,
 ) -> Option<(usize, usize)> {
     let esize = if float { 4 } else { 1 };
-    let patch = if patch_rows {
-        block
-            .checked_mul(patch_stride(float, k))?
-            .checked_mul(esize)?
-            .checked_next_multiple_of(64)?
-    } else {
-        0
-    };
+    let patch = patch_rows
+        .checked_mul(patch_stride(float, k))?
+        .checked_mul(esize)?
+        .checked_next_multiple_of(64)?;
     Some((
         patch,
         gemm_common::workspace_bytes(float, packed, block, k, n),
     ))
+}
+
+/// Rows of patch buffer a convolution needs: a block with im2col, the in-place copy rows
+/// when its output lies over its input, else none.
+fn patch_rows(float: bool, im2col: bool, in_place: bool, block: usize, k: usize) -> usize {
+    if im2col {
+        block
+    } else if in_place {
+        copy_rows(float, k, block)
+    } else {
+        0
+    }
 }
 
 fn is_float(op: &OpView) -> Result<bool, Error> {
@@ -254,7 +277,9 @@ fn check(op: &OpView) -> Result<(), Error> {
         return Err(op.error("the block of output pixels is out of range"));
     }
     let packed = gemm_common::check(op, float, k, g.oc, P_GEMM)?;
-    let (patch, ws) = scratch_parts(float, packed, im2col || in_place, block as usize, k, g.oc)
+    let block = block as usize;
+    let rows = patch_rows(float, im2col, in_place, block, k);
+    let (patch, ws) = scratch_parts(float, packed, rows, block, k, g.oc)
         .ok_or_else(|| op.error("sizes overflow"))?;
     let need = patch
         .checked_add(ws)
@@ -372,7 +397,8 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
     let esize = if float { 4 } else { 1 };
     let in_place = mem.is_in_place(x_t, out_t);
-    let (patch_bytes, ws_bytes) = scratch_parts(float, packed, im2col_on || in_place, block, k, n)
+    let rows = patch_rows(float, im2col_on, in_place, block, k);
+    let (patch_bytes, ws_bytes) = scratch_parts(float, packed, rows, block, k, n)
         .ok_or_else(|| op.error("sizes overflow"))?;
     if in_place {
         let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
@@ -469,7 +495,7 @@ fn run_in_place(
             .ok_or(Error::SizeOverflow)?;
         gemm.run(a, stride, rows, y, ws)
     };
-    let blocks = gemm_common::sub_blocks(0, m, block);
+    let blocks = gemm_common::sub_blocks(0, m, copy_rows(esize == 4, k, block));
     if n <= k {
         for (p0, rows) in blocks {
             block_at(p0, rows)?;
@@ -598,10 +624,11 @@ mod lower {
         let mut op = l.op(node, 3, params);
         op.inputs.truncate(1);
         op.inputs.extend_from_slice(&gl.inputs);
-        // Pointwise: room to copy a block of input rows, should the plan put the output
-        // over the input.
+        // Pointwise: room to copy a few input rows at a time, should the plan put the
+        // output over the input.
         op.in_place = pointwise;
-        let (patch, ws) = super::scratch_parts(gl.float, gl.packed, true, block, k, oc)
+        let rows = super::patch_rows(gl.float, !pointwise, pointwise, block, k);
+        let (patch, ws) = super::scratch_parts(gl.float, gl.packed, rows, block, k, oc)
             .ok_or_else(|| err("sizes overflow"))?;
         op.temps = vec![l.add_temp(format!("{y_name}/im2col+gemm"), patch + ws)];
         l.push(op);
