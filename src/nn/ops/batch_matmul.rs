@@ -194,7 +194,12 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let w = mem.input(w_t)?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let ws_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
-    let threads = mem.threads();
+    let threads = gemm_common::useful_threads(
+        mem.threads(),
+        b.count().unwrap_or(0).saturating_mul(m),
+        k,
+        n,
+    );
     let (out, ws) = mem.output_and_temp(out_t, ws_t)?;
     let batches = b.count().ok_or_else(|| op.error("sizes overflow"))?;
     let esize = if float { 4 } else { 1 };

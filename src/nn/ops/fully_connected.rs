@@ -70,7 +70,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let x = mem.input(x_t)?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let ws_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
-    let threads = mem.threads();
+    let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
     let (out, ws) = mem.output_and_temp(out_t, ws_t)?;
     let esize = if float { 4 } else { 1 };
     let call = |p0: usize, rows: usize, y: &mut [u8], ws: &mut [u8]| {

@@ -400,6 +400,17 @@ pub(crate) fn sub_blocks(
     })
 }
 
+/// Multiply-adds below which one more thread costs more than it saves: waking a parked
+/// worker (between two GEMM operators the pool's workers usually sleep, a depthwise
+/// convolution or more having run meanwhile) costs tens of microseconds.
+const MIN_MACS_PER_THREAD: usize = 1 << 20;
+
+/// The threads worth using for an m×k×n product (at most `threads`).
+pub(crate) fn useful_threads(threads: usize, m: usize, k: usize, n: usize) -> usize {
+    let macs = m.saturating_mul(k).saturating_mul(n);
+    threads.min(macs / MIN_MACS_PER_THREAD).max(1)
+}
+
 /// One call of [`run_rows`]'s closure: first row, rows, their output bytes, scratch.
 pub(crate) type RowsFn<'f> =
     dyn Fn(usize, usize, &mut [u8], &mut [u8]) -> Result<(), Error> + Sync + 'f;
