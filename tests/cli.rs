@@ -105,6 +105,7 @@ fn run_without_inputs_uses_seeded_random_values_and_summarizes() {
         "latency_us median=",
         " min=",
         "FULLY_CONNECTED",
+        "gmac_s",
         "100.0%",
     ] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
@@ -132,6 +133,15 @@ fn inspect_prints_tensors_operators_and_the_arena() {
         "arena @",
     ] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+    // MACs: a 3×3 convolution of 3 channels to 9×9×6 outputs is 81·6·27.
+    let (conv, _) = ok(&["inspect", &model("conv_k3s1_same_relu_int8.tflite")]);
+    let macs = 81 * 6 * 27;
+    for want in [
+        format!("CONV_2D (code 3), {macs} MACs"),
+        format!("macs      {macs} multiply-accumulates"),
+    ] {
+        assert!(conv.contains(&want), "{want:?} missing from\n{conv}");
     }
     // Every unsupported operator at once.
     let err = fails(&["inspect", &model("unsupported_ops_f32.tflite")]);
@@ -252,4 +262,53 @@ fn every_command_has_help() {
     ] {
         assert!(run.contains(opt), "{opt} missing from\n{run}");
     }
+}
+
+#[test]
+fn convert_runs_a_pipeline_with_post_training_quantization() {
+    let dir = scratch("quantize");
+    let cal = dir.join("calibration");
+    std::fs::create_dir_all(&cal).unwrap();
+    let name = "conv_k3s1_same_relu_f32";
+    std::fs::copy(
+        model(&format!("{name}.in0.bin")),
+        cal.join("sample0.in0.bin"),
+    )
+    .unwrap();
+    let blob = dir.join("q.egm");
+    let pipeline = format!(
+        "summarize quantize(calibration={}, io=int8) summarize",
+        cal.display()
+    );
+    let (_, err) = ok(&[
+        "convert",
+        &model(&format!("{name}.tflite")),
+        "-o",
+        blob.to_str().unwrap(),
+        "--transforms",
+        &pipeline,
+    ]);
+    for want in [
+        "[1/3] summarize: 1 nodes (CONV_2D 1)",
+        "[2/3] quantize: int8 from 1 calibration sample",
+        "[3/3] summarize",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from\n{err}");
+    }
+    let (out, _) = ok(&["inspect", blob.to_str().unwrap()]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("[1, 9, 9, 6]") && l.contains("int8")),
+        "{out}"
+    );
+    // A pipeline error names what is wrong.
+    let e = fails(&[
+        "convert",
+        &model(&format!("{name}.tflite")),
+        "-o",
+        blob.to_str().unwrap(),
+        "--transforms",
+        "strip_unused quantise",
+    ]);
+    assert!(e.contains("quantise"), "{e}");
 }

@@ -7,9 +7,12 @@
 //!
 //! A model with an operator this build cannot run yet is reported as skipped, by name and
 //! operator; every model that loads must match. The weights are run in both layouts:
-//! packed for this machine's int8 kernel, and portable; and on 1 and 3 threads, which must
-//! give the same bytes.
+//! packed for this machine's int8 kernel, and portable; on 1 and 3 threads, which must
+//! give the same bytes; and once more after `edgemm convert`'s default pipeline of graph
+//! passes (which must not change a single output).
 
+use edgemm::nn::transform::import::import_tflite;
+use edgemm::nn::transform::passes::{Pipeline, DEFAULT_PIPELINE};
 use edgemm::nn::transform::{LoadedModel, Packing};
 use std::path::Path;
 
@@ -58,9 +61,17 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 /// Runs one fixture; `Ok(None)` when it cannot load because of an unsupported operator.
-fn run_fixture(f: &Fixture, packing: Packing) -> Result<Option<()>, String> {
+fn run_fixture(f: &Fixture, packing: Packing, passes: bool) -> Result<Option<()>, String> {
     let bytes = read(&format!("{}.tflite", f.name));
-    let loaded = LoadedModel::from_tflite(&bytes, packing);
+    let loaded = if passes {
+        import_tflite(&bytes).and_then(|mut g| {
+            let pipeline = Pipeline::parse(DEFAULT_PIPELINE)?;
+            pipeline.run(&mut g, |_, _, _, _| {})?;
+            LoadedModel::from_graph(&g, packing)
+        })
+    } else {
+        LoadedModel::from_tflite(&bytes, packing)
+    };
     // A model with operators this build lacks is refused with an error naming one of them.
     if f.name.starts_with("unsupported") {
         return match loaded {
@@ -156,15 +167,20 @@ fn every_fixture_matches_tflite_reference_kernels() {
     assert!(!fixtures.is_empty(), "no fixtures in tests/models/MANIFEST");
     let (mut ran, mut skipped, mut failed) = (0, Vec::new(), Vec::new());
     for f in &fixtures {
-        for packing in [Packing::Host, Packing::Portable] {
-            match run_fixture(f, packing) {
+        let routes = [
+            (Packing::Host, false, "host"),
+            (Packing::Portable, false, "portable"),
+            (Packing::Host, true, "host, default passes"),
+        ];
+        for (packing, passes, route) in routes {
+            match run_fixture(f, packing, passes) {
                 Ok(Some(())) => ran += 1,
                 Ok(None) => {
-                    if packing == Packing::Host {
+                    if route == "host" {
                         skipped.push(f.name.clone());
                     }
                 }
-                Err(e) => failed.push(format!("{} ({}): {e}", f.name, packing.name())),
+                Err(e) => failed.push(format!("{} ({route}): {e}", f.name)),
             }
         }
     }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use edgemm::nn::transform::host::{is_blob, is_tflite};
 use edgemm::nn::transform::import::import_tflite;
 use edgemm::nn::transform::lower::unsupported;
+use edgemm::nn::transform::passes::{self, Pipeline};
 use edgemm::nn::transform::{LoadedModel, Packing};
 use edgemm::nn::{DType, Model, Storage, TensorInfo};
 
@@ -45,7 +46,8 @@ options:
   --input FILE     raw bytes of the next model input, in order (one per input; without any, inputs get seeded random values)
   --output FILE    write the next model output's raw bytes to FILE, in order (others are summarized on stdout)
   --repeat N       time N runs after a warm-up run; prints `latency_us median=<x> min=<y>`
-  --profile        print each operator's time and share of the run (over the --repeat runs)
+  --profile        print each operator's time, MACs, GMAC/s and share of the run (medians
+                   over the --repeat runs)
   --threads N      threads to run the operators on (default 1; results do not depend on it)
   --seed N         seed of the random inputs (default 1)
   --portable       for a .tflite: keep the weights portable instead of packing them for this CPU
@@ -70,7 +72,30 @@ Converts IN (a .tflite, or a blob to rewrite) into an edgemm blob written to OUT
 options:
   -o, --output OUT write the blob to OUT (required)
   --portable       plain int8/f32 weights, readable by any build (default: packed for this CPU)
+  --transforms P   the graph passes to run before lowering, a pipeline such as
+                   'strip_unused fold_constants fuse_activations summarize' (default: the
+                   default pipeline below; '' runs none). Passes:
+{PASSES}
   -h, --help       this help";
+
+/// The convert help with every pass of the registry and the default pipeline.
+fn convert_usage() -> String {
+    let mut list = String::new();
+    for p in passes::PASSES {
+        let args = if p.args.is_empty() {
+            String::new()
+        } else {
+            format!("({}=…)", p.args.join("=…, "))
+        };
+        let _ = writeln!(list, "                     {}{args}: {}", p.name, p.doc);
+    }
+    let _ = write!(
+        list,
+        "                   default pipeline: {}",
+        passes::DEFAULT_PIPELINE
+    );
+    CONVERT_USAGE.replace("{PASSES}", &list)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -665,21 +690,38 @@ fn run(args: &[String]) -> Res<()> {
             if runs == 1 { "" } else { "s" }
         );
         outln!(
-            "{:>5}  {:<width$}  {:>10}  {:>6}",
+            "{:>5}  {:<width$}  {:>10}  {:>12}  {:>8}  {:>6}",
             "index",
             "operator",
             "time_us",
+            "macs",
+            "gmac_s",
             "share"
         );
+        let rate = |macs: u64, us: f64| {
+            if macs > 0 && us > 0.0 {
+                format!("{:.2}", macs as f64 / us / 1e3)
+            } else {
+                "-".to_string()
+            }
+        };
+        let mut total_macs = 0u64;
         for (i, &us) in times.iter().enumerate() {
-            let name = model.op(i).map_or("?", |o| o.name());
+            let op = model.op(i);
+            let name = op.as_ref().map_or("?", |o| o.name());
+            let macs = op.as_ref().map_or(0, |o| o.macs());
+            total_macs += macs;
             let share = if total > 0.0 { 100.0 * us / total } else { 0.0 };
-            outln!("{i:>5}  {name:<width$}  {us:>10.2}  {share:>5.1}%");
+            outln!(
+                "{i:>5}  {name:<width$}  {us:>10.2}  {macs:>12}  {:>8}  {share:>5.1}%",
+                rate(macs, us)
+            );
         }
         outln!(
-            "{:>5}  {:<width$}  {total:>10.2}  {:>5.1}%",
+            "{:>5}  {:<width$}  {total:>10.2}  {total_macs:>12}  {:>8}  {:>5.1}%",
             "",
             "total",
+            rate(total_macs, total),
             100.0
         );
     }
@@ -796,6 +838,11 @@ fn describe(path: &str, k: Kind, m: &Model) -> String {
         .filter(|t| t.storage == Storage::Constant)
         .count();
     let _ = writeln!(s, "weights   {weights} bytes in {n_const} constant tensors");
+    let macs: u64 = (0..m.num_ops())
+        .filter_map(|i| m.op(i))
+        .map(|o| o.macs())
+        .sum();
+    let _ = writeln!(s, "macs      {macs} multiply-accumulates per run");
     let base = m.baseline_arena_size();
     let _ = writeln!(
         s,
@@ -839,7 +886,17 @@ fn describe(path: &str, k: Kind, m: &Model) -> String {
     let _ = writeln!(s, "\noperators ({}):", m.num_ops());
     for i in 0..m.num_ops() {
         let Some(op) = m.op(i) else { continue };
-        let _ = writeln!(s, "  {i:>3}  {} (code {})", op.name(), op.code());
+        let macs = op.macs();
+        let _ = if macs > 0 {
+            writeln!(
+                s,
+                "  {i:>3}  {} (code {}), {macs} MACs",
+                op.name(),
+                op.code()
+            )
+        } else {
+            writeln!(s, "  {i:>3}  {} (code {})", op.name(), op.code())
+        };
         let _ = writeln!(
             s,
             "       inputs  {}",
@@ -907,10 +964,14 @@ fn convert(args: &[String]) -> Res<()> {
                 names: &["--portable"],
                 value: false,
             },
+            Opt {
+                names: &["--transforms"],
+                value: true,
+            },
         ],
     )?;
     if a.help {
-        outln!("{CONVERT_USAGE}");
+        outln!("{}", convert_usage());
         return Ok(());
     }
     let path = a.model("input model")?;
@@ -919,8 +980,38 @@ fn convert(args: &[String]) -> Res<()> {
         [] => return Err("convert: no output file given (-o OUT)".into()),
         _ => return Err("convert: more than one -o given".into()),
     };
-    let (loaded, k) = load(path, packing_of(&a))?;
+    let bytes = read_file(path)?;
+    let k = kind(path, &bytes)?;
     warn_portable_on_blob(&a, k);
+    let loaded = match k {
+        Kind::Blob => {
+            if !a.values("--transforms").is_empty() {
+                return Err(format!(
+                    "{path}: --transforms rewrites a model's graph; a blob has none left"
+                ));
+            }
+            LoadedModel::from_blob(&bytes).map_err(|e| format!("{path}: {e}"))?
+        }
+        Kind::Tflite => {
+            let missing = unsupported_report(path, &bytes)?;
+            if !missing.is_empty() {
+                return Err(unsupported_error(path, &missing));
+            }
+            let text = match a.values("--transforms")[..] {
+                [t] => t,
+                [] => passes::DEFAULT_PIPELINE,
+                _ => return Err("convert: more than one --transforms given".into()),
+            };
+            let pipeline = Pipeline::parse(text).map_err(|e| format!("--transforms: {e}"))?;
+            let mut g = import_tflite(&bytes).map_err(|e| format!("{path}: {e}"))?;
+            pipeline
+                .run(&mut g, |i, n, name, line| {
+                    eprintln!("edgemm: [{}/{n}] {name}: {line}", i + 1);
+                })
+                .map_err(|e| format!("{path}: {e}"))?;
+            LoadedModel::from_graph(&g, packing_of(&a)).map_err(|e| format!("{path}: {e}"))?
+        }
+    };
     let blob = loaded.blob();
     std::fs::write(out, blob).map_err(|e| format!("{out}: {e}"))?;
     let m = loaded.model();

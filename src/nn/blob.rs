@@ -254,6 +254,12 @@ impl<'a> OpView<'a> {
     }
 
     /// Its name (TFLITE's upper-case builtin name).
+    /// Multiply-accumulates one run of the operator performs (convolutions, fully
+    /// connected, batch matmul; 0 for the others).
+    pub fn macs(&self) -> u64 {
+        ops::macs(self)
+    }
+
     pub fn name(&self) -> &'static str {
         ops::name(self.code)
     }

@@ -148,6 +148,11 @@ impl<'a> Requantize<'a> {
         self.plan_range(n, O::MIN, O::MAX)
     }
 
+    /// The validated plan for n columns of int8 output.
+    pub(crate) fn plan_i8(&self, n: usize) -> Result<RqPlan<'a>, Error> {
+        self.plan_range(n, -128, 127)
+    }
+
     /// The validated plan for n columns of an output type with range `o_min..=o_max`.
     fn plan_range(&self, n: usize, o_min: i32, o_max: i32) -> Result<RqPlan<'a>, Error> {
         let check_len = |what: &'static str, len: usize| {

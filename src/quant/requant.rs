@@ -85,6 +85,44 @@ pub(crate) type RequantFn = unsafe fn(
     out_cs: isize,
 );
 
+/// One row of accumulators requantized into bytes (i8 or u8 bit patterns):
+/// `out[j] = plan.one(acc[j], col0 + j)` for `j < min(acc.len(), out.len())`, by the output
+/// stage of the int8 kernel this CPU runs by default (vectorized where there is one), so
+/// operators outside the GEMM requantize with the same code. Per-channel scales must cover
+/// `col0..col0 + len`; when they do not, nothing is written and `false` is returned.
+pub(crate) fn requantize_row(acc: &[i32], plan: &RqPlan, col0: usize, out: &mut [u8]) -> bool {
+    let len = acc.len().min(out.len());
+    if let Mults::PerChannel {
+        multipliers,
+        shifts,
+    } = plan.mults
+    {
+        let end = col0.checked_add(len);
+        if end.is_none_or(|e| e > multipliers.len() || e > shifts.len()) {
+            return false;
+        }
+    }
+    let stage =
+        crate::kernels::qgemm_kernel().map_or(requantize_scalar as RequantFn, |k| k.requant);
+    // SAFETY: a 1×len tile read from `acc` and written to `out` (both hold len elements),
+    // per-channel slices cover col0..col0 + len (checked above), and the default kernel's
+    // output stage runs on this CPU (that is how the kernel was selected).
+    unsafe {
+        stage(
+            acc.as_ptr(),
+            len,
+            1,
+            len,
+            plan,
+            col0,
+            out.as_mut_ptr(),
+            len as isize,
+            1,
+        )
+    };
+    true
+}
+
 /// The portable output stage.
 ///
 /// # Safety
@@ -1169,6 +1207,73 @@ mod neon_tests {
                         );
                     }
                     assert_eq!(got, want, "w={w} case={case} out_cs={out_cs}");
+                }
+            }
+        }
+    }
+}
+
+/// `requantize_row` (the default kernel's output stage, whatever this CPU runs) against
+/// `RqPlan::one` on every lane: per tensor and per channel with a column offset, lengths
+/// around the vector widths, accumulators across the i32 range.
+#[cfg(all(test, feature = "std"))]
+mod row_tests {
+    use super::{requantize_row, Mults, RqPlan};
+    extern crate std;
+    use std::vec::Vec;
+
+    #[test]
+    fn requantize_row_matches_the_reference() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for len in [0usize, 1, 7, 15, 16, 17, 33, 64, 100] {
+            let col0 = 3;
+            let mults: Vec<i32> = (0..col0 + len)
+                .map(|_| (1 << 30) + (next() % (1 << 30)) as i32)
+                .collect();
+            let shifts: Vec<i32> = (0..col0 + len).map(|_| (next() % 20) as i32 - 14).collect();
+            let acc: Vec<i32> = (0..len)
+                .map(|i| match i % 4 {
+                    0 => next() as i32,
+                    1 => (next() % 2000) as i32 - 1000,
+                    2 => i32::MIN + (next() % 3) as i32,
+                    _ => i32::MAX - (next() % 3) as i32,
+                })
+                .collect();
+            for per_channel in [false, true] {
+                let mults = if per_channel {
+                    Mults::PerChannel {
+                        multipliers: &mults,
+                        shifts: &shifts,
+                    }
+                } else {
+                    Mults::PerTensor {
+                        multiplier: mults[0],
+                        shift: shifts[0],
+                    }
+                };
+                let plan = RqPlan {
+                    mults,
+                    out_zp: -5,
+                    lo: -128,
+                    hi: 100,
+                    no_left_shift: false,
+                    right_shift_only: false,
+                    acc_small: false,
+                };
+                let mut out = std::vec![0u8; len];
+                assert!(requantize_row(&acc, &plan, col0, &mut out));
+                for (j, (&o, &a)) in out.iter().zip(&acc).enumerate() {
+                    assert_eq!(o as i8 as i32, plan.one(a, col0 + j), "len {len} lane {j}");
+                }
+                // Per-channel scales that do not cover the row: nothing written.
+                if per_channel && len > 0 {
+                    assert!(!requantize_row(&acc, &plan, col0 + 1, &mut out));
                 }
             }
         }

@@ -25,6 +25,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 126,
     name: "BATCH_MATMUL",
     in_place: false,
+    macs,
     check,
     run,
     #[cfg(feature = "alloc")]
@@ -118,6 +119,11 @@ pub(crate) fn workspace_bytes(float: bool, m: usize, k: usize, n: usize) -> usiz
     } else {
         qgemm_workspace_size(m, n, k)
     }
+}
+
+/// k products per output value.
+fn macs(op: &OpView) -> u64 {
+    super::output_macs(op, op.param(P_K).max(0) as u64)
 }
 
 fn check(op: &OpView) -> Result<(), Error> {

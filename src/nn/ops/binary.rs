@@ -31,6 +31,8 @@ use super::{cast, cast_mut, OpDef, OpMem};
 use crate::error::Error;
 use crate::nn::blob::OpView;
 use crate::nn::dtype::DType;
+use crate::quant::requant::{requantize_row, RqPlan};
+use crate::quant::{Requantize, Scale};
 use crate::reference::multiply_by_quantized_multiplier as mbqm;
 
 const ADD: u16 = 0;
@@ -43,6 +45,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: ADD,
     name: "ADD",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]
@@ -206,7 +209,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         }
         .map_err(short);
     }
-    let (a, b, y) = (cast::<i8>(a), cast::<i8>(b), cast_mut::<i8>(y));
+    let (a, b) = (cast::<i8>(a), cast::<i8>(b));
     let p = |i| op.param(i);
     match op.code {
         ADD | SUB => {
@@ -217,15 +220,15 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             let (lo, hi) = (p(P_LO), p(P_HI));
             let scale1 = move |x: i8| mbqm((i32::from(x) + o1) << ls, m1, s1);
             let scale2 = move |x: i8| mbqm((i32::from(x) + o2) << ls, m2, s2);
-            let finish = move |raw: i32| mbqm(raw, mo, so).wrapping_add(zo).max(lo).min(hi) as i8;
             let sub = op.code == SUB;
-            let combine = move |x: i32, z: i32| {
-                finish(if sub {
+            let raw = move |x: i32, z: i32| {
+                if sub {
                     x.wrapping_sub(z)
                 } else {
                     x.wrapping_add(z)
-                })
+                }
             };
+            let rq = output_stage(mo, so, zo, lo, hi);
             if plan.out_elems() > 2 * TABLE_ELEMS {
                 // Each input's rescaling depends on its 8-bit value alone: tabulate it once
                 // (the same function, so the same bits) and leave one rescaling per element.
@@ -234,26 +237,118 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
                     t1[usize::from(q as u8)] = scale1(q);
                     t2[usize::from(q as u8)] = scale2(q);
                 }
-                binary(&plan, a, b, y, |x, z| {
-                    combine(t1[usize::from(x as u8)], t2[usize::from(z as u8)])
-                })
+                let raw = |x: i8, z: i8| raw(t1[usize::from(x as u8)], t2[usize::from(z as u8)]);
+                requantized(&plan, a, b, y, &rq, raw)
             } else {
-                binary(&plan, a, b, y, |x, z| combine(scale1(x), scale2(z)))
+                requantized(&plan, a, b, y, &rq, |x, z| raw(scale1(x), scale2(z)))
             }
         }
         MUL => {
             let (o1, o2) = (p(M_OFF1), p(M_OFF2));
-            let (mo, so, zo) = (p(M_MULT), p(M_SHIFT), p(M_ZERO_OUT));
-            let (lo, hi) = (p(M_LO), p(M_HI));
-            binary(&plan, a, b, y, |x, z| {
-                let prod = (i32::from(x) + o1) * (i32::from(z) + o2);
-                mbqm(prod, mo, so).wrapping_add(zo).max(lo).min(hi) as i8
+            let rq = output_stage(p(M_MULT), p(M_SHIFT), p(M_ZERO_OUT), p(M_LO), p(M_HI));
+            requantized(&plan, a, b, y, &rq, |x, z| {
+                (i32::from(x) + o1) * (i32::from(z) + o2)
             })
         }
-        MAXIMUM => binary(&plan, a, b, y, |x, z| if x > z { x } else { z }),
-        _ => binary(&plan, a, b, y, |x, z| if x < z { x } else { z }),
+        MAXIMUM => binary(
+            &plan,
+            a,
+            b,
+            cast_mut::<i8>(y),
+            |x, z| if x > z { x } else { z },
+        ),
+        _ => binary(
+            &plan,
+            a,
+            b,
+            cast_mut::<i8>(y),
+            |x, z| if x < z { x } else { z },
+        ),
     }
     .map_err(short)
+}
+
+/// The int8 output stage of ADD, SUB and MUL: `MultiplyByQuantizedMultiplier(raw, m, s)`
+/// plus the output zero point, clamped to `lo..=hi` (and the int8 range).
+struct OutputStage {
+    /// The validated plan for the shared vectorized output stage; `None` for parameters
+    /// it does not take (a shift outside −31..=30: the per-element path then runs).
+    plan: Option<RqPlan<'static>>,
+    m: i32,
+    s: i32,
+    zo: i32,
+    lo: i32,
+    hi: i32,
+}
+
+fn output_stage(m: i32, s: i32, zo: i32, lo: i32, hi: i32) -> OutputStage {
+    let plan = Requantize::new(
+        Scale::PerTensor {
+            multiplier: m,
+            shift: s,
+        },
+        zo,
+    )
+    .with_clamp(lo, hi)
+    .plan_i8(1)
+    .ok();
+    OutputStage {
+        plan,
+        m,
+        s,
+        zo,
+        lo,
+        hi,
+    }
+}
+
+/// Accumulators per call of the output stage.
+const CHUNK: usize = 256;
+
+/// `y = stage(raw(a, b))` over a two-input broadcast: the raw i32 values of a row are
+/// formed `CHUNK` at a time and requantized together by the crate's (vectorized) output
+/// stage. `Err(())` when a slice is shorter than the plan says (checked at load).
+fn requantized(
+    plan: &Broadcast<2>,
+    a: &[i8],
+    b: &[i8],
+    y: &mut [u8],
+    stage: &OutputStage,
+    raw: impl Fn(i8, i8) -> i32,
+) -> Result<(), ()> {
+    let Some(rq) = &stage.plan else {
+        let (m, s, zo, lo, hi) = (stage.m, stage.s, stage.zo, stage.lo, stage.hi);
+        return binary(plan, a, b, cast_mut::<i8>(y), |x, z| {
+            mbqm(raw(x, z), m, s).wrapping_add(zo).max(lo).min(hi) as i8
+        });
+    };
+    let mut acc = [0i32; CHUNK];
+    plan.try_for_each_row(|r| {
+        let o = y.get_mut(r.out..r.out + r.len).ok_or(())?;
+        let span = |start: usize, step: usize| start..start + if step == 0 { 1 } else { r.len };
+        let x = a.get(span(r.start[0], r.step[0])).ok_or(())?;
+        let z = b.get(span(r.start[1], r.step[1])).ok_or(())?;
+        for (c, o) in o.chunks_mut(CHUNK).enumerate() {
+            let at = c * CHUNK;
+            let acc = &mut acc[..o.len()];
+            // A repeated input (step 0) is its one value for every element.
+            let xs = x.get(at..).unwrap_or(&[]);
+            let zs = z.get(at..).unwrap_or(&[]);
+            match (r.step[0], r.step[1]) {
+                (0, 0) => acc.fill(raw(x[0], z[0])),
+                (0, _) => acc.iter_mut().zip(zs).for_each(|(v, &q)| *v = raw(x[0], q)),
+                (_, 0) => acc.iter_mut().zip(xs).for_each(|(v, &q)| *v = raw(q, z[0])),
+                _ => acc
+                    .iter_mut()
+                    .zip(xs.iter().zip(zs))
+                    .for_each(|(v, (&p, &q))| *v = raw(p, q)),
+            }
+            if !requantize_row(acc, rq, 0, o) {
+                return Err(());
+            }
+        }
+        Ok(())
+    })
 }
 
 #[cfg(feature = "alloc")]

@@ -24,6 +24,7 @@ pub(crate) const CONCATENATION: OpDef = OpDef {
     code: 2,
     name: "CONCATENATION",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

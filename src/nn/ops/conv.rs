@@ -22,9 +22,10 @@
 //! bias, multipliers, shifts). Output: y [b, oh, ow, c_out]. One scratch tensor: the patch
 //! buffer (rows of k elements, int8 rows padded to 4 bytes, rounded up to 64 bytes: a block
 //! of rows with im2col; for a pointwise convolution the rows it copies at a time in place,
-//! about 1 KiB, optional when not in place) followed by the GEMM workspace for a block. Parameters: the [`Geom`] words (b, h, w, c_in, oh, ow, c_out,
-//! kh, kw, stride h, stride w, dilation h, dilation w, pad top, pad left), im2col (0 or 1),
-//! block (output pixels per GEMM), then the GEMM part's words.
+//! about 1 KiB, optional when not in place) followed by the GEMM workspace for a block.
+//! Parameters: the [`Geom`] words (b, h, w, c_in, oh, ow, c_out, kh, kw, stride h, stride w,
+//! dilation h, dilation w, pad top, pad left), im2col (0 or 1), block (output pixels per
+//! GEMM), then the GEMM part's words.
 
 use super::gemm_common::{self, Gemm};
 use super::{checks, OpDef, OpMem};
@@ -36,6 +37,7 @@ pub(crate) const DEF: OpDef = OpDef {
     name: "CONV_2D",
     // Pointwise geometries only: `lower` clears it for the others, `check` refuses them.
     in_place: true,
+    macs,
     check,
     run,
     #[cfg(feature = "alloc")]
@@ -242,6 +244,12 @@ fn patch_rows(float: bool, im2col: bool, in_place: bool, block: usize, k: usize)
 
 fn is_float(op: &OpView) -> Result<bool, Error> {
     gemm_common::is_float(op)
+}
+
+/// kh·kw·c_in products per output value.
+fn macs(op: &OpView) -> u64 {
+    let g = Geom::read(op, P_GEOM);
+    super::output_macs(op, (g.kh * g.kw) as u64 * g.ic as u64)
 }
 
 fn check(op: &OpView) -> Result<(), Error> {

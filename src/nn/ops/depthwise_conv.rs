@@ -7,33 +7,57 @@
 //! `MultiplyByQuantizedMultiplier` (double rounding), zero point, clamp. f32 sums the taps
 //! in TFLite's `reference_ops::DepthwiseConv` order, then adds the bias and clamps.
 //!
-//! Direct loops: per output pixel, every tap inside the image adds its input pixel's
-//! channels times the tap's weight row into an accumulator row of c_out (contiguous, so the
-//! inner loop vectorizes).
+//! How it runs. Output rows one at a time (a range of rows is one call), eight pixels of a
+//! row per kernel call. Input rows are read where they are when no window crosses the left
+//! or right edge (VALID padding), else copied into a ring of `(kh − 1)·dh + 1` padded rows
+//! in the scratch (pad pixels left and right), so every window lies inside its rows and a
+//! tap of a group of pixels is a pointer to the first pixel's input channels and a step to
+//! the next pixel's. Pad pixels, and for rows above or below the image one pad pixel with
+//! step 0, hold the input zero point (int8) or 0.0 (f32): `w·(z_x − z_x)` and `w·0.0` add
+//! nothing, as TFLite skips those taps. So int8 sums `w·x` and starts from
+//! `bias − z_x·Σw` over all taps (exact i32 arithmetic, the same sums); the kernel
+//! (`depthwise_lanes`) goes across channels in vectors. Taps go in chunks of [`MAX_TAPS`]
+//! (larger filters keep partial sums in the scratch). A depth multiplier above 1 copies each
+//! tap's input pixel expanded to c_out channels into the scratch, one pixel at a time.
 //!
-//! Blob form. Inputs: x [b, h, w, c_in], weights [1, kh, kw, c_out] (i8 or f32), bias
-//! (c_out, optional: i32 or f32), and for int8 the multipliers and shifts (c_out, or 1 per
-//! tensor). Output: y [b, oh, ow, c_out]. One scratch tensor: the accumulator row (c_out
-//! 4-byte values). Parameters: the `conv::Geom` words, then int8: x zero point, output zero
-//! point, clamp min, clamp max; f32: clamp min and max as f32 bits.
+//! In place: when the plan gives the output input 0's arena offset (allowed when
+//! [`in_place_geom`] holds: output rows never overwrite input rows still to be read), the
+//! ring is always used: the input rows under the window are copied into it before the output
+//! row over them is written.
+//!
+//! Blob form. Inputs: x [b, h, w, c_in]; weights in taps pairs (taps padded to even with
+//! zeros): int8 `[pair][c_out][2]` i16 (the two taps of a pair interleaved), f32
+//! `[pair][2][c_out]`; bias (c_out, required: int8 i32 `bias − z_x·Σ_taps w`, f32 the bias or
+//! zeros); int8 also the multipliers and shifts (c_out each). Output: y [b, oh, ow, c_out].
+//! One scratch tensor, laid out by [`Layout`]: pad pixel, ring (for padding or in place),
+//! expanded taps (multiplier > 1), partial sums (more than [`MAX_TAPS`] taps). Parameters:
+//! the `conv::Geom` words, then int8: x zero point, output zero point, clamp min, clamp max;
+//! f32: clamp min and max as f32 bits.
+
+use core::ops::Range;
 
 use super::conv::Geom;
-use super::gemm_common::check_scales;
-use super::{cast, cast_mut, checks, OpDef, OpMem};
+use super::depthwise_lanes::{self as lanes, Elem, Finish, Isa, Job, NP};
+use super::{cast, cast_mut, checks, OpDef, OpMem, Pod};
 use crate::error::Error;
-use crate::nn::blob::OpView;
+use crate::nn::blob::{OpView, Storage, TensorInfo};
 use crate::nn::dtype::DType;
-use crate::reference::multiply_by_quantized_multiplier;
 
 pub(crate) const DEF: OpDef = OpDef {
     code: 4,
     name: "DEPTHWISE_CONV_2D",
-    in_place: false,
+    // When the geometry allows it (`in_place_geom`: `lower` clears `LOp::in_place` otherwise
+    // and `check` refuses such a plan).
+    in_place: true,
+    macs,
     check,
     run,
     #[cfg(feature = "alloc")]
     lower: lower::lower,
 };
+
+/// Filter taps per kernel call (even: the kernel takes them in pairs).
+pub(crate) const MAX_TAPS: usize = 32;
 
 const P_GEOM: usize = 0;
 // int8
@@ -47,6 +71,122 @@ const P_FHI: usize = Geom::WORDS + 1;
 
 fn is_float(op: &OpView) -> Result<bool, Error> {
     Ok(checks::input(op, 0)?.dtype == DType::F32)
+}
+
+/// kh·kw products per output value.
+fn macs(op: &OpView) -> u64 {
+    let g = Geom::read(op, P_GEOM);
+    super::output_macs(op, (g.kh * g.kw) as u64)
+}
+
+/// Input rows the in-place ring holds: the rows under the filter.
+fn ring_rows(g: &Geom) -> usize {
+    (g.kh - 1) * g.dh + 1
+}
+
+/// Pixels of a padded input row: `pl` pad pixels, the image row, pad pixels up to the
+/// rightmost column a window reaches, so every window lies inside it.
+/// `None` if it overflows (`check` refuses such a geometry).
+fn padded_width(g: &Geom) -> Option<usize> {
+    let reach = (g.ow.max(1) - 1)
+        .checked_mul(g.sw)?
+        .checked_add(g.kw.checked_sub(1)?.checked_mul(g.dw)?)?
+        .checked_add(1)?;
+    Some(g.pl.checked_add(g.iw)?.max(reach))
+}
+
+/// Whether the output may take input 0's arena bytes: computing the output rows in order
+/// with the ring of [`ring_rows`], no output row overwrites an input row that is still to be
+/// copied into the ring. Output row (b, oy) ends at element `(b·oh + oy + 1)·ow·c_out`; the
+/// first input row not yet in the ring then starts at `(b·ih + L)·iw·c_in` with L the end
+/// of the window of row oy (ih after a batch's last row).
+pub(crate) fn in_place_geom(g: &Geom) -> bool {
+    if g.batch == 0 || g.oh == 0 || g.kh == 0 || g.dh == 0 {
+        return false;
+    }
+    let w = |v: usize| v as i128;
+    let (out_row, in_row) = (w(g.ow) * w(g.oc), w(g.iw) * w(g.ic));
+    let (out_plane, in_plane) = (w(g.oh) * out_row, w(g.ih) * in_row);
+    // The condition is linear in b: the first or the last batch is the worst.
+    let b = if out_plane <= in_plane {
+        0
+    } else {
+        w(g.batch) - 1
+    };
+    (0..g.oh).all(|oy| {
+        let loaded = if oy + 1 == g.oh {
+            w(g.ih)
+        } else {
+            (w(oy) * w(g.sh) - w(g.pt) + w(ring_rows(g))).clamp(0, w(g.ih))
+        };
+        (b * w(g.oh) + w(oy) + 1) * out_row <= (b * w(g.ih) + loaded) * in_row
+    })
+}
+
+/// Byte ranges of the scratch tensor (each part 16-byte aligned). `esize`: bytes per
+/// activation element; partial sums are 4 bytes each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// One pixel of c_out padding values.
+    pad: Range<usize>,
+    /// The ring of padded input rows (empty when neither in place nor padding needs it).
+    ring: Range<usize>,
+    /// Taps expanded to c_out channels (multiplier > 1).
+    expand: Range<usize>,
+    /// Partial sums of NP pixels (more than MAX_TAPS taps).
+    partial: Range<usize>,
+}
+
+impl Layout {
+    pub(crate) fn new(g: &Geom, esize: usize) -> Option<Layout> {
+        let part = |n: usize| n.checked_mul(esize)?.checked_next_multiple_of(16);
+        let pad = part(g.oc)?;
+        // Padded rows, needed in place or when some window crosses the left or right edge.
+        let pw = padded_width(g)?;
+        let ring = if in_place_geom(g) || pw != g.iw {
+            part(ring_rows(g).checked_mul(pw)?.checked_mul(g.ic)?)?
+        } else {
+            0
+        };
+        let taps = g.kh.checked_mul(g.kw)?;
+        let expand = if g.oc != g.ic {
+            part(taps.min(MAX_TAPS).checked_mul(g.oc)?)?
+        } else {
+            0
+        };
+        let partial = if taps > MAX_TAPS {
+            (NP * 4).checked_mul(g.oc)?.checked_next_multiple_of(16)?
+        } else {
+            0
+        };
+        let r1 = pad.checked_add(ring)?;
+        let r2 = r1.checked_add(expand)?;
+        let r3 = r2.checked_add(partial)?;
+        Some(Layout {
+            pad: 0..pad,
+            ring: pad..r1,
+            expand: r1..r2,
+            partial: r2..r3,
+        })
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.partial.end
+    }
+}
+
+fn overlaps(a: &TensorInfo, b: &TensorInfo) -> bool {
+    a.storage == Storage::Arena
+        && b.storage == Storage::Arena
+        && a.bytes > 0
+        && b.bytes > 0
+        && a.offset < b.offset + b.bytes
+        && b.offset < a.offset + a.bytes
+}
+
+/// Whether output 0 has input 0's arena offset (the planner put them in place).
+fn same_bytes(x: &TensorInfo, y: &TensorInfo) -> bool {
+    x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset
 }
 
 fn check(op: &OpView) -> Result<(), Error> {
@@ -63,30 +203,40 @@ fn check(op: &OpView) -> Result<(), Error> {
     }
     let x = checks::input(op, 0)?;
     let w = checks::input(op, 1)?;
+    let b = checks::input(op, 2)?;
     let y = checks::output(op, 0)?;
-    let (ty, tb) = if float {
-        (DType::F32, DType::F32)
+    let s = checks::temp(op, 0)?;
+    let (ty, tw, tb) = if float {
+        (DType::F32, DType::F32, DType::F32)
     } else {
-        (DType::I8, DType::I32)
+        (DType::I8, DType::I16, DType::I32)
     };
     checks::dtype(op, &x, ty)?;
-    checks::dtype(op, &w, ty)?;
     checks::dtype(op, &y, ty)?;
-    if w.elems() != g.kh * g.kw * g.oc {
+    checks::dtype(op, &w, tw)?;
+    checks::dtype(op, &b, tb)?;
+    let pairs = (g.kh * g.kw).div_ceil(2);
+    if Some(w.elems()) != pairs.checked_mul(2 * g.oc) {
         return Err(op.error("the weights have the wrong size"));
     }
-    if let Some(b) = op.input(2) {
-        let b = op
-            .model()
-            .tensor(b)
-            .ok_or_else(|| op.error("the bias names a missing tensor"))?;
-        checks::dtype(op, &b, tb)?;
-        if b.elems() != g.oc {
-            return Err(op.error("the bias has the wrong length"));
-        }
+    if b.elems() != g.oc {
+        return Err(op.error("the bias has the wrong length"));
     }
     if !float {
-        check_scales(op, g.oc, 3)?;
+        let mults = checks::input(op, 3)?;
+        let shifts = checks::input(op, 4)?;
+        checks::dtype(op, &mults, DType::I32)?;
+        checks::dtype(op, &shifts, DType::I32)?;
+        if mults.elems() != g.oc || shifts.elems() != g.oc {
+            return Err(op.error("multipliers and shifts do not match the output channels"));
+        }
+        if shifts.storage != Storage::Constant {
+            return Err(op.error("the shifts are not a constant"));
+        }
+        let sh = cast::<i32>(op.model().constant(op.input(4).unwrap_or(0)));
+        if sh.len() != g.oc || sh.iter().any(|s| !(-31..=30).contains(s)) {
+            return Err(op.error("a requantization shift is out of range"));
+        }
         let i8_range = -128..=127;
         if !i8_range.contains(&op.param(P_ZA)) || !i8_range.contains(&op.param(P_ZO)) {
             return Err(op.error("a zero point is out of the int8 range"));
@@ -95,151 +245,481 @@ fn check(op: &OpView) -> Result<(), Error> {
             return Err(op.error("the output clamp is empty"));
         }
     }
-    if checks::temp(op, 0)?.bytes < g.oc * 4 {
+    let lay = Layout::new(&g, ty.size()).ok_or_else(|| op.error("sizes overflow"))?;
+    if s.bytes < lay.bytes() {
         return Err(op.error("its scratch buffer is too small"));
+    }
+    // The runtime's load check lets in-place operators write at input 0's offset: only the
+    // output may, and only when the geometry allows it.
+    if overlaps(&s, &x) {
+        return Err(op.error("its scratch buffer overlaps its input"));
+    }
+    if same_bytes(&x, &y) && !in_place_geom(&g) {
+        return Err(op.error("this geometry cannot run in place"));
     }
     Ok(())
 }
 
-/// Calls `tap(x_offset, weight_row)` for every tap of output pixel (b, oy, ox) inside the
-/// image, in TFLite's order (filter rows, then columns).
-#[inline]
-fn taps(g: &Geom, b: usize, oy: usize, ox: usize, mut tap: impl FnMut(usize, usize)) {
-    for fy in 0..g.kh {
-        let iy = g.in_y(oy, fy);
-        if iy < 0 || iy >= g.ih as i64 {
-            continue;
+/// An element type the operator runs on, with what `run` reads for it.
+trait DwElem: Elem<A: Pod> + Pod + Default {
+    /// The pad pixel's value: what a tap outside the image reads.
+    fn pad_value(op: &OpView) -> Self;
+}
+
+impl DwElem for i8 {
+    fn pad_value(op: &OpView) -> i8 {
+        op.param(P_ZA) as i8
+    }
+}
+
+impl DwElem for f32 {
+    fn pad_value(_: &OpView) -> f32 {
+        0.0
+    }
+}
+
+/// The scratch tensor in its parts.
+struct Scratch<'s, X, A> {
+    pad: &'s [X],
+    ring: &'s mut [X],
+    expand: &'s mut [X],
+    partial: &'s mut [A],
+}
+
+impl<'s, X: Pod, A: Pod> Scratch<'s, X, A> {
+    /// Splits `bytes` as `lay` says and fills the pad pixel and the ring with `pad`.
+    fn new(
+        bytes: &'s mut [u8],
+        lay: &Layout,
+        pad: X,
+        bad: impl Fn() -> Error,
+    ) -> Result<Self, Error> {
+        let bytes = bytes.get_mut(..lay.bytes()).ok_or_else(&bad)?;
+        let (pad_b, rest) = bytes.split_at_mut(lay.pad.end);
+        let (ring, rest) = rest.split_at_mut(lay.ring.len());
+        let (expand, partial) = rest.split_at_mut(lay.expand.len());
+        let pad_v = cast_mut::<X>(pad_b);
+        pad_v.fill(pad);
+        // The ring's padding columns keep this value; its image columns are copied in.
+        let ring = cast_mut::<X>(ring);
+        ring.fill(pad);
+        Ok(Scratch {
+            pad: pad_v,
+            ring,
+            expand: cast_mut::<X>(expand),
+            partial: cast_mut::<A>(partial),
+        })
+    }
+}
+
+/// Where the input rows of a batch come from: the image, or the in-place ring (row iy in
+/// slot iy mod ring_rows).
+#[derive(Clone, Copy)]
+enum Src<'a, X> {
+    Image(&'a [X]),
+    Ring(&'a [X]),
+}
+
+/// One operator call: the geometry, the weights and the output stage.
+struct Dw<'a, E: Elem> {
+    g: Geom,
+    w: &'a [E::W],
+    /// int8: the sums start at the bias (c_out values); f32: at 0 (`None`).
+    init: Option<&'a [E::A]>,
+    fin: Finish,
+    isa: Isa,
+}
+
+impl<E: DwElem> Dw<'_, E> {
+    fn bad() -> Error {
+        crate::nn::blob::blob_err("DEPTHWISE_CONV_2D: a tensor is smaller than its geometry")
+    }
+
+    /// [`padded_width`] (0 for a geometry `check` refuses).
+    fn pw(&self) -> usize {
+        padded_width(&self.g).unwrap_or(0)
+    }
+
+    /// Input row `iy` (inside the image) of `src`, as a row of the padded width.
+    fn in_row<'s>(&self, src: Src<'s, E>, iy: usize) -> Result<&'s [E], Error> {
+        let len = self.pw() * self.g.ic;
+        let (buf, slot) = match src {
+            Src::Image(plane) => (plane, iy),
+            Src::Ring(ring) => (ring, iy % ring_rows(&self.g)),
+        };
+        buf.get(slot * len..(slot + 1) * len).ok_or_else(Self::bad)
+    }
+
+    /// The window's input rows (first, end) of output row `oy`, clipped to the image.
+    fn window(&self, oy: usize) -> (usize, usize) {
+        let g = &self.g;
+        let top = oy as i64 * g.sh as i64 - g.pt as i64;
+        let end = top + ring_rows(g) as i64;
+        (top.max(0) as usize, end.clamp(0, g.ih as i64) as usize)
+    }
+
+    /// Copies input rows `rows` of a batch (`row(iy)` gives one) into their ring slots,
+    /// after the left padding.
+    fn fill_ring<'r>(
+        &self,
+        ring: &mut [E],
+        rows: Range<usize>,
+        row: impl Fn(usize) -> Option<&'r [E]>,
+    ) -> Result<(), Error>
+    where
+        E: 'r,
+    {
+        let g = &self.g;
+        let (len, pw) = (g.iw * g.ic, self.pw() * g.ic);
+        for iy in rows {
+            let at = (iy % ring_rows(g)) * pw + g.pl * g.ic;
+            let dst = ring.get_mut(at..at + len).ok_or_else(Self::bad)?;
+            dst.copy_from_slice(row(iy).ok_or_else(Self::bad)?);
         }
-        for fx in 0..g.kw {
-            if let Some(at) = g.in_pixel(b, iy, g.in_x(ox, fx)) {
-                tap(at, fy * g.kw + fx);
+        Ok(())
+    }
+
+    /// Output rows `rows` (as b·oh + oy) of input `x` into `out`. The rows are read in place
+    /// when no pixel's window crosses the left or right edge, else through the ring of
+    /// padded rows.
+    fn rows(
+        &self,
+        x: &[E],
+        out: &mut [E],
+        rows: Range<usize>,
+        sc: &mut Scratch<E, E::A>,
+    ) -> Result<(), Error> {
+        let g = &self.g;
+        let (in_row, in_plane, out_row) = (g.iw * g.ic, g.ih * g.iw * g.ic, g.ow * g.oc);
+        let direct = self.pw() == g.iw;
+        let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
+        for r in rows {
+            let (b, oy) = (r / g.oh, r % g.oh);
+            let plane = x
+                .get(b * in_plane..(b + 1) * in_plane)
+                .ok_or_else(Self::bad)?;
+            let o = out
+                .get_mut(r * out_row..(r + 1) * out_row)
+                .ok_or_else(Self::bad)?;
+            if direct {
+                self.row(Src::Image(plane), oy, o, sc)?;
+                continue;
+            }
+            let (first, end) = self.window(oy);
+            let done = loaded.filter(|l| l.0 == b).map_or(0, |l| l.1);
+            let row = |iy: usize| plane.get(iy * in_row..(iy + 1) * in_row);
+            self.fill_ring(sc.ring, done.max(first)..end, row)?;
+            loaded = Some((b, done.max(end)));
+            let (ring, mut rest) = split_ring(sc);
+            self.row(Src::Ring(ring), oy, o, &mut rest)?;
+        }
+        Ok(())
+    }
+
+    /// Every output row, in place in `io` (input and output at once), through the ring.
+    fn in_place(&self, io: &mut [E], sc: &mut Scratch<E, E::A>) -> Result<(), Error> {
+        let g = &self.g;
+        let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
+        for b in 0..g.batch {
+            let mut loaded = 0usize;
+            for oy in 0..g.oh {
+                // Copy the window's rows not in the ring yet (they are intact: in_place_geom).
+                let (first, end) = self.window(oy);
+                let base = b * g.ih * in_row;
+                let row = |iy: usize| io.get(base + iy * in_row..base + (iy + 1) * in_row);
+                self.fill_ring(sc.ring, loaded.max(first)..end, row)?;
+                loaded = loaded.max(end);
+                let at = (b * g.oh + oy) * out_row;
+                let o = io.get_mut(at..at + out_row).ok_or_else(Self::bad)?;
+                let (ring, mut rest) = split_ring(sc);
+                self.row(Src::Ring(ring), oy, o, &mut rest)?;
             }
         }
+        Ok(())
     }
+
+    /// Output row `oy` of the batch whose rows `src` gives, into `out` (ow·c_out values).
+    fn row(
+        &self,
+        src: Src<E>,
+        oy: usize,
+        out: &mut [E],
+        sc: &mut Scratch<E, E::A>,
+    ) -> Result<(), Error> {
+        let g = &self.g;
+        // Every pixel's window lies inside the padded row: groups of NP (a multiplier above
+        // 1 expands one pixel at a time).
+        let most = if g.oc == g.ic { NP } else { 1 };
+        let mut ox = 0;
+        while ox < g.ow {
+            let n = (g.ow - ox).min(most);
+            let o = out
+                .get_mut(ox * g.oc..(ox + n) * g.oc)
+                .ok_or_else(Self::bad)?;
+            self.pixels(src, oy, ox, n, o, sc)?;
+            ox += n;
+        }
+        Ok(())
+    }
+
+    /// `n` output pixels from (oy, ox) (one when the multiplier is above 1). Columns are the
+    /// padded row's: a tap's pixels are all in it, and each tap's row is inside the image or
+    /// outside (the pad pixel) for all of them.
+    fn pixels(
+        &self,
+        src: Src<E>,
+        oy: usize,
+        ox: usize,
+        n: usize,
+        out: &mut [E],
+        sc: &mut Scratch<E, E::A>,
+    ) -> Result<(), Error> {
+        let g = &self.g;
+        let taps = g.kh * g.kw;
+        let (ic, oc) = (g.ic, g.oc);
+        let mult = oc / ic;
+        let step = g.sw * ic;
+        let pad = sc.pad.get(..oc).ok_or_else(Self::bad)?;
+        let mut t0 = 0;
+        while t0 < taps {
+            let t1 = taps.min(t0 + MAX_TAPS);
+            let mut ptrs = [pad.as_ptr(); MAX_TAPS];
+            let mut steps = [0usize; MAX_TAPS];
+            // Taps in an image row (its padding included): their input pixels.
+            for t in t0..t1 {
+                let iy = g.in_y(oy, t / g.kw);
+                if iy < 0 || iy >= g.ih as i64 {
+                    continue;
+                }
+                let row = self.in_row(src, iy as usize)?;
+                let px = ox * g.sw + (t % g.kw) * g.dw; // padded column
+                let last = px + (n - 1) * g.sw;
+                let pixels = row.get(px * ic..last * ic + ic).ok_or_else(Self::bad)?;
+                if mult == 1 {
+                    ptrs[t - t0] = pixels.as_ptr();
+                    steps[t - t0] = step;
+                } else {
+                    // One pixel (n = 1): its channels repeated `mult` times, in the scratch.
+                    let e = sc
+                        .expand
+                        .get_mut((t - t0) * oc..(t - t0 + 1) * oc)
+                        .ok_or_else(Self::bad)?;
+                    for (e, &v) in e.chunks_exact_mut(mult).zip(pixels) {
+                        e.fill(v);
+                    }
+                }
+            }
+            if mult > 1 {
+                for t in t0..t1 {
+                    let iy = g.in_y(oy, t / g.kw);
+                    if iy >= 0 && iy < g.ih as i64 {
+                        let e = sc.expand.get((t - t0) * oc..(t - t0 + 1) * oc);
+                        ptrs[t - t0] = e.ok_or_else(Self::bad)?.as_ptr();
+                    }
+                }
+            }
+            let pairs = (t1 - t0).div_ceil(2);
+            let w = self
+                .w
+                .get(t0 * oc..(t0 + 2 * pairs) * oc)
+                .ok_or_else(Self::bad)?;
+            let last = t1 == taps;
+            let (init, init_stride) = if t0 > 0 {
+                let p = sc.partial.get(..n * oc).ok_or_else(Self::bad)?;
+                (p.as_ptr(), oc)
+            } else {
+                match self.init {
+                    Some(b) => (b.get(..oc).ok_or_else(Self::bad)?.as_ptr(), 0),
+                    None => (core::ptr::null(), 0),
+                }
+            };
+            let partial = if last {
+                core::ptr::null_mut()
+            } else {
+                sc.partial
+                    .get_mut(..n * oc)
+                    .ok_or_else(Self::bad)?
+                    .as_mut_ptr()
+            };
+            let job = Job {
+                taps: &ptrs[..2 * pairs],
+                steps: &steps[..2 * pairs],
+                pairs,
+                n,
+                oc,
+                w: w.as_ptr(),
+                init,
+                init_stride,
+                last,
+                out: out.as_mut_ptr(),
+                out_stride: oc,
+                partial,
+                fin: self.fin,
+            };
+            // SAFETY: the `Job` contract. Each tap pointer is the pad pixel (oc values, step
+            // 0), an expanded pixel (oc values, n = 1) or the start of an input slice
+            // checked to hold the n pixels' channels at `step` apart (mult = 1: oc = ic);
+            // the odd chunk's last pair reads the pad pixel with zero weights; `w` holds the
+            // chunk's pairs; `init` is the bias (oc values, stride 0) or the partial sums of
+            // n pixels, written by the previous chunk; `out` holds n·oc values (the caller's
+            // slice), `partial` n·oc sums; `fin`'s arrays hold oc values (checked at load);
+            // `isa` was detected on this CPU. Only `out` and `partial` are written, and
+            // nothing else refers to them meanwhile.
+            unsafe { lanes::run::<E>(self.isa, &job) };
+            t0 = t1;
+        }
+        Ok(())
+    }
+}
+
+/// The ring, shared, and the other parts of the scratch, mutable.
+fn split_ring<'r, X, A>(sc: &'r mut Scratch<'_, X, A>) -> (&'r [X], Scratch<'r, X, A>) {
+    (
+        &*sc.ring,
+        Scratch {
+            pad: sc.pad,
+            ring: &mut [],
+            expand: &mut *sc.expand,
+            partial: &mut *sc.partial,
+        },
+    )
 }
 
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-    let float = is_float(op)?;
+    run_isa(op, mem, Isa::detect())
+}
+
+fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
     let g = Geom::read(op, P_GEOM);
-    let (ic, oc) = (g.ic, g.oc);
-    let dm = oc / ic.max(1);
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
-    let x = mem.input(t(0)?)?;
     let w = mem.input(t(1)?)?;
-    let bias = op.input(2).map(|b| mem.input(b)).transpose()?;
-    let (mults, shifts) = if float {
-        (&[][..], &[][..])
-    } else {
-        (
-            cast::<i32>(mem.input(t(3)?)?),
-            cast::<i32>(mem.input(t(4)?)?),
-        )
+    let bias = mem.input(t(2)?)?;
+    if is_float(op)? {
+        let bias = cast::<f32>(bias);
+        let fin = Finish {
+            bias: bias.get(..g.oc).ok_or_else(Dw::<f32>::bad)?.as_ptr(),
+            mults: core::ptr::null(),
+            shifts: core::ptr::null(),
+            left: false,
+            zo: 0,
+            lo: 0,
+            hi: 0,
+            flo: f32::from_bits(op.param(P_FLO) as u32),
+            fhi: f32::from_bits(op.param(P_FHI) as u32),
+        };
+        let dw = Dw::<f32> {
+            g,
+            w: cast::<f32>(w),
+            init: None,
+            fin,
+            isa,
+        };
+        return dw.run(op, mem);
+    }
+    let mults = cast::<i32>(mem.input(t(3)?)?);
+    let shifts = cast::<i32>(mem.input(t(4)?)?);
+    let per_channel = |v: &[i32]| Ok::<_, Error>(v.get(..g.oc).ok_or_else(Dw::<i8>::bad)?.as_ptr());
+    let fin = Finish {
+        bias: core::ptr::null(),
+        mults: per_channel(mults)?,
+        shifts: per_channel(shifts)?,
+        left: shifts.iter().any(|&s| s > 0),
+        zo: op.param(P_ZO),
+        lo: op.param(P_LO).max(-128),
+        hi: op.param(P_HI).min(127),
+        flo: 0.0,
+        fhi: 0.0,
     };
-    let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
-    let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
-    let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
-    let bad = || op.error("a tensor is smaller than its geometry");
-    let mut pixels = 0..g.batch * g.oh * g.ow;
-    let plane = (g.oh * g.ow).max(1);
-    let pixel = |p: usize| (p / plane, p % plane / g.ow.max(1), p % g.ow.max(1));
-    if float {
-        let (x, w) = (cast::<f32>(x), cast::<f32>(w));
-        let bias = bias.map(cast::<f32>);
-        let acc = cast_mut::<f32>(scratch).get_mut(..oc).ok_or_else(bad)?;
-        let (lo, hi) = (
-            f32::from_bits(op.param(P_FLO) as u32),
-            f32::from_bits(op.param(P_FHI) as u32),
-        );
-        for y in cast_mut::<f32>(out).chunks_exact_mut(oc.max(1)) {
-            let (b, oy, ox) = pixel(pixels.next().ok_or_else(bad)?);
-            acc.fill(0.0);
-            let mut ok = true;
-            taps(&g, b, oy, ox, |at, t| {
-                match (x.get(at..at + ic), w.get(t * oc..(t + 1) * oc)) {
-                    (Some(xs), Some(ws)) => {
-                        for ((a, wj), &xv) in
-                            acc.chunks_exact_mut(dm).zip(ws.chunks_exact(dm)).zip(xs)
-                        {
-                            for (a, &wv) in a.iter_mut().zip(wj) {
-                                *a += xv * wv;
-                            }
-                        }
-                    }
-                    _ => ok = false,
-                }
-            });
-            if !ok {
-                return Err(bad());
-            }
-            for (c, (o, &a)) in y.iter_mut().zip(acc.iter()).enumerate() {
-                let v = a + bias.and_then(|b| b.get(c)).copied().unwrap_or(0.0);
-                *o = v.max(lo).min(hi);
-            }
+    let dw = Dw::<i8> {
+        g,
+        w: cast::<i16>(w),
+        init: Some(cast::<i32>(bias)),
+        fin,
+        isa,
+    };
+    dw.run(op, mem)
+}
+
+impl<E: DwElem> Dw<'_, E> {
+    fn run(&self, op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+        let g = &self.g;
+        let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
+        let y_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
+        let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
+        let info = |t| op.model().tensor(t).ok_or_else(Self::bad);
+        let lay = Layout::new(g, core::mem::size_of::<E>()).ok_or_else(Self::bad)?;
+        if same_bytes(&info(x_t)?, &info(y_t)?) {
+            // In place: the input is read only through the one buffer both share.
+            let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
+            let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), Self::bad)?;
+            return self.in_place(cast_mut::<E>(io), &mut sc);
         }
-        return Ok(());
+        let x = cast::<E>(mem.input(x_t)?);
+        let (out, scratch) = mem.output_and_temp(y_t, s_t)?;
+        let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), Self::bad)?;
+        self.rows(x, cast_mut::<E>(out), 0..g.batch * g.oh, &mut sc)
     }
-    let (x, w) = (cast::<i8>(x), cast::<i8>(w));
-    let bias = bias.map(cast::<i32>);
-    let acc = cast_mut::<i32>(scratch).get_mut(..oc).ok_or_else(bad)?;
-    let (za, zo) = (op.param(P_ZA), op.param(P_ZO));
-    let (lo, hi) = (op.param(P_LO).max(-128), op.param(P_HI).min(127));
-    let per_tensor = mults.len() == 1;
-    for y in cast_mut::<i8>(out).chunks_exact_mut(oc.max(1)) {
-        let (b, oy, ox) = pixel(pixels.next().ok_or_else(bad)?);
-        // Integer sums are exact (wrapping, as TFLite's int32 in practice): the bias may
-        // start them.
-        match bias {
-            Some(bias) => acc.copy_from_slice(bias.get(..oc).ok_or_else(bad)?),
-            None => acc.fill(0),
-        }
-        let mut ok = true;
-        taps(&g, b, oy, ox, |at, t| {
-            match (x.get(at..at + ic), w.get(t * oc..(t + 1) * oc)) {
-                (Some(xs), Some(ws)) if dm == 1 => {
-                    for ((a, &wv), &xv) in acc.iter_mut().zip(ws).zip(xs) {
-                        *a = a.wrapping_add(i32::from(wv) * (i32::from(xv) - za));
-                    }
-                }
-                (Some(xs), Some(ws)) => {
-                    for ((a, wj), &xv) in acc.chunks_exact_mut(dm).zip(ws.chunks_exact(dm)).zip(xs)
-                    {
-                        let xv = i32::from(xv) - za;
-                        for (a, &wv) in a.iter_mut().zip(wj) {
-                            *a = a.wrapping_add(i32::from(wv) * xv);
-                        }
-                    }
-                }
-                _ => ok = false,
-            }
-        });
-        if !ok {
-            return Err(bad());
-        }
-        for (c, (o, &a)) in y.iter_mut().zip(acc.iter()).enumerate() {
-            let j = if per_tensor { 0 } else { c };
-            let (m, s) = (
-                mults.get(j).copied().unwrap_or(0),
-                shifts.get(j).copied().unwrap_or(0),
-            );
-            let v = multiply_by_quantized_multiplier(a, m, s).saturating_add(zo);
-            *o = v.clamp(lo, hi) as i8;
+}
+
+/// The weights `[taps][c_out]` in pairs of taps (zeros past the last tap), as the kernel
+/// reads them: int8 `[pair][c_out][2]` as i16.
+#[cfg(feature = "alloc")]
+pub(crate) fn pack_i8(w: &[i8], taps: usize, oc: usize) -> alloc::vec::Vec<i16> {
+    let pairs = taps.div_ceil(2);
+    let mut out = alloc::vec![0i16; pairs * 2 * oc];
+    for t in 0..taps {
+        for o in 0..oc {
+            out[((t / 2) * oc + o) * 2 + t % 2] = i16::from(w[t * oc + o]);
         }
     }
-    Ok(())
+    out
+}
+
+/// f32: `[pair][2][c_out]` (the taps' rows, one zero row past an odd last tap).
+#[cfg(feature = "alloc")]
+pub(crate) fn pack_f32(w: &[f32], taps: usize, oc: usize) -> alloc::vec::Vec<f32> {
+    let mut out = alloc::vec![0f32; taps.div_ceil(2) * 2 * oc];
+    out[..taps * oc].copy_from_slice(&w[..taps * oc]);
+    out
+}
+
+/// The int8 sums' start: `bias − z_x·Σ_taps w` per channel (wrapping i32, as the sums).
+#[cfg(feature = "alloc")]
+pub(crate) fn fold_bias(
+    bias: Option<&[i32]>,
+    w: &[i8],
+    taps: usize,
+    oc: usize,
+    za: i32,
+) -> alloc::vec::Vec<i32> {
+    (0..oc)
+        .map(|o| {
+            let sum_w: i32 = (0..taps).map(|t| i32::from(w[t * oc + o])).sum();
+            bias.map_or(0, |b| b[o])
+                .wrapping_sub(za.wrapping_mul(sum_w))
+        })
+        .collect()
 }
 
 #[cfg(feature = "alloc")]
 mod lower {
     use alloc::format;
     use alloc::vec;
+    use alloc::vec::Vec;
 
-    use super::Geom;
+    use super::{fold_bias, in_place_geom, pack_f32, pack_i8, Geom, Layout};
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::ops::conv::same_or_valid;
     use crate::nn::ops::gemm_common::lower_requant;
     use crate::nn::transform::ir::OpOptions;
     use crate::nn::transform::lower::{activation_range_f, Lowering};
+
+    fn le<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+        data.chunks_exact(N)
+            .map(|c| f(c.try_into().unwrap_or([0; N])))
+            .collect()
+    }
 
     pub(crate) fn lower(l: &mut Lowering, node: usize) -> Result<(), Error> {
         let gr = l.graph;
@@ -307,9 +787,9 @@ mod lower {
         let words = g
             .words()
             .ok_or_else(|| err("a dimension too large is not supported"))?;
-        if w.data.is_none() {
+        let Some(w_data) = w.data.as_deref() else {
             return Err(err("non-constant weights are not supported"));
-        }
+        };
         let bias = gr.nodes[node].inputs.get(2).copied().flatten();
         let float = x.dtype == DType::F32;
         let (want, want_b) = if float {
@@ -322,32 +802,607 @@ mod lower {
                 "only int8 or f32 input, weights and output (all the same) are supported",
             ));
         }
-        if let Some(bt) = bias {
-            let bt = &gr.tensors[bt];
-            if bt.dtype != want_b {
-                return Err(err("this bias type is not supported"));
-            }
-            if bt.elems() != oc {
-                return Err(err("the bias does not match the output channels"));
-            }
+        let taps = kh * kw;
+        if w_data.len() != taps * oc * want.size() {
+            return Err(err("the weights have the wrong size"));
         }
+        let bias_data = match bias {
+            Some(bt) => {
+                let bt = &gr.tensors[bt];
+                if bt.dtype != want_b {
+                    return Err(err("this bias type is not supported"));
+                }
+                let data = bt
+                    .data
+                    .as_deref()
+                    .ok_or_else(|| err("non-constant bias is not supported"))?;
+                if bt.elems() != oc || data.len() != oc * 4 {
+                    return Err(err("the bias does not match the output channels"));
+                }
+                Some(data)
+            }
+            None => None,
+        };
         let y_name = y.name.clone();
         let mut params = words.to_vec();
-        let mut op = l.op(node, 4, vec![]);
-        op.inputs.truncate(3);
-        op.inputs.resize(3, None);
+        let mut op = l.op(node, super::DEF.code, vec![]);
+        op.inputs.truncate(1);
+        let w_t;
+        let b_t;
         if float {
             let (lo, hi) = activation_range_f(act).map_err(err)?;
             params.extend([lo.to_bits() as i32, hi.to_bits() as i32]);
+            let wf = le(w_data, f32::from_le_bytes);
+            let packed = pack_f32(&wf, taps, oc);
+            let bytes = packed.iter().flat_map(|v| v.to_le_bytes()).collect();
+            w_t = l.add_const(
+                format!("{y_name}/dw_weights"),
+                DType::F32,
+                vec![packed.len()],
+                bytes,
+            );
+            let bf = bias_data.map_or_else(|| vec![0f32; oc], |d| le(d, f32::from_le_bytes));
+            let bytes = bf.iter().flat_map(|v| v.to_le_bytes()).collect();
+            b_t = l.add_const(format!("{y_name}/dw_bias"), DType::F32, vec![oc], bytes);
+            op.inputs.extend([Some(w_t), Some(b_t)]);
         } else {
             let rq = lower_requant(l, node, oc, act)?;
             // TFLite's DepthwiseConvPerChannel has no weights offset.
             params.extend([rq.za, rq.zo, rq.lo, rq.hi]);
-            op.inputs.extend([Some(rq.mults), Some(rq.shifts)]);
+            let wi: Vec<i8> = w_data.iter().map(|&v| v as i8).collect();
+            let packed = pack_i8(&wi, taps, oc);
+            let bytes = packed.iter().flat_map(|v| v.to_le_bytes()).collect();
+            w_t = l.add_const(
+                format!("{y_name}/dw_weights"),
+                DType::I16,
+                vec![packed.len()],
+                bytes,
+            );
+            let bi = bias_data.map(|d| le(d, i32::from_le_bytes));
+            let folded = fold_bias(bi.as_deref(), &wi, taps, oc, rq.za);
+            b_t = l.add_i32(format!("{y_name}/dw_bias"), &folded);
+            // Per-tensor scales become one per channel: the kernel loads them in vectors.
+            for t in [rq.mults, rq.shifts] {
+                let data = l.tensors[t].data.clone().unwrap_or_default();
+                if data.len() == 4 && oc > 1 {
+                    let tensor = &mut l.tensors[t];
+                    tensor.data = Some(data.repeat(oc));
+                    tensor.shape = vec![oc];
+                    tensor.bytes = 4 * oc;
+                }
+            }
+            op.inputs
+                .extend([Some(w_t), Some(b_t), Some(rq.mults), Some(rq.shifts)]);
         }
         op.params = params;
-        op.temps = vec![l.add_temp(format!("{y_name}/acc"), oc * 4)];
+        op.in_place = in_place_geom(&g);
+        let lay = Layout::new(&g, want.size()).ok_or_else(|| err("sizes overflow"))?;
+        op.temps = vec![l.add_temp(format!("{y_name}/dw_scratch"), lay.bytes())];
         l.push(op);
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use crate::nn::ops::conv::same_or_valid;
+    use crate::nn::transform::ir::Padding;
+    use crate::reference::multiply_by_quantized_multiplier;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn range(&mut self, lo: usize, hi: usize) -> usize {
+            lo + (self.next() % (hi - lo + 1) as u64) as usize
+        }
+        fn i8(&mut self) -> i8 {
+            self.next() as i8
+        }
+        fn f32(&mut self) -> f32 {
+            (self.next() % 2001) as f32 / 1000.0 - 1.0
+        }
+    }
+
+    fn geometry(r: &mut Rng) -> Geom {
+        let (kh, kw) = if r.range(0, 9) == 0 {
+            (r.range(5, 7), r.range(5, 7)) // over MAX_TAPS: partial sums
+        } else {
+            (r.range(1, 4), r.range(1, 4))
+        };
+        let (sh, sw, dh, dw) = (r.range(1, 3), r.range(1, 3), r.range(1, 2), r.range(1, 2));
+        let ic = r.range(1, 40);
+        let mult = if r.range(0, 3) == 0 { r.range(2, 3) } else { 1 };
+        let padding = if r.range(0, 1) == 0 {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
+        loop {
+            let (ih, iw) = (r.range(1, 14), r.range(1, 14));
+            let (Some((oh, pt)), Some((ow, pl))) = (
+                same_or_valid(padding, ih, kh, sh, dh),
+                same_or_valid(padding, iw, kw, sw, dw),
+            ) else {
+                continue;
+            };
+            if oh == 0 || ow == 0 {
+                continue;
+            }
+            return Geom {
+                batch: r.range(1, 2),
+                ih,
+                iw,
+                ic,
+                oh,
+                ow,
+                oc: ic * mult,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw,
+                pt,
+                pl,
+            };
+        }
+    }
+
+    /// (input offset, tap) of every tap of output (b, oy, ox) inside the image.
+    fn taps_in(g: &Geom, b: usize, oy: usize, ox: usize) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        for fy in 0..g.kh {
+            for fx in 0..g.kw {
+                if let Some(at) = g.in_pixel(b, g.in_y(oy, fy), g.in_x(ox, fx)) {
+                    v.push((at, fy * g.kw + fx));
+                }
+            }
+        }
+        v
+    }
+
+    fn outputs(g: &Geom) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
+        (0..g.batch).flat_map(move |b| {
+            (0..g.oh).flat_map(move |oy| {
+                (0..g.ow).flat_map(move |ox| (0..g.oc).map(move |o| (b, oy, ox, o)))
+            })
+        })
+    }
+
+    fn aligned(bytes: usize) -> Vec<u128> {
+        vec![0u128; bytes.div_ceil(16) + 1]
+    }
+
+    fn as_bytes(v: &mut [u128]) -> &mut [u8] {
+        // SAFETY: the u128 buffer viewed as its bytes.
+        unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, v.len() * 16) }
+    }
+
+    /// Runs `dw` on `x`, out of place or in place (one buffer for input and output).
+    fn run_dw<E: DwElem>(dw: &Dw<E>, x: &[E], pad: E, in_place: bool) -> Vec<E> {
+        let g = &dw.g;
+        let lay = Layout::new(g, core::mem::size_of::<E>()).unwrap();
+        let mut s = aligned(lay.bytes());
+        let mut sc = Scratch::new(as_bytes(&mut s), &lay, pad, Dw::<E>::bad).unwrap();
+        let out_len = g.batch * g.oh * g.ow * g.oc;
+        if in_place {
+            let mut io = x.to_vec();
+            io.resize(x.len().max(out_len), E::default());
+            dw.in_place(&mut io, &mut sc).unwrap();
+            io.truncate(out_len);
+            io
+        } else {
+            let mut out = vec![E::default(); out_len];
+            dw.rows(x, &mut out, 0..g.batch * g.oh, &mut sc).unwrap();
+            out
+        }
+    }
+
+    /// Every instruction set and both the image and the in-place ring give TFLite's
+    /// reference results: int8 bit for bit, f32 bit for bit in the portable path (same
+    /// order of operations) and within rounding with FMA; in place bit-identical to out of
+    /// place.
+    #[test]
+    fn every_path_matches_the_reference_loops() {
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut in_place_runs = 0;
+        for case in 0..300 {
+            let g = geometry(&mut r);
+            let taps = g.kh * g.kw;
+            let mult = g.oc / g.ic;
+            let x_len = g.batch * g.ih * g.iw * g.ic;
+            // int8
+            let x: Vec<i8> = (0..x_len).map(|_| r.i8()).collect();
+            let w: Vec<i8> = (0..taps * g.oc).map(|_| r.i8()).collect();
+            let bias: Vec<i32> = (0..g.oc)
+                .map(|_| (r.next() % 20001) as i32 - 10000)
+                .collect();
+            let mults: Vec<i32> = (0..g.oc)
+                .map(|_| (1 << 30) + (r.next() % (1 << 30)) as i32)
+                .collect();
+            let shifts: Vec<i32> = (0..g.oc)
+                .map(|_| -(r.range(5, 12) as i32) + if case % 7 == 0 { 7 } else { 0 })
+                .collect();
+            let (za, zo) = (r.i8() as i32, r.i8() as i32);
+            let (lo, hi) = (-128 + r.range(0, 20) as i32, 127 - r.range(0, 20) as i32);
+            let want: Vec<i8> = outputs(&g)
+                .map(|(b, oy, ox, o)| {
+                    let mut acc = bias[o];
+                    for (at, t) in taps_in(&g, b, oy, ox) {
+                        let xv = i32::from(x[at + o / mult]) - za;
+                        acc = acc.wrapping_add(i32::from(w[t * g.oc + o]) * xv);
+                    }
+                    let v =
+                        multiply_by_quantized_multiplier(acc, mults[o], shifts[o]).wrapping_add(zo);
+                    v.clamp(lo, hi) as i8
+                })
+                .collect();
+            let wp = pack_i8(&w, taps, g.oc);
+            let folded = fold_bias(Some(&bias), &w, taps, g.oc, za);
+            // f32
+            let xf: Vec<f32> = (0..x_len).map(|_| r.f32()).collect();
+            let wf: Vec<f32> = (0..taps * g.oc).map(|_| r.f32()).collect();
+            let bf: Vec<f32> = (0..g.oc).map(|_| r.f32()).collect();
+            let (flo, fhi) = (-0.5f32, 2.0f32);
+            let want_f: Vec<f32> = outputs(&g)
+                .map(|(b, oy, ox, o)| {
+                    let mut acc = 0f32;
+                    for (at, t) in taps_in(&g, b, oy, ox) {
+                        acc += xf[at + o / mult] * wf[t * g.oc + o];
+                    }
+                    let v = acc + bf[o];
+                    if v < flo {
+                        flo
+                    } else if v > fhi {
+                        fhi
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let wpf = pack_f32(&wf, taps, g.oc);
+            for isa in Isa::all_runnable() {
+                let dw = Dw::<i8> {
+                    g,
+                    w: &wp,
+                    init: Some(&folded),
+                    fin: Finish {
+                        bias: core::ptr::null(),
+                        mults: mults.as_ptr(),
+                        shifts: shifts.as_ptr(),
+                        left: shifts.iter().any(|&s| s > 0),
+                        zo,
+                        lo,
+                        hi,
+                        flo: 0.0,
+                        fhi: 0.0,
+                    },
+                    isa,
+                };
+                let got = run_dw(&dw, &x, za as i8, false);
+                assert_eq!(got, want, "int8 {isa:?} {g:?}");
+                let dwf = Dw::<f32> {
+                    g,
+                    w: &wpf,
+                    init: None,
+                    fin: Finish {
+                        bias: bf.as_ptr(),
+                        mults: core::ptr::null(),
+                        shifts: core::ptr::null(),
+                        left: false,
+                        zo: 0,
+                        lo: 0,
+                        hi: 0,
+                        flo,
+                        fhi,
+                    },
+                    isa,
+                };
+                let got_f = run_dw(&dwf, &xf, 0.0, false);
+                if isa == Isa::Portable {
+                    assert_eq!(got_f, want_f, "f32 {isa:?} {g:?}");
+                } else {
+                    for (a, b) in got_f.iter().zip(&want_f) {
+                        assert!(
+                            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                            "f32 {isa:?} {g:?}: {a} vs {b}"
+                        );
+                    }
+                }
+                if in_place_geom(&g) {
+                    in_place_runs += 1;
+                    assert_eq!(
+                        run_dw(&dw, &x, za as i8, true),
+                        got,
+                        "int8 in place {isa:?} {g:?}"
+                    );
+                    let got_fi = run_dw(&dwf, &xf, 0.0, true);
+                    assert!(
+                        got_fi
+                            .iter()
+                            .zip(&got_f)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "f32 in place {isa:?} {g:?}"
+                    );
+                }
+            }
+        }
+        assert!(in_place_runs > 100, "{in_place_runs} in-place runs");
+    }
+
+    /// The geometries of MobileNets and DS-CNN run in place; a multiplier of 2 at stride 1
+    /// (the output outgrows the input rows still to read) does not.
+    #[test]
+    fn in_place_geometries() {
+        let g = |ih: usize, ic: usize, oh: usize, oc: usize, k: usize, s: usize, pt: usize| Geom {
+            batch: 1,
+            ih,
+            iw: ih,
+            ic,
+            oh,
+            ow: oh,
+            oc,
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            dh: 1,
+            dw: 1,
+            pt,
+            pl: pt,
+        };
+        assert!(in_place_geom(&g(112, 32, 112, 32, 3, 1, 1)));
+        assert!(in_place_geom(&g(112, 96, 56, 96, 3, 2, 0)));
+        assert!(in_place_geom(&g(7, 960, 7, 960, 5, 1, 2)));
+        assert!(in_place_geom(&Geom {
+            batch: 3,
+            ..g(25, 64, 25, 64, 3, 1, 1)
+        }));
+        assert!(!in_place_geom(&g(10, 8, 10, 16, 3, 1, 1)));
+        // Rows of the next batch are not in the ring: an output larger than the input is
+        // refused.
+        assert!(!in_place_geom(&Geom {
+            batch: 2,
+            ..g(4, 8, 4, 16, 1, 1, 0)
+        }));
+    }
+
+    /// A one-operator model with weights [1, k, k, c·mult].
+    fn model(
+        float: bool,
+        hw: usize,
+        c: usize,
+        mult: usize,
+        k: usize,
+        stride: i32,
+    ) -> crate::nn::transform::ir::Graph {
+        use crate::nn::transform::ir::{
+            Activation, BuiltinOp, Graph, Node, OpOptions, Quant, Tensor,
+        };
+        let mut r = Rng(7);
+        let oc = c * mult;
+        let oh = hw.div_ceil(stride as usize);
+        let q = |s: Vec<f32>, z: i64| {
+            (!float).then(|| Quant {
+                zero_point: vec![z; s.len()],
+                scale: s,
+                axis: 3,
+            })
+        };
+        let (dt, bt) = if float {
+            (DType::F32, DType::F32)
+        } else {
+            (DType::I8, DType::I32)
+        };
+        let w: Vec<u8> = if float {
+            (0..k * k * oc)
+                .flat_map(|_| r.f32().to_le_bytes())
+                .collect()
+        } else {
+            (0..k * k * oc).map(|_| r.i8() as u8).collect()
+        };
+        let b: Vec<u8> = (0..oc)
+            .flat_map(|_| {
+                if float {
+                    r.f32().to_le_bytes()
+                } else {
+                    ((r.next() % 2000) as i32 - 1000).to_le_bytes()
+                }
+            })
+            .collect();
+        let t = |name: &str, dtype, shape: Vec<usize>, quant, data| Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            quant,
+            data,
+        };
+        Graph {
+            tensors: vec![
+                t("x", dt, vec![1, hw, hw, c], q(vec![0.02], 3), None),
+                t(
+                    "w",
+                    dt,
+                    vec![1, k, k, oc],
+                    q((0..oc).map(|i| 0.01 + i as f32 * 1e-4).collect(), 0),
+                    Some(w),
+                ),
+                t("b", bt, vec![oc], None, Some(b)),
+                t("y", dt, vec![1, oh, oh, oc], q(vec![0.05], -5), None),
+            ],
+            nodes: vec![Node {
+                op: BuiltinOp::DepthwiseConv2d,
+                version: 1,
+                options: OpOptions::DepthwiseConv2d {
+                    padding: Padding::Same,
+                    stride_w: stride,
+                    stride_h: stride,
+                    depth_multiplier: mult as i32,
+                    activation: Activation::Relu6,
+                    dilation_w_factor: 1,
+                    dilation_h_factor: 1,
+                },
+                inputs: vec![Some(0), Some(1), Some(2)],
+                outputs: vec![3],
+            }],
+            inputs: vec![0],
+            outputs: vec![3],
+        }
+    }
+
+    /// Loads `g` with the output at the input's arena offset, or as planned.
+    fn load(
+        g: &crate::nn::transform::ir::Graph,
+        in_place: bool,
+    ) -> Result<crate::nn::transform::LoadedModel, Error> {
+        use crate::nn::transform::blob_writer::{write_blob, WriteOptions};
+        use crate::nn::transform::{lower::lower, plan::plan, LoadedModel, Packing};
+        let l = lower(g, Packing::Portable)?;
+        let mut p = plan(&l);
+        if in_place {
+            p.offsets[3] = p.offsets[0];
+        }
+        LoadedModel::from_blob(&write_blob(&l, &p, WriteOptions::default())?)
+    }
+
+    /// Through the blob and the session: a plan that puts the output over the input gives
+    /// the same bytes as one that does not (the operator reads the input only through the
+    /// shared buffer), and a geometry that cannot run in place is refused at load.
+    #[test]
+    fn in_place_plan_gives_the_same_outputs() {
+        for float in [false, true] {
+            for (hw, c, k, stride) in [(9, 24, 3, 1), (10, 19, 3, 2), (6, 8, 5, 1)] {
+                let g = model(float, hw, c, 1, k, stride);
+                let bytes = if float { 4 } else { 1 };
+                let x: Vec<u8> = (0..hw * hw * c * bytes)
+                    .map(|i| (i * 37 % 251) as u8)
+                    .collect();
+                let x: Vec<u8> = if float {
+                    x.chunks(4)
+                        .flat_map(|c| (c[0] as f32 / 100.0 - 1.0).to_le_bytes())
+                        .collect()
+                } else {
+                    x
+                };
+                let outs: Vec<Vec<u8>> = [false, true]
+                    .iter()
+                    .map(|&ip| {
+                        let m = load(&g, ip).unwrap();
+                        let mut r = m.runner();
+                        r.set_input(0, &x).unwrap();
+                        r.run().unwrap();
+                        r.output(0).unwrap()
+                    })
+                    .collect();
+                assert_eq!(outs[0], outs[1], "float {float} {hw} {c} {k} {stride}");
+            }
+            let g = model(float, 6, 4, 2, 3, 1);
+            assert!(load(&g, false).is_ok());
+            assert!(load(&g, true).is_err());
+        }
+    }
+
+    /// Microseconds per run of `dw` over `x` (buffers allocated once).
+    #[cfg(feature = "std")]
+    fn time<E: DwElem>(dw: &Dw<E>, x: &[E]) -> f64 {
+        let g = &dw.g;
+        let lay = Layout::new(g, core::mem::size_of::<E>()).unwrap();
+        let mut s = aligned(lay.bytes());
+        let mut sc = Scratch::new(as_bytes(&mut s), &lay, E::default(), Dw::<E>::bad).unwrap();
+        let mut out = vec![E::default(); g.batch * g.oh * g.ow * g.oc];
+        let mut best = f64::MAX;
+        for _ in 0..20 {
+            let t = std::time::Instant::now();
+            dw.rows(x, &mut out, 0..g.batch * g.oh, &mut sc).unwrap();
+            best = best.min(t.elapsed().as_secs_f64() * 1e6);
+        }
+        best
+    }
+
+    /// Times MobileNet-v2-like layers per instruction set (`cargo test --release --lib
+    /// dw_layer_times -- --ignored --nocapture`).
+    #[cfg(feature = "std")]
+    #[test]
+    #[ignore]
+    fn dw_layer_times() {
+        let mut r = Rng(3);
+        for (hw, c, s) in [
+            (112, 32, 1),
+            (112, 96, 2),
+            (28, 192, 1),
+            (14, 576, 1),
+            (25, 64, 1),
+        ] {
+            let oh = hw / s;
+            let pt = if s == 1 { 1 } else { 0 };
+            let g = Geom {
+                batch: 1,
+                ih: hw,
+                iw: if hw == 25 { 5 } else { hw },
+                ic: c,
+                oh,
+                ow: if hw == 25 { 5 } else { oh },
+                oc: c,
+                kh: 3,
+                kw: 3,
+                sh: s,
+                sw: s,
+                dh: 1,
+                dw: 1,
+                pt,
+                pl: pt,
+            };
+            let x: Vec<f32> = (0..g.ih * g.iw * c).map(|_| r.f32()).collect();
+            let xi: Vec<i8> = (0..g.ih * g.iw * c).map(|_| r.i8()).collect();
+            let w = pack_f32(&vec![0.5; 9 * c], 9, c);
+            let wi = pack_i8(&vec![3; 9 * c], 9, c);
+            let b = vec![0.0f32; c];
+            let bi = vec![0i32; c];
+            let m = vec![1 << 30; c];
+            let sh = vec![-8; c];
+            for isa in Isa::all_runnable() {
+                let fin = Finish {
+                    bias: b.as_ptr(),
+                    mults: m.as_ptr(),
+                    shifts: sh.as_ptr(),
+                    left: false,
+                    zo: 0,
+                    lo: -128,
+                    hi: 127,
+                    flo: -1.0,
+                    fhi: 1.0,
+                };
+                let dw = Dw::<f32> {
+                    g,
+                    w: &w,
+                    init: None,
+                    fin,
+                    isa,
+                };
+                let dwi = Dw::<i8> {
+                    g,
+                    w: &wi,
+                    init: Some(&bi),
+                    fin,
+                    isa,
+                };
+                let tf = time(&dw, &x);
+                let ti = time(&dwi, &xi);
+                let macs = (g.oh * g.ow * c * 9) as f64;
+                std::println!(
+                    "{hw}x{c} s{s} {isa:?}: f32 {tf:.1} us ({:.1} GMAC/s), int8 {ti:.1} us ({:.1} GMAC/s)",
+                    macs / tf / 1e3,
+                    macs / ti / 1e3
+                );
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 9,
     name: "FULLY_CONNECTED",
     in_place: false,
+    macs,
     check,
     run,
     #[cfg(feature = "alloc")]
@@ -36,6 +37,11 @@ fn dims(op: &OpView) -> (usize, usize, usize) {
 
 fn is_float(op: &OpView) -> Result<bool, Error> {
     gemm_common::is_float(op)
+}
+
+/// k products per output value.
+fn macs(op: &OpView) -> u64 {
+    super::output_macs(op, op.param(P_K).max(0) as u64)
 }
 
 fn check(op: &OpView) -> Result<(), Error> {

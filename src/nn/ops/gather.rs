@@ -17,6 +17,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 36,
     name: "GATHER",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

@@ -21,6 +21,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 14,
     name: "LOGISTIC",
     in_place: true,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

@@ -25,6 +25,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 40,
     name: "MEAN",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]
@@ -121,37 +122,97 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let x = mem.input(xt)?;
     let out = mem.output(yt)?;
     if xi.dtype == DType::F32 {
-        let (x, y) = (cast::<f32>(x), cast_mut::<f32>(out));
         let count = s.count as f32;
-        let mut outs = y.iter_mut();
-        nd::walk(kept, kept_strides, &[], |base, _| {
-            let mut sum = 0f32;
-            nd::walk(red, red_strides, &[], |off, _| {
-                sum += x.get(base + off).copied().unwrap_or(0.0);
-            });
-            if let Some(o) = outs.next() {
-                *o = sum / count;
-            }
-        });
+        reduce(
+            kept,
+            kept_strides,
+            red,
+            red_strides,
+            cast::<f32>(x),
+            cast_mut::<f32>(out),
+            0f32,
+            |a, v| a + v,
+            |sum| sum / count,
+        );
         return Ok(());
     }
-    let (x, y) = (cast::<i8>(x), cast_mut::<i8>(out));
     let (zi, zo) = (op.param(P_ZI), op.param(P_ZO));
     let (mult, shift) = (op.param(P_MUL), op.param(P_SHIFT));
     let offset = (i64::from(zi) * s.count as i64) as i32;
+    reduce(
+        kept,
+        kept_strides,
+        red,
+        red_strides,
+        cast::<i8>(x),
+        cast_mut::<i8>(out),
+        0i32,
+        // No overflow: `check` bounds the count so that 255·count < 2^31.
+        |a, v| a + i32::from(v),
+        |sum| {
+            let v = multiply_by_quantized_multiplier(sum.wrapping_sub(offset), mult, shift);
+            v.saturating_add(zo).clamp(-128, 127) as i8
+        },
+    );
+    Ok(())
+}
+
+/// Kept elements reduced together when the last axis is kept (an accumulator row on the
+/// stack).
+const CHUNK: usize = 64;
+
+/// `y[kept] = finish(fold of x over the reduced offsets)`, each output's elements added in
+/// input order. When the input's last axis is kept (MEAN over H and W of NHWC), a row of
+/// contiguous outputs is reduced at once, reduced offset by reduced offset, so the inner
+/// loop runs over contiguous channels.
+#[allow(clippy::too_many_arguments)]
+fn reduce<T: Copy, A: Copy>(
+    kept: &[usize],
+    kept_strides: &[usize],
+    red: &[usize],
+    red_strides: &[usize],
+    x: &[T],
+    y: &mut [T],
+    zero: A,
+    add: impl Fn(A, T) -> A,
+    finish: impl Fn(A) -> T,
+) {
     let mut outs = y.iter_mut();
-    nd::walk(kept, kept_strides, &[], |base, _| {
-        let mut sum = 0i32;
-        nd::walk(red, red_strides, &[], |off, _| {
-            sum += i32::from(x.get(base + off).copied().unwrap_or(0));
+    if let (Some((&row, outer)), Some((&1, outer_strides))) =
+        (kept.split_last(), kept_strides.split_last())
+    {
+        let mut acc = [zero; CHUNK];
+        nd::walk(outer, outer_strides, &[], |base, _| {
+            for c0 in (0..row).step_by(CHUNK) {
+                let acc = &mut acc[..(row - c0).min(CHUNK)];
+                acc.fill(zero);
+                nd::walk(red, red_strides, &[], |off, _| {
+                    let at = base + off + c0;
+                    if let Some(src) = x.get(at..at + acc.len()) {
+                        for (a, &v) in acc.iter_mut().zip(src) {
+                            *a = add(*a, v);
+                        }
+                    }
+                });
+                // `acc` first: zip must not take an output it has no value for.
+                for (&a, o) in acc.iter().zip(outs.by_ref()) {
+                    *o = finish(a);
+                }
+            }
         });
-        let v = multiply_by_quantized_multiplier(sum.wrapping_sub(offset), mult, shift)
-            .saturating_add(zo);
+        return;
+    }
+    nd::walk(kept, kept_strides, &[], |base, _| {
+        let mut sum = zero;
+        nd::walk(red, red_strides, &[], |off, _| {
+            if let Some(&v) = x.get(base + off) {
+                sum = add(sum, v);
+            }
+        });
         if let Some(o) = outs.next() {
-            *o = v.clamp(-128, 127) as i8;
+            *o = finish(sum);
         }
     });
-    Ok(())
 }
 
 #[cfg(feature = "alloc")]

@@ -22,6 +22,7 @@ pub(crate) mod broadcast;
 mod concat;
 mod conv;
 mod depthwise_conv;
+mod depthwise_lanes;
 mod fixed_point;
 mod fully_connected;
 mod gather;
@@ -50,6 +51,9 @@ pub(crate) struct OpDef {
     pub name: &'static str,
     /// Whether an output may share the arena bytes of its first input (same offset).
     pub in_place: bool,
+    /// Multiply-accumulates one run performs (reported by `inspect` and the profile;
+    /// [`no_macs`] for operators without products).
+    pub macs: fn(&OpView) -> u64,
     pub check: fn(&OpView) -> Result<(), Error>,
     pub run: fn(&OpView, &mut OpMem) -> Result<(), Error>,
     /// IR node → blob operator (host side).
@@ -106,6 +110,21 @@ pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
 /// TFLite's name for an operator code this build has (`"unknown"` otherwise).
 pub(crate) fn name(code: u16) -> &'static str {
     def(code).map_or("unknown", |d| d.name)
+}
+
+/// The MAC count of operators that have none worth reporting (element-wise, data movement).
+pub(crate) fn no_macs(_: &OpView) -> u64 {
+    0
+}
+
+/// Multiply-accumulates of one run of a loaded operator.
+pub(crate) fn macs(op: &OpView) -> u64 {
+    def(op.code).map_or(0, |d| (d.macs)(op))
+}
+
+/// Output elements of `op` times `per_output` products each (the GEMM-like operators).
+pub(crate) fn output_macs(op: &OpView, per_output: u64) -> u64 {
+    checks::output(op, 0).map_or(0, |y| (y.elems() as u64).saturating_mul(per_output))
 }
 
 pub(crate) fn in_place(code: u16) -> bool {
@@ -179,44 +198,6 @@ impl<'a> OpMem<'a> {
         }
     }
 
-    /// For an operator whose output `out` lies over its input `x` (same offset): the bytes
-    /// of both (from that offset to the end of the longer one), and scratch `s`, which must
-    /// overlap neither.
-    pub(crate) fn in_place_and_temp(
-        &mut self,
-        x: usize,
-        out: usize,
-        s: usize,
-    ) -> Result<(&mut [u8], &mut [u8]), Error> {
-        let (xi, yi, si) = (self.info(x)?, self.info(out)?, self.info(s)?);
-        let span = xi.bytes.max(yi.bytes);
-        let ok = |i: &TensorInfo, len: usize| {
-            i.storage == Storage::Arena
-                && i.offset
-                    .checked_add(len)
-                    .is_some_and(|e| e <= self.arena_len)
-        };
-        let disjoint = xi.offset + span <= si.offset || si.offset + si.bytes <= xi.offset;
-        if !self.is_in_place(x, out)
-            || !ok(&xi, span)
-            || !ok(&si, si.bytes)
-            || !(disjoint || si.bytes == 0 || span == 0)
-        {
-            return Err(super::blob::blob_err(
-                "an in-place operator's buffers are not laid out for it",
-            ));
-        }
-        // SAFETY: both ranges inside the arena and disjoint (checked above), borrowed from
-        // `self`; the input is read through the first slice only (the caller does not take
-        // `input(x)` meanwhile).
-        unsafe {
-            Ok((
-                core::slice::from_raw_parts_mut(self.arena.add(xi.offset), span),
-                core::slice::from_raw_parts_mut(self.arena.add(si.offset), si.bytes),
-            ))
-        }
-    }
-
     fn info(&self, t: usize) -> Result<TensorInfo<'a>, Error> {
         self.model
             .tensor_unnamed(t)
@@ -272,6 +253,43 @@ impl<'a> OpMem<'a> {
         unsafe {
             Ok((
                 core::slice::from_raw_parts_mut(self.arena.add(ti.offset), ti.bytes),
+                core::slice::from_raw_parts_mut(self.arena.add(si.offset), si.bytes),
+            ))
+        }
+    }
+
+    /// For an operator working in place: input `i` and output `o`, which start at the same
+    /// arena offset, as one buffer (as long as the longer of the two; the operator reads the
+    /// input only through it), and scratch `s`, disjoint from it.
+    pub(crate) fn in_place_and_temp(
+        &mut self,
+        i: usize,
+        o: usize,
+        s: usize,
+    ) -> Result<(&mut [u8], &mut [u8]), Error> {
+        let (ii, oi, si) = (self.info(i)?, self.info(o)?, self.info(s)?);
+        let arena = |x: &TensorInfo| x.storage == Storage::Arena;
+        let len = ii.bytes.max(oi.bytes);
+        let fits = |off: usize, n: usize| off.checked_add(n).is_some_and(|e| e <= self.arena_len);
+        let disjoint = || ii.offset + len <= si.offset || si.offset + si.bytes <= ii.offset;
+        if !arena(&ii)
+            || !arena(&oi)
+            || !arena(&si)
+            || ii.offset != oi.offset
+            || !fits(ii.offset, len)
+            || !fits(si.offset, si.bytes)
+            || !(si.bytes == 0 || disjoint())
+        {
+            return Err(super::blob::blob_err(
+                "an in-place operator's tensors are not laid out for it",
+            ));
+        }
+        // SAFETY: both inside the arena and disjoint (checked above), borrowed from `self`;
+        // the input is not lent out as a shared slice meanwhile (the operator reads it only
+        // through the first slice).
+        unsafe {
+            Ok((
+                core::slice::from_raw_parts_mut(self.arena.add(ii.offset), len),
                 core::slice::from_raw_parts_mut(self.arena.add(si.offset), si.bytes),
             ))
         }

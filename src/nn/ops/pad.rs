@@ -20,6 +20,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 34,
     name: "PAD",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

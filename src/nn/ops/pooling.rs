@@ -23,6 +23,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 1,
     name: "AVERAGE_POOL_2D",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]
@@ -154,80 +155,88 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let average = op.code() == DEF.code;
     match xi.dtype {
         DType::I8 => {
+            let (x, y) = (cast::<i8>(x), cast_mut::<i8>(out));
             let (lo, hi) = (op.param(P_LO), op.param(P_HI));
-            pool(&g, cast::<i8>(x), cast_mut::<i8>(out), |win| {
-                let v = if average {
-                    // TFLite sums in i32; i64 gives the same result wherever that does
-                    // not overflow, and no panic on a hostile blob's huge window.
-                    let (mut sum, mut count) = (0i64, 0i64);
-                    win(&mut |v: i8| {
-                        sum += i64::from(v);
-                        count += 1;
-                    });
-                    let half = count / 2;
-                    let avg = if sum > 0 {
-                        (sum + half) / count.max(1)
-                    } else {
-                        (sum - half) / count.max(1)
-                    };
-                    avg.clamp(i32::MIN.into(), i32::MAX.into()) as i32
+            let clamp = move |v: i64| v.clamp(lo.into(), hi.into()) as i8;
+            // TFLite sums in i32 and divides rounding half away from zero.
+            let average_of = move |sum: i64, count: usize| {
+                let (count, half) = (count.max(1) as i64, count as i64 / 2);
+                clamp(if sum > 0 {
+                    (sum + half) / count
                 } else {
-                    let mut m = i8::MIN;
-                    win(&mut |v: i8| m = m.max(v));
-                    i32::from(m)
-                };
-                v.max(lo).min(hi) as i8
-            });
+                    (sum - half) / count
+                })
+            };
+            if !average {
+                pool(&g, x, y, i8::MIN, |m, v| m.max(v), |m, _| clamp(m.into()));
+            } else if g.fh * g.fw <= 1 << 24 {
+                // No i32 window sum of int8 values can overflow.
+                let add = |s: i32, v: i8| s + i32::from(v);
+                pool(&g, x, y, 0i32, add, |s, n| average_of(s.into(), n));
+            } else {
+                // A hostile blob's huge window: the same sums in i64, never a panic.
+                pool(&g, x, y, 0i64, |s, v| s + i64::from(v), average_of);
+            }
         }
         _ => {
+            let (x, y) = (cast::<f32>(x), cast_mut::<f32>(out));
             let lo = f32::from_bits(op.param(P_LO) as u32);
             let hi = f32::from_bits(op.param(P_HI) as u32);
-            pool(&g, cast::<f32>(x), cast_mut::<f32>(out), |win| {
-                let v = if average {
-                    let (mut sum, mut count) = (0f32, 0f32);
-                    win(&mut |v: f32| {
-                        sum += v;
-                        count += 1.0;
-                    });
-                    sum / count
-                } else {
-                    let mut m = f32::MIN;
-                    win(&mut |v: f32| m = m.max(v));
-                    m
-                };
-                v.max(lo).min(hi)
-            });
+            let clamp = move |v: f32| v.max(lo).min(hi);
+            if average {
+                pool(&g, x, y, 0f32, |s, v| s + v, |s, n| clamp(s / n as f32));
+            } else {
+                pool(&g, x, y, f32::MIN, |m, v| m.max(v), |m, _| clamp(m));
+            }
         }
     }
     Ok(())
 }
 
-/// Runs `reduce` for every output element; it gets a function that feeds it the window's
-/// values (rows then columns, as TFLite's loops).
-fn pool<T: Copy>(
+/// Channels reduced together (an accumulator row on the stack).
+const CHUNK: usize = 64;
+
+/// For every output pixel, folds the window's input pixels (rows then columns, as TFLite's
+/// loops) into a row of accumulators with `add`, channels side by side (NHWC keeps them
+/// contiguous, so the inner loop vectorizes), then `finish(acc, window count)` gives each
+/// output value.
+fn pool<T: Copy, A: Copy>(
     g: &Geom,
     x: &[T],
     y: &mut [T],
-    mut reduce: impl FnMut(&mut dyn FnMut(&mut dyn FnMut(T))) -> T,
+    zero: A,
+    add: impl Fn(A, T) -> A,
+    finish: impl Fn(A, usize) -> T,
 ) {
-    let c = g.c.max(1);
-    let (row, img) = (g.w * g.c, g.h * g.w * g.c);
+    let c = g.c;
+    if c == 0 {
+        return;
+    }
+    let (row, img) = (g.w * c, g.h * g.w * c);
     let mut outs = y.chunks_exact_mut(c);
+    let mut acc = [zero; CHUNK];
     for b in 0..g.n {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let (ys, ye, xs, xe) = g.window(oy, ox);
-                let Some(dst) = outs.next() else { return };
-                for (ch, d) in dst.iter_mut().enumerate() {
-                    *d = reduce(&mut |feed| {
-                        for iy in ys..ye {
-                            for ix in xs..xe {
-                                if let Some(&v) = x.get(b * img + iy * row + ix * g.c + ch) {
-                                    feed(v);
+                let count = (ye - ys) * (xe - xs);
+                let Some(pixel) = outs.next() else { return };
+                for (k, dst) in pixel.chunks_mut(CHUNK).enumerate() {
+                    let acc = &mut acc[..dst.len()];
+                    acc.fill(zero);
+                    for iy in ys..ye {
+                        for ix in xs..xe {
+                            let at = b * img + iy * row + ix * c + k * CHUNK;
+                            if let Some(src) = x.get(at..at + dst.len()) {
+                                for (a, &v) in acc.iter_mut().zip(src) {
+                                    *a = add(*a, v);
                                 }
                             }
                         }
-                    });
+                    }
+                    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
+                        *d = finish(a, count);
+                    }
                 }
             }
         }

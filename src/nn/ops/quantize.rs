@@ -27,6 +27,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: QUANTIZE,
     name: "QUANTIZE",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

@@ -20,6 +20,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 19,
     name: "RELU",
     in_place: true,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

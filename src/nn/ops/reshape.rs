@@ -13,6 +13,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 22,
     name: "RESHAPE",
     in_place: true,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

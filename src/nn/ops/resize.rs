@@ -28,6 +28,7 @@ pub(crate) const BILINEAR: OpDef = OpDef {
     code: 23,
     name: "RESIZE_BILINEAR",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

@@ -22,6 +22,7 @@ pub(crate) const TRANSPOSE: OpDef = OpDef {
     code: 39,
     name: "TRANSPOSE",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

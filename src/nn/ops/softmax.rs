@@ -22,6 +22,7 @@ pub(crate) const DEF: OpDef = OpDef {
     code: 25,
     name: "SOFTMAX",
     in_place: true,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

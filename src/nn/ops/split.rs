@@ -16,6 +16,7 @@ pub(crate) const SPLIT: OpDef = OpDef {
     code: 49,
     name: "SPLIT",
     in_place: false,
+    macs: super::no_macs,
     check,
     run,
     #[cfg(feature = "alloc")]

@@ -2,13 +2,15 @@
 //!
 //! `.tflite` bytes → [`import`] → [`ir::Graph`] → [`lower`] (an operator per node, weights
 //! laid out) → [`plan`] (arena offsets) → [`blob_writer`] → blob bytes. [`host`] runs that
-//! chain in memory to load a model on the host.
+//! chain in memory to load a model on the host. [`passes`] rewrite the graph between import
+//! and lowering (a pipeline of named passes).
 
 pub mod blob_writer;
 pub mod host;
 pub mod import;
 pub mod ir;
 pub mod lower;
+pub mod passes;
 pub mod plan;
 pub mod tflite;
 

@@ -63,6 +63,8 @@ builtin_ops! {
     Mul = 18,
     /// `RELU` (19).
     Relu = 19,
+    /// `RELU_N1_TO_1` (20).
+    ReluN1To1 = 20,
     /// `RELU6` (21).
     Relu6 = 21,
     /// `RESHAPE` (22).

@@ -1,0 +1,871 @@
+//! The inner loop of DEPTHWISE_CONV_2D (see `depthwise_conv`), written once over a lane type
+//! and instantiated per element type (int8, f32) and instruction set.
+//!
+//! A [`Job`] is up to [`NP`] output pixels of one row and a chunk of filter taps taken in
+//! pairs: tap `t` of pixel `k` reads the input channels at `taps[t] + k·steps[t]` (an image
+//! pixel, or the pad pixel with step 0). Channels go [`Lanes::N`] at a time, each pixel
+//! keeping its own accumulator vector, so the weights of a pair are loaded once for all the
+//! pixels and the sums of different pixels are independent chains.
+//!
+//! - int8: a pair's weights are stored interleaved as i16, `(w_a[c], w_b[c])`, and the two
+//!   taps' inputs are interleaved the same way, so one `madd` (pairs of i16 products summed
+//!   into i32) adds both taps of 8 or 16 channels exactly; the sums start at the bias with
+//!   the input zero point folded in (see `depthwise_conv`), and the last chunk requantizes
+//!   with TFLite's `MultiplyByQuantizedMultiplier` per channel (the vector forms of
+//!   `quant::requant`, which its tests check lane by lane against the scalar reference).
+//! - f32: a pair's weights are two rows of channels; the sums start at 0 and each tap adds
+//!   `x·w` in TFLite's tap order (fused on x86, separate in the portable path), the bias is
+//!   added last, then the clamp (NaN passes through, as TFLite's min/max do).
+//!
+//! Instruction sets: AVX-512 (16 lanes, then 8 with AVX2 for the channels left over),
+//! AVX2+FMA (8 lanes), portable (8-lane arrays that LLVM vectorizes for the build's
+//! baseline: this is what AArch64 and the Cortex-M4 run), and one lane at a time for the last
+//! channels.
+
+use crate::reference::multiply_by_quantized_multiplier;
+
+/// Pixels per job, at most.
+pub(crate) const NP: usize = 8;
+
+/// Instruction sets the kernel is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    Avx512,
+}
+
+impl Isa {
+    /// The best one this CPU runs.
+    pub(crate) fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::arch::Features;
+            let f = crate::arch::cpu_info().features;
+            let avx2 = Features::AVX2.with(Features::FMA);
+            #[cfg(edgemm_avx512_intrinsics)]
+            if f.contains(avx2.with(Features::AVX512F).with(Features::AVX512BW)) {
+                return Isa::Avx512;
+            }
+            if f.contains(avx2) {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    /// Every one this CPU runs (for tests).
+    #[cfg(test)]
+    pub(crate) fn all_runnable() -> alloc::vec::Vec<Isa> {
+        let best = Isa::detect();
+        #[allow(unused_mut)]
+        let mut v = alloc::vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        if best != Isa::Portable {
+            v.push(Isa::Avx2);
+        }
+        #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+        if best == Isa::Avx512 {
+            v.push(Isa::Avx512);
+        }
+        v
+    }
+}
+
+/// What the last chunk needs to finish a pixel's channels.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Finish {
+    /// f32: the bias (c_out values). int8: unused (the sums start at the bias).
+    pub bias: *const f32,
+    /// int8: per-channel multipliers and shifts (c_out values each).
+    pub mults: *const i32,
+    pub shifts: *const i32,
+    /// int8: some shift is positive (a left shift to apply).
+    pub left: bool,
+    pub zo: i32,
+    pub lo: i32,
+    pub hi: i32,
+    pub flo: f32,
+    pub fhi: f32,
+}
+
+/// One call of the kernel (see the module docs). Every pointer is valid for what the
+/// kernel reads or writes: for tap `t` (of `2·pairs`) and pixel `k < n`, channels `0..oc`
+/// at `taps[t] + k·steps[t]`; the chunk's weights `w[0..pairs·2·oc]`; `init` (if not null)
+/// at `k·init_stride + c`; the outputs at `out + k·out_stride + c` (last chunk) or the
+/// partial sums at `partial + k·oc + c` (other chunks); `fin`'s per-channel arrays over
+/// `0..oc`.
+pub(crate) struct Job<'a, X, W, A> {
+    pub taps: &'a [*const X],
+    pub steps: &'a [usize],
+    pub pairs: usize,
+    pub n: usize,
+    pub oc: usize,
+    pub w: *const W,
+    pub init: *const A,
+    pub init_stride: usize,
+    pub last: bool,
+    pub out: *mut X,
+    pub out_stride: usize,
+    pub partial: *mut A,
+    pub fin: Finish,
+}
+
+/// A vector of `N` accumulators and the operations of the kernel on it.
+///
+/// x86 implementations are only instantiated inside the `#[target_feature]` functions of
+/// [`run`], which run only when [`Isa::detect`] found their features: that is the invariant
+/// behind their `unsafe` blocks.
+pub(crate) trait Lanes: Copy {
+    type X: Copy;
+    type W: Copy;
+    type A: Copy;
+    type Consts;
+    const N: usize;
+    fn zero() -> Self;
+    /// # Safety
+    /// `N` readable values at `p`.
+    unsafe fn load(p: *const Self::A) -> Self;
+    /// # Safety
+    /// `N` writable values at `p`.
+    unsafe fn store(self, p: *mut Self::A);
+    /// Adds taps a and b of channels `c..c + N`: inputs at `xa`, `xb`, weights of the pair
+    /// at `w` (the pair's first element; its layout is the element type's).
+    ///
+    /// # Safety
+    /// `N` inputs readable at `xa` and `xb`, the pair's weights of these channels at `w`.
+    unsafe fn tap2(
+        self,
+        xa: *const Self::X,
+        xb: *const Self::X,
+        w: *const Self::W,
+        c: usize,
+        oc: usize,
+    ) -> Self;
+    /// # Safety
+    /// `fin`'s arrays readable at channels `c..c + N`.
+    unsafe fn consts(fin: &Finish, c: usize) -> Self::Consts;
+    /// # Safety
+    /// `N` outputs writable at `out`.
+    unsafe fn finish(self, k: &Self::Consts, out: *mut Self::X);
+}
+
+/// The kernel over channels `c0..` while a whole vector fits below `c1`, `NP` pixels;
+/// returns the first channel not done.
+///
+/// # Safety
+/// `job`'s contract; `L`'s instruction set runs here.
+#[inline(always)]
+unsafe fn block<L: Lanes, const P: usize>(
+    j: &Job<L::X, L::W, L::A>,
+    c0: usize,
+    c1: usize,
+) -> usize {
+    let mut c = c0;
+    // SAFETY (whole body): every pointer below is one the `Job` contract names, at a pixel
+    // below `n = P` and channels `c..c + N` ≤ oc.
+    unsafe {
+        while c + L::N <= c1 {
+            let mut acc = [L::zero(); P];
+            if !j.init.is_null() {
+                for (k, a) in acc.iter_mut().enumerate() {
+                    *a = L::load(j.init.add(k * j.init_stride + c));
+                }
+            }
+            for p in 0..j.pairs {
+                let (xa, xb) = (j.taps[2 * p], j.taps[2 * p + 1]);
+                let (sa, sb) = (j.steps[2 * p], j.steps[2 * p + 1]);
+                let w = j.w.add(p * 2 * j.oc);
+                for (k, a) in acc.iter_mut().enumerate() {
+                    *a = a.tap2(xa.add(k * sa + c), xb.add(k * sb + c), w, c, j.oc);
+                }
+            }
+            if j.last {
+                let f = L::consts(&j.fin, c);
+                for (k, a) in acc.iter().enumerate() {
+                    a.finish(&f, j.out.add(k * j.out_stride + c));
+                }
+            } else {
+                for (k, a) in acc.iter().enumerate() {
+                    a.store(j.partial.add(k * j.oc + c));
+                }
+            }
+            c += L::N;
+        }
+    }
+    c
+}
+
+/// [`block`] for the job's pixel count.
+///
+/// # Safety
+/// As [`block`].
+#[inline(always)]
+unsafe fn pixels<L: Lanes>(j: &Job<L::X, L::W, L::A>, c0: usize, c1: usize) -> usize {
+    // SAFETY: forwarded; `n` is the pixel count the contract covers.
+    unsafe {
+        match j.n {
+            1 => block::<L, 1>(j, c0, c1),
+            2 => block::<L, 2>(j, c0, c1),
+            3 => block::<L, 3>(j, c0, c1),
+            4 => block::<L, 4>(j, c0, c1),
+            5 => block::<L, 5>(j, c0, c1),
+            6 => block::<L, 6>(j, c0, c1),
+            7 => block::<L, 7>(j, c0, c1),
+            _ => block::<L, NP>(j, c0, c1),
+        }
+    }
+}
+
+/// The lane types of an element type, per instruction set.
+pub(crate) trait Elem {
+    type W: Copy;
+    type A: Copy;
+    type Portable: Lanes<X = Self, W = Self::W, A = Self::A>;
+    type One: Lanes<X = Self, W = Self::W, A = Self::A>;
+    #[cfg(target_arch = "x86_64")]
+    type Avx2: Lanes<X = Self, W = Self::W, A = Self::A>;
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    type Avx512: Lanes<X = Self, W = Self::W, A = Self::A>;
+}
+
+impl Elem for i8 {
+    type W = i16;
+    type A = i32;
+    type Portable = Q8;
+    type One = i32;
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = x86::Q256;
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    type Avx512 = x86_512::Q512;
+}
+
+impl Elem for f32 {
+    type W = f32;
+    type A = f32;
+    type Portable = F8;
+    type One = f32;
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = x86::F256;
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    type Avx512 = x86_512::F512;
+}
+
+/// Runs one job on `isa`.
+///
+/// # Safety
+/// `job`'s contract (with `n` in 1..=NP); `isa` runs on this CPU.
+pub(crate) unsafe fn run<E: Elem>(isa: Isa, job: &Job<E, E::W, E::A>) {
+    // SAFETY: forwarded; each function is called only for its instruction set.
+    unsafe {
+        match isa {
+            Isa::Portable => portable::<E>(job),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => avx2::<E>(job),
+            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+            Isa::Avx512 => avx512::<E>(job),
+        }
+    }
+}
+
+unsafe fn portable<E: Elem>(j: &Job<E, E::W, E::A>) {
+    // SAFETY: forwarded.
+    unsafe {
+        let c = pixels::<E::Portable>(j, 0, j.oc);
+        pixels::<E::One>(j, c, j.oc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2<E: Elem>(j: &Job<E, E::W, E::A>) {
+    // SAFETY: forwarded; this function runs only with AVX2+FMA.
+    unsafe {
+        let c = pixels::<E::Avx2>(j, 0, j.oc);
+        pixels::<E::One>(j, c, j.oc);
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn avx512<E: Elem>(j: &Job<E, E::W, E::A>) {
+    // SAFETY: forwarded; this function runs only with AVX-512F/BW, AVX2 and FMA.
+    unsafe {
+        let c = pixels::<E::Avx512>(j, 0, j.oc);
+        let c = pixels::<E::Avx2>(j, c, j.oc);
+        pixels::<E::One>(j, c, j.oc);
+    }
+}
+
+/// The int8 output value of sum `v` of channel `c`.
+#[inline(always)]
+fn requant_one(v: i32, fin: &Finish, m: i32, s: i32) -> i8 {
+    multiply_by_quantized_multiplier(v, m, s)
+        .wrapping_add(fin.zo)
+        .clamp(fin.lo, fin.hi) as i8
+}
+
+/// min(max(x, lo), hi) with NaN passing through.
+#[inline(always)]
+fn clamp_f(x: f32, lo: f32, hi: f32) -> f32 {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
+    }
+}
+
+// One lane: the channels left over.
+
+impl Lanes for i32 {
+    type X = i8;
+    type W = i16;
+    type A = i32;
+    type Consts = (i32, i32, Finish);
+    const N: usize = 1;
+    #[inline(always)]
+    fn zero() -> Self {
+        0
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> Self {
+        // SAFETY: one readable value (caller).
+        unsafe { p.read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut i32) {
+        // SAFETY: one writable value (caller).
+        unsafe { p.write_unaligned(self) }
+    }
+    #[inline(always)]
+    unsafe fn tap2(
+        self,
+        xa: *const i8,
+        xb: *const i8,
+        w: *const i16,
+        c: usize,
+        _oc: usize,
+    ) -> Self {
+        // SAFETY: the inputs and the pair (w_a, w_b) of channel c are readable (caller).
+        unsafe {
+            let (wa, wb) = (*w.add(2 * c), *w.add(2 * c + 1));
+            self.wrapping_add(i32::from(*xa) * i32::from(wa) + i32::from(*xb) * i32::from(wb))
+        }
+    }
+    #[inline(always)]
+    unsafe fn consts(fin: &Finish, c: usize) -> Self::Consts {
+        // SAFETY: channel c of the arrays is readable (caller).
+        unsafe { (*fin.mults.add(c), *fin.shifts.add(c), *fin) }
+    }
+    #[inline(always)]
+    unsafe fn finish(self, k: &Self::Consts, out: *mut i8) {
+        // SAFETY: one writable output (caller).
+        unsafe { *out = requant_one(self, &k.2, k.0, k.1) }
+    }
+}
+
+impl Lanes for f32 {
+    type X = f32;
+    type W = f32;
+    type A = f32;
+    type Consts = (f32, f32, f32);
+    const N: usize = 1;
+    #[inline(always)]
+    fn zero() -> Self {
+        0.0
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: one readable value (caller).
+        unsafe { p.read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: one writable value (caller).
+        unsafe { p.write_unaligned(self) }
+    }
+    #[inline(always)]
+    unsafe fn tap2(
+        self,
+        xa: *const f32,
+        xb: *const f32,
+        w: *const f32,
+        c: usize,
+        oc: usize,
+    ) -> Self {
+        // SAFETY: the inputs and both weight rows at channel c are readable (caller).
+        unsafe { self + *xa * *w.add(c) + *xb * *w.add(oc + c) }
+    }
+    #[inline(always)]
+    unsafe fn consts(fin: &Finish, c: usize) -> Self::Consts {
+        // SAFETY: channel c of the bias is readable (caller).
+        unsafe { (*fin.bias.add(c), fin.flo, fin.fhi) }
+    }
+    #[inline(always)]
+    unsafe fn finish(self, k: &Self::Consts, out: *mut f32) {
+        // SAFETY: one writable output (caller).
+        unsafe { *out = clamp_f(self + k.0, k.1, k.2) }
+    }
+}
+
+// Portable: eight lanes as arrays (LLVM vectorizes the fixed-length loops).
+
+/// Eight int8 sums.
+#[derive(Clone, Copy)]
+pub(crate) struct Q8([i32; 8]);
+
+impl Lanes for Q8 {
+    type X = i8;
+    type W = i16;
+    type A = i32;
+    type Consts = ([i32; 8], [i32; 8], Finish);
+    const N: usize = 8;
+    #[inline(always)]
+    fn zero() -> Self {
+        Q8([0; 8])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> Self {
+        // SAFETY: eight readable values (caller).
+        Q8(unsafe { (p as *const [i32; 8]).read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut i32) {
+        // SAFETY: eight writable values (caller).
+        unsafe { (p as *mut [i32; 8]).write_unaligned(self.0) }
+    }
+    #[inline(always)]
+    unsafe fn tap2(
+        self,
+        xa: *const i8,
+        xb: *const i8,
+        w: *const i16,
+        c: usize,
+        _oc: usize,
+    ) -> Self {
+        // SAFETY: eight inputs at xa and xb, the pairs of channels c..c+8 at w + 2c (caller).
+        let (a, b, w) = unsafe {
+            (
+                (xa as *const [i8; 8]).read_unaligned(),
+                (xb as *const [i8; 8]).read_unaligned(),
+                (w.add(2 * c) as *const [i16; 16]).read_unaligned(),
+            )
+        };
+        let mut r = self.0;
+        for (l, r) in r.iter_mut().enumerate() {
+            let s =
+                i32::from(a[l]) * i32::from(w[2 * l]) + i32::from(b[l]) * i32::from(w[2 * l + 1]);
+            *r = r.wrapping_add(s);
+        }
+        Q8(r)
+    }
+    #[inline(always)]
+    unsafe fn consts(fin: &Finish, c: usize) -> Self::Consts {
+        // SAFETY: channels c..c+8 of the arrays are readable (caller).
+        unsafe {
+            (
+                (fin.mults.add(c) as *const [i32; 8]).read_unaligned(),
+                (fin.shifts.add(c) as *const [i32; 8]).read_unaligned(),
+                *fin,
+            )
+        }
+    }
+    #[inline(always)]
+    unsafe fn finish(self, k: &Self::Consts, out: *mut i8) {
+        let mut o = [0i8; 8];
+        for (l, o) in o.iter_mut().enumerate() {
+            *o = requant_one(self.0[l], &k.2, k.0[l], k.1[l]);
+        }
+        // SAFETY: eight writable outputs (caller).
+        unsafe { (out as *mut [i8; 8]).write_unaligned(o) }
+    }
+}
+
+/// Eight f32 sums.
+#[derive(Clone, Copy)]
+pub(crate) struct F8([f32; 8]);
+
+impl Lanes for F8 {
+    type X = f32;
+    type W = f32;
+    type A = f32;
+    type Consts = ([f32; 8], f32, f32);
+    const N: usize = 8;
+    #[inline(always)]
+    fn zero() -> Self {
+        F8([0.0; 8])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: eight readable values (caller).
+        F8(unsafe { (p as *const [f32; 8]).read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: eight writable values (caller).
+        unsafe { (p as *mut [f32; 8]).write_unaligned(self.0) }
+    }
+    #[inline(always)]
+    unsafe fn tap2(
+        self,
+        xa: *const f32,
+        xb: *const f32,
+        w: *const f32,
+        c: usize,
+        oc: usize,
+    ) -> Self {
+        // SAFETY: eight inputs at xa and xb, both weight rows at channels c..c+8 (caller).
+        let (a, b, wa, wb) = unsafe {
+            (
+                (xa as *const [f32; 8]).read_unaligned(),
+                (xb as *const [f32; 8]).read_unaligned(),
+                (w.add(c) as *const [f32; 8]).read_unaligned(),
+                (w.add(oc + c) as *const [f32; 8]).read_unaligned(),
+            )
+        };
+        let mut r = self.0;
+        for (l, r) in r.iter_mut().enumerate() {
+            *r = *r + a[l] * wa[l] + b[l] * wb[l];
+        }
+        F8(r)
+    }
+    #[inline(always)]
+    unsafe fn consts(fin: &Finish, c: usize) -> Self::Consts {
+        // SAFETY: channels c..c+8 of the bias are readable (caller).
+        unsafe {
+            (
+                (fin.bias.add(c) as *const [f32; 8]).read_unaligned(),
+                fin.flo,
+                fin.fhi,
+            )
+        }
+    }
+    #[inline(always)]
+    unsafe fn finish(self, k: &Self::Consts, out: *mut f32) {
+        let mut o = [0f32; 8];
+        for (l, o) in o.iter_mut().enumerate() {
+            *o = clamp_f(self.0[l] + k.0[l], k.1, k.2);
+        }
+        // SAFETY: eight writable outputs (caller).
+        unsafe { (out as *mut [f32; 8]).write_unaligned(o) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Finish, Lanes};
+    use crate::quant::requant::x86::mbqm;
+    use core::arch::x86_64::*;
+
+    /// Eight int8 sums (AVX2).
+    #[derive(Clone, Copy)]
+    pub(crate) struct Q256(__m256i);
+
+    /// The requantization constants of eight channels.
+    pub(crate) struct QConsts {
+        m: __m256i,
+        s: __m256i,
+        left: bool,
+        zo: __m256i,
+        lo: __m256i,
+        hi: __m256i,
+    }
+
+    impl Lanes for Q256 {
+        type X = i8;
+        type W = i16;
+        type A = i32;
+        type Consts = QConsts;
+        const N: usize = 8;
+        #[inline(always)]
+        fn zero() -> Self {
+            // SAFETY: AVX2 (type invariant); no memory access.
+            Q256(unsafe { _mm256_setzero_si256() })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const i32) -> Self {
+            // SAFETY: AVX2 (type invariant); eight values readable (caller).
+            Q256(unsafe { _mm256_loadu_si256(p as *const __m256i) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut i32) {
+            // SAFETY: AVX2 (type invariant); eight values writable (caller).
+            unsafe { _mm256_storeu_si256(p as *mut __m256i, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn tap2(
+            self,
+            xa: *const i8,
+            xb: *const i8,
+            w: *const i16,
+            c: usize,
+            _oc: usize,
+        ) -> Self {
+            // SAFETY: AVX2 (type invariant); 8 bytes at xa and xb, the 8 weight pairs of
+            // channels c..c+8 at w + 2c (caller).
+            unsafe {
+                let a = _mm_loadl_epi64(xa as *const __m128i);
+                let b = _mm_loadl_epi64(xb as *const __m128i);
+                // (a[c], b[c]) as i16 pairs, channel order.
+                let ab = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b));
+                let wv = _mm256_loadu_si256(w.add(2 * c) as *const __m256i);
+                Q256(_mm256_add_epi32(self.0, _mm256_madd_epi16(ab, wv)))
+            }
+        }
+        #[inline(always)]
+        unsafe fn consts(fin: &Finish, c: usize) -> QConsts {
+            // SAFETY: AVX2 (type invariant); channels c..c+8 of the arrays readable (caller).
+            unsafe {
+                QConsts {
+                    m: _mm256_loadu_si256(fin.mults.add(c) as *const __m256i),
+                    s: _mm256_loadu_si256(fin.shifts.add(c) as *const __m256i),
+                    left: fin.left,
+                    zo: _mm256_set1_epi32(fin.zo),
+                    lo: _mm256_set1_epi32(fin.lo),
+                    hi: _mm256_set1_epi32(fin.hi),
+                }
+            }
+        }
+        #[inline(always)]
+        unsafe fn finish(self, k: &QConsts, out: *mut i8) {
+            // SAFETY: AVX2 (type invariant); eight bytes writable at out (caller).
+            unsafe {
+                let v = _mm256_add_epi32(mbqm(self.0, k.m, k.s, k.left), k.zo);
+                let v = _mm256_min_epi32(_mm256_max_epi32(v, k.lo), k.hi);
+                // In the byte range already: the packs keep the values, in order.
+                let h =
+                    _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+                _mm_storel_epi64(out as *mut __m128i, _mm_packs_epi16(h, h));
+            }
+        }
+    }
+
+    /// Eight f32 sums (AVX2 + FMA).
+    #[derive(Clone, Copy)]
+    pub(crate) struct F256(__m256);
+
+    impl Lanes for F256 {
+        type X = f32;
+        type W = f32;
+        type A = f32;
+        type Consts = (__m256, __m256, __m256);
+        const N: usize = 8;
+        #[inline(always)]
+        fn zero() -> Self {
+            // SAFETY: AVX2 (type invariant); no memory access.
+            F256(unsafe { _mm256_setzero_ps() })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: AVX2 (type invariant); eight values readable (caller).
+            F256(unsafe { _mm256_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: AVX2 (type invariant); eight values writable (caller).
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn tap2(
+            self,
+            xa: *const f32,
+            xb: *const f32,
+            w: *const f32,
+            c: usize,
+            oc: usize,
+        ) -> Self {
+            // SAFETY: AVX2+FMA (type invariant); eight inputs at xa and xb, both weight rows
+            // at channels c..c+8 (caller).
+            unsafe {
+                let r = _mm256_fmadd_ps(_mm256_loadu_ps(xa), _mm256_loadu_ps(w.add(c)), self.0);
+                F256(_mm256_fmadd_ps(
+                    _mm256_loadu_ps(xb),
+                    _mm256_loadu_ps(w.add(oc + c)),
+                    r,
+                ))
+            }
+        }
+        #[inline(always)]
+        unsafe fn consts(fin: &Finish, c: usize) -> Self::Consts {
+            // SAFETY: AVX2 (type invariant); channels c..c+8 of the bias readable (caller).
+            unsafe {
+                (
+                    _mm256_loadu_ps(fin.bias.add(c)),
+                    _mm256_set1_ps(fin.flo),
+                    _mm256_set1_ps(fin.fhi),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn finish(self, k: &Self::Consts, out: *mut f32) {
+            // max/min return their second operand when either is NaN: the value goes second.
+            // SAFETY: AVX2 (type invariant); eight outputs writable (caller).
+            unsafe {
+                let v = _mm256_add_ps(self.0, k.0);
+                _mm256_storeu_ps(out, _mm256_min_ps(k.2, _mm256_max_ps(k.1, v)));
+            }
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
+mod x86_512 {
+    use super::{Finish, Lanes};
+    use crate::quant::requant::x86_512::{consts, mbqm, Consts};
+    use core::arch::x86_64::*;
+
+    /// Sixteen int8 sums (AVX-512F/BW).
+    #[derive(Clone, Copy)]
+    pub(crate) struct Q512(__m512i);
+
+    /// The requantization constants of sixteen channels.
+    pub(crate) struct QConsts {
+        c: Consts,
+        left: bool,
+        zo: __m512i,
+        lo: __m512i,
+        hi: __m512i,
+    }
+
+    impl Lanes for Q512 {
+        type X = i8;
+        type W = i16;
+        type A = i32;
+        type Consts = QConsts;
+        const N: usize = 16;
+        #[inline(always)]
+        fn zero() -> Self {
+            // SAFETY: AVX-512F (type invariant); no memory access.
+            Q512(unsafe { _mm512_setzero_si512() })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const i32) -> Self {
+            // SAFETY: AVX-512F (type invariant); sixteen values readable (caller).
+            Q512(unsafe { _mm512_loadu_si512(p as *const __m512i) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut i32) {
+            // SAFETY: AVX-512F (type invariant); sixteen values writable (caller).
+            unsafe { _mm512_storeu_si512(p as *mut __m512i, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn tap2(
+            self,
+            xa: *const i8,
+            xb: *const i8,
+            w: *const i16,
+            c: usize,
+            _oc: usize,
+        ) -> Self {
+            // SAFETY: AVX-512F/BW (type invariant); 16 bytes at xa and xb, the 16 weight
+            // pairs of channels c..c+16 at w + 2c (caller).
+            unsafe {
+                let a = _mm_loadu_si128(xa as *const __m128i);
+                let b = _mm_loadu_si128(xb as *const __m128i);
+                let ab = _mm256_set_m128i(_mm_unpackhi_epi8(a, b), _mm_unpacklo_epi8(a, b));
+                let wv = _mm512_loadu_si512(w.add(2 * c) as *const __m512i);
+                Q512(_mm512_add_epi32(
+                    self.0,
+                    _mm512_madd_epi16(_mm512_cvtepi8_epi16(ab), wv),
+                ))
+            }
+        }
+        #[inline(always)]
+        unsafe fn consts(fin: &Finish, c: usize) -> QConsts {
+            // SAFETY: AVX-512F (type invariant); channels c..c+16 readable (caller).
+            unsafe {
+                QConsts {
+                    c: consts(
+                        _mm512_loadu_si512(fin.mults.add(c) as *const __m512i),
+                        _mm512_loadu_si512(fin.shifts.add(c) as *const __m512i),
+                    ),
+                    left: fin.left,
+                    zo: _mm512_set1_epi32(fin.zo),
+                    lo: _mm512_set1_epi32(fin.lo),
+                    hi: _mm512_set1_epi32(fin.hi),
+                }
+            }
+        }
+        #[inline(always)]
+        unsafe fn finish(self, k: &QConsts, out: *mut i8) {
+            // SAFETY: AVX-512F (type invariant); sixteen bytes writable at out (caller).
+            unsafe {
+                let v = _mm512_add_epi32(mbqm(self.0, &k.c, k.left), k.zo);
+                let v = _mm512_min_epi32(_mm512_max_epi32(v, k.lo), k.hi);
+                // In the byte range already: truncating keeps each value.
+                _mm_storeu_si128(out as *mut __m128i, _mm512_cvtepi32_epi8(v));
+            }
+        }
+    }
+
+    /// Sixteen f32 sums (AVX-512F).
+    #[derive(Clone, Copy)]
+    pub(crate) struct F512(__m512);
+
+    impl Lanes for F512 {
+        type X = f32;
+        type W = f32;
+        type A = f32;
+        type Consts = (__m512, __m512, __m512);
+        const N: usize = 16;
+        #[inline(always)]
+        fn zero() -> Self {
+            // SAFETY: AVX-512F (type invariant); no memory access.
+            F512(unsafe { _mm512_setzero_ps() })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: AVX-512F (type invariant); sixteen values readable (caller).
+            F512(unsafe { _mm512_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: AVX-512F (type invariant); sixteen values writable (caller).
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn tap2(
+            self,
+            xa: *const f32,
+            xb: *const f32,
+            w: *const f32,
+            c: usize,
+            oc: usize,
+        ) -> Self {
+            // SAFETY: AVX-512F (type invariant); sixteen inputs at xa and xb, both weight
+            // rows at channels c..c+16 (caller).
+            unsafe {
+                let r = _mm512_fmadd_ps(_mm512_loadu_ps(xa), _mm512_loadu_ps(w.add(c)), self.0);
+                F512(_mm512_fmadd_ps(
+                    _mm512_loadu_ps(xb),
+                    _mm512_loadu_ps(w.add(oc + c)),
+                    r,
+                ))
+            }
+        }
+        #[inline(always)]
+        unsafe fn consts(fin: &Finish, c: usize) -> Self::Consts {
+            // SAFETY: AVX-512F (type invariant); channels c..c+16 of the bias readable.
+            unsafe {
+                (
+                    _mm512_loadu_ps(fin.bias.add(c)),
+                    _mm512_set1_ps(fin.flo),
+                    _mm512_set1_ps(fin.fhi),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn finish(self, k: &Self::Consts, out: *mut f32) {
+            // SAFETY: AVX-512F (type invariant); sixteen outputs writable (caller).
+            unsafe {
+                let v = _mm512_add_ps(self.0, k.0);
+                _mm512_storeu_ps(out, _mm512_min_ps(k.2, _mm512_max_ps(k.1, v)));
+            }
+        }
+    }
+}

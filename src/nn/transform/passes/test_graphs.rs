@@ -1,0 +1,127 @@
+//! Small f32 graphs for the passes' tests, and running them on the host runtime.
+
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::Args;
+use crate::nn::dtype::DType;
+use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, Node, OpOptions, Tensor};
+use crate::nn::transform::{LoadedModel, Packing};
+
+/// Builds a graph tensor by tensor, node by node.
+#[derive(Default)]
+pub(crate) struct Builder {
+    g: Graph,
+}
+
+/// Seeded values in [-1, 1).
+pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn args(pairs: &[(&str, &str)]) -> Args {
+    Args {
+        pairs: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+impl Builder {
+    fn tensor(&mut self, shape: &[usize], data: Option<Vec<u8>>) -> usize {
+        let name: String = alloc::format!("t{}", self.g.tensors.len());
+        self.g.tensors.push(Tensor {
+            name,
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+            quant: None,
+            data,
+        });
+        self.g.tensors.len() - 1
+    }
+
+    /// An f32 activation.
+    pub(crate) fn act(&mut self, shape: &[usize]) -> usize {
+        self.tensor(shape, None)
+    }
+
+    /// An f32 constant of seeded values.
+    pub(crate) fn constant(&mut self, shape: &[usize], seed: u64) -> usize {
+        let n = shape.iter().product();
+        self.tensor(shape, Some(f32_bytes(&values(n, seed))))
+    }
+
+    /// FULLY_CONNECTED weights, `[n, k]`.
+    pub(crate) fn weights(&mut self, k: usize, n: usize, seed: u64) -> usize {
+        self.constant(&[n, k], seed)
+    }
+
+    pub(crate) fn node(
+        &mut self,
+        op: BuiltinOp,
+        options: OpOptions,
+        inputs: &[usize],
+        outputs: &[usize],
+    ) {
+        self.g.nodes.push(Node {
+            op,
+            version: 1,
+            options,
+            inputs: inputs.iter().map(|&t| Some(t)).collect(),
+            outputs: outputs.to_vec(),
+        });
+    }
+
+    /// `y = FULLY_CONNECTED(x, w)` with a fused activation.
+    pub(crate) fn fc_act(&mut self, x: usize, w: usize, y: usize, activation: Activation) {
+        self.g.nodes.push(Node {
+            op: BuiltinOp::FullyConnected,
+            version: 1,
+            options: OpOptions::FullyConnected {
+                activation,
+                keep_num_dims: false,
+                asymmetric_quantize_inputs: false,
+            },
+            inputs: vec![Some(x), Some(w), None],
+            outputs: vec![y],
+        });
+    }
+
+    pub(crate) fn fc(&mut self, x: usize, w: usize, y: usize) {
+        self.fc_act(x, w, y, Activation::None);
+    }
+
+    pub(crate) fn finish(mut self, inputs: &[usize], outputs: &[usize]) -> Graph {
+        self.g.inputs = inputs.to_vec();
+        self.g.outputs = outputs.to_vec();
+        self.g
+    }
+}
+
+/// Runs `g` (lowered portably) on seeded inputs; every output's values.
+pub(crate) fn run_f32(g: &Graph, seed: u64) -> Vec<Vec<f32>> {
+    let m = LoadedModel::from_graph(g, Packing::Portable).expect("the graph lowers");
+    let mut r = m.runner();
+    for (i, &t) in g.inputs.iter().enumerate() {
+        let n = g.tensors[t].elems();
+        r.set_input_f32(i, &values(n, seed + i as u64)).unwrap();
+    }
+    r.run().unwrap();
+    (0..g.outputs.len())
+        .map(|i| r.output_f32(i).unwrap())
+        .collect()
+}
