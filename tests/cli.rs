@@ -97,7 +97,7 @@ fn run_without_inputs_uses_seeded_random_values_and_summarizes() {
     let m = model("fc_3d_keepdims_int8.tflite");
     let (out, err) = ok(&["run", &m, "--repeat", "5", "--profile", "--threads", "2"]);
     assert!(err.contains("seeded random values"), "{err}");
-    assert!(err.contains("one thread"), "{err}");
+    assert!(out.contains("threads 2"), "{out}");
     for want in [
         "output 0 \"Identity\": int8 [1, 5, 6]",
         "first 8 of 30",

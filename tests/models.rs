@@ -7,8 +7,9 @@
 //!
 //! A model with an operator this build cannot run yet is reported as skipped, by name and
 //! operator; every model that loads must match. The weights are run in both layouts:
-//! packed for this machine's int8 kernel, and portable; and once more after `edgemm
-//! convert`'s default pipeline of graph passes (which must not change a single output).
+//! packed for this machine's int8 kernel, and portable; on 1 and 3 threads, which must
+//! give the same bytes; and once more after `edgemm convert`'s default pipeline of graph
+//! passes (which must not change a single output).
 
 use edgemm::nn::transform::import::import_tflite;
 use edgemm::nn::transform::passes::{Pipeline, DEFAULT_PIPELINE};
@@ -99,6 +100,22 @@ fn run_fixture(f: &Fixture, packing: Packing, passes: bool) -> Result<Option<()>
             .map_err(|e| format!("input {j}: {e}"))?;
     }
     runner.run().map_err(|e| format!("run: {e}"))?;
+    // The same bytes on several threads.
+    let mut threaded = model.runner();
+    threaded.set_threads(3);
+    for j in 0..f.inputs {
+        threaded
+            .set_input(j, &read(&format!("{}.in{j}.bin", f.name)))
+            .map_err(|e| format!("input {j}: {e}"))?;
+    }
+    threaded
+        .run()
+        .map_err(|e| format!("run on 3 threads: {e}"))?;
+    for j in 0..f.outputs {
+        if threaded.output(j).ok() != runner.output(j).ok() {
+            return Err(format!("output {j} differs on 3 threads"));
+        }
+    }
     for j in 0..f.outputs {
         let want = read(&format!("{}.out{j}.bin", f.name));
         let got = runner.output(j).map_err(|e| format!("output {j}: {e}"))?;

@@ -49,7 +49,7 @@ options:
   --repeat N       time N runs after a warm-up run; prints `latency_us median=<x> min=<y>`
   --profile        print each operator's time, MACs, GMAC/s and share of the run (medians
                    over the --repeat runs)
-  --threads N      threads to run on (recorded; the runtime runs on one thread for now)
+  --threads N      threads to run the operators on (default 1; results do not depend on it)
   --seed N         seed of the random inputs (default 1)
   --portable       for a .tflite: keep the weights portable instead of packing them for this CPU
   -h, --help       this help";
@@ -555,11 +555,6 @@ fn run(args: &[String]) -> Res<()> {
     let (loaded, k) = load(path, packing_of(&a))?;
     warn_portable_on_blob(&a, k);
     let model = loaded.model();
-    if threads > 1 {
-        eprintln!(
-            "edgemm: --threads {threads} recorded, but the runtime runs on one thread for now"
-        );
-    }
     let n_in = model.num_inputs();
     let n_out = model.num_outputs();
     let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
@@ -616,6 +611,7 @@ fn run(args: &[String]) -> Res<()> {
     }
 
     let mut runner = loaded.runner();
+    runner.set_threads(threads.max(1) as usize);
     let mut s = runner.session().map_err(|e| e.to_string())?;
     // The arena's bytes are reused once a tensor's last reader has run, inputs included:
     // write them before every run.
@@ -677,15 +673,7 @@ fn run(args: &[String]) -> Res<()> {
 
     if repeat.is_some() {
         let median = median_us(&mut latency);
-        outln!(
-            "runs {runs} after a warm-up, threads {}{}",
-            1,
-            if threads > 1 {
-                format!(" ({threads} asked)")
-            } else {
-                String::new()
-            }
-        );
+        outln!("runs {runs} after a warm-up, threads {}", s.threads());
         outln!(
             "latency_us median={median:.2} min={:.2}",
             micros(latency[0])

@@ -698,7 +698,17 @@ impl<'a> Model<'a> {
         (t < self.n_tensors).then(|| self.tensor_unchecked(t))
     }
 
+    /// [`Model::tensor`] without its name (`name` is `None`): what operators read while
+    /// running, without re-checking the name's UTF-8 on every call.
+    pub(crate) fn tensor_unnamed(&self, t: usize) -> Option<TensorInfo<'a>> {
+        (t < self.n_tensors).then(|| self.tensor_record(t, false))
+    }
+
     fn tensor_unchecked(&self, t: usize) -> TensorInfo<'a> {
+        self.tensor_record(t, true)
+    }
+
+    fn tensor_record(&self, t: usize, named: bool) -> TensorInfo<'a> {
         let rec = u32_at(self.bytes, H_TENSORS) as usize + t * TENSOR_REC;
         let b = self.bytes;
         let mut dims = [0u32; MAX_RANK];
@@ -726,7 +736,11 @@ impl<'a> Model<'a> {
                 )
             }),
             per_channel: q == 2,
-            name: if name == 0 { None } else { self.str_at(name) },
+            name: if name == 0 || !named {
+                None
+            } else {
+                self.str_at(name)
+            },
         }
     }
 

@@ -13,6 +13,7 @@ use crate::error::Error;
 pub struct Session<'m, 'a> {
     model: Model<'m>,
     arena: &'a mut [u8],
+    threads: usize,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -29,7 +30,23 @@ impl<'m, 'a> Session<'m, 'a> {
         if arena.as_ptr() as usize % ALIGN != 0 {
             return Err(blob_err("the arena does not start 16-byte aligned"));
         }
-        Ok(Session { model, arena })
+        Ok(Session {
+            model,
+            arena,
+            threads: 1,
+        })
+    }
+
+    /// Runs the operators on up to `n` threads, the calling one included (default 1; 0
+    /// counts as 1). Results are the same for every thread count. Without the `std` feature
+    /// this has no effect: everything runs on the calling thread.
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
+    }
+
+    /// The thread count set by [`Session::set_threads`].
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The model.
@@ -112,7 +129,7 @@ impl<'m, 'a> Session<'m, 'a> {
             // SAFETY: the arena is ours (borrowed mutably for the session) and at least the
             // model's arena size, 16-byte aligned (checked in `new`); OpMem lives for this
             // operator only.
-            let mut mem = unsafe { OpMem::new(self.model, ptr, len) };
+            let mut mem = unsafe { OpMem::new(self.model, ptr, len) }.with_threads(self.threads);
             before(i);
             ops::run_in::<OPS>(&op, &mut mem)
                 .unwrap_or_else(|| Err(op.error("operator not in this runtime's operator set")))?;

@@ -179,10 +179,18 @@ impl<'a> Requantize<'a> {
                 Err(Error::ShiftOutOfRange { channel, shift })
             }
         };
-        let (mults, no_left_shift) = match self.scale {
+        // One pass over the channels (this runs on every call): every shift in range, and
+        // the forms an output stage may compute more cheaply (see `requant::arm`): no left
+        // shift; every shift a right shift of at least 1 with no multiplier at −2^31 or
+        // −2^31 + 1.
+        let (mults, no_left_shift, right_shift_only) = match self.scale {
             Scale::PerTensor { multiplier, shift } => {
                 check_shift(0, shift)?;
-                (Mults::PerTensor { multiplier, shift }, shift <= 0)
+                (
+                    Mults::PerTensor { multiplier, shift },
+                    shift <= 0,
+                    shift < 0 && multiplier > i32::MIN + 1,
+                )
             }
             Scale::PerChannel {
                 multipliers,
@@ -190,15 +198,24 @@ impl<'a> Requantize<'a> {
             } => {
                 check_len("per-channel multipliers", multipliers.len())?;
                 check_len("per-channel shifts", shifts.len())?;
-                for (c, &s) in shifts.iter().enumerate() {
-                    check_shift(c, s)?;
+                let (mut in_range, mut no_left, mut right_only) = (true, true, true);
+                for (&m, &s) in multipliers.iter().zip(shifts) {
+                    in_range &= (-31..=30).contains(&s);
+                    no_left &= s <= 0;
+                    right_only &= s < 0 && m > i32::MIN + 1;
+                }
+                if !in_range {
+                    for (c, &s) in shifts.iter().enumerate() {
+                        check_shift(c, s)?;
+                    }
                 }
                 (
                     Mults::PerChannel {
                         multipliers,
                         shifts,
                     },
-                    shifts.iter().all(|&s| s <= 0),
+                    no_left,
+                    right_only,
                 )
             }
         };
@@ -217,15 +234,6 @@ impl<'a> Requantize<'a> {
                 max: self.clamp_max,
             });
         }
-        // Every shift a right shift of at least 1, and no multiplier at −2^31 or −2^31 + 1:
-        // the forms an output stage may compute more cheaply (see `requant::arm`).
-        let right_shift_only = match self.scale {
-            Scale::PerTensor { multiplier, shift } => shift < 0 && multiplier > i32::MIN + 1,
-            Scale::PerChannel {
-                multipliers,
-                shifts,
-            } => shifts.iter().all(|&s| s < 0) && multipliers.iter().all(|&m| m > i32::MIN + 1),
-        };
         Ok(RqPlan {
             mults,
             out_zp: self.output_zero_point,

@@ -12,9 +12,9 @@
 //! output batch dimensions, those `r` dimensions, and for each operand `r` batch strides in
 //! matrices (0 where it broadcasts).
 
-use super::checks;
 use super::gemm_common::Kernels;
 use super::{cast, cast_mut, OpDef, OpMem};
+use super::{checks, gemm_common};
 use crate::context::Context;
 use crate::error::Error;
 use crate::matrix::{MatMut, MatRef};
@@ -203,20 +203,17 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let w = mem.input(w_t)?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let ws_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
+    let threads = gemm_common::useful_threads(
+        mem.threads(),
+        b.count().unwrap_or(0).saturating_mul(m),
+        k,
+        n,
+    );
     let (out, ws) = mem.output_and_temp(out_t, ws_t)?;
-    let mn = m.saturating_mul(n).max(1);
+    let batches = b.count().ok_or_else(|| op.error("sizes overflow"))?;
+    let esize = if float { 4 } else { 1 };
+    let mn = m.saturating_mul(n);
     let small = || op.error("an operand is smaller than its batches");
-    if float {
-        let (x, w) = (cast::<f32>(x), cast::<f32>(w));
-        for (i, c) in cast_mut::<f32>(out).chunks_exact_mut(mn).enumerate() {
-            let (li, ri) = b.operands(i);
-            let a = matrix(x, li, m, k, adj_x).ok_or_else(small)?;
-            let bm = matrix(w, ri, k, n, adj_y).ok_or_else(small)?;
-            let c = MatMut::row_major(c, m, n)?;
-            crate::gemm::sgemm(1.0, a, bm, 0.0, c, Context::new().workspace(&mut *ws))?;
-        }
-        return Ok(());
-    }
     let rq = Requantize::new(
         Scale::PerTensor {
             multiplier: op.param(P_MUL),
@@ -226,15 +223,55 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     )
     .with_clamp(op.param(P_LO), op.param(P_HI));
     let (za, zb) = (op.param(P_ZA), op.param(P_ZB));
-    let (x, w) = (cast::<i8>(x), cast::<i8>(w));
-    for (i, c) in cast_mut::<i8>(out).chunks_exact_mut(mn).enumerate() {
+    // Rows r0..r0 + rows of output batch i, into `c`.
+    let product = |i: usize, r0: usize, rows: usize, c: &mut [u8], ws: &mut [u8]| {
         let (li, ri) = b.operands(i);
-        let a = matrix(x, li, m, k, adj_x).ok_or_else(small)?;
-        let bm = matrix(w, ri, k, n, adj_y).ok_or_else(small)?;
-        let c = Requantized(&rq, MatMut::row_major(c, m, n)?);
-        qgemm(a, za, bm, zb, c, Context::new().workspace(&mut *ws))?;
+        let ctx = Context::new().workspace(ws);
+        if float {
+            let a = matrix(cast::<f32>(x), li, m, k, adj_x).ok_or_else(small)?;
+            let a = a.submatrix(r0, 0, rows, k)?;
+            let bm = matrix(cast::<f32>(w), ri, k, n, adj_y).ok_or_else(small)?;
+            let c = MatMut::row_major(cast_mut::<f32>(c), rows, n)?;
+            crate::gemm::sgemm(1.0, a, bm, 0.0, c, ctx)
+        } else {
+            let a = matrix(cast::<i8>(x), li, m, k, adj_x).ok_or_else(small)?;
+            let a = a.submatrix(r0, 0, rows, k)?;
+            let bm = matrix(cast::<i8>(w), ri, k, n, adj_y).ok_or_else(small)?;
+            let c = Requantized(&rq, MatMut::row_major(cast_mut::<i8>(c), rows, n)?);
+            qgemm(a, za, bm, zb, c, ctx)
+        }
+    };
+    if batches == 0 {
+        return Ok(());
     }
-    Ok(())
+    if batches > 1 {
+        // Threads take whole products.
+        let call = |i0: usize, count: usize, y: &mut [u8], ws: &mut [u8]| {
+            for (j, c) in y
+                .chunks_exact_mut((mn * esize).max(1))
+                .take(count)
+                .enumerate()
+            {
+                product(i0 + j, 0, m, c, ws)?;
+            }
+            Ok(())
+        };
+        gemm_common::run_rows(batches, 1, 1, mn * esize, threads, out, ws, &call)
+    } else {
+        // One product: threads take its rows, as FULLY_CONNECTED's.
+        let call =
+            |r0: usize, rows: usize, y: &mut [u8], ws: &mut [u8]| product(0, r0, rows, y, ws);
+        gemm_common::run_rows(
+            m,
+            gemm_common::ROW_UNIT,
+            m.max(1),
+            n * esize,
+            threads,
+            out,
+            ws,
+            &call,
+        )
+    }
 }
 
 #[cfg(feature = "alloc")]

@@ -9,26 +9,34 @@
 //! `(z_x − z_x)·w = 0` exactly as TFLite skips them; 0.0 for f32) is a row of A, the
 //! weights (OHWI = n rows of k) are B, transposed to k×n and packed at conversion, and the
 //! GEMM's output stage is TFLite's requantization (see `gemm_common`). A 1×1, stride-1,
-//! unpadded convolution needs no patches: the input is A. Blocks bound the patch buffer
-//! (to about `IM2COL_BYTES`, 256 KiB).
+//! unpadded convolution needs no patches: the input is A. A block's A and C rows take about
+//! `BLOCK_BYTES` (64 KiB), so they stay in cache from im2col to the output stage. Threads
+//! (`OpMem::threads`) take contiguous shares of the blocks, each with its own scratch.
+//!
+//! In place: a pointwise convolution may be planned with its output over its input (same
+//! arena offset; `lower` allows it for that geometry only and `check` refuses it for any
+//! other). It then copies a few input rows at a time to the patch buffer before their GEMM
+//! writes their outputs (see `run_in_place`), on one thread.
 //!
 //! Blob form. Inputs: x [b, h, w, c_in], then the GEMM part of `gemm_common` (weights k×n,
 //! bias, multipliers, shifts). Output: y [b, oh, ow, c_out]. One scratch tensor: the patch
-//! buffer (block·k elements, rounded up to 64 bytes; absent when im2col is 0) followed by the
-//! GEMM workspace for a block. Parameters: the [`Geom`] words (b, h, w, c_in, oh, ow, c_out,
-//! kh, kw, stride h, stride w, dilation h, dilation w, pad top, pad left), im2col (0 or 1),
-//! block (output pixels per GEMM), then the GEMM part's words.
+//! buffer (rows of k elements, int8 rows padded to 4 bytes, rounded up to 64 bytes: a block
+//! of rows with im2col; for a pointwise convolution the rows it copies at a time in place,
+//! about 1 KiB, optional when not in place) followed by the GEMM workspace for a block.
+//! Parameters: the [`Geom`] words (b, h, w, c_in, oh, ow, c_out, kh, kw, stride h, stride w,
+//! dilation h, dilation w, pad top, pad left), im2col (0 or 1), block (output pixels per
+//! GEMM), then the GEMM part's words.
 
 use super::gemm_common::{self, Gemm};
 use super::{checks, OpDef, OpMem};
 use crate::error::Error;
-use crate::nn::blob::OpView;
-use crate::nn::dtype::DType;
+use crate::nn::blob::{OpView, Storage};
 
 pub(crate) const DEF: OpDef = OpDef {
     code: 3,
     name: "CONV_2D",
-    in_place: false,
+    // Pointwise geometries only: `lower` clears it for the others, `check` refuses them.
+    in_place: true,
     macs,
     check,
     run,
@@ -36,9 +44,16 @@ pub(crate) const DEF: OpDef = OpDef {
     lower: lower::lower,
 };
 
-/// The patch buffer's target size: larger convolutions run in blocks of output pixels.
+/// The bytes of A and C rows one GEMM call of a block of output pixels covers (patches and
+/// outputs stay in cache between im2col, the product and its output stage).
 #[cfg(feature = "alloc")]
-pub(crate) const IM2COL_BYTES: usize = 256 * 1024;
+const BLOCK_BYTES: usize = 64 * 1024;
+/// The fewest output pixels per block (a GEMM call's fixed costs need some rows).
+#[cfg(feature = "alloc")]
+const MIN_BLOCK: usize = 32;
+/// The fewest when a block's scratch is cut down to save arena.
+#[cfg(feature = "alloc")]
+const SMALL_BLOCK: usize = 16;
 
 /// The geometry of a 2-D convolution or depthwise convolution (NHWC), as parameter words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +148,18 @@ impl Geom {
         Ok(())
     }
 
+    /// A 1×1, stride-1, unpadded convolution: its input rows are the GEMM's A as they are.
+    pub fn pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.pt == 0
+            && self.pl == 0
+            && self.oh == self.ih
+            && self.ow == self.iw
+    }
+
     /// The input row of output row `oy` and filter row `fy` (may be outside the image).
     #[inline]
     pub fn in_y(&self, oy: usize, fy: usize) -> i64 {
@@ -159,17 +186,44 @@ const P_BLOCK: usize = Geom::WORDS + 1;
 /// The first word of the GEMM part (`gemm_common`).
 const P_GEMM: usize = Geom::WORDS + 2;
 
-/// The scratch layout: (patch bytes rounded to 64, workspace bytes) for a block.
+/// Elements between rows of the patch buffer: int8 rows padded to 4 bytes, so the GEMM's
+/// packer moves whole 4-byte k groups (a 3×3×3 patch is 27 bytes).
+fn patch_stride(float: bool, k: usize) -> usize {
+    if float {
+        k
+    } else {
+        k.next_multiple_of(4)
+    }
+}
+
+/// Bytes of input rows a pointwise convolution working in place copies at a time: little,
+/// because its scratch is reserved whether or not the plan puts it in place.
+const IN_PLACE_COPY_BYTES: usize = 1024;
+
+/// Input rows a pointwise convolution working in place copies (and multiplies) at a time:
+/// about [`IN_PLACE_COPY_BYTES`], at least [`gemm_common::ROW_UNIT`] (no one-row GEMM calls),
+/// at most a block.
+fn copy_rows(float: bool, k: usize, block: usize) -> usize {
+    let row = patch_stride(float, k) * if float { 4 } else { 1 };
+    (IN_PLACE_COPY_BYTES / row.max(1))
+        .max(gemm_common::ROW_UNIT)
+        .min(block)
+        .max(1)
+}
+
+/// The scratch layout: (patch bytes rounded to 64, workspace bytes) for `patch_rows` rows of
+/// patches (a block's im2col rows, or the input rows a pointwise convolution working in
+/// place copies at a time; 0 without either) and GEMM calls of at most `block` rows.
 fn scratch_parts(
     float: bool,
     packed: bool,
-    im2col: bool,
+    patch_rows: usize,
     block: usize,
     k: usize,
     n: usize,
 ) -> Option<(usize, usize)> {
     let build = gemm_common::Kernels::Build;
-    scratch_parts_for(build, float, packed, im2col, block, k, n)
+    scratch_parts_for(build, float, packed, patch_rows, block, k, n)
 }
 
 /// [`scratch_parts`] in the build of `kernels` (a conversion target's, when lowering).
@@ -177,28 +231,36 @@ fn scratch_parts_for(
     kernels: gemm_common::Kernels,
     float: bool,
     packed: bool,
-    im2col: bool,
+    patch_rows: usize,
     block: usize,
     k: usize,
     n: usize,
 ) -> Option<(usize, usize)> {
     let esize = if float { 4 } else { 1 };
-    let patch = if im2col {
-        block
-            .checked_mul(k)?
-            .checked_mul(esize)?
-            .checked_next_multiple_of(64)?
-    } else {
-        0
-    };
+    let patch = patch_rows
+        .checked_mul(patch_stride(float, k))?
+        .checked_mul(esize)?
+        .checked_next_multiple_of(64)?;
     Some((
         patch,
         gemm_common::workspace_bytes_for(kernels, float, packed, block, k, n),
     ))
 }
 
+/// Rows of patch buffer a convolution needs: a block with im2col, the in-place copy rows
+/// when its output lies over its input, else none.
+fn patch_rows(float: bool, im2col: bool, in_place: bool, block: usize, k: usize) -> usize {
+    if im2col {
+        block
+    } else if in_place {
+        copy_rows(float, k, block)
+    } else {
+        0
+    }
+}
+
 fn is_float(op: &OpView) -> Result<bool, Error> {
-    Ok(checks::input(op, 0)?.dtype == DType::F32)
+    gemm_common::is_float(op)
 }
 
 /// kh·kw·c_in products per output value.
@@ -223,16 +285,15 @@ fn check(op: &OpView) -> Result<(), Error> {
         1 => true,
         _ => return Err(op.error("the im2col word is not 0 or 1")),
     };
-    let pointwise = g.kh == 1
-        && g.kw == 1
-        && g.sh == 1
-        && g.sw == 1
-        && g.pt == 0
-        && g.pl == 0
-        && g.oh == g.ih
-        && g.ow == g.iw;
+    let pointwise = g.pointwise();
     if !im2col && !pointwise {
         return Err(op.error("a convolution without im2col that is not pointwise"));
+    }
+    let (x, y) = (checks::input(op, 0)?, checks::output(op, 0)?);
+    let in_place =
+        x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset;
+    if in_place && im2col {
+        return Err(op.error("a convolution with im2col cannot work in place"));
     }
     let k = g.kh * g.kw * g.ic;
     let m = g.batch * g.oh * g.ow;
@@ -241,7 +302,9 @@ fn check(op: &OpView) -> Result<(), Error> {
         return Err(op.error("the block of output pixels is out of range"));
     }
     let packed = gemm_common::check(op, float, k, g.oc, P_GEMM)?;
-    let (patch, ws) = scratch_parts(float, packed, im2col, block as usize, k, g.oc)
+    let block = block as usize;
+    let rows = patch_rows(float, im2col, in_place, block, k);
+    let (patch, ws) = scratch_parts(float, packed, rows, block, k, g.oc)
         .ok_or_else(|| op.error("sizes overflow"))?;
     let need = patch
         .checked_add(ws)
@@ -252,25 +315,88 @@ fn check(op: &OpView) -> Result<(), Error> {
     Ok(())
 }
 
+/// Copies `src` into `dst` (same length): the short copies of im2col (a filter row of a few
+/// channels) inline as a few overlapping 8- or 16-byte moves instead of a `memcpy` call.
+#[inline(always)]
+fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    match n {
+        16..=64 => {
+            let mut i = 0;
+            while i + 16 < n {
+                dst[i..i + 16].copy_from_slice(&src[i..i + 16]);
+                i += 16;
+            }
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
+        8..=15 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 /// Writes the patches of output pixels `p0..p0 + rows` (flat over batch, oh, ow) as rows of
-/// k elements of `esize` bytes; out-of-image taps are bytes `pad` (the int8 input zero
-/// point, or 0 for f32's 0.0).
-fn im2col(g: &Geom, x: &[u8], esize: usize, pad: u8, p0: usize, rows: usize, a: &mut [u8]) {
+/// k elements of `esize` bytes, `stride` bytes apart; out-of-image taps are bytes `pad` (the
+/// int8 input zero point, or 0 for f32's 0.0). A filter row wholly inside the image is one
+/// copy (its taps are adjacent pixels when the dilation is 1).
+#[allow(clippy::too_many_arguments)]
+fn im2col(
+    g: &Geom,
+    x: &[u8],
+    esize: usize,
+    pad: u8,
+    p0: usize,
+    rows: usize,
+    stride: usize,
+    a: &mut [u8],
+) {
     let c = g.ic * esize;
-    let k = g.kh * g.kw * c;
-    let plane = g.oh * g.ow;
-    for (r, row) in a.chunks_exact_mut(k.max(1)).take(rows).enumerate() {
-        let p = p0 + r;
-        let (b, yx) = (p / plane.max(1), p % plane.max(1));
-        let (oy, ox) = (yx / g.ow.max(1), yx % g.ow.max(1));
-        for (t, dst) in row.chunks_exact_mut(c.max(1)).enumerate() {
-            let (fy, fx) = (t / g.kw, t % g.kw);
-            let src = g
-                .in_pixel(b, g.in_y(oy, fy), g.in_x(ox, fx))
-                .and_then(|at| x.get(at * esize..at * esize + c));
-            match src {
-                Some(src) => dst.copy_from_slice(src),
-                None => dst.fill(pad),
+    let seg = g.kw * c;
+    let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
+    // The pixel's (batch, row, column), stepped along (no divisions per pixel).
+    let (mut b, mut oy, mut ox) = (p0 / plane, p0 % plane / ow, p0 % ow);
+    for r in 0..rows {
+        let Some(row) = a.get_mut(r * stride..r * stride + g.kh * seg) else {
+            return;
+        };
+        let (x0, x1) = (g.in_x(ox, 0), g.in_x(ox, g.kw - 1));
+        let inside_x = g.dw == 1 && x0 >= 0 && x1 < g.iw as i64;
+        for (fy, dst) in row.chunks_exact_mut(seg.max(1)).enumerate() {
+            let y = g.in_y(oy, fy);
+            if inside_x {
+                let src = g
+                    .in_pixel(b, y, x0)
+                    .and_then(|at| x.get(at * esize..at * esize + seg));
+                match src {
+                    Some(src) => copy_bytes(dst, src),
+                    None => dst.fill(pad),
+                }
+                continue;
+            }
+            for (fx, dst) in dst.chunks_exact_mut(c.max(1)).enumerate() {
+                let src = g
+                    .in_pixel(b, y, g.in_x(ox, fx))
+                    .and_then(|at| x.get(at * esize..at * esize + c));
+                match src {
+                    Some(src) => copy_bytes(dst, src),
+                    None => dst.fill(pad),
+                }
+            }
+        }
+        ox += 1;
+        if ox == ow {
+            ox = 0;
+            oy += 1;
+            if oy == g.oh {
+                oy = 0;
+                b += 1;
             }
         }
     }
@@ -292,38 +418,117 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         }
     );
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
-    let x = mem.input(x_t)?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
-    let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
-    let (patch_bytes, ws_bytes) = scratch_parts(float, packed, im2col_on, block, k, n)
-        .ok_or_else(|| op.error("sizes overflow"))?;
-    let (patch, rest) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
-    let ws = rest
-        .get_mut(..ws_bytes)
-        .ok_or_else(|| op.error("scratch too small"))?;
     let esize = if float { 4 } else { 1 };
+    let in_place = mem.is_in_place(x_t, out_t);
+    let rows = patch_rows(float, im2col_on, in_place, block, k);
+    let (patch_bytes, ws_bytes) = scratch_parts(float, packed, rows, block, k, n)
+        .ok_or_else(|| op.error("sizes overflow"))?;
+    if in_place {
+        let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
+        return run_in_place(
+            &gemm,
+            m,
+            k,
+            n,
+            esize,
+            block,
+            buf,
+            scratch,
+            patch_bytes,
+            ws_bytes,
+        );
+    }
+    let x = mem.input(x_t)?;
+    let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
+    let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
+    let scratch = scratch
+        .get_mut(..patch_bytes + ws_bytes)
+        .ok_or_else(|| op.error("scratch too small"))?;
     // The input zero point (an i8 in the GEMM words), or 0.0 (zero bytes).
     let pad = if float {
         0
     } else {
         op.param(P_GEMM) as i8 as u8
     };
-    let mut p0 = 0;
-    for y in out.chunks_mut((block * n * esize).max(1)) {
-        let rows = m.saturating_sub(p0).min(block);
-        if rows == 0 {
-            break;
-        }
-        let a: &[u8] = if im2col_on {
-            im2col(&g, x, esize, pad, p0, rows, patch);
-            patch.get(..rows * k * esize).unwrap_or(&[])
+    let stride = patch_stride(float, k);
+    let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
+        let (patch, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
+        if im2col_on {
+            im2col(&g, x, esize, pad, p0, rows, stride * esize, patch);
+            let a = patch.get(..rows * stride * esize).unwrap_or(&[]);
+            gemm.run(a, stride, rows, y, ws)
         } else {
-            x.get(p0 * k * esize..(p0 + rows) * k * esize)
-                .unwrap_or(&[])
-        };
-        gemm.run(a, rows, y, ws)?;
-        p0 += rows;
+            let a = x
+                .get(p0 * k * esize..(p0 + rows) * k * esize)
+                .unwrap_or(&[]);
+            gemm.run(a, k, rows, y, ws)
+        }
+    };
+    gemm_common::run_rows(
+        m,
+        gemm.row_unit(),
+        block,
+        n * esize,
+        threads,
+        out,
+        scratch,
+        &call,
+    )
+}
+
+/// A pointwise convolution whose output lies over its input (`buf` holds both, from the
+/// same offset): each block of input rows is copied to scratch before its GEMM writes the
+/// block's outputs. Blocks run first to last when an output row is no longer than an input
+/// row (the outputs written so far end before the next block's inputs begin), last to first
+/// otherwise (the outputs of a block begin after the inputs of the blocks before it), so no
+/// input byte is overwritten before it is read. One thread: blocks of other threads would
+/// overwrite each other's inputs.
+#[allow(clippy::too_many_arguments)]
+fn run_in_place(
+    gemm: &Gemm,
+    m: usize,
+    k: usize,
+    n: usize,
+    esize: usize,
+    block: usize,
+    buf: &mut [u8],
+    scratch: &mut [u8],
+    patch_bytes: usize,
+    ws_bytes: usize,
+) -> Result<(), Error> {
+    let (copy, rest) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
+    let ws = rest.get_mut(..ws_bytes).ok_or(Error::SizeOverflow)?;
+    let stride = patch_stride(esize == 4, k);
+    let (row_in, row_out) = (k * esize, n * esize);
+    let mut block_at = |p0: usize, rows: usize| -> Result<(), Error> {
+        let a = copy
+            .get_mut(..rows * stride * esize)
+            .ok_or(Error::SizeOverflow)?;
+        let src = buf
+            .get(p0 * row_in..(p0 + rows) * row_in)
+            .ok_or(Error::SizeOverflow)?;
+        for (d, s) in a
+            .chunks_exact_mut(stride * esize)
+            .zip(src.chunks_exact(row_in))
+        {
+            d[..row_in].copy_from_slice(s);
+        }
+        let y = buf
+            .get_mut(p0 * row_out..(p0 + rows) * row_out)
+            .ok_or(Error::SizeOverflow)?;
+        gemm.run(a, stride, rows, y, ws)
+    };
+    let blocks = gemm_common::sub_blocks(0, m, copy_rows(esize == 4, k, block));
+    if n <= k {
+        for (p0, rows) in blocks {
+            block_at(p0, rows)?;
+        }
+    } else {
+        for (p0, rows) in blocks.rev() {
+            block_at(p0, rows)?;
+        }
     }
     Ok(())
 }
@@ -336,7 +541,7 @@ mod lower {
     use alloc::format;
     use alloc::vec;
 
-    use super::{gemm_common, Geom, IM2COL_BYTES};
+    use super::{gemm_common, Geom, BLOCK_BYTES, MIN_BLOCK, SMALL_BLOCK};
     use crate::error::Error;
     use crate::nn::transform::ir::{OpOptions, Padding};
     use crate::nn::transform::lower::Lowering;
@@ -423,7 +628,7 @@ mod lower {
             .words()
             .ok_or_else(|| err("a dimension too large is not supported"))?;
         let (k, m) = (kh * kw * ic, b * oh * ow);
-        let pointwise = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0;
+        let pointwise = g.pointwise();
         let y_name = y.name.clone();
         let mut gl = gemm_common::lower_gemm(l, node, k, oc, act)?;
         if !gl.float {
@@ -432,11 +637,25 @@ mod lower {
             gl.params[1] = 0;
         }
         let esize = if gl.float { 4 } else { 1 };
-        let block = if pointwise {
-            m.max(1)
-        } else {
-            (IM2COL_BYTES / (k * esize).max(1)).clamp(1, m.max(1))
+        let row = (super::patch_stride(gl.float, k) + oc) * esize;
+        let kernels = l.packing.kernels();
+        let rows_for = |block: usize| super::patch_rows(gl.float, !pointwise, pointwise, block, k);
+        let scratch = |block: usize| {
+            super::scratch_parts_for(kernels, gl.float, gl.packed, rows_for(block), block, k, oc)
+                .map(|(patch, ws)| patch + ws)
         };
+        let mut block = (BLOCK_BYTES / row.max(1))
+            .clamp(MIN_BLOCK, 4096)
+            .min(m.max(1));
+        // The scratch is part of the arena: an im2col convolution's (patches and GEMM
+        // workspace) is kept within a quarter of its output's bytes where blocks of at
+        // least SMALL_BLOCK rows allow it. A keyword spotter's first layer (10×4 filter,
+        // 64 channels) would otherwise need more scratch than the activation it makes.
+        let out_bytes = m.saturating_mul(oc).saturating_mul(esize);
+        while !pointwise && block > SMALL_BLOCK && scratch(block).is_none_or(|b| b > out_bytes / 4)
+        {
+            block = (block * 3 / 4).max(SMALL_BLOCK);
+        }
         let mut params = words.to_vec();
         params.push(i32::from(!pointwise));
         params
@@ -445,12 +664,211 @@ mod lower {
         let mut op = l.op(node, 3, params);
         op.inputs.truncate(1);
         op.inputs.extend_from_slice(&gl.inputs);
-        let kernels = l.packing.kernels();
-        let (patch, ws) =
-            super::scratch_parts_for(kernels, gl.float, gl.packed, !pointwise, block, k, oc)
-                .ok_or_else(|| err("sizes overflow"))?;
-        op.temps = vec![l.add_temp(format!("{y_name}/im2col+gemm"), patch + ws)];
+        // Pointwise: room to copy a few input rows at a time, should the plan put the
+        // output over the input.
+        op.in_place = pointwise;
+        let bytes = scratch(block).ok_or_else(|| err("sizes overflow"))?;
+        op.temps = vec![l.add_temp(format!("{y_name}/im2col+gemm"), bytes)];
         l.push(op);
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use crate::nn::dtype::DType;
+    use crate::nn::transform::blob_writer::{write_blob, WriteOptions};
+    use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, Node, OpOptions, Padding};
+    use crate::nn::transform::ir::{Quant, Tensor};
+    use crate::nn::transform::lower::lower;
+    use crate::nn::transform::plan::plan;
+    use crate::nn::transform::{LoadedModel, Packing};
+    use alloc::string::String;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// Deterministic bytes.
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// One CONV_2D over an h×w×c_in input: `ksize`×`ksize`, stride 1, SAME padding, c_out
+    /// channels, a bias and ReLU6; int8 (per-channel weights) or f32.
+    fn conv_graph(float: bool, h: usize, w: usize, cin: usize, cout: usize, ksize: usize) -> Graph {
+        let (dt, esize) = if float {
+            (DType::F32, 4)
+        } else {
+            (DType::I8, 1)
+        };
+        let q = |s: Vec<f32>, z: i64| {
+            (!float).then(|| Quant {
+                zero_point: vec![z; s.len()],
+                scale: s,
+                axis: 0,
+            })
+        };
+        let t = |name: &str, dtype, shape: Vec<usize>, quant, data| Tensor {
+            name: String::from(name),
+            dtype,
+            shape,
+            quant,
+            data,
+        };
+        let k = ksize * ksize * cin;
+        let mut wdata = bytes(cout * k * esize, 7);
+        let mut bdata = bytes(cout * 4, 11);
+        if float {
+            // Small finite values.
+            for c in wdata.chunks_exact_mut(4).chain(bdata.chunks_exact_mut(4)) {
+                let v = (c[0] as f32 - 128.0) / 256.0;
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        } else {
+            for c in bdata.chunks_exact_mut(4) {
+                let v = i32::from_le_bytes([c[0], c[1], 0, 0]) - 32768;
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        let w_scales: Vec<f32> = (0..cout).map(|i| 0.002 + 0.0001 * i as f32).collect();
+        let b_scales: Vec<f32> = w_scales.iter().map(|s| s * 0.05).collect();
+        Graph {
+            tensors: vec![
+                t("x", dt, vec![1, h, w, cin], q(vec![0.05], -3), None),
+                t(
+                    "w",
+                    dt,
+                    vec![cout, ksize, ksize, cin],
+                    q(w_scales, 0),
+                    Some(wdata),
+                ),
+                t(
+                    "b",
+                    if float { DType::F32 } else { DType::I32 },
+                    vec![cout],
+                    q(b_scales, 0),
+                    Some(bdata),
+                ),
+                t("y", dt, vec![1, h, w, cout], q(vec![0.04], 5), None),
+            ],
+            nodes: vec![Node {
+                op: BuiltinOp::Conv2d,
+                version: 3,
+                options: OpOptions::Conv2d {
+                    padding: Padding::Same,
+                    stride_w: 1,
+                    stride_h: 1,
+                    activation: Activation::Relu6,
+                    dilation_w_factor: 1,
+                    dilation_h_factor: 1,
+                },
+                inputs: vec![Some(0), Some(1), Some(2)],
+                outputs: vec![3],
+            }],
+            inputs: vec![0],
+            outputs: vec![3],
+        }
+    }
+
+    fn input_for(g: &Graph) -> Vec<u8> {
+        let x = &g.tensors[0];
+        let mut b = bytes(x.byte_len(), 3);
+        if x.dtype == DType::F32 {
+            for c in b.chunks_exact_mut(4) {
+                let v = (c[0] as f32 - 128.0) / 64.0;
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        b
+    }
+
+    fn run(m: &LoadedModel, x: &[u8], threads: usize) -> Vec<u8> {
+        let mut r = m.runner();
+        r.set_threads(threads);
+        r.set_input(0, x).unwrap();
+        r.run().unwrap();
+        r.output(0).unwrap()
+    }
+
+    /// Results do not depend on the thread count (pointwise and im2col, int8 and f32, both
+    /// weight layouts, row counts that do and do not divide into the threads' shares; the
+    /// large shapes are over `MIN_MACS_PER_THREAD` for 3 threads).
+    #[test]
+    fn threads_give_the_same_bytes() {
+        for float in [false, true] {
+            for (h, w, cin, cout, ks) in [(64, 61, 24, 40, 1), (45, 43, 8, 24, 3), (5, 3, 4, 6, 3)]
+            {
+                let g = conv_graph(float, h, w, cin, cout, ks);
+                let x = input_for(&g);
+                for packing in [Packing::Host, Packing::Portable] {
+                    let m = LoadedModel::from_graph(&g, packing).unwrap();
+                    let one = run(&m, &x, 1);
+                    for t in [2, 3, 5] {
+                        assert_eq!(
+                            run(&m, &x, t),
+                            one,
+                            "float {float} {h}x{w} k{ks} threads {t}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A pointwise convolution planned with its output over its input (same arena offset)
+    /// gives the bytes of the out-of-place run: int8 and f32, fewer output channels than input
+    /// channels (blocks run forward) and more (backward), over several blocks.
+    #[test]
+    fn pointwise_in_place_equals_out_of_place() {
+        for float in [false, true] {
+            for (cin, cout) in [(40, 24), (24, 40), (16, 16)] {
+                let g = conv_graph(float, 48, 47, cin, cout, 1);
+                let x = input_for(&g);
+                for packing in [Packing::Host, Packing::Portable] {
+                    let normal = LoadedModel::from_graph(&g, packing).unwrap();
+                    let want = run(&normal, &x, 1);
+                    let l = lower(&g, packing).unwrap();
+                    assert!(l.ops[0].in_place);
+                    let mut p = plan(&l);
+                    // x and y at 0, the scratch after the longer of them.
+                    let temp = l.ops[0].temps[0];
+                    let span = l.tensors[0]
+                        .bytes
+                        .max(l.tensors[3].bytes)
+                        .next_multiple_of(64);
+                    p.offsets[0] = Some(0);
+                    p.offsets[3] = Some(0);
+                    p.offsets[temp] = Some(span);
+                    p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
+                    let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
+                    let m = LoadedModel::from_blob(&blob).unwrap();
+                    assert_eq!(run(&m, &x, 1), want, "float {float} {cin}->{cout}");
+                    // More threads still run it in place on one.
+                    assert_eq!(run(&m, &x, 2), want, "float {float} {cin}->{cout} threads");
+                }
+            }
+        }
+    }
+
+    /// A 3×3 convolution may not be planned in place: the blob is refused at load.
+    #[test]
+    fn im2col_in_place_is_refused() {
+        let g = conv_graph(false, 8, 8, 4, 4, 3);
+        let l = lower(&g, Packing::Portable).unwrap();
+        assert!(!l.ops[0].in_place);
+        let mut p = plan(&l);
+        p.offsets[3] = p.offsets[0];
+        let temp = l.ops[0].temps[0];
+        p.offsets[temp] = Some(1024);
+        p.arena = 1024 + l.tensors[temp].bytes.next_multiple_of(16);
+        let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
+        assert!(LoadedModel::from_blob(&blob).is_err());
     }
 }

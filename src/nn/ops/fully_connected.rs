@@ -12,7 +12,6 @@ use super::gemm_common::{self, Gemm};
 use super::{checks, OpDef, OpMem};
 use crate::error::Error;
 use crate::nn::blob::OpView;
-use crate::nn::dtype::DType;
 
 pub(crate) const DEF: OpDef = OpDef {
     code: 9,
@@ -37,7 +36,7 @@ fn dims(op: &OpView) -> (usize, usize, usize) {
 }
 
 fn is_float(op: &OpView) -> Result<bool, Error> {
-    Ok(checks::input(op, 0)?.dtype == DType::F32)
+    gemm_common::is_float(op)
 }
 
 /// k products per output value.
@@ -77,8 +76,26 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let x = mem.input(x_t)?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let ws_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
+    let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
     let (out, ws) = mem.output_and_temp(out_t, ws_t)?;
-    gemm.run(x, m, out, ws)
+    let esize = if float { 4 } else { 1 };
+    let call = |p0: usize, rows: usize, y: &mut [u8], ws: &mut [u8]| {
+        let a = x
+            .get(p0 * k * esize..(p0 + rows) * k * esize)
+            .unwrap_or(&[]);
+        gemm.run(a, k, rows, y, ws)
+    };
+    // One GEMM call (the workspace does not grow with m); threads split the rows.
+    gemm_common::run_rows(
+        m,
+        gemm.row_unit(),
+        m.max(1),
+        n * esize,
+        threads,
+        out,
+        ws,
+        &call,
+    )
 }
 
 #[cfg(feature = "alloc")]

@@ -80,6 +80,14 @@ pub(crate) fn workspace_bytes_for(
     }
 }
 
+/// Whether input 0 (A) is f32 (else int8): read on every run, so without the tensor's name.
+pub(crate) fn is_float(op: &OpView) -> Result<bool, Error> {
+    op.input(0)
+        .and_then(|t| op.model().tensor_unnamed(t))
+        .map(|x| x.dtype == DType::F32)
+        .ok_or_else(|| op.error("a required input is missing"))
+}
+
 /// Validates the GEMM part of an operator whose A operand (input 0) has dtype `x` (f32 or
 /// i8) and output 0 matches it: inputs 1 to 4, parameter words from `base`, k and n. Returns
 /// whether the weights are packed. Everything [`Gemm::run`] needs to run without error.
@@ -218,7 +226,7 @@ impl<'a> Gemm<'a> {
         }
         let packed = op
             .model()
-            .tensor(t(1)?)
+            .tensor_unnamed(t(1)?)
             .is_some_and(|i| i.dtype == DType::Packed);
         let w = if packed {
             QWeights::Packed(PackedQBRef::from_bytes(w)?)
@@ -251,15 +259,34 @@ impl<'a> Gemm<'a> {
         })
     }
 
+    /// Rows per thread task: at least [`ROW_UNIT`], in whole row tiles of the kernel that
+    /// runs (a task boundary inside a tile would add a partial tile to each side).
+    pub(crate) fn row_unit(&self) -> usize {
+        let mr = match self {
+            Gemm::F32 { .. } => crate::kernels::sgemm_kernel().map_or(1, |k| k.mr),
+            Gemm::I8 {
+                w: QWeights::Packed(p),
+                ..
+            } => p.kernel().mr,
+            Gemm::I8 { .. } => crate::kernels::qgemm_kernel().map_or(1, |k| k.mr),
+        }
+        .max(1);
+        ROW_UNIT.div_ceil(mr) * mr
+    }
+
     /// `out (m×n) = stage(a (m×k) · W)`, `a` and `out` row-major bytes of the operator's
-    /// element type, `ws` the GEMM workspace ([`workspace_bytes`] for m rows).
+    /// element type (rows of `a` `a_stride` elements apart: im2col pads them to 4 bytes so
+    /// the int8 packer moves whole 4-byte groups), `ws` the GEMM workspace
+    /// ([`workspace_bytes`] for m rows).
     pub(crate) fn run(
         &self,
         a: &[u8],
+        a_stride: usize,
         m: usize,
         out: &mut [u8],
         ws: &mut [u8],
     ) -> Result<(), Error> {
+        let stride = isize::try_from(a_stride).map_err(|_| Error::SizeOverflow)?;
         match self {
             Gemm::F32 {
                 w,
@@ -272,24 +299,17 @@ impl<'a> Gemm<'a> {
                 let (k, n) = (*k, *n);
                 let y = cast_mut::<f32>(out);
                 let y = y.get_mut(..m * n).ok_or(Error::SizeOverflow)?;
-                // Bias first (β = 1 adds the product to it), then the clamp.
-                match bias {
-                    Some(bias) => {
-                        for row in y.chunks_exact_mut(n.max(1)) {
-                            for (v, b) in row.iter_mut().zip(bias.iter()) {
-                                *v = *b;
-                            }
-                        }
-                    }
-                    None => y.fill(0.0),
-                }
-                let a = MatRef::row_major(cast::<f32>(a), m, k)?;
+                let a = MatRef::new(cast::<f32>(a), m, k, stride, 1)?;
                 let b = MatRef::row_major(w, k, n)?;
-                let c = MatMut::row_major(y, m, n)?;
-                crate::gemm::sgemm(1.0, a, b, 1.0, c, Context::new().workspace(ws))?;
-                for v in y.iter_mut() {
-                    *v = v.max(*lo).min(*hi);
-                }
+                let c = MatMut::row_major(&mut *y, m, n)?;
+                crate::gemm::sgemm(1.0, a, b, 0.0, c, Context::new().workspace(ws))?;
+                // Bias and clamp in one pass over the block just computed, while it is in
+                // cache.
+                let bias = match bias {
+                    Some(b) => Some(b.get(..n).ok_or(Error::SizeOverflow)?),
+                    None => None,
+                };
+                bias_clamp(y, n, bias, *lo, *hi);
                 Ok(())
             }
             Gemm::I8 {
@@ -300,7 +320,7 @@ impl<'a> Gemm<'a> {
                 k,
                 n,
             } => {
-                let a = MatRef::row_major(cast::<i8>(a), m, *k)?;
+                let a = MatRef::new(cast::<i8>(a), m, *k, stride, 1)?;
                 let c = Requantized(rq, MatMut::row_major(cast_mut::<i8>(out), m, *n)?);
                 let ctx = Context::new().workspace(ws);
                 match w {
@@ -309,6 +329,215 @@ impl<'a> Gemm<'a> {
                 }
             }
         }
+    }
+}
+
+/// `y ← clamp(y + bias)` for every row of n values of `y` (no bias: the clamp only; no bias
+/// and an infinite clamp: nothing). The clamp is TFLite's `min(max(v, lo), hi)`, written as
+/// compares so it vectorizes (`f32::max` would also order NaNs, a blend per vector).
+fn bias_clamp(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+    if bias.is_none() && lo == f32::NEG_INFINITY && hi == f32::INFINITY {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::arch::{cpu_info, Features};
+        if cpu_info().features.contains(Features::AVX512F) {
+            // SAFETY: the CPU has AVX-512F (checked).
+            return unsafe { bias_clamp_avx512(y, n, bias, lo, hi) };
+        }
+        if cpu_info().features.contains(Features::AVX2) {
+            // SAFETY: the CPU has AVX2 (checked).
+            return unsafe { bias_clamp_avx2(y, n, bias, lo, hi) };
+        }
+    }
+    bias_clamp_body(y, n, bias, lo, hi);
+}
+
+/// [`bias_clamp`]'s loop, compiled for each vector width.
+#[inline(always)]
+fn bias_clamp_body(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+    let clamp = |v: f32| {
+        let v = if v < lo { lo } else { v };
+        if hi < v {
+            hi
+        } else {
+            v
+        }
+    };
+    match bias {
+        Some(bias) => {
+            for row in y.chunks_exact_mut(n.max(1)) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    *v = clamp(*v + *b);
+                }
+            }
+        }
+        None => {
+            for v in y.iter_mut() {
+                *v = clamp(*v);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn bias_clamp_avx512(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+    bias_clamp_body(y, n, bias, lo, hi)
+}
+
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn bias_clamp_avx2(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+    bias_clamp_body(y, n, bias, lo, hi)
+}
+
+/// The fewest rows a thread's task of a GEMM operator takes (see [`Gemm::row_unit`]): every
+/// GEMM call then has at least this many rows (or all of them), so no call takes the
+/// one-row path of a thread count and the blocked path of another (f32 sums in another
+/// order): results do not depend on the thread count.
+pub(crate) const ROW_UNIT: usize = 16;
+
+/// The calls of one task: rows `r0..r0 + len` in `ceil(len / block)` nearly equal parts
+/// (the same rule for one task or many; see [`ROW_UNIT`]). Yields (first row, rows).
+pub(crate) fn sub_blocks(
+    r0: usize,
+    len: usize,
+    block: usize,
+) -> impl DoubleEndedIterator<Item = (usize, usize)> {
+    let parts = len.div_ceil(block.max(1));
+    (0..parts).map(move |i| {
+        let (a, b) = (len * i / parts, len * (i + 1) / parts);
+        (r0 + a, b - a)
+    })
+}
+
+/// Multiply-adds below which one more thread costs more than it saves: waking a parked
+/// worker (between two GEMM operators the pool's workers usually sleep, a depthwise
+/// convolution or more having run meanwhile) costs tens of microseconds.
+const MIN_MACS_PER_THREAD: usize = 1 << 20;
+
+/// The threads worth using for an m×k×n product (at most `threads`).
+pub(crate) fn useful_threads(threads: usize, m: usize, k: usize, n: usize) -> usize {
+    let macs = m.saturating_mul(k).saturating_mul(n);
+    threads.min(macs / MIN_MACS_PER_THREAD).max(1)
+}
+
+/// One call of [`run_rows`]'s closure: first row, rows, their output bytes, scratch.
+pub(crate) type RowsFn<'f> =
+    dyn Fn(usize, usize, &mut [u8], &mut [u8]) -> Result<(), Error> + Sync + 'f;
+
+/// Runs `f(p0, rows, y, scratch)` over rows `0..m` of an operator's output (`row_bytes`
+/// bytes each, `out`), in calls of at most about `block` rows, `y` the call's output rows.
+/// `unit`: the fewest rows a thread's task takes ([`ROW_UNIT`] for rows of a GEMM, 1 when a
+/// "row" is a whole product).
+/// With one thread every call gets `scratch`; with more (feature `std`), the rows are split
+/// into contiguous tasks of whole [`ROW_UNIT`]s, and each thread's calls get a scratch buffer
+/// of `scratch.len()` bytes of its own (a per-thread buffer kept across calls: the arena
+/// holds one thread's scratch).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_rows(
+    m: usize,
+    unit: usize,
+    block: usize,
+    row_bytes: usize,
+    threads: usize,
+    out: &mut [u8],
+    scratch: &mut [u8],
+    f: &RowsFn,
+) -> Result<(), Error> {
+    let out = out
+        .get_mut(..m.checked_mul(row_bytes).ok_or(Error::SizeOverflow)?)
+        .ok_or(Error::SizeOverflow)?;
+    let unit = unit.max(1);
+    #[cfg(feature = "std")]
+    if threads > 1 && m >= 2 * unit {
+        // Several tasks per thread, claimed by whichever thread is free: a thread the OS
+        // holds back (another process on its core) then delays the operator by one small
+        // task, not by its whole share.
+        let tasks = (4 * threads).max(m.div_ceil(block.max(1))).min(m / unit);
+        return run_rows_threaded(
+            m,
+            unit,
+            block,
+            row_bytes,
+            threads,
+            tasks,
+            out,
+            scratch.len(),
+            f,
+        );
+    }
+    let _ = (threads, unit);
+    for (p0, rows) in sub_blocks(0, m, block) {
+        let y = &mut out[p0 * row_bytes..(p0 + rows) * row_bytes];
+        f(p0, rows, y, scratch)?;
+    }
+    Ok(())
+}
+
+/// [`run_rows`] as `tasks` tasks on up to `threads` threads.
+#[cfg(feature = "std")]
+#[allow(clippy::too_many_arguments)]
+fn run_rows_threaded(
+    m: usize,
+    unit: usize,
+    block: usize,
+    row_bytes: usize,
+    threads: usize,
+    tasks: usize,
+    out: &mut [u8],
+    scratch_bytes: usize,
+    f: &RowsFn,
+) -> Result<(), Error> {
+    use std::sync::Mutex;
+    use std::vec::Vec;
+    // Task t: units units·t/tasks .. units·(t+1)/tasks; the last also takes the rows past the
+    // last whole unit.
+    let units = m / unit;
+    let start = |t: usize| {
+        if t == tasks {
+            m
+        } else {
+            units * t / tasks * unit
+        }
+    };
+    let mut parts = Vec::with_capacity(tasks);
+    let mut rest = out;
+    for t in 0..tasks {
+        let (y, r) = rest.split_at_mut((start(t + 1) - start(t)) * row_bytes);
+        parts.push(Mutex::new(y));
+        rest = r;
+    }
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let job = |t: usize| {
+        let (r0, len) = (start(t), start(t + 1) - start(t));
+        let Ok(mut y) = parts[t].lock() else { return };
+        let r = crate::scratch::with_workspace(scratch_bytes.div_ceil(4), |ws| {
+            // SAFETY: with_workspace lends this thread a buffer of at least scratch_bytes
+            // bytes (scratch_bytes/4 rounded up f32s), used by nothing else meanwhile.
+            let ws = unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, scratch_bytes) };
+            for (p0, rows) in sub_blocks(r0, len, block) {
+                let at = (p0 - r0) * row_bytes;
+                f(p0, rows, &mut y[at..at + rows * row_bytes], ws)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            if let Ok(mut slot) = failed.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    };
+    crate::threads::run(tasks, threads, &job);
+    match failed.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -486,5 +715,42 @@ mod lower {
             float: false,
             packed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bias_clamp, bias_clamp_body, sub_blocks};
+
+    /// The vector builds of the bias-and-clamp pass give the portable loop's values.
+    #[test]
+    fn bias_clamp_equals_the_portable_loop() {
+        let n = 37;
+        let y: [f32; 37 * 5] = core::array::from_fn(|i| (i as f32 * 0.37).sin() * 8.0);
+        let bias: [f32; 37] = core::array::from_fn(|i| (i as f32 * 1.3).cos());
+        for (b, lo, hi) in [
+            (Some(&bias[..]), 0.0, 6.0),
+            (None, -1.0, 1.0),
+            (Some(&bias[..]), f32::NEG_INFINITY, f32::INFINITY),
+        ] {
+            let (mut fast, mut portable) = (y, y);
+            bias_clamp(&mut fast, n, b, lo, hi);
+            bias_clamp_body(&mut portable, n, b, lo, hi);
+            assert_eq!(fast, portable);
+        }
+    }
+
+    /// Blocks cover the rows once, in order, each at most a block long.
+    #[test]
+    fn sub_blocks_cover_the_rows() {
+        for (len, block) in [(0, 4), (1, 4), (17, 4), (100, 33), (5, 1)] {
+            let mut next = 3;
+            for (p0, rows) in sub_blocks(3, len, block) {
+                assert_eq!(p0, next);
+                assert!((1..=block).contains(&rows));
+                next += rows;
+            }
+            assert_eq!(next, 3 + len);
+        }
     }
 }

@@ -211,6 +211,7 @@ pub(crate) struct OpMem<'a> {
     model: Model<'a>,
     arena: *mut u8,
     arena_len: usize,
+    threads: usize,
     _arena: core::marker::PhantomData<&'a mut [u8]>,
 }
 
@@ -224,13 +225,37 @@ impl<'a> OpMem<'a> {
             model,
             arena,
             arena_len,
+            threads: 1,
             _arena: core::marker::PhantomData,
+        }
+    }
+
+    /// With up to `n` threads for the operator (1 without `std`; 0 counts as 1).
+    pub(crate) fn with_threads(mut self, n: usize) -> Self {
+        self.threads = if cfg!(feature = "std") { n.max(1) } else { 1 };
+        self
+    }
+
+    /// Threads the operator may use, the calling one included (1 without `std`). An
+    /// operator's result must not depend on it.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Whether output `out` was planned over input `x` (same arena offset): the operator then
+    /// reads `x` only through [`OpMem::in_place_and_temp`], never through [`OpMem::input`].
+    pub(crate) fn is_in_place(&self, x: usize, out: usize) -> bool {
+        match (self.info(x), self.info(out)) {
+            (Ok(x), Ok(y)) => {
+                x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset
+            }
+            _ => false,
         }
     }
 
     fn info(&self, t: usize) -> Result<TensorInfo<'a>, Error> {
         self.model
-            .tensor(t)
+            .tensor_unnamed(t)
             .ok_or_else(|| super::blob::blob_err("an operator names a missing tensor"))
     }
 

@@ -102,6 +102,7 @@ impl LoadedModel {
         Runner {
             model,
             arena: vec![0u128; model.arena_size().div_ceil(16)],
+            threads: 1,
         }
     }
 }
@@ -111,6 +112,7 @@ impl LoadedModel {
 pub struct Runner<'m> {
     model: Model<'m>,
     arena: Vec<u128>,
+    threads: usize,
 }
 
 impl<'m> Runner<'m> {
@@ -123,7 +125,14 @@ impl<'m> Runner<'m> {
                 self.arena.len() * 16,
             )
         };
-        Session::new(self.model, bytes)
+        let mut s = Session::new(self.model, bytes)?;
+        s.set_threads(self.threads);
+        Ok(s)
+    }
+
+    /// Runs on up to `n` threads (see [`Session::set_threads`]; default 1).
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
     }
 
     pub fn model(&self) -> &Model<'m> {

@@ -87,9 +87,9 @@ pub fn plan(l: &Lowered) -> Plan {
     for &t in l.inputs.iter().chain(&l.outputs) {
         pinned[t] = true;
     }
-    let buffers_of = |merge: Merge| -> (Vec<Option<usize>>, Vec<Buffer>) {
+    let buffers_of = |alias: bool, in_place: &[bool]| -> (Vec<Option<usize>>, Vec<Buffer>) {
         let mut p = parent.clone();
-        if merge >= Merge::Alias {
+        if alias {
             for op in &l.ops {
                 if let (true, Some(Some(i)), Some(&o)) =
                     (op.alias, op.inputs.first(), op.outputs.first())
@@ -101,7 +101,7 @@ pub fn plan(l: &Lowered) -> Plan {
                 }
             }
         }
-        if merge == Merge::InPlace {
+        if in_place.iter().any(|&x| x) {
             // Each group's lifetime and whether it holds a pinned tensor, kept at its root.
             let mut span: Vec<Option<(usize, usize)>> = vec![None; n];
             let mut held = vec![false; n];
@@ -114,9 +114,12 @@ pub fn plan(l: &Lowered) -> Plan {
                 }
             }
             for (i, op) in l.ops.iter().enumerate() {
-                let (true, false, Some(Some(x)), Some(&o)) =
-                    (op.in_place, op.alias, op.inputs.first(), op.outputs.first())
-                else {
+                let (true, false, Some(Some(x)), Some(&o)) = (
+                    in_place.get(i).copied().unwrap_or(false),
+                    op.alias,
+                    op.inputs.first(),
+                    op.outputs.first(),
+                ) else {
                     continue;
                 };
                 if !is_arena(*x) || !is_arena(o) {
@@ -170,19 +173,42 @@ pub fn plan(l: &Lowered) -> Plan {
         }
         (index, bufs)
     };
-    let place = |merge: Merge| {
-        let (index, bufs) = buffers_of(merge);
+    let place = |alias: bool, in_place: &[bool]| {
+        let (index, bufs) = buffers_of(alias, in_place);
         let (offset_of_buf, arena) = greedy(&bufs);
         let offsets: Vec<Option<usize>> =
             index.iter().map(|b| b.map(|b| offset_of_buf[b])).collect();
         (offsets, arena)
     };
-    let (plain, baseline) = place(Merge::None);
-    let (aliased, alias_arena) = place(Merge::Alias);
-    let (in_place, in_place_arena) = place(Merge::InPlace);
-    // Greedy placement is a heuristic: each kind of sharing is kept only when it makes the
-    // arena smaller (a reshape then copies; an in-place operator may copy rows to scratch,
-    // so it runs in place only when that saves bytes).
+    let none = vec![false; n_ops];
+    let (plain, baseline) = place(false, &none);
+    let (aliased, alias_arena) = place(true, &none);
+    // In-place candidates, then two ways to choose among them (greedy placement is a
+    // heuristic, and one merge alone seldom shrinks a chain that needs them all): every
+    // candidate at once, and one by one in execution order, each kept when the arena does
+    // not grow.
+    let candidates: Vec<bool> = l.ops.iter().map(|o| o.in_place && !o.alias).collect();
+    let (all, all_arena) = place(true, &candidates);
+    let mut chosen = none.clone();
+    let mut best = alias_arena;
+    for i in (0..n_ops).filter(|&i| candidates[i]) {
+        chosen[i] = true;
+        let (_, arena) = place(true, &chosen);
+        if arena <= best {
+            best = arena;
+        } else {
+            chosen[i] = false;
+        }
+    }
+    let (one_by_one, one_by_one_arena) = place(true, &chosen);
+    // Each kind of sharing is kept only when it makes the arena smaller (a reshape then
+    // copies; an in-place operator may copy rows to scratch, so it runs in place only when
+    // that saves bytes).
+    let (in_place, in_place_arena) = if one_by_one_arena <= all_arena {
+        (one_by_one, one_by_one_arena)
+    } else {
+        (all, all_arena)
+    };
     let (offsets, arena) = if in_place_arena < alias_arena.min(baseline) {
         (in_place, in_place_arena)
     } else if alias_arena <= baseline {
@@ -195,17 +221,6 @@ pub fn plan(l: &Lowered) -> Plan {
         arena,
         baseline,
     }
-}
-
-/// Which sharing of bytes a plan uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Merge {
-    /// None: every tensor its own buffer (TFLite Micro's plan).
-    None,
-    /// Reshape outputs are views of their inputs.
-    Alias,
-    /// Also, in-place operators write over an input that dies with them.
-    InPlace,
 }
 
 /// Greedy by size: returns each buffer's offset and the arena size.
