@@ -9,6 +9,7 @@ pub mod host;
 pub mod import;
 pub mod ir;
 pub mod lower;
+pub mod onnx;
 pub mod plan;
 pub mod tflite;
 
