@@ -21,7 +21,7 @@
 //! Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization (folded into
 //! the preceding Conv/Gemm when it is their only user, else MUL+ADD), Reshape, Flatten,
 //! Squeeze, Unsqueeze, Transpose, Concat, Pad (constant mode), ReduceMean, Max, Min,
-//! Identity, Dropout, Constant, Shape, Gather, Cast, ConstantOfShape on constants. Relu and
+//! Identity, Dropout, Constant, and Shape, Gather, Cast, Slice, ConstantOfShape on constants. Relu and
 //! Clip(0, 6) / Clip(0, ∞) / Clip(−1, 1) fold into a preceding conv, FC, add, sub, mul or
 //! pool they are the only user of. Explicit pads that are not TFLite's SAME become a PAD
 //! (zeros, or −∞ before a max pool) and a VALID conv/pool. Anything else is an error naming
@@ -714,6 +714,7 @@ impl<'m, 'a> Importer<'m, 'a> {
             "Gather" => self.gather(),
             "Cast" => self.cast(),
             "ConstantOfShape" => self.constant_of_shape(),
+            "Slice" => self.slice(),
             _ => Err(self.err("this operator type is not supported")),
         }
     }
@@ -2059,6 +2060,67 @@ impl<'m, 'a> Importer<'m, 'a> {
                 "Cast of a float activation to another type is not supported (float32 models only)",
             )),
         }
+    }
+
+    /// Slice of a constant (shape computations; `starts`, `ends`, `axes`, `steps` inputs).
+    fn slice(&mut self) -> R<()> {
+        let what = "Slice of a computed tensor is not supported (constants only)";
+        let data = self.input_const(0, what)?.ok_or_else(|| self.err(what))?;
+        let get = |k| -> R<Option<Vec<i64>>> { Ok(self.input_const(k, what)?.map(|c| c.ints())) };
+        let starts = get(1)?.ok_or_else(|| self.err("Slice without starts"))?;
+        let ends = get(2)?.ok_or_else(|| self.err("Slice without ends"))?;
+        let r = data.shape.len();
+        let axes = get(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = get(4)?.unwrap_or_else(|| vec![1; starts.len()]);
+        if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+            return Err(self.err("Slice starts, ends, axes and steps differ in length"));
+        }
+        // Per dimension: first index, step, count.
+        let mut sel: Vec<(i64, i64, usize)> = data.shape.iter().map(|&d| (0, 1, d)).collect();
+        for i in 0..starts.len() {
+            let a = self.axis(axes[i], r)?;
+            let d = data.shape[a] as i64;
+            let step = steps[i];
+            if step == 0 {
+                return Err(self.err("a Slice step of 0"));
+            }
+            let clampi = |v: i64, lo: i64, hi: i64| {
+                let v = if v < 0 { v.saturating_add(d) } else { v };
+                v.clamp(lo, hi)
+            };
+            let (b, e) = if step > 0 {
+                (clampi(starts[i], 0, d), clampi(ends[i], 0, d))
+            } else {
+                (clampi(starts[i], 0, d - 1), clampi(ends[i], -1, d - 1))
+            };
+            let n = if step > 0 {
+                (e - b + step - 1).max(0) / step
+            } else {
+                (b - e - step - 1).max(0) / -step
+            };
+            sel[a] = (b, step, n as usize);
+        }
+        let out: Vec<usize> = sel.iter().map(|s| s.2).collect();
+        self.check_shape(&out)?;
+        let st = strides(&data.shape);
+        let total = elems(&out).unwrap_or(0);
+        let mut idx = Vec::with_capacity(total);
+        let mut pos = vec![0usize; r];
+        for _ in 0..total {
+            idx.push(
+                (0..r)
+                    .map(|d| (sel[d].0 + sel[d].1 * pos[d] as i64) as usize * st[d])
+                    .sum(),
+            );
+            for d in (0..r).rev() {
+                pos[d] += 1;
+                if pos[d] < out[d] {
+                    break;
+                }
+                pos[d] = 0;
+            }
+        }
+        self.set_out(0, Val::Const(data.pick(out, &idx)))
     }
 
     fn constant_of_shape(&mut self) -> R<()> {
