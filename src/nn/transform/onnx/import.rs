@@ -23,7 +23,8 @@
 //! Squeeze, Unsqueeze, Transpose, Concat, Pad (constant mode), ReduceMean, Max, Min,
 //! Identity, Dropout, Constant, and Shape, Gather, Cast, Slice, ConstantOfShape on constants. Relu and
 //! Clip(0, 6) / Clip(0, ∞) / Clip(−1, 1) fold into a preceding conv, FC, add, sub, mul or
-//! pool they are the only user of. Explicit pads that are not TFLite's SAME become a PAD
+//! pool they are the only user of; an Add of a per-feature constant into the FC (MatMul)
+//! before it. Explicit pads that are not TFLite's SAME become a PAD
 //! (zeros, or −∞ before a max pool) and a VALID conv/pool. Anything else is an error naming
 //! the node and what is not supported.
 
@@ -859,6 +860,15 @@ impl<'m, 'a> Importer<'m, 'a> {
 
     fn binary(&mut self, op: BuiltinOp) -> R<()> {
         let (a, b) = (self.input(0)?, self.input(1)?);
+        if op == BuiltinOp::Add {
+            for (k, x, c) in [(0, &a, &b), (1, &b, &a)] {
+                if let (Val::Const(c), Some(v)) = (c, self.fc_of(k, x)) {
+                    if let Some(v) = self.fold_bias(v, c)? {
+                        return self.set_out(0, v);
+                    }
+                }
+            }
+        }
         let name = self.out_name(0)?;
         let y = self.elementwise(op, &a, &b, name)?;
         self.set_out(0, y)
@@ -1479,6 +1489,51 @@ impl<'m, 'a> Importer<'m, 'a> {
 
     // ---------------------------------------------------------------- matrix products
 
+    /// `(tensor, FC node)` when input `k` of this node is its only reader and was written by
+    /// a FULLY_CONNECTED without bias or activation (exporters write MatMul + Add).
+    fn fc_of(&self, k: usize, x: &Val) -> Option<(usize, usize)> {
+        let Val::Act { t, perm } = x else { return None };
+        if perm.iter().enumerate().any(|(i, &p)| i != p) {
+            return None;
+        }
+        let name = self.node()?.inputs.get(k)?;
+        let n = self.producer[*t]?;
+        let node = &self.g.nodes[n];
+        let plain = matches!(
+            node.options,
+            OpOptions::FullyConnected {
+                activation: Activation::None,
+                ..
+            }
+        );
+        (self.uses.get(name) == Some(&1)
+            && plain
+            && node.inputs.get(2).copied().flatten().is_none())
+        .then_some((*t, n))
+    }
+
+    /// Adds constant `c` as the bias of FC node `n` writing `t`, when `c` is one value per
+    /// output feature (shape `[n]` or `[1, .., n]`).
+    fn fold_bias(&mut self, (t, n): (usize, usize), c: &Const) -> R<Option<Val>> {
+        let feats = self.g.tensors[t].shape.last().copied().unwrap_or(0);
+        let rank = self.g.tensors[t].shape.len();
+        let row = c.shape.last() == Some(&feats) && c.len() == feats && c.shape.len() <= rank;
+        if !row {
+            return Ok(None);
+        }
+        let name = self.out_name(0)?;
+        let bt = self.const_f32(format!("{name}/bias"), vec![feats], &c.floats());
+        let node = &mut self.g.nodes[n];
+        node.inputs.resize(3, None);
+        node.inputs[2] = Some(bt);
+        self.g.tensors[t].name = name;
+        let r = self.g.tensors[t].shape.len();
+        Ok(Some(Val::Act {
+            t,
+            perm: identity(r),
+        }))
+    }
+
     fn fc(&mut self, x: &Val, w: Vec<f32>, n: usize, k: usize, bias: Option<Vec<f32>>) -> R<()> {
         let s = self.shape(x);
         let r = s.len();
@@ -1591,15 +1646,15 @@ impl<'m, 'a> Importer<'m, 'a> {
                     .ok_or_else(|| self.err("MatMul batch dimensions do not broadcast"))?;
                 let mut out = batch;
                 out.extend([sa[sa.len() - 2], sb[sb.len() - 1]]);
-                let xa = self.tensor_in(&a, &identity(sa.len()))?;
-                let xb = self.tensor_in(&b, &identity(sb.len()))?;
+                let (xa, adj_x) = self.matrix_in(&a)?;
+                let (xb, adj_y) = self.matrix_in(&b)?;
                 let r = out.len();
                 let y = self.act(self.out_name(0)?, out)?;
                 self.emit(
                     BuiltinOp::BatchMatMul,
                     OpOptions::BatchMatMul {
-                        adj_x: false,
-                        adj_y: false,
+                        adj_x,
+                        adj_y,
                         asymmetric_quantize_inputs: false,
                     },
                     vec![Some(xa), Some(xb)],
@@ -1614,6 +1669,20 @@ impl<'m, 'a> Importer<'m, 'a> {
                 )
             }
         }
+    }
+
+    /// A BATCH_MATMUL operand: its tensor in ONNX order, or held with the last two
+    /// dimensions swapped (a transposed activation) with `adj` set instead of a TRANSPOSE.
+    fn matrix_in(&mut self, v: &Val) -> R<(usize, bool)> {
+        let r = self.rank(v);
+        if let Val::Act { t, perm } = v {
+            let mut swapped = identity(r);
+            swapped.swap(r - 2, r - 1);
+            if *perm == swapped {
+                return Ok((*t, true));
+            }
+        }
+        Ok((self.tensor_in(v, &identity(r))?, false))
     }
 
     // ---------------------------------------------------------------- shapes and layout
