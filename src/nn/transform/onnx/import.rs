@@ -23,8 +23,8 @@
 //! Squeeze, Unsqueeze, Transpose, Concat, Pad (constant mode), ReduceMean, Max, Min,
 //! Identity, Dropout, Constant, and Shape, Gather, Cast, Slice, ConstantOfShape on constants. Relu and
 //! Clip(0, 6) / Clip(0, ∞) / Clip(−1, 1) fold into a preceding conv, FC, add, sub, mul or
-//! pool they are the only user of; an Add of a per-feature constant into the FC (MatMul)
-//! before it. Explicit pads that are not TFLite's SAME become a PAD
+//! pool they are the only user of; a Mul, Add or Sub by a per-channel constant (how
+//! exporters write BatchNormalization and MatMul biases) into the conv or FC before it. Explicit pads that are not TFLite's SAME become a PAD
 //! (zeros, or −∞ before a max pool) and a VALID conv/pool. Anything else is an error naming
 //! the node and what is not supported.
 
@@ -860,18 +860,53 @@ impl<'m, 'a> Importer<'m, 'a> {
 
     fn binary(&mut self, op: BuiltinOp) -> R<()> {
         let (a, b) = (self.input(0)?, self.input(1)?);
-        if op == BuiltinOp::Add {
-            for (k, x, c) in [(0, &a, &b), (1, &b, &a)] {
-                if let (Val::Const(c), Some(v)) = (c, self.fc_of(k, x)) {
-                    if let Some(v) = self.fold_bias(v, c)? {
-                        return self.set_out(0, v);
-                    }
+        // x·c, x + c, c + x, x − c by a per-channel constant fold into the conv or FC that
+        // wrote x (exporters write BatchNormalization and biases this way).
+        let folds = [(0, &a, &b), (1, &b, &a)];
+        for (k, x, c) in folds {
+            let (Val::Const(c), Val::Act { t, perm }) = (c, x) else {
+                continue;
+            };
+            let Some(v) = self.per_channel(c, perm, self.g.tensors[*t].shape.last()) else {
+                continue;
+            };
+            let ones = vec![1.0; v.len()];
+            let zeros = vec![0.0; v.len()];
+            let folded = match (op, k) {
+                (BuiltinOp::Mul, _) => self.fold_affine(k, x, &v, &zeros)?,
+                (BuiltinOp::Add, _) => self.fold_affine(k, x, &ones, &v)?,
+                (BuiltinOp::Sub, 0) => {
+                    let neg: Vec<f32> = v.iter().map(|x| -x).collect();
+                    self.fold_affine(k, x, &ones, &neg)?
                 }
+                _ => None,
+            };
+            if let Some(y) = folded {
+                return self.set_out(0, y);
             }
         }
         let name = self.out_name(0)?;
         let y = self.elementwise(op, &a, &b, name)?;
         self.set_out(0, y)
+    }
+
+    /// The values of constant `c` per channel of the IR's last axis (ONNX axis
+    /// `perm.last()`, `channels` long), when `c` broadcasts along that axis only.
+    fn per_channel(&self, c: &Const, perm: &[usize], channels: Option<&usize>) -> Option<Vec<f32>> {
+        let (&ax, &n) = (perm.last()?, channels?);
+        let r = perm.len();
+        if c.shape.len() > r {
+            return None;
+        }
+        let mut ext = vec![1; r - c.shape.len()];
+        ext.extend_from_slice(&c.shape);
+        let only_ax = (0..r).all(|d| d == ax || ext[d] == 1);
+        let v = c.floats();
+        match ext[ax] {
+            1 if only_ax => Some(vec![v[0]; n]),
+            m if only_ax && m == n => Some(v),
+            _ => None,
+        }
     }
 
     fn div(&mut self) -> R<()> {
@@ -1386,8 +1421,11 @@ impl<'m, 'a> Importer<'m, 'a> {
         // y = x·a + b with a = scale / sqrt(var + eps), b = B − mean·a.
         let a: Vec<f32> = (0..c).map(|i| p[0][i] / libm_sqrt(p[3][i] + eps)).collect();
         let b: Vec<f32> = (0..c).map(|i| p[1][i] - p[2][i] * a[i]).collect();
-        if let Some(v) = self.fold_bn(&x, &a, &b)? {
-            return self.set_out(0, v);
+        let channels_last = matches!(&x, Val::Act { perm, .. } if perm.last() == Some(&1));
+        if channels_last {
+            if let Some(v) = self.fold_affine(0, &x, &a, &b)? {
+                return self.set_out(0, v);
+            }
         }
         let mut cs = vec![c];
         cs.extend(core::iter::repeat_n(1, s.len() - 2));
@@ -1405,21 +1443,22 @@ impl<'m, 'a> Importer<'m, 'a> {
         self.set_out(0, y)
     }
 
-    /// Folds `x·a + b` (per channel, axis 1) into the conv or FC that wrote `x`, when this
-    /// node is its only reader and the channels are the IR's last axis.
-    fn fold_bn(&mut self, x: &Val, a: &[f32], b: &[f32]) -> R<Option<Val>> {
+    /// Folds `x·a + b` (per channel of the IR's last axis) into the conv or FC that wrote
+    /// `x`, input `k` of this node, when this node is its only reader.
+    fn fold_affine(&mut self, k: usize, x: &Val, a: &[f32], b: &[f32]) -> R<Option<Val>> {
         let Val::Act { t, perm } = x else {
             return Ok(None);
         };
         let in_name = self
             .node()
-            .and_then(|n| n.inputs.first())
+            .and_then(|n| n.inputs.get(k))
             .cloned()
             .unwrap_or_default();
         let Some(k) = self.producer[*t] else {
             return Ok(None);
         };
-        if self.uses.get(&in_name) != Some(&1) || perm.last() != Some(&1) {
+        let channels = self.g.tensors[*t].shape.last().copied();
+        if self.uses.get(&in_name) != Some(&1) || channels != Some(a.len()) || perm.is_empty() {
             return Ok(None);
         }
         let node = &self.g.nodes[k];
@@ -1488,51 +1527,6 @@ impl<'m, 'a> Importer<'m, 'a> {
     }
 
     // ---------------------------------------------------------------- matrix products
-
-    /// `(tensor, FC node)` when input `k` of this node is its only reader and was written by
-    /// a FULLY_CONNECTED without bias or activation (exporters write MatMul + Add).
-    fn fc_of(&self, k: usize, x: &Val) -> Option<(usize, usize)> {
-        let Val::Act { t, perm } = x else { return None };
-        if perm.iter().enumerate().any(|(i, &p)| i != p) {
-            return None;
-        }
-        let name = self.node()?.inputs.get(k)?;
-        let n = self.producer[*t]?;
-        let node = &self.g.nodes[n];
-        let plain = matches!(
-            node.options,
-            OpOptions::FullyConnected {
-                activation: Activation::None,
-                ..
-            }
-        );
-        (self.uses.get(name) == Some(&1)
-            && plain
-            && node.inputs.get(2).copied().flatten().is_none())
-        .then_some((*t, n))
-    }
-
-    /// Adds constant `c` as the bias of FC node `n` writing `t`, when `c` is one value per
-    /// output feature (shape `[n]` or `[1, .., n]`).
-    fn fold_bias(&mut self, (t, n): (usize, usize), c: &Const) -> R<Option<Val>> {
-        let feats = self.g.tensors[t].shape.last().copied().unwrap_or(0);
-        let rank = self.g.tensors[t].shape.len();
-        let row = c.shape.last() == Some(&feats) && c.len() == feats && c.shape.len() <= rank;
-        if !row {
-            return Ok(None);
-        }
-        let name = self.out_name(0)?;
-        let bt = self.const_f32(format!("{name}/bias"), vec![feats], &c.floats());
-        let node = &mut self.g.nodes[n];
-        node.inputs.resize(3, None);
-        node.inputs[2] = Some(bt);
-        self.g.tensors[t].name = name;
-        let r = self.g.tensors[t].shape.len();
-        Ok(Some(Val::Act {
-            t,
-            perm: identity(r),
-        }))
-    }
 
     fn fc(&mut self, x: &Val, w: Vec<f32>, n: usize, k: usize, bias: Option<Vec<f32>>) -> R<()> {
         let s = self.shape(x);
