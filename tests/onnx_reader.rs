@@ -297,6 +297,48 @@ fn unsupported_operators_and_attributes_name_the_node() {
     assert!(e.contains("not produced"), "{e}");
 }
 
+/// An int64 initializer (typed `int64_data`, packed).
+fn ints(name: &str, values: &[i64]) -> Vec<u8> {
+    let mut packed = Vec::new();
+    for &v in values {
+        varint(v as u64, &mut packed);
+    }
+    cat(&[
+        int(1, values.len() as i64),
+        int(2, 7),
+        bytes(8, name.as_bytes()),
+        bytes(7, &packed),
+    ])
+}
+
+#[test]
+fn hostile_constant_folding_is_an_error_not_an_overflow() {
+    // Slice of a constant with step i64::MIN (found by the fuzzer: an overflow), and on an
+    // empty axis.
+    for (data, step) in [(&[1.0f32, 2.0, 3.0, 4.0][..], i64::MIN), (&[][..], -1)] {
+        let g = cat(&[
+            bytes(1, &node("Slice", &["d", "s", "e", "a", "st"], &["c"], &[])),
+            bytes(1, &node("Add", &["x", "c"], &["y"], &[])),
+            bytes(5, &initializer("d", &[data.len() as i64], data)),
+            bytes(5, &ints("s", &[0])),
+            bytes(5, &ints("e", &[4])),
+            bytes(5, &ints("a", &[0])),
+            bytes(5, &ints("st", &[step])),
+            bytes(11, &value_info("x", &[1, 4])),
+            bytes(12, &value_info("y", &[1, 4])),
+        ]);
+        let _ = load(&model(&g, 13));
+    }
+    // A Reshape to a shape with a zero and huge dimensions.
+    let g = cat(&[
+        bytes(1, &node("Reshape", &["x", "s"], &["y"], &[])),
+        bytes(5, &ints("s", &[0, 1 << 40, 1 << 40])),
+        bytes(11, &value_info("x", &[0, 4])),
+        bytes(12, &value_info("y", &[1, 4])),
+    ]);
+    assert!(load(&model(&g, 13)).is_err());
+}
+
 fn fixture(name: &str) -> Vec<u8> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/models/onnx")

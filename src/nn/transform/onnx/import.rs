@@ -43,12 +43,14 @@ use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, Node, OpOptions, Pa
 /// The largest tensor (elements) an imported model may hold.
 pub const MAX_ELEMS: usize = 1 << 24;
 
-/// Elements of a shape, if at most [`MAX_ELEMS`].
+/// Elements of a shape, if at most [`MAX_ELEMS`] (counting zero dimensions as 1 for the
+/// bound, so that no stride of an empty tensor overflows either).
 pub(crate) fn elems(shape: &[usize]) -> Option<usize> {
     shape
         .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|&n| n <= MAX_ELEMS)
+        .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
+        .filter(|&n| n <= MAX_ELEMS)?;
+    Some(shape.iter().product())
 }
 
 /// The layout of the model's 4-D inputs and outputs.
@@ -902,6 +904,9 @@ impl<'m, 'a> Importer<'m, 'a> {
         ext.extend_from_slice(&c.shape);
         let only_ax = (0..r).all(|d| d == ax || ext[d] == 1);
         let v = c.floats();
+        if v.is_empty() {
+            return None;
+        }
         match ext[ax] {
             1 if only_ax => Some(vec![v[0]; n]),
             m if only_ax && m == n => Some(v),
@@ -1246,6 +1251,9 @@ impl<'m, 'a> Importer<'m, 'a> {
         let Ok([m, cg, kh, kw]) = <[usize; 4]>::try_from(&wc.shape[..]) else {
             return Err(self.err("Conv weights that are not 4-D"));
         };
+        if kh == 0 || kw == 0 || c == 0 {
+            return Err(self.err("an empty convolution"));
+        }
         let group = self.attr_i("group", 1)?;
         let depthwise = group != 1 && group as usize == c && cg == 1 && m % c == 0;
         if !(group == 1 && cg == c || depthwise) {
@@ -1458,7 +1466,11 @@ impl<'m, 'a> Importer<'m, 'a> {
             return Ok(None);
         };
         let channels = self.g.tensors[*t].shape.last().copied();
-        if self.uses.get(&in_name) != Some(&1) || channels != Some(a.len()) || perm.is_empty() {
+        if self.uses.get(&in_name) != Some(&1)
+            || channels != Some(a.len())
+            || a.is_empty()
+            || perm.is_empty()
+        {
             return Ok(None);
         }
         let node = &self.g.nodes[k];
@@ -2143,6 +2155,9 @@ impl<'m, 'a> Importer<'m, 'a> {
         for i in 0..starts.len() {
             let a = self.axis(axes[i], r)?;
             let d = data.shape[a] as i64;
+            if d == 0 {
+                continue;
+            }
             let step = steps[i];
             if step == 0 {
                 return Err(self.err("a Slice step of 0"));
@@ -2156,12 +2171,15 @@ impl<'m, 'a> Importer<'m, 'a> {
             } else {
                 (clampi(starts[i], 0, d - 1), clampi(ends[i], -1, d - 1))
             };
+            // In i128: a hostile step (i64::MIN) must not overflow.
+            let (b2, e2, st2) = (i128::from(b), i128::from(e), i128::from(step));
             let n = if step > 0 {
-                (e - b + step - 1).max(0) / step
+                (e2 - b2 + st2 - 1).max(0) / st2
             } else {
-                (b - e - step - 1).max(0) / -step
+                (b2 - e2 - st2 - 1).max(0) / -st2
             };
-            sel[a] = (b, step, n as usize);
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            sel[a] = (b, step, n);
         }
         let out: Vec<usize> = sel.iter().map(|s| s.2).collect();
         self.check_shape(&out)?;
