@@ -375,3 +375,153 @@ fn damaged_fixtures_never_panic() {
         }
     }
 }
+
+fn attr_ints(name: &str, v: &[i64]) -> Vec<u8> {
+    let mut packed = Vec::new();
+    for &x in v {
+        varint(x as u64, &mut packed);
+    }
+    cat(&[bytes(1, name.as_bytes()), bytes(8, &packed), int(20, 7)])
+}
+
+fn count(g: &edgemm::nn::transform::ir::Graph, code: i32) -> usize {
+    g.nodes.iter().filter(|n| n.op.code() == code).count()
+}
+
+const TRANSPOSE: i32 = 39;
+const CONV_2D: i32 = 3;
+
+#[test]
+fn layout_converts_once_and_cancelling_transposes_vanish() {
+    use edgemm::nn::transform::onnx::IoLayout;
+    // NCHW x → Conv 3x3 (pads 1) → Relu → Conv 1x1 → y.
+    let w1: Vec<f32> = (0..4 * 3 * 9).map(|i| (i % 7) as f32 * 0.1 - 0.3).collect();
+    let w2: Vec<f32> = (0..16).map(|i| (i % 5) as f32 * 0.2 - 0.4).collect();
+    let convs = cat(&[
+        bytes(
+            1,
+            &node(
+                "Conv",
+                &["x", "w1"],
+                &["c"],
+                &[attr_ints("pads", &[1, 1, 1, 1])],
+            ),
+        ),
+        bytes(1, &node("Relu", &["c"], &["r"], &[])),
+        bytes(1, &node("Conv", &["r", "w2"], &["y"], &[])),
+        bytes(5, &initializer("w1", &[4, 3, 3, 3], &w1)),
+        bytes(5, &initializer("w2", &[4, 4, 1, 1], &w2)),
+        bytes(11, &value_info("x", &[-1, 3, 6, 6])),
+        bytes(12, &value_info("y", &[-1, 4, 6, 6])),
+    ]);
+    let m = model(&convs, 13);
+    let g = import_onnx(&m, &OnnxOptions::default()).unwrap();
+    // One transpose in (NCHW → NHWC), one out; the Relu fused into the first conv.
+    assert_eq!(
+        (count(&g, TRANSPOSE), count(&g, CONV_2D), g.nodes.len()),
+        (2, 2, 4)
+    );
+    assert_eq!(g.tensors[g.inputs[0]].shape, [1, 3, 6, 6]);
+    let nhwc = OnnxOptions {
+        io_layout: IoLayout::Nhwc,
+        ..OnnxOptions::default()
+    };
+    let g = import_onnx(&m, &nhwc).unwrap();
+    assert_eq!((count(&g, TRANSPOSE), g.nodes.len()), (0, 2));
+    assert_eq!(g.tensors[g.inputs[0]].shape, [1, 6, 6, 3]);
+    assert_eq!(g.tensors[g.outputs[0]].shape, [1, 6, 6, 4]);
+
+    // A model that declares NHWC and transposes around its conv (what tf2onnx writes):
+    // the transposes cancel against the conv's own layout, none is emitted.
+    let wrapped = cat(&[
+        bytes(
+            1,
+            &node(
+                "Transpose",
+                &["x"],
+                &["t"],
+                &[attr_ints("perm", &[0, 3, 1, 2])],
+            ),
+        ),
+        bytes(
+            1,
+            &node(
+                "Conv",
+                &["t", "w1"],
+                &["c"],
+                &[attr_ints("pads", &[1, 1, 1, 1])],
+            ),
+        ),
+        bytes(
+            1,
+            &node(
+                "Transpose",
+                &["c"],
+                &["y"],
+                &[attr_ints("perm", &[0, 2, 3, 1])],
+            ),
+        ),
+        bytes(5, &initializer("w1", &[4, 3, 3, 3], &w1)),
+        bytes(11, &value_info("x", &[1, 6, 6, 3])),
+        bytes(12, &value_info("y", &[1, 6, 6, 4])),
+    ]);
+    let m2 = model(&wrapped, 13);
+    let g = import_onnx(&m2, &OnnxOptions::default()).unwrap();
+    assert_eq!((count(&g, TRANSPOSE), g.nodes.len()), (0, 1));
+
+    // Both compute the same thing: run them on the same image.
+    let img: Vec<f32> = (0..108)
+        .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
+        .collect();
+    let run = |bytes: &[u8], opts: &OnnxOptions, x: &[f32]| {
+        let l = LoadedModel::from_onnx(bytes, opts, Packing::Portable).unwrap();
+        let mut r = l.runner();
+        r.set_input_f32(0, x).unwrap();
+        r.run().unwrap();
+        r.output_f32(0).unwrap()
+    };
+    // img is NHWC [1,6,6,3]; the NCHW model takes it transposed.
+    let mut nchw = vec![0.0; 108];
+    for y in 0..6 {
+        for x in 0..6 {
+            for c in 0..3 {
+                nchw[(c * 6 + y) * 6 + x] = img[(y * 6 + x) * 3 + c];
+            }
+        }
+    }
+    let a = run(&m2, &OnnxOptions::default(), &img);
+    let b = run(&m, &nhwc, &img);
+    let c = run(&m, &OnnxOptions::default(), &nchw);
+    // a is conv1 in NHWC: check it against a direct convolution (OIHW weights, pads 1).
+    for y in 0..6i32 {
+        for x in 0..6i32 {
+            for o in 0..4 {
+                let mut sum = 0.0;
+                for c in 0..3 {
+                    for ky in 0..3i32 {
+                        for kx in 0..3i32 {
+                            let (iy, ix) = (y + ky - 1, x + kx - 1);
+                            if (0..6).contains(&iy) && (0..6).contains(&ix) {
+                                let v = img[((iy * 6 + ix) * 3) as usize + c];
+                                sum += v * w1[((o * 3 + c) * 3 + ky as usize) * 3 + kx as usize];
+                            }
+                        }
+                    }
+                }
+                let got = a[((y * 6 + x) * 4) as usize + o];
+                assert!((got - sum).abs() < 1e-5, "{got} vs {sum}");
+            }
+        }
+    }
+    // b (NHWC in and out) and c (NCHW in and out) are the same values.
+    assert_eq!(b.len(), 144);
+    for y in 0..6 {
+        for x in 0..6 {
+            for ch in 0..4 {
+                let nhwc_v = b[(y * 6 + x) * 4 + ch];
+                let nchw_v = c[(ch * 6 + y) * 6 + x];
+                assert!((nhwc_v - nchw_v).abs() < 1e-5);
+            }
+        }
+    }
+}
