@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use edgemm::nn::transform::host::{is_blob, is_tflite};
 use edgemm::nn::transform::import::import_tflite;
 use edgemm::nn::transform::lower::unsupported;
-use edgemm::nn::transform::onnx::{is_onnx, IoLayout, OnnxOptions};
+use edgemm::nn::transform::onnx::{is_onnx, parse_onnx, unsupported_nodes, IoLayout, OnnxOptions};
 use edgemm::nn::transform::{LoadedModel, Packing};
 use edgemm::nn::{DType, Model, Storage, TensorInfo};
 
@@ -297,6 +297,18 @@ fn unsupported_report(path: &str, bytes: &[u8]) -> Res<Vec<String>> {
         .collect())
 }
 
+/// Every node of an .onnx whose operator type the importer does not know, as lines.
+fn onnx_unsupported_report(path: &str, bytes: &[u8]) -> Res<Vec<String>> {
+    let m = parse_onnx(bytes).map_err(|e| format!("{path}: {e}"))?;
+    Ok(m.graph
+        .as_ref()
+        .map(|g| unsupported_nodes(g))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(i, op)| format!("  node {i}: {op}"))
+        .collect())
+}
+
 fn unsupported_error(path: &str, lines: &[String]) -> String {
     let n = lines.len();
     format!(
@@ -325,7 +337,13 @@ fn load(path: &str, a: &Args) -> Res<(LoadedModel, Kind)> {
             }
             LoadedModel::from_tflite(&bytes, packing)
         }
-        Kind::Onnx => LoadedModel::from_onnx(&bytes, &onnx, packing),
+        Kind::Onnx => {
+            let missing = onnx_unsupported_report(path, &bytes)?;
+            if !missing.is_empty() {
+                return Err(unsupported_error(path, &missing));
+            }
+            LoadedModel::from_onnx(&bytes, &onnx, packing)
+        }
     };
     loaded.map(|m| (m, k)).map_err(|e| format!("{path}: {e}"))
 }

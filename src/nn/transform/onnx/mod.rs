@@ -21,7 +21,7 @@ use alloc::vec::Vec;
 use crate::nn::{ModelError, ModelFormat};
 use crate::Error;
 
-pub use import::{import_onnx, IoLayout, OnnxOptions};
+pub use import::{import_onnx, unsupported_nodes, IoLayout, OnnxOptions, OPERATORS};
 
 /// The opsets of the default domain this importer accepts.
 pub const OPSETS: core::ops::RangeInclusive<i64> = 11..=21;
