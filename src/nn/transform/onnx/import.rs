@@ -18,7 +18,7 @@
 //!
 //! **Operators.** Conv (group 1 or depthwise; dilations, pads, auto_pad), Gemm, MatMul, Add,
 //! Sub, Mul, Div (by a constant), Relu, Clip, LeakyRelu, HardSigmoid, HardSwish, Sigmoid,
-//! Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, BatchNormalization (folded into
+//! Tanh, Softmax, MaxPool (ceil_mode: the end padded with −∞), AveragePool, GlobalAveragePool, BatchNormalization (folded into
 //! the preceding Conv/Gemm when it is their only user, else MUL+ADD), Reshape, Flatten,
 //! Squeeze, Unsqueeze, Transpose, Concat, Pad (constant mode), ReduceMean, Max, Min,
 //! Identity, Dropout, Constant, and Shape, Gather, Cast, Slice, ConstantOfShape on constants. Relu and
@@ -1198,7 +1198,7 @@ impl<'m, 'a> Importer<'m, 'a> {
             let total = ((out - 1) * s[i] + k[i]).saturating_sub(hw[i]);
             (out, total)
         };
-        let pads: [usize; 4] = match auto {
+        let mut pads: [usize; 4] = match auto {
             b"NOTSET" => match self.attr_ints("pads")? {
                 None => [0; 4],
                 Some(p) if p.len() == 4 => {
@@ -1232,8 +1232,18 @@ impl<'m, 'a> Importer<'m, 'a> {
                 .ok_or_else(|| self.err("the window is larger than the padded input"))?;
             out[i] = span / s[i] + 1;
             if ceil && span % s[i] != 0 {
-                // ceil_mode adds a window that starts inside the input.
-                return Err(self.err("ceil_mode = 1 that changes the output size is not supported"));
+                // ceil_mode adds a last window if it starts inside the input or the begin
+                // padding; for a max pool, padding the end with −∞ up to it is the same.
+                let max = self.node().is_some_and(|n| n.op_type == "MaxPool");
+                if !max {
+                    return Err(self.err(
+                        "ceil_mode = 1 that changes the output size is not supported (MaxPool only)",
+                    ));
+                }
+                if out[i] * s[i] < hw[i] + pads[i] {
+                    pads[i + 2] += out[i] * s[i] + k[i] - (hw[i] + pads[i] + pads[i + 2]);
+                    out[i] += 1;
+                }
             }
         }
         if pads == [0; 4] {
