@@ -17,16 +17,17 @@
 //! chains on static shapes are folded to constants.
 //!
 //! **Operators.** Conv (group 1 or depthwise; dilations, pads, auto_pad), Gemm, MatMul, Add,
-//! Sub, Mul, Div (by a constant), Relu, Clip, LeakyRelu, HardSigmoid, HardSwish, Sigmoid,
-//! Tanh, Softmax, MaxPool (ceil_mode: the end padded with −∞), AveragePool, GlobalAveragePool, BatchNormalization (folded into
-//! the preceding Conv/Gemm when it is their only user, else MUL+ADD), Reshape, Flatten,
-//! Squeeze, Unsqueeze, Transpose, Concat, Pad (constant mode), ReduceMean, Max, Min,
-//! Identity, Dropout, Constant, and Shape, Gather, Cast, Slice, ConstantOfShape on constants. Relu and
-//! Clip(0, 6) / Clip(0, ∞) / Clip(−1, 1) fold into a preceding conv, FC, add, sub, mul or
-//! pool they are the only user of; a Mul, Add or Sub by a per-channel constant (how
-//! exporters write BatchNormalization and MatMul biases) into the conv or FC before it. Explicit pads that are not TFLite's SAME become a PAD
-//! (zeros, or −∞ before a max pool) and a VALID conv/pool. Anything else is an error naming
-//! the node and what is not supported.
+//! Sub, Mul, Div (by a constant), Relu, Clip, LeakyRelu, HardSigmoid, HardSwish, Sigmoid, Tanh,
+//! Softmax, MaxPool (ceil_mode: the end padded with −∞), AveragePool, GlobalAveragePool,
+//! BatchNormalization (folded into the preceding Conv/Gemm when it is their only user, else
+//! MUL+ADD), Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Concat, Pad (constant mode),
+//! ReduceMean, Max, Min, Identity, Dropout, Constant, and Shape, Gather, Cast, Slice,
+//! ConstantOfShape on constants. Relu and Clip(0, 6) / Clip(0, ∞) / Clip(−1, 1) fold into a
+//! preceding conv, FC, add, sub, mul or pool they are the only user of; a Mul, Add or Sub by a
+//! per-channel constant (how exporters write BatchNormalization and MatMul biases) into the
+//! conv or FC before it. Explicit pads that are not TFLite's SAME become a PAD (zeros, or −∞
+//! before a max pool) and a VALID conv/pool. Anything else is an error naming the node and what
+//! is not supported.
 
 use alloc::collections::BTreeMap;
 use alloc::format;
