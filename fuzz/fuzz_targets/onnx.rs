@@ -31,8 +31,12 @@ fuzz_target!(|data: &[u8]| {
         let n = g.tensors.len();
         assert!(g.inputs.iter().chain(&g.outputs).all(|&t| t < n));
         if let Ok(model) = LoadedModel::from_graph(&g, Packing::Portable) {
-            let mut r = model.runner();
-            let _ = r.run();
+            // Valid models with huge tensors (a Pad by 10^5) run correctly but slowly; run
+            // the ones with a small arena so the fuzzer stays fast.
+            if model.model().arena_size() <= 1 << 22 {
+                let mut r = model.runner();
+                let _ = r.run();
+            }
         }
     }
 });
