@@ -2282,6 +2282,10 @@ impl<'m, 'a> Importer<'m, 'a> {
             .collect::<R<_>>()?;
         self.check_shape(&shape)?;
         let n = elems(&shape).unwrap_or(0);
+        // Exporters fill small shape-sized tensors; a huge one would only cost time.
+        if n > 1 << 16 {
+            return Err(self.err("a ConstantOfShape of more than 65536 elements is not supported"));
+        }
         let v = match self.attr("value") {
             None => Values::F32(vec![0.0; n]),
             Some(AttrValue::Tensor(t)) => match t.values().map_err(Error::Model)? {
