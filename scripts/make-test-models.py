@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make the TFLite test models under tests/models/ (run by hand, never by CI).
+"""Make the TFLite and ONNX test models under tests/models/ (run by hand, never by CI).
 
 Usage (from anywhere; any Python 3.9-3.13 with `venv` starts it):
 
@@ -35,6 +35,13 @@ and of the default resolver with XNNPACK (AUTO) on the same input.
 The script checks that each model holds the operators it was built to exercise (and the
 options it asked for) and stops with an error when the converter emitted something else.
 Rerunning it gives the same files as far as the converter is deterministic.
+
+The ONNX fixtures (tests/models/onnx/, names onnx_*, selected by --only like the others) are
+small seeded PyTorch modules exported with torch.onnx (the TorchScript exporter, weights inside
+the file, BatchNormalization kept), stored the same way (<name>.onnx, .in<j>.bin, .out<j>.bin,
+their own MANIFEST) with onnxruntime's outputs (graph optimizations off, 1 thread); `tol` is
+max(1e-5 * max|ref|, 2 * spread) over onnxruntime with every graph optimization and PyTorch
+eager.
 """
 
 import argparse
@@ -946,6 +953,281 @@ def catalog():
     return out
 
 
+
+# --------------------------------------------------------------------------------------------
+# ONNX models (tests/models/onnx/): PyTorch modules exported with torch.onnx (the TorchScript
+# exporter, weights inside the file), reference outputs from onnxruntime
+# --------------------------------------------------------------------------------------------
+
+torch = None
+ort = None
+
+
+def import_torch():
+    global torch, ort
+    import torch as _torch
+    import onnxruntime as _ort
+    torch, ort = _torch, _ort
+    torch.set_num_threads(1)
+
+
+class OnnxModel:
+    """One ONNX fixture.
+
+    base      the file name is onnx_<base>
+    inputs    list of (shape, lo, hi) of each input (NCHW as PyTorch declares them)
+    build     build() -> torch.nn.Module (weights from torch's seeded initializers; BatchNorm
+              statistics set from the same seed)
+    expect    ONNX op types that must be in the exported graph
+    opset     the opset to export with
+    dynamic   export input 0's dimension 0 as symbolic ("batch"; the importer fixes it to 1)
+    """
+
+    def __init__(self, base, inputs, build, expect, opset=13, dynamic=False, note=""):
+        self.base, self.inputs, self.build, self.expect = base, inputs, build, expect
+        self.opset, self.dynamic, self.note = opset, dynamic, note
+
+    def name(self):
+        return "onnx_" + self.base
+
+
+def bn_stats(m, g):
+    """Seeded running statistics and affine parameters for every BatchNorm of `m`."""
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d) or isinstance(mod, torch.nn.BatchNorm1d):
+            n = mod.num_features
+            mod.running_mean.copy_(torch.rand(n, generator=g) * 2 - 1)
+            mod.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+            mod.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            mod.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
+
+
+def onnx_catalog():
+    nn = torch.nn
+    F = torch.nn.functional
+
+    def seq(layers):
+        return lambda: nn.Sequential(*layers())
+
+    class Lambda(nn.Module):
+        def __init__(self, fn, **mods):
+            super().__init__()
+            self.fn = fn
+            for k, v in mods.items():
+                setattr(self, k, v)
+
+        def forward(self, *xs):
+            return self.fn(self, *xs)
+
+    out = [
+        OnnxModel("conv_bn_relu", [((1, 3, 12, 12), -1, 1)],
+                  seq(lambda: [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()]),
+                  ["Conv", "BatchNormalization", "Relu"], opset=11,
+                  note="BatchNormalization and Relu fold into the conv"),
+        OnnxModel("conv_stride_dil_relu6", [((1, 4, 11, 11), -1, 1)],
+                  seq(lambda: [nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False), nn.ReLU6(),
+                               nn.Conv2d(6, 5, 3, dilation=2, padding=2), nn.Hardtanh(-1, 1)]),
+                  ["Conv", "Clip"], opset=13,
+                  note="pads that are not TFLite's SAME (an explicit PAD), dilation, Clip(0,6), Clip(-1,1)"),
+        OnnxModel("conv_same_upper", [((1, 3, 10, 10), -1, 1)],
+                  seq(lambda: [nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0)),
+                               nn.Conv2d(4, 4, 1), nn.Tanh()]),
+                  ["Conv", "Tanh"], opset=17),
+        OnnxModel("dwconv_hardswish", [((1, 6, 9, 9), -2, 2)],
+                  seq(lambda: [nn.Conv2d(6, 12, 3, padding=1, groups=6), nn.BatchNorm2d(12),
+                               nn.Hardswish(), nn.Conv2d(12, 12, 3, stride=2, groups=12)]),
+                  ["Conv", "BatchNormalization", "HardSwish"], opset=14,
+                  note="depthwise (group = channels) with multiplier 2, BN folded into it"),
+        OnnxModel("pools", [((1, 5, 12, 12), -1, 1)],
+                  lambda: Lambda(lambda s, x: torch.cat([
+                      F.max_pool2d(x, 3, 2, 1),
+                      F.avg_pool2d(x, 2, 2),
+                      F.avg_pool2d(F.avg_pool2d(x, 3, 1, 1, count_include_pad=True), 2, 2),
+                      F.avg_pool2d(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False), 2, 2),
+                  ], 1)),
+                  ["MaxPool", "AveragePool", "Concat"], opset=13,
+                  note="max pool with explicit pads, count_include_pad both ways, concat on channels"),
+        OnnxModel("maxpool_ceil", [((1, 3, 11, 11), -1, 1)],
+                  seq(lambda: [nn.Conv2d(3, 4, 1), nn.MaxPool2d(3, 2, ceil_mode=True),
+                               nn.MaxPool2d(2, 2, 1, ceil_mode=True)]),
+                  ["MaxPool"], opset=13,
+                  note="ceil_mode: the last window padded with -inf"),
+        OnnxModel("classifier", [((1, 3, 8, 8), -1, 1)],
+                  lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                        nn.Flatten(), nn.Linear(8, 10), nn.Softmax(-1)),
+                  ["Conv", "GlobalAveragePool", "Flatten", "Gemm", "Softmax"], opset=13),
+        OnnxModel("mlp", [((2, 16), -2, 2)],
+                  lambda: nn.Sequential(nn.Linear(16, 12), nn.LeakyReLU(0.1), nn.Linear(12, 12),
+                                        nn.Sigmoid(), nn.Linear(12, 8, bias=False), nn.Tanh(),
+                                        nn.BatchNorm1d(8), nn.Hardsigmoid(), nn.Linear(8, 4)),
+                  ["Gemm", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid"], opset=13,
+                  note="a batch of 2; BatchNorm1d after Tanh (MUL+ADD), HardSigmoid"),
+        OnnxModel("matmul_attention", [((1, 6, 8), -1, 1)],
+                  lambda: Lambda(lambda s, x: torch.softmax(
+                      s.q(x) @ s.k(x).transpose(1, 2) / 4.0, dim=-1) @ x,
+                      q=nn.Linear(8, 8), k=nn.Linear(8, 8, bias=False)),
+                  ["MatMul", "Transpose", "Div", "Softmax"], opset=13,
+                  note="MatMul by constants (FULLY_CONNECTED) and of two activations (BATCH_MATMUL)"),
+        OnnxModel("elementwise", [((1, 4, 5, 6), -2, 2), ((1, 4, 5, 6), -2, 2)],
+                  lambda: Lambda(lambda s, a, b: torch.minimum(
+                      torch.maximum(a * b + a - b / 3.0, s.c(a) * s.w), (a + 1.0) - s.w) + s.v,
+                      c=nn.Conv2d(4, 4, 1), w=nn.Parameter(torch.rand(4, 1, 1)),
+                      v=nn.Parameter(torch.rand(6))),
+                  ["Mul", "Add", "Sub", "Div", "Max", "Min"], opset=13,
+                  note="two NCHW inputs; per-channel and last-axis broadcast constants"),
+        OnnxModel("shapes", [((1, 4, 6, 6), -1, 1)],
+                  lambda: Lambda(lambda s, x: torch.cat([
+                      s.c(F.pad(x, (1, 0, 2, 1), value=0.5)).mean((2, 3)),
+                      x.permute(0, 2, 3, 1).reshape(x.size(0), -1, 4).mean(1),
+                      x.unsqueeze(1).squeeze(1).flatten(1) * 0.5 + x.view(x.size(0), -1),
+                  ], 1), c=nn.Conv2d(4, 4, 3)),
+                  ["Pad", "ReduceMean", "Transpose", "Reshape", "Concat"], opset=11, dynamic=True,
+                  note="symbolic batch: Shape/Gather/Unsqueeze/Concat chains folded; Pad with a value, ReduceMean"),
+        OnnxModel("mobile_block", [((1, 8, 10, 10), -1, 1)],
+                  lambda: Lambda(lambda s, x: s.head(s.pw(s.dw(s.stem(x))) + s.stem(x)),
+                      stem=nn.Sequential(nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.ReLU6()),
+                      dw=nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16), nn.ReLU6()),
+                      pw=nn.Sequential(nn.Conv2d(16, 16, 1), nn.BatchNorm2d(16)),
+                      head=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.1),
+                                         nn.Linear(16, 5))),
+                  ["Conv", "Add", "GlobalAveragePool", "Gemm"], opset=17,
+                  note="an inverted-residual block: conv-BN-relu6, depthwise, residual add, head"),
+        OnnxModel("reduce_opset18", [((1, 3, 7, 5), -1, 1)],
+                  lambda: Lambda(lambda s, x: torch.cat([x.mean(1, keepdim=True), s.c(x)], 1).mean(3),
+                                 c=nn.Conv2d(3, 2, 1)),
+                  ["ReduceMean", "Concat"], opset=18,
+                  note="ReduceMean with axes as an input (opset 18), mixing NCHW and NHWC inputs of a Concat"),
+    ]
+    names = [m.name() for m in out]
+    assert len(names) == len(set(names))
+    return out
+
+
+def onnx_make(model, out_dir):
+    import io
+    import onnx
+    name = model.name()
+    torch.manual_seed(seed_of(name))
+    g = torch.Generator().manual_seed(seed_of(name) + 1)
+    m = model.build().eval()
+    with torch.no_grad():
+        bn_stats(m, g)
+    rng = np.random.default_rng(seed_of(name) + 2)
+    xs = []
+    for shape, lo, hi in model.inputs:
+        x = rng.uniform(lo, hi, size=shape).astype(np.float32)
+        x.reshape(-1)[0], x.reshape(-1)[-1] = lo, hi
+        xs.append(x)
+    names_in = ["in%d" % j for j in range(len(xs))]
+    buf = io.BytesIO()
+    with torch.no_grad():
+        # PRESERVE (the module is in eval mode): keeps BatchNormalization nodes, which the
+        # exporter's eval peephole would fold into the convs before edgemm sees them.
+        torch.onnx.export(m, tuple(torch.from_numpy(x) for x in xs), buf, dynamo=False,
+                          training=torch.onnx.TrainingMode.PRESERVE,
+                          opset_version=model.opset, input_names=names_in, output_names=["out0"],
+                          dynamic_axes={"in0": {0: "batch"}} if model.dynamic else None)
+        eager = [m(*[torch.from_numpy(x) for x in xs]).numpy()]
+    data = buf.getvalue()
+    proto = onnx.load_from_string(data)
+    onnx.checker.check_model(proto)
+    ops = sorted(set(n.op_type for n in proto.graph.node))
+    problems = ["missing ops %s (got %s)" % ([o for o in model.expect if o not in ops], ops)] \
+        if any(o not in ops for o in model.expect) else []
+
+    def session(level):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = level
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+    feed = dict(zip(names_in, xs))
+    ref = session(ort.GraphOptimizationLevel.ORT_DISABLE_ALL).run(None, feed)
+    others = {"ort_opt": session(ort.GraphOptimizationLevel.ORT_ENABLE_ALL).run(None, feed),
+              "torch": eager}
+    tols, spreads = [], {k: [] for k in others}
+    for j, r in enumerate(ref):
+        sp = 0.0
+        for label, o in others.items():
+            d = float(np.max(np.abs(o[j].astype(np.float64) - r.astype(np.float64))))
+            spreads[label].append(d)
+            sp = max(sp, d)
+        tols.append(fmt_tol(max(1e-5 * float(np.max(np.abs(r))), 2 * sp)))
+
+    for f in glob.glob(os.path.join(out_dir, glob.escape(name) + ".*")):
+        os.remove(f)
+    with open(os.path.join(out_dir, name + ".onnx"), "wb") as f:
+        f.write(data)
+    for j, x in enumerate(xs):
+        with open(os.path.join(out_dir, "%s.in%d.bin" % (name, j)), "wb") as f:
+            f.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
+    for j, r in enumerate(ref):
+        with open(os.path.join(out_dir, "%s.out%d.bin" % (name, j)), "wb") as f:
+            f.write(np.ascontiguousarray(r, dtype="<f4").tobytes())
+    line = "%s dtype=float32 inputs=%d outputs=%d tol=%s ops=%s" % (
+        name, len(xs), len(ref), ",".join(tols), ",".join(ops))
+    comments = ["#. %s opset %d%s%s" % (name, model.opset, ", symbolic batch" if model.dynamic else "",
+                                        ("; " + model.note) if model.note else ""),
+                "#. %s io: in=%s out=%s; max|ref-x| per output: %s" % (
+                    name, ";".join("float32%s" % list(x.shape) for x in xs),
+                    ";".join("float32%s" % list(r.shape) for r in ref),
+                    " ".join("%s=%s" % (k, ",".join("%.3g" % v for v in vals))
+                             for k, vals in spreads.items()))]
+    return line, comments, problems, ops
+
+
+def onnx_header(n):
+    import platform
+    import onnx
+    return [
+        "# edgemm ONNX test models, made by scripts/make-test-models.py (do not edit by hand).",
+        "# torch %s (torch.onnx TorchScript exporter), onnx %s, onnxruntime %s, numpy %s, Python %s."
+        % (torch.__version__, onnx.__version__, ort.__version__, np.__version__,
+           platform.python_version()),
+        "# One line per model:  <name> dtype=float32 inputs=<N> outputs=<M> tol=<t0,..> ops=<ONNX op types>",
+        "#   files: <name>.onnx, <name>.in<j>.bin, <name>.out<j>.bin: raw little-endian float32 in the",
+        "#   model's declared shapes (NCHW); outputs are onnxruntime's with graph optimizations off",
+        "#   (ORT_DISABLE_ALL, 1 thread) on those inputs.",
+        "#   tol, one per output: max(1e-5*max|ref|, 2*spread), spread = max|ref - x| over",
+        "#   x = onnxruntime with every graph optimization (ort_opt: BN folded, ops fused) and",
+        "#   PyTorch eager (torch); both are listed per model in its '#. <name> io:' line.",
+        "# %d models." % n,
+    ]
+
+
+def onnx_main(args):
+    """Makes the ONNX fixtures selected by --only (all on a full run); returns failures."""
+    table = onnx_catalog()
+    todo = [m for m in table if not args.only or any(
+        fnmatch.fnmatchcase(m.name(), p.strip()) for p in args.only.split(",") if p.strip())]
+    if not todo:
+        return []
+    out_dir = os.path.join(args.out, "onnx")
+    os.makedirs(out_dir, exist_ok=True)
+    mpath = os.path.join(out_dir, "MANIFEST")
+    blocks = read_manifest(mpath) if args.only else {}
+    failures = []
+    for i, m in enumerate(todo):
+        try:
+            line, comments, problems, ops = onnx_make(m, out_dir)
+        except Exception as e:
+            failures.append("%s: %s: %s" % (m.name(), type(e).__name__, str(e).splitlines()[:1]))
+            print("[%d/%d] %-34s FAILED %s" % (i + 1, len(todo), m.name(), failures[-1]), flush=True)
+            continue
+        blocks[m.name()] = (line, comments)
+        print("[%d/%d] %-34s %s%s" % (i + 1, len(todo), m.name(), ",".join(ops),
+                                      "  PROBLEMS: " + "; ".join(problems) if problems else ""),
+              flush=True)
+        failures += ["%s: %s" % (m.name(), p) for p in problems]
+    order = [m.name() for m in table]
+    names_in = [n for n in order if n in blocks]
+    with open(mpath, "w") as f:
+        f.write("\n".join(onnx_header(len(names_in))) + "\n")
+        for n in names_in:
+            line_, com = blocks[n]
+            f.write("\n".join(com + [line_]) + "\n")
+    return failures
+
 # --------------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------------
@@ -1023,13 +1305,17 @@ def main():
     args = parse_args()
     bootstrap(args)
     import_tf()
+    import_torch()
     table = catalog()
     todo = selected(table, args.only)
     if args.list:
         for m, mode in table:
             print("%-36s %s" % (m.name(mode), ",".join(m.expect)))
+        for m in onnx_catalog():
+            print("%-36s %s" % (m.name(), ",".join(m.expect)))
         return
-    if not todo:
+    if args.only and all(not fnmatch.fnmatchcase(m.name(), p.strip())
+                         for m in onnx_catalog() for p in args.only.split(",")) and not todo:
         sys.exit("no model matches --only %r" % args.only)
     os.makedirs(args.out, exist_ok=True)
     mpath = os.path.join(args.out, "MANIFEST")
@@ -1038,7 +1324,7 @@ def main():
         for f in glob.glob(os.path.join(args.out, "*")):
             if re.search(r"\.(tflite|(in|out)\d+\.bin)$", f):
                 os.remove(f)
-    failures = []
+    failures = onnx_main(args)
     for i, (m, mode) in enumerate(todo):
         name = m.name(mode)
         try:

@@ -362,3 +362,70 @@ fn convert_for_another_target_writes_the_blob_and_its_constants() {
         "{err}"
     );
 }
+
+#[test]
+fn onnx_models_run_inspect_and_convert() {
+    let d = scratch("onnx");
+    let m = model("onnx/onnx_classifier.onnx");
+    let input = model("onnx/onnx_classifier.in0.bin");
+    let want = std::fs::read(model("onnx/onnx_classifier.out0.bin")).unwrap();
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let close = |got: &[u8]| {
+        let (g, w) = (f32s(got), f32s(&want));
+        assert_eq!(g.len(), w.len());
+        assert!(
+            g.iter().zip(&w).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{g:?} vs {w:?}"
+        );
+    };
+    let out = d.join("out.bin");
+    ok(&[
+        "run",
+        &m,
+        "--input",
+        &input,
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    close(&std::fs::read(&out).unwrap());
+    // inspect names the format and shows the layout conversion of the NCHW input.
+    let (text, _) = ok(&["inspect", &m]);
+    assert!(text.contains("ONNX model"), "{text}");
+    assert!(text.contains("TRANSPOSE"), "{text}");
+    // With NHWC inputs there is no transpose at the input.
+    let (text, _) = ok(&["inspect", &m, "--io-layout", "nhwc"]);
+    assert!(!text.contains("TRANSPOSE"), "{text}");
+    // convert → blob → run gives the same output.
+    let blob = d.join("m.egmb");
+    ok(&["convert", &m, "-o", blob.to_str().unwrap()]);
+    let out2 = d.join("out2.bin");
+    ok(&[
+        "run",
+        blob.to_str().unwrap(),
+        "--input",
+        &input,
+        "--output",
+        out2.to_str().unwrap(),
+    ]);
+    close(&std::fs::read(&out2).unwrap());
+    // --input-shape: a batch of 2 for the symbolic batch of onnx_shapes.
+    let s = model("onnx/onnx_shapes.onnx");
+    let (text, _) = ok(&["inspect", &s, "--input-shape", "in0=2,4,6,6"]);
+    assert!(text.contains("[2, 4, 6, 6]"), "{text}");
+    let e = fails(&["inspect", &s, "--input-shape", "nope=1,4,6,6"]);
+    assert!(e.contains("names no model input"), "{e}");
+    let e = fails(&["inspect", &s, "--input-shape", "in0=1,x"]);
+    assert!(e.contains("--input-shape needs"), "{e}");
+    let e = fails(&["inspect", &s, "--io-layout", "nchwc"]);
+    assert!(e.contains("--io-layout"), "{e}");
+    // A truncated file is an error about the ONNX model, not a panic.
+    let bytes = std::fs::read(&m).unwrap();
+    let cut = d.join("cut.onnx");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = fails(&["run", cut.to_str().unwrap()]);
+    assert!(e.contains("ONNX model"), "{e}");
+}

@@ -10,8 +10,16 @@
 //! packed for this machine's int8 kernel, and portable; on 1 and 3 threads, which must
 //! give the same bytes; and once more after `edgemm convert`'s default pipeline of graph
 //! passes (which must not change a single output).
+//!
+//! The ONNX fixtures of `tests/models/onnx/` (PyTorch modules exported with torch.onnx, outputs
+//! of onnxruntime without graph optimizations) must all import and match within their
+//! manifest's bound (max(1e-5·max|ref|, twice the spread between that reference, onnxruntime
+//! with every graph optimization, and PyTorch eager)), with the inputs and outputs in the
+//! declared NCHW layout and again with `IoLayout::Nhwc` (4-D inputs and outputs transposed
+//! here).
 
 use edgemm::nn::transform::import::import_tflite;
+use edgemm::nn::transform::onnx::{IoLayout, OnnxOptions};
 use edgemm::nn::transform::passes::{Pipeline, DEFAULT_PIPELINE};
 use edgemm::nn::transform::{LoadedModel, Packing};
 use std::path::Path;
@@ -24,8 +32,12 @@ struct Fixture {
 }
 
 fn manifest() -> Vec<Fixture> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models");
-    let text = std::fs::read_to_string(dir.join("MANIFEST")).expect("tests/models/MANIFEST");
+    manifest_in("tests/models/MANIFEST")
+}
+
+fn manifest_in(path: &str) -> Vec<Fixture> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(dir.join(path)).expect(path);
     let mut out = Vec::new();
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -195,4 +207,134 @@ fn every_fixture_matches_tflite_reference_kernels() {
     }
     assert!(failed.is_empty(), "{} fixture runs failed", failed.len());
     assert!(ran > 0, "no fixture ran");
+}
+
+fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// NCHW f32 values to NHWC (`to_nhwc`) or back.
+fn permute_4d(v: &[f32], nchw: &[usize], to_nhwc: bool) -> Vec<f32> {
+    let [n, c, h, w] = <[usize; 4]>::try_from(nchw).unwrap();
+    let mut out = vec![0.0; v.len()];
+    for (i0, (b, ch, y, x)) in (0..n)
+        .flat_map(|b| {
+            (0..c).flat_map(move |ch| (0..h).flat_map(move |y| (0..w).map(move |x| (b, ch, y, x))))
+        })
+        .enumerate()
+    {
+        let i1 = ((b * h + y) * w + x) * c + ch;
+        if to_nhwc {
+            out[i1] = v[i0];
+        } else {
+            out[i0] = v[i1];
+        }
+    }
+    out
+}
+
+/// Runs one ONNX fixture; the worst |diff| / tol over its outputs.
+fn run_onnx(f: &Fixture, packing: Packing, layout: IoLayout) -> Result<f64, String> {
+    let bytes = read(&format!("onnx/{}.onnx", f.name));
+    let opts = OnnxOptions {
+        io_layout: layout,
+        ..OnnxOptions::default()
+    };
+    let model = LoadedModel::from_onnx(&bytes, &opts, packing).map_err(|e| format!("load: {e}"))?;
+    let m = model.model();
+    let mut runner = model.runner();
+    // Shapes as declared (NCHW) for the 4-D ones under Nhwc: [n, h, w, c] → [n, c, h, w].
+    let nchw = |t: usize| {
+        let s: Vec<usize> = m
+            .tensor(t)
+            .unwrap()
+            .shape()
+            .dims()
+            .iter()
+            .map(|&d| d as usize)
+            .collect();
+        match (layout, &s[..]) {
+            (IoLayout::Nhwc, &[n, h, w, c]) => Some(vec![n, c, h, w]),
+            _ => None,
+        }
+    };
+    for j in 0..f.inputs {
+        let x = f32s(&read(&format!("onnx/{}.in{j}.bin", f.name)));
+        let x = match nchw(m.input(j).unwrap()) {
+            Some(s) => permute_4d(&x, &s, true),
+            None => x,
+        };
+        runner
+            .set_input_f32(j, &x)
+            .map_err(|e| format!("input {j}: {e}"))?;
+    }
+    runner.run().map_err(|e| format!("run: {e}"))?;
+    let mut worst = 0f64;
+    for j in 0..f.outputs {
+        let want = f32s(&read(&format!("onnx/{}.out{j}.bin", f.name)));
+        let got = runner
+            .output_f32(j)
+            .map_err(|e| format!("output {j}: {e}"))?;
+        let got = match nchw(m.output(j).unwrap()) {
+            Some(s) => permute_4d(&got, &s, false),
+            None => got,
+        };
+        if got.len() != want.len() {
+            return Err(format!(
+                "output {j}: {} values, want {}",
+                got.len(),
+                want.len()
+            ));
+        }
+        let tol = f.tol[j];
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            let d = (*a as f64 - *b as f64).abs();
+            if d.is_nan() || d > tol {
+                return Err(format!(
+                    "output {j}[{i}] = {a}, onnxruntime {b}, |diff| {d:e} > {tol:e}"
+                ));
+            }
+            worst = worst.max(d / tol);
+        }
+    }
+    Ok(worst)
+}
+
+#[test]
+fn every_onnx_fixture_matches_onnxruntime() {
+    let fixtures = manifest_in("tests/models/onnx/MANIFEST");
+    assert!(
+        !fixtures.is_empty(),
+        "no fixtures in tests/models/onnx/MANIFEST"
+    );
+    let (mut ran, mut failed, mut worst) = (0, Vec::new(), 0f64);
+    for f in &fixtures {
+        for packing in [Packing::Host, Packing::Portable] {
+            for layout in [IoLayout::AsDeclared, IoLayout::Nhwc] {
+                match run_onnx(f, packing, layout) {
+                    Ok(w) => {
+                        ran += 1;
+                        worst = worst.max(w);
+                    }
+                    Err(e) => {
+                        failed.push(format!("{} ({}, {layout:?}): {e}", f.name, packing.name()))
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "onnx fixtures: {ran} runs matched; worst |diff| at {:.2} of its bound",
+        worst
+    );
+    for f in &failed {
+        println!("FAILED {f}");
+    }
+    assert!(
+        failed.is_empty(),
+        "{} ONNX fixture runs failed",
+        failed.len()
+    );
 }

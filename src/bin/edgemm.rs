@@ -5,7 +5,7 @@
 //! - `edgemm convert IN -o OUT [--target host|portable|cortex-m4] [--rust FILE.rs] [--no-names]`
 //!
 //! A file is a blob by its magic number (`EGMB`), a `.tflite` by the flatbuffer identifier
-//! `TFL3`. Tensors are raw little-endian bytes of their own type and shape. Errors go to
+//! `TFL3`, an `.onnx` by its extension or its first field (`ir_version`). Tensors are raw little-endian bytes of their own type and shape. Errors go to
 //! stderr with a non-zero exit code; results go to stdout.
 
 use std::cell::{Cell, RefCell};
@@ -17,26 +17,33 @@ use edgemm::nn::transform::blob_writer::WriteOptions;
 use edgemm::nn::transform::host::{is_blob, is_tflite};
 use edgemm::nn::transform::import::import_tflite;
 use edgemm::nn::transform::lower::unsupported;
+use edgemm::nn::transform::onnx::{
+    import_onnx, is_onnx, parse_onnx, unsupported_nodes, IoLayout, OnnxOptions,
+};
 use edgemm::nn::transform::passes::{self, Pipeline};
 use edgemm::nn::transform::{convert_graph, Converted, LoadedModel, Packing};
 use edgemm::nn::{DType, Model, Storage, TensorInfo};
 
 const USAGE: &str = "\
-edgemm: run, inspect and convert neural network models (TFLite flatbuffers, edgemm blobs)
+edgemm: run, inspect and convert neural network models (TFLite, ONNX, edgemm blobs)
 
 usage: edgemm <command> [options]
 
 commands:
   run MODEL       run a model on raw input files or seeded random inputs; time and profile it
   inspect MODEL   list a model's tensors, operators, weights and arena plan
-  convert IN      write a .tflite model as an edgemm blob (-o OUT)
+  convert IN      write a .tflite or .onnx model as an edgemm blob (-o OUT)
 
 options:
   -h, --help      this help; `edgemm <command> --help` for a command's options
   -V, --version   the edgemm version
 
-A MODEL is an edgemm blob (recognised by its magic number \"EGMB\") or a TFLite model
-(flatbuffer identifier \"TFL3\").";
+A MODEL is an edgemm blob (recognised by its magic number \"EGMB\"), a TFLite model
+(flatbuffer identifier \"TFL3\") or a float32 ONNX model (.onnx, opsets 11-21).
+
+ONNX options (run, inspect, convert):
+  --input-shape NAME=D0,D1,..  the shape of input NAME (symbolic dimensions are 1 otherwise)
+  --io-layout nhwc             4-D inputs and outputs NHWC (default: as the file declares, NCHW)";
 
 const RUN_USAGE: &str = "\
 usage: edgemm run MODEL [options]
@@ -51,7 +58,9 @@ options:
                    over the --repeat runs)
   --threads N      threads to run the operators on (default 1; results do not depend on it)
   --seed N         seed of the random inputs (default 1)
-  --portable       for a .tflite: keep the weights portable instead of packing them for this CPU
+  --portable       for a .tflite or .onnx: keep the weights portable instead of packing them for this CPU
+  --input-shape NAME=D0,D1,..  for an .onnx: the shape of input NAME (symbolic dimensions are 1 otherwise)
+  --io-layout nhwc for an .onnx: 4-D inputs and outputs NHWC (default: NCHW as the file declares)
   -h, --help       this help";
 
 const INSPECT_USAGE: &str = "\
@@ -62,17 +71,19 @@ weight bytes, arena size and the greedy baseline. For a .tflite, first lists eve
 the runtime cannot run, then inspects the model as lowered.
 
 options:
-  --portable       for a .tflite: lower with portable weights instead of packing them for this CPU
+  --portable       for a .tflite or .onnx: lower with portable weights instead of packing them for this CPU
+  --input-shape NAME=D0,D1,..  for an .onnx: the shape of input NAME (symbolic dimensions are 1 otherwise)
+  --io-layout nhwc for an .onnx: 4-D inputs and outputs NHWC (default: NCHW as the file declares)
   -h, --help       this help";
 
 const CONVERT_USAGE: &str = "\
 usage: edgemm convert IN -o OUT [options]
 
-Converts IN (a .tflite, or a blob to rewrite) into an edgemm blob written to OUT.
+Converts IN (a .tflite, an .onnx, or a blob to rewrite) into an edgemm blob written to OUT.
 
 options:
   -o, --output OUT write the blob to OUT (required)
-  --target T       for a .tflite: the machine the blob is for: host (default: int8 weights
+  --target T       for a .tflite or .onnx: the machine the blob is for: host (default: int8 weights
                    packed for this CPU), portable (plain weights, any build), cortex-m4
                    (packed for the Cortex-M4 DSP kernel, scratch sized for its build)
   --portable       the same as --target portable
@@ -84,6 +95,8 @@ options:
                    'strip_unused fold_constants fuse_activations summarize' (default: the
                    default pipeline below; '' runs none). Passes:
 {PASSES}
+  --input-shape NAME=D0,D1,..  for an .onnx: the shape of input NAME (symbolic dimensions are 1 otherwise)
+  --io-layout nhwc for an .onnx: 4-D inputs and outputs NHWC (default: NCHW as the file declares)
   -h, --help       this help";
 
 /// The convert help with every pass of the registry and the default pipeline.
@@ -207,7 +220,12 @@ fn parse(cmd: &'static str, args: &[String], known: &[Opt]) -> Res<Args> {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (a.as_str(), None),
         };
-        let Some(opt) = known.iter().find(|o| o.names.contains(&name)) else {
+        // Every command loads a model, so every one takes the ONNX options.
+        let Some(opt) = known
+            .iter()
+            .chain(&ONNX_OPTS)
+            .find(|o| o.names.contains(&name))
+        else {
             return Err(format!(
                 "{cmd}: unknown option {name} (see edgemm {cmd} --help)"
             ));
@@ -288,6 +306,7 @@ fn read_file(path: &str) -> Res<Vec<u8>> {
 enum Kind {
     Blob,
     Tflite,
+    Onnx,
 }
 
 fn kind(path: &str, bytes: &[u8]) -> Res<Kind> {
@@ -295,11 +314,11 @@ fn kind(path: &str, bytes: &[u8]) -> Res<Kind> {
         Ok(Kind::Blob)
     } else if is_tflite(bytes) {
         Ok(Kind::Tflite)
-    } else if path.to_ascii_lowercase().ends_with(".onnx") {
-        Err(format!("{path}: ONNX models are not supported yet"))
+    } else if path.to_ascii_lowercase().ends_with(".onnx") || is_onnx(bytes) {
+        Ok(Kind::Onnx)
     } else {
         Err(format!(
-            "{path}: neither an edgemm blob (magic \"EGMB\") nor a TFLite model (identifier \"TFL3\")"
+            "{path}: neither an edgemm blob (magic \"EGMB\"), a TFLite model (identifier \"TFL3\") nor an ONNX model"
         ))
     }
 }
@@ -313,6 +332,18 @@ fn unsupported_report(path: &str, bytes: &[u8]) -> Res<Vec<String>> {
         .collect())
 }
 
+/// Every node of an .onnx whose operator type the importer does not know, as lines.
+fn onnx_unsupported_report(path: &str, bytes: &[u8]) -> Res<Vec<String>> {
+    let m = parse_onnx(bytes).map_err(|e| format!("{path}: {e}"))?;
+    Ok(m.graph
+        .as_ref()
+        .map(|g| unsupported_nodes(g))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(i, op)| format!("  node {i}: {op}"))
+        .collect())
+}
+
 fn unsupported_error(path: &str, lines: &[String]) -> String {
     let n = lines.len();
     format!(
@@ -322,10 +353,16 @@ fn unsupported_error(path: &str, lines: &[String]) -> String {
     )
 }
 
-/// Loads a blob or a .tflite (every unsupported operator listed at once).
-fn load(path: &str, packing: Packing) -> Res<(LoadedModel, Kind)> {
+/// Loads a blob, a .tflite (every unsupported operator listed at once) or an .onnx.
+fn load(path: &str, a: &Args) -> Res<(LoadedModel, Kind)> {
     let bytes = read_file(path)?;
     let k = kind(path, &bytes)?;
+    let onnx = onnx_options(a)?;
+    if k != Kind::Onnx && (!onnx.input_shapes.is_empty() || onnx.io_layout != IoLayout::AsDeclared)
+    {
+        eprintln!("edgemm: --input-shape and --io-layout apply to .onnx models only; ignored");
+    }
+    let packing = packing_of(a);
     let loaded = match k {
         Kind::Blob => LoadedModel::from_blob(&bytes),
         Kind::Tflite => {
@@ -335,8 +372,60 @@ fn load(path: &str, packing: Packing) -> Res<(LoadedModel, Kind)> {
             }
             LoadedModel::from_tflite(&bytes, packing)
         }
+        Kind::Onnx => {
+            let missing = onnx_unsupported_report(path, &bytes)?;
+            if !missing.is_empty() {
+                return Err(unsupported_error(path, &missing));
+            }
+            LoadedModel::from_onnx(&bytes, &onnx, packing)
+        }
     };
     loaded.map(|m| (m, k)).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The ONNX options every loading command takes.
+const ONNX_OPTS: [Opt; 2] = [
+    Opt {
+        names: &["--input-shape"],
+        value: true,
+    },
+    Opt {
+        names: &["--io-layout"],
+        value: true,
+    },
+];
+
+/// `--input-shape NAME=1,3,96,96` (repeatable) and `--io-layout nhwc|nchw`.
+fn onnx_options(a: &Args) -> Res<OnnxOptions> {
+    let mut o = OnnxOptions::default();
+    for v in a.values("--input-shape") {
+        let bad = || {
+            format!(
+                "{}: --input-shape needs NAME=D0,D1,.. (whole numbers), not {v:?}",
+                a.cmd
+            )
+        };
+        let (name, dims) = v.rsplit_once('=').ok_or_else(bad)?;
+        let dims: Vec<usize> = dims
+            .split(',')
+            .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
+        o.input_shapes.push((name.to_string(), dims));
+    }
+    if let Some(v) = a.values("--io-layout").last() {
+        o.io_layout = match *v {
+            "nhwc" => IoLayout::Nhwc,
+            "nchw" | "declared" => IoLayout::AsDeclared,
+            other => {
+                return Err(format!(
+                    "{}: --io-layout is nhwc or nchw (as declared), not {other:?}",
+                    a.cmd
+                ))
+            }
+        };
+    }
+    Ok(o)
 }
 
 fn packing_of(a: &Args) -> Packing {
@@ -552,7 +641,7 @@ fn run(args: &[String]) -> Res<()> {
     let input_files = a.values("--input");
     let output_files = a.values("--output");
 
-    let (loaded, k) = load(path, packing_of(&a))?;
+    let (loaded, k) = load(path, &a)?;
     warn_portable_on_blob(&a, k);
     let model = loaded.model();
     let n_in = model.num_inputs();
@@ -796,19 +885,8 @@ fn inspect(args: &[String]) -> Res<()> {
         return Ok(());
     }
     let path = a.model("MODEL")?;
-    let bytes = read_file(path)?;
-    let k = kind(path, &bytes)?;
+    let (loaded, k) = load(path, &a)?;
     warn_portable_on_blob(&a, k);
-    let loaded = match k {
-        Kind::Blob => LoadedModel::from_blob(&bytes).map_err(|e| format!("{path}: {e}"))?,
-        Kind::Tflite => {
-            let missing = unsupported_report(path, &bytes)?;
-            if !missing.is_empty() {
-                return Err(unsupported_error(path, &missing));
-            }
-            LoadedModel::from_tflite(&bytes, packing_of(&a)).map_err(|e| format!("{path}: {e}"))?
-        }
-    };
     out(&describe(path, k, &loaded.model()));
     Ok(())
 }
@@ -825,6 +903,12 @@ fn describe(path: &str, k: Kind, m: &Model) -> String {
             let _ = writeln!(
                 s,
                 "{path}: TFLite model, every operator supported; as lowered to a blob:"
+            );
+        }
+        Kind::Onnx => {
+            let _ = writeln!(
+                s,
+                "{path}: ONNX model, imported (NHWC inside); as lowered to a blob:"
             );
         }
     }
@@ -1053,8 +1137,13 @@ fn convert(args: &[String]) -> Res<()> {
                     .collect(),
             }
         }
-        Kind::Tflite => {
-            let missing = unsupported_report(path, &bytes)?;
+        k @ (Kind::Tflite | Kind::Onnx) => {
+            let onnx = onnx_options(&a)?;
+            let missing = if k == Kind::Onnx {
+                onnx_unsupported_report(path, &bytes)?
+            } else {
+                unsupported_report(path, &bytes)?
+            };
             if !missing.is_empty() {
                 return Err(unsupported_error(path, &missing));
             }
@@ -1064,7 +1153,12 @@ fn convert(args: &[String]) -> Res<()> {
                 _ => return Err("convert: more than one --transforms given".into()),
             };
             let pipeline = Pipeline::parse(text).map_err(|e| format!("--transforms: {e}"))?;
-            let mut g = import_tflite(&bytes).map_err(|e| format!("{path}: {e}"))?;
+            let imported = if k == Kind::Onnx {
+                import_onnx(&bytes, &onnx)
+            } else {
+                import_tflite(&bytes)
+            };
+            let mut g = imported.map_err(|e| format!("{path}: {e}"))?;
             pipeline
                 .run(&mut g, |i, n, name, line| {
                     eprintln!("edgemm: [{}/{n}] {name}: {line}", i + 1);

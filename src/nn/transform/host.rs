@@ -1,6 +1,7 @@
-//! Loading and running a model on the host: a `.tflite` file or a blob in, a validated model
-//! in an aligned buffer it owns, sessions with their own arenas. One run path: a `.tflite`
-//! is imported, lowered, planned and written as a blob in memory, then run like any blob.
+//! Loading and running a model on the host: a `.tflite` or `.onnx` file or a blob in, a
+//! validated model in an aligned buffer it owns, sessions with their own arenas. One run
+//! path: a model file is imported, lowered, planned and written as a blob in memory, then
+//! run like any blob.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -9,6 +10,7 @@ use super::blob_writer::{write_blob, WriteOptions};
 use super::import::import_tflite;
 use super::ir::Graph;
 use super::lower::{lower, Packing};
+use super::onnx::{import_onnx, is_onnx, OnnxOptions};
 use super::plan::plan;
 use crate::error::Error;
 use crate::nn::blob::{blob_err, Model, MAGIC};
@@ -39,16 +41,19 @@ pub fn is_tflite(bytes: &[u8]) -> bool {
 }
 
 impl LoadedModel {
-    /// A blob (copied into an aligned buffer) or a `.tflite` (converted with weights packed
-    /// for this machine), told apart by their first bytes.
+    /// A blob (copied into an aligned buffer), a `.tflite` or an `.onnx` (converted with
+    /// weights packed for this machine; ONNX with [`OnnxOptions::default`]), told apart by
+    /// their first bytes.
     pub fn load(bytes: &[u8]) -> Result<Self, Error> {
         if is_blob(bytes) {
             Self::from_blob(bytes)
         } else if is_tflite(bytes) {
             Self::from_tflite(bytes, Packing::Host)
+        } else if is_onnx(bytes) {
+            Self::from_onnx(bytes, &OnnxOptions::default(), Packing::Host)
         } else {
             Err(blob_err(
-                "neither an edgemm blob (\"EGMB\") nor a TFLite model (\"TFL3\")",
+                "neither an edgemm blob (\"EGMB\"), a TFLite model (\"TFL3\") nor an ONNX model",
             ))
         }
     }
@@ -72,6 +77,11 @@ impl LoadedModel {
     /// Imports, lowers and plans a `.tflite` model.
     pub fn from_tflite(bytes: &[u8], packing: Packing) -> Result<Self, Error> {
         Self::from_graph(&import_tflite(bytes)?, packing)
+    }
+
+    /// Imports (see [`super::onnx`]), lowers and plans an `.onnx` model.
+    pub fn from_onnx(bytes: &[u8], opts: &OnnxOptions, packing: Packing) -> Result<Self, Error> {
+        Self::from_graph(&import_onnx(bytes, opts)?, packing)
     }
 
     /// Lowers and plans a graph.
