@@ -413,7 +413,7 @@ fn resampler_passband_and_stopband() {
             }
         }
         // Tones the output cannot hold (above 8 kHz, below the input's Nyquist frequency).
-        let mut stop = f64::MIN;
+        let mut stop = f64::NEG_INFINITY;
         for hz in [8300.0, 8500.0, 9000.0, 12000.0, 20000.0] {
             if hz * 2.0 < from as f64 {
                 stop = stop.max(20.0 * gain(hz, from, 16000).log10());
