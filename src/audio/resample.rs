@@ -67,7 +67,7 @@ pub fn load_wav(bytes: &[u8]) -> Result<Vec<f32>, Error> {
 
 /// `x` sampled at `from` Hz, resampled to `to` Hz (see the module header): ⌈len·to/from⌉
 /// samples, output j at input instant j·from/to. The same rate returns a copy; a zero rate
-/// returns nothing.
+/// returns nothing. Each output sums about 53·max(1, from/to) taps.
 pub fn resample(x: &[f32], from: u32, to: u32) -> Vec<f32> {
     if from == to {
         return x.to_vec();

@@ -232,7 +232,9 @@ impl<'a> Wav<'a> {
 
     /// Frames (samples per channel).
     pub fn frames(&self) -> usize {
-        self.data.len() / (self.channels as usize * (self.bits as usize / 8))
+        // `parse` never gives a zero frame size; a hand-built `Wav` may.
+        let frame = self.channels as usize * (self.bits as usize / 8);
+        self.data.len().checked_div(frame).unwrap_or(0)
     }
 
     /// The samples if the file is what the frontend reads directly (16 kHz mono 16-bit PCM),
