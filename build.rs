@@ -4,6 +4,9 @@
 //!
 //! Every symbol carries the crate version (`edgemm_0_1_0_<kernel>`), so two versions of the
 //! crate can link into one binary.
+//!
+//! Also writes the audio frontend's constant tables (`OUT_DIR/audio_tables.rs`, included by
+//! `src/audio/tables.rs`): `core` has no cos/ln, so they are computed here in f64.
 
 use std::env;
 use std::path::Path;
@@ -25,6 +28,7 @@ fn rustc_minor() -> Option<u32> {
 }
 
 fn main() {
+    write_audio_tables();
     println!("cargo::rustc-check-cfg=cfg(edgemm_asm)");
     println!("cargo::rustc-check-cfg=cfg(edgemm_arm_dsp)");
     println!("cargo::rustc-check-cfg=cfg(edgemm_arm_vfp4)");
@@ -106,4 +110,94 @@ fn main() {
     }
     build.compile("edgemm_kernels");
     println!("cargo::rustc-cfg=edgemm_asm");
+}
+
+/// The audio frontend's tables (see `src/audio/mod.rs` for what each stage computes), from the
+/// definitions of TensorFlow's `tf.signal` evaluated in f64 and rounded once to f32.
+fn write_audio_tables() {
+    use std::f64::consts::PI;
+    use std::fmt::Write;
+    // Keep in step with the constants of src/audio/mod.rs (checked there by const asserts).
+    const FRAME: usize = 480;
+    const FFT: usize = 512;
+    const BINS: usize = FFT / 2 + 1;
+    const MELS: usize = 40;
+    const MFCCS: usize = 10;
+    const RATE: f64 = 16000.0;
+    const LOW_HZ: f64 = 20.0;
+    const HIGH_HZ: f64 = 4000.0;
+
+    let mut out = String::new();
+    let f32s = |out: &mut String, name: &str, v: &[f64]| {
+        write!(out, "pub(super) static {name}: [f32; {}] = [", v.len()).unwrap();
+        for x in v {
+            write!(out, "{:?},", *x as f32).unwrap();
+        }
+        out.push_str("];\n");
+    };
+    let u16s = |out: &mut String, name: &str, v: &[usize]| {
+        write!(out, "pub(super) static {name}: [u16; {}] = [", v.len()).unwrap();
+        for x in v {
+            write!(out, "{x},").unwrap();
+        }
+        out.push_str("];\n");
+    };
+
+    // tf.signal.hann_window(480, periodic=True): 0.5 - 0.5 cos(2 pi n / 480).
+    let hann: Vec<f64> = (0..FRAME)
+        .map(|n| 0.5 - 0.5 * (2.0 * PI * n as f64 / FRAME as f64).cos())
+        .collect();
+    f32s(&mut out, "HANN", &hann);
+
+    // exp(-2 pi i k / 512), k = 0..256, as (re, im) pairs: the split step uses all of them,
+    // the 256-point complex FFT every second one.
+    let mut tw = Vec::new();
+    for k in 0..FFT / 2 {
+        let a = -2.0 * PI * k as f64 / FFT as f64;
+        tw.push(a.cos());
+        tw.push(a.sin());
+    }
+    f32s(&mut out, "TWIDDLES", &tw);
+
+    // tf.signal.linear_to_mel_weight_matrix: HTK mel scale, triangles in mel space between
+    // 42 equally spaced mel edges, bin 0 (DC) weighted zero. Stored per band as the run of
+    // bins with a nonzero weight.
+    let mel = |hz: f64| 1127.0 * (1.0 + hz / 700.0).ln();
+    let (lo, hi) = (mel(LOW_HZ), mel(HIGH_HZ));
+    let edge = |i: usize| lo + (hi - lo) * i as f64 / (MELS + 1) as f64;
+    let (mut start, mut len, mut offset, mut weights) = (vec![], vec![], vec![], vec![]);
+    for m in 0..MELS {
+        let (l, c, u) = (edge(m), edge(m + 1), edge(m + 2));
+        let w: Vec<(usize, f64)> = (1..BINS)
+            .map(|k| {
+                let b = mel(k as f64 * RATE / FFT as f64);
+                (k, ((b - l) / (c - l)).min((u - b) / (u - c)).max(0.0))
+            })
+            .filter(|&(_, w)| w > 0.0)
+            .collect();
+        // A band's nonzero weights are one contiguous run (a triangle).
+        assert!(w.windows(2).all(|p| p[1].0 == p[0].0 + 1));
+        start.push(w.first().map_or(0, |p| p.0));
+        len.push(w.len());
+        offset.push(weights.len());
+        weights.extend(w.iter().map(|p| p.1));
+    }
+    u16s(&mut out, "MEL_START", &start);
+    u16s(&mut out, "MEL_LEN", &len);
+    u16s(&mut out, "MEL_OFFSET", &offset);
+    f32s(&mut out, "MEL_WEIGHTS", &weights);
+
+    // tf.signal.mfccs_from_log_mel_spectrograms: the unnormalized DCT-II
+    // 2 sum_n x_n cos(pi k (2n + 1) / 2N) times 1/sqrt(2N), the first 10 rows, row-major.
+    let mut dct = Vec::new();
+    for k in 0..MFCCS {
+        for n in 0..MELS {
+            let c = (PI * k as f64 * (2 * n + 1) as f64 / (2 * MELS) as f64).cos();
+            dct.push(2.0 * c / ((2 * MELS) as f64).sqrt());
+        }
+    }
+    f32s(&mut out, "DCT", &dct);
+
+    let path = Path::new(&env::var_os("OUT_DIR").unwrap()).join("audio_tables.rs");
+    std::fs::write(path, out).unwrap();
 }

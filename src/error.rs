@@ -193,6 +193,9 @@ pub enum Error {
     /// A model file or blob that is malformed or uses something not supported: what, and
     /// where (byte offset, operator, tensor and its name). See [`crate::nn::ModelError`].
     Model(crate::nn::ModelError),
+    /// A WAV file that is malformed or not in the format asked for, or a frontend call with a
+    /// buffer of the wrong size. See [`crate::audio::AudioError`].
+    Audio(crate::audio::AudioError),
 }
 
 impl fmt::Display for Error {
@@ -362,6 +365,7 @@ impl fmt::Display for Error {
                 write!(f, "int8 convolution quantization: {reason}")
             }
             Error::Model(e) => fmt::Display::fmt(&e, f),
+            Error::Audio(e) => fmt::Display::fmt(&e, f),
         }
     }
 }

@@ -13,6 +13,9 @@
 //! - [`kernels`]: every micro-kernel compiled in, which ones this CPU runs, which is used.
 //! - [`conv`] (feature `alloc`): NHWC convolution on top of the GEMM: im2col, 1×1 as GEMM,
 //!   depthwise, Winograd F(2,3)/F(4,3)/F(6,3), with a prepared-layer object.
+//! - [`audio`]: the keyword-spotting frontend (16 kHz PCM → MFCCs as `tf.signal` computes
+//!   them, `no_std`, no alloc) and a WAV reader; with `alloc`, a WAV loader that converts any
+//!   PCM format, channel count and sample rate.
 //!
 //! Views ([`MatRef`], [`MatMut`]) are validated once when built; bad input returns an
 //! [`Error`] that says what was wrong and never panics.
@@ -29,6 +32,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod arch;
+pub mod audio;
 mod context;
 #[cfg(feature = "alloc")]
 pub mod conv;
