@@ -75,6 +75,9 @@ macro_rules! registry {
         /// none of them.
         static INFO: &[(u16, &str, bool)] = &[$(($def.code, $def.name, $def.in_place)),*];
 
+        /// The MAC counts, in `INFO`'s order.
+        static MACS: &[fn(&OpView) -> u64] = &[$($def.macs),*];
+
         // Operator sets are bit masks over the codes (see `op_set`).
         const _: () = { $(assert!($def.code < 128);)* };
 
@@ -186,9 +189,12 @@ pub(crate) fn no_macs(_: &OpView) -> u64 {
     0
 }
 
-/// Multiply-accumulates of one run of a loaded operator.
+/// Multiply-accumulates of one run of a loaded operator (without `alloc` too: no
+/// [`REGISTRY`] there).
 pub(crate) fn macs(op: &OpView) -> u64 {
-    def(op.code).map_or(0, |d| (d.macs)(op))
+    INFO.iter()
+        .position(|&(c, ..)| c == op.code)
+        .map_or(0, |i| MACS[i](op))
 }
 
 /// Output elements of `op` times `per_output` products each (the GEMM-like operators).
