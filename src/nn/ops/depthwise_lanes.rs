@@ -270,12 +270,12 @@ impl Elem for i8 {
     unsafe fn m4dsp(j: &Job<i8, i16, i32>) {
         // SAFETY: forwarded.
         unsafe {
-            let c = if (j.fin.fast || !j.last) && (j.w as usize) % 4 == 0 {
-                m4::run(j)
+            if (j.fin.fast || !j.last) && (j.w as usize) % 4 == 0 {
+                let c = m4::run(j);
+                rest::<i8>(j, c);
             } else {
-                pixels::<Q8>(j, 0, j.oc)
-            };
-            pixels::<i32>(j, c, j.oc);
+                portable::<i8>(j);
+            }
         }
     }
 }
@@ -315,10 +315,24 @@ pub(crate) unsafe fn run<E: Elem>(isa: Isa, job: &Job<E, E::W, E::A>) {
     }
 }
 
+/// Not inlined: the Arm DSP path shares it (code size on microcontrollers).
+#[inline(never)]
 unsafe fn portable<E: Elem>(j: &Job<E, E::W, E::A>) {
     // SAFETY: forwarded.
     unsafe {
         let c = pixels::<E::Portable>(j, 0, j.oc);
+        rest::<E>(j, c);
+    }
+}
+
+/// Channels `c..oc` one at a time (not inlined: every path shares it).
+///
+/// # Safety
+/// `job`'s contract.
+#[inline(never)]
+unsafe fn rest<E: Elem>(j: &Job<E, E::W, E::A>, c: usize) {
+    // SAFETY: forwarded.
+    unsafe {
         pixels::<E::One>(j, c, j.oc);
     }
 }
@@ -329,7 +343,7 @@ unsafe fn avx2<E: Elem>(j: &Job<E, E::W, E::A>) {
     // SAFETY: forwarded; this function runs only with AVX2+FMA.
     unsafe {
         let c = pixels::<E::Avx2>(j, 0, j.oc);
-        pixels::<E::One>(j, c, j.oc);
+        rest::<E>(j, c);
     }
 }
 
@@ -340,7 +354,7 @@ unsafe fn avx512<E: Elem>(j: &Job<E, E::W, E::A>) {
     unsafe {
         let c = pixels::<E::Avx512>(j, 0, j.oc);
         let c = pixels::<E::Avx2>(j, c, j.oc);
-        pixels::<E::One>(j, c, j.oc);
+        rest::<E>(j, c);
     }
 }
 
@@ -934,7 +948,7 @@ mod m4 {
     use core::arch::asm;
 
     /// Channels whose output constants are kept at once (a multiple of 4).
-    const CB: usize = 16;
+    const CB: usize = 32;
 
     /// One pixel's tap pointers and the weights' stride between pairs (bytes), as the
     /// assembly reads them (`ws` at byte 4·MAX_TAPS).
