@@ -591,11 +591,11 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
 }
 
 /// Whether the Arm output stage's fast form is exact for every sum (`Finish::fast`): right
-/// shifts only, multipliers above −2^31 + 1, and |sum| ≤ |start| + taps·128·128 < 2^30
-/// (every product is of an i8 input and an i8 weight).
+/// shifts of 1 to 22 bits, multipliers above −2^31 + 1, and |sum| ≤ |start| + taps·128·128
+/// < 2^30 (every product is of an i8 input and an i8 weight).
 fn fast_form(init: &[i32], taps: usize, mults: &[i32], shifts: &[i32]) -> bool {
     let most = init.iter().map(|&b| i64::from(b).abs()).max().unwrap_or(0);
-    shifts.iter().all(|&s| s <= -1)
+    shifts.iter().all(|&s| (-22..=-1).contains(&s))
         && mults.iter().all(|&m| m > i32::MIN + 1)
         && most + taps as i64 * 128 * 128 < 1 << 30
 }

@@ -95,8 +95,9 @@ pub(crate) struct Finish {
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub left: bool,
     /// int8: the Arm output stage's fast form is exact for every sum of the call: every
-    /// shift ≤ −1, every multiplier above −2^31 + 1, every sum below 2^30 in magnitude (see
-    /// `quant::requant::arm`). Without it the Arm DSP path runs the portable one.
+    /// shift in −22..=−1, every multiplier above −2^31 + 1, every sum below 2^30 in
+    /// magnitude (see `quant::requant::arm`; the shift bound lets the Arm DSP path add the
+    /// zero point inside the rounding shift). Without it that path runs the portable one.
     #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
     pub fast: bool,
     pub zo: i32,
@@ -1073,12 +1074,13 @@ mod m4 {
         }
     }
 
-    /// The output byte of sum `v` with constants `k` = (m, e, half): `FULL` when the clamp
-    /// is the whole i8 range (one `ssat`).
+    /// The output byte of sum `v` with constants `k` = (m, e, half + zo·2^e) (the zero
+    /// point added before the shift: ⌊(y + zo·2^e) / 2^e⌋ = ⌊y / 2^e⌋ + zo, and with e ≤ 22,
+    /// |zo| ≤ 128 the sum stays below 2^30 + 2^29 + 2^21): `FULL` when the clamp is the whole
+    /// i8 range (one `ssat`).
     #[inline(always)]
-    fn out8<const FULL: bool>(v: i32, k: &[i32; 3], zo: i32, lo: i32, hi: i32) -> i8 {
-        // |mbqm| < 2^30 and |zo| ≤ 128: the sum does not overflow.
-        let v = mbqm_fast(v, k[0], k[1], k[2]) + zo;
+    fn out8<const FULL: bool>(v: i32, k: &[i32; 3], lo: i32, hi: i32) -> i8 {
+        let v = mbqm_fast(v, k[0], k[1], k[2]);
         if FULL {
             v.clamp(-128, 127) as i8
         } else {
@@ -1130,7 +1132,7 @@ mod m4 {
                 if j.last {
                     for (c, k) in (c0..c1).zip(kb.iter_mut()) {
                         let (m, e, h) = consts(*j.fin.mults.add(c), *j.fin.shifts.add(c));
-                        *k = [m, e, h];
+                        *k = [m, e, h + (zo << e)];
                     }
                 }
                 for px in 0..j.n {
@@ -1155,7 +1157,7 @@ mod m4 {
                         if j.last {
                             let o = j.out.add(px * j.out_stride + c);
                             for (l, (&v, k)) in acc.iter().zip(kg).enumerate() {
-                                *o.add(l) = out8::<FULL>(v, k, zo, lo, hi);
+                                *o.add(l) = out8::<FULL>(v, k, lo, hi);
                             }
                         } else {
                             (j.partial.add(px * j.oc + c) as *mut [i32; 4]).write_unaligned(acc);
