@@ -465,9 +465,17 @@ pub(crate) mod arm {
         c
     }
 
+    /// `multiply_by_quantized_multiplier(x, m, −e)` in the fast form, for kernels that
+    /// fuse the output stage (`half` = 2^(e−1), from [`consts`]): exact under the module's
+    /// conditions (|x| < 2^30, e ≥ 1, m > −2^31 + 1), which the caller guarantees.
+    #[inline(always)]
+    pub(crate) fn mbqm_fast(x: i32, m: i32, e: i32, half: i32) -> i32 {
+        mbqm::<false>(x, m, e, half, &mut 0)
+    }
+
     /// (m, e, half) of a shift ≤ −1.
     #[inline(always)]
-    fn consts(m: i32, shift: i32) -> (i32, i32, i32) {
+    pub(crate) fn consts(m: i32, shift: i32) -> (i32, i32, i32) {
         let e = -shift;
         (m, e, 1 << (e - 1))
     }

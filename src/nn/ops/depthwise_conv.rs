@@ -545,6 +545,7 @@ impl<E: DwElem> Dw<'_, E> {
                 taps: &ptrs[..2 * pairs],
                 steps: &steps[..2 * pairs],
                 pairs,
+                odd: (t1 - t0) % 2 == 1,
                 n,
                 oc,
                 w: w.as_ptr(),
@@ -589,6 +590,16 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     run_isa(op, mem, Isa::detect())
 }
 
+/// Whether the Arm output stage's fast form is exact for every sum (`Finish::fast`): right
+/// shifts of 1 to 22 bits, multipliers above −2^31 + 1, and |sum| ≤ |start| + taps·128·128
+/// < 2^30 (every product is of an i8 input and an i8 weight).
+fn fast_form(init: &[i32], taps: usize, mults: &[i32], shifts: &[i32]) -> bool {
+    let most = init.iter().map(|&b| i64::from(b).abs()).max().unwrap_or(0);
+    shifts.iter().all(|&s| (-22..=-1).contains(&s))
+        && mults.iter().all(|&m| m > i32::MIN + 1)
+        && most + taps as i64 * 128 * 128 < 1 << 30
+}
+
 fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
     let g = Geom::read(op, P_GEOM);
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
@@ -601,6 +612,7 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
             mults: core::ptr::null(),
             shifts: core::ptr::null(),
             left: false,
+            fast: false,
             zo: 0,
             lo: 0,
             hi: 0,
@@ -618,12 +630,14 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
     }
     let mults = cast::<i32>(mem.input(t(3)?)?);
     let shifts = cast::<i32>(mem.input(t(4)?)?);
+    let bias = cast::<i32>(bias);
     let per_channel = |v: &[i32]| Ok::<_, Error>(v.get(..g.oc).ok_or_else(Dw::<i8>::bad)?.as_ptr());
     let fin = Finish {
         bias: core::ptr::null(),
         mults: per_channel(mults)?,
         shifts: per_channel(shifts)?,
         left: shifts.iter().any(|&s| s > 0),
+        fast: fast_form(bias, g.kh * g.kw, mults, shifts),
         zo: op.param(P_ZO),
         lo: op.param(P_LO).max(-128),
         hi: op.param(P_HI).min(127),
@@ -633,7 +647,7 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
     let dw = Dw::<i8> {
         g,
         w: cast::<i16>(w),
-        init: Some(cast::<i32>(bias)),
+        init: Some(bias),
         fin,
         isa,
     };
@@ -1079,6 +1093,7 @@ mod tests {
                         mults: mults.as_ptr(),
                         shifts: shifts.as_ptr(),
                         left: shifts.iter().any(|&s| s > 0),
+                        fast: fast_form(&folded, taps, &mults, &shifts),
                         zo,
                         lo,
                         hi,
@@ -1098,6 +1113,7 @@ mod tests {
                         mults: core::ptr::null(),
                         shifts: core::ptr::null(),
                         left: false,
+                        fast: false,
                         zo: 0,
                         lo: 0,
                         hi: 0,
@@ -1374,6 +1390,7 @@ mod tests {
                     mults: m.as_ptr(),
                     shifts: sh.as_ptr(),
                     left: false,
+                    fast: true,
                     zo: 0,
                     lo: -128,
                     hi: 127,

@@ -18,8 +18,10 @@
 //!   added last, then the clamp (NaN passes through, as TFLite's min/max do).
 //!
 //! Instruction sets: AVX-512 (16 lanes, then 8 with AVX2 for the channels left over),
-//! AVX2+FMA (8 lanes), portable (8-lane arrays that LLVM vectorizes for the build's
-//! baseline: this is what AArch64 and the Cortex-M4 run), and one lane at a time for the last
+//! AVX2+FMA (8 lanes), Arm M-profile with the DSP extension (int8 only, module `m4`: four
+//! channels in registers, `smlad` on the same i16 pairs, the output stage fused with
+//! `smmulr`), portable (8-lane arrays that LLVM vectorizes for the build's baseline: this is
+//! what AArch64 runs, and the Cortex-M4 for f32), and one lane at a time for the last
 //! channels.
 
 use crate::reference::multiply_by_quantized_multiplier;
@@ -35,6 +37,8 @@ pub(crate) enum Isa {
     Avx2,
     #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
     Avx512,
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    M4Dsp,
 }
 
 impl Isa {
@@ -53,6 +57,9 @@ impl Isa {
                 return Isa::Avx2;
             }
         }
+        #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+        return Isa::M4Dsp;
+        #[allow(unreachable_code)]
         Isa::Portable
     }
 
@@ -70,6 +77,8 @@ impl Isa {
         if best == Isa::Avx512 {
             v.push(Isa::Avx512);
         }
+        #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+        v.push(best);
         v
     }
 }
@@ -82,8 +91,15 @@ pub(crate) struct Finish {
     /// int8: per-channel multipliers and shifts (c_out values each).
     pub mults: *const i32,
     pub shifts: *const i32,
-    /// int8: some shift is positive (a left shift to apply).
+    /// int8: some shift is positive (a left shift to apply; read by the x86 paths).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub left: bool,
+    /// int8: the Arm output stage's fast form is exact for every sum of the call: every
+    /// shift in −22..=−1, every multiplier above −2^31 + 1, every sum below 2^30 in
+    /// magnitude (see `quant::requant::arm`; the shift bound lets the Arm DSP path add the
+    /// zero point inside the rounding shift). Without it that path runs the portable one.
+    #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
+    pub fast: bool,
     pub zo: i32,
     pub lo: i32,
     pub hi: i32,
@@ -101,6 +117,9 @@ pub(crate) struct Job<'a, X, W, A> {
     pub taps: &'a [*const X],
     pub steps: &'a [usize],
     pub pairs: usize,
+    /// The last pair's second tap is padding (zero weights, the pad pixel).
+    #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
+    pub odd: bool,
     pub n: usize,
     pub oc: usize,
     pub w: *const W,
@@ -229,6 +248,14 @@ pub(crate) trait Elem {
     type Avx2: Lanes<X = Self, W = Self::W, A = Self::A>;
     #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
     type Avx512: Lanes<X = Self, W = Self::W, A = Self::A>;
+    /// The Arm DSP path: int8's own kernel, the portable one for f32.
+    ///
+    /// # Safety
+    /// `job`'s contract.
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    unsafe fn m4dsp(j: &Job<Self, Self::W, Self::A>)
+    where
+        Self: Sized;
 }
 
 impl Elem for i8 {
@@ -240,6 +267,18 @@ impl Elem for i8 {
     type Avx2 = x86::Q256;
     #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
     type Avx512 = x86_512::Q512;
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    unsafe fn m4dsp(j: &Job<i8, i16, i32>) {
+        // SAFETY: forwarded.
+        unsafe {
+            if (j.fin.fast || !j.last) && (j.w as usize) % 4 == 0 {
+                let c = m4::run(j);
+                rest::<i8>(j, c);
+            } else {
+                portable::<i8>(j);
+            }
+        }
+    }
 }
 
 impl Elem for f32 {
@@ -251,6 +290,11 @@ impl Elem for f32 {
     type Avx2 = x86::F256;
     #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
     type Avx512 = x86_512::F512;
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    unsafe fn m4dsp(j: &Job<f32, f32, f32>) {
+        // SAFETY: forwarded.
+        unsafe { portable::<f32>(j) }
+    }
 }
 
 /// Runs one job on `isa`.
@@ -266,14 +310,30 @@ pub(crate) unsafe fn run<E: Elem>(isa: Isa, job: &Job<E, E::W, E::A>) {
             Isa::Avx2 => avx2::<E>(job),
             #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
             Isa::Avx512 => avx512::<E>(job),
+            #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+            Isa::M4Dsp => E::m4dsp(job),
         }
     }
 }
 
+/// Not inlined: the Arm DSP path shares it (code size on microcontrollers).
+#[inline(never)]
 unsafe fn portable<E: Elem>(j: &Job<E, E::W, E::A>) {
     // SAFETY: forwarded.
     unsafe {
         let c = pixels::<E::Portable>(j, 0, j.oc);
+        rest::<E>(j, c);
+    }
+}
+
+/// Channels `c..oc` one at a time (not inlined: every path shares it).
+///
+/// # Safety
+/// `job`'s contract.
+#[inline(never)]
+unsafe fn rest<E: Elem>(j: &Job<E, E::W, E::A>, c: usize) {
+    // SAFETY: forwarded.
+    unsafe {
         pixels::<E::One>(j, c, j.oc);
     }
 }
@@ -284,7 +344,7 @@ unsafe fn avx2<E: Elem>(j: &Job<E, E::W, E::A>) {
     // SAFETY: forwarded; this function runs only with AVX2+FMA.
     unsafe {
         let c = pixels::<E::Avx2>(j, 0, j.oc);
-        pixels::<E::One>(j, c, j.oc);
+        rest::<E>(j, c);
     }
 }
 
@@ -295,7 +355,7 @@ unsafe fn avx512<E: Elem>(j: &Job<E, E::W, E::A>) {
     unsafe {
         let c = pixels::<E::Avx512>(j, 0, j.oc);
         let c = pixels::<E::Avx2>(j, c, j.oc);
-        pixels::<E::One>(j, c, j.oc);
+        rest::<E>(j, c);
     }
 }
 
@@ -867,5 +927,246 @@ mod x86_512 {
                 _mm512_storeu_ps(out, _mm512_min_ps(k.2, _mm512_max_ps(k.1, v)));
             }
         }
+    }
+}
+
+/// The int8 kernel on Arm M-profile cores with the DSP extension (Cortex-M4/M7).
+///
+/// Pixel by pixel, four channels at a time in four registers through all the job's tap
+/// pairs: the inputs of taps a and b of channels c..c+4 are two words; `pkhtb`/`pkhbt`
+/// regroup their bytes as (a0 a1 b0 b1) and (a2 a3 b2 b3), `sxtb16` widens each into two
+/// i16 pairs (a_c, b_c), the layout the weights are stored in, and one `smlad` per channel
+/// adds both taps (wrapping, as the other paths). A 3×3 filter (nine taps: four pairs and a
+/// last tap whose pair partner is padding with zero weights) runs as one block of assembly,
+/// the last tap with `smlabb`/`smlatb` on its own. The last chunk requantizes with the fast
+/// form of `quant::requant::arm` (the caller checked [`Finish::fast`]), its constants
+/// computed once per block of [`CB`] channels for all the job's pixels and kept on the stack.
+#[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+mod m4 {
+    use super::super::depthwise_conv::MAX_TAPS;
+    use super::Job;
+    use crate::quant::requant::arm::{consts, mbqm_fast};
+    use core::arch::asm;
+
+    /// Channels whose output constants are kept at once (a multiple of 4).
+    const CB: usize = 32;
+
+    /// One pixel's tap pointers and the weights' stride between pairs (bytes), as the
+    /// assembly reads them (`ws` at byte 4·MAX_TAPS).
+    #[repr(C)]
+    struct Taps {
+        p: [*const i8; MAX_TAPS],
+        ws: usize,
+    }
+
+    /// Assembly of one tap pair of four channels: the pair's tap pointers at byte `$off` of
+    /// `{tp}`, the channel offset `{c}`, the weights at `{w}` (then advanced by `ws`).
+    macro_rules! pair {
+        ($off:literal) => {
+            concat!(
+                "ldrd {a}, {b}, [{tp}, #",
+                $off,
+                "]\n",
+                "ldr {a}, [{a}, {c}]\n",
+                "ldr {b}, [{b}, {c}]\n",
+                "pkhtb {t}, {b}, {a}, asr #16\n", // (a2 a3 b2 b3)
+                "pkhbt {a}, {a}, {b}, lsl #16\n", // (a0 a1 b0 b1)
+                "ldrd {w0}, {w1}, [{w}]\n",
+                "sxtb16 {b}, {a}\n",         // (a0, b0)
+                "sxtb16 {a}, {a}, ror #8\n", // (a1, b1)
+                "smlad {c0}, {b}, {w0}, {c0}\n",
+                "smlad {c1}, {a}, {w1}, {c1}\n",
+                "ldrd {w0}, {w1}, [{w}, #8]\n",
+                "sxtb16 {b}, {t}\n",
+                "sxtb16 {t}, {t}, ror #8\n",
+                "smlad {c2}, {b}, {w0}, {c2}\n",
+                "smlad {c3}, {t}, {w1}, {c3}\n",
+                "ldr {t}, [{tp}, #128]\n", // ws
+                "add {w}, {w}, {t}\n",
+            )
+        };
+    }
+    const _: () = assert!(MAX_TAPS * 4 == 128 && core::mem::size_of::<Taps>() == 132);
+
+    /// Adds the nine taps of a 3×3 filter to four channels' sums.
+    ///
+    /// # Safety
+    /// For t < 9, four bytes readable at `tp.p[t] + c`; the weights of the channels, five
+    /// pairs of four words `tp.ws` bytes apart, readable at `w`, 4-byte aligned (`ldrd`);
+    /// the fifth pair's second weights are zero (tap 10 is padding).
+    #[inline(always)]
+    unsafe fn nine(acc: &mut [i32; 4], tp: &Taps, c: usize, w: *const i16) {
+        // SAFETY: reads only what the caller guarantees (`ldr` may be unaligned on
+        // ARMv7-M, `ldrd` may not: `w`, the strides and `tp` are word-aligned); registers
+        // otherwise. `smlad`/`smlabb` may set the sticky Q flag, nothing reads it.
+        unsafe {
+            asm!(
+                pair!("0"),
+                pair!("8"),
+                pair!("16"),
+                pair!("24"),
+                // Tap 9 alone: bottom halves of the weight words are its weights.
+                "ldr {a}, [{tp}, #32]",
+                "ldr {a}, [{a}, {c}]",
+                "ldrd {w0}, {w1}, [{w}]",
+                "sxtb16 {b}, {a}",          // (x0, x2)
+                "sxtb16 {a}, {a}, ror #8",  // (x1, x3)
+                "smlabb {c0}, {b}, {w0}, {c0}",
+                "smlabb {c1}, {a}, {w1}, {c1}",
+                "ldrd {w0}, {w1}, [{w}, #8]",
+                "smlatb {c2}, {b}, {w0}, {c2}",
+                "smlatb {c3}, {a}, {w1}, {c3}",
+                tp = in(reg) tp,
+                c = in(reg) c,
+                w = inout(reg) w => _,
+                a = out(reg) _,
+                b = out(reg) _,
+                t = out(reg) _,
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                c0 = inout(reg) acc[0],
+                c1 = inout(reg) acc[1],
+                c2 = inout(reg) acc[2],
+                c3 = inout(reg) acc[3],
+                options(pure, readonly, nostack),
+            );
+        }
+    }
+
+    /// Adds taps a and b of four channels to `acc`.
+    ///
+    /// # Safety
+    /// Four bytes readable at `xa` and at `xb`; the channels' four weight pairs (four words)
+    /// readable at `w`, which is 4-byte aligned (`ldrd`).
+    #[inline(always)]
+    unsafe fn pair4(acc: &mut [i32; 4], xa: *const i8, xb: *const i8, w: *const i16) {
+        // SAFETY: as in `nine`.
+        unsafe {
+            asm!(
+                "ldr {a}, [{xa}]",
+                "ldr {b}, [{xb}]",
+                "pkhtb {t}, {b}, {a}, asr #16",
+                "pkhbt {a}, {a}, {b}, lsl #16",
+                "ldrd {w0}, {w1}, [{w}]",
+                "sxtb16 {b}, {a}",
+                "sxtb16 {a}, {a}, ror #8",
+                "smlad {c0}, {b}, {w0}, {c0}",
+                "smlad {c1}, {a}, {w1}, {c1}",
+                "ldrd {w0}, {w1}, [{w}, #8]",
+                "sxtb16 {b}, {t}",
+                "sxtb16 {t}, {t}, ror #8",
+                "smlad {c2}, {b}, {w0}, {c2}",
+                "smlad {c3}, {t}, {w1}, {c3}",
+                xa = in(reg) xa,
+                xb = in(reg) xb,
+                w = in(reg) w,
+                a = out(reg) _,
+                b = out(reg) _,
+                t = out(reg) _,
+                w0 = out(reg) _,
+                w1 = out(reg) _,
+                c0 = inout(reg) acc[0],
+                c1 = inout(reg) acc[1],
+                c2 = inout(reg) acc[2],
+                c3 = inout(reg) acc[3],
+                options(pure, readonly, nostack),
+            );
+        }
+    }
+
+    /// The output byte of sum `v` with constants `k` = (m, e, half + zo·2^e) (the zero
+    /// point added before the shift: ⌊(y + zo·2^e) / 2^e⌋ = ⌊y / 2^e⌋ + zo, and with e ≤ 22,
+    /// |zo| ≤ 128 the sum stays below 2^30 + 2^29 + 2^21): `FULL` when the clamp is the whole
+    /// i8 range (one `ssat`).
+    #[inline(always)]
+    fn out8<const FULL: bool>(v: i32, k: &[i32; 3], lo: i32, hi: i32) -> i8 {
+        let v = mbqm_fast(v, k[0], k[1], k[2]);
+        if FULL {
+            v.clamp(-128, 127) as i8
+        } else {
+            v.clamp(lo, hi) as i8
+        }
+    }
+
+    /// Channels `0..oc` rounded down to a multiple of 4; returns the first channel not done.
+    ///
+    /// # Safety
+    /// `job`'s contract; with `j.last`, `j.fin.fast`; `j.w` 4-byte aligned.
+    pub(super) unsafe fn run(j: &Job<i8, i16, i32>) -> usize {
+        let nine = j.odd && j.pairs == 5 && j.taps.len() >= 9 && j.steps.len() >= 9;
+        // SAFETY: forwarded.
+        unsafe {
+            match (j.fin.lo <= -128 && j.fin.hi >= 127, nine) {
+                (true, true) => channels::<true, true>(j),
+                (true, false) => channels::<true, false>(j),
+                (false, true) => channels::<false, true>(j),
+                (false, false) => channels::<false, false>(j),
+            }
+        }
+    }
+
+    /// [`run`] for a clamp (`FULL`: the whole i8 range) and a filter (`NINE`: 3×3).
+    ///
+    /// # Safety
+    /// As [`run`]; with `NINE`, nine taps and steps, five pairs, the tenth tap padding.
+    unsafe fn channels<const FULL: bool, const NINE: bool>(j: &Job<i8, i16, i32>) -> usize {
+        let end = j.oc & !3;
+        let taps = j.taps.len().min(2 * j.pairs).min(MAX_TAPS);
+        let ws = 2 * j.oc; // i16 weights of one pair
+        let (zo, lo, hi) = (j.fin.zo, j.fin.lo, j.fin.hi);
+        let mut tp = Taps {
+            p: [core::ptr::null(); MAX_TAPS],
+            ws: 2 * ws,
+        };
+        let mut k = [[0i32; 3]; CB];
+        let mut c0 = 0;
+        // SAFETY (whole body): the `Job` contract: tap t of pixel px reads channels 0..oc at
+        // taps[t] + px·steps[t], the pair p's weights of channel c are the word at
+        // w + 2(p·oc + c) (4-byte aligned: w is, caller), the per-channel arrays, `init`,
+        // `out` and `partial` are read or written only at pixels below n and channels below
+        // `end` ≤ oc.
+        unsafe {
+            while c0 < end {
+                let c1 = end.min(c0 + CB);
+                let kb = &mut k[..c1 - c0];
+                if j.last {
+                    for (c, k) in (c0..c1).zip(kb.iter_mut()) {
+                        let (m, e, h) = consts(*j.fin.mults.add(c), *j.fin.shifts.add(c));
+                        *k = [m, e, h + (zo << e)];
+                    }
+                }
+                for px in 0..j.n {
+                    for ((p, &t), &s) in tp.p.iter_mut().zip(&j.taps[..taps]).zip(j.steps) {
+                        *p = t.add(px * s);
+                    }
+                    for (i, kg) in kb.chunks_exact(4).enumerate() {
+                        let c = c0 + 4 * i;
+                        let mut acc = if j.init.is_null() {
+                            [0; 4]
+                        } else {
+                            (j.init.add(px * j.init_stride + c) as *const [i32; 4]).read_unaligned()
+                        };
+                        let w = j.w.add(2 * c);
+                        if NINE {
+                            nine(&mut acc, &tp, c, w);
+                        } else {
+                            for (p, ab) in tp.p[..taps].chunks_exact(2).enumerate() {
+                                pair4(&mut acc, ab[0].add(c), ab[1].add(c), w.add(p * ws));
+                            }
+                        }
+                        if j.last {
+                            let o = j.out.add(px * j.out_stride + c);
+                            for (l, (&v, k)) in acc.iter().zip(kg).enumerate() {
+                                *o.add(l) = out8::<FULL>(v, k, lo, hi);
+                            }
+                        } else {
+                            (j.partial.add(px * j.oc + c) as *mut [i32; 4]).write_unaligned(acc);
+                        }
+                    }
+                }
+                c0 = c1;
+            }
+        }
+        end
     }
 }
