@@ -173,6 +173,7 @@ impl Geom {
     }
 
     /// The offset in elements of pixel (b, y, x) of the input, if (y, x) is inside it.
+    #[cfg(test)]
     #[inline]
     pub fn in_pixel(&self, b: usize, y: i64, x: i64) -> Option<usize> {
         let (y, x) = (usize::try_from(y).ok()?, usize::try_from(x).ok()?);
@@ -315,43 +316,54 @@ fn check(op: &OpView) -> Result<(), Error> {
     Ok(())
 }
 
-/// Copies `src` into `dst` (same length): the short copies of im2col (a filter row of a few
-/// channels) inline as a few overlapping 8- or 16-byte moves instead of a `memcpy` call.
+/// Copies `src` into `dst` (same length), each byte xor `flip` (0: a plain copy; 0x80: i8
+/// to u8, see [`Gemm::run_unsigned`]): the short copies of im2col (a filter row of a few
+/// channels) inline as 16-byte moves (the last one overlapping) instead of a `memcpy` call.
 #[inline(always)]
-fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+fn copy_flip(dst: &mut [u8], src: &[u8], flip: u8) {
     let n = dst.len().min(src.len());
     let (dst, src) = (&mut dst[..n], &src[..n]);
-    match n {
-        16..=64 => {
+    macro_rules! moves {
+        ($t:ty, $w:expr) => {{
+            let mask = <$t>::from_ne_bytes([flip; $w]);
+            let word = |i: usize| {
+                let mut b = [0u8; $w];
+                b.copy_from_slice(&src[i..i + $w]);
+                (<$t>::from_ne_bytes(b) ^ mask).to_ne_bytes()
+            };
             let mut i = 0;
-            while i + 16 < n {
-                dst[i..i + 16].copy_from_slice(&src[i..i + 16]);
-                i += 16;
+            while i + $w < n {
+                dst[i..i + $w].copy_from_slice(&word(i));
+                i += $w;
             }
-            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+            dst[n - $w..].copy_from_slice(&word(n - $w));
+        }};
+    }
+    match n {
+        16.. => moves!(u128, 16),
+        8..=15 => moves!(u64, 8),
+        4..=7 => moves!(u32, 4),
+        _ => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = s ^ flip;
+            }
         }
-        8..=15 => {
-            dst[..8].copy_from_slice(&src[..8]);
-            dst[n - 8..].copy_from_slice(&src[n - 8..]);
-        }
-        4..=7 => {
-            dst[..4].copy_from_slice(&src[..4]);
-            dst[n - 4..].copy_from_slice(&src[n - 4..]);
-        }
-        _ => dst.copy_from_slice(src),
     }
 }
 
 /// Writes the patches of output pixels `p0..p0 + rows` (flat over batch, oh, ow) as rows of
-/// k elements of `esize` bytes, `stride` bytes apart; out-of-image taps are bytes `pad` (the
-/// int8 input zero point, or 0 for f32's 0.0). A filter row wholly inside the image is one
-/// copy (its taps are adjacent pixels when the dilation is 1).
+/// k elements of `esize` bytes, `stride` bytes apart, each byte xor `flip`; out-of-image
+/// taps are bytes `pad` (the int8 input zero point, flipped alike, or 0 for f32's 0.0). It
+/// goes along runs of pixels of one output row, so each filter row's input row is found
+/// once per run; a filter row wholly inside the image is one copy (its taps are adjacent
+/// pixels when the dilation is 1).
 #[allow(clippy::too_many_arguments)]
 fn im2col(
     g: &Geom,
     x: &[u8],
     esize: usize,
     pad: u8,
+    flip: u8,
     p0: usize,
     rows: usize,
     stride: usize,
@@ -360,45 +372,52 @@ fn im2col(
     let c = g.ic * esize;
     let seg = g.kw * c;
     let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
-    // The pixel's (batch, row, column), stepped along (no divisions per pixel).
-    let (mut b, mut oy, mut ox) = (p0 / plane, p0 % plane / ow, p0 % ow);
-    for r in 0..rows {
-        let Some(row) = a.get_mut(r * stride..r * stride + g.kh * seg) else {
-            return;
-        };
-        let (x0, x1) = (g.in_x(ox, 0), g.in_x(ox, g.kw - 1));
-        let inside_x = g.dw == 1 && x0 >= 0 && x1 < g.iw as i64;
-        for (fy, dst) in row.chunks_exact_mut(seg.max(1)).enumerate() {
+    let (row_bytes, image_bytes) = (g.iw * c, g.ih * g.iw * c);
+    let mut r = 0;
+    while r < rows {
+        let p = p0 + r;
+        let (b, oy, ox0) = (p / plane, p % plane / ow, p % ow);
+        // The pixels of output row oy in this block.
+        let run = (ow - ox0).min(rows - r);
+        for fy in 0..g.kh {
             let y = g.in_y(oy, fy);
-            if inside_x {
-                let src = g
-                    .in_pixel(b, y, x0)
-                    .and_then(|at| x.get(at * esize..at * esize + seg));
-                match src {
-                    Some(src) => copy_bytes(dst, src),
-                    None => dst.fill(pad),
+            let src_row = usize::try_from(y)
+                .ok()
+                .filter(|&y| y < g.ih)
+                .map(|y| b * image_bytes + y * row_bytes)
+                .and_then(|at| x.get(at..at + row_bytes));
+            for i in 0..run {
+                let at = (r + i) * stride + fy * seg;
+                let Some(dst) = a.get_mut(at..at + seg) else {
+                    return;
+                };
+                let Some(src_row) = src_row else {
+                    dst.fill(pad);
+                    continue;
+                };
+                let ox = ox0 + i;
+                let x0 = g.in_x(ox, 0);
+                if g.dw == 1 && x0 >= 0 && x0 as usize + g.kw <= g.iw {
+                    let x0 = x0 as usize * c;
+                    match src_row.get(x0..x0 + seg) {
+                        Some(src) => copy_flip(dst, src, flip),
+                        None => dst.fill(pad),
+                    }
+                    continue;
                 }
-                continue;
-            }
-            for (fx, dst) in dst.chunks_exact_mut(c.max(1)).enumerate() {
-                let src = g
-                    .in_pixel(b, y, g.in_x(ox, fx))
-                    .and_then(|at| x.get(at * esize..at * esize + c));
-                match src {
-                    Some(src) => copy_bytes(dst, src),
-                    None => dst.fill(pad),
+                for (fx, dst) in dst.chunks_exact_mut(c.max(1)).enumerate() {
+                    let src = usize::try_from(g.in_x(ox, fx))
+                        .ok()
+                        .filter(|&xx| xx < g.iw)
+                        .and_then(|xx| src_row.get(xx * c..xx * c + c));
+                    match src {
+                        Some(src) => copy_flip(dst, src, flip),
+                        None => dst.fill(pad),
+                    }
                 }
             }
         }
-        ox += 1;
-        if ox == ow {
-            ox = 0;
-            oy += 1;
-            if oy == g.oh {
-                oy = 0;
-                b += 1;
-            }
-        }
+        r += run;
     }
 }
 
@@ -446,19 +465,27 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let scratch = scratch
         .get_mut(..patch_bytes + ws_bytes)
         .ok_or_else(|| op.error("scratch too small"))?;
+    // The patches as the kernel reads them: int8 flipped to u8 for the VNNI kernel (which
+    // then reads them in place, unpacked).
+    let unsigned = gemm.wants_unsigned_a();
+    let flip = if unsigned { 0x80 } else { 0 };
     // The input zero point (an i8 in the GEMM words), or 0.0 (zero bytes).
     let pad = if float {
         0
     } else {
-        op.param(P_GEMM) as i8 as u8
+        op.param(P_GEMM) as i8 as u8 ^ flip
     };
     let stride = patch_stride(float, k);
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (patch, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
         if im2col_on {
-            im2col(&g, x, esize, pad, p0, rows, stride * esize, patch);
+            im2col(&g, x, esize, pad, flip, p0, rows, stride * esize, patch);
             let a = patch.get(..rows * stride * esize).unwrap_or(&[]);
-            gemm.run(a, stride, rows, y, ws)
+            if unsigned {
+                gemm.run_unsigned(a, stride, rows, y, ws)
+            } else {
+                gemm.run(a, stride, rows, y, ws)
+            }
         } else {
             let a = x
                 .get(p0 * k * esize..(p0 + rows) * k * esize)
