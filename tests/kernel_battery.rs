@@ -29,7 +29,19 @@ fn fail(kernel: &str, what: &str, case: &Case, msg: &str) -> ! {
 /// Shapes that sit on every boundary of the kernel's tile and the k unroll (4).
 fn sweep_dims(mr: usize, nr: usize) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
     let mut ms = vec![1, 2, 3, mr - 1, mr, mr + 1, 2 * mr + 3, 37];
-    let mut ns = vec![1, 2, 5, nr - 1, nr, nr + 1, 2 * nr + 5, 67];
+    // nr/2 and nr + nr/2: tiles and last slivers a half-width kernel variant takes.
+    let mut ns = vec![
+        1,
+        2,
+        5,
+        nr / 2,
+        nr - 1,
+        nr,
+        nr + 1,
+        nr + nr / 2,
+        2 * nr + 5,
+        67,
+    ];
     let ks = vec![1, 2, 3, 4, 5, 8, 17, 64, 131];
     for v in [&mut ms, &mut ns] {
         v.retain(|&x| x > 0);

@@ -25,6 +25,15 @@
  */
 #include "common.h"
 
+/* HALF = 1 assembles the half-width variant qgemm_u8i8_avx512vnni_14x16 (see
+ * qgemm_u8i8_avx512vnni_14x16.S): the same packed B' layout (b_ks as passed, 32 columns per
+ * group of which it reads the first 16), n <= 16, one accumulator per row. It serves tiles
+ * whose columns fit 16 (a 16-channel layer) at half the instructions of this kernel. */
+#ifndef HALF
+#define HALF 0
+#define KNAME qgemm_u8i8_avx512vnni_14x32
+#endif
+
         .intel_syntax noprefix
         .text
 
@@ -48,13 +57,17 @@
 /* One k-group of B' (32 columns × 4 bytes). */
 .macro LOADB
         vmovdqu32 zmm30, [rsi]
+ .if HALF == 0
         vmovdqu32 zmm31, [rsi + 64]
+ .endif
 .endm
 
 /* The row's two dot products: u8 A' (broadcast in zmm t) × s8 B'. */
 .macro MAC r0, r1, t
         vpdpbusd zmm\r0, zmm\t, zmm30
+ .if HALF == 0
         vpdpbusd zmm\r1, zmm\t, zmm31
+ .endif
 .endm
 
 /* Epilogue of an m-row tile: rcx = C row m-1, r8 = c_rs, r9 = &row_off[m-1], col_off in
@@ -70,11 +83,13 @@
  .endif
         mov rax, [rdi + ARG_COL_OFF]
         vmovdqu32 zmm30, [rax]
+ .if HALF == 0
         vmovdqu32 zmm31, [rax + 64]
+ .endif
         mov rax, [rdi + ARG_FLAGS]
         and eax, 1
         mov r10, [rdi + ARG_N]
-        cmp r10, 32
+        cmp r10, 32 / (HALF + 1)
         jne .Lmask\m
         test eax, eax
         jz .Lstf_\m
@@ -97,26 +112,36 @@
 .macro STROW r0, r1, acc, masked
         vpbroadcastd zmm28, [r9]
         vpaddd zmm\r0, zmm\r0, zmm30
-        vpaddd zmm\r1, zmm\r1, zmm31
         vpaddd zmm\r0, zmm\r0, zmm28
+ .if HALF == 0
+        vpaddd zmm\r1, zmm\r1, zmm31
         vpaddd zmm\r1, zmm\r1, zmm28
+ .endif
  .if \acc
   .if \masked
         vmovdqu32 zmm28{k1}{z}, [rcx]
-        vmovdqu32 zmm29{k2}{z}, [rcx + 64]
         vpaddd zmm\r0, zmm\r0, zmm28
+   .if HALF == 0
+        vmovdqu32 zmm29{k2}{z}, [rcx + 64]
         vpaddd zmm\r1, zmm\r1, zmm29
+   .endif
   .else
         vpaddd zmm\r0, zmm\r0, [rcx]
+   .if HALF == 0
         vpaddd zmm\r1, zmm\r1, [rcx + 64]
+   .endif
   .endif
  .endif
  .if \masked
         vmovdqu32 [rcx]{k1}, zmm\r0
+  .if HALF == 0
         vmovdqu32 [rcx + 64]{k2}, zmm\r1
+  .endif
  .else
         vmovdqu32 [rcx], zmm\r0
+  .if HALF == 0
         vmovdqu32 [rcx + 64], zmm\r1
+  .endif
  .endif
         sub rcx, r8
         sub r9, 4
@@ -140,10 +165,10 @@
         jmp .Ldone
 .endm
 
-        .globl EDGEMM_SYM(qgemm_u8i8_avx512vnni_14x32)
-        .type EDGEMM_SYM(qgemm_u8i8_avx512vnni_14x32), @function
+        .globl EDGEMM_SYM(KNAME)
+        .type EDGEMM_SYM(KNAME), @function
         .p2align 5
-EDGEMM_SYM(qgemm_u8i8_avx512vnni_14x32):
+EDGEMM_SYM(KNAME):
         push rbx
         push rbp
         push r12
@@ -169,6 +194,6 @@ EDGEMM_SYM(qgemm_u8i8_avx512vnni_14x32):
         pop rbp
         pop rbx
         ret
-        .size EDGEMM_SYM(qgemm_u8i8_avx512vnni_14x32), . - EDGEMM_SYM(qgemm_u8i8_avx512vnni_14x32)
+        .size EDGEMM_SYM(KNAME), . - EDGEMM_SYM(KNAME)
 
         .section .note.GNU-stack, "", @progbits

@@ -29,6 +29,15 @@
  */
 #include "common.h"
 
+/* HALF = 1 assembles the half-width variant sgemm_avx512f_14x16 (see sgemm_avx512f_14x16.S):
+ * n <= 16, 16 columns of B read per k step (b_ks as passed), one accumulator per row. It
+ * serves tiles whose columns fit 16 (a 16-channel layer) at half the FMAs of this kernel,
+ * and reads B in place where the full kernel needs a zero-padded sliver. */
+#ifndef HALF
+#define HALF 0
+#define KNAME sgemm_avx512f_14x32
+#endif
+
         .intel_syntax noprefix
         .text
 
@@ -52,15 +61,21 @@
 /* One k step of B (two zmm), and the prefetch of the next micro-panel's row. */
 .macro LOADB
         vmovups zmm30, [rsi]
+ .if HALF == 0
         vmovups zmm31, [rsi + 64]
+ .endif
         prefetcht0 [rsi + r13]
+ .if HALF == 0
         prefetcht0 [rsi + r13 + 64]
+ .endif
 .endm
 
 /* Row's two FMAs with the broadcast A element in zmm t. */
 .macro MAC r0, r1, t
         vfmadd231ps zmm\r0, zmm30, zmm\t
+ .if HALF == 0
         vfmadd231ps zmm\r1, zmm31, zmm\t
+ .endif
 .endm
 
 /* Epilogue of an m-row tile: rcx = C row m-1, r8 = c_rs, alpha/beta broadcast in zmm30/31,
@@ -77,7 +92,7 @@
         mov eax, [rdi + ARG_BETA]
         and eax, 0x7fffffff
         mov r10, [rdi + ARG_N]
-        cmp r10, 32
+        cmp r10, 32 / (HALF + 1)
         jne .Lmask\m
         test eax, eax
         jz .Lb0f_\m
@@ -99,24 +114,34 @@
 /* Scale row i by alpha, add beta*C unless beta0, store (masked if masked), step up a row. */
 .macro STROW r0, r1, beta0, masked
         vmulps zmm\r0, zmm\r0, zmm30
+ .if HALF == 0
         vmulps zmm\r1, zmm\r1, zmm30
+ .endif
  .if \beta0 == 0
   .if \masked
         vmovups zmm28{k1}{z}, [rcx]
-        vmovups zmm29{k2}{z}, [rcx + 64]
         vfmadd231ps zmm\r0, zmm28, zmm31
+   .if HALF == 0
+        vmovups zmm29{k2}{z}, [rcx + 64]
         vfmadd231ps zmm\r1, zmm29, zmm31
+   .endif
   .else
         vfmadd231ps zmm\r0, zmm31, [rcx]
+   .if HALF == 0
         vfmadd231ps zmm\r1, zmm31, [rcx + 64]
+   .endif
   .endif
  .endif
  .if \masked
         vmovups [rcx]{k1}, zmm\r0
+  .if HALF == 0
         vmovups [rcx + 64]{k2}, zmm\r1
+  .endif
  .else
         vmovups [rcx], zmm\r0
+  .if HALF == 0
         vmovups [rcx + 64], zmm\r1
+  .endif
  .endif
         sub rcx, r8
 .endm
@@ -140,10 +165,10 @@
         jmp .Ldone
 .endm
 
-        .globl EDGEMM_SYM(sgemm_avx512f_14x32)
-        .type EDGEMM_SYM(sgemm_avx512f_14x32), @function
+        .globl EDGEMM_SYM(KNAME)
+        .type EDGEMM_SYM(KNAME), @function
         .p2align 5
-EDGEMM_SYM(sgemm_avx512f_14x32):
+EDGEMM_SYM(KNAME):
         push rbx
         push rbp
         push r12
@@ -172,6 +197,6 @@ EDGEMM_SYM(sgemm_avx512f_14x32):
         pop rbp
         pop rbx
         ret
-        .size EDGEMM_SYM(sgemm_avx512f_14x32), . - EDGEMM_SYM(sgemm_avx512f_14x32)
+        .size EDGEMM_SYM(KNAME), . - EDGEMM_SYM(KNAME)
 
         .section .note.GNU-stack, "", @progbits

@@ -138,13 +138,15 @@ pub(crate) unsafe fn run_block(
             let kcb = s.kc.min(k - pc);
             let beta_eff = if pc == 0 { beta } else { 1.0 };
             let edge = ncb % nr;
+            // A last sliver the half-width kernel reads in place needs no packing.
+            let edge_in_place = ker.half.is_some() && 2 * edge == nr;
             // SAFETY (B preparation): the blocks passed to pack_b lie inside B, and bbuf has
             // room for them (workspace_len covers the PackBlock block and one sliver).
             match (s.b_mode, b) {
                 (BMode::PackBlock, BSource::Strided(b)) => unsafe {
                     pack_b(b.block(pc, jc, kcb, ncb), nr, bbuf)
                 },
-                (BMode::Direct, BSource::Strided(b)) if edge != 0 => unsafe {
+                (BMode::Direct, BSource::Strided(b)) if edge != 0 && !edge_in_place => unsafe {
                     pack_b(b.block(pc, jc + ncb - edge, kcb, edge), nr, bbuf)
                 },
                 _ => {}
@@ -167,7 +169,7 @@ pub(crate) unsafe fn run_block(
                             }),
                             nr as isize * 4,
                         ),
-                        (BMode::Direct, BSource::Strided(b)) if w == nr => {
+                        (BMode::Direct, BSource::Strided(b)) if w == nr || edge_in_place => {
                             (b.at(pc, jc + jr), b.rs * 4)
                         }
                         (BMode::Direct, _) => (bbuf, nr as isize * 4),
@@ -190,6 +192,12 @@ pub(crate) unsafe fn run_block(
                     };
                     args.k = kcb;
                     args.n = w;
+                    // The half-width variant for a tile that fits it: half the FMAs of a
+                    // 16-column tile of a 32-wide kernel.
+                    let ukr = match ker.half {
+                        Some(half) if 2 * w <= nr => half,
+                        _ => ker.ukr,
+                    };
                     let (ir, h) = row_tile(mcb, mr, t);
                     if s.pack_a {
                         args.a = abuf.wrapping_add(t * mr * kcb);
@@ -206,13 +214,13 @@ pub(crate) unsafe fn run_block(
                         args.beta = beta_eff;
                         // SAFETY: the tile (ic+ir.., jc+jr..) of h×w lies inside C; A rows and
                         // B columns are readable as the kernel contract asks.
-                        unsafe { (ker.ukr)(args) };
+                        unsafe { ukr(args) };
                     } else {
                         args.c = tile.as_mut_ptr();
                         args.c_rs = (nr * 4) as isize;
                         args.beta = 0.0;
                         // SAFETY: as above, with the h×w result going to the local tile.
-                        unsafe { (ker.ukr)(args) };
+                        unsafe { ukr(args) };
                         for i in 0..h {
                             for j in 0..w {
                                 let p = c.at(ic + ir + i, jc + jr + j);

@@ -93,6 +93,10 @@ pub(crate) struct SgemmKernel {
     pub mr: usize,
     pub nr: usize,
     pub ukr: SgemmUkr,
+    /// Its half-width variant, if it has one: the same contract for tiles of `n ≤ NR/2`
+    /// columns, reading only NR/2 columns of B (so a B of NR/2 columns can be read in
+    /// place), at about half the work of the full tile.
+    pub half: Option<SgemmUkr>,
     /// The m = 1 path that goes with this kernel (same ISA).
     pub gemv: GemvFn,
 }
@@ -107,6 +111,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         mr: 14,
         nr: 32,
         ukr: super::x86_64::sgemm_avx512f_14x32,
+        half: Some(super::x86_64::sgemm_avx512f_14x16),
         gemv: super::x86_64::sgemv_avx2_fma,
     },
     #[cfg(all(target_arch = "x86_64", edgemm_asm))]
@@ -117,6 +122,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         mr: 6,
         nr: 16,
         ukr: super::x86_64::sgemm_avx2_fma_6x16,
+        half: None,
         gemv: super::x86_64::sgemv_avx2_fma,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -127,6 +133,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         mr: 8,
         nr: 12,
         ukr: super::aarch64::sgemm_neon_8x12,
+        half: None,
         gemv: super::aarch64::sgemv_neon,
     },
     // Cortex-M4F (FPv4-SP) and later M-profile FPUs; chosen at compile time from the target.
@@ -138,6 +145,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         mr: 4,
         nr: 4,
         ukr: super::arm::sgemm_vfp4_4x4,
+        half: None,
         gemv: super::generic::sgemv_generic,
     },
     SgemmKernel {
@@ -147,6 +155,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         mr: 4,
         nr: 8,
         ukr: super::generic::sgemm_generic_4x8,
+        half: None,
         gemv: super::generic::sgemv_generic,
     },
 ];

@@ -133,6 +133,10 @@ pub(crate) struct QgemmKernel {
     pub nr: usize,
     pub format: QFormat,
     pub ukr: QgemmUkr,
+    /// Its half-width variant, if it has one: the same contract and packed B' layout for
+    /// tiles of `n ≤ NR/2` columns (it reads the first NR/2 columns of each k-group of B'
+    /// and of `col_off`), at about half the work of the full tile.
+    pub half: Option<QgemmUkr>,
     /// The output stage that goes with this kernel (same ISA).
     pub requant: crate::quant::requant::RequantFn,
 }
@@ -151,6 +155,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 32,
         format: QFormat::U8x4,
         ukr: super::x86_64::qgemm_u8i8_avx512vnni_14x32,
+        half: Some(super::x86_64::qgemm_u8i8_avx512vnni_14x16),
         #[cfg(edgemm_avx512_intrinsics)]
         requant: crate::quant::requant::requantize_avx512,
         #[cfg(not(edgemm_avx512_intrinsics))]
@@ -165,6 +170,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 16,
         format: QFormat::I16x2,
         ukr: super::x86_64::qgemm_i16_avx2_6x16,
+        half: None,
         requant: crate::quant::requant::requantize_avx2,
     },
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
@@ -176,6 +182,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 4,
         format: QFormat::I16x2,
         ukr: super::arm::qgemm_s16_m4dsp_16x4,
+        half: None,
         requant: crate::quant::requant::arm::requantize_m4dsp,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -187,6 +194,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 12,
         format: QFormat::I8x8,
         ukr: super::aarch64::qgemm_i8_neon_i8mm_8x12,
+        half: None,
         requant: crate::quant::requant::requantize_neon,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -198,6 +206,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 12,
         format: QFormat::I8x4,
         ukr: super::aarch64::qgemm_i8_neon_dot_8x12,
+        half: None,
         requant: crate::quant::requant::requantize_neon,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -209,6 +218,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 8,
         format: QFormat::I8x4,
         ukr: super::aarch64::qgemm_i8_neon_6x8,
+        half: None,
         requant: crate::quant::requant::requantize_neon,
     },
     QgemmKernel {
@@ -219,6 +229,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         nr: 8,
         format: QFormat::I16x2,
         ukr: super::generic::qgemm_i16_generic_4x8,
+        half: None,
         requant: crate::quant::requant::requantize_scalar,
     },
 ];
@@ -349,16 +360,28 @@ mod tests {
                             col_off: col_off.as_ptr(),
                             flags: if accumulate { ACCUMULATE } else { 0 },
                         };
-                        // SAFETY: the CPU runs the kernel (checked); rows 0..m of A' and all
-                        // NR columns of B' exist for kg groups at the given strides; row_off
-                        // has m values, col_off NR; C has MR+1 rows of ldc ≥ NR values.
-                        unsafe { (ker.ukr)(&args) };
-                        assert!(
-                            c == want,
-                            "{}: m={m} n={n} k_groups={kg} strided={strided} \
-                             accumulate={accumulate}\n got {c:?}\nwant {want:?}",
-                            ker.name
-                        );
+                        // The kernel, and its half-width variant where the tile fits it.
+                        let half = ker.half.filter(|_| 2 * n <= nr);
+                        let c0 = c.clone();
+                        for (ukr, which) in [(Some(ker.ukr), "full"), (half, "half")] {
+                            let Some(ukr) = ukr else { continue };
+                            c.copy_from_slice(&c0);
+                            let args = QgemmArgs {
+                                c: c.as_mut_ptr(),
+                                ..args
+                            };
+                            // SAFETY: the CPU runs the kernel (checked); rows 0..m of A' and
+                            // all NR columns of B' exist for kg groups at the given strides;
+                            // row_off has m values, col_off NR; C has MR+1 rows of ldc ≥ NR
+                            // values.
+                            unsafe { ukr(&args) };
+                            assert!(
+                                c == want,
+                                "{} ({which}): m={m} n={n} k_groups={kg} strided={strided} \
+                                 accumulate={accumulate}\n got {c:?}\nwant {want:?}",
+                                ker.name
+                            );
+                        }
                     }
                 }
             }

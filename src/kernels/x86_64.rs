@@ -19,8 +19,12 @@ macro_rules! asm_kernels {
     };
 }
 
-asm_kernels!(SgemmArgs: sgemm_avx512f_14x32, sgemm_avx2_fma_6x16);
-asm_kernels!(super::int8::QgemmArgs: qgemm_u8i8_avx512vnni_14x32, qgemm_i16_avx2_6x16);
+asm_kernels!(SgemmArgs: sgemm_avx512f_14x32, sgemm_avx512f_14x16, sgemm_avx2_fma_6x16);
+asm_kernels!(
+    super::int8::QgemmArgs: qgemm_u8i8_avx512vnni_14x32,
+    qgemm_u8i8_avx512vnni_14x16,
+    qgemm_i16_avx2_6x16
+);
 
 /// y = α·xᵀB + β·y with AVX2 + FMA (see [`super::f32::GemvFn`]).
 ///

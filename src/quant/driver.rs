@@ -316,6 +316,18 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
         flags: 0,
     };
     let chunks = k.div_ceil(s.kc);
+    // A read where it lies, not packed: when its rows already are the kernel's format (the
+    // VNNI kernel's u8 in 4-byte k groups, rows at any stride), k is whole groups (no
+    // over-read past a row), no row sums are needed (B's zero point is 0), and the row
+    // stride is not a multiple of 4 KiB (rows that would evict each other from L1). An
+    // operator that writes A itself (im2col) writes it so; packing would be a second copy.
+    // (The Arm byte format I8x4 could read signed A so too: not measured, so not taken.)
+    let a_direct = ker.format == crate::kernels::int8::QFormat::U8x4
+        && ker.format.a_shift(A::SIGNED) == 0
+        && a.cs == 1
+        && k % g == 0
+        && t.zb == 0
+        && a.rs.unsigned_abs() % 4096 != 0;
 
     for jc in (0..n).step_by(s.nc) {
         let ncb = s.nc.min(n - jc);
@@ -380,18 +392,26 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                 // A block of one row is packed as a single contiguous row (a sliver of MR
                 // rows would put its k-groups MR apart): the kernels read A' through a_ks.
                 let mr_a = if mcb == 1 { 1 } else { mr };
-                args.a_ks = (mr_a * g * e) as isize;
-                // SAFETY: the block lies inside A; apack holds ceil(mc/MR)·MR·kc·e bytes.
-                unsafe {
-                    pack_a(
-                        a.block(ic, pc, mcb, kcb),
-                        ker.format,
-                        mr_a,
-                        apack,
-                        &mut rowsum[r0..r0 + mcb],
-                        t.zb != 0,
-                    )
-                };
+                if a_direct {
+                    // (Row sums stay 0: B's zero point is 0.)
+                    args.a_rs = a.rs;
+                    args.a_ks = g as isize;
+                } else {
+                    args.a_rs = (g * e) as isize;
+                    args.a_ks = (mr_a * g * e) as isize;
+                    // SAFETY: the block lies inside A; apack holds ceil(mc/MR)·MR·kc·e
+                    // bytes.
+                    unsafe {
+                        pack_a(
+                            a.block(ic, pc, mcb, kcb),
+                            ker.format,
+                            mr_a,
+                            apack,
+                            &mut rowsum[r0..r0 + mcb],
+                            t.zb != 0,
+                        )
+                    };
+                }
                 if last {
                     for i in r0..r0 + mcb {
                         rowoff[i] = rowsum[i].wrapping_mul(t.zb).wrapping_neg();
@@ -399,6 +419,7 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                 }
                 for jr in (0..ncb).step_by(nr) {
                     let w = nr.min(ncb - jr);
+                    let ukr = tile_kernel(ker, w);
                     args.b = bbase.wrapping_add(jr / nr * sliver_bytes);
                     args.k_groups = groups;
                     args.n = w;
@@ -410,7 +431,12 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                     for tt in 0..row_tiles(mcb, mr) {
                         let (ir, h) = row_tile(mcb, mr, tt);
                         let (row, col) = (ic + ir, jc + jr);
-                        args.a = apack.wrapping_add(tt * mr * groups * g * e);
+                        args.a = if a_direct {
+                            // Bytes (U8x4), k groups of this chunk from column pc.
+                            a.at(row, pc) as *const u8
+                        } else {
+                            apack.wrapping_add(tt * mr * groups * g * e)
+                        };
                         args.m = h;
                         args.row_off = if last {
                             rowoff[row - (ic - r0)..].as_ptr()
@@ -424,13 +450,13 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                                 args.c_rs = c.rs * 4;
                                 // SAFETY: the h×w tile lies inside C; A'/B' slivers and the
                                 // offsets are readable as the kernel contract asks.
-                                unsafe { (ker.ukr)(&args) };
+                                unsafe { ukr(&args) };
                             }
                             _ if acc_mode => {
                                 args.c = acc.wrapping_add(row * n + col);
                                 args.c_rs = (n * 4) as isize;
                                 // SAFETY: as above, into the block buffer (m×n i32).
-                                unsafe { (ker.ukr)(&args) };
+                                unsafe { ukr(&args) };
                                 if last {
                                     // SAFETY: the tile is inside the buffer and dest.
                                     unsafe {
@@ -453,7 +479,7 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                                 args.c_rs = (nr * 4) as isize;
                                 args.flags = 0;
                                 // SAFETY: as above, into the stack tile (MR×NR ≥ h×w).
-                                unsafe { (ker.ukr)(&args) };
+                                unsafe { ukr(&args) };
                                 // SAFETY: the tile's h×w values were just written by the
                                 // kernel; the dest ranges are in bounds.
                                 unsafe {
@@ -465,6 +491,17 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
                 }
             }
         }
+    }
+}
+
+/// The micro-kernel for a tile of `w` columns: the kernel's half-width variant when the
+/// tile fits it (same contract and B' layout, half the multiply-adds of a 16-column tile
+/// of a 32-wide kernel), else the kernel.
+#[inline]
+fn tile_kernel(ker: &QgemmKernel, w: usize) -> crate::kernels::int8::QgemmUkr {
+    match ker.half {
+        Some(half) if 2 * w <= ker.nr => half,
+        _ => ker.ukr,
     }
 }
 

@@ -22,8 +22,8 @@ use crate::matrix::{MatMut, MatRef};
 use crate::nn::blob::{OpView, Storage};
 use crate::nn::dtype::DType;
 use crate::quant::{
-    max_exact_k, qgemm, qgemm_packed_workspace_size, qgemm_workspace_size, PackedQBRef, Requantize,
-    Requantized, Scale,
+    max_exact_k, qgemm, qgemm_packed_workspace_size, qgemm_workspace_size, PackedQBRef, QgemmB,
+    Requantize, Requantized, Scale,
 };
 
 // Parameter words after `base`.
@@ -274,6 +274,24 @@ impl<'a> Gemm<'a> {
         ROW_UNIT.div_ceil(mr) * mr
     }
 
+    /// Whether the int8 kernel that runs reads A as unsigned bytes (`a + 128`, x86 VNNI): an
+    /// operator that writes A itself (im2col) then writes it so ([`Gemm::run_unsigned`]),
+    /// and the GEMM reads it in place instead of packing and converting it.
+    pub(crate) fn wants_unsigned_a(&self) -> bool {
+        let format = match self {
+            Gemm::F32 { .. } => return false,
+            Gemm::I8 {
+                w: QWeights::Packed(p),
+                ..
+            } => p.kernel().format,
+            Gemm::I8 { .. } => match crate::kernels::qgemm_kernel() {
+                Ok(k) => k.format,
+                Err(_) => return false,
+            },
+        };
+        format.a_shift(true) != 0
+    }
+
     /// `out (m×n) = stage(a (m×k) · W)`, `a` and `out` row-major bytes of the operator's
     /// element type (rows of `a` `a_stride` elements apart: im2col pads them to 4 bytes so
     /// the int8 packer moves whole 4-byte groups), `ws` the GEMM workspace
@@ -285,6 +303,31 @@ impl<'a> Gemm<'a> {
         m: usize,
         out: &mut [u8],
         ws: &mut [u8],
+    ) -> Result<(), Error> {
+        self.run_a(a, a_stride, m, out, ws, false)
+    }
+
+    /// [`Gemm::run`] for int8 A given as unsigned bytes, each `a ^ 0x80` (= a + 128), with
+    /// the zero point moved by 128 to match: the same exact sums.
+    pub(crate) fn run_unsigned(
+        &self,
+        a: &[u8],
+        a_stride: usize,
+        m: usize,
+        out: &mut [u8],
+        ws: &mut [u8],
+    ) -> Result<(), Error> {
+        self.run_a(a, a_stride, m, out, ws, true)
+    }
+
+    fn run_a(
+        &self,
+        a: &[u8],
+        a_stride: usize,
+        m: usize,
+        out: &mut [u8],
+        ws: &mut [u8],
+        unsigned: bool,
     ) -> Result<(), Error> {
         let stride = isize::try_from(a_stride).map_err(|_| Error::SizeOverflow)?;
         match self {
@@ -320,12 +363,18 @@ impl<'a> Gemm<'a> {
                 k,
                 n,
             } => {
-                let a = MatRef::new(cast::<i8>(a), m, *k, stride, 1)?;
                 let c = Requantized(rq, MatMut::row_major(cast_mut::<i8>(out), m, *n)?);
                 let ctx = Context::new().workspace(ws);
-                match w {
-                    QWeights::Packed(p) => qgemm(a, *za, *p, *zb, c, ctx),
-                    QWeights::View(w) => qgemm(a, *za, MatRef::row_major(w, *k, *n)?, *zb, c, ctx),
+                let b = match w {
+                    QWeights::Packed(p) => QgemmB::from(*p),
+                    QWeights::View(w) => QgemmB::from(MatRef::row_major(w, *k, *n)?),
+                };
+                if unsigned {
+                    let a = MatRef::new(a, m, *k, stride, 1)?;
+                    qgemm(a, *za + 128, b, *zb, c, ctx)
+                } else {
+                    let a = MatRef::new(cast::<i8>(a), m, *k, stride, 1)?;
+                    qgemm(a, *za, b, *zb, c, ctx)
                 }
             }
         }

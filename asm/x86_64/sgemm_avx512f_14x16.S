@@ -1,0 +1,5 @@
+/* sgemm_avx512f_14x16 — the half-width variant of sgemm_avx512f_14x32 (same contract with
+ * n <= 16 and 16 columns of B read per k step), for tiles of at most 16 columns. */
+#define HALF 1
+#define KNAME sgemm_avx512f_14x16
+#include "x86_64/sgemm_avx512f_14x32.S"
