@@ -69,8 +69,9 @@ const P_HI: usize = Geom::WORDS + 3;
 const P_FLO: usize = Geom::WORDS;
 const P_FHI: usize = Geom::WORDS + 1;
 
+/// Read on every run: without the tensor's name.
 fn is_float(op: &OpView) -> Result<bool, Error> {
-    Ok(checks::input(op, 0)?.dtype == DType::F32)
+    super::gemm_common::is_float(op)
 }
 
 /// kh·kw products per output value.
@@ -637,7 +638,9 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
         mults: per_channel(mults)?,
         shifts: per_channel(shifts)?,
         left: shifts.iter().any(|&s| s > 0),
-        fast: fast_form(bias, g.kh * g.kw, mults, shifts),
+        // Read by the Arm DSP path only: not scanned for on other targets.
+        fast: cfg!(all(target_arch = "arm", edgemm_arm_dsp))
+            && fast_form(bias, g.kh * g.kw, mults, shifts),
         zo: op.param(P_ZO),
         lo: op.param(P_LO).max(-128),
         hi: op.param(P_HI).min(127),
@@ -660,7 +663,7 @@ impl<E: DwElem> Dw<'_, E> {
         let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
         let y_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
         let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
-        let info = |t| op.model().tensor(t).ok_or_else(Self::bad);
+        let info = |t| op.model().tensor_unnamed(t).ok_or_else(Self::bad);
         let lay = Layout::new(g, core::mem::size_of::<E>()).ok_or_else(Self::bad)?;
         if same_bytes(&info(x_t)?, &info(y_t)?) {
             // In place: the input is read only through the one buffer both share.

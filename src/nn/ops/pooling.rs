@@ -101,8 +101,13 @@ impl Geom {
     }
 }
 
+/// Input 0 and output 0, without their names (read on every run).
 fn tensors<'a>(op: &OpView<'a>) -> Result<(TensorInfo<'a>, TensorInfo<'a>), Error> {
-    Ok((checks::input(op, 0)?, checks::output(op, 0)?))
+    let info = |t: Option<usize>| {
+        t.and_then(|t| op.model().tensor_unnamed(t))
+            .ok_or_else(|| op.error("a required tensor is missing"))
+    };
+    Ok((info(op.input(0))?, info(op.output(0))?))
 }
 
 fn check(op: &OpView) -> Result<(), Error> {
