@@ -606,8 +606,15 @@ impl<E: DwElem> Dw<'_, E> {
             // one filter row share its input row: looked up once (a ring slot costs a
             // division).
             let mut cur: Option<(usize, &[E])> = None;
+            // Tap t's filter row and column, stepped (no division per tap).
+            let (mut fy, mut fx) = (t0 / g.kw, t0 % g.kw);
             for t in t0..t1 {
-                let iy = g.in_y(oy, t / g.kw);
+                let (ty, tx) = (fy, fx);
+                fx += 1;
+                if fx == g.kw {
+                    (fy, fx) = (fy + 1, 0);
+                }
+                let iy = g.in_y(oy, ty);
                 if iy < 0 || iy >= g.ih as i64 {
                     continue;
                 }
@@ -619,7 +626,7 @@ impl<E: DwElem> Dw<'_, E> {
                         row
                     }
                 };
-                let px = ox * g.sw + (t % g.kw) * g.dw; // padded column
+                let px = ox * g.sw + tx * g.dw; // padded column
                 let last = px + (n * r - 1) * g.sw;
                 let pixels = row.get(px * ic..last * ic + ic).ok_or_else(Self::bad)?;
                 if mult == 1 {

@@ -303,7 +303,7 @@ mod vnni {
                     // The left shift is applied always: by 0 it changes nothing.
                     let r = _mm512_add_epi32(mbqm(v, &c, true), zo);
                     let r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
-                    _mm512_mask_cvtepi32_storeu_epi8(y.as_mut_ptr().add(j0) as *mut i8, m, r);
+                    _mm512_mask_cvtepi32_storeu_epi8(y.as_mut_ptr().add(j0), m, r);
                 }
             }
         }
