@@ -310,8 +310,14 @@ mod vnni {
     }
 }
 
+/// Weights (f32 values) above which [`sgemv`] leaves the product to the GEMM's one-row
+/// path: it reads W in column blocks (rows of 128 columns, n apart), which suits weights
+/// in L2; larger ones stream from memory faster row by row.
+const SGEMV_MAX_WEIGHTS: usize = 1 << 17;
+
 /// f32 `y = clamp(x·W + bias)` for one row, W k×n row-major. Returns false (having written
-/// nothing) without AVX-512 (the caller runs the GEMM's one-row path).
+/// nothing) without AVX-512 or for weights over [`SGEMV_MAX_WEIGHTS`] (the caller runs the
+/// GEMM's one-row path, which sums each column in the same order).
 pub(crate) fn sgemv(
     x: &[f32],
     w: &[f32],
@@ -321,7 +327,7 @@ pub(crate) fn sgemv(
     y: &mut [f32],
 ) -> bool {
     let (k, n) = (x.len(), y.len());
-    if w.len() < k * n || bias.is_some_and(|b| b.len() < n) {
+    if w.len() < k * n || k * n > SGEMV_MAX_WEIGHTS || bias.is_some_and(|b| b.len() < n) {
         return false;
     }
     #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
