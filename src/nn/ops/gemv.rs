@@ -10,13 +10,15 @@
 //!   `Σ(x − z_x)(w − z_w) = Σx'w − (z_x + 128)·Σw − z_w·Σ(x − z_x)` (the packed column sums
 //!   give Σw), plus the bias, then TFLite's `MultiplyByQuantizedMultiplier` (the crate's
 //!   vector form), zero point, clamp. All in wrapping i32, as the reference's sums.
+//! - int8, weights packed for the AVX2 kernel (`QFormat::I16x2`, slivers of 16 columns,
+//!   k in pairs of i16): the pair of x broadcast, `vpmaddwd` (exact), the same terms.
 //! - int8, portable k×n weights (what a portable blob holds): 32 columns at a time in i32
 //!   arrays (LLVM vectorizes them for the build's baseline), the same arithmetic.
 //! - f32, k×n weights, AVX-512: up to 128 columns at a time in eight registers, each
 //!   column's sum in k order (`fma`, as the GEMM's one-row path), then bias and clamp.
 //!
-//! Other cases (another packing, no AVX-512 for f32) return `false`: the caller runs the
-//! GEMM.
+//! Other cases (another packing, such as the Arm kernels'; no AVX-512 for f32) return
+//! `false`: the caller runs the GEMM.
 
 use super::gemm_common::QWeights;
 use crate::quant::{Requantize, Scale};
@@ -123,34 +125,54 @@ pub(crate) fn qgemv(
             portable(x, za, w, &st, y);
             true
         }
-        #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-        QWeights::Packed(p) if path == Path::Auto => {
-            use crate::arch::{cpu_info, Features};
-            use crate::kernels::int8::QFormat;
-            let ker = p.kernel();
+        QWeights::Packed(p) if path == Path::Auto => packed(x, za, p, &st, y),
+        _ => false,
+    }
+}
+
+/// The kernels over packed weights: the one for their packing, if this CPU runs it.
+#[allow(unused_variables)] // on targets without such a kernel
+fn packed(x: &[i8], za: i32, p: &crate::quant::PackedQBRef, st: &Stage, y: &mut [i8]) -> bool {
+    let (k, n) = (x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::arch::{cpu_info, Features};
+        use crate::kernels::int8::QFormat;
+        let ker = p.kernel();
+        let (data, colsum) = p.parts();
+        if p.rows() != k || p.cols() != n || colsum.len() != n {
+            return false;
+        }
+        #[cfg(edgemm_avx512_intrinsics)]
+        {
             let vnni = Features::AVX512F
                 .with(Features::AVX512BW)
                 .with(Features::AVX512VNNI);
-            let (data, colsum) = p.parts();
-            let groups = k.div_ceil(4);
-            if ker.format != QFormat::U8x4
-                || ker.nr != 32
-                || p.rows() != k
-                || p.cols() != n
-                || colsum.len() != n
-                || data.len() < n.div_ceil(32) * 128 * groups
-                || !cpu_info().features.contains(vnni)
+            if ker.format == QFormat::U8x4
+                && ker.nr == 32
+                && data.len() >= n.div_ceil(32) * 128 * k.div_ceil(4)
+                && cpu_info().features.contains(vnni)
             {
-                return false;
+                // SAFETY: the CPU has AVX-512F/BW/VNNI (checked); `data` holds the
+                // ceil(n/32) slivers of ceil(k/4) 128-byte blocks (checked), `colsum` n
+                // sums, the stage's arrays n entries or one (checked by the caller).
+                unsafe { vnni::run(x, za, data.as_ptr(), colsum, st, y) };
+                return true;
             }
-            // SAFETY: the CPU has AVX-512F/BW/VNNI (checked); `data` holds the ceil(n/32)
-            // slivers of `groups` 128-byte blocks (checked), `colsum` n sums, the stage's
-            // arrays n entries or one (checked above).
-            unsafe { vnni::run(x, za, data.as_ptr(), colsum, &st, y) };
-            true
         }
-        _ => false,
+        if ker.format == QFormat::I16x2
+            && ker.nr == 16
+            && data.len() >= n.div_ceil(16) * 64 * k.div_ceil(2)
+            && cpu_info().features.contains(Features::AVX2)
+        {
+            // SAFETY: the CPU has AVX2 (checked); `data` holds the ceil(n/16) slivers of
+            // ceil(k/2) 64-byte blocks (checked), `colsum` n sums, the stage's arrays n
+            // entries or one (checked by the caller).
+            unsafe { avx2::run(x, za, data.as_ptr(), colsum, st, y) };
+            return true;
+        }
     }
+    false
 }
 
 /// The portable int8 kernel over k×n weights (any z_w: the stage's row term).
@@ -305,6 +327,137 @@ mod vnni {
                     let r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
                     _mm512_mask_cvtepi32_storeu_epi8(y.as_mut_ptr().add(j0), m, r);
                 }
+            }
+        }
+    }
+}
+
+/// The int8 kernel over weights packed for the AVX2 kernel (`QFormat::I16x2`, slivers of
+/// 16 columns, each k group of two a 64-byte block: column j's two i16 at 4j): the group's
+/// two inputs as an i16 pair are broadcast and `vpmaddwd` adds both products of 8 columns
+/// exactly; `Σ(x − z_x)(w − z_w) = Σxw − z_x·Σw − z_w·Σ(x − z_x)`.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Stage;
+    use crate::quant::requant::x86::mbqm;
+    use core::arch::x86_64::*;
+
+    /// Slivers (of 16 columns) summed at once: 8 accumulators.
+    const SB: usize = 4;
+
+    /// # Safety
+    /// AVX2; `data` holds ceil(n/16) slivers of ceil(k/2) 64-byte blocks (k = x.len(),
+    /// n = y.len()); `colsum` n values; the stage's arrays n entries or one.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn run(
+        x: &[i8],
+        za: i32,
+        data: *const u8,
+        colsum: &[i32],
+        st: &Stage,
+        y: &mut [i8],
+    ) {
+        let n = y.len();
+        let slivers = n.div_ceil(16);
+        let mut s0 = 0;
+        while s0 < slivers {
+            let ns = (slivers - s0).min(SB);
+            // SAFETY: forwarded; slivers s0..s0+ns exist.
+            unsafe {
+                match ns {
+                    1 => block::<1>(x, za, data, colsum, st, y, s0),
+                    2 => block::<2>(x, za, data, colsum, st, y, s0),
+                    3 => block::<3>(x, za, data, colsum, st, y, s0),
+                    _ => block::<SB>(x, za, data, colsum, st, y, s0),
+                }
+            }
+            s0 += ns;
+        }
+    }
+
+    /// Slivers `s0..s0 + NS`: their sums over all of k, then the output stage.
+    ///
+    /// # Safety
+    /// As [`run`]; slivers `s0..s0 + NS` exist.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn block<const NS: usize>(
+        x: &[i8],
+        za: i32,
+        data: *const u8,
+        colsum: &[i32],
+        st: &Stage,
+        y: &mut [i8],
+        s0: usize,
+    ) {
+        let (k, n) = (x.len(), y.len());
+        let groups = k.div_ceil(2);
+        let sliver = 64 * groups;
+        let mut acc = [[_mm256_setzero_si256(); 2]; NS];
+        // SAFETY (loads): sliver s0 + s, block q lies inside `data` (caller).
+        let base = unsafe { data.add(s0 * sliver) };
+        for q in 0..groups {
+            // The group's inputs as an i16 pair (0 past k: its weights are zero too).
+            let lo = i32::from(x[2 * q]) & 0xFFFF;
+            let hi = x.get(2 * q + 1).map_or(0, |&v| i32::from(v) << 16);
+            let a = _mm256_set1_epi32(lo | hi);
+            for (s, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: see above.
+                unsafe {
+                    let p = base.add(s * sliver + 64 * q);
+                    let w0 = _mm256_loadu_si256(p as *const __m256i);
+                    let w1 = _mm256_loadu_si256(p.add(32) as *const __m256i);
+                    acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(a, w0));
+                    acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(a, w1));
+                }
+            }
+        }
+        let zav = _mm256_set1_epi32(za);
+        let row = _mm256_set1_epi32(st.row);
+        let (zo, lo, hi) = (
+            _mm256_set1_epi32(st.zo),
+            _mm256_set1_epi32(st.lo),
+            _mm256_set1_epi32(st.hi),
+        );
+        let per_tensor = st.mults.len() == 1;
+        for (s, acc) in acc.iter().enumerate() {
+            for (h, &v) in acc.iter().enumerate() {
+                let j0 = (s0 + s) * 16 + 8 * h;
+                if j0 >= n {
+                    break;
+                }
+                let cols = (n - j0).min(8);
+                // Eight lanes of a per-column array from column j0 (zeros past n), or its
+                // one value.
+                let lanes = |a: &[i32], one: bool| {
+                    let mut l = [0i32; 8];
+                    for (c, v) in l.iter_mut().enumerate().take(cols) {
+                        *v = if one { a[0] } else { a[j0 + c] };
+                    }
+                    // SAFETY: eight readable i32.
+                    unsafe { _mm256_loadu_si256(l.as_ptr() as *const __m256i) }
+                };
+                let mut v = _mm256_sub_epi32(v, _mm256_mullo_epi32(lanes(colsum, false), zav));
+                v = _mm256_add_epi32(v, row);
+                if let Some(b) = st.bias {
+                    v = _mm256_add_epi32(v, lanes(b, false));
+                }
+                let (m, sh) = (lanes(st.mults, per_tensor), lanes(st.shifts, per_tensor));
+                // SAFETY: AVX2 (this function's); the left shift by 0 changes nothing.
+                let r = unsafe { mbqm(v, m, sh, true) };
+                let r = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(r, zo), lo), hi);
+                // In the byte range already: the packs keep the values, in order.
+                let h16 =
+                    _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256::<1>(r));
+                let mut bytes = [0i8; 16];
+                // SAFETY: sixteen writable bytes.
+                unsafe {
+                    _mm_storeu_si128(
+                        bytes.as_mut_ptr() as *mut __m128i,
+                        _mm_packs_epi16(h16, h16),
+                    )
+                };
+                y[j0..j0 + cols].copy_from_slice(&bytes[..cols]);
             }
         }
     }
@@ -538,6 +691,24 @@ mod tests {
                     "packed {}, case {case} (k {k}, n {n})",
                     packed.kernel_name()
                 );
+            }
+            // The AVX2 kernel's packing, where this CPU runs it.
+            if let Ok(ker) = crate::Kernel::by_name("qgemm_i16_avx2_6x16") {
+                let mut buf = vec![0u8; qgemm_packed_b_size(k, n)];
+                let w_kn = MatRef::row_major(&w, k, n).unwrap();
+                let packed = PackedQBRef::pack_with_kernel(&ker, w_kn, &mut buf).unwrap();
+                let mut y = vec![0i8; n];
+                let ok = qgemv(
+                    &x,
+                    za,
+                    &QWeights::Packed(packed),
+                    zb,
+                    &rq,
+                    &mut y,
+                    Path::Auto,
+                );
+                assert!(ok, "the AVX2 packing has a one-row kernel");
+                assert_eq!(y, want, "packed {}, case {case}", packed.kernel_name());
             }
         }
     }
