@@ -812,13 +812,21 @@ impl<'a> Model<'a> {
 
     /// The constant bytes of tensor `t` (empty for an arena tensor).
     pub fn constant(&self, t: usize) -> &'a [u8] {
-        match self.tensor_checked(t) {
-            Some(info) if info.storage == Storage::Constant => self
-                .bytes
-                .get(info.offset..info.offset + info.bytes)
-                .unwrap_or(&[]),
-            _ => &[],
+        // Without the name: operators read their constants on every run.
+        match self.tensor_unnamed(t) {
+            Some(info) => self.constant_of(&info),
+            None => &[],
         }
+    }
+
+    /// [`Model::constant`] of a tensor record already read (empty for an arena tensor).
+    pub(crate) fn constant_of(&self, info: &TensorInfo) -> &'a [u8] {
+        if info.storage != Storage::Constant {
+            return &[];
+        }
+        self.bytes
+            .get(info.offset..info.offset.saturating_add(info.bytes))
+            .unwrap_or(&[])
     }
 }
 

@@ -390,6 +390,15 @@ impl<'a> PackedQBRef<'a> {
         self.k.div_ceil(g).max(1) * g
     }
 
+    /// The packed data (one k chunk, NR-column slivers, see the module docs) and the n
+    /// column sums: what a kernel outside the driver (the runtime's one-row path) reads.
+    pub(crate) fn parts(&self) -> (&'a [u8], &'a [i32]) {
+        let QbSource::Packed { colsum, .. } = self.source() else {
+            return (&[], &[]);
+        };
+        (&self.bytes[self.data_off..], colsum)
+    }
+
     /// B as the driver reads it: one k chunk.
     pub(crate) fn source(&self) -> QbSource<'a> {
         let colsum = if self.n == 0 {

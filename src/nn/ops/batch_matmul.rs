@@ -197,7 +197,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let (x_t, w_t) = (t(0)?, t(1)?);
     let float = op
         .model()
-        .tensor(x_t)
+        .tensor_unnamed(x_t)
         .is_some_and(|i| i.dtype == DType::F32);
     let x = mem.input(x_t)?;
     let w = mem.input(w_t)?;

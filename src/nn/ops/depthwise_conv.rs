@@ -69,8 +69,9 @@ const P_HI: usize = Geom::WORDS + 3;
 const P_FLO: usize = Geom::WORDS;
 const P_FHI: usize = Geom::WORDS + 1;
 
+/// Read on every run: without the tensor's name.
 fn is_float(op: &OpView) -> Result<bool, Error> {
-    Ok(checks::input(op, 0)?.dtype == DType::F32)
+    super::gemm_common::is_float(op)
 }
 
 /// kh·kw products per output value.
@@ -261,14 +262,20 @@ fn check(op: &OpView) -> Result<(), Error> {
 }
 
 /// An element type the operator runs on, with what `run` reads for it.
-trait DwElem: Elem<A: Pod> + Pod + Default {
+trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     /// The pad pixel's value: what a tap outside the image reads.
     fn pad_value(op: &OpView) -> Self;
+    /// Weight `h` (0 or 1) of pair `p` and channel `c` in the kernel's layout for `oc`
+    /// channels (see the module docs): its index.
+    fn w_at(p: usize, h: usize, c: usize, oc: usize) -> usize;
 }
 
 impl DwElem for i8 {
     fn pad_value(op: &OpView) -> i8 {
         op.param(P_ZA) as i8
+    }
+    fn w_at(p: usize, h: usize, c: usize, oc: usize) -> usize {
+        (p * oc + c) * 2 + h
     }
 }
 
@@ -276,6 +283,28 @@ impl DwElem for f32 {
     fn pad_value(_: &OpView) -> f32 {
         0.0
     }
+    fn w_at(p: usize, h: usize, c: usize, oc: usize) -> usize {
+        (p * 2 + h) * oc + c
+    }
+}
+
+/// Channels of a wide pixel, at most (the widest vector of any instruction set).
+const WIDE: usize = 16;
+
+/// A row of fewer channels than a vector, seen as wide pixels: with stride 1 and
+/// multiplier 1, `r` consecutive output pixels are `r·oc` consecutive values whose tap `t`
+/// reads `r·oc` consecutive input values (`r` pixels from tap t's first). So `r` pixels
+/// are one pixel of `r·oc` channels whose per-channel constants (weights, bias,
+/// multipliers, shifts) repeat every `oc`: the kernel then fills whole vectors. The
+/// repeated constants are built per call (a few hundred values).
+struct Wide<E: DwElem> {
+    r: usize,
+    w: [E::W; MAX_TAPS * WIDE],
+    init: [E::A; WIDE],
+    mults: [i32; WIDE],
+    shifts: [i32; WIDE],
+    bias: [f32; WIDE],
+    pad: [E; WIDE],
 }
 
 /// The scratch tensor in its parts.
@@ -331,6 +360,54 @@ struct Dw<'a, E: Elem> {
 }
 
 impl<E: DwElem> Dw<'_, E> {
+    /// The wide-pixel constants of this call (`None` when the geometry or the instruction
+    /// set does not call for them; see [`Wide`]).
+    fn wide(&self, pad: E) -> Option<Wide<E>> {
+        let g = &self.g;
+        let (taps, oc, lanes) = (g.kh * g.kw, g.oc, self.isa.lanes());
+        if g.oc != g.ic || g.sw != 1 || taps > MAX_TAPS || oc == 0 || oc >= lanes {
+            return None;
+        }
+        if lanes % oc != 0 || lanes > WIDE || g.ow < lanes / oc {
+            return None;
+        }
+        let (r, ocw, pairs) = (lanes / oc, lanes, taps.div_ceil(2));
+        let mut wd = Wide {
+            r,
+            w: [E::W::default(); MAX_TAPS * WIDE],
+            init: [E::A::default(); WIDE],
+            mults: [0; WIDE],
+            shifts: [0; WIDE],
+            bias: [0.0; WIDE],
+            pad: [pad; WIDE],
+        };
+        for p in 0..pairs {
+            for h in 0..2 {
+                for c in 0..ocw {
+                    wd.w[E::w_at(p, h, c, ocw)] = *self.w.get(E::w_at(p, h, c % oc, oc))?;
+                }
+            }
+        }
+        let fin = &self.fin;
+        for c in 0..ocw {
+            if let Some(b) = self.init {
+                wd.init[c] = *b.get(c % oc)?;
+            }
+            // SAFETY: `fin`'s non-null arrays hold oc values (the `Job` contract, checked
+            // at load).
+            unsafe {
+                if !fin.mults.is_null() {
+                    wd.mults[c] = *fin.mults.add(c % oc);
+                    wd.shifts[c] = *fin.shifts.add(c % oc);
+                }
+                if !fin.bias.is_null() {
+                    wd.bias[c] = *fin.bias.add(c % oc);
+                }
+            }
+        }
+        Some(wd)
+    }
+
     fn bad() -> Error {
         crate::nn::blob::blob_err("DEPTHWISE_CONV_2D: a tensor is smaller than its geometry")
     }
@@ -392,6 +469,8 @@ impl<E: DwElem> Dw<'_, E> {
         let g = &self.g;
         let (in_row, in_plane, out_row) = (g.iw * g.ic, g.ih * g.iw * g.ic, g.ow * g.oc);
         let direct = self.pw() == g.iw;
+        let wide = sc.pad.first().and_then(|&p| self.wide(p));
+        let wide = wide.as_ref();
         let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
         for r in rows {
             let (b, oy) = (r / g.oh, r % g.oh);
@@ -402,7 +481,7 @@ impl<E: DwElem> Dw<'_, E> {
                 .get_mut(r * out_row..(r + 1) * out_row)
                 .ok_or_else(Self::bad)?;
             if direct {
-                self.row(Src::Image(plane), oy, o, sc)?;
+                self.row(Src::Image(plane), oy, o, sc, wide)?;
                 continue;
             }
             let (first, end) = self.window(oy);
@@ -411,7 +490,7 @@ impl<E: DwElem> Dw<'_, E> {
             self.fill_ring(sc.ring, done.max(first)..end, row)?;
             loaded = Some((b, done.max(end)));
             let (ring, mut rest) = split_ring(sc);
-            self.row(Src::Ring(ring), oy, o, &mut rest)?;
+            self.row(Src::Ring(ring), oy, o, &mut rest, wide)?;
         }
         Ok(())
     }
@@ -420,6 +499,8 @@ impl<E: DwElem> Dw<'_, E> {
     fn in_place(&self, io: &mut [E], sc: &mut Scratch<E, E::A>) -> Result<(), Error> {
         let g = &self.g;
         let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
+        let wide = sc.pad.first().and_then(|&p| self.wide(p));
+        let wide = wide.as_ref();
         for b in 0..g.batch {
             let mut loaded = 0usize;
             for oy in 0..g.oh {
@@ -432,39 +513,55 @@ impl<E: DwElem> Dw<'_, E> {
                 let at = (b * g.oh + oy) * out_row;
                 let o = io.get_mut(at..at + out_row).ok_or_else(Self::bad)?;
                 let (ring, mut rest) = split_ring(sc);
-                self.row(Src::Ring(ring), oy, o, &mut rest)?;
+                self.row(Src::Ring(ring), oy, o, &mut rest, wide)?;
             }
         }
         Ok(())
     }
 
-    /// Output row `oy` of the batch whose rows `src` gives, into `out` (ow·c_out values).
+    /// Output row `oy` of the batch whose rows `src` gives, into `out` (ow·c_out values):
+    /// as wide pixels as far as `wide` allows, the rest as they are.
     fn row(
         &self,
         src: Src<E>,
         oy: usize,
         out: &mut [E],
         sc: &mut Scratch<E, E::A>,
+        wide: Option<&Wide<E>>,
     ) -> Result<(), Error> {
         let g = &self.g;
-        // Every pixel's window lies inside the padded row: groups of NP (a multiplier above
-        // 1 expands one pixel at a time).
-        let most = if g.oc == g.ic { NP } else { 1 };
         let mut ox = 0;
+        if let Some(wd) = wide {
+            let n = g.ow / wd.r;
+            let o = out.get_mut(..n * wd.r * g.oc).ok_or_else(Self::bad)?;
+            self.pixels(src, oy, 0, n, o, sc, Some(wd))?;
+            ox = n * wd.r;
+        }
+        // Every pixel's window lies inside the padded row: the whole row in one job (the
+        // kernel goes NP pixels at a time), or NP pixels per job when the taps take several
+        // chunks (the partial sums hold NP pixels); a multiplier above 1 expands one pixel
+        // at a time.
+        let most = match (g.oc == g.ic, g.kh * g.kw <= MAX_TAPS) {
+            (true, true) => g.ow,
+            (true, false) => NP,
+            (false, _) => 1,
+        };
         while ox < g.ow {
             let n = (g.ow - ox).min(most);
             let o = out
                 .get_mut(ox * g.oc..(ox + n) * g.oc)
                 .ok_or_else(Self::bad)?;
-            self.pixels(src, oy, ox, n, o, sc)?;
+            self.pixels(src, oy, ox, n, o, sc, None)?;
             ox += n;
         }
         Ok(())
     }
 
-    /// `n` output pixels from (oy, ox) (one when the multiplier is above 1). Columns are the
-    /// padded row's: a tap's pixels are all in it, and each tap's row is inside the image or
-    /// outside (the pad pixel) for all of them.
+    /// `n` output pixels from (oy, ox) (one when the multiplier is above 1; wide pixels of
+    /// `wide.r` pixels each with `wide`). Columns are the padded row's: a tap's pixels are
+    /// all in it, and each tap's row is inside the image or outside (the pad pixel) for all
+    /// of them.
+    #[allow(clippy::too_many_arguments)]
     fn pixels(
         &self,
         src: Src<E>,
@@ -473,27 +570,64 @@ impl<E: DwElem> Dw<'_, E> {
         n: usize,
         out: &mut [E],
         sc: &mut Scratch<E, E::A>,
+        wide: Option<&Wide<E>>,
     ) -> Result<(), Error> {
         let g = &self.g;
         let taps = g.kh * g.kw;
-        let (ic, oc) = (g.ic, g.oc);
-        let mult = oc / ic;
-        let step = g.sw * ic;
-        let pad = sc.pad.get(..oc).ok_or_else(Self::bad)?;
+        let (ic, oc_px) = (g.ic, g.oc);
+        let mult = oc_px / ic;
+        let r = wide.map_or(1, |w| w.r);
+        // Channels of a (wide) pixel, and the step from one to the next.
+        let oc = oc_px * r;
+        let step = g.sw * ic * r;
+        let pad = match wide {
+            Some(w) => w.pad.get(..oc),
+            None => sc.pad.get(..oc),
+        }
+        .ok_or_else(Self::bad)?;
+        let (w_all, init_all, fin) = match wide {
+            Some(w) => {
+                let fin = Finish {
+                    mults: w.mults.as_ptr(),
+                    shifts: w.shifts.as_ptr(),
+                    bias: w.bias.as_ptr(),
+                    ..self.fin
+                };
+                (&w.w[..], self.init.map(|_| &w.init[..]), fin)
+            }
+            None => (self.w, self.init, self.fin),
+        };
         let mut t0 = 0;
         while t0 < taps {
             let t1 = taps.min(t0 + MAX_TAPS);
             let mut ptrs = [pad.as_ptr(); MAX_TAPS];
             let mut steps = [0usize; MAX_TAPS];
-            // Taps in an image row (its padding included): their input pixels.
+            // Taps in an image row (its padding included): their input pixels. The taps of
+            // one filter row share its input row: looked up once (a ring slot costs a
+            // division).
+            let mut cur: Option<(usize, &[E])> = None;
+            // Tap t's filter row and column, stepped (no division per tap).
+            let (mut fy, mut fx) = (t0 / g.kw, t0 % g.kw);
             for t in t0..t1 {
-                let iy = g.in_y(oy, t / g.kw);
+                let (ty, tx) = (fy, fx);
+                fx += 1;
+                if fx == g.kw {
+                    (fy, fx) = (fy + 1, 0);
+                }
+                let iy = g.in_y(oy, ty);
                 if iy < 0 || iy >= g.ih as i64 {
                     continue;
                 }
-                let row = self.in_row(src, iy as usize)?;
-                let px = ox * g.sw + (t % g.kw) * g.dw; // padded column
-                let last = px + (n - 1) * g.sw;
+                let row = match cur {
+                    Some((y, row)) if y == iy as usize => row,
+                    _ => {
+                        let row = self.in_row(src, iy as usize)?;
+                        cur = Some((iy as usize, row));
+                        row
+                    }
+                };
+                let px = ox * g.sw + tx * g.dw; // padded column
+                let last = px + (n * r - 1) * g.sw;
                 let pixels = row.get(px * ic..last * ic + ic).ok_or_else(Self::bad)?;
                 if mult == 1 {
                     ptrs[t - t0] = pixels.as_ptr();
@@ -519,8 +653,7 @@ impl<E: DwElem> Dw<'_, E> {
                 }
             }
             let pairs = (t1 - t0).div_ceil(2);
-            let w = self
-                .w
+            let w = w_all
                 .get(t0 * oc..(t0 + 2 * pairs) * oc)
                 .ok_or_else(Self::bad)?;
             let last = t1 == taps;
@@ -528,7 +661,7 @@ impl<E: DwElem> Dw<'_, E> {
                 let p = sc.partial.get(..n * oc).ok_or_else(Self::bad)?;
                 (p.as_ptr(), oc)
             } else {
-                match self.init {
+                match init_all {
                     Some(b) => (b.get(..oc).ok_or_else(Self::bad)?.as_ptr(), 0),
                     None => (core::ptr::null(), 0),
                 }
@@ -555,15 +688,17 @@ impl<E: DwElem> Dw<'_, E> {
                 out: out.as_mut_ptr(),
                 out_stride: oc,
                 partial,
-                fin: self.fin,
+                fin,
             };
-            // SAFETY: the `Job` contract. Each tap pointer is the pad pixel (oc values, step
-            // 0), an expanded pixel (oc values, n = 1) or the start of an input slice
-            // checked to hold the n pixels' channels at `step` apart (mult = 1: oc = ic);
-            // the odd chunk's last pair reads the pad pixel with zero weights; `w` holds the
-            // chunk's pairs; `init` is the bias (oc values, stride 0) or the partial sums of
-            // n pixels, written by the previous chunk; `out` holds n·oc values (the caller's
-            // slice), `partial` n·oc sums; `fin`'s arrays hold oc values (checked at load);
+            // SAFETY: the `Job` contract (oc here the channels of a wide pixel, r·c_out).
+            // Each tap pointer is the pad pixel (oc values, step 0), an expanded pixel (oc
+            // values, n = 1) or the start of an input slice checked to hold the n·r pixels'
+            // channels, r·ic = oc per (wide) pixel at `step` = oc apart (mult = 1: c_out =
+            // ic; r > 1 only with stride 1); the odd chunk's last pair reads the pad pixel
+            // with zero weights; `w` holds the chunk's pairs for oc channels; `init` is the
+            // bias (oc values, stride 0) or the partial sums of n pixels, written by the
+            // previous chunk; `out` holds n·oc values (the caller's slice), `partial` n·oc
+            // sums; `fin`'s arrays hold oc values (checked at load, or the wide copies);
             // `isa` was detected on this CPU. Only `out` and `partial` are written, and
             // nothing else refers to them meanwhile.
             unsafe { lanes::run::<E>(self.isa, &job) };
@@ -637,7 +772,9 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
         mults: per_channel(mults)?,
         shifts: per_channel(shifts)?,
         left: shifts.iter().any(|&s| s > 0),
-        fast: fast_form(bias, g.kh * g.kw, mults, shifts),
+        // Read by the Arm DSP path only: not scanned for on other targets.
+        fast: cfg!(all(target_arch = "arm", edgemm_arm_dsp))
+            && fast_form(bias, g.kh * g.kw, mults, shifts),
         zo: op.param(P_ZO),
         lo: op.param(P_LO).max(-128),
         hi: op.param(P_HI).min(127),
@@ -660,7 +797,7 @@ impl<E: DwElem> Dw<'_, E> {
         let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
         let y_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
         let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
-        let info = |t| op.model().tensor(t).ok_or_else(Self::bad);
+        let info = |t| op.model().tensor_unnamed(t).ok_or_else(Self::bad);
         let lay = Layout::new(g, core::mem::size_of::<E>()).ok_or_else(Self::bad)?;
         if same_bytes(&info(x_t)?, &info(y_t)?) {
             // In place: the input is read only through the one buffer both share.
@@ -931,9 +1068,13 @@ mod tests {
         } else {
             (r.range(1, 4), r.range(1, 4))
         };
-        let (sh, sw, dh, dw) = (r.range(1, 3), r.range(1, 3), r.range(1, 2), r.range(1, 2));
-        let ic = r.range(1, 40);
-        let mult = if r.range(0, 3) == 0 { r.range(2, 3) } else { 1 };
+        let (sh, mut sw, dh, dw) = (r.range(1, 3), r.range(1, 3), r.range(1, 2), r.range(1, 2));
+        let mut ic = r.range(1, 40);
+        let mut mult = if r.range(0, 3) == 0 { r.range(2, 3) } else { 1 };
+        if r.range(0, 3) == 0 {
+            // Few channels at stride 1: rows of wide pixels (`Wide`).
+            (ic, sw, mult) = ([1, 2, 4, 8][r.range(0, 3)], 1, 1);
+        }
         let padding = if r.range(0, 1) == 0 {
             Padding::Same
         } else {

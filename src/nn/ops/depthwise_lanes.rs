@@ -63,6 +63,20 @@ impl Isa {
         Isa::Portable
     }
 
+    /// Lanes of the widest vector the kernel fills on this instruction set (0: none worth
+    /// filling by widening pixels; the Arm DSP kernel goes four channels at a time).
+    pub(crate) fn lanes(self) -> usize {
+        match self {
+            Isa::Portable => 8,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => 8,
+            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+            Isa::Avx512 => 16,
+            #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+            Isa::M4Dsp => 0,
+        }
+    }
+
     /// Every one this CPU runs (for tests).
     #[cfg(test)]
     pub(crate) fn all_runnable() -> alloc::vec::Vec<Isa> {
@@ -299,11 +313,42 @@ impl Elem for f32 {
     }
 }
 
-/// Runs one job on `isa`.
+/// Runs one job on `isa`, in groups of up to [`NP`] pixels: a job may be a whole output
+/// row, so the caller sets its tap pointers up once per row, not once per group.
+///
+/// # Safety
+/// `job`'s contract (with `n` ≥ 1, and `n` ≤ NP when `job.last` is false: the partial sums
+/// hold NP pixels); `job.taps.len()` ≤ `MAX_TAPS`; `isa` runs on this CPU.
+pub(crate) unsafe fn run<E: Elem>(isa: Isa, job: &Job<E, E::W, E::A>) {
+    use super::depthwise_conv::MAX_TAPS;
+    let mut taps = [core::ptr::null::<E>(); MAX_TAPS];
+    let taps = &mut taps[..job.taps.len()];
+    let mut k0 = 0;
+    while k0 < job.n {
+        let n = (job.n - k0).min(NP);
+        for ((t, &p), &s) in taps.iter_mut().zip(job.taps).zip(job.steps) {
+            *t = p.wrapping_add(k0 * s);
+        }
+        // Pixel k0 on: the same pointers moved by k0 pixels (inside what the job names).
+        let group = Job {
+            taps,
+            n,
+            init: job.init.wrapping_add(k0 * job.init_stride),
+            out: job.out.wrapping_add(k0 * job.out_stride),
+            partial: job.partial.wrapping_add(k0 * job.oc),
+            ..*job
+        };
+        // SAFETY: the group's pixels are pixels k0..k0 + n of the job's.
+        unsafe { run_group::<E>(isa, &group) };
+        k0 += n;
+    }
+}
+
+/// Runs a job of at most NP pixels on `isa`.
 ///
 /// # Safety
 /// `job`'s contract (with `n` in 1..=NP); `isa` runs on this CPU.
-pub(crate) unsafe fn run<E: Elem>(isa: Isa, job: &Job<E, E::W, E::A>) {
+unsafe fn run_group<E: Elem>(isa: Isa, job: &Job<E, E::W, E::A>) {
     // SAFETY: forwarded; each function is called only for its instruction set.
     unsafe {
         match isa {

@@ -9,7 +9,8 @@
 //! f32 bits.
 
 use super::gemm_common::{self, Gemm};
-use super::{checks, OpDef, OpMem};
+use super::gemv;
+use super::{cast, cast_mut, checks, OpDef, OpMem};
 use crate::error::Error;
 use crate::nn::blob::OpView;
 
@@ -78,6 +79,9 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let ws_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
     let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
     let (out, ws) = mem.output_and_temp(out_t, ws_t)?;
+    if m == 1 && threads == 1 && one_row(&gemm, x, out, k, n, gemv::Path::Auto)? {
+        return Ok(());
+    }
     let esize = if float { 4 } else { 1 };
     let call = |p0: usize, rows: usize, y: &mut [u8], ws: &mut [u8]| {
         let a = x
@@ -96,6 +100,33 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         ws,
         &call,
     )
+}
+
+/// One input row through the one-row kernels (`gemv`); false when none applies (the
+/// caller runs the GEMM).
+fn one_row(
+    gemm: &Gemm,
+    x: &[u8],
+    out: &mut [u8],
+    k: usize,
+    n: usize,
+    path: gemv::Path,
+) -> Result<bool, Error> {
+    let short = || crate::nn::blob::blob_err("FULLY_CONNECTED: a tensor is smaller than m, k, n");
+    Ok(match gemm {
+        Gemm::I8 { w, rq, za, zb, .. } => {
+            let x = cast::<i8>(x).get(..k).ok_or_else(short)?;
+            let y = cast_mut::<i8>(out).get_mut(..n).ok_or_else(short)?;
+            gemv::qgemv(x, *za, w, *zb, rq, y, path)
+        }
+        Gemm::F32 {
+            w, bias, lo, hi, ..
+        } => {
+            let x = cast::<f32>(x).get(..k).ok_or_else(short)?;
+            let y = cast_mut::<f32>(out).get_mut(..n).ok_or_else(short)?;
+            gemv::sgemv(x, w, *bias, *lo, *hi, y)
+        }
+    })
 }
 
 #[cfg(feature = "alloc")]

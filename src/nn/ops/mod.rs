@@ -27,6 +27,7 @@ mod fixed_point;
 mod fully_connected;
 mod gather;
 mod gemm_common;
+mod gemv;
 mod hard_swish;
 mod logistic;
 mod mean;
@@ -269,7 +270,7 @@ impl<'a> OpMem<'a> {
     pub(crate) fn input(&self, t: usize) -> Result<&'a [u8], Error> {
         let info = self.info(t)?;
         match info.storage {
-            Storage::Constant => Ok(self.model.constant(t)),
+            Storage::Constant => Ok(self.model.constant_of(&info)),
             Storage::Arena => {
                 if info.offset + info.bytes > self.arena_len {
                     return Err(super::blob::blob_err("a tensor lies outside the arena"));

@@ -1,0 +1,745 @@
+//! The one-row product of FULLY_CONNECTED (m = 1): `y = stage(x·W)` for one input row, over
+//! the weights as the blob holds them, without the GEMM's packing of A, its workspace or
+//! its per-call planning. For one row each weight is used once, so the product is a
+//! stream over the weights with the sums in registers, and the output stage is fused.
+//!
+//! - int8, weights packed for the AVX-512 VNNI kernel (`QFormat::U8x4`, slivers of 32
+//!   columns, each k group of four a 128-byte block: column j's four bytes at 4j): the four
+//!   bytes of a group of x, made unsigned by flipping their sign bits (x' = x + 128), are
+//!   broadcast and `vpdpbusd` adds `x'·w` for 16 columns per instruction. Then
+//!   `Σ(x − z_x)(w − z_w) = Σx'w − (z_x + 128)·Σw − z_w·Σ(x − z_x)` (the packed column sums
+//!   give Σw), plus the bias, then TFLite's `MultiplyByQuantizedMultiplier` (the crate's
+//!   vector form), zero point, clamp. All in wrapping i32, as the reference's sums.
+//! - int8, weights packed for the AVX2 kernel (`QFormat::I16x2`, slivers of 16 columns,
+//!   k in pairs of i16): the pair of x broadcast, `vpmaddwd` (exact), the same terms.
+//! - int8, portable k×n weights (what a portable blob holds): 32 columns at a time in i32
+//!   arrays (LLVM vectorizes them for the build's baseline), the same arithmetic; not on
+//!   x86-64, where the GEMM (packing the weights per call) is faster for these blobs.
+//! - f32, k×n weights, AVX-512: up to 128 columns at a time in eight registers, each
+//!   column's sum in k order (`fma`, as the GEMM's one-row path), then bias and clamp.
+//!
+//! Other cases (another packing, such as the Arm kernels'; no AVX-512 for f32) return
+//! `false`: the caller runs the GEMM.
+
+use super::gemm_common::QWeights;
+use crate::quant::{Requantize, Scale};
+use crate::reference::multiply_by_quantized_multiplier;
+
+/// The int8 output stage of one call, as the kernels read it.
+#[derive(Clone, Copy)]
+struct Stage<'a> {
+    bias: Option<&'a [i32]>,
+    /// One entry (per tensor) or n.
+    mults: &'a [i32],
+    shifts: &'a [i32],
+    /// Added to every sum: `−z_w·Σ(x − z_x)` (0 when z_w = 0).
+    row: i32,
+    zo: i32,
+    lo: i32,
+    hi: i32,
+}
+
+impl Stage<'_> {
+    /// (multiplier, shift) of column j.
+    #[inline(always)]
+    fn scale(&self, j: usize) -> (i32, i32) {
+        let i = if self.mults.len() == 1 { 0 } else { j };
+        (self.mults[i], self.shifts[i])
+    }
+
+    /// The output byte of column j's sum `v` (bias and row term not yet added).
+    #[inline(always)]
+    fn one(&self, v: i32, j: usize) -> i8 {
+        let v = v
+            .wrapping_add(self.bias.map_or(0, |b| b[j]))
+            .wrapping_add(self.row);
+        let (m, s) = self.scale(j);
+        multiply_by_quantized_multiplier(v, m, s)
+            .wrapping_add(self.zo)
+            .clamp(self.lo, self.hi) as i8
+    }
+}
+
+/// Which int8 kernel runs (`Auto`: the best that applies; `Portable` only for tests).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Path {
+    Auto,
+    /// The portable kernel for k×n weights on any target (tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Portable,
+}
+
+/// int8 `y = stage(x·W)` for one row: x has k values, y n; `w` k×n. Returns false (having
+/// written nothing) when no one-row kernel applies to these weights on this CPU.
+///
+/// The operator's `check` validated what this relies on: k×n weights (or a packed operand of
+/// that shape), bias and per-channel scales of n entries, shifts in −31..=30.
+pub(crate) fn qgemv(
+    x: &[i8],
+    za: i32,
+    w: &QWeights,
+    zb: i32,
+    rq: &Requantize,
+    y: &mut [i8],
+    path: Path,
+) -> bool {
+    let (mults, shifts) = match &rq.scale {
+        Scale::PerTensor { multiplier, shift } => (
+            core::slice::from_ref(multiplier),
+            core::slice::from_ref(shift),
+        ),
+        Scale::PerChannel {
+            multipliers,
+            shifts,
+        } => (*multipliers, *shifts),
+    };
+    let n = y.len();
+    let k = x.len();
+    if (mults.len() != 1 && mults.len() < n)
+        || shifts.len() != mults.len()
+        || mults.is_empty()
+        || rq.bias.is_some_and(|b| b.len() < n)
+    {
+        return false;
+    }
+    let row = if zb == 0 {
+        0
+    } else {
+        let sx = x
+            .iter()
+            .fold(0i32, |s, &v| s.wrapping_add(i32::from(v) - za));
+        sx.wrapping_mul(zb).wrapping_neg()
+    };
+    let st = Stage {
+        bias: rq.bias,
+        mults,
+        shifts,
+        row,
+        zo: rq.output_zero_point,
+        lo: rq.clamp_min.max(-128),
+        hi: rq.clamp_max.min(127),
+    };
+    match w {
+        QWeights::View(w) => {
+            // On x86-64 the GEMM's own packing and vector kernels beat this loop (measured:
+            // the autoencoder's portable blob, 34 against 40 µs): it runs only when forced.
+            if w.len() < k * n || (cfg!(target_arch = "x86_64") && path == Path::Auto) {
+                return false;
+            }
+            portable(x, za, w, &st, y);
+            true
+        }
+        QWeights::Packed(p) if path == Path::Auto => packed(x, za, p, &st, y),
+        _ => false,
+    }
+}
+
+/// The kernels over packed weights: the one for their packing, if this CPU runs it.
+#[allow(unused_variables)] // on targets without such a kernel
+fn packed(x: &[i8], za: i32, p: &crate::quant::PackedQBRef, st: &Stage, y: &mut [i8]) -> bool {
+    let (k, n) = (x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::arch::{cpu_info, Features};
+        use crate::kernels::int8::QFormat;
+        let ker = p.kernel();
+        let (data, colsum) = p.parts();
+        if p.rows() != k || p.cols() != n || colsum.len() != n {
+            return false;
+        }
+        #[cfg(edgemm_avx512_intrinsics)]
+        {
+            let vnni = Features::AVX512F
+                .with(Features::AVX512BW)
+                .with(Features::AVX512VNNI);
+            if ker.format == QFormat::U8x4
+                && ker.nr == 32
+                && data.len() >= n.div_ceil(32) * 128 * k.div_ceil(4)
+                && cpu_info().features.contains(vnni)
+            {
+                // SAFETY: the CPU has AVX-512F/BW/VNNI (checked); `data` holds the
+                // ceil(n/32) slivers of ceil(k/4) 128-byte blocks (checked), `colsum` n
+                // sums, the stage's arrays n entries or one (checked by the caller).
+                unsafe { vnni::run(x, za, data.as_ptr(), colsum, st, y) };
+                return true;
+            }
+        }
+        if ker.format == QFormat::I16x2
+            && ker.nr == 16
+            && data.len() >= n.div_ceil(16) * 64 * k.div_ceil(2)
+            && cpu_info().features.contains(Features::AVX2)
+        {
+            // SAFETY: the CPU has AVX2 (checked); `data` holds the ceil(n/16) slivers of
+            // ceil(k/2) 64-byte blocks (checked), `colsum` n sums, the stage's arrays n
+            // entries or one (checked by the caller).
+            unsafe { avx2::run(x, za, data.as_ptr(), colsum, st, y) };
+            return true;
+        }
+    }
+    false
+}
+
+/// The portable int8 kernel over k×n weights (any z_w: the stage's row term).
+fn portable(x: &[i8], za: i32, w: &[i8], st: &Stage, y: &mut [i8]) {
+    const B: usize = 32;
+    let n = y.len();
+    for (c, yb) in y.chunks_mut(B).enumerate() {
+        let j0 = c * B;
+        let cols = yb.len();
+        let mut acc = [0i32; B];
+        for (p, &xv) in x.iter().enumerate() {
+            let xv = i32::from(xv) - za;
+            let row = &w[p * n + j0..p * n + j0 + cols];
+            for (a, &b) in acc.iter_mut().zip(row) {
+                *a = a.wrapping_add(xv * i32::from(b));
+            }
+        }
+        for (j, (o, &v)) in yb.iter_mut().zip(&acc).enumerate() {
+            *o = st.one(v, j0 + j);
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
+mod vnni {
+    use super::Stage;
+    use crate::quant::requant::x86_512::{consts, mbqm};
+    use core::arch::x86_64::*;
+
+    /// Slivers (of 32 columns) summed at once: 8 accumulators, 8 independent chains.
+    const SB: usize = 4;
+
+    /// # Safety
+    /// AVX-512F/BW/VNNI; `data` holds ceil(n/32) slivers of ceil(k/4) 128-byte blocks
+    /// (k = x.len(), n = y.len()); `colsum` n values; the stage's arrays n entries or one.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn run(
+        x: &[i8],
+        za: i32,
+        data: *const u8,
+        colsum: &[i32],
+        st: &Stage,
+        y: &mut [i8],
+    ) {
+        let n = y.len();
+        let slivers = n.div_ceil(32);
+        let mut s0 = 0;
+        while s0 < slivers {
+            let ns = (slivers - s0).min(SB);
+            // SAFETY: forwarded; slivers s0..s0+ns exist.
+            unsafe {
+                match ns {
+                    1 => block::<1>(x, za, data, colsum, st, y, s0),
+                    2 => block::<2>(x, za, data, colsum, st, y, s0),
+                    3 => block::<3>(x, za, data, colsum, st, y, s0),
+                    _ => block::<SB>(x, za, data, colsum, st, y, s0),
+                }
+            }
+            s0 += ns;
+        }
+    }
+
+    /// Slivers `s0..s0 + NS`: their sums over all of k, then the output stage.
+    ///
+    /// # Safety
+    /// As [`run`]; slivers `s0..s0 + NS` exist.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn block<const NS: usize>(
+        x: &[i8],
+        za: i32,
+        data: *const u8,
+        colsum: &[i32],
+        st: &Stage,
+        y: &mut [i8],
+        s0: usize,
+    ) {
+        let (k, n) = (x.len(), y.len());
+        let groups = k.div_ceil(4);
+        let sliver = 128 * groups;
+        let flip = 0x8080_8080u32;
+        let mut acc = [[_mm512_setzero_si512(); 2]; NS];
+        // SAFETY (loads): sliver s0 + s, block q lies inside `data` (caller).
+        let base = unsafe { data.add(s0 * sliver) };
+        let whole = k / 4;
+        let mut step = |q: usize, xq: u32| {
+            let a = _mm512_set1_epi32((xq ^ flip) as i32);
+            for (s, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: see above.
+                unsafe {
+                    let p = base.add(s * sliver + 128 * q);
+                    acc[0] = _mm512_dpbusd_epi32(acc[0], a, _mm512_loadu_si512(p as *const _));
+                    acc[1] =
+                        _mm512_dpbusd_epi32(acc[1], a, _mm512_loadu_si512(p.add(64) as *const _));
+                }
+            }
+        };
+        for q in 0..whole {
+            let g = [x[4 * q], x[4 * q + 1], x[4 * q + 2], x[4 * q + 3]];
+            step(q, u32::from_le_bytes(g.map(|v| v as u8)));
+        }
+        if whole < groups {
+            // The last group's bytes past k: any value (their weights are zero), here x' = 0.
+            let mut g = [0x80u8; 4];
+            for (t, v) in g.iter_mut().enumerate() {
+                if let Some(&b) = x.get(4 * whole + t) {
+                    *v = b as u8;
+                }
+            }
+            step(whole, u32::from_le_bytes(g));
+        }
+        let za2 = _mm512_set1_epi32(za + 128);
+        let row = _mm512_set1_epi32(st.row);
+        let (zo, lo, hi) = (
+            _mm512_set1_epi32(st.zo),
+            _mm512_set1_epi32(st.lo),
+            _mm512_set1_epi32(st.hi),
+        );
+        let per_tensor = st.mults.len() == 1;
+        let c_tensor = consts(
+            _mm512_set1_epi32(st.mults[0]),
+            _mm512_set1_epi32(st.shifts[0]),
+        );
+        for (s, acc) in acc.iter().enumerate() {
+            for (h, &v) in acc.iter().enumerate() {
+                let j0 = (s0 + s) * 32 + 16 * h;
+                if j0 >= n {
+                    break;
+                }
+                let cols = (n - j0).min(16);
+                let m: __mmask16 = if cols == 16 { !0 } else { (1 << cols) - 1 };
+                // SAFETY: masked to columns j0..j0+cols < n of arrays with n entries.
+                unsafe {
+                    let load = |p: *const i32| _mm512_maskz_loadu_epi32(m, p);
+                    let mut v =
+                        _mm512_sub_epi32(v, _mm512_mullo_epi32(load(colsum.as_ptr().add(j0)), za2));
+                    v = _mm512_add_epi32(v, row);
+                    if let Some(b) = st.bias {
+                        v = _mm512_add_epi32(v, load(b.as_ptr().add(j0)));
+                    }
+                    let c = if per_tensor {
+                        c_tensor
+                    } else {
+                        consts(
+                            load(st.mults.as_ptr().add(j0)),
+                            load(st.shifts.as_ptr().add(j0)),
+                        )
+                    };
+                    // The left shift is applied always: by 0 it changes nothing.
+                    let r = _mm512_add_epi32(mbqm(v, &c, true), zo);
+                    let r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
+                    _mm512_mask_cvtepi32_storeu_epi8(y.as_mut_ptr().add(j0), m, r);
+                }
+            }
+        }
+    }
+}
+
+/// The int8 kernel over weights packed for the AVX2 kernel (`QFormat::I16x2`, slivers of
+/// 16 columns, each k group of two a 64-byte block: column j's two i16 at 4j): the group's
+/// two inputs as an i16 pair are broadcast and `vpmaddwd` adds both products of 8 columns
+/// exactly; `Σ(x − z_x)(w − z_w) = Σxw − z_x·Σw − z_w·Σ(x − z_x)`.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Stage;
+    use crate::quant::requant::x86::mbqm;
+    use core::arch::x86_64::*;
+
+    /// Slivers (of 16 columns) summed at once: 8 accumulators.
+    const SB: usize = 4;
+
+    /// # Safety
+    /// AVX2; `data` holds ceil(n/16) slivers of ceil(k/2) 64-byte blocks (k = x.len(),
+    /// n = y.len()); `colsum` n values; the stage's arrays n entries or one.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn run(
+        x: &[i8],
+        za: i32,
+        data: *const u8,
+        colsum: &[i32],
+        st: &Stage,
+        y: &mut [i8],
+    ) {
+        let n = y.len();
+        let slivers = n.div_ceil(16);
+        let mut s0 = 0;
+        while s0 < slivers {
+            let ns = (slivers - s0).min(SB);
+            // SAFETY: forwarded; slivers s0..s0+ns exist.
+            unsafe {
+                match ns {
+                    1 => block::<1>(x, za, data, colsum, st, y, s0),
+                    2 => block::<2>(x, za, data, colsum, st, y, s0),
+                    3 => block::<3>(x, za, data, colsum, st, y, s0),
+                    _ => block::<SB>(x, za, data, colsum, st, y, s0),
+                }
+            }
+            s0 += ns;
+        }
+    }
+
+    /// Slivers `s0..s0 + NS`: their sums over all of k, then the output stage.
+    ///
+    /// # Safety
+    /// As [`run`]; slivers `s0..s0 + NS` exist.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn block<const NS: usize>(
+        x: &[i8],
+        za: i32,
+        data: *const u8,
+        colsum: &[i32],
+        st: &Stage,
+        y: &mut [i8],
+        s0: usize,
+    ) {
+        let (k, n) = (x.len(), y.len());
+        let groups = k.div_ceil(2);
+        let sliver = 64 * groups;
+        let mut acc = [[_mm256_setzero_si256(); 2]; NS];
+        // SAFETY (loads): sliver s0 + s, block q lies inside `data` (caller).
+        let base = unsafe { data.add(s0 * sliver) };
+        for q in 0..groups {
+            // The group's inputs as an i16 pair (0 past k: its weights are zero too).
+            let lo = i32::from(x[2 * q]) & 0xFFFF;
+            let hi = x.get(2 * q + 1).map_or(0, |&v| i32::from(v) << 16);
+            let a = _mm256_set1_epi32(lo | hi);
+            for (s, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: see above.
+                unsafe {
+                    let p = base.add(s * sliver + 64 * q);
+                    let w0 = _mm256_loadu_si256(p as *const __m256i);
+                    let w1 = _mm256_loadu_si256(p.add(32) as *const __m256i);
+                    acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(a, w0));
+                    acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(a, w1));
+                }
+            }
+        }
+        let zav = _mm256_set1_epi32(za);
+        let row = _mm256_set1_epi32(st.row);
+        let (zo, lo, hi) = (
+            _mm256_set1_epi32(st.zo),
+            _mm256_set1_epi32(st.lo),
+            _mm256_set1_epi32(st.hi),
+        );
+        let per_tensor = st.mults.len() == 1;
+        for (s, acc) in acc.iter().enumerate() {
+            for (h, &v) in acc.iter().enumerate() {
+                let j0 = (s0 + s) * 16 + 8 * h;
+                if j0 >= n {
+                    break;
+                }
+                let cols = (n - j0).min(8);
+                // Eight lanes of a per-column array from column j0 (zeros past n), or its
+                // one value.
+                let lanes = |a: &[i32], one: bool| {
+                    let mut l = [0i32; 8];
+                    for (c, v) in l.iter_mut().enumerate().take(cols) {
+                        *v = if one { a[0] } else { a[j0 + c] };
+                    }
+                    // SAFETY: eight readable i32.
+                    unsafe { _mm256_loadu_si256(l.as_ptr() as *const __m256i) }
+                };
+                let mut v = _mm256_sub_epi32(v, _mm256_mullo_epi32(lanes(colsum, false), zav));
+                v = _mm256_add_epi32(v, row);
+                if let Some(b) = st.bias {
+                    v = _mm256_add_epi32(v, lanes(b, false));
+                }
+                let (m, sh) = (lanes(st.mults, per_tensor), lanes(st.shifts, per_tensor));
+                // SAFETY: AVX2 (this function's); the left shift by 0 changes nothing.
+                let r = unsafe { mbqm(v, m, sh, true) };
+                let r = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(r, zo), lo), hi);
+                // In the byte range already: the packs keep the values, in order.
+                let h16 =
+                    _mm_packs_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256::<1>(r));
+                let mut bytes = [0i8; 16];
+                // SAFETY: sixteen writable bytes.
+                unsafe {
+                    _mm_storeu_si128(
+                        bytes.as_mut_ptr() as *mut __m128i,
+                        _mm_packs_epi16(h16, h16),
+                    )
+                };
+                y[j0..j0 + cols].copy_from_slice(&bytes[..cols]);
+            }
+        }
+    }
+}
+
+/// Weights (f32 values) above which [`sgemv`] leaves the product to the GEMM's one-row
+/// path: it reads W in column blocks (rows of 128 columns, n apart), which suits weights
+/// in L2; larger ones stream from memory faster row by row.
+const SGEMV_MAX_WEIGHTS: usize = 1 << 17;
+
+/// f32 `y = clamp(x·W + bias)` for one row, W k×n row-major. Returns false (having written
+/// nothing) without AVX-512 or for weights over [`SGEMV_MAX_WEIGHTS`] (the caller runs the
+/// GEMM's one-row path, which sums each column in the same order).
+pub(crate) fn sgemv(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    lo: f32,
+    hi: f32,
+    y: &mut [f32],
+) -> bool {
+    let (k, n) = (x.len(), y.len());
+    if w.len() < k * n || k * n > SGEMV_MAX_WEIGHTS || bias.is_some_and(|b| b.len() < n) {
+        return false;
+    }
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    {
+        use crate::arch::{cpu_info, Features};
+        if cpu_info().features.contains(Features::AVX512F) {
+            // SAFETY: AVX-512F (checked); W has k×n values, the bias n (checked).
+            unsafe { f512::run(x, w, bias, lo, hi, y) };
+            return true;
+        }
+    }
+    let _ = (lo, hi);
+    false
+}
+
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
+mod f512 {
+    use core::arch::x86_64::*;
+
+    /// # Safety
+    /// AVX-512F; `w` has x.len()·y.len() values, `bias` (if any) y.len().
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn run(
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        lo: f32,
+        hi: f32,
+        y: &mut [f32],
+    ) {
+        let n = y.len();
+        let mut j0 = 0;
+        while j0 < n {
+            let nv = (n - j0).div_ceil(16).min(8);
+            // SAFETY: forwarded; columns j0.. exist.
+            unsafe {
+                match nv {
+                    1 => block::<1>(x, w, bias, lo, hi, y, j0),
+                    2 => block::<2>(x, w, bias, lo, hi, y, j0),
+                    3 => block::<3>(x, w, bias, lo, hi, y, j0),
+                    4 => block::<4>(x, w, bias, lo, hi, y, j0),
+                    5 => block::<5>(x, w, bias, lo, hi, y, j0),
+                    6 => block::<6>(x, w, bias, lo, hi, y, j0),
+                    7 => block::<7>(x, w, bias, lo, hi, y, j0),
+                    _ => block::<8>(x, w, bias, lo, hi, y, j0),
+                }
+            }
+            j0 += 16 * nv;
+        }
+    }
+
+    /// Columns `j0..` in `NV` vectors (the last one masked at n).
+    ///
+    /// # Safety
+    /// As [`run`]; j0 < n.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block<const NV: usize>(
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        lo: f32,
+        hi: f32,
+        y: &mut [f32],
+        j0: usize,
+    ) {
+        let n = y.len();
+        let mask = |v: usize| -> __mmask16 {
+            let cols = n.saturating_sub(j0 + 16 * v).min(16);
+            if cols == 16 {
+                !0
+            } else {
+                (1 << cols) - 1
+            }
+        };
+        let masks: [__mmask16; NV] = core::array::from_fn(mask);
+        let mut acc = [_mm512_setzero_ps(); NV];
+        for (p, &xv) in x.iter().enumerate() {
+            let xb = _mm512_set1_ps(xv);
+            // SAFETY: row p, columns j0.. masked to < n: inside W.
+            let row = unsafe { w.as_ptr().add(p * n + j0) };
+            for (v, a) in acc.iter_mut().enumerate() {
+                // SAFETY: see above.
+                let wv = unsafe { _mm512_maskz_loadu_ps(masks[v], row.add(16 * v)) };
+                *a = _mm512_fmadd_ps(xb, wv, *a);
+            }
+        }
+        let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        for (v, &a) in acc.iter().enumerate() {
+            let j = j0 + 16 * v;
+            // SAFETY: masked to columns < n of the bias and of y.
+            unsafe {
+                let s = match bias {
+                    Some(b) => _mm512_add_ps(a, _mm512_maskz_loadu_ps(masks[v], b.as_ptr().add(j))),
+                    None => a,
+                };
+                // max/min return their second operand when either is NaN: the value goes
+                // second, so NaN passes through as with TFLite's min/max.
+                let s = _mm512_min_ps(hi, _mm512_max_ps(lo, s));
+                _mm512_mask_storeu_ps(y.as_mut_ptr().add(j), masks[v], s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{qgemv, sgemv, Path};
+    use crate::nn::ops::gemm_common::QWeights;
+    use crate::quant::{qgemm_packed_b_size, PackedQBRef, Requantize, Scale};
+    use crate::reference::multiply_by_quantized_multiplier;
+    use crate::MatRef;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn range(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + (self.next() % (hi - lo + 1) as u64) as i64
+        }
+    }
+
+    /// Every int8 path (the portable one forced, and the packed VNNI one where this CPU has
+    /// it) gives the reference's bytes: Σ(x − z_x)(w − z_w) + bias, then TFLite's
+    /// requantization, zero point, clamp; per tensor and per channel, odd k and n.
+    #[test]
+    fn int8_paths_equal_the_reference() {
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..60 {
+            let k = r.range(1, 300) as usize;
+            let n = r.range(1, 200) as usize;
+            let x: Vec<i8> = (0..k).map(|_| r.next() as i8).collect();
+            let w: Vec<i8> = (0..k * n).map(|_| r.next() as i8).collect();
+            let za = r.range(-128, 127) as i32;
+            let zb = if case % 3 == 0 {
+                r.range(-20, 20) as i32
+            } else {
+                0
+            };
+            let bias: Vec<i32> = (0..n).map(|_| r.range(-50_000, 50_000) as i32).collect();
+            let per_channel = case % 2 == 0;
+            let c = if per_channel { n } else { 1 };
+            let mults: Vec<i32> = (0..c)
+                .map(|_| r.range(1 << 30, i32::MAX as i64) as i32)
+                .collect();
+            let shifts: Vec<i32> = (0..c).map(|_| r.range(-14, 1) as i32).collect();
+            let scale = if per_channel {
+                Scale::PerChannel {
+                    multipliers: &mults,
+                    shifts: &shifts,
+                }
+            } else {
+                Scale::PerTensor {
+                    multiplier: mults[0],
+                    shift: shifts[0],
+                }
+            };
+            let (zo, lo, hi) = (r.range(-128, 127) as i32, r.range(-128, -100) as i32, 127);
+            let mut rq = Requantize::new(scale, zo).with_clamp(lo, hi);
+            if case % 5 != 0 {
+                rq = rq.with_bias(&bias);
+            }
+            let want: Vec<i8> = (0..n)
+                .map(|j| {
+                    let mut s = rq.bias.map_or(0, |b| b[j]);
+                    for p in 0..k {
+                        s = s.wrapping_add((i32::from(x[p]) - za) * (i32::from(w[p * n + j]) - zb));
+                    }
+                    let (m, sh) = (mults[j % c], shifts[j % c]);
+                    multiply_by_quantized_multiplier(s, m, sh)
+                        .wrapping_add(zo)
+                        .clamp(lo, hi) as i8
+                })
+                .collect();
+            let mut y = vec![0i8; n];
+            assert!(qgemv(
+                &x,
+                za,
+                &QWeights::View(&w),
+                zb,
+                &rq,
+                &mut y,
+                Path::Portable
+            ));
+            assert_eq!(y, want, "portable, case {case} (k {k}, n {n})");
+            let mut buf = vec![0u8; qgemm_packed_b_size(k, n)];
+            let packed = PackedQBRef::pack(MatRef::row_major(&w, k, n).unwrap(), &mut buf).unwrap();
+            let mut y = vec![0i8; n];
+            if qgemv(
+                &x,
+                za,
+                &QWeights::Packed(packed),
+                zb,
+                &rq,
+                &mut y,
+                Path::Auto,
+            ) {
+                assert_eq!(
+                    y,
+                    want,
+                    "packed {}, case {case} (k {k}, n {n})",
+                    packed.kernel_name()
+                );
+            }
+            // The AVX2 kernel's packing, where this CPU runs it.
+            if let Ok(ker) = crate::Kernel::by_name("qgemm_i16_avx2_6x16") {
+                let mut buf = vec![0u8; qgemm_packed_b_size(k, n)];
+                let w_kn = MatRef::row_major(&w, k, n).unwrap();
+                let packed = PackedQBRef::pack_with_kernel(&ker, w_kn, &mut buf).unwrap();
+                let mut y = vec![0i8; n];
+                let ok = qgemv(
+                    &x,
+                    za,
+                    &QWeights::Packed(packed),
+                    zb,
+                    &rq,
+                    &mut y,
+                    Path::Auto,
+                );
+                assert!(ok, "the AVX2 packing has a one-row kernel");
+                assert_eq!(y, want, "packed {}, case {case}", packed.kernel_name());
+            }
+        }
+    }
+
+    /// The f32 path (where this CPU has it) against a plain loop in the same order.
+    #[test]
+    fn f32_path_equals_a_plain_loop() {
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..30 {
+            let k = r.range(1, 300) as usize;
+            let n = r.range(1, 300) as usize;
+            let f = |r: &mut Rng| r.range(-1000, 1000) as f32 / 512.0;
+            let x: Vec<f32> = (0..k).map(|_| f(&mut r)).collect();
+            let w: Vec<f32> = (0..k * n).map(|_| f(&mut r)).collect();
+            let bias: Vec<f32> = (0..n).map(|_| f(&mut r)).collect();
+            let mut y = vec![0f32; n];
+            if !sgemv(&x, &w, Some(&bias), -1.5, 6.0, &mut y) {
+                return;
+            }
+            for j in 0..n {
+                let mut s = 0f32;
+                for p in 0..k {
+                    s = x[p].mul_add(w[p * n + j], s);
+                }
+                let want = (s + bias[j]).clamp(-1.5, 6.0);
+                assert_eq!(y[j], want, "k {k}, n {n}, column {j}");
+            }
+        }
+    }
+}
