@@ -392,6 +392,7 @@ impl<'a> PackedQBRef<'a> {
 
     /// The packed data (one k chunk, NR-column slivers, see the module docs) and the n
     /// column sums: what a kernel outside the driver (the runtime's one-row path) reads.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 has such kernels
     pub(crate) fn parts(&self) -> (&'a [u8], &'a [i32]) {
         let QbSource::Packed { colsum, .. } = self.source() else {
             return (&[], &[]);
