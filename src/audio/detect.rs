@@ -68,13 +68,14 @@ pub struct DetectorConfig {
 }
 
 impl Default for DetectorConfig {
-    /// 500 ms window, 3 results, threshold 0.6, 1 s suppression, 2 background classes.
+    /// 500 ms window, 3 results, threshold 0.6, 1.5 s suppression (a word stays in the
+    /// one-second window for about a second), 2 background classes.
     fn default() -> Self {
         DetectorConfig {
             window_ms: 500,
             min_count: 3,
             threshold: 0.6,
-            suppression_ms: 1000,
+            suppression_ms: 1500,
             background: 2,
         }
     }
