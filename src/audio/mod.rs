@@ -7,9 +7,13 @@
 //! - [`Wav::parse`]: a `no_std` reader of RIFF/WAVE bytes (in flash or in memory), and
 //!   [`Wav::pcm16_mono_16k`] for the one format the firmware takes; anything else is an
 //!   [`AudioError`] that says what the file is.
+//! - [`FeatureWindow`], [`Detector`]: the last second of MFCCs as a model's input, and
+//!   keyword decisions over successive model scores (averaged, thresholded, suppressed after a
+//!   detection; TFLite Micro's micro_speech style).
 //! - `load_wav` (feature `alloc`): any PCM integer (8/16/24/32-bit) or 32-bit float WAV, any
 //!   channel count (averaged) and sample rate (windowed-sinc resampling) → 16 kHz mono f32.
 
+mod detect;
 mod error;
 mod fft;
 mod frontend;
@@ -19,6 +23,7 @@ mod resample;
 mod tables;
 mod wav;
 
+pub use detect::{Detection, Detector, DetectorConfig, FeatureWindow, WINDOW_FLOATS};
 pub use error::AudioError;
 pub use frontend::{
     frame_count, mfcc, mfcc_frame, Frontend, Sample, FFT_LEN, FRAMES_PER_SECOND, FRAME_LEN, HOP,

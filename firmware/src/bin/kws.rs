@@ -1,0 +1,215 @@
+//! Keyword spotting on the (emulated) Cortex-M4F, end to end: the committed test WAVs of
+//! `tests/kws/` in flash → `edgemm::audio`'s streaming frontend (i16 samples, f32 on the FPU)
+//! → features quantized straight into the model's int8 input in the arena → the keyword
+//! model → the keyword, printed over semihosting. Built and run by scripts/kws-cortex-m4.sh,
+//! which converts `tests/kws/kws_int8.tflite` with `edgemm convert --target cortex-m4 --rust`
+//! (build.rs includes the Rust source it wrote, `EDGEMM_FW_MODEL_RS`, as for bench_model.rs)
+//! and compares every line with the host's (`examples/kws.rs --raw`).
+//!
+//! Per clip it prints `file=<name> keyword=<label> score=<s> output=<hex of the int8
+//! scores>`, and marks two instruction-count regions (`bench_begin`/`bench_end`): the
+//! frontend (one second of samples → 49 frames of MFCCs → int8 input), then the network.
+//! At the end: `ram frontend_bytes=<N> arena_bytes=<N> stack_bytes=<N>`. edgemm is built
+//! without `alloc`; no heap is used.
+#![no_std]
+#![no_main]
+
+#[path = "../support.rs"]
+mod support;
+
+#[allow(dead_code)]
+mod model {
+    include!(concat!(env!("OUT_DIR"), "/bench_model.rs"));
+}
+
+use core::cell::UnsafeCell;
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
+use edgemm::audio::{Frontend, Wav, HOP, NUM_MFCCS, SAMPLE_RATE};
+use edgemm::nn::{Model, Session};
+use model::{ARENA_SIZE, BLOB, OPERATORS};
+
+/// The clips (16 kHz mono 16-bit, one second each), in flash.
+const CLIPS: [(&str, &[u8]); 7] = [
+    ("yes.wav", include_bytes!("../../../tests/kws/yes.wav")),
+    ("no.wav", include_bytes!("../../../tests/kws/no.wav")),
+    ("left.wav", include_bytes!("../../../tests/kws/left.wav")),
+    ("stop.wav", include_bytes!("../../../tests/kws/stop.wav")),
+    ("go.wav", include_bytes!("../../../tests/kws/go.wav")),
+    ("silence.wav", include_bytes!("../../../tests/kws/silence.wav")),
+    ("unknown.wav", include_bytes!("../../../tests/kws/unknown.wav")),
+];
+
+/// The model's classes, in its output order.
+const LABELS: [&str; 12] = [
+    "silence", "unknown", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+];
+
+/// Start of a measured region (the plugin's `begin=` address).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_begin() {
+    // SAFETY: a volatile write to a static only these two functions use.
+    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 1) };
+}
+
+/// End of a measured region (the plugin's `end=` address).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_end() {
+    // SAFETY: as in bench_begin.
+    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 2) };
+}
+
+static mut MARK: u32 = 0;
+
+#[repr(C, align(16))]
+struct Arena(UnsafeCell<[u8; ARENA_SIZE]>);
+
+// SAFETY: one core; `main` borrows it once.
+unsafe impl Sync for Arena {}
+
+static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
+
+const PAINT: u32 = 0x5AA5_C33C;
+
+extern "C" {
+    /// Bottom of the stack region (cortex-m-rt: the end of .bss and .uninit).
+    static _stack_end: u32;
+    /// Top of the stack (cortex-m-rt).
+    static _stack_start: u32;
+}
+
+/// Paints the free stack below the current frame (less a margin for this function's own).
+#[inline(never)]
+fn paint_stack() {
+    let sp: usize;
+    // SAFETY: reads the stack pointer.
+    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
+    let mut p = core::ptr::addr_of!(_stack_end) as usize;
+    while p + 256 < sp {
+        // SAFETY: between the end of the statics and the live stack (less 256 bytes): memory
+        // nothing uses now.
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// Bytes of stack ever used: from the top down to the lowest word no longer painted.
+fn stack_high_water() -> usize {
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut p = core::ptr::addr_of!(_stack_end) as usize;
+    // SAFETY: reading words of the stack region.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    top - p
+}
+
+fn fail(what: &str, e: impl core::fmt::Display) -> ! {
+    hprintln!("FAILED: {}: {}", what, e);
+    support::exit(false)
+}
+
+/// TFLite's input quantization as the host's `Runner::set_input_f32` does it:
+/// `round_half_away(v / scale) + zero_point`, saturated to i8.
+fn quantize(v: f32, scale: f32, zero_point: i32) -> i8 {
+    let x = (v / scale).clamp(-1024.0, 1024.0);
+    // Exact: |x| ≤ 1024, so x − trunc(x) is computed without rounding.
+    let t = x as i32;
+    let frac = x - t as f32;
+    let r = if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    };
+    (r + zero_point).clamp(-128, 127) as i8
+}
+
+/// One second of the clip (zero-padded) through the frontend into the int8 input.
+fn features(bytes: &[u8], input: &mut [u8], (scale, zp): (f32, i32)) {
+    let wav = Wav::parse(bytes).unwrap_or_else(|e| fail("wav", e));
+    let pcm = wav.pcm16_mono_16k().unwrap_or_else(|e| fail("wav", e));
+    let mut samples = pcm.iter().chain(core::iter::repeat(0)).take(SAMPLE_RATE as usize);
+    let mut frontend = Frontend::<i16>::new();
+    let mut hop = [0i16; HOP];
+    let mut rows = input.chunks_exact_mut(NUM_MFCCS);
+    for _ in 0..SAMPLE_RATE as usize / HOP {
+        for (h, s) in hop.iter_mut().zip(&mut samples) {
+            *h = s;
+        }
+        // The first hop completes no frame; each later one completes the next row.
+        if let Some(frame) = frontend.push_hop(&hop) {
+            if let Some(row) = rows.next() {
+                for (q, &v) in row.iter_mut().zip(&frame) {
+                    *q = quantize(v, scale, zp) as u8;
+                }
+            }
+        }
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let model =
+        Model::from_bytes_with::<OPERATORS>(&BLOB.0[..]).unwrap_or_else(|e| fail("load", e));
+    if model.num_inputs() != 1 || model.num_outputs() != 1 {
+        fail("model", "not a keyword model (one input, one output)");
+    }
+    let quant = |t: Option<usize>| {
+        t.and_then(|t| model.tensor(t))
+            .and_then(|t| t.quant)
+            .unwrap_or_else(|| fail("model", "input and output must be int8"))
+    };
+    let (in_q, (out_scale, out_zp)) = (quant(model.input(0)), quant(model.output(0)));
+    // SAFETY: the only borrow of the arena.
+    let arena = unsafe { &mut *ARENA.0.get() };
+    let mut s = Session::new(model, arena).unwrap_or_else(|e| fail("session", e));
+    paint_stack();
+    for (name, bytes) in CLIPS {
+        let input = s.input_mut(0).unwrap_or_else(|e| fail("input", e));
+        if input.len() != 49 * NUM_MFCCS {
+            fail("model", "the input is not 49 x 10");
+        }
+        bench_begin();
+        features(bytes, input, in_q);
+        bench_end();
+        bench_begin();
+        let r = s.run_with::<OPERATORS>();
+        bench_end();
+        r.unwrap_or_else(|e| fail("run", e));
+        let out = s.output(0).unwrap_or_else(|e| fail("output", e));
+        if out.len() != LABELS.len() {
+            fail("model", "not 12 classes");
+        }
+        let mut best = 0;
+        for (i, &q) in out.iter().enumerate() {
+            if (q as i8) > (out[best] as i8) {
+                best = i;
+            }
+        }
+        let score = (out[best] as i8 as i32 - out_zp) as f32 * out_scale;
+        let mut hex = [0u8; 24];
+        for (k, &b) in out.iter().enumerate() {
+            hex[2 * k] = b"0123456789abcdef"[(b >> 4) as usize];
+            hex[2 * k + 1] = b"0123456789abcdef"[(b & 15) as usize];
+        }
+        hprintln!(
+            "file={} keyword={} score={:.3} output={}",
+            name,
+            LABELS[best],
+            score,
+            core::str::from_utf8(&hex).unwrap_or("")
+        );
+    }
+    hprintln!(
+        "ram frontend_bytes={} arena_bytes={} stack_bytes={}",
+        core::mem::size_of::<Frontend<i16>>(),
+        model.arena_size(),
+        stack_high_water()
+    );
+    hprintln!("kws done");
+    support::exit(true)
+}
