@@ -338,3 +338,140 @@ fn every_onnx_fixture_matches_onnxruntime() {
         failed.len()
     );
 }
+
+// ---- QDQ fixtures (tests/models/onnx/QDQ_MANIFEST): onnxruntime's quantizer output ----------
+
+struct QdqFixture {
+    name: String,
+    inputs: usize,
+    outputs: usize,
+    /// Each output's quantized range (255 steps of its last DequantizeLinear's scale).
+    range: Vec<f64>,
+}
+
+fn qdq_manifest() -> Vec<QdqFixture> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/onnx/QDQ_MANIFEST");
+    let text = std::fs::read_to_string(&path).expect("QDQ_MANIFEST");
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let mut words = line.split_whitespace();
+        let mut f = QdqFixture {
+            name: words.next().unwrap().to_string(),
+            inputs: 0,
+            outputs: 0,
+            range: Vec::new(),
+        };
+        for (k, v) in words.filter_map(|w| w.split_once('=')) {
+            match k {
+                "inputs" => f.inputs = v.parse().unwrap(),
+                "outputs" => f.outputs = v.parse().unwrap(),
+                "range" => f.range = v.split(',').map(|t| t.parse().unwrap()).collect(),
+                _ => {}
+            }
+        }
+        out.push(f);
+    }
+    out
+}
+
+/// Runs one QDQ fixture: it must import as int8 operators (float only at the QUANTIZE and
+/// DEQUANTIZE edges); returns the worst |diff| as a fraction of each output's range, after
+/// checking the bound (1%) and the top-1 of each row.
+fn run_qdq(f: &QdqFixture, packing: Packing) -> Result<f64, String> {
+    let bytes = read(&format!("onnx/{}.onnx", f.name));
+    let model = LoadedModel::from_onnx(&bytes, &OnnxOptions::default(), packing)
+        .map_err(|e| format!("load: {e}"))?;
+    let m = model.model();
+    for i in 0..m.num_ops() {
+        let op = m.op(i).unwrap();
+        let x = m.tensor(op.input(0).unwrap()).unwrap();
+        let edge = matches!(op.name(), "QUANTIZE" | "DEQUANTIZE");
+        if !edge && x.dtype != edgemm::nn::DType::I8 {
+            return Err(format!(
+                "operator {i} ({}) runs on {:?}",
+                op.name(),
+                x.dtype
+            ));
+        }
+    }
+    let mut runner = model.runner();
+    for j in 0..f.inputs {
+        let x = f32s(&read(&format!("onnx/{}.in{j}.bin", f.name)));
+        runner
+            .set_input_f32(j, &x)
+            .map_err(|e| format!("input {j}: {e}"))?;
+    }
+    runner.run().map_err(|e| format!("run: {e}"))?;
+    let mut worst = 0f64;
+    for j in 0..f.outputs {
+        let want = f32s(&read(&format!("onnx/{}.out{j}.bin", f.name)));
+        let got = runner
+            .output_f32(j)
+            .map_err(|e| format!("output {j}: {e}"))?;
+        if got.len() != want.len() {
+            return Err(format!(
+                "output {j}: {} values, want {}",
+                got.len(),
+                want.len()
+            ));
+        }
+        let bound = 0.01 * f.range[j];
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            let d = (*a as f64 - *b as f64).abs();
+            if d.is_nan() || d > bound {
+                return Err(format!(
+                    "output {j}[{i}] = {a}, onnxruntime {b}, |diff| {d:e} > 1% of {}",
+                    f.range[j]
+                ));
+            }
+            worst = worst.max(d / f.range[j]);
+        }
+        // Top-1 of each row of the last axis (a classifier's rows; ties count as agreeing).
+        let shape = m.tensor(m.output(j).unwrap()).unwrap().shape();
+        let row = shape.dim(shape.rank() - 1).max(1);
+        for (r, (g, w)) in got.chunks(row).zip(want.chunks(row)).enumerate() {
+            let top = |v: &[f32]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+            if w[top(g)] != w[top(w)] {
+                return Err(format!(
+                    "output {j} row {r}: top-1 {} vs onnxruntime {}",
+                    top(g),
+                    top(w)
+                ));
+            }
+        }
+    }
+    Ok(worst)
+}
+
+#[test]
+fn every_qdq_fixture_matches_onnxruntime_within_one_percent() {
+    let fixtures = qdq_manifest();
+    assert!(
+        !fixtures.is_empty(),
+        "no fixtures in tests/models/onnx/QDQ_MANIFEST"
+    );
+    let (mut ran, mut failed, mut worst) = (0, Vec::new(), 0f64);
+    for f in &fixtures {
+        for packing in [Packing::Host, Packing::Portable] {
+            match run_qdq(f, packing) {
+                Ok(w) => {
+                    ran += 1;
+                    worst = worst.max(w);
+                }
+                Err(e) => failed.push(format!("{} ({}): {e}", f.name, packing.name())),
+            }
+        }
+    }
+    println!("qdq fixtures: {ran} runs within 1% of the output range, same top-1; worst |diff| {:.3}% of the range", 100.0 * worst);
+    for f in &failed {
+        println!("FAILED {f}");
+    }
+    assert!(
+        failed.is_empty(),
+        "{} QDQ fixture runs failed",
+        failed.len()
+    );
+}
