@@ -475,3 +475,75 @@ fn every_qdq_fixture_matches_onnxruntime_within_one_percent() {
         failed.len()
     );
 }
+
+// ---- Quantization quality (tests/models/quality/, scripts/quant-quality.py) -------------------
+
+/// Mean |q − f| over every value and the share of rows whose argmax is f's.
+fn mae_top1(q: &[f32], f: &[f32], row: usize) -> (f64, f64) {
+    let mae = q
+        .iter()
+        .zip(f)
+        .map(|(a, b)| (*a as f64 - *b as f64).abs())
+        .sum::<f64>()
+        / f.len().max(1) as f64;
+    let top = |v: &[f32]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+    let rows = f.len() / row;
+    let agree = q
+        .chunks(row)
+        .zip(f.chunks(row))
+        .filter(|(a, b)| top(a) == top(b))
+        .count();
+    (mae, agree as f64 / rows.max(1) as f64)
+}
+
+/// On every trained fixture model, edgemm's `quantize` (default pipeline, then quantize on
+/// the committed calibration samples) is at least as close to the float model as the TFLite
+/// converter's int8 model from the same samples: mean absolute error and top-1 agreement.
+#[test]
+fn quantize_is_at_least_as_close_to_float_as_the_tflite_converter() {
+    use edgemm::nn::transform::passes::quantize::{quantize_graph, Io, QuantizeOptions, Range};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/quality");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("tests/models/quality")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    for name in &names {
+        let file = |f: &str| read(&format!("quality/{name}/{f}"));
+        let mut g = import_tflite(&file("float.tflite")).unwrap();
+        Pipeline::parse(DEFAULT_PIPELINE)
+            .unwrap()
+            .run(&mut g, |_, _, _, _| {})
+            .unwrap();
+        let n_in = g.tensors[g.inputs[0]].elems();
+        let n_out = g.tensors[g.outputs[0]].elems();
+        let samples: Vec<Vec<Vec<f32>>> = f32s(&file("calib.bin"))
+            .chunks(n_in)
+            .map(|x| vec![x.to_vec()])
+            .collect();
+        let opt = QuantizeOptions {
+            range: Range::MinMax,
+            io: Io::Float,
+        };
+        quantize_graph(&mut g, &samples, &opt).unwrap();
+        let model = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+        let mut runner = model.runner();
+        let mut ours = Vec::new();
+        for x in f32s(&file("test.bin")).chunks(n_in) {
+            runner.set_input_f32(0, x).unwrap();
+            runner.run().unwrap();
+            ours.extend(runner.output_f32(0).unwrap());
+        }
+        let float = f32s(&file("float.bin"));
+        let (me, te) = mae_top1(&ours, &float, n_out);
+        let (mt, tt) = mae_top1(&f32s(&file("tflite_int8.bin")), &float, n_out);
+        println!("{name}: edgemm MAE {me:.4e} top-1 {te:.4}; TFLite converter MAE {mt:.4e} top-1 {tt:.4}");
+        assert!(
+            me <= mt && te >= tt,
+            "{name}: edgemm's int8 model is further from the float one"
+        );
+    }
+}
