@@ -2607,9 +2607,10 @@ impl<'m, 'a> Importer<'m, 'a> {
 
 /// Rounds half to even, as QuantizeLinear does.
 fn round_half_even(x: f32) -> i64 {
-    let r = crate::nn::transform::lower::round_half_away(f64::from(x));
     let f = f64::from(x);
-    if (f - f.trunc()).abs() == 0.5 && r % 2 != 0 {
+    let r = crate::nn::transform::lower::round_half_away(f);
+    let d = r as f64 - f; // ±0.5 exactly at a tie
+    if (d == 0.5 || d == -0.5) && r % 2 != 0 {
         r - r.signum()
     } else {
         r
@@ -2746,6 +2747,15 @@ mod tests {
                                                                  // Float edges: QUANTIZE first, DEQUANTIZE last.
         assert_eq!(ir.nodes.first().unwrap().op, BuiltinOp::Quantize);
         assert_eq!(ir.nodes.last().unwrap().op, BuiltinOp::Dequantize);
+    }
+
+    #[test]
+    fn quantize_linear_rounds_half_to_even() {
+        let r: Vec<i64> = [0.5f32, 1.5, 2.5, -0.5, -1.5, 1.4, -2.6]
+            .iter()
+            .map(|&x| round_half_even(x))
+            .collect();
+        assert_eq!(r, [0, 2, 2, 0, -2, 1, -3]);
     }
 
     #[test]

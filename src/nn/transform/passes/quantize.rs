@@ -29,7 +29,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{count, pipeline_error, Args, PassDef};
+use super::{count, pipeline_error, Args, PassDef, Run};
 use crate::error::Error;
 use crate::nn::dtype::DType;
 use crate::nn::error::{ModelError, ModelFormat};
@@ -41,7 +41,7 @@ pub(super) const QUANTIZE: PassDef = PassDef {
     name: "quantize",
     args: &["calibration", "range", "io"],
     doc: "post-training int8 quantization from calibration inputs in DIR (<sample>.in<j>.bin, f32)",
-    run,
+    run: Run::Graph(run),
 };
 
 /// How an activation's range is taken from its calibration values.
