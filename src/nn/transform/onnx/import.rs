@@ -2235,7 +2235,7 @@ impl<'m, 'a> Importer<'m, 'a> {
                 )),
             };
         let zp = match zp {
-            Some(z) => z.ints().iter().map(|v| v - shift).collect(),
+            Some(z) => z.ints().iter().map(|v| v.saturating_sub(shift)).collect(),
             None => vec![0; scale.len()],
         };
         if zp.len() != scale.len()
@@ -2284,7 +2284,7 @@ impl<'m, 'a> Importer<'m, 'a> {
                 let q = c
                     .floats()
                     .iter()
-                    .map(|&v| (round_half_even(v / s) + z).clamp(-128, 127) + shift)
+                    .map(|&v| round_half_even(v / s).saturating_add(z).clamp(-128, 127) + shift)
                     .collect();
                 self.set_out(
                     0,
@@ -2343,7 +2343,10 @@ impl<'m, 'a> Importer<'m, 'a> {
                     .ints()
                     .iter()
                     .enumerate()
-                    .map(|(i, &q)| ((q - shift - zp[channel(i)]) as f32) * scale[channel(i)])
+                    .map(|(i, &q)| {
+                        let q = q.saturating_sub(shift).saturating_sub(zp[channel(i)]);
+                        q as f32 * scale[channel(i)]
+                    })
                     .collect();
                 let name = self.out_name(0)?;
                 self.dq.insert(
