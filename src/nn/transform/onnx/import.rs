@@ -2746,10 +2746,30 @@ mod tests {
         let wv: Vec<i8> = w.data.as_ref().unwrap().iter().map(|&b| b as i8).collect();
         assert_eq!(wv, [1, -2, 3, -127, 5, 127]); // exactly the file's integers
         let y = ir.tensors[fc.outputs[0]].quant.clone().unwrap();
-        assert_eq!((y.scale[0], y.zero_point[0]), (0.75, -128)); // uint8 0 → int8 −128
-                                                                 // Float edges: QUANTIZE first, DEQUANTIZE last.
+        // uint8 0 → int8 −128.
+        assert_eq!((y.scale[0], y.zero_point[0]), (0.75, -128));
+        // Float edges: QUANTIZE first, DEQUANTIZE last.
         assert_eq!(ir.nodes.first().unwrap().op, BuiltinOp::Quantize);
         assert_eq!(ir.nodes.last().unwrap().op, BuiltinOp::Dequantize);
+        // What is not supported says so: a DequantizeLinear with other parameters than its
+        // QuantizeLinear's, a uint16 zero point, a float operator left between DQ and Q.
+        let fails = |g: &OnnxGraph, want: &str| {
+            let e = Importer::new(g, 13, &opts)
+                .and_then(|i| i.run())
+                .unwrap_err();
+            let msg = alloc::format!("{e}");
+            assert!(msg.contains(want), "{msg}");
+        };
+        let mut bad = g.clone();
+        bad.nodes[5].inputs[1] = String::from("sx");
+        fails(&bad, "other parameters");
+        let mut bad = g.clone();
+        bad.initializers[5].data_type = 4;
+        fails(&bad, "type other than");
+        let mut bad = g.clone();
+        bad.nodes[5].outputs[0] = String::from("yd");
+        bad.nodes.push(node("HardSwish", &["yd"], "out"));
+        fails(&bad, "no quantization");
     }
 
     #[test]
