@@ -342,6 +342,21 @@ mod tests {
     }
 
     #[test]
+    fn int8_pads_of_the_zero_point_fold_too() {
+        use crate::nn::transform::passes::quantize::{quantize_graph, Io, QuantizeOptions, Range};
+        // Quantized, the PAD fills with the input's zero point, as the SAME conv does.
+        let mut g = graph(8, 8, [0, 1, 0, 1], 2, None, false);
+        let samples: Vec<Vec<Vec<f32>>> = (0..4).map(|k| vec![values(192, 40 + k)]).collect();
+        let opt = QuantizeOptions {
+            range: Range::MinMax,
+            io: Io::Int8,
+        };
+        quantize_graph(&mut g, &samples, &opt).unwrap();
+        assert_eq!(g.tensors[g.inputs[0]].dtype, DType::I8);
+        check(g, true);
+    }
+
+    #[test]
     fn other_pads_stay() {
         // Not SAME's amounts, SAME's amounts swapped, a non-zero fill, zeros before a max pool.
         check(graph(8, 8, [1, 1, 1, 1], 2, None, false), false);
