@@ -42,6 +42,12 @@ the file, BatchNormalization kept), stored the same way (<name>.onnx, .in<j>.bin
 their own MANIFEST) with onnxruntime's outputs (graph optimizations off, 1 thread); `tol` is
 max(1e-5 * max|ref|, 2 * spread) over onnxruntime with every graph optimization and PyTorch
 eager.
+
+The QDQ fixtures (tests/models/onnx/qdq_*, their own QDQ_MANIFEST) are some of those float ONNX
+fixtures quantized by onnxruntime's quantizer (quant_pre_process, then quantize_static in QDQ
+format calibrated on seeded inputs; per-tensor and per-channel int8 weights, uint8 and int8
+activations), stored with onnxruntime's outputs (its int8 kernels) on the float fixture's input.
+They are made after the float fixtures they start from (--only onnx_x,qdq_x_* works).
 """
 
 import argparse
@@ -1229,6 +1235,176 @@ def onnx_main(args):
     return failures
 
 # --------------------------------------------------------------------------------------------
+# QDQ models (tests/models/onnx/qdq_*): onnxruntime's quantizer (quantize_static, QDQ format)
+# applied to some of the float ONNX fixtures above, calibrated on seeded inputs
+# --------------------------------------------------------------------------------------------
+
+class QdqModel:
+    """One QDQ fixture: float fixture onnx_<base> quantized by onnxruntime.
+
+    per_channel  per-channel weights (else per tensor); weights are always int8 (symmetric)
+    act          "u8" or "s8" activations (QuantType.QUInt8 / QInt8)
+    """
+
+    def __init__(self, base, per_channel, act, note=""):
+        self.base, self.per_channel, self.act, self.note = base, per_channel, act, note
+
+    def name(self):
+        return "qdq_%s_%s_%s" % (self.base, "pc" if self.per_channel else "pt", self.act)
+
+
+def qdq_catalog():
+    return [
+        QdqModel("classifier", False, "u8", note="conv, GlobalAveragePool, Flatten, Gemm, Softmax"),
+        QdqModel("classifier", True, "s8"),
+        QdqModel("mobile_block", True, "u8",
+                 note="BN folded by quant_pre_process, Clip removed by the quantizer, residual Add"),
+        QdqModel("mobile_block", False, "s8"),
+        QdqModel("conv_stride_dil_relu6", True, "s8", note="explicit pads (a PAD), dilation"),
+    ]
+
+
+QDQ_CALIBRATION_SAMPLES = 32
+
+
+def qdq_make(model, out_dir):
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    import tempfile
+    name = model.name()
+    src = [m for m in onnx_catalog() if m.base == model.base][0]
+    float_path = os.path.join(out_dir, src.name() + ".onnx")
+    if not os.path.exists(float_path):
+        raise RuntimeError("make %s first" % src.name())
+    rng = np.random.default_rng(seed_of(name))
+    feeds = []
+    for _ in range(QDQ_CALIBRATION_SAMPLES):
+        feeds.append({"in%d" % j: rng.uniform(lo, hi, size=shape).astype(np.float32)
+                      for j, (shape, lo, hi) in enumerate(src.inputs)})
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    act = QuantType.QUInt8 if model.act == "u8" else QuantType.QInt8
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = os.path.join(tmp, "pre.onnx")
+        out = os.path.join(tmp, "q.onnx")
+        # quant_pre_process: shape inference and onnxruntime's basic optimizations (BN folded
+        # into the convs), as onnxruntime recommends before quantize_static.
+        quant_pre_process(float_path, pre, skip_symbolic_shape=True)
+        quantize_static(pre, out, Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=model.per_channel, activation_type=act,
+                        weight_type=QuantType.QInt8)
+        data = open(out, "rb").read()
+    proto = onnx.load_from_string(data)
+    onnx.checker.check_model(proto)
+    ops = sorted(set(n.op_type for n in proto.graph.node))
+    problems = [] if {"QuantizeLinear", "DequantizeLinear"} <= set(ops) else ["no Q/DQ nodes"]
+
+    def session(level):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = level
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+    xs = [np.fromfile(os.path.join(out_dir, "%s.in%d.bin" % (src.name(), j)), dtype="<f4")
+          .reshape(shape) for j, (shape, _, _) in enumerate(src.inputs)]
+    feed = {"in%d" % j: x for j, x in enumerate(xs)}
+    # The reference: onnxruntime as it runs a QDQ model (graph optimizations on: int8 kernels).
+    ref = session(ort.GraphOptimizationLevel.ORT_ENABLE_ALL).run(None, feed)
+    fake = session(ort.GraphOptimizationLevel.ORT_DISABLE_ALL).run(None, feed)
+    flt = ort.InferenceSession(open(float_path, "rb").read(),
+                                               providers=["CPUExecutionProvider"]).run(None, feed)
+    for f in glob.glob(os.path.join(out_dir, glob.escape(name) + ".*")):
+        os.remove(f)
+    with open(os.path.join(out_dir, name + ".onnx"), "wb") as f:
+        f.write(data)
+    for j, x in enumerate(xs):
+        with open(os.path.join(out_dir, "%s.in%d.bin" % (name, j)), "wb") as f:
+            f.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
+    for j, r in enumerate(ref):
+        with open(os.path.join(out_dir, "%s.out%d.bin" % (name, j)), "wb") as f:
+            f.write(np.ascontiguousarray(r, dtype="<f4").tobytes())
+    # Each output's quantized range: 255 steps of the scale of the QuantizeLinear before its
+    # final DequantizeLinear (what calibration gave it; [0, 1] for a softmax).
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
+    writer = {o: n for n in proto.graph.node for o in n.output}
+    ranges = []
+    for o in proto.graph.output:
+        dq = writer[o.name]
+        assert dq.op_type == "DequantizeLinear", dq.op_type
+        ranges.append(255.0 * float(inits[dq.input[1]].reshape(-1)[0]))
+    d = lambda a, b: float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+    line = "%s inputs=%d outputs=%d range=%s from=%s per_channel=%d activations=%s ops=%s" % (
+        name, len(xs), len(ref), ",".join("%.6g" % r for r in ranges), src.name(),
+        int(model.per_channel), model.act, ",".join(ops))
+    comments = ["#. %s%s" % (name, ("; " + model.note) if model.note else ""),
+                "#. %s max|ref-x| per output: ort_fake_quant=%s float=%s" % (
+                    name, ",".join("%.3g" % d(a, b) for a, b in zip(ref, fake)),
+                    ",".join("%.3g" % d(a, b) for a, b in zip(ref, flt)))]
+    return line, comments, problems, ops
+
+
+def qdq_header(n):
+    import platform
+    import onnx
+    return [
+        "# edgemm QDQ test models, made by scripts/make-test-models.py (do not edit by hand).",
+        "# onnx %s, onnxruntime %s (onnxruntime.quantization: quant_pre_process, then quantize_static,"
+        % (onnx.__version__, ort.__version__),
+        "#   QDQ format, MinMax calibration on %d seeded samples), numpy %s, Python %s."
+        % (QDQ_CALIBRATION_SAMPLES, np.__version__, platform.python_version()),
+        "# One line per model:  <name> inputs=<N> outputs=<M> range=<r0,..> from=<float fixture>",
+        "#   per_channel=0|1 activations=u8|s8 ops=<ONNX op types>",
+        "#   files: <name>.onnx, <name>.in<j>.bin (the float fixture's input), <name>.out<j>.bin:",
+        "#   raw little-endian float32 in the declared shapes; outputs are onnxruntime's with every",
+        "#   graph optimization (its int8 kernels), 1 thread. range: each output's quantized range,",
+        "#   255 * the scale of its last DequantizeLinear (the calibrated range; 1 for a softmax).",
+        "#   '#. <name> max|ref-x|' lines: onnxruntime without optimizations (float ops between",
+        "#   Q/DQ pairs) and the float model, against that reference.",
+        "# %d models." % n,
+    ]
+
+
+def qdq_main(args):
+    """Makes the QDQ fixtures selected by --only (all on a full run); returns failures."""
+    table = qdq_catalog()
+    todo = [m for m in table if not args.only or any(
+        fnmatch.fnmatchcase(m.name(), p.strip()) for p in args.only.split(",") if p.strip())]
+    if not todo:
+        return []
+    out_dir = os.path.join(args.out, "onnx")
+    os.makedirs(out_dir, exist_ok=True)
+    mpath = os.path.join(out_dir, "QDQ_MANIFEST")
+    blocks = read_manifest(mpath) if args.only else {}
+    failures = []
+    for i, m in enumerate(todo):
+        try:
+            line, comments, problems, ops = qdq_make(m, out_dir)
+        except Exception as e:
+            failures.append("%s: %s: %s" % (m.name(), type(e).__name__, str(e).splitlines()[:1]))
+            print("[%d/%d] %-34s FAILED %s" % (i + 1, len(todo), m.name(), failures[-1]), flush=True)
+            continue
+        blocks[m.name()] = (line, comments)
+        print("[%d/%d] %-34s %s%s" % (i + 1, len(todo), m.name(), ",".join(ops),
+                                      "  PROBLEMS: " + "; ".join(problems) if problems else ""),
+              flush=True)
+        failures += ["%s: %s" % (m.name(), p) for p in problems]
+    names_in = [m.name() for m in table if m.name() in blocks]
+    with open(mpath, "w") as f:
+        f.write("\n".join(qdq_header(len(names_in))) + "\n")
+        for n in names_in:
+            line_, com = blocks[n]
+            f.write("\n".join(com + [line_]) + "\n")
+    return failures
+
+# --------------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------------
 
@@ -1313,9 +1489,12 @@ def main():
             print("%-36s %s" % (m.name(mode), ",".join(m.expect)))
         for m in onnx_catalog():
             print("%-36s %s" % (m.name(), ",".join(m.expect)))
+        for m in qdq_catalog():
+            print("%-36s from onnx_%s" % (m.name(), m.base))
         return
     if args.only and all(not fnmatch.fnmatchcase(m.name(), p.strip())
-                         for m in onnx_catalog() for p in args.only.split(",")) and not todo:
+                         for m in onnx_catalog() + qdq_catalog()
+                         for p in args.only.split(",")) and not todo:
         sys.exit("no model matches --only %r" % args.only)
     os.makedirs(args.out, exist_ok=True)
     mpath = os.path.join(args.out, "MANIFEST")
@@ -1325,6 +1504,7 @@ def main():
             if re.search(r"\.(tflite|(in|out)\d+\.bin)$", f):
                 os.remove(f)
     failures = onnx_main(args)
+    failures += qdq_main(args)
     for i, (m, mode) in enumerate(todo):
         name = m.name(mode)
         try:

@@ -429,3 +429,83 @@ fn onnx_models_run_inspect_and_convert() {
     let e = fails(&["run", cut.to_str().unwrap()]);
     assert!(e.contains("ONNX model"), "{e}");
 }
+
+/// `--target` and `--calibration` set the default pipeline's `prepack` target and add its
+/// `quantize` step; with `--transforms` they fill in its steps, and naming a parameter both
+/// ways is an error that names the option.
+#[test]
+fn convert_target_and_calibration_set_the_pipeline_parameters() {
+    let dir = scratch("convert-options");
+    let cal = dir.join("calibration");
+    std::fs::create_dir_all(&cal).unwrap();
+    let name = "conv_k3s1_same_relu_f32";
+    std::fs::copy(model(&format!("{name}.in0.bin")), cal.join("s0.in0.bin")).unwrap();
+    let (src, blob) = (model(&format!("{name}.tflite")), dir.join("q.egm"));
+    let (cal, blob) = (cal.to_str().unwrap(), blob.to_str().unwrap());
+    let (_, err) = ok(&[
+        "convert",
+        &src,
+        "-o",
+        blob,
+        "--calibration",
+        cal,
+        "--target",
+        "portable",
+    ]);
+    for want in [
+        "quantize: int8 from 1 calibration sample",
+        "prepack: the weights of 1 GEMM operator laid out for portable",
+        "plan_memory: arena ",
+        "packing portable",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from\n{err}");
+    }
+    let (out, _) = ok(&["inspect", blob]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("[1, 9, 9, 6]") && l.contains("int8")),
+        "{out}"
+    );
+    // With --transforms: the option fills in the step's parameter.
+    let (_, err) = ok(&[
+        "convert",
+        &src,
+        "-o",
+        blob,
+        "--transforms",
+        "quantize(io=float) plan_memory",
+        "--calibration",
+        cal,
+    ]);
+    assert!(
+        err.contains("[2/2] plan_memory") && err.contains("packing "),
+        "{err}"
+    );
+    for (transforms, option, value) in [
+        ("prepack(target=host)", "--target", "portable"),
+        ("quantize(calibration=x)", "--calibration", cal),
+    ] {
+        let e = fails(&[
+            "convert",
+            &src,
+            "-o",
+            blob,
+            "--transforms",
+            transforms,
+            option,
+            value,
+        ]);
+        assert!(e.contains(option) && e.contains("both"), "{e}");
+    }
+    let e = fails(&[
+        "convert",
+        &src,
+        "-o",
+        blob,
+        "--transforms",
+        "strip_unused",
+        "--calibration",
+        cal,
+    ]);
+    assert!(e.contains("quantize"), "{e}");
+}

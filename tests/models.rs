@@ -338,3 +338,212 @@ fn every_onnx_fixture_matches_onnxruntime() {
         failed.len()
     );
 }
+
+// ---- QDQ fixtures (tests/models/onnx/QDQ_MANIFEST): onnxruntime's quantizer output ----------
+
+struct QdqFixture {
+    name: String,
+    inputs: usize,
+    outputs: usize,
+    /// Each output's quantized range (255 steps of its last DequantizeLinear's scale).
+    range: Vec<f64>,
+}
+
+fn qdq_manifest() -> Vec<QdqFixture> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/onnx/QDQ_MANIFEST");
+    let text = std::fs::read_to_string(&path).expect("QDQ_MANIFEST");
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let mut words = line.split_whitespace();
+        let mut f = QdqFixture {
+            name: words.next().unwrap().to_string(),
+            inputs: 0,
+            outputs: 0,
+            range: Vec::new(),
+        };
+        for (k, v) in words.filter_map(|w| w.split_once('=')) {
+            match k {
+                "inputs" => f.inputs = v.parse().unwrap(),
+                "outputs" => f.outputs = v.parse().unwrap(),
+                "range" => f.range = v.split(',').map(|t| t.parse().unwrap()).collect(),
+                _ => {}
+            }
+        }
+        out.push(f);
+    }
+    out
+}
+
+/// Runs one QDQ fixture: it must import as int8 operators (float only at the QUANTIZE and
+/// DEQUANTIZE edges); returns the worst |diff| as a fraction of each output's range, after
+/// checking the bound (1%) and the top-1 of each row.
+fn run_qdq(f: &QdqFixture, packing: Packing) -> Result<f64, String> {
+    let bytes = read(&format!("onnx/{}.onnx", f.name));
+    let model = LoadedModel::from_onnx(&bytes, &OnnxOptions::default(), packing)
+        .map_err(|e| format!("load: {e}"))?;
+    let m = model.model();
+    for i in 0..m.num_ops() {
+        let op = m.op(i).unwrap();
+        let x = m.tensor(op.input(0).unwrap()).unwrap();
+        let edge = matches!(op.name(), "QUANTIZE" | "DEQUANTIZE");
+        if !edge && x.dtype != edgemm::nn::DType::I8 {
+            return Err(format!(
+                "operator {i} ({}) runs on {:?}",
+                op.name(),
+                x.dtype
+            ));
+        }
+    }
+    let mut runner = model.runner();
+    for j in 0..f.inputs {
+        let x = f32s(&read(&format!("onnx/{}.in{j}.bin", f.name)));
+        runner
+            .set_input_f32(j, &x)
+            .map_err(|e| format!("input {j}: {e}"))?;
+    }
+    runner.run().map_err(|e| format!("run: {e}"))?;
+    let mut worst = 0f64;
+    for j in 0..f.outputs {
+        let want = f32s(&read(&format!("onnx/{}.out{j}.bin", f.name)));
+        let got = runner
+            .output_f32(j)
+            .map_err(|e| format!("output {j}: {e}"))?;
+        if got.len() != want.len() {
+            return Err(format!(
+                "output {j}: {} values, want {}",
+                got.len(),
+                want.len()
+            ));
+        }
+        let bound = 0.01 * f.range[j];
+        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+            let d = (*a as f64 - *b as f64).abs();
+            if d.is_nan() || d > bound {
+                return Err(format!(
+                    "output {j}[{i}] = {a}, onnxruntime {b}, |diff| {d:e} > 1% of {}",
+                    f.range[j]
+                ));
+            }
+            worst = worst.max(d / f.range[j]);
+        }
+        // Top-1 of each row of the last axis (a classifier's rows; ties count as agreeing).
+        let shape = m.tensor(m.output(j).unwrap()).unwrap().shape();
+        let row = shape.dim(shape.rank() - 1).max(1);
+        for (r, (g, w)) in got.chunks(row).zip(want.chunks(row)).enumerate() {
+            let top = |v: &[f32]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+            if w[top(g)] != w[top(w)] {
+                return Err(format!(
+                    "output {j} row {r}: top-1 {} vs onnxruntime {}",
+                    top(g),
+                    top(w)
+                ));
+            }
+        }
+    }
+    Ok(worst)
+}
+
+#[test]
+fn every_qdq_fixture_matches_onnxruntime_within_one_percent() {
+    let fixtures = qdq_manifest();
+    assert!(
+        !fixtures.is_empty(),
+        "no fixtures in tests/models/onnx/QDQ_MANIFEST"
+    );
+    let (mut ran, mut failed, mut worst) = (0, Vec::new(), 0f64);
+    for f in &fixtures {
+        for packing in [Packing::Host, Packing::Portable] {
+            match run_qdq(f, packing) {
+                Ok(w) => {
+                    ran += 1;
+                    worst = worst.max(w);
+                }
+                Err(e) => failed.push(format!("{} ({}): {e}", f.name, packing.name())),
+            }
+        }
+    }
+    println!("qdq fixtures: {ran} runs within 1% of the output range, same top-1; worst |diff| {:.3}% of the range", 100.0 * worst);
+    for f in &failed {
+        println!("FAILED {f}");
+    }
+    assert!(
+        failed.is_empty(),
+        "{} QDQ fixture runs failed",
+        failed.len()
+    );
+}
+
+// ---- Quantization quality (tests/models/quality/, scripts/quant-quality.py) -------------------
+
+/// Mean |q − f| over every value and the share of rows whose argmax is f's.
+fn mae_top1(q: &[f32], f: &[f32], row: usize) -> (f64, f64) {
+    let mae = q
+        .iter()
+        .zip(f)
+        .map(|(a, b)| (*a as f64 - *b as f64).abs())
+        .sum::<f64>()
+        / f.len().max(1) as f64;
+    let top = |v: &[f32]| (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+    let rows = f.len() / row;
+    let agree = q
+        .chunks(row)
+        .zip(f.chunks(row))
+        .filter(|(a, b)| top(a) == top(b))
+        .count();
+    (mae, agree as f64 / rows.max(1) as f64)
+}
+
+/// On every trained fixture model, edgemm's `quantize` (default pipeline, then quantize on
+/// the committed calibration samples) is at least as close to the float model as the TFLite
+/// converter's int8 model from the same samples: mean absolute error and top-1 agreement.
+#[test]
+fn quantize_is_at_least_as_close_to_float_as_the_tflite_converter() {
+    use edgemm::nn::transform::passes::quantize::{quantize_graph, Io, QuantizeOptions, Range};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/quality");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("tests/models/quality")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    for name in &names {
+        let file = |f: &str| read(&format!("quality/{name}/{f}"));
+        let mut g = import_tflite(&file("float.tflite")).unwrap();
+        Pipeline::parse(DEFAULT_PIPELINE)
+            .unwrap()
+            .run(&mut g, |_, _, _, _| {})
+            .unwrap();
+        let n_in = g.tensors[g.inputs[0]].elems();
+        let n_out = g.tensors[g.outputs[0]].elems();
+        let samples: Vec<Vec<Vec<f32>>> = f32s(&file("calib.bin"))
+            .chunks(n_in)
+            .map(|x| vec![x.to_vec()])
+            .collect();
+        let opt = QuantizeOptions {
+            range: Range::MinMax,
+            io: Io::Float,
+        };
+        quantize_graph(&mut g, &samples, &opt).unwrap();
+        let model = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+        let mut runner = model.runner();
+        let mut ours = Vec::new();
+        for x in f32s(&file("test.bin")).chunks(n_in) {
+            runner.set_input_f32(0, x).unwrap();
+            runner.run().unwrap();
+            ours.extend(runner.output_f32(0).unwrap());
+        }
+        let float = f32s(&file("float.bin"));
+        let (me, te) = mae_top1(&ours, &float, n_out);
+        let (mt, tt) = mae_top1(&f32s(&file("tflite_int8.bin")), &float, n_out);
+        println!("{name}: edgemm MAE {me:.4e} top-1 {te:.4}; TFLite converter MAE {mt:.4e} top-1 {tt:.4}");
+        assert!(
+            me <= mt && te >= tt,
+            "{name}: edgemm's int8 model is further from the float one"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! - `edgemm run MODEL [--input FILE]... [--output FILE]... [--repeat N] [--profile]`
 //! - `edgemm inspect MODEL`
-//! - `edgemm convert IN -o OUT [--target host|portable|cortex-m4] [--rust FILE.rs] [--no-names]`
+//! - `edgemm convert IN -o OUT [--target host|portable|cortex-m4] [--calibration DIR] [--rust FILE.rs] [--no-names]`
 //!
 //! A file is a blob by its magic number (`EGMB`), a `.tflite` by the flatbuffer identifier
 //! `TFL3`, an `.onnx` by its extension or its first field (`ir_version`). Tensors are raw little-endian bytes of their own type and shape. Errors go to
@@ -87,13 +87,17 @@ options:
                    packed for this CPU), portable (plain weights, any build), cortex-m4
                    (packed for the Cortex-M4 DSP kernel, scratch sized for its build)
   --portable       the same as --target portable
+  --calibration DIR  quantize to int8, calibrated on DIR's <sample>.in<j>.bin (raw f32 inputs)
   --rust FILE.rs   also write a Rust source for a firmware to include!: ARENA_SIZE, the
                    operator set OPERATORS, and BLOB (OUT embedded 16-byte aligned; OUT's
                    path relative to FILE.rs's directory)
   --no-names       leave tensor names out of the blob (smaller; errors name indices only)
   --transforms P   the graph passes to run before lowering, a pipeline such as
                    'strip_unused fold_constants fuse_activations summarize' (default: the
-                   default pipeline below; '' runs none). Passes:
+                   default pipeline below; '' runs none). --target sets its prepack step's
+                   target (adding one if it has none); --calibration DIR its quantize step's
+                   calibration (the default pipeline gets quantize(calibration=DIR) before
+                   prepack). Naming a parameter both ways is an error. Passes:
 {PASSES}
   --input-shape NAME=D0,D1,..  for an .onnx: the shape of input NAME (symbolic dimensions are 1 otherwise)
   --io-layout nhwc for an .onnx: 4-D inputs and outputs NHWC (default: NCHW as the file declares)
@@ -1072,6 +1076,10 @@ fn convert(args: &[String]) -> Res<()> {
                 names: &["--transforms"],
                 value: true,
             },
+            Opt {
+                names: &["--calibration"],
+                value: true,
+            },
         ],
     )?;
     if a.help {
@@ -1084,17 +1092,28 @@ fn convert(args: &[String]) -> Res<()> {
         [] => return Err("convert: no output file given (-o OUT)".into()),
         _ => return Err("convert: more than one -o given".into()),
     };
-    let packing = match (&a.values("--target")[..], a.flag("--portable")) {
-        ([], _) => packing_of(&a),
-        ([t], false) => Packing::from_name(t).ok_or_else(|| {
-            let names: Vec<&str> = Packing::TARGETS.iter().map(|(n, _)| *n).collect();
-            format!(
-                "convert: unknown target {t:?} (targets: {})",
-                names.join(", ")
-            )
-        })?,
+    // --target (or --portable) and --calibration set the pipeline's prepack target and
+    // quantize calibration (checked when the pipeline is built).
+    let target = match (&a.values("--target")[..], a.flag("--portable")) {
+        ([], false) => None,
+        ([], true) => Some("portable"),
+        ([t], false) => {
+            if Packing::from_name(t).is_none() {
+                let names: Vec<&str> = Packing::TARGETS.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "convert: unknown target {t:?} (targets: {})",
+                    names.join(", ")
+                ));
+            }
+            Some(*t)
+        }
         ([_], true) => return Err("convert: --portable and --target both given".into()),
         _ => return Err("convert: more than one --target given".into()),
+    };
+    let calibration = match a.values("--calibration")[..] {
+        [] => None,
+        [c] => Some(c),
+        _ => return Err("convert: more than one --calibration given".into()),
     };
     let rust = match a.values("--rust")[..] {
         [] => None,
@@ -1104,9 +1123,10 @@ fn convert(args: &[String]) -> Res<()> {
     let bytes = read_file(path)?;
     let converted = match kind(path, &bytes)? {
         Kind::Blob => {
-            if !a.values("--transforms").is_empty() {
+            if !a.values("--transforms").is_empty() || calibration.is_some() {
                 return Err(format!(
-                    "{path}: --transforms rewrites a model's graph; a blob has none left"
+                    "{path}: --transforms and --calibration rewrite a model's graph; a blob has \
+                     none left"
                 ));
             }
             if !a.values("--target").is_empty() || a.flag("--portable") || a.flag("--no-names") {
@@ -1148,18 +1168,19 @@ fn convert(args: &[String]) -> Res<()> {
                 return Err(unsupported_error(path, &missing));
             }
             let text = match a.values("--transforms")[..] {
-                [t] => t,
-                [] => passes::DEFAULT_PIPELINE,
+                [t] => Some(t),
+                [] => None,
                 _ => return Err("convert: more than one --transforms given".into()),
             };
-            let pipeline = Pipeline::parse(text).map_err(|e| format!("--transforms: {e}"))?;
+            let pipeline = Pipeline::with_options(text, target, calibration)
+                .map_err(|e| format!("--transforms: {e}"))?;
             let imported = if k == Kind::Onnx {
                 import_onnx(&bytes, &onnx)
             } else {
                 import_tflite(&bytes)
             };
             let mut g = imported.map_err(|e| format!("{path}: {e}"))?;
-            pipeline
+            let report = pipeline
                 .run(&mut g, |i, n, name, line| {
                     eprintln!("edgemm: [{}/{n}] {name}: {line}", i + 1);
                 })
@@ -1167,6 +1188,8 @@ fn convert(args: &[String]) -> Res<()> {
             let opts = WriteOptions {
                 names: !a.flag("--no-names"),
             };
+            // The pipeline's prepack decides the layout (--target sets it); host without one.
+            let packing = report.target.packing.unwrap_or(Packing::Host);
             convert_graph(&g, packing, opts).map_err(|e| format!("{path}: {e}"))?
         }
     };

@@ -1,4 +1,4 @@
-//! ONNX → IR (float32 models).
+//! ONNX → IR (float32 models, and QDQ models: int8).
 //!
 //! **Layout.** ONNX images are NCHW, the runtime's operators NHWC. Every ONNX value is held
 //! as an IR tensor plus a permutation `perm` (`ir.shape[i] = onnx.shape[perm[i]]`): Conv,
@@ -28,6 +28,18 @@
 //! conv or FC before it. Explicit pads that are not TFLite's SAME become a PAD (zeros, or −∞
 //! before a max pool) and a VALID conv/pool. Anything else is an error naming the node and what
 //! is not supported.
+//!
+//! **QDQ models** (onnxruntime's quantizer: QuantizeLinear/DequantizeLinear around float
+//! operators) import as int8 operators. The graph is read as the float graph it wraps: a
+//! QuantizeLinear of an activation gives that tensor the file's parameters and passes the
+//! value on, the DequantizeLinear after it passes it on too (its parameters must be the
+//! same), and a DequantizeLinear of constant weights gives their float values, remembered
+//! with their scales so the conv or FC reading them keeps them (the integers come back
+//! exactly). uint8 values become int8 by subtracting 128 from the values and zero points:
+//! the same real numbers. Fusion looks through the Q/DQ pairs (a value read through two
+//! DequantizeLinear nodes has two readers). When the whole file is read,
+//! `passes::quantize::quantize_annotated` makes the graph int8 with those parameters
+//! (float inputs and outputs, as the file has them).
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -39,7 +51,10 @@ use super::{parse_onnx, AttrValue, Dim, OnnxGraph, OnnxNode, Values};
 use crate::error::Error;
 use crate::nn::dtype::DType;
 use crate::nn::error::{ModelError, ModelFormat};
-use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, Node, OpOptions, Padding, Tensor};
+use crate::nn::transform::ir::{
+    Activation, BuiltinOp, Graph, Node, OpOptions, Padding, Quant, Tensor,
+};
+use crate::nn::transform::passes::quantize::{quantize_annotated, Io};
 
 /// The ONNX operator types the importer knows (whether a node imports also depends on its
 /// attributes and inputs).
@@ -53,6 +68,7 @@ pub const OPERATORS: &[&str] = &[
     "Constant",
     "ConstantOfShape",
     "Conv",
+    "DequantizeLinear",
     "Div",
     "Dropout",
     "Flatten",
@@ -69,6 +85,7 @@ pub const OPERATORS: &[&str] = &[
     "Min",
     "Mul",
     "Pad",
+    "QuantizeLinear",
     "ReduceMean",
     "Relu",
     "Reshape",
@@ -277,6 +294,35 @@ fn broadcast_index(shape: &[usize], out: &[usize]) -> Vec<usize> {
     idx
 }
 
+/// Whether `n` is a QuantizeLinear or DequantizeLinear of the default domain.
+fn is_qdq(n: &OnnxNode<'_>) -> bool {
+    (n.domain.is_empty() || n.domain == "ai.onnx")
+        && matches!(n.op_type.as_str(), "QuantizeLinear" | "DequantizeLinear")
+}
+
+/// The value `name` stands for through QuantizeLinear / DequantizeLinear nodes.
+fn root(alias: &BTreeMap<String, String>, name: &str) -> String {
+    let mut s = name;
+    // Bounded: a malformed file may alias in a cycle.
+    for _ in 0..=alias.len() {
+        match alias.get(s) {
+            Some(x) => s = x,
+            None => break,
+        }
+    }
+    String::from(s)
+}
+
+/// How a DequantizeLinear made a constant: `real = scale[c]·(q − zero_point[c])` along
+/// ONNX axis `axis` (one entry: per tensor), zero points in the int8 domain (uint8 ones
+/// shifted by −128).
+#[derive(Clone, Debug)]
+struct DqConst {
+    scale: Vec<f32>,
+    zero_point: Vec<i64>,
+    axis: usize,
+}
+
 struct Importer<'m, 'a> {
     og: &'m OnnxGraph<'a>,
     opset: i64,
@@ -287,8 +333,15 @@ struct Importer<'m, 'a> {
     views: BTreeMap<(usize, Vec<usize>), usize>,
     /// The node that writes each tensor.
     producer: Vec<Option<usize>>,
-    /// How many node inputs and graph outputs read each value.
+    /// How many node inputs and graph outputs read each value (a QuantizeLinear /
+    /// DequantizeLinear pair passes its input on: its readers count as the input's).
     uses: BTreeMap<String, usize>,
+    /// The value each QuantizeLinear / DequantizeLinear output stands for.
+    alias: BTreeMap<String, String>,
+    /// Constants made by a DequantizeLinear, by value name: how they were quantized.
+    dq: BTreeMap<String, DqConst>,
+    /// Whether the model has QuantizeLinear / DequantizeLinear nodes (a QDQ model).
+    qdq: bool,
     /// The ONNX node being imported (for errors).
     cur: usize,
 }
@@ -297,16 +350,25 @@ type R<T> = Result<T, Error>;
 
 impl<'m, 'a> Importer<'m, 'a> {
     fn new(og: &'m OnnxGraph<'a>, opset: i64, opts: &'m OnnxOptions) -> R<Self> {
+        let mut alias = BTreeMap::new();
+        for n in og.nodes.iter().filter(|n| is_qdq(n)) {
+            if let (Some(i), Some(o)) = (n.inputs.first(), n.outputs.first()) {
+                alias.insert(o.clone(), i.clone());
+            }
+        }
         let mut uses = BTreeMap::new();
-        for n in &og.nodes {
+        for n in og.nodes.iter().filter(|n| !is_qdq(n)) {
             for i in &n.inputs {
-                *uses.entry(i.clone()).or_insert(0) += 1;
+                *uses.entry(root(&alias, i)).or_insert(0) += 1;
             }
         }
         for o in &og.outputs {
-            *uses.entry(o.name.clone()).or_insert(0) += 1;
+            *uses.entry(root(&alias, &o.name)).or_insert(0) += 1;
         }
         Ok(Importer {
+            alias,
+            dq: BTreeMap::new(),
+            qdq: false,
             og,
             opset,
             opts,
@@ -721,6 +783,11 @@ impl<'m, 'a> Importer<'m, 'a> {
             self.g.tensors[t].name = vo.name.clone();
             self.g.outputs.push(t);
         }
+        if self.qdq {
+            // The float graph carries the file's quantization on its tensors: make it
+            // int8 (float inputs and outputs, as a QDQ model has them).
+            quantize_annotated(&mut self.g, Io::Float)?;
+        }
         Ok(self.g)
     }
 
@@ -775,6 +842,8 @@ impl<'m, 'a> Importer<'m, 'a> {
             "Cast" => self.cast(),
             "ConstantOfShape" => self.constant_of_shape(),
             "Slice" => self.slice(),
+            "QuantizeLinear" => self.quantize_linear(),
+            "DequantizeLinear" => self.dequantize_linear(),
             // Keep OPERATORS in step with this match (a test imports each name).
             _ => Err(self.err("this operator type is not supported")),
         }
@@ -805,7 +874,7 @@ impl<'m, 'a> Importer<'m, 'a> {
             .and_then(|n| n.inputs.first())
             .cloned()
             .unwrap_or_default();
-        if self.uses.get(&in_name) != Some(&1) || self.g.inputs.contains(t) {
+        if self.uses.get(&root(&self.alias, &in_name)) != Some(&1) || self.g.inputs.contains(t) {
             return Ok(None);
         }
         let Some(k) = self.producer[*t] else {
@@ -947,6 +1016,7 @@ impl<'m, 'a> Importer<'m, 'a> {
         }
         let name = self.out_name(0)?;
         let y = self.elementwise(op, &a, &b, name)?;
+        self.annotate_operands(&y);
         self.set_out(0, y)
     }
 
@@ -1377,6 +1447,7 @@ impl<'m, 'a> Importer<'m, 'a> {
         let (ws, idx) = transpose_index(&wc.shape, &wperm);
         let wdata = wc.pick(ws.clone(), &idx).floats();
         let wt = self.const_f32(format!("{name}/weights"), ws, &wdata);
+        self.g.tensors[wt].quant = self.weight_quant(1, 0, m);
         let bt = bias.map(|b| self.const_f32(format!("{name}/bias"), vec![m], &b.floats()));
         let y = self.act(name, vec![n, out[0], out[1], m])?;
         self.emit(op, options, vec![Some(x), Some(wt), bt], y);
@@ -1534,7 +1605,7 @@ impl<'m, 'a> Importer<'m, 'a> {
             return Ok(None);
         };
         let channels = self.g.tensors[*t].shape.last().copied();
-        if self.uses.get(&in_name) != Some(&1)
+        if self.uses.get(&root(&self.alias, &in_name)) != Some(&1)
             || channels != Some(a.len())
             || a.is_empty()
             || perm.is_empty()
@@ -1597,6 +1668,8 @@ impl<'m, 'a> Importer<'m, 'a> {
         }
         let nb: Vec<f32> = (0..c).map(|i| old[i] * a[i] + b[i]).collect();
         self.g.tensors[wt].data = Some(w.iter().flat_map(|v| v.to_le_bytes()).collect());
+        // Scaled weights are no longer on the grid a QDQ file quantized them to.
+        self.g.tensors[wt].quant = None;
         let name = self.out_name(0)?;
         let bt = self.const_f32(format!("{name}/bias"), vec![c], &nb);
         let node = &mut self.g.nodes[k];
@@ -1608,12 +1681,22 @@ impl<'m, 'a> Importer<'m, 'a> {
 
     // ---------------------------------------------------------------- matrix products
 
-    fn fc(&mut self, x: &Val, w: Vec<f32>, n: usize, k: usize, bias: Option<Vec<f32>>) -> R<()> {
+    /// A FULLY_CONNECTED by `[n, k]` weights `w` (quantized as `wq` in a QDQ model).
+    fn fc(
+        &mut self,
+        x: &Val,
+        w: Vec<f32>,
+        n: usize,
+        k: usize,
+        bias: Option<Vec<f32>>,
+        wq: Option<Quant>,
+    ) -> R<()> {
         let s = self.shape(x);
         let r = s.len();
         let xt = self.tensor_in(x, &identity(r))?;
         let name = self.out_name(0)?;
         let wt = self.const_f32(format!("{name}/weights"), vec![n, k], &w);
+        self.g.tensors[wt].quant = wq;
         let bt = bias.map(|b| self.const_f32(format!("{name}/bias"), vec![n], &b));
         let mut out = s.clone();
         if let Some(l) = out.last_mut() {
@@ -1687,7 +1770,12 @@ impl<'m, 'a> Importer<'m, 'a> {
                     }
                 }
             };
-        self.fc(&a, w, n, k, bias)
+        let wq = if alpha == 1.0 {
+            self.weight_quant(1, if trans_b { 0 } else { 1 }, n)
+        } else {
+            None
+        };
+        self.fc(&a, w, n, k, bias, wq)
     }
 
     fn matmul(&mut self) -> R<()> {
@@ -1709,7 +1797,8 @@ impl<'m, 'a> Importer<'m, 'a> {
                 }
                 let (_, idx) = transpose_index(&b.shape, &[1, 0]);
                 let w = b.pick(vec![n, k], &idx).floats();
-                self.fc(&a, w, n, k, None)
+                let wq = self.weight_quant(1, 1, n);
+                self.fc(&a, w, n, k, None, wq)
             }
             b => {
                 let sb = self.shape(&b);
@@ -2100,6 +2189,226 @@ impl<'m, 'a> Importer<'m, 'a> {
 
     // ---------------------------------------------------------------- constants
 
+    // ---------------------------------------------------------------- QDQ
+
+    /// The ONNX data type of value `name`, when it is an initializer or a Constant's output.
+    fn dtype_of(&self, name: &str) -> Option<i32> {
+        let init = self.og.initializers.iter().find(|t| t.name == name);
+        if let Some(t) = init {
+            return Some(t.data_type);
+        }
+        let node =
+            self.og.nodes.iter().find(|n| {
+                n.op_type == "Constant" && n.outputs.first().is_some_and(|o| o == name)
+            })?;
+        match &node.attributes.first()?.value {
+            AttrValue::Tensor(t) => Some(t.data_type),
+            _ => None,
+        }
+    }
+
+    /// The scale(s) and zero point(s) of the current QuantizeLinear/DequantizeLinear, zero
+    /// points in the int8 domain, and the shift that takes its quantized values there (128
+    /// for uint8, else 0). The type is the zero point's (uint8 without one); `data` is the
+    /// quantized input's index for a DequantizeLinear.
+    fn qparams(&self, data: Option<usize>) -> R<(Vec<f32>, Vec<i64>, i64)> {
+        let what = "a QuantizeLinear/DequantizeLinear with a computed scale or zero point is \
+                    not supported";
+        let scale = self
+            .input_const(1, what)?
+            .ok_or_else(|| self.err("a QuantizeLinear/DequantizeLinear without a scale"))?
+            .floats();
+        let zp = self.input_const(2, what)?;
+        let name_of = |k: usize| self.node().and_then(|n| n.inputs.get(k)).cloned();
+        let ty = match (&zp, data) {
+            (Some(_), _) => name_of(2).and_then(|n| self.dtype_of(&n)),
+            (None, Some(k)) => name_of(k).and_then(|n| self.dtype_of(&n)).or(Some(2)),
+            (None, None) => Some(2),
+        };
+        let shift =
+            match ty {
+                Some(2) => 128,
+                Some(3) | Some(6) => 0,
+                _ => return Err(self.err(
+                    "QuantizeLinear/DequantizeLinear of a type other than uint8 or int8 (int32 \
+                     for a bias) is not supported",
+                )),
+            };
+        let zp = match zp {
+            Some(z) => z.ints().iter().map(|v| v.saturating_sub(shift)).collect(),
+            None => vec![0; scale.len()],
+        };
+        if zp.len() != scale.len()
+            || scale.is_empty()
+            || scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err(self.err(
+                "a QuantizeLinear/DequantizeLinear whose scales are not positive or do not \
+                 match its zero points",
+            ));
+        }
+        Ok((scale, zp, shift))
+    }
+
+    /// QuantizeLinear of an activation: its tensor is given the file's (per-tensor)
+    /// parameters, and the value passes on (the graph stays float until the whole model is
+    /// read; then it becomes int8). Of a constant: folded.
+    fn quantize_linear(&mut self) -> R<()> {
+        self.qdq = true;
+        if self.attr_i("saturate", 1)? != 1 || self.attr_i("block_size", 0)? != 0 {
+            return Err(self.err("QuantizeLinear with saturate or block_size is not supported"));
+        }
+        let (scale, zp, shift) = self.qparams(None)?;
+        let x = self.input(0)?;
+        match x {
+            Val::Act { t, .. } => {
+                if scale.len() != 1 {
+                    return Err(
+                        self.err("a per-axis QuantizeLinear of an activation is not supported")
+                    );
+                }
+                self.g.tensors[t].quant = Some(Quant {
+                    scale,
+                    zero_point: zp,
+                    axis: 0,
+                });
+                self.set_out(0, x)
+            }
+            Val::Const(c) => {
+                if scale.len() != 1 {
+                    return Err(
+                        self.err("a per-axis QuantizeLinear of a constant is not supported")
+                    );
+                }
+                let (s, z) = (scale[0], zp[0]);
+                let q = c
+                    .floats()
+                    .iter()
+                    .map(|&v| round_half_even(v / s).saturating_add(z).clamp(-128, 127) + shift)
+                    .collect();
+                self.set_out(
+                    0,
+                    Val::Const(Const {
+                        shape: c.shape,
+                        v: Values::I64(q),
+                    }),
+                )
+            }
+        }
+    }
+
+    /// DequantizeLinear of a quantized activation: the value it was quantized from (the
+    /// parameters must be its QuantizeLinear's). Of a constant (weights, biases): its
+    /// float values, remembered with their quantization so that the conv, FC or
+    /// element-wise operator reading it keeps the file's.
+    fn dequantize_linear(&mut self) -> R<()> {
+        self.qdq = true;
+        let (scale, zp, shift) = self.qparams(Some(0))?;
+        match self.input(0)? {
+            x @ Val::Act { t, .. } => {
+                let same = self.g.tensors[t]
+                    .quant
+                    .as_ref()
+                    .is_some_and(|q| q.scale == scale && q.zero_point == zp);
+                if !same {
+                    return Err(self.err(
+                        "a DequantizeLinear of an activation with other parameters than its \
+                         QuantizeLinear's is not supported",
+                    ));
+                }
+                self.set_out(0, x)
+            }
+            Val::Const(c) => {
+                let r = c.shape.len();
+                let axis = if scale.len() == 1 {
+                    0
+                } else {
+                    let a = self.axis(self.attr_i("axis", 1)?, r)?;
+                    if c.shape[a] != scale.len() {
+                        return Err(self.err(
+                            "a DequantizeLinear whose scales are not one per element of its axis",
+                        ));
+                    }
+                    a
+                };
+                let inner: usize = c.shape.get(axis + 1..).map_or(1, |s| s.iter().product());
+                let channel = |i: usize| {
+                    if scale.len() == 1 {
+                        0
+                    } else {
+                        (i / inner.max(1)) % scale.len()
+                    }
+                };
+                let v: Vec<f32> = c
+                    .ints()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &q)| {
+                        let q = q.saturating_sub(shift).saturating_sub(zp[channel(i)]);
+                        q as f32 * scale[channel(i)]
+                    })
+                    .collect();
+                let name = self.out_name(0)?;
+                self.dq.insert(
+                    name,
+                    DqConst {
+                        scale,
+                        zero_point: zp,
+                        axis,
+                    },
+                );
+                self.set_out(
+                    0,
+                    Val::Const(Const {
+                        shape: c.shape,
+                        v: Values::F32(v),
+                    }),
+                )
+            }
+        }
+    }
+
+    /// The quantization a QDQ file gave the weights read as input `k` (symmetric int8, per
+    /// tensor or per output channel along ONNX axis `out_axis` of `channels`), for the
+    /// operator to keep; `None` to choose them (not from a DequantizeLinear, or zero points
+    /// that are not 0).
+    fn weight_quant(&self, k: usize, out_axis: usize, channels: usize) -> Option<Quant> {
+        let name = self.node()?.inputs.get(k)?;
+        let d = self.dq.get(name)?;
+        let per_channel = d.scale.len() == channels && d.axis == out_axis;
+        if !(d.scale.len() == 1 || per_channel) || d.zero_point.iter().any(|&z| z != 0) {
+            return None;
+        }
+        Some(Quant {
+            scale: d.scale.clone(),
+            zero_point: d.zero_point.clone(),
+            axis: 0, // set by the operator reading it
+        })
+    }
+
+    /// Gives the constant operands of the element-wise node just emitted the per-tensor
+    /// quantization of the DequantizeLinear they came from.
+    fn annotate_operands(&mut self, y: &Val) {
+        let Val::Act { t: yt, .. } = y else { return };
+        let Some(last) = self.g.nodes.last().filter(|n| n.outputs.contains(yt)) else {
+            return;
+        };
+        let ins: Vec<Option<usize>> = last.inputs.clone();
+        for (k, t) in ins.iter().enumerate() {
+            let (Some(t), Some(name)) = (t, self.node().and_then(|n| n.inputs.get(k))) else {
+                continue;
+            };
+            let Some(d) = self.dq.get(name) else { continue };
+            if d.scale.len() == 1 && self.g.tensors[*t].data.is_some() {
+                self.g.tensors[*t].quant = Some(Quant {
+                    scale: d.scale.clone(),
+                    zero_point: d.zero_point.clone(),
+                    axis: 0,
+                });
+            }
+        }
+    }
+
     fn constant(&mut self) -> R<()> {
         let n = self.node().ok_or_else(|| self.err("no node"))?;
         let a = n
@@ -2299,6 +2608,18 @@ impl<'m, 'a> Importer<'m, 'a> {
     }
 }
 
+/// Rounds half to even, as QuantizeLinear does.
+fn round_half_even(x: f32) -> i64 {
+    let f = f64::from(x);
+    let r = crate::nn::transform::lower::round_half_away(f);
+    let d = r as f64 - f; // ±0.5 exactly at a tie
+    if (d == 0.5 || d == -0.5) && r % 2 != 0 {
+        r - r.signum()
+    } else {
+        r
+    }
+}
+
 /// `sqrt` without `std` (Newton's iteration from the bit-level estimate; exact to an ulp for
 /// the positive finite values BatchNormalization folds).
 fn libm_sqrt(x: f32) -> f32 {
@@ -2349,6 +2670,115 @@ mod tests {
             }
             assert!(unsupported_nodes(&g).is_empty());
         }
+    }
+
+    /// x → Q(u8) → DQ → Gemm by DQ(int8 per-channel weights) → Q(u8) → DQ.
+    #[test]
+    fn qdq_imports_as_int8_with_uint8_zero_points_shifted() {
+        use super::super::{OnnxTensor, TensorData, ValueInfo};
+        let t = |name: &str, ty: i32, dims: &[i64], data: TensorData<'static>| OnnxTensor {
+            name: String::from(name),
+            data_type: ty,
+            dims: dims.to_vec(),
+            data,
+            at: 0,
+        };
+        let node = |op: &str, ins: &[&str], out: &str| OnnxNode {
+            name: String::new(),
+            op_type: String::from(op),
+            domain: String::new(),
+            inputs: ins.iter().map(|s| String::from(*s)).collect(),
+            outputs: vec![String::from(out)],
+            // Gemm's transB, DequantizeLinear's axis (the others have no attributes).
+            attributes: vec![super::super::Attribute {
+                name: String::from(if op == "Gemm" { "transB" } else { "axis" }),
+                value: AttrValue::Int(i64::from(op == "Gemm")),
+            }],
+            at: 0,
+        };
+        let g = OnnxGraph {
+            nodes: vec![
+                node("QuantizeLinear", &["x", "sx", "zx"], "xq"),
+                node("DequantizeLinear", &["xq", "sx", "zx"], "xd"),
+                node("DequantizeLinear", &["wq", "sw"], "w"),
+                node("Gemm", &["xd", "w"], "y"),
+                node("QuantizeLinear", &["y", "sy", "zy"], "yq"),
+                node("DequantizeLinear", &["yq", "sy", "zy"], "out"),
+            ],
+            initializers: vec![
+                t("sx", 1, &[], TensorData::F32(vec![0.5])),
+                t("zx", 2, &[], TensorData::Ints(vec![130])),
+                t(
+                    "wq",
+                    3,
+                    &[2, 3],
+                    TensorData::Ints(vec![1, -2, 3, -127, 5, 127]),
+                ),
+                t("sw", 1, &[2], TensorData::F32(vec![0.25, 0.125])),
+                t("sy", 1, &[], TensorData::F32(vec![0.75])),
+                t("zy", 2, &[], TensorData::Ints(vec![0])),
+            ],
+            inputs: vec![ValueInfo {
+                name: String::from("x"),
+                elem_type: 1,
+                shape: Some(vec![Dim::Value(1), Dim::Value(3)]),
+            }],
+            outputs: vec![ValueInfo {
+                name: String::from("out"),
+                elem_type: 1,
+                shape: None,
+            }],
+            ..OnnxGraph::default()
+        };
+        let opts = OnnxOptions::default();
+        let ir = Importer::new(&g, 13, &opts).and_then(|i| i.run()).unwrap();
+        let fc = ir
+            .nodes
+            .iter()
+            .find(|n| n.op == BuiltinOp::FullyConnected)
+            .unwrap();
+        let q = |k: usize| ir.tensors[fc.inputs[k].unwrap()].quant.clone().unwrap();
+        let x = q(0);
+        assert_eq!((x.scale[0], x.zero_point[0]), (0.5, 2)); // uint8 130 → int8 2
+        let w = &ir.tensors[fc.inputs[1].unwrap()];
+        assert_eq!(w.dtype, DType::I8);
+        assert_eq!(w.quant.as_ref().unwrap().scale, [0.25, 0.125]); // the file's, per channel
+        let wv: Vec<i8> = w.data.as_ref().unwrap().iter().map(|&b| b as i8).collect();
+        assert_eq!(wv, [1, -2, 3, -127, 5, 127]); // exactly the file's integers
+        let y = ir.tensors[fc.outputs[0]].quant.clone().unwrap();
+        // uint8 0 → int8 −128.
+        assert_eq!((y.scale[0], y.zero_point[0]), (0.75, -128));
+        // Float edges: QUANTIZE first, DEQUANTIZE last.
+        assert_eq!(ir.nodes.first().unwrap().op, BuiltinOp::Quantize);
+        assert_eq!(ir.nodes.last().unwrap().op, BuiltinOp::Dequantize);
+        // What is not supported says so: a DequantizeLinear with other parameters than its
+        // QuantizeLinear's, a uint16 zero point, a float operator left between DQ and Q.
+        let fails = |g: &OnnxGraph, want: &str| {
+            let e = Importer::new(g, 13, &opts)
+                .and_then(|i| i.run())
+                .unwrap_err();
+            let msg = alloc::format!("{e}");
+            assert!(msg.contains(want), "{msg}");
+        };
+        let mut bad = g.clone();
+        bad.nodes[5].inputs[1] = String::from("sx");
+        fails(&bad, "other parameters");
+        let mut bad = g.clone();
+        bad.initializers[5].data_type = 4;
+        fails(&bad, "type other than");
+        let mut bad = g.clone();
+        bad.nodes[5].outputs[0] = String::from("yd");
+        bad.nodes.push(node("HardSwish", &["yd"], "out"));
+        fails(&bad, "no quantization");
+    }
+
+    #[test]
+    fn quantize_linear_rounds_half_to_even() {
+        let r: Vec<i64> = [0.5f32, 1.5, 2.5, -0.5, -1.5, 1.4, -2.6]
+            .iter()
+            .map(|&x| round_half_even(x))
+            .collect();
+        assert_eq!(r, [0, 2, 2, 0, -2, 1, -3]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! ONNX models: a hand-written protobuf reader (no dependencies) and the importer into the
-//! graph IR (float32 models, opsets 11–21).
+//! graph IR (float32 models and QDQ int8 models, opsets 11–21).
 //!
 //! [`parse_onnx`] turns the bytes of a `.onnx` file into an [`OnnxModel`]: the graph's nodes
 //! with their attributes, initializers (constant tensors borrowing `raw_data` from the file,

@@ -6,7 +6,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{compact, count, rewire, Args, PassDef};
+use super::{compact, count, rewire, Args, PassDef, Run};
 use crate::error::Error;
 use crate::nn::transform::ir::Graph;
 
@@ -14,7 +14,7 @@ pub(super) const MERGE_DUPLICATES: PassDef = PassDef {
     name: "merge_duplicates",
     args: &[],
     doc: "merge identical constants, then identical nodes",
-    run: merge_duplicates,
+    run: Run::Graph(merge_duplicates),
 };
 
 fn merge_duplicates(g: &mut Graph, _: &Args) -> Result<String, Error> {

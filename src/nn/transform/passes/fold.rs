@@ -7,7 +7,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{compact, count, Args, PassDef};
+use super::{compact, count, Args, PassDef, Run};
 use crate::error::Error;
 use crate::nn::transform::ir::Graph;
 use crate::nn::transform::{LoadedModel, Packing};
@@ -16,7 +16,7 @@ pub(super) const FOLD_CONSTANTS: PassDef = PassDef {
     name: "fold_constants",
     args: &[],
     doc: "compute nodes whose inputs are all constant, replace them by their outputs",
-    run: fold_constants,
+    run: Run::Graph(fold_constants),
 };
 
 /// The outputs of node `i` computed from its constant inputs, or `None` when the runtime

@@ -8,7 +8,7 @@
 
 use alloc::string::String;
 
-use super::{compact, count, readers, Args, PassDef};
+use super::{compact, count, readers, Args, PassDef, Run};
 use crate::error::Error;
 use crate::nn::dtype::DType;
 use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, OpOptions};
@@ -17,7 +17,7 @@ pub(super) const FUSE_ACTIVATIONS: PassDef = PassDef {
     name: "fuse_activations",
     args: &[],
     doc: "fold RELU/RELU6/RELU_N1_TO_1 nodes into the conv, FC, add, pool or concat before them",
-    run: fuse_activations,
+    run: Run::Graph(fuse_activations),
 };
 
 /// The fused-activation field of options that have one.

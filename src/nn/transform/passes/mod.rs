@@ -11,6 +11,12 @@
 //! meaning (outputs identical for every input: bit for bit for int8) and leaves a valid
 //! graph (every node's inputs produced before it or constant). What a pass did is reported
 //! in one line of the [`Report`] (progress for long pipelines, and the `summarize` table).
+//!
+//! Three kinds of step ([`Run`]): graph rewrites; `summarize`, which only reads; and the
+//! lowering steps `prepack(target=…)` and `plan_memory`, which decide how the graph becomes a
+//! blob (the [`Report`] carries the target for the conversion after the pipeline) and so come
+//! after every rewrite. [`Pipeline::with_options`] applies `edgemm convert`'s `--target` and
+//! `--calibration` to a pipeline's `prepack` and `quantize` steps.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -18,13 +24,17 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::ir::Graph;
+use super::lower::Packing;
 use crate::error::Error;
 use crate::nn::error::{ModelError, ModelFormat};
 
+mod batchnorm;
 mod dedup;
 mod fold;
 mod fuse;
+mod lowering;
 mod order;
+mod pad;
 pub mod quantize;
 mod strip;
 mod summarize;
@@ -37,7 +47,25 @@ pub struct PassDef {
     pub args: &'static [&'static str],
     /// One line: what it does.
     pub doc: &'static str,
-    run: fn(&mut Graph, &Args) -> Result<String, Error>,
+    pub(crate) run: Run,
+}
+
+/// What a step does, by kind; each returns its report line.
+#[derive(Clone, Copy)]
+pub(crate) enum Run {
+    /// Rewrites the graph.
+    Graph(fn(&mut Graph, &Args) -> Result<String, Error>),
+    /// Reads the graph only (may come anywhere).
+    Inspect(fn(&Graph, &Args) -> Result<String, Error>),
+    /// Decides how the graph is lowered (after every rewrite).
+    Lowering(fn(&Graph, &Args, &mut Target) -> Result<String, Error>),
+}
+
+/// What the lowering steps decided, for the conversion after the pipeline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    /// The weights layout `prepack` chose (`None`: the caller's default).
+    pub packing: Option<Packing>,
 }
 
 /// Every pass, in the order `edgemm convert --help` lists them.
@@ -45,17 +73,23 @@ pub static PASSES: &[PassDef] = &[
     strip::STRIP_UNUSED,
     strip::REMOVE_NODES,
     fold::FOLD_CONSTANTS,
+    batchnorm::FOLD_BATCH_NORMS,
     fuse::FUSE_ACTIVATIONS,
+    pad::FUSE_PAD,
     dedup::MERGE_DUPLICATES,
     order::SORT_BY_EXECUTION_ORDER,
     quantize::QUANTIZE,
     summarize::SUMMARIZE,
+    lowering::PREPACK,
+    lowering::PLAN_MEMORY,
 ];
 
-/// The pipeline `edgemm convert` runs when none is given.
+/// The pipeline `edgemm convert` runs when none is given (`--target` sets its `prepack`
+/// target, `--calibration` adds a `quantize` step before `prepack`). `fold_batch_norms` is
+/// not in it: folding changes float rounding (the importers fold batch norms already).
 pub const DEFAULT_PIPELINE: &str =
-    "strip_unused remove_nodes fold_constants fuse_activations merge_duplicates \
-     sort_by_execution_order strip_unused";
+    "strip_unused remove_nodes fold_constants fuse_activations fuse_pad merge_duplicates \
+     sort_by_execution_order strip_unused prepack plan_memory";
 
 /// A step's arguments: `key=value` pairs, in the order written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,6 +98,22 @@ pub struct Args {
 }
 
 impl Args {
+    /// Sets `key` to `value`; an error naming `option` when the step already gives `key`
+    /// (a parameter named both in the pipeline and by an option).
+    pub fn set(&mut self, key: &str, value: &str, option: &str) -> Result<(), Error> {
+        if self.get(key).is_some() {
+            return Err(Error::Model(
+                ModelError::new(
+                    ModelFormat::Graph,
+                    "a parameter is named both in the pipeline and by an option; name it once",
+                )
+                .with_name(option),
+            ));
+        }
+        self.pairs.push((key.to_string(), value.to_string()));
+        Ok(())
+    }
+
     /// The value of `key`, if given.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
@@ -86,10 +136,11 @@ impl core::fmt::Debug for PassDef {
     }
 }
 
-/// What each step of a run did, one line per step.
+/// What each step of a run did, one line per step, and the lowering steps' decisions.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub lines: Vec<(String, String)>,
+    pub target: Target,
 }
 
 fn pipeline_error(reason: &'static str, name: &str) -> Error {
@@ -143,10 +194,77 @@ impl Pipeline {
                     ));
                 }
             }
+            let lowered = steps
+                .iter()
+                .any(|s: &Step| matches!(s.pass.run, Run::Lowering(_)));
+            if lowered && matches!(pass.run, Run::Graph(_)) {
+                return Err(pipeline_error(
+                    "a graph pass after prepack or plan_memory (those come after every rewrite)",
+                    name,
+                ));
+            }
             steps.push(Step { pass, args });
             rest = rest.trim_start();
         }
         Ok(Pipeline { steps })
+    }
+
+    /// `transforms` (or [`DEFAULT_PIPELINE`] when `None`) with `edgemm convert`'s options
+    /// applied: `target` becomes the `prepack` step's target (a step added before
+    /// `plan_memory`, or last, when there is none), `calibration` the `quantize` step's
+    /// calibration directory (the default pipeline gets a `quantize` before its lowering
+    /// steps; an explicit pipeline without one is an error). Naming a parameter both in the
+    /// pipeline and by an option is an error.
+    pub fn with_options(
+        transforms: Option<&str>,
+        target: Option<&str>,
+        calibration: Option<&str>,
+    ) -> Result<Self, Error> {
+        let mut p = Pipeline::parse(transforms.unwrap_or(DEFAULT_PIPELINE))?;
+        let first_lowering = |p: &Pipeline| {
+            p.steps
+                .iter()
+                .position(|s| matches!(s.pass.run, Run::Lowering(_)))
+                .unwrap_or(p.steps.len())
+        };
+        let find = |name| PASSES.iter().find(|d| d.name == name);
+        if let Some(dir) = calibration {
+            match p.steps.iter_mut().find(|s| s.pass.name == "quantize") {
+                Some(s) => s.args.set("calibration", dir, "--calibration")?,
+                None if transforms.is_none() => {
+                    let at = first_lowering(&p);
+                    let mut args = Args::default();
+                    args.set("calibration", dir, "--calibration")?;
+                    if let Some(pass) = find("quantize") {
+                        p.steps.insert(at, Step { pass, args });
+                    }
+                }
+                None => {
+                    return Err(pipeline_error(
+                        "--calibration sets a quantize step's calibration; the pipeline has none",
+                        dir,
+                    ))
+                }
+            }
+        }
+        if let Some(t) = target {
+            match p.steps.iter_mut().find(|s| s.pass.name == "prepack") {
+                Some(s) => s.args.set("target", t, "--target")?,
+                None => {
+                    let at = p
+                        .steps
+                        .iter()
+                        .position(|s| s.pass.name == "plan_memory")
+                        .unwrap_or(p.steps.len());
+                    let mut args = Args::default();
+                    args.set("target", t, "--target")?;
+                    if let Some(pass) = find("prepack") {
+                        p.steps.insert(at, Step { pass, args });
+                    }
+                }
+            }
+        }
+        Ok(p)
     }
 
     /// Runs every step on `g` in order, calling `done(step, total, name, line)` after each
@@ -158,7 +276,11 @@ impl Pipeline {
     ) -> Result<Report, Error> {
         let mut report = Report::default();
         for (i, step) in self.steps.iter().enumerate() {
-            let line = (step.pass.run)(g, &step.args)?;
+            let line = match step.pass.run {
+                Run::Graph(f) => f(g, &step.args)?,
+                Run::Inspect(f) => f(g, &step.args)?,
+                Run::Lowering(f) => f(g, &step.args, &mut report.target)?,
+            };
             done(i, self.steps.len(), step.pass.name, &line);
             report.lines.push((step.pass.name.to_string(), line));
         }

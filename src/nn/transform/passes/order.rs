@@ -6,7 +6,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{count, Args, PassDef};
+use super::{count, Args, PassDef, Run};
 use crate::error::Error;
 use crate::nn::error::{ModelError, ModelFormat};
 use crate::nn::transform::ir::Graph;
@@ -15,7 +15,7 @@ pub(super) const SORT_BY_EXECUTION_ORDER: PassDef = PassDef {
     name: "sort_by_execution_order",
     args: &[],
     doc: "order nodes so each runs after the producers of its inputs",
-    run: sort,
+    run: Run::Graph(sort),
 };
 
 fn sort(g: &mut Graph, _: &Args) -> Result<String, Error> {

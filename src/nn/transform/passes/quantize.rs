@@ -19,12 +19,17 @@
 //! 4. `io=int8` (default) makes the model's inputs and outputs int8 (what a firmware
 //!    wants); `io=float` keeps them float with a QUANTIZE after each input and a DEQUANTIZE
 //!    before each output.
+//!
+//! [`quantize_annotated`] runs steps 2–4 with parameters given instead of calibrated ones
+//! (the ONNX importer's QDQ models): given weight scales are kept, and where the spec fixes
+//! or shares an output's parameters and the file's differ, a QUANTIZE requantizes to the
+//! file's.
 
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{count, pipeline_error, Args, PassDef};
+use super::{count, pipeline_error, Args, PassDef, Run};
 use crate::error::Error;
 use crate::nn::dtype::DType;
 use crate::nn::error::{ModelError, ModelFormat};
@@ -36,7 +41,7 @@ pub(super) const QUANTIZE: PassDef = PassDef {
     name: "quantize",
     args: &["calibration", "range", "io"],
     doc: "post-training int8 quantization from calibration inputs in DIR (<sample>.in<j>.bin, f32)",
-    run,
+    run: Run::Graph(run),
 };
 
 /// How an activation's range is taken from its calibration values.
@@ -300,7 +305,7 @@ pub fn quantize_graph(
             seen[t].add(&runner.output_f32(k)?, keep);
         }
     }
-    // 2. Activation parameters, then the spec's fixed and shared ones, in execution order.
+    // 2. Activation parameters from the observed ranges.
     let mut quant: Vec<Option<Quant>> = vec![None; g.tensors.len()];
     for (t, o) in seen.iter_mut().enumerate() {
         if o.seen {
@@ -309,7 +314,56 @@ pub fn quantize_graph(
             quant[t] = Some(per_tensor(s, z));
         }
     }
-    for node in &g.nodes {
+    for t in g.tensors.iter_mut().filter(|t| t.dtype == DType::F32) {
+        t.quant = None; // no weight quantization is given: chosen here
+    }
+    let (weights, _) = to_int8(g, quant, opt.io, false)?;
+    Ok(alloc::format!(
+        "int8 from {} ({} activations, {} weight tensors per channel)",
+        count(samples.len(), "calibration sample"),
+        acts.len() + g.inputs.len(),
+        weights
+    ))
+}
+
+/// Makes float graph `g` int8 with the quantization its float tensors carry, as an
+/// importer of a quantized format (ONNX QDQ) sets it: every activation's per-tensor
+/// parameters; the weights' of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (symmetric,
+/// per tensor or per output channel; chosen here where not given) and other constants'
+/// (chosen where not given). Where TFLite's int8 kernels fix or share an output's
+/// parameters and the given ones differ, the operator writes its own and a QUANTIZE
+/// requantizes to the given ones. Biases are int32 at `s_in·s_w`. An activation without
+/// parameters is an error naming it.
+pub fn quantize_annotated(g: &mut Graph, io: Io) -> Result<String, Error> {
+    let quant: Vec<Option<Quant>> = g
+        .tensors
+        .iter()
+        .map(|t| t.data.is_none().then(|| t.quant.clone()).flatten())
+        .collect();
+    let (weights, requants) = to_int8(g, quant, io, true)?;
+    Ok(alloc::format!(
+        "int8 as the file quantized it ({} with the given scales, {} inserted)",
+        count(weights, "weight tensor"),
+        count(requants, "requantization")
+    ))
+}
+
+/// Steps 2–4 of the module documentation over activation parameters `quant` (per tensor
+/// index): the spec's fixed and shared parameters (with `requantize`, a QUANTIZE to the
+/// parameters `quant` gave where they differ), weights, biases and other constants, the
+/// float edges. Returns how many weight tensors kept a given quantization (`requantize`) or
+/// were quantized per channel, and how many QUANTIZE were inserted.
+fn to_int8(
+    g: &mut Graph,
+    mut quant: Vec<Option<Quant>>,
+    io: Io,
+    requantize: bool,
+) -> Result<(usize, usize), Error> {
+    let mut requants = 0;
+    // 2. TFLite's fixed and shared parameters, in execution order.
+    let mut i = 0;
+    while i < g.nodes.len() {
+        let node = &g.nodes[i];
         let fixed = match node.op {
             BuiltinOp::Softmax | BuiltinOp::Logistic => Some(per_tensor(1.0 / 256.0, -128)),
             BuiltinOp::Tanh => Some(per_tensor(1.0 / 128.0, 0)),
@@ -321,10 +375,49 @@ pub fn quantize_graph(
                 .and_then(|x| quant[x].clone()),
             _ => None,
         };
-        if let Some(q) = fixed {
-            for &out in &node.outputs {
-                quant[out] = Some(q.clone());
+        i += 1;
+        let Some(q) = fixed else { continue };
+        for out in g.nodes[i - 1].outputs.clone() {
+            let wanted = quant[out].replace(q.clone());
+            match wanted {
+                Some(w) if requantize && w != q => {
+                    // The operator writes `q`; its readers get `w` through a QUANTIZE.
+                    let mut t = g.tensors[out].clone();
+                    t.name.push_str("/requantized");
+                    g.tensors.push(t);
+                    let to = g.tensors.len() - 1;
+                    quant.push(Some(w));
+                    super::rewire(g, out, to);
+                    g.nodes.insert(
+                        i,
+                        Node {
+                            op: BuiltinOp::Quantize,
+                            version: 1,
+                            options: OpOptions::None,
+                            inputs: vec![Some(out)],
+                            outputs: vec![to],
+                        },
+                    );
+                    i += 1;
+                    requants += 1;
+                }
+                _ => {}
             }
+        }
+    }
+    if requantize {
+        // Given parameters must cover every activation (the shared ones are now set).
+        let missing = (0..g.tensors.len()).find(|&t| {
+            g.tensors[t].data.is_none()
+                && quant[t].is_none()
+                && g.nodes.iter().any(|n| n.outputs.contains(&t))
+        });
+        if let Some(t) = missing {
+            return Err(g.tensor_error(
+                t,
+                "a tensor of a quantized (QDQ) model has no quantization: a float operator \
+                 between a DequantizeLinear and a QuantizeLinear is not supported",
+            ));
         }
     }
     // 3. Weights and biases of the GEMM operators; other float constants per tensor.
@@ -346,28 +439,36 @@ pub fn quantize_graph(
             continue;
         }
         let s_in = quant[x].as_ref().map_or(1.0, |q| q.scale[0]);
-        let scales = quantize_weights(&mut g.tensors[w], axis);
+        let (scales, given) = quantize_weights(&mut g.tensors[w], axis);
         if let Some(Some(b)) = node.inputs.get(2) {
             quantize_bias(&mut g.tensors[*b], s_in, &scales);
         }
-        weights += 1;
+        weights += usize::from(given || !requantize);
     }
     for t in 0..g.tensors.len() {
         let tensor = &g.tensors[t];
         if tensor.data.is_some() && tensor.dtype == DType::F32 {
             let v = f32_values(tensor);
-            let (lo, hi) = v
-                .iter()
-                .fold((0f32, 0f32), |(a, b), &x| (a.min(x), b.max(x)));
-            let (s, z) = choose(lo, hi);
+            let (s, z) = match &tensor.quant {
+                Some(q) if !q.per_channel() && !q.scale.is_empty() => q.first(),
+                _ => {
+                    let (lo, hi) = v
+                        .iter()
+                        .fold((0f32, 0f32), |(a, b), &x| (a.min(x), b.max(x)));
+                    let (s, z) = choose(lo, hi);
+                    (s, z as i32)
+                }
+            };
             let q: Vec<u8> = v
                 .iter()
-                .map(|&x| (round_half_away(f64::from(x / s)) + z).clamp(-128, 127) as i8 as u8)
+                .map(|&x| {
+                    (round_half_away(f64::from(x / s)) + i64::from(z)).clamp(-128, 127) as i8 as u8
+                })
                 .collect();
             let tensor = &mut g.tensors[t];
             tensor.data = Some(q);
             tensor.dtype = DType::I8;
-            tensor.quant = Some(per_tensor(s, z));
+            tensor.quant = Some(per_tensor(s, z.into()));
         }
     }
     for (t, q) in quant.into_iter().enumerate() {
@@ -382,48 +483,56 @@ pub fn quantize_graph(
         return Err(err("a model input got no calibration values"));
     }
     // 4. Float edges.
-    if opt.io == Io::Float {
+    if io == Io::Float {
         float_edges(g);
     }
-    Ok(alloc::format!(
-        "int8 from {} ({} activations, {} weight tensors per channel)",
-        count(samples.len(), "calibration sample"),
-        acts.len() + g.inputs.len(),
-        weights
-    ))
+    Ok((weights, requants))
 }
 
-/// Symmetric int8 per channel along `axis`; returns the channels' scales.
-fn quantize_weights(w: &mut Tensor, axis: usize) -> Vec<f32> {
+/// Symmetric int8 along `axis`: with the scales `w.quant` gives (one, or one per channel;
+/// values on that grid, as a QDQ file's, are kept exactly), else per channel at
+/// `max|w|/127` (values in −127..=127). Returns the scales and whether they were given.
+fn quantize_weights(w: &mut Tensor, axis: usize) -> (Vec<f32>, bool) {
     let v = f32_values(w);
     let channels = w.shape.get(axis).copied().unwrap_or(1).max(1);
     let inner: usize = w.shape.iter().skip(axis + 1).product();
-    let channel_of = |i: usize| (i / inner.max(1)) % channels;
-    let mut max = vec![0f32; channels];
-    for (i, &x) in v.iter().enumerate() {
-        let c = channel_of(i);
-        max[c] = max[c].max(x.abs());
-    }
-    let scales: Vec<f32> = max
-        .iter()
-        .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
-        .collect();
+    let given = w
+        .quant
+        .take()
+        .map(|q| q.scale)
+        .filter(|s| s.len() == 1 || s.len() == channels);
+    let (scales, lo) = match &given {
+        Some(s) => (s.clone(), -128),
+        None => {
+            let mut max = vec![0f32; channels];
+            for (i, &x) in v.iter().enumerate() {
+                let c = (i / inner.max(1)) % channels;
+                max[c] = max[c].max(x.abs());
+            }
+            let s = max
+                .iter()
+                .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
+                .collect();
+            (s, -127)
+        }
+    };
+    let channel_of = |i: usize| (i / inner.max(1)) % scales.len();
     let q: Vec<u8> = v
         .iter()
         .enumerate()
         .map(|(i, &x)| {
             let s = scales[channel_of(i)];
-            round_half_away(f64::from(x / s)).clamp(-127, 127) as i8 as u8
+            round_half_away(f64::from(x / s)).clamp(lo, 127) as i8 as u8
         })
         .collect();
     w.data = Some(q);
     w.dtype = DType::I8;
     w.quant = Some(Quant {
         scale: scales.clone(),
-        zero_point: vec![0; channels],
+        zero_point: vec![0; scales.len()],
         axis,
     });
-    scales
+    (scales, given.is_some())
 }
 
 /// int32 bias at `s_in·s_w` per channel.

@@ -6,7 +6,7 @@
 use alloc::string::String;
 use alloc::vec;
 
-use super::{compact, count, pipeline_error, rewire, Args, PassDef};
+use super::{compact, count, pipeline_error, rewire, Args, PassDef, Run};
 use crate::error::Error;
 use crate::nn::transform::ir::{BuiltinOp, Graph};
 
@@ -14,14 +14,14 @@ pub(super) const STRIP_UNUSED: PassDef = PassDef {
     name: "strip_unused",
     args: &[],
     doc: "remove nodes no output depends on, and unreferenced tensors",
-    run: strip_unused,
+    run: Run::Graph(strip_unused),
 };
 
 pub(super) const REMOVE_NODES: PassDef = PassDef {
     name: "remove_nodes",
     args: &["op"],
     doc: "remove no-op RESHAPE/SQUEEZE (same shape) and identity TRANSPOSE nodes (op=NAME: only that operator)",
-    run: remove_nodes,
+    run: Run::Graph(remove_nodes),
 };
 
 fn strip_unused(g: &mut Graph, _: &Args) -> Result<String, Error> {

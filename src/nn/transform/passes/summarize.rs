@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use super::{Args, PassDef};
+use super::{Args, PassDef, Run};
 use crate::error::Error;
 use crate::nn::blob::Storage;
 use crate::nn::transform::ir::Graph;
@@ -17,10 +17,10 @@ pub(super) const SUMMARIZE: PassDef = PassDef {
     name: "summarize",
     args: &[],
     doc: "report operator counts, MACs, weight bytes, arena (changes nothing)",
-    run: summarize,
+    run: Run::Inspect(summarize),
 };
 
-fn summarize(g: &mut Graph, _: &Args) -> Result<String, Error> {
+fn summarize(g: &Graph, _: &Args) -> Result<String, Error> {
     let mut by_op: Vec<(&'static str, usize)> = Vec::new();
     for node in &g.nodes {
         match by_op.iter_mut().find(|(name, _)| *name == node.op.name()) {
@@ -71,8 +71,8 @@ mod tests {
         let w = b.weights(4, 3, 1);
         let y = b.act(&[1, 3]);
         b.fc(x, w, y);
-        let mut g = b.finish(&[x], &[y]);
-        let line = summarize(&mut g, &Args::default()).unwrap();
+        let g = b.finish(&[x], &[y]);
+        let line = summarize(&g, &Args::default()).unwrap();
         assert!(
             line.starts_with("1 nodes (FULLY_CONNECTED 1), 12 MACs, "),
             "{line}"
