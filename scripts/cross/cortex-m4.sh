@@ -98,4 +98,7 @@ if ! grep -q "^model battery: $nlisted models passed, 0 failed" "$log"; then
     exit 1
 fi
 echo "   ($nlisted models; converted and built in $((t1 - t0)) s, ran in $((SECONDS - t1)) s under QEMU)"
+# Keyword spotting end to end: WAVs in flash -> frontend -> model, answers equal to the host's.
+echo "-- keyword spotting firmware (tests/kws WAVs), compared with the host's example"
+scripts/kws-cortex-m4.sh --check
 echo "cortex-m4: all passed in $((SECONDS - start)) s"
