@@ -423,16 +423,21 @@ fn zx2(zx: i32) -> u32 {
 /// pair buffer (`words[4g + 2p]`, `words[4g + 2p + 1]` for group g); zeros past k.
 fn fill(words: &mut [u32], p: usize, src: &[u8], zx: i32) {
     let zz = zx2(zx);
-    let whole = src.len() / 4;
-    for (g, w) in words.chunks_exact_mut(4).enumerate() {
-        let v = if g < whole {
-            u32::from_le_bytes([src[4 * g], src[4 * g + 1], src[4 * g + 2], src[4 * g + 3]])
-        } else {
-            // The last partial group: the missing values at the zero point, so they are 0.
-            let b = |i: usize| src.get(4 * g + i).copied().unwrap_or(zx as i8 as u8);
-            u32::from_le_bytes([b(0), b(1), b(2), b(3)])
-        };
+    let mut groups = words.chunks_exact_mut(4);
+    // `src` first: zip stops at its end without taking a group.
+    for (v, w) in src.chunks_exact(4).zip(groups.by_ref()) {
+        let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
         (w[2 * p], w[2 * p + 1]) = widen(v, zx, zz);
+    }
+    // The last partial group, its missing values at the zero point (so they are 0), then
+    // zeros.
+    let rest = src.chunks_exact(4).remainder();
+    for (i, w) in groups.enumerate() {
+        let b = |j: usize| match i {
+            0 => rest.get(j).copied().unwrap_or(zx as i8 as u8),
+            _ => zx as i8 as u8,
+        };
+        (w[2 * p], w[2 * p + 1]) = widen(u32::from_le_bytes([b(0), b(1), b(2), b(3)]), zx, zz);
     }
 }
 
