@@ -357,7 +357,7 @@ fn copy_bytes(dst: &mut [u8], src: &[u8]) {
 /// int8 input zero point, or 0 for f32's 0.0). A filter row wholly inside the image is one
 /// copy (its taps are adjacent pixels when the dilation is 1).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn im2col(
+fn im2col(
     g: &Geom,
     x: &[u8],
     esize: usize,

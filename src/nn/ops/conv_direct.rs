@@ -307,9 +307,9 @@ pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result
             fill_rows(buf, 1, g, x, p1, zx, &mut row);
         } else {
             let patches = patches.get_mut(..2 * k8).ok_or_else(bad)?;
-            super::conv::im2col(g, x, 1, zx as i8 as u8, p0, p1 + 1 - p0, k8, patches);
-            let (a, b) = patches.split_at(k8);
-            let b = if p1 > p0 { b } else { a };
+            let (a, b) = patches.split_at_mut(k8);
+            patch(g, x, p0, zx, &mut a[..k]);
+            patch(g, x, p1, zx, &mut b[..k]);
             fill(buf, 0, &a[..k], zx);
             fill(buf, 1, &b[..k], zx);
         }
@@ -502,6 +502,25 @@ fn fill_rows(words: &mut [u32], p: usize, g: &Geom, x: &[u8], px: usize, zx: i32
     }
 }
 
+/// Output pixel `px`'s patch (kh·kw·c_in values in OHWI order, out-of-image taps at the
+/// zero point) into `out`: the general path (any dilation and channel count).
+fn patch(g: &Geom, x: &[u8], px: usize, zx: i32, out: &mut [u8]) {
+    let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
+    let (b, oy, ox) = (px / plane, px % plane / ow, px % ow);
+    let y0 = (oy * g.sh) as isize - g.pt as isize;
+    let x0 = (ox * g.sw) as isize - g.pl as isize;
+    for (t, dst) in out.chunks_exact_mut(g.ic.max(1)).enumerate() {
+        let y = y0 + (t / g.kw * g.dh) as isize;
+        let xi = x0 + (t % g.kw * g.dw) as isize;
+        let inside = y >= 0 && y < g.ih as isize && xi >= 0 && xi < g.iw as isize;
+        let at = ((b * g.ih + y.max(0) as usize) * g.iw + xi.max(0) as usize) * g.ic;
+        match x.get(at..at + g.ic) {
+            Some(v) if inside => dst.copy_from_slice(v),
+            _ => dst.fill(zx as i8 as u8),
+        }
+    }
+}
+
 /// A filter row crossing an edge, assembled (kw·c_in ≤ 64 bytes: [`rows_path`]).
 struct Row([u8; 64]);
 
@@ -662,10 +681,10 @@ mod tests {
     use super::*;
     use alloc::vec::Vec;
 
-    /// The first-layer path (`fill_rows`) writes the words im2col + `fill` write: filters
-    /// crossing every edge, strides, one and several input channels.
+    /// The general patch and the first-layer path (`fill_rows`) give the patch of the
+    /// definition: filters crossing every edge, strides, one and several input channels.
     #[test]
-    fn rows_path_equals_im2col() {
+    fn patches_equal_the_definition() {
         // (ih, iw, ic, kh, kw, sh, sw, pt, pl)
         let geoms: [[usize; 9]; 4] = [
             [49, 10, 1, 10, 4, 2, 2, 4, 1], // DS-CNN's first layer (SAME: pad 4 top, 1 left)
@@ -699,10 +718,22 @@ mod tests {
             let k8 = k8(k).unwrap();
             for zx in [-128, 5] {
                 for px in 0..2 * oh * ow {
-                    let mut patch = alloc::vec![0u8; k8];
-                    super::super::conv::im2col(&g, &x, 1, zx as i8 as u8, px, 1, k8, &mut patch);
+                    // The patch from its definition.
+                    let (bi, oy, ox) = (px / (oh * ow), px % (oh * ow) / ow, px % ow);
+                    let mut want_patch = alloc::vec![zx as i8 as u8; k];
+                    for (t, d) in want_patch.chunks_exact_mut(ic).enumerate() {
+                        let y = (oy * sh + t / kw) as isize - pt as isize;
+                        let xi = (ox * sw + t % kw) as isize - pl as isize;
+                        if y >= 0 && y < ih as isize && xi >= 0 && xi < iw as isize {
+                            let at = ((bi * ih + y as usize) * iw + xi as usize) * ic;
+                            d.copy_from_slice(&x[at..at + ic]);
+                        }
+                    }
+                    let mut got_patch = alloc::vec![0u8; k];
+                    patch(&g, &x, px, zx, &mut got_patch);
+                    assert_eq!(got_patch, want_patch, "{g:?} px {px}");
                     let (mut want, mut got) = (alloc::vec![9u32; k8], alloc::vec![9u32; k8]);
-                    fill(&mut want, 1, &patch[..k], zx);
+                    fill(&mut want, 1, &want_patch, zx);
                     fill_rows(&mut got, 1, &g, &x, px, zx, &mut Row([0; 64]));
                     assert_eq!(got, want, "{g:?} px {px}");
                 }
