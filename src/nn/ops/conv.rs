@@ -27,6 +27,7 @@
 //! dilation h, dilation w, pad top, pad left), im2col (0 or 1), block (output pixels per
 //! GEMM), then the GEMM part's words.
 
+use super::conv_direct;
 use super::gemm_common::{self, Gemm};
 use super::{checks, OpDef, OpMem};
 use crate::error::Error;
@@ -295,6 +296,15 @@ fn check(op: &OpView) -> Result<(), Error> {
     )?;
     let g = Geom::read(op, P_GEOM);
     g.check(op, P_GEOM)?;
+    if op.param(P_IM2COL) == conv_direct::MODE {
+        let (x, y) = (checks::input(op, 0)?, checks::output(op, 0)?);
+        let in_place =
+            x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset;
+        if in_place && !g.pointwise() {
+            return Err(op.error("a convolution that is not pointwise cannot work in place"));
+        }
+        return conv_direct::check(op, &g, P_GEMM);
+    }
     let im2col = match op.param(P_IM2COL) {
         0 => false,
         1 => true,
@@ -445,8 +455,11 @@ fn im2col(
 }
 
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-    let float = is_float(op)?;
     let g = Geom::read(op, P_GEOM);
+    if op.param(P_IM2COL) == conv_direct::MODE {
+        return conv_direct::run(op, mem, &g, P_GEMM);
+    }
+    let float = is_float(op)?;
     let im2col_on = op.param(P_IM2COL) == 1;
     let block = op.param(P_BLOCK).max(1) as usize;
     let (k, n) = (g.kh * g.kw * g.ic, g.oc);
@@ -593,8 +606,9 @@ mod lower {
 
     use super::{gemm_common, small_block, Geom, BLOCK_BYTES, MIN_BLOCK};
     use crate::error::Error;
+    use crate::nn::dtype::DType;
     use crate::nn::transform::ir::{OpOptions, Padding};
-    use crate::nn::transform::lower::Lowering;
+    use crate::nn::transform::lower::{Lowering, Packing};
 
     /// TFLite's output size and leading padding along one axis (`ComputeOutSize` and
     /// `ComputePaddingHeightWidth`): (out, pad). `None` for a zero stride or dilation.
@@ -679,6 +693,9 @@ mod lower {
             .ok_or_else(|| err("a dimension too large is not supported"))?;
         let (k, m) = (kh * kw * ic, b * oh * ow);
         let pointwise = g.pointwise();
+        if l.packing == Packing::CortexM4 && x.dtype == DType::I8 {
+            return super::conv_direct::lower(l, node, &g, act, &words);
+        }
         let y_name = y.name.clone();
         let mut gl = gemm_common::lower_gemm(l, node, k, oc, act)?;
         if !gl.float {

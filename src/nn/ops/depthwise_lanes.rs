@@ -1156,6 +1156,8 @@ mod m4 {
     ///
     /// # Safety
     /// As [`run`]; with `NINE`, nine taps and steps, five pairs, the tenth tap padding.
+    // Not inlined into the driver: its register pressure would spill the hot loop.
+    #[inline(never)]
     unsafe fn channels<const FULL: bool, const NINE: bool>(j: &Job<i8, i16, i32>) -> usize {
         let end = j.oc & !3;
         let taps = j.taps.len().min(2 * j.pairs).min(MAX_TAPS);

@@ -21,6 +21,7 @@ mod binary;
 pub(crate) mod broadcast;
 mod concat;
 mod conv;
+mod conv_direct;
 mod depthwise_conv;
 mod depthwise_lanes;
 mod fixed_point;
@@ -392,6 +393,7 @@ impl Pod for i8 {}
 impl Pod for u8 {}
 impl Pod for i16 {}
 impl Pod for i32 {}
+impl Pod for u32 {}
 impl Pod for i64 {}
 
 /// Shared checks for `check` functions.

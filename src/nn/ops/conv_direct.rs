@@ -1,0 +1,802 @@
+//! CONV_2D's direct int8 form (`conv`'s mode 2, what `convert --target cortex-m4` lowers int8
+//! convolutions to): no GEMM, no packing workspace, a scratch of a few hundred bytes.
+//!
+//! Output pixels go two at a time. Their patches (kh·kw·c_in values in OHWI order,
+//! out-of-image taps at the input zero point; a pointwise convolution's input pixels as they
+//! are) are written, minus the input zero point, as i16 pairs into a small buffer in the
+//! order `sxtb16` unpacks a word of int8 weights; then each pair of output channels gets its
+//! four sums (2 pixels × 2 channels) from [`sums`], and TFLite's output stage (bias,
+//! `MultiplyByQuantizedMultiplier`, zero point, clamp) writes the two pixels' outputs. The
+//! sums are exact i32 sums of `(x − z_x)·w`, as TFLite's `ConvPerChannel` (weights zero
+//! point 0): bit-exact.
+//!
+//! In place (pointwise geometries, the plan giving the output input 0's offset): a pair's
+//! input pixels are in the buffer before its outputs are written, and pairs run first to
+//! last when c_out ≤ c_in (the outputs written end before the next pair's inputs begin),
+//! last to first otherwise, so no input byte is overwritten before it is read.
+//!
+//! Blob form: as `conv`'s, with mode word 2 and the weights an int8 constant of
+//! `[c_out/2][k8/4][2][4]` bytes: channel pairs (c_out rounded up to even), k rounded up to
+//! a multiple of 8 (`k8`), for each pair and group of four k values the four weights of its
+//! first channel then of its second (zeros past c_out and k). The block word is 2 (pixels per
+//! step). One scratch tensor: the pair buffer (`4·k8` bytes) then, unless pointwise, the two
+//! patches (`2·k8` bytes).
+
+use super::conv::Geom;
+use super::gemm_common;
+use super::{cast, cast_mut, checks, OpMem};
+use crate::error::Error;
+use crate::nn::blob::{OpView, Storage};
+use crate::nn::dtype::DType;
+use crate::reference::multiply_by_quantized_multiplier;
+
+/// The mode word of this form in `conv`'s parameters.
+pub(crate) const MODE: i32 = 2;
+
+/// Channel pairs whose sums one kernel call leaves on the stack.
+const CHUNK: usize = 16;
+
+/// k rounded up to whole pairs of 4-value groups (the kernel's unrolled step).
+pub(crate) fn k8(k: usize) -> Option<usize> {
+    k.checked_next_multiple_of(8)
+}
+
+/// Bytes of the weights of an n×k convolution in this layout.
+pub(crate) fn weight_bytes(k: usize, n: usize) -> Option<usize> {
+    k8(k)?.checked_mul(n.checked_next_multiple_of(2)?)
+}
+
+/// Bytes of scratch: the pair buffer, and the two patches unless pointwise.
+pub(crate) fn scratch_bytes(k: usize, pointwise: bool) -> Option<usize> {
+    let k8 = k8(k)?;
+    k8.checked_mul(if pointwise { 4 } else { 6 })
+}
+
+/// Validates what [`run`] relies on beyond `conv::check`'s shared part (counts, geometry,
+/// in-place only when pointwise): int8 tensors, the weights' size, the scales, zero points
+/// and clamp, the scratch, sums that fit i32.
+pub(crate) fn check(op: &OpView, g: &Geom, base: usize) -> Result<(), Error> {
+    let (x, y, w) = (
+        checks::input(op, 0)?,
+        checks::output(op, 0)?,
+        checks::input(op, 1)?,
+    );
+    checks::dtype(op, &x, DType::I8)?;
+    checks::dtype(op, &y, DType::I8)?;
+    checks::dtype(op, &w, DType::I8)?;
+    let k = g.kh * g.kw * g.ic;
+    let n = g.oc;
+    let too_big = || op.error("sizes overflow");
+    if w.storage != Storage::Constant || w.bytes != weight_bytes(k, n).ok_or_else(too_big)? {
+        return Err(op.error("the weights are not the direct layout's size"));
+    }
+    if op.param(base - 1) != 2 {
+        return Err(op.error("the block word of the direct form is not 2"));
+    }
+    match op.input(2).map(|t| op.model().tensor(t)) {
+        None => {}
+        Some(Some(b)) if b.dtype == DType::I32 && b.elems() == n => {}
+        Some(_) => return Err(op.error("the bias is not n i32 values")),
+    }
+    gemm_common::check_scales(op, n, 3)?;
+    let p = |i: usize| op.param(base + i);
+    let i8_range = -128..=127;
+    if !i8_range.contains(&p(0)) || p(1) != 0 || !i8_range.contains(&p(2)) {
+        return Err(op.error("a zero point is out of range"));
+    }
+    if p(3).max(-128) > p(4).min(127) {
+        return Err(op.error("the output clamp is empty"));
+    }
+    // |x − z_x| ≤ 255 and |w| ≤ 128: the sums (and bias) stay in i32.
+    if k > i32::MAX as usize / (255 * 128) {
+        return Err(op.error("the convolution depth is too large for exact int8 sums"));
+    }
+    let need = scratch_bytes(k, g.pointwise()).ok_or_else(too_big)?;
+    if checks::temp(op, 0)?.bytes < need {
+        return Err(op.error("its scratch buffer is too small"));
+    }
+    Ok(())
+}
+
+/// The output stage of one operator call: per channel (or per tensor: strides 0) bias,
+/// multiplier and shift, the output zero point and clamp.
+struct Stage<'a> {
+    bias: Option<&'a [i32]>,
+    mults: &'a [i32],
+    shifts: &'a [i32],
+    /// 1 per channel, 0 per tensor (one multiplier and shift for all).
+    per_channel: usize,
+    zo: i32,
+    lo: i32,
+    hi: i32,
+    /// The Arm fast form of the multiply is exact for every sum of the call (see
+    /// `quant::requant::arm`): right shifts, multipliers above −2^31 + 1, |sum| < 2^30.
+    #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
+    fast: bool,
+}
+
+/// The output-stage constants of up to [`TABLE`] channels from `first` (bias, multiplier,
+/// shift; in the Arm fast form the right shift e and 2^(e−1)): computed once per operator
+/// call when c_out ≤ `TABLE`, else again whenever a chunk is outside it.
+struct Table {
+    first: usize,
+    len: usize,
+    k: [[i32; 4]; TABLE],
+}
+
+/// Channels whose constants are kept at once (1 KiB of stack).
+const TABLE: usize = 64;
+const _: () = assert!(TABLE % (2 * CHUNK) == 0);
+
+impl Stage<'_> {
+    /// The constants of channels `c0..` into `t`.
+    fn fill(&self, t: &mut Table, c0: usize, n: usize) {
+        let pc = self.per_channel;
+        t.first = c0;
+        t.len = n.saturating_sub(c0).min(TABLE);
+        for (c, kc) in (c0..c0 + t.len).zip(t.k.iter_mut()) {
+            let b = self.bias.map_or(0, |b| b[c]);
+            *kc = [b, self.mults[c * pc], self.shifts[c * pc], 0];
+            #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+            if self.fast {
+                let (_, e, half) = crate::quant::requant::arm::consts(kc[1], kc[2]);
+                (kc[2], kc[3]) = (e, half);
+            }
+        }
+    }
+
+    /// Writes the outputs of a chunk of channels (constants `k`) of two pixels (`y1`
+    /// empty: one) from their sums (`s0`, `s1`: one per channel).
+    #[inline(always)]
+    fn write(&self, k: &[[i32; 4]], s0: &[i32], s1: &[i32], y0: &mut [u8], y1: &mut [u8]) {
+        match (self.lo <= -128 && self.hi >= 127, !y1.is_empty()) {
+            (true, true) => self.write_as::<true, true>(k, s0, s1, y0, y1),
+            (true, false) => self.write_as::<true, false>(k, s0, s1, y0, y1),
+            (false, true) => self.write_as::<false, true>(k, s0, s1, y0, y1),
+            (false, false) => self.write_as::<false, false>(k, s0, s1, y0, y1),
+        }
+    }
+
+    /// [`Stage::write`] for a clamp (`FULL`: the whole i8 range, one `ssat`) and a pixel
+    /// count (`TWO`).
+    #[inline(always)]
+    fn write_as<const FULL: bool, const TWO: bool>(
+        &self,
+        k: &[[i32; 4]],
+        s0: &[i32],
+        s1: &[i32],
+        y0: &mut [u8],
+        y1: &mut [u8],
+    ) {
+        let (zo, lo, hi) = (self.zo, self.lo, self.hi);
+        let clamp = |v: i32| {
+            if FULL {
+                v.clamp(-128, 127) as u8
+            } else {
+                v.clamp(lo, hi) as u8
+            }
+        };
+        let len = y0.len().min(k.len()).min(s0.len()).min(s1.len());
+        let y1 = if TWO { &mut y1[..len] } else { &mut [][..] };
+        #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+        if self.fast {
+            use crate::quant::requant::arm::mbqm_fast;
+            let v = |acc: i32, k: &[i32; 4]| {
+                clamp(mbqm_fast(acc.wrapping_add(k[0]), k[1], k[2], k[3]) + zo)
+            };
+            for i in 0..len {
+                y0[i] = v(s0[i], &k[i]);
+                if TWO {
+                    y1[i] = v(s1[i], &k[i]);
+                }
+            }
+            return;
+        }
+        let v = |acc: i32, k: &[i32; 4]| {
+            clamp(multiply_by_quantized_multiplier(acc.wrapping_add(k[0]), k[1], k[2]) + zo)
+        };
+        for i in 0..len {
+            y0[i] = v(s0[i], &k[i]);
+            if TWO {
+                y1[i] = v(s1[i], &k[i]);
+            }
+        }
+    }
+}
+
+/// Runs a checked operator of this form (`base`: its first GEMM-part word).
+pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result<(), Error> {
+    let bad = || op.error("a tensor is smaller than its geometry");
+    let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
+    let (k, n) = (g.kh * g.kw * g.ic, g.oc);
+    let k8 = k8(k).ok_or_else(bad)?;
+    let w = cast::<i8>(mem.input(t(1)?)?);
+    let bias = op
+        .input(2)
+        .map(|b| mem.input(b))
+        .transpose()?
+        .map(cast::<i32>);
+    let (mults, shifts) = (
+        cast::<i32>(mem.input(t(3)?)?),
+        cast::<i32>(mem.input(t(4)?)?),
+    );
+    let p = |i: usize| op.param(base + i);
+    let most = bias.map_or(0, |b| {
+        b.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0)
+    });
+    let per_channel = usize::from(mults.len() != 1);
+    let (mults, shifts) = (
+        mults.get(..1 + (n - 1) * per_channel).ok_or_else(bad)?,
+        shifts.get(..1 + (n - 1) * per_channel).ok_or_else(bad)?,
+    );
+    let bias = match bias {
+        Some(b) => Some(b.get(..n).ok_or_else(bad)?),
+        None => None,
+    };
+    let stage = Stage {
+        bias,
+        mults,
+        shifts,
+        per_channel,
+        zo: p(2),
+        lo: p(3).max(-128),
+        hi: p(4).min(127),
+        fast: shifts.iter().all(|&s| (-31..=-1).contains(&s))
+            && mults.iter().all(|&m| m > i32::MIN + 1)
+            && most + k as i64 * 255 * 128 < 1 << 30,
+    };
+    let zx = p(0);
+    let m = g.batch * g.oh * g.ow;
+    let x_t = op.input(0).ok_or_else(bad)?;
+    let y_t = op.output(0).ok_or_else(bad)?;
+    let s_t = op.temp(0).ok_or_else(bad)?;
+    let pointwise = g.pointwise();
+    if w.len() < weight_bytes(k, n).ok_or_else(bad)? {
+        return Err(bad());
+    }
+    let conv = Direct { w, k8, n, stage };
+    let mut table = Table {
+        first: 0,
+        len: 0,
+        k: [[0; 4]; TABLE],
+    };
+    let mut sums = Sums([0; 4 * CHUNK]);
+    if mem.is_in_place(x_t, y_t) {
+        // Pointwise (checked at load): pixel p's input at p·k, its output at p·n.
+        let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
+        let buf = cast_mut::<u32>(scratch.get_mut(..4 * k8).ok_or_else(bad)?);
+        if io.len() < m * k.max(n) {
+            return Err(bad());
+        }
+        let mut step = |p0: usize| {
+            let p1 = (p0 + 1).min(m - 1);
+            fill(buf, 0, &io[p0 * k..p0 * k + k], zx);
+            fill(buf, 1, &io[p1 * k..p1 * k + k], zx);
+            conv.pair(
+                buf,
+                io,
+                p0 * n,
+                (p1 > p0).then_some(p1 * n),
+                &mut table,
+                &mut sums,
+            );
+        };
+        if n <= k {
+            (0..m).step_by(2).for_each(&mut step);
+        } else {
+            (0..m).step_by(2).rev().for_each(&mut step);
+        }
+        return Ok(());
+    }
+    let x = mem.input(x_t)?;
+    let (y, scratch) = mem.output_and_temp(y_t, s_t)?;
+    let (buf, patches) = scratch.split_at_mut(4 * k8);
+    let buf = cast_mut::<u32>(buf);
+    let rows = !pointwise && rows_path(g);
+    let mut row = Row([0; 64]);
+    if buf.len() < k8 || y.len() < m * n || (pointwise && x.len() < m * k) {
+        return Err(bad());
+    }
+    for p0 in (0..m).step_by(2) {
+        let p1 = (p0 + 1).min(m - 1);
+        if pointwise {
+            fill(buf, 0, &x[p0 * k..p0 * k + k], zx);
+            fill(buf, 1, &x[p1 * k..p1 * k + k], zx);
+        } else if rows {
+            fill_rows(buf, 0, g, x, p0, zx, &mut row);
+            fill_rows(buf, 1, g, x, p1, zx, &mut row);
+        } else {
+            let patches = patches.get_mut(..2 * k8).ok_or_else(bad)?;
+            let (a, b) = patches.split_at_mut(k8);
+            patch(g, x, p0, zx, &mut a[..k]);
+            patch(g, x, p1, zx, &mut b[..k]);
+            fill(buf, 0, &a[..k], zx);
+            fill(buf, 1, &b[..k], zx);
+        }
+        conv.pair(
+            buf,
+            y,
+            p0 * n,
+            (p1 > p0).then_some(p1 * n),
+            &mut table,
+            &mut sums,
+        );
+    }
+    Ok(())
+}
+
+/// One call's weights and output stage.
+struct Direct<'a> {
+    w: &'a [i8],
+    k8: usize,
+    n: usize,
+    stage: Stage<'a>,
+}
+
+impl Direct<'_> {
+    /// The n outputs of the two pixels in `buf` at `y[o0..]` and `y[o1..]` (no second
+    /// pixel: `o1` is `None`, its sums are thrown away).
+    #[allow(clippy::too_many_arguments)]
+    fn pair(
+        &self,
+        buf: &[u32],
+        y: &mut [u8],
+        o0: usize,
+        o1: Option<usize>,
+        t: &mut Table,
+        sums: &mut Sums,
+    ) {
+        let n = self.n;
+        let groups = self.k8 / 4;
+        let pairs = n.div_ceil(2);
+        // The two pixels' outputs, disjoint (o0 + n ≤ o1 when there are two).
+        let (y0, y1) = match o1 {
+            Some(o1) => {
+                let (a, b) = y.split_at_mut(o1);
+                (&mut a[o0..o0 + n], &mut b[..n])
+            }
+            None => (&mut y[o0..o0 + n], &mut [][..]),
+        };
+        let mut q0 = 0;
+        while q0 < pairs {
+            let q1 = pairs.min(q0 + CHUNK);
+            let w = &self.w[q0 * 2 * self.k8..q1 * 2 * self.k8];
+            kernel(buf, w, sums, q1 - q0, groups);
+            let (c0, c1) = (2 * q0, n.min(2 * q1));
+            let y1 = if y1.is_empty() {
+                &mut [][..]
+            } else {
+                &mut y1[c0..c1]
+            };
+            let (s0, s1) = sums.0.split_at(2 * CHUNK);
+            if c0 < t.first || c1 > t.first + t.len {
+                self.stage.fill(t, c0, n);
+            }
+            let k = &t.k[c0 - t.first..c1 - t.first];
+            self.stage.write(k, s0, s1, &mut y0[c0..c1], y1);
+            q0 = q1;
+        }
+    }
+}
+
+/// `v`'s four int8 values minus `zx` as the two words of i16 pairs the kernel reads:
+/// (v0, v2) and (v1, v3), low half first (what `sxtb16` makes of `v` and of `v` rotated by
+/// 8). `zz` is `zx` in both halves.
+#[inline(always)]
+fn widen(v: u32, zx: i32, zz: u32) -> (u32, u32) {
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    {
+        let _ = zx;
+        let (a, b): (u32, u32);
+        // SAFETY: register arithmetic only (ssub16 sets the GE flags, declared clobbered by
+        // not preserving flags).
+        unsafe {
+            core::arch::asm!(
+                "sxtb16 {a}, {v}",
+                "sxtb16 {b}, {v}, ror #8",
+                "ssub16 {a}, {a}, {z}",
+                "ssub16 {b}, {b}, {z}",
+                v = in(reg) v,
+                z = in(reg) zz,
+                a = out(reg) a,
+                b = out(reg) b,
+                options(pure, nomem, nostack),
+            );
+        }
+        (a, b)
+    }
+    #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
+    {
+        let _ = zz;
+        let h = |i: u32| (((v >> (8 * i)) as u8 as i8 as i32 - zx) as u16) as u32;
+        (h(0) | h(2) << 16, h(1) | h(3) << 16)
+    }
+}
+
+/// `zx` in both i16 halves of a word.
+fn zx2(zx: i32) -> u32 {
+    let h = zx as u16 as u32;
+    h | h << 16
+}
+
+/// Writes pixel `p`'s values (`src`, k ≤ 4·groups int8) minus `zx` into its words of the
+/// pair buffer (`words[4g + 2p]`, `words[4g + 2p + 1]` for group g); zeros past k.
+fn fill(words: &mut [u32], p: usize, src: &[u8], zx: i32) {
+    let zz = zx2(zx);
+    let mut groups = words.chunks_exact_mut(4);
+    // `src` first: zip stops at its end without taking a group.
+    for (v, w) in src.chunks_exact(4).zip(groups.by_ref()) {
+        let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+        (w[2 * p], w[2 * p + 1]) = widen(v, zx, zz);
+    }
+    // The last partial group, its missing values at the zero point (so they are 0), then
+    // zeros.
+    let rest = src.chunks_exact(4).remainder();
+    for (i, w) in groups.enumerate() {
+        let b = |j: usize| match i {
+            0 => rest.get(j).copied().unwrap_or(zx as i8 as u8),
+            _ => zx as i8 as u8,
+        };
+        (w[2 * p], w[2 * p + 1]) = widen(u32::from_le_bytes([b(0), b(1), b(2), b(3)]), zx, zz);
+    }
+}
+
+/// [`fill`] of output pixel `px`'s patch straight from the image `x`, for geometries whose
+/// filter rows are whole groups (dilation 1 across, kw·c_in a multiple of 4): a row inside
+/// the image is its kw·c_in contiguous input bytes, a row above or below it zeros; a row
+/// crossing the left or right edge takes the zero point for its outside taps. This is a
+/// first layer's path (one input channel: a 10×4 filter is ten words).
+fn fill_rows(words: &mut [u32], p: usize, g: &Geom, x: &[u8], px: usize, zx: i32, row: &mut Row) {
+    let zz = zx2(zx);
+    let seg = g.kw * g.ic;
+    let per_row = seg / 4;
+    let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
+    let (b, oy, ox) = (px / plane, px % plane / ow, px % ow);
+    // Pointer-sized arithmetic (every index fits: `Geom::check`), not `Geom::in_y`'s i64.
+    let y0 = (oy * g.sh) as isize - g.pt as isize;
+    let x0 = (ox * g.sw) as isize - g.pl as isize;
+    let inside_x = x0 >= 0 && x0 as usize + g.kw <= g.iw;
+    let row = &mut row.0;
+    let seg = seg.min(row.len());
+    for fy in 0..g.kh {
+        let first = fy * per_row;
+        let Some(dst) = words.get_mut(4 * first..4 * (first + per_row)) else {
+            return;
+        };
+        let y = y0 + (fy * g.dh) as isize;
+        let src = if y < 0 || y >= g.ih as isize {
+            None
+        } else if inside_x {
+            let at = ((b * g.ih + y as usize) * g.iw + x0 as usize) * g.ic;
+            x.get(at..at + seg)
+        } else {
+            // Crossing an edge: the row's taps, outside ones at the zero point.
+            let base = (b * g.ih + y as usize) * g.iw;
+            // Byte by byte: a first layer's taps are a byte or a few (no memcpy calls).
+            let first = (base as isize + x0) * g.ic as isize;
+            for (i, r) in row[..seg].iter_mut().enumerate() {
+                let xi = x0 + (i / g.ic) as isize;
+                let inside = xi >= 0 && (xi as usize) < g.iw;
+                let v = x.get((first + i as isize) as usize).filter(|_| inside);
+                *r = v.copied().unwrap_or(zx as i8 as u8);
+            }
+            row.get(..seg)
+        };
+        match src {
+            Some(s) => {
+                for (w, v) in dst.chunks_exact_mut(4).zip(s.chunks_exact(4)) {
+                    let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+                    (w[2 * p], w[2 * p + 1]) = widen(v, zx, zz);
+                }
+            }
+            None => {
+                for w in dst.chunks_exact_mut(4) {
+                    (w[2 * p], w[2 * p + 1]) = (0, 0);
+                }
+            }
+        }
+    }
+    // Groups past k (k8 > k): zeros.
+    for w in words.chunks_exact_mut(4).skip(g.kh * per_row) {
+        (w[2 * p], w[2 * p + 1]) = (0, 0);
+    }
+}
+
+/// Output pixel `px`'s patch (kh·kw·c_in values in OHWI order, out-of-image taps at the
+/// zero point) into `out`: the general path (any dilation and channel count).
+fn patch(g: &Geom, x: &[u8], px: usize, zx: i32, out: &mut [u8]) {
+    let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
+    let (b, oy, ox) = (px / plane, px % plane / ow, px % ow);
+    let y0 = (oy * g.sh) as isize - g.pt as isize;
+    let x0 = (ox * g.sw) as isize - g.pl as isize;
+    for (t, dst) in out.chunks_exact_mut(g.ic.max(1)).enumerate() {
+        let y = y0 + (t / g.kw * g.dh) as isize;
+        let xi = x0 + (t % g.kw * g.dw) as isize;
+        let inside = y >= 0 && y < g.ih as isize && xi >= 0 && xi < g.iw as isize;
+        let at = ((b * g.ih + y.max(0) as usize) * g.iw + xi.max(0) as usize) * g.ic;
+        match x.get(at..at + g.ic) {
+            Some(v) if inside => dst.copy_from_slice(v),
+            _ => dst.fill(zx as i8 as u8),
+        }
+    }
+}
+
+/// A filter row crossing an edge, assembled (kw·c_in ≤ 64 bytes: [`rows_path`]).
+struct Row([u8; 64]);
+
+/// Whether [`fill_rows`] serves this geometry.
+fn rows_path(g: &Geom) -> bool {
+    g.dw == 1 && (g.kw * g.ic) % 4 == 0 && g.kw * g.ic <= 64
+}
+
+/// The kernel's sums: pixel 0's of the chunk's channels, then from word `2·CHUNK`
+/// pixel 1's (8-byte aligned for `strd`).
+#[repr(C, align(8))]
+struct Sums([i32; 4 * CHUNK]);
+
+/// The sums of `pairs ≤ CHUNK` channel pairs over `groups` groups (see the assembly's
+/// contract): `sums[2q + j]` for channel j of pair q of pixel 0, `sums[2·CHUNK + 2q + j]` of
+/// pixel 1. `buf` holds `4·groups` words, `w` `8·groups` bytes per pair; `groups` is even.
+fn kernel(buf: &[u32], w: &[i8], sums: &mut Sums, pairs: usize, groups: usize) {
+    let pairs = pairs.min(CHUNK);
+    if groups == 0 || pairs == 0 || buf.len() < 4 * groups || w.len() < 8 * groups * pairs {
+        sums.0.fill(0);
+        return;
+    }
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+    {
+        extern "C" {
+            #[link_name = concat!(
+                "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_",
+                env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
+                "_conv_s8_m4dsp_2x2"
+            )]
+            fn conv_s8_m4dsp_2x2(x: *const u32, w: *const i8, sums: *mut i32, g: u32, q: u32);
+        }
+        const _: () = assert!(CHUNK == 16); // pixel 1's sums 128 bytes on (the assembly)
+        if groups % 2 == 0 && (buf.as_ptr() as usize | w.as_ptr() as usize) % 4 == 0 {
+            // SAFETY: the assembly's contract: groups even and ≥ 2, 1 ≤ pairs ≤ 16, reads
+            // 16·groups bytes of `buf` and 8·groups·pairs of `w` (both checked above, and
+            // word-aligned), writes words 0..2·pairs and 32..32 + 2·pairs of `sums` (8-byte
+            // aligned, 64 words).
+            unsafe {
+                conv_s8_m4dsp_2x2(
+                    buf.as_ptr(),
+                    w.as_ptr(),
+                    sums.0.as_mut_ptr(),
+                    groups as u32,
+                    pairs as u32,
+                )
+            };
+            return;
+        }
+    }
+    kernel_portable(buf, w, sums, pairs, groups);
+}
+
+/// [`kernel`] in plain Rust (other targets, and the reference the assembly is tested
+/// against).
+fn kernel_portable(buf: &[u32], w: &[i8], sums: &mut Sums, pairs: usize, groups: usize) {
+    for (q, wq) in w.chunks_exact(8 * groups).take(pairs).enumerate() {
+        let mut acc = [0i32; 4];
+        for (xw, wg) in buf.chunks_exact(4).zip(wq.chunks_exact(8)) {
+            let x: [i16; 8] = core::array::from_fn(|i| (xw[i / 2] >> (16 * (i % 2))) as i16);
+            for j in 0..2 {
+                let wj = &wg[4 * j..4 * j + 4];
+                // x holds (k0, k2, k1, k3) of each pixel.
+                let order = [wj[0], wj[2], wj[1], wj[3]];
+                for p in 0..2 {
+                    let xp = &x[4 * p..4 * p + 4];
+                    for (&a, &b) in xp.iter().zip(&order) {
+                        acc[2 * p + j] = acc[2 * p + j].wrapping_add(i32::from(a) * i32::from(b));
+                    }
+                }
+            }
+        }
+        sums.0[2 * q..2 * q + 2].copy_from_slice(&acc[..2]);
+        sums.0[2 * CHUNK + 2 * q..2 * CHUNK + 2 * q + 2].copy_from_slice(&acc[2..]);
+    }
+}
+
+/// The weights `w` (n rows of k int8, OHWI) in this form's layout.
+#[cfg(feature = "alloc")]
+pub(crate) fn pack(w: &[i8], k: usize, n: usize) -> Option<alloc::vec::Vec<u8>> {
+    let k8 = k8(k)?;
+    let mut out = alloc::vec![0u8; weight_bytes(k, n)?];
+    for c in 0..n {
+        let (q, j) = (c / 2, c % 2);
+        for i in 0..k {
+            let (g, t) = (i / 4, i % 4);
+            out[q * 2 * k8 + g * 8 + j * 4 + t] = *w.get(c * k + i)? as u8;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(feature = "alloc")]
+pub(crate) use lower::lower;
+
+#[cfg(feature = "alloc")]
+mod lower {
+    use alloc::format;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use super::super::conv::Geom;
+    use super::super::gemm_common::lower_requant;
+    use super::{pack, scratch_bytes, MODE};
+    use crate::error::Error;
+    use crate::nn::dtype::DType;
+    use crate::nn::transform::ir::Activation;
+    use crate::nn::transform::lower::Lowering;
+
+    /// CONV_2D node `node` (int8, geometry `g` as its parameter `words`) in the direct form.
+    pub(crate) fn lower(
+        l: &mut Lowering,
+        node: usize,
+        g: &Geom,
+        act: Activation,
+        words: &[i32],
+    ) -> Result<(), Error> {
+        let gr = l.graph;
+        let err = |r| gr.node_error(node, r);
+        let (k, n) = (g.kh * g.kw * g.ic, g.oc);
+        let w = gr.input(node, 1)?;
+        let y_name = gr.tensors[gr.output_index(node, 0)?].name.clone();
+        let data = w
+            .data
+            .as_ref()
+            .ok_or_else(|| err("non-constant weights are not supported"))?;
+        if w.dtype != DType::I8 || data.len() != n * k {
+            return Err(err("the weights are not n·k int8 values"));
+        }
+        let bias = gr.nodes[node].inputs.get(2).copied().flatten();
+        if let Some(b) = bias {
+            let b = &gr.tensors[b];
+            if b.dtype != DType::I32 || b.elems() != n {
+                return Err(err("the bias is not n int32 values"));
+            }
+        }
+        let rq = lower_requant(l, node, n, act)?;
+        let w8: Vec<i8> = data.iter().map(|&v| v as i8).collect();
+        let bytes = pack(&w8, k, n).ok_or_else(|| err("sizes overflow"))?;
+        let w_name = format!("{}/direct", w.name);
+        let w_t = l.add_const(w_name, DType::I8, vec![bytes.len()], bytes);
+        let mut params = words.to_vec();
+        params.extend_from_slice(&[MODE, 2, rq.za, 0, rq.zo, rq.lo, rq.hi]);
+        let mut op = l.op(node, 3, params);
+        op.inputs.truncate(1);
+        op.inputs
+            .extend_from_slice(&[Some(w_t), bias, Some(rq.mults), Some(rq.shifts)]);
+        op.in_place = g.pointwise();
+        let scratch = scratch_bytes(k, g.pointwise()).ok_or_else(|| err("sizes overflow"))?;
+        op.temps = vec![l.add_temp(format!("{y_name}/direct"), scratch)];
+        l.push(op);
+        Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    /// The general patch and the first-layer path (`fill_rows`) give the patch of the
+    /// definition: filters crossing every edge, strides, one and several input channels.
+    #[test]
+    fn patches_equal_the_definition() {
+        // (ih, iw, ic, kh, kw, sh, sw, pt, pl)
+        let geoms: [[usize; 9]; 4] = [
+            [49, 10, 1, 10, 4, 2, 2, 4, 1], // DS-CNN's first layer (SAME: pad 4 top, 1 left)
+            [7, 6, 4, 3, 3, 1, 1, 1, 1],
+            [5, 9, 2, 2, 6, 1, 3, 0, 2],
+            [6, 5, 8, 1, 1, 2, 1, 0, 0],
+        ];
+        for [ih, iw, ic, kh, kw, sh, sw, pt, pl] in geoms {
+            let oh = (ih + 2 * pt).saturating_sub(kh) / sh + 1;
+            let ow = (iw + 2 * pl).saturating_sub(kw) / sw + 1;
+            let g = Geom {
+                batch: 2,
+                ih,
+                iw,
+                ic,
+                oh,
+                ow,
+                oc: 3,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh: 1,
+                dw: 1,
+                pt,
+                pl,
+            };
+            assert!(rows_path(&g));
+            let x: Vec<u8> = (0..2 * ih * iw * ic).map(|i| (i * 37 + 11) as u8).collect();
+            let k = kh * kw * ic;
+            let k8 = k8(k).unwrap();
+            for zx in [-128, 5] {
+                for px in 0..2 * oh * ow {
+                    // The patch from its definition.
+                    let (bi, oy, ox) = (px / (oh * ow), px % (oh * ow) / ow, px % ow);
+                    let mut want_patch = alloc::vec![zx as i8 as u8; k];
+                    for (t, d) in want_patch.chunks_exact_mut(ic).enumerate() {
+                        let y = (oy * sh + t / kw) as isize - pt as isize;
+                        let xi = (ox * sw + t % kw) as isize - pl as isize;
+                        if y >= 0 && y < ih as isize && xi >= 0 && xi < iw as isize {
+                            let at = ((bi * ih + y as usize) * iw + xi as usize) * ic;
+                            d.copy_from_slice(&x[at..at + ic]);
+                        }
+                    }
+                    let mut got_patch = alloc::vec![0u8; k];
+                    patch(&g, &x, px, zx, &mut got_patch);
+                    assert_eq!(got_patch, want_patch, "{g:?} px {px}");
+                    let (mut want, mut got) = (alloc::vec![9u32; k8], alloc::vec![9u32; k8]);
+                    fill(&mut want, 1, &want_patch, zx);
+                    fill_rows(&mut got, 1, &g, &x, px, zx, &mut Row([0; 64]));
+                    assert_eq!(got, want, "{g:?} px {px}");
+                }
+            }
+        }
+    }
+
+    /// The layout, the buffer and the kernel (the assembly on the M4, the portable loop
+    /// elsewhere) give the plain sums of (x − z_x)·w, with padding in k and n, extreme values
+    /// and both zero-point signs.
+    #[test]
+    fn sums_equal_the_plain_products() {
+        let mut s = 0x2545_f491u32;
+        let mut r = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        for [k, n] in [
+            [1, 1],
+            [3, 2],
+            [8, 3],
+            [27, 16],
+            [40, 64],
+            [64, 64],
+            [70, 33],
+        ] {
+            for zx in [-128, -3, 0, 127] {
+                let w: Vec<i8> = (0..k * n)
+                    .map(|i| if i % 7 == 0 { -128 } else { r() as i8 })
+                    .collect();
+                let a: Vec<u8> = (0..k)
+                    .map(|i| if i % 5 == 0 { 127 } else { r() as u8 })
+                    .collect();
+                let b: Vec<u8> = (0..k)
+                    .map(|i| if i % 3 == 0 { 128 } else { r() as u8 })
+                    .collect();
+                let packed = pack(&w, k, n).unwrap();
+                let packed: Vec<i8> = packed.iter().map(|&v| v as i8).collect();
+                let k8 = k8(k).unwrap();
+                let mut buf = alloc::vec![0u32; k8];
+                fill(&mut buf, 0, &a, zx);
+                fill(&mut buf, 1, &b, zx);
+                let pairs = n.div_ceil(2);
+                for q0 in (0..pairs).step_by(CHUNK) {
+                    let q1 = pairs.min(q0 + CHUNK);
+                    let wc = &packed[q0 * 2 * k8..q1 * 2 * k8];
+                    let (mut sums, mut port) = (Sums([7; 4 * CHUNK]), Sums([7; 4 * CHUNK]));
+                    kernel(&buf, wc, &mut sums, q1 - q0, k8 / 4);
+                    kernel_portable(&buf, wc, &mut port, q1 - q0, k8 / 4);
+                    assert_eq!(sums.0, port.0);
+                    for c in 2 * q0..n.min(2 * q1) {
+                        for (p, x) in [&a, &b].into_iter().enumerate() {
+                            let want: i32 = (0..k)
+                                .map(|i| (x[i] as i8 as i32 - zx) * w[c * k + i] as i32)
+                                .sum();
+                            let got = sums.0[2 * CHUNK * p + c - 2 * q0];
+                            assert_eq!(got, want, "k {k} n {n} c {c}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
