@@ -24,8 +24,11 @@
 //! of rows with im2col; for a pointwise convolution the rows it copies at a time in place,
 //! about 1 KiB, optional when not in place) followed by the GEMM workspace for a block.
 //! Parameters: the [`Geom`] words (b, h, w, c_in, oh, ow, c_out, kh, kw, stride h, stride w,
-//! dilation h, dilation w, pad top, pad left), im2col (0 or 1), block (output pixels per
-//! GEMM), then the GEMM part's words.
+//! dilation h, dilation w, pad top, pad left), im2col (0: none, 1: im2col, 3: im2col with
+//! the GEMM depth k padded to a multiple of 4 — int8, the weights given zero rows past
+//! kh·kw·c_in and the patches the input zero point there, so a kernel reading whole 4-byte
+//! k groups of A in place needs no packing), block (output pixels per GEMM), then the GEMM
+//! part's words.
 
 use super::conv_direct;
 use super::gemm_common::{self, Gemm};
@@ -197,10 +200,23 @@ impl Geom {
 }
 
 const P_GEOM: usize = 0;
+/// The im2col word of an im2col convolution whose GEMM depth is padded to whole 4-byte
+/// groups (see the file header).
+const IM2COL_PADDED: i32 = 3;
 const P_IM2COL: usize = Geom::WORDS;
 const P_BLOCK: usize = Geom::WORDS + 1;
 /// The first word of the GEMM part (`gemm_common`).
 const P_GEMM: usize = Geom::WORDS + 2;
+
+/// The GEMM depth of a convolution of kh·kw·c_in = `k` and im2col word `mode`: `k`, or
+/// `k` rounded up to 4 with [`IM2COL_PADDED`].
+fn gemm_depth(k: usize, mode: i32) -> usize {
+    if mode == IM2COL_PADDED {
+        k.next_multiple_of(4)
+    } else {
+        k
+    }
+}
 
 /// Elements between rows of the patch buffer: int8 rows padded to 4 bytes, so the GEMM's
 /// packer moves whole 4-byte k groups (a 3×3×3 patch is 27 bytes).
@@ -252,15 +268,19 @@ fn scratch_parts_for(
     k: usize,
     n: usize,
 ) -> Option<(usize, usize)> {
-    let esize = if float { 4 } else { 1 };
-    let patch = patch_rows
-        .checked_mul(patch_stride(float, k))?
-        .checked_mul(esize)?
-        .checked_next_multiple_of(64)?;
     Some((
-        patch,
+        patch_bytes(float, patch_rows, k)?,
         gemm_common::workspace_bytes_for(kernels, float, packed, block, k, n),
     ))
+}
+
+/// The patch part of the scratch (rounded up to 64 bytes): `patch_rows` rows.
+fn patch_bytes(float: bool, patch_rows: usize, k: usize) -> Option<usize> {
+    let esize = if float { 4 } else { 1 };
+    patch_rows
+        .checked_mul(patch_stride(float, k))?
+        .checked_mul(esize)?
+        .checked_next_multiple_of(64)
 }
 
 /// Rows of patch buffer a convolution needs: a block with im2col, the in-place copy rows
@@ -305,10 +325,12 @@ fn check(op: &OpView) -> Result<(), Error> {
         }
         return conv_direct::check(op, &g, P_GEMM);
     }
-    let im2col = match op.param(P_IM2COL) {
+    let mode = op.param(P_IM2COL);
+    let im2col = match mode {
         0 => false,
         1 => true,
-        _ => return Err(op.error("the im2col word is not 0 or 1")),
+        IM2COL_PADDED if !float => true,
+        _ => return Err(op.error("the im2col word is not 0, 1 or (int8) 3")),
     };
     let pointwise = g.pointwise();
     if !im2col && !pointwise {
@@ -320,7 +342,7 @@ fn check(op: &OpView) -> Result<(), Error> {
     if in_place && im2col {
         return Err(op.error("a convolution with im2col cannot work in place"));
     }
-    let k = g.kh * g.kw * g.ic;
+    let k = gemm_depth(g.kh * g.kw * g.ic, mode);
     let m = g.batch * g.oh * g.ow;
     let block = op.param(P_BLOCK);
     if block < 0 || (block == 0 && m > 0) || block as usize > m.max(1) {
@@ -389,7 +411,8 @@ fn copy_flip(dst: &mut [u8], src: &[u8], flip: u8) {
 /// taps are bytes `pad` (the int8 input zero point, flipped alike, or 0 for f32's 0.0). It
 /// goes along runs of pixels of one output row, so each filter row's input row is found
 /// once per run; a filter row wholly inside the image is one copy (its taps are adjacent
-/// pixels when the dilation is 1).
+/// pixels when the dilation is 1). Bytes kh·kw·c_in·esize..`row` of each row (a padded
+/// GEMM depth) are `pad` too.
 #[allow(clippy::too_many_arguments)]
 fn im2col(
     g: &Geom,
@@ -400,18 +423,40 @@ fn im2col(
     p0: usize,
     rows: usize,
     stride: usize,
+    row: usize,
     a: &mut [u8],
 ) {
     let c = g.ic * esize;
     let seg = g.kw * c;
+    if row > g.kh * seg {
+        for r in 0..rows {
+            if let Some(tail) = a.get_mut(r * stride + g.kh * seg..r * stride + row) {
+                tail.fill(pad);
+            }
+        }
+    }
     let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
     let (row_bytes, image_bytes) = (g.iw * c, g.ih * g.iw * c);
+    // A filter row of output column ox, tap by tap (some taps outside the image).
+    let taps = |dst: &mut [u8], src_row: &[u8], ox: usize| {
+        for (fx, dst) in dst.chunks_exact_mut(c.max(1)).enumerate() {
+            let src = usize::try_from(g.in_x(ox, fx))
+                .ok()
+                .filter(|&xx| xx < g.iw)
+                .and_then(|xx| src_row.get(xx * c..xx * c + c));
+            match src {
+                Some(src) => copy_flip(dst, src, flip),
+                None => dst.fill(pad),
+            }
+        }
+    };
     let mut r = 0;
     while r < rows {
         let p = p0 + r;
         let (b, oy, ox0) = (p / plane, p % plane / ow, p % ow);
         // The pixels of output row oy in this block.
         let run = (ow - ox0).min(rows - r);
+        let (lo, hi) = interior(g, ox0, run);
         for fy in 0..g.kh {
             let y = g.in_y(oy, fy);
             let src_row = usize::try_from(y)
@@ -419,39 +464,55 @@ fn im2col(
                 .filter(|&y| y < g.ih)
                 .map(|y| b * image_bytes + y * row_bytes)
                 .and_then(|at| x.get(at..at + row_bytes));
-            for i in 0..run {
-                let at = (r + i) * stride + fy * seg;
-                let Some(dst) = a.get_mut(at..at + seg) else {
-                    return;
-                };
-                let Some(src_row) = src_row else {
-                    dst.fill(pad);
-                    continue;
-                };
-                let ox = ox0 + i;
-                let x0 = g.in_x(ox, 0);
-                if g.dw == 1 && x0 >= 0 && x0 as usize + g.kw <= g.iw {
-                    let x0 = x0 as usize * c;
-                    match src_row.get(x0..x0 + seg) {
-                        Some(src) => copy_flip(dst, src, flip),
-                        None => dst.fill(pad),
-                    }
-                    continue;
-                }
-                for (fx, dst) in dst.chunks_exact_mut(c.max(1)).enumerate() {
-                    let src = usize::try_from(g.in_x(ox, fx))
-                        .ok()
-                        .filter(|&xx| xx < g.iw)
-                        .and_then(|xx| src_row.get(xx * c..xx * c + c));
-                    match src {
-                        Some(src) => copy_flip(dst, src, flip),
-                        None => dst.fill(pad),
+            let dst_at = |i: usize| (r + i) * stride + fy * seg;
+            let Some(src_row) = src_row else {
+                for i in 0..run {
+                    if let Some(dst) = a.get_mut(dst_at(i)..dst_at(i) + seg) {
+                        dst.fill(pad);
                     }
                 }
+                continue;
+            };
+            for i in (0..lo).chain(hi..run) {
+                if let Some(dst) = a.get_mut(dst_at(i)..dst_at(i) + seg) {
+                    taps(dst, src_row, ox0 + i);
+                }
+            }
+            // Pixels lo..hi: the filter row is seg adjacent bytes of the input row, sw·c
+            // bytes on from the last pixel's (the tight loop most of the time goes to).
+            if lo == hi {
+                continue;
+            }
+            let step = g.sw * c;
+            // (≥ 0: column (ox0 + lo)·sw − pl is inside the image.)
+            let mut from = (ox0 + lo) * step - g.pl * c;
+            for i in lo..hi {
+                let at = dst_at(i);
+                if let (Some(dst), Some(src)) =
+                    (a.get_mut(at..at + seg), src_row.get(from..from + seg))
+                {
+                    copy_flip(dst, src, flip);
+                }
+                from += step;
             }
         }
         r += run;
     }
+}
+
+/// The pixels `lo..hi` of a run of `run` output columns from `ox0` whose filter rows lie
+/// wholly inside the image, each one copy (dilation 1; else none: `(0, 0)`).
+fn interior(g: &Geom, ox0: usize, run: usize) -> (usize, usize) {
+    if g.dw != 1 || g.iw + g.pl < g.kw {
+        return (0, 0);
+    }
+    let (sw, pl) = (g.sw as i64, g.pl as i64);
+    // First column `(ox0 + i)·sw − pl ≥ 0`, last `(ox0 + i)·sw − pl + kw ≤ iw`.
+    let lo = ((pl - ox0 as i64 * sw).max(0) + sw - 1) / sw;
+    let hi = ((g.iw + g.pl - g.kw) as i64 / sw + 1 - ox0 as i64).max(0);
+    let hi = (hi as usize).min(run);
+    let lo = (lo as usize).min(hi);
+    (lo, hi)
 }
 
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
@@ -460,47 +521,28 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         return conv_direct::run(op, mem, &g, P_GEMM);
     }
     let float = is_float(op)?;
-    let im2col_on = op.param(P_IM2COL) == 1;
+    let mode = op.param(P_IM2COL);
+    let im2col_on = mode != 0;
     let block = op.param(P_BLOCK).max(1) as usize;
-    let (k, n) = (g.kh * g.kw * g.ic, g.oc);
+    let (k, n) = (gemm_depth(g.kh * g.kw * g.ic, mode), g.oc);
     let m = g.batch * g.oh * g.ow;
     let gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
-    let packed = matches!(
-        gemm,
-        Gemm::I8 {
-            w: gemm_common::QWeights::Packed(_),
-            ..
-        }
-    );
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
     let esize = if float { 4 } else { 1 };
     let in_place = mem.is_in_place(x_t, out_t);
     let rows = patch_rows(float, im2col_on, in_place, block, k);
-    let (patch_bytes, ws_bytes) = scratch_parts(float, packed, rows, block, k, n)
-        .ok_or_else(|| op.error("sizes overflow"))?;
+    // The GEMM workspace is the rest of the scratch (`check` saw it is large enough; sizing
+    // it again, over every kernel compiled in, cost each call a few hundred nanoseconds).
+    let patch_bytes = patch_bytes(float, rows, k).ok_or_else(|| op.error("sizes overflow"))?;
     if in_place {
         let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
-        return run_in_place(
-            &gemm,
-            m,
-            k,
-            n,
-            esize,
-            block,
-            buf,
-            scratch,
-            patch_bytes,
-            ws_bytes,
-        );
+        return run_in_place(&gemm, m, k, n, esize, block, buf, scratch, patch_bytes);
     }
     let x = mem.input(x_t)?;
     let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
     let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
-    let scratch = scratch
-        .get_mut(..patch_bytes + ws_bytes)
-        .ok_or_else(|| op.error("scratch too small"))?;
     // The patches as the kernel reads them: int8 flipped to u8 for the VNNI kernel (which
     // then reads them in place, unpacked).
     let unsigned = gemm.wants_unsigned_a();
@@ -515,7 +557,8 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (patch, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
         if im2col_on {
-            im2col(&g, x, esize, pad, flip, p0, rows, stride * esize, patch);
+            let (stride_bytes, row) = (stride * esize, k * esize);
+            im2col(&g, x, esize, pad, flip, p0, rows, stride_bytes, row, patch);
             let a = patch.get(..rows * stride * esize).unwrap_or(&[]);
             if unsigned {
                 gemm.run_unsigned(a, stride, rows, y, ws)
@@ -559,10 +602,8 @@ fn run_in_place(
     buf: &mut [u8],
     scratch: &mut [u8],
     patch_bytes: usize,
-    ws_bytes: usize,
 ) -> Result<(), Error> {
-    let (copy, rest) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
-    let ws = rest.get_mut(..ws_bytes).ok_or(Error::SizeOverflow)?;
+    let (copy, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
     let stride = patch_stride(esize == 4, k);
     let (row_in, row_out) = (k * esize, n * esize);
     let mut block_at = |p0: usize, rows: usize| -> Result<(), Error> {
@@ -697,7 +738,22 @@ mod lower {
             return super::conv_direct::lower(l, node, &g, act, &words);
         }
         let y_name = y.name.clone();
-        let mut gl = gemm_common::lower_gemm(l, node, k, oc, act)?;
+        // An int8 im2col convolution for a kernel that reads A in place (u8 in 4-byte k
+        // groups, x86 VNNI) gets whole groups (ResNet's 3×3×3 first layer: 27 → 28), so its
+        // patches are not packed again; other targets keep k (their packers pad it alike).
+        let pad_k = x.dtype == DType::I8
+            && !pointwise
+            && k % 4 != 0
+            && l.packing == Packing::Host
+            && crate::kernels::qgemm_kernel()
+                .is_ok_and(|q| q.format == crate::kernels::int8::QFormat::U8x4);
+        let mode = match (pointwise, pad_k) {
+            (true, _) => 0,
+            (false, false) => 1,
+            (false, true) => super::IM2COL_PADDED,
+        };
+        let k = super::gemm_depth(k, mode);
+        let mut gl = gemm_common::lower_gemm_depth(l, node, kh * kw * ic, k, oc, act)?;
         if !gl.float {
             // TFLite's ConvPerChannel has no weights offset: the weights' zero point (0 by
             // the int8 spec) is not subtracted.
@@ -724,7 +780,7 @@ mod lower {
             block = (block * 3 / 4).max(small);
         }
         let mut params = words.to_vec();
-        params.push(i32::from(!pointwise));
+        params.push(mode);
         params
             .push(i32::try_from(block).map_err(|_| err("a dimension too large is not supported"))?);
         params.extend_from_slice(&gl.params);
@@ -919,6 +975,106 @@ mod tests {
                     assert_eq!(run(&m, &x, 1), want, "float {float} {cin}->{cout}");
                     // More threads still run it in place on one.
                     assert_eq!(run(&m, &x, 2), want, "float {float} {cin}->{cout} threads");
+                }
+            }
+        }
+    }
+
+    /// A 3×3×3 int8 convolution (k = 27) for the VNNI kernel gets its depth padded to 28
+    /// (zero weights, zero-point patches) and gives the bytes of the portable build, which
+    /// keeps 27; on one thread and on several.
+    #[test]
+    fn padded_depth_gives_the_same_bytes() {
+        let g = conv_graph(false, 17, 19, 3, 16, 3);
+        let x = input_for(&g);
+        let portable = LoadedModel::from_graph(&g, Packing::Portable).unwrap();
+        let host = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+        let want = run(&portable, &x, 1);
+        assert_eq!(run(&host, &x, 1), want);
+        assert_eq!(run(&host, &x, 3), want);
+        let vnni = crate::kernels::qgemm_kernel()
+            .is_ok_and(|k| k.format == crate::kernels::int8::QFormat::U8x4);
+        let mode = lower(&g, Packing::Host).unwrap().ops[0].params[super::P_IM2COL];
+        assert_eq!(mode, if vnni { super::IM2COL_PADDED } else { 1 });
+        assert_eq!(
+            lower(&g, Packing::Portable).unwrap().ops[0].params[super::P_IM2COL],
+            1
+        );
+    }
+
+    /// im2col writes the patches of the definition (every tap from `in_pixel` or the pad
+    /// byte, flipped alike), the padded tail of a row as pad bytes, and nothing past it:
+    /// strides, dilations, padding at either side, several batches, blocks that start and
+    /// end inside output rows, bytes and f32-sized elements.
+    #[test]
+    fn im2col_writes_the_definition() {
+        use super::{im2col, Geom};
+        // (b, ih, iw, ic, kh, kw, sh, sw, dh, dw, pt, pl)
+        let cases = [
+            (1, 32, 32, 3, 3, 3, 1, 1, 1, 1, 1, 1),
+            (2, 7, 9, 5, 3, 2, 2, 1, 1, 1, 1, 0),
+            (1, 9, 11, 4, 3, 3, 2, 2, 1, 1, 0, 1),
+            (1, 10, 10, 2, 3, 3, 1, 1, 2, 2, 2, 2),
+            (2, 6, 5, 16, 5, 5, 1, 3, 1, 1, 2, 2),
+            (1, 4, 3, 3, 1, 7, 1, 1, 1, 1, 0, 3),
+        ];
+        for (batch, ih, iw, ic, kh, kw, sh, sw, dh, dw, pt, pl) in cases {
+            let out = |i: usize, k: usize, s: usize, d: usize, p: usize| {
+                (i + 2 * p).saturating_sub((k - 1) * d + 1) / s + 1
+            };
+            let (oh, ow) = (out(ih, kh, sh, dh, pt), out(iw, kw, sw, dw, pl));
+            let g = Geom {
+                batch,
+                ih,
+                iw,
+                ic,
+                oh,
+                ow,
+                oc: 1,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw,
+                pt,
+                pl,
+            };
+            let m = batch * oh * ow;
+            for (esize, flip) in [(1, 0), (1, 0x80), (4, 0)] {
+                let x = bytes(batch * ih * iw * ic * esize, 5);
+                let kb = kh * kw * ic * esize;
+                let row = kb.next_multiple_of(4) + if esize == 1 { 4 } else { 0 };
+                let stride = row + 3;
+                let pad = 0x5a ^ flip;
+                for block in [1, 5, ow + 1, m] {
+                    let mut p0 = 0;
+                    while p0 < m {
+                        let rows = block.min(m - p0);
+                        let mut a = vec![0xeeu8; rows * stride];
+                        im2col(&g, &x, esize, pad, flip, p0, rows, stride, row, &mut a);
+                        for r in 0..rows {
+                            let p = p0 + r;
+                            let (b, oy, ox) = (p / (oh * ow), p / ow % oh, p % ow);
+                            let mut want = vec![];
+                            for fy in 0..kh {
+                                for fx in 0..kw {
+                                    let at = g.in_pixel(b, g.in_y(oy, fy), g.in_x(ox, fx));
+                                    for j in 0..ic * esize {
+                                        want.push(at.map_or(pad, |o| x[o * esize + j] ^ flip));
+                                    }
+                                }
+                            }
+                            want.resize(row, pad);
+                            want.resize(stride, 0xee);
+                            assert_eq!(
+                                &a[r * stride..(r + 1) * stride],
+                                &want[..],
+                                "{ih}x{iw}x{ic} k{kh}x{kw} s{sh},{sw} d{dh},{dw} pixel {p}"
+                            );
+                        }
+                        p0 += rows;
+                    }
                 }
             }
         }

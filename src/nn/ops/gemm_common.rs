@@ -591,7 +591,7 @@ fn run_rows_threaded(
 }
 
 #[cfg(feature = "alloc")]
-pub(crate) use lower::{lower_gemm, lower_requant};
+pub(crate) use lower::{lower_gemm, lower_gemm_depth, lower_requant};
 
 #[cfg(feature = "alloc")]
 mod lower {
@@ -688,6 +688,20 @@ mod lower {
         n: usize,
         act: Activation,
     ) -> Result<GemmLowered, Error> {
+        lower_gemm_depth(l, node, k, k, n, act)
+    }
+
+    /// [`lower_gemm`] with the int8 weights given `depth ≥ k` rows, the rows past k zero:
+    /// the GEMM's k is then `depth` (CONV_2D pads it to whole 4-byte groups so the VNNI
+    /// kernel reads its patches in place; zero weights add nothing whatever A holds there).
+    pub(crate) fn lower_gemm_depth(
+        l: &mut Lowering,
+        node: usize,
+        k: usize,
+        depth: usize,
+        n: usize,
+        act: Activation,
+    ) -> Result<GemmLowered, Error> {
         let g = l.graph;
         let err = |r| g.node_error(node, r);
         let x = g.input(node, 0)?;
@@ -703,6 +717,9 @@ mod lower {
         }
         let bias = g.nodes[node].inputs.get(2).copied().flatten();
         let float = x.dtype == DType::F32;
+        if depth < k || (float && depth != k) {
+            return Err(err("a GEMM depth below k, or padded for f32"));
+        }
         if let Some(b) = bias {
             let want = if float { DType::F32 } else { DType::I32 };
             let b = &g.tensors[b];
@@ -714,8 +731,9 @@ mod lower {
             }
         }
         // Weights transposed to k×n row-major: the GEMM's B with unit column stride.
+        // (Rows k..depth stay zero.)
         let esize = w.dtype.size();
-        let mut wt = vec![0u8; data.len()];
+        let mut wt = vec![0u8; depth * n * esize];
         for o in 0..n {
             for i in 0..k {
                 let src = (o * k + i) * esize;
@@ -745,7 +763,7 @@ mod lower {
         }
         let rq = lower_requant(l, node, n, act)?;
         let wt_i8: Vec<i8> = wt.iter().map(|&b| b as i8).collect();
-        let (w_in, packed) = match l.packing.pack_i8(&wt_i8, k, n)? {
+        let (w_in, packed) = match l.packing.pack_i8(&wt_i8, depth, n)? {
             Some((bytes, kernel)) => {
                 let name = format!("{}/packed/{}", w.name, kernel);
                 (
@@ -755,7 +773,7 @@ mod lower {
             }
             None => {
                 let name = format!("{}/kxn", w.name);
-                (l.add_const(name, DType::I8, vec![k, n], wt), false)
+                (l.add_const(name, DType::I8, vec![depth, n], wt), false)
             }
         };
         Ok(GemmLowered {
