@@ -10,7 +10,9 @@
 //! How it runs. Output rows one at a time (a range of rows is one call), eight pixels of a
 //! row per kernel call. Input rows are read where they are when no window crosses the left
 //! or right edge (VALID padding), else copied into a ring of `(kh − 1)·dh + 1` padded rows
-//! in the scratch (pad pixels left and right), so every window lies inside its rows and a
+//! in the scratch (pad pixels left and right; consecutive rows share the pad columns between
+//! them, and the pad pixel is the first row's left padding), so every window lies inside its
+//! rows and a
 //! tap of a group of pixels is a pointer to the first pixel's input channels and a step to
 //! the next pixel's. Pad pixels, and for rows above or below the image one pad pixel with
 //! step 0, hold the input zero point (int8) or 0.0 (f32): `w·(z_x − z_x)` and `w·0.0` add
@@ -29,7 +31,7 @@
 //! zeros): int8 `[pair][c_out][2]` i16 (the two taps of a pair interleaved), f32
 //! `[pair][2][c_out]`; bias (c_out, required: int8 i32 `bias − z_x·Σ_taps w`, f32 the bias or
 //! zeros); int8 also the multipliers and shifts (c_out each). Output: y [b, oh, ow, c_out].
-//! One scratch tensor, laid out by [`Layout`]: pad pixel, ring (for padding or in place),
+//! One scratch tensor, laid out by [`Layout`]: pad pixel and ring (for padding or in place),
 //! expanded taps (multiplier > 1), partial sums (more than [`MAX_TAPS`] taps). Parameters:
 //! the `conv::Geom` words, then int8: x zero point, output zero point, clamp min, clamp max;
 //! f32: clamp min and max as f32 bits.
@@ -96,6 +98,12 @@ fn padded_width(g: &Geom) -> Option<usize> {
     Some(g.pl.checked_add(g.iw)?.max(reach))
 }
 
+/// Pad pixels between two rows of the ring: the most a window reaches left or right of the
+/// image (`None` if it overflows).
+fn gap(g: &Geom) -> Option<usize> {
+    Some(g.pl.max(padded_width(g)?.checked_sub(g.pl + g.iw)?))
+}
+
 /// Whether the output may take input 0's arena bytes: computing the output rows in order
 /// with the ring of [`ring_rows`], no output row overwrites an input row that is still to be
 /// copied into the ring. Output row (b, oy) ends at element `(b·oh + oy + 1)·ow·c_out`; the
@@ -130,8 +138,13 @@ pub(crate) fn in_place_geom(g: &Geom) -> bool {
 pub(crate) struct Layout {
     /// One pixel of c_out padding values.
     pad: Range<usize>,
-    /// The ring of padded input rows (empty when neither in place nor padding needs it).
-    ring: Range<usize>,
+    /// The pad pixel and the ring of padded input rows after it (just the pad pixel when
+    /// neither in place nor padding needs a ring).
+    head: Range<usize>,
+    /// Elements from the head's start to the first ring row's image, and from one row's
+    /// image to the next's.
+    ring_first: usize,
+    ring_stride: usize,
     /// Taps expanded to c_out channels (multiplier > 1).
     expand: Range<usize>,
     /// Partial sums of NP pixels (more than MAX_TAPS taps).
@@ -142,12 +155,16 @@ impl Layout {
     pub(crate) fn new(g: &Geom, esize: usize) -> Option<Layout> {
         let part = |n: usize| n.checked_mul(esize)?.checked_next_multiple_of(16);
         let pad = part(g.oc)?;
-        // Padded rows, needed in place or when some window crosses the left or right edge.
+        // Padded rows, needed in place or when some window crosses the left or right edge:
+        // each row's image then `gap` pad pixels, which are also the next row's left padding;
+        // the first row's left padding is the pad pixel (or as many pad pixels as it needs).
         let pw = padded_width(g)?;
-        let ring = if in_place_geom(g) || pw != g.iw {
-            part(ring_rows(g).checked_mul(pw)?.checked_mul(g.ic)?)?
+        let stride = g.iw.checked_add(gap(g)?)?.checked_mul(g.ic)?;
+        let first = (pad / esize.max(1)).max(gap(g)? * g.ic);
+        let head = if in_place_geom(g) || pw != g.iw {
+            part(first.checked_add(ring_rows(g).checked_mul(stride)?)?)?
         } else {
-            0
+            pad
         };
         let taps = g.kh.checked_mul(g.kw)?;
         let expand = if g.oc != g.ic {
@@ -160,12 +177,14 @@ impl Layout {
         } else {
             0
         };
-        let r1 = pad.checked_add(ring)?;
+        let r1 = head;
         let r2 = r1.checked_add(expand)?;
         let r3 = r2.checked_add(partial)?;
         Some(Layout {
             pad: 0..pad,
-            ring: pad..r1,
+            head: 0..head,
+            ring_first: first,
+            ring_stride: stride,
             expand: r1..r2,
             partial: r2..r3,
         })
@@ -309,8 +328,18 @@ struct Wide<E: DwElem> {
 
 /// The scratch tensor in its parts.
 struct Scratch<'s, X, A> {
+    /// The pad pixel (`pad` values) and the ring ([`Layout::head`]).
+    head: &'s mut [X],
+    pad: usize,
+    first: usize,
+    stride: usize,
+    expand: &'s mut [X],
+    partial: &'s mut [A],
+}
+
+/// The scratch's parts a kernel call reads or writes, beside the ring (shared).
+struct Rest<'s, X, A> {
     pad: &'s [X],
-    ring: &'s mut [X],
     expand: &'s mut [X],
     partial: &'s mut [A],
 }
@@ -324,29 +353,32 @@ impl<'s, X: Pod, A: Pod> Scratch<'s, X, A> {
         bad: impl Fn() -> Error,
     ) -> Result<Self, Error> {
         let bytes = bytes.get_mut(..lay.bytes()).ok_or_else(&bad)?;
-        let (pad_b, rest) = bytes.split_at_mut(lay.pad.end);
-        let (ring, rest) = rest.split_at_mut(lay.ring.len());
+        let (head, rest) = bytes.split_at_mut(lay.head.end);
         let (expand, partial) = rest.split_at_mut(lay.expand.len());
-        let pad_v = cast_mut::<X>(pad_b);
-        pad_v.fill(pad);
         // The ring's padding columns keep this value; its image columns are copied in.
-        let ring = cast_mut::<X>(ring);
-        ring.fill(pad);
+        let head = cast_mut::<X>(head);
+        head.fill(pad);
         Ok(Scratch {
-            pad: pad_v,
-            ring,
+            head,
+            pad: lay.pad.len() / core::mem::size_of::<X>().max(1),
+            first: lay.ring_first,
+            stride: lay.ring_stride,
             expand: cast_mut::<X>(expand),
             partial: cast_mut::<A>(partial),
         })
     }
 }
 
-/// Where the input rows of a batch come from: the image, or the in-place ring (row iy in
-/// slot iy mod ring_rows).
+/// Where the input rows of a batch come from: the image, or the ring (row iy's image in
+/// slot iy mod ring_rows, at `first + slot·stride`).
 #[derive(Clone, Copy)]
 enum Src<'a, X> {
     Image(&'a [X]),
-    Ring(&'a [X]),
+    Ring {
+        head: &'a [X],
+        first: usize,
+        stride: usize,
+    },
 }
 
 /// One operator call: the geometry, the weights and the output stage.
@@ -420,11 +452,18 @@ impl<E: DwElem> Dw<'_, E> {
     /// Input row `iy` (inside the image) of `src`, as a row of the padded width.
     fn in_row<'s>(&self, src: Src<'s, E>, iy: usize) -> Result<&'s [E], Error> {
         let len = self.pw() * self.g.ic;
-        let (buf, slot) = match src {
-            Src::Image(plane) => (plane, iy),
-            Src::Ring(ring) => (ring, iy % ring_rows(&self.g)),
+        let (buf, at) = match src {
+            Src::Image(plane) => (plane, iy * len),
+            Src::Ring {
+                head,
+                first,
+                stride,
+            } => {
+                let slot = iy % ring_rows(&self.g);
+                (head, first + slot * stride - self.g.pl * self.g.ic)
+            }
         };
-        buf.get(slot * len..(slot + 1) * len).ok_or_else(Self::bad)
+        buf.get(at..at + len).ok_or_else(Self::bad)
     }
 
     /// The window's input rows (first, end) of output row `oy`, clipped to the image.
@@ -435,11 +474,10 @@ impl<E: DwElem> Dw<'_, E> {
         (top.max(0) as usize, end.clamp(0, g.ih as i64) as usize)
     }
 
-    /// Copies input rows `rows` of a batch (`row(iy)` gives one) into their ring slots,
-    /// after the left padding.
+    /// Copies input rows `rows` of a batch (`row(iy)` gives one) into their ring slots.
     fn fill_ring<'r>(
         &self,
-        ring: &mut [E],
+        sc: &mut Scratch<E, E::A>,
         rows: Range<usize>,
         row: impl Fn(usize) -> Option<&'r [E]>,
     ) -> Result<(), Error>
@@ -447,10 +485,10 @@ impl<E: DwElem> Dw<'_, E> {
         E: 'r,
     {
         let g = &self.g;
-        let (len, pw) = (g.iw * g.ic, self.pw() * g.ic);
+        let len = g.iw * g.ic;
         for iy in rows {
-            let at = (iy % ring_rows(g)) * pw + g.pl * g.ic;
-            let dst = ring.get_mut(at..at + len).ok_or_else(Self::bad)?;
+            let at = sc.first + (iy % ring_rows(g)) * sc.stride;
+            let dst = sc.head.get_mut(at..at + len).ok_or_else(Self::bad)?;
             dst.copy_from_slice(row(iy).ok_or_else(Self::bad)?);
         }
         Ok(())
@@ -469,7 +507,7 @@ impl<E: DwElem> Dw<'_, E> {
         let g = &self.g;
         let (in_row, in_plane, out_row) = (g.iw * g.ic, g.ih * g.iw * g.ic, g.ow * g.oc);
         let direct = self.pw() == g.iw;
-        let wide = sc.pad.first().and_then(|&p| self.wide(p));
+        let wide = sc.head.first().and_then(|&p| self.wide(p));
         let wide = wide.as_ref();
         let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
         for r in rows {
@@ -481,16 +519,17 @@ impl<E: DwElem> Dw<'_, E> {
                 .get_mut(r * out_row..(r + 1) * out_row)
                 .ok_or_else(Self::bad)?;
             if direct {
-                self.row(Src::Image(plane), oy, o, sc, wide)?;
+                let (_, mut rest) = split_ring(sc);
+                self.row(Src::Image(plane), oy, o, &mut rest, wide)?;
                 continue;
             }
             let (first, end) = self.window(oy);
             let done = loaded.filter(|l| l.0 == b).map_or(0, |l| l.1);
             let row = |iy: usize| plane.get(iy * in_row..(iy + 1) * in_row);
-            self.fill_ring(sc.ring, done.max(first)..end, row)?;
+            self.fill_ring(sc, done.max(first)..end, row)?;
             loaded = Some((b, done.max(end)));
             let (ring, mut rest) = split_ring(sc);
-            self.row(Src::Ring(ring), oy, o, &mut rest, wide)?;
+            self.row(ring, oy, o, &mut rest, wide)?;
         }
         Ok(())
     }
@@ -499,7 +538,7 @@ impl<E: DwElem> Dw<'_, E> {
     fn in_place(&self, io: &mut [E], sc: &mut Scratch<E, E::A>) -> Result<(), Error> {
         let g = &self.g;
         let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
-        let wide = sc.pad.first().and_then(|&p| self.wide(p));
+        let wide = sc.head.first().and_then(|&p| self.wide(p));
         let wide = wide.as_ref();
         for b in 0..g.batch {
             let mut loaded = 0usize;
@@ -508,12 +547,12 @@ impl<E: DwElem> Dw<'_, E> {
                 let (first, end) = self.window(oy);
                 let base = b * g.ih * in_row;
                 let row = |iy: usize| io.get(base + iy * in_row..base + (iy + 1) * in_row);
-                self.fill_ring(sc.ring, loaded.max(first)..end, row)?;
+                self.fill_ring(sc, loaded.max(first)..end, row)?;
                 loaded = loaded.max(end);
                 let at = (b * g.oh + oy) * out_row;
                 let o = io.get_mut(at..at + out_row).ok_or_else(Self::bad)?;
                 let (ring, mut rest) = split_ring(sc);
-                self.row(Src::Ring(ring), oy, o, &mut rest, wide)?;
+                self.row(ring, oy, o, &mut rest, wide)?;
             }
         }
         Ok(())
@@ -526,7 +565,7 @@ impl<E: DwElem> Dw<'_, E> {
         src: Src<E>,
         oy: usize,
         out: &mut [E],
-        sc: &mut Scratch<E, E::A>,
+        sc: &mut Rest<E, E::A>,
         wide: Option<&Wide<E>>,
     ) -> Result<(), Error> {
         let g = &self.g;
@@ -569,7 +608,7 @@ impl<E: DwElem> Dw<'_, E> {
         ox: usize,
         n: usize,
         out: &mut [E],
-        sc: &mut Scratch<E, E::A>,
+        sc: &mut Rest<E, E::A>,
         wide: Option<&Wide<E>>,
     ) -> Result<(), Error> {
         let g = &self.g;
@@ -708,17 +747,20 @@ impl<E: DwElem> Dw<'_, E> {
     }
 }
 
-/// The ring, shared, and the other parts of the scratch, mutable.
-fn split_ring<'r, X, A>(sc: &'r mut Scratch<'_, X, A>) -> (&'r [X], Scratch<'r, X, A>) {
-    (
-        &*sc.ring,
-        Scratch {
-            pad: sc.pad,
-            ring: &mut [],
-            expand: &mut *sc.expand,
-            partial: &mut *sc.partial,
-        },
-    )
+/// The ring (with the pad pixel), shared, and the other parts of the scratch, mutable.
+fn split_ring<'r, X, A>(sc: &'r mut Scratch<'_, X, A>) -> (Src<'r, X>, Rest<'r, X, A>) {
+    let head: &'r [X] = &*sc.head;
+    let ring = Src::Ring {
+        head,
+        first: sc.first,
+        stride: sc.stride,
+    };
+    let rest = Rest {
+        pad: head.get(..sc.pad).unwrap_or(&[]),
+        expand: &mut *sc.expand,
+        partial: &mut *sc.partial,
+    };
+    (ring, rest)
 }
 
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
