@@ -5,8 +5,8 @@
 //! to the runtime as a constant, so the operators the model does not use are not linked.
 //!
 //! It reads the model's inputs through semihosting (`in<j>.bin` in QEMU's working
-//! directory), paints the stack, runs one inference between `bench_begin()` and
-//! `bench_end()` (the instruction counter's region), and prints `stack_bytes=<N>` (the
+//! directory), paints the stack, runs one inference between `measure::bench_begin()` and
+//! `measure::bench_end()` (the instruction counter's region), and prints `stack_bytes=<N>` (the
 //! painted stack's high-water mark, main's own frame included), `weights_bytes=<N>` (the
 //! blob's constant tensors), and each output as `output <j> <hex>` lines. When a file
 //! `profile.flag` exists (the script's `--profile`), it runs a second inference with a region
@@ -25,29 +25,15 @@ mod model {
     include!(concat!(env!("OUT_DIR"), "/bench_model.rs"));
 }
 
+#[path = "../measure.rs"]
+mod measure;
+
 use core::cell::UnsafeCell;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use edgemm::nn::{Model, Session, Storage};
 use model::{ARENA_SIZE, BLOB, OPERATORS};
 
-/// Start of a measured region (the plugin's `begin=` address).
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn bench_begin() {
-    // SAFETY: a volatile write to a static only these two functions use.
-    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 1) };
-}
-
-/// End of a measured region (the plugin's `end=` address).
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn bench_end() {
-    // SAFETY: as in bench_begin.
-    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 2) };
-}
-
-static mut MARK: u32 = 0;
 
 /// The arena: a static of the size `edgemm convert` emitted, 16-byte aligned.
 #[repr(C, align(16))]
@@ -58,40 +44,6 @@ unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
 
-const PAINT: u32 = 0x5AA5_C33C;
-
-extern "C" {
-    /// Bottom of the stack region (cortex-m-rt: the end of .bss and .uninit).
-    static _stack_end: u32;
-    /// Top of the stack (cortex-m-rt).
-    static _stack_start: u32;
-}
-
-/// Paints the free stack below the current frame (less a margin for this function's own).
-#[inline(never)]
-fn paint_stack() {
-    let sp: usize;
-    // SAFETY: reads the stack pointer.
-    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
-    let mut p = core::ptr::addr_of!(_stack_end) as usize;
-    while p + 256 < sp {
-        // SAFETY: between the end of the statics and the live stack (less 256 bytes): memory
-        // nothing uses now.
-        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
-        p += 4;
-    }
-}
-
-/// Bytes of stack ever used: from the top down to the lowest word no longer painted.
-fn stack_high_water() -> usize {
-    let top = core::ptr::addr_of!(_stack_start) as usize;
-    let mut p = core::ptr::addr_of!(_stack_end) as usize;
-    // SAFETY: reading words of the stack region.
-    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
-        p += 4;
-    }
-    top - p
-}
 
 /// Reports a failure by stage only: formatting the error would link every error message and
 /// its formatting code into the measured firmware (the host's `edgemm run` of the same model
@@ -168,12 +120,12 @@ fn main() -> ! {
     let arena = unsafe { &mut *ARENA.0.get() };
     let mut s = Session::new(model, arena).unwrap_or_else(|e| fail("session", e));
     read_inputs(&mut s);
-    paint_stack();
-    bench_begin();
+    measure::paint_stack();
+    measure::bench_begin();
     let r = s.run_with::<OPERATORS>();
-    bench_end();
+    measure::bench_end();
     r.unwrap_or_else(|e| fail("run", e));
-    hprintln!("stack_bytes={}", stack_high_water());
+    hprintln!("stack_bytes={}", measure::stack_high_water());
     let weights: usize = (0..model.num_tensors())
         .filter_map(|t| model.tensor(t))
         .filter(|t| t.storage == Storage::Constant)
@@ -194,7 +146,7 @@ fn main() -> ! {
         // A second inference, one region per operator (inputs written again: the plan may
         // have reused their bytes).
         read_inputs(&mut s);
-        s.run_each_with::<OPERATORS>(|_| bench_begin(), |_| bench_end())
+        s.run_each_with::<OPERATORS>(|_| measure::bench_begin(), |_| measure::bench_end())
             .unwrap_or_else(|e| fail("run", e));
         for i in 0..model.num_ops() {
             if let Some(op) = model.op(i) {

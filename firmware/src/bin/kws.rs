@@ -22,6 +22,9 @@ mod model {
     include!(concat!(env!("OUT_DIR"), "/bench_model.rs"));
 }
 
+#[path = "../measure.rs"]
+mod measure;
+
 use core::cell::UnsafeCell;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
@@ -45,23 +48,6 @@ const LABELS: [&str; 12] = [
     "silence", "unknown", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
 ];
 
-/// Start of a measured region (the plugin's `begin=` address).
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn bench_begin() {
-    // SAFETY: a volatile write to a static only these two functions use.
-    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 1) };
-}
-
-/// End of a measured region (the plugin's `end=` address).
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn bench_end() {
-    // SAFETY: as in bench_begin.
-    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 2) };
-}
-
-static mut MARK: u32 = 0;
 
 #[repr(C, align(16))]
 struct Arena(UnsafeCell<[u8; ARENA_SIZE]>);
@@ -71,40 +57,6 @@ unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
 
-const PAINT: u32 = 0x5AA5_C33C;
-
-extern "C" {
-    /// Bottom of the stack region (cortex-m-rt: the end of .bss and .uninit).
-    static _stack_end: u32;
-    /// Top of the stack (cortex-m-rt).
-    static _stack_start: u32;
-}
-
-/// Paints the free stack below the current frame (less a margin for this function's own).
-#[inline(never)]
-fn paint_stack() {
-    let sp: usize;
-    // SAFETY: reads the stack pointer.
-    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
-    let mut p = core::ptr::addr_of!(_stack_end) as usize;
-    while p + 256 < sp {
-        // SAFETY: between the end of the statics and the live stack (less 256 bytes): memory
-        // nothing uses now.
-        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
-        p += 4;
-    }
-}
-
-/// Bytes of stack ever used: from the top down to the lowest word no longer painted.
-fn stack_high_water() -> usize {
-    let top = core::ptr::addr_of!(_stack_start) as usize;
-    let mut p = core::ptr::addr_of!(_stack_end) as usize;
-    // SAFETY: reading words of the stack region.
-    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
-        p += 4;
-    }
-    top - p
-}
 
 fn fail(what: &str, e: impl core::fmt::Display) -> ! {
     hprintln!("FAILED: {}: {}", what, e);
@@ -167,18 +119,18 @@ fn main() -> ! {
     // SAFETY: the only borrow of the arena.
     let arena = unsafe { &mut *ARENA.0.get() };
     let mut s = Session::new(model, arena).unwrap_or_else(|e| fail("session", e));
-    paint_stack();
+    measure::paint_stack();
     for (name, bytes) in CLIPS {
         let input = s.input_mut(0).unwrap_or_else(|e| fail("input", e));
         if input.len() != 49 * NUM_MFCCS {
             fail("model", "the input is not 49 x 10");
         }
-        bench_begin();
+        measure::bench_begin();
         features(bytes, input, in_q);
-        bench_end();
-        bench_begin();
+        measure::bench_end();
+        measure::bench_begin();
         let r = s.run_with::<OPERATORS>();
-        bench_end();
+        measure::bench_end();
         r.unwrap_or_else(|e| fail("run", e));
         let out = s.output(0).unwrap_or_else(|e| fail("output", e));
         if out.len() != LABELS.len() {
@@ -208,7 +160,7 @@ fn main() -> ! {
         "ram frontend_bytes={} arena_bytes={} stack_bytes={}",
         core::mem::size_of::<Frontend<i16>>(),
         model.arena_size(),
-        stack_high_water()
+        measure::stack_high_water()
     );
     hprintln!("kws done");
     support::exit(true)
