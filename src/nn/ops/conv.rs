@@ -711,6 +711,10 @@ fn run_in_place(
     let (copy, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
     let stride = patch_stride(esize == 4, k);
     let (row_in, row_out) = (k * esize, n * esize);
+    // Copied as the kernel reads them, as im2col does: int8 flipped to u8 for the VNNI
+    // kernel, which then reads the copy in place instead of packing it again.
+    let unsigned = gemm.wants_unsigned_a();
+    let flip = if unsigned { 0x80 } else { 0 };
     let mut block_at = |p0: usize, rows: usize| -> Result<(), Error> {
         let a = copy
             .get_mut(..rows * stride * esize)
@@ -722,12 +726,16 @@ fn run_in_place(
             .chunks_exact_mut(stride * esize)
             .zip(src.chunks_exact(row_in))
         {
-            d[..row_in].copy_from_slice(s);
+            copy_flip(&mut d[..row_in], s, flip);
         }
         let y = buf
             .get_mut(p0 * row_out..(p0 + rows) * row_out)
             .ok_or(Error::SizeOverflow)?;
-        gemm.run(a, stride, rows, y, ws)
+        if unsigned {
+            gemm.run_unsigned(a, stride, rows, y, ws)
+        } else {
+            gemm.run(a, stride, rows, y, ws)
+        }
     };
     let blocks = gemm_common::sub_blocks(0, m, copy_rows(esize == 4, k, block));
     if n <= k {
