@@ -649,9 +649,10 @@ mod tests {
     /// The AVX-512 ADD/SUB equals the per-element reference form on every pair of input
     /// values (and a tail shorter than a vector), for left and right shifts, multipliers at
     /// the ends of their range, and clamps.
-    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics, feature = "std"))]
     #[test]
     fn avx512_add_sub_equals_the_reference_form() {
+        extern crate std;
         use super::{avx512, AddSub};
         if !avx512::available() {
             std::println!("SKIPPED: this CPU lacks AVX-512F/BW");
