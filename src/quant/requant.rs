@@ -822,7 +822,33 @@ pub(crate) mod x86_512 {
         _mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1))
     }
 
-    /// All rows, 16 columns at a time (the last block masked).
+    /// [`mbqm`] when every lane's |x| < 2^30 and no shift is positive (no left shift): the
+    /// rounding division is then one shift, `(r + 2^(e−1) − [r < 0 and e > 0]) >> e` (ties
+    /// away from zero, as RoundingDivideByPOT; an e of 0 adds nothing), where
+    /// |SRDHM(x, m)| ≤ 2^30 − 1 and 2^(e−1) ≤ 2^30 keep the sum inside i32, and the
+    /// saturating case (x = m = i32::MIN) cannot occur.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) fn mbqm_small(x: __m512i, c: &Consts) -> __m512i {
+        let nudge = _mm512_set1_epi64(1 << 30);
+        let even = _mm512_srli_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(x, c.m), nudge));
+        let odd = _mm512_slli_epi64::<1>(_mm512_add_epi64(
+            _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), c.m_odd),
+            nudge,
+        ));
+        let r = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+        // half = (mask + 1) / 2: 2^(e−1), or 0 when e = 0.
+        let half = _mm512_srli_epi32::<1>(_mm512_add_epi32(c.mask, _mm512_set1_epi32(1)));
+        let t = _mm512_add_epi32(r, half);
+        let pos = _mm512_cmpgt_epi32_mask(c.e, _mm512_setzero_si512());
+        let t = _mm512_mask_add_epi32(t, pos, t, _mm512_srai_epi32::<31>(r));
+        _mm512_srav_epi32(t, c.e)
+    }
+
+    /// All rows, 16 columns at a time (the last block masked), in the variant the plan
+    /// allows: the one-shift rounding of [`mbqm_small`] when every accumulator is below
+    /// 2^30 (`acc_small`) and no shift is positive; no upper clamp when it is the i8
+    /// range's own (the saturating narrowing store does it).
     ///
     /// # Safety
     /// AVX-512F/BW; the tile's h×cols i32 readable; the output's h rows of cols bytes
@@ -839,10 +865,57 @@ pub(crate) mod x86_512 {
         out: *mut u8,
         out_rs: isize,
     ) {
+        let a = (tile, ts, h, cols, plan, col0, out, out_rs);
+        let small = plan.acc_small && plan.no_left_shift;
+        // i8 output whose clamp tops at 127: the signed saturating narrowing clamps there.
+        let sat_top = plan.hi == 127;
+        // SAFETY: forwarded.
+        unsafe {
+            match (small, !plan.no_left_shift, sat_top) {
+                (true, _, true) => {
+                    rows::<true, false, true>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7)
+                }
+                (true, _, false) => {
+                    rows::<true, false, false>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7)
+                }
+                (false, false, true) => {
+                    rows::<false, false, true>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7)
+                }
+                (false, false, false) => {
+                    rows::<false, false, false>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7)
+                }
+                (false, true, true) => {
+                    rows::<false, true, true>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7)
+                }
+                (false, true, false) => {
+                    rows::<false, true, false>(a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7)
+                }
+            }
+        }
+    }
+
+    /// [`requantize_rows`] in one variant: `SMALL` rounds with [`mbqm_small`] (the plan
+    /// allows it), else [`mbqm`] with or without (`LEFT`) the left shift; `SAT_TOP` stores
+    /// with signed saturation instead of clamping to 127.
+    ///
+    /// # Safety
+    /// As [`requantize_rows`]; `SMALL` only when the plan's accumulators are below 2^30
+    /// and no shift is positive, `SAT_TOP` only when `plan.hi` is 127.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows<const SMALL: bool, const LEFT: bool, const SAT_TOP: bool>(
+        tile: *const i32,
+        ts: usize,
+        h: usize,
+        cols: usize,
+        plan: &RqPlan,
+        col0: usize,
+        out: *mut u8,
+        out_rs: isize,
+    ) {
         let zp = _mm512_set1_epi32(plan.out_zp);
         let lo = _mm512_set1_epi32(plan.lo);
         let hi = _mm512_set1_epi32(plan.hi);
-        let left = !plan.no_left_shift;
         // SAFETY (whole body): masked loads/stores stay inside the ranges stated above.
         unsafe {
             for j in (0..cols).step_by(16) {
@@ -862,14 +935,20 @@ pub(crate) mod x86_512 {
                 };
                 for i in 0..h {
                     let x = _mm512_maskz_loadu_epi32(mask, tile.add(i * ts + j));
-                    let v = mbqm(x, &c, left);
-                    let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
-                    // Values are within the byte range: truncating to bytes keeps them.
-                    _mm512_mask_cvtepi32_storeu_epi8(
-                        out.offset(i as isize * out_rs).add(j) as *mut i8,
-                        mask,
-                        v,
-                    );
+                    let v = if SMALL {
+                        mbqm_small(x, &c)
+                    } else {
+                        mbqm(x, &c, LEFT)
+                    };
+                    let v = _mm512_max_epi32(_mm512_add_epi32(v, zp), lo);
+                    let o = out.offset(i as isize * out_rs).add(j) as *mut i8;
+                    if SAT_TOP {
+                        // (≥ lo ≥ −128 already: saturating at 127 is the upper clamp.)
+                        _mm512_mask_cvtsepi32_storeu_epi8(o, mask, v);
+                    } else {
+                        // Within the byte range after the clamp: truncating keeps it.
+                        _mm512_mask_cvtepi32_storeu_epi8(o, mask, _mm512_min_epi32(v, hi));
+                    }
                 }
             }
         }
@@ -953,6 +1032,211 @@ mod tests {
                         check_512(&lane, m, shift);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The AVX-512 output stage's variants against the scalar one.
+#[cfg(all(
+    test,
+    target_arch = "x86_64",
+    feature = "std",
+    edgemm_avx512_intrinsics
+))]
+#[allow(clippy::incompatible_msrv)]
+mod tests_512 {
+    use super::*;
+    use crate::reference::multiply_by_quantized_multiplier as scalar;
+    use core::arch::x86_64::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    fn avx512() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// The one-shift rounding equals the reference lane by lane for every |x| < 2^30 kind
+    /// (random magnitudes, the ends, every tie of every shift), shifts −31..=0 (per lane
+    /// too) and multipliers at the ends of their range.
+    #[test]
+    fn mbqm_small_lane_by_lane() {
+        if !avx512() {
+            std::println!("SKIPPED mbqm_small_lane_by_lane: this CPU lacks AVX-512F/BW");
+            return;
+        }
+        let lim = (1 << 30) - 1;
+        let mut xs: Vec<i32> = std::vec![0, 1, -1, 2, -2, 3, -3, lim, -lim, lim - 1, -lim + 1];
+        for e in 1..=30 {
+            for d in -2..=2 {
+                for sign in [1, -1] {
+                    let t = (1i64 << (e - 1)) * (2 * d + 1);
+                    // Values whose product with 2^31 − 1 lands near a tie of the shift.
+                    xs.push((sign * t).clamp(-(lim as i64), lim as i64) as i32);
+                }
+            }
+        }
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..4000 {
+            let v = r.next();
+            xs.push(((v as i32) >> (v >> 59)) % (1 << 30));
+        }
+        let mults = [
+            0,
+            1,
+            -1,
+            i32::MAX,
+            i32::MIN,
+            i32::MIN + 1,
+            1 << 30,
+            1_610_612_736,
+        ];
+        for &m in &mults {
+            for shift in -31..=0 {
+                // Per lane: the multiplier's neighbours and shifts spread over −31..=0.
+                let ms: [i32; 16] = core::array::from_fn(|l| m.wrapping_add(l as i32 % 3));
+                let ss: [i32; 16] = core::array::from_fn(|l| {
+                    if l < 8 {
+                        shift
+                    } else {
+                        (shift - 5 * l as i32) % 32
+                    }
+                });
+                for chunk in xs.chunks(16) {
+                    let mut x = [0i32; 16];
+                    x[..chunk.len()].copy_from_slice(chunk);
+                    let mut got = [0i32; 16];
+                    // SAFETY: AVX-512F checked above; arrays of 16 i32.
+                    unsafe {
+                        let c = x86_512::consts(
+                            _mm512_loadu_si512(ms.as_ptr() as *const __m512i),
+                            _mm512_loadu_si512(ss.as_ptr() as *const __m512i),
+                        );
+                        let v = _mm512_loadu_si512(x.as_ptr() as *const __m512i);
+                        _mm512_storeu_si512(
+                            got.as_mut_ptr() as *mut __m512i,
+                            x86_512::mbqm_small(v, &c),
+                        );
+                    }
+                    for l in 0..16 {
+                        assert_eq!(
+                            got[l],
+                            scalar(x[l], ms[l], ss[l]),
+                            "x={} m={} shift={}",
+                            x[l],
+                            ms[l],
+                            ss[l]
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every variant of the AVX-512 output stage writes the scalar stage's bytes: widths
+    /// 1..=40 (whole and masked blocks), per tensor and per channel, accumulators below
+    /// 2^30 (the one-shift rounding) or anywhere, left shifts or none, clamps with and
+    /// without the i8 range's top, signed and unsigned outputs.
+    #[test]
+    fn requantize_avx512_matches_scalar() {
+        if !avx512() {
+            std::println!("SKIPPED requantize_avx512_matches_scalar: this CPU lacks AVX-512F/BW");
+            return;
+        }
+        let mut r = Rng(0x0bad_cafe_1234_5678);
+        let (h, ts) = (3usize, 48usize);
+        for w in 1..=40usize {
+            for case in 0..32 {
+                let small = case & 1 != 0;
+                let left = case & 2 != 0;
+                let per_channel = case & 4 != 0;
+                let (lo, hi, zp) = match case >> 3 {
+                    0 => (-128, 127, -3),
+                    1 => (-7, 127, -7),
+                    2 => (-100, 90, 4),
+                    _ => (0, 255, 3),
+                };
+                let tile: Vec<i32> = (0..h * ts)
+                    .map(|_| {
+                        let v = r.next();
+                        if small {
+                            ((v as i32) >> (v >> 59)) % (1 << 30)
+                        } else {
+                            (v as i32) >> (v >> 59)
+                        }
+                    })
+                    .collect();
+                let col0 = 2;
+                let mults: Vec<i32> = (0..col0 + w)
+                    .map(|_| (1 << 30) + (r.next() % (1 << 30)) as i32)
+                    .collect();
+                let shifts: Vec<i32> = (0..col0 + w)
+                    .map(|_| (r.next() % 32) as i32 - 31 + if left { 3 } else { 0 })
+                    .collect();
+                let plan = RqPlan {
+                    mults: if per_channel {
+                        Mults::PerChannel {
+                            multipliers: &mults,
+                            shifts: &shifts,
+                        }
+                    } else {
+                        Mults::PerTensor {
+                            multiplier: mults[0],
+                            shift: shifts[0],
+                        }
+                    },
+                    out_zp: zp,
+                    lo,
+                    hi,
+                    no_left_shift: if per_channel {
+                        shifts.iter().all(|&s| s <= 0)
+                    } else {
+                        shifts[0] <= 0
+                    },
+                    right_shift_only: false,
+                    acc_small: small,
+                };
+                let out_rs = 64isize;
+                let mut want = std::vec![0xAAu8; 64 * h];
+                let mut got = want.clone();
+                // SAFETY: h×w values of the tile (row stride ts ≥ w); outputs inside the
+                // 64·h-byte buffers; slices cover col0..col0 + w; AVX-512F/BW checked.
+                unsafe {
+                    requantize_scalar(
+                        tile.as_ptr(),
+                        ts,
+                        h,
+                        w,
+                        &plan,
+                        col0,
+                        want.as_mut_ptr(),
+                        out_rs,
+                        1,
+                    );
+                    requantize_avx512(
+                        tile.as_ptr(),
+                        ts,
+                        h,
+                        w,
+                        &plan,
+                        col0,
+                        got.as_mut_ptr(),
+                        out_rs,
+                        1,
+                    );
+                }
+                assert_eq!(got, want, "w={w} case={case}");
             }
         }
     }

@@ -228,6 +228,29 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
                     x.wrapping_add(z)
                 }
             };
+            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+            if plan.input_elems() == [plan.out_elems(); 2] && avx512::available() {
+                // No broadcasting: the inputs and the output are the same flat sequence.
+                let p = AddSub {
+                    ls,
+                    o1,
+                    m1,
+                    s1,
+                    o2,
+                    m2,
+                    s2,
+                    mo,
+                    so,
+                    zo,
+                    lo,
+                    hi,
+                    sub,
+                };
+                let n = plan.out_elems();
+                let y = cast_mut::<i8>(y).get_mut(..n).ok_or(()).map_err(short)?;
+                // SAFETY: the CPU has AVX-512F/BW (checked).
+                return unsafe { avx512::add_sub(&p, a, b, y) }.map_err(short);
+            }
             let rq = output_stage(mo, so, zo, lo, hi);
             if plan.out_elems() > 2 * TABLE_ELEMS {
                 // Each input's rescaling depends on its 8-bit value alone: tabulate it once
@@ -266,6 +289,117 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         ),
     }
     .map_err(short)
+}
+
+/// An int8 ADD or SUB without broadcasting, its parameter words as [`run`] reads them.
+#[cfg_attr(
+    not(all(target_arch = "x86_64", edgemm_avx512_intrinsics)),
+    allow(dead_code)
+)]
+struct AddSub {
+    ls: i32,
+    o1: i32,
+    m1: i32,
+    s1: i32,
+    o2: i32,
+    m2: i32,
+    s2: i32,
+    mo: i32,
+    so: i32,
+    zo: i32,
+    lo: i32,
+    hi: i32,
+    sub: bool,
+}
+
+#[cfg_attr(
+    not(all(target_arch = "x86_64", edgemm_avx512_intrinsics)),
+    allow(dead_code)
+)]
+impl AddSub {
+    /// One output, as `run`'s per-element path computes it (TFLite's `AddFunc`).
+    fn one(&self, x: i8, z: i8) -> i8 {
+        let s1 = mbqm((i32::from(x) + self.o1) << self.ls, self.m1, self.s1);
+        let s2 = mbqm((i32::from(z) + self.o2) << self.ls, self.m2, self.s2);
+        let raw = if self.sub {
+            s1.wrapping_sub(s2)
+        } else {
+            s1.wrapping_add(s2)
+        };
+        mbqm(raw, self.mo, self.so)
+            .wrapping_add(self.zo)
+            .max(self.lo)
+            .min(self.hi) as i8
+    }
+}
+
+/// int8 ADD/SUB on 16 elements at a time: both rescalings, the sum and the output stage
+/// in registers with the output stage's AVX-512 `MultiplyByQuantizedMultiplier` (checked
+/// lane by lane against the reference in `quant::requant`), instead of a table lookup per
+/// input element and a second pass.
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
+mod avx512 {
+    use super::AddSub;
+    use crate::arch::{cpu_info, Features};
+    use crate::quant::requant::x86_512::{consts, mbqm};
+    use core::arch::x86_64::*;
+
+    pub(super) fn available() -> bool {
+        cpu_info()
+            .features
+            .contains(Features::AVX512F.with(Features::AVX512BW))
+    }
+
+    /// `y[i] = p.one(a[i], b[i])` for every i < y.len(); `Err(())` (nothing written) when
+    /// `a` or `b` is shorter than `y`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F and AVX-512BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn add_sub(p: &AddSub, a: &[i8], b: &[i8], y: &mut [i8]) -> Result<(), ()> {
+        let n = y.len();
+        if a.len() < n || b.len() < n {
+            return Err(());
+        }
+        let set = _mm512_set1_epi32;
+        let (c1, c2, co) = (
+            consts(set(p.m1), set(p.s1)),
+            consts(set(p.m2), set(p.s2)),
+            consts(set(p.mo), set(p.so)),
+        );
+        let (off1, off2, ls) = (set(p.o1), set(p.o2), set(p.ls));
+        let (zo, lo, hi) = (set(p.zo), set(p.lo), set(p.hi));
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: elements i..i + 16 lie inside a, b and y (i + 16 ≤ n, checked above).
+            unsafe {
+                let load = |s: &[i8]| {
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128(s.as_ptr().add(i) as *const __m128i))
+                };
+                let x1 = _mm512_sllv_epi32(_mm512_add_epi32(load(a), off1), ls);
+                let x2 = _mm512_sllv_epi32(_mm512_add_epi32(load(b), off2), ls);
+                let (s1, s2) = (mbqm(x1, &c1, p.s1 > 0), mbqm(x2, &c2, p.s2 > 0));
+                let raw = if p.sub {
+                    _mm512_sub_epi32(s1, s2)
+                } else {
+                    _mm512_add_epi32(s1, s2)
+                };
+                let v = _mm512_add_epi32(mbqm(raw, &co, p.so > 0), zo);
+                let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                // In the i8 range after the clamp: truncating keeps the value.
+                _mm_storeu_si128(
+                    y.as_mut_ptr().add(i) as *mut __m128i,
+                    _mm512_cvtepi32_epi8(v),
+                );
+            }
+            i += 16;
+        }
+        for ((y, &x), &z) in y[i..].iter_mut().zip(&a[i..n]).zip(&b[i..n]) {
+            *y = p.one(x, z);
+        }
+        Ok(())
+    }
 }
 
 /// The int8 output stage of ADD, SUB and MUL: `MultiplyByQuantizedMultiplier(raw, m, s)`
@@ -468,10 +602,16 @@ mod tests {
     use alloc::vec::Vec;
 
     fn graph(op: BuiltinOp, options: OpOptions, n: usize) -> Graph {
-        let t = |name: &str, s: f32, z: i64| Tensor {
+        graph_shapes(op, options, [vec![1, n], vec![1, n], vec![1, n]])
+    }
+
+    /// The graph with shapes for a, b and y.
+    fn graph_shapes(op: BuiltinOp, options: OpOptions, shapes: [Vec<usize>; 3]) -> Graph {
+        let [sa, sb, sy] = shapes;
+        let t = |name: &str, s: f32, z: i64, shape: Vec<usize>| Tensor {
             name: String::from(name),
             dtype: DType::I8,
-            shape: vec![1, n],
+            shape,
             quant: Some(Quant {
                 scale: vec![s],
                 zero_point: vec![z],
@@ -480,7 +620,11 @@ mod tests {
             data: None,
         };
         Graph {
-            tensors: vec![t("a", 0.031, -7), t("b", 0.0123, 19), t("y", 0.04, 3)],
+            tensors: vec![
+                t("a", 0.031, -7, sa),
+                t("b", 0.0123, 19, sb),
+                t("y", 0.04, 3, sy),
+            ],
             nodes: vec![Node {
                 op,
                 version: 2,
@@ -502,8 +646,113 @@ mod tests {
         r.output(0).unwrap()
     }
 
-    /// Large int8 ADD/SUB take the tabulated path, small ones rescale each element: both give
-    /// the same bytes for every pair of input values.
+    /// The AVX-512 ADD/SUB equals the per-element reference form on every pair of input
+    /// values (and a tail shorter than a vector), for left and right shifts, multipliers at
+    /// the ends of their range, and clamps.
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics, feature = "std"))]
+    #[test]
+    fn avx512_add_sub_equals_the_reference_form() {
+        extern crate std;
+        use super::{avx512, AddSub};
+        if !avx512::available() {
+            std::println!("SKIPPED: this CPU lacks AVX-512F/BW");
+            return;
+        }
+        let n = 65536 + 9;
+        let a: Vec<i8> = (0..n).map(|i| (i % 256) as u8 as i8).collect();
+        let b: Vec<i8> = (0..n).map(|i| (i / 256 + i % 7) as u8 as i8).collect();
+        let params = [
+            // (ls, o1, m1, s1, o2, m2, s2, mo, so, zo, lo, hi)
+            (
+                20,
+                7,
+                1_276_845_227,
+                -1,
+                -19,
+                1_073_741_824,
+                -2,
+                1_597_463_007,
+                -18,
+                3,
+                -128,
+                127,
+            ),
+            (
+                20,
+                128,
+                i32::MAX,
+                0,
+                -127,
+                1 << 30,
+                -31,
+                1 << 30,
+                0,
+                -128,
+                -128,
+                127,
+            ),
+            (
+                20,
+                -127,
+                2_000_000_000,
+                -5,
+                128,
+                1_500_000_000,
+                -3,
+                1_900_000_000,
+                2,
+                5,
+                5,
+                60,
+            ),
+            (
+                0,
+                3,
+                i32::MIN,
+                1,
+                0,
+                1_100_000_000,
+                3,
+                i32::MAX,
+                -30,
+                0,
+                -128,
+                127,
+            ),
+        ];
+        for (ls, o1, m1, s1, o2, m2, s2, mo, so, zo, lo, hi) in params {
+            for sub in [false, true] {
+                let p = AddSub {
+                    ls,
+                    o1,
+                    m1,
+                    s1,
+                    o2,
+                    m2,
+                    s2,
+                    mo,
+                    so,
+                    zo,
+                    lo,
+                    hi,
+                    sub,
+                };
+                let mut y = vec![0i8; n];
+                // SAFETY: AVX-512F/BW checked above.
+                unsafe { avx512::add_sub(&p, &a, &b, &mut y) }.unwrap();
+                for i in 0..n {
+                    assert_eq!(y[i], p.one(a[i], b[i]), "element {i} sub {sub} ls {ls}");
+                }
+                // Inputs shorter than the output: an error.
+                // SAFETY: as above.
+                assert!(unsafe { avx512::add_sub(&p, &a[..n - 1], &b, &mut y) }.is_err());
+            }
+        }
+    }
+
+    /// Large broadcast int8 ADD/SUB take the tabulated path, small plain ones rescale each
+    /// element (or, with AVX-512, 16 at a time): all give the same bytes for every pair of
+    /// input values.
     #[test]
     fn tabulated_add_and_sub_equal_the_direct_path() {
         let n = 65536; // every (a, b) pair once
@@ -526,7 +775,11 @@ mod tests {
                 },
             ),
         ] {
-            let big = run(&graph(op, options.clone(), n), &a, &b);
+            // b broadcast along a's rows (b[r] = r, a[r][c] = c: every pair once), so the
+            // tabulated path runs wherever the vectorized one would take plain ADDs.
+            let shapes = [vec![256, 256], vec![256, 1], vec![256, 256]];
+            let b_col: Vec<u8> = (0..256).map(|i| i as u8).collect();
+            let big = run(&graph_shapes(op, options.clone(), shapes), &a, &b_col);
             let small_g = graph(op, options, 256);
             let mut direct = Vec::new();
             for (ca, cb) in a.chunks(256).zip(b.chunks(256)) {

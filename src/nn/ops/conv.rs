@@ -406,6 +406,104 @@ fn copy_flip(dst: &mut [u8], src: &[u8], flip: u8) {
     }
 }
 
+/// `dst.fill(v)` without a `memset` call for the 1-3 bytes of a padded GEMM depth (a call
+/// per patch row showed in the profile of a first layer).
+#[inline(always)]
+fn fill_short(dst: &mut [u8], v: u8) {
+    match dst {
+        [] => {}
+        [a] => *a = v,
+        [a, b] => (*a, *b) = (v, v),
+        [a, b, c] => (*a, *b, *c) = (v, v, v),
+        _ => dst.fill(v),
+    }
+}
+
+/// `count` segments of `seg` bytes, segment i from `src[i·step..]` to `dst[i·stride..]`,
+/// each byte xor `flip`: im2col's interior pixels (a filter row is `seg` adjacent input
+/// bytes), with the bounds checked once for the run instead of per segment. Returns false,
+/// writing nothing, when a segment would fall outside either slice.
+#[inline(always)]
+fn copy_segments(
+    dst: &mut [u8],
+    stride: usize,
+    src: &[u8],
+    step: usize,
+    seg: usize,
+    count: usize,
+    flip: u8,
+) -> bool {
+    let fits = |len: usize, apart: usize| {
+        count == 0
+            || (count - 1)
+                .checked_mul(apart)
+                .and_then(|v| v.checked_add(seg))
+                .is_some_and(|end| end <= len)
+    };
+    if !fits(dst.len(), stride) || !fits(src.len(), step) {
+        return false;
+    }
+    let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+    // An unaligned load and store of N bytes at byte offset j of segment (d, s), xor flip:
+    // 16 as a byte array (one vector load, xor and store), 8 and 4 as one integer (a byte
+    // array of 8 is xored byte by byte), fewer byte by byte.
+    #[inline(always)]
+    fn block<const N: usize>(d: *mut u8, s: *const u8, j: usize, flip: u8) {
+        // SAFETY (each arm): the callers pass j + N ≤ seg, and the segment's seg bytes lie
+        // inside both slices (checked in `copy_segments`).
+        unsafe {
+            let (s, d) = (s.add(j), d.add(j));
+            match N {
+                8 => {
+                    let v = (s as *const u64).read_unaligned();
+                    (d as *mut u64).write_unaligned(v ^ u64::from_ne_bytes([flip; 8]));
+                }
+                4 => {
+                    let v = (s as *const u32).read_unaligned();
+                    (d as *mut u32).write_unaligned(v ^ u32::from_ne_bytes([flip; 4]));
+                }
+                _ => {
+                    let b = (s as *const [u8; N]).read_unaligned();
+                    (d as *mut [u8; N]).write_unaligned(b.map(|v| v ^ flip));
+                }
+            }
+        }
+    }
+    for i in 0..count {
+        // (In bounds: checked above; the pointers are only formed, not read, here.)
+        let (d, s) = (d.wrapping_add(i * stride), s.wrapping_add(i * step));
+        match seg {
+            65.. if flip == 0 => {
+                // SAFETY: seg bytes at s and d inside the slices (checked above); the patch
+                // buffer and the input are different slices.
+                unsafe { core::ptr::copy_nonoverlapping(s, d, seg) }
+            }
+            16.. => {
+                let mut j = 0;
+                while j + 16 < seg {
+                    block::<16>(d, s, j, flip);
+                    j += 16;
+                }
+                block::<16>(d, s, seg - 16, flip);
+            }
+            8..=15 => {
+                block::<8>(d, s, 0, flip);
+                block::<8>(d, s, seg - 8, flip);
+            }
+            4..=7 => {
+                block::<4>(d, s, 0, flip);
+                block::<4>(d, s, seg - 4, flip);
+            }
+            _ => {
+                for j in 0..seg {
+                    block::<1>(d, s, j, flip);
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Writes the patches of output pixels `p0..p0 + rows` (flat over batch, oh, ow) as rows of
 /// k elements of `esize` bytes, `stride` bytes apart, each byte xor `flip`; out-of-image
 /// taps are bytes `pad` (the int8 input zero point, flipped alike, or 0 for f32's 0.0). It
@@ -431,7 +529,7 @@ fn im2col(
     if row > g.kh * seg {
         for r in 0..rows {
             if let Some(tail) = a.get_mut(r * stride + g.kh * seg..r * stride + row) {
-                tail.fill(pad);
+                fill_short(tail, pad);
             }
         }
     }
@@ -486,6 +584,13 @@ fn im2col(
             let step = g.sw * c;
             // (≥ 0: column (ox0 + lo)·sw − pl is inside the image.)
             let mut from = (ox0 + lo) * step - g.pl * c;
+            let whole = match (a.get_mut(dst_at(lo)..), src_row.get(from..)) {
+                (Some(dst), Some(src)) => copy_segments(dst, stride, src, step, seg, hi - lo, flip),
+                _ => false,
+            };
+            if whole {
+                continue;
+            }
             for i in lo..hi {
                 let at = dst_at(i);
                 if let (Some(dst), Some(src)) =
@@ -606,6 +711,10 @@ fn run_in_place(
     let (copy, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
     let stride = patch_stride(esize == 4, k);
     let (row_in, row_out) = (k * esize, n * esize);
+    // Copied as the kernel reads them, as im2col does: int8 flipped to u8 for the VNNI
+    // kernel, which then reads the copy in place instead of packing it again.
+    let unsigned = gemm.wants_unsigned_a();
+    let flip = if unsigned { 0x80 } else { 0 };
     let mut block_at = |p0: usize, rows: usize| -> Result<(), Error> {
         let a = copy
             .get_mut(..rows * stride * esize)
@@ -617,12 +726,16 @@ fn run_in_place(
             .chunks_exact_mut(stride * esize)
             .zip(src.chunks_exact(row_in))
         {
-            d[..row_in].copy_from_slice(s);
+            copy_flip(&mut d[..row_in], s, flip);
         }
         let y = buf
             .get_mut(p0 * row_out..(p0 + rows) * row_out)
             .ok_or(Error::SizeOverflow)?;
-        gemm.run(a, stride, rows, y, ws)
+        if unsigned {
+            gemm.run_unsigned(a, stride, rows, y, ws)
+        } else {
+            gemm.run(a, stride, rows, y, ws)
+        }
     };
     let blocks = gemm_common::sub_blocks(0, m, copy_rows(esize == 4, k, block));
     if n <= k {
@@ -1017,6 +1130,11 @@ mod tests {
             (1, 10, 10, 2, 3, 3, 1, 1, 2, 2, 2, 2),
             (2, 6, 5, 16, 5, 5, 1, 3, 1, 1, 2, 2),
             (1, 4, 3, 3, 1, 7, 1, 1, 1, 1, 0, 3),
+            // Filter rows of 48, 6, 4 and 2 bytes (each copy width of `copy_segments`).
+            (1, 8, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1),
+            (1, 6, 7, 2, 3, 3, 1, 1, 1, 1, 1, 1),
+            (1, 49, 10, 1, 10, 4, 2, 2, 1, 1, 4, 1),
+            (1, 5, 6, 1, 2, 2, 1, 1, 1, 1, 0, 0),
         ];
         for (batch, ih, iw, ic, kh, kw, sh, sw, dh, dw, pt, pl) in cases {
             let out = |i: usize, k: usize, s: usize, d: usize, p: usize| {
