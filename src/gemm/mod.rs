@@ -234,6 +234,66 @@ fn sgemm_ws_impl(
     Ok(())
 }
 
+/// C ← A·B over the caller's workspace ([`sgemm_workspace_size`] bytes, as `sgemm` with a
+/// workspace) for B given as int8 `q` (k×n, row-major) and a scale per column:
+/// `B[p, j] = q[p, j] · scales[j]` (weights quantized per output channel). Each KC×NR
+/// micro-panel of B is widened to f32 into the workspace as it is packed (the panel-by-panel
+/// path of a strided B), so dequantized weights never need more memory than that panel;
+/// the product is then the f32 kernel's on exactly the dequantized values.
+pub(crate) fn sgemm_ws_widened(
+    a: MatRef<f32>,
+    q: MatRef<i8>,
+    scales: &[f32],
+    c: MatMut<f32>,
+    workspace: &mut [u8],
+) -> Result<(), Error> {
+    let ker = sgemm_kernel()?;
+    let (a, b, c) = (Raw::from_ref(&a), Raw::from_ref(&q), Raw::from_mut(&c));
+    if a.cols != b.rows || c.rows != a.rows || c.cols != b.cols {
+        return Err(Error::DimensionMismatch {
+            a: (a.rows, a.cols),
+            b: (b.rows, b.cols),
+            c: (c.rows, c.cols),
+        });
+    }
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    if b.cs != 1 || scales.len() < n {
+        return Err(Error::SizeOverflow);
+    }
+    let ws = crate::scratch::caller_workspace(workspace, sgemm_workspace_size(m, n, k))?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        // SAFETY: c is a validated view.
+        unsafe { driver::scale(0.0, c) };
+        return Ok(());
+    }
+    // Panel by panel whatever B's strides: every panel is widened.
+    let mut s = in_place_strategy(ker, &a, &b, WS_KC);
+    s.b_mode = BMode::PanelByPanel;
+    // SAFETY: a, q, c are validated views (C borrows its slice exclusively), q row-major
+    // with `scales` covering its n columns (checked above); `ws` is 64-byte aligned with
+    // room for one kc×NR panel plus slack (the size checked above); ker runs here.
+    unsafe {
+        run_block(
+            ker,
+            &s,
+            1.0,
+            a,
+            BSource::Widened {
+                b,
+                scales: scales.as_ptr(),
+            },
+            0,
+            0.0,
+            c,
+            ws as *mut f32,
+        )
+    };
+    Ok(())
+}
+
 /// [`sgemm`] over raw pointers and element strides (which may be negative), for FFI callers.
 ///
 /// Returns an error for null pointers of non-empty matrices, aliasing strides in C, extents
@@ -431,7 +491,7 @@ fn strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>) -> Strategy {
 /// The strategy that needs no allocation: A read in place (the kernels take any strides), B
 /// in place when its columns are unit-stride, else packed one KC×NR micro-panel at a time;
 /// so the workspace is one panel, of at most `kc_room`·NR elements plus the packers' slack.
-fn in_place_strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>, kc_room: usize) -> Strategy {
+fn in_place_strategy<T>(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<T>, kc_room: usize) -> Strategy {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let blk = plan::blocking(ker.mr, ker.nr, &cpu_info());
     let kc = plan::chunk(k, kc_room.min(blk.kc), 4).min(kc_room);

@@ -309,7 +309,7 @@ fn check(op: &OpView) -> Result<(), Error> {
     let float = is_float(op)?;
     checks::counts(
         op,
-        1 + gemm_common::num_inputs(float),
+        1 + gemm_common::num_inputs(op, float),
         1,
         1,
         P_GEMM + gemm_common::num_params(float),

@@ -8,7 +8,7 @@
 //! weights zero point, output zero point, clamp min, clamp max; f32: clamp min and max as
 //! f32 bits.
 
-use super::gemm_common::{self, Gemm};
+use super::gemm_common::{self, FWeights, Gemm};
 use super::gemv;
 use super::{cast, cast_mut, checks, OpDef, OpMem};
 use crate::error::Error;
@@ -49,7 +49,7 @@ fn check(op: &OpView) -> Result<(), Error> {
     let float = is_float(op)?;
     checks::counts(
         op,
-        1 + gemm_common::num_inputs(float),
+        1 + gemm_common::num_inputs(op, float),
         1,
         1,
         P_GEMM + gemm_common::num_params(float),
@@ -120,12 +120,18 @@ fn one_row(
             gemv::qgemv(x, *za, w, *zb, rq, y, path)
         }
         Gemm::F32 {
-            w, bias, lo, hi, ..
+            w: FWeights::F32(w),
+            bias,
+            lo,
+            hi,
+            ..
         } => {
             let x = cast::<f32>(x).get(..k).ok_or_else(short)?;
             let y = cast_mut::<f32>(out).get_mut(..n).ok_or_else(short)?;
             gemv::sgemv(x, w, *bias, *lo, *hi, y)
         }
+        // int8 weights: the GEMM widens them panel by panel.
+        Gemm::F32 { .. } => false,
     })
 }
 

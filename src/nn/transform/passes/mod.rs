@@ -36,6 +36,7 @@ mod lowering;
 mod order;
 mod pad;
 pub mod quantize;
+mod quantize_weights;
 mod strip;
 mod summarize;
 
@@ -78,6 +79,7 @@ pub static PASSES: &[PassDef] = &[
     pad::FUSE_PAD,
     dedup::MERGE_DUPLICATES,
     order::SORT_BY_EXECUTION_ORDER,
+    quantize_weights::QUANTIZE_WEIGHTS,
     quantize::QUANTIZE,
     summarize::SUMMARIZE,
     lowering::PREPACK,
