@@ -739,3 +739,93 @@ pub(crate) unsafe fn sgemm_prepacked_seq(a: Raw<f32>, b: &PackedB, beta: f32, c:
     // matches its kernel, which the CPU runs (it was selected or checked when B was packed).
     unsafe { run_block(ker, &s, 1.0, a, src, 0, beta, c, ws.0.as_mut_ptr()) }
 }
+
+#[cfg(test)]
+mod widened_tests {
+    use super::pack::{pack_b_widened, pack_b_widened_body};
+    use super::raw::Raw;
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001)
+            .map(|v| v as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    /// int8 B widened panel by panel gives what the f32 GEMM gives on the dequantized B
+    /// (the same kernel, each sum in the same k order).
+    #[test]
+    fn widened_b_equals_the_gemm_on_dequantized_weights() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (5, 27, 8),
+            (33, 300, 45),
+            (64, 72, 32),
+            (3, 513, 7),
+        ] {
+            let a = values(m * k, 1);
+            let q: Vec<i8> = (0..k * n)
+                .map(|i| ((i * 37 + 11) % 255) as i32 - 127)
+                .map(|v| v as i8)
+                .collect();
+            let s: Vec<f32> = (0..n).map(|j| 0.001 + j as f32 * 1e-4).collect();
+            let deq: Vec<f32> = (0..k * n).map(|i| f32::from(q[i]) * s[i % n]).collect();
+            let mut ws = vec![0u8; sgemm_workspace_size(m, n, k)];
+            let (mut got, mut want) = (vec![0f32; m * n], vec![0f32; m * n]);
+            sgemm_ws_widened(
+                MatRef::row_major(&a, m, k).unwrap(),
+                MatRef::row_major(&q, k, n).unwrap(),
+                &s,
+                MatMut::row_major(&mut got, m, n).unwrap(),
+                &mut ws,
+            )
+            .unwrap();
+            sgemm(
+                1.0,
+                MatRef::row_major(&a, m, k).unwrap(),
+                MatRef::row_major(&deq, k, n).unwrap(),
+                0.0,
+                MatMut::row_major(&mut want, m, n).unwrap(),
+                Context::new().workspace(&mut ws),
+            )
+            .unwrap();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "{m}×{k}×{n} [{i}]: {g} vs {w}"
+                );
+            }
+        }
+    }
+
+    /// The vector builds of the widening packer write the portable loop's values.
+    #[test]
+    fn widening_packer_equals_the_portable_loop() {
+        let (kc, nr) = (19, 32);
+        for w in [1, 7, 16, 32] {
+            let q: Vec<i8> = (0..kc * w).map(|i| (i as i32 % 255 - 127) as i8).collect();
+            let s: Vec<f32> = (0..w).map(|j| 0.5 + j as f32).collect();
+            let b = Raw::from_ref(&MatRef::row_major(&q, kc, w).unwrap());
+            let (mut fast, mut portable) = (vec![1f32; kc * nr], vec![2f32; kc * nr]);
+            // SAFETY: b is a validated row-major view, s has w scales, the buffers kc·nr.
+            unsafe {
+                pack_b_widened(b, s.as_ptr(), nr, fast.as_mut_ptr());
+                pack_b_widened_body(b, s.as_ptr(), nr, portable.as_mut_ptr());
+            }
+            assert_eq!(fast, portable);
+            for p in 0..kc {
+                for j in 0..nr {
+                    let want = if j < w {
+                        f32::from(q[p * w + j]) * s[j]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(portable[p * nr + j], want, "w {w}, ({p}, {j})");
+                }
+            }
+        }
+    }
+}

@@ -329,12 +329,37 @@ pub(crate) unsafe fn pack_b_widened(b: Raw<i8>, scales: *const f32, nr: usize, d
 /// # Safety
 /// As [`pack_b_widened`].
 #[inline(always)]
-unsafe fn pack_b_widened_body(b: Raw<i8>, scales: *const f32, nr: usize, dst: *mut f32) {
+pub(crate) unsafe fn pack_b_widened_body(b: Raw<i8>, scales: *const f32, nr: usize, dst: *mut f32) {
     use crate::kernels::f32::MAX_NR;
     let w = b.cols;
     let mut s = [0f32; MAX_NR];
     // SAFETY: w ≤ MAX_NR readable scales (caller).
     unsafe { core::ptr::copy_nonoverlapping(scales, s.as_mut_ptr(), w) };
+    /// A whole panel of N columns: fixed-size rows, one vector loop per k step.
+    #[inline(always)]
+    unsafe fn full<const N: usize>(b: Raw<i8>, s: &[f32; MAX_NR], dst: *mut f32) {
+        let s: &[f32; N] = s[..N].try_into().unwrap_or(&[0.0; N]);
+        for p in 0..b.rows {
+            // SAFETY: row p's N columns are inside `b`, N elements at p*N of dst (caller).
+            unsafe {
+                let q = core::ptr::read_unaligned(b.at(p, 0) as *const [i8; N]);
+                let mut d = [0f32; N];
+                for j in 0..N {
+                    d[j] = f32::from(q[j]) * s[j];
+                }
+                core::ptr::write_unaligned(dst.add(p * N) as *mut [f32; N], d);
+            }
+        }
+    }
+    match (w, nr) {
+        // SAFETY: w == nr == N (the caller's bounds).
+        (32, 32) => return unsafe { full::<32>(b, &s, dst) },
+        // SAFETY: as above.
+        (16, 16) => return unsafe { full::<16>(b, &s, dst) },
+        // SAFETY: as above.
+        (8, 8) => return unsafe { full::<8>(b, &s, dst) },
+        _ => {}
+    }
     for p in 0..b.rows {
         // SAFETY: row p, columns 0..w are inside `b`; dst has nr elements at p*nr (caller).
         unsafe {

@@ -8,7 +8,7 @@
 //! weights zero point, output zero point, clamp min, clamp max; f32: clamp min and max as
 //! f32 bits.
 
-use super::gemm_common::{self, FWeights, Gemm};
+use super::gemm_common::{self, Gemm};
 use super::gemv;
 use super::{cast, cast_mut, checks, OpDef, OpMem};
 use crate::error::Error;
@@ -120,18 +120,12 @@ fn one_row(
             gemv::qgemv(x, *za, w, *zb, rq, y, path)
         }
         Gemm::F32 {
-            w: FWeights::F32(w),
-            bias,
-            lo,
-            hi,
-            ..
+            w, bias, lo, hi, ..
         } => {
             let x = cast::<f32>(x).get(..k).ok_or_else(short)?;
             let y = cast_mut::<f32>(out).get_mut(..n).ok_or_else(short)?;
-            gemv::sgemv(x, w, *bias, *lo, *hi, y)
+            gemv::sgemv(x, *w, *bias, *lo, *hi, y)
         }
-        // int8 weights: the GEMM widens them panel by panel.
-        Gemm::F32 { .. } => false,
     })
 }
 
