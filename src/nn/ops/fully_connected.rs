@@ -3,7 +3,9 @@
 //! (`qgemm` with the weights packed at conversion, or `sgemm`), scratch from the arena.
 //!
 //! Blob form. Inputs: x (m·k values), weights (int8: packed for a kernel or k×n i8; f32:
-//! k×n), bias (n, optional), and for int8 the multipliers and shifts (n, or 1 per tensor).
+//! k×n f32, or k×n i8 with a scale per output channel, `quantize_weights`), bias (n,
+//! optional), and for int8 the multipliers and shifts (n, or 1 per tensor); for f32 with i8
+//! weights their n f32 scales (see `gemm_common`).
 //! One scratch tensor (the GEMM workspace). Parameters: m, k, n, then int8: x zero point,
 //! weights zero point, output zero point, clamp min, clamp max; f32: clamp min and max as
 //! f32 bits.
