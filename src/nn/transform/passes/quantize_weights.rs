@@ -16,8 +16,9 @@
 //! Weights below `minimum_size` elements (default 1024, GTT's) stay f32: they save little
 //! and such a layer is often the one with few terms to average out. DEPTHWISE_CONV_2D
 //! (kh·kw weights per channel, a few percent of a MobileNet's) and other constants stay f32.
-//! Run it after `fold_batch_norms` (which folds into f32 weights only). A weight tensor that
-//! several layers read is quantized once.
+//! Run it after `fold_batch_norms` (which folds into f32 weights only), and not with
+//! `quantize` (which makes the whole model int8, weights included, and refuses int8 weights
+//! in a float model). A weight tensor that several layers read is quantized once.
 
 use alloc::format;
 use alloc::string::String;
