@@ -509,3 +509,29 @@ fn convert_target_and_calibration_set_the_pipeline_parameters() {
     ]);
     assert!(e.contains("quantize"), "{e}");
 }
+
+/// `convert --transforms` with `quantize_weights`: the blob's weights become int8 (fewer
+/// bytes), the step says what it did, and the blob runs.
+#[test]
+fn convert_quantize_weights_makes_a_smaller_blob_that_runs() {
+    let dir = scratch("quantize_weights");
+    let src = model("cnn_block_f16w.tflite");
+    let (f, q) = (dir.join("f.egm"), dir.join("q.egm"));
+    ok(&["convert", &src, "-o", f.to_str().unwrap()]);
+    let (_, err) = ok(&[
+        "convert",
+        &src,
+        "-o",
+        q.to_str().unwrap(),
+        "--transforms",
+        "fold_batch_norms quantize_weights(minimum_size=64) plan_memory",
+    ]);
+    assert!(
+        err.contains("quantize_weights: 3 layers to int8 per channel"),
+        "{err}"
+    );
+    let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
+    assert!(size(&q) < size(&f), "{} !< {}", size(&q), size(&f));
+    let (out, _) = ok(&["run", q.to_str().unwrap()]);
+    assert!(out.contains("argmax"), "{out}");
+}

@@ -9,7 +9,7 @@
 //! operator; every model that loads must match. The weights are run in both layouts:
 //! packed for this machine's int8 kernel, and portable; on 1 and 3 threads, which must
 //! give the same bytes; and once more after `edgemm convert`'s default pipeline of graph
-//! passes (which must not change a single output).
+//! passes (which must not change a single int8 output; float ones stay within the bound).
 //!
 //! The ONNX fixtures of `tests/models/onnx/` (PyTorch modules exported with torch.onnx, outputs
 //! of onnxruntime without graph optimizations) must all import and match within their
@@ -207,6 +207,109 @@ fn every_fixture_matches_tflite_reference_kernels() {
     }
     assert!(failed.is_empty(), "{} fixture runs failed", failed.len());
     assert!(ran > 0, "no fixture ran");
+}
+
+/// Every float fixture after `quantize_weights(minimum_size=0)` (in the default pipeline,
+/// after `fold_batch_norms`): each layer's output moves by at most `(s_c/2)·Σ|x|` (see the
+/// pass), which later layers carry on. Where int8 weights are only in layers reading a model
+/// input, that bound (with `max_c s_c`, k and max|x|) plus the float tolerance is what each
+/// output must meet; deeper models (the quantized layers' inputs not known here) get their
+/// float tolerance plus 2% of the output's range (max|ref|), an empirical margin. Prints the
+/// worst |diff| relative to the range.
+#[test]
+fn every_float_fixture_stays_within_bound_after_quantize_weights() {
+    let text = DEFAULT_PIPELINE.replace(
+        "fold_batch_norms",
+        "fold_batch_norms quantize_weights(minimum_size=0)",
+    );
+    let pipeline = Pipeline::parse(&text).unwrap();
+    let (mut ran, mut quantized, mut worst, mut failed) = (0, 0, 0f64, Vec::new());
+    for f in manifest() {
+        if !f.name.ends_with("_f32") && !f.name.contains("f16w") {
+            continue;
+        }
+        let bytes = read(&format!("{}.tflite", f.name));
+        let Ok(mut g) = import_tflite(&bytes) else {
+            continue; // hybrid: refused at import (see the first test)
+        };
+        let report = match pipeline.run(&mut g, |_, _, _, _| {}) {
+            Ok(r) => r,
+            Err(e) if e.to_string().contains("not supported") => continue,
+            Err(e) => panic!("{}: {e}", f.name),
+        };
+        if report
+            .lines
+            .iter()
+            .any(|(p, l)| p == "quantize_weights" && !l.starts_with("0 "))
+        {
+            quantized += 1;
+        }
+        let model = match LoadedModel::from_graph(&g, Packing::Host) {
+            Ok(m) => m,
+            Err(e) if e.to_string().contains("not supported") => continue,
+            Err(e) => panic!("{}: {e}", f.name),
+        };
+        let mut r = model.runner();
+        let mut max_in = 0f64;
+        for j in 0..f.inputs {
+            let x = read(&format!("{}.in{j}.bin", f.name));
+            max_in = f32s(&x).iter().fold(max_in, |m, v| m.max(v.abs() as f64));
+            r.set_input(j, &x).unwrap();
+        }
+        r.run().unwrap();
+        ran += 1;
+        // The derived bound where it applies directly: int8 weights only in layers that read
+        // a model input, so an output moves by at most max_c(s_c)/2 · k · max|x| (a fused
+        // clamp moves it no more).
+        let mut direct = Some(0f64);
+        for n in &g.nodes {
+            let Some(Some(w)) = n.inputs.get(1) else {
+                continue;
+            };
+            let w = &g.tensors[*w];
+            let Some(q) = w
+                .quant
+                .as_ref()
+                .filter(|_| w.dtype == edgemm::nn::DType::I8)
+            else {
+                continue;
+            };
+            let reads_input = n.inputs[0].is_some_and(|x| g.inputs.contains(&x));
+            let k = (w.shape.iter().product::<usize>() / w.shape[0]) as f64;
+            let s = q.scale.iter().fold(0f32, |m, &v| m.max(v)) as f64;
+            direct = direct
+                .filter(|_| reads_input)
+                .map(|b| b + s / 2.0 * k * max_in);
+        }
+        for j in 0..f.outputs {
+            let want = f32s(&read(&format!("{}.out{j}.bin", f.name)));
+            let Ok(got) = r.output_f32(j) else { continue };
+            let range = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+            let bound = f.tol.get(j).copied().unwrap_or(0.0) + direct.unwrap_or(0.02 * range);
+            for (a, b) in got.iter().zip(&want) {
+                let d = (*a as f64 - *b as f64).abs();
+                if range > 0.0 {
+                    worst = worst.max(d / range);
+                }
+                if d.is_nan() || d > bound {
+                    failed.push(format!(
+                        "{} output {j}: {a} vs {b} (bound {bound:e})",
+                        f.name
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    println!(
+        "quantize_weights: {ran} float fixtures ran ({quantized} with int8 weights); worst |diff| {:.3}% of the output range",
+        worst * 100.0
+    );
+    for f in &failed {
+        println!("FAILED {f}");
+    }
+    assert!(failed.is_empty(), "{} fixtures out of bound", failed.len());
+    assert!(quantized > 10, "too few fixtures had weights to quantize");
 }
 
 fn f32s(b: &[u8]) -> Vec<f32> {

@@ -525,3 +525,35 @@ fn layout_converts_once_and_cancelling_transposes_vanish() {
         }
     }
 }
+
+/// BatchNormalization imports as a per-channel MUL and ADD (the importer does not fold it);
+/// the default pipeline's `fold_batch_norms` takes both into the conv before them.
+#[test]
+fn batch_norm_imports_as_mul_add_and_the_default_pipeline_folds_it() {
+    use edgemm::nn::transform::ir::BuiltinOp;
+    use edgemm::nn::transform::passes::{Pipeline, DEFAULT_PIPELINE};
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/models/onnx/onnx_conv_bn_relu.onnx"
+    );
+    let bytes = std::fs::read(path).unwrap();
+    let mut g = import_onnx(&bytes, &OnnxOptions::default()).unwrap();
+    let ops = |g: &edgemm::nn::transform::ir::Graph| -> Vec<BuiltinOp> {
+        g.nodes.iter().map(|n| n.op).collect()
+    };
+    let before = ops(&g);
+    assert!(
+        before.contains(&BuiltinOp::Mul) && before.contains(&BuiltinOp::Add),
+        "{before:?}"
+    );
+    Pipeline::parse(DEFAULT_PIPELINE)
+        .unwrap()
+        .run(&mut g, |_, _, _, _| {})
+        .unwrap();
+    let after = ops(&g);
+    assert!(
+        !after.contains(&BuiltinOp::Mul) && !after.contains(&BuiltinOp::Add),
+        "{after:?}"
+    );
+    assert_eq!(after.iter().filter(|&&o| o == BuiltinOp::Conv2d).count(), 1);
+}

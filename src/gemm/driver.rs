@@ -13,7 +13,7 @@
 //! caller's β; later ones accumulate (β = 1). The k split depends only on k, never on the
 //! thread partition, so results do not depend on the thread count.
 
-use super::pack::{pack_a, pack_b, row_tile, row_tiles, PACK_SLACK};
+use super::pack::{pack_a, pack_b, pack_b_widened, row_tile, row_tiles, PACK_SLACK};
 use super::raw::Raw;
 use crate::kernels::f32::{SgemmArgs, SgemmKernel, MAX_MR, MAX_NR};
 
@@ -55,6 +55,12 @@ pub(crate) enum BSource {
     Packed {
         ptr: *const f32,
         n_pad: usize,
+    },
+    /// int8, row-major, with a scale per column (`scales[j]` for column j): widened to f32
+    /// one micro-panel at a time (`BMode::PanelByPanel` only).
+    Widened {
+        b: Raw<i8>,
+        scales: *const f32,
     },
 }
 
@@ -178,9 +184,7 @@ pub(crate) unsafe fn run_block(
                             let off = q * s.kc * n_pad + sliver * kcb * nr;
                             (ptr.wrapping_add(off) as *mut f32, nr as isize * 4)
                         }
-                        (BMode::Prepacked, BSource::Strided(_)) => {
-                            unreachable!("strategy/source mismatch")
-                        }
+                        (BMode::Prepacked, _) => unreachable!("strategy/source mismatch"),
                     };
                     args.b = bp;
                     args.b_ks = b_ks;
@@ -249,10 +253,24 @@ pub(crate) unsafe fn run_block(
                 } else {
                     // One B micro-panel stays in L1 while the A block streams past it.
                     for jr in (0..ncb).step_by(nr) {
-                        if let (BMode::PanelByPanel, BSource::Strided(b)) = (s.b_mode, b) {
-                            let w = nr.min(ncb - jr);
+                        let w = nr.min(ncb - jr);
+                        match (s.b_mode, b) {
                             // SAFETY: the panel lies inside B; bbuf holds kc*NR.
-                            unsafe { pack_b(b.block(pc, jc + jr, kcb, w), nr, bbuf) };
+                            (BMode::PanelByPanel, BSource::Strided(b)) => unsafe {
+                                pack_b(b.block(pc, jc + jr, kcb, w), nr, bbuf)
+                            },
+                            // SAFETY: as above; the panel's w scales are inside `scales`
+                            // (one per column of B), and B is row-major (the source's
+                            // contract).
+                            (BMode::PanelByPanel, BSource::Widened { b, scales }) => unsafe {
+                                pack_b_widened(
+                                    b.block(pc, jc + jr, kcb, w),
+                                    scales.wrapping_add(jc + jr),
+                                    nr,
+                                    bbuf,
+                                )
+                            },
+                            _ => {}
                         }
                         for t in 0..tiles {
                             tile_call(jr, t, &mut args);

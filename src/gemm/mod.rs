@@ -234,6 +234,66 @@ fn sgemm_ws_impl(
     Ok(())
 }
 
+/// C ← A·B over the caller's workspace ([`sgemm_workspace_size`] bytes, as `sgemm` with a
+/// workspace) for B given as int8 `q` (k×n, row-major) and a scale per column:
+/// `B[p, j] = q[p, j] · scales[j]` (weights quantized per output channel). Each KC×NR
+/// micro-panel of B is widened to f32 into the workspace as it is packed (the panel-by-panel
+/// path of a strided B), so dequantized weights never need more memory than that panel;
+/// the product is then the f32 kernel's on exactly the dequantized values.
+pub(crate) fn sgemm_ws_widened(
+    a: MatRef<f32>,
+    q: MatRef<i8>,
+    scales: &[f32],
+    c: MatMut<f32>,
+    workspace: &mut [u8],
+) -> Result<(), Error> {
+    let ker = sgemm_kernel()?;
+    let (a, b, c) = (Raw::from_ref(&a), Raw::from_ref(&q), Raw::from_mut(&c));
+    if a.cols != b.rows || c.rows != a.rows || c.cols != b.cols {
+        return Err(Error::DimensionMismatch {
+            a: (a.rows, a.cols),
+            b: (b.rows, b.cols),
+            c: (c.rows, c.cols),
+        });
+    }
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    if b.cs != 1 || scales.len() < n {
+        return Err(Error::SizeOverflow);
+    }
+    let ws = crate::scratch::caller_workspace(workspace, sgemm_workspace_size(m, n, k))?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        // SAFETY: c is a validated view.
+        unsafe { driver::scale(0.0, c) };
+        return Ok(());
+    }
+    // Panel by panel whatever B's strides: every panel is widened.
+    let mut s = in_place_strategy(ker, &a, &b, WS_KC);
+    s.b_mode = BMode::PanelByPanel;
+    // SAFETY: a, q, c are validated views (C borrows its slice exclusively), q row-major
+    // with `scales` covering its n columns (checked above); `ws` is 64-byte aligned with
+    // room for one kc×NR panel plus slack (the size checked above); ker runs here.
+    unsafe {
+        run_block(
+            ker,
+            &s,
+            1.0,
+            a,
+            BSource::Widened {
+                b,
+                scales: scales.as_ptr(),
+            },
+            0,
+            0.0,
+            c,
+            ws as *mut f32,
+        )
+    };
+    Ok(())
+}
+
 /// [`sgemm`] over raw pointers and element strides (which may be negative), for FFI callers.
 ///
 /// Returns an error for null pointers of non-empty matrices, aliasing strides in C, extents
@@ -431,7 +491,7 @@ fn strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>) -> Strategy {
 /// The strategy that needs no allocation: A read in place (the kernels take any strides), B
 /// in place when its columns are unit-stride, else packed one KC×NR micro-panel at a time;
 /// so the workspace is one panel, of at most `kc_room`·NR elements plus the packers' slack.
-fn in_place_strategy(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<f32>, kc_room: usize) -> Strategy {
+fn in_place_strategy<T>(ker: &SgemmKernel, a: &Raw<f32>, b: &Raw<T>, kc_room: usize) -> Strategy {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let blk = plan::blocking(ker.mr, ker.nr, &cpu_info());
     let kc = plan::chunk(k, kc_room.min(blk.kc), 4).min(kc_room);
@@ -678,4 +738,94 @@ pub(crate) unsafe fn sgemm_prepacked_seq(a: Raw<f32>, b: &PackedB, beta: f32, c:
     // SAFETY: A and C are in bounds and C has unit column stride (caller); B's packed data
     // matches its kernel, which the CPU runs (it was selected or checked when B was packed).
     unsafe { run_block(ker, &s, 1.0, a, src, 0, beta, c, ws.0.as_mut_ptr()) }
+}
+
+#[cfg(test)]
+mod widened_tests {
+    use super::pack::{pack_b_widened, pack_b_widened_body};
+    use super::raw::Raw;
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001)
+            .map(|v| v as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    /// int8 B widened panel by panel gives what the f32 GEMM gives on the dequantized B
+    /// (the same kernel, each sum in the same k order).
+    #[test]
+    fn widened_b_equals_the_gemm_on_dequantized_weights() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (5, 27, 8),
+            (33, 300, 45),
+            (64, 72, 32),
+            (3, 513, 7),
+        ] {
+            let a = values(m * k, 1);
+            let q: Vec<i8> = (0..k * n)
+                .map(|i| ((i * 37 + 11) % 255) as i32 - 127)
+                .map(|v| v as i8)
+                .collect();
+            let s: Vec<f32> = (0..n).map(|j| 0.001 + j as f32 * 1e-4).collect();
+            let deq: Vec<f32> = (0..k * n).map(|i| f32::from(q[i]) * s[i % n]).collect();
+            let mut ws = vec![0u8; sgemm_workspace_size(m, n, k)];
+            let (mut got, mut want) = (vec![0f32; m * n], vec![0f32; m * n]);
+            sgemm_ws_widened(
+                MatRef::row_major(&a, m, k).unwrap(),
+                MatRef::row_major(&q, k, n).unwrap(),
+                &s,
+                MatMut::row_major(&mut got, m, n).unwrap(),
+                &mut ws,
+            )
+            .unwrap();
+            sgemm(
+                1.0,
+                MatRef::row_major(&a, m, k).unwrap(),
+                MatRef::row_major(&deq, k, n).unwrap(),
+                0.0,
+                MatMut::row_major(&mut want, m, n).unwrap(),
+                Context::new().workspace(&mut ws),
+            )
+            .unwrap();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "{m}×{k}×{n} [{i}]: {g} vs {w}"
+                );
+            }
+        }
+    }
+
+    /// The vector builds of the widening packer write the portable loop's values.
+    #[test]
+    fn widening_packer_equals_the_portable_loop() {
+        let (kc, nr) = (19, 32);
+        for w in [1, 7, 16, 32] {
+            let q: Vec<i8> = (0..kc * w).map(|i| (i as i32 % 255 - 127) as i8).collect();
+            let s: Vec<f32> = (0..w).map(|j| 0.5 + j as f32).collect();
+            let b = Raw::from_ref(&MatRef::row_major(&q, kc, w).unwrap());
+            let (mut fast, mut portable) = (vec![1f32; kc * nr], vec![2f32; kc * nr]);
+            // SAFETY: b is a validated row-major view, s has w scales, the buffers kc·nr.
+            unsafe {
+                pack_b_widened(b, s.as_ptr(), nr, fast.as_mut_ptr());
+                pack_b_widened_body(b, s.as_ptr(), nr, portable.as_mut_ptr());
+            }
+            assert_eq!(fast, portable);
+            for p in 0..kc {
+                for j in 0..nr {
+                    let want = if j < w {
+                        f32::from(q[p * w + j]) * s[j]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(portable[p * nr + j], want, "w {w}, ({p}, {j})");
+                }
+            }
+        }
+    }
 }

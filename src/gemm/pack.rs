@@ -296,3 +296,97 @@ unsafe fn copy_run(src: *const f32, dst: *mut f32, len: usize) {
         }
     }
 }
+
+/// Packs one micro-panel of int8 B with a scale per column into an f32 sliver at `dst`:
+/// `dst[p*NR + j] = B[p, j] · scales[j]` (the weights dequantized exactly as a DEQUANTIZE
+/// would write them), zero past the panel's width. B is row-major (unit column stride),
+/// at most NR columns wide.
+///
+/// # Safety
+/// `b` names only in-bounds elements and has `cs == 1`; `scales` has `b.cols` readable
+/// elements; `dst` has `nr*kc` writable elements; `b.cols ≤ nr ≤ MAX_NR`.
+pub(crate) unsafe fn pack_b_widened(b: Raw<i8>, scales: *const f32, nr: usize, dst: *mut f32) {
+    debug_assert!(b.cs == 1 && b.cols <= nr && nr <= crate::kernels::f32::MAX_NR);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::arch::{cpu_info, Features};
+        if cpu_info().features.contains(Features::AVX512F) {
+            // SAFETY: the CPU has AVX-512F (checked); the rest is the caller's.
+            return unsafe { pack_b_widened_avx512(b, scales, nr, dst) };
+        }
+        if cpu_info().features.contains(Features::AVX2) {
+            // SAFETY: the CPU has AVX2 (checked); the rest is the caller's.
+            return unsafe { pack_b_widened_avx2(b, scales, nr, dst) };
+        }
+    }
+    // SAFETY: forwarded.
+    unsafe { pack_b_widened_body(b, scales, nr, dst) }
+}
+
+/// [`pack_b_widened`]'s loop, compiled for each vector width: the scales of the panel in a
+/// fixed-size array so the multiply over a k step vectorizes.
+///
+/// # Safety
+/// As [`pack_b_widened`].
+#[inline(always)]
+pub(crate) unsafe fn pack_b_widened_body(b: Raw<i8>, scales: *const f32, nr: usize, dst: *mut f32) {
+    use crate::kernels::f32::MAX_NR;
+    let w = b.cols;
+    let mut s = [0f32; MAX_NR];
+    // SAFETY: w ≤ MAX_NR readable scales (caller).
+    unsafe { core::ptr::copy_nonoverlapping(scales, s.as_mut_ptr(), w) };
+    /// A whole panel of N columns: fixed-size rows, one vector loop per k step.
+    #[inline(always)]
+    unsafe fn full<const N: usize>(b: Raw<i8>, s: &[f32; MAX_NR], dst: *mut f32) {
+        let s: &[f32; N] = s[..N].try_into().unwrap_or(&[0.0; N]);
+        for p in 0..b.rows {
+            // SAFETY: row p's N columns are inside `b`, N elements at p*N of dst (caller).
+            unsafe {
+                let q = core::ptr::read_unaligned(b.at(p, 0) as *const [i8; N]);
+                let mut d = [0f32; N];
+                for j in 0..N {
+                    d[j] = f32::from(q[j]) * s[j];
+                }
+                core::ptr::write_unaligned(dst.add(p * N) as *mut [f32; N], d);
+            }
+        }
+    }
+    match (w, nr) {
+        // SAFETY: w == nr == N (the caller's bounds).
+        (32, 32) => return unsafe { full::<32>(b, &s, dst) },
+        // SAFETY: as above.
+        (16, 16) => return unsafe { full::<16>(b, &s, dst) },
+        // SAFETY: as above.
+        (8, 8) => return unsafe { full::<8>(b, &s, dst) },
+        _ => {}
+    }
+    for p in 0..b.rows {
+        // SAFETY: row p, columns 0..w are inside `b`; dst has nr elements at p*nr (caller).
+        unsafe {
+            let src = core::slice::from_raw_parts(b.at(p, 0) as *const i8, w);
+            let d = core::slice::from_raw_parts_mut(dst.add(p * nr), nr);
+            for ((d, &q), &s) in d.iter_mut().zip(src).zip(&s) {
+                *d = f32::from(q) * s;
+            }
+            d[w..].fill(0.0);
+        }
+    }
+}
+
+/// # Safety
+/// The CPU has AVX-512F; as [`pack_b_widened`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b_widened_avx512(b: Raw<i8>, scales: *const f32, nr: usize, dst: *mut f32) {
+    // SAFETY: forwarded.
+    unsafe { pack_b_widened_body(b, scales, nr, dst) }
+}
+
+/// # Safety
+/// The CPU has AVX2; as [`pack_b_widened`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pack_b_widened_avx2(b: Raw<i8>, scales: *const f32, nr: usize, dst: *mut f32) {
+    // SAFETY: forwarded.
+    unsafe { pack_b_widened_body(b, scales, nr, dst) }
+}

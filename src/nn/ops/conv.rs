@@ -19,7 +19,8 @@
 //! writes their outputs (see `run_in_place`), on one thread.
 //!
 //! Blob form. Inputs: x [b, h, w, c_in], then the GEMM part of `gemm_common` (weights k×n,
-//! bias, multipliers, shifts). Output: y [b, oh, ow, c_out]. One scratch tensor: the patch
+//! bias, multipliers, shifts; f32 weights may be k×n i8 followed, after the bias, by their
+//! per-output-channel f32 scales: `quantize_weights`, widened as the GEMM packs them). Output: y [b, oh, ow, c_out]. One scratch tensor: the patch
 //! buffer (rows of k elements, int8 rows padded to 4 bytes, rounded up to 64 bytes: a block
 //! of rows with im2col; for a pointwise convolution the rows it copies at a time in place,
 //! about 1 KiB, optional when not in place) followed by the GEMM workspace for a block.
@@ -309,7 +310,7 @@ fn check(op: &OpView) -> Result<(), Error> {
     let float = is_float(op)?;
     checks::counts(
         op,
-        1 + gemm_common::num_inputs(float),
+        1 + gemm_common::num_inputs(op, float),
         1,
         1,
         P_GEMM + gemm_common::num_params(float),

@@ -3,7 +3,9 @@
 //! (`qgemm` with the weights packed at conversion, or `sgemm`), scratch from the arena.
 //!
 //! Blob form. Inputs: x (m·k values), weights (int8: packed for a kernel or k×n i8; f32:
-//! k×n), bias (n, optional), and for int8 the multipliers and shifts (n, or 1 per tensor).
+//! k×n f32, or k×n i8 with a scale per output channel, `quantize_weights`), bias (n,
+//! optional), and for int8 the multipliers and shifts (n, or 1 per tensor); for f32 with i8
+//! weights their n f32 scales (see `gemm_common`).
 //! One scratch tensor (the GEMM workspace). Parameters: m, k, n, then int8: x zero point,
 //! weights zero point, output zero point, clamp min, clamp max; f32: clamp min and max as
 //! f32 bits.
@@ -49,7 +51,7 @@ fn check(op: &OpView) -> Result<(), Error> {
     let float = is_float(op)?;
     checks::counts(
         op,
-        1 + gemm_common::num_inputs(float),
+        1 + gemm_common::num_inputs(op, float),
         1,
         1,
         P_GEMM + gemm_common::num_params(float),
@@ -124,7 +126,7 @@ fn one_row(
         } => {
             let x = cast::<f32>(x).get(..k).ok_or_else(short)?;
             let y = cast_mut::<f32>(out).get_mut(..n).ok_or_else(short)?;
-            gemv::sgemv(x, w, *bias, *lo, *hi, y)
+            gemv::sgemv(x, *w, *bias, *lo, *hi, y)
         }
     })
 }

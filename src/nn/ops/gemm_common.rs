@@ -2,16 +2,20 @@
 //! laid out at conversion, with TFLite's output stage.
 //!
 //! Blob form of the GEMM part (the operator puts it after its own tensors and words).
-//! Inputs 1..: weights (int8: packed for a kernel (`DType::Packed`) or k×n i8; f32: k×n),
-//! bias (n, optional: i32 for int8, f32 for f32), and for int8 the multipliers and shifts
-//! (n, or 1 per tensor; TFLite's `QuantizeMultiplier` of `s_x·s_w/s_y`). Parameter words
-//! from `base`: int8: x zero point, weights zero point, output zero point, clamp min, clamp
-//! max; f32: clamp min and max as f32 bits.
+//! Inputs 1..: weights (int8: packed for a kernel (`DType::Packed`) or k×n i8; f32: k×n
+//! f32, or k×n i8 quantized per output channel), bias (n, optional: i32 for int8, f32 for
+//! f32), and for int8 the multipliers and shifts (n, or 1 per tensor; TFLite's
+//! `QuantizeMultiplier` of `s_x·s_w/s_y`), for f32 with i8 weights their scales (n f32,
+//! `w = q·scale[column]`, symmetric: what `quantize_weights` writes). Parameter words from
+//! `base`: int8: x zero point, weights zero point, output zero point, clamp min, clamp max;
+//! f32: clamp min and max as f32 bits.
 //!
 //! The int8 product is exact (i32 sums of `(x − z_x)·(w − z_w)`) and the output stage is
 //! `qgemm`'s `Requantize`: bias, TFLite's `MultiplyByQuantizedMultiplier` (double
 //! rounding), zero point, clamp — the arithmetic of TFLite's reference kernels. The f32
-//! product is `sgemm` with the bias as the initial C, then the clamp.
+//! product is `sgemm` (int8 weights: each panel of B widened to `q·scale` as the GEMM packs
+//! it, `gemm::sgemm_ws_widened`, so the arena holds no f32 copy of them), then bias and
+//! clamp.
 
 use super::checks;
 use super::{cast, cast_mut, OpMem};
@@ -44,13 +48,21 @@ pub(crate) const fn num_params(float: bool) -> usize {
     }
 }
 
-/// Input tensors of the GEMM part (weights, bias, and for int8 multipliers and shifts).
-pub(crate) const fn num_inputs(float: bool) -> usize {
-    if float {
-        2
-    } else {
-        4
+/// Input tensors of the GEMM part (weights, bias, and for int8 multipliers and shifts; for
+/// f32 with int8 weights their scales).
+pub(crate) fn num_inputs(op: &OpView, float: bool) -> usize {
+    match (float, f32_int8_weights(op)) {
+        (true, true) => 3,
+        (true, false) => 2,
+        _ => 4,
     }
+}
+
+/// Whether an f32 operator's weights (input 1) are int8 with scales (`quantize_weights`).
+fn f32_int8_weights(op: &OpView) -> bool {
+    op.input(1)
+        .and_then(|t| op.model().tensor_unnamed(t))
+        .is_some_and(|w| w.dtype == DType::I8)
 }
 
 /// Bytes of GEMM workspace an m×k·k×n product needs.
@@ -114,7 +126,15 @@ pub(crate) fn check(
     if float {
         checks::dtype(op, &x, DType::F32)?;
         checks::dtype(op, &y, DType::F32)?;
-        checks::dtype(op, &w, DType::F32)?;
+        if w.dtype == DType::I8 {
+            let s = checks::input(op, 3)?;
+            checks::dtype(op, &s, DType::F32)?;
+            if s.elems() != n {
+                return Err(op.error("the weight scales do not match the output channels"));
+            }
+        } else {
+            checks::dtype(op, &w, DType::F32)?;
+        }
         if w.elems() != elems(k, n)? {
             return Err(op.error("the weights have the wrong size"));
         }
@@ -180,10 +200,17 @@ pub(crate) enum QWeights<'a> {
     View(&'a [i8]),
 }
 
+/// The f32 weights: k×n f32, or k×n int8 with a scale per column.
+#[derive(Clone, Copy)]
+pub(crate) enum FWeights<'a> {
+    F32(&'a [f32]),
+    I8 { q: &'a [i8], scales: &'a [f32] },
+}
+
 /// The GEMM part of a checked operator, ready to run over blocks of A rows.
 pub(crate) enum Gemm<'a> {
     F32 {
-        w: &'a [f32],
+        w: FWeights<'a>,
         bias: Option<&'a [f32]>,
         lo: f32,
         hi: f32,
@@ -215,8 +242,15 @@ impl<'a> Gemm<'a> {
         let bias = op.input(2).map(|b| mem.input(b)).transpose()?;
         let p = |i: usize| op.param(base + i);
         if float {
+            let w = match op.input(3) {
+                Some(s) => FWeights::I8 {
+                    q: cast::<i8>(w),
+                    scales: cast::<f32>(mem.input(s)?),
+                },
+                None => FWeights::F32(cast::<f32>(w)),
+            };
             return Ok(Gemm::F32 {
-                w: cast::<f32>(w),
+                w,
                 bias: bias.map(cast::<f32>),
                 lo: f32::from_bits(p(P_FLO) as u32),
                 hi: f32::from_bits(p(P_FHI) as u32),
@@ -343,9 +377,17 @@ impl<'a> Gemm<'a> {
                 let y = cast_mut::<f32>(out);
                 let y = y.get_mut(..m * n).ok_or(Error::SizeOverflow)?;
                 let a = MatRef::new(cast::<f32>(a), m, k, stride, 1)?;
-                let b = MatRef::row_major(w, k, n)?;
                 let c = MatMut::row_major(&mut *y, m, n)?;
-                crate::gemm::sgemm(1.0, a, b, 0.0, c, Context::new().workspace(ws))?;
+                match w {
+                    FWeights::F32(w) => {
+                        let b = MatRef::row_major(w, k, n)?;
+                        crate::gemm::sgemm(1.0, a, b, 0.0, c, Context::new().workspace(ws))?
+                    }
+                    FWeights::I8 { q, scales } => {
+                        let q = MatRef::row_major(q, k, n)?;
+                        crate::gemm::sgemm_ws_widened(a, q, scales, c, ws)?
+                    }
+                }
                 // Bias and clamp in one pass over the block just computed, while it is in
                 // cache.
                 let bias = match bias {
@@ -742,15 +784,35 @@ mod lower {
             }
         }
         if float {
-            if w.dtype != DType::F32 || y.dtype != DType::F32 {
-                return Err(err(
-                    "float input with non-float weights or output is not supported",
-                ));
+            // f32 weights, or int8 ones symmetric per output channel (`quantize_weights`):
+            // then their scales are one more input.
+            let scales = match (&w.dtype, &w.quant) {
+                (DType::F32, _) => None,
+                (DType::I8, Some(q))
+                    if q.axis == 0
+                        && q.scale.len() == n
+                        && q.zero_point.iter().all(|&z| z == 0)
+                        && q.scale.iter().all(|s| s.is_finite()) =>
+                {
+                    let b: Vec<u8> = q.scale.iter().flat_map(|s| s.to_le_bytes()).collect();
+                    Some(l.add_const(format!("{}/scales", w.name), DType::F32, vec![n], b))
+                }
+                _ => {
+                    return Err(err(
+                        "float input with weights neither f32 nor int8 symmetric per output \
+                         channel is not supported",
+                    ))
+                }
+            };
+            if y.dtype != DType::F32 {
+                return Err(err("float input with a non-float output is not supported"));
             }
             let (lo, hi) = activation_range_f(act).map_err(err)?;
-            let wt_t = l.add_const(format!("{}/kxn", w.name), DType::F32, vec![k, n], wt);
+            let wt_t = l.add_const(format!("{}/kxn", w.name), w.dtype, vec![k, n], wt);
+            let mut inputs = vec![Some(wt_t), bias];
+            inputs.extend(scales.map(Some));
             return Ok(GemmLowered {
-                inputs: vec![Some(wt_t), bias],
+                inputs,
                 params: vec![lo.to_bits() as i32, hi.to_bits() as i32],
                 float: true,
                 packed: false,

@@ -11,6 +11,7 @@ use super::import::import_tflite;
 use super::ir::Graph;
 use super::lower::{lower, Packing};
 use super::onnx::{import_onnx, is_onnx, OnnxOptions};
+use super::passes::{Pipeline, DEFAULT_PIPELINE};
 use super::plan::plan;
 use crate::error::Error;
 use crate::nn::blob::{blob_err, Model, MAGIC};
@@ -79,9 +80,13 @@ impl LoadedModel {
         Self::from_graph(&import_tflite(bytes)?, packing)
     }
 
-    /// Imports (see [`super::onnx`]), lowers and plans an `.onnx` model.
+    /// Imports (see [`super::onnx`]) an `.onnx` model, runs the default pipeline's graph
+    /// passes (the importer leaves batch norms and MatMul biases to `fold_batch_norms`), lowers
+    /// and plans it.
     pub fn from_onnx(bytes: &[u8], opts: &OnnxOptions, packing: Packing) -> Result<Self, Error> {
-        Self::from_graph(&import_onnx(bytes, opts)?, packing)
+        let mut g = import_onnx(bytes, opts)?;
+        Pipeline::parse(DEFAULT_PIPELINE)?.run(&mut g, |_, _, _, _| {})?;
+        Self::from_graph(&g, packing)
     }
 
     /// Lowers and plans a graph.

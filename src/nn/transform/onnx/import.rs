@@ -19,13 +19,11 @@
 //! **Operators.** Conv (group 1 or depthwise; dilations, pads, auto_pad), Gemm, MatMul, Add,
 //! Sub, Mul, Div (by a constant), Relu, Clip, LeakyRelu, HardSigmoid, HardSwish, Sigmoid, Tanh,
 //! Softmax, MaxPool (ceil_mode: the end padded with −∞), AveragePool, GlobalAveragePool,
-//! BatchNormalization (folded into the preceding Conv/Gemm when it is their only user, else
-//! MUL+ADD), Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Concat, Pad (constant mode),
+//! BatchNormalization (a per-channel MUL+ADD, which the `fold_batch_norms` pass folds into
+//! the conv or FC before it, as it folds an Add of a bias after a MatMul), Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Concat, Pad (constant mode),
 //! ReduceMean, Max, Min, Identity, Dropout, Constant, and Shape, Gather, Cast, Slice,
 //! ConstantOfShape on constants. Relu and Clip(0, 6) / Clip(0, ∞) / Clip(−1, 1) fold into a
-//! preceding conv, FC, add, sub, mul or pool they are the only user of; a Mul, Add or Sub by a
-//! per-channel constant (how exporters write BatchNormalization and MatMul biases) into the
-//! conv or FC before it. Explicit pads that are not TFLite's SAME become a PAD (zeros, or −∞
+//! preceding conv, FC, add, sub, mul or pool they are the only user of. Explicit pads that are not TFLite's SAME become a PAD (zeros, or −∞
 //! before a max pool) and a VALID conv/pool. Anything else is an error naming the node and what
 //! is not supported.
 //!
@@ -55,6 +53,7 @@ use crate::nn::transform::ir::{
     Activation, BuiltinOp, Graph, Node, OpOptions, Padding, Quant, Tensor,
 };
 use crate::nn::transform::passes::quantize::{quantize_annotated, Io};
+use crate::nn::transform::passes::Pipeline;
 
 /// The ONNX operator types the importer knows (whether a node imports also depends on its
 /// attributes and inputs).
@@ -785,7 +784,10 @@ impl<'m, 'a> Importer<'m, 'a> {
         }
         if self.qdq {
             // The float graph carries the file's quantization on its tensors: make it
-            // int8 (float inputs and outputs, as a QDQ model has them).
+            // int8 (float inputs and outputs, as a QDQ model has them), after folding batch
+            // norms and biases while they are float (as the default pipeline does for a
+            // float model).
+            Pipeline::parse("fold_batch_norms")?.run(&mut self.g, |_, _, _, _| {})?;
             quantize_annotated(&mut self.g, Io::Float)?;
         }
         Ok(self.g)
@@ -989,57 +991,10 @@ impl<'m, 'a> Importer<'m, 'a> {
 
     fn binary(&mut self, op: BuiltinOp) -> R<()> {
         let (a, b) = (self.input(0)?, self.input(1)?);
-        // x·c, x + c, c + x, x − c by a per-channel constant fold into the conv or FC that
-        // wrote x (exporters write BatchNormalization and biases this way).
-        let folds = [(0, &a, &b), (1, &b, &a)];
-        for (k, x, c) in folds {
-            let (Val::Const(c), Val::Act { t, perm }) = (c, x) else {
-                continue;
-            };
-            let Some(v) = self.per_channel(c, perm, self.g.tensors[*t].shape.last()) else {
-                continue;
-            };
-            let ones = vec![1.0; v.len()];
-            let zeros = vec![0.0; v.len()];
-            let folded = match (op, k) {
-                (BuiltinOp::Mul, _) => self.fold_affine(k, x, &v, &zeros)?,
-                (BuiltinOp::Add, _) => self.fold_affine(k, x, &ones, &v)?,
-                (BuiltinOp::Sub, 0) => {
-                    let neg: Vec<f32> = v.iter().map(|x| -x).collect();
-                    self.fold_affine(k, x, &ones, &neg)?
-                }
-                _ => None,
-            };
-            if let Some(y) = folded {
-                return self.set_out(0, y);
-            }
-        }
         let name = self.out_name(0)?;
         let y = self.elementwise(op, &a, &b, name)?;
         self.annotate_operands(&y);
         self.set_out(0, y)
-    }
-
-    /// The values of constant `c` per channel of the IR's last axis (ONNX axis
-    /// `perm.last()`, `channels` long), when `c` broadcasts along that axis only.
-    fn per_channel(&self, c: &Const, perm: &[usize], channels: Option<&usize>) -> Option<Vec<f32>> {
-        let (&ax, &n) = (perm.last()?, channels?);
-        let r = perm.len();
-        if c.shape.len() > r {
-            return None;
-        }
-        let mut ext = vec![1; r - c.shape.len()];
-        ext.extend_from_slice(&c.shape);
-        let only_ax = (0..r).all(|d| d == ax || ext[d] == 1);
-        let v = c.floats();
-        if v.is_empty() {
-            return None;
-        }
-        match ext[ax] {
-            1 if only_ax => Some(vec![v[0]; n]),
-            m if only_ax && m == n => Some(v),
-            _ => None,
-        }
     }
 
     fn div(&mut self) -> R<()> {
@@ -1568,12 +1523,6 @@ impl<'m, 'a> Importer<'m, 'a> {
         // y = x·a + b with a = scale / sqrt(var + eps), b = B − mean·a.
         let a: Vec<f32> = (0..c).map(|i| p[0][i] / libm_sqrt(p[3][i] + eps)).collect();
         let b: Vec<f32> = (0..c).map(|i| p[1][i] - p[2][i] * a[i]).collect();
-        let channels_last = matches!(&x, Val::Act { perm, .. } if perm.last() == Some(&1));
-        if channels_last {
-            if let Some(v) = self.fold_affine(0, &x, &a, &b)? {
-                return self.set_out(0, v);
-            }
-        }
         let mut cs = vec![c];
         cs.extend(core::iter::repeat_n(1, s.len() - 2));
         let name = self.out_name(0)?;
@@ -1588,95 +1537,6 @@ impl<'m, 'a> Importer<'m, 'a> {
         let m = self.elementwise(BuiltinOp::Mul, &x, &av, format!("{name}/scale"))?;
         let y = self.elementwise(BuiltinOp::Add, &m, &bv, name)?;
         self.set_out(0, y)
-    }
-
-    /// Folds `x·a + b` (per channel of the IR's last axis) into the conv or FC that wrote
-    /// `x`, input `k` of this node, when this node is its only reader.
-    fn fold_affine(&mut self, k: usize, x: &Val, a: &[f32], b: &[f32]) -> R<Option<Val>> {
-        let Val::Act { t, perm } = x else {
-            return Ok(None);
-        };
-        let in_name = self
-            .node()
-            .and_then(|n| n.inputs.get(k))
-            .cloned()
-            .unwrap_or_default();
-        let Some(k) = self.producer[*t] else {
-            return Ok(None);
-        };
-        let channels = self.g.tensors[*t].shape.last().copied();
-        if self.uses.get(&root(&self.alias, &in_name)) != Some(&1)
-            || channels != Some(a.len())
-            || a.is_empty()
-            || perm.is_empty()
-        {
-            return Ok(None);
-        }
-        let node = &self.g.nodes[k];
-        let per_out_first = match (&node.op, &node.options) {
-            (
-                BuiltinOp::Conv2d,
-                OpOptions::Conv2d {
-                    activation: Activation::None,
-                    ..
-                },
-            ) => true,
-            (
-                BuiltinOp::FullyConnected,
-                OpOptions::FullyConnected {
-                    activation: Activation::None,
-                    ..
-                },
-            ) => true,
-            (
-                BuiltinOp::DepthwiseConv2d,
-                OpOptions::DepthwiseConv2d {
-                    activation: Activation::None,
-                    ..
-                },
-            ) => false,
-            _ => return Ok(None),
-        };
-        let (Some(Some(wt)), c) = (node.inputs.get(1).copied(), a.len()) else {
-            return Ok(None);
-        };
-        let bias = node.inputs.get(2).copied().flatten();
-        let get = |t: usize| -> Vec<f32> {
-            self.g.tensors[t]
-                .data
-                .as_deref()
-                .unwrap_or(&[])
-                .chunks_exact(4)
-                .map(|q| f32::from_le_bytes([q[0], q[1], q[2], q[3]]))
-                .collect()
-        };
-        let mut w = get(wt);
-        if w.is_empty() || w.len() % c != 0 {
-            return Ok(None);
-        }
-        let inner = w.len() / c;
-        for (i, v) in w.iter_mut().enumerate() {
-            *v *= if per_out_first {
-                a[i / inner]
-            } else {
-                a[i % c]
-            };
-        }
-        let old = bias.map(get).unwrap_or_else(|| vec![0.0; c]);
-        if old.len() != c {
-            return Ok(None);
-        }
-        let nb: Vec<f32> = (0..c).map(|i| old[i] * a[i] + b[i]).collect();
-        self.g.tensors[wt].data = Some(w.iter().flat_map(|v| v.to_le_bytes()).collect());
-        // Scaled weights are no longer on the grid a QDQ file quantized them to.
-        self.g.tensors[wt].quant = None;
-        let name = self.out_name(0)?;
-        let bt = self.const_f32(format!("{name}/bias"), vec![c], &nb);
-        let node = &mut self.g.nodes[k];
-        node.inputs.resize(3, None);
-        node.inputs[2] = Some(bt);
-        self.g.tensors[*t].name = name;
-        Ok(Some(x.clone()))
     }
 
     // ---------------------------------------------------------------- matrix products

@@ -7,8 +7,9 @@
 //! fused activation becomes `w·a` (each output channel's weights), `bias·a`, `bias ± b`; the
 //! MUL/ADD's fused activation moves to the conv. Repeated until nothing folds (MUL then ADD
 //! fold one after the other). Float graphs only (int8 weights would need requantizing); the
-//! outputs change by float rounding only (`w·a` rounded once instead of `(w·x)·a`), so it is
-//! not in the default pipeline, whose passes change no bit.
+//! outputs change by float rounding only (`w·a` rounded once instead of `(w·x)·a`). In the
+//! default pipeline: the ONNX importer leaves BatchNormalization (and a MatMul's bias Add) to
+//! this pass.
 
 use alloc::string::String;
 use alloc::vec;
@@ -149,12 +150,20 @@ fn fold_one(g: &mut Graph, m: usize, reads: &[usize]) -> bool {
         BuiltinOp::Add => bv.iter_mut().zip(&v).for_each(|(b, a)| *b += a),
         _ => bv.iter_mut().zip(&v).for_each(|(b, a)| *b -= a),
     }
-    // New constants: the old ones may be shared with other nodes.
-    let mut nw = g.tensors[w].clone();
-    nw.data = Some(bytes(&wv));
-    nw.name.push_str("/folded");
-    g.tensors.push(nw);
-    let nw = g.tensors.len() - 1;
+    // New constants: the old ones may be shared with other nodes (an ADD or SUB leaves the
+    // weights as they are).
+    let nw = if op == BuiltinOp::Mul {
+        let mut nw = g.tensors[w].clone();
+        nw.data = Some(bytes(&wv));
+        // Scaled weights leave the grid a QDQ file quantized them on (the ONNX importer
+        // folds before making such a graph int8, which then quantizes them afresh).
+        nw.quant = None;
+        nw.name.push_str("/folded");
+        g.tensors.push(nw);
+        g.tensors.len() - 1
+    } else {
+        w
+    };
     g.tensors.push(Tensor {
         name: alloc::format!("{}/bias", g.tensors[y].name),
         dtype: DType::F32,

@@ -36,6 +36,7 @@ mod lowering;
 mod order;
 mod pad;
 pub mod quantize;
+mod quantize_weights;
 mod strip;
 mod summarize;
 
@@ -78,6 +79,7 @@ pub static PASSES: &[PassDef] = &[
     pad::FUSE_PAD,
     dedup::MERGE_DUPLICATES,
     order::SORT_BY_EXECUTION_ORDER,
+    quantize_weights::QUANTIZE_WEIGHTS,
     quantize::QUANTIZE,
     summarize::SUMMARIZE,
     lowering::PREPACK,
@@ -85,11 +87,13 @@ pub static PASSES: &[PassDef] = &[
 ];
 
 /// The pipeline `edgemm convert` runs when none is given (`--target` sets its `prepack`
-/// target, `--calibration` adds a `quantize` step before `prepack`). `fold_batch_norms` is
-/// not in it: folding changes float rounding (the importers fold batch norms already).
+/// target, `--calibration` adds a `quantize` step before `prepack`). Every pass in it keeps
+/// int8 bit for bit; `fold_batch_norms` changes float outputs by rounding only (the ONNX
+/// importer leaves batch norms and MatMul biases to it), and comes before
+/// `fuse_activations` (it folds only into a conv or FC without an activation).
 pub const DEFAULT_PIPELINE: &str =
-    "strip_unused remove_nodes fold_constants fuse_activations fuse_pad merge_duplicates \
-     sort_by_execution_order strip_unused prepack plan_memory";
+    "strip_unused remove_nodes fold_constants fold_batch_norms fuse_activations fuse_pad \
+     merge_duplicates sort_by_execution_order strip_unused prepack plan_memory";
 
 /// A step's arguments: `key=value` pairs, in the order written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

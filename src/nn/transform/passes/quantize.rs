@@ -278,6 +278,14 @@ pub fn quantize_graph(
             "quantize takes a float32 model; this one has non-float activations",
         ));
     }
+    if g.tensors
+        .iter()
+        .any(|t| !is_act(t) && t.dtype == DType::I8 && t.quant.is_some())
+    {
+        return Err(err(
+            "quantize takes float weights; run it instead of quantize_weights, not after it",
+        ));
+    }
     if samples.is_empty() {
         return Err(err("quantize needs at least one calibration sample"));
     }
