@@ -95,15 +95,16 @@ fn u8_at(b: &[u8], at: usize) -> u8 {
     b.get(at).copied().unwrap_or(0)
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
+/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`), four bits at a time: a 64-byte table
+/// (a byte-wide one would be 1 KiB of a firmware's flash, for a check run once at load).
 pub fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut t = [0u32; 256];
+    const TABLE: [u32; 16] = {
+        let mut t = [0u32; 16];
         let mut i = 0;
-        while i < 256 {
+        while i < 16 {
             let mut c = i as u32;
             let mut k = 0;
-            while k < 8 {
+            while k < 4 {
                 c = if c & 1 != 0 {
                     0xEDB8_8320 ^ (c >> 1)
                 } else {
@@ -118,7 +119,9 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     };
     let mut c = !0u32;
     for &b in bytes {
-        c = TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+        c ^= b as u32;
+        c = TABLE[(c & 15) as usize] ^ (c >> 4);
+        c = TABLE[(c & 15) as usize] ^ (c >> 4);
     }
     !c
 }
