@@ -295,6 +295,7 @@ fn patch_rows(float: bool, im2col: bool, in_place: bool, block: usize, k: usize)
     }
 }
 
+#[inline(always)]
 fn is_float(op: &OpView) -> Result<bool, Error> {
     gemm_common::is_float(op)
 }
@@ -520,7 +521,9 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     if op.param(P_IM2COL) == conv_direct::MODE {
         return conv_direct::run(op, mem, &g, P_GEMM);
     }
-    let float = is_float(op)?;
+    // (`F32 &&` first: without the f32 forms, `check` refused f32 operators, and the f32
+    // branches below compile out; an error value from `is_float` would keep them.)
+    let float = super::F32 && is_float(op)?;
     let mode = op.param(P_IM2COL);
     let im2col_on = mode != 0;
     let block = op.param(P_BLOCK).max(1) as usize;

@@ -168,6 +168,35 @@ pub const fn op_set(codes: &[u16]) -> u128 {
 /// Every operator of this build.
 pub const ALL_OPS: u128 = u128::MAX;
 
+/// Whether this build runs the f32 forms of the operators (feature `f32`). Without it, the
+/// code that branches on an operator's element type tests this constant first (or matches a
+/// variant holding an [`F32Form`]), so its f32 forms compile out, and `check` refuses them.
+pub(crate) const F32: bool = cfg!(feature = "f32");
+
+/// A value that exists only in a build with the f32 forms: a variant holding it is
+/// uninhabited without them, so the f32 arms of a `match` on it compile out.
+#[cfg(feature = "f32")]
+#[derive(Clone, Copy)]
+pub(crate) struct F32Form;
+
+/// (Without the feature `f32`: no value.)
+#[cfg(not(feature = "f32"))]
+#[derive(Clone, Copy)]
+pub(crate) enum F32Form {}
+
+impl F32Form {
+    /// The form, or the error of an operator whose f32 form this build does not have.
+    pub(crate) fn get(op: &OpView) -> Result<F32Form, Error> {
+        #[cfg(feature = "f32")]
+        {
+            let _ = op;
+            Ok(F32Form)
+        }
+        #[cfg(not(feature = "f32"))]
+        Err(checks::no_f32(op))
+    }
+}
+
 /// The operator with this code, if this build has it.
 #[cfg(feature = "alloc")]
 pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
@@ -437,6 +466,23 @@ pub(crate) mod checks {
             return Err(op.error("wrong number of tensors or parameters"));
         }
         Ok(())
+    }
+
+    /// The error of an f32 operator in a build without the f32 forms.
+    #[cold]
+    pub(crate) fn no_f32(op: &OpView) -> Error {
+        op.error("f32 operators are not in this build (edgemm's feature `f32`)")
+    }
+
+    /// `Ok(float)` when this build has the form: an f32 operator (`float`) is an error
+    /// without the feature `f32`, and the `Ok` is then a constant `false`, so the caller's
+    /// f32 branches compile out.
+    #[inline(always)]
+    pub(crate) fn float_form(op: &OpView, float: bool) -> Result<bool, Error> {
+        if float && !F32 {
+            return Err(no_f32(op));
+        }
+        Ok(F32 && float)
     }
 
     /// Requires a dtype.
