@@ -1158,6 +1158,7 @@ fn convert(args: &[String]) -> Res<()> {
                 f32: (0..m.num_tensors())
                     .filter_map(|t| m.tensor(t))
                     .any(|t| t.dtype == edgemm::nn::DType::F32),
+                forms: edgemm::nn::forms_of(&m),
             }
         }
         k @ (Kind::Tflite | Kind::Onnx) => {

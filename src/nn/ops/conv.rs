@@ -48,6 +48,19 @@ pub(crate) const DEF: OpDef = OpDef {
     lower: lower::lower,
 };
 
+/// CONV_2D in the direct int8 form (`conv_direct`): listed before [`DEF`] (the GEMM forms)
+/// in the registry, so a firmware without [`super::FORM_GEMM`] links this one only.
+pub(crate) const DIRECT: OpDef = OpDef {
+    check: check_direct,
+    run: run_direct,
+    ..DEF
+};
+
+/// Whether a loaded CONV_2D is in the direct form (its mode word).
+pub(crate) fn is_direct(op: &OpView) -> bool {
+    op.param(P_IM2COL) == conv_direct::MODE
+}
+
 /// The bytes of A and C rows one GEMM call of a block of output pixels covers (patches and
 /// outputs stay in cache between im2col, the product and its output stage).
 #[cfg(feature = "alloc")]
@@ -306,7 +319,36 @@ fn macs(op: &OpView) -> u64 {
     super::output_macs(op, (g.kh * g.kw) as u64 * g.ic as u64)
 }
 
+/// The direct form's checks: the shared ones (counts, geometry, in place only when
+/// pointwise), then `conv_direct`'s.
+fn check_direct(op: &OpView) -> Result<(), Error> {
+    checks::counts(
+        op,
+        1 + gemm_common::num_inputs(false),
+        1,
+        1,
+        P_GEMM + gemm_common::num_params(false),
+    )?;
+    let g = Geom::read(op, P_GEOM);
+    g.check(op, P_GEOM)?;
+    let (x, y) = (checks::input(op, 0)?, checks::output(op, 0)?);
+    let in_place =
+        x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset;
+    if in_place && !g.pointwise() {
+        return Err(op.error("a convolution that is not pointwise cannot work in place"));
+    }
+    conv_direct::check(op, &g, P_GEMM)
+}
+
+fn run_direct(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+    conv_direct::run(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
+}
+
+/// The GEMM forms' checks (the registry sends the direct form to [`check_direct`]).
 fn check(op: &OpView) -> Result<(), Error> {
+    if is_direct(op) {
+        return check_direct(op);
+    }
     let float = is_float(op)?;
     checks::counts(
         op,
@@ -317,15 +359,6 @@ fn check(op: &OpView) -> Result<(), Error> {
     )?;
     let g = Geom::read(op, P_GEOM);
     g.check(op, P_GEOM)?;
-    if op.param(P_IM2COL) == conv_direct::MODE {
-        let (x, y) = (checks::input(op, 0)?, checks::output(op, 0)?);
-        let in_place =
-            x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset;
-        if in_place && !g.pointwise() {
-            return Err(op.error("a convolution that is not pointwise cannot work in place"));
-        }
-        return conv_direct::check(op, &g, P_GEMM);
-    }
     let mode = op.param(P_IM2COL);
     let im2col = match mode {
         0 => false,
@@ -516,11 +549,12 @@ fn interior(g: &Geom, ox0: usize, run: usize) -> (usize, usize) {
     (lo, hi)
 }
 
+/// The GEMM forms (the registry sends the direct form to [`run_direct`]).
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-    let g = Geom::read(op, P_GEOM);
-    if op.param(P_IM2COL) == conv_direct::MODE {
-        return conv_direct::run(op, mem, &g, P_GEMM);
+    if is_direct(op) {
+        return run_direct(op, mem);
     }
+    let g = Geom::read(op, P_GEOM);
     // (`F32 &&` first: without the f32 forms, `check` refused f32 operators, and the f32
     // branches below compile out; an error value from `is_float` would keep them.)
     let float = super::F32 && is_float(op)?;

@@ -41,6 +41,8 @@ pub struct Converted {
     /// Whether it has f32 tensors: a firmware then builds edgemm with its `f32` feature (the
     /// f32 forms of the operators; an int8 model's firmware goes without them).
     pub f32: bool,
+    /// The operator forms it runs ([`crate::nn::forms_of`]).
+    pub forms: u32,
 }
 
 /// Imports a `.tflite` model and converts it for `packing`.
@@ -66,6 +68,7 @@ pub fn convert_graph(g: &Graph, packing: Packing, opts: WriteOptions) -> Result<
     operators.dedup();
     // Our own bytes, just written: the operators' own MAC counts.
     let macs = blob_macs(&Model::validated(&blob));
+    let forms = ops::forms_of(&Model::validated(&blob));
     Ok(Converted {
         blob,
         packing,
@@ -75,6 +78,7 @@ pub fn convert_graph(g: &Graph, packing: Packing, opts: WriteOptions) -> Result<
         input_bytes: l.inputs.iter().map(|&t| l.tensors[t].bytes).collect(),
         output_bytes: l.outputs.iter().map(|&t| l.tensors[t].bytes).collect(),
         f32: l.tensors.iter().any(|t| t.dtype == DType::F32),
+        forms,
     })
 }
 
@@ -115,6 +119,9 @@ impl Converted {
              pub const OPERATORS: u128 = edgemm::nn::op_set(&[{codes}]);\n\
              /// Whether it has f32 tensors (build edgemm with its feature `f32` then).\n\
              pub const F32: bool = {f32};\n\
+             /// The operator forms it runs (for [`Model::from_bytes_with_forms`] and\n\
+             /// `Session::run_with_forms`, beside `OPERATORS`: the other forms are not linked).\n\
+             pub const FORMS: u32 = {forms};\n\
              \n\
              /// 16 bytes of alignment for what it wraps.\n\
              #[repr(C, align(16))]\n\
@@ -131,6 +138,7 @@ impl Converted {
             names = names.join(", "),
             codes = codes.join(", "),
             f32 = self.f32,
+            forms = self.forms,
         )
     }
 }
