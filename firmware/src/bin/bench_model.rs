@@ -35,7 +35,6 @@ use cortex_m_semihosting::hprintln;
 use edgemm::nn::{Model, Session, Storage};
 use model::{ARENA_SIZE, BLOB, FORMS, OPERATORS};
 
-
 /// The arena: a static of the size `edgemm convert` emitted, 16-byte aligned.
 #[repr(C, align(16))]
 struct Arena(UnsafeCell<[u8; ARENA_SIZE]>);
@@ -44,7 +43,6 @@ struct Arena(UnsafeCell<[u8; ARENA_SIZE]>);
 unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
-
 
 /// Reports a failure by stage only: formatting the error would link every error message and
 /// its formatting code into the measured firmware (the host's `edgemm run` of the same model
@@ -115,9 +113,8 @@ fn print_hex(j: usize, bytes: &[u8]) {
 
 #[entry]
 fn main() -> ! {
-    let model =
-        Model::from_bytes_with_forms::<OPERATORS, FORMS>(&BLOB.0[..])
-            .unwrap_or_else(|e| fail("load", e));
+    let model = Model::from_bytes_with_forms::<OPERATORS, FORMS>(&BLOB.0[..])
+        .unwrap_or_else(|e| fail("load", e));
     // SAFETY: the only borrow of the arena.
     let arena = unsafe { &mut *ARENA.0.get() };
     let mut s = Session::new(model, arena).unwrap_or_else(|e| fail("session", e));
@@ -152,7 +149,7 @@ fn main() -> ! {
             |_| measure::bench_begin(),
             |_| measure::bench_end(),
         )
-            .unwrap_or_else(|e| fail("run", e));
+        .unwrap_or_else(|e| fail("run", e));
         for i in 0..model.num_ops() {
             if let Some(op) = model.op(i) {
                 hprintln!("op {} {}", i, op.name());

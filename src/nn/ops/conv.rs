@@ -28,7 +28,8 @@
 //! the GEMM depth k padded to a multiple of 4 — int8, the weights given zero rows past
 //! kh·kw·c_in and the patches the input zero point there, so a kernel reading whole 4-byte
 //! k groups of A in place needs no packing), block (output pixels per GEMM), then the GEMM
-//! part's words.
+//! part's words. Mode 2 is the direct int8 form (`conv_direct`), registered as its own
+//! entry ([`DIRECT`]) so a firmware whose forms set lacks `FORM_GEMM` links it alone.
 
 use super::conv_direct;
 use super::gemm_common::{self, Gemm};

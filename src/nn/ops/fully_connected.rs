@@ -1,6 +1,9 @@
 //! FULLY_CONNECTED: `y = x·Wᵀ + bias`, fused activation; int8 (per-tensor or per-channel
 //! weights, TFLite's reference requantization, bit-exact) and f32. Runs on the crate's GEMM
 //! (`qgemm` with the weights packed at conversion, or `sgemm`), scratch from the arena.
+//! Converted for the Cortex-M4, int8 with symmetric weights is lowered to a pointwise
+//! CONV_2D in the direct form instead (`conv_direct`: the same sums and output stage), so a
+//! firmware links no GEMM driver for it.
 //!
 //! Blob form. Inputs: x (m·k values), weights (int8: packed for a kernel or k×n i8; f32:
 //! k×n), bias (n, optional), and for int8 the multipliers and shifts (n, or 1 per tensor).
