@@ -80,6 +80,8 @@ fn bench_model() -> String {
               pub const INPUT_BYTES: &[usize] = &[];\n\
               pub const OUTPUT_BYTES: &[usize] = &[];\n\
               pub const OPERATORS: u128 = 0;\n\
+              pub const F32: bool = false;\n\
+              pub const FORMS: u32 = 0;\n\
               #[repr(C, align(16))]\n\
               pub struct Align16<T: ?Sized>(pub T);\n\
               pub static BLOB: &Align16<[u8; 0]> = &Align16([]);\n"

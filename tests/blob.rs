@@ -122,6 +122,13 @@ fn load_and_run(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// zlib's CRC-32 (the blob's checksum; the table is four bits wide): its check value.
+#[test]
+fn crc32_is_zlibs() {
+    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    assert_eq!(crc32(b""), 0);
+}
+
 #[test]
 fn a_fixture_blob_round_trips_and_runs() {
     let blob = fixture_blob("fc_2d_relu_int8", Packing::Portable);

@@ -1155,6 +1155,10 @@ fn convert(args: &[String]) -> Res<()> {
                 output_bytes: (0..m.num_outputs())
                     .filter_map(|i| m.output(i).and_then(|t| m.tensor(t)).map(|t| t.bytes))
                     .collect(),
+                f32: (0..m.num_tensors())
+                    .filter_map(|t| m.tensor(t))
+                    .any(|t| t.dtype == edgemm::nn::DType::F32),
+                forms: edgemm::nn::forms_of(&m),
             }
         }
         k @ (Kind::Tflite | Kind::Onnx) => {

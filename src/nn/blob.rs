@@ -95,15 +95,16 @@ fn u8_at(b: &[u8], at: usize) -> u8 {
     b.get(at).copied().unwrap_or(0)
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
+/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`), four bits at a time: a 64-byte table
+/// (a byte-wide one would be 1 KiB of a firmware's flash, for a check run once at load).
 pub fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut t = [0u32; 256];
+    const TABLE: [u32; 16] = {
+        let mut t = [0u32; 16];
         let mut i = 0;
-        while i < 256 {
+        while i < 16 {
             let mut c = i as u32;
             let mut k = 0;
-            while k < 8 {
+            while k < 4 {
                 c = if c & 1 != 0 {
                     0xEDB8_8320 ^ (c >> 1)
                 } else {
@@ -118,11 +119,31 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     };
     let mut c = !0u32;
     for &b in bytes {
-        c = TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+        c ^= b as u32;
+        c = TABLE[(c & 15) as usize] ^ (c >> 4);
+        c = TABLE[(c & 15) as usize] ^ (c >> 4);
     }
     !c
 }
 
+/// An error about the tensor or operator record at byte `rec` (cold and out of line, as
+/// [`OpView::error`]).
+#[cold]
+#[inline(never)]
+fn record_err(reason: &'static str, tensor: Option<usize>, op: Option<usize>, rec: usize) -> Error {
+    let mut e = ModelError::new(ModelFormat::Blob, reason).with_offset(rec);
+    if let Some(t) = tensor {
+        e = e.with_tensor(t);
+    }
+    if let Some(i) = op {
+        e = e.with_operator(i);
+    }
+    Error::Model(e)
+}
+
+/// (Cold and out of line, as [`OpView::error`].)
+#[cold]
+#[inline(never)]
 pub(crate) fn blob_err(reason: &'static str) -> Error {
     Error::Model(ModelError::new(ModelFormat::Blob, reason))
 }
@@ -325,7 +346,10 @@ impl<'a> OpView<'a> {
         &self.model
     }
 
-    /// An error about this operator.
+    /// An error about this operator. Cold and out of line: its hundreds of call sites (every
+    /// check) then cost a call each, not a copy of the error's construction, in a firmware.
+    #[cold]
+    #[inline(never)]
     pub fn error(&self, reason: &'static str) -> Error {
         Error::Model(
             ModelError::new(ModelFormat::Blob, reason)
@@ -351,6 +375,18 @@ impl<'a> Model<'a> {
     ///
     /// [`Session::run_with`]: crate::nn::Session::run_with
     pub fn from_bytes_with<const OPS: u128>(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::from_bytes_with_forms::<OPS, { ops::ALL_FORMS }>(bytes)
+    }
+
+    /// [`Model::from_bytes_with`] for a runtime of the operator forms in `FORMS` only too (a
+    /// forms set, [`crate::nn::FORM_GEMM`]; `edgemm convert --rust` emits the model's as
+    /// `FORMS`): an operator in another form is an error, and with
+    /// [`Session::run_with_forms`] of the same sets the other forms are not linked.
+    ///
+    /// [`Session::run_with_forms`]: crate::nn::Session::run_with_forms
+    pub fn from_bytes_with_forms<const OPS: u128, const FORMS: u32>(
+        bytes: &'a [u8],
+    ) -> Result<Self, Error> {
         if bytes.len() < HEADER {
             return Err(blob_err("shorter than the 64-byte header"));
         }
@@ -479,7 +515,7 @@ impl<'a> Model<'a> {
             }
         }
         for i in 0..model.n_ops {
-            model.check_op::<OPS>(i)?;
+            model.check_op::<OPS, FORMS>(i)?;
         }
         Ok(model)
     }
@@ -534,13 +570,7 @@ impl<'a> Model<'a> {
     fn check_tensor(&self, t: usize) -> Result<(), Error> {
         let rec = u32_at(self.bytes, H_TENSORS) as usize + t * TENSOR_REC;
         let b = self.bytes;
-        let bad = |reason: &'static str| {
-            Error::Model(
-                ModelError::new(ModelFormat::Blob, reason)
-                    .with_tensor(t)
-                    .with_offset(rec),
-            )
-        };
+        let bad = |reason: &'static str| record_err(reason, Some(t), None, rec);
         let Some(dtype) = DType::from_code(u8_at(b, rec + T_DTYPE)) else {
             return Err(bad("unknown element type"));
         };
@@ -598,16 +628,10 @@ impl<'a> Model<'a> {
         core::str::from_utf8(s).ok()
     }
 
-    fn check_op<const OPS: u128>(&self, i: usize) -> Result<(), Error> {
+    fn check_op<const OPS: u128, const FORMS: u32>(&self, i: usize) -> Result<(), Error> {
         let rec = u32_at(self.bytes, H_OPS) as usize + i * OP_REC;
         let b = self.bytes;
-        let bad = |reason: &'static str| {
-            Error::Model(
-                ModelError::new(ModelFormat::Blob, reason)
-                    .with_operator(i)
-                    .with_offset(rec),
-            )
-        };
+        let bad = |reason: &'static str| record_err(reason, None, Some(i), rec);
         let code = u16_at(b, rec + O_CODE);
         if !ops::known(code) {
             return Err(Error::Model(
@@ -663,7 +687,7 @@ impl<'a> Model<'a> {
                 }
             }
         }
-        match ops::check_in::<OPS>(&op) {
+        match ops::check_in::<OPS, FORMS>(&op) {
             Some(r) => r,
             None => Err(Error::Model(
                 ModelError::new(

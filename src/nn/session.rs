@@ -107,6 +107,12 @@ impl<'m, 'a> Session<'m, 'a> {
         self.run_each_with::<OPS>(|_| {}, |_| {})
     }
 
+    /// [`Session::run_with`] with the operator forms of `FORMS` only too (the set the model
+    /// was loaded with, [`Model::from_bytes_with_forms`]).
+    pub fn run_with_forms<const OPS: u128, const FORMS: u32>(&mut self) -> Result<(), Error> {
+        self.run_each_with_forms::<OPS, FORMS>(|_| {}, |_| {})
+    }
+
     /// Runs every operator in order, calling `before(i)` and `after(i)` around operator `i`
     /// (for profiling).
     pub fn run_each(
@@ -120,6 +126,16 @@ impl<'m, 'a> Session<'m, 'a> {
     /// [`Session::run_each`] with the operators of `OPS` only (see [`Session::run_with`]).
     pub fn run_each_with<const OPS: u128>(
         &mut self,
+        before: impl FnMut(usize),
+        after: impl FnMut(usize),
+    ) -> Result<(), Error> {
+        self.run_each_with_forms::<OPS, { ops::ALL_FORMS }>(before, after)
+    }
+
+    /// [`Session::run_each`] with the operators of `OPS` and forms of `FORMS` only (see
+    /// [`Session::run_with_forms`]).
+    pub fn run_each_with_forms<const OPS: u128, const FORMS: u32>(
+        &mut self,
         mut before: impl FnMut(usize),
         mut after: impl FnMut(usize),
     ) -> Result<(), Error> {
@@ -131,7 +147,7 @@ impl<'m, 'a> Session<'m, 'a> {
             // operator only.
             let mut mem = unsafe { OpMem::new(self.model, ptr, len) }.with_threads(self.threads);
             before(i);
-            ops::run_in::<OPS>(&op, &mut mem)
+            ops::run_in::<OPS, FORMS>(&op, &mut mem)
                 .unwrap_or_else(|| Err(op.error("operator not in this runtime's operator set")))?;
             after(i);
         }

@@ -1,8 +1,9 @@
 //! One converted model on the (emulated) Cortex-M4, measured: scripts/bench-cortex-m4-model.sh
 //! converts a model with `edgemm convert --target cortex-m4 --rust`, and build.rs includes the
 //! Rust source it wrote (`EDGEMM_FW_MODEL_RS`): the blob embedded 16-byte aligned in flash,
-//! the arena a `static` of the emitted `ARENA_SIZE`, and the operator set `OPERATORS` passed
-//! to the runtime as a constant, so the operators the model does not use are not linked.
+//! the arena a `static` of the emitted `ARENA_SIZE`, and the operator set `OPERATORS` and
+//! forms set `FORMS` passed to the runtime as constants, so the operators and operator forms
+//! the model does not use are not linked.
 //!
 //! It reads the model's inputs through semihosting (`in<j>.bin` in QEMU's working
 //! directory), paints the stack, runs one inference between `measure::bench_begin()` and
@@ -32,8 +33,7 @@ use core::cell::UnsafeCell;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use edgemm::nn::{Model, Session, Storage};
-use model::{ARENA_SIZE, BLOB, OPERATORS};
-
+use model::{ARENA_SIZE, BLOB, FORMS, OPERATORS};
 
 /// The arena: a static of the size `edgemm convert` emitted, 16-byte aligned.
 #[repr(C, align(16))]
@@ -43,7 +43,6 @@ struct Arena(UnsafeCell<[u8; ARENA_SIZE]>);
 unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
-
 
 /// Reports a failure by stage only: formatting the error would link every error message and
 /// its formatting code into the measured firmware (the host's `edgemm run` of the same model
@@ -114,15 +113,15 @@ fn print_hex(j: usize, bytes: &[u8]) {
 
 #[entry]
 fn main() -> ! {
-    let model =
-        Model::from_bytes_with::<OPERATORS>(&BLOB.0[..]).unwrap_or_else(|e| fail("load", e));
+    let model = Model::from_bytes_with_forms::<OPERATORS, FORMS>(&BLOB.0[..])
+        .unwrap_or_else(|e| fail("load", e));
     // SAFETY: the only borrow of the arena.
     let arena = unsafe { &mut *ARENA.0.get() };
     let mut s = Session::new(model, arena).unwrap_or_else(|e| fail("session", e));
     read_inputs(&mut s);
     measure::paint_stack();
     measure::bench_begin();
-    let r = s.run_with::<OPERATORS>();
+    let r = s.run_with_forms::<OPERATORS, FORMS>();
     measure::bench_end();
     r.unwrap_or_else(|e| fail("run", e));
     hprintln!("stack_bytes={}", measure::stack_high_water());
@@ -146,8 +145,11 @@ fn main() -> ! {
         // A second inference, one region per operator (inputs written again: the plan may
         // have reused their bytes).
         read_inputs(&mut s);
-        s.run_each_with::<OPERATORS>(|_| measure::bench_begin(), |_| measure::bench_end())
-            .unwrap_or_else(|e| fail("run", e));
+        s.run_each_with_forms::<OPERATORS, FORMS>(
+            |_| measure::bench_begin(),
+            |_| measure::bench_end(),
+        )
+        .unwrap_or_else(|e| fail("run", e));
         for i in 0..model.num_ops() {
             if let Some(op) = model.op(i) {
                 hprintln!("op {} {}", i, op.name());

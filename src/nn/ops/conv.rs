@@ -29,7 +29,8 @@
 //! the GEMM depth k padded to a multiple of 4 — int8, the weights given zero rows past
 //! kh·kw·c_in and the patches the input zero point there, so a kernel reading whole 4-byte
 //! k groups of A in place needs no packing), block (output pixels per GEMM), then the GEMM
-//! part's words.
+//! part's words. Mode 2 is the direct int8 form (`conv_direct`), registered as its own
+//! entry ([`DIRECT`]) so a firmware whose forms set lacks `FORM_GEMM` links it alone.
 
 use super::conv_direct;
 use super::gemm_common::{self, Gemm};
@@ -48,6 +49,19 @@ pub(crate) const DEF: OpDef = OpDef {
     #[cfg(feature = "alloc")]
     lower: lower::lower,
 };
+
+/// CONV_2D in the direct int8 form (`conv_direct`): listed before [`DEF`] (the GEMM forms)
+/// in the registry, so a firmware without [`super::FORM_GEMM`] links this one only.
+pub(crate) const DIRECT: OpDef = OpDef {
+    check: check_direct,
+    run: run_direct,
+    ..DEF
+};
+
+/// Whether a loaded CONV_2D is in the direct form (its mode word).
+pub(crate) fn is_direct(op: &OpView) -> bool {
+    op.param(P_IM2COL) == conv_direct::MODE
+}
 
 /// The bytes of A and C rows one GEMM call of a block of output pixels covers (patches and
 /// outputs stay in cache between im2col, the product and its output stage).
@@ -296,6 +310,7 @@ fn patch_rows(float: bool, im2col: bool, in_place: bool, block: usize, k: usize)
     }
 }
 
+#[inline(always)]
 fn is_float(op: &OpView) -> Result<bool, Error> {
     gemm_common::is_float(op)
 }
@@ -306,7 +321,36 @@ fn macs(op: &OpView) -> u64 {
     super::output_macs(op, (g.kh * g.kw) as u64 * g.ic as u64)
 }
 
+/// The direct form's checks: the shared ones (counts, geometry, in place only when
+/// pointwise), then `conv_direct`'s.
+fn check_direct(op: &OpView) -> Result<(), Error> {
+    checks::counts(
+        op,
+        1 + gemm_common::num_inputs(op, false),
+        1,
+        1,
+        P_GEMM + gemm_common::num_params(false),
+    )?;
+    let g = Geom::read(op, P_GEOM);
+    g.check(op, P_GEOM)?;
+    let (x, y) = (checks::input(op, 0)?, checks::output(op, 0)?);
+    let in_place =
+        x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset;
+    if in_place && !g.pointwise() {
+        return Err(op.error("a convolution that is not pointwise cannot work in place"));
+    }
+    conv_direct::check(op, &g, P_GEMM)
+}
+
+fn run_direct(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+    conv_direct::run(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
+}
+
+/// The GEMM forms' checks (the registry sends the direct form to [`check_direct`]).
 fn check(op: &OpView) -> Result<(), Error> {
+    if is_direct(op) {
+        return check_direct(op);
+    }
     let float = is_float(op)?;
     checks::counts(
         op,
@@ -317,15 +361,6 @@ fn check(op: &OpView) -> Result<(), Error> {
     )?;
     let g = Geom::read(op, P_GEOM);
     g.check(op, P_GEOM)?;
-    if op.param(P_IM2COL) == conv_direct::MODE {
-        let (x, y) = (checks::input(op, 0)?, checks::output(op, 0)?);
-        let in_place =
-            x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset;
-        if in_place && !g.pointwise() {
-            return Err(op.error("a convolution that is not pointwise cannot work in place"));
-        }
-        return conv_direct::check(op, &g, P_GEMM);
-    }
     let mode = op.param(P_IM2COL);
     let im2col = match mode {
         0 => false,
@@ -621,12 +656,15 @@ fn interior(g: &Geom, ox0: usize, run: usize) -> (usize, usize) {
     (lo, hi)
 }
 
+/// The GEMM forms (the registry sends the direct form to [`run_direct`]).
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-    let g = Geom::read(op, P_GEOM);
-    if op.param(P_IM2COL) == conv_direct::MODE {
-        return conv_direct::run(op, mem, &g, P_GEMM);
+    if is_direct(op) {
+        return run_direct(op, mem);
     }
-    let float = is_float(op)?;
+    let g = Geom::read(op, P_GEOM);
+    // (`F32 &&` first: without the f32 forms, `check` refused f32 operators, and the f32
+    // branches below compile out; an error value from `is_float` would keep them.)
+    let float = super::F32 && is_float(op)?;
     let mode = op.param(P_IM2COL);
     let im2col_on = mode != 0;
     let block = op.param(P_BLOCK).max(1) as usize;

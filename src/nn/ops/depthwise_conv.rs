@@ -72,6 +72,7 @@ const P_FLO: usize = Geom::WORDS;
 const P_FHI: usize = Geom::WORDS + 1;
 
 /// Read on every run: without the tensor's name.
+#[inline(always)]
 fn is_float(op: &OpView) -> Result<bool, Error> {
     super::gemm_common::is_float(op)
 }
@@ -782,7 +783,8 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
     let w = mem.input(t(1)?)?;
     let bias = mem.input(t(2)?)?;
-    if is_float(op)? {
+    // (`F32 &&`: see `conv::run`.)
+    if super::F32 && is_float(op)? {
         let bias = cast::<f32>(bias);
         let fin = Finish {
             bias: bias.get(..g.oc).ok_or_else(Dw::<f32>::bad)?.as_ptr(),

@@ -32,6 +32,9 @@ pub(crate) const NP: usize = 8;
 /// Instruction sets the kernel is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Isa {
+    /// (Not on an Arm core with the DSP extension: int8 runs its own kernel there, f32 the
+    /// portable one through it, and the portable int8 path is not linked.)
+    #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2,
@@ -59,6 +62,7 @@ impl Isa {
         }
         #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
         return Isa::M4Dsp;
+        #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
         #[allow(unreachable_code)]
         Isa::Portable
     }
@@ -67,6 +71,7 @@ impl Isa {
     /// filling by widening pixels; the Arm DSP kernel goes four channels at a time).
     pub(crate) fn lanes(self) -> usize {
         match self {
+            #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
             Isa::Portable => 8,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => 8,
@@ -287,12 +292,14 @@ impl Elem for i8 {
     unsafe fn m4dsp(j: &Job<i8, i16, i32>) {
         // SAFETY: forwarded.
         unsafe {
-            if (j.fin.fast || !j.last) && (j.w as usize) % 4 == 0 {
-                let c = m4::run(j);
-                rest::<i8>(j, c);
+            // Otherwise one channel at a time, not the portable path: its 8-lane arrays
+            // (about 20 KB on the M4) would be linked for this rare case alone.
+            let c = if (j.fin.fast || !j.last) && (j.w as usize) % 4 == 0 {
+                m4::run(j)
             } else {
-                portable::<i8>(j);
-            }
+                0
+            };
+            rest::<i8>(j, c);
         }
     }
 }
@@ -352,6 +359,7 @@ unsafe fn run_group<E: Elem>(isa: Isa, job: &Job<E, E::W, E::A>) {
     // SAFETY: forwarded; each function is called only for its instruction set.
     unsafe {
         match isa {
+            #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
             Isa::Portable => portable::<E>(job),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => avx2::<E>(job),

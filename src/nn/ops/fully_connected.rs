@@ -1,6 +1,9 @@
 //! FULLY_CONNECTED: `y = x·Wᵀ + bias`, fused activation; int8 (per-tensor or per-channel
 //! weights, TFLite's reference requantization, bit-exact) and f32. Runs on the crate's GEMM
 //! (`qgemm` with the weights packed at conversion, or `sgemm`), scratch from the arena.
+//! Converted for the Cortex-M4, int8 with symmetric weights is lowered to a pointwise
+//! CONV_2D in the direct form instead (`conv_direct`: the same sums and output stage), so a
+//! firmware links no GEMM driver for it.
 //!
 //! Blob form. Inputs: x (m·k values), weights (int8: packed for a kernel or k×n i8; f32:
 //! k×n f32, or k×n i8 with a scale per output channel, `quantize_weights`), bias (n,
@@ -38,6 +41,7 @@ fn dims(op: &OpView) -> (usize, usize, usize) {
     (d(P_M), d(P_K), d(P_N))
 }
 
+#[inline(always)]
 fn is_float(op: &OpView) -> Result<bool, Error> {
     gemm_common::is_float(op)
 }
@@ -73,7 +77,8 @@ fn check(op: &OpView) -> Result<(), Error> {
 
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let (m, k, n) = dims(op);
-    let float = is_float(op)?;
+    // (`F32 &&`: see `conv::run`.)
+    let float = super::F32 && is_float(op)?;
     let gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let x = mem.input(x_t)?;
@@ -136,10 +141,13 @@ mod lower {
     use alloc::format;
     use alloc::vec;
 
+    use super::super::conv::Geom;
+    use super::super::conv_direct;
     use super::gemm_common;
     use crate::error::Error;
+    use crate::nn::dtype::DType;
     use crate::nn::transform::ir::OpOptions;
-    use crate::nn::transform::lower::Lowering;
+    use crate::nn::transform::lower::{Lowering, Packing};
 
     pub(crate) fn lower(l: &mut Lowering, node: usize) -> Result<(), Error> {
         let g = l.graph;
@@ -164,6 +172,38 @@ mod lower {
         let m = x.elems() / k;
         if y.elems() != m * n {
             return Err(err("the output shape does not match the input and weights"));
+        }
+        // On the Cortex-M4 an int8 product with symmetric weights is a pointwise CONV_2D
+        // in the direct form over 1×m pixels of k channels: the same exact sums and output
+        // stage (TFLite's FullyConnected and ConvPerChannel agree when the weights' zero
+        // point is 0), without the GEMM driver and its packing workspace, which a firmware
+        // would otherwise link for this operator alone.
+        let symmetric = w
+            .quant
+            .as_ref()
+            .is_some_and(|q| q.zero_point.iter().all(|&z| z == 0));
+        if l.packing == Packing::CortexM4 && x.dtype == DType::I8 && symmetric {
+            let g = Geom {
+                batch: 1,
+                ih: 1,
+                iw: m,
+                ic: k,
+                oh: 1,
+                ow: m,
+                oc: n,
+                kh: 1,
+                kw: 1,
+                sh: 1,
+                sw: 1,
+                dh: 1,
+                dw: 1,
+                pt: 0,
+                pl: 0,
+            };
+            let words = g
+                .words()
+                .ok_or_else(|| err("a dimension too large is not supported"))?;
+            return conv_direct::lower(l, node, &g, act, &words);
         }
         let y_name = y.name.clone();
         let gl = gemm_common::lower_gemm(l, node, k, n, act)?;

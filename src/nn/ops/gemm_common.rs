@@ -18,7 +18,7 @@
 //! clamp.
 
 use super::checks;
-use super::{cast, cast_mut, OpMem};
+use super::{cast, cast_mut, F32Form, OpMem};
 use crate::context::Context;
 use crate::error::Error;
 pub(crate) use crate::kernels::targets::Kernels;
@@ -93,11 +93,15 @@ pub(crate) fn workspace_bytes_for(
 }
 
 /// Whether input 0 (A) is f32 (else int8): read on every run, so without the tensor's name.
+/// An error without the feature `f32` (see [`checks::float_form`]).
+#[inline(always)]
 pub(crate) fn is_float(op: &OpView) -> Result<bool, Error> {
-    op.input(0)
+    let float = op
+        .input(0)
         .and_then(|t| op.model().tensor_unnamed(t))
         .map(|x| x.dtype == DType::F32)
-        .ok_or_else(|| op.error("a required input is missing"))
+        .ok_or_else(|| op.error("a required input is missing"))?;
+    checks::float_form(op, float)
 }
 
 /// Validates the GEMM part of an operator whose A operand (input 0) has dtype `x` (f32 or
@@ -209,7 +213,9 @@ pub(crate) enum FWeights<'a> {
 
 /// The GEMM part of a checked operator, ready to run over blocks of A rows.
 pub(crate) enum Gemm<'a> {
+    /// (Uninhabited without the feature `f32`: its arms compile out.)
     F32 {
+        _form: F32Form,
         w: FWeights<'a>,
         bias: Option<&'a [f32]>,
         lo: f32,
@@ -250,6 +256,7 @@ impl<'a> Gemm<'a> {
                 None => FWeights::F32(cast::<f32>(w)),
             };
             return Ok(Gemm::F32 {
+                _form: F32Form::get(op)?,
                 w,
                 bias: bias.map(cast::<f32>),
                 lo: f32::from_bits(p(P_FLO) as u32),
@@ -372,6 +379,7 @@ impl<'a> Gemm<'a> {
                 hi,
                 k,
                 n,
+                ..
             } => {
                 let (k, n) = (*k, *n);
                 let y = cast_mut::<f32>(out);

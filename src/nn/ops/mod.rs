@@ -63,12 +63,28 @@ pub(crate) struct OpDef {
     pub lower: fn(&mut Lowering, usize) -> Result<(), Error>,
 }
 
+/// An entry's form: `(is, bits)`, whether a loaded operator of its code is in this entry's
+/// form, and the form bits a firmware's forms set must hold for it (see [`FORM_GEMM`]).
+/// Without them: every operator of the code, no bits.
+macro_rules! form_of {
+    () => {
+        (any_form as fn(&OpView) -> bool, 0u32)
+    };
+    ($is:path, $bits:expr) => {
+        ($is as fn(&OpView) -> bool, $bits)
+    };
+}
+
 /// Declares the operator table and its dispatch from one list: [`REGISTRY`] (with the
 /// lowering functions, for the host), the data-only name table, and [`check_in`] and
 /// [`run_in`], which call each operator directly behind a test on constants so that, for a
-/// constant operator set, the operators outside it are dead code and never linked.
+/// constant operator set and forms set, the operators and forms outside them are dead code
+/// and never linked.
+///
+/// An operator with several forms is listed once per form (same code; the first whose test
+/// holds runs an operator), each as `DEF => (is_form, bits)`.
 macro_rules! registry {
-    ($($def:path),* $(,)?) => {
+    ($($def:path $(=> ($is:path, $bits:expr))?),* $(,)?) => {
         /// Every operator this build has.
         #[cfg(feature = "alloc")]
         pub(crate) static REGISTRY: &[OpDef] = &[$($def),*];
@@ -83,25 +99,43 @@ macro_rules! registry {
         // Operator sets are bit masks over the codes (see `op_set`).
         const _: () = { $(assert!($def.code < 128);)* };
 
-        /// `check` of `op`'s operator when it is in `OPS`; `None` when it is not (or not in
-        /// this build).
-        pub(crate) fn check_in<const OPS: u128>(op: &OpView) -> Option<Result<(), Error>> {
+        /// The form bits of every entry, in `INFO`'s order.
+        static FORM_INFO: &[(u16, fn(&OpView) -> bool, u32)] =
+            &[$(($def.code, form_of!($($is, $bits)?).0, form_of!($($is, $bits)?).1)),*];
+
+        /// `check` of `op`'s operator when it is in `OPS` (an error when its form is not in
+        /// `FORMS`); `None` when it is not (or not in this build).
+        pub(crate) fn check_in<const OPS: u128, const FORMS: u32>(
+            op: &OpView,
+        ) -> Option<Result<(), Error>> {
             $(
                 if OPS & (1u128 << $def.code) != 0 && op.code == $def.code {
-                    return Some(($def.check)(op));
+                    let (is, bits) = form_of!($($is, $bits)?);
+                    if is(op) {
+                        if bits & !FORMS != 0 {
+                            return Some(Err(op.error(
+                                "the operator's form is not in this firmware's forms set",
+                            )));
+                        }
+                        return Some(($def.check)(op));
+                    }
                 }
             )*
             None
         }
 
-        /// `run` of `op`'s operator when it is in `OPS`; `None` when it is not.
-        pub(crate) fn run_in<const OPS: u128>(
+        /// `run` of `op`'s operator when it and its form are in `OPS` and `FORMS`; `None`
+        /// when not.
+        pub(crate) fn run_in<const OPS: u128, const FORMS: u32>(
             op: &OpView,
             mem: &mut OpMem,
         ) -> Option<Result<(), Error>> {
             $(
                 if OPS & (1u128 << $def.code) != 0 && op.code == $def.code {
-                    return Some(($def.run)(op, mem));
+                    let (is, bits) = form_of!($($is, $bits)?);
+                    if bits & !FORMS == 0 && is(op) {
+                        return Some(($def.run)(op, mem));
+                    }
                 }
             )*
             None
@@ -110,9 +144,10 @@ macro_rules! registry {
 }
 
 registry!(
-    conv::DEF,
+    conv::DIRECT => (conv::is_direct, 0),
+    conv::DEF => (any_form, FORM_GEMM),
     depthwise_conv::DEF,
-    fully_connected::DEF,
+    fully_connected::DEF => (any_form, FORM_GEMM),
     reshape::DEF,
     reshape::SQUEEZE,
     binary::DEF,
@@ -167,6 +202,63 @@ pub const fn op_set(codes: &[u16]) -> u128 {
 
 /// Every operator of this build.
 pub const ALL_OPS: u128 = u128::MAX;
+
+/// A forms set bit: CONV_2D and FULLY_CONNECTED through the GEMM driver (im2col or pointwise
+/// GEMM, f32 or int8; the driver, its packing and kernels), not CONV_2D's direct int8 form,
+/// which is what `convert --target cortex-m4` lowers int8 convolutions and symmetric fully
+/// connected layers to. A firmware passes the forms its model uses (`edgemm convert --rust`
+/// emits them as `FORMS`) beside the operator set, so the others are not linked.
+pub const FORM_GEMM: u32 = 1;
+
+/// Every form.
+pub const ALL_FORMS: u32 = u32::MAX;
+
+/// The form test of an operator with one form.
+fn any_form(_: &OpView) -> bool {
+    true
+}
+
+/// The forms set a loaded model's operators need (`edgemm convert` emits it).
+pub fn forms_of(model: &Model) -> u32 {
+    (0..model.num_ops())
+        .filter_map(|i| model.op(i))
+        .filter_map(|op| {
+            FORM_INFO
+                .iter()
+                .find(|&&(c, is, _)| c == op.code && is(&op))
+                .map(|&(.., bits)| bits)
+        })
+        .fold(0, |a, b| a | b)
+}
+
+/// Whether this build runs the f32 forms of the operators (feature `f32`). Without it, the
+/// code that branches on an operator's element type tests this constant first (or matches a
+/// variant holding an [`F32Form`]), so its f32 forms compile out, and `check` refuses them.
+pub(crate) const F32: bool = cfg!(feature = "f32");
+
+/// A value that exists only in a build with the f32 forms: a variant holding it is
+/// uninhabited without them, so the f32 arms of a `match` on it compile out.
+#[cfg(feature = "f32")]
+#[derive(Clone, Copy)]
+pub(crate) struct F32Form;
+
+/// (Without the feature `f32`: no value.)
+#[cfg(not(feature = "f32"))]
+#[derive(Clone, Copy)]
+pub(crate) enum F32Form {}
+
+impl F32Form {
+    /// The form, or the error of an operator whose f32 form this build does not have.
+    pub(crate) fn get(op: &OpView) -> Result<F32Form, Error> {
+        #[cfg(feature = "f32")]
+        {
+            let _ = op;
+            Ok(F32Form)
+        }
+        #[cfg(not(feature = "f32"))]
+        Err(checks::no_f32(op))
+    }
+}
 
 /// The operator with this code, if this build has it.
 #[cfg(feature = "alloc")]
@@ -437,6 +529,23 @@ pub(crate) mod checks {
             return Err(op.error("wrong number of tensors or parameters"));
         }
         Ok(())
+    }
+
+    /// The error of an f32 operator in a build without the f32 forms.
+    #[cold]
+    pub(crate) fn no_f32(op: &OpView) -> Error {
+        op.error("f32 operators are not in this build (edgemm's feature `f32`)")
+    }
+
+    /// `Ok(float)` when this build has the form: an f32 operator (`float`) is an error
+    /// without the feature `f32`, and the `Ok` is then a constant `false`, so the caller's
+    /// f32 branches compile out.
+    #[inline(always)]
+    pub(crate) fn float_form(op: &OpView, float: bool) -> Result<bool, Error> {
+        if float && !F32 {
+            return Err(no_f32(op));
+        }
+        Ok(F32 && float)
     }
 
     /// Requires a dtype.

@@ -116,6 +116,7 @@ fn check(op: &OpView) -> Result<(), Error> {
     if x.dtype != y.dtype || !matches!(x.dtype, DType::I8 | DType::F32) {
         return Err(op.error("pooling needs int8 or f32 input and output of one type"));
     }
+    checks::float_form(op, x.dtype == DType::F32)?;
     let (xs, ys) = (x.shape(), y.shape());
     if xs.rank() != 4 || ys.rank() != 4 || xs.dim(0) != ys.dim(0) || xs.dim(3) != ys.dim(3) {
         return Err(op.error("pooling needs NHWC input and output with matching N and C"));
@@ -219,7 +220,8 @@ fn reduce(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType, average: bool, lo: i
                 pool(g, x, y, 0i64, |s, v| s + i64::from(v), average_of);
             }
         }
-        _ => {
+        // (Refused at load without the f32 forms.)
+        _ if super::F32 => {
             let (x, y) = (cast::<f32>(x), cast_mut::<f32>(out));
             let lo = f32::from_bits(lo as u32);
             let hi = f32::from_bits(hi as u32);
@@ -230,6 +232,7 @@ fn reduce(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType, average: bool, lo: i
                 pool(g, x, y, f32::MIN, |m, v| m.max(v), |m, _| clamp(m));
             }
         }
+        _ => {}
     }
 }
 

@@ -85,6 +85,7 @@ pub(crate) fn check_same<'a>(op: &OpView<'a>) -> Result<(TensorInfo<'a>, TensorI
     if x.dtype != DType::I8 && x.dtype != DType::F32 {
         return Err(op.error("the input is neither int8 nor f32"));
     }
+    checks::float_form(op, x.dtype == DType::F32)?;
     checks::dtype(op, &y, x.dtype)?;
     if x.elems() != y.elems() {
         return Err(op.error("input and output differ in size"));
@@ -92,11 +93,14 @@ pub(crate) fn check_same<'a>(op: &OpView<'a>) -> Result<(TensorInfo<'a>, TensorI
     Ok((x, y))
 }
 
-/// Whether this operator's input is f32 (else int8; `check` made sure).
+/// Whether this operator's input is f32 (else int8; `check` made sure). Always false
+/// without the feature `f32` (`check` refused f32 operators), so the f32 forms compile out.
 pub(crate) fn is_f32(op: &OpView) -> bool {
-    op.input(0)
-        .and_then(|t| op.model().tensor(t))
-        .is_some_and(|t| t.dtype == DType::F32)
+    super::F32
+        && op
+            .input(0)
+            .and_then(|t| op.model().tensor(t))
+            .is_some_and(|t| t.dtype == DType::F32)
 }
 
 /// `round` (half away from zero) of an f32, as an f32.

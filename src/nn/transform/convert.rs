@@ -17,6 +17,7 @@ use super::ir::Graph;
 use super::lower::{lower, Packing};
 use super::plan::plan;
 use crate::error::Error;
+use crate::nn::dtype::DType;
 use crate::nn::ops;
 use crate::nn::Model;
 
@@ -37,6 +38,11 @@ pub struct Converted {
     pub input_bytes: Vec<usize>,
     /// Bytes of each model output, in order.
     pub output_bytes: Vec<usize>,
+    /// Whether it has f32 tensors: a firmware then builds edgemm with its `f32` feature (the
+    /// f32 forms of the operators; an int8 model's firmware goes without them).
+    pub f32: bool,
+    /// The operator forms it runs ([`crate::nn::forms_of`]).
+    pub forms: u32,
 }
 
 /// Imports a `.tflite` model and converts it for `packing`.
@@ -62,6 +68,7 @@ pub fn convert_graph(g: &Graph, packing: Packing, opts: WriteOptions) -> Result<
     operators.dedup();
     // Our own bytes, just written: the operators' own MAC counts.
     let macs = blob_macs(&Model::validated(&blob));
+    let forms = ops::forms_of(&Model::validated(&blob));
     Ok(Converted {
         blob,
         packing,
@@ -70,6 +77,8 @@ pub fn convert_graph(g: &Graph, packing: Packing, opts: WriteOptions) -> Result<
         macs,
         input_bytes: l.inputs.iter().map(|&t| l.tensors[t].bytes).collect(),
         output_bytes: l.outputs.iter().map(|&t| l.tensors[t].bytes).collect(),
+        f32: l.tensors.iter().any(|t| t.dtype == DType::F32),
+        forms,
     })
 }
 
@@ -80,7 +89,7 @@ impl Converted {
     }
 
     /// A Rust source for a firmware to `include!`: `ARENA_SIZE`, `BLOB_SIZE`, `PACKING`,
-    /// `OPERATORS` (the operator set, for [`crate::nn::Model::from_bytes_with`] and
+    /// `F32`, `OPERATORS` (the operator set, for [`crate::nn::Model::from_bytes_with`] and
     /// [`crate::nn::Session::run_with`], so the operators the model does not use are not
     /// linked) and `BLOB`, the blob file `blob_file` (a path relative to the generated file)
     /// embedded 16-byte aligned. `source` names the model it came from, for the header.
@@ -108,6 +117,11 @@ impl Converted {
              pub const OUTPUT_BYTES: &[usize] = &{outputs:?};\n\
              /// The operators the model uses: {names}.\n\
              pub const OPERATORS: u128 = edgemm::nn::op_set(&[{codes}]);\n\
+             /// Whether it has f32 tensors (build edgemm with its feature `f32` then).\n\
+             pub const F32: bool = {f32};\n\
+             /// The operator forms it runs (for [`Model::from_bytes_with_forms`] and\n\
+             /// `Session::run_with_forms`, beside `OPERATORS`: the other forms are not linked).\n\
+             pub const FORMS: u32 = {forms};\n\
              \n\
              /// 16 bytes of alignment for what it wraps.\n\
              #[repr(C, align(16))]\n\
@@ -123,6 +137,8 @@ impl Converted {
             outputs = self.output_bytes,
             names = names.join(", "),
             codes = codes.join(", "),
+            f32 = self.f32,
+            forms = self.forms,
         )
     }
 }
