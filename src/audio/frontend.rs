@@ -22,7 +22,8 @@
 //! RAM: a [`Frontend`] is its 480-sample history and a count: 964 bytes for i16 samples on
 //! a 32-bit target (968 on a 64-bit host), 1924 for f32. Computing a frame takes 2 KB of
 //! stack scratch (the FFT buffer) plus 160 bytes of mel energies; nothing else, no heap.
-//! Tables (two windows, twiddles, mel weights, DCT, ln) are 7 KB of read-only data.
+//! Tables (two windows, twiddles, mel weights, DCT, ln) are 9 KB of read-only data, 7 KB
+//! of them for one sample type (each has its own window).
 
 use super::error::AudioError;
 use super::tables::{DCT_HALF, HANN, HANN_I16, MEL_SEGMENTS};
