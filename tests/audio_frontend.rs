@@ -259,6 +259,11 @@ fn wav_reader_reads_fixtures() {
         let mut head = [0i16; 4];
         assert_eq!(pcm.copy_to(&mut head), 4);
         assert_eq!(head[..], pcm.iter().take(4).collect::<Vec<_>>()[..]);
+        let mut tail = [7i16; 3];
+        assert_eq!(pcm.copy_from(15998, &mut tail), 2);
+        assert_eq!(tail[..2], pcm.iter().skip(15998).collect::<Vec<_>>()[..]);
+        assert_eq!((tail[2], pcm.copy_from(16000, &mut tail)), (7, 0));
+        assert_eq!(pcm.copy_from(usize::MAX, &mut tail), 0);
         // The host loader gives the same samples scaled by 1/32768.
         let f = audio::load_wav(&bytes).unwrap();
         assert!(f

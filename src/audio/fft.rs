@@ -1,76 +1,174 @@
-//! The 512-point real FFT of the frontend, as its magnitude spectrum: a 256-point complex
-//! radix-2 FFT of the even/odd samples taken as (re, im) pairs, then the split step that
-//! separates the two real spectra (X[k] = E[k] + W⁵¹²ᵏ·O[k]). In place, f32, no scratch.
+//! The 512-point real FFT of the frontend, as the mel energies of its bins: the windowed
+//! frame's even and odd samples taken as the (re, im) pairs of 256 complex points, a
+//! 256-point complex radix-4 FFT of them, then the split step that separates the two real
+//! spectra (X[k] = E[k] + W⁵¹²ᵏ·O[k]) for the bins the mel filters use, each bin's |X[k]|
+//! added into its (at most two) bands as it is made. f32, 2 KB of stack, no other scratch.
 //!
-//! Rounding: each of the 8 butterfly stages and the split step adds a few f32 roundings per
-//! value (u = 2⁻²⁴ each), so ‖X̂ − X‖₂ ≤ c·9·u·‖X‖₂ with c ≈ 2. Per bin, the error has a
-//! part relative to the bin (its own butterflies, the window, the √) and a floor spread from
-//! the whole spectrum; the tests check |ΔX[k]| ≤ u·(24|X[k]| + 36‖X‖₂/√512) (the largest
-//! measured is about a third of the floor term), which tests/audio_frontend.rs builds on.
+//! - The window is applied as the first radix-4 stage reads the samples (its twiddles are
+//!   all 1), which also puts them in digit-reversed order: no pass of its own.
+//! - Stages 2-4 read their twiddles in order from one build-time table.
+//! - √ is IEEE's (correctly rounded: the FPU's instruction where there is one, see
+//!   [`math::sqrt`](super::math::sqrt)).
+//!
+//! Rounding: each of the 4 radix-4 stages and the split step adds a few f32 roundings per
+//! value (u = 2⁻²⁴ each), so ‖X̂ − X‖₂ ≤ c·u·‖X‖₂ with c ≈ 10. Per bin, the error has a part
+//! relative to the bin (its own butterflies, the window, the √) and a floor spread from the
+//! whole spectrum; the tests check |ΔX[k]| ≤ u·(24|X[k]| + 36‖X‖₂/√512), which
+//! tests/audio_frontend.rs builds on.
 
-use super::tables::TWIDDLES;
+use super::frontend::{Sample, FRAME_LEN, NUM_MELS};
+use super::math;
+use super::tables::{FFT_TWIDDLES, MEL_SEGMENTS, MEL_WEIGHTS, SPLIT_TWIDDLES};
+use core::mem::MaybeUninit;
 
 /// Complex points of the inner FFT.
 const N: usize = 256;
 
-/// `buf` holds 512 real samples; afterwards `buf[2k]` = |X[k]| for k in 0..256 and `buf[1]` =
-/// |X[256]| (the odd entries other than 1 are left undefined).
-pub(crate) fn magnitudes(buf: &mut [f32; 2 * N]) {
-    complex_fft(buf);
-    // DC and Nyquist come from Z[0] alone: X[0] = re + im, X[256] = re − im.
-    let (r0, i0) = (buf[0], buf[1]);
-    buf[0] = (r0 + i0).abs();
-    buf[1] = (r0 - i0).abs();
-    // Bins k and 256 − k from Z[k] and Z[256 − k]: with A = Z[k], B = conj(Z[256 − k]),
-    // E = (A + B)/2 and O = (A − B)/(2i), X[k] = E + Wᵏ·O and X[256 − k] = conj(E − Wᵏ·O).
-    // k = 128 pairs with itself and both formulas give the same value.
-    for k in 1..=N / 2 {
-        let (ar, ai) = (buf[2 * k], buf[2 * k + 1]);
-        let (br, bi) = (buf[2 * (N - k)], -buf[2 * (N - k) + 1]);
-        let (er, ei) = (0.5 * (ar + br), 0.5 * (ai + bi));
-        // O = −i·(A − B)/2.
-        let (or, oi) = (0.5 * (ai - bi), -0.5 * (ar - br));
-        let (wr, wi) = (TWIDDLES[2 * k], TWIDDLES[2 * k + 1]);
-        let (tr, ti) = (wr * or - wi * oi, wr * oi + wi * or);
-        buf[2 * k] = super::math::sqrt((er + tr) * (er + tr) + (ei + ti) * (ei + ti));
-        buf[2 * (N - k)] = super::math::sqrt((er - tr) * (er - tr) + (ei - ti) * (ei - ti));
+/// A complex value as (re, im).
+type C = [f32; 2];
+
+/// Base-4 digit reversal of 3 digits: the first stage's block j takes the points j' + 64q.
+const DIGIT_REV: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut j = 0;
+    while j < 64 {
+        t[j] = (((j & 3) << 4) | (j & 12) | (j >> 4)) as u8;
+        j += 1;
+    }
+    t
+};
+
+// The frame fills points 0..240; the first stage reads point a + 192 only for a < 48.
+const _: () = assert!(FRAME_LEN == 2 * 240 && N == 256);
+// The split step reads Z[k] and Z[256 − k] for the mel bins k in 1..128.
+const _: () = assert!(MEL_SEGMENTS[0] >= 1 && MEL_SEGMENTS[NUM_MELS + 1] as usize <= N / 2);
+const _: () = assert!(MEL_WEIGHTS.len() == MEL_SEGMENTS[NUM_MELS + 1] as usize);
+
+/// The mel energies Σₖ w_mk·|X[k]| (m < 40) of the 512-point real DFT X of `frame` times
+/// the window (zero-padded).
+pub(crate) fn mel_energies<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MELS] {
+    let mut blocks = [const { MaybeUninit::<[C; 4]>::uninit() }; 64];
+    for (j, block) in blocks.iter_mut().enumerate() {
+        block.write(first_stage(frame, j));
+    }
+    // SAFETY: the loop above initialized all 64 blocks, and MaybeUninit<[C; 4]> has the
+    // layout of [C; 4]. (Not zeroing the 2 KB, or moving a made array, saves a pass.)
+    let z = unsafe { &mut *(blocks.as_mut_ptr() as *mut [[C; 4]; 64]) };
+    let z: &mut [C; N] = z.as_flattened_mut().try_into().expect("64 × 4 points");
+    let mut tw: &[[f32; 6]] = &FFT_TWIDDLES;
+    for quarter in [4, 16, 64] {
+        let (now, rest) = tw.split_at(quarter);
+        radix4_stage(z, now);
+        tw = rest;
+    }
+    split_to_mel(z)
+}
+
+/// The first radix-4 stage's block j: the windowed samples as points (re, im) = (x[2n],
+/// x[2n + 1]), and the 4-point DFT of points a, a + 64, a + 128, a + 192 for a =
+/// DIGIT_REV[j].
+#[inline(always)]
+fn first_stage<S: Sample>(x: &[S; FRAME_LEN], j: usize) -> [C; 4] {
+    let w = S::WINDOW;
+    let a = DIGIT_REV[j] as usize & 63;
+    let p = |q: usize| {
+        let n = 2 * a + 128 * q;
+        [x[n].raw() * w[n], x[n + 1].raw() * w[n + 1]]
+    };
+    let (p0, p1, p2) = (p(0), p(1), p(2));
+    // Points from 240 on are the zero padding.
+    let p3 = if a < 48 { p(3) } else { [0.0; 2] };
+    dft4(p0, p1, p2, p3)
+}
+
+/// The 4-point DFT: y_r = Σ_q p_q·(−i)^(qr).
+#[inline(always)]
+fn dft4(p0: C, p1: C, p2: C, p3: C) -> [C; 4] {
+    let t0 = [p0[0] + p2[0], p0[1] + p2[1]];
+    let t1 = [p0[0] - p2[0], p0[1] - p2[1]];
+    let t2 = [p1[0] + p3[0], p1[1] + p3[1]];
+    let t3 = [p1[0] - p3[0], p1[1] - p3[1]];
+    [
+        [t0[0] + t2[0], t0[1] + t2[1]],
+        [t1[0] + t3[1], t1[1] - t3[0]],
+        [t0[0] - t2[0], t0[1] - t2[1]],
+        [t1[0] - t3[1], t1[1] + t3[0]],
+    ]
+}
+
+#[inline(always)]
+fn cmul(w: &[f32], p: C) -> C {
+    [w[0] * p[0] - w[1] * p[1], w[0] * p[1] + w[1] * p[0]]
+}
+
+/// One decimation-in-time radix-4 stage: in blocks of 4Q points (Q = `tw.len()`), point k
+/// of each quarter q is twiddled by exp(−2πiqk/4Q) (the table's row k), then the 4-point
+/// DFT of the four quarters' point k goes back to the same places.
+fn radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
+    let quarter = tw.len();
+    // Iterators rather than indices, so the butterflies have no bounds checks.
+    for block in z.chunks_exact_mut(4 * quarter) {
+        let (q0, rest) = block.split_at_mut(quarter);
+        let (q1, rest) = rest.split_at_mut(quarter);
+        let (q2, q3) = rest.split_at_mut(quarter);
+        let points = q0.iter_mut().zip(q1.iter_mut()).zip(q2.iter_mut());
+        let mut points = points.zip(q3.iter_mut());
+        // Point 0's twiddles are all 1.
+        if let Some((((a, b), c), d)) = points.next() {
+            let y = dft4(*a, *b, *c, *d);
+            (*a, *b, *c, *d) = (y[0], y[1], y[2], y[3]);
+        }
+        for ((((a, b), c), d), w) in points.zip(&tw[1..]) {
+            let y = dft4(
+                *a,
+                cmul(&w[0..2], *b),
+                cmul(&w[2..4], *c),
+                cmul(&w[4..6], *d),
+            );
+            (*a, *b, *c, *d) = (y[0], y[1], y[2], y[3]);
+        }
     }
 }
 
-/// In-place forward FFT (exp(−2πi·jk/256)) of 256 interleaved (re, im) pairs: bit-reversed
-/// order, then 8 radix-2 stages.
-fn complex_fft(z: &mut [f32; 2 * N]) {
-    for i in 0..N {
-        // 256 points: the index reversed over 8 bits.
-        let j = (i as u8).reverse_bits() as usize;
-        if j > i {
-            z.swap(2 * i, 2 * j);
-            z.swap(2 * i + 1, 2 * j + 1);
-        }
+/// The split step for the mel bins, then the mel sums. With A = Z[k] and B = conj(Z[256 −
+/// k]), 2E = A + B and 2O = −i(A − B) are the DFTs of the even and odd samples, and 2X[k] =
+/// 2E + Wᵏ·2O; its magnitude goes to Z[k].re (no later bin reads Z[k]). The mel weights are
+/// halved (build.rs), so w·|2X[k]|/2 is w·|X[k]| exactly. The bins come in segments:
+/// segment j holds the bins on the rising side of band j and the falling side of band j − 1,
+/// so after it band j − 1 is complete.
+fn split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
+    const LO: usize = MEL_SEGMENTS[0] as usize;
+    const HI: usize = MEL_SEGMENTS[NUM_MELS + 1] as usize;
+    let (front, back) = z.split_at_mut(N / 2);
+    for k in LO..HI {
+        // In bounds: 1 ≤ k < 128 (the const asserts above), so 128 − k is too.
+        let (a, b, w) = (front[k], back[N / 2 - k], SPLIT_TWIDDLES[k]);
+        let (er, ei) = (a[0] + b[0], a[1] - b[1]);
+        let (or, oi) = (a[1] + b[1], b[0] - a[0]);
+        let (tr, ti) = (w[0] * or - w[1] * oi, w[0] * oi + w[1] * or);
+        let (xr, xi) = (er + tr, ei + ti);
+        front[k][0] = math::sqrt(xr * xr + xi * xi);
     }
-    let mut len = 2;
-    while len <= N {
-        // exp(−2πij/len) = TWIDDLES[j·(512/len)] (the table is over 512 points).
-        let step = 2 * N / len;
-        // Blocks of `len` points: the first half (a) against the second (b). Iterators
-        // rather than indices, so the loop has no bounds checks (a third of its
-        // instructions on the Cortex-M4).
-        for block in z.chunks_exact_mut(2 * len) {
-            let (lo, hi) = block.split_at_mut(len);
-            let w = TWIDDLES.chunks_exact(2 * step);
-            for ((a, b), w) in lo.chunks_exact_mut(2).zip(hi.chunks_exact_mut(2)).zip(w) {
-                let (wr, wi) = (w[0], w[1]);
-                let (br, bi) = (b[0], b[1]);
-                let (tr, ti) = (wr * br - wi * bi, wr * bi + wi * br);
-                let (ar, ai) = (a[0], a[1]);
-                a[0] = ar + tr;
-                a[1] = ai + ti;
-                b[0] = ar - tr;
-                b[1] = ai - ti;
-            }
+    let mut mel = [0.0f32; NUM_MELS];
+    let mut bins = &front[LO..HI];
+    let mut weights = &MEL_WEIGHTS[LO..HI];
+    // The falling band (j − 1) and the rising one (j).
+    let (mut falling, mut rising) = (0.0f32, 0.0f32);
+    for j in 0..=NUM_MELS {
+        let count = (MEL_SEGMENTS[j + 1] - MEL_SEGMENTS[j]) as usize;
+        let (now, rest) = bins.split_at(count);
+        let (w_now, w_rest) = weights.split_at(count);
+        for (x, w) in now.iter().zip(w_now) {
+            falling += w[0] * x[0];
+            rising += w[1] * x[0];
         }
-        len *= 2;
+        (bins, weights) = (rest, w_rest);
+        if let Some(done) = j.checked_sub(1).and_then(|b| mel.get_mut(b)) {
+            *done = falling;
+        }
+        (falling, rising) = (rising, 0.0);
     }
+    mel
 }
 
 #[cfg(all(test, feature = "std"))]
@@ -78,22 +176,30 @@ mod tests {
     use super::*;
     use std::vec::Vec;
 
-    /// |X[k]| by the f64 DFT.
-    fn dft_magnitudes(x: &[f32]) -> Vec<f64> {
-        let n = x.len();
-        (0..=n / 2)
+    /// |X[k]| by the f64 DFT of the windowed, zero-padded frame.
+    fn dft_magnitudes(x: &[f32]) -> (Vec<f64>, f64) {
+        let windowed: Vec<f64> = x
+            .iter()
+            .zip(<f32 as Sample>::WINDOW.iter())
+            .map(|(v, h)| *v as f64 * *h as f64)
+            .collect();
+        let mags = (0..=256)
             .map(|k| {
                 let (mut re, mut im) = (0.0f64, 0.0f64);
-                for (j, &v) in x.iter().enumerate() {
-                    let a = -2.0 * std::f64::consts::PI * ((j * k) % n) as f64 / n as f64;
-                    re += v as f64 * a.cos();
-                    im += v as f64 * a.sin();
+                for (j, &v) in windowed.iter().enumerate() {
+                    let a = -2.0 * std::f64::consts::PI * ((j * k) % 512) as f64 / 512.0;
+                    re += v * a.cos();
+                    im += v * a.sin();
                 }
                 (re * re + im * im).sqrt()
             })
-            .collect()
+            .collect();
+        let norm = (512.0 * windowed.iter().map(|v| v * v).sum::<f64>()).sqrt();
+        (mags, norm)
     }
 
+    /// The FFT and the split step, through the mel sums, against the f64 DFT with the same
+    /// weights.
     #[test]
     fn matches_dft() {
         let mut seed = 0x1234_5678u32;
@@ -104,7 +210,7 @@ mod tests {
             (seed as f32 / u32::MAX as f32) * 2.0 - 1.0
         };
         for case in 0..6 {
-            let mut x = [0.0f32; 512];
+            let mut x = [0.0f32; FRAME_LEN];
             for (i, v) in x.iter_mut().enumerate() {
                 *v = match case {
                     0 => rand(),
@@ -115,19 +221,43 @@ mod tests {
                     _ => 1.0,
                 };
             }
-            let exact = dft_magnitudes(&x);
-            let norm = exact.iter().map(|m| m * m).sum::<f64>().sqrt() * 2f64.sqrt();
-            let mut buf = x;
-            magnitudes(&mut buf);
-            for (k, &e) in exact.iter().enumerate() {
-                let got = if k == 256 { buf[1] } else { buf[2 * k] } as f64;
-                // The per-bin model of the header: u·(24|X[k]| + 36‖X‖₂/√512).
-                let u = 2f64.powi(-24);
+            let (exact, norm) = dft_magnitudes(&x);
+            let got = mel_energies(&x);
+            let u = 2f64.powi(-24);
+            // Band m's f64 sum and its bound: the per-bin model of the header,
+            // u·(24|X[k]| + 36‖X‖₂/√512), through the weights, plus the sum's roundings.
+            let mut want = [0.0f64; NUM_MELS];
+            let mut bound = [0.0f64; NUM_MELS];
+            for j in 0..=NUM_MELS {
+                for k in MEL_SEGMENTS[j] as usize..MEL_SEGMENTS[j + 1] as usize {
+                    for (band, w) in [
+                        (j.wrapping_sub(1), MEL_WEIGHTS[k][0]),
+                        (j, MEL_WEIGHTS[k][1]),
+                    ] {
+                        if band < NUM_MELS {
+                            let w = 2.0 * w as f64;
+                            want[band] += w * exact[k];
+                            bound[band] += w * u * (24.0 * exact[k] + 36.0 * norm / 512f64.sqrt());
+                            bound[band] += w * exact[k] * 40.0 * u;
+                        }
+                    }
+                }
+            }
+            for m in 0..NUM_MELS {
+                let e = (got[m] as f64 - want[m]).abs();
                 assert!(
-                    (got - e).abs() <= u * (24.0 * e + 36.0 * norm / 512f64.sqrt()),
-                    "case {case} bin {k}: {got} vs {e}"
+                    e <= bound[m],
+                    "case {case} band {m}: {} vs {}",
+                    got[m],
+                    want[m]
                 );
             }
         }
+    }
+
+    #[test]
+    fn digit_reversal_is_an_involution() {
+        assert!((0..64).all(|j| DIGIT_REV[DIGIT_REV[j] as usize] as usize == j));
+        assert_eq!(&DIGIT_REV[..5], &[0, 16, 32, 48, 4]);
     }
 }

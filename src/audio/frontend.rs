@@ -4,7 +4,8 @@
 //! 1. frames of 480 samples (30 ms) every 320 (20 ms): `1 + (n − 480)/320` frames of n
 //!    samples, 49 per second (`tf.signal.stft`, no end padding);
 //! 2. times the periodic Hann window of 480 (`tf.signal.hann_window(480, periodic=True)`);
-//! 3. zero-padded to 512, real FFT, magnitude |X[k]| of its 257 bins (not the power);
+//! 3. zero-padded to 512, real FFT, magnitude |X[k]| of its bins (not the power), of those
+//!    (1..128) the mel filters weight;
 //! 4. 40 mel bands: `tf.signal.linear_to_mel_weight_matrix(40, 257, 16000, 20, 4000)`
 //!    (HTK mel scale 1127·ln(1 + f/700), triangles in mel space, the DC bin weighted 0);
 //! 5. ln(mel + 1e-6);
@@ -13,13 +14,19 @@
 //!
 //! Output: 10 f32 per frame, frames in time order (row-major `[frames][10]`).
 //!
+//! How (see fft.rs): the window is applied as the FFT's first stage reads the samples; each
+//! bin's magnitude is added into its bands as the split step makes it (every bin is in at
+//! most two); `ln` is a table and a polynomial ([`math::ln`]); the DCT folds the symmetric
+//! halves of its rows first (x_m ± x_{39−m}), 200 products instead of 400.
+//!
 //! RAM: a [`Frontend`] is its 480-sample history and a count: 964 bytes for i16 samples on
-//! a 32-bit target (968 on a 64-bit host), 1924 for f32. Computing a frame takes 2 KB of stack scratch (the 512-float FFT buffer,
-//! which also holds the magnitudes) plus 160 bytes of mel energies; nothing else, no heap.
-//! Tables (window, twiddles, 256 mel weights, DCT) are 5 KB of read-only data.
+//! a 32-bit target (968 on a 64-bit host), 1924 for f32. Computing a frame takes 2 KB of
+//! stack scratch (the FFT buffer) plus 160 bytes of mel energies; nothing else, no heap.
+//! Tables (two windows, twiddles, mel weights, DCT, ln) are 9 KB of read-only data, 7 KB
+//! of them for one sample type (each has its own window).
 
 use super::error::AudioError;
-use super::tables::{DCT, HANN, MEL_LEN, MEL_OFFSET, MEL_START, MEL_WEIGHTS};
+use super::tables::{DCT_HALF, HANN, HANN_I16, MEL_SEGMENTS};
 use super::{fft, math};
 use crate::Error;
 
@@ -43,8 +50,9 @@ pub const LOG_OFFSET: f32 = 1e-6;
 pub const FRAMES_PER_SECOND: usize = frame_count(SAMPLE_RATE as usize);
 
 // build.rs writes the tables for these sizes.
-const _: () = assert!(HANN.len() == FRAME_LEN && DCT.len() == NUM_MFCCS * NUM_MELS);
-const _: () = assert!(MEL_START.len() == NUM_MELS && FRAMES_PER_SECOND == 49);
+const _: () = assert!(HANN.len() == FRAME_LEN && HANN_I16.len() == FRAME_LEN);
+const _: () = assert!(DCT_HALF.len() == NUM_MFCCS && DCT_HALF[0].len() * 2 == NUM_MELS);
+const _: () = assert!(MEL_SEGMENTS.len() == NUM_MELS + 2 && FRAMES_PER_SECOND == 49);
 
 /// A sample type the frontend reads: i16 PCM (scaled by 1/32768) or f32 in [−1, 1].
 pub trait Sample: Copy {
@@ -52,21 +60,38 @@ pub trait Sample: Copy {
     const ZERO: Self;
     /// The sample as f32 in [−1, 1].
     fn to_f32(self) -> f32;
+    /// The Hann window with the scale to [−1, 1] folded in, and the unscaled sample it
+    /// multiplies: `raw()·WINDOW[n]` rounds exactly as `to_f32()·hann[n]` (the scale is a
+    /// power of two).
+    #[doc(hidden)]
+    const WINDOW: &'static [f32; FRAME_LEN];
+    #[doc(hidden)]
+    fn raw(self) -> f32;
 }
 
 impl Sample for i16 {
     const ZERO: Self = 0;
+    const WINDOW: &'static [f32; FRAME_LEN] = &HANN_I16;
     #[inline]
     fn to_f32(self) -> f32 {
         // Exact: a power-of-two scale.
         self as f32 * (1.0 / 32768.0)
     }
+    #[inline]
+    fn raw(self) -> f32 {
+        self as f32
+    }
 }
 
 impl Sample for f32 {
     const ZERO: Self = 0.0;
+    const WINDOW: &'static [f32; FRAME_LEN] = &HANN;
     #[inline]
     fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline]
+    fn raw(self) -> f32 {
         self
     }
 }
@@ -82,29 +107,24 @@ pub const fn frame_count(samples: usize) -> usize {
 
 /// The 10 MFCCs of one frame of 480 samples.
 pub fn mfcc_frame<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MFCCS] {
-    let mut work = [0.0f32; FFT_LEN];
-    for ((w, &x), &h) in work.iter_mut().zip(frame).zip(&HANN) {
-        *w = x.to_f32() * h;
-    }
-    fft::magnitudes(&mut work);
-    // |X[k]| is work[2k], and |X[256]| is work[1].
-    let magnitude = |k: usize| work[if k == NUM_BINS - 1 { 1 } else { 2 * k }];
-    let mut log_mel = [0.0f32; NUM_MELS];
-    for (m, lm) in log_mel.iter_mut().enumerate() {
-        let (start, len, off) = (
-            MEL_START[m] as usize,
-            MEL_LEN[m] as usize,
-            MEL_OFFSET[m] as usize,
-        );
-        let mut e = 0.0f32;
-        for (i, &w) in MEL_WEIGHTS[off..off + len].iter().enumerate() {
-            e += w * magnitude(start + i);
-        }
-        *lm = math::ln(e + LOG_OFFSET);
+    let mel = fft::mel_energies(frame);
+    let log_mel = mel.map(|e| math::ln(e + LOG_OFFSET));
+    // DCT row k is symmetric about the middle for even k and antisymmetric for odd k.
+    let (head, tail) = log_mel.split_at(NUM_MELS / 2);
+    let mut sum = [0.0f32; NUM_MELS / 2];
+    let mut diff = [0.0f32; NUM_MELS / 2];
+    for (((s, d), &a), &b) in sum
+        .iter_mut()
+        .zip(&mut diff)
+        .zip(head)
+        .zip(tail.iter().rev())
+    {
+        (*s, *d) = (a + b, a - b);
     }
     let mut out = [0.0f32; NUM_MFCCS];
-    for (o, row) in out.iter_mut().zip(DCT.chunks_exact(NUM_MELS)) {
-        *o = row.iter().zip(&log_mel).map(|(c, x)| c * x).sum();
+    for (k, (o, row)) in out.iter_mut().zip(&DCT_HALF).enumerate() {
+        let folded = if k % 2 == 0 { &sum } else { &diff };
+        *o = row.iter().zip(folded).map(|(c, x)| c * x).sum();
     }
     out
 }

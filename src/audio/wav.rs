@@ -300,9 +300,16 @@ impl<'a> Pcm16<'a> {
 
     /// Copies the first `out.len()` samples (or all, if fewer) into `out`; returns how many.
     pub fn copy_to(&self, out: &mut [i16]) -> usize {
+        self.copy_from(0, out)
+    }
+
+    /// Copies the samples from number `start` on into `out`, as many as fit or are left;
+    /// returns how many (0 if `start` is past the end).
+    pub fn copy_from(&self, start: usize, out: &mut [i16]) -> usize {
+        let bytes = self.bytes.get(start.saturating_mul(2)..).unwrap_or(&[]);
         let mut n = 0;
-        for (o, s) in out.iter_mut().zip(self.iter()) {
-            *o = s;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            *o = i16::from_le_bytes([b[0], b[1]]);
             n += 1;
         }
         n

@@ -84,14 +84,12 @@ fn quantize(v: f32, scale: f32, zero_point: i32) -> i8 {
 fn features(bytes: &[u8], input: &mut [u8], (scale, zp): (f32, i32)) {
     let wav = Wav::parse(bytes).unwrap_or_else(|e| fail("wav", e));
     let pcm = wav.pcm16_mono_16k().unwrap_or_else(|e| fail("wav", e));
-    let mut samples = pcm.iter().chain(core::iter::repeat(0)).take(SAMPLE_RATE as usize);
     let mut frontend = Frontend::<i16>::new();
     let mut hop = [0i16; HOP];
     let mut rows = input.chunks_exact_mut(NUM_MFCCS);
-    for _ in 0..SAMPLE_RATE as usize / HOP {
-        for (h, s) in hop.iter_mut().zip(&mut samples) {
-            *h = s;
-        }
+    for h in 0..SAMPLE_RATE as usize / HOP {
+        let n = pcm.copy_from(h * HOP, &mut hop);
+        hop[n..].fill(0);
         // The first hop completes no frame; each later one completes the next row.
         if let Some(frame) = frontend.push_hop(&hop) {
             if let Some(row) = rows.next() {
