@@ -37,11 +37,13 @@ m4_cargo() {
 }
 
 # m4_build_firmware <bin> <profile> [cargo args...]: builds firmware/<bin> and prints the ELF's path.
+# Called as `elf=$(m4_build_firmware ...)`, where `set -e` does not reach inside: a failed build
+# returns non-zero explicitly, so the caller stops instead of running a stale ELF.
 m4_build_firmware() {
     local bin="$1" profile="$2"
     shift 2
     (cd firmware && m4_cargo build --quiet --locked --profile "$profile" --bin "$bin" \
-        --target "$M4_TARGET" -Zbuild-std=core,alloc "$@") >&2
+        --target "$M4_TARGET" -Zbuild-std=core,alloc "$@") >&2 || return 1
     echo "$M4_TARGET_DIR/$M4_TARGET/$profile/$bin"
 }
 
