@@ -83,6 +83,7 @@ const fn align64(x: usize) -> usize {
 }
 
 /// Byte offsets of the pieces of one thread's workspace.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Layout {
     apack: usize,
     bpack: usize,
@@ -260,6 +261,34 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
     dest: Dest,
     ws: *mut u8,
 ) {
+    let n = match dest {
+        Dest::I32(c) => c.cols,
+        Dest::Requant { out, .. } => out.cols,
+    };
+    let lay = layout(ker, s, a.cols, a.rows, n, &b, &dest);
+    // SAFETY: the caller's contract; `lay` is this call's layout.
+    unsafe { run_block_in(ker, s, &lay, a, b, b_col0, t, dest, ws) }
+}
+
+/// [`run_block`] with its workspace layout computed by the caller (once for many calls).
+///
+/// # Safety
+/// As for [`run_block`], with `ws` holding `lay.total` bytes, and `lay` the layout of this
+/// call (`layout_of` for this kernel, strategy, k, n and kind of B and destination) or
+/// that of a call with more rows and otherwise the same (every piece is at least as large:
+/// the layout grows with the rows).
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn run_block_in<A: QuantInput>(
+    ker: &QgemmKernel,
+    s: &QStrategy,
+    lay: &Layout,
+    a: Raw<A>,
+    b: QbSource,
+    b_col0: usize,
+    t: &Terms,
+    dest: Dest,
+    ws: *mut u8,
+) {
     let (m, k) = (a.rows, a.cols);
     let n = match dest {
         Dest::I32(c) => c.cols,
@@ -267,7 +296,6 @@ pub(crate) unsafe fn run_block<A: QuantInput>(
     };
     let (mr, nr) = (ker.mr, ker.nr);
     let (g, e) = (ker.format.k_group(), ker.format.elem_bytes());
-    let lay = layout(ker, s, k, m, n, &b, &dest);
     let acc_mode = uses_acc(s, k, &dest);
     // One k chunk: the row sums are per MC block (indexed from the block's first row).
     let block_sums = k <= s.kc;

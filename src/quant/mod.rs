@@ -47,8 +47,8 @@ use driver::{Dest, QbSource};
 pub(crate) use packed::pack_bytes_for;
 pub use packed::{qgemm_packed_b_size, PackedQBRef};
 use requant::{Mults, RqPlan};
-pub(crate) use workspace::qgemm_workspace_size_for;
 pub use workspace::{qgemm_packed_workspace_size, qgemm_workspace_size};
+pub(crate) use workspace::{qgemm_workspace_size_for, WsPlan};
 
 mod sealed {
     pub trait Sealed {}

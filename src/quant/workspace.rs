@@ -10,12 +10,15 @@
 //! (MR = 4, i16 elements) `8k + 4n` bytes and some alignment for prepacked weights,
 //! `40k + 4n` for strided ones.
 
-use super::driver::{layout_of, run_block, Geometry, QStrategy, Terms};
-use super::{check_call, trivial_call, BOperand, Out, QuantInput};
+use super::driver::{layout_of, run_block, run_block_in, Dest, Geometry, Layout, QStrategy};
+use super::driver::{QbSource, Terms};
+use super::requant::RqPlan;
+use super::{check_call, trivial_call, BOperand, Out, QgemmB, QuantInput, Requantize};
 use crate::error::Error;
 use crate::gemm::raw::Raw;
 use crate::kernels::int8::{QgemmKernel, QGEMM_KERNELS};
 use crate::kernels::targets::{qshape, Kernels, QGEMM_SHAPES};
+use crate::matrix::{MatMut, MatRef};
 
 /// Columns of a strided B packed at a time by the workspace path (rounded up to NR): A is
 /// packed again for each such block, which costs about 2/16 instruction per
@@ -183,5 +186,229 @@ pub(super) fn missing_workspace<A: QuantInput>(a: &Raw<A>, b: &BOperand) -> Erro
     Error::WorkspaceTooSmall {
         needed: ws_bytes(m, n, k, matches!(b, BOperand::Strided(..))),
         got: 0,
+    }
+}
+
+/// A requantized int8 product on the workspace path with everything but A, the output and
+/// the workspace fixed (B, zero points, requantization), checked once for calls of any
+/// number of rows: the crate's GEMM operators call it once per block of rows (16 rows in a
+/// pointwise convolution), where [`crate::qgemm`] would validate the requantization, scan
+/// the bias and size the workspace over every kernel again on each call.
+#[derive(Clone, Copy)]
+pub(crate) struct WsPlan<'a> {
+    ker: &'static QgemmKernel,
+    s: QStrategy,
+    /// The layouts of a call of one row (A packed as one row) and of MR rows or more.
+    lay_one: Layout,
+    lay_tile: Layout,
+    src: QbSource<'a>,
+    /// A's zero point as i8.
+    za: i32,
+    zb: i32,
+    k: usize,
+    n: usize,
+    plan: RqPlan<'a>,
+    bias: Option<&'a [i32]>,
+}
+
+impl<'a> WsPlan<'a> {
+    /// The plan for `b` (k×n: a view, or packed in caller memory) with int8 A of zero point
+    /// `za`, B's `zb`, and i8 output requantized by `rq`; `None` when k or n is 0 (nothing to
+    /// multiply: [`crate::qgemm`] handles those calls).
+    pub(crate) fn new(
+        b: QgemmB<'a>,
+        za: i32,
+        zb: i32,
+        rq: &Requantize<'a>,
+    ) -> Result<Option<Self>, Error> {
+        let (ker, b, src) = match b {
+            QgemmB::View(v) => {
+                let v = Raw::from_ref(&v);
+                let ker = crate::kernels::qgemm_kernel()?;
+                (ker, BOperand::Strided(v, zb), QbSource::Strided(v))
+            }
+            #[cfg(feature = "alloc")]
+            QgemmB::Packed(_) => return Ok(None),
+            QgemmB::PackedRef(p) => (p.kernel(), BOperand::PackedRef(p, zb), p.source()),
+        };
+        let (k, n, _) = b.dims();
+        if k == 0 || n == 0 {
+            return Ok(None);
+        }
+        // The checks of a call of one row (those of more rows are the same): shapes, zero
+        // points, the exact-k limit; then the requantization for n columns and the
+        // accumulator bound.
+        let out = Out::Requant {
+            out: Raw {
+                ptr: core::ptr::null_mut(),
+                rows: 1,
+                cols: n,
+                rs: 0,
+                cs: 1,
+            },
+            plan: rq.plan_i8(n)?,
+            bias: rq.bias,
+        };
+        let one = Raw {
+            ptr: core::ptr::null_mut::<i8>(),
+            rows: 1,
+            cols: k,
+            rs: 0,
+            cs: 1,
+        };
+        check_call(&one, za, &b, &out)?;
+        let mut out = out;
+        // (The u8 form of A, each a + 128 with za + 128, has the same bound.)
+        out.note_range::<i8>(k, za, zb);
+        let Out::Requant { plan, bias, .. } = out else {
+            return Ok(None);
+        };
+        let geo = Geometry::of(ker);
+        let packs_b = matches!(b, BOperand::Strided(..));
+        let s = ws_strategy(geo, n, k, packs_b);
+        Ok(Some(WsPlan {
+            ker,
+            s,
+            lay_one: layout_of(geo, s, k, 1, n, packs_b, false),
+            lay_tile: layout_of(geo, s, k, geo.mr, n, packs_b, false),
+            src,
+            za,
+            zb,
+            k,
+            n,
+            plan,
+            bias,
+        }))
+    }
+
+    /// `out (m×n, row-major) = requantize(a (m×k, rows `a_stride` apart) · B)`: A as i8, or
+    /// as u8 each `a ^ 0x80` (= a + 128, the zero point moved by 128: the same exact sums).
+    pub(crate) fn run<A: QuantInput>(
+        &self,
+        a: &[A],
+        a_stride: usize,
+        m: usize,
+        out: &mut [u8],
+        ws: &mut [u8],
+    ) -> Result<(), Error> {
+        if m == 0 {
+            return Ok(());
+        }
+        let stride = isize::try_from(a_stride).map_err(|_| Error::SizeOverflow)?;
+        let a = MatRef::new(a, m, self.k, stride, 1)?;
+        let out = MatMut::row_major(out, m, self.n)?;
+        let lay = match m {
+            1 => self.lay_one,
+            m if m >= self.ker.mr => self.lay_tile,
+            m => {
+                let packs_b = matches!(self.src, QbSource::Strided(_));
+                layout_of(
+                    Geometry::of(self.ker),
+                    self.s,
+                    self.k,
+                    m,
+                    self.n,
+                    packs_b,
+                    false,
+                )
+            }
+        };
+        let ws =
+            crate::scratch::caller_workspace(ws, crate::scratch::caller_workspace_size(lay.total))?;
+        let za = if A::SIGNED { self.za } else { self.za + 128 };
+        let terms = Terms {
+            za: za + self.ker.format.a_shift(A::SIGNED),
+            zb: self.zb,
+            bias: self.bias,
+        };
+        let dest = Dest::Requant {
+            out: Raw::from_mut(&out),
+            plan: self.plan,
+        };
+        // SAFETY: A and the output are validated views of m×k and m×n (their k and n are
+        // B's, checked with the zero points and the exact-k limit in `new`; the
+        // requantization was validated for n columns there); the output borrows its slice
+        // exclusively, so it overlaps neither A nor B (a view or a checked packed blob of
+        // k×n); `ws` is 64-byte aligned with `lay.total` bytes (checked just above), `lay`
+        // being this kernel's layout for m rows (a layout for MR rows is that of any m ≥ MR:
+        // one row tile of A at a time); `ker` runs here (selected, or checked when the blob
+        // was read).
+        unsafe {
+            run_block_in(
+                self.ker,
+                &self.s,
+                &lay,
+                Raw::from_ref(&a),
+                self.src,
+                0,
+                &terms,
+                dest,
+                ws,
+            )
+        };
+        Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::WsPlan;
+    use crate::quant::{
+        qgemm, qgemm_packed_b_size, qgemm_packed_workspace_size, qgemm_workspace_size, PackedQBRef,
+        QgemmB, Requantize, Requantized, Scale,
+    };
+    use crate::{Context, MatMut, MatRef};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// A plan's calls (every m from 1 past a row tile, A as i8 and flipped to u8, B as a
+    /// view and packed, rows of A padded) give `qgemm`'s bytes.
+    #[test]
+    fn ws_plan_matches_qgemm() {
+        let (k, n) = (37, 21);
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as u8
+        };
+        let w: Vec<i8> = (0..k * n).map(|_| next() as i8).collect();
+        let bias: Vec<i32> = (0..n as i32).map(|j| j * 97 - 1000).collect();
+        let mults: Vec<i32> = (0..n as i32).map(|j| (1 << 30) + j * 12_345).collect();
+        let shifts: Vec<i32> = (0..n as i32).map(|j| -8 - j % 3).collect();
+        let rq = Requantize::new(
+            Scale::PerChannel {
+                multipliers: &mults,
+                shifts: &shifts,
+            },
+            -5,
+        )
+        .with_bias(&bias)
+        .with_clamp(-100, 120);
+        let (za, zb) = (-3, 0);
+        let mut packed_buf = vec![0u8; qgemm_packed_b_size(k, n)];
+        let packed =
+            PackedQBRef::pack(MatRef::row_major(&w, k, n).unwrap(), &mut packed_buf).unwrap();
+        let view = QgemmB::View(MatRef::row_major(&w, k, n).unwrap());
+        let stride = k + 3;
+        for b in [view, QgemmB::PackedRef(packed)] {
+            let plan = WsPlan::new(b, za, zb, &rq).unwrap().unwrap();
+            for m in 1..40 {
+                let a: Vec<i8> = (0..m * stride).map(|_| next() as i8).collect();
+                let au: Vec<u8> = a.iter().map(|&v| v as u8 ^ 0x80).collect();
+                let mut want = vec![0i8; m * n];
+                let mut ws = vec![0u8; qgemm_workspace_size(m, n, k)];
+                let a_view = MatRef::new(&a, m, k, stride as isize, 1).unwrap();
+                let c = Requantized(&rq, MatMut::row_major(&mut want, m, n).unwrap());
+                qgemm(a_view, za, b, zb, c, Context::new().workspace(&mut ws)).unwrap();
+                let want: Vec<u8> = want.iter().map(|&v| v as u8).collect();
+                let mut ws = vec![0u8; qgemm_packed_workspace_size(m, n, k).max(ws.len())];
+                let mut got = vec![0u8; m * n];
+                plan.run(&a, stride, m, &mut got, &mut ws).unwrap();
+                assert_eq!(got, want, "i8, m {m}");
+                let mut got = vec![0u8; m * n];
+                plan.run(&au, stride, m, &mut got, &mut ws).unwrap();
+                assert_eq!(got, want, "u8, m {m}");
+            }
+        }
     }
 }

@@ -27,7 +27,7 @@ use crate::nn::blob::{OpView, Storage};
 use crate::nn::dtype::DType;
 use crate::quant::{
     max_exact_k, qgemm, qgemm_packed_workspace_size, qgemm_workspace_size, PackedQBRef, QgemmB,
-    Requantize, Requantized, Scale,
+    Requantize, Requantized, Scale, WsPlan,
 };
 
 // Parameter words after `base`.
@@ -212,6 +212,9 @@ pub(crate) enum FWeights<'a> {
 }
 
 /// The GEMM part of a checked operator, ready to run over blocks of A rows.
+// (One per operator run, on the stack: the int8 plan's size costs nothing, and boxing it
+// would need `alloc`.)
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Gemm<'a> {
     /// (Uninhabited without the feature `f32`: its arms compile out.)
     F32 {
@@ -230,6 +233,9 @@ pub(crate) enum Gemm<'a> {
         zb: i32,
         k: usize,
         n: usize,
+        /// The call checked once for every block of rows (`None`: k or n is 0, the calls
+        /// go through `qgemm`).
+        plan: Option<WsPlan<'a>>,
     },
 }
 
@@ -290,13 +296,20 @@ impl<'a> Gemm<'a> {
         if let Some(b) = bias {
             rq = rq.with_bias(cast::<i32>(b));
         }
+        let (za, zb) = (p(P_ZA), p(P_ZB));
+        let b = match w {
+            QWeights::Packed(p) => QgemmB::from(p),
+            QWeights::View(w) => QgemmB::from(MatRef::row_major(w, k, n)?),
+        };
+        let plan = WsPlan::new(b, za, zb, &rq)?;
         Ok(Gemm::I8 {
             w,
             rq,
-            za: p(P_ZA),
-            zb: p(P_ZB),
+            za,
+            zb,
             k,
             n,
+            plan,
         })
     }
 
@@ -406,12 +419,22 @@ impl<'a> Gemm<'a> {
                 Ok(())
             }
             Gemm::I8 {
+                plan: Some(plan), ..
+            } => {
+                if unsigned {
+                    plan.run(a, a_stride, m, out, ws)
+                } else {
+                    plan.run(cast::<i8>(a), a_stride, m, out, ws)
+                }
+            }
+            Gemm::I8 {
                 w,
                 rq,
                 za,
                 zb,
                 k,
                 n,
+                plan: None,
             } => {
                 let c = Requantized(rq, MatMut::row_major(cast_mut::<i8>(out), m, *n)?);
                 let ctx = Context::new().workspace(ws);
