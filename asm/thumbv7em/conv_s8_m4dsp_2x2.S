@@ -7,9 +7,9 @@
  *               uint32_t pairs)                        AAPCS: r0-r3, pairs on the stack
  *   for each channel pair q < pairs, p < 2, j < 2:
  *     sums[32p + 2q + j] = Σ_{g < groups} Σ_{t < 4} x_p[4g + t] · w_{2q+j}[4g + t]
- *   x: groups × 16 bytes; group g is four words: (x_0[4g], x_0[4g+2]), (x_0[4g+1],
- *      x_0[4g+3]), then the same two of pixel 1 (i16 pairs, low half first: the halves
- *      sxtb16 makes of a word of bytes and of the word rotated by 8).
+ *   x: groups × 16 bytes; group g is four words: (x_0[4g], x_0[4g+2]), (x_1[4g],
+ *      x_1[4g+2]), (x_0[4g+1], x_0[4g+3]), (x_1[4g+1], x_1[4g+3]) (i16 pairs, low half
+ *      first: the halves sxtb16 makes of a word of bytes and of the word rotated by 8).
  *   w: pairs × groups × 8 bytes; for pair q, group g: the 4 int8 weights of channel 2q at
  *      k = 4g..4g+3, then those of channel 2q+1.
  *   groups even and ≥ 2, 1 ≤ pairs ≤ 16; x, w word-aligned, sums 8-byte aligned. Reads
@@ -38,15 +38,15 @@
         sxtb16  r12, r3, ror #8
         sxtb16  r3, r3
         smlad   r4, r8, r3, r4
-        smlad   r6, r10, r3, r6
-        smlad   r4, r9, r12, r4
+        smlad   r6, r9, r3, r6
+        smlad   r4, r10, r12, r4
         smlad   r6, r11, r12, r6
         ldr     r3, [r1], #4
         sxtb16  r12, r3, ror #8
         sxtb16  r3, r3
         smlad   r5, r8, r3, r5
-        smlad   r7, r10, r3, r7
-        smlad   r5, r9, r12, r5
+        smlad   r7, r9, r3, r7
+        smlad   r5, r10, r12, r5
         smlad   r7, r11, r12, r7
 .endm
 

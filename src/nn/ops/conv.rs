@@ -886,7 +886,7 @@ mod lower {
             .ok_or_else(|| err("a dimension too large is not supported"))?;
         let (k, m) = (kh * kw * ic, b * oh * ow);
         let pointwise = g.pointwise();
-        if l.packing == Packing::CortexM4 && x.dtype == DType::I8 {
+        if matches!(l.packing, Packing::CortexM4 | Packing::CortexM4I16) && x.dtype == DType::I8 {
             return super::conv_direct::lower(l, node, &g, act, &words);
         }
         let y_name = y.name.clone();

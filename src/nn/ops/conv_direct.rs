@@ -4,23 +4,32 @@
 //! Output pixels go two at a time. Their patches (kh·kw·c_in values in OHWI order,
 //! out-of-image taps at the input zero point; a pointwise convolution's input pixels as they
 //! are) are written, minus the input zero point, as i16 pairs into a small buffer in the
-//! order `sxtb16` unpacks a word of int8 weights; then each pair of output channels gets its
-//! four sums (2 pixels × 2 channels) from [`sums`], and TFLite's output stage (bias,
-//! `MultiplyByQuantizedMultiplier`, zero point, clamp) writes the two pixels' outputs. The
-//! sums are exact i32 sums of `(x − z_x)·w`, as TFLite's `ConvPerChannel` (weights zero
-//! point 0): bit-exact.
+//! order `sxtb16` unpacks a word of int8 weights; then each block of output channels gets
+//! its sums from [`kernel`] (int8 weights: 2 pixels × 2 channels, widened in registers) or
+//! [`kernel16`] (i16 weights: 2 pixels × 4 channels, no widening, twice the flash), and
+//! TFLite's output stage (bias, `MultiplyByQuantizedMultiplier`, zero point, clamp) writes
+//! the two pixels' outputs. The sums are exact i32 sums of `(x − z_x)·w`, as TFLite's
+//! `ConvPerChannel` (weights zero point 0): bit-exact.
 //!
 //! In place (pointwise geometries, the plan giving the output input 0's offset): a pair's
 //! input pixels are in the buffer before its outputs are written, and pairs run first to
 //! last when c_out ≤ c_in (the outputs written end before the next pair's inputs begin),
 //! last to first otherwise, so no input byte is overwritten before it is read.
 //!
-//! Blob form: as `conv`'s, with mode word 2 and the weights an int8 constant of
-//! `[c_out/2][k8/4][2][4]` bytes: channel pairs (c_out rounded up to even), k rounded up to
-//! a multiple of 8 (`k8`), for each pair and group of four k values the four weights of its
-//! first channel then of its second (zeros past c_out and k). The block word is 2 (pixels per
-//! step). One scratch tensor: the pair buffer (`4·k8` bytes) then, unless pointwise, the two
-//! patches (`2·k8` bytes).
+//! Blob form: as `conv`'s, with mode word 2, the block word the channels of a weight block
+//! (2 or 4) and the weights an int8 constant, k rounded up to a multiple of 8 (`k8`), zeros
+//! past c_out and k:
+//! - block 2 (int8 weights): `[c_out/2][k8/4][2][4]` bytes: channel pairs (c_out rounded up
+//!   to even), for each pair and group of four k values the four weights of its first channel
+//!   then of its second;
+//! - block 4 (i16 weights): `[c_out/4][k8/4][2][4]` i16 pairs (c_out rounded up to a
+//!   multiple of 4): for each quad, group of four k values g and half h, the pair
+//!   `(w[4g + h], w[4g + h + 2])` of each of the four channels (the pairs `sxtb16` makes of
+//!   the buffer's values).
+//!
+//! One scratch tensor: the pair buffer (`4·k8` bytes; block 4: with 252 bytes of room to
+//! place it so that it ends on a 256-byte boundary, the kernel's loop test) then, unless
+//! pointwise, the two patches (`2·k8` bytes).
 
 use super::conv::Geom;
 use super::gemm_common;
@@ -36,20 +45,49 @@ pub(crate) const MODE: i32 = 2;
 /// Channel pairs whose sums one kernel call leaves on the stack.
 const CHUNK: usize = 16;
 
+/// The block word of the int8-weights layout (channel pairs) and of the i16 one (quads).
+pub(crate) const BLOCK_I8: i32 = 2;
+pub(crate) const BLOCK_I16: i32 = 4;
+
+/// Room beside the i16 layout's pair buffer to end it on a 256-byte boundary (the scratch
+/// is at least 4-byte aligned).
+const ALIGN_ROOM: usize = 252;
+
 /// k rounded up to whole pairs of 4-value groups (the kernel's unrolled step).
 pub(crate) fn k8(k: usize) -> Option<usize> {
     k.checked_next_multiple_of(8)
 }
 
-/// Bytes of the weights of an n×k convolution in this layout.
-pub(crate) fn weight_bytes(k: usize, n: usize) -> Option<usize> {
-    k8(k)?.checked_mul(n.checked_next_multiple_of(2)?)
+/// Bytes of the weights of an n×k convolution in the layout (`wide`: i16).
+pub(crate) fn weight_bytes(k: usize, n: usize, wide: bool) -> Option<usize> {
+    if wide {
+        k8(k)?.checked_mul(2 * n.checked_next_multiple_of(4)?)
+    } else {
+        k8(k)?.checked_mul(n.checked_next_multiple_of(2)?)
+    }
 }
 
-/// Bytes of scratch: the pair buffer, and the two patches unless pointwise.
-pub(crate) fn scratch_bytes(k: usize, pointwise: bool) -> Option<usize> {
+/// Bytes of scratch: the pair buffer (with its alignment room when `wide`), and the two
+/// patches unless pointwise.
+pub(crate) fn scratch_bytes(k: usize, pointwise: bool, wide: bool) -> Option<usize> {
     let k8 = k8(k)?;
-    k8.checked_mul(if pointwise { 4 } else { 6 })
+    k8.checked_mul(if pointwise { 4 } else { 6 })?
+        .checked_add(if wide { ALIGN_ROOM } else { 0 })
+}
+
+/// The pair buffer (`4·k8` bytes) in `room`: for the i16 layout placed to end on a 256-byte
+/// boundary when `room` allows it (else at its start: the kernel then takes the portable
+/// loop).
+fn pair_buffer(room: &mut [u8], k8: usize, wide: bool) -> Option<&mut [u32]> {
+    let mut at = 0;
+    if wide {
+        let end = room.as_ptr() as usize + 4 * k8;
+        at = end.wrapping_neg() % 256;
+        if at + 4 * k8 > room.len() {
+            at = 0;
+        }
+    }
+    Some(cast_mut::<u32>(room.get_mut(at..at + 4 * k8)?))
 }
 
 /// Validates what [`run`] relies on beyond `conv::check`'s shared part (counts, geometry,
@@ -67,11 +105,13 @@ pub(crate) fn check(op: &OpView, g: &Geom, base: usize) -> Result<(), Error> {
     let k = g.kh * g.kw * g.ic;
     let n = g.oc;
     let too_big = || op.error("sizes overflow");
-    if w.storage != Storage::Constant || w.bytes != weight_bytes(k, n).ok_or_else(too_big)? {
+    let wide = match op.param(base - 1) {
+        BLOCK_I8 => false,
+        BLOCK_I16 => true,
+        _ => return Err(op.error("the block word of the direct form is not 2 or 4")),
+    };
+    if w.storage != Storage::Constant || w.bytes != weight_bytes(k, n, wide).ok_or_else(too_big)? {
         return Err(op.error("the weights are not the direct layout's size"));
-    }
-    if op.param(base - 1) != 2 {
-        return Err(op.error("the block word of the direct form is not 2"));
     }
     match op.input(2).map(|t| op.model().tensor(t)) {
         None => {}
@@ -91,7 +131,7 @@ pub(crate) fn check(op: &OpView, g: &Geom, base: usize) -> Result<(), Error> {
     if k > i32::MAX as usize / (255 * 128) {
         return Err(op.error("the convolution depth is too large for exact int8 sums"));
     }
-    let need = scratch_bytes(k, g.pointwise()).ok_or_else(too_big)?;
+    let need = scratch_bytes(k, g.pointwise(), wide).ok_or_else(too_big)?;
     if checks::temp(op, 0)?.bytes < need {
         return Err(op.error("its scratch buffer is too small"));
     }
@@ -129,6 +169,26 @@ const TABLE: usize = 64;
 const _: () = assert!(TABLE % (2 * CHUNK) == 0);
 
 impl Stage<'_> {
+    /// The constants of channels `c0..` (a multiple of 4) in the layout of the i16
+    /// kernel's own output stage: per quad of channels their biases, then each one's m, e
+    /// and 2^(e−1) + z_y·2^e (see the assembly), 16 words a quad in `t.k` read as a flat
+    /// array.
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+    fn fill_quads(&self, t: &mut Table, c0: usize, n: usize) {
+        let pc = self.per_channel;
+        t.first = c0;
+        t.len = n.saturating_sub(c0).min(TABLE);
+        let flat = t.k.as_flattened_mut();
+        for (i, c) in (c0..c0 + t.len).enumerate() {
+            let (q, j) = (i / 4, i % 4);
+            flat[16 * q + j] = self.bias.map_or(0, |b| b[c]);
+            let (m, e, half) =
+                crate::quant::requant::arm::consts(self.mults[c * pc], self.shifts[c * pc]);
+            let at = 16 * q + 4 + 3 * j;
+            flat[at..at + 3].copy_from_slice(&[m, e, half + (self.zo << e)]);
+        }
+    }
+
     /// The constants of channels `c0..` into `t`.
     fn fill(&self, t: &mut Table, c0: usize, n: usize) {
         let pc = self.per_channel;
@@ -221,6 +281,7 @@ pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result
         cast::<i32>(mem.input(t(4)?)?),
     );
     let p = |i: usize| op.param(base + i);
+    let wide = op.param(base - 1) == BLOCK_I16;
     let most = bias.map_or(0, |b| {
         b.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0)
     });
@@ -245,16 +306,31 @@ pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result
             && mults.iter().all(|&m| m > i32::MIN + 1)
             && most + k as i64 * 255 * 128 < 1 << 30,
     };
+    // The i16 kernel's own output stage: the fast form with the zero point inside the
+    // rounding constant (shifts of 22 bits at most), whole quads of channels.
+    let fused = cfg!(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))
+        && wide
+        && stage.fast
+        && n % 4 == 0
+        && stage.shifts.iter().all(|&s| s >= -22);
     let zx = p(0);
     let m = g.batch * g.oh * g.ow;
     let x_t = op.input(0).ok_or_else(bad)?;
     let y_t = op.output(0).ok_or_else(bad)?;
     let s_t = op.temp(0).ok_or_else(bad)?;
     let pointwise = g.pointwise();
-    if w.len() < weight_bytes(k, n).ok_or_else(bad)? {
+    if w.len() < weight_bytes(k, n, wide).ok_or_else(bad)? {
         return Err(bad());
     }
-    let conv = Direct { w, k8, n, stage };
+    let conv = Direct {
+        w,
+        k8,
+        n,
+        wide,
+        fused,
+        stage,
+    };
+    let room = 4 * k8 + if wide { ALIGN_ROOM } else { 0 };
     let mut table = Table {
         first: 0,
         len: 0,
@@ -264,7 +340,8 @@ pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result
     if mem.is_in_place(x_t, y_t) {
         // Pointwise (checked at load): pixel p's input at p·k, its output at p·n.
         let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
-        let buf = cast_mut::<u32>(scratch.get_mut(..4 * k8).ok_or_else(bad)?);
+        let room = scratch.get_mut(..room).ok_or_else(bad)?;
+        let buf = pair_buffer(room, k8, wide).ok_or_else(bad)?;
         if io.len() < m * k.max(n) {
             return Err(bad());
         }
@@ -290,8 +367,11 @@ pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result
     }
     let x = mem.input(x_t)?;
     let (y, scratch) = mem.output_and_temp(y_t, s_t)?;
-    let (buf, patches) = scratch.split_at_mut(4 * k8);
-    let buf = cast_mut::<u32>(buf);
+    if scratch.len() < room {
+        return Err(bad());
+    }
+    let (room, patches) = scratch.split_at_mut(room);
+    let buf = pair_buffer(room, k8, wide).ok_or_else(bad)?;
     let rows = !pointwise && rows_path(g);
     let mut row = Row([0; 64]);
     if buf.len() < k8 || y.len() < m * n || (pointwise && x.len() < m * k) {
@@ -330,6 +410,14 @@ struct Direct<'a> {
     w: &'a [i8],
     k8: usize,
     n: usize,
+    /// The i16 layout (channel quads), else int8 (pairs).
+    wide: bool,
+    /// The i16 kernel writes the outputs itself (see `run`).
+    #[cfg_attr(
+        not(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)),
+        allow(dead_code)
+    )]
+    fused: bool,
     stage: Stage<'a>,
 }
 
@@ -357,11 +445,44 @@ impl Direct<'_> {
             }
             None => (&mut y[o0..o0 + n], &mut [][..]),
         };
+        // Bytes of a channel pair's weights (the i16 layout: whole quads, pairs rounded up).
+        let per = if self.wide { 4 * self.k8 } else { 2 * self.k8 };
         let mut q0 = 0;
         while q0 < pairs {
             let q1 = pairs.min(q0 + CHUNK);
-            let w = &self.w[q0 * 2 * self.k8..q1 * 2 * self.k8];
-            kernel(buf, w, sums, q1 - q0, groups);
+            let e = if self.wide {
+                q1.next_multiple_of(2)
+            } else {
+                q1
+            };
+            let w = &self.w[q0 * per..e * per];
+            #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+            if self.fused {
+                let (c0, c1) = (2 * q0, 2 * q1);
+                if c0 < t.first || c1 > t.first + t.len {
+                    self.stage.fill_quads(t, c0, n);
+                }
+                let table = &t.k.as_flattened()[4 * (c0 - t.first)..4 * (c1 - t.first)];
+                let two = !y1.is_empty();
+                let y1s = if two { Some(&mut y1[c0..c1]) } else { None };
+                if fused16(buf, w, table, &mut y0[c0..c1], y1s, groups) {
+                    // A clamp narrower than the i8 range (the assembly's ssat) after.
+                    let (lo, hi) = (self.stage.lo, self.stage.hi);
+                    if lo > -128 || hi < 127 {
+                        let y1s = if two { &mut y1[c0..c1] } else { &mut [][..] };
+                        for v in y0[c0..c1].iter_mut().chain(y1s) {
+                            *v = (*v as i8 as i32).clamp(lo, hi) as u8;
+                        }
+                    }
+                    q0 = q1;
+                    continue;
+                }
+            }
+            if self.wide {
+                kernel16(buf, w, sums, (e - q0) / 2, groups);
+            } else {
+                kernel(buf, w, sums, q1 - q0, groups);
+            }
             let (c0, c1) = (2 * q0, n.min(2 * q1));
             let y1 = if y1.is_empty() {
                 &mut [][..]
@@ -420,14 +541,14 @@ fn zx2(zx: i32) -> u32 {
 }
 
 /// Writes pixel `p`'s values (`src`, k ≤ 4·groups int8) minus `zx` into its words of the
-/// pair buffer (`words[4g + 2p]`, `words[4g + 2p + 1]` for group g); zeros past k.
+/// pair buffer (`words[4g + p]`, `words[4g + 2 + p]` for group g); zeros past k.
 fn fill(words: &mut [u32], p: usize, src: &[u8], zx: i32) {
     let zz = zx2(zx);
     let mut groups = words.chunks_exact_mut(4);
     // `src` first: zip stops at its end without taking a group.
     for (v, w) in src.chunks_exact(4).zip(groups.by_ref()) {
         let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
-        (w[2 * p], w[2 * p + 1]) = widen(v, zx, zz);
+        (w[p], w[2 + p]) = widen(v, zx, zz);
     }
     // The last partial group, its missing values at the zero point (so they are 0), then
     // zeros.
@@ -437,7 +558,7 @@ fn fill(words: &mut [u32], p: usize, src: &[u8], zx: i32) {
             0 => rest.get(j).copied().unwrap_or(zx as i8 as u8),
             _ => zx as i8 as u8,
         };
-        (w[2 * p], w[2 * p + 1]) = widen(u32::from_le_bytes([b(0), b(1), b(2), b(3)]), zx, zz);
+        (w[p], w[2 + p]) = widen(u32::from_le_bytes([b(0), b(1), b(2), b(3)]), zx, zz);
     }
 }
 
@@ -486,19 +607,19 @@ fn fill_rows(words: &mut [u32], p: usize, g: &Geom, x: &[u8], px: usize, zx: i32
             Some(s) => {
                 for (w, v) in dst.chunks_exact_mut(4).zip(s.chunks_exact(4)) {
                     let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
-                    (w[2 * p], w[2 * p + 1]) = widen(v, zx, zz);
+                    (w[p], w[2 + p]) = widen(v, zx, zz);
                 }
             }
             None => {
                 for w in dst.chunks_exact_mut(4) {
-                    (w[2 * p], w[2 * p + 1]) = (0, 0);
+                    (w[p], w[2 + p]) = (0, 0);
                 }
             }
         }
     }
     // Groups past k (k8 > k): zeros.
     for w in words.chunks_exact_mut(4).skip(g.kh * per_row) {
-        (w[2 * p], w[2 * p + 1]) = (0, 0);
+        (w[p], w[2 + p]) = (0, 0);
     }
 }
 
@@ -545,14 +666,6 @@ fn kernel(buf: &[u32], w: &[i8], sums: &mut Sums, pairs: usize, groups: usize) {
     }
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
     {
-        extern "C" {
-            #[link_name = concat!(
-                "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_",
-                env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
-                "_conv_s8_m4dsp_2x2"
-            )]
-            fn conv_s8_m4dsp_2x2(x: *const u32, w: *const i8, sums: *mut i32, g: u32, q: u32);
-        }
         const _: () = assert!(CHUNK == 16); // pixel 1's sums 128 bytes on (the assembly)
         if groups % 2 == 0 && (buf.as_ptr() as usize | w.as_ptr() as usize) % 4 == 0 {
             // SAFETY: the assembly's contract: groups even and ≥ 2, 1 ≤ pairs ≤ 16, reads
@@ -580,15 +693,16 @@ fn kernel_portable(buf: &[u32], w: &[i8], sums: &mut Sums, pairs: usize, groups:
     for (q, wq) in w.chunks_exact(8 * groups).take(pairs).enumerate() {
         let mut acc = [0i32; 4];
         for (xw, wg) in buf.chunks_exact(4).zip(wq.chunks_exact(8)) {
-            let x: [i16; 8] = core::array::from_fn(|i| (xw[i / 2] >> (16 * (i % 2))) as i16);
             for j in 0..2 {
                 let wj = &wg[4 * j..4 * j + 4];
-                // x holds (k0, k2, k1, k3) of each pixel.
-                let order = [wj[0], wj[2], wj[1], wj[3]];
                 for p in 0..2 {
-                    let xp = &x[4 * p..4 * p + 4];
-                    for (&a, &b) in xp.iter().zip(&order) {
-                        acc[2 * p + j] = acc[2 * p + j].wrapping_add(i32::from(a) * i32::from(b));
+                    // Word 2h + p: pixel p's (k_h, k_{h+2}).
+                    for h in 0..2 {
+                        let v = xw[2 * h + p];
+                        for (i, &b) in [wj[h], wj[h + 2]].iter().enumerate() {
+                            let a = i32::from((v >> (16 * i)) as i16);
+                            acc[2 * p + j] = acc[2 * p + j].wrapping_add(a * i32::from(b));
+                        }
                     }
                 }
             }
@@ -598,16 +712,166 @@ fn kernel_portable(buf: &[u32], w: &[i8], sums: &mut Sums, pairs: usize, groups:
     }
 }
 
-/// The weights `w` (n rows of k int8, OHWI) in this form's layout.
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+extern "C" {
+    /// `asm/thumbv7em/conv_s16_m4dsp_2x4.S` (its header is the contract): the sums (`y`
+    /// null, [`kernel16`]) or the outputs ([`fused16`], `sums_or_table` only read).
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_",
+        env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
+        "_conv_s16_m4dsp_2x4"
+    )]
+    fn conv_s16_m4dsp_2x4(
+        x: *const u32,
+        w: *const i8,
+        sums_or_table: *mut i32,
+        bytes: u32,
+        quads: u32,
+        y: *mut u8,
+        y1: isize,
+    );
+    /// `asm/thumbv7em/conv_s8_m4dsp_2x2.S`: the sums of the int8 layout ([`kernel`]).
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_",
+        env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
+        "_conv_s8_m4dsp_2x2"
+    )]
+    fn conv_s8_m4dsp_2x2(x: *const u32, w: *const i8, sums: *mut i32, groups: u32, pairs: u32);
+}
+
+/// The sums of `quads ≤ CHUNK/2` channel quads of the i16 layout over `groups` groups (see
+/// the assembly's contract): `sums[4q + j]` for channel j of quad q of pixel 0,
+/// `sums[2·CHUNK + 4q + j]` of pixel 1. `buf` holds `4·groups` words, `w` `32·groups`
+/// bytes per quad; `groups` is even.
+fn kernel16(buf: &[u32], w: &[i8], sums: &mut Sums, quads: usize, groups: usize) {
+    let quads = quads.min(CHUNK / 2);
+    if groups == 0 || quads == 0 || buf.len() < 4 * groups || w.len() < 32 * groups * quads {
+        sums.0.fill(0);
+        return;
+    }
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+    {
+        const _: () = assert!(CHUNK == 16); // pixel 1's sums 128 bytes on (the assembly)
+        let bytes = 16 * groups;
+        let end = buf.as_ptr() as usize + bytes;
+        if groups % 2 == 0
+            && end % 256 == 0
+            && (buf.as_ptr() as usize | w.as_ptr() as usize) % 4 == 0
+        {
+            // SAFETY: the assembly's contract: bytes = 16·groups a multiple of 32, x + bytes
+            // on a 256-byte boundary, 1 ≤ quads ≤ 8; reads `bytes` of `buf` and
+            // 2·bytes·quads of `w` (both checked above, word-aligned), writes words
+            // 0..4·quads and 32..32 + 4·quads of `sums` (64 words).
+            unsafe {
+                conv_s16_m4dsp_2x4(
+                    buf.as_ptr(),
+                    w.as_ptr(),
+                    sums.0.as_mut_ptr(),
+                    bytes as u32,
+                    quads as u32,
+                    core::ptr::null_mut(),
+                    0,
+                )
+            };
+            return;
+        }
+    }
+    kernel16_portable(buf, w, sums, quads, groups);
+}
+
+/// [`kernel16`] with the assembly's own output stage (`table`: 16 words a quad, see
+/// [`Stage::fill_quads`]): writes the outputs of `y0.len()` channels (whole quads) of pixel
+/// 0 into `y0` and of pixel 1 into `y1` (`None`: no second pixel, its outputs are pixel
+/// 0's again), clamped to the i8 range. Returns false, writing nothing, when the assembly
+/// cannot take the call (the caller then goes through the sums).
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+fn fused16(
+    buf: &[u32],
+    w: &[i8],
+    table: &[i32],
+    y0: &mut [u8],
+    mut y1: Option<&mut [u8]>,
+    groups: usize,
+) -> bool {
+    let c = y0.len();
+    let quads = c / 4;
+    let bytes = 16 * groups;
+    let end = buf.as_ptr() as usize + bytes;
+    if c % 4 != 0
+        || !(1..=CHUNK / 2).contains(&quads)
+        || groups % 2 != 0
+        || buf.len() < 4 * groups
+        || w.len() < 32 * groups * quads
+        || table.len() < 16 * quads
+        || y1.as_ref().is_some_and(|y1| y1.len() < c)
+        || end % 256 != 0
+        || (buf.as_ptr() as usize | w.as_ptr() as usize | table.as_ptr() as usize) % 4 != 0
+    {
+        return false;
+    }
+    let p0 = y0.as_mut_ptr();
+    let d = y1
+        .as_mut()
+        .map_or(0, |y1| y1.as_mut_ptr() as isize - p0 as isize);
+    // SAFETY: the assembly's contract: bytes = 16·groups a multiple of 32, x + bytes on a
+    // 256-byte boundary, 1 ≤ quads ≤ 8 (checked above); it reads `bytes` of `buf`,
+    // 2·bytes·quads of `w` and 16·quads words of `table` (all checked, word-aligned; the
+    // table only read) and writes 4·quads = c bytes at `p0` (y0) and at `p0 + d` (y1, or y0
+    // again): both slices hold c bytes, and nothing else refers to them meanwhile.
+    unsafe {
+        conv_s16_m4dsp_2x4(
+            buf.as_ptr(),
+            w.as_ptr(),
+            table.as_ptr().cast_mut(),
+            bytes as u32,
+            quads as u32,
+            p0,
+            d,
+        )
+    };
+    true
+}
+
+/// [`kernel16`] in plain Rust (other targets, and the reference the assembly is tested
+/// against).
+fn kernel16_portable(buf: &[u32], w: &[i8], sums: &mut Sums, quads: usize, groups: usize) {
+    let half = |v: u32, i: usize| i32::from((v >> (16 * i)) as i16);
+    for (q, wq) in w.chunks_exact(32 * groups).take(quads).enumerate() {
+        let mut acc = [[0i32; 4]; 2];
+        // Step s: x words 2s (pixel 0) and 2s + 1 (pixel 1), the four channels' pairs.
+        for (xs, ws) in buf.chunks_exact(2).zip(wq.chunks_exact(16)) {
+            for j in 0..4 {
+                let b = &ws[4 * j..4 * j + 4];
+                let wv = u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]);
+                for p in 0..2 {
+                    let d = half(xs[p], 0) * half(wv, 0) + half(xs[p], 1) * half(wv, 1);
+                    acc[p][j] = acc[p][j].wrapping_add(d);
+                }
+            }
+        }
+        sums.0[4 * q..4 * q + 4].copy_from_slice(&acc[0]);
+        sums.0[2 * CHUNK + 4 * q..2 * CHUNK + 4 * q + 4].copy_from_slice(&acc[1]);
+    }
+}
+
+/// The weights `w` (n rows of k int8, OHWI) in this form's layout (`wide`: i16).
 #[cfg(feature = "alloc")]
-pub(crate) fn pack(w: &[i8], k: usize, n: usize) -> Option<alloc::vec::Vec<u8>> {
+pub(crate) fn pack(w: &[i8], k: usize, n: usize, wide: bool) -> Option<alloc::vec::Vec<u8>> {
     let k8 = k8(k)?;
-    let mut out = alloc::vec![0u8; weight_bytes(k, n)?];
+    let mut out = alloc::vec![0u8; weight_bytes(k, n, wide)?];
     for c in 0..n {
-        let (q, j) = (c / 2, c % 2);
         for i in 0..k {
             let (g, t) = (i / 4, i % 4);
-            out[q * 2 * k8 + g * 8 + j * 4 + t] = *w.get(c * k + i)? as u8;
+            let v = *w.get(c * k + i)?;
+            if wide {
+                // Quad q, group g, half t % 2, channel j, then the pair's half t / 2.
+                let (q, j) = (c / 4, c % 4);
+                let at = 2 * (q * 4 * k8 + g * 16 + (t % 2) * 8 + j * 2 + t / 2);
+                out[at..at + 2].copy_from_slice(&i16::from(v).to_le_bytes());
+            } else {
+                let (q, j) = (c / 2, c % 2);
+                out[q * 2 * k8 + g * 8 + j * 4 + t] = v as u8;
+            }
         }
     }
     Some(out)
@@ -624,11 +888,11 @@ mod lower {
 
     use super::super::conv::Geom;
     use super::super::gemm_common::lower_requant;
-    use super::{pack, scratch_bytes, MODE};
+    use super::{pack, scratch_bytes, BLOCK_I16, BLOCK_I8, MODE};
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::transform::ir::Activation;
-    use crate::nn::transform::lower::Lowering;
+    use crate::nn::transform::lower::{Lowering, Packing};
 
     /// CONV_2D node `node` (int8, geometry `g` as its parameter `words`) in the direct form.
     pub(crate) fn lower(
@@ -659,17 +923,19 @@ mod lower {
         }
         let rq = lower_requant(l, node, n, act)?;
         let w8: Vec<i8> = data.iter().map(|&v| v as i8).collect();
-        let bytes = pack(&w8, k, n).ok_or_else(|| err("sizes overflow"))?;
+        let wide = l.packing == Packing::CortexM4I16;
+        let bytes = pack(&w8, k, n, wide).ok_or_else(|| err("sizes overflow"))?;
         let w_name = format!("{}/direct", w.name);
         let w_t = l.add_const(w_name, DType::I8, vec![bytes.len()], bytes);
         let mut params = words.to_vec();
-        params.extend_from_slice(&[MODE, 2, rq.za, 0, rq.zo, rq.lo, rq.hi]);
+        let block = if wide { BLOCK_I16 } else { BLOCK_I8 };
+        params.extend_from_slice(&[MODE, block, rq.za, 0, rq.zo, rq.lo, rq.hi]);
         let mut op = l.op(node, 3, params);
         op.inputs.truncate(1);
         op.inputs
             .extend_from_slice(&[Some(w_t), bias, Some(rq.mults), Some(rq.shifts)]);
         op.in_place = g.pointwise();
-        let scratch = scratch_bytes(k, g.pointwise()).ok_or_else(|| err("sizes overflow"))?;
+        let scratch = scratch_bytes(k, g.pointwise(), wide).ok_or_else(|| err("sizes overflow"))?;
         op.temps = vec![l.add_temp(format!("{y_name}/direct"), scratch)];
         l.push(op);
         Ok(())
@@ -772,27 +1038,44 @@ mod tests {
                 let b: Vec<u8> = (0..k)
                     .map(|i| if i % 3 == 0 { 128 } else { r() as u8 })
                     .collect();
-                let packed = pack(&w, k, n).unwrap();
-                let packed: Vec<i8> = packed.iter().map(|&v| v as i8).collect();
                 let k8 = k8(k).unwrap();
-                let mut buf = alloc::vec![0u32; k8];
-                fill(&mut buf, 0, &a, zx);
-                fill(&mut buf, 1, &b, zx);
-                let pairs = n.div_ceil(2);
-                for q0 in (0..pairs).step_by(CHUNK) {
-                    let q1 = pairs.min(q0 + CHUNK);
-                    let wc = &packed[q0 * 2 * k8..q1 * 2 * k8];
-                    let (mut sums, mut port) = (Sums([7; 4 * CHUNK]), Sums([7; 4 * CHUNK]));
-                    kernel(&buf, wc, &mut sums, q1 - q0, k8 / 4);
-                    kernel_portable(&buf, wc, &mut port, q1 - q0, k8 / 4);
-                    assert_eq!(sums.0, port.0);
-                    for c in 2 * q0..n.min(2 * q1) {
-                        for (p, x) in [&a, &b].into_iter().enumerate() {
-                            let want: i32 = (0..k)
-                                .map(|i| (x[i] as i8 as i32 - zx) * w[c * k + i] as i32)
-                                .sum();
-                            let got = sums.0[2 * CHUNK * p + c - 2 * q0];
-                            assert_eq!(got, want, "k {k} n {n} c {c}");
+                for wide in [false, true] {
+                    let packed = pack(&w, k, n, wide).unwrap();
+                    let packed: Vec<i8> = packed.iter().map(|&v| v as i8).collect();
+                    // The buffer as `run` places it (the i16 layout: ending on 256 bytes).
+                    let mut room = alloc::vec![0u8; 4 * k8 + ALIGN_ROOM + 3];
+                    let off = room.as_ptr().align_offset(4);
+                    let buf = pair_buffer(&mut room[off..off + 4 * k8 + ALIGN_ROOM], k8, wide);
+                    let buf = buf.unwrap();
+                    if wide {
+                        assert_eq!((buf.as_ptr() as usize + 4 * k8) % 256, 0);
+                    }
+                    fill(buf, 0, &a, zx);
+                    fill(buf, 1, &b, zx);
+                    let per = if wide { 4 * k8 } else { 2 * k8 };
+                    let pairs = n.div_ceil(2);
+                    for q0 in (0..pairs).step_by(CHUNK) {
+                        let q1 = pairs.min(q0 + CHUNK);
+                        let (mut sums, mut port) = (Sums([7; 4 * CHUNK]), Sums([7; 4 * CHUNK]));
+                        if wide {
+                            let e = q1.next_multiple_of(2);
+                            let wc = &packed[q0 * per..e * per];
+                            kernel16(buf, wc, &mut sums, (e - q0) / 2, k8 / 4);
+                            kernel16_portable(buf, wc, &mut port, (e - q0) / 2, k8 / 4);
+                        } else {
+                            let wc = &packed[q0 * per..q1 * per];
+                            kernel(buf, wc, &mut sums, q1 - q0, k8 / 4);
+                            kernel_portable(buf, wc, &mut port, q1 - q0, k8 / 4);
+                        }
+                        assert_eq!(sums.0, port.0);
+                        for c in 2 * q0..n.min(2 * q1) {
+                            for (p, x) in [&a, &b].into_iter().enumerate() {
+                                let want: i32 = (0..k)
+                                    .map(|i| (x[i] as i8 as i32 - zx) * w[c * k + i] as i32)
+                                    .sum();
+                                let got = sums.0[2 * CHUNK * p + c - 2 * q0];
+                                assert_eq!(got, want, "k {k} n {n} c {c} wide {wide}");
+                            }
                         }
                     }
                 }

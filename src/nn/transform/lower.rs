@@ -24,16 +24,21 @@ pub enum Packing {
     /// Packed once for this build's default int8 kernel on this CPU.
     Host,
     /// Packed for a Cortex-M4F with the DSP extension (`qgemm_s16_m4dsp_16x4`), scratch sized
-    /// for its build (`thumbv7em-none-eabihf`), whatever machine converts it.
+    /// for its build (`thumbv7em-none-eabihf`), whatever machine converts it; int8
+    /// convolutions in the direct form with int8 weights.
     CortexM4,
+    /// [`Packing::CortexM4`] with the direct convolutions' weights as i16 pairs (twice the
+    /// flash, a faster kernel; the blob records the same target).
+    CortexM4I16,
 }
 
 impl Packing {
     /// Every target `edgemm convert --target` takes, by the name it takes.
-    pub const TARGETS: [(&'static str, Packing); 3] = [
+    pub const TARGETS: [(&'static str, Packing); 4] = [
         ("host", Packing::Host),
         ("portable", Packing::Portable),
         ("cortex-m4", Packing::CortexM4),
+        ("cortex-m4-i16", Packing::CortexM4I16),
     ];
 
     /// The target named `name` (a name of [`Packing::TARGETS`], or the packing name a blob
@@ -56,7 +61,7 @@ impl Packing {
                 .ok()
                 .flatten()
                 .map_or("host", |s| s.target),
-            Packing::CortexM4 => CORTEX_M4.name,
+            Packing::CortexM4 | Packing::CortexM4I16 => CORTEX_M4.name,
         }
     }
 
@@ -71,7 +76,7 @@ impl Packing {
         match self {
             Packing::Portable => Kernels::Any,
             Packing::Host => Kernels::Build,
-            Packing::CortexM4 => Kernels::Target(&CORTEX_M4),
+            Packing::CortexM4 | Packing::CortexM4I16 => Kernels::Target(&CORTEX_M4),
         }
     }
 
@@ -80,7 +85,7 @@ impl Packing {
         Ok(match self {
             Packing::Portable => None,
             Packing::Host => qshape(crate::kernels::qgemm_kernel()?.name),
-            Packing::CortexM4 => qshape(CORTEX_M4.qgemm[0]),
+            Packing::CortexM4 | Packing::CortexM4I16 => qshape(CORTEX_M4.qgemm[0]),
         })
     }
 

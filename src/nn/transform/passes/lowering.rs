@@ -1,8 +1,10 @@
 //! The lowering steps, last in a pipeline (after every rewrite):
 //!
-//! - `prepack(target=host|portable|cortex-m4)`: the weights layout the blob gets — packed for
-//!   this CPU's int8/f32 GEMM kernels (`host`, the default), plain (`portable`, any build), or
-//!   for the Cortex-M4 DSP kernel with scratch sized for that build (`cortex-m4`). It records
+//! - `prepack(target=host|portable|cortex-m4|cortex-m4-i16)`: the weights layout the blob
+//!   gets — packed for this CPU's int8/f32 GEMM kernels (`host`, the default), plain
+//!   (`portable`, any build), or for the Cortex-M4 DSP kernels with scratch sized for that
+//!   build (`cortex-m4`; `cortex-m4-i16`: the direct convolutions' weights as i16 pairs,
+//!   twice their flash, a faster kernel). It records
 //!   the choice in the pipeline's [`Target`]; the conversion after the pipeline packs the
 //!   weights (packing is part of lowering, done once).
 //! - `plan_memory`: lowers the graph for that target and plans its arena (lifetimes,
@@ -38,7 +40,10 @@ fn prepack(g: &Graph, args: &Args, target: &mut Target) -> Result<String, Error>
     let packing = match args.get("target") {
         None => Packing::Host,
         Some(t) => Packing::from_name(t).ok_or_else(|| {
-            pipeline_error("unknown target (targets: host, portable, cortex-m4)", t)
+            pipeline_error(
+                "unknown target (targets: host, portable, cortex-m4, cortex-m4-i16)",
+                t,
+            )
         })?,
     };
     target.packing = Some(packing);
