@@ -61,13 +61,12 @@ rm -rf "$mdir"
 mkdir -p "$mdir"
 list="$mdir/models.list"
 : >"$list"
-# MANIFEST lines: <name> dtype=<dtype of input 0> inputs=<N> outputs=<M> ...
-# Each int8 fixture twice: packed for the M4 (--target cortex-m4) and portable (plain int8
-# weights, scratch sized for every build). MANIFEST lines: <name> dtype=<dtype of input 0>
-# inputs=<N> outputs=<M> ...
+# Each int8 fixture three times: packed for the M4 in both weight layouts (--target cortex-m4:
+# i8 weights; cortex-m4-i16: i16 pairs) and portable (plain int8 weights, scratch sized for
+# every build). MANIFEST lines: <name> dtype=<dtype of input 0> inputs=<N> outputs=<M> ...
 grep -v '^#' tests/models/MANIFEST | awk '$2 == "dtype=int8" { sub("inputs=", "", $3); sub("outputs=", "", $4); print $1, $3, $4 }' |
     while read -r name n_in n_out; do
-        for target in cortex-m4 portable; do
+        for target in cortex-m4 cortex-m4-i16 portable; do
             blob="$mdir/$name.$target.egm"
             "$edgemm_bin" convert "tests/models/$name.tflite" --target "$target" --no-names \
                 -o "$blob" 2>/dev/null ||
