@@ -435,10 +435,7 @@ fn a_blob_for_another_target_is_refused_by_name() {
     let src = m4.rust_source("dscnn_int8.tflite", "dscnn.egm");
     assert!(src.contains(&format!("pub const ARENA_SIZE: usize = {};", m4.arena_size)));
     assert!(src.contains("include_bytes!(\"dscnn.egm\")"));
-    assert!(
-        src.contains("edgemm::nn::op_set(&[1, 3, 4, 25])"),
-        "{src}"
-    );
+    assert!(src.contains("edgemm::nn::op_set(&[1, 3, 4, 25])"), "{src}");
     assert_eq!(m4.op_set(), edgemm::nn::op_set(&[1, 3, 4, 25]));
 }
 

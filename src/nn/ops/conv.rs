@@ -670,7 +670,8 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let block = op.param(P_BLOCK).max(1) as usize;
     let (k, n) = (gemm_depth(g.kh * g.kw * g.ic, mode), g.oc);
     let m = g.batch * g.oh * g.ow;
-    let gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
+    let mut gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
+    gemm.plan()?;
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;

@@ -79,7 +79,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let (m, k, n) = dims(op);
     // (`F32 &&`: see `conv::run`.)
     let float = super::F32 && is_float(op)?;
-    let gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
+    let mut gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let x = mem.input(x_t)?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
@@ -89,6 +89,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     if m == 1 && threads == 1 && one_row(&gemm, x, out, k, n, gemv::Path::Auto)? {
         return Ok(());
     }
+    gemm.plan()?;
     let esize = if float { 4 } else { 1 };
     let call = |p0: usize, rows: usize, y: &mut [u8], ws: &mut [u8]| {
         let a = x

@@ -233,8 +233,8 @@ pub(crate) enum Gemm<'a> {
         zb: i32,
         k: usize,
         n: usize,
-        /// The call checked once for every block of rows (`None`: k or n is 0, the calls
-        /// go through `qgemm`).
+        /// The call checked once for every block of rows (`None`: not [`Gemm::plan`]ned, or
+        /// k or n is 0; the calls go through `qgemm`).
         plan: Option<WsPlan<'a>>,
     },
 }
@@ -296,13 +296,23 @@ impl<'a> Gemm<'a> {
         if let Some(b) = bias {
             rq = rq.with_bias(cast::<i32>(b));
         }
-        let (za, zb) = (p(P_ZA), p(P_ZB));
-        let b = match w {
-            QWeights::Packed(p) => QgemmB::from(p),
-            QWeights::View(w) => QgemmB::from(MatRef::row_major(w, k, n)?),
-        };
-        let plan = WsPlan::new(b, za, zb, &rq)?;
         Ok(Gemm::I8 {
+            w,
+            rq,
+            za: p(P_ZA),
+            zb: p(P_ZB),
+            k,
+            n,
+            plan: None,
+        })
+    }
+
+    /// With the int8 GEMM's plan for this run (shapes, zero points and requantization checked
+    /// and the layouts computed once, not per block of rows). Made only where blocks run:
+    /// FULLY_CONNECTED's one-row path needs none, and for a small layer the plan would cost
+    /// as much as the product.
+    pub(crate) fn plan(&mut self) -> Result<(), Error> {
+        if let Gemm::I8 {
             w,
             rq,
             za,
@@ -310,7 +320,15 @@ impl<'a> Gemm<'a> {
             k,
             n,
             plan,
-        })
+        } = self
+        {
+            let b = match *w {
+                QWeights::Packed(p) => QgemmB::from(p),
+                QWeights::View(w) => QgemmB::from(MatRef::row_major(w, *k, *n)?),
+            };
+            *plan = WsPlan::new(b, *za, *zb, rq)?;
+        }
+        Ok(())
     }
 
     /// Rows per thread task: at least [`ROW_UNIT`], in whole row tiles of the kernel that
