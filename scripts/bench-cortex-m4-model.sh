@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One model on an emulated Cortex-M4 (QEMU mps2-an386), measured:
-#   scripts/bench-cortex-m4-model.sh MODEL.tflite [INPUT.bin] [--profile]
-# 1. converts MODEL with the host's `edgemm convert --target cortex-m4 --rust` (int8 weights
-#    packed for the M4's kernel, arena planned for its build, the operator set emitted);
+#   scripts/bench-cortex-m4-model.sh MODEL.tflite [INPUT.bin] [--profile] [--target T]
+# 1. converts MODEL with the host's `edgemm convert --target T --rust` (T: cortex-m4, the
+#    default, int8 weights; or cortex-m4-i16, the direct convolutions' weights as i16 pairs;
+#    arena planned for its build, the operator set emitted);
 # 2. builds firmware/src/bin/bench_model.rs with that blob embedded (include_bytes!, 16-byte
 #    aligned), the arena a static of the emitted size and only those operators linked (edgemm
 #    without alloc, and without its f32 operator forms unless the model has f32 tensors;
@@ -25,12 +26,24 @@
 # Exits non-zero when the outputs differ. Installs what it needs (apt-get) on a fresh machine;
 # needs ../shared/tools/qemu-insncount next to the repository.
 set -euo pipefail
-model="" input="" profile=0
-for a in "$@"; do
+model="" input="" profile=0 target=cortex-m4
+while [ $# -gt 0 ]; do
+    a="$1"
+    shift
     case "$a" in
     --profile) profile=1 ;;
+    --target)
+        case "${1:-}" in
+        cortex-m4 | cortex-m4-i16) target="$1" ;;
+        *)
+            echo "error: --target takes cortex-m4 or cortex-m4-i16" >&2
+            exit 2
+            ;;
+        esac
+        shift
+        ;;
     -h | --help)
-        sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -45,7 +58,7 @@ for a in "$@"; do
         ;;
     esac
 done
-[ -n "$model" ] || { echo "usage: $0 MODEL.tflite [INPUT.bin] [--profile]" >&2; exit 2; }
+[ -n "$model" ] || { echo "usage: $0 MODEL.tflite [INPUT.bin] [--profile] [--target T]" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 . scripts/lib/cortex-m4.sh
 
@@ -72,7 +85,7 @@ name=${name%.tflite}
 out="$M4_TARGET_DIR/bench-model/$name"
 rm -rf "$out"
 mkdir -p "$out"
-"$edgemm_bin" convert "$model" --target cortex-m4 --no-names -o "$out/model.egm" \
+"$edgemm_bin" convert "$model" --target "$target" --no-names -o "$out/model.egm" \
     --rust "$out/model.rs" 2>"$out/convert.log" || { cat "$out/convert.log" >&2; exit 1; }
 const() { sed -n "s/^pub const $1: [^=]* = \(.*\);\$/\1/p" "$out/model.rs"; }
 macs=$(const MACS)
