@@ -174,16 +174,19 @@ mod lower {
         if y.elems() != m * n {
             return Err(err("the output shape does not match the input and weights"));
         }
-        // On the Cortex-M4 an int8 product with symmetric weights is a pointwise CONV_2D
-        // in the direct form over 1×m pixels of k channels: the same exact sums and output
-        // stage (TFLite's FullyConnected and ConvPerChannel agree when the weights' zero
-        // point is 0), without the GEMM driver and its packing workspace, which a firmware
-        // would otherwise link for this operator alone.
+        // On the Cortex-M4 (either weight layout) an int8 product with symmetric weights is
+        // a pointwise CONV_2D in the direct form over 1×m pixels of k channels: the same
+        // exact sums and output stage (TFLite's FullyConnected and ConvPerChannel agree when
+        // the weights' zero point is 0), without the GEMM driver and its packing workspace,
+        // which a firmware would otherwise link for this operator alone.
         let symmetric = w
             .quant
             .as_ref()
             .is_some_and(|q| q.zero_point.iter().all(|&z| z == 0));
-        if l.packing == Packing::CortexM4 && x.dtype == DType::I8 && symmetric {
+        if matches!(l.packing, Packing::CortexM4 | Packing::CortexM4I16)
+            && x.dtype == DType::I8
+            && symmetric
+        {
             let g = Geom {
                 batch: 1,
                 ih: 1,
