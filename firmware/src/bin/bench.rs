@@ -27,24 +27,12 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use edgemm::{Context, MatMut, MatRef, PackedQBRef, Requantize, Requantized, Scale};
 
-/// Start of a measured region (the plugin's `begin=` address). Distinct from `bench_end`
-/// (a different volatile store), so the linker cannot fold the two.
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn bench_begin() {
-    // SAFETY: a volatile write to a static only these two functions use.
-    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 1) };
-}
-
-/// End of a measured region (the plugin's `end=` address).
-#[no_mangle]
-#[inline(never)]
-pub extern "C" fn bench_end() {
-    // SAFETY: as in bench_begin.
-    unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(MARK), 2) };
-}
-
-static mut MARK: u32 = 0;
+// The region marks shared with the other measuring firmwares (this one reports no stack, so
+// the painted-stack half of the module goes unused here).
+#[path = "../measure.rs"]
+#[allow(dead_code)]
+mod measure;
+use measure::{bench_begin, bench_end};
 
 /// splitmix64.
 struct Rng(u64);
