@@ -470,6 +470,7 @@ impl<E: DwElem> Dw<'_, E> {
     }
 
     /// Input row `iy` (inside the image) of `src`, as a row of the padded width.
+    #[inline]
     fn in_row<'s>(&self, src: Src<'s, E>, iy: usize) -> Result<&'s [E], Error> {
         let len = self.pw() * self.g.ic;
         let (buf, at) = match src {
