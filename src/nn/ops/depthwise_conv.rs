@@ -21,6 +21,9 @@
 //! (`depthwise_lanes`) goes across channels in vectors. Taps go in chunks of [`MAX_TAPS`]
 //! (larger filters keep partial sums in the scratch). A depth multiplier above 1 copies each
 //! tap's input pixel expanded to c_out channels into the scratch, one pixel at a time.
+//! On x86 with AVX-512 VNNI, int8 rows whose geometry allows it go whole to
+//! `depthwise_vnni` instead (four taps per instruction, the filter in registers), from the
+//! same padded rows and pad pixel.
 //!
 //! In place: when the plan gives the output input 0's arena offset (allowed when
 //! [`in_place_geom`] holds: output rows never overwrite input rows still to be read), the
