@@ -20,8 +20,9 @@
 //! The plan is built per operator call from the blob's i16 pair weights (the blob stays as
 //! it is): the weights as `[filter row][group][lane]` words of four i8, and the sums' start.
 //! Any stride and vertical dilation; horizontal dilation, a depth multiplier above 1, more
-//! than [`MAX_KH`] filter rows or 8 columns, fewer than 16 or more than [`CAP`] lanes go the
-//! general kernel (`depthwise_lanes`). Other targets get an empty plan that never applies.
+//! than `MAX_KH` filter rows or 8 columns, fewer than 16 or more than `CAP` lanes, or fewer
+//! than `MIN_PIXELS` output pixels in the call go the general kernel (`depthwise_lanes`).
+//! Other targets get an empty plan that never applies.
 
 use super::conv::Geom;
 use super::depthwise_lanes::{Finish, Isa};
