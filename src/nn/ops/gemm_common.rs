@@ -331,6 +331,14 @@ impl<'a> Gemm<'a> {
         Ok(())
     }
 
+    /// The int8 GEMM's plan, once [`Gemm::plan`]ned (`None` for f32, or k or n of 0).
+    pub(crate) fn ws_plan(&self) -> Option<&WsPlan<'a>> {
+        match self {
+            Gemm::I8 { plan, .. } => plan.as_ref(),
+            Gemm::F32 { .. } => None,
+        }
+    }
+
     /// Rows per thread task: at least [`ROW_UNIT`], in whole row tiles of the kernel that
     /// runs (a task boundary inside a tile would add a partial tile to each side).
     pub(crate) fn row_unit(&self) -> usize {
