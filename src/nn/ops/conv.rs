@@ -33,13 +33,16 @@
 //! direct int8 form (`conv_direct`), registered as its own entry ([`DIRECT`]) so a firmware
 //! whose forms set lacks `FORM_GEMM` links it alone.
 //!
-//! Implicit GEMM (mode 4; int8, dilation 1 along x, kw·c_in a multiple of 4, weights packed
-//! for a kernel that reads A in segments: x86 VNNI). No patches: a call copies the input rows
-//! its block of output rows reads into scratch once, flipped to u8 and padded left and right
-//! with the zero point (rows above and below the image all zero point), and the kernel reads
-//! each output pixel's patch there, a segment of kw·c_in adjacent bytes per filter row (an
-//! input row apart): about a ninth of im2col's bytes for a 3×3 filter. Its scratch: those
-//! input rows, then the column offsets (n + 32 i32, computed once per call, not per tile).
+//! Implicit GEMM (mode 4; int8, dilation 1 along x, weights packed for a kernel that reads
+//! A in segments: x86 VNNI). No patches: a call copies the input rows its block of output
+//! rows reads into scratch once, flipped to u8 and padded left and right with the zero point
+//! (rows above and below the image all zero point), and the kernel reads each output pixel's
+//! patch there, a segment of kw·c_in adjacent bytes per filter row (an input row apart):
+//! about a ninth of im2col's bytes for a 3×3 filter. A segment is read in whole 4-byte
+//! groups: the weights give each filter row kw·c_in rounded up to 4 rows, the extra ones
+//! zero (a 3×3×3 filter: depth 36), so the bytes read past a segment add nothing. Its
+//! scratch: those input rows (and 3 bytes of slack), then the column offsets (n + 32 i32,
+//! computed once per call, not per tile).
 
 use super::conv_direct;
 use super::gemm_common::{self, Gemm};
@@ -326,10 +329,21 @@ fn patch_rows(float: bool, im2col: bool, in_place: bool, block: usize, k: usize)
 }
 
 /// Whether a geometry suits the implicit-GEMM form: not pointwise (that needs no
-/// patches), each filter row's taps adjacent input bytes (dilation 1 along x) in whole
-/// 4-byte k groups.
+/// patches), each filter row's taps adjacent input bytes (dilation 1 along x).
 fn implicit_fits(g: &Geom) -> bool {
-    !g.pointwise() && g.dw == 1 && (g.kw * g.ic) % 4 == 0
+    !g.pointwise() && g.dw == 1
+}
+
+/// The implicit-GEMM form's segment (a filter row's kw·c_in taps) rounded up to whole
+/// 4-byte k groups: the kernel also reads the 1-3 bytes after a segment (the next pixel's,
+/// or the scratch's slack), which meet zero weights.
+fn implicit_segment(g: &Geom) -> usize {
+    (g.kw * g.ic).next_multiple_of(4)
+}
+
+/// The implicit-GEMM form's GEMM depth: kh segments.
+fn implicit_depth(g: &Geom) -> usize {
+    g.kh * implicit_segment(g)
 }
 
 /// The implicit-GEMM form's input rows: (pixels per padded row, rows for a call of `rows`
@@ -341,14 +355,15 @@ fn implicit_rows(g: &Geom, rows: usize) -> (usize, usize) {
     (width, height)
 }
 
-/// The implicit-GEMM form's scratch: (input row bytes rounded up to 64, column offset
-/// bytes) for calls of `rows` output rows (`None` on overflow). The offsets take n + 32
-/// i32: n rounded up to any kernel's NR.
+/// The implicit-GEMM form's scratch: (input row bytes, with the last segment's read past
+/// them, rounded up to 64; column offset bytes) for calls of `rows` output rows (`None` on
+/// overflow). The offsets take n + 32 i32: n rounded up to any kernel's NR.
 fn implicit_parts(g: &Geom, rows: usize) -> Option<(usize, usize)> {
     let (width, height) = implicit_rows(g, rows);
     let buf = width
         .checked_mul(height)?
         .checked_mul(g.ic)?
+        .checked_add(implicit_segment(g) - g.kw * g.ic)?
         .checked_next_multiple_of(64)?;
     let offsets =
         g.oc.checked_add(crate::kernels::int8::MAX_NR)?
@@ -459,7 +474,7 @@ fn check_implicit(op: &OpView, g: &Geom) -> Result<(), Error> {
     if x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset {
         return Err(op.error("an implicit-GEMM convolution cannot work in place"));
     }
-    let k = g.kh * g.kw * g.ic;
+    let k = implicit_depth(g);
     if !gemm_common::check(op, false, k, g.oc, P_GEMM)? {
         return Err(op.error("an implicit-GEMM convolution without packed weights"));
     }
@@ -527,7 +542,7 @@ fn fill_rows(
 /// product per output row reading the patches in place.
 fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(), Error> {
     let block = op.param(P_BLOCK).max(1) as usize;
-    let (k, n) = (g.kh * g.kw * g.ic, g.oc);
+    let (k, n) = (implicit_depth(g), g.oc);
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
@@ -545,7 +560,7 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
         a_rs: g.sw * g.ic,
         segs: g.kh,
         a_ss: g.dh * row_bytes,
-        groups: g.kw * g.ic / 4,
+        groups: implicit_segment(g) / 4,
     };
     let pad = op.param(P_GEMM) as i8 as u8 ^ 0x80;
     let out_row = g.ow * n;
@@ -852,13 +867,16 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let mode = op.param(P_IM2COL);
     let im2col_on = mode != 0;
     let block = op.param(P_BLOCK).max(1) as usize;
-    let (k, n) = (gemm_depth(g.kh * g.kw * g.ic, mode), g.oc);
+    let n = g.oc;
+    if mode == IMPLICIT && !float {
+        let mut gemm = Gemm::load(op, mem, false, implicit_depth(&g), n, P_GEMM)?;
+        gemm.plan()?;
+        return run_implicit(op, mem, &g, &gemm);
+    }
+    let k = gemm_depth(g.kh * g.kw * g.ic, mode);
     let m = g.batch * g.oh * g.ow;
     let mut gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
     gemm.plan()?;
-    if mode == IMPLICIT && !float {
-        return run_implicit(op, mem, &g, &gemm);
-    }
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
@@ -1099,8 +1117,18 @@ mod lower {
             (false, false, false) => 1,
             (false, false, true) => super::IM2COL_PADDED,
         };
-        let k = super::gemm_depth(k, mode);
-        let mut gl = gemm_common::lower_gemm_depth(l, node, kh * kw * ic, k, oc, act)?;
+        let (k, mut gl) = if mode == super::IMPLICIT {
+            // Each filter row's kw·c_in weights start a segment of whole 4-byte groups.
+            let (seg, padded) = (kw * ic, super::implicit_segment(&g));
+            let row_of = |i: usize| i / seg * padded + i % seg;
+            let depth = super::implicit_depth(&g);
+            let gl = gemm_common::lower_gemm_rows(l, node, k, depth, &row_of, oc, act)?;
+            (depth, gl)
+        } else {
+            let depth = super::gemm_depth(k, mode);
+            let gl = gemm_common::lower_gemm_depth(l, node, k, depth, oc, act)?;
+            (depth, gl)
+        };
         if !gl.float {
             // TFLite's ConvPerChannel has no weights offset: the weights' zero point (0 by
             // the int8 spec) is not subtracted.
@@ -1400,12 +1428,24 @@ mod tests {
         }
     }
 
-    /// A 3×3×3 int8 convolution (k = 27) for the VNNI kernel gets its depth padded to 28
-    /// (zero weights, zero-point patches) and gives the bytes of the portable build, which
-    /// keeps 27; on one thread and on several.
+    /// A 3×3×3 int8 convolution (k = 27) dilated along x (so not an implicit GEMM) for the
+    /// VNNI kernel gets its depth padded to 28 (zero weights, zero-point patches) and gives
+    /// the bytes of the portable build, which keeps 27; on one thread and on several.
     #[test]
     fn padded_depth_gives_the_same_bytes() {
-        let g = conv_graph(false, 17, 19, 3, 16, 3);
+        let shape = Shape {
+            batch: 1,
+            h: 17,
+            w: 19,
+            cin: 3,
+            cout: 16,
+            kh: 3,
+            kw: 3,
+            stride: (1, 1),
+            dilation: (1, 2),
+            same: true,
+        };
+        let g = conv_graph_of(false, &shape);
         let x = input_for(&g);
         let portable = LoadedModel::from_graph(&g, Packing::Portable).unwrap();
         let host = LoadedModel::from_graph(&g, Packing::Host).unwrap();
@@ -1440,6 +1480,11 @@ mod tests {
             (1, 7, 8, 16, 8, 1, 3, (1, 1), (1, 1), false),
             (2, 6, 5, 16, 20, 5, 5, (1, 3), (1, 1), true),
             (1, 3, 4, 4, 8, 3, 3, (1, 1), (1, 1), true),
+            // Segments of 9, 6 and 15 bytes, read as 12, 8 and 16.
+            (1, 17, 19, 3, 16, 3, 3, (1, 1), (1, 1), true),
+            (2, 11, 9, 3, 8, 3, 3, (2, 2), (1, 1), true),
+            (1, 8, 9, 2, 20, 2, 3, (1, 1), (1, 1), false),
+            (1, 9, 10, 5, 12, 3, 3, (2, 1), (1, 1), true),
         ];
         for (batch, h, w, cin, cout, kh, kw, stride, dilation, same) in cases {
             let shape = Shape {
