@@ -1485,6 +1485,9 @@ mod tests {
             (2, 11, 9, 3, 8, 3, 3, (2, 2), (1, 1), true),
             (1, 8, 9, 2, 20, 2, 3, (1, 1), (1, 1), false),
             (1, 9, 10, 5, 12, 3, 3, (2, 1), (1, 1), true),
+            // A strided 1×1 (ResNet's shortcut): not pointwise, so an implicit GEMM.
+            (1, 9, 10, 16, 32, 1, 1, (2, 2), (1, 1), false),
+            (1, 8, 8, 8, 16, 1, 1, (2, 2), (1, 1), true),
         ];
         for (batch, h, w, cin, cout, kh, kw, stride, dilation, same) in cases {
             let shape = Shape {
