@@ -45,7 +45,8 @@
 //! computed once per call, not per tile).
 
 use super::conv_direct;
-use super::gemm_common::{self, Gemm};
+use super::conv_rows;
+use super::gemm_common::{self, FWeights, Gemm};
 use super::{cast_mut, checks, OpDef, OpMem};
 use crate::error::Error;
 use crate::nn::blob::{OpView, Storage};
@@ -904,9 +905,31 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         op.param(P_GEMM) as i8 as u8 ^ flip
     };
     let stride = patch_stride(float, k);
+    // f32 with im2col: read the patches where the input lies when `conv_rows` can.
+    let rows_form = match &gemm {
+        Gemm::F32 {
+            w: FWeights::F32(w),
+            bias,
+            lo,
+            hi,
+            ..
+        } if im2col_on => crate::kernels::sgemm_kernel()
+            .ok()
+            .and_then(|ker| conv_rows::Rows::new(&g, w, *bias, (*lo, *hi), patch_bytes / 4, ker)),
+        _ => None,
+    };
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (patch, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
-        if im2col_on {
+        if let Some(form) = &rows_form {
+            let x = super::cast::<f32>(x);
+            form.block(
+                x,
+                p0,
+                rows,
+                super::cast_mut::<f32>(y),
+                super::cast_mut::<f32>(patch),
+            )
+        } else if im2col_on {
             let (stride_bytes, row) = (stride * esize, k * esize);
             im2col(&g, x, esize, pad, flip, p0, rows, stride_bytes, row, patch);
             let a = patch.get(..rows * stride * esize).unwrap_or(&[]);

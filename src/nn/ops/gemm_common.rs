@@ -483,7 +483,7 @@ impl<'a> Gemm<'a> {
 /// `y ← clamp(y + bias)` for every row of n values of `y` (no bias: the clamp only; no bias
 /// and an infinite clamp: nothing). The clamp is TFLite's `min(max(v, lo), hi)`, written as
 /// compares so it vectorizes (`f32::max` would also order NaNs, a blend per vector).
-fn bias_clamp(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
+pub(crate) fn bias_clamp(y: &mut [f32], n: usize, bias: Option<&[f32]>, lo: f32, hi: f32) {
     if bias.is_none() && lo == f32::NEG_INFINITY && hi == f32::INFINITY {
         return;
     }

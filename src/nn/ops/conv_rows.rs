@@ -1,0 +1,364 @@
+//! f32 CONV_2D without im2col (the GEMM form of `conv`, same blob form and results within
+//! f32 rounding): the patch matrix is read where the input lies.
+//!
+//! With dilation 1 along the width, the taps of one filter row of an output pixel are
+//! kw·c_in adjacent input values, and those of the next output pixel of the row start
+//! sw·c_in values further on. So for a run of output pixels of one row and one filter row
+//! `fy`, the patch matrix is the input row read with a row stride of sw·c_in, and the
+//! micro-kernel reads it in place (A with any strides, `SgemmArgs`) against rows
+//! `fy·kw·c_in..` of the k×n weights (B, read in place: the weights are row-major), adding
+//! it to what the filter rows before it summed (β = 1). Filter rows above or below the image
+//! add nothing and are skipped. When a window crosses the left or right edge, the input rows
+//! are first copied into a ring of zero-padded rows in the scratch (where im2col's patches
+//! would go), one copy per input row instead of kw·kh copies per output pixel. Bias and
+//! clamp follow, one pass over the block while it is in cache.
+//!
+//! [`Rows::new`] says whether a convolution runs so (else im2col): f32 weights, dilation 1
+//! along the width, a micro-kernel that can read the weights' columns in place (n a
+//! multiple of its NR, or of NR/2 for the last panel with a half-width variant), filter rows
+//! of at least [`MIN_SEG`] values, and a ring that fits the patch scratch.
+
+use super::conv::Geom;
+use super::gemm_common;
+use crate::error::Error;
+use crate::gemm::pack::{row_tile, row_tiles};
+use crate::kernels::f32::{SgemmArgs, SgemmKernel};
+
+/// The fewest values of a filter row (kw·c_in) this form takes: shorter rows make each
+/// kernel call too short for its fixed costs (a 1-channel input is cheap to im2col).
+const MIN_SEG: usize = 8;
+
+/// A checked f32 convolution ready to run without im2col.
+pub(crate) struct Rows<'a> {
+    g: Geom,
+    /// k×n, row-major.
+    w: &'a [f32],
+    bias: Option<&'a [f32]>,
+    lo: f32,
+    hi: f32,
+    ker: &'static SgemmKernel,
+    /// Values of a ring row ((ow − 1)·sw + kw pixels), or 0 when the input rows are read
+    /// where they are (no window crosses the left or right edge).
+    ring_row: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// The convolution `g` over weights `w` (k×n), if it runs in this form with a patch
+    /// scratch of `patch` f32 values, on micro-kernel `ker` (the selected one, or each in
+    /// turn in the tests).
+    pub(crate) fn new(
+        g: &Geom,
+        w: &'a [f32],
+        bias: Option<&'a [f32]>,
+        (lo, hi): (f32, f32),
+        patch: usize,
+        ker: &'static SgemmKernel,
+    ) -> Option<Self> {
+        let (n, nr, seg) = (g.oc, ker.nr, g.kw * g.ic);
+        let panels_fit = n % nr == 0 || (ker.half.is_some() && n % nr == nr / 2);
+        if g.dw != 1 || seg < MIN_SEG || n == 0 || !panels_fit {
+            return None;
+        }
+        if w.len() < g.kh.checked_mul(seg)?.checked_mul(n)? || bias.is_some_and(|b| b.len() < n) {
+            return None;
+        }
+        // Padded columns needed: from −pl to (ow − 1)·sw + kw − 1 − pl.
+        let span = (g.ow.max(1) - 1).checked_mul(g.sw)?.checked_add(g.kw)?;
+        let ring_row = if g.pl == 0 && span <= g.iw {
+            0
+        } else {
+            let vals = span.checked_mul(g.ic)?;
+            if ring_rows(g).checked_mul(vals)? > patch {
+                return None;
+            }
+            vals
+        };
+        Some(Rows {
+            g: *g,
+            w,
+            bias,
+            lo,
+            hi,
+            ker,
+            ring_row,
+        })
+    }
+
+    /// Output pixels `p0..p0 + rows` (flat over batch, oh, ow) of input `x` into `y` (their
+    /// rows of n values), with `ring` as the patch scratch.
+    pub(crate) fn block(
+        &self,
+        x: &[f32],
+        p0: usize,
+        rows: usize,
+        y: &mut [f32],
+        ring: &mut [f32],
+    ) -> Result<(), Error> {
+        let g = &self.g;
+        let bad = || Error::SizeOverflow;
+        let n = g.oc;
+        let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
+        let (in_row, in_image) = (g.iw * g.ic, g.ih * g.iw * g.ic);
+        let ring = ring
+            .get_mut(..ring_rows(g) * self.ring_row)
+            .ok_or_else(bad)?;
+        // Pad columns stay 0.0; image columns are copied in as rows are needed.
+        ring.fill(0.0);
+        // (batch, input rows below this end are in the ring) of the rows copied so far.
+        let mut loaded: Option<(usize, usize)> = None;
+        let mut r = 0;
+        while r < rows {
+            let p = p0 + r;
+            let (b, oy, ox0) = (p / plane, p % plane / ow, p % ow);
+            let run = (ow - ox0).min(rows - r);
+            let image = x.get(b * in_image..(b + 1) * in_image).ok_or_else(bad)?;
+            // The window's input rows inside the image.
+            let top = oy as i64 * g.sh as i64 - g.pt as i64;
+            let first = top.max(0) as usize;
+            let end = (top + ring_rows(g) as i64).clamp(0, g.ih as i64) as usize;
+            if self.ring_row > 0 {
+                let done = loaded.filter(|l| l.0 == b).map_or(0, |l| l.1);
+                // Image columns 0..cols land at padded column pl on.
+                let cols =
+                    g.iw.min(self.ring_row / g.ic - g.pl.min(self.ring_row / g.ic));
+                for iy in done.max(first)..end {
+                    let at = (iy % ring_rows(g)) * self.ring_row + g.pl * g.ic;
+                    let src = image.get(iy * in_row..iy * in_row + cols * g.ic);
+                    let dst = ring.get_mut(at..at + cols * g.ic);
+                    match (src, dst) {
+                        (Some(s), Some(d)) => d.copy_from_slice(s),
+                        _ => return Err(bad()),
+                    }
+                }
+                loaded = Some((b, done.max(end)));
+            }
+            let out = y.get_mut(r * n..(r + run) * n).ok_or_else(bad)?;
+            self.run_of_pixels(image, ring, oy, ox0, run, out)?;
+            r += run;
+        }
+        gemm_common::bias_clamp(
+            y.get_mut(..rows * n).ok_or_else(bad)?,
+            n,
+            self.bias,
+            self.lo,
+            self.hi,
+        );
+        Ok(())
+    }
+
+    /// Output pixels ox0..ox0 + run of output row oy (before bias and clamp) into `out`.
+    fn run_of_pixels(
+        &self,
+        image: &[f32],
+        ring: &[f32],
+        oy: usize,
+        ox0: usize,
+        run: usize,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let g = &self.g;
+        let bad = || Error::SizeOverflow;
+        let (n, seg, step) = (g.oc, g.kw * g.ic, g.sw * g.ic);
+        let (mr, nr) = (self.ker.mr, self.ker.nr);
+        // Filter row fy's input row (padded or in place), if inside the image.
+        let src_row = |fy: usize| -> Option<&[f32]> {
+            let iy = usize::try_from(g.in_y(oy, fy))
+                .ok()
+                .filter(|&iy| iy < g.ih)?;
+            Some(if self.ring_row > 0 {
+                let at = (iy % ring_rows(g)) * self.ring_row;
+                ring.get(at..at + self.ring_row).unwrap_or(&[])
+            } else {
+                let at = iy * g.iw * g.ic;
+                image.get(at..at + g.iw * g.ic).unwrap_or(&[])
+            })
+        };
+        for t in 0..row_tiles(run, mr) {
+            let (i0, h) = row_tile(run, mr, t);
+            for jr in (0..n).step_by(nr) {
+                let cols = nr.min(n - jr);
+                // A panel of NR columns, or NR/2 with the half-width variant (`new` saw to
+                // it that every panel is one of them): the columns the kernel reads.
+                let (ukr, read) = match self.ker.half {
+                    Some(half) if 2 * cols <= nr => (half, nr / 2),
+                    _ => (self.ker.ukr, nr),
+                };
+                let c_at = i0 * n + jr;
+                let c = out
+                    .get_mut(c_at..c_at + (h - 1) * n + cols)
+                    .ok_or_else(bad)?;
+                let mut beta = 0.0;
+                for fy in 0..g.kh {
+                    let Some(src) = src_row(fy) else { continue };
+                    // In padded columns (ring) or image columns (pl = 0 then).
+                    let a_at = (ox0 + i0) * step;
+                    let a = src.get(a_at..a_at + (h - 1) * step + seg).ok_or_else(bad)?;
+                    let b_at = fy * seg * n + jr;
+                    let b = self
+                        .w
+                        .get(b_at..b_at + (seg - 1) * n + read)
+                        .ok_or_else(bad)?;
+                    if cols > read {
+                        return Err(bad());
+                    }
+                    let args = SgemmArgs {
+                        a: a.as_ptr(),
+                        b: b.as_ptr(),
+                        c: c.as_mut_ptr(),
+                        k: seg,
+                        a_rs: (step * 4) as isize,
+                        a_ks: 4,
+                        b_ks: (n * 4) as isize,
+                        c_rs: (n * 4) as isize,
+                        m: h,
+                        n: cols,
+                        alpha: 1.0,
+                        beta,
+                        b_pf: (nr * 4) as isize,
+                    };
+                    // SAFETY: the kernel runs on this CPU (`sgemm_kernel` selected it);
+                    // 1 ≤ h ≤ MR and 1 ≤ cols ≤ the columns it reads (`read`: NR, or NR/2
+                    // for the half-width variant). A's h rows of seg values at `step` apart
+                    // lie in `a`, B's seg rows of `read` columns at n apart in `b`, and C's
+                    // h rows of `cols` values at n apart in `c` (all checked just above);
+                    // C (the output) overlaps neither the input, the ring nor the weights.
+                    unsafe { ukr(&args) };
+                    beta = 1.0;
+                }
+                if beta == 0.0 {
+                    // No filter row inside the image: the sums are empty.
+                    for row in c.chunks_mut(n) {
+                        row[..cols].fill(0.0);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Input rows one window spans: (kh − 1)·dh + 1.
+fn ring_rows(g: &Geom) -> usize {
+    (g.kh.max(1) - 1) * g.dh + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Geom, Rows};
+    use crate::arch::cpu_info;
+    use crate::kernels::f32::SGEMM_KERNELS;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// Reference sums in f64 (taps outside the image skipped), then bias and clamp.
+    fn reference(g: &Geom, x: &[f32], w: &[f32], bias: &[f32], lo: f32, hi: f32) -> Vec<f32> {
+        let mut y = vec![0f32; g.batch * g.oh * g.ow * g.oc];
+        for b in 0..g.batch {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    for o in 0..g.oc {
+                        let mut s = 0f64;
+                        for fy in 0..g.kh {
+                            for fx in 0..g.kw {
+                                let Some(at) = g.in_pixel(b, g.in_y(oy, fy), g.in_x(ox, fx)) else {
+                                    continue;
+                                };
+                                for c in 0..g.ic {
+                                    let k = (fy * g.kw + fx) * g.ic + c;
+                                    s += f64::from(x[at + c]) * f64::from(w[k * g.oc + o]);
+                                }
+                            }
+                        }
+                        let v = (s + f64::from(bias[o])) as f32;
+                        y[((b * g.oh + oy) * g.ow + ox) * g.oc + o] = v.max(lo).min(hi);
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// Every runnable kernel whose panels fit, over geometries with and without padding,
+    /// strides, row dilation, batches and blocks that start and end inside output rows:
+    /// the reference within f32 rounding of the sums.
+    #[test]
+    fn matches_the_reference_on_every_kernel() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 2001) as f32 / 1000.0 - 1.0
+        };
+        // (batch, ih, iw, ic, oc, kh, kw, sh, sw, dh, pt, pl, oh, ow)
+        let cases = [
+            (1, 9, 9, 3, 16, 3, 3, 1, 1, 1, 1, 1, 9, 9),
+            (2, 8, 7, 4, 32, 3, 3, 1, 1, 1, 1, 1, 8, 7),
+            (1, 10, 11, 5, 48, 3, 3, 2, 2, 1, 0, 0, 4, 5),
+            (1, 9, 8, 8, 64, 3, 3, 2, 2, 1, 1, 1, 5, 4),
+            (1, 11, 9, 3, 16, 3, 3, 1, 1, 2, 2, 1, 11, 9),
+            (1, 6, 6, 16, 32, 1, 1, 2, 2, 1, 0, 0, 3, 3),
+            (1, 7, 12, 2, 24, 5, 4, 1, 2, 1, 2, 1, 7, 6),
+            (1, 1, 3, 8, 16, 2, 3, 1, 1, 2, 1, 1, 3, 3),
+        ];
+        for (batch, ih, iw, ic, oc, kh, kw, sh, sw, dh, pt, pl, oh, ow) in cases {
+            let g = Geom {
+                batch,
+                ih,
+                iw,
+                ic,
+                oh,
+                ow,
+                oc,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw: 1,
+                pt,
+                pl,
+            };
+            let x: Vec<f32> = (0..batch * ih * iw * ic).map(|_| rnd()).collect();
+            let w: Vec<f32> = (0..kh * kw * ic * oc).map(|_| rnd()).collect();
+            let bias: Vec<f32> = (0..oc).map(|_| rnd()).collect();
+            let (lo, hi) = (-0.5, 1.5);
+            let want = reference(&g, &x, &w, &bias, lo, hi);
+            let m = batch * oh * ow;
+            let k = kh * kw * ic;
+            let mut ran = 0;
+            for ker in SGEMM_KERNELS {
+                if !cpu_info().features.contains(ker.requires) {
+                    continue;
+                }
+                let patch = 4096;
+                let Some(rows) = Rows::new(&g, &w, Some(&bias), (lo, hi), patch, ker) else {
+                    continue;
+                };
+                ran += 1;
+                for block in [1, 5, 16, m] {
+                    let mut y = vec![f32::NAN; m * oc];
+                    let mut ring = vec![f32::NAN; patch];
+                    let mut p0 = 0;
+                    while p0 < m {
+                        let r = block.min(m - p0);
+                        rows.block(&x, p0, r, &mut y[p0 * oc..(p0 + r) * oc], &mut ring)
+                            .unwrap();
+                        p0 += r;
+                    }
+                    for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                        // Each sum of k products of values below 1, in another order.
+                        let tol = (k as f32 + 4.0) * f32::EPSILON * (k as f32 + 1.0);
+                        assert!(
+                            (a - b).abs() <= tol,
+                            "{} {g:?} block {block} at {i}: {a} vs {b}",
+                            ker.name
+                        );
+                    }
+                }
+            }
+            // (The portable kernel, NR = 8, takes every case.)
+            assert!(ran > 0, "no kernel took {g:?}");
+        }
+    }
+}
