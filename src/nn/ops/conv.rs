@@ -10,7 +10,10 @@
 //! weights (OHWI = n rows of k) are B, transposed to k×n and packed at conversion, and the
 //! GEMM's output stage is TFLite's requantization (see `gemm_common`). A 1×1, stride-1,
 //! unpadded convolution needs no patches: the input is A. A block's A and C rows take about
-//! `BLOCK_BYTES` (64 KiB), so they stay in cache from im2col to the output stage. Threads
+//! `BLOCK_BYTES` (64 KiB), so they stay in cache from im2col to the output stage. An f32
+//! convolution with im2col runs without the patches when `conv_rows` takes it (the kernel
+//! reads the input rows in place, one filter row at a time; the patch buffer holds its ring
+//! of padded rows). Threads
 //! (`OpMem::threads`) take contiguous shares of the blocks, each with its own scratch.
 //!
 //! In place: a pointwise convolution may be planned with its output over its input (same

@@ -97,8 +97,7 @@ impl<'a> Rows<'a> {
         let ring_row = if g.pl == 0 && span <= g.iw {
             0
         } else {
-            let vals = span.checked_mul(g.ic)?;
-            vals
+            span.checked_mul(g.ic)?
         };
         if ring_rows(g).checked_mul(ring_row)?.checked_add(packed)? > patch {
             return None;

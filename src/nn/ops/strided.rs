@@ -119,43 +119,71 @@ pub(crate) fn copy_box(src: &[u8], b: &StridedBox, esize: usize, dst: &mut [u8])
     };
     let inner_stride = strides.last().copied().unwrap_or(1);
     let row_bytes = inner * esize;
+    // Rows go in groups along the dimension before the last (one odometer step per group:
+    // the step costs more than a short row), the odometer over the dimensions before it.
+    let r = dims.len();
+    let (group, group_stride, outer) = match r {
+        2.. => (dims[r - 2], strides[r - 2], &outer_dims[..r - 2]),
+        _ => (1, 0, outer_dims),
+    };
     let mut idx = [0usize; MAX_RANK];
-    let mut row_start = b.base as isize;
-    for row in dst.chunks_exact_mut(row_bytes) {
-        if inner_stride == 1 {
-            let s = match usize::try_from(row_start) {
-                Ok(s) => s.wrapping_mul(esize),
-                Err(_) => return false,
-            };
-            match src.get(s..s.wrapping_add(row_bytes)) {
-                Some(run) => row.copy_from_slice(run),
-                None => return false,
-            }
-        } else {
-            let mut at = row_start;
-            for e in row.chunks_exact_mut(esize) {
-                let s = match usize::try_from(at) {
-                    Ok(s) => s.wrapping_mul(esize),
-                    Err(_) => return false,
-                };
-                match src.get(s..s.wrapping_add(esize)) {
-                    Some(v) => e.copy_from_slice(v),
-                    None => return false,
+    let mut group_start = b.base as isize;
+    for rows in dst.chunks_exact_mut(group * row_bytes) {
+        let mut row_start = group_start;
+        for row in rows.chunks_exact_mut(row_bytes) {
+            let copied = if inner_stride == 1 {
+                let run = usize::try_from(row_start).ok().and_then(|s| {
+                    let at = s.checked_mul(esize)?;
+                    src.get(at..at.checked_add(row_bytes)?)
+                });
+                run.map(|run| row.copy_from_slice(run)).is_some()
+            } else {
+                // Element sizes known at compile time: each element one move, not a
+                // `memcpy` call (an NCHW → NHWC input TRANSPOSE of 3 channels is all such
+                // rows).
+                match esize {
+                    1 => gather(src, row, 1, row_start, inner_stride),
+                    2 => gather(src, row, 2, row_start, inner_stride),
+                    4 => gather(src, row, 4, row_start, inner_stride),
+                    _ => gather(src, row, esize, row_start, inner_stride),
                 }
-                at = at.wrapping_add(inner_stride);
+            };
+            if !copied {
+                return false;
             }
+            row_start = row_start.wrapping_add(group_stride);
         }
-        // The next row: an odometer over the outer dimensions.
-        for (d, (&n, &s)) in outer_dims.iter().zip(strides).enumerate().rev() {
+        // The next group: an odometer over the outer dimensions.
+        for (d, (&n, &s)) in outer.iter().zip(strides).enumerate().rev() {
             let i = &mut idx[d];
             *i += 1;
-            row_start = row_start.wrapping_add(s);
+            group_start = group_start.wrapping_add(s);
             if *i < n {
                 break;
             }
             *i = 0;
-            row_start = row_start.wrapping_sub(s.wrapping_mul(n as isize));
+            group_start = group_start.wrapping_sub(s.wrapping_mul(n as isize));
         }
+    }
+    true
+}
+
+/// Fills `row` with `esize`-byte elements of `src`, element `start` on, `stride` elements
+/// apart; `false` when one falls outside `src`. Inlined, so a constant `esize` makes each
+/// element one move.
+#[inline(always)]
+fn gather(src: &[u8], row: &mut [u8], esize: usize, start: isize, stride: isize) -> bool {
+    let mut at = start;
+    for e in row.chunks_exact_mut(esize) {
+        let Ok(s) = usize::try_from(at) else {
+            return false;
+        };
+        let s = s.wrapping_mul(esize);
+        match src.get(s..s.wrapping_add(esize)) {
+            Some(v) => e.copy_from_slice(v),
+            None => return false,
+        }
+        at = at.wrapping_add(stride);
     }
     true
 }
