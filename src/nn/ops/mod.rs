@@ -24,6 +24,7 @@ mod conv;
 mod conv_direct;
 mod depthwise_conv;
 mod depthwise_lanes;
+mod depthwise_m4;
 mod fixed_point;
 mod fully_connected;
 mod gather;
