@@ -313,7 +313,7 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     /// Weight `h` (0 or 1) of pair `p` and channel `c` in the kernel's layout for `oc`
     /// channels (see the module docs): its index.
     fn w_at(p: usize, h: usize, c: usize, oc: usize) -> usize;
-    /// Output row `oy` of `dw` in the Cortex-M4 form, if it has that form (`None`: it
+    /// Output row `oy` of `dw` in the Cortex-M4 form, if it has that form (false: it
     /// does not).
     fn m4_row(
         _dw: &Dw<Self>,
@@ -321,8 +321,8 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
         _oy: usize,
         _out: &mut [Self],
         _pad: &[Self],
-    ) -> Option<Result<(), Error>> {
-        None
+    ) -> Result<bool, Error> {
+        Ok(false)
     }
 }
 
@@ -339,8 +339,10 @@ impl DwElem for i8 {
         oy: usize,
         out: &mut [i8],
         pad: &[i8],
-    ) -> Option<Result<(), Error>> {
-        let stream = dw.m4?;
+    ) -> Result<bool, Error> {
+        let Some(stream) = dw.m4 else {
+            return Ok(false);
+        };
         let g = &dw.g;
         // The window's rows: image rows from the padded column 0, outside rows the pad
         // pixel with steps 0 (`check`: 3×3, multiplier 1).
@@ -359,13 +361,9 @@ impl DwElem for i8 {
                 col: g.dw * g.ic,
             })
         };
-        let rows = match (row(0), row(1), row(2)) {
-            (Ok(a), Ok(b), Ok(c)) => [a, b, c],
-            _ => return Some(Err(Dw::<i8>::bad())),
-        };
-        Some(depthwise_m4::row(
-            rows, stream, g.oc, g.ow, out, dw.fin.lo, dw.fin.hi,
-        ))
+        let rows = [row(0)?, row(1)?, row(2)?];
+        depthwise_m4::row(rows, stream, g.oc, g.ow, out, dw.fin.lo, dw.fin.hi)?;
+        Ok(true)
     }
 }
 
@@ -562,7 +560,7 @@ impl<E: DwElem> Dw<'_, E> {
         for iy in rows {
             let at = sc.first + (iy % ring_rows(g)) * sc.stride;
             let dst = sc.head.get_mut(at..at + len).ok_or_else(Self::bad)?;
-            dst.copy_from_slice(row(iy).ok_or_else(Self::bad)?);
+            depthwise_m4::copy(dst, row(iy).ok_or_else(Self::bad)?);
         }
         Ok(())
     }
@@ -641,8 +639,8 @@ impl<E: DwElem> Dw<'_, E> {
         sc: &mut Rest<E, E::A>,
         wide: Option<&Wide<E>>,
     ) -> Result<(), Error> {
-        if let Some(done) = E::m4_row(self, src, oy, out, sc.pad) {
-            return done;
+        if E::m4_row(self, src, oy, out, sc.pad)? {
+            return Ok(());
         }
         let g = &self.g;
         let mut ox = 0;

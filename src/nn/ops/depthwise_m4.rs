@@ -159,6 +159,44 @@ pub(crate) fn row(
     }
 }
 
+/// `dst.copy_from_slice(src)` (equal lengths); on the M4 whole 16-byte blocks of aligned
+/// rows go through `ldm`/`stm` (a ring row in about a fifth of `memcpy`'s instructions).
+pub(crate) fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+    {
+        let bytes = core::mem::size_of_val(src);
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        if dst.len() == src.len()
+            && bytes > 0
+            && bytes % 16 == 0
+            && (d as usize | s as usize) % 4 == 0
+        {
+            // SAFETY: reads `bytes` bytes at `s` and writes as many at `d` (the two slices,
+            // equal lengths, word-aligned: ldm/stm), 16 at a time, `bytes` a multiple of 16
+            // and not 0; `dst` is borrowed mutably, so the two do not overlap.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldmia {s}!, {{r2, r3, r4, r5}}",
+                    "stmia {d}!, {{r2, r3, r4, r5}}",
+                    "subs {n}, {n}, #16",
+                    "bne 2b",
+                    s = inout(reg) s => _,
+                    d = inout(reg) d => _,
+                    n = inout(reg) bytes => _,
+                    out("r2") _,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    options(nostack),
+                );
+            }
+            return;
+        }
+    }
+    dst.copy_from_slice(src);
+}
+
 fn bad() -> Error {
     crate::nn::blob::blob_err("DEPTHWISE_CONV_2D: a tensor is smaller than its geometry")
 }
