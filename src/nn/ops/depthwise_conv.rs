@@ -791,7 +791,6 @@ impl<E: DwElem> Dw<'_, E> {
                 taps: &ptrs[..2 * pairs],
                 steps: &steps[..2 * pairs],
                 pairs,
-                odd: (t1 - t0) % 2 == 1,
                 n,
                 oc,
                 w: w.as_ptr(),
