@@ -419,6 +419,22 @@ fn a_blob_for_another_target_is_refused_by_name() {
         other => panic!("an M4 blob loaded on this host: {other:?}"),
     }
     assert!(LoadedModel::from_blob(&m4.blob).is_err());
+    // Read for inspection, it lists what it holds; no session runs it.
+    let seen = Model::for_inspection(a.bytes()).unwrap();
+    assert_eq!(seen.packing(), "cortex-m4-dsp");
+    let macs: u64 = (0..seen.num_ops())
+        .map(|i| seen.op(i).unwrap().macs())
+        .sum();
+    assert!(macs > 200_000, "{macs}");
+    assert!(matches!(seen.runnable(), Err(Error::TargetMismatch { .. })));
+    let mut ar = arena(seen.arena_size());
+    let start = ar.start;
+    assert!(matches!(
+        Session::new(seen, &mut ar.buf[start..]),
+        Err(Error::TargetMismatch { .. })
+    ));
+    let host = LoadedModel::for_inspection(&m4.blob).unwrap();
+    assert!(host.runner().session().is_err());
     for p in [Packing::Host, Packing::Portable] {
         let c = convert_tflite(&tflite, p, WriteOptions::default()).unwrap();
         let m = LoadedModel::from_blob(&c.blob).unwrap();

@@ -346,6 +346,16 @@ fn convert_for_another_target_writes_the_blob_and_its_constants() {
         err.contains("cortex-m4-dsp") && err.contains("this build runs"),
         "{err}"
     );
+    // `inspect` describes it all the same, and says it cannot run here.
+    let (listing, _) = ok(&["inspect", blob]);
+    for want in [
+        "packing   cortex-m4-dsp",
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "this build cannot run it",
+    ] {
+        assert!(listing.contains(want), "{want} not in\n{listing}");
+    }
     let portable = dir.join("p.egm");
     ok(&[
         "convert",

@@ -5,11 +5,13 @@
  *     C[i, j] (+)= Σ_q Σ_{t<4} A'[i, 4q+t]·B'[4q+t, j] + row_off[i] + col_off[j]
  *   (i < m, j < n; i32 arithmetic wraps; "+=" when flags & 1 (ACCUMULATE), else "=" and C
  *   is never read).
- *   A' (u8) row i, k-group q: the 4 bytes at a + i*a_rs + q*a_ks (packed: a_rs = 4,
- *   a_ks = 56). B' (i8) k-group q: b + q*b_ks holds [32 columns][4 bytes] (b_ks = 128
- *   packed). row_off: m i32, col_off: 32 i32 (never null). C (i32) at c + i*c_rs + 4*j.
+ *   A' (u8) row i, segment s, k-group q: the 4 bytes at a + i*a_rs + s*a_ss + q*a_ks
+ *   (packed: a_rs = 4, a_ks = 56, one segment; an implicit-GEMM convolution reads the
+ *   patches from its input rows, a segment per filter row, a_ss apart); k_groups groups
+ *   per segment, a_segs segments (0 counts as 1). B' (i8) k-group q (over all segments):
+ *   b + q*b_ks holds [32 columns][4 bytes] (b_ks = 128 packed). row_off: m i32, col_off: 32 i32 (never null). C (i32) at c + i*c_rs + 4*j.
  *   1 <= m <= 14, 1 <= n <= 32, k_groups >= 0.
- *   Reads: m rows of A' and 128 bytes of B' per k-group; row_off[0..m), col_off[0..32).
+ *   Reads: m rows of A' (a_segs·k_groups groups each) and 128 bytes of B' per k-group; row_off[0..m), col_off[0..32).
  *   Writes: only the m×n tile (columns past n masked with k1/k2).
  *
  * Registers: zmm0..zmm27 accumulators (row i in zmm(2i) = columns 0-15, zmm(2i+1) = 16-31);
@@ -19,8 +21,9 @@
  *   A row addresses, the k loop and the per-m paths come from tile14_avx512.inc (shared with
  *   the f32 AVX-512 kernel): rows 0-5 off rax, 6-11 off rbx, 12-13 off rbp, as
  *   base + {0, 1, 2, 3, 4, 5} * a_rs with r8 = a_rs, r10 = 3*a_rs, r11 = 5*a_rs.
- *   rsi = B', rdx = b_ks, r9 = a_ks, rcx = k-group counter, r12 = C row (prefetch).
- * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1, k2, flags. Saves rbx, rbp, r12.
+ *   rsi = B', rdx = b_ks, r9 = a_ks, rcx = k-group counter, r12 = C row (prefetch),
+ *   r13 = segment counter, r14 = a_ss − k_groups·a_ks (the step to the next segment).
+ * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1, k2, flags. Saves rbx, rbp, r12-r14.
  * Ends with vzeroupper.
  */
 #include "common.h"
@@ -50,6 +53,9 @@
 #define ARG_ROW_OFF 80
 #define ARG_COL_OFF 88
 #define ARG_FLAGS   96
+#define ARG_SEGS    104
+#define ARG_A_SS    112
+#define T14_SEGMENTS 1
 #define ARG_COUNT ARG_KG
 #define BCAST_INSN vpbroadcastd
 #define ZERO_INSN vpxord
@@ -172,10 +178,16 @@ EDGEMM_SYM(KNAME):
         push rbx
         push rbp
         push r12
+        push r13
+        push r14
         mov rsi, [rdi + ARG_B]
         mov rdx, [rdi + ARG_B_KS]
         mov r8, [rdi + ARG_A_RS]
         mov r9, [rdi + ARG_A_KS]
+        mov r14, [rdi + ARG_COUNT]
+        imul r14, r9
+        neg r14
+        add r14, [rdi + ARG_A_SS]
         lea r10, [r8 + r8*2]
         lea r11, [r8 + r8*4]
         mov rax, [rdi + ARG_A]
@@ -190,6 +202,8 @@ EDGEMM_SYM(KNAME):
 
 .Ldone:
         vzeroupper
+        pop r14
+        pop r13
         pop r12
         pop rbp
         pop rbx

@@ -1,5 +1,7 @@
 //! Model::from_bytes on arbitrary bytes, and a session over every blob it accepts: loading
 //! and running must come back as Ok or Err (never a panic, an out-of-bounds access or UB).
+//! Model::for_inspection too (what `edgemm inspect` reads): every accessor over what it
+//! accepts.
 //!
 //! Almost every random input fails the magic, version, length or CRC check; the fuzzer also
 //! tries each input with those four header fields made right (magic, version 1, length =
@@ -65,8 +67,34 @@ fn load_and_run(bytes: &[u8]) {
     }
 }
 
+/// Reads what `edgemm inspect` prints from a blob accepted for inspection only.
+fn inspect(bytes: &[u8]) {
+    let words = aligned(bytes);
+    let Ok(model) = Model::for_inspection(as_bytes(&words, bytes.len())) else {
+        return;
+    };
+    let _ = (model.packing(), model.arena_size(), model.baseline_arena_size());
+    for t in 0..model.num_tensors() {
+        let _ = model.tensor(t).map(|t| (t.shape(), t.name));
+    }
+    for i in 0..model.num_ops() {
+        if let Some(op) = model.op(i) {
+            let _ = (op.name(), op.macs());
+            for k in 0..op.num_inputs() + op.num_outputs() {
+                let _ = (op.input(k), op.output(k));
+            }
+        }
+    }
+    assert!(model.runnable().is_err());
+}
+
+fn load_and_inspect(bytes: &[u8]) {
+    load_and_run(bytes);
+    inspect(bytes);
+}
+
 fuzz_target!(|data: &[u8]| {
-    load_and_run(data);
+    load_and_inspect(data);
     if data.len() >= 64 {
         let mut b = data.to_vec();
         b[..4].copy_from_slice(b"EGMB");
@@ -75,6 +103,6 @@ fuzz_target!(|data: &[u8]| {
         b[8..12].copy_from_slice(&len.to_le_bytes());
         let crc = crc32(&b[16..]);
         b[12..16].copy_from_slice(&crc.to_le_bytes());
-        load_and_run(&b);
+        load_and_inspect(&b);
     }
 });

@@ -889,10 +889,34 @@ fn inspect(args: &[String]) -> Res<()> {
         return Ok(());
     }
     let path = a.model("MODEL")?;
-    let (loaded, k) = load(path, &a)?;
+    let (loaded, k) = match load(path, &a) {
+        Ok(done) => done,
+        // A blob packed for another target is described all the same (what it holds does
+        // not depend on where it runs), with a line saying it cannot run here.
+        Err(e) => match foreign_blob(path) {
+            Some(loaded) => (loaded, Kind::Blob),
+            None => return Err(e),
+        },
+    };
     warn_portable_on_blob(&a, k);
-    out(&describe(path, k, &loaded.model()));
+    let model = loaded.model();
+    out(&describe(path, k, &model));
+    if let Err(e) = model.runnable() {
+        outln!("\nthis build cannot run it: {e}");
+    }
     Ok(())
+}
+
+/// The blob at `path` read for inspection, if it is one that this build refuses to run only
+/// because it was packed for another target.
+fn foreign_blob(path: &str) -> Option<LoadedModel> {
+    let bytes = std::fs::read(path).ok()?;
+    let loaded = LoadedModel::for_inspection(&bytes).ok()?;
+    matches!(
+        loaded.model().runnable(),
+        Err(edgemm::Error::TargetMismatch { .. })
+    )
+    .then_some(loaded)
 }
 
 fn describe(path: &str, k: Kind, m: &Model) -> String {

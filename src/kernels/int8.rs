@@ -70,13 +70,14 @@ impl QFormat {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QgemmArgs {
-    /// A' row i, k-group q at `a + i*a_rs + q*a_ks` (k_group elements, contiguous).
+    /// A' row i, k-group q at `a + i*a_rs + q*a_ks` (k_group elements, contiguous); with
+    /// segments (see `a_segs`), group q of segment s at `a + i*a_rs + s*a_ss + q*a_ks`.
     pub a: *const u8,
     /// B' k-group q, column j at `b + q*b_ks + j*k_group*elem` (all NR columns readable).
     pub b: *const u8,
     /// C[i, j] (i32) at `c + i*c_rs + 4*j`.
     pub c: *mut i32,
-    /// Number of k groups.
+    /// Number of k groups (per segment of A, with segments).
     pub k_groups: usize,
     pub a_rs: isize,
     pub a_ks: isize,
@@ -92,6 +93,12 @@ pub(crate) struct QgemmArgs {
     pub col_off: *const i32,
     /// Bit 0 ([`ACCUMULATE`]): C += result; otherwise C = result (C not read).
     pub flags: usize,
+    /// Segments of A (0 counts as 1), each of `k_groups` groups, `a_ss` bytes apart: an
+    /// implicit-GEMM convolution's patch row is a run of input bytes per filter row. Only
+    /// kernels whose table entry says `segments` read these two fields; the others must
+    /// get 1 (one segment: the whole depth).
+    pub a_segs: usize,
+    pub a_ss: isize,
 }
 
 /// `QgemmArgs::flags`: add to C instead of overwriting it.
@@ -114,6 +121,8 @@ const _: () = {
     assert!(offset_of!(QgemmArgs, row_off) == 10 * w);
     assert!(offset_of!(QgemmArgs, col_off) == 11 * w);
     assert!(offset_of!(QgemmArgs, flags) == 12 * w);
+    assert!(offset_of!(QgemmArgs, a_segs) == 13 * w);
+    assert!(offset_of!(QgemmArgs, a_ss) == 14 * w);
 };
 
 /// An int8 micro-kernel: `unsafe extern "C" fn(&QgemmArgs)`.
@@ -137,6 +146,8 @@ pub(crate) struct QgemmKernel {
     /// tiles of `n ≤ NR/2` columns (it reads the first NR/2 columns of each k-group of B'
     /// and of `col_off`), at about half the work of the full tile.
     pub half: Option<QgemmUkr>,
+    /// Whether it (and its half-width variant) reads A in segments (`QgemmArgs::a_segs`).
+    pub segments: bool,
     /// The output stage that goes with this kernel (same ISA).
     pub requant: crate::quant::requant::RequantFn,
 }
@@ -156,6 +167,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         format: QFormat::U8x4,
         ukr: super::x86_64::qgemm_u8i8_avx512vnni_14x32,
         half: Some(super::x86_64::qgemm_u8i8_avx512vnni_14x16),
+        segments: true,
         #[cfg(edgemm_avx512_intrinsics)]
         requant: crate::quant::requant::requantize_avx512,
         #[cfg(not(edgemm_avx512_intrinsics))]
@@ -171,6 +183,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         format: QFormat::I16x2,
         ukr: super::x86_64::qgemm_i16_avx2_6x16,
         half: None,
+        segments: false,
         requant: crate::quant::requant::requantize_avx2,
     },
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
@@ -183,6 +196,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         format: QFormat::I16x2,
         ukr: super::arm::qgemm_s16_m4dsp_16x4,
         half: None,
+        segments: false,
         requant: crate::quant::requant::arm::requantize_m4dsp,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -195,6 +209,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         format: QFormat::I8x8,
         ukr: super::aarch64::qgemm_i8_neon_i8mm_8x12,
         half: None,
+        segments: false,
         requant: crate::quant::requant::requantize_neon,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -207,6 +222,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         format: QFormat::I8x4,
         ukr: super::aarch64::qgemm_i8_neon_dot_8x12,
         half: None,
+        segments: false,
         requant: crate::quant::requant::requantize_neon,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -219,6 +235,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         format: QFormat::I8x4,
         ukr: super::aarch64::qgemm_i8_neon_6x8,
         half: None,
+        segments: false,
         requant: crate::quant::requant::requantize_neon,
     },
     QgemmKernel {
@@ -230,6 +247,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         format: QFormat::I16x2,
         ukr: super::generic::qgemm_i16_generic_4x8,
         half: None,
+        segments: false,
         requant: crate::quant::requant::requantize_scalar,
     },
 ];
@@ -278,6 +296,13 @@ mod tests {
                     for n in 1..=nr {
                         let strided = (m + n) % 2 == 1;
                         let accumulate = (m * 7 + n + kg) % 3 == 0;
+                        // A in segments (strided rows only), where the kernel reads them.
+                        let segs = if ker.segments && strided {
+                            1 + (m + kg) % 3
+                        } else {
+                            1
+                        };
+                        let kt = segs * kg;
                         // Values: half the time an extreme, else anything in range.
                         let mut val = |lo: i32| -> i32 {
                             let r = next();
@@ -287,10 +312,12 @@ mod tests {
                                 _ => lo + ((r >> 8) % 256) as i32,
                             }
                         };
-                        let a: Vec<i32> = (0..mr * kg * g).map(|_| val(a_min)).collect();
-                        let b: Vec<i32> = (0..nr * kg * g).map(|_| val(-128)).collect();
+                        let a: Vec<i32> = (0..mr * kt * g).map(|_| val(a_min)).collect();
+                        let b: Vec<i32> = (0..nr * kt * g).map(|_| val(-128)).collect();
+                        // Segments a gap of 12 bytes apart, rows 8 bytes past their last.
+                        let a_ss = (kg * g * e + 12) as isize;
                         let (a_rs, a_ks) = if strided {
-                            ((kg * g * e + 8) as isize, (g * e) as isize)
+                            (segs as isize * a_ss + 8, (g * e) as isize)
                         } else {
                             ((g * e) as isize, (mr * g * e) as isize)
                         };
@@ -303,21 +330,25 @@ mod tests {
                             }
                         };
                         // A' holds only rows 0..m (the kernel may read nothing else).
-                        let mut abuf = std::vec![0u8; (m * a_rs.max(a_ks) as usize) * (kg + 1)];
+                        let mut abuf = std::vec![0u8; (m * a_rs.max(a_ks) as usize) * (kt + 1)];
                         for i in 0..m {
-                            for q in 0..kg {
+                            for q in 0..kt {
+                                let (sg, qq) = (q / kg.max(1), q % kg.max(1));
                                 for t in 0..g {
-                                    let at = i * a_rs as usize + q * a_ks as usize + t * e;
-                                    put(&mut abuf, at, a[(i * kg + q) * g + t]);
+                                    let at = i * a_rs as usize
+                                        + sg * a_ss as usize
+                                        + qq * a_ks as usize
+                                        + t * e;
+                                    put(&mut abuf, at, a[(i * kt + q) * g + t]);
                                 }
                             }
                         }
-                        let mut bbuf = std::vec![0u8; b_ks as usize * kg.max(1)];
-                        for q in 0..kg {
+                        let mut bbuf = std::vec![0u8; b_ks as usize * kt.max(1)];
+                        for q in 0..kt {
                             for j in 0..nr {
                                 for t in 0..g {
                                     let at = q * b_ks as usize + (j * g + t) * e;
-                                    put(&mut bbuf, at, b[(j * kg + q) * g + t]);
+                                    put(&mut bbuf, at, b[(j * kt + q) * g + t]);
                                 }
                             }
                         }
@@ -329,9 +360,9 @@ mod tests {
                         for i in 0..m {
                             for j in 0..n {
                                 let mut s = 0i32;
-                                for p in 0..kg * g {
+                                for p in 0..kt * g {
                                     let (q, t) = (p / g, p % g);
-                                    let x = a[(i * kg + q) * g + t] * b[(j * kg + q) * g + t];
+                                    let x = a[(i * kt + q) * g + t] * b[(j * kt + q) * g + t];
                                     s = s.wrapping_add(x);
                                 }
                                 let v = s.wrapping_add(row_off[i]).wrapping_add(col_off[j]);
@@ -359,6 +390,8 @@ mod tests {
                             row_off: row_off.as_ptr(),
                             col_off: col_off.as_ptr(),
                             flags: if accumulate { ACCUMULATE } else { 0 },
+                            a_segs: segs,
+                            a_ss,
                         };
                         // The kernel, and its half-width variant where the tile fits it.
                         let half = ker.half.filter(|_| 2 * n <= nr);
@@ -377,8 +410,8 @@ mod tests {
                             unsafe { ukr(&args) };
                             assert!(
                                 c == want,
-                                "{} ({which}): m={m} n={n} k_groups={kg} strided={strided} \
-                                 accumulate={accumulate}\n got {c:?}\nwant {want:?}",
+                                "{} ({which}): m={m} n={n} k_groups={kg} segs={segs} \
+                                 strided={strided} accumulate={accumulate}\n got {c:?}\nwant {want:?}",
                                 ker.name
                             );
                         }

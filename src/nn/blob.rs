@@ -159,6 +159,9 @@ pub struct Model<'a> {
     n_inputs: usize,
     n_outputs: usize,
     arena: usize,
+    /// False for a model read by [`Model::for_inspection`]: its operators' target-dependent
+    /// parameters were not checked, so no session runs it.
+    runnable: bool,
 }
 
 impl core::fmt::Debug for Model<'_> {
@@ -387,6 +390,36 @@ impl<'a> Model<'a> {
     pub fn from_bytes_with_forms<const OPS: u128, const FORMS: u32>(
         bytes: &'a [u8],
     ) -> Result<Self, Error> {
+        Self::read::<OPS, FORMS>(bytes, true)
+    }
+
+    /// Reads a blob to describe it (`edgemm inspect`), whatever target it was packed for:
+    /// everything [`Model::from_bytes`] checks but the packing name and what each operator's
+    /// own check adds (weight layouts and scratch sizes, which depend on the target). The
+    /// accessors stay bounds-checked, so it can be listed safely; [`Session::new`] refuses it.
+    ///
+    /// [`Session::new`]: crate::nn::Session::new
+    pub fn for_inspection(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::read::<{ ops::ALL_OPS }, { ops::ALL_FORMS }>(bytes, false)
+    }
+
+    /// Whether a session may run this model: true unless it was read by
+    /// [`Model::for_inspection`]. The error says why not (another target's packing, or not
+    /// validated for running).
+    pub fn runnable(&self) -> Result<(), Error> {
+        if self.runnable {
+            return Ok(());
+        }
+        self.check_packing()?;
+        Err(blob_err(
+            "the model was read for inspection only (load it with Model::from_bytes to run it)",
+        ))
+    }
+
+    fn read<const OPS: u128, const FORMS: u32>(
+        bytes: &'a [u8],
+        to_run: bool,
+    ) -> Result<Self, Error> {
         if bytes.len() < HEADER {
             return Err(blob_err("shorter than the 64-byte header"));
         }
@@ -431,6 +464,7 @@ impl<'a> Model<'a> {
             n_inputs: count(H_N_INPUTS),
             n_outputs: count(H_N_OUTPUTS),
             arena: count(H_ARENA),
+            runnable: to_run,
         };
         let sections = [
             (
@@ -486,7 +520,9 @@ impl<'a> Model<'a> {
                 .with_offset(packing),
             ));
         }
-        model.check_packing()?;
+        if to_run {
+            model.check_packing()?;
+        }
         for t in 0..model.n_tensors {
             model.check_tensor(t)?;
         }
@@ -515,16 +551,16 @@ impl<'a> Model<'a> {
             }
         }
         for i in 0..model.n_ops {
-            model.check_op::<OPS, FORMS>(i)?;
+            model.check_op::<OPS, FORMS>(i, to_run)?;
         }
         Ok(model)
     }
 
-    /// A blob that was validated before (by `from_bytes` on these same bytes): reads the
-    /// header only. Every accessor stays bounds-checked, so even wrong bytes cannot make it
+    /// A blob that was validated before (by `from_bytes` on these same bytes, or only
+    /// written or read for inspection when `runnable` is false): reads the header only. Every accessor stays bounds-checked, so even wrong bytes cannot make it
     /// read out of bounds; they would only give wrong answers.
     #[cfg(feature = "alloc")]
-    pub(crate) fn validated(bytes: &'a [u8]) -> Self {
+    pub(crate) fn validated(bytes: &'a [u8], runnable: bool) -> Self {
         let count = |at: usize| u32_at(bytes, at) as usize;
         Model {
             bytes,
@@ -533,6 +569,7 @@ impl<'a> Model<'a> {
             n_inputs: count(H_N_INPUTS),
             n_outputs: count(H_N_OUTPUTS),
             arena: count(H_ARENA),
+            runnable,
         }
     }
 
@@ -628,7 +665,13 @@ impl<'a> Model<'a> {
         core::str::from_utf8(s).ok()
     }
 
-    fn check_op<const OPS: u128, const FORMS: u32>(&self, i: usize) -> Result<(), Error> {
+    /// Checks operator `i`'s record, tensors and arena use; with `own_checks`, also what the
+    /// operator itself requires (options, shapes, weight layout, scratch).
+    fn check_op<const OPS: u128, const FORMS: u32>(
+        &self,
+        i: usize,
+        own_checks: bool,
+    ) -> Result<(), Error> {
         let rec = u32_at(self.bytes, H_OPS) as usize + i * OP_REC;
         let b = self.bytes;
         let bad = |reason: &'static str| record_err(reason, None, Some(i), rec);
@@ -686,6 +729,9 @@ impl<'a> Model<'a> {
                     return Err(bad("an output overlaps an input in the arena"));
                 }
             }
+        }
+        if !own_checks {
+            return Ok(());
         }
         match ops::check_in::<OPS, FORMS>(&op) {
             Some(r) => r,

@@ -21,6 +21,7 @@ impl<'m, 'a> Session<'m, 'a> {
     /// [`Model::arena_size`] bytes (else [`Error::WorkspaceTooSmall`], or an error about the
     /// alignment).
     pub fn new(model: Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        model.runnable()?;
         if arena.len() < model.arena_size() {
             return Err(Error::WorkspaceTooSmall {
                 needed: model.arena_size(),

@@ -342,6 +342,8 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
         row_off: ZEROS.as_ptr(),
         col_off: ZEROS.as_ptr(),
         flags: 0,
+        a_segs: 1,
+        a_ss: 0,
     };
     let chunks = k.div_ceil(s.kc);
     // A read where it lies, not packed: when its rows already are the kernel's format (the
@@ -517,6 +519,84 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Where an implicit-GEMM convolution's A lies (bytes): row i, segment s, k group q at
+/// `a + i·a_rs + s·a_ss + 4q`, `groups` groups per segment (a filter row's taps, adjacent
+/// input bytes), `segs` segments (filter rows).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Segments {
+    pub a_rs: usize,
+    pub segs: usize,
+    pub a_ss: usize,
+    pub groups: usize,
+}
+
+/// `dest (m×n) = stage(A·B + col_off)` with A read where it lies, in segments (u8, the
+/// format U8x4), B prepacked for `ker` as one k chunk at `b` (NR-column slivers of all
+/// `segs·groups` k groups), no row offsets (B's zero point is 0). `col_off` holds the
+/// column offsets (zero points and bias, see `run_block_in`) of n columns rounded up to NR,
+/// computed once by the caller for all its calls.
+///
+/// # Safety
+/// `ker.segments`; every A byte the segments name for rows `0..m` is readable; `b` is a
+/// packed B of `ker` with `segs·groups·4` rows and at least n columns; `col_off` has
+/// `n.next_multiple_of(NR)` values; `dest` (m×n) is in bounds, this thread's alone, and
+/// overlaps neither A nor B; `ker` runs on this CPU.
+pub(crate) unsafe fn run_segmented(
+    ker: &QgemmKernel,
+    a: *const u8,
+    m: usize,
+    seg: Segments,
+    b: *const u8,
+    col_off: &[i32],
+    dest: Dest,
+) {
+    let n = match dest {
+        Dest::I32(c) => c.cols,
+        Dest::Requant { out, .. } => out.cols,
+    };
+    let (mr, nr, g) = (ker.mr, ker.nr, ker.format.k_group());
+    let mut tile = core::mem::MaybeUninit::<[i32; MAX_MR * MAX_NR]>::uninit();
+    let tile = tile.as_mut_ptr() as *mut i32;
+    let sliver = nr * seg.segs * seg.groups * g;
+    let mut args = QgemmArgs {
+        a,
+        b,
+        c: tile,
+        k_groups: seg.groups,
+        a_rs: seg.a_rs as isize,
+        a_ks: g as isize,
+        b_ks: (nr * g) as isize,
+        c_rs: (nr * 4) as isize,
+        m: 0,
+        n: 0,
+        row_off: ZEROS.as_ptr(),
+        col_off: col_off.as_ptr(),
+        flags: 0,
+        a_segs: seg.segs,
+        a_ss: seg.a_ss as isize,
+    };
+    for jr in (0..n).step_by(nr) {
+        let w = nr.min(n - jr);
+        let ukr = tile_kernel(ker, w);
+        args.b = b.wrapping_add(jr / nr * sliver);
+        args.n = w;
+        args.col_off = col_off[jr..].as_ptr();
+        for tt in 0..row_tiles(m, mr) {
+            let (ir, h) = row_tile(m, mr, tt);
+            args.a = a.wrapping_add(ir * seg.a_rs);
+            args.m = h;
+            // SAFETY: the h rows' segments are readable, the sliver of B holds all k groups
+            // of NR columns, col_off has NR values from jr (the caller's contract); the
+            // kernel writes the h×w stack tile (MR×NR ≥ h×w), then the output stage reads
+            // it into dest (in bounds).
+            unsafe {
+                ukr(&args);
+                finish_tile(tile, nr, h, w, &dest, ir, jr, 0, ker);
             }
         }
     }

@@ -40,6 +40,7 @@ use crate::kernels::Kernel;
 use crate::matrix::{MatMut, MatRef};
 #[cfg(feature = "alloc")]
 use crate::threads;
+pub(crate) use driver::Segments;
 #[cfg(feature = "alloc")]
 use driver::{run_block, workspace_bytes, QStrategy, Terms};
 use driver::{Dest, QbSource};

@@ -1037,6 +1037,51 @@ mod tests {
     }
 }
 
+/// (Shared by the AVX-512 and NEON output-stage tests.)
+#[cfg(all(
+    test,
+    feature = "std",
+    any(
+        all(target_arch = "x86_64", edgemm_avx512_intrinsics),
+        target_arch = "aarch64"
+    )
+))]
+/// The plan of per-channel (or, from the first entry, per-tensor) scales, with
+/// `no_left_shift` derived from the shifts as `Requantize::plan_i8` derives it.
+fn test_plan<'a>(
+    mults: &'a [i32],
+    shifts: &'a [i32],
+    per_channel: bool,
+    out_zp: i32,
+    lo: i32,
+    hi: i32,
+    acc_small: bool,
+) -> RqPlan<'a> {
+    let (mults, no_left_shift) = if per_channel {
+        let m = Mults::PerChannel {
+            multipliers: mults,
+            shifts,
+        };
+        (m, shifts.iter().all(|&s| s <= 0))
+    } else {
+        let m = Mults::PerTensor {
+            multiplier: mults[0],
+            shift: shifts[0],
+        };
+        (m, shifts[0] <= 0)
+    };
+    RqPlan {
+        mults,
+        out_zp,
+        lo,
+        hi,
+        no_left_shift,
+        // (Read only by the Arm M-profile output stage.)
+        right_shift_only: false,
+        acc_small,
+    }
+}
+
 /// The AVX-512 output stage's variants against the scalar one.
 #[cfg(all(
     test,
@@ -1184,29 +1229,7 @@ mod tests_512 {
                 let shifts: Vec<i32> = (0..col0 + w)
                     .map(|_| (r.next() % 32) as i32 - 31 + if left { 3 } else { 0 })
                     .collect();
-                let plan = RqPlan {
-                    mults: if per_channel {
-                        Mults::PerChannel {
-                            multipliers: &mults,
-                            shifts: &shifts,
-                        }
-                    } else {
-                        Mults::PerTensor {
-                            multiplier: mults[0],
-                            shift: shifts[0],
-                        }
-                    },
-                    out_zp: zp,
-                    lo,
-                    hi,
-                    no_left_shift: if per_channel {
-                        shifts.iter().all(|&s| s <= 0)
-                    } else {
-                        shifts[0] <= 0
-                    },
-                    right_shift_only: false,
-                    acc_small: small,
-                };
+                let plan = test_plan(&mults, &shifts, per_channel, zp, lo, hi, small);
                 let out_rs = 64isize;
                 let mut want = std::vec![0xAAu8; 64 * h];
                 let mut got = want.clone();
@@ -1444,30 +1467,7 @@ mod neon_tests {
                 } else {
                     (-100, 127, -7)
                 };
-                let plan = RqPlan {
-                    mults: if per_channel {
-                        Mults::PerChannel {
-                            multipliers: &mults,
-                            shifts: &shifts,
-                        }
-                    } else {
-                        Mults::PerTensor {
-                            multiplier: mults[0],
-                            shift: shifts[0],
-                        }
-                    },
-                    out_zp: zp,
-                    lo,
-                    hi,
-                    no_left_shift: if per_channel {
-                        shifts.iter().all(|&s| s <= 0)
-                    } else {
-                        shifts[0] <= 0
-                    },
-                    // (Read only by the Arm M-profile output stage.)
-                    right_shift_only: false,
-                    acc_small: false,
-                };
+                let plan = test_plan(&mults, &shifts, per_channel, zp, lo, hi, false);
                 for out_cs in [1isize, 3] {
                     let out_rs = 64isize;
                     let mut want = std::vec![0xAAu8; 64 * h];

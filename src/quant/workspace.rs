@@ -11,12 +11,12 @@
 //! `40k + 4n` for strided ones.
 
 use super::driver::{layout_of, run_block, run_block_in, Dest, Geometry, Layout, QStrategy};
-use super::driver::{QbSource, Terms};
+use super::driver::{run_segmented, QbSource, Segments, Terms};
 use super::requant::RqPlan;
 use super::{check_call, trivial_call, BOperand, Out, QgemmB, QuantInput, Requantize};
 use crate::error::Error;
 use crate::gemm::raw::Raw;
-use crate::kernels::int8::{QgemmKernel, QGEMM_KERNELS};
+use crate::kernels::int8::{QFormat, QgemmKernel, QGEMM_KERNELS};
 use crate::kernels::targets::{qshape, Kernels, QGEMM_SHAPES};
 use crate::matrix::{MatMut, MatRef};
 
@@ -344,6 +344,108 @@ impl<'a> WsPlan<'a> {
                 &terms,
                 dest,
                 ws,
+            )
+        };
+        Ok(())
+    }
+}
+
+impl WsPlan<'_> {
+    /// Whether [`WsPlan::run_segmented`] runs: the kernel reads A in segments (u8, the
+    /// VNNI format), B is prepacked for it, and B's zero point is 0 (no row sums).
+    pub(crate) fn segmented(&self) -> bool {
+        self.ker.segments
+            && self.zb == 0
+            && self.ker.format == QFormat::U8x4
+            && matches!(self.src, QbSource::Packed { .. })
+    }
+
+    /// Column offsets [`WsPlan::run_segmented`] reads: n rounded up to the kernel's NR.
+    pub(crate) fn col_offsets_len(&self) -> usize {
+        self.n.next_multiple_of(self.ker.nr)
+    }
+
+    /// Writes the column offsets of a product with u8 A (each `a ^ 0x80`, zero point
+    /// `za + 128`) into `out[..col_offsets_len()]`: `k·za'·zb − za'·Σ_p B[p, j] + bias[j]`,
+    /// wrapping, 0 past n. Once per call of [`WsPlan::run_segmented`]'s caller, not per
+    /// row tile.
+    pub(crate) fn col_offsets_u8(&self, out: &mut [i32]) -> Result<(), Error> {
+        let out = out
+            .get_mut(..self.col_offsets_len())
+            .ok_or(Error::SizeOverflow)?;
+        let QbSource::Packed { colsum, .. } = self.src else {
+            return Err(Error::SizeOverflow);
+        };
+        // (U8x4 reads u8 A as it is: no format shift.)
+        let za = self.za + 128;
+        let kzz = (self.k as i32).wrapping_mul(za).wrapping_mul(self.zb);
+        let (head, tail) = out.split_at_mut(self.n.min(out.len()));
+        for (o, &cs) in head.iter_mut().zip(colsum) {
+            *o = kzz.wrapping_sub(cs.wrapping_mul(za));
+        }
+        if let Some(bias) = self.bias {
+            for (o, &b) in head.iter_mut().zip(bias) {
+                *o = o.wrapping_add(b);
+            }
+        }
+        tail.fill(0);
+        Ok(())
+    }
+
+    /// `out (m×n, row-major) = requantize(A · B)` with u8 A (each `a ^ 0x80`) read in place
+    /// in segments from `a[at..]` ([`Segments`]: an implicit-GEMM convolution's patches
+    /// over its padded input rows), `col_off` from [`WsPlan::col_offsets_u8`]. Checks that
+    /// the segments stay inside `a` and that they cover B's k; `segmented()` must hold.
+    pub(crate) fn run_segmented(
+        &self,
+        a: &[u8],
+        at: usize,
+        m: usize,
+        seg: Segments,
+        col_off: &[i32],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        if m == 0 {
+            return Ok(());
+        }
+        let QbSource::Packed { data, .. } = self.src else {
+            return Err(Error::SizeOverflow);
+        };
+        let g = self.ker.format.k_group();
+        let seg_bytes = seg.groups.checked_mul(g).ok_or(Error::SizeOverflow)?;
+        // The last byte read: row m − 1, segment segs − 1, its last group.
+        let end = (m - 1)
+            .checked_mul(seg.a_rs)
+            .and_then(|v| v.checked_add(seg.segs.checked_sub(1)?.checked_mul(seg.a_ss)?))
+            .and_then(|v| v.checked_add(seg_bytes)?.checked_add(at));
+        if !self.segmented()
+            || seg.segs.checked_mul(seg_bytes) != Some(self.k)
+            || end.is_none_or(|e| e > a.len())
+            || col_off.len() < self.col_offsets_len()
+            || isize::try_from(seg.a_rs.max(seg.a_ss)).is_err()
+        {
+            return Err(Error::SizeOverflow);
+        }
+        let out = MatMut::row_major(out, m, self.n)?;
+        let dest = Dest::Requant {
+            out: Raw::from_mut(&out),
+            plan: self.plan,
+        };
+        // SAFETY: the kernel reads segments (`segmented`); every A byte of rows 0..m lies in
+        // `a` (checked above: `end`); B is this kernel's packed blob of k = segs·groups·g rows
+        // and n columns (checked when the plan was made; the segments cover k, checked
+        // above); col_off has n rounded up to NR values (checked); the output is a validated
+        // m×n view borrowed exclusively, so it overlaps neither A nor B; the kernel runs
+        // here (checked when its blob was read).
+        unsafe {
+            run_segmented(
+                self.ker,
+                a.as_ptr().wrapping_add(at),
+                m,
+                seg,
+                data,
+                col_off,
+                dest,
             )
         };
         Ok(())

@@ -28,15 +28,28 @@
 //! dilation h, dilation w, pad top, pad left), im2col (0: none, 1: im2col, 3: im2col with
 //! the GEMM depth k padded to a multiple of 4 — int8, the weights given zero rows past
 //! kh·kw·c_in and the patches the input zero point there, so a kernel reading whole 4-byte
-//! k groups of A in place needs no packing), block (output pixels per GEMM), then the GEMM
-//! part's words. Mode 2 is the direct int8 form (`conv_direct`), registered as its own
-//! entry ([`DIRECT`]) so a firmware whose forms set lacks `FORM_GEMM` links it alone.
+//! k groups of A in place needs no packing), 4: implicit GEMM (below), block (output pixels
+//! per GEMM; output rows per call with mode 4), then the GEMM part's words. Mode 2 is the
+//! direct int8 form (`conv_direct`), registered as its own entry ([`DIRECT`]) so a firmware
+//! whose forms set lacks `FORM_GEMM` links it alone.
+//!
+//! Implicit GEMM (mode 4; int8, dilation 1 along x, weights packed for a kernel that reads
+//! A in segments: x86 VNNI). No patches: a call copies the input rows its block of output
+//! rows reads into scratch once, flipped to u8 and padded left and right with the zero point
+//! (rows above and below the image all zero point), and the kernel reads each output pixel's
+//! patch there, a segment of kw·c_in adjacent bytes per filter row (an input row apart):
+//! about a ninth of im2col's bytes for a 3×3 filter. A segment is read in whole 4-byte
+//! groups: the weights give each filter row kw·c_in rounded up to 4 rows, the extra ones
+//! zero (a 3×3×3 filter: depth 36), so the bytes read past a segment add nothing. Its
+//! scratch: those input rows (and 3 bytes of slack), then the column offsets (n + 32 i32,
+//! computed once per call, not per tile).
 
 use super::conv_direct;
 use super::gemm_common::{self, Gemm};
-use super::{checks, OpDef, OpMem};
+use super::{cast_mut, checks, OpDef, OpMem};
 use crate::error::Error;
 use crate::nn::blob::{OpView, Storage};
+use crate::quant::{PackedQBRef, Segments};
 
 pub(crate) const DEF: OpDef = OpDef {
     code: 3,
@@ -73,6 +86,9 @@ const MIN_BLOCK: usize = 32;
 /// The fewest when a block's scratch is cut down to save arena (see [`small_block`]).
 #[cfg(feature = "alloc")]
 const SMALL_BLOCK: usize = 16;
+/// The most output pixels of a call of the implicit-GEMM form (its input rows stay in L1).
+#[cfg(feature = "alloc")]
+const IMPLICIT_PIXELS: usize = 256;
 
 /// The fewest output pixels of a block cut down to save arena: [`SMALL_BLOCK`], or two row
 /// tiles of this build's kernel when the blob is for this build. (Sixteen rows are a
@@ -218,6 +234,8 @@ const P_GEOM: usize = 0;
 /// The im2col word of an im2col convolution whose GEMM depth is padded to whole 4-byte
 /// groups (see the file header).
 const IM2COL_PADDED: i32 = 3;
+/// The im2col word of the implicit-GEMM form (see the file header).
+const IMPLICIT: i32 = 4;
 const P_IM2COL: usize = Geom::WORDS;
 const P_BLOCK: usize = Geom::WORDS + 1;
 /// The first word of the GEMM part (`gemm_common`).
@@ -310,6 +328,50 @@ fn patch_rows(float: bool, im2col: bool, in_place: bool, block: usize, k: usize)
     }
 }
 
+/// Whether a geometry suits the implicit-GEMM form: not pointwise (that needs no
+/// patches), each filter row's taps adjacent input bytes (dilation 1 along x).
+fn implicit_fits(g: &Geom) -> bool {
+    !g.pointwise() && g.dw == 1
+}
+
+/// The implicit-GEMM form's segment (a filter row's kw·c_in taps) rounded up to whole
+/// 4-byte k groups: the kernel also reads the 1-3 bytes after a segment (the next pixel's,
+/// or the scratch's slack), which meet zero weights.
+fn implicit_segment(g: &Geom) -> usize {
+    (g.kw * g.ic).next_multiple_of(4)
+}
+
+/// The implicit-GEMM form's GEMM depth: kh segments.
+fn implicit_depth(g: &Geom) -> usize {
+    g.kh * implicit_segment(g)
+}
+
+/// The implicit-GEMM form's input rows: (pixels per padded row, rows for a call of `rows`
+/// output rows). A padded row holds every column the output row's patches read (the left
+/// padding, the image, the right padding).
+fn implicit_rows(g: &Geom, rows: usize) -> (usize, usize) {
+    let width = (g.ow.max(1) - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    let height = (rows.max(1) - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    (width, height)
+}
+
+/// The implicit-GEMM form's scratch: (input row bytes, with the last segment's read past
+/// them, rounded up to 64; column offset bytes) for calls of `rows` output rows (`None` on
+/// overflow). The offsets take n + 32 i32: n rounded up to any kernel's NR.
+fn implicit_parts(g: &Geom, rows: usize) -> Option<(usize, usize)> {
+    let (width, height) = implicit_rows(g, rows);
+    let buf = width
+        .checked_mul(height)?
+        .checked_mul(g.ic)?
+        .checked_add(implicit_segment(g) - g.kw * g.ic)?
+        .checked_next_multiple_of(64)?;
+    let offsets =
+        g.oc.checked_add(crate::kernels::int8::MAX_NR)?
+            .checked_mul(4)?
+            .checked_next_multiple_of(64)?;
+    Some((buf, offsets))
+}
+
 #[inline(always)]
 fn is_float(op: &OpView) -> Result<bool, Error> {
     gemm_common::is_float(op)
@@ -362,11 +424,14 @@ fn check(op: &OpView) -> Result<(), Error> {
     let g = Geom::read(op, P_GEOM);
     g.check(op, P_GEOM)?;
     let mode = op.param(P_IM2COL);
+    if mode == IMPLICIT && !float {
+        return check_implicit(op, &g);
+    }
     let im2col = match mode {
         0 => false,
         1 => true,
         IM2COL_PADDED if !float => true,
-        _ => return Err(op.error("the im2col word is not 0, 1 or (int8) 3")),
+        _ => return Err(op.error("the im2col word is not 0, 1 or (int8) 3 or 4")),
     };
     let pointwise = g.pointwise();
     if !im2col && !pointwise {
@@ -396,6 +461,140 @@ fn check(op: &OpView) -> Result<(), Error> {
         return Err(op.error("its scratch buffer is too small"));
     }
     Ok(())
+}
+
+/// The implicit-GEMM form's checks (after the counts and the geometry): the geometry fits
+/// it, not in place, B's zero point 0, weights packed for a kernel that reads A in segments,
+/// output rows per call in 1..=oh, and the scratch its calls need.
+fn check_implicit(op: &OpView, g: &Geom) -> Result<(), Error> {
+    if !implicit_fits(g) {
+        return Err(op.error("an implicit-GEMM convolution of another geometry"));
+    }
+    let (x, y) = (checks::input(op, 0)?, checks::output(op, 0)?);
+    if x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset {
+        return Err(op.error("an implicit-GEMM convolution cannot work in place"));
+    }
+    let k = implicit_depth(g);
+    if !gemm_common::check(op, false, k, g.oc, P_GEMM)? {
+        return Err(op.error("an implicit-GEMM convolution without packed weights"));
+    }
+    let segments = PackedQBRef::from_bytes(op.model().constant(op.input(1).unwrap_or(0)))
+        .is_ok_and(|p| p.kernel().segments);
+    if !segments || op.param(P_GEMM + 1) != 0 {
+        return Err(op.error("implicit GEMM needs a segment-reading kernel and zero point 0"));
+    }
+    let block = op.param(P_BLOCK);
+    if block < 1 || block as usize > g.oh.max(1) {
+        return Err(op.error("the output rows per call are out of range"));
+    }
+    let need = implicit_parts(g, block as usize)
+        .and_then(|(buf, offsets)| buf.checked_add(offsets))
+        .ok_or_else(|| op.error("sizes overflow"))?;
+    if checks::temp(op, 0)?.bytes < need {
+        return Err(op.error("its scratch buffer is too small"));
+    }
+    Ok(())
+}
+
+/// Writes `rows` input rows of image `b` from row `y0` (may lie outside the image) into
+/// `buf` as the implicit-GEMM form reads them: u8 (each byte ^ 0x80), `width` pixels per
+/// row, the image's columns after `pl` pixels of padding, padding after them; a row outside
+/// the image all padding. `pad` is the flipped input zero point.
+#[allow(clippy::too_many_arguments)]
+fn fill_rows(
+    g: &Geom,
+    x: &[u8],
+    b: usize,
+    y0: i64,
+    rows: usize,
+    width: usize,
+    pad: u8,
+    buf: &mut [u8],
+) {
+    let c = g.ic;
+    let row = width * c;
+    let left = (g.pl * c).min(row);
+    let cols = g.iw.min(width.saturating_sub(g.pl));
+    for (r, dst) in buf.chunks_exact_mut(row.max(1)).take(rows).enumerate() {
+        let src = usize::try_from(y0 + r as i64)
+            .ok()
+            .filter(|&y| y < g.ih)
+            .and_then(|y| {
+                let at = ((b * g.ih + y) * g.iw) * c;
+                x.get(at..at + cols * c)
+            });
+        let Some(src) = src else {
+            dst.fill(pad);
+            continue;
+        };
+        let (head, rest) = dst.split_at_mut(left);
+        head.fill(pad);
+        let (mid, tail) = rest.split_at_mut(src.len().min(rest.len()));
+        for (d, s) in mid.iter_mut().zip(src) {
+            *d = s ^ 0x80;
+        }
+        tail.fill(pad);
+    }
+}
+
+/// The implicit-GEMM form (mode [`IMPLICIT`], see the file header): calls of `block`
+/// output rows (fewer at the end of an image), each copying its input rows once, then a
+/// product per output row reading the patches in place.
+fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(), Error> {
+    let block = op.param(P_BLOCK).max(1) as usize;
+    let (k, n) = (implicit_depth(g), g.oc);
+    let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
+    let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
+    let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
+    let x = mem.input(x_t)?;
+    let threads = gemm_common::useful_threads(mem.threads(), g.batch * g.oh * g.ow, k, n);
+    let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
+    // (No plan: n is 0, so is the output.)
+    let Some(plan) = gemm.ws_plan() else {
+        return Ok(());
+    };
+    let (buf_bytes, _) = implicit_parts(g, block).ok_or_else(|| op.error("sizes overflow"))?;
+    let (width, _) = implicit_rows(g, block);
+    let row_bytes = width * g.ic;
+    let seg = Segments {
+        a_rs: g.sw * g.ic,
+        segs: g.kh,
+        a_ss: g.dh * row_bytes,
+        groups: implicit_segment(g) / 4,
+    };
+    let pad = op.param(P_GEMM) as i8 as u8 ^ 0x80;
+    let out_row = g.ow * n;
+    let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
+        let (buf, rest) = scratch.split_at_mut(buf_bytes.min(scratch.len()));
+        let col_off = cast_mut::<i32>(rest);
+        plan.col_offsets_u8(col_off)?;
+        // Runs of output rows of one image.
+        let mut r = 0;
+        while r < rows {
+            let (b, oy0) = ((p0 + r) / g.oh, (p0 + r) % g.oh);
+            let run = (g.oh - oy0).min(rows - r);
+            let (_, height) = implicit_rows(g, run);
+            fill_rows(g, x, b, g.in_y(oy0, 0), height, width, pad, buf);
+            for i in 0..run {
+                let y = y
+                    .get_mut((r + i) * out_row..(r + i + 1) * out_row)
+                    .ok_or(Error::SizeOverflow)?;
+                plan.run_segmented(buf, i * g.sh * row_bytes, g.ow, seg, col_off, y)?;
+            }
+            r += run;
+        }
+        Ok(())
+    };
+    gemm_common::run_rows(
+        g.batch * g.oh,
+        1,
+        block,
+        out_row,
+        threads,
+        out,
+        scratch,
+        &call,
+    )
 }
 
 /// Copies `src` into `dst` (same length), each byte xor `flip` (0: a plain copy; 0x80: i8
@@ -668,7 +867,13 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let mode = op.param(P_IM2COL);
     let im2col_on = mode != 0;
     let block = op.param(P_BLOCK).max(1) as usize;
-    let (k, n) = (gemm_depth(g.kh * g.kw * g.ic, mode), g.oc);
+    let n = g.oc;
+    if mode == IMPLICIT && !float {
+        let mut gemm = Gemm::load(op, mem, false, implicit_depth(&g), n, P_GEMM)?;
+        gemm.plan()?;
+        return run_implicit(op, mem, &g, &gemm);
+    }
+    let k = gemm_depth(g.kh * g.kw * g.ic, mode);
     let m = g.batch * g.oh * g.ow;
     let mut gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
     gemm.plan()?;
@@ -798,7 +1003,7 @@ mod lower {
     use alloc::format;
     use alloc::vec;
 
-    use super::{gemm_common, small_block, Geom, BLOCK_BYTES, MIN_BLOCK};
+    use super::{gemm_common, small_block, Geom, BLOCK_BYTES, IMPLICIT_PIXELS, MIN_BLOCK};
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::transform::ir::{OpOptions, Padding};
@@ -891,47 +1096,81 @@ mod lower {
             return super::conv_direct::lower(l, node, &g, act, &words);
         }
         let y_name = y.name.clone();
+        let host_kernel = (l.packing == Packing::Host)
+            .then(crate::kernels::qgemm_kernel)
+            .and_then(Result::ok);
+        // An int8 convolution for a kernel that reads A in segments where it lies (x86
+        // VNNI) runs as an implicit GEMM where the geometry allows (see the file header).
+        let implicit = x.dtype == DType::I8
+            && super::implicit_fits(&g)
+            && host_kernel.is_some_and(|q| q.segments);
         // An int8 im2col convolution for a kernel that reads A in place (u8 in 4-byte k
         // groups, x86 VNNI) gets whole groups (ResNet's 3×3×3 first layer: 27 → 28), so its
         // patches are not packed again; other targets keep k (their packers pad it alike).
         let pad_k = x.dtype == DType::I8
             && !pointwise
             && k % 4 != 0
-            && l.packing == Packing::Host
-            && crate::kernels::qgemm_kernel()
-                .is_ok_and(|q| q.format == crate::kernels::int8::QFormat::U8x4);
-        let mode = match (pointwise, pad_k) {
-            (true, _) => 0,
-            (false, false) => 1,
-            (false, true) => super::IM2COL_PADDED,
+            && host_kernel.is_some_and(|q| q.format == crate::kernels::int8::QFormat::U8x4);
+        let mode = match (pointwise, implicit, pad_k) {
+            (true, _, _) => 0,
+            (false, true, _) => super::IMPLICIT,
+            (false, false, false) => 1,
+            (false, false, true) => super::IM2COL_PADDED,
         };
-        let k = super::gemm_depth(k, mode);
-        let mut gl = gemm_common::lower_gemm_depth(l, node, kh * kw * ic, k, oc, act)?;
+        let (k, mut gl) = if mode == super::IMPLICIT {
+            // Each filter row's kw·c_in weights start a segment of whole 4-byte groups.
+            let (seg, padded) = (kw * ic, super::implicit_segment(&g));
+            let row_of = |i: usize| i / seg * padded + i % seg;
+            let depth = super::implicit_depth(&g);
+            let gl = gemm_common::lower_gemm_rows(l, node, k, depth, &row_of, oc, act)?;
+            (depth, gl)
+        } else {
+            let depth = super::gemm_depth(k, mode);
+            let gl = gemm_common::lower_gemm_depth(l, node, k, depth, oc, act)?;
+            (depth, gl)
+        };
         if !gl.float {
             // TFLite's ConvPerChannel has no weights offset: the weights' zero point (0 by
             // the int8 spec) is not subtracted.
             gl.params[1] = 0;
+        }
+        if mode == super::IMPLICIT && !gl.packed {
+            return Err(err("implicit GEMM without packed weights"));
         }
         let esize = if gl.float { 4 } else { 1 };
         let row = (super::patch_stride(gl.float, k) + oc) * esize;
         let kernels = l.packing.kernels();
         let rows_for = |block: usize| super::patch_rows(gl.float, !pointwise, pointwise, block, k);
         let scratch = |block: usize| {
+            if mode == super::IMPLICIT {
+                return super::implicit_parts(&g, block).map(|(buf, offsets)| buf + offsets);
+            }
             super::scratch_parts_for(kernels, gl.float, gl.packed, rows_for(block), block, k, oc)
                 .map(|(patch, ws)| patch + ws)
         };
-        let mut block = (BLOCK_BYTES / row.max(1))
-            .clamp(MIN_BLOCK, 4096)
-            .min(m.max(1));
-        // The scratch is part of the arena: an im2col convolution's (patches and GEMM
-        // workspace) is kept within a quarter of its output's bytes where blocks of at
-        // least `small_block` rows allow it. A keyword spotter's first layer (10×4 filter,
-        // 64 channels) would otherwise need more scratch than the activation it makes.
         let out_bytes = m.saturating_mul(oc).saturating_mul(esize);
-        let small = small_block(kernels, gl.float);
-        while !pointwise && block > small && scratch(block).is_none_or(|b| b > out_bytes / 4) {
-            block = (block * 3 / 4).max(small);
-        }
+        let block = if mode == super::IMPLICIT {
+            // Output rows per call: each call copies (rows − 1)·sh + kh input rows, so more
+            // rows copy less again; as many as keep the scratch within a quarter of the
+            // output's bytes (at least one) and a call within `IMPLICIT_PIXELS` pixels.
+            let most = (IMPLICIT_PIXELS / ow.max(1)).clamp(1, oh.max(1));
+            let fits = |r: usize| scratch(r).is_some_and(|b| b <= out_bytes / 4);
+            (1..=most).rev().find(|&r| fits(r)).unwrap_or(1)
+        } else {
+            let mut block = (BLOCK_BYTES / row.max(1))
+                .clamp(MIN_BLOCK, 4096)
+                .min(m.max(1));
+            // The scratch is part of the arena: an im2col convolution's (patches and GEMM
+            // workspace) is kept within a quarter of its output's bytes where blocks of at
+            // least `small_block` rows allow it. A keyword spotter's first layer (10×4
+            // filter, 64 channels) would otherwise need more scratch than the activation it
+            // makes.
+            let small = small_block(kernels, gl.float);
+            while !pointwise && block > small && scratch(block).is_none_or(|b| b > out_bytes / 4) {
+                block = (block * 3 / 4).max(small);
+            }
+            block
+        };
         let mut params = words.to_vec();
         params.push(mode);
         params
@@ -959,6 +1198,7 @@ mod tests {
     use crate::nn::transform::lower::lower;
     use crate::nn::transform::plan::plan;
     use crate::nn::transform::{LoadedModel, Packing};
+    use alloc::format;
     use alloc::string::String;
     use alloc::vec;
     use alloc::vec::Vec;
@@ -979,6 +1219,48 @@ mod tests {
     /// One CONV_2D over an h×w×c_in input: `ksize`×`ksize`, stride 1, SAME padding, c_out
     /// channels, a bias and ReLU6; int8 (per-channel weights) or f32.
     fn conv_graph(float: bool, h: usize, w: usize, cin: usize, cout: usize, ksize: usize) -> Graph {
+        let shape = Shape {
+            batch: 1,
+            h,
+            w,
+            cin,
+            cout,
+            kh: ksize,
+            kw: ksize,
+            stride: (1, 1),
+            dilation: (1, 1),
+            same: true,
+        };
+        conv_graph_of(float, &shape)
+    }
+
+    /// A CONV_2D's shapes and options for [`conv_graph_of`].
+    struct Shape {
+        batch: usize,
+        h: usize,
+        w: usize,
+        cin: usize,
+        cout: usize,
+        kh: usize,
+        kw: usize,
+        /// (h, w)
+        stride: (usize, usize),
+        dilation: (usize, usize),
+        same: bool,
+    }
+
+    /// One CONV_2D of `s`, with a bias and ReLU6; int8 (per-channel weights) or f32.
+    fn conv_graph_of(float: bool, s: &Shape) -> Graph {
+        let Shape {
+            batch,
+            h,
+            w,
+            cin,
+            cout,
+            kh,
+            kw,
+            ..
+        } = *s;
         let (dt, esize) = if float {
             (DType::F32, 4)
         } else {
@@ -998,7 +1280,7 @@ mod tests {
             quant,
             data,
         };
-        let k = ksize * ksize * cin;
+        let k = kh * kw * cin;
         let mut wdata = bytes(cout * k * esize, 7);
         let mut bdata = bytes(cout * 4, 11);
         if float {
@@ -1015,13 +1297,26 @@ mod tests {
         }
         let w_scales: Vec<f32> = (0..cout).map(|i| 0.002 + 0.0001 * i as f32).collect();
         let b_scales: Vec<f32> = w_scales.iter().map(|s| s * 0.05).collect();
+        let padding = if s.same {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
+        let out = |i: usize, k: usize, st: usize, d: usize| {
+            let (o, _) = super::same_or_valid(padding, i, k, st, d).unwrap();
+            o
+        };
+        let (oh, ow) = (
+            out(h, kh, s.stride.0, s.dilation.0),
+            out(w, kw, s.stride.1, s.dilation.1),
+        );
         Graph {
             tensors: vec![
-                t("x", dt, vec![1, h, w, cin], q(vec![0.05], -3), None),
+                t("x", dt, vec![batch, h, w, cin], q(vec![0.05], -3), None),
                 t(
                     "w",
                     dt,
-                    vec![cout, ksize, ksize, cin],
+                    vec![cout, kh, kw, cin],
                     q(w_scales, 0),
                     Some(wdata),
                 ),
@@ -1032,18 +1327,18 @@ mod tests {
                     q(b_scales, 0),
                     Some(bdata),
                 ),
-                t("y", dt, vec![1, h, w, cout], q(vec![0.04], 5), None),
+                t("y", dt, vec![batch, oh, ow, cout], q(vec![0.04], 5), None),
             ],
             nodes: vec![Node {
                 op: BuiltinOp::Conv2d,
                 version: 3,
                 options: OpOptions::Conv2d {
-                    padding: Padding::Same,
-                    stride_w: 1,
-                    stride_h: 1,
+                    padding,
+                    stride_w: s.stride.1 as i32,
+                    stride_h: s.stride.0 as i32,
                     activation: Activation::Relu6,
-                    dilation_w_factor: 1,
-                    dilation_h_factor: 1,
+                    dilation_w_factor: s.dilation.1 as i32,
+                    dilation_h_factor: s.dilation.0 as i32,
                 },
                 inputs: vec![Some(0), Some(1), Some(2)],
                 outputs: vec![3],
@@ -1133,12 +1428,24 @@ mod tests {
         }
     }
 
-    /// A 3×3×3 int8 convolution (k = 27) for the VNNI kernel gets its depth padded to 28
-    /// (zero weights, zero-point patches) and gives the bytes of the portable build, which
-    /// keeps 27; on one thread and on several.
+    /// A 3×3×3 int8 convolution (k = 27) dilated along x (so not an implicit GEMM) for the
+    /// VNNI kernel gets its depth padded to 28 (zero weights, zero-point patches) and gives
+    /// the bytes of the portable build, which keeps 27; on one thread and on several.
     #[test]
     fn padded_depth_gives_the_same_bytes() {
-        let g = conv_graph(false, 17, 19, 3, 16, 3);
+        let shape = Shape {
+            batch: 1,
+            h: 17,
+            w: 19,
+            cin: 3,
+            cout: 16,
+            kh: 3,
+            kw: 3,
+            stride: (1, 1),
+            dilation: (1, 2),
+            same: true,
+        };
+        let g = conv_graph_of(false, &shape);
         let x = input_for(&g);
         let portable = LoadedModel::from_graph(&g, Packing::Portable).unwrap();
         let host = LoadedModel::from_graph(&g, Packing::Host).unwrap();
@@ -1153,6 +1460,64 @@ mod tests {
             lower(&g, Packing::Portable).unwrap().ops[0].params[super::P_IM2COL],
             1
         );
+    }
+
+    /// The implicit-GEMM form (on a CPU whose kernel reads A in segments) gives the bytes
+    /// of the portable build's im2col: strides, dilation along y, SAME and VALID padding
+    /// (left, right, both, none), filters wider than tall and taller than wide, c_in of 1
+    /// (a 4-wide filter row), 4 and 16, c_out within a half tile, over a tile and past 32,
+    /// two images, on one thread and on several; the mode chosen where it fits.
+    #[test]
+    fn implicit_gemm_gives_the_bytes_of_im2col() {
+        let segments = crate::kernels::qgemm_kernel().is_ok_and(|k| k.segments);
+        // (batch, h, w, cin, cout, kh, kw, stride, dilation, same)
+        let cases = [
+            (1, 12, 11, 16, 16, 3, 3, (1, 1), (1, 1), true),
+            (2, 9, 13, 4, 40, 3, 3, (2, 2), (1, 1), true),
+            (1, 16, 16, 8, 33, 3, 3, (2, 2), (1, 1), false),
+            (1, 10, 9, 4, 24, 3, 1, (1, 2), (2, 1), true),
+            (1, 23, 10, 1, 64, 10, 4, (2, 2), (1, 1), true),
+            (1, 7, 8, 16, 8, 1, 3, (1, 1), (1, 1), false),
+            (2, 6, 5, 16, 20, 5, 5, (1, 3), (1, 1), true),
+            (1, 3, 4, 4, 8, 3, 3, (1, 1), (1, 1), true),
+            // Segments of 9, 6 and 15 bytes, read as 12, 8 and 16.
+            (1, 17, 19, 3, 16, 3, 3, (1, 1), (1, 1), true),
+            (2, 11, 9, 3, 8, 3, 3, (2, 2), (1, 1), true),
+            (1, 8, 9, 2, 20, 2, 3, (1, 1), (1, 1), false),
+            (1, 9, 10, 5, 12, 3, 3, (2, 1), (1, 1), true),
+            // A strided 1×1 (ResNet's shortcut): not pointwise, so an implicit GEMM.
+            (1, 9, 10, 16, 32, 1, 1, (2, 2), (1, 1), false),
+            (1, 8, 8, 8, 16, 1, 1, (2, 2), (1, 1), true),
+        ];
+        for (batch, h, w, cin, cout, kh, kw, stride, dilation, same) in cases {
+            let shape = Shape {
+                batch,
+                h,
+                w,
+                cin,
+                cout,
+                kh,
+                kw,
+                stride,
+                dilation,
+                same,
+            };
+            let g = conv_graph_of(false, &shape);
+            let x = input_for(&g);
+            let want = run(
+                &LoadedModel::from_graph(&g, Packing::Portable).unwrap(),
+                &x,
+                1,
+            );
+            let host = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+            let what =
+                format!("{batch}x{h}x{w}x{cin} -> {cout} k{kh}x{kw} s{stride:?} d{dilation:?}");
+            for t in [1, 2, 3] {
+                assert_eq!(run(&host, &x, t), want, "{what} threads {t}");
+            }
+            let mode = lower(&g, Packing::Host).unwrap().ops[0].params[super::P_IM2COL];
+            assert_eq!(mode == super::IMPLICIT, segments, "{what}");
+        }
     }
 
     /// im2col writes the patches of the definition (every tap from `in_pixel` or the pad

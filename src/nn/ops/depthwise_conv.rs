@@ -21,6 +21,9 @@
 //! (`depthwise_lanes`) goes across channels in vectors. Taps go in chunks of [`MAX_TAPS`]
 //! (larger filters keep partial sums in the scratch). A depth multiplier above 1 copies each
 //! tap's input pixel expanded to c_out channels into the scratch, one pixel at a time.
+//! On x86 with AVX-512 VNNI, int8 rows whose geometry allows it go whole to
+//! `depthwise_vnni` instead (four taps per instruction, the filter in registers), from the
+//! same padded rows and pad pixel.
 //!
 //! In place: when the plan gives the output input 0's arena offset (allowed when
 //! [`in_place_geom`] holds: output rows never overwrite input rows still to be read), the
@@ -42,6 +45,7 @@ use core::ops::Range;
 use super::conv::Geom;
 use super::depthwise_lanes::{self as lanes, Elem, Finish, Isa, Job, NP};
 use super::depthwise_m4;
+use super::depthwise_vnni::{self as vnni, Plan};
 use super::{cast, cast_mut, checks, OpDef, OpMem, Pod};
 use crate::error::Error;
 use crate::nn::blob::{OpView, Storage, TensorInfo};
@@ -324,6 +328,14 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     ) -> Result<bool, Error> {
         Ok(false)
     }
+    /// Prepares `plan` when the whole-row kernel (`depthwise_vnni`) runs this call's rows.
+    fn row_plan(_: &Dw<Self>, _: Option<&Wide<Self>>, _: &mut Plan) -> bool {
+        false
+    }
+    /// That kernel's output row (see `Plan::row`): the pixels done.
+    fn plan_row(_: &Plan, _: &[(&[Self], usize)], _: &Finish, _: &mut [Self]) -> usize {
+        0
+    }
 }
 
 impl DwElem for i8 {
@@ -364,6 +376,16 @@ impl DwElem for i8 {
         let rows = [row(0)?, row(1)?, row(2)?];
         depthwise_m4::row(rows, stream, g.oc, g.ow, out, dw.fin.lo, dw.fin.hi)?;
         Ok(true)
+    }
+    fn row_plan(dw: &Dw<i8>, wide: Option<&Wide<i8>>, plan: &mut Plan) -> bool {
+        match (wide, dw.init) {
+            (Some(wd), Some(_)) => plan.prepare(dw.isa, &dw.g, wd.r, &wd.w, &wd.init),
+            (None, Some(init)) => plan.prepare(dw.isa, &dw.g, 1, dw.w, init),
+            (_, None) => false,
+        }
+    }
+    fn plan_row(plan: &Plan, rows: &[(&[i8], usize)], fin: &Finish, out: &mut [i8]) -> usize {
+        plan.row(rows, fin, out)
     }
 }
 
@@ -521,6 +543,7 @@ impl<E: DwElem> Dw<'_, E> {
     }
 
     /// Input row `iy` (inside the image) of `src`, as a row of the padded width.
+    #[inline]
     fn in_row<'s>(&self, src: Src<'s, E>, iy: usize) -> Result<&'s [E], Error> {
         let len = self.pw() * self.g.ic;
         let (buf, at) = match src {
@@ -580,6 +603,8 @@ impl<E: DwElem> Dw<'_, E> {
         let direct = self.pw() == g.iw;
         let wide = sc.head.first().and_then(|&p| self.wide(p));
         let wide = wide.as_ref();
+        let mut plan = Plan::new();
+        let plan = E::row_plan(self, wide, &mut plan).then_some(&plan);
         let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
         for r in rows {
             let (b, oy) = (r / g.oh, r % g.oh);
@@ -591,7 +616,7 @@ impl<E: DwElem> Dw<'_, E> {
                 .ok_or_else(Self::bad)?;
             if direct {
                 let (_, mut rest) = split_ring(sc);
-                self.row(Src::Image(plane), oy, o, &mut rest, wide)?;
+                self.row(Src::Image(plane), oy, o, &mut rest, wide, plan)?;
                 continue;
             }
             let (first, end) = self.window(oy);
@@ -600,7 +625,7 @@ impl<E: DwElem> Dw<'_, E> {
             self.fill_ring(sc, done.max(first)..end, row)?;
             loaded = Some((b, done.max(end)));
             let (ring, mut rest) = split_ring(sc);
-            self.row(ring, oy, o, &mut rest, wide)?;
+            self.row(ring, oy, o, &mut rest, wide, plan)?;
         }
         Ok(())
     }
@@ -611,6 +636,8 @@ impl<E: DwElem> Dw<'_, E> {
         let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
         let wide = sc.head.first().and_then(|&p| self.wide(p));
         let wide = wide.as_ref();
+        let mut plan = Plan::new();
+        let plan = E::row_plan(self, wide, &mut plan).then_some(&plan);
         for b in 0..g.batch {
             let mut loaded = 0usize;
             for oy in 0..g.oh {
@@ -623,14 +650,15 @@ impl<E: DwElem> Dw<'_, E> {
                 let at = (b * g.oh + oy) * out_row;
                 let o = io.get_mut(at..at + out_row).ok_or_else(Self::bad)?;
                 let (ring, mut rest) = split_ring(sc);
-                self.row(ring, oy, o, &mut rest, wide)?;
+                self.row(ring, oy, o, &mut rest, wide, plan)?;
             }
         }
         Ok(())
     }
 
     /// Output row `oy` of the batch whose rows `src` gives, into `out` (ow·c_out values):
-    /// as wide pixels as far as `wide` allows, the rest as they are.
+    /// by the whole-row kernel with `plan`, else as wide pixels as far as `wide` allows; the
+    /// rest as they are.
     fn row(
         &self,
         src: Src<E>,
@@ -638,13 +666,17 @@ impl<E: DwElem> Dw<'_, E> {
         out: &mut [E],
         sc: &mut Rest<E, E::A>,
         wide: Option<&Wide<E>>,
+        plan: Option<&Plan>,
     ) -> Result<(), Error> {
         if E::m4_row(self, src, oy, out, sc.pad)? {
             return Ok(());
         }
         let g = &self.g;
         let mut ox = 0;
-        if let Some(wd) = wide {
+        if let Some(plan) = plan {
+            ox = self.plan_row(plan, src, oy, out, sc, wide)?;
+        }
+        if let (0, Some(wd)) = (ox, wide) {
             let n = g.ow / wd.r;
             let o = out.get_mut(..n * wd.r * g.oc).ok_or_else(Self::bad)?;
             self.pixels(src, oy, 0, n, o, sc, Some(wd))?;
@@ -668,6 +700,41 @@ impl<E: DwElem> Dw<'_, E> {
             ox += n;
         }
         Ok(())
+    }
+
+    /// Output row `oy` by the whole-row kernel (`depthwise_vnni`), as wide pixels with
+    /// `wide`: its filter rows are padded input rows, or the pad pixel outside the image.
+    /// Returns the pixels done.
+    fn plan_row(
+        &self,
+        plan: &Plan,
+        src: Src<E>,
+        oy: usize,
+        out: &mut [E],
+        sc: &Rest<E, E::A>,
+        wide: Option<&Wide<E>>,
+    ) -> Result<usize, Error> {
+        let g = &self.g;
+        let (pad, fin) = match wide {
+            Some(w) => {
+                let fin = Finish {
+                    mults: w.mults.as_ptr(),
+                    shifts: w.shifts.as_ptr(),
+                    ..self.fin
+                };
+                (&w.pad[..], fin)
+            }
+            None => (sc.pad, self.fin),
+        };
+        let mut rows = [(pad, 0usize); vnni::MAX_KH];
+        let rows = rows.get_mut(..g.kh).ok_or_else(Self::bad)?;
+        for (fy, r) in rows.iter_mut().enumerate() {
+            let iy = g.in_y(oy, fy);
+            if iy >= 0 && iy < g.ih as i64 {
+                *r = (self.in_row(src, iy as usize)?, g.ic);
+            }
+        }
+        Ok(E::plan_row(plan, rows, &fin, out))
     }
 
     /// `n` output pixels from (oy, ox) (one when the multiplier is above 1; wide pixels of
@@ -1328,6 +1395,7 @@ mod tests {
     fn every_path_matches_the_reference_loops() {
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
         let mut in_place_runs = 0;
+        let mut whole_rows = 0;
         for case in 0..300 {
             let g = geometry(&mut r);
             let taps = g.kh * g.kw;
@@ -1405,6 +1473,8 @@ mod tests {
                 };
                 let got = run_dw(&dw, &x, za as i8, false);
                 assert_eq!(got, want, "int8 {isa:?} {g:?}");
+                let wide = dw.wide(za as i8);
+                whole_rows += usize::from(i8::row_plan(&dw, wide.as_ref(), &mut Plan::new()));
                 let dwf = Dw::<f32> {
                     g,
                     w: &wpf,
@@ -1454,6 +1524,12 @@ mod tests {
             }
         }
         assert!(in_place_runs > 100, "{in_place_runs} in-place runs");
+        // The whole-row kernel ran often enough where the CPU has it.
+        #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+        if Isa::detect() == Isa::Avx512Vnni {
+            assert!(whole_rows > 30, "{whole_rows} runs of the whole-row kernel");
+        }
+        let _ = whole_rows;
     }
 
     /// The Cortex-M4 form (`depthwise_m4`: the stream, its kernel's arithmetic) against the

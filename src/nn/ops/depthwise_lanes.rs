@@ -40,6 +40,10 @@ pub(crate) enum Isa {
     Avx2,
     #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
     Avx512,
+    /// AVX-512 with VNNI: int8 rows go the whole-row kernel (`depthwise_vnni`) where the
+    /// geometry allows, the rest as `Avx512`.
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    Avx512Vnni,
     #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
     M4Dsp,
 }
@@ -53,7 +57,13 @@ impl Isa {
             let f = crate::arch::cpu_info().features;
             let avx2 = Features::AVX2.with(Features::FMA);
             #[cfg(edgemm_avx512_intrinsics)]
-            if f.contains(avx2.with(Features::AVX512F).with(Features::AVX512BW)) {
+            let avx512 = avx2.with(Features::AVX512F).with(Features::AVX512BW);
+            #[cfg(edgemm_avx512_intrinsics)]
+            if f.contains(avx512.with(Features::AVX512VL).with(Features::AVX512VNNI)) {
+                return Isa::Avx512Vnni;
+            }
+            #[cfg(edgemm_avx512_intrinsics)]
+            if f.contains(avx512) {
                 return Isa::Avx512;
             }
             if f.contains(avx2) {
@@ -76,7 +86,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => 8,
             #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-            Isa::Avx512 => 16,
+            Isa::Avx512 | Isa::Avx512Vnni => 16,
             #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
             Isa::M4Dsp => 0,
         }
@@ -95,8 +105,12 @@ impl Isa {
             v.push(Isa::Avx2);
         }
         #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-        if best == Isa::Avx512 {
+        if matches!(best, Isa::Avx512 | Isa::Avx512Vnni) {
             v.push(Isa::Avx512);
+        }
+        #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+        if best == Isa::Avx512Vnni {
+            v.push(Isa::Avx512Vnni);
         }
         #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
         v.push(best);
@@ -361,7 +375,7 @@ unsafe fn run_group<E: Elem>(isa: Isa, job: &Job<E, E::W, E::A>) {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => avx2::<E>(job),
             #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-            Isa::Avx512 => avx512::<E>(job),
+            Isa::Avx512 | Isa::Avx512Vnni => avx512::<E>(job),
             #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
             Isa::M4Dsp => E::m4dsp(job),
         }

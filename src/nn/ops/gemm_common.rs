@@ -331,6 +331,14 @@ impl<'a> Gemm<'a> {
         Ok(())
     }
 
+    /// The int8 GEMM's plan, once [`Gemm::plan`]ned (`None` for f32, or k or n of 0).
+    pub(crate) fn ws_plan(&self) -> Option<&WsPlan<'a>> {
+        match self {
+            Gemm::I8 { plan, .. } => plan.as_ref(),
+            Gemm::F32 { .. } => None,
+        }
+    }
+
     /// Rows per thread task: at least [`ROW_UNIT`], in whole row tiles of the kernel that
     /// runs (a task boundary inside a tile would add a partial tile to each side).
     pub(crate) fn row_unit(&self) -> usize {
@@ -682,7 +690,7 @@ fn run_rows_threaded(
 }
 
 #[cfg(feature = "alloc")]
-pub(crate) use lower::{lower_gemm, lower_gemm_depth, lower_requant};
+pub(crate) use lower::{lower_gemm, lower_gemm_depth, lower_gemm_rows, lower_requant};
 
 #[cfg(feature = "alloc")]
 mod lower {
@@ -793,6 +801,21 @@ mod lower {
         n: usize,
         act: Activation,
     ) -> Result<GemmLowered, Error> {
+        lower_gemm_rows(l, node, k, depth, &|i| i, n, act)
+    }
+
+    /// [`lower_gemm_depth`] with weight row i (of k) at GEMM row `row_of(i)` (< depth, one
+    /// to one), the other rows zero: CONV_2D's implicit GEMM pads each filter row's taps to
+    /// whole 4-byte groups.
+    pub(crate) fn lower_gemm_rows(
+        l: &mut Lowering,
+        node: usize,
+        k: usize,
+        depth: usize,
+        row_of: &dyn Fn(usize) -> usize,
+        n: usize,
+        act: Activation,
+    ) -> Result<GemmLowered, Error> {
         let g = l.graph;
         let err = |r| g.node_error(node, r);
         let x = g.input(node, 0)?;
@@ -808,7 +831,7 @@ mod lower {
         }
         let bias = g.nodes[node].inputs.get(2).copied().flatten();
         let float = x.dtype == DType::F32;
-        if depth < k || (float && depth != k) {
+        if depth < k || (float && depth != k) || (0..k).any(|i| row_of(i) >= depth) {
             return Err(err("a GEMM depth below k, or padded for f32"));
         }
         if let Some(b) = bias {
@@ -822,13 +845,13 @@ mod lower {
             }
         }
         // Weights transposed to k×n row-major: the GEMM's B with unit column stride.
-        // (Rows k..depth stay zero.)
+        // (Rows no weight row maps to stay zero.)
         let esize = w.dtype.size();
         let mut wt = vec![0u8; depth * n * esize];
         for o in 0..n {
             for i in 0..k {
                 let src = (o * k + i) * esize;
-                let dst = (i * n + o) * esize;
+                let dst = (row_of(i) * n + o) * esize;
                 wt[dst..dst + esize].copy_from_slice(&data[src..src + esize]);
             }
         }

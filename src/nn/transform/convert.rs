@@ -67,8 +67,8 @@ pub fn convert_graph(g: &Graph, packing: Packing, opts: WriteOptions) -> Result<
     operators.sort_unstable();
     operators.dedup();
     // Our own bytes, just written: the operators' own MAC counts.
-    let macs = blob_macs(&Model::validated(&blob));
-    let forms = ops::forms_of(&Model::validated(&blob));
+    let macs = blob_macs(&Model::validated(&blob, false));
+    let forms = ops::forms_of(&Model::validated(&blob, false));
     Ok(Converted {
         blob,
         packing,

@@ -23,6 +23,8 @@ use crate::nn::session::Session;
 pub struct LoadedModel {
     words: Vec<u128>,
     len: usize,
+    /// False when read by [`LoadedModel::for_inspection`].
+    runnable: bool,
 }
 
 impl core::fmt::Debug for LoadedModel {
@@ -61,18 +63,31 @@ impl LoadedModel {
 
     /// Copies and validates a blob.
     pub fn from_blob(bytes: &[u8]) -> Result<Self, Error> {
+        let m = Self::copy(bytes, true);
+        Model::from_bytes(m.bytes())?;
+        Ok(m)
+    }
+
+    /// Copies a blob and reads it only to describe it ([`Model::for_inspection`]): a blob
+    /// packed for another target loads; its runner refuses to run it.
+    pub fn for_inspection(bytes: &[u8]) -> Result<Self, Error> {
+        let m = Self::copy(bytes, false);
+        Model::for_inspection(m.bytes())?;
+        Ok(m)
+    }
+
+    fn copy(bytes: &[u8], runnable: bool) -> Self {
         let mut words = vec![0u128; bytes.len().div_ceil(16)];
         // SAFETY: viewing the u128 buffer as its bytes (no alignment or validity needs).
         let dst = unsafe {
             core::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 16)
         };
         dst[..bytes.len()].copy_from_slice(bytes);
-        let m = LoadedModel {
+        LoadedModel {
             words,
             len: bytes.len(),
-        };
-        Model::from_bytes(m.bytes())?;
-        Ok(m)
+            runnable,
+        }
     }
 
     /// Imports, lowers and plans a `.tflite` model.
@@ -103,7 +118,7 @@ impl LoadedModel {
 
     /// The model (validated when loaded; this re-reads only its header).
     pub fn model(&self) -> Model<'_> {
-        Model::validated(self.bytes())
+        Model::validated(self.bytes(), self.runnable)
     }
 
     /// The blob bytes (to save with `edgemm convert`).

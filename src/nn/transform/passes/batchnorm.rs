@@ -210,7 +210,6 @@ fn fold_batch_norms(g: &mut Graph, _: &Args) -> Result<String, Error> {
 mod tests {
     use super::super::test_graphs::*;
     use super::*;
-    use crate::nn::transform::ir::Padding;
 
     /// conv 3×3 → MUL(a) → ADD(b) with RELU; depthwise → SUB(b); FC → MUL(scalar); and a
     /// lone MUL+ADD on a graph input (nothing to fold into).
@@ -219,19 +218,7 @@ mod tests {
         let x = b.act(&[1, 6, 6, 3]);
         let w = b.constant(&[4, 3, 3, 3], 1);
         let h = b.act(&[1, 6, 6, 4]);
-        b.node(
-            BuiltinOp::Conv2d,
-            OpOptions::Conv2d {
-                padding: Padding::Same,
-                stride_w: 1,
-                stride_h: 1,
-                activation: Activation::None,
-                dilation_w_factor: 1,
-                dilation_h_factor: 1,
-            },
-            &[x, w],
-            &[h],
-        );
+        b.conv(&[x, w], h, 1, Activation::None);
         let a = b.constant(&[4], 2);
         let m = b.act(&[1, 6, 6, 4]);
         b.node(
@@ -256,20 +243,7 @@ mod tests {
         let dw = b.constant(&[1, 3, 3, 4], 4);
         let dbias = b.constant(&[4], 5);
         let d = b.act(&[1, 6, 6, 4]);
-        b.node(
-            BuiltinOp::DepthwiseConv2d,
-            OpOptions::DepthwiseConv2d {
-                padding: Padding::Same,
-                stride_w: 1,
-                stride_h: 1,
-                depth_multiplier: 1,
-                activation: Activation::None,
-                dilation_w_factor: 1,
-                dilation_h_factor: 1,
-            },
-            &[s, dw, dbias],
-            &[d],
-        );
+        b.depthwise(&[s, dw, dbias], d, 1, Activation::None);
         let sb = b.constant(&[4], 6);
         let e = b.act(&[1, 6, 6, 4]);
         b.node(

@@ -623,36 +623,11 @@ mod tests {
         let w = b.constant(&[4, 3, 3, 3], 1);
         let bias = b.constant(&[4], 2);
         let h1 = b.act(&[1, 8, 8, 4]);
-        b.node(
-            BuiltinOp::Conv2d,
-            OpOptions::Conv2d {
-                padding: Padding::Same,
-                stride_w: 1,
-                stride_h: 1,
-                activation: Activation::Relu6,
-                dilation_w_factor: 1,
-                dilation_h_factor: 1,
-            },
-            &[x, w, bias],
-            &[h1],
-        );
+        b.conv(&[x, w, bias], h1, 1, Activation::Relu6);
         let dw = b.constant(&[1, 3, 3, 4], 3);
         let dbias = b.constant(&[4], 4);
         let h2 = b.act(&[1, 4, 4, 4]);
-        b.node(
-            BuiltinOp::DepthwiseConv2d,
-            OpOptions::DepthwiseConv2d {
-                padding: Padding::Same,
-                stride_w: 2,
-                stride_h: 2,
-                depth_multiplier: 1,
-                activation: Activation::Relu,
-                dilation_w_factor: 1,
-                dilation_h_factor: 1,
-            },
-            &[h1, dw, dbias],
-            &[h2],
-        );
+        b.depthwise(&[h1, dw, dbias], h2, 2, Activation::Relu);
         let p = b.act(&[1, 1, 1, 4]);
         b.node(
             BuiltinOp::AveragePool2d,

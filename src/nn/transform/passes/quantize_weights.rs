@@ -136,7 +136,7 @@ fn quantize_weights(g: &mut Graph, args: &Args) -> Result<String, Error> {
 mod tests {
     use super::super::test_graphs::*;
     use super::*;
-    use crate::nn::transform::ir::{Activation, OpOptions, Padding};
+    use crate::nn::transform::ir::Activation;
 
     /// FC 40 → 24 → (RELU) conv 3×3 over a 6×6×8 input → 5 channels, two separate branches.
     fn graph() -> Graph {
@@ -149,19 +149,7 @@ mod tests {
         let cw = b.constant(&[5, 3, 3, 8], 2);
         let cb = b.constant(&[5], 3);
         let y2 = b.act(&[1, 6, 6, 5]);
-        b.node(
-            BuiltinOp::Conv2d,
-            OpOptions::Conv2d {
-                padding: Padding::Same,
-                stride_w: 1,
-                stride_h: 1,
-                activation: Activation::None,
-                dilation_w_factor: 1,
-                dilation_h_factor: 1,
-            },
-            &[x2, cw, cb],
-            &[y2],
-        );
+        b.conv(&[x2, cw, cb], y2, 1, Activation::None);
         b.finish(&[x, x2], &[y, y2])
     }
 

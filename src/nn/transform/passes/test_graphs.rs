@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use super::Args;
 use crate::nn::dtype::DType;
-use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, Node, OpOptions, Tensor};
+use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, Node, OpOptions, Padding, Tensor};
 use crate::nn::transform::{LoadedModel, Packing};
 
 /// Builds a graph tensor by tensor, node by node.
@@ -103,6 +103,39 @@ impl Builder {
 
     pub(crate) fn fc(&mut self, x: usize, w: usize, y: usize) {
         self.fc_act(x, w, y, Activation::None);
+    }
+
+    /// A SAME-padded, undilated CONV_2D (`inputs`: x, weights and optionally bias).
+    pub(crate) fn conv(&mut self, inputs: &[usize], y: usize, stride: i32, activation: Activation) {
+        let options = OpOptions::Conv2d {
+            padding: Padding::Same,
+            stride_w: stride,
+            stride_h: stride,
+            activation,
+            dilation_w_factor: 1,
+            dilation_h_factor: 1,
+        };
+        self.node(BuiltinOp::Conv2d, options, inputs, &[y]);
+    }
+
+    /// A SAME-padded, undilated DEPTHWISE_CONV_2D of depth multiplier 1.
+    pub(crate) fn depthwise(
+        &mut self,
+        inputs: &[usize],
+        y: usize,
+        stride: i32,
+        activation: Activation,
+    ) {
+        let options = OpOptions::DepthwiseConv2d {
+            padding: Padding::Same,
+            stride_w: stride,
+            stride_h: stride,
+            depth_multiplier: 1,
+            activation,
+            dilation_w_factor: 1,
+            dilation_h_factor: 1,
+        };
+        self.node(BuiltinOp::DepthwiseConv2d, options, inputs, &[y]);
     }
 
     pub(crate) fn finish(mut self, inputs: &[usize], outputs: &[usize]) -> Graph {

@@ -1,0 +1,369 @@
+//! Whole output rows of the int8 DEPTHWISE_CONV_2D (see `depthwise_conv`: the operator, its
+//! blob form, the sums it reproduces) on x86 with AVX-512 VNNI.
+//!
+//! `vpdpbusd` adds four u8·i8 products into each i32 lane, exactly (no saturation). A lane
+//! is one channel (or one channel of one of the `r` pixels of a wide pixel, see `Wide` in
+//! `depthwise_conv`), its four bytes up to four consecutive columns of one filter row. One
+//! register per filter row and group of four columns holds those input bytes, the newest
+//! column in the top byte: from one output pixel to the next (`sw·r` columns on) it shifts
+//! right by a byte per new column and takes that column's bytes in its top bytes (a
+//! broadcast 16-byte load and one masked `vpshufb`). So each input byte is loaded once per
+//! filter row, not once per tap, and nothing is shuffled per tap. Channels go 16 at a time
+//! with the pixels of the row inner: the weights and the output stage's constants stay in
+//! registers across the row, and the output stage (`quant::requant::x86_512`) runs on the
+//! sums in registers.
+//!
+//! `vpdpbusd` takes u8 inputs: the bytes go in XORed with 0x80 (x + 128), so the sums gain
+//! 128·Σw, which the plan takes off their start (`bias − z_x·Σw − 128·Σw`, wrapping as the
+//! sums); the bytes of a group below its columns have zero weights.
+//!
+//! The plan is built per operator call from the blob's i16 pair weights (the blob stays as
+//! it is): the weights as `[filter row][group][lane]` words of four i8, and the sums' start.
+//! Any stride and vertical dilation; horizontal dilation, a depth multiplier above 1, more
+//! than `MAX_KH` filter rows or 8 columns, fewer than 16 or more than `CAP` lanes, or fewer
+//! than `MIN_PIXELS` output pixels in the call go the general kernel (`depthwise_lanes`).
+//! Other targets get an empty plan that never applies.
+
+use super::conv::Geom;
+use super::depthwise_lanes::{Finish, Isa};
+
+/// Filter rows the kernel keeps in registers, at most.
+pub(crate) const MAX_KH: usize = 5;
+
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+pub(crate) use imp::Plan;
+
+/// The empty plan of targets without the kernel.
+#[cfg(not(all(target_arch = "x86_64", edgemm_avx512_intrinsics)))]
+pub(crate) struct Plan;
+
+#[cfg(not(all(target_arch = "x86_64", edgemm_avx512_intrinsics)))]
+impl Plan {
+    pub(crate) fn new() -> Plan {
+        Plan
+    }
+    pub(crate) fn prepare(&mut self, _: Isa, _: &Geom, _: usize, _: &[i16], _: &[i32]) -> bool {
+        false
+    }
+    pub(crate) fn row(&self, _: &[(&[i8], usize)], _: &Finish, _: &mut [i8]) -> usize {
+        0
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
+mod imp {
+    use super::{Finish, Geom, Isa, MAX_KH};
+    use crate::quant::requant::x86_512::{consts, mbqm, mbqm_small};
+    use core::arch::x86_64::*;
+    use core::mem::MaybeUninit;
+
+    /// Groups of four filter columns the kernel keeps in registers, at most.
+    const MAX_KQ: usize = 2;
+    /// Lanes the plan holds, at most.
+    const CAP: usize = 1024;
+    /// Weight words the plan holds (filter rows × groups × lanes).
+    const W_CAP: usize = 3 * CAP;
+    /// Output pixels of a call below which the general kernel runs: the plan's setup (the
+    /// weights rearranged on every call) outweighs the kernel's gain on fewer.
+    const MIN_PIXELS: usize = 16;
+
+    /// The plan's weight words `ws` (zeros on entry) and sums' start `start` (`init` on
+    /// entry) from the pair weights `w` of `taps` taps; false if a weight is outside i8.
+    /// (A function of its own for the target features: the loops vectorize wider.)
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fn fill(
+        ws: &mut [i32],
+        start: &mut [i32],
+        w: &[i16],
+        taps: usize,
+        kw: usize,
+        kq: usize,
+    ) -> bool {
+        let lanes = start.len();
+        let mut in_i8 = true;
+        for (p, pair) in w.chunks_exact(2 * lanes).enumerate() {
+            for h in 0..2 {
+                let t = 2 * p + h;
+                if t >= taps {
+                    break; // the padding of an odd last pair
+                }
+                let (fy, fx) = (t / kw, t % kw);
+                let q = fx / 4;
+                // Column fx in byte 4 − (hi − lo) + (fx − lo) of its group: the last on top.
+                let shift = 8 * (4 + fx - (4 * q + 4).min(kw));
+                let Some(dst) = ws.get_mut((fy * kq + q) * lanes..(fy * kq + q + 1) * lanes) else {
+                    return false;
+                };
+                for ((d, s), i) in dst.iter_mut().zip(pair.chunks_exact(2)).zip(&mut *start) {
+                    let v = s[h];
+                    in_i8 &= v == i16::from(v as i8);
+                    *d |= (u32::from(v as u8) << shift) as i32;
+                    *i = i.wrapping_sub(128 * i32::from(v as i8));
+                }
+            }
+        }
+        in_i8
+    }
+
+    /// One call's constants (see the module docs).
+    pub(crate) struct Plan {
+        kh: usize,
+        kw: usize,
+        /// Groups of four columns.
+        kq: usize,
+        /// Lanes of an output pixel (c_out, or 16 for wide pixels) and pixels per lane set.
+        lanes: usize,
+        r: usize,
+        /// Input columns from one output (wide) pixel to the next, and such pixels per row.
+        step: usize,
+        groups: usize,
+        /// Every sum below 2^30 in magnitude (the output stage's one-shift form applies).
+        small: bool,
+        /// `[filter row][group][lane]`: the first `kh·kq·lanes` set by `prepare`.
+        w: [MaybeUninit<i32>; W_CAP],
+        /// The sums' start per lane: the first `lanes` set by `prepare`.
+        init: [MaybeUninit<i32>; CAP],
+    }
+
+    /// `v` as values that are initialized.
+    fn as_uninit(v: &[i32]) -> &[MaybeUninit<i32>] {
+        // SAFETY: same layout; initialized values are valid `MaybeUninit`s.
+        unsafe { core::slice::from_raw_parts(v.as_ptr() as *const MaybeUninit<i32>, v.len()) }
+    }
+
+    impl Plan {
+        pub(crate) fn new() -> Plan {
+            Plan {
+                kh: 0,
+                kw: 0,
+                kq: 0,
+                lanes: 0,
+                r: 0,
+                step: 0,
+                groups: 0,
+                small: false,
+                w: [const { MaybeUninit::uninit() }; W_CAP],
+                init: [const { MaybeUninit::uninit() }; CAP],
+            }
+        }
+
+        /// Sets the plan up for rows of `g` as pixels of `r` pixels (`r` > 1: wide pixels at
+        /// stride 1, `w` and `init` then hold the 16 lanes' copies), from the pair weights
+        /// `w` (`[pair][lane][2]`) and the sums' start `init`; false when the kernel does not
+        /// apply (`isa`, the geometry, or a weight outside i8, which a blob from `lower`
+        /// never holds).
+        pub(crate) fn prepare(
+            &mut self,
+            isa: Isa,
+            g: &Geom,
+            r: usize,
+            w: &[i16],
+            init: &[i32],
+        ) -> bool {
+            let (kh, kw, kq) = (g.kh, g.kw, g.kw.div_ceil(4));
+            let lanes = g.oc * r;
+            let groups = g.ow / r.max(1);
+            if isa != Isa::Avx512Vnni
+                || g.oc != g.ic
+                || g.dw != 1
+                || r == 0
+                || (r > 1 && (g.sw != 1 || lanes != 16))
+                || kh > MAX_KH
+                || kq > MAX_KQ
+                || !(16..=CAP).contains(&lanes)
+                || kh * kq * lanes > W_CAP
+                || groups == 0
+                || g.batch * g.oh * g.ow < MIN_PIXELS
+            {
+                return false;
+            }
+            let (taps, words) = (kh * kw, kh * kq * lanes);
+            let (Some(w), Some(init)) = (w.get(..taps.div_ceil(2) * 2 * lanes), init.get(..lanes))
+            else {
+                return false;
+            };
+            // Only the parts the kernel reads are written (and zeroed first: not the whole
+            // arrays on every call).
+            for v in &mut self.w[..words] {
+                v.write(0);
+            }
+            self.init[..lanes].copy_from_slice(as_uninit(init));
+            // SAFETY: the first `words` and `lanes` values were just written.
+            let (ws, start) = unsafe {
+                (
+                    core::slice::from_raw_parts_mut(self.w.as_mut_ptr() as *mut i32, words),
+                    core::slice::from_raw_parts_mut(self.init.as_mut_ptr() as *mut i32, lanes),
+                )
+            };
+            // SAFETY: the instruction set was checked above (found on this CPU).
+            let in_i8 = unsafe { fill(ws, start, w, taps, kw, kq) };
+            // The sum of a pixel is init + Σ w·x over i8 weights and inputs (pad inputs
+            // included).
+            let most = taps as i64 * 128 * 128;
+            let small = init.iter().all(|&b| i64::from(b).abs() + most < 1 << 30);
+            if !in_i8 {
+                return false;
+            }
+            (self.kh, self.kw, self.kq, self.lanes, self.r) = (kh, kw, kq, lanes, r);
+            (self.step, self.groups, self.small) = (g.sw * r, groups, small);
+            true
+        }
+
+        /// Output row from its filter rows `rows` (each the padded input row, its columns
+        /// `col` bytes apart, or the pad pixel with `col` 0) into `out`; returns the pixels
+        /// done (from the first): `groups·r`, or 0 when the slices are too short for the
+        /// plan (then nothing is written).
+        pub(crate) fn row(&self, rows: &[(&[i8], usize)], fin: &Finish, out: &mut [i8]) -> usize {
+            if rows.len() != self.kh || out.len() < self.groups * self.lanes {
+                return 0;
+            }
+            // The last column read (groups ≥ 1, kw ≥ 1: prepared).
+            let last = (self.groups - 1) * self.step + self.kw - 1;
+            let mut src = [(core::ptr::null::<i8>(), 0usize); MAX_KH];
+            for (s, &(row, col)) in src.iter_mut().zip(rows) {
+                let need = last
+                    .checked_mul(col)
+                    .and_then(|b| b.checked_add(self.lanes));
+                if need.is_none_or(|n| row.len() < n) {
+                    return 0;
+                }
+                *s = (row.as_ptr(), col);
+            }
+            let o = out.as_mut_ptr();
+            macro_rules! kernel {
+                ($($kh:literal)*) => {
+                    match (self.kh, self.kq) {
+                        $(
+                            // SAFETY: the plan was prepared for Isa::Avx512Vnni, found on
+                            // this CPU (AVX-512F/BW/VL/VNNI); each row holds the columns up
+                            // to `last` (or is read at column 0 only) and `out` the groups'
+                            // lanes (checked above); `fin`'s per-channel arrays hold the
+                            // plan's lanes (the caller's `Finish` contract).
+                            ($kh, 1) => unsafe { kernel::<$kh, 1>(self, &src, fin, o) },
+                            // SAFETY: as above.
+                            ($kh, 2) => unsafe { kernel::<$kh, 2>(self, &src, fin, o) },
+                        )*
+                        _ => return 0,
+                    }
+                };
+            }
+            kernel!(1 2 3 4 5);
+            self.groups * self.r
+        }
+    }
+
+    /// Bytes of each lane's top byte in a 16-lane vector.
+    const TOP: __mmask64 = 0x8888_8888_8888_8888;
+
+    /// `vpshufb` control putting byte d of a 128-bit lane's 16 in the top byte of dword d
+    /// (the other bytes are masked off).
+    const CTRL: [u8; 64] = {
+        let mut c = [0u8; 64];
+        let mut i = 3;
+        while i < 64 {
+            c[i] = ((i / 16) * 4 + (i % 16) / 4) as u8;
+            i += 4;
+        }
+        c
+    };
+
+    /// The row for `KH` filter rows and `KQ` column groups.
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VL/VNNI; for each filter row, bytes `0..last·col + lanes` of `src[fy]`
+    /// readable (`last` as in [`Plan::row`]); `out` writable for `groups·lanes` bytes; `fin`'s
+    /// multipliers and shifts readable for `lanes` values.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn kernel<const KH: usize, const KQ: usize>(
+        p: &Plan,
+        src: &[(*const i8, usize); MAX_KH],
+        fin: &Finish,
+        out: *mut i8,
+    ) {
+        let x80 = _mm512_set1_epi8(-128);
+        // SAFETY: 64 bytes.
+        let ctrl = unsafe { _mm512_loadu_si512(CTRL.as_ptr() as *const __m512i) };
+        let (zo, lo, hi) = (
+            _mm512_set1_epi32(fin.zo),
+            _mm512_set1_epi32(fin.lo),
+            _mm512_set1_epi32(fin.hi),
+        );
+        let small = p.small && !fin.left;
+        // Columns of group q: lo(q)..hi(q); each output pixel takes in its last `fresh(q)`.
+        let cols = |q: usize| (4 * q, (4 * q + 4).min(p.kw));
+        let fresh = |q: usize| {
+            let (lo, hi) = cols(q);
+            (hi - lo).min(p.step)
+        };
+        let mut blocks = p.lanes.div_ceil(16);
+        // SAFETY (whole loop): the bytes read are the rows' columns 0..=last at channels
+        // c0..c0 + 16 ≤ lanes (a row with `col` 0: its first 16 + c0 bytes), the plan's
+        // arrays in the parts `prepare` set (lanes below `lanes` of each filter row and
+        // group), `fin`'s at lanes below `lanes`, and the
+        // output bytes written those of pixels below `groups` at lanes below `lanes`.
+        unsafe {
+            while blocks > 0 {
+                blocks -= 1;
+                // The last block ends at `lanes` (overlapping the one before when lanes is
+                // not a multiple of 16: the same values written twice).
+                let c0 = (16 * blocks).min(p.lanes - 16);
+                let mut w = [[_mm512_setzero_si512(); KQ]; KH];
+                for (fy, w) in w.iter_mut().enumerate() {
+                    for (q, w) in w.iter_mut().enumerate() {
+                        let at = (fy * KQ + q) * p.lanes + c0;
+                        *w = _mm512_loadu_si512(p.w.as_ptr().add(at) as *const __m512i);
+                    }
+                }
+                let init = _mm512_loadu_si512(p.init.as_ptr().add(c0) as *const __m512i);
+                let k = consts(
+                    _mm512_loadu_si512(fin.mults.add(c0) as *const __m512i),
+                    _mm512_loadu_si512(fin.shifts.add(c0) as *const __m512i),
+                );
+                // Takes input column `c` of filter row `fy` into `v` (a macro: a closure
+                // would not have the function's target features).
+                macro_rules! take {
+                    ($v:expr, $fy:expr, $c:expr) => {{
+                        let (row, col) = src[$fy];
+                        let b = _mm512_broadcast_i32x4(_mm_loadu_si128(
+                            row.add($c * col + c0) as *const __m128i
+                        ));
+                        _mm512_mask_shuffle_epi8(_mm512_srli_epi32::<8>($v), TOP, b, ctrl)
+                    }};
+                }
+                // The columns before the first pixel's fresh ones.
+                let mut reg = [[_mm512_setzero_si512(); KQ]; KH];
+                for (fy, reg) in reg.iter_mut().enumerate() {
+                    for (q, reg) in reg.iter_mut().enumerate() {
+                        let (lo, hi) = cols(q);
+                        for c in lo..hi - fresh(q) {
+                            *reg = take!(*reg, fy, c);
+                        }
+                    }
+                }
+                for px in 0..p.groups {
+                    let mut acc = init;
+                    for (fy, reg) in reg.iter_mut().enumerate() {
+                        for (q, reg) in reg.iter_mut().enumerate() {
+                            let end = px * p.step + cols(q).1;
+                            for c in end - fresh(q)..end {
+                                *reg = take!(*reg, fy, c);
+                            }
+                            let u = _mm512_xor_si512(*reg, x80);
+                            acc = _mm512_dpbusd_epi32(acc, u, w[fy][q]);
+                        }
+                    }
+                    let v = if small {
+                        mbqm_small(acc, &k)
+                    } else {
+                        mbqm(acc, &k, fin.left)
+                    };
+                    let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zo), lo), hi);
+                    let o = out.add(px * p.lanes + c0);
+                    // In the byte range already: truncating keeps each value.
+                    _mm_storeu_si128(o as *mut __m128i, _mm512_cvtepi32_epi8(v));
+                }
+            }
+        }
+    }
+}
