@@ -37,12 +37,14 @@
 //! One scratch tensor, laid out by [`Layout`]: pad pixel and ring (for padding or in place),
 //! expanded taps (multiplier > 1), partial sums (more than [`MAX_TAPS`] taps). Parameters:
 //! the `conv::Geom` words, then int8: x zero point, output zero point, clamp min, clamp max;
-//! f32: clamp min and max as f32 bits.
+//! f32: clamp min and max as f32 bits. The Cortex-M4 form of a 3×3 int8 layer (weights an
+//! i32 stream holding bias and output stage too, two inputs) is `depthwise_m4`'s.
 
 use core::ops::Range;
 
 use super::conv::Geom;
 use super::depthwise_lanes::{self as lanes, Elem, Finish, Isa, Job, NP};
+use super::depthwise_m4;
 use super::depthwise_vnni::{self as vnni, Plan};
 use super::{cast, cast_mut, checks, OpDef, OpMem, Pod};
 use crate::error::Error;
@@ -79,6 +81,14 @@ const P_FHI: usize = Geom::WORDS + 1;
 #[inline(always)]
 fn is_float(op: &OpView) -> Result<bool, Error> {
     super::gemm_common::is_float(op)
+}
+
+/// Whether the weights are the Cortex-M4 form's stream (an i32 constant, see `depthwise_m4`)
+/// rather than the tap pairs (i16 for int8).
+fn m4_form(op: &OpView) -> bool {
+    op.input(1)
+        .and_then(|t| op.model().tensor_unnamed(t))
+        .is_some_and(|w| w.dtype == DType::I32)
 }
 
 /// kh·kw products per output value.
@@ -216,10 +226,11 @@ fn same_bytes(x: &TensorInfo, y: &TensorInfo) -> bool {
 
 fn check(op: &OpView) -> Result<(), Error> {
     let float = is_float(op)?;
+    let m4 = m4_form(op);
     if float {
         checks::counts(op, 3, 1, 1, Geom::WORDS + 2)?;
     } else {
-        checks::counts(op, 5, 1, 1, Geom::WORDS + 4)?;
+        checks::counts(op, if m4 { 2 } else { 5 }, 1, 1, Geom::WORDS + 4)?;
     }
     let g = Geom::read(op, P_GEOM);
     g.check(op, P_GEOM)?;
@@ -228,9 +239,18 @@ fn check(op: &OpView) -> Result<(), Error> {
     }
     let x = checks::input(op, 0)?;
     let w = checks::input(op, 1)?;
-    let b = checks::input(op, 2)?;
     let y = checks::output(op, 0)?;
     let s = checks::temp(op, 0)?;
+    if m4 {
+        // The Cortex-M4 form (`depthwise_m4`): 3×3, multiplier 1, whole groups of four.
+        let groups = g.oc / 4;
+        if (g.kh, g.kw, g.oc % 4, g.oc) != (3, 3, 0, g.ic)
+            || w.storage != Storage::Constant
+            || Some(w.elems()) != groups.checked_mul(depthwise_m4::GROUP_WORDS)
+        {
+            return Err(op.error("the Cortex-M4 form's weights do not match its geometry"));
+        }
+    }
     let (ty, tw, tb) = if float {
         (DType::F32, DType::F32, DType::F32)
     } else {
@@ -238,16 +258,19 @@ fn check(op: &OpView) -> Result<(), Error> {
     };
     checks::dtype(op, &x, ty)?;
     checks::dtype(op, &y, ty)?;
-    checks::dtype(op, &w, tw)?;
-    checks::dtype(op, &b, tb)?;
-    let pairs = (g.kh * g.kw).div_ceil(2);
-    if Some(w.elems()) != pairs.checked_mul(2 * g.oc) {
-        return Err(op.error("the weights have the wrong size"));
+    if !m4 {
+        let b = checks::input(op, 2)?;
+        checks::dtype(op, &w, tw)?;
+        checks::dtype(op, &b, tb)?;
+        let pairs = (g.kh * g.kw).div_ceil(2);
+        if Some(w.elems()) != pairs.checked_mul(2 * g.oc) {
+            return Err(op.error("the weights have the wrong size"));
+        }
+        if b.elems() != g.oc {
+            return Err(op.error("the bias has the wrong length"));
+        }
     }
-    if b.elems() != g.oc {
-        return Err(op.error("the bias has the wrong length"));
-    }
-    if !float {
+    if !float && !m4 {
         let mults = checks::input(op, 3)?;
         let shifts = checks::input(op, 4)?;
         checks::dtype(op, &mults, DType::I32)?;
@@ -262,6 +285,8 @@ fn check(op: &OpView) -> Result<(), Error> {
         if sh.len() != g.oc || sh.iter().any(|s| !(-31..=30).contains(s)) {
             return Err(op.error("a requantization shift is out of range"));
         }
+    }
+    if !float {
         let i8_range = -128..=127;
         if !i8_range.contains(&op.param(P_ZA)) || !i8_range.contains(&op.param(P_ZO)) {
             return Err(op.error("a zero point is out of the int8 range"));
@@ -292,6 +317,17 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     /// Weight `h` (0 or 1) of pair `p` and channel `c` in the kernel's layout for `oc`
     /// channels (see the module docs): its index.
     fn w_at(p: usize, h: usize, c: usize, oc: usize) -> usize;
+    /// Output row `oy` of `dw` in the Cortex-M4 form, if it has that form (false: it
+    /// does not).
+    fn m4_row(
+        _dw: &Dw<Self>,
+        _src: Src<Self>,
+        _oy: usize,
+        _out: &mut [Self],
+        _pad: &[Self],
+    ) -> Result<bool, Error> {
+        Ok(false)
+    }
     /// Prepares `plan` when the whole-row kernel (`depthwise_vnni`) runs this call's rows.
     fn row_plan(_: &Dw<Self>, _: Option<&Wide<Self>>, _: &mut Plan) -> bool {
         false
@@ -308,6 +344,38 @@ impl DwElem for i8 {
     }
     fn w_at(p: usize, h: usize, c: usize, oc: usize) -> usize {
         (p * oc + c) * 2 + h
+    }
+    fn m4_row(
+        dw: &Dw<i8>,
+        src: Src<i8>,
+        oy: usize,
+        out: &mut [i8],
+        pad: &[i8],
+    ) -> Result<bool, Error> {
+        let Some(stream) = dw.m4 else {
+            return Ok(false);
+        };
+        let g = &dw.g;
+        // The window's rows: image rows from the padded column 0, outside rows the pad
+        // pixel with steps 0 (`check`: 3×3, multiplier 1).
+        let row = |ky: usize| -> Result<depthwise_m4::Row, Error> {
+            let iy = g.in_y(oy, ky);
+            if iy < 0 || iy >= g.ih as i64 {
+                return Ok(depthwise_m4::Row {
+                    x: pad,
+                    step: 0,
+                    col: 0,
+                });
+            }
+            Ok(depthwise_m4::Row {
+                x: dw.in_row(src, iy as usize)?,
+                step: g.sw * g.ic,
+                col: g.dw * g.ic,
+            })
+        };
+        let rows = [row(0)?, row(1)?, row(2)?];
+        depthwise_m4::row(rows, stream, g.oc, g.ow, out, dw.fin.lo, dw.fin.hi)?;
+        Ok(true)
     }
     fn row_plan(dw: &Dw<i8>, wide: Option<&Wide<i8>>, plan: &mut Plan) -> bool {
         match (wide, dw.init) {
@@ -412,6 +480,8 @@ struct Dw<'a, E: Elem> {
     init: Option<&'a [E::A]>,
     fin: Finish,
     isa: Isa,
+    /// int8 in the Cortex-M4 form: its stream (`depthwise_m4`; `w` and `init` unused).
+    m4: Option<&'a [i32]>,
 }
 
 impl<E: DwElem> Dw<'_, E> {
@@ -513,7 +583,7 @@ impl<E: DwElem> Dw<'_, E> {
         for iy in rows {
             let at = sc.first + (iy % ring_rows(g)) * sc.stride;
             let dst = sc.head.get_mut(at..at + len).ok_or_else(Self::bad)?;
-            dst.copy_from_slice(row(iy).ok_or_else(Self::bad)?);
+            depthwise_m4::copy(dst, row(iy).ok_or_else(Self::bad)?);
         }
         Ok(())
     }
@@ -598,6 +668,9 @@ impl<E: DwElem> Dw<'_, E> {
         wide: Option<&Wide<E>>,
         plan: Option<&Plan>,
     ) -> Result<(), Error> {
+        if E::m4_row(self, src, oy, out, sc.pad)? {
+            return Ok(());
+        }
         let g = &self.g;
         let mut ox = 0;
         if let Some(plan) = plan {
@@ -785,7 +858,6 @@ impl<E: DwElem> Dw<'_, E> {
                 taps: &ptrs[..2 * pairs],
                 steps: &steps[..2 * pairs],
                 pairs,
-                odd: (t1 - t0) % 2 == 1,
                 n,
                 oc,
                 w: w.as_ptr(),
@@ -838,7 +910,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
 /// Whether the Arm output stage's fast form is exact for every sum (`Finish::fast`): right
 /// shifts of 1 to 22 bits, multipliers above −2^31 + 1, and |sum| ≤ |start| + taps·128·128
 /// < 2^30 (every product is of an i8 input and an i8 weight).
-fn fast_form(init: &[i32], taps: usize, mults: &[i32], shifts: &[i32]) -> bool {
+pub(crate) fn fast_form(init: &[i32], taps: usize, mults: &[i32], shifts: &[i32]) -> bool {
     let most = init.iter().map(|&b| i64::from(b).abs()).max().unwrap_or(0);
     shifts.iter().all(|&s| (-22..=-1).contains(&s))
         && mults.iter().all(|&m| m > i32::MIN + 1)
@@ -849,21 +921,41 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
     let g = Geom::read(op, P_GEOM);
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
     let w = mem.input(t(1)?)?;
+    let no_mults = Finish {
+        bias: core::ptr::null(),
+        mults: core::ptr::null(),
+        shifts: core::ptr::null(),
+        left: false,
+        fast: false,
+        zo: 0,
+        lo: op.param(P_LO).max(-128),
+        hi: op.param(P_HI).min(127),
+        flo: 0.0,
+        fhi: 0.0,
+    };
+    if m4_form(op) {
+        // The stream holds the bias and output stage: only the clamp is read here.
+        let dw = Dw::<i8> {
+            g,
+            w: &[],
+            init: None,
+            fin: no_mults,
+            isa,
+            m4: Some(cast::<i32>(w)),
+        };
+        return dw.run(op, mem);
+    }
     let bias = mem.input(t(2)?)?;
     // (`F32 &&`: see `conv::run`.)
     if super::F32 && is_float(op)? {
         let bias = cast::<f32>(bias);
         let fin = Finish {
             bias: bias.get(..g.oc).ok_or_else(Dw::<f32>::bad)?.as_ptr(),
-            mults: core::ptr::null(),
-            shifts: core::ptr::null(),
-            left: false,
-            fast: false,
-            zo: 0,
             lo: 0,
             hi: 0,
             flo: f32::from_bits(op.param(P_FLO) as u32),
             fhi: f32::from_bits(op.param(P_FHI) as u32),
+            ..no_mults
         };
         let dw = Dw::<f32> {
             g,
@@ -871,6 +963,7 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
             init: None,
             fin,
             isa,
+            m4: None,
         };
         return dw.run(op, mem);
     }
@@ -898,6 +991,7 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
         init: Some(bias),
         fin,
         isa,
+        m4: None,
     };
     dw.run(op, mem)
 }
@@ -969,13 +1063,13 @@ mod lower {
     use alloc::vec;
     use alloc::vec::Vec;
 
-    use super::{fold_bias, in_place_geom, pack_f32, pack_i8, Geom, Layout};
+    use super::{depthwise_m4, fold_bias, in_place_geom, pack_f32, pack_i8, Geom, Layout};
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::ops::conv::same_or_valid;
     use crate::nn::ops::gemm_common::lower_requant;
     use crate::nn::transform::ir::OpOptions;
-    use crate::nn::transform::lower::{activation_range_f, Lowering};
+    use crate::nn::transform::lower::{activation_range_f, Lowering, Packing};
 
     fn le<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
         data.chunks_exact(N)
@@ -1112,17 +1206,8 @@ mod lower {
             // TFLite's DepthwiseConvPerChannel has no weights offset.
             params.extend([rq.za, rq.zo, rq.lo, rq.hi]);
             let wi: Vec<i8> = w_data.iter().map(|&v| v as i8).collect();
-            let packed = pack_i8(&wi, taps, oc);
-            let bytes = packed.iter().flat_map(|v| v.to_le_bytes()).collect();
-            w_t = l.add_const(
-                format!("{y_name}/dw_weights"),
-                DType::I16,
-                vec![packed.len()],
-                bytes,
-            );
             let bi = bias_data.map(|d| le(d, i32::from_le_bytes));
             let folded = fold_bias(bi.as_deref(), &wi, taps, oc, rq.za);
-            b_t = l.add_i32(format!("{y_name}/dw_bias"), &folded);
             // Per-tensor scales become one per channel: the kernel loads them in vectors.
             for t in [rq.mults, rq.shifts] {
                 let data = l.tensors[t].data.clone().unwrap_or_default();
@@ -1133,8 +1218,38 @@ mod lower {
                     tensor.bytes = 4 * oc;
                 }
             }
-            op.inputs
-                .extend([Some(w_t), Some(b_t), Some(rq.mults), Some(rq.shifts)]);
+            let consts = |t: usize| {
+                le(
+                    l.tensors[t].data.as_deref().unwrap_or(&[]),
+                    i32::from_le_bytes,
+                )
+            };
+            // For the Cortex-M4, a 3×3 filter with multiplier 1 takes the M4 form when it is
+            // exact for it (`depthwise_m4::pack`): one stream of weights and constants.
+            let m4 = matches!(l.packing, Packing::CortexM4 | Packing::CortexM4I16)
+                && (kh, kw, ic) == (3, 3, oc);
+            let stream = m4
+                .then(|| {
+                    let (mults, shifts) = (consts(rq.mults), consts(rq.shifts));
+                    depthwise_m4::pack(&wi, &folded, &mults, &shifts, rq.zo, oc)
+                })
+                .flatten();
+            if let Some(stream) = stream {
+                w_t = l.add_i32(format!("{y_name}/dw_m4_stream"), &stream);
+                op.inputs.push(Some(w_t));
+            } else {
+                let packed = pack_i8(&wi, taps, oc);
+                let bytes = packed.iter().flat_map(|v| v.to_le_bytes()).collect();
+                w_t = l.add_const(
+                    format!("{y_name}/dw_weights"),
+                    DType::I16,
+                    vec![packed.len()],
+                    bytes,
+                );
+                b_t = l.add_i32(format!("{y_name}/dw_bias"), &folded);
+                op.inputs
+                    .extend([Some(w_t), Some(b_t), Some(rq.mults), Some(rq.shifts)]);
+            }
         }
         op.params = params;
         op.in_place = in_place_geom(&g);
@@ -1354,6 +1469,7 @@ mod tests {
                         fhi: 0.0,
                     },
                     isa,
+                    m4: None,
                 };
                 let got = run_dw(&dw, &x, za as i8, false);
                 assert_eq!(got, want, "int8 {isa:?} {g:?}");
@@ -1376,6 +1492,7 @@ mod tests {
                         fhi,
                     },
                     isa,
+                    m4: None,
                 };
                 let got_f = run_dw(&dwf, &xf, 0.0, false);
                 if isa == Isa::Portable {
@@ -1413,6 +1530,108 @@ mod tests {
             assert!(whole_rows > 30, "{whole_rows} runs of the whole-row kernel");
         }
         let _ = whole_rows;
+    }
+
+    /// The Cortex-M4 form (`depthwise_m4`: the stream, its kernel's arithmetic) against the
+    /// reference loops, out of place and in place.
+    #[test]
+    fn m4_form_matches_the_reference_loops() {
+        let mut r = Rng(0x51_7cc1_b727_220a);
+        let mut runs = 0;
+        for case in 0..200 {
+            let (s, d) = (
+                (r.range(1, 2), r.range(1, 2)),
+                (r.range(1, 2), r.range(1, 2)),
+            );
+            let padding = [Padding::Same, Padding::Valid][case % 2];
+            let (ih, iw, ic) = (r.range(1, 9), r.range(1, 9), 4 * r.range(1, 5));
+            let (Some((oh, pt)), Some((ow, pl))) = (
+                same_or_valid(padding, ih, 3, s.0, d.0),
+                same_or_valid(padding, iw, 3, s.1, d.1),
+            ) else {
+                continue;
+            };
+            if oh == 0 || ow == 0 {
+                continue;
+            }
+            let g = Geom {
+                batch: r.range(1, 2),
+                ih,
+                iw,
+                ic,
+                oh,
+                ow,
+                oc: ic,
+                kh: 3,
+                kw: 3,
+                sh: s.0,
+                sw: s.1,
+                dh: d.0,
+                dw: d.1,
+                pt,
+                pl,
+            };
+            let x: Vec<i8> = (0..g.batch * ih * iw * ic).map(|_| r.i8()).collect();
+            let w: Vec<i8> = (0..9 * ic).map(|_| r.i8()).collect();
+            let bias: Vec<i32> = (0..ic)
+                .map(|_| (r.next() % 200001) as i32 - 100000)
+                .collect();
+            let mults: Vec<i32> = (0..ic).map(|_| (r.next() % (1 << 31)) as i32).collect();
+            let shifts: Vec<i32> = (0..ic).map(|_| -(r.range(1, 22) as i32)).collect();
+            let (za, zo) = (r.i8() as i32, r.i8() as i32);
+            let (lo, hi) = if case % 3 == 0 {
+                (-128, 127)
+            } else {
+                (-128 + r.range(0, 120) as i32, 127 - r.range(0, 120) as i32)
+            };
+            let want: Vec<i8> = outputs(&g)
+                .map(|(b, oy, ox, o)| {
+                    let mut acc = bias[o];
+                    for (at, t) in taps_in(&g, b, oy, ox) {
+                        let xv = i32::from(x[at + o]) - za;
+                        acc = acc.wrapping_add(i32::from(w[t * ic + o]) * xv);
+                    }
+                    let v =
+                        multiply_by_quantized_multiplier(acc, mults[o], shifts[o]).wrapping_add(zo);
+                    v.clamp(lo, hi) as i8
+                })
+                .collect();
+            let folded = fold_bias(Some(&bias), &w, 9, ic, za);
+            let stream = depthwise_m4::pack(&w, &folded, &mults, &shifts, zo, ic)
+                .expect("the M4 form takes these constants");
+            let dw = Dw::<i8> {
+                g,
+                w: &[],
+                init: None,
+                fin: Finish {
+                    bias: core::ptr::null(),
+                    mults: core::ptr::null(),
+                    shifts: core::ptr::null(),
+                    left: false,
+                    fast: false,
+                    zo: 0,
+                    lo,
+                    hi,
+                    flo: 0.0,
+                    fhi: 0.0,
+                },
+                isa: Isa::detect(),
+                m4: Some(&stream),
+            };
+            assert_eq!(run_dw(&dw, &x, za as i8, false), want, "{g:?}");
+            if in_place_geom(&g) {
+                assert_eq!(run_dw(&dw, &x, za as i8, true), want, "in place {g:?}");
+            }
+            runs += 1;
+        }
+        assert!(runs > 100, "{runs} cases");
+        // Out of the form's range: a left shift, a negative multiplier, too large a bias.
+        let (w, m, s) = ([1i8; 36], [1 << 30; 4], [-3; 4]);
+        assert!(depthwise_m4::pack(&w, &[0; 4], &m, &s, 0, 4).is_some());
+        assert!(depthwise_m4::pack(&w, &[0; 4], &m, &[1; 4], 0, 4).is_none());
+        assert!(depthwise_m4::pack(&w, &[0; 4], &[-1; 4], &s, 0, 4).is_none());
+        assert!(depthwise_m4::pack(&w, &[1 << 30; 4], &m, &s, 0, 4).is_none());
+        assert!(depthwise_m4::pack(&w[..27], &[0; 3], &m[..3], &s[..3], 0, 3).is_none());
     }
 
     /// The geometries of MobileNets and DS-CNN run in place; a multiplier of 2 at stride 1

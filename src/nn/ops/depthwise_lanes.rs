@@ -152,9 +152,6 @@ pub(crate) struct Job<'a, X, W, A> {
     pub taps: &'a [*const X],
     pub steps: &'a [usize],
     pub pairs: usize,
-    /// The last pair's second tap is padding (zero weights, the pad pixel).
-    #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
-    pub odd: bool,
     pub n: usize,
     pub oc: usize,
     pub w: *const W,
@@ -1005,9 +1002,8 @@ mod x86_512 {
 /// pairs: the inputs of taps a and b of channels c..c+4 are two words; `pkhtb`/`pkhbt`
 /// regroup their bytes as (a0 a1 b0 b1) and (a2 a3 b2 b3), `sxtb16` widens each into two
 /// i16 pairs (a_c, b_c), the layout the weights are stored in, and one `smlad` per channel
-/// adds both taps (wrapping, as the other paths). A 3×3 filter (nine taps: four pairs and a
-/// last tap whose pair partner is padding with zero weights) runs as one block of assembly,
-/// the last tap with `smlabb`/`smlatb` on its own. The last chunk requantizes with the fast
+/// adds both taps (wrapping, as the other paths). (A 3×3 int8 layer converted for the M4
+/// takes `depthwise_m4`'s form instead, when it applies.) The last chunk requantizes with the fast
 /// form of `quant::requant::arm` (the caller checked [`Finish::fast`]), its constants
 /// computed once per block of [`CB`] channels for all the job's pixels and kept on the stack.
 #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
@@ -1020,88 +1016,6 @@ mod m4 {
     /// Channels whose output constants are kept at once (a multiple of 4).
     const CB: usize = 32;
 
-    /// One pixel's tap pointers and the weights' stride between pairs (bytes), as the
-    /// assembly reads them (`ws` at byte 4·MAX_TAPS).
-    #[repr(C)]
-    struct Taps {
-        p: [*const i8; MAX_TAPS],
-        ws: usize,
-    }
-
-    /// Assembly of one tap pair of four channels: the pair's tap pointers at byte `$off` of
-    /// `{tp}`, the channel offset `{c}`, the weights at `{w}` (then advanced by `ws`).
-    macro_rules! pair {
-        ($off:literal) => {
-            concat!(
-                "ldrd {a}, {b}, [{tp}, #",
-                $off,
-                "]\n",
-                "ldr {a}, [{a}, {c}]\n",
-                "ldr {b}, [{b}, {c}]\n",
-                "pkhtb {t}, {b}, {a}, asr #16\n", // (a2 a3 b2 b3)
-                "pkhbt {a}, {a}, {b}, lsl #16\n", // (a0 a1 b0 b1)
-                "ldrd {w0}, {w1}, [{w}]\n",
-                "sxtb16 {b}, {a}\n",         // (a0, b0)
-                "sxtb16 {a}, {a}, ror #8\n", // (a1, b1)
-                "smlad {c0}, {b}, {w0}, {c0}\n",
-                "smlad {c1}, {a}, {w1}, {c1}\n",
-                "ldrd {w0}, {w1}, [{w}, #8]\n",
-                "sxtb16 {b}, {t}\n",
-                "sxtb16 {t}, {t}, ror #8\n",
-                "smlad {c2}, {b}, {w0}, {c2}\n",
-                "smlad {c3}, {t}, {w1}, {c3}\n",
-                "ldr {t}, [{tp}, #128]\n", // ws
-                "add {w}, {w}, {t}\n",
-            )
-        };
-    }
-    const _: () = assert!(MAX_TAPS * 4 == 128 && core::mem::size_of::<Taps>() == 132);
-
-    /// Adds the nine taps of a 3×3 filter to four channels' sums.
-    ///
-    /// # Safety
-    /// For t < 9, four bytes readable at `tp.p[t] + c`; the weights of the channels, five
-    /// pairs of four words `tp.ws` bytes apart, readable at `w`, 4-byte aligned (`ldrd`);
-    /// the fifth pair's second weights are zero (tap 10 is padding).
-    #[inline(always)]
-    unsafe fn nine(acc: &mut [i32; 4], tp: &Taps, c: usize, w: *const i16) {
-        // SAFETY: reads only what the caller guarantees (`ldr` may be unaligned on
-        // ARMv7-M, `ldrd` may not: `w`, the strides and `tp` are word-aligned); registers
-        // otherwise. `smlad`/`smlabb` may set the sticky Q flag, nothing reads it.
-        unsafe {
-            asm!(
-                pair!("0"),
-                pair!("8"),
-                pair!("16"),
-                pair!("24"),
-                // Tap 9 alone: bottom halves of the weight words are its weights.
-                "ldr {a}, [{tp}, #32]",
-                "ldr {a}, [{a}, {c}]",
-                "ldrd {w0}, {w1}, [{w}]",
-                "sxtb16 {b}, {a}",          // (x0, x2)
-                "sxtb16 {a}, {a}, ror #8",  // (x1, x3)
-                "smlabb {c0}, {b}, {w0}, {c0}",
-                "smlabb {c1}, {a}, {w1}, {c1}",
-                "ldrd {w0}, {w1}, [{w}, #8]",
-                "smlatb {c2}, {b}, {w0}, {c2}",
-                "smlatb {c3}, {a}, {w1}, {c3}",
-                tp = in(reg) tp,
-                c = in(reg) c,
-                w = inout(reg) w => _,
-                a = out(reg) _,
-                b = out(reg) _,
-                t = out(reg) _,
-                w0 = out(reg) _,
-                w1 = out(reg) _,
-                c0 = inout(reg) acc[0],
-                c1 = inout(reg) acc[1],
-                c2 = inout(reg) acc[2],
-                c3 = inout(reg) acc[3],
-                options(pure, readonly, nostack),
-            );
-        }
-    }
-
     /// Adds taps a and b of four channels to `acc`.
     ///
     /// # Safety
@@ -1109,7 +1023,9 @@ mod m4 {
     /// readable at `w`, which is 4-byte aligned (`ldrd`).
     #[inline(always)]
     unsafe fn pair4(acc: &mut [i32; 4], xa: *const i8, xb: *const i8, w: *const i16) {
-        // SAFETY: as in `nine`.
+        // SAFETY: reads only what the caller guarantees (`ldr` may be unaligned on
+        // ARMv7-M, `ldrd` may not: `w` is word-aligned); registers otherwise.
+        // `smlad` may set the sticky Q flag, nothing reads it.
         unsafe {
             asm!(
                 "ldr {a}, [{xa}]",
@@ -1162,33 +1078,28 @@ mod m4 {
     /// # Safety
     /// `job`'s contract; with `j.last`, `j.fin.fast`; `j.w` 4-byte aligned.
     pub(super) unsafe fn run(j: &Job<i8, i16, i32>) -> usize {
-        let nine = j.odd && j.pairs == 5 && j.taps.len() >= 9 && j.steps.len() >= 9;
         // SAFETY: forwarded.
         unsafe {
-            match (j.fin.lo <= -128 && j.fin.hi >= 127, nine) {
-                (true, true) => channels::<true, true>(j),
-                (true, false) => channels::<true, false>(j),
-                (false, true) => channels::<false, true>(j),
-                (false, false) => channels::<false, false>(j),
+            if j.fin.lo <= -128 && j.fin.hi >= 127 {
+                channels::<true>(j)
+            } else {
+                channels::<false>(j)
             }
         }
     }
 
-    /// [`run`] for a clamp (`FULL`: the whole i8 range) and a filter (`NINE`: 3×3).
+    /// [`run`] for a clamp (`FULL`: the whole i8 range).
     ///
     /// # Safety
-    /// As [`run`]; with `NINE`, nine taps and steps, five pairs, the tenth tap padding.
+    /// As [`run`].
     // Not inlined into the driver: its register pressure would spill the hot loop.
     #[inline(never)]
-    unsafe fn channels<const FULL: bool, const NINE: bool>(j: &Job<i8, i16, i32>) -> usize {
+    unsafe fn channels<const FULL: bool>(j: &Job<i8, i16, i32>) -> usize {
         let end = j.oc & !3;
         let taps = j.taps.len().min(2 * j.pairs).min(MAX_TAPS);
         let ws = 2 * j.oc; // i16 weights of one pair
         let (zo, lo, hi) = (j.fin.zo, j.fin.lo, j.fin.hi);
-        let mut tp = Taps {
-            p: [core::ptr::null(); MAX_TAPS],
-            ws: 2 * ws,
-        };
+        let mut tp = [core::ptr::null::<i8>(); MAX_TAPS];
         let mut k = [[0i32; 3]; CB];
         let mut c0 = 0;
         // SAFETY (whole body): the `Job` contract: tap t of pixel px reads channels 0..oc at
@@ -1207,7 +1118,7 @@ mod m4 {
                     }
                 }
                 for px in 0..j.n {
-                    for ((p, &t), &s) in tp.p.iter_mut().zip(&j.taps[..taps]).zip(j.steps) {
+                    for ((p, &t), &s) in tp.iter_mut().zip(&j.taps[..taps]).zip(j.steps) {
                         *p = t.add(px * s);
                     }
                     for (i, kg) in kb.chunks_exact(4).enumerate() {
@@ -1218,12 +1129,8 @@ mod m4 {
                             (j.init.add(px * j.init_stride + c) as *const [i32; 4]).read_unaligned()
                         };
                         let w = j.w.add(2 * c);
-                        if NINE {
-                            nine(&mut acc, &tp, c, w);
-                        } else {
-                            for (p, ab) in tp.p[..taps].chunks_exact(2).enumerate() {
-                                pair4(&mut acc, ab[0].add(c), ab[1].add(c), w.add(p * ws));
-                            }
+                        for (p, ab) in tp[..taps].chunks_exact(2).enumerate() {
+                            pair4(&mut acc, ab[0].add(c), ab[1].add(c), w.add(p * ws));
                         }
                         if j.last {
                             let o = j.out.add(px * j.out_stride + c);

@@ -25,6 +25,7 @@ mod conv_direct;
 mod conv_rows;
 mod depthwise_conv;
 mod depthwise_lanes;
+mod depthwise_m4;
 mod depthwise_vnni;
 mod fixed_point;
 mod fully_connected;

@@ -1,0 +1,151 @@
+/* dw3x3_s8_m4dsp — one output row segment of the Cortex-M4 int8 3×3 depthwise convolution
+ * (src/nn/ops/depthwise_m4.rs, the M4 stream layout): n output pixels × all channel groups
+ * of four, sums and output stage fused. Exact. Runs on any M-profile core with the DSP
+ * extension.
+ *
+ *   void kernel(const uint32_t args[16]);
+ *   args: 0-2 r[k] (row k's input at pixel 0's window column 0, channel 0), 3 y (outputs),
+ *   4 w (the stream), 5-7 ic[k] (bytes from one window column to the next in row k),
+ *   8-10 s[k] (bytes from the end of pixel p's channels in row k to pixel p + 1's window
+ *   start: stride·c − c, or −c for a pad row whose ic and stride are 0), 11 n ≥ 1 pixels,
+ *   12 w_end (w + 136·groups, groups ≥ 1), 13 full (nonzero: the clamp is the i8 range),
+ *   14 lo, 15 hi (the clamp bounds, each replicated in the four bytes).
+ *   For each pixel p < n and group q < groups, channels c = 4q + j, j < 4:
+ *     acc_j = start[q][j] + Σ_{s<9} x_s[c]·w_s[c], tap s = (row ky, column kx) in the order
+ *     (0,1) (0,2) (1,1) (1,2) (2,1) (2,2) (0,0) (1,0) (2,0), x_s[c] the byte at
+ *     r[ky] + p·(s[ky] + 4·groups) + kx·ic[ky] + c; then  b = h + (acc < 0 ? −1 : 0); v = (b·2^32 + acc·m + 2^31) >> 32
+ *     (smmlar); v = ssat8(v >> e), clamped to [lo, hi] unless full; y[p·4·groups + c] = v.
+ *   Stream, per group q (34 words): the four sums' start; taps (s0,s1), (s2,s3), (s4,s5),
+ *   (s6,s7) as four words each, channel j's i16 pair (w_a, w_b); tap s8 as two words, the
+ *   i16 pairs (w[c0], w[c1]), (w[c2], w[c3]); then m, h, e for each channel.
+ *   With the converter's stream (weights and starts doubled, h = 2^(e−1) + z_y·2^e,
+ *   1 ≤ e ≤ 22, m ≥ 0, |sum| < 2^30) v is TFLite's MultiplyByQuantizedMultiplier(sum, m,
+ *   −e) + z_y: the smmulr form of quant::requant's Arm module, with the rounding's −1 taken
+ *   from the sign of the sum, not of the product (they differ only when the product rounds
+ *   to 0, where both give z_y), and the add folded into smmlar.
+ *   Reads x bytes only at the addresses above (4 per pixel, group and tap, unaligned ldr),
+ *   the stream [w, w_end) (word-aligned: ldm), args; writes y[0 .. n·4·groups) (str of
+ *   words, unaligned allowed).
+ *
+ * Per group (96 instructions, 36 multiply-adds): 9 ldr of inputs, 3 ldr of column steps,
+ * 10 ldm of weights and sums, 8 pkh, 18 sxtb16, 16 smlad and 4 smlaxy; the output stage
+ * 4 × (ldm, add, smmlar, asr, ssat), 3 bfi, one str (and 4 ssub8/sel when the clamp is
+ * narrower than i8); the loop's ldrd, cbnz, cmp, bne.
+ * Registers: r0-r2 row pointers, r3 stream, r4-r6 inputs/temporaries (r6 the column step
+ * while loading), r7/r12 weight words, r8-r11 the four sums, lr y. Saves r4-r11, lr; 48
+ * bytes of locals (args 4-15). */
+#include "common.h"
+
+        .syntax unified
+        .thumb
+        .text
+
+        .equ    W0, 0
+        .equ    IC0, 4
+        .equ    IC1, 8
+        .equ    IC2, 12
+        .equ    S0, 16
+        .equ    S1, 20
+        .equ    S2, 24
+        .equ    NPX, 28
+        .equ    WEND, 32
+        .equ    FULL, 36
+        .equ    LO4, 40
+
+/* Taps a (r4) and b (r5) of channels 0-3 into the sums; weights: the next four words. */
+.macro PAIR
+        pkhtb   r6, r5, r4, asr #16     /* (a2 a3 b2 b3) */
+        pkhbt   r4, r4, r5, lsl #16     /* (a0 a1 b0 b1) */
+        ldmia   r3!, {r7, r12}
+        sxtb16  r5, r4                  /* (a0, b0) */
+        sxtb16  r4, r4, ror #8          /* (a1, b1) */
+        smlad   r8, r5, r7, r8
+        smlad   r9, r4, r12, r9
+        ldmia   r3!, {r7, r12}
+        sxtb16  r5, r6
+        sxtb16  r6, r6, ror #8
+        smlad   r10, r5, r7, r10
+        smlad   r11, r6, r12, r11
+.endm
+
+/* The output byte of sum \acc into \acc, from the channel's m, h, e (next three words). */
+.macro RQ acc
+        ldmia   r3!, {r4, r5, r6}
+        add     r5, r5, \acc, asr #31
+        smmlar  \acc, \acc, r4, r5
+        asr     \acc, \acc, r6
+        ssat    \acc, #8, \acc
+.endm
+
+        .globl  EDGEMM_SYM(dw3x3_s8_m4dsp)
+        .type   EDGEMM_SYM(dw3x3_s8_m4dsp), %function
+        .thumb_func
+        .p2align 2
+EDGEMM_SYM(dw3x3_s8_m4dsp):
+        push    {r4-r11, lr}
+        sub     sp, #48
+        ldr     lr, [r0, #12]
+        add     r1, r0, #16
+        ldmia   r1, {r1-r12}
+        stmia   sp, {r1-r12}
+        mov     r3, r1
+        ldmia   r0, {r0-r2}
+.Lpixel:
+.Lgroup:
+        ldmia   r3!, {r8-r11}
+        ldr     r6, [sp, #IC0]
+        ldr     r4, [r0, r6]            /* (0,1) */
+        ldr     r5, [r0, r6, lsl #1]    /* (0,2) */
+        PAIR
+        ldr     r6, [sp, #IC1]
+        ldr     r4, [r1, r6]            /* (1,1) */
+        ldr     r5, [r1, r6, lsl #1]    /* (1,2) */
+        PAIR
+        ldr     r6, [sp, #IC2]
+        ldr     r4, [r2, r6]            /* (2,1) */
+        ldr     r5, [r2, r6, lsl #1]    /* (2,2) */
+        PAIR
+        ldr     r4, [r0], #4            /* (0,0) */
+        ldr     r5, [r1], #4            /* (1,0) */
+        PAIR
+        ldr     r4, [r2], #4            /* (2,0), alone */
+        sxtb16  r5, r4                  /* (x0, x2) */
+        sxtb16  r4, r4, ror #8          /* (x1, x3) */
+        ldmia   r3!, {r7, r12}
+        smlabb  r8, r5, r7, r8
+        smlabt  r9, r4, r7, r9
+        smlatb  r10, r5, r12, r10
+        smlatt  r11, r4, r12, r11
+        RQ      r8
+        RQ      r9
+        RQ      r10
+        RQ      r11
+        bfi     r8, r9, #8, #8
+        bfi     r8, r10, #16, #8
+        bfi     r8, r11, #24, #8
+        ldrd    r4, r5, [sp, #WEND]     /* the stream's end, full */
+        cbnz    r5, 1f
+        ldrd    r5, r6, [sp, #LO4]
+        ssub8   r7, r8, r5              /* GE where y ≥ lo */
+        sel     r8, r8, r5
+        ssub8   r7, r6, r8              /* GE where hi ≥ y */
+        sel     r8, r8, r6
+1:
+        str     r8, [lr], #4
+        cmp     r3, r4
+        bne     .Lgroup
+        /* The next pixel: each row's pointer to its window, the stream from its start. */
+        ldr     r4, [sp, #S0]
+        add     r0, r0, r4
+        ldr     r4, [sp, #S1]
+        add     r1, r1, r4
+        ldr     r4, [sp, #S2]
+        add     r2, r2, r4
+        ldr     r3, [sp, #W0]
+        ldr     r5, [sp, #NPX]
+        subs    r5, r5, #1
+        str     r5, [sp, #NPX]
+        bne     .Lpixel
+        add     sp, #48
+        pop     {r4-r11, pc}
+        .size   EDGEMM_SYM(dw3x3_s8_m4dsp), . - EDGEMM_SYM(dw3x3_s8_m4dsp)

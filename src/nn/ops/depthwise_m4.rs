@@ -1,0 +1,243 @@
+//! DEPTHWISE_CONV_2D's Cortex-M4 form (what `convert --target cortex-m4` lowers an int8 3×3
+//! depthwise convolution with multiplier 1, c_out a multiple of 4 and the Arm output stage's
+//! fast form to): one output row per call of `asm/thumbv7em/dw3x3_s8_m4dsp.S` (its header is
+//! the contract), which keeps four channels' sums in registers through the nine taps and
+//! writes the outputs itself. The driver (`depthwise_conv`: ring of padded rows, in place)
+//! gives it the three input rows of the window, a row outside the image being the pad pixel
+//! with steps 0. Sums, multiply and rounding are exact, as `depthwise_conv`'s: bit-exact
+//! with TFLite's `DepthwiseConvPerChannel`.
+//!
+//! Blob form: the inputs are x and one i32 constant, the stream, 34 words per group of four
+//! channels, read in order by the kernel: the four sums' start `2·(bias − z_x·Σ_taps w)`;
+//! for each tap pair of [`ORDER`] (four pairs) four words, channel j's i16 pair
+//! `(2·w_a, 2·w_b)`; the ninth tap as two words `(2·w[c0], 2·w[c1])`, `(2·w[c2], 2·w[c3])`;
+//! then per channel the multiplier m ≥ 0, `h = 2^(e−1) + z_y·2^e` and e = −shift (1 ≤ e ≤
+//! 22). Doubling the weights and starts gives the `smmulr` form its `2x` without an add;
+//! the converter writes this form only when every |sum| stays below 2^30 (see
+//! `depthwise_conv::fast_form`). The parameters are `depthwise_conv`'s int8 ones.
+
+use crate::error::Error;
+
+/// Words of the stream per group of four channels.
+pub(crate) const GROUP_WORDS: usize = 34;
+
+/// The taps (filter row, column) in the kernel's order, in pairs, the ninth alone: columns
+/// 1 and 2 of each row (one column step loaded per row), then the columns 0 (their loads
+/// advance the row pointers).
+#[cfg_attr(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp), allow(dead_code))]
+pub(crate) const ORDER: [(usize, usize); 9] = [
+    (0, 1),
+    (0, 2),
+    (1, 1),
+    (1, 2),
+    (2, 1),
+    (2, 2),
+    (0, 0),
+    (1, 0),
+    (2, 0),
+];
+
+/// One filter row of the window for a call: `x` from pixel 0's window column 0 (channel
+/// 0); pixel p's column kx at `p·step + kx·col`. A row outside the image is the pad pixel
+/// with `step = col = 0`.
+#[derive(Clone, Copy)]
+pub(crate) struct Row<'a> {
+    pub x: &'a [i8],
+    pub step: usize,
+    pub col: usize,
+}
+
+/// The stream of groups `oc / 4` (see the module docs), or `None` when this form cannot
+/// compute the operator exactly (a channel count, a multiplier, a shift or a sum bound out
+/// of its range). `w` is TFLite's `[3][3][oc]`, `init` the sums' start per channel.
+#[cfg(feature = "alloc")]
+pub(crate) fn pack(
+    w: &[i8],
+    init: &[i32],
+    mults: &[i32],
+    shifts: &[i32],
+    zo: i32,
+    oc: usize,
+) -> Option<alloc::vec::Vec<i32>> {
+    let ok = oc % 4 == 0
+        && oc > 0
+        && w.len() == 9 * oc
+        && [init.len(), mults.len(), shifts.len()] == [oc; 3]
+        && mults.iter().all(|&m| m >= 0)
+        && super::depthwise_conv::fast_form(init, 9, mults, shifts);
+    if !ok {
+        return None;
+    }
+    let w2 = |s: usize, c: usize| {
+        let (ky, kx) = ORDER[s];
+        (2 * i32::from(w[(ky * 3 + kx) * oc + c])) & 0xffff
+    };
+    let mut out = alloc::vec::Vec::with_capacity(oc / 4 * GROUP_WORDS);
+    for q in 0..oc / 4 {
+        let cs = 4 * q..4 * q + 4;
+        out.extend(cs.clone().map(|c| init[c].wrapping_mul(2)));
+        for p in 0..4 {
+            out.extend(cs.clone().map(|c| w2(2 * p, c) | (w2(2 * p + 1, c) << 16)));
+        }
+        let c = 4 * q;
+        out.extend([
+            w2(8, c) | (w2(8, c + 1) << 16),
+            w2(8, c + 2) | (w2(8, c + 3) << 16),
+        ]);
+        for c in cs {
+            let e = -shifts[c];
+            out.extend([mults[c], (1 << (e - 1)) + (zo << e), e]);
+        }
+    }
+    Some(out)
+}
+
+/// One output row: `n` pixels of `oc` channels into `y` from the window's rows, the stream
+/// `w` and the clamp [lo, hi] (within the i8 range).
+pub(crate) fn row(
+    rows: [Row; 3],
+    w: &[i32],
+    oc: usize,
+    n: usize,
+    y: &mut [i8],
+    lo: i32,
+    hi: i32,
+) -> Result<(), Error> {
+    let groups = oc / 4;
+    // What the kernel reads and writes, checked here (the contract of its header).
+    let inside = |r: &Row| {
+        (n.max(1) - 1)
+            .checked_mul(r.step)
+            .and_then(|v| v.checked_add(r.col.checked_mul(2)?)?.checked_add(oc))
+            .is_some_and(|end| end <= r.x.len())
+    };
+    if oc % 4 != 0 || groups == 0 || n == 0 || w.len() < groups * GROUP_WORDS || y.len() < n * oc {
+        return Err(bad());
+    }
+    if !rows.iter().all(inside) {
+        return Err(bad());
+    }
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+    {
+        if (w.as_ptr() as usize) % 4 != 0 {
+            return Err(bad());
+        }
+        let rep = |v: i32| u32::from_ne_bytes([v as u8; 4]);
+        let isz = |v: usize| v as u32;
+        // The pointer moves by oc over a pixel's groups: the step to the next is step − oc.
+        let s = |r: &Row| r.step.wrapping_sub(oc) as u32;
+        let args: [u32; 16] = [
+            rows[0].x.as_ptr() as u32,
+            rows[1].x.as_ptr() as u32,
+            rows[2].x.as_ptr() as u32,
+            y.as_mut_ptr() as u32,
+            w.as_ptr() as u32,
+            isz(rows[0].col),
+            isz(rows[1].col),
+            isz(rows[2].col),
+            s(&rows[0]),
+            s(&rows[1]),
+            s(&rows[2]),
+            isz(n),
+            w[groups * GROUP_WORDS..].as_ptr() as u32,
+            u32::from(lo <= -128 && hi >= 127),
+            rep(lo),
+            rep(hi),
+        ];
+        // SAFETY: the assembly's contract: n ≥ 1, groups ≥ 1; for each row, pixel p < n,
+        // column kx < 3 and channel c < oc it reads x[p·step + kx·col + c], inside the row's
+        // slice (`inside`, checked above); it reads the stream's first 34·groups words
+        // (checked, word-aligned) and `args`, and writes y[0..n·oc) (checked), which nothing
+        // else refers to meanwhile.
+        unsafe { dw3x3_s8_m4dsp(args.as_ptr()) };
+        Ok(())
+    }
+    #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)))]
+    {
+        portable(rows, w, oc, n, y, lo, hi);
+        Ok(())
+    }
+}
+
+/// `dst.copy_from_slice(src)` (equal lengths); on the M4 whole 16-byte blocks of aligned
+/// rows go through `ldm`/`stm` (a ring row in about a fifth of `memcpy`'s instructions).
+pub(crate) fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+    {
+        let bytes = core::mem::size_of_val(src);
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        if dst.len() == src.len()
+            && bytes > 0
+            && bytes % 16 == 0
+            && (d as usize | s as usize) % 4 == 0
+        {
+            // SAFETY: reads `bytes` bytes at `s` and writes as many at `d` (the two slices,
+            // equal lengths, word-aligned: ldm/stm), 16 at a time, `bytes` a multiple of 16
+            // and not 0; `dst` is borrowed mutably, so the two do not overlap.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldmia {s}!, {{r2, r3, r4, r5}}",
+                    "stmia {d}!, {{r2, r3, r4, r5}}",
+                    "subs {n}, {n}, #16",
+                    "bne 2b",
+                    s = inout(reg) s => _,
+                    d = inout(reg) d => _,
+                    n = inout(reg) bytes => _,
+                    out("r2") _,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    options(nostack),
+                );
+            }
+            return;
+        }
+    }
+    dst.copy_from_slice(src);
+}
+
+fn bad() -> Error {
+    crate::nn::blob::blob_err("DEPTHWISE_CONV_2D: a tensor is smaller than its geometry")
+}
+
+/// [`row`] in plain Rust, the assembly's arithmetic step for step (other targets, and what
+/// the host's tests check the stream against).
+#[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)))]
+fn portable(rows: [Row; 3], w: &[i32], oc: usize, n: usize, y: &mut [i8], lo: i32, hi: i32) {
+    let half = |v: i32, h: usize| i32::from((v >> (16 * h)) as i16);
+    for p in 0..n {
+        for (q, g) in w.chunks_exact(GROUP_WORDS).take(oc / 4).enumerate() {
+            for j in 0..4 {
+                let c = 4 * q + j;
+                let mut acc = g[j];
+                for (s, &(ky, kx)) in ORDER.iter().enumerate() {
+                    let r = &rows[ky];
+                    let x = i32::from(r.x[p * r.step + kx * r.col + c]);
+                    let wv = if s < 8 {
+                        half(g[4 + 4 * (s / 2) + j], s % 2)
+                    } else {
+                        half(g[20 + j / 2], j % 2)
+                    };
+                    acc = acc.wrapping_add(x * wv);
+                }
+                let (m, h, e) = (g[22 + 3 * j], g[23 + 3 * j], g[24 + 3 * j]);
+                let b = h.wrapping_add(acc >> 31);
+                let prod = (i64::from(acc) * i64::from(m) + (1 << 31)) >> 32;
+                let v = b.wrapping_add(prod as i32) >> (e & 31);
+                y[p * oc + c] = v.clamp(-128, 127).clamp(lo, hi) as i8;
+            }
+        }
+    }
+}
+
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+extern "C" {
+    /// `asm/thumbv7em/dw3x3_s8_m4dsp.S` (its header is the contract).
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_",
+        env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
+        "_dw3x3_s8_m4dsp"
+    )]
+    fn dw3x3_s8_m4dsp(args: *const u32);
+}
