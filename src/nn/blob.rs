@@ -806,7 +806,6 @@ impl<'a> Model<'a> {
 
     /// Where tensor `t`'s bytes are (what operators look up on every run, read without the
     /// rest of its record).
-    #[inline]
     pub(crate) fn place(&self, t: usize) -> Option<Place> {
         (t < self.n_tensors).then(|| place_of(self.tensor_rec(t)))
     }
