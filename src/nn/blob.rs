@@ -212,6 +212,28 @@ impl TensorInfo<'_> {
     }
 }
 
+/// Where a tensor's bytes are: the part of its record an operator needs to reach them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub storage: Storage,
+    /// Arena offset ([`Storage::Arena`]) or blob offset ([`Storage::Constant`]).
+    pub offset: usize,
+    /// Bytes of its data.
+    pub bytes: usize,
+}
+
+fn place_of(r: &[u8; TENSOR_REC]) -> Place {
+    Place {
+        storage: if r[T_STORAGE] == STORAGE_CONST {
+            Storage::Constant
+        } else {
+            Storage::Arena
+        },
+        offset: u32_at(r, T_OFFSET) as usize,
+        bytes: u32_at(r, T_BYTES) as usize,
+    }
+}
+
 /// A tensor shape of at most [`MAX_RANK`] dimensions, held inline.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
@@ -778,31 +800,38 @@ impl<'a> Model<'a> {
         self.tensor_record(t, true)
     }
 
+    /// Tensor `t`'s record: one bounds check, then every field at a constant offset (all
+    /// zeros past the blob's end, read as `u32_at` reads missing bytes). Operators read
+    /// records on every run.
+    fn tensor_rec(&self, t: usize) -> &'a [u8; TENSOR_REC] {
+        let at = (u32_at(self.bytes, H_TENSORS) as usize).wrapping_add(t.wrapping_mul(TENSOR_REC));
+        self.bytes
+            .get(at..at.wrapping_add(TENSOR_REC))
+            .and_then(|r| r.try_into().ok())
+            .unwrap_or(&[0; TENSOR_REC])
+    }
+
     fn tensor_record(&self, t: usize, named: bool) -> TensorInfo<'a> {
-        let rec = u32_at(self.bytes, H_TENSORS) as usize + t * TENSOR_REC;
-        let b = self.bytes;
+        let r = self.tensor_rec(t);
         let mut dims = [0u32; MAX_RANK];
-        let rank = (u8_at(b, rec + T_RANK) as usize).min(MAX_RANK);
+        let rank = (r[T_RANK] as usize).min(MAX_RANK);
         for (d, slot) in dims.iter_mut().enumerate().take(rank) {
-            *slot = u32_at(b, rec + T_DIMS + 4 * d);
+            *slot = u32_at(r, T_DIMS + 4 * d);
         }
-        let q = u8_at(b, rec + T_QUANT);
-        let name = u32_at(b, rec + T_NAME) as usize;
+        let q = r[T_QUANT];
+        let name = u32_at(r, T_NAME) as usize;
+        let place = place_of(r);
         TensorInfo {
-            dtype: DType::from_code(u8_at(b, rec + T_DTYPE)).unwrap_or(DType::Packed),
+            dtype: DType::from_code(r[T_DTYPE]).unwrap_or(DType::Packed),
             rank: rank as u8,
             dims,
-            bytes: u32_at(b, rec + T_BYTES) as usize,
-            storage: if u8_at(b, rec + T_STORAGE) == STORAGE_CONST {
-                Storage::Constant
-            } else {
-                Storage::Arena
-            },
-            offset: u32_at(b, rec + T_OFFSET) as usize,
+            bytes: place.bytes,
+            storage: place.storage,
+            offset: place.offset,
             quant: (q != 0).then(|| {
                 (
-                    f32::from_bits(u32_at(b, rec + T_SCALE)),
-                    u32_at(b, rec + T_ZERO_POINT) as i32,
+                    f32::from_bits(u32_at(r, T_SCALE)),
+                    u32_at(r, T_ZERO_POINT) as i32,
                 )
             }),
             per_channel: q == 2,
@@ -812,6 +841,19 @@ impl<'a> Model<'a> {
                 self.str_at(name)
             },
         }
+    }
+
+    /// Tensor `t`'s element type (what operators branch on while running, read without the
+    /// rest of its record).
+    pub(crate) fn dtype(&self, t: usize) -> Option<DType> {
+        (t < self.n_tensors)
+            .then(|| DType::from_code(self.tensor_rec(t)[T_DTYPE]).unwrap_or(DType::Packed))
+    }
+
+    /// Where tensor `t`'s bytes are (what operators look up on every run, read without the
+    /// rest of its record).
+    pub(crate) fn place(&self, t: usize) -> Option<Place> {
+        (t < self.n_tensors).then(|| place_of(self.tensor_rec(t)))
     }
 
     /// The blob's bytes.
@@ -883,19 +925,16 @@ impl<'a> Model<'a> {
     /// The constant bytes of tensor `t` (empty for an arena tensor).
     pub fn constant(&self, t: usize) -> &'a [u8] {
         // Without the name: operators read their constants on every run.
-        match self.tensor_unnamed(t) {
-            Some(info) => self.constant_of(&info),
-            None => &[],
-        }
+        self.place(t).map_or(&[], |p| self.constant_at(p))
     }
 
-    /// [`Model::constant`] of a tensor record already read (empty for an arena tensor).
-    pub(crate) fn constant_of(&self, info: &TensorInfo) -> &'a [u8] {
-        if info.storage != Storage::Constant {
+    /// [`Model::constant`] of a tensor's place (empty for an arena tensor).
+    pub(crate) fn constant_at(&self, p: Place) -> &'a [u8] {
+        if p.storage != Storage::Constant {
             return &[];
         }
         self.bytes
-            .get(info.offset..info.offset.saturating_add(info.bytes))
+            .get(p.offset..p.offset.saturating_add(p.bytes))
             .unwrap_or(&[])
     }
 }

@@ -310,9 +310,13 @@ impl<'a> PackedQBRef<'a> {
         }
         let raw_name = &bytes[NAME_AT..NAME_AT + NAME_LEN];
         let name_len = raw_name.iter().position(|&c| c == 0).unwrap_or(NAME_LEN);
-        let name = core::str::from_utf8(&raw_name[..name_len])
-            .map_err(|_| bad("the kernel name is not UTF-8"))?;
-        let Some(kernel) = QGEMM_KERNELS.iter().find(|k| k.name == name) else {
+        let raw_name = &raw_name[..name_len];
+        // Compared as bytes (operators read their packed weights on every run): the UTF-8
+        // check is needed only to name an unknown kernel.
+        let found = QGEMM_KERNELS.iter().find(|k| k.name.as_bytes() == raw_name);
+        let Some(kernel) = found else {
+            let name =
+                core::str::from_utf8(raw_name).map_err(|_| bad("the kernel name is not UTF-8"))?;
             return Err(Error::PackingMismatch {
                 packed_for: crate::kernels::targets::qshape(name)
                     .map_or("(a kernel unknown to this edgemm version)", |s| s.name),

@@ -195,10 +195,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let (adj_x, adj_y) = (op.param(P_ADJ_X) != 0, op.param(P_ADJ_Y) != 0);
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
     let (x_t, w_t) = (t(0)?, t(1)?);
-    let float = op
-        .model()
-        .tensor_unnamed(x_t)
-        .is_some_and(|i| i.dtype == DType::F32);
+    let float = op.model().dtype(x_t) == Some(DType::F32);
     let x = mem.input(x_t)?;
     let w = mem.input(w_t)?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;

@@ -192,7 +192,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         op.input(1).ok_or_else(missing)?,
     );
     let ty = op.output(0).ok_or_else(missing)?;
-    let float = op.model().tensor_unnamed(ty).ok_or_else(missing)?.dtype == DType::F32;
+    let float = op.model().dtype(ty).ok_or_else(missing)? == DType::F32;
     let (a, b) = (mem.input(ta)?, mem.input(tb)?);
     let y = mem.output(ty)?;
     let short = |()| op.error("a tensor is smaller than its shape");

@@ -60,9 +60,7 @@ pub(crate) fn num_inputs(op: &OpView, float: bool) -> usize {
 
 /// Whether an f32 operator's weights (input 1) are int8 with scales (`quantize_weights`).
 fn f32_int8_weights(op: &OpView) -> bool {
-    op.input(1)
-        .and_then(|t| op.model().tensor_unnamed(t))
-        .is_some_and(|w| w.dtype == DType::I8)
+    op.input(1).and_then(|t| op.model().dtype(t)) == Some(DType::I8)
 }
 
 /// Bytes of GEMM workspace an m×k·k×n product needs.
@@ -98,9 +96,9 @@ pub(crate) fn workspace_bytes_for(
 pub(crate) fn is_float(op: &OpView) -> Result<bool, Error> {
     let float = op
         .input(0)
-        .and_then(|t| op.model().tensor_unnamed(t))
-        .map(|x| x.dtype == DType::F32)
-        .ok_or_else(|| op.error("a required input is missing"))?;
+        .and_then(|t| op.model().dtype(t))
+        .ok_or_else(|| op.error("a required input is missing"))?
+        == DType::F32;
     checks::float_form(op, float)
 }
 
@@ -271,10 +269,7 @@ impl<'a> Gemm<'a> {
                 n,
             });
         }
-        let packed = op
-            .model()
-            .tensor_unnamed(t(1)?)
-            .is_some_and(|i| i.dtype == DType::Packed);
+        let packed = op.model().dtype(t(1)?) == Some(DType::Packed);
         let w = if packed {
             QWeights::Packed(PackedQBRef::from_bytes(w)?)
         } else {

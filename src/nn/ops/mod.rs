@@ -9,7 +9,7 @@
 //!
 //! Operator codes are TFLite's builtin operator codes.
 
-use super::blob::{Model, OpView, Storage, TensorInfo};
+use super::blob::{Model, OpView, Place, Storage, TensorInfo};
 use super::dtype::DType;
 use crate::error::Error;
 
@@ -348,7 +348,7 @@ impl<'a> OpMem<'a> {
     /// Whether output `out` was planned over input `x` (same arena offset): the operator then
     /// reads `x` only through [`OpMem::in_place_and_temp`], never through [`OpMem::input`].
     pub(crate) fn is_in_place(&self, x: usize, out: usize) -> bool {
-        match (self.info(x), self.info(out)) {
+        match (self.place(x), self.place(out)) {
             (Ok(x), Ok(y)) => {
                 x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset
             }
@@ -356,25 +356,25 @@ impl<'a> OpMem<'a> {
         }
     }
 
-    fn info(&self, t: usize) -> Result<TensorInfo<'a>, Error> {
+    fn place(&self, t: usize) -> Result<Place, Error> {
         self.model
-            .tensor_unnamed(t)
+            .place(t)
             .ok_or_else(|| super::blob::blob_err("an operator names a missing tensor"))
     }
 
     /// The bytes of tensor `t` (constant or arena), to read.
     pub(crate) fn input(&self, t: usize) -> Result<&'a [u8], Error> {
-        let info = self.info(t)?;
-        match info.storage {
-            Storage::Constant => Ok(self.model.constant_of(&info)),
+        let p = self.place(t)?;
+        match p.storage {
+            Storage::Constant => Ok(self.model.constant_at(p)),
             Storage::Arena => {
-                if info.offset + info.bytes > self.arena_len {
+                if p.offset + p.bytes > self.arena_len {
                     return Err(super::blob::blob_err("a tensor lies outside the arena"));
                 }
                 // SAFETY: inside the arena (checked above and at load); no output of the
                 // running operator overlaps it (checked at load), so nothing writes it while
                 // this slice lives.
-                Ok(unsafe { core::slice::from_raw_parts(self.arena.add(info.offset), info.bytes) })
+                Ok(unsafe { core::slice::from_raw_parts(self.arena.add(p.offset), p.bytes) })
             }
         }
     }
@@ -382,13 +382,13 @@ impl<'a> OpMem<'a> {
     /// The bytes of arena tensor `t` (an output or scratch of the running operator), to
     /// write.
     pub(crate) fn output(&mut self, t: usize) -> Result<&mut [u8], Error> {
-        let info = self.info(t)?;
-        if info.storage != Storage::Arena || info.offset + info.bytes > self.arena_len {
+        let p = self.place(t)?;
+        if p.storage != Storage::Arena || p.offset + p.bytes > self.arena_len {
             return Err(super::blob::blob_err("an output is not an arena tensor"));
         }
         // SAFETY: inside the arena; borrowed mutably from `self`, so one at a time; no input
         // slice overlaps it (checked at load) unless the operator is in place.
-        Ok(unsafe { core::slice::from_raw_parts_mut(self.arena.add(info.offset), info.bytes) })
+        Ok(unsafe { core::slice::from_raw_parts_mut(self.arena.add(p.offset), p.bytes) })
     }
 
     /// Output `t` and scratch `s` at once (they do not overlap: checked at load).
@@ -397,9 +397,8 @@ impl<'a> OpMem<'a> {
         t: usize,
         s: usize,
     ) -> Result<(&mut [u8], &mut [u8]), Error> {
-        let (ti, si) = (self.info(t)?, self.info(s)?);
-        let ok =
-            |i: &TensorInfo| i.storage == Storage::Arena && i.offset + i.bytes <= self.arena_len;
+        let (ti, si) = (self.place(t)?, self.place(s)?);
+        let ok = |i: &Place| i.storage == Storage::Arena && i.offset + i.bytes <= self.arena_len;
         let disjoint = ti.offset + ti.bytes <= si.offset || si.offset + si.bytes <= ti.offset;
         let overlap = !disjoint && ti.bytes > 0 && si.bytes > 0;
         if !ok(&ti) || !ok(&si) || t == s || overlap {
@@ -425,8 +424,8 @@ impl<'a> OpMem<'a> {
         o: usize,
         s: usize,
     ) -> Result<(&mut [u8], &mut [u8]), Error> {
-        let (ii, oi, si) = (self.info(i)?, self.info(o)?, self.info(s)?);
-        let arena = |x: &TensorInfo| x.storage == Storage::Arena;
+        let (ii, oi, si) = (self.place(i)?, self.place(o)?, self.place(s)?);
+        let arena = |x: &Place| x.storage == Storage::Arena;
         let len = ii.bytes.max(oi.bytes);
         let fits = |off: usize, n: usize| off.checked_add(n).is_some_and(|e| e <= self.arena_len);
         let disjoint = || ii.offset + len <= si.offset || si.offset + si.bytes <= ii.offset;
