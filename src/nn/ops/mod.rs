@@ -488,11 +488,13 @@ impl Pod for i32 {}
 impl Pod for u32 {}
 impl Pod for i64 {}
 
-/// Shared checks for `check` functions.
+/// Shared checks for `check` functions. Not inlined: they run once at load, and one copy of
+/// each (not one per call site) keeps a microcontroller firmware small.
 pub(crate) mod checks {
     use super::*;
 
     /// The tensor info of input `i`, required.
+    #[inline(never)]
     pub(crate) fn input<'a>(op: &OpView<'a>, i: usize) -> Result<TensorInfo<'a>, Error> {
         op.input(i)
             .and_then(|t| op.model().tensor(t))
@@ -500,6 +502,7 @@ pub(crate) mod checks {
     }
 
     /// The tensor info of output `i`, required.
+    #[inline(never)]
     pub(crate) fn output<'a>(op: &OpView<'a>, i: usize) -> Result<TensorInfo<'a>, Error> {
         op.output(i)
             .and_then(|t| op.model().tensor(t))
@@ -507,6 +510,7 @@ pub(crate) mod checks {
     }
 
     /// The tensor info of scratch `i`, required.
+    #[inline(never)]
     pub(crate) fn temp<'a>(op: &OpView<'a>, i: usize) -> Result<TensorInfo<'a>, Error> {
         op.temp(i)
             .and_then(|t| op.model().tensor(t))
@@ -514,6 +518,7 @@ pub(crate) mod checks {
     }
 
     /// Requires exactly these counts of inputs, outputs, scratch tensors and parameters.
+    #[inline(never)]
     pub(crate) fn counts(
         op: &OpView,
         inputs: usize,
@@ -549,6 +554,7 @@ pub(crate) mod checks {
     }
 
     /// Requires a dtype.
+    #[inline(never)]
     pub(crate) fn dtype(op: &OpView, t: &TensorInfo, want: DType) -> Result<(), Error> {
         if t.dtype != want {
             return Err(op.error("a tensor has the wrong element type"));
