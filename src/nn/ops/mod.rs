@@ -144,7 +144,8 @@ macro_rules! registry {
 }
 
 registry!(
-    conv::DIRECT => (conv::is_direct, 0),
+    conv::DIRECT_I16 => (conv::is_direct_i16, FORM_DIRECT_I16),
+    conv::DIRECT => (conv::is_direct_i8, 0),
     conv::DEF => (any_form, FORM_GEMM),
     depthwise_conv::DEF,
     fully_connected::DEF => (any_form, FORM_GEMM),
@@ -209,6 +210,11 @@ pub const ALL_OPS: u128 = u128::MAX;
 /// connected layers to. A firmware passes the forms its model uses (`edgemm convert --rust`
 /// emits them as `FORMS`) beside the operator set, so the others are not linked.
 pub const FORM_GEMM: u32 = 1;
+
+/// A forms set bit: CONV_2D's direct int8 form with its weights as i16 pairs (`convert
+/// --target cortex-m4-i16`), not the int8 weights of `--target cortex-m4`: each layout has
+/// its own kernels.
+pub const FORM_DIRECT_I16: u32 = 2;
 
 /// Every form.
 pub const ALL_FORMS: u32 = u32::MAX;
