@@ -467,7 +467,7 @@ impl Direct<'_> {
             let e = if WIDE { q1.next_multiple_of(2) } else { q1 };
             let w = &self.w[q0 * per..e * per];
             #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
-            if self.fused {
+            if WIDE && self.fused {
                 let (c0, c1) = (2 * q0, 2 * q1);
                 if c0 < t.first || c1 > t.first + t.len {
                     self.stage.fill_quads(t, c0, n);
