@@ -67,17 +67,35 @@ pub(crate) const DEF: OpDef = OpDef {
     lower: lower::lower,
 };
 
-/// CONV_2D in the direct int8 form (`conv_direct`): listed before [`DEF`] (the GEMM forms)
-/// in the registry, so a firmware without [`super::FORM_GEMM`] links this one only.
+/// CONV_2D in the direct int8 form (`conv_direct`) with int8 weights: listed before [`DEF`]
+/// (the GEMM forms) in the registry, so a firmware without [`super::FORM_GEMM`] links this
+/// one only.
 pub(crate) const DIRECT: OpDef = OpDef {
     check: check_direct,
-    run: run_direct,
+    run: run_direct::<false>,
     ..DEF
+};
+
+/// The direct form with its weights as i16 pairs (`convert --target cortex-m4-i16`): its
+/// own entry, so a firmware without [`super::FORM_DIRECT_I16`] does not link its kernel.
+pub(crate) const DIRECT_I16: OpDef = OpDef {
+    run: run_direct::<true>,
+    ..DIRECT
 };
 
 /// Whether a loaded CONV_2D is in the direct form (its mode word).
 pub(crate) fn is_direct(op: &OpView) -> bool {
     op.param(P_IM2COL) == conv_direct::MODE
+}
+
+/// Whether a loaded CONV_2D is in the direct form with int8 weights.
+pub(crate) fn is_direct_i8(op: &OpView) -> bool {
+    is_direct(op) && !conv_direct::is_i16(op, P_GEMM)
+}
+
+/// Whether a loaded CONV_2D is in the direct form with i16 weights.
+pub(crate) fn is_direct_i16(op: &OpView) -> bool {
+    is_direct(op) && conv_direct::is_i16(op, P_GEMM)
 }
 
 /// The bytes of A and C rows one GEMM call of a block of output pixels covers (patches and
@@ -408,8 +426,8 @@ fn check_direct(op: &OpView) -> Result<(), Error> {
     conv_direct::check(op, &g, P_GEMM)
 }
 
-fn run_direct(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-    conv_direct::run(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
+fn run_direct<const WIDE: bool>(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+    conv_direct::run::<WIDE>(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
 }
 
 /// The GEMM forms' checks (the registry sends the direct form to [`check_direct`]).
@@ -861,8 +879,11 @@ fn interior(g: &Geom, ox0: usize, run: usize) -> (usize, usize) {
 
 /// The GEMM forms (the registry sends the direct form to [`run_direct`]).
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+    if is_direct_i16(op) {
+        return run_direct::<true>(op, mem);
+    }
     if is_direct(op) {
-        return run_direct(op, mem);
+        return run_direct::<false>(op, mem);
     }
     let g = Geom::read(op, P_GEOM);
     // (`F32 &&` first: without the f32 forms, `check` refused f32 operators, and the f32

@@ -49,6 +49,12 @@ const CHUNK: usize = 16;
 pub(crate) const BLOCK_I8: i32 = 2;
 pub(crate) const BLOCK_I16: i32 = 4;
 
+/// Whether a loaded operator of this form (`base`: its first GEMM-part word) has its weights
+/// as i16 pairs (its block word).
+pub(crate) fn is_i16(op: &OpView, base: usize) -> bool {
+    op.param(base - 1) == BLOCK_I16
+}
+
 /// Room beside the i16 layout's pair buffer to end it on a 256-byte boundary (the scratch
 /// is at least 4-byte aligned).
 const ALIGN_ROOM: usize = 252;
@@ -264,9 +270,19 @@ impl Stage<'_> {
     }
 }
 
-/// Runs a checked operator of this form (`base`: its first GEMM-part word).
-pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result<(), Error> {
+/// Runs a checked operator of this form (`base`: its first GEMM-part word) whose weights are
+/// i16 pairs (`WIDE`) or int8, as [`is_i16`] says: one instance per layout, so a firmware
+/// links only its model's.
+pub(crate) fn run<const WIDE: bool>(
+    op: &OpView,
+    mem: &mut OpMem,
+    g: &Geom,
+    base: usize,
+) -> Result<(), Error> {
     let bad = || op.error("a tensor is smaller than its geometry");
+    if WIDE != is_i16(op, base) {
+        return Err(op.error("the direct form's weights are not in this run's layout"));
+    }
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
     let (k, n) = (g.kh * g.kw * g.ic, g.oc);
     let k8 = k8(k).ok_or_else(bad)?;
@@ -281,7 +297,7 @@ pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result
         cast::<i32>(mem.input(t(4)?)?),
     );
     let p = |i: usize| op.param(base + i);
-    let wide = op.param(base - 1) == BLOCK_I16;
+    let wide = WIDE;
     let most = bias.map_or(0, |b| {
         b.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0)
     });
@@ -326,7 +342,6 @@ pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result
         w,
         k8,
         n,
-        wide,
         fused,
         stage,
     };
@@ -349,7 +364,7 @@ pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result
             let p1 = (p0 + 1).min(m - 1);
             fill(buf, 0, &io[p0 * k..p0 * k + k], zx);
             fill(buf, 1, &io[p1 * k..p1 * k + k], zx);
-            conv.pair(
+            conv.pair::<WIDE>(
                 buf,
                 io,
                 p0 * n,
@@ -393,7 +408,7 @@ pub(crate) fn run(op: &OpView, mem: &mut OpMem, g: &Geom, base: usize) -> Result
             fill(buf, 0, &a[..k], zx);
             fill(buf, 1, &b[..k], zx);
         }
-        conv.pair(
+        conv.pair::<WIDE>(
             buf,
             y,
             p0 * n,
@@ -410,8 +425,6 @@ struct Direct<'a> {
     w: &'a [i8],
     k8: usize,
     n: usize,
-    /// The i16 layout (channel quads), else int8 (pairs).
-    wide: bool,
     /// The i16 kernel writes the outputs itself (see `run`).
     #[cfg_attr(
         not(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)),
@@ -423,9 +436,10 @@ struct Direct<'a> {
 
 impl Direct<'_> {
     /// The n outputs of the two pixels in `buf` at `y[o0..]` and `y[o1..]` (no second
-    /// pixel: `o1` is `None`, its sums are thrown away).
+    /// pixel: `o1` is `None`, its sums are thrown away); `WIDE`: the i16 layout (channel
+    /// quads), else int8 (pairs).
     #[allow(clippy::too_many_arguments)]
-    fn pair(
+    fn pair<const WIDE: bool>(
         &self,
         buf: &[u32],
         y: &mut [u8],
@@ -446,18 +460,14 @@ impl Direct<'_> {
             None => (&mut y[o0..o0 + n], &mut [][..]),
         };
         // Bytes of a channel pair's weights (the i16 layout: whole quads, pairs rounded up).
-        let per = if self.wide { 4 * self.k8 } else { 2 * self.k8 };
+        let per = if WIDE { 4 * self.k8 } else { 2 * self.k8 };
         let mut q0 = 0;
         while q0 < pairs {
             let q1 = pairs.min(q0 + CHUNK);
-            let e = if self.wide {
-                q1.next_multiple_of(2)
-            } else {
-                q1
-            };
+            let e = if WIDE { q1.next_multiple_of(2) } else { q1 };
             let w = &self.w[q0 * per..e * per];
             #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
-            if self.fused {
+            if WIDE && self.fused {
                 let (c0, c1) = (2 * q0, 2 * q1);
                 if c0 < t.first || c1 > t.first + t.len {
                     self.stage.fill_quads(t, c0, n);
@@ -478,7 +488,7 @@ impl Direct<'_> {
                     continue;
                 }
             }
-            if self.wide {
+            if WIDE {
                 kernel16(buf, w, sums, (e - q0) / 2, groups);
             } else {
                 kernel(buf, w, sums, q1 - q0, groups);

@@ -399,8 +399,34 @@ unsafe fn portable<E: Elem>(j: &Job<E, E::W, E::A>) {
 #[inline(never)]
 unsafe fn rest<E: Elem>(j: &Job<E, E::W, E::A>, c: usize) {
     // SAFETY: forwarded.
+    #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
     unsafe {
         pixels::<E::One>(j, c, j.oc);
+    }
+    // On the Cortex-M4 only channel counts that are not a multiple of 4 (or scales outside
+    // the fast output stage) come here: one pixel at a time, one instance of the loop instead
+    // of one per pixel count (8 KB of flash).
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    if c < j.oc {
+        use super::depthwise_conv::MAX_TAPS;
+        let mut taps = [core::ptr::null::<E>(); MAX_TAPS];
+        let taps = &mut taps[..j.taps.len().min(MAX_TAPS)];
+        for k in 0..j.n {
+            for ((t, &p), &s) in taps.iter_mut().zip(j.taps).zip(j.steps) {
+                *t = p.wrapping_add(k * s);
+            }
+            // Pixel k: the same pointers moved by k pixels (inside what the job names).
+            let one = Job {
+                taps,
+                n: 1,
+                init: j.init.wrapping_add(k * j.init_stride),
+                out: j.out.wrapping_add(k * j.out_stride),
+                partial: j.partial.wrapping_add(k * j.oc),
+                ..*j
+            };
+            // SAFETY: pixel k of the job's, as a job of one pixel.
+            unsafe { block::<E::One, 1>(&one, c, j.oc) };
+        }
     }
 }
 

@@ -178,6 +178,8 @@ pub(crate) fn check(
 /// Validates the int8 requantization scales of an operator with `n` output channels:
 /// inputs `i` (multipliers) and `i + 1` (shifts), i32 constants of 1 or `n` entries, every
 /// shift in −31..=30.
+// Not inlined: load time only, one copy for every operator (firmware size).
+#[inline(never)]
 pub(crate) fn check_scales(op: &OpView, n: usize, i: usize) -> Result<(), Error> {
     let mults = checks::input(op, i)?;
     let shifts = checks::input(op, i + 1)?;

@@ -147,7 +147,8 @@ macro_rules! registry {
 }
 
 registry!(
-    conv::DIRECT => (conv::is_direct, 0),
+    conv::DIRECT_I16 => (conv::is_direct_i16, FORM_DIRECT_I16),
+    conv::DIRECT => (conv::is_direct_i8, 0),
     conv::DEF => (any_form, FORM_GEMM),
     depthwise_conv::DEF,
     fully_connected::DEF => (any_form, FORM_GEMM),
@@ -212,6 +213,11 @@ pub const ALL_OPS: u128 = u128::MAX;
 /// connected layers to. A firmware passes the forms its model uses (`edgemm convert --rust`
 /// emits them as `FORMS`) beside the operator set, so the others are not linked.
 pub const FORM_GEMM: u32 = 1;
+
+/// A forms set bit: CONV_2D's direct int8 form with its weights as i16 pairs (`convert
+/// --target cortex-m4-i16`), not the int8 weights of `--target cortex-m4`: each layout has
+/// its own kernels.
+pub const FORM_DIRECT_I16: u32 = 2;
 
 /// Every form.
 pub const ALL_FORMS: u32 = u32::MAX;
@@ -490,11 +496,13 @@ impl Pod for i32 {}
 impl Pod for u32 {}
 impl Pod for i64 {}
 
-/// Shared checks for `check` functions.
+/// Shared checks for `check` functions. Not inlined: they run once at load, and one copy of
+/// each (not one per call site) keeps a microcontroller firmware small.
 pub(crate) mod checks {
     use super::*;
 
     /// The tensor info of input `i`, required.
+    #[inline(never)]
     pub(crate) fn input<'a>(op: &OpView<'a>, i: usize) -> Result<TensorInfo<'a>, Error> {
         op.input(i)
             .and_then(|t| op.model().tensor(t))
@@ -502,6 +510,7 @@ pub(crate) mod checks {
     }
 
     /// The tensor info of output `i`, required.
+    #[inline(never)]
     pub(crate) fn output<'a>(op: &OpView<'a>, i: usize) -> Result<TensorInfo<'a>, Error> {
         op.output(i)
             .and_then(|t| op.model().tensor(t))
@@ -509,6 +518,7 @@ pub(crate) mod checks {
     }
 
     /// The tensor info of scratch `i`, required.
+    #[inline(never)]
     pub(crate) fn temp<'a>(op: &OpView<'a>, i: usize) -> Result<TensorInfo<'a>, Error> {
         op.temp(i)
             .and_then(|t| op.model().tensor(t))
@@ -516,6 +526,7 @@ pub(crate) mod checks {
     }
 
     /// Requires exactly these counts of inputs, outputs, scratch tensors and parameters.
+    #[inline(never)]
     pub(crate) fn counts(
         op: &OpView,
         inputs: usize,
@@ -551,6 +562,7 @@ pub(crate) mod checks {
     }
 
     /// Requires a dtype.
+    #[inline(never)]
     pub(crate) fn dtype(op: &OpView, t: &TensorInfo, want: DType) -> Result<(), Error> {
         if t.dtype != want {
             return Err(op.error("a tensor has the wrong element type"));

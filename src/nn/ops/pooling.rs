@@ -25,7 +25,7 @@ pub(crate) const DEF: OpDef = OpDef {
     in_place: false,
     macs: super::no_macs,
     check,
-    run,
+    run: run::<true>,
     #[cfg(feature = "alloc")]
     lower: lower::lower,
 };
@@ -33,6 +33,7 @@ pub(crate) const DEF: OpDef = OpDef {
 pub(crate) const MAX_POOL: OpDef = OpDef {
     code: 17,
     name: "MAX_POOL_2D",
+    run: run::<false>,
     ..DEF
 };
 
@@ -149,7 +150,9 @@ fn check(op: &OpView) -> Result<(), Error> {
     Ok(())
 }
 
-fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+/// One run function per operator (`AVERAGE`: AVERAGE_POOL_2D, else MAX_POOL_2D), so a
+/// firmware whose operator set has one of them links only its kernels.
+fn run<const AVERAGE: bool>(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let (xi, yi) = tensors(op)?;
     let g = Geom::new(op, &xi, &yi);
     let (xt, yt) = match (op.input(0), op.output(0)) {
@@ -158,18 +161,17 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     };
     let x = mem.input(xt)?;
     let out = mem.output(yt)?;
-    let average = op.code() == DEF.code;
     let (lo, hi) = (op.param(P_LO), op.param(P_HI));
     #[cfg(target_arch = "x86_64")]
     {
         use crate::arch::{cpu_info, Features};
         if cpu_info().features.contains(Features::AVX2) {
             // SAFETY: the CPU has AVX2 (checked).
-            unsafe { reduce_avx2(&g, x, out, xi.dtype, average, lo, hi) };
+            unsafe { reduce_avx2::<AVERAGE>(&g, x, out, xi.dtype, lo, hi) };
             return Ok(());
         }
     }
-    reduce(&g, x, out, xi.dtype, average, lo, hi);
+    reduce::<AVERAGE>(&g, x, out, xi.dtype, lo, hi);
     Ok(())
 }
 
@@ -180,22 +182,21 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
 /// The CPU has AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn reduce_avx2(
+unsafe fn reduce_avx2<const AVERAGE: bool>(
     g: &Geom,
     x: &[u8],
     out: &mut [u8],
     dtype: DType,
-    average: bool,
     lo: i32,
     hi: i32,
 ) {
-    reduce(g, x, out, dtype, average, lo, hi)
+    reduce::<AVERAGE>(g, x, out, dtype, lo, hi)
 }
 
 /// The pooling of `x` into `out` (int8 or f32 bytes), clamp words `lo`, `hi` as the blob
-/// holds them.
+/// holds them; the average (`AVERAGE`) or the maximum.
 #[inline(always)]
-fn reduce(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType, average: bool, lo: i32, hi: i32) {
+fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType, lo: i32, hi: i32) {
     match dtype {
         DType::I8 => {
             let (x, y) = (cast::<i8>(x), cast_mut::<i8>(out));
@@ -209,15 +210,14 @@ fn reduce(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType, average: bool, lo: i
                     (sum - half) / count
                 })
             };
-            if !average {
+            if !AVERAGE {
                 pool(g, x, y, i8::MIN, |m, v| m.max(v), |m, _| clamp(m.into()));
-            } else if g.fh * g.fw <= 1 << 24 {
-                // No i32 window sum of int8 values can overflow.
-                let add = |s: i32, v: i8| s + i32::from(v);
-                pool(g, x, y, 0i32, add, |s, n| average_of(s.into(), n));
             } else {
-                // A hostile blob's huge window: the same sums in i64, never a panic.
-                pool(g, x, y, 0i64, |s, v| s + i64::from(v), average_of);
+                // TFLite's i32 sums, wrapping: no window of fewer than 2^24 input pixels
+                // (every real model's) can overflow, and a hostile blob's huge window gives
+                // TFLite's wrapped sum, never a panic (one kernel, not a second one in i64).
+                let add = |s: i32, v: i8| s.wrapping_add(i32::from(v));
+                pool(g, x, y, 0i32, add, |s, n| average_of(s.into(), n));
             }
         }
         // (Refused at load without the f32 forms.)
@@ -226,7 +226,7 @@ fn reduce(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType, average: bool, lo: i
             let lo = f32::from_bits(lo as u32);
             let hi = f32::from_bits(hi as u32);
             let clamp = move |v: f32| v.max(lo).min(hi);
-            if average {
+            if AVERAGE {
                 pool(g, x, y, 0f32, |s, v| s + v, |s, n| clamp(s / n as f32));
             } else {
                 pool(g, x, y, f32::MIN, |m, v| m.max(v), |m, _| clamp(m));

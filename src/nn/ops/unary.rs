@@ -79,6 +79,8 @@ pub(crate) fn rows<T: Pod>(io: Io, depth: usize, mut f: impl FnMut(Option<&[T]>,
 
 /// The common checks of an elementwise operator: one output with the input's element count
 /// and type, which is int8 or f32. Returns (input, output).
+// Not inlined: load time only, one copy for every operator (firmware size).
+#[inline(never)]
 pub(crate) fn check_same<'a>(op: &OpView<'a>) -> Result<(TensorInfo<'a>, TensorInfo<'a>), Error> {
     let x = checks::input(op, 0)?;
     let y = checks::output(op, 0)?;
