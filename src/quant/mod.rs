@@ -46,6 +46,7 @@ use driver::{run_block, workspace_bytes, QStrategy, Terms};
 use driver::{Dest, QbSource};
 #[cfg(feature = "alloc")]
 pub(crate) use packed::pack_bytes_for;
+pub(crate) use packed::PackedView;
 pub use packed::{qgemm_packed_b_size, PackedQBRef};
 use requant::{Mults, RqPlan};
 pub use workspace::{qgemm_packed_workspace_size, qgemm_workspace_size};

@@ -244,6 +244,59 @@ pub(crate) fn pack_bytes_for(
     Ok(buf[start..start + total].to_vec())
 }
 
+/// What a kernel outside the GEMM driver (the runtime's one-row path) reads of a packed
+/// operand: its format, sliver width, shape, data and column sums.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 has such kernels
+#[derive(Clone, Copy)]
+pub(crate) struct PackedView<'a> {
+    pub format: QFormat,
+    pub nr: usize,
+    pub k: usize,
+    pub n: usize,
+    /// One k chunk of NR-column slivers.
+    pub data: &'a [u8],
+    /// n column sums.
+    pub colsum: &'a [i32],
+}
+
+impl<'a> PackedView<'a> {
+    /// The view of a packed blob read straight from its header, without
+    /// [`PackedQBRef::from_bytes`]'s checks (magic, version, kernel name, CPU, sizes): for
+    /// bytes that passed them once at load, as a model's operators read their weights on
+    /// every run. Only bounds are checked here (`None` when the slices do not fit), so
+    /// other bytes give a wrong view, never an out-of-bounds read.
+    pub(crate) fn from_checked_bytes(bytes: &'a [u8]) -> Option<Self> {
+        let f = |i: usize| {
+            bytes
+                .get(4 * i..4 * i + 4)
+                .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
+        };
+        let format = match f(F_FORMAT)? {
+            1 => QFormat::U8x4,
+            2 => QFormat::I8x4,
+            3 => QFormat::I16x2,
+            4 => QFormat::I8x8,
+            _ => return None,
+        };
+        let (k, n) = (f(F_K)? as usize, f(F_N)? as usize);
+        let (off, len) = (f(F_DATA_OFF)? as usize, f(F_DATA_LEN)? as usize);
+        let data = bytes.get(off..off.checked_add(len)?)?;
+        // SAFETY (align_to): i32 is a plain number type (every bit pattern a value).
+        let (pre, sums, _) = unsafe { bytes.get(HEADER..)?.align_to::<i32>() };
+        if !pre.is_empty() {
+            return None;
+        }
+        Some(PackedView {
+            format,
+            nr: f(F_NR)? as usize,
+            k,
+            n,
+            data,
+            colsum: sums.get(..n)?,
+        })
+    }
+}
+
 impl<'a> PackedQBRef<'a> {
     /// Packs `b` (k×n) for the int8 kernel selected by default, into `buf`, which needs
     /// [`qgemm_packed_b_size`]`(k, n)` bytes (else [`Error::WorkspaceTooSmall`], `buf`
@@ -392,16 +445,6 @@ impl<'a> PackedQBRef<'a> {
     pub(crate) fn kc(&self) -> usize {
         let g = self.kernel.format.k_group();
         self.k.div_ceil(g).max(1) * g
-    }
-
-    /// The packed data (one k chunk, NR-column slivers, see the module docs) and the n
-    /// column sums: what a kernel outside the driver (the runtime's one-row path) reads.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 has such kernels
-    pub(crate) fn parts(&self) -> (&'a [u8], &'a [i32]) {
-        let QbSource::Packed { colsum, .. } = self.source() else {
-            return (&[], &[]);
-        };
-        (&self.bytes[self.data_off..], colsum)
     }
 
     /// B as the driver reads it: one k chunk.

@@ -18,6 +18,8 @@ use super::gemv;
 use super::{cast, cast_mut, checks, OpDef, OpMem};
 use crate::error::Error;
 use crate::nn::blob::OpView;
+use crate::nn::dtype::DType;
+use crate::quant::PackedView;
 
 pub(crate) const DEF: OpDef = OpDef {
     code: 9,
@@ -79,14 +81,18 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let (m, k, n) = dims(op);
     // (`F32 &&`: see `conv::run`.)
     let float = super::F32 && is_float(op)?;
+    let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
+    let one_row = m == 1 && threads == 1;
+    if one_row && !float && one_row_i8(op, mem, k, n)? {
+        return Ok(());
+    }
     let mut gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let x = mem.input(x_t)?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let ws_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
-    let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
     let (out, ws) = mem.output_and_temp(out_t, ws_t)?;
-    if m == 1 && threads == 1 && one_row(&gemm, x, out, k, n, gemv::Path::Auto)? {
+    if one_row && one_row_f32(&gemm, x, out, k, n)? {
         return Ok(());
     }
     gemm.plan()?;
@@ -110,23 +116,59 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     )
 }
 
-/// One input row through the one-row kernels (`gemv`); false when none applies (the
-/// caller runs the GEMM).
-fn one_row(
-    gemm: &Gemm,
-    x: &[u8],
-    out: &mut [u8],
-    k: usize,
-    n: usize,
-    path: gemv::Path,
-) -> Result<bool, Error> {
-    let short = || crate::nn::blob::blob_err("FULLY_CONNECTED: a tensor is smaller than m, k, n");
-    Ok(match gemm {
-        Gemm::I8 { w, rq, za, zb, .. } => {
-            let x = cast::<i8>(x).get(..k).ok_or_else(short)?;
-            let y = cast_mut::<i8>(out).get_mut(..n).ok_or_else(short)?;
-            gemv::qgemv(x, *za, w, *zb, rq, y, path)
+fn short() -> Error {
+    crate::nn::blob::blob_err("FULLY_CONNECTED: a tensor is smaller than m, k, n")
+}
+
+/// One int8 input row through the one-row kernels (`gemv`), its pieces read straight from
+/// the blob: no [`Gemm`] (whose packed-operand header validation and requantization object
+/// cost as much as a small layer's product), as `check` validated them at load. False when
+/// no one-row kernel applies (the caller runs the GEMM).
+fn one_row_i8(op: &OpView, mem: &mut OpMem, k: usize, n: usize) -> Result<bool, Error> {
+    let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
+    let w_t = t(1)?;
+    let w_bytes = mem.input(w_t)?;
+    let w = if op.model().dtype(w_t) == Some(DType::Packed) {
+        match PackedView::from_checked_bytes(w_bytes) {
+            Some(v) => gemv::QW::Packed(v),
+            None => return Ok(false),
         }
+    } else {
+        gemv::QW::View(cast::<i8>(w_bytes))
+    };
+    let words = gemm_common::Int8Words::of(op, P_GEMM);
+    let stage = gemv::QOut {
+        bias: op
+            .input(2)
+            .map(|b| mem.input(b))
+            .transpose()?
+            .map(cast::<i32>),
+        mults: cast::<i32>(mem.input(t(3)?)?),
+        shifts: cast::<i32>(mem.input(t(4)?)?),
+        zo: words.zo,
+        lo: words.lo,
+        hi: words.hi,
+    };
+    let x = cast::<i8>(mem.input(t(0)?)?).get(..k).ok_or_else(short)?;
+    let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
+    let y = cast_mut::<i8>(mem.output(out_t)?)
+        .get_mut(..n)
+        .ok_or_else(short)?;
+    Ok(gemv::qgemv(
+        x,
+        words.za,
+        w,
+        words.zb,
+        &stage,
+        y,
+        gemv::Path::Auto,
+    ))
+}
+
+/// One f32 input row through the one-row kernel (`gemv`); false when it does not apply
+/// (the caller runs the GEMM).
+fn one_row_f32(gemm: &Gemm, x: &[u8], out: &mut [u8], k: usize, n: usize) -> Result<bool, Error> {
+    Ok(match gemm {
         Gemm::F32 {
             w, bias, lo, hi, ..
         } => {
@@ -134,6 +176,7 @@ fn one_row(
             let y = cast_mut::<f32>(out).get_mut(..n).ok_or_else(short)?;
             gemv::sgemv(x, *w, *bias, *lo, *hi, y)
         }
+        Gemm::I8 { .. } => false,
     })
 }
 

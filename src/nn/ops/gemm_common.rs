@@ -175,6 +175,28 @@ pub(crate) fn check(
     Ok(packed)
 }
 
+/// The int8 parameter words of the GEMM part (from `base`).
+pub(crate) struct Int8Words {
+    pub za: i32,
+    pub zb: i32,
+    pub zo: i32,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+impl Int8Words {
+    pub(crate) fn of(op: &OpView, base: usize) -> Self {
+        let p = |i: usize| op.param(base + i);
+        Int8Words {
+            za: p(P_ZA),
+            zb: p(P_ZB),
+            zo: p(P_ZO),
+            lo: p(P_LO),
+            hi: p(P_HI),
+        }
+    }
+}
+
 /// Validates the int8 requantization scales of an operator with `n` output channels:
 /// inputs `i` (multipliers) and `i + 1` (shifts), i32 constants of 1 or `n` entries, every
 /// shift in −31..=30.

@@ -24,8 +24,8 @@
 //! Other cases (another packing, such as the Arm kernels'; no AVX-512 for f32) return
 //! `false`: the caller runs the GEMM.
 
-use super::gemm_common::{FWeights, QWeights};
-use crate::quant::{Requantize, Scale};
+use super::gemm_common::FWeights;
+use crate::quant::PackedView;
 use crate::reference::multiply_by_quantized_multiplier;
 
 /// The int8 output stage of one call, as the kernels read it.
@@ -72,36 +72,46 @@ pub(crate) enum Path {
     Portable,
 }
 
+/// The int8 weights as the one-row kernels read them: packed for a kernel, or k×n.
+pub(crate) enum QW<'a> {
+    Packed(PackedView<'a>),
+    View(&'a [i8]),
+}
+
+/// The int8 output stage's pieces, as the operator's blob form gives them: the bias (n, or
+/// none), the multipliers and shifts (n, or one per tensor), the output zero point and the
+/// clamp.
+pub(crate) struct QOut<'a> {
+    pub bias: Option<&'a [i32]>,
+    pub mults: &'a [i32],
+    pub shifts: &'a [i32],
+    pub zo: i32,
+    pub lo: i32,
+    pub hi: i32,
+}
+
 /// int8 `y = stage(x·W)` for one row: x has k values, y n; `w` k×n. Returns false (having
 /// written nothing) when no one-row kernel applies to these weights on this CPU.
 ///
 /// The operator's `check` validated what this relies on: k×n weights (or a packed operand of
-/// that shape), bias and per-channel scales of n entries, shifts in −31..=30.
+/// that shape), bias and per-channel scales of n entries, shifts in −31..=30; the lengths are
+/// checked again here (cheaply: this runs on every call), so other inputs return false.
 pub(crate) fn qgemv(
     x: &[i8],
     za: i32,
-    w: &QWeights,
+    w: QW,
     zb: i32,
-    rq: &Requantize,
+    out: &QOut,
     y: &mut [i8],
     path: Path,
 ) -> bool {
-    let (mults, shifts) = match &rq.scale {
-        Scale::PerTensor { multiplier, shift } => (
-            core::slice::from_ref(multiplier),
-            core::slice::from_ref(shift),
-        ),
-        Scale::PerChannel {
-            multipliers,
-            shifts,
-        } => (*multipliers, *shifts),
-    };
+    let (mults, shifts) = (out.mults, out.shifts);
     let n = y.len();
     let k = x.len();
     if (mults.len() != 1 && mults.len() < n)
         || shifts.len() != mults.len()
         || mults.is_empty()
-        || rq.bias.is_some_and(|b| b.len() < n)
+        || out.bias.is_some_and(|b| b.len() < n)
     {
         return false;
     }
@@ -114,16 +124,16 @@ pub(crate) fn qgemv(
         sx.wrapping_mul(zb).wrapping_neg()
     };
     let st = Stage {
-        bias: rq.bias,
+        bias: out.bias,
         mults,
         shifts,
         row,
-        zo: rq.output_zero_point,
-        lo: rq.clamp_min.max(-128),
-        hi: rq.clamp_max.min(127),
+        zo: out.zo,
+        lo: out.lo.max(-128),
+        hi: out.hi.min(127),
     };
     match w {
-        QWeights::View(w) => {
+        QW::View(w) => {
             // On x86-64 the GEMM's own packing and vector kernels beat this loop (measured:
             // the autoencoder's portable blob, 34 against 40 µs): it runs only when forced.
             if w.len() < k * n || (cfg!(target_arch = "x86_64") && path == Path::Auto) {
@@ -132,33 +142,33 @@ pub(crate) fn qgemv(
             portable(x, za, w, &st, y);
             true
         }
-        QWeights::Packed(p) if path == Path::Auto => packed(x, za, p, &st, y),
+        QW::Packed(p) if path == Path::Auto => packed(x, za, &p, &st, y),
         _ => false,
     }
 }
 
 /// The kernels over packed weights: the one for their packing, if this CPU runs it.
 #[allow(unused_variables)] // on targets without such a kernel
-fn packed(x: &[i8], za: i32, p: &crate::quant::PackedQBRef, st: &Stage, y: &mut [i8]) -> bool {
+fn packed(x: &[i8], za: i32, p: &PackedView, st: &Stage, y: &mut [i8]) -> bool {
     let (k, n) = (x.len(), y.len());
     #[cfg(target_arch = "x86_64")]
     {
         use crate::arch::{cpu_info, Features};
         use crate::kernels::int8::QFormat;
-        let ker = p.kernel();
-        let (data, colsum) = p.parts();
-        if p.rows() != k || p.cols() != n || colsum.len() != n {
+        let (data, colsum) = (p.data, p.colsum);
+        if p.k != k || p.n != n || colsum.len() != n {
             return false;
         }
+        let features = cpu_info().features;
         #[cfg(edgemm_avx512_intrinsics)]
         {
             let vnni = Features::AVX512F
                 .with(Features::AVX512BW)
                 .with(Features::AVX512VNNI);
-            if ker.format == QFormat::U8x4
-                && ker.nr == 32
+            if p.format == QFormat::U8x4
+                && p.nr == 32
                 && data.len() >= n.div_ceil(32) * 128 * k.div_ceil(4)
-                && cpu_info().features.contains(vnni)
+                && features.contains(vnni)
             {
                 // SAFETY: the CPU has AVX-512F/BW/VNNI (checked); `data` holds the
                 // ceil(n/32) slivers of ceil(k/4) 128-byte blocks (checked), `colsum` n
@@ -167,10 +177,10 @@ fn packed(x: &[i8], za: i32, p: &crate::quant::PackedQBRef, st: &Stage, y: &mut 
                 return true;
             }
         }
-        if ker.format == QFormat::I16x2
-            && ker.nr == 16
+        if p.format == QFormat::I16x2
+            && p.nr == 16
             && data.len() >= n.div_ceil(16) * 64 * k.div_ceil(2)
-            && cpu_info().features.contains(Features::AVX2)
+            && features.contains(Features::AVX2)
         {
             // SAFETY: the CPU has AVX2 (checked); `data` holds the ceil(n/16) slivers of
             // ceil(k/2) 64-byte blocks (checked), `colsum` n sums, the stage's arrays n
@@ -239,23 +249,26 @@ mod vnni {
             // SAFETY: forwarded; slivers s0..s0+ns exist.
             unsafe {
                 match ns {
-                    1 => block::<1>(x, za, data, colsum, st, y, s0),
-                    2 => block::<2>(x, za, data, colsum, st, y, s0),
-                    3 => block::<3>(x, za, data, colsum, st, y, s0),
-                    _ => block::<SB>(x, za, data, colsum, st, y, s0),
+                    1 => block::<1, 4>(x, za, data, colsum, st, y, s0),
+                    2 => block::<2, 2>(x, za, data, colsum, st, y, s0),
+                    3 => block::<3, 1>(x, za, data, colsum, st, y, s0),
+                    _ => block::<SB, 1>(x, za, data, colsum, st, y, s0),
                 }
             }
             s0 += ns;
         }
     }
 
-    /// Slivers `s0..s0 + NS`: their sums over all of k, then the output stage.
+    /// Slivers `s0..s0 + NS`: their sums over all of k, then the output stage. The k groups
+    /// go round `P` sets of accumulators (added at the end: wrapping i32 sums, so the same
+    /// bits), so that a narrow layer (one or two slivers) still has eight independent
+    /// `vpdpbusd` chains instead of waiting on two or four (the autoencoder's 128→8 layers).
     ///
     /// # Safety
     /// As [`run`]; slivers `s0..s0 + NS` exist.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     #[inline]
-    unsafe fn block<const NS: usize>(
+    unsafe fn block<const NS: usize, const P: usize>(
         x: &[i8],
         za: i32,
         data: *const u8,
@@ -268,13 +281,13 @@ mod vnni {
         let groups = k.div_ceil(4);
         let sliver = 128 * groups;
         let flip = 0x8080_8080u32;
-        let mut acc = [[_mm512_setzero_si512(); 2]; NS];
+        let mut accs = [[[_mm512_setzero_si512(); 2]; NS]; P];
         // SAFETY (loads): sliver s0 + s, block q lies inside `data` (caller).
         let base = unsafe { data.add(s0 * sliver) };
         let whole = k / 4;
-        let mut step = |q: usize, xq: u32| {
+        let step = |q: usize, xq: u32, accs: &mut [[__m512i; 2]; NS]| {
             let a = _mm512_set1_epi32((xq ^ flip) as i32);
-            for (s, acc) in acc.iter_mut().enumerate() {
+            for (s, acc) in accs.iter_mut().enumerate() {
                 // SAFETY: see above (a prefetch does not fault past the end; its address is
                 // only computed, `wrapping_add`).
                 unsafe {
@@ -287,13 +300,20 @@ mod vnni {
                 }
             }
         };
-        let groups4 = x.chunks_exact(4);
+        let group = |g: &[i8]| u32::from_le_bytes([g[0] as u8, g[1] as u8, g[2] as u8, g[3] as u8]);
+        // P groups at a time, one into each set (the inner loop unrolls: constant indices).
+        let rounds = x.chunks_exact(4 * P);
+        let tail = rounds.remainder();
+        for (r, gs) in rounds.enumerate() {
+            for (ph, acc) in accs.iter_mut().enumerate() {
+                step(r * P + ph, group(&gs[4 * ph..4 * ph + 4]), acc);
+            }
+        }
+        let q0 = k / (4 * P) * P;
+        let groups4 = tail.chunks_exact(4);
         let rest = groups4.remainder();
         for (q, g) in groups4.enumerate() {
-            step(
-                q,
-                u32::from_le_bytes([g[0] as u8, g[1] as u8, g[2] as u8, g[3] as u8]),
-            );
+            step(q0 + q, group(g), &mut accs[0]);
         }
         if !rest.is_empty() {
             // The last group's bytes past k: any value (their weights are zero), here x' = 0.
@@ -301,7 +321,14 @@ mod vnni {
             for (v, &b) in g.iter_mut().zip(rest) {
                 *v = b as u8;
             }
-            step(whole, u32::from_le_bytes(g));
+            step(whole, u32::from_le_bytes(g), &mut accs[0]);
+        }
+        let mut acc = accs[0];
+        for more in &accs[1..] {
+            for (a, m) in acc.iter_mut().zip(more) {
+                a[0] = _mm512_add_epi32(a[0], m[0]);
+                a[1] = _mm512_add_epi32(a[1], m[1]);
+            }
         }
         let za2 = _mm512_set1_epi32(za + 128);
         let row = _mm512_set1_epi32(st.row);
@@ -692,9 +719,8 @@ mod f512 {
 
 #[cfg(test)]
 mod tests {
-    use super::{qgemv, sgemv, FWeights, Path};
-    use crate::nn::ops::gemm_common::QWeights;
-    use crate::quant::{qgemm_packed_b_size, PackedQBRef, Requantize, Scale};
+    use super::{qgemv, sgemv, FWeights, Path, QOut, QW};
+    use crate::quant::{qgemm_packed_b_size, PackedQBRef, PackedView};
     use crate::reference::multiply_by_quantized_multiplier;
     use crate::MatRef;
     use alloc::vec;
@@ -737,25 +763,18 @@ mod tests {
                 .map(|_| r.range(1 << 30, i32::MAX as i64) as i32)
                 .collect();
             let shifts: Vec<i32> = (0..c).map(|_| r.range(-14, 1) as i32).collect();
-            let scale = if per_channel {
-                Scale::PerChannel {
-                    multipliers: &mults,
-                    shifts: &shifts,
-                }
-            } else {
-                Scale::PerTensor {
-                    multiplier: mults[0],
-                    shift: shifts[0],
-                }
-            };
             let (zo, lo, hi) = (r.range(-128, 127) as i32, r.range(-128, -100) as i32, 127);
-            let mut rq = Requantize::new(scale, zo).with_clamp(lo, hi);
-            if case % 5 != 0 {
-                rq = rq.with_bias(&bias);
-            }
+            let out = QOut {
+                bias: (case % 5 != 0).then_some(&bias[..]),
+                mults: &mults,
+                shifts: &shifts,
+                zo,
+                lo,
+                hi,
+            };
             let want: Vec<i8> = (0..n)
                 .map(|j| {
-                    let mut s = rq.bias.map_or(0, |b| b[j]);
+                    let mut s = out.bias.map_or(0, |b| b[j]);
                     for p in 0..k {
                         s = s.wrapping_add((i32::from(x[p]) - za) * (i32::from(w[p * n + j]) - zb));
                     }
@@ -769,9 +788,9 @@ mod tests {
             assert!(qgemv(
                 &x,
                 za,
-                &QWeights::View(&w),
+                QW::View(&w),
                 zb,
-                &rq,
+                &out,
                 &mut y,
                 Path::Portable
             ));
@@ -779,15 +798,9 @@ mod tests {
             let mut buf = vec![0u8; qgemm_packed_b_size(k, n)];
             let packed = PackedQBRef::pack(MatRef::row_major(&w, k, n).unwrap(), &mut buf).unwrap();
             let mut y = vec![0i8; n];
-            if qgemv(
-                &x,
-                za,
-                &QWeights::Packed(packed),
-                zb,
-                &rq,
-                &mut y,
-                Path::Auto,
-            ) {
+            // Read as an operator reads it from a blob.
+            let view = PackedView::from_checked_bytes(packed.as_bytes()).unwrap();
+            if qgemv(&x, za, QW::Packed(view), zb, &out, &mut y, Path::Auto) {
                 assert_eq!(
                     y,
                     want,
@@ -801,15 +814,8 @@ mod tests {
                 let w_kn = MatRef::row_major(&w, k, n).unwrap();
                 let packed = PackedQBRef::pack_with_kernel(&ker, w_kn, &mut buf).unwrap();
                 let mut y = vec![0i8; n];
-                let ok = qgemv(
-                    &x,
-                    za,
-                    &QWeights::Packed(packed),
-                    zb,
-                    &rq,
-                    &mut y,
-                    Path::Auto,
-                );
+                let view = PackedView::from_checked_bytes(packed.as_bytes()).unwrap();
+                let ok = qgemv(&x, za, QW::Packed(view), zb, &out, &mut y, Path::Auto);
                 assert!(ok, "the AVX2 packing has a one-row kernel");
                 assert_eq!(y, want, "packed {}, case {case}", packed.kernel_name());
             }
