@@ -34,6 +34,8 @@ features! {
     AVX512VL = 4, "avx512vl";
     /// x86-64 AVX-512 VNNI (`vpdpbusd`).
     AVX512VNNI = 5, "avx512vnni";
+    /// x86-64 AVX-512 VBMI (`vpermb`, `vpermi2b`: byte tables).
+    AVX512VBMI = 6, "avx512vbmi";
     /// AArch64 Advanced SIMD.
     NEON = 8, "neon";
     /// AArch64 dot product (`sdot`/`udot`).

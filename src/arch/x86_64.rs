@@ -18,7 +18,7 @@ pub(super) fn features() -> Features {
         )*};
     }
     probe!("avx2" => AVX2, "fma" => FMA, "avx512f" => AVX512F, "avx512bw" => AVX512BW,
-           "avx512vl" => AVX512VL, "avx512vnni" => AVX512VNNI);
+           "avx512vl" => AVX512VL, "avx512vnni" => AVX512VNNI, "avx512vbmi" => AVX512VBMI);
     f
 }
 

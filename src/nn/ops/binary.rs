@@ -9,7 +9,10 @@
 //!   subtracted), scaled by the output multiplier, plus the output zero point, clamped; the
 //!   multipliers are `Prepare`'s (`s_k / (2·max(s1, s2))` and
 //!   `2·max(s1, s2) / (2^20·s_out)`). On large tensors each input's rescaling (a function
-//!   of its 8-bit value) is tabulated first, leaving one rescaling per element.
+//!   of its 8-bit value) is tabulated first, leaving one rescaling per element. Without
+//!   broadcasting, AVX-512 computes 16 elements at a time in registers; with VBMI too, large
+//!   tensors look both rescalings up in their tables as four byte planes (`vpermi2b`, 64
+//!   elements at a time), leaving the output stage in registers.
 //! - int8 MUL (`reference_integer_ops::MulElementwise` / `BroadcastMul6DSlow`):
 //!   `MultiplyByQuantizedMultiplier((q1 − z1)·(q2 − z2))` by `s1·s2/s_out` (computed in f32
 //!   as `Prepare` does), plus the output zero point, clamped.
@@ -342,7 +345,7 @@ impl AddSub {
 mod avx512 {
     use super::AddSub;
     use crate::arch::{cpu_info, Features};
-    use crate::quant::requant::x86_512::{consts, mbqm};
+    use crate::quant::requant::x86_512::{consts, mbqm, mbqm_small, Consts};
     use core::arch::x86_64::*;
 
     pub(super) fn available() -> bool {
@@ -371,6 +374,24 @@ mod avx512 {
         let (off1, off2, ls) = (set(p.o1), set(p.o2), set(p.ls));
         let (zo, lo, hi) = (set(p.zo), set(p.lo), set(p.hi));
         let mut i = 0;
+        if n >= TABLES_FROM && p.s1 <= 0 && p.s2 <= 0 && p.so <= 0 && vbmi() {
+            let scale = |q: __m512i, off, c| {
+                mbqm(_mm512_sllv_epi32(_mm512_add_epi32(q, off), ls), c, false)
+            };
+            let t1 = Planes::new(|q| scale(q, off1, &c1));
+            let t2 = Planes::new(|q| scale(q, off2, &c2));
+            i = n / 64 * 64;
+            // SAFETY: the CPU has AVX-512VBMI (checked); a and b hold n ≥ i elements
+            // (checked above), y n; the shifts are not positive (checked).
+            unsafe {
+                let (a, b, y) = (a.as_ptr(), b.as_ptr(), y.as_mut_ptr());
+                if p.sub {
+                    tabulated::<true>(p, &t1, &t2, &co, a, b, y, i)
+                } else {
+                    tabulated::<false>(p, &t1, &t2, &co, a, b, y, i)
+                }
+            };
+        }
         while i + 16 <= n {
             // SAFETY: elements i..i + 16 lie inside a, b and y (i + 16 ≤ n, checked above).
             unsafe {
@@ -399,6 +420,141 @@ mod avx512 {
             *y = p.one(x, z);
         }
         Ok(())
+    }
+
+    /// Elements from which [`add_sub`] tabulates the inputs' rescalings (building the
+    /// tables costs about as much as 512 elements the direct way).
+    const TABLES_FROM: usize = 2048;
+
+    fn vbmi() -> bool {
+        cpu_info().features.contains(Features::AVX512VBMI)
+    }
+
+    /// A function of an int8 value tabulated as four byte planes: `b[p][q as u8]` is byte p
+    /// (little end first) of its i32 value at q, each plane four 64-byte vectors, so
+    /// `vpermi2b` looks 64 values up at once.
+    #[repr(C, align(64))]
+    struct Planes([[u8; 256]; 4]);
+
+    impl Planes {
+        /// The table of `f` (sixteen lanes of values at a time, each lane's i32 in −128..=127).
+        #[target_feature(enable = "avx512f,avx512bw")]
+        fn new(f: impl Fn(__m512i) -> __m512i) -> Planes {
+            let mut t = Planes([[0; 256]; 4]);
+            let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            for c in 0..16 {
+                // Indices 16c.. as u8, their values as i8.
+                let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(16 * c as i32));
+                let q = _mm512_srai_epi32::<24>(_mm512_slli_epi32::<24>(idx));
+                let v = f(q);
+                for (p, plane) in t.0.iter_mut().enumerate() {
+                    let bytes =
+                        _mm512_cvtepi32_epi8(_mm512_srlv_epi32(v, _mm512_set1_epi32(8 * p as i32)));
+                    // SAFETY: 16 bytes at 16c of a 256-byte plane.
+                    unsafe {
+                        _mm_storeu_si128(plane.as_mut_ptr().add(16 * c) as *mut __m128i, bytes)
+                    };
+                }
+            }
+            t
+        }
+
+        /// The four planes' bytes at the 64 indices `q` (as u8).
+        #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+        #[inline]
+        fn look_up(&self, q: __m512i) -> [__m512i; 4] {
+            // Indices 128..: the second half of a plane (vpermi2b reads seven index bits).
+            let high = _mm512_movepi8_mask(q);
+            core::array::from_fn(|p| {
+                // SAFETY: four 64-byte vectors inside the 256-byte plane.
+                let v = |h: usize| unsafe {
+                    _mm512_load_si512(self.0[p].as_ptr().add(64 * h) as *const _)
+                };
+                let lo = _mm512_permutex2var_epi8(v(0), q, v(1));
+                let hi = _mm512_permutex2var_epi8(v(2), q, v(3));
+                _mm512_mask_blend_epi8(high, lo, hi)
+            })
+        }
+    }
+
+    /// The four byte planes of 64 values as their i32 values, four vectors in the order of
+    /// `vpunpck` within each 128-bit lane (lane elements 0–3, 4–7, 8–11, 12–15): the order
+    /// [`narrow`] undoes.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn widen(b: [__m512i; 4]) -> [__m512i; 4] {
+        let (w01l, w01h) = (
+            _mm512_unpacklo_epi8(b[0], b[1]),
+            _mm512_unpackhi_epi8(b[0], b[1]),
+        );
+        let (w23l, w23h) = (
+            _mm512_unpacklo_epi8(b[2], b[3]),
+            _mm512_unpackhi_epi8(b[2], b[3]),
+        );
+        [
+            _mm512_unpacklo_epi16(w01l, w23l),
+            _mm512_unpackhi_epi16(w01l, w23l),
+            _mm512_unpacklo_epi16(w01h, w23h),
+            _mm512_unpackhi_epi16(w01h, w23h),
+        ]
+    }
+
+    /// Four vectors in [`widen`]'s order, narrowed with signed saturation to 64 bytes in the
+    /// original order (the packs interleave per 128-bit lane as the unpacks did).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn narrow(v: [__m512i; 4]) -> __m512i {
+        _mm512_packs_epi16(
+            _mm512_packs_epi32(v[0], v[1]),
+            _mm512_packs_epi32(v[2], v[3]),
+        )
+    }
+
+    /// Elements `0..end` (a multiple of 64) of [`add_sub`] (`SUB`: `p.sub`) with both rescalings looked up in
+    /// tables (the same function of each 8-bit value, so the same bits) and the output stage
+    /// in registers: no non-positive shift needs [`mbqm`]'s left shift, and the sum of two
+    /// rescaled values (each at most 2^28 in magnitude: an offset input times 2^20, scaled by
+    /// a multiplier below one) is below 2^30, so [`mbqm_small`] is exact.
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VBMI; `a`, `b` and `y` hold `end` elements; `p.so` ≤ 0.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tabulated<const SUB: bool>(
+        p: &AddSub,
+        t1: &Planes,
+        t2: &Planes,
+        co: &Consts,
+        a: *const i8,
+        b: *const i8,
+        y: *mut i8,
+        end: usize,
+    ) {
+        let zo = _mm512_set1_epi32(p.zo);
+        let (lo, hi) = (_mm512_set1_epi8(p.lo as i8), _mm512_set1_epi8(p.hi as i8));
+        for i in (0..end).step_by(64) {
+            // SAFETY: elements i..i + 64 < end of a, b and y (caller).
+            let (qa, qb) = unsafe {
+                (
+                    _mm512_loadu_si512(a.add(i) as *const _),
+                    _mm512_loadu_si512(b.add(i) as *const _),
+                )
+            };
+            let (x1, x2) = (widen(t1.look_up(qa)), widen(t2.look_up(qb)));
+            let v: [__m512i; 4] = core::array::from_fn(|j| {
+                let raw = if SUB {
+                    _mm512_sub_epi32(x1[j], x2[j])
+                } else {
+                    _mm512_add_epi32(x1[j], x2[j])
+                };
+                _mm512_add_epi32(mbqm_small(raw, co), zo)
+            });
+            // The saturating narrowing, then the clamp (inside the int8 range): the same bytes
+            // as clamping the i32 values.
+            let r = _mm512_min_epi8(_mm512_max_epi8(narrow(v), lo), hi);
+            // SAFETY: see above.
+            unsafe { _mm512_storeu_si512(y.add(i) as *mut _, r) };
+        }
     }
 }
 
@@ -648,7 +804,8 @@ mod tests {
 
     /// The AVX-512 ADD/SUB equals the per-element reference form on every pair of input
     /// values (and a tail shorter than a vector), for left and right shifts, multipliers at
-    /// the ends of their range, and clamps.
+    /// the ends of their range, and clamps; with AVX-512 VBMI the sets without positive
+    /// shifts take the tabulated path.
     #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics, feature = "std"))]
     #[test]
     fn avx512_add_sub_equals_the_reference_form() {
@@ -703,6 +860,20 @@ mod tests {
                 2,
                 5,
                 5,
+                60,
+            ),
+            (
+                20,
+                -127,
+                i32::MIN,
+                0,
+                128,
+                1_500_000_000,
+                -3,
+                1_900_000_000,
+                -1,
+                5,
+                -20,
                 60,
             ),
             (
