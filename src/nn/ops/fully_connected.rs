@@ -1,6 +1,8 @@
 //! FULLY_CONNECTED: `y = x·Wᵀ + bias`, fused activation; int8 (per-tensor or per-channel
 //! weights, TFLite's reference requantization, bit-exact) and f32. Runs on the crate's GEMM
-//! (`qgemm` with the weights packed at conversion, or `sgemm`), scratch from the arena.
+//! (`qgemm` with the weights packed at conversion, or `sgemm`), scratch from the arena;
+//! one input row (m = 1) through the one-row kernels (`gemv`), which for int8 read their
+//! pieces straight from the blob (nothing set up per call but slices).
 //! Converted for the Cortex-M4, int8 with symmetric weights is lowered to a pointwise
 //! CONV_2D in the direct form instead (`conv_direct`: the same sums and output stage), so a
 //! firmware links no GEMM driver for it.
