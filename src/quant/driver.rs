@@ -1,13 +1,15 @@
 //! The blocked int8 GEMM of one thread over one block of C, in the same loop order as the
 //! f32 driver (jc → pc → ic → jr → row tiles). Zero-point and bias terms enter as per-row
 //! and per-column offsets at the last k chunk (when the sums of A' and B' are complete), and
-//! requantization runs on each finished i32 tile while it is hot in L1.
+//! requantization runs on each finished i32 tile while it is hot in L1 — or, for a kernel
+//! that takes `REQUANT` and a plan that allows it ([`Fused`]), inside the kernel's epilogue.
 //!
 //! Where the i32 sums of a tile go:
 //! - straight into C when the output is i32 with unit column stride (later k chunks
 //!   accumulate there);
 //! - into a tile on the stack when k fits one chunk, then requantized (or scattered into a
-//!   C of general strides);
+//!   C of general strides), unless the kernel requantizes them itself (bytes straight to
+//!   the output);
 //! - into an i32 buffer for the thread's block when k spans several chunks, finished tile
 //!   by tile at the last chunk.
 
