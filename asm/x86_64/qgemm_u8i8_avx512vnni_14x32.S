@@ -17,7 +17,7 @@
  *   per row); each sum (offsets added) is requantized by the RqArgs at `rq` (per-column
  *   multipliers and shifts from the tile's first column; accumulators below 2^30, no
  *   left shift) and stored as one byte, the same values as requant.rs's AVX-512 output
- *   stage; flags & 4 (RQ_SAT): the clamp's top is 127 (the saturating narrowing does it).
+ *   stage; flags & 4 (RQ_SAT): the clamp is [-128, 127] (the saturating narrowing does it).
  *
  * Registers: zmm0..zmm27 accumulators (row i in zmm(2i) = columns 0-15, zmm(2i+1) = 16-31);
  *   zmm30/31 the B' group; zmm28/29 the broadcast A' dword (alternating by row); in the
@@ -150,8 +150,9 @@
 /* The requantizing epilogue (flags & REQUANT): rdx = the RqArgs, column masks k1/k2;
    the per-column constants of the n columns (masked loads: nothing past n is read) into
    stack scratch (rbx keeps rsp; RQSEQ restores it), k3/k4 = the columns of each half with
-   a right shift (e > 0), k5 = the odd lanes, zmm30 = 2^30 per qword (the high multiply's
-   rounding term), zmm31 = the output zero point. Clobbers rsi, r10, r11, zmm28/29. */
+   a right shift (e > 0), zmm30 = 2^31 per qword (the high multiply's rounding term),
+   zmm31 = the vpermt2d indices that gather the high dwords of the even and odd lanes'
+   products. Clobbers rsi, r10, r11, zmm28/29. */
 .macro RQSETUP
         COLMASKS
         mov rdx, [rdi + ARG_RQ]
@@ -166,11 +167,9 @@
  .if HALF == 0
         RQCONST 64, k2, k4
  .endif
-        mov r10d, 0xAAAA
-        kmovw k5, r10d
-        mov r10d, 1 << 30
+        mov r10d, 0x80000000
         vpbroadcastq zmm30, r10
-        vpbroadcastd zmm31, [rdx + RQ_ZP]
+        vmovdqu32 zmm31, [rip + .Lrq_idx]
 .endm
 
 /* The constants of one column half (zmm31 = 1 in every lane). */
@@ -232,32 +231,32 @@
 .endm
 
 /* Requantize accumulator zmm a (16 columns from byte offset off of the row) into bytes at
-   rcx + off/4 under column mask kst: + row/col offsets, then TFLite's
-   MultiplyByQuantizedMultiplier for accumulators below 2^30 with no left shift (the form
-   of requant.rs, x86_512::mbqm_small: SRDHM = (x·m + 2^30) >> 31 from two 32×32→64
-   products, then a rounding right shift by e with ties away from zero, the − 1 for
-   negatives only where kpos has e > 0), + zero point, clamp, narrow. With sat the clamp's
-   top is 127, done by the saturating narrowing. zmm28/29 are scratch. */
+   rcx + off/4 under column mask kst: x = sum + row/col offsets, then TFLite's
+   MultiplyByQuantizedMultiplier for |x| < 2^30 with no left shift (as requant.rs,
+   x86_512::mbqm_small): SRDHM(x, m) = (x·m + 2^30) >> 31 = the high dword of
+   2x·m + 2^31 (2x is exact), from two 32×32→64 products (even and odd lanes) whose high
+   dwords vpermt2d gathers; then a rounding right shift by e with ties away from zero (the
+   − 1 for negatives only where kpos has e > 0); + zero point, clamp, narrow. With sat the
+   clamp is the whole i8 range: the saturating narrowing does it. zmm28/29 are scratch. */
 .macro RQVEC a, off, kst, kpos, sat
         vpaddd zmm\a, zmm\a, [rax + \off]
         vpaddd zmm\a, zmm\a, dword ptr [r9]{1to16}
+        vpaddd zmm\a, zmm\a, zmm\a
         vpsrlq zmm29, zmm\a, 32
         vpmuldq zmm28, zmm\a, [rsp + SC_M + \off]
         vpmuldq zmm29, zmm29, [rsp + SC_MODD + \off]
         vpaddq zmm28, zmm28, zmm30
         vpaddq zmm29, zmm29, zmm30
-        vpsrlq zmm28, zmm28, 31
-        vpsllq zmm29, zmm29, 1
-        vpblendmd zmm\a{k5}, zmm28, zmm29
-        vpsrad zmm28, zmm\a, 31
-        vpaddd zmm\a, zmm\a, [rsp + SC_HALF + \off]
-        vpaddd zmm\a{\kpos}, zmm\a, zmm28
-        vpsravd zmm\a, zmm\a, [rsp + SC_E + \off]
-        vpaddd zmm\a, zmm\a, zmm31
-        vpmaxsd zmm\a, zmm\a, dword ptr [rdx + RQ_LO]{1to16}
+        vpermt2d zmm28, zmm31, zmm29
+        vpsrad zmm29, zmm28, 31
+        vpaddd zmm28, zmm28, [rsp + SC_HALF + \off]
+        vpaddd zmm28{\kpos}, zmm28, zmm29
+        vpsravd zmm\a, zmm28, [rsp + SC_E + \off]
+        vpaddd zmm\a, zmm\a, dword ptr [rdx + RQ_ZP]{1to16}
  .if \sat
         vpmovsdb xmmword ptr [rcx + \off / 4]{\kst}, zmm\a
  .else
+        vpmaxsd zmm\a, zmm\a, dword ptr [rdx + RQ_LO]{1to16}
         vpminsd zmm\a, zmm\a, dword ptr [rdx + RQ_HI]{1to16}
         vpmovdb xmmword ptr [rcx + \off / 4]{\kst}, zmm\a
  .endif
@@ -351,5 +350,12 @@ EDGEMM_SYM(KNAME):
         pop rbx
         ret
         .size EDGEMM_SYM(KNAME), . - EDGEMM_SYM(KNAME)
+
+        /* vpermt2d indices: dword j takes dword 2⌊j/2⌋ + 1 (a product's high half) of
+           the even lanes' products (j even) or of the odd lanes' (j odd, + 16). */
+        .section .rodata
+        .p2align 6
+.Lrq_idx:
+        .long 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
 
         .section .note.GNU-stack, "", @progbits

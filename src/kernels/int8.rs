@@ -129,8 +129,8 @@ pub(crate) struct RqArgs {
     pub hi: i32,
 }
 
-/// `QgemmArgs::flags` with [`REQUANT`]: the clamp's top is 127, so the kernel narrows with
-/// signed saturation instead of clamping.
+/// `QgemmArgs::flags` with [`REQUANT`]: the clamp is the whole i8 range, so the kernel
+/// narrows with signed saturation instead of clamping.
 pub(crate) const RQ_SAT: usize = 4;
 
 // The assembly hard-codes these offsets (RQ_* in asm/x86_64/qgemm_u8i8_avx512vnni_14x32.S).

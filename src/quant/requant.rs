@@ -141,7 +141,7 @@ pub(crate) struct Fused<'a> {
     /// A per-tensor scale as columns (the kernel reads per-column arrays).
     mult: [i32; crate::kernels::int8::MAX_NR],
     shift: [i32; crate::kernels::int8::MAX_NR],
-    /// REQUANT, with RQ_SAT when the clamp's top is 127.
+    /// REQUANT, with RQ_SAT when the clamp is the i8 range.
     pub flags: usize,
 }
 
@@ -161,7 +161,12 @@ impl<'a> Fused<'a> {
             plan: *plan,
             mult: [m; MAX_NR],
             shift: [s; MAX_NR],
-            flags: REQUANT | if plan.hi == 127 { RQ_SAT } else { 0 },
+            flags: REQUANT
+                | if (plan.lo, plan.hi) == (-128, 127) {
+                    RQ_SAT
+                } else {
+                    0
+                },
         })
     }
 
