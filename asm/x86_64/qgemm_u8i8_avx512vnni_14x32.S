@@ -20,8 +20,8 @@
  *   stage; flags & 4 (RQ_SAT): the clamp is [-128, 127] (the saturating narrowing does it).
  *
  * Registers: zmm0..zmm27 accumulators (row i in zmm(2i) = columns 0-15, zmm(2i+1) = 16-31);
- *   zmm30/31 the B' group; zmm28/29 the broadcast A' dword (alternating by row); in the
- *   epilogue zmm30/31 hold col_off and zmm28/29 row_off and C. Each k-group: 2 loads of B',
+ *   zmm30/31 the B' group; zmm28/29 the broadcast A' dword (alternating by row). The
+ *   accumulators start as col_off (T14_INIT); in the epilogue zmm28/29 hold row_off and C. Each k-group: 2 loads of B',
  *   m vpbroadcastd, 2m vpdpbusd (u8 × s8, 64 multiply-adds each).
  *   A row addresses, the k loop and the per-m paths come from tile14_avx512.inc (shared with
  *   the f32 AVX-512 kernel): rows 0-5 off rax, 6-11 off rbx, 12-13 off rbp, as
@@ -81,6 +81,25 @@
 #define ARG_COUNT ARG_KG
 #define BCAST_INSN vpbroadcastd
 #define ZERO_INSN vpxord
+#define T14_OWN_INIT 1
+
+/* The accumulators start as the column offsets (loads, instead of an add per accumulator
+   in the epilogue). */
+.macro T14_INIT m
+        mov r12, [rdi + ARG_COL_OFF]
+ .irp r, 0,2,4,6,8,10,12,14,16,18,20,22,24,26
+  .if \r < 2 * \m
+        vmovdqu32 zmm\r, [r12]
+  .endif
+ .endr
+ .if HALF == 0
+  .irp r, 1,3,5,7,9,11,13,15,17,19,21,23,25,27
+   .if \r < 2 * \m
+        vmovdqu32 zmm\r, [r12 + 64]
+   .endif
+  .endr
+ .endif
+.endm
 
 /* One k-group of B' (32 columns × 4 bytes). */
 .macro LOADB
@@ -99,8 +118,7 @@
 .endm
 
 /* Epilogue of an m-row tile: rcx = C row m-1, r8 = c_rs, r9 = &row_off[m-1], column masks
-   in k1/k2 when n < 32 (always with REQUANT); then enter the matching store sequence:
-   col_off in zmm30/31 for the i32 stores, read from memory (rax) by the requantizing ones. */
+   in k1/k2 when n < 32 (always with REQUANT); then enter the matching store sequence. */
 .macro TAIL m
         mov r8, [rdi + ARG_C_RS]
         mov rcx, [rdi + ARG_C]
@@ -110,7 +128,6 @@
         add rcx, r10
         add r9, 4 * (\m - 1)
  .endif
-        mov rax, [rdi + ARG_COL_OFF]
         mov r10, [rdi + ARG_N]
         test byte ptr [rdi + ARG_FLAGS], 2
         jz .Lnorq\m
@@ -119,10 +136,6 @@
         jnz .Lrqs_\m
         jmp .Lrq_\m
 .Lnorq\m:
-        vmovdqu32 zmm30, [rax]
- .if HALF == 0
-        vmovdqu32 zmm31, [rax + 64]
- .endif
         mov rax, [rdi + ARG_FLAGS]
         and eax, 1
         cmp r10, 32 / (HALF + 1)
@@ -194,10 +207,8 @@
 /* Add the offsets to row accumulators r0/r1, add C if accumulating, store, step up. */
 .macro STROW r0, r1, acc, masked
         vpbroadcastd zmm28, [r9]
-        vpaddd zmm\r0, zmm\r0, zmm30
         vpaddd zmm\r0, zmm\r0, zmm28
  .if HALF == 0
-        vpaddd zmm\r1, zmm\r1, zmm31
         vpaddd zmm\r1, zmm\r1, zmm28
  .endif
  .if \acc
@@ -239,7 +250,6 @@
    − 1 for negatives only where kpos has e > 0); + zero point, clamp, narrow. With sat the
    clamp is the whole i8 range: the saturating narrowing does it. zmm28/29 are scratch. */
 .macro RQVEC a, off, kst, kpos, sat
-        vpaddd zmm\a, zmm\a, [rax + \off]
         vpaddd zmm\a, zmm\a, dword ptr [r9]{1to16}
         vpaddd zmm\a, zmm\a, zmm\a
         vpsrlq zmm29, zmm\a, 32
