@@ -13,17 +13,23 @@
  *   1 <= m <= 14, 1 <= n <= 32, k_groups >= 0.
  *   Reads: m rows of A' (a_segs·k_groups groups each) and 128 bytes of B' per k-group; row_off[0..m), col_off[0..32).
  *   Writes: only the m×n tile (columns past n masked with k1/k2).
+ *   flags & 2 (REQUANT, never with ACCUMULATE): C is the BYTE output instead (c_rs bytes
+ *   per row); each sum (offsets added) is requantized by the RqArgs at `rq` (per-column
+ *   multipliers and shifts from the tile's first column; accumulators below 2^30, no
+ *   left shift) and stored as one byte, the same values as requant.rs's AVX-512 output
+ *   stage; flags & 4 (RQ_SAT): the clamp is [-128, 127] (the saturating narrowing does it).
  *
  * Registers: zmm0..zmm27 accumulators (row i in zmm(2i) = columns 0-15, zmm(2i+1) = 16-31);
- *   zmm30/31 the B' group; zmm28/29 the broadcast A' dword (alternating by row); in the
- *   epilogue zmm30/31 hold col_off and zmm28/29 row_off and C. Each k-group: 2 loads of B',
+ *   zmm30/31 the B' group; zmm28/29 the broadcast A' dword (alternating by row). The
+ *   accumulators start as col_off (T14_INIT); in the epilogue zmm28/29 hold row_off and C. Each k-group: 2 loads of B',
  *   m vpbroadcastd, 2m vpdpbusd (u8 × s8, 64 multiply-adds each).
  *   A row addresses, the k loop and the per-m paths come from tile14_avx512.inc (shared with
  *   the f32 AVX-512 kernel): rows 0-5 off rax, 6-11 off rbx, 12-13 off rbp, as
  *   base + {0, 1, 2, 3, 4, 5} * a_rs with r8 = a_rs, r10 = 3*a_rs, r11 = 5*a_rs.
  *   rsi = B', rdx = b_ks, r9 = a_ks, rcx = k-group counter, r12 = C row (prefetch),
  *   r13 = segment counter, r14 = a_ss − k_groups·a_ks (the step to the next segment).
- * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1, k2, flags. Saves rbx, rbp, r12-r14.
+ * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1-k5, flags. (REQUANT: 512 bytes of
+ *   stack below the saved registers.) Saves rbx, rbp, r12-r14.
  * Ends with vzeroupper.
  */
 #include "common.h"
@@ -55,10 +61,45 @@
 #define ARG_FLAGS   96
 #define ARG_SEGS    104
 #define ARG_A_SS    112
+#define ARG_RQ      120
+/* RqArgs (src/kernels/int8.rs): per-column multipliers and shifts (pointers), out zero
+   point, lo, hi. */
+#define RQ_MULT     0
+#define RQ_SHIFT    8
+#define RQ_ZP       16
+#define RQ_LO       20
+#define RQ_HI       24
+/* The requantizing epilogue's per-column constants on the stack (rsp, 64-byte aligned),
+   two zmm each (columns 0-15, 16-31): multipliers m, m >> 32 per qword (the odd lanes'),
+   right shifts e, rounding halves 2^(e-1) or 0. */
+#define SC_M        0
+#define SC_MODD     128
+#define SC_E        256
+#define SC_HALF     384
+#define SC_BYTES    512
 #define T14_SEGMENTS 1
 #define ARG_COUNT ARG_KG
 #define BCAST_INSN vpbroadcastd
 #define ZERO_INSN vpxord
+#define T14_OWN_INIT 1
+
+/* The accumulators start as the column offsets (loads, instead of an add per accumulator
+   in the epilogue). */
+.macro T14_INIT m
+        mov r12, [rdi + ARG_COL_OFF]
+ .irp r, 0,2,4,6,8,10,12,14,16,18,20,22,24,26
+  .if \r < 2 * \m
+        vmovdqu32 zmm\r, [r12]
+  .endif
+ .endr
+ .if HALF == 0
+  .irp r, 1,3,5,7,9,11,13,15,17,19,21,23,25,27
+   .if \r < 2 * \m
+        vmovdqu32 zmm\r, [r12 + 64]
+   .endif
+  .endr
+ .endif
+.endm
 
 /* One k-group of B' (32 columns × 4 bytes). */
 .macro LOADB
@@ -76,8 +117,8 @@
  .endif
 .endm
 
-/* Epilogue of an m-row tile: rcx = C row m-1, r8 = c_rs, r9 = &row_off[m-1], col_off in
-   zmm30/31, column masks in k1/k2 when n < 32; then enter the matching store sequence. */
+/* Epilogue of an m-row tile: rcx = C row m-1, r8 = c_rs, r9 = &row_off[m-1], column masks
+   in k1/k2 when n < 32 (always with REQUANT); then enter the matching store sequence. */
 .macro TAIL m
         mov r8, [rdi + ARG_C_RS]
         mov rcx, [rdi + ARG_C]
@@ -87,29 +128,78 @@
         add rcx, r10
         add r9, 4 * (\m - 1)
  .endif
-        mov rax, [rdi + ARG_COL_OFF]
-        vmovdqu32 zmm30, [rax]
- .if HALF == 0
-        vmovdqu32 zmm31, [rax + 64]
- .endif
+        mov r10, [rdi + ARG_N]
+        test byte ptr [rdi + ARG_FLAGS], 2
+        jz .Lnorq\m
+        RQSETUP
+        test byte ptr [rdi + ARG_FLAGS], 4
+        jnz .Lrqs_\m
+        jmp .Lrq_\m
+.Lnorq\m:
         mov rax, [rdi + ARG_FLAGS]
         and eax, 1
-        mov r10, [rdi + ARG_N]
         cmp r10, 32 / (HALF + 1)
         jne .Lmask\m
         test eax, eax
         jz .Lstf_\m
         jmp .Lacf_\m
 .Lmask\m:
+        COLMASKS
+        test eax, eax
+        jz .Lstm_\m
+        jmp .Lacm_\m
+.endm
+
+/* k1/k2 = the first n (r10) columns of the two column halves (clobbers r11). */
+.macro COLMASKS
         xor r11d, r11d
         bts r11, r10
         dec r11
         kmovw k1, r11d
         shr r11d, 16
         kmovw k2, r11d
-        test eax, eax
-        jz .Lstm_\m
-        jmp .Lacm_\m
+.endm
+
+/* The requantizing epilogue (flags & REQUANT): rdx = the RqArgs, column masks k1/k2;
+   the per-column constants of the n columns (masked loads: nothing past n is read) into
+   stack scratch (rbx keeps rsp; RQSEQ restores it), k3/k4 = the columns of each half with
+   a right shift (e > 0), zmm30 = 2^31 per qword (the high multiply's rounding term),
+   zmm31 = the vpermt2d indices that gather the high dwords of the even and odd lanes'
+   products. Clobbers rsi, r10, r11, zmm28/29. */
+.macro RQSETUP
+        COLMASKS
+        mov rdx, [rdi + ARG_RQ]
+        mov rbx, rsp
+        sub rsp, SC_BYTES
+        and rsp, -64
+        mov rsi, [rdx + RQ_MULT]
+        mov r11, [rdx + RQ_SHIFT]
+        mov r10d, 1
+        vpbroadcastd zmm31, r10d
+        RQCONST 0, k1, k3
+ .if HALF == 0
+        RQCONST 64, k2, k4
+ .endif
+        mov r10d, 0x80000000
+        vpbroadcastq zmm30, r10
+        vmovdqu32 zmm31, [rip + .Lrq_idx]
+.endm
+
+/* The constants of one column half (zmm31 = 1 in every lane). */
+.macro RQCONST off, kcol, kpos
+        vmovdqu32 zmm28{\kcol}{z}, [rsi + \off]
+        vmovdqa32 [rsp + SC_M + \off], zmm28
+        vpsrlq zmm28, zmm28, 32
+        vmovdqa32 [rsp + SC_MODD + \off], zmm28
+        vmovdqu32 zmm29{\kcol}{z}, [r11 + \off]
+        vpxord zmm28, zmm28, zmm28
+        vpsubd zmm29, zmm28, zmm29
+        vpmaxsd zmm29, zmm29, zmm28
+        vmovdqa32 [rsp + SC_E + \off], zmm29
+        vptestmd \kpos, zmm29, zmm29
+        vpsllvd zmm28, zmm31, zmm29
+        vpsrld zmm28, zmm28, 1
+        vmovdqa32 [rsp + SC_HALF + \off], zmm28
 .endm
 
 #include "x86_64/tile14_avx512.inc"
@@ -117,10 +207,8 @@
 /* Add the offsets to row accumulators r0/r1, add C if accumulating, store, step up. */
 .macro STROW r0, r1, acc, masked
         vpbroadcastd zmm28, [r9]
-        vpaddd zmm\r0, zmm\r0, zmm30
         vpaddd zmm\r0, zmm\r0, zmm28
  .if HALF == 0
-        vpaddd zmm\r1, zmm\r1, zmm31
         vpaddd zmm\r1, zmm\r1, zmm28
  .endif
  .if \acc
@@ -151,6 +239,67 @@
  .endif
         sub rcx, r8
         sub r9, 4
+.endm
+
+/* Requantize accumulator zmm a (16 columns from byte offset off of the row) into bytes at
+   rcx + off/4 under column mask kst: x = sum + row/col offsets, then TFLite's
+   MultiplyByQuantizedMultiplier for |x| < 2^30 with no left shift (as requant.rs,
+   x86_512::mbqm_small): SRDHM(x, m) = (x·m + 2^30) >> 31 = the high dword of
+   2x·m + 2^31 (2x is exact), from two 32×32→64 products (even and odd lanes) whose high
+   dwords vpermt2d gathers; then a rounding right shift by e with ties away from zero (the
+   − 1 for negatives only where kpos has e > 0); + zero point, clamp, narrow. With sat the
+   clamp is the whole i8 range: the saturating narrowing does it. zmm28/29 are scratch. */
+.macro RQVEC a, off, kst, kpos, sat
+        vpaddd zmm\a, zmm\a, dword ptr [r9]{1to16}
+        vpaddd zmm\a, zmm\a, zmm\a
+        vpsrlq zmm29, zmm\a, 32
+        vpmuldq zmm28, zmm\a, [rsp + SC_M + \off]
+        vpmuldq zmm29, zmm29, [rsp + SC_MODD + \off]
+        vpaddq zmm28, zmm28, zmm30
+        vpaddq zmm29, zmm29, zmm30
+        vpermt2d zmm28, zmm31, zmm29
+        vpsrad zmm29, zmm28, 31
+        vpaddd zmm28, zmm28, [rsp + SC_HALF + \off]
+        vpaddd zmm28{\kpos}, zmm28, zmm29
+        vpsravd zmm\a, zmm28, [rsp + SC_E + \off]
+        vpaddd zmm\a, zmm\a, dword ptr [rdx + RQ_ZP]{1to16}
+ .if \sat
+        vpmovsdb xmmword ptr [rcx + \off / 4]{\kst}, zmm\a
+ .else
+        vpmaxsd zmm\a, zmm\a, dword ptr [rdx + RQ_LO]{1to16}
+        vpminsd zmm\a, zmm\a, dword ptr [rdx + RQ_HI]{1to16}
+        vpmovdb xmmword ptr [rcx + \off / 4]{\kst}, zmm\a
+ .endif
+.endm
+
+/* One row of the requantizing epilogue, then step up a row. */
+.macro RQROW r0, r1, sat
+        RQVEC \r0, 0, k1, k3, \sat
+ .if HALF == 0
+        RQVEC \r1, 64, k2, k4, \sat
+ .endif
+        sub rcx, r8
+        sub r9, 4
+.endm
+
+/* The requantizing store sequence (entered at .L<name>_m), then the stack back. */
+.macro RQSEQ name, sat
+.L\name\()_14: RQROW 26, 27, \sat
+.L\name\()_13: RQROW 24, 25, \sat
+.L\name\()_12: RQROW 22, 23, \sat
+.L\name\()_11: RQROW 20, 21, \sat
+.L\name\()_10: RQROW 18, 19, \sat
+.L\name\()_9:  RQROW 16, 17, \sat
+.L\name\()_8:  RQROW 14, 15, \sat
+.L\name\()_7:  RQROW 12, 13, \sat
+.L\name\()_6:  RQROW 10, 11, \sat
+.L\name\()_5:  RQROW 8, 9, \sat
+.L\name\()_4:  RQROW 6, 7, \sat
+.L\name\()_3:  RQROW 4, 5, \sat
+.L\name\()_2:  RQROW 2, 3, \sat
+.L\name\()_1:  RQROW 0, 1, \sat
+        mov rsp, rbx
+        jmp .Ldone
 .endm
 
 .macro SEQ name, acc, masked
@@ -199,6 +348,8 @@ EDGEMM_SYM(KNAME):
         SEQ acf, 1, 0
         SEQ stm, 0, 1
         SEQ acm, 1, 1
+        RQSEQ rq, 0
+        RQSEQ rqs, 1
 
 .Ldone:
         vzeroupper
@@ -209,5 +360,12 @@ EDGEMM_SYM(KNAME):
         pop rbx
         ret
         .size EDGEMM_SYM(KNAME), . - EDGEMM_SYM(KNAME)
+
+        /* vpermt2d indices: dword j takes dword 2⌊j/2⌋ + 1 (a product's high half) of
+           the even lanes' products (j even) or of the odd lanes' (j odd, + 16). */
+        .section .rodata
+        .p2align 6
+.Lrq_idx:
+        .long 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
 
         .section .note.GNU-stack, "", @progbits

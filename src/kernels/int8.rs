@@ -99,30 +99,48 @@ pub(crate) struct QgemmArgs {
     /// get 1 (one segment: the whole depth).
     pub a_segs: usize,
     pub a_ss: isize,
+    /// With [`REQUANT`]: the output stage's constants for the tile's columns (never read
+    /// otherwise; null then).
+    pub rq: *const RqArgs,
 }
 
 /// `QgemmArgs::flags`: add to C instead of overwriting it.
 pub(crate) const ACCUMULATE: usize = 1;
 
-// The assembly hard-codes these offsets (ARG_* in asm/*/qgemm_*.S).
+/// `QgemmArgs::flags` (kernels whose table entry says `fused_requant`; never with
+/// [`ACCUMULATE`]): `c` points at the byte output (`c_rs` bytes per row, unit column
+/// stride) and each finished sum is requantized by `rq` as the output stage does
+/// (`requant::RqPlan::one`) and stored as one byte (i8 or u8 bit pattern). Valid only when
+/// every sum is below 2^30 in magnitude and no shift is positive (`RqPlan::acc_small`,
+/// `RqPlan::no_left_shift`): the one-shift rounding of the AVX-512 output stage. The kernel
+/// uses 512 bytes of stack for the constants of its columns.
+pub(crate) const REQUANT: usize = 2;
+
+/// The output stage as a kernel with [`REQUANT`] reads it (offsets hard-coded in the
+/// assembly, RQ_*): column j of the tile has multiplier `mult[j]` and shift `shift[j]`
+/// (−31..=0), read for j < n only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RqArgs {
+    pub mult: *const i32,
+    pub shift: *const i32,
+    pub zp: i32,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+/// `QgemmArgs::flags` with [`REQUANT`]: the clamp is the whole i8 range, so the kernel
+/// narrows with signed saturation instead of clamping.
+pub(crate) const RQ_SAT: usize = 4;
+
+// The assembly hard-codes these offsets (RQ_* in asm/x86_64/qgemm_u8i8_avx512vnni_14x32.S).
 const _: () = {
     use core::mem::offset_of;
-    let w = core::mem::size_of::<usize>();
-    assert!(offset_of!(QgemmArgs, a) == 0);
-    assert!(offset_of!(QgemmArgs, b) == w);
-    assert!(offset_of!(QgemmArgs, c) == 2 * w);
-    assert!(offset_of!(QgemmArgs, k_groups) == 3 * w);
-    assert!(offset_of!(QgemmArgs, a_rs) == 4 * w);
-    assert!(offset_of!(QgemmArgs, a_ks) == 5 * w);
-    assert!(offset_of!(QgemmArgs, b_ks) == 6 * w);
-    assert!(offset_of!(QgemmArgs, c_rs) == 7 * w);
-    assert!(offset_of!(QgemmArgs, m) == 8 * w);
-    assert!(offset_of!(QgemmArgs, n) == 9 * w);
-    assert!(offset_of!(QgemmArgs, row_off) == 10 * w);
-    assert!(offset_of!(QgemmArgs, col_off) == 11 * w);
-    assert!(offset_of!(QgemmArgs, flags) == 12 * w);
-    assert!(offset_of!(QgemmArgs, a_segs) == 13 * w);
-    assert!(offset_of!(QgemmArgs, a_ss) == 14 * w);
+    assert!(offset_of!(RqArgs, mult) == 0);
+    assert!(offset_of!(RqArgs, shift) == 8);
+    assert!(offset_of!(RqArgs, zp) == 16);
+    assert!(offset_of!(RqArgs, lo) == 20);
+    assert!(offset_of!(RqArgs, hi) == 24);
 };
 
 /// An int8 micro-kernel: `unsafe extern "C" fn(&QgemmArgs)`.
@@ -148,6 +166,9 @@ pub(crate) struct QgemmKernel {
     pub half: Option<QgemmUkr>,
     /// Whether it (and its half-width variant) reads A in segments (`QgemmArgs::a_segs`).
     pub segments: bool,
+    /// Whether it (and its half-width variant) takes [`REQUANT`]: the output stage fused
+    /// into its epilogue, on the accumulators while they are in registers.
+    pub fused_requant: bool,
     /// The output stage that goes with this kernel (same ISA).
     pub requant: crate::quant::requant::RequantFn,
 }
@@ -168,6 +189,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::x86_64::qgemm_u8i8_avx512vnni_14x32,
         half: Some(super::x86_64::qgemm_u8i8_avx512vnni_14x16),
         segments: true,
+        fused_requant: true,
         #[cfg(edgemm_avx512_intrinsics)]
         requant: crate::quant::requant::requantize_avx512,
         #[cfg(not(edgemm_avx512_intrinsics))]
@@ -184,6 +206,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::x86_64::qgemm_i16_avx2_6x16,
         half: None,
         segments: false,
+        fused_requant: false,
         requant: crate::quant::requant::requantize_avx2,
     },
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
@@ -197,6 +220,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::arm::qgemm_s16_m4dsp_16x4,
         half: None,
         segments: false,
+        fused_requant: false,
         requant: crate::quant::requant::arm::requantize_m4dsp,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -210,6 +234,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::aarch64::qgemm_i8_neon_i8mm_8x12,
         half: None,
         segments: false,
+        fused_requant: false,
         requant: crate::quant::requant::requantize_neon,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -223,6 +248,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::aarch64::qgemm_i8_neon_dot_8x12,
         half: None,
         segments: false,
+        fused_requant: false,
         requant: crate::quant::requant::requantize_neon,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
@@ -236,6 +262,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::aarch64::qgemm_i8_neon_6x8,
         half: None,
         segments: false,
+        fused_requant: false,
         requant: crate::quant::requant::requantize_neon,
     },
     QgemmKernel {
@@ -248,6 +275,7 @@ pub(crate) static QGEMM_KERNELS: &[QgemmKernel] = &[
         ukr: super::generic::qgemm_i16_generic_4x8,
         half: None,
         segments: false,
+        fused_requant: false,
         requant: crate::quant::requant::requantize_scalar,
     },
 ];
@@ -392,6 +420,7 @@ mod tests {
                             flags: if accumulate { ACCUMULATE } else { 0 },
                             a_segs: segs,
                             a_ss,
+                            rq: core::ptr::null(),
                         };
                         // The kernel, and its half-width variant where the tile fits it.
                         let half = ker.half.filter(|_| 2 * n <= nr);
@@ -415,8 +444,116 @@ mod tests {
                                 ker.name
                             );
                         }
+                        if ker.fused_requant {
+                            requant_case(ker, &args, &a, &b, kt, g, &mut next);
+                        }
                     }
                 }
+            }
+        }
+    }
+
+    /// The fused output stage (REQUANT) of one call of the direct test, per-channel and
+    /// per-tensor, with and without RQ_SAT: the bytes of the m×n tile must be the output
+    /// stage's (`RqPlan::one`) of the exact sums plus small offsets (below 2^30, as the
+    /// flag requires), and no other byte may change.
+    #[cfg(feature = "std")]
+    #[allow(clippy::too_many_arguments)]
+    fn requant_case(
+        ker: &super::QgemmKernel,
+        args: &super::QgemmArgs,
+        a: &[i32],
+        b: &[i32],
+        kt: usize,
+        g: usize,
+        next: &mut impl FnMut() -> u64,
+    ) {
+        use super::*;
+        use crate::quant::requant::{Fused, Mults, RqPlan};
+        use std::vec::Vec;
+        let (mr, nr, m, n) = (ker.mr, ker.nr, args.m, args.n);
+        let row_off: Vec<i32> = (0..m).map(|_| (next() as i32) >> 12).collect();
+        let col_off: Vec<i32> = (0..nr).map(|_| (next() as i32) >> 12).collect();
+        // Multipliers as TFLite makes them (in [2^30, 2^31), or 0), shifts −31..=0 with
+        // the small ones more likely (so values survive), one in eight 0.
+        let mults: Vec<i32> = (0..n)
+            .map(|j| match next() % 8 {
+                0 if j % 2 == 0 => 0,
+                _ => (1 << 30) + (next() % (1 << 30)) as i32,
+            })
+            .collect();
+        let shifts: Vec<i32> = (0..n)
+            .map(|_| match next() % 8 {
+                0 => 0,
+                1 => -31,
+                _ => -((next() % 20) as i32),
+            })
+            .collect();
+        let zp = (next() % 256) as i32 - 128;
+        for (per_channel, lo, hi) in [
+            (true, -128, 127),
+            (true, (next() % 128) as i32 - 128, (next() % 128) as i32),
+            (false, zp.max(-128), 127),
+            (false, 0, 255),
+        ] {
+            let mults = if per_channel {
+                Mults::PerChannel {
+                    multipliers: &mults,
+                    shifts: &shifts,
+                }
+            } else {
+                Mults::PerTensor {
+                    multiplier: mults[0] | 1 << 30,
+                    shift: shifts[0],
+                }
+            };
+            let plan = RqPlan {
+                mults,
+                out_zp: zp,
+                lo,
+                hi,
+                no_left_shift: true,
+                right_shift_only: false,
+                acc_small: true,
+            };
+            let fused = Fused::new(&plan).unwrap();
+            let rq = fused.args(0);
+            let ldo = nr + 5;
+            let mut out = std::vec![0x5au8; (mr + 1) * ldo];
+            let mut want = out.clone();
+            for i in 0..m {
+                for j in 0..n {
+                    let mut s = row_off[i].wrapping_add(col_off[j]);
+                    for p in 0..kt * g {
+                        let (q, t) = (p / g, p % g);
+                        s += a[(i * kt + q) * g + t] * b[(j * kt + q) * g + t];
+                    }
+                    want[i * ldo + j] = plan.one(s, j) as u8;
+                }
+            }
+            let half = ker.half.filter(|_| 2 * n <= nr);
+            for (ukr, which) in [(Some(ker.ukr), "full"), (half, "half")] {
+                let Some(ukr) = ukr else { continue };
+                out.fill(0x5a);
+                let args = QgemmArgs {
+                    c: out.as_mut_ptr() as *mut i32,
+                    c_rs: ldo as isize,
+                    row_off: row_off.as_ptr(),
+                    col_off: col_off.as_ptr(),
+                    flags: fused.flags,
+                    rq: &rq,
+                    ..*args
+                };
+                // SAFETY: as in the caller; the output has MR+1 rows of ldo ≥ NR bytes, the
+                // per-channel arrays n values (the kernel reads only those), the sums are
+                // far below 2^30 (k ≤ 60 products of at most 2^15, offsets below 2^19).
+                unsafe { ukr(&args) };
+                assert!(
+                    out == want,
+                    "{} ({which}, requant): m={m} n={n} kt={kt} per_channel={per_channel} \
+                     lo={lo} hi={hi}\n got {out:?}\nwant {want:?}",
+                    ker.name
+                );
             }
         }
     }

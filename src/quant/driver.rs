@@ -1,13 +1,15 @@
 //! The blocked int8 GEMM of one thread over one block of C, in the same loop order as the
 //! f32 driver (jc → pc → ic → jr → row tiles). Zero-point and bias terms enter as per-row
 //! and per-column offsets at the last k chunk (when the sums of A' and B' are complete), and
-//! requantization runs on each finished i32 tile while it is hot in L1.
+//! requantization runs on each finished i32 tile while it is hot in L1 — or, for a kernel
+//! that takes `REQUANT` and a plan that allows it ([`Fused`]), inside the kernel's epilogue.
 //!
 //! Where the i32 sums of a tile go:
 //! - straight into C when the output is i32 with unit column stride (later k chunks
 //!   accumulate there);
 //! - into a tile on the stack when k fits one chunk, then requantized (or scattered into a
-//!   C of general strides);
+//!   C of general strides), unless the kernel requantizes them itself (bytes straight to
+//!   the output);
 //! - into an i32 buffer for the thread's block when k spans several chunks, finished tile
 //!   by tile at the last chunk.
 
@@ -15,11 +17,11 @@
 #![cfg_attr(not(feature = "alloc"), allow(dead_code))]
 
 use super::pack::{pack_a, pack_b};
-use super::requant::RqPlan;
+use super::requant::{Fused, RqPlan};
 use super::QuantInput;
 use crate::gemm::pack::{row_tile, row_tiles};
 use crate::gemm::raw::Raw;
-use crate::kernels::int8::{QgemmArgs, QgemmKernel, ACCUMULATE, MAX_MR, MAX_NR};
+use crate::kernels::int8::{QgemmArgs, QgemmKernel, RqArgs, ACCUMULATE, MAX_MR, MAX_NR};
 
 /// Blocking of one int8 call (elements of k; kc is a multiple of the kernel's k group).
 #[derive(Clone, Copy, Debug)]
@@ -344,7 +346,11 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
         flags: 0,
         a_segs: 1,
         a_ss: 0,
+        rq: core::ptr::null(),
     };
+    let fused = fused_stage(ker, &dest);
+    // (Set with args.rq for each column tile, when fused.)
+    let mut rqa: RqArgs;
     let chunks = k.div_ceil(s.kc);
     // A read where it lies, not packed: when its rows already are the kernel's format (the
     // VNNI kernel's u8 in 4-byte k groups, rows at any stride), k is whole groups (no
@@ -450,6 +456,10 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                 for jr in (0..ncb).step_by(nr) {
                     let w = nr.min(ncb - jr);
                     let ukr = tile_kernel(ker, w);
+                    if let (Some((_, f)), true) = (&fused, last) {
+                        rqa = f.args(b_col0 + jc + jr);
+                        args.rq = &rqa;
+                    }
                     args.b = bbase.wrapping_add(jr / nr * sliver_bytes);
                     args.k_groups = groups;
                     args.n = w;
@@ -502,6 +512,18 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                                             ker,
                                         )
                                     };
+                                }
+                            }
+                            Dest::Requant { .. } if fused.is_some() => {
+                                // (One k chunk here, so `last`: rqa is this column tile's.)
+                                if let Some((out, f)) = &fused {
+                                    args.c = out.at(row, col) as *mut i32;
+                                    args.c_rs = out.rs;
+                                    args.flags = f.flags;
+                                    // SAFETY: as above; the kernel takes REQUANT
+                                    // (fused_stage), the h×w bytes at (row, col) are inside
+                                    // the output (unit column stride).
+                                    unsafe { ukr(&args) };
                                 }
                             }
                             _ => {
@@ -579,17 +601,34 @@ pub(crate) unsafe fn run_segmented(
         flags: 0,
         a_segs: seg.segs,
         a_ss: seg.a_ss as isize,
+        rq: core::ptr::null(),
     };
+    let fused = fused_stage(ker, &dest);
+    // (Set with args.rq for each column tile, when fused.)
+    let mut rqa: RqArgs;
     for jr in (0..n).step_by(nr) {
         let w = nr.min(n - jr);
         let ukr = tile_kernel(ker, w);
         args.b = b.wrapping_add(jr / nr * sliver);
         args.n = w;
         args.col_off = col_off[jr..].as_ptr();
+        if let Some((_, f)) = &fused {
+            rqa = f.args(jr);
+            args.rq = &rqa;
+        }
         for tt in 0..row_tiles(m, mr) {
             let (ir, h) = row_tile(m, mr, tt);
             args.a = a.wrapping_add(ir * seg.a_rs);
             args.m = h;
+            if let Some((out, f)) = &fused {
+                args.c = out.at(ir, jr) as *mut i32;
+                args.c_rs = out.rs;
+                args.flags = f.flags;
+                // SAFETY: as below, with the output stage in the kernel (fused_stage): it
+                // writes the h×w bytes at (ir, jr), inside the output (unit column stride).
+                unsafe { ukr(&args) };
+                continue;
+            }
             // SAFETY: the h rows' segments are readable, the sliver of B holds all k groups
             // of NR columns, col_off has NR values from jr (the caller's contract); the
             // kernel writes the h×w stack tile (MR×NR ≥ h×w), then the output stage reads
@@ -599,6 +638,18 @@ pub(crate) unsafe fn run_segmented(
                 finish_tile(tile, nr, h, w, &dest, ir, jr, 0, ker);
             }
         }
+    }
+}
+
+/// The output and its fused output stage when the kernel's epilogue requantizes
+/// (`REQUANT`): the kernel takes it, the output has unit column stride, and the plan
+/// allows the fused form.
+fn fused_stage<'a>(ker: &QgemmKernel, dest: &Dest<'a>) -> Option<(Raw<u8>, Fused<'a>)> {
+    match dest {
+        Dest::Requant { out, plan } if ker.fused_requant && out.cs == 1 => {
+            Fused::new(plan).map(|f| (*out, f))
+        }
+        _ => None,
     }
 }
 

@@ -123,6 +123,76 @@ pub(crate) fn requantize_row(acc: &[i32], plan: &RqPlan, col0: usize, out: &mut 
     true
 }
 
+impl RqPlan<'_> {
+    /// Whether a kernel may fuse this output stage into its epilogue
+    /// (`kernels::int8::REQUANT`): every accumulator below 2^30 and no left shift, the
+    /// conditions of the one-shift rounding (`x86_512::mbqm_small`).
+    #[inline]
+    pub(crate) fn fusable(&self) -> bool {
+        self.acc_small && self.no_left_shift
+    }
+}
+
+/// An output stage a kernel runs in its epilogue (`kernels::int8::REQUANT`): the plan's
+/// per-column constants as the kernel reads them, for any tile of columns.
+#[cfg_attr(not(all(target_arch = "x86_64", edgemm_asm)), allow(dead_code))]
+pub(crate) struct Fused<'a> {
+    plan: RqPlan<'a>,
+    /// A per-tensor scale as columns (the kernel reads per-column arrays).
+    mult: [i32; crate::kernels::int8::MAX_NR],
+    shift: [i32; crate::kernels::int8::MAX_NR],
+    /// REQUANT, with RQ_SAT when the clamp is the i8 range.
+    pub flags: usize,
+}
+
+#[cfg_attr(not(all(target_arch = "x86_64", edgemm_asm)), allow(dead_code))]
+impl<'a> Fused<'a> {
+    /// The fused stage of a plan, if it allows one ([`RqPlan::fusable`]).
+    pub(crate) fn new(plan: &RqPlan<'a>) -> Option<Fused<'a>> {
+        use crate::kernels::int8::{MAX_NR, REQUANT, RQ_SAT};
+        if !plan.fusable() {
+            return None;
+        }
+        let (m, s) = match plan.mults {
+            Mults::PerTensor { multiplier, shift } => (multiplier, shift),
+            Mults::PerChannel { .. } => (0, 0),
+        };
+        Some(Fused {
+            plan: *plan,
+            mult: [m; MAX_NR],
+            shift: [s; MAX_NR],
+            flags: REQUANT
+                | if (plan.lo, plan.hi) == (-128, 127) {
+                    RQ_SAT
+                } else {
+                    0
+                },
+        })
+    }
+
+    /// The kernel's arguments for a tile whose first column is output channel `col0`.
+    /// Per-channel slices must cover the tile's columns (the kernel reads only those).
+    pub(crate) fn args(&self, col0: usize) -> crate::kernels::int8::RqArgs {
+        let (mult, shift) = match self.plan.mults {
+            Mults::PerTensor { .. } => (self.mult.as_ptr(), self.shift.as_ptr()),
+            Mults::PerChannel {
+                multipliers,
+                shifts,
+            } => (
+                multipliers.as_ptr().wrapping_add(col0),
+                shifts.as_ptr().wrapping_add(col0),
+            ),
+        };
+        crate::kernels::int8::RqArgs {
+            mult,
+            shift,
+            zp: self.plan.out_zp,
+            lo: self.plan.lo,
+            hi: self.plan.hi,
+        }
+    }
+}
+
 /// The portable output stage.
 ///
 /// # Safety
