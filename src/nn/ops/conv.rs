@@ -911,9 +911,34 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     // The GEMM workspace is the rest of the scratch (`check` saw it is large enough; sizing
     // it again, over every kernel compiled in, cost each call a few hundred nanoseconds).
     let patch_bytes = patch_bytes(float, rows, k).ok_or_else(|| op.error("sizes overflow"))?;
+    // An f32 pointwise convolution: straight to the kernel's convolution variants when it
+    // has them (bias and clamp in its epilogue; a tile's rows may span the image's rows).
+    let pointwise_form = |pixels: usize| match &gemm {
+        Gemm::F32 {
+            w: FWeights::F32(w),
+            bias,
+            lo,
+            hi,
+            ..
+        } if !im2col_on => crate::kernels::sgemm_kernel()
+            .ok()
+            .and_then(|ker| conv_rows::Rows::pointwise(pixels, k, n, w, *bias, (*lo, *hi), ker)),
+        _ => None,
+    };
     if in_place {
         let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
-        return run_in_place(&gemm, m, k, n, esize, block, buf, scratch, patch_bytes);
+        return run_in_place(
+            &gemm,
+            &pointwise_form,
+            m,
+            k,
+            n,
+            esize,
+            block,
+            buf,
+            scratch,
+            patch_bytes,
+        );
     }
     let x = mem.input(x_t)?;
     let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
@@ -940,7 +965,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         } if im2col_on => crate::kernels::sgemm_kernel()
             .ok()
             .and_then(|ker| conv_rows::Rows::new(&g, w, *bias, (*lo, *hi), patch_bytes / 4, ker)),
-        _ => None,
+        _ => pointwise_form(m),
     };
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (patch, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
@@ -989,8 +1014,9 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
 /// input byte is overwritten before it is read. One thread: blocks of other threads would
 /// overwrite each other's inputs.
 #[allow(clippy::too_many_arguments)]
-fn run_in_place(
+fn run_in_place<'w>(
     gemm: &Gemm,
+    pointwise_form: &dyn Fn(usize) -> Option<conv_rows::Rows<'w>>,
     m: usize,
     k: usize,
     n: usize,
@@ -1023,6 +1049,10 @@ fn run_in_place(
         let y = buf
             .get_mut(p0 * row_out..(p0 + rows) * row_out)
             .ok_or(Error::SizeOverflow)?;
+        if let Some(form) = pointwise_form(rows) {
+            let a = super::cast::<f32>(a);
+            return form.block(a, 0, rows, super::cast_mut::<f32>(y), &mut []);
+        }
         if unsigned {
             gemm.run_unsigned(a, stride, rows, y, ws)
         } else {
