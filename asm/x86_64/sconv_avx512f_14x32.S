@@ -10,7 +10,8 @@
  *   B[q, j] at b + q*b_ks + 4*j (columns unit-stride, rows over all segments in order).
  *   C[i, j] at c + i*c_rs + 4*j. bias: n values (never null; read masked past n).
  *   1 <= m <= 14, 1 <= n <= 32, k >= 0.
- *   b_pf: every k step prefetches the two lines at B row + b_pf.
+ *   b_pf: every k step prefetches the two lines at B row + b_pf (not the half-width
+ *   variant).
  *   Reads: m rows of A (segs segments of k values); 32 columns of B per k step, whatever n;
  *   bias[0..n). Writes: only the m×n tile.
  *
@@ -54,14 +55,14 @@
 #define BCAST_INSN vbroadcastss
 #define ZERO_INSN vxorps
 
-/* One k step of B (two zmm), and the prefetch of the next micro-panel's row. */
+/* One k step of B (two zmm), and the prefetch of the next micro-panel's row. (Not in the
+ * half-width variant: with one load of B to m broadcasts per k step it is bound by the load
+ * ports, and a prefetch takes one.) */
 .macro LOADB
         vmovups zmm30, [rsi]
  .if HALF == 0
         vmovups zmm31, [rsi + 64]
- .endif
         prefetcht0 [rsi + r15]
- .if HALF == 0
         prefetcht0 [rsi + r15 + 64]
  .endif
 .endm
