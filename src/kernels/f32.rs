@@ -55,6 +55,66 @@ const _: () = {
     assert!(offset_of!(SgemmArgs, b_pf) == 48 || cfg!(target_pointer_width = "64"));
 };
 
+/// Arguments of one call of a convolution micro-kernel ([`SconvUkr`]): the product of
+/// [`SgemmArgs`] over A read in segments (an implicit-GEMM convolution's filter rows, each
+/// where the input row lies), then bias and clamp, C written (never read). `#[repr(C)]`:
+/// the assembly reads these fields at the offsets asserted below. Strides in bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SconvArgs {
+    /// A[i, s, p] at `a + i*a_rs + s*a_ss + p*a_ks`.
+    pub a: *const f32,
+    /// B[q, j] at `b + q*b_ks + 4*j`, q = s·k + p over all segments.
+    pub b: *const f32,
+    /// C[i, j] at `c + i*c_rs + 4*j`.
+    pub c: *mut f32,
+    /// Values of each segment.
+    pub k: usize,
+    pub a_rs: isize,
+    pub a_ks: isize,
+    pub b_ks: isize,
+    pub c_rs: isize,
+    /// Rows of the tile, `1..=MR`.
+    pub m: usize,
+    /// Columns of the tile, `1..=NR`. B is read for all NR columns regardless.
+    pub n: usize,
+    /// Segments, `1..`.
+    pub segs: usize,
+    pub a_ss: isize,
+    /// n values added to each row of the sums.
+    pub bias: *const f32,
+    /// As [`SgemmArgs::b_pf`].
+    pub b_pf: isize,
+    /// The clamp, TFLite's `min(max(v, lo), hi)` (NaN sums stay NaN).
+    pub lo: f32,
+    pub hi: f32,
+}
+
+// The assembly hard-codes these offsets (ARG_* in asm/x86_64/sconv_*.S); 64-bit only.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(SconvArgs, k) == 24 && offset_of!(SconvArgs, n) == 72);
+    assert!(offset_of!(SconvArgs, segs) == 80 && offset_of!(SconvArgs, a_ss) == 88);
+    assert!(offset_of!(SconvArgs, bias) == 96 && offset_of!(SconvArgs, b_pf) == 104);
+    assert!(offset_of!(SconvArgs, lo) == 112 && offset_of!(SconvArgs, hi) == 116);
+};
+
+/// A convolution micro-kernel: `unsafe extern "C" fn(&SconvArgs)`.
+///
+/// # Safety (for callers)
+/// `1 ≤ m ≤ MR`, `1 ≤ n ≤ NR`, `segs ≥ 1`; rows `0..m` of A must be readable for `segs`
+/// segments of `k` values at the given strides, all NR columns of B for `segs·k` rows, and
+/// `bias[0..n)`; the m×n tile of C must be writable and must not overlap A, B or the bias.
+pub(crate) type SconvUkr = unsafe extern "C" fn(*const SconvArgs);
+
+/// A kernel's convolution variants (same MR and NR).
+pub(crate) struct ConvUkrs {
+    pub full: SconvUkr,
+    /// For tiles of `n ≤ NR/2`, reading NR/2 columns of B (as [`SgemmKernel::half`]).
+    pub half: SconvUkr,
+}
+
 /// A micro-kernel: `unsafe extern "C" fn(&SgemmArgs)`.
 ///
 /// # Safety (for callers)
@@ -99,6 +159,9 @@ pub(crate) struct SgemmKernel {
     pub half: Option<SgemmUkr>,
     /// The m = 1 path that goes with this kernel (same ISA).
     pub gemv: GemvFn,
+    /// Its convolution variants, if it has them (else `conv_rows` calls `ukr` once per
+    /// filter row and adds bias and clamp after).
+    pub conv: Option<ConvUkrs>,
 }
 
 /// Every f32 kernel compiled in, best first: selection takes the first one the CPU runs.
@@ -113,6 +176,10 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         ukr: super::x86_64::sgemm_avx512f_14x32,
         half: Some(super::x86_64::sgemm_avx512f_14x16),
         gemv: super::x86_64::sgemv_avx2_fma,
+        conv: Some(ConvUkrs {
+            full: super::x86_64::sconv_avx512f_14x32,
+            half: super::x86_64::sconv_avx512f_14x16,
+        }),
     },
     #[cfg(all(target_arch = "x86_64", edgemm_asm))]
     SgemmKernel {
@@ -124,6 +191,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         ukr: super::x86_64::sgemm_avx2_fma_6x16,
         half: None,
         gemv: super::x86_64::sgemv_avx2_fma,
+        conv: None,
     },
     #[cfg(all(target_arch = "aarch64", edgemm_asm))]
     SgemmKernel {
@@ -135,6 +203,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         ukr: super::aarch64::sgemm_neon_8x12,
         half: None,
         gemv: super::aarch64::sgemv_neon,
+        conv: None,
     },
     // Cortex-M4F (FPv4-SP) and later M-profile FPUs; chosen at compile time from the target.
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
@@ -147,6 +216,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         ukr: super::arm::sgemm_vfp4_4x4,
         half: None,
         gemv: super::generic::sgemv_generic,
+        conv: None,
     },
     SgemmKernel {
         name: "sgemm_generic_4x8",
@@ -157,6 +227,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         ukr: super::generic::sgemm_generic_4x8,
         half: None,
         gemv: super::generic::sgemv_generic,
+        conv: None,
     },
 ];
 

@@ -13,7 +13,9 @@
 //! `BLOCK_BYTES` (64 KiB), so they stay in cache from im2col to the output stage. An f32
 //! convolution with im2col runs without the patches when `conv_rows` takes it (the kernel
 //! reads the input rows in place, one filter row at a time; the patch buffer holds its ring
-//! of padded rows). Threads
+//! of padded rows). An f32 pointwise convolution goes to the same form when the kernel has
+//! convolution variants (`conv_rows::Rows::pointwise`: its pixels as one row, bias and clamp
+//! in the kernel's epilogue), else to `sgemm`. Threads
 //! (`OpMem::threads`) take contiguous shares of the blocks, each with its own scratch.
 //!
 //! In place: a pointwise convolution may be planned with its output over its input (same
@@ -911,9 +913,34 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     // The GEMM workspace is the rest of the scratch (`check` saw it is large enough; sizing
     // it again, over every kernel compiled in, cost each call a few hundred nanoseconds).
     let patch_bytes = patch_bytes(float, rows, k).ok_or_else(|| op.error("sizes overflow"))?;
+    // An f32 pointwise convolution: straight to the kernel's convolution variants when it
+    // has them (bias and clamp in its epilogue; a tile's rows may span the image's rows).
+    let pointwise_form = |pixels: usize| match &gemm {
+        Gemm::F32 {
+            w: FWeights::F32(w),
+            bias,
+            lo,
+            hi,
+            ..
+        } if !im2col_on => crate::kernels::sgemm_kernel()
+            .ok()
+            .and_then(|ker| conv_rows::Rows::pointwise(pixels, k, n, w, *bias, (*lo, *hi), ker)),
+        _ => None,
+    };
     if in_place {
         let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
-        return run_in_place(&gemm, m, k, n, esize, block, buf, scratch, patch_bytes);
+        return run_in_place(
+            &gemm,
+            &pointwise_form,
+            m,
+            k,
+            n,
+            esize,
+            block,
+            buf,
+            scratch,
+            patch_bytes,
+        );
     }
     let x = mem.input(x_t)?;
     let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
@@ -940,7 +967,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         } if im2col_on => crate::kernels::sgemm_kernel()
             .ok()
             .and_then(|ker| conv_rows::Rows::new(&g, w, *bias, (*lo, *hi), patch_bytes / 4, ker)),
-        _ => None,
+        _ => pointwise_form(m),
     };
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (patch, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
@@ -989,8 +1016,9 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
 /// input byte is overwritten before it is read. One thread: blocks of other threads would
 /// overwrite each other's inputs.
 #[allow(clippy::too_many_arguments)]
-fn run_in_place(
+fn run_in_place<'w>(
     gemm: &Gemm,
+    pointwise_form: &dyn Fn(usize) -> Option<conv_rows::Rows<'w>>,
     m: usize,
     k: usize,
     n: usize,
@@ -1023,6 +1051,10 @@ fn run_in_place(
         let y = buf
             .get_mut(p0 * row_out..(p0 + rows) * row_out)
             .ok_or(Error::SizeOverflow)?;
+        if let Some(form) = pointwise_form(rows) {
+            let a = super::cast::<f32>(a);
+            return form.block(a, 0, rows, super::cast_mut::<f32>(y), &mut []);
+        }
         if unsigned {
             gemm.run_unsigned(a, stride, rows, y, ws)
         } else {

@@ -13,20 +13,28 @@
 //! would go), one copy per input row instead of kw·kh copies per output pixel. Bias and
 //! clamp follow, one pass over the block while it is in cache.
 //!
+//! With a kernel that has convolution variants (`SgemmKernel::conv`: AVX-512), one call
+//! covers a tile's whole window instead: it walks the filter rows inside the image itself,
+//! segments `dh` input rows apart, keeping the sums in registers, and adds bias and clamp in
+//! its epilogue (no β = 1 passes over C, no second pass). The segments must then lie a
+//! constant stride apart, so the ring holds 2·R − 1 rows (R = the rows one window spans):
+//! input row iy at slot iy mod R and, below R − 1, again R slots later, so a window's rows
+//! are always consecutive slots.
+//!
 //! The kernel reads whole panels of NR columns of B (NR/2 with a half-width variant): when
 //! n is not made of such panels, each block first copies the weights into the scratch with
 //! zero columns up to whole panels (k·NR values at most: little beside the block's work).
 //!
 //! [`Rows::new`] says whether a convolution runs so (else im2col): f32 weights, dilation 1
 //! along the width, filter rows of at least [`MIN_SEG`] values ([`MIN_SEG_STRIDED`] with a
-//! stride), and a ring and padded
-//! weights that fit the patch scratch.
+//! stride; [`MIN_SEG_CONV`] with convolution variants), and a ring and padded weights that
+//! fit the patch scratch.
 
 use super::conv::Geom;
 use super::gemm_common;
 use crate::error::Error;
 use crate::gemm::pack::{row_tile, row_tiles};
-use crate::kernels::f32::{SgemmArgs, SgemmKernel};
+use crate::kernels::f32::{ConvUkrs, SconvArgs, SgemmArgs, SgemmKernel, MAX_NR};
 
 /// The fewest values of a filter row (kw·c_in) this form takes: shorter rows make each
 /// kernel call too short for its fixed costs (a 1-channel input is cheap to im2col).
@@ -36,6 +44,12 @@ const MIN_SEG: usize = 8;
 /// copies them about kh·kw/4 times, and the short calls cost more than that (MobileNet-v1's
 /// 3×3×3 stride-2 first layer: 79 → 87-96 µs).
 const MIN_SEG_STRIDED: usize = 16;
+/// The fewest with a kernel's convolution variants: one call per tile whatever the filter
+/// rows, so short rows cost no more calls (KWS's 10×4×1 first layer: 4).
+const MIN_SEG_CONV: usize = 4;
+
+/// The bias of a convolution without one (the kernels read one).
+static ZERO_BIAS: [f32; MAX_NR] = [0.0; MAX_NR];
 
 /// Values of the cache line the padded weights start on.
 const ALIGN: usize = 16;
@@ -55,9 +69,46 @@ pub(crate) struct Rows<'a> {
     /// Values of a ring row ((ow − 1)·sw + kw pixels), or 0 when the input rows are read
     /// where they are (no window crosses the left or right edge).
     ring_row: usize,
+    /// The kernel's convolution variants, when they run (see the file header).
+    conv: Option<&'static ConvUkrs>,
+    /// Rows of the ring: R, or 2·R − 1 with `conv`.
+    slots: usize,
 }
 
 impl<'a> Rows<'a> {
+    /// A pointwise convolution of `k` input and `n` output channels over `pixels` pixels,
+    /// as one row of `pixels` (so a tile runs across the image's rows), if the kernel has
+    /// convolution variants and reads the weights in place (n in whole panels: no scratch).
+    pub(crate) fn pointwise(
+        pixels: usize,
+        k: usize,
+        n: usize,
+        w: &'a [f32],
+        bias: Option<&'a [f32]>,
+        clamp: (f32, f32),
+        ker: &'static SgemmKernel,
+    ) -> Option<Self> {
+        ker.conv.as_ref()?;
+        let g = Geom {
+            batch: 1,
+            ih: 1,
+            iw: pixels,
+            ic: k,
+            oh: 1,
+            ow: pixels,
+            oc: n,
+            kh: 1,
+            kw: 1,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: 0,
+            pl: 0,
+        };
+        Self::new(&g, w, bias, clamp, 0, ker)
+    }
+
     /// The convolution `g` over weights `w` (k×n), if it runs in this form with a patch
     /// scratch of `patch` f32 values, on micro-kernel `ker` (the selected one, or each in
     /// turn in the tests).
@@ -71,7 +122,12 @@ impl<'a> Rows<'a> {
     ) -> Option<Self> {
         let (n, nr, seg) = (g.oc, ker.nr, g.kw * g.ic);
         let strided = g.sh * g.sw > 1;
-        if g.dw != 1 || seg < MIN_SEG || (strided && seg < MIN_SEG_STRIDED) || n == 0 {
+        let min_seg = match ker.conv {
+            Some(_) => MIN_SEG_CONV,
+            None if strided => MIN_SEG_STRIDED,
+            None => MIN_SEG,
+        };
+        if g.dw != 1 || seg < min_seg || n == 0 {
             return None;
         }
         let k = g.kh.checked_mul(seg)?;
@@ -99,9 +155,20 @@ impl<'a> Rows<'a> {
         } else {
             span.checked_mul(g.ic)?
         };
-        if ring_rows(g).checked_mul(ring_row)?.checked_add(packed)? > patch {
-            return None;
-        }
+        let fits = |slots: usize| {
+            slots
+                .checked_mul(ring_row)
+                .and_then(|r| r.checked_add(packed))
+                .is_some_and(|r| r <= patch)
+        };
+        let r = ring_rows(g);
+        let (conv, slots) = match &ker.conv {
+            Some(c) if fits(2 * r - 1) => (Some(c), 2 * r - 1),
+            // (Filter rows this short are left to im2col without the variants.)
+            Some(_) if seg < MIN_SEG || (strided && seg < MIN_SEG_STRIDED) => return None,
+            _ if fits(r) => (None, r),
+            _ => return None,
+        };
         Some(Rows {
             g: *g,
             w,
@@ -111,6 +178,8 @@ impl<'a> Rows<'a> {
             ker,
             ldb,
             ring_row,
+            conv,
+            slots,
         })
     }
 
@@ -129,8 +198,9 @@ impl<'a> Rows<'a> {
         let n = g.oc;
         let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
         let (in_row, in_image) = (g.iw * g.ic, g.ih * g.iw * g.ic);
-        let (ring, padded) = patch.split_at_mut((ring_rows(g) * self.ring_row).min(patch.len()));
-        if ring.len() < ring_rows(g) * self.ring_row {
+        let ring_len = self.slots * self.ring_row;
+        let (ring, padded) = patch.split_at_mut(ring_len.min(patch.len()));
+        if ring.len() < ring_len {
             return Err(bad());
         }
         let w = if self.ldb == n {
@@ -167,13 +237,18 @@ impl<'a> Rows<'a> {
                 // Image columns 0..cols land at padded column pl on.
                 let cols =
                     g.iw.min(self.ring_row / g.ic - g.pl.min(self.ring_row / g.ic));
+                let r = ring_rows(g);
                 for iy in done.max(first)..end {
-                    let at = (iy % ring_rows(g)) * self.ring_row + g.pl * g.ic;
-                    let src = image.get(iy * in_row..iy * in_row + cols * g.ic);
-                    let dst = ring.get_mut(at..at + cols * g.ic);
-                    match (src, dst) {
-                        (Some(s), Some(d)) => d.copy_from_slice(s),
-                        _ => return Err(bad()),
+                    let src = image
+                        .get(iy * in_row..iy * in_row + cols * g.ic)
+                        .ok_or_else(bad)?;
+                    // At slot iy mod R, and again R slots on while within the ring.
+                    let mut slot = iy % r;
+                    while slot < self.slots {
+                        let at = slot * self.ring_row + g.pl * g.ic;
+                        let dst = ring.get_mut(at..at + cols * g.ic).ok_or_else(bad)?;
+                        dst.copy_from_slice(src);
+                        slot += r;
                     }
                 }
                 loaded = Some((b, done.max(end)));
@@ -182,18 +257,20 @@ impl<'a> Rows<'a> {
             self.run_of_pixels(image, ring, w, oy, ox0, run, out)?;
             r += run;
         }
-        gemm_common::bias_clamp(
-            y.get_mut(..rows * n).ok_or_else(bad)?,
-            n,
-            self.bias,
-            self.lo,
-            self.hi,
-        );
+        if self.conv.is_none() {
+            gemm_common::bias_clamp(
+                y.get_mut(..rows * n).ok_or_else(bad)?,
+                n,
+                self.bias,
+                self.lo,
+                self.hi,
+            );
+        }
         Ok(())
     }
 
-    /// Output pixels ox0..ox0 + run of output row oy (before bias and clamp) into `out`,
-    /// with weights `w` (k rows of `ldb` values).
+    /// Output pixels ox0..ox0 + run of output row oy into `out` (before bias and clamp
+    /// unless `conv`), with weights `w` (k rows of `ldb` values).
     #[allow(clippy::too_many_arguments)]
     fn run_of_pixels(
         &self,
@@ -222,6 +299,9 @@ impl<'a> Rows<'a> {
                 image.get(at..at + g.iw * g.ic).unwrap_or(&[])
             })
         };
+        if let Some(conv) = self.conv {
+            return self.run_conv(conv, image, ring, w, oy, ox0, run, out);
+        }
         for t in 0..row_tiles(run, mr) {
             let (i0, h) = row_tile(run, mr, t);
             for jr in (0..n).step_by(nr) {
@@ -282,6 +362,132 @@ impl<'a> Rows<'a> {
             }
         }
         Ok(())
+    }
+
+    /// [`Rows::run_of_pixels`] with the kernel's convolution variants: one call per tile
+    /// over the filter rows inside the image, bias and clamp included.
+    #[allow(clippy::too_many_arguments)]
+    fn run_conv(
+        &self,
+        conv: &ConvUkrs,
+        image: &[f32],
+        ring: &[f32],
+        w: &[f32],
+        oy: usize,
+        ox0: usize,
+        run: usize,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let g = &self.g;
+        let bad = || Error::SizeOverflow;
+        let (n, seg, step) = (g.oc, g.kw * g.ic, g.sw * g.ic);
+        let (mr, nr) = (self.ker.mr, self.ker.nr);
+        // The filter rows inside the image: fy0..fy0 + segs (in_y grows with fy).
+        let inside = |fy: &usize| (0..g.ih as i64).contains(&g.in_y(oy, *fy));
+        let fy0 = (0..g.kh).find(inside).unwrap_or(g.kh);
+        let segs = (fy0..g.kh).take_while(inside).count();
+        // The input rows of those filter rows: from `first` (the slot of row in_y(oy, fy0)
+        // in the ring, whose window rows are consecutive slots; or the image row), rows of
+        // `row` values, dh rows apart.
+        let (src, row) = if self.ring_row > 0 {
+            (ring, self.ring_row)
+        } else {
+            (image, g.iw * g.ic)
+        };
+        let first = if segs == 0 {
+            0
+        } else {
+            let iy = g.in_y(oy, fy0) as usize;
+            if self.ring_row > 0 {
+                iy % ring_rows(g)
+            } else {
+                iy
+            }
+        };
+        let rows_spanned = segs.saturating_sub(1) * g.dh + 1;
+        let window = src
+            .get(first * row..(first + rows_spanned) * row)
+            .ok_or_else(bad)?;
+        for t in 0..row_tiles(run, mr) {
+            let (i0, h) = row_tile(run, mr, t);
+            for jr in (0..n).step_by(nr) {
+                let cols = nr.min(n - jr);
+                let (ukr, read) = if 2 * cols <= nr {
+                    (conv.half, nr / 2)
+                } else {
+                    (conv.full, nr)
+                };
+                let c_at = i0 * n + jr;
+                let c = out
+                    .get_mut(c_at..c_at + (h - 1) * n + cols)
+                    .ok_or_else(bad)?;
+                let bias = match self.bias {
+                    Some(b) => b.get(jr..jr + cols).ok_or_else(bad)?,
+                    None => &ZERO_BIAS[..cols],
+                };
+                if segs == 0 {
+                    // No filter row inside the image: the sums are empty.
+                    for row in c.chunks_mut(n) {
+                        for (v, b) in row[..cols].iter_mut().zip(bias) {
+                            *v = clamp(*b, self.lo, self.hi);
+                        }
+                    }
+                    continue;
+                }
+                // The last segment's h rows, the furthest A values read.
+                let a_at = (ox0 + i0) * step;
+                let last = (segs - 1) * g.dh * row + a_at;
+                window
+                    .get(last..last + (h - 1) * step + seg)
+                    .ok_or_else(bad)?;
+                let b_at = fy0 * seg * self.ldb + jr;
+                let b = w
+                    .get(b_at..b_at + (segs * seg - 1) * self.ldb + read)
+                    .ok_or_else(bad)?;
+                if cols > read {
+                    return Err(bad());
+                }
+                let args = SconvArgs {
+                    a: window[a_at..].as_ptr(),
+                    b: b.as_ptr(),
+                    c: c.as_mut_ptr(),
+                    k: seg,
+                    a_rs: (step * 4) as isize,
+                    a_ks: 4,
+                    b_ks: (self.ldb * 4) as isize,
+                    c_rs: (n * 4) as isize,
+                    m: h,
+                    n: cols,
+                    segs,
+                    a_ss: (g.dh * row * 4) as isize,
+                    bias: bias.as_ptr(),
+                    b_pf: (nr * 4) as isize,
+                    lo: self.lo,
+                    hi: self.hi,
+                };
+                // SAFETY: the kernel runs on this CPU (`sgemm_kernel` selected the kernel
+                // these variants belong to); 1 ≤ h ≤ MR, 1 ≤ cols ≤ the columns it reads
+                // (`read`), segs ≥ 1. A's h rows of `segs` segments of seg values (rows
+                // `step` apart, segments dh·row apart) lie in `window` (the first segment's
+                // rows start at a_at; the last one's end is checked above, and every other
+                // lies between), B's segs·seg rows of `read` columns at ldb apart in `b`, the
+                // bias's cols values in `bias`, and C's h rows of `cols` values at n apart
+                // in `c`; C (the output) overlaps neither the input, the ring, the weights
+                // nor the bias.
+                unsafe { ukr(&args) };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// TFLite's clamp `min(max(v, lo), hi)`, as the kernels do it (NaN stays NaN).
+fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v < lo { lo } else { v };
+    if hi < v {
+        hi
+    } else {
+        v
     }
 }
 
@@ -350,6 +556,13 @@ mod tests {
             (1, 1, 3, 8, 16, 2, 3, 1, 1, 2, 1, 1, 3, 3),
             (1, 12, 12, 6, 8, 3, 3, 2, 2, 1, 0, 1, 6, 6),
             (1, 5, 7, 4, 5, 3, 3, 1, 1, 1, 1, 1, 5, 7),
+            // Short filter rows (convolution variants only): KWS's 10×4×1 first layer with
+            // SAME padding, a 3×3×2 with windows above, below, beside and all outside the
+            // image.
+            (1, 13, 10, 1, 64, 10, 4, 2, 2, 1, 4, 1, 7, 5),
+            (1, 2, 6, 2, 40, 3, 3, 1, 1, 2, 3, 1, 6, 6),
+            // Pointwise, as `Rows::pointwise` flattens it (one row of pixels).
+            (1, 1, 37, 24, 48, 1, 1, 1, 1, 1, 0, 0, 1, 37),
         ];
         for (batch, ih, iw, ic, oc, kh, kw, sh, sw, dh, pt, pl, oh, ow) in cases {
             let g = Geom {
@@ -408,11 +621,13 @@ mod tests {
                     }
                 }
             }
-            // (Every kernel takes every case: the weights are padded to whole panels.)
-            let runnable = SGEMM_KERNELS
-                .iter()
-                .filter(|k| cpu_info().features.contains(k.requires));
-            assert_eq!(ran, runnable.count(), "{g:?}");
+            // (Every kernel takes every case but for short filter rows without convolution
+            // variants: the weights are padded to whole panels.)
+            let runnable = SGEMM_KERNELS.iter().filter(|k| {
+                cpu_info().features.contains(k.requires)
+                    && (k.conv.is_some() || g.kw * g.ic >= super::MIN_SEG_STRIDED)
+            });
+            assert!(ran >= runnable.count(), "{g:?}");
         }
     }
 }
