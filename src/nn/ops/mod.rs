@@ -24,6 +24,7 @@ mod conv;
 mod conv_direct;
 mod conv_rows;
 mod depthwise_conv;
+mod depthwise_f32;
 mod depthwise_lanes;
 mod depthwise_m4;
 mod depthwise_vnni;
