@@ -792,8 +792,25 @@ fn im2col(
     }
     let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
     let (row_bytes, image_bytes) = (g.iw * c, g.ih * g.iw * c);
-    // A filter row of output column ox, tap by tap (some taps outside the image).
+    // A filter row of output column ox (some taps outside the image): with dilation 1 the
+    // taps inside are adjacent, so padding, one copy, padding; else tap by tap.
     let taps = |dst: &mut [u8], src_row: &[u8], ox: usize| {
+        if g.dw == 1 {
+            let x0 = g.in_x(ox, 0);
+            let lo = (-x0).clamp(0, g.kw as i64);
+            let hi = (g.iw as i64 - x0).clamp(lo, g.kw as i64);
+            let (head, rest) = dst.split_at_mut((lo as usize * c).min(dst.len()));
+            let (mid, tail) = rest.split_at_mut(((hi - lo) as usize * c).min(rest.len()));
+            fill_short(head, pad);
+            fill_short(tail, pad);
+            // (x0 + lo ≥ 0 when hi > lo.)
+            let from = (x0 + lo).max(0) as usize * c;
+            match src_row.get(from..from + mid.len()) {
+                Some(src) => copy_flip(mid, src, flip),
+                None => mid.fill(pad),
+            }
+            return;
+        }
         for (fx, dst) in dst.chunks_exact_mut(c.max(1)).enumerate() {
             let src = usize::try_from(g.in_x(ox, fx))
                 .ok()
