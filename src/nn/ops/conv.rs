@@ -48,6 +48,7 @@
 //! computed once per call, not per tile).
 
 use super::conv_direct;
+use super::conv_f32_direct;
 use super::conv_rows;
 use super::gemm_common::{self, FWeights, Gemm};
 use super::{cast_mut, checks, OpDef, OpMem};
@@ -959,9 +960,24 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             .and_then(|ker| conv_rows::Rows::new(&g, w, *bias, (*lo, *hi), patch_bytes / 4, ker)),
         _ => None,
     };
+    // f32 with few input channels: computed directly (`conv_f32_direct`), no patches.
+    let direct = match &gemm {
+        Gemm::F32 {
+            w: FWeights::F32(w),
+            bias,
+            lo,
+            hi,
+            ..
+        } if im2col_on && rows_form.is_none() => {
+            conv_f32_direct::Direct::new(&g, w, *bias, (*lo, *hi))
+        }
+        _ => None,
+    };
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (patch, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
-        if let Some(form) = &rows_form {
+        if let Some(d) = &direct {
+            d.block(super::cast::<f32>(x), p0, rows, super::cast_mut::<f32>(y))
+        } else if let Some(form) = &rows_form {
             let x = super::cast::<f32>(x);
             form.block(
                 x,

@@ -213,6 +213,8 @@ pub(crate) trait FLanes: Lanes<X = f32, W = f32, A = f32> {
     /// # Safety
     /// `N` inputs readable at `x`.
     unsafe fn tap(self, x: *const f32, w: Self) -> Self;
+    /// `self + x·w`, `x` in every lane (fused on x86): `conv_f32_direct`'s step.
+    fn tap_splat(self, x: f32, w: Self) -> Self;
 }
 
 /// The kernel over channels `c0..` while a whole vector fits below `c1`, `NP` pixels;
@@ -656,6 +658,10 @@ impl FLanes for f32 {
         // SAFETY: one input readable (caller).
         unsafe { self + *x * w }
     }
+    #[inline(always)]
+    fn tap_splat(self, x: f32, w: f32) -> f32 {
+        self + x * w
+    }
 }
 
 /// Eight f32 sums.
@@ -671,6 +677,14 @@ impl FLanes for F8 {
         let mut r = self.0;
         for (l, r) in r.iter_mut().enumerate() {
             *r += a[l] * w.0[l];
+        }
+        F8(r)
+    }
+    #[inline(always)]
+    fn tap_splat(self, x: f32, w: F8) -> F8 {
+        let mut r = self.0;
+        for (l, r) in r.iter_mut().enumerate() {
+            *r += x * w.0[l];
         }
         F8(r)
     }
@@ -842,6 +856,11 @@ mod x86 {
             // SAFETY: AVX2+FMA (type invariant); eight inputs readable (caller).
             F256(unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(x), w.0, self.0) })
         }
+        #[inline(always)]
+        fn tap_splat(self, x: f32, w: F256) -> F256 {
+            // SAFETY: AVX2+FMA (type invariant); no memory access.
+            F256(unsafe { _mm256_fmadd_ps(_mm256_set1_ps(x), w.0, self.0) })
+        }
     }
 
     impl Lanes for F256 {
@@ -1009,6 +1028,11 @@ mod x86_512 {
         unsafe fn tap(self, x: *const f32, w: F512) -> F512 {
             // SAFETY: AVX-512F (type invariant); sixteen inputs readable (caller).
             F512(unsafe { _mm512_fmadd_ps(_mm512_loadu_ps(x), w.0, self.0) })
+        }
+        #[inline(always)]
+        fn tap_splat(self, x: f32, w: F512) -> F512 {
+            // SAFETY: AVX-512F (type invariant); no memory access.
+            F512(unsafe { _mm512_fmadd_ps(_mm512_set1_ps(x), w.0, self.0) })
         }
     }
 

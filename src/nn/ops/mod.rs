@@ -22,6 +22,7 @@ pub(crate) mod broadcast;
 mod concat;
 mod conv;
 mod conv_direct;
+mod conv_f32_direct;
 mod conv_rows;
 mod depthwise_conv;
 mod depthwise_f32;
