@@ -144,7 +144,8 @@ impl<'a> Direct<'a> {
             }
             // The pixels whose taps all lie inside the row: column col0 + i·sw ≥ 0 and
             // col0 + i·sw + (kw − 1)·dw < iw.
-            let (sw, span) = (run.sw, ((g.kw.max(1) - 1) * g.dw) as i64);
+            // (`check` refused a zero stride: the `max` only keeps this division total.)
+            let (sw, span) = (run.sw.max(1), ((g.kw.max(1) - 1) * g.dw) as i64);
             let lo = ((-run.col0).max(0) + sw - 1) / sw;
             let hi = ((run.iw - span - run.col0).max(0) + sw - 1) / sw;
             run.hi = (hi as usize).min(len);
