@@ -13,7 +13,8 @@
 //! `BLOCK_BYTES` (64 KiB), so they stay in cache from im2col to the output stage. An f32
 //! convolution with im2col runs without the patches when `conv_rows` takes it (the kernel
 //! reads the input rows in place, one filter row at a time; the patch buffer holds its ring
-//! of padded rows). Threads
+//! of padded rows), else, with at most `conv_f32_direct::MAX_IC` input channels, directly
+//! (`conv_f32_direct`: output channels in vector lanes, no patches). Threads
 //! (`OpMem::threads`) take contiguous shares of the blocks, each with its own scratch.
 //!
 //! In place: a pointwise convolution may be planned with its output over its input (same
