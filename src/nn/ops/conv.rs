@@ -13,9 +13,11 @@
 //! `BLOCK_BYTES` (64 KiB), so they stay in cache from im2col to the output stage. An f32
 //! convolution with im2col runs without the patches when `conv_rows` takes it (the kernel
 //! reads the input rows in place, one filter row at a time; the patch buffer holds its ring
-//! of padded rows). An f32 pointwise convolution goes to the same form when the kernel has
-//! convolution variants (`conv_rows::Rows::pointwise`: its pixels as one row, bias and clamp
-//! in the kernel's epilogue), else to `sgemm`. Threads
+//! of padded rows), else, with at most `conv_f32_direct::MAX_IC` input channels, directly
+//! (`conv_f32_direct`: output channels in vector lanes, no patches). An f32 pointwise
+//! convolution goes to the `conv_rows` form when the kernel has convolution variants
+//! (`conv_rows::Rows::pointwise`: its pixels as one row, bias and clamp in the kernel's
+//! epilogue), else to `sgemm`. Threads
 //! (`OpMem::threads`) take contiguous shares of the blocks, each with its own scratch.
 //!
 //! In place: a pointwise convolution may be planned with its output over its input (same
@@ -50,6 +52,7 @@
 //! computed once per call, not per tile).
 
 use super::conv_direct;
+use super::conv_f32_direct;
 use super::conv_rows;
 use super::gemm_common::{self, FWeights, Gemm};
 use super::{cast_mut, checks, OpDef, OpMem};
@@ -794,8 +797,25 @@ fn im2col(
     }
     let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
     let (row_bytes, image_bytes) = (g.iw * c, g.ih * g.iw * c);
-    // A filter row of output column ox, tap by tap (some taps outside the image).
+    // A filter row of output column ox (some taps outside the image): with dilation 1 the
+    // taps inside are adjacent, so padding, one copy, padding; else tap by tap.
     let taps = |dst: &mut [u8], src_row: &[u8], ox: usize| {
+        if g.dw == 1 {
+            let x0 = g.in_x(ox, 0);
+            let lo = (-x0).clamp(0, g.kw as i64);
+            let hi = (g.iw as i64 - x0).clamp(lo, g.kw as i64);
+            let (head, rest) = dst.split_at_mut((lo as usize * c).min(dst.len()));
+            let (mid, tail) = rest.split_at_mut(((hi - lo) as usize * c).min(rest.len()));
+            fill_short(head, pad);
+            fill_short(tail, pad);
+            // (x0 + lo ≥ 0 when hi > lo.)
+            let from = (x0 + lo).max(0) as usize * c;
+            match src_row.get(from..from + mid.len()) {
+                Some(src) => copy_flip(mid, src, flip),
+                None => mid.fill(pad),
+            }
+            return;
+        }
         for (fx, dst) in dst.chunks_exact_mut(c.max(1)).enumerate() {
             let src = usize::try_from(g.in_x(ox, fx))
                 .ok()
@@ -969,9 +989,24 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             .and_then(|ker| conv_rows::Rows::new(&g, w, *bias, (*lo, *hi), patch_bytes / 4, ker)),
         _ => pointwise_form(m),
     };
+    // f32 with few input channels: computed directly (`conv_f32_direct`), no patches.
+    let direct = match &gemm {
+        Gemm::F32 {
+            w: FWeights::F32(w),
+            bias,
+            lo,
+            hi,
+            ..
+        } if im2col_on && rows_form.is_none() => {
+            conv_f32_direct::Direct::new(&g, w, *bias, (*lo, *hi))
+        }
+        _ => None,
+    };
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (patch, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
-        if let Some(form) = &rows_form {
+        if let Some(d) = &direct {
+            d.block(super::cast::<f32>(x), p0, rows, super::cast_mut::<f32>(y))
+        } else if let Some(form) = &rows_form {
             let x = super::cast::<f32>(x);
             form.block(
                 x,

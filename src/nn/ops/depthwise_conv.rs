@@ -23,7 +23,10 @@
 //! tap's input pixel expanded to c_out channels into the scratch, one pixel at a time.
 //! On x86 with AVX-512 VNNI, int8 rows whose geometry allows it go whole to
 //! `depthwise_vnni` instead (four taps per instruction, the filter in registers), from the
-//! same padded rows and pad pixel.
+//! same padded rows and pad pixel. f32 rows with multiplier 1 (and at most
+//! `depthwise_f32::MAX_KH` filter rows) go whole to `depthwise_f32` on every instruction set,
+//! from the same padded rows (as wide pixels where `Wide` applies), the filter rows outside the
+//! image left out.
 //!
 //! In place: when the plan gives the output input 0's arena offset (allowed when
 //! [`in_place_geom`] holds: output rows never overwrite input rows still to be read), the
@@ -43,6 +46,7 @@
 use core::ops::Range;
 
 use super::conv::Geom;
+use super::depthwise_f32 as dwf;
 use super::depthwise_lanes::{self as lanes, Elem, Finish, Isa, Job, NP};
 use super::depthwise_m4;
 use super::depthwise_vnni::{self as vnni, Plan};
@@ -176,7 +180,7 @@ impl Layout {
         let pw = padded_width(g)?;
         let stride = g.iw.checked_add(gap(g)?)?.checked_mul(g.ic)?;
         let first = (pad / esize.max(1)).max(gap(g)? * g.ic);
-        let head = if in_place_geom(g) || pw != g.iw {
+        let head = if pw != g.iw || in_place_geom(g) {
             part(first.checked_add(ring_rows(g).checked_mul(stride)?)?)?
         } else {
             pad
@@ -336,6 +340,17 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     fn plan_row(_: &Plan, _: &[(&[Self], usize)], _: &Finish, _: &mut [Self]) -> usize {
         0
     }
+    /// Output row `oy` of `dw` by the whole-row f32 kernel (`depthwise_f32`), as wide
+    /// pixels as far as `wide` allows (false: it does not apply).
+    fn whole_row(
+        _dw: &Dw<Self>,
+        _src: Src<Self>,
+        _oy: usize,
+        _out: &mut [Self],
+        _wide: Option<&Wide<Self>>,
+    ) -> Result<bool, Error> {
+        Ok(false)
+    }
 }
 
 impl DwElem for i8 {
@@ -395,6 +410,62 @@ impl DwElem for f32 {
     }
     fn w_at(p: usize, h: usize, c: usize, oc: usize) -> usize {
         (p * 2 + h) * oc + c
+    }
+    fn whole_row(
+        dw: &Dw<f32>,
+        src: Src<f32>,
+        oy: usize,
+        out: &mut [f32],
+        wide: Option<&Wide<f32>>,
+    ) -> Result<bool, Error> {
+        let g = &dw.g;
+        if g.oc != g.ic || g.kh > dwf::MAX_KH {
+            return Ok(false);
+        }
+        // The filter rows inside the image (the others add nothing).
+        let mut rows: [(usize, &[f32]); dwf::MAX_KH] = [(0, &[]); dwf::MAX_KH];
+        let n = dw.window_rows(src, oy, &mut rows)?;
+        let rows = &mut rows[..n];
+        let mut row = dwf::Row {
+            rows: &[],
+            kw: g.kw,
+            col: g.dw * g.ic,
+            step: g.sw * g.ic,
+            oc: g.oc,
+            w: dw.w,
+            bias: dw.bias,
+            lo: dw.fin.flo,
+            hi: dw.fin.fhi,
+        };
+        // Wide pixels first (stride 1: a wide pixel's channels are r pixels' in a row),
+        // then the pixels left over with the rows moved past them.
+        let mut done = 0;
+        if let Some(wd) = wide {
+            let n = g.ow / wd.r;
+            let lanes = wd.r * g.oc;
+            let o = out.get_mut(..n * lanes).ok_or_else(Dw::<f32>::bad)?;
+            let wide_row = dwf::Row {
+                rows: &*rows,
+                step: lanes,
+                oc: lanes,
+                w: &wd.w[..],
+                bias: &wd.bias[..],
+                ..row
+            };
+            if !dwf::run(dw.isa, &wide_row, o) {
+                return Err(Dw::<f32>::bad());
+            }
+            done = n * wd.r;
+            for (_, x) in rows.iter_mut() {
+                *x = x.get(done * g.sw * g.ic..).ok_or_else(Dw::<f32>::bad)?;
+            }
+        }
+        row.rows = &*rows;
+        let o = out.get_mut(done * g.oc..).ok_or_else(Dw::<f32>::bad)?;
+        if !dwf::run(dw.isa, &row, o) {
+            return Err(Dw::<f32>::bad());
+        }
+        Ok(true)
     }
 }
 
@@ -482,6 +553,8 @@ struct Dw<'a, E: Elem> {
     isa: Isa,
     /// int8 in the Cortex-M4 form: its stream (`depthwise_m4`; `w` and `init` unused).
     m4: Option<&'a [i32]>,
+    /// f32: the bias (c_out values; `fin.bias` points to it). int8: empty.
+    bias: &'a [f32],
 }
 
 impl<E: DwElem> Dw<'_, E> {
@@ -560,6 +633,51 @@ impl<E: DwElem> Dw<'_, E> {
         buf.get(at..at + len).ok_or_else(Self::bad)
     }
 
+    /// The filter rows of output row `oy` that lie inside the image, each with its input
+    /// row (as [`Self::in_row`]), into `rows`: how many. One ring slot is computed by a
+    /// division, the next ones stepped from it (this runs once per output row).
+    fn window_rows<'s>(
+        &self,
+        src: Src<'s, E>,
+        oy: usize,
+        rows: &mut [(usize, &'s [E])],
+    ) -> Result<usize, Error> {
+        let g = &self.g;
+        let (len, rr) = (self.pw() * g.ic, ring_rows(g));
+        let mut n = 0;
+        let mut slot: Option<usize> = None;
+        for fy in 0..g.kh {
+            let iy = g.in_y(oy, fy);
+            if iy < 0 || iy >= g.ih as i64 {
+                continue;
+            }
+            let x = match src {
+                Src::Image(_) => self.in_row(src, iy as usize)?,
+                Src::Ring {
+                    head,
+                    first,
+                    stride,
+                } => {
+                    // Rows inside the image are consecutive filter rows, dh input rows
+                    // apart, and dh < rr when there are two: one subtraction wraps.
+                    let s = match slot {
+                        None => iy as usize % rr,
+                        Some(s) if s + g.dh >= rr => s + g.dh - rr,
+                        Some(s) => s + g.dh,
+                    };
+                    slot = Some(s);
+                    let at = (first + s * stride)
+                        .checked_sub(g.pl * g.ic)
+                        .ok_or_else(Self::bad)?;
+                    head.get(at..at + len).ok_or_else(Self::bad)?
+                }
+            };
+            *rows.get_mut(n).ok_or_else(Self::bad)? = (fy, x);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The window's input rows (first, end) of output row `oy`, clipped to the image.
     fn window(&self, oy: usize) -> (usize, usize) {
         let g = &self.g;
@@ -579,9 +697,12 @@ impl<E: DwElem> Dw<'_, E> {
         E: 'r,
     {
         let g = &self.g;
-        let len = g.iw * g.ic;
+        let (len, rr) = (g.iw * g.ic, ring_rows(g));
+        // Row iy's slot, iy mod rr: one division, then stepped.
+        let mut slot = rows.start % rr;
         for iy in rows {
-            let at = sc.first + (iy % ring_rows(g)) * sc.stride;
+            let at = sc.first + slot * sc.stride;
+            slot = if slot + 1 == rr { 0 } else { slot + 1 };
             let dst = sc.head.get_mut(at..at + len).ok_or_else(Self::bad)?;
             depthwise_m4::copy(dst, row(iy).ok_or_else(Self::bad)?);
         }
@@ -668,7 +789,7 @@ impl<E: DwElem> Dw<'_, E> {
         wide: Option<&Wide<E>>,
         plan: Option<&Plan>,
     ) -> Result<(), Error> {
-        if E::m4_row(self, src, oy, out, sc.pad)? {
+        if E::m4_row(self, src, oy, out, sc.pad)? || E::whole_row(self, src, oy, out, wide)? {
             return Ok(());
         }
         let g = &self.g;
@@ -942,15 +1063,16 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
             fin: no_mults,
             isa,
             m4: Some(cast::<i32>(w)),
+            bias: &[],
         };
         return dw.run(op, mem);
     }
     let bias = mem.input(t(2)?)?;
     // (`F32 &&`: see `conv::run`.)
     if super::F32 && is_float(op)? {
-        let bias = cast::<f32>(bias);
+        let bias = cast::<f32>(bias).get(..g.oc).ok_or_else(Dw::<f32>::bad)?;
         let fin = Finish {
-            bias: bias.get(..g.oc).ok_or_else(Dw::<f32>::bad)?.as_ptr(),
+            bias: bias.as_ptr(),
             lo: 0,
             hi: 0,
             flo: f32::from_bits(op.param(P_FLO) as u32),
@@ -964,6 +1086,7 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
             fin,
             isa,
             m4: None,
+            bias,
         };
         return dw.run(op, mem);
     }
@@ -992,6 +1115,7 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
         fin,
         isa,
         m4: None,
+        bias: &[],
     };
     dw.run(op, mem)
 }
@@ -1470,6 +1594,7 @@ mod tests {
                     },
                     isa,
                     m4: None,
+                    bias: &[],
                 };
                 let got = run_dw(&dw, &x, za as i8, false);
                 assert_eq!(got, want, "int8 {isa:?} {g:?}");
@@ -1493,6 +1618,7 @@ mod tests {
                     },
                     isa,
                     m4: None,
+                    bias: &bf,
                 };
                 let got_f = run_dw(&dwf, &xf, 0.0, false);
                 if isa == Isa::Portable {
@@ -1617,6 +1743,7 @@ mod tests {
                 },
                 isa: Isa::detect(),
                 m4: Some(&stream),
+                bias: &[],
             };
             assert_eq!(run_dw(&dw, &x, za as i8, false), want, "{g:?}");
             if in_place_geom(&g) {

@@ -203,6 +203,20 @@ pub(crate) trait Lanes: Copy {
     unsafe fn finish(self, k: &Self::Consts, out: *mut Self::X);
 }
 
+/// f32 lanes taking one tap at a time: the whole-row kernel's (`depthwise_f32`).
+pub(crate) trait FLanes: Lanes<X = f32, W = f32, A = f32> {
+    /// Output pixels per tile of that kernel: its 2·P accumulators (two vectors of
+    /// channels per pixel) and two weight vectors fit the registers.
+    const P: usize;
+    /// `self + x·w` for the `N` inputs at `x` (fused on x86, as [`Lanes::tap2`]).
+    ///
+    /// # Safety
+    /// `N` inputs readable at `x`.
+    unsafe fn tap(self, x: *const f32, w: Self) -> Self;
+    /// `self + x·w`, `x` in every lane (fused on x86): `conv_f32_direct`'s step.
+    fn tap_splat(self, x: f32, w: Self) -> Self;
+}
+
 /// The kernel over channels `c0..` while a whole vector fits below `c1`, `NP` pixels;
 /// returns the first channel not done.
 ///
@@ -637,9 +651,44 @@ impl Lanes for Q8 {
     }
 }
 
+impl FLanes for f32 {
+    const P: usize = 4;
+    #[inline(always)]
+    unsafe fn tap(self, x: *const f32, w: f32) -> f32 {
+        // SAFETY: one input readable (caller).
+        unsafe { self + *x * w }
+    }
+    #[inline(always)]
+    fn tap_splat(self, x: f32, w: f32) -> f32 {
+        self + x * w
+    }
+}
+
 /// Eight f32 sums.
 #[derive(Clone, Copy)]
 pub(crate) struct F8([f32; 8]);
+
+impl FLanes for F8 {
+    const P: usize = 4;
+    #[inline(always)]
+    unsafe fn tap(self, x: *const f32, w: F8) -> F8 {
+        // SAFETY: eight inputs readable (caller).
+        let a = unsafe { (x as *const [f32; 8]).read_unaligned() };
+        let mut r = self.0;
+        for (l, r) in r.iter_mut().enumerate() {
+            *r += a[l] * w.0[l];
+        }
+        F8(r)
+    }
+    #[inline(always)]
+    fn tap_splat(self, x: f32, w: F8) -> F8 {
+        let mut r = self.0;
+        for (l, r) in r.iter_mut().enumerate() {
+            *r += x * w.0[l];
+        }
+        F8(r)
+    }
+}
 
 impl Lanes for F8 {
     type X = f32;
@@ -709,7 +758,7 @@ impl Lanes for F8 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Finish, Lanes};
+    use super::{FLanes, Finish, Lanes};
     use crate::quant::requant::x86::mbqm;
     use core::arch::x86_64::*;
 
@@ -800,6 +849,20 @@ mod x86 {
     #[derive(Clone, Copy)]
     pub(crate) struct F256(__m256);
 
+    impl FLanes for F256 {
+        const P: usize = 4;
+        #[inline(always)]
+        unsafe fn tap(self, x: *const f32, w: F256) -> F256 {
+            // SAFETY: AVX2+FMA (type invariant); eight inputs readable (caller).
+            F256(unsafe { _mm256_fmadd_ps(_mm256_loadu_ps(x), w.0, self.0) })
+        }
+        #[inline(always)]
+        fn tap_splat(self, x: f32, w: F256) -> F256 {
+            // SAFETY: AVX2+FMA (type invariant); no memory access.
+            F256(unsafe { _mm256_fmadd_ps(_mm256_set1_ps(x), w.0, self.0) })
+        }
+    }
+
     impl Lanes for F256 {
         type X = f32;
         type W = f32;
@@ -867,7 +930,7 @@ mod x86 {
 #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
 #[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
 mod x86_512 {
-    use super::{Finish, Lanes};
+    use super::{FLanes, Finish, Lanes};
     use crate::quant::requant::x86_512::{consts, mbqm, Consts};
     use core::arch::x86_64::*;
 
@@ -958,6 +1021,20 @@ mod x86_512 {
     /// Sixteen f32 sums (AVX-512F).
     #[derive(Clone, Copy)]
     pub(crate) struct F512(__m512);
+
+    impl FLanes for F512 {
+        const P: usize = 8;
+        #[inline(always)]
+        unsafe fn tap(self, x: *const f32, w: F512) -> F512 {
+            // SAFETY: AVX-512F (type invariant); sixteen inputs readable (caller).
+            F512(unsafe { _mm512_fmadd_ps(_mm512_loadu_ps(x), w.0, self.0) })
+        }
+        #[inline(always)]
+        fn tap_splat(self, x: f32, w: F512) -> F512 {
+            // SAFETY: AVX-512F (type invariant); no memory access.
+            F512(unsafe { _mm512_fmadd_ps(_mm512_set1_ps(x), w.0, self.0) })
+        }
+    }
 
     impl Lanes for F512 {
         type X = f32;
