@@ -104,7 +104,40 @@ fn cmul(w: &[f32], p: C) -> C {
 /// One decimation-in-time radix-4 stage: in blocks of 4Q points (Q = `tw.len()`), point k
 /// of each quarter q is twiddled by exp(−2πiqk/4Q) (the table's row k), then the 4-point
 /// DFT of the four quarters' point k goes back to the same places.
-fn radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
+fn radix4_stage(z: &mut [C; N], tw: &[[f32; 6]]) {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    {
+        let quarter = tw.len();
+        if quarter > 0 && N % (4 * quarter) == 0 {
+            // SAFETY: the kernel's contract (asm/thumbv7em/fft_radix4_vfp4.S): z holds N /
+            // (4 · quarter) blocks of 4 · quarter points (checked), tw `quarter` rows of 6;
+            // it touches nothing else.
+            unsafe {
+                fft_radix4_vfp4(
+                    z.as_mut_ptr().cast(),
+                    N / (4 * quarter),
+                    quarter,
+                    tw.as_ptr().cast(),
+                )
+            };
+            return;
+        }
+    }
+    portable_radix4_stage(z, tw);
+}
+
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+extern "C" {
+    /// The same stage in Cortex-M4F assembly, the same roundings in the same order.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_radix4_vfp4"
+    )]
+    fn fft_radix4_vfp4(z: *mut f32, blocks: usize, quarter: usize, tw: *const f32);
+}
+
+/// [`radix4_stage`] in Rust: every target's path but the Cortex-M4F's, and its reference.
+fn portable_radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
     let quarter = tw.len();
     // Iterators rather than indices, so the butterflies have no bounds checks.
     for block in z.chunks_exact_mut(4 * quarter) {
