@@ -43,6 +43,15 @@ const _: () = assert!(FRAME_LEN == 2 * 240 && N == 256);
 // The split step reads Z[k] and Z[256 − k] for the mel bins k in 1..128.
 const _: () = assert!(MEL_SEGMENTS[0] >= 1 && MEL_SEGMENTS[NUM_MELS + 1] as usize <= N / 2);
 const _: () = assert!(MEL_WEIGHTS.len() == MEL_SEGMENTS[NUM_MELS + 1] as usize);
+const _: () = assert!(SPLIT_TWIDDLES.len() >= MEL_WEIGHTS.len());
+// The segments ascend (a segment may be empty).
+const _: () = {
+    let mut j = 0;
+    while j <= NUM_MELS {
+        assert!(MEL_SEGMENTS[j] <= MEL_SEGMENTS[j + 1]);
+        j += 1;
+    }
+};
 
 /// The mel energies Σₖ w_mk·|X[k]| (m < 40) of the 512-point real DFT X of `frame` times
 /// the window (zero-padded).
@@ -170,6 +179,53 @@ fn portable_radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
 /// segment j holds the bins on the rising side of band j and the falling side of band j − 1,
 /// so after it band j − 1 is complete.
 fn split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    {
+        let mut mel = [0.0f32; NUM_MELS];
+        let args = SplitMelArgs {
+            z: z.as_ptr().cast(),
+            mel: mel.as_mut_ptr(),
+            twiddles: SPLIT_TWIDDLES.as_ptr().cast(),
+            weights: MEL_WEIGHTS.as_ptr().cast(),
+            segments: MEL_SEGMENTS.as_ptr(),
+            bands: NUM_MELS,
+        };
+        // SAFETY: the kernel's contract (asm/thumbv7em/fft_split_mel_vfp4.S): z holds 256
+        // points, mel NUM_MELS floats, the segments NUM_MELS + 2 ascending bytes from ≥ 1 to
+        // ≤ 128 and the twiddles and weights a pair for every bin below the last (the const
+        // asserts at the top of the file); it reads and writes nothing else.
+        unsafe { fft_split_mel_vfp4(&args) };
+        mel
+    }
+    #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
+    portable_split_to_mel(z)
+}
+
+/// The arguments of the assembly split step (asm/thumbv7em/fft_split_mel_vfp4.S).
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+#[repr(C)]
+struct SplitMelArgs {
+    z: *const f32,
+    mel: *mut f32,
+    twiddles: *const f32,
+    weights: *const f32,
+    segments: *const u8,
+    bands: usize,
+}
+
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+extern "C" {
+    /// [`split_to_mel`] in Cortex-M4F assembly, the same roundings in the same order.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_split_mel_vfp4"
+    )]
+    fn fft_split_mel_vfp4(args: *const SplitMelArgs);
+}
+
+/// [`split_to_mel`] in Rust: every target's path but the Cortex-M4F's, and its reference.
+#[cfg_attr(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4), allow(dead_code))]
+fn portable_split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
     const LO: usize = MEL_SEGMENTS[0] as usize;
     const HI: usize = MEL_SEGMENTS[NUM_MELS + 1] as usize;
     let (front, back) = z.split_at_mut(N / 2);
