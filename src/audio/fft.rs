@@ -18,6 +18,8 @@
 
 use super::frontend::{Sample, FRAME_LEN, NUM_MELS};
 use super::math;
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+use super::tables::HANN_I16;
 use super::tables::{FFT_TWIDDLES, MEL_SEGMENTS, MEL_WEIGHTS, SPLIT_TWIDDLES};
 use core::mem::MaybeUninit;
 
@@ -57,11 +59,34 @@ const _: () = {
 /// the window (zero-padded).
 pub(crate) fn mel_energies<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MELS] {
     let mut blocks = [const { MaybeUninit::<[C; 4]>::uninit() }; 64];
-    for (j, block) in blocks.iter_mut().enumerate() {
-        block.write(first_stage(frame, j));
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    let done = match S::as_i16(frame) {
+        Some(x) if x.as_ptr() as usize % 4 == 0 => {
+            // SAFETY: the kernel's contract (asm/thumbv7em/fft_first_i16_vfp4.S): x is 480
+            // samples, 4-byte aligned (checked), the window 480 floats, DIGIT_REV 64 bytes;
+            // it writes the 64 blocks (2 KB) and nothing else.
+            unsafe {
+                fft_first_i16_vfp4(
+                    blocks.as_mut_ptr().cast(),
+                    x.as_ptr(),
+                    HANN_I16.as_ptr(),
+                    DIGIT_REV.as_ptr(),
+                )
+            };
+            true
+        }
+        _ => false,
+    };
+    #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
+    let done = false;
+    if !done {
+        for (j, block) in blocks.iter_mut().enumerate() {
+            block.write(first_stage(frame, j));
+        }
     }
-    // SAFETY: the loop above initialized all 64 blocks, and MaybeUninit<[C; 4]> has the
-    // layout of [C; 4]. (Not zeroing the 2 KB, or moving a made array, saves a pass.)
+    // SAFETY: the loop above or the kernel initialized all 64 blocks, and MaybeUninit<[C;
+    // 4]> has the layout of [C; 4]. (Not zeroing the 2 KB, or moving a made array, saves a
+    // pass.)
     let z = unsafe { &mut *(blocks.as_mut_ptr() as *mut [[C; 4]; 64]) };
     let z: &mut [C; N] = z.as_flattened_mut().try_into().expect("64 × 4 points");
     let mut tw: &[[f32; 6]] = &FFT_TWIDDLES;
@@ -137,6 +162,13 @@ fn radix4_stage(z: &mut [C; N], tw: &[[f32; 6]]) {
 
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
 extern "C" {
+    /// [`first_stage`] of all 64 blocks for i16 samples in Cortex-M4F assembly, the same
+    /// roundings in the same order.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_first_i16_vfp4"
+    )]
+    fn fft_first_i16_vfp4(z: *mut f32, x: *const i16, window: *const f32, rev: *const u8);
     /// The same stage in Cortex-M4F assembly, the same roundings in the same order.
     #[link_name = concat!(
         "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
@@ -224,7 +256,10 @@ extern "C" {
 }
 
 /// [`split_to_mel`] in Rust: every target's path but the Cortex-M4F's, and its reference.
-#[cfg_attr(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4), allow(dead_code))]
+#[cfg_attr(
+    all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4),
+    allow(dead_code)
+)]
 fn portable_split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
     const LO: usize = MEL_SEGMENTS[0] as usize;
     const HI: usize = MEL_SEGMENTS[NUM_MELS + 1] as usize;
