@@ -17,8 +17,8 @@
 //! Options: `--model FILE` (a .tflite, .onnx or blob; default the committed
 //! `tests/kws/kws_int8.tflite`, made by `scripts/train-kws.sh`, converted at run time),
 //! `--every N` (default 1), `--window MS` (500), `--threshold X` (0.6), `--suppress MS` (1500);
-//! `--raw`: one clip, printed as `keyword=<w> score=<s> output=<hex of the int8 scores>`, what
-//! the Cortex-M4 firmware prints (`scripts/kws-cortex-m4.sh` compares them).
+//! `--raw`: one clip, printed as `keyword=<w> score=<s> output=<hex of the int8 scores>
+//! features=<hash of the MFCCs' bits>`, what the Cortex-M4 firmware prints (`scripts/kws-cortex-m4.sh` compares them).
 //! The input may be any PCM/float WAV: it is mixed down and resampled to 16 kHz mono.
 //!
 //! `tests/kws.rs` runs this file's functions on the committed test WAVs.
@@ -81,6 +81,14 @@ pub fn classify(
     timing.frontend = t.elapsed();
     let s = scores(runner, &features, &mut timing)?;
     Ok((argmax(&s), s, timing))
+}
+
+/// FNV-1a over the bits of `values`, one 32-bit word at a time, continuing from `hash`
+/// (0x811c9dc5 to start): what `--raw` and the Cortex-M4 firmware print of the features.
+pub fn feature_hash(hash: u32, values: &[f32]) -> u32 {
+    values
+        .iter()
+        .fold(hash, |h, v| (h ^ v.to_bits()).wrapping_mul(0x0100_0193))
 }
 
 /// Index of the largest score (the first of equals).
@@ -194,9 +202,18 @@ fn main() -> Result<(), Box<dyn Error>> {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect();
+            // And a hash of the features' bits, so the firmware's frontend is compared bit
+            // for bit too.
+            let mut clip = vec![0.0f32; audio::SAMPLE_RATE as usize];
+            let n = samples.len().min(clip.len());
+            clip[..n].copy_from_slice(&samples[..n]);
+            let mut features = [0.0f32; audio::WINDOW_FLOATS];
+            audio::mfcc(&clip, &mut features)?;
             println!(
-                "keyword={} score={:.3} output={hex}",
-                LABELS[class], s[class]
+                "keyword={} score={:.3} output={hex} features={:08x}",
+                LABELS[class],
+                s[class],
+                feature_hash(0x811c_9dc5, &features)
             );
             return Ok(());
         }

@@ -8,11 +8,12 @@
 #    the model's input, the model, the keyword printed over semihosting;
 # 3. runs it under qemu-system-arm with ../shared/tools/qemu-insncount counting the
 #    instructions of the frontend and of the network separately, per clip;
-# 4. compares each clip's line (keyword, score, the 12 int8 scores) with the host's
-#    (`cargo run --release --example kws -- FILE --raw`).
+# 4. compares each clip's line (keyword, score, the 12 int8 scores, a hash of the 490 MFCCs'
+#    bits) with the host's (`cargo run --release --example kws -- FILE --raw`).
 # Prints per clip
-#   file=<wav> keyword=<label> score=<s> frontend_instructions=<N> frontend_est_cycles=<N>
-#   network_instructions=<N> network_est_cycles=<N> host_equal=<true|false>
+#   file=<wav> keyword=<label> score=<s> output=<hex> features=<hash>
+#   frontend_instructions=<N> frontend_est_cycles=<N> network_instructions=<N>
+#   network_est_cycles=<N> host_equal=<true|false>
 # then the RAM line of the firmware (frontend state, model arena, stack high-water mark).
 # est_cycles: the cost model of scripts/lib/cortex-m4-cycles.awk (published Cortex-M4
 # timings, zero wait states) plus the Cortex-M4F FPU's published timings (Cortex-M4 TRM,

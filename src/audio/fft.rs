@@ -9,6 +9,12 @@
 //! - Stages 2-4 read their twiddles in order from one build-time table.
 //! - √ is IEEE's (correctly rounded: the FPU's instruction where there is one, see
 //!   [`math::sqrt`](super::math::sqrt)).
+//! - On the Cortex-M4F (`cfg(edgemm_asm)` with `edgemm_arm_vfp4`) the first stage for i16
+//!   samples, the radix-4 stages and the split step with the mel sums are assembly
+//!   (asm/thumbv7em/fft_*.S; about 26% fewer estimated cycles for the frontend): the same
+//!   operations in the same order, each rounded once, so the results are the same bits as
+//!   this Rust, which every other target runs (scripts/kws-cortex-m4.sh compares a hash of
+//!   the MFCCs with the host's).
 //!
 //! Rounding: each of the 4 radix-4 stages and the split step adds a few f32 roundings per
 //! value (u = 2⁻²⁴ each), so ‖X̂ − X‖₂ ≤ c·u·‖X‖₂ with c ≈ 10. Per bin, the error has a part
@@ -18,6 +24,8 @@
 
 use super::frontend::{Sample, FRAME_LEN, NUM_MELS};
 use super::math;
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+use super::tables::HANN_I16;
 use super::tables::{FFT_TWIDDLES, MEL_SEGMENTS, MEL_WEIGHTS, SPLIT_TWIDDLES};
 use core::mem::MaybeUninit;
 
@@ -43,16 +51,48 @@ const _: () = assert!(FRAME_LEN == 2 * 240 && N == 256);
 // The split step reads Z[k] and Z[256 − k] for the mel bins k in 1..128.
 const _: () = assert!(MEL_SEGMENTS[0] >= 1 && MEL_SEGMENTS[NUM_MELS + 1] as usize <= N / 2);
 const _: () = assert!(MEL_WEIGHTS.len() == MEL_SEGMENTS[NUM_MELS + 1] as usize);
+const _: () = assert!(SPLIT_TWIDDLES.len() >= MEL_WEIGHTS.len());
+// The segments ascend (a segment may be empty).
+const _: () = {
+    let mut j = 0;
+    while j <= NUM_MELS {
+        assert!(MEL_SEGMENTS[j] <= MEL_SEGMENTS[j + 1]);
+        j += 1;
+    }
+};
 
 /// The mel energies Σₖ w_mk·|X[k]| (m < 40) of the 512-point real DFT X of `frame` times
 /// the window (zero-padded).
 pub(crate) fn mel_energies<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MELS] {
     let mut blocks = [const { MaybeUninit::<[C; 4]>::uninit() }; 64];
-    for (j, block) in blocks.iter_mut().enumerate() {
-        block.write(first_stage(frame, j));
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    let done = match S::as_i16(frame) {
+        Some(x) if x.as_ptr() as usize % 4 == 0 => {
+            // SAFETY: the kernel's contract (asm/thumbv7em/fft_first_i16_vfp4.S): x is 480
+            // samples, 4-byte aligned (checked), the window 480 floats, DIGIT_REV 64 bytes;
+            // it writes the 64 blocks (2 KB) and nothing else.
+            unsafe {
+                fft_first_i16_vfp4(
+                    blocks.as_mut_ptr().cast(),
+                    x.as_ptr(),
+                    HANN_I16.as_ptr(),
+                    DIGIT_REV.as_ptr(),
+                )
+            };
+            true
+        }
+        _ => false,
+    };
+    #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
+    let done = false;
+    if !done {
+        for (j, block) in blocks.iter_mut().enumerate() {
+            block.write(first_stage(frame, j));
+        }
     }
-    // SAFETY: the loop above initialized all 64 blocks, and MaybeUninit<[C; 4]> has the
-    // layout of [C; 4]. (Not zeroing the 2 KB, or moving a made array, saves a pass.)
+    // SAFETY: the loop above or the kernel initialized all 64 blocks, and MaybeUninit<[C;
+    // 4]> has the layout of [C; 4]. (Not zeroing the 2 KB, or moving a made array, saves a
+    // pass.)
     let z = unsafe { &mut *(blocks.as_mut_ptr() as *mut [[C; 4]; 64]) };
     let z: &mut [C; N] = z.as_flattened_mut().try_into().expect("64 × 4 points");
     let mut tw: &[[f32; 6]] = &FFT_TWIDDLES;
@@ -104,7 +144,47 @@ fn cmul(w: &[f32], p: C) -> C {
 /// One decimation-in-time radix-4 stage: in blocks of 4Q points (Q = `tw.len()`), point k
 /// of each quarter q is twiddled by exp(−2πiqk/4Q) (the table's row k), then the 4-point
 /// DFT of the four quarters' point k goes back to the same places.
-fn radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
+fn radix4_stage(z: &mut [C; N], tw: &[[f32; 6]]) {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    {
+        let quarter = tw.len();
+        if quarter > 0 && N % (4 * quarter) == 0 {
+            // SAFETY: the kernel's contract (asm/thumbv7em/fft_radix4_vfp4.S): z holds N /
+            // (4 · quarter) blocks of 4 · quarter points (checked), tw `quarter` rows of 6;
+            // it touches nothing else.
+            unsafe {
+                fft_radix4_vfp4(
+                    z.as_mut_ptr().cast(),
+                    N / (4 * quarter),
+                    quarter,
+                    tw.as_ptr().cast(),
+                )
+            };
+            return;
+        }
+    }
+    portable_radix4_stage(z, tw);
+}
+
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+extern "C" {
+    /// [`first_stage`] of all 64 blocks for i16 samples in Cortex-M4F assembly, the same
+    /// roundings in the same order.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_first_i16_vfp4"
+    )]
+    fn fft_first_i16_vfp4(z: *mut f32, x: *const i16, window: *const f32, rev: *const u8);
+    /// The same stage in Cortex-M4F assembly, the same roundings in the same order.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_radix4_vfp4"
+    )]
+    fn fft_radix4_vfp4(z: *mut f32, blocks: usize, quarter: usize, tw: *const f32);
+}
+
+/// [`radix4_stage`] in Rust: every target's path but the Cortex-M4F's, and its reference.
+fn portable_radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
     let quarter = tw.len();
     // Iterators rather than indices, so the butterflies have no bounds checks.
     for block in z.chunks_exact_mut(4 * quarter) {
@@ -137,6 +217,56 @@ fn radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
 /// segment j holds the bins on the rising side of band j and the falling side of band j − 1,
 /// so after it band j − 1 is complete.
 fn split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    {
+        let mut mel = [0.0f32; NUM_MELS];
+        let args = SplitMelArgs {
+            z: z.as_ptr().cast(),
+            mel: mel.as_mut_ptr(),
+            twiddles: SPLIT_TWIDDLES.as_ptr().cast(),
+            weights: MEL_WEIGHTS.as_ptr().cast(),
+            segments: MEL_SEGMENTS.as_ptr(),
+            bands: NUM_MELS,
+        };
+        // SAFETY: the kernel's contract (asm/thumbv7em/fft_split_mel_vfp4.S): z holds 256
+        // points, mel NUM_MELS floats, the segments NUM_MELS + 2 ascending bytes from ≥ 1 to
+        // ≤ 128 and the twiddles and weights a pair for every bin below the last (the const
+        // asserts at the top of the file); it reads and writes nothing else.
+        unsafe { fft_split_mel_vfp4(&args) };
+        mel
+    }
+    #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
+    portable_split_to_mel(z)
+}
+
+/// The arguments of the assembly split step (asm/thumbv7em/fft_split_mel_vfp4.S).
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+#[repr(C)]
+struct SplitMelArgs {
+    z: *const f32,
+    mel: *mut f32,
+    twiddles: *const f32,
+    weights: *const f32,
+    segments: *const u8,
+    bands: usize,
+}
+
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+extern "C" {
+    /// [`split_to_mel`] in Cortex-M4F assembly, the same roundings in the same order.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_split_mel_vfp4"
+    )]
+    fn fft_split_mel_vfp4(args: *const SplitMelArgs);
+}
+
+/// [`split_to_mel`] in Rust: every target's path but the Cortex-M4F's, and its reference.
+#[cfg_attr(
+    all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4),
+    allow(dead_code)
+)]
+fn portable_split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
     const LO: usize = MEL_SEGMENTS[0] as usize;
     const HI: usize = MEL_SEGMENTS[NUM_MELS + 1] as usize;
     let (front, back) = z.split_at_mut(N / 2);

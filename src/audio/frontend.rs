@@ -67,6 +67,11 @@ pub trait Sample: Copy {
     const WINDOW: &'static [f32; FRAME_LEN];
     #[doc(hidden)]
     fn raw(self) -> f32;
+    /// The frame as i16 samples, if they are (the Cortex-M4F's first FFT stage reads them).
+    #[doc(hidden)]
+    fn as_i16(_frame: &[Self; FRAME_LEN]) -> Option<&[i16; FRAME_LEN]> {
+        None
+    }
 }
 
 impl Sample for i16 {
@@ -80,6 +85,10 @@ impl Sample for i16 {
     #[inline]
     fn raw(self) -> f32 {
         self as f32
+    }
+    #[inline]
+    fn as_i16(frame: &[Self; FRAME_LEN]) -> Option<&[i16; FRAME_LEN]> {
+        Some(frame)
     }
 }
 

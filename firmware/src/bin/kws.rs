@@ -7,10 +7,10 @@
 //! and compares every line with the host's (`examples/kws.rs --raw`).
 //!
 //! Per clip it prints `file=<name> keyword=<label> score=<s> output=<hex of the int8
-//! scores>`, and marks two instruction-count regions (`bench_begin`/`bench_end`): the
-//! frontend (one second of samples → 49 frames of MFCCs → int8 input), then the network.
-//! At the end: `ram frontend_bytes=<N> arena_bytes=<N> stack_bytes=<N>`. edgemm is built
-//! without `alloc`; no heap is used.
+//! scores> features=<hash of the MFCCs' bits>`, and marks two instruction-count regions
+//! (`bench_begin`/`bench_end`): the frontend (one second of samples → 49 frames of MFCCs →
+//! int8 input), then the network. At the end: `ram frontend_bytes=<N> arena_bytes=<N>
+//! stack_bytes=<N>`. edgemm is built without `alloc`; no heap is used.
 #![no_std]
 #![no_main]
 
@@ -80,8 +80,11 @@ fn quantize(v: f32, scale: f32, zero_point: i32) -> i8 {
     (r + zero_point).clamp(-128, 127) as i8
 }
 
-/// One second of the clip (zero-padded) through the frontend into the int8 input.
-fn features(bytes: &[u8], input: &mut [u8], (scale, zp): (f32, i32)) {
+/// One second of the clip (zero-padded) through the frontend into the int8 input; returns
+/// the FNV-1a hash of the MFCCs' bits (examples/kws.rs `feature_hash`), which the host
+/// compares with its own.
+fn features(bytes: &[u8], input: &mut [u8], (scale, zp): (f32, i32)) -> u32 {
+    let mut hash = 0x811c_9dc5u32;
     let wav = Wav::parse(bytes).unwrap_or_else(|e| fail("wav", e));
     let pcm = wav.pcm16_mono_16k().unwrap_or_else(|e| fail("wav", e));
     let mut frontend = Frontend::<i16>::new();
@@ -95,10 +98,12 @@ fn features(bytes: &[u8], input: &mut [u8], (scale, zp): (f32, i32)) {
             if let Some(row) = rows.next() {
                 for (q, &v) in row.iter_mut().zip(&frame) {
                     *q = quantize(v, scale, zp) as u8;
+                    hash = (hash ^ v.to_bits()).wrapping_mul(0x0100_0193);
                 }
             }
         }
     }
+    hash
 }
 
 #[entry]
@@ -124,7 +129,7 @@ fn main() -> ! {
             fail("model", "the input is not 49 x 10");
         }
         measure::bench_begin();
-        features(bytes, input, in_q);
+        let hash = features(bytes, input, in_q);
         measure::bench_end();
         measure::bench_begin();
         let r = s.run_with::<OPERATORS>();
@@ -147,11 +152,12 @@ fn main() -> ! {
             hex[2 * k + 1] = b"0123456789abcdef"[(b & 15) as usize];
         }
         hprintln!(
-            "file={} keyword={} score={:.3} output={}",
+            "file={} keyword={} score={:.3} output={} features={:08x}",
             name,
             LABELS[best],
             score,
-            core::str::from_utf8(&hex).unwrap_or("")
+            core::str::from_utf8(&hex).unwrap_or(""),
+            hash
         );
     }
     hprintln!(
