@@ -168,6 +168,8 @@ struct Table {
     first: usize,
     len: usize,
     k: [[i32; 4]; TABLE],
+    /// Where a lone last pixel's twin writes its outputs (see [`Stage::write`]).
+    spare: [u8; 2 * CHUNK],
 }
 
 /// Channels whose constants are kept at once (1 KiB of stack).
@@ -214,19 +216,33 @@ impl Stage<'_> {
     /// Writes the outputs of a chunk of channels (constants `k`) of two pixels (`y1`
     /// empty: one) from their sums (`s0`, `s1`: one per channel).
     #[inline(always)]
-    fn write(&self, k: &[[i32; 4]], s0: &[i32], s1: &[i32], y0: &mut [u8], y1: &mut [u8]) {
-        match (self.lo <= -128 && self.hi >= 127, !y1.is_empty()) {
-            (true, true) => self.write_as::<true, true>(k, s0, s1, y0, y1),
-            (true, false) => self.write_as::<true, false>(k, s0, s1, y0, y1),
-            (false, true) => self.write_as::<false, true>(k, s0, s1, y0, y1),
-            (false, false) => self.write_as::<false, false>(k, s0, s1, y0, y1),
+    fn write(
+        &self,
+        k: &[[i32; 4]],
+        s0: &[i32],
+        s1: &[i32],
+        y0: &mut [u8],
+        y1: &mut [u8],
+        spare: &mut [u8; 2 * CHUNK],
+    ) {
+        // A lone last pixel writes its twin's outputs to `spare`: one loop per clamp, not
+        // two (the code is per output stage form, the spare writes once a layer).
+        let y1 = if y1.is_empty() {
+            let n = y0.len().min(spare.len());
+            &mut spare[..n]
+        } else {
+            y1
+        };
+        if self.lo <= -128 && self.hi >= 127 {
+            self.write_as::<true>(k, s0, s1, y0, y1)
+        } else {
+            self.write_as::<false>(k, s0, s1, y0, y1)
         }
     }
 
-    /// [`Stage::write`] for a clamp (`FULL`: the whole i8 range, one `ssat`) and a pixel
-    /// count (`TWO`).
+    /// [`Stage::write`] for a clamp (`FULL`: the whole i8 range, one `ssat`) of two pixels.
     #[inline(always)]
-    fn write_as<const FULL: bool, const TWO: bool>(
+    fn write_as<const FULL: bool>(
         &self,
         k: &[[i32; 4]],
         s0: &[i32],
@@ -243,7 +259,7 @@ impl Stage<'_> {
             }
         };
         let len = y0.len().min(k.len()).min(s0.len()).min(s1.len());
-        let y1 = if TWO { &mut y1[..len] } else { &mut [][..] };
+        let y1 = &mut y1[..len];
         #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
         if self.fast {
             use crate::quant::requant::arm::mbqm_fast;
@@ -252,9 +268,7 @@ impl Stage<'_> {
             };
             for i in 0..len {
                 y0[i] = v(s0[i], &k[i]);
-                if TWO {
-                    y1[i] = v(s1[i], &k[i]);
-                }
+                y1[i] = v(s1[i], &k[i]);
             }
             return;
         }
@@ -263,9 +277,7 @@ impl Stage<'_> {
         };
         for i in 0..len {
             y0[i] = v(s0[i], &k[i]);
-            if TWO {
-                y1[i] = v(s1[i], &k[i]);
-            }
+            y1[i] = v(s1[i], &k[i]);
         }
     }
 }
@@ -350,6 +362,7 @@ pub(crate) fn run<const WIDE: bool>(
         first: 0,
         len: 0,
         k: [[0; 4]; TABLE],
+        spare: [0; 2 * CHUNK],
     };
     let mut sums = Sums([0; 4 * CHUNK]);
     if mem.is_in_place(x_t, y_t) {
@@ -504,7 +517,8 @@ impl Direct<'_> {
                 self.stage.fill(t, c0, n);
             }
             let k = &t.k[c0 - t.first..c1 - t.first];
-            self.stage.write(k, s0, s1, &mut y0[c0..c1], y1);
+            self.stage
+                .write(k, s0, s1, &mut y0[c0..c1], y1, &mut t.spare);
             q0 = q1;
         }
     }

@@ -68,6 +68,14 @@ pub(crate) const DEF: OpDef = OpDef {
     lower: lower::lower,
 };
 
+/// The Cortex-M4 form (`depthwise_m4`): its own entry, so that a forms set without
+/// [`super::FORM_DW_GENERAL`] links this form's row code alone.
+pub(crate) const M4: OpDef = OpDef {
+    check: check_m4,
+    run: run_m4,
+    ..DEF
+};
+
 /// Filter taps per kernel call (even: the kernel takes them in pairs).
 pub(crate) const MAX_TAPS: usize = 32;
 
@@ -89,7 +97,7 @@ fn is_float(op: &OpView) -> Result<bool, Error> {
 
 /// Whether the weights are the Cortex-M4 form's stream (an i32 constant, see `depthwise_m4`)
 /// rather than the tap pairs (i16 for int8).
-fn m4_form(op: &OpView) -> bool {
+pub(crate) fn is_m4(op: &OpView) -> bool {
     op.input(1)
         .and_then(|t| op.model().tensor_unnamed(t))
         .is_some_and(|w| w.dtype == DType::I32)
@@ -230,51 +238,23 @@ fn same_bytes(x: &TensorInfo, y: &TensorInfo) -> bool {
 
 fn check(op: &OpView) -> Result<(), Error> {
     let float = is_float(op)?;
-    let m4 = m4_form(op);
-    if float {
-        checks::counts(op, 3, 1, 1, Geom::WORDS + 2)?;
+    let (g, w) = check_shared(op, float, if float { 3 } else { 5 })?;
+    let b = checks::input(op, 2)?;
+    let (tw, tb) = if float {
+        (DType::F32, DType::F32)
     } else {
-        checks::counts(op, if m4 { 2 } else { 5 }, 1, 1, Geom::WORDS + 4)?;
-    }
-    let g = Geom::read(op, P_GEOM);
-    g.check(op, P_GEOM)?;
-    if g.ic == 0 || g.oc % g.ic != 0 || g.oc < g.ic {
-        return Err(op.error("output channels are not a multiple of the input channels"));
-    }
-    let x = checks::input(op, 0)?;
-    let w = checks::input(op, 1)?;
-    let y = checks::output(op, 0)?;
-    let s = checks::temp(op, 0)?;
-    if m4 {
-        // The Cortex-M4 form (`depthwise_m4`): 3×3, multiplier 1, whole groups of four.
-        let groups = g.oc / 4;
-        if (g.kh, g.kw, g.oc % 4, g.oc) != (3, 3, 0, g.ic)
-            || w.storage != Storage::Constant
-            || Some(w.elems()) != groups.checked_mul(depthwise_m4::GROUP_WORDS)
-        {
-            return Err(op.error("the Cortex-M4 form's weights do not match its geometry"));
-        }
-    }
-    let (ty, tw, tb) = if float {
-        (DType::F32, DType::F32, DType::F32)
-    } else {
-        (DType::I8, DType::I16, DType::I32)
+        (DType::I16, DType::I32)
     };
-    checks::dtype(op, &x, ty)?;
-    checks::dtype(op, &y, ty)?;
-    if !m4 {
-        let b = checks::input(op, 2)?;
-        checks::dtype(op, &w, tw)?;
-        checks::dtype(op, &b, tb)?;
-        let pairs = (g.kh * g.kw).div_ceil(2);
-        if Some(w.elems()) != pairs.checked_mul(2 * g.oc) {
-            return Err(op.error("the weights have the wrong size"));
-        }
-        if b.elems() != g.oc {
-            return Err(op.error("the bias has the wrong length"));
-        }
+    checks::dtype(op, &w, tw)?;
+    checks::dtype(op, &b, tb)?;
+    let pairs = (g.kh * g.kw).div_ceil(2);
+    if Some(w.elems()) != pairs.checked_mul(2 * g.oc) {
+        return Err(op.error("the weights have the wrong size"));
     }
-    if !float && !m4 {
+    if b.elems() != g.oc {
+        return Err(op.error("the bias has the wrong length"));
+    }
+    if !float {
         let mults = checks::input(op, 3)?;
         let shifts = checks::input(op, 4)?;
         checks::dtype(op, &mults, DType::I32)?;
@@ -290,6 +270,46 @@ fn check(op: &OpView) -> Result<(), Error> {
             return Err(op.error("a requantization shift is out of range"));
         }
     }
+    Ok(())
+}
+
+/// `check` of the Cortex-M4 form (`depthwise_m4`): 3×3, multiplier 1, whole groups of four
+/// channels, the stream a constant of their size.
+fn check_m4(op: &OpView) -> Result<(), Error> {
+    let (g, w) = check_shared(op, false, 2)?;
+    let groups = g.oc / 4;
+    if (g.kh, g.kw, g.oc % 4, g.oc) != (3, 3, 0, g.ic)
+        || w.storage != Storage::Constant
+        || Some(w.elems()) != groups.checked_mul(depthwise_m4::GROUP_WORDS)
+    {
+        return Err(op.error("the Cortex-M4 form's weights do not match its geometry"));
+    }
+    Ok(())
+}
+
+/// What both forms check (`inputs`: their count): the counts, the geometry, the input and
+/// output (`float`: f32, else int8 with the zero points and clamp in range), the scratch
+/// and the plan's use of the arena. Returns the geometry and the weights' tensor.
+#[inline(never)]
+fn check_shared<'a>(
+    op: &OpView<'a>,
+    float: bool,
+    inputs: usize,
+) -> Result<(Geom, TensorInfo<'a>), Error> {
+    let params = Geom::WORDS + if float { 2 } else { 4 };
+    checks::counts(op, inputs, 1, 1, params)?;
+    let g = Geom::read(op, P_GEOM);
+    g.check(op, P_GEOM)?;
+    if g.ic == 0 || g.oc % g.ic != 0 || g.oc < g.ic {
+        return Err(op.error("output channels are not a multiple of the input channels"));
+    }
+    let x = checks::input(op, 0)?;
+    let w = checks::input(op, 1)?;
+    let y = checks::output(op, 0)?;
+    let s = checks::temp(op, 0)?;
+    let ty = if float { DType::F32 } else { DType::I8 };
+    checks::dtype(op, &x, ty)?;
+    checks::dtype(op, &y, ty)?;
     if !float {
         let i8_range = -128..=127;
         if !i8_range.contains(&op.param(P_ZA)) || !i8_range.contains(&op.param(P_ZO)) {
@@ -311,7 +331,7 @@ fn check(op: &OpView) -> Result<(), Error> {
     if same_bytes(&x, &y) && !in_place_geom(&g) {
         return Err(op.error("this geometry cannot run in place"));
     }
-    Ok(())
+    Ok((g, w))
 }
 
 /// An element type the operator runs on, with what `run` reads for it.
@@ -321,17 +341,6 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     /// Weight `h` (0 or 1) of pair `p` and channel `c` in the kernel's layout for `oc`
     /// channels (see the module docs): its index.
     fn w_at(p: usize, h: usize, c: usize, oc: usize) -> usize;
-    /// Output row `oy` of `dw` in the Cortex-M4 form, if it has that form (false: it
-    /// does not).
-    fn m4_row(
-        _dw: &Dw<Self>,
-        _src: Src<Self>,
-        _oy: usize,
-        _out: &mut [Self],
-        _pad: &[Self],
-    ) -> Result<bool, Error> {
-        Ok(false)
-    }
     /// Prepares `plan` when the whole-row kernel (`depthwise_vnni`) runs this call's rows.
     fn row_plan(_: &Dw<Self>, _: Option<&Wide<Self>>, _: &mut Plan) -> bool {
         false
@@ -359,38 +368,6 @@ impl DwElem for i8 {
     }
     fn w_at(p: usize, h: usize, c: usize, oc: usize) -> usize {
         (p * oc + c) * 2 + h
-    }
-    fn m4_row(
-        dw: &Dw<i8>,
-        src: Src<i8>,
-        oy: usize,
-        out: &mut [i8],
-        pad: &[i8],
-    ) -> Result<bool, Error> {
-        let Some(stream) = dw.m4 else {
-            return Ok(false);
-        };
-        let g = &dw.g;
-        // The window's rows: image rows from the padded column 0, outside rows the pad
-        // pixel with steps 0 (`check`: 3×3, multiplier 1).
-        let row = |ky: usize| -> Result<depthwise_m4::Row, Error> {
-            let iy = g.in_y(oy, ky);
-            if iy < 0 || iy >= g.ih as i64 {
-                return Ok(depthwise_m4::Row {
-                    x: pad,
-                    step: 0,
-                    col: 0,
-                });
-            }
-            Ok(depthwise_m4::Row {
-                x: dw.in_row(src, iy as usize)?,
-                step: g.sw * g.ic,
-                col: g.dw * g.ic,
-            })
-        };
-        let rows = [row(0)?, row(1)?, row(2)?];
-        depthwise_m4::row(rows, stream, g.oc, g.ow, out, dw.fin.lo, dw.fin.hi)?;
-        Ok(true)
     }
     fn row_plan(dw: &Dw<i8>, wide: Option<&Wide<i8>>, plan: &mut Plan) -> bool {
         match (wide, dw.init) {
@@ -551,8 +528,6 @@ struct Dw<'a, E: Elem> {
     init: Option<&'a [E::A]>,
     fin: Finish,
     isa: Isa,
-    /// int8 in the Cortex-M4 form: its stream (`depthwise_m4`; `w` and `init` unused).
-    m4: Option<&'a [i32]>,
     /// f32: the bias (c_out values; `fin.bias` points to it). int8: empty.
     bias: &'a [f32],
 }
@@ -718,14 +693,11 @@ impl<E: DwElem> Dw<'_, E> {
         out: &mut [E],
         rows: Range<usize>,
         sc: &mut Scratch<E, E::A>,
+        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let g = &self.g;
         let (in_row, in_plane, out_row) = (g.iw * g.ic, g.ih * g.iw * g.ic, g.ow * g.oc);
         let direct = self.pw() == g.iw;
-        let wide = sc.head.first().and_then(|&p| self.wide(p));
-        let wide = wide.as_ref();
-        let mut plan = Plan::new();
-        let plan = E::row_plan(self, wide, &mut plan).then_some(&plan);
         let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
         for r in rows {
             let (b, oy) = (r / g.oh, r % g.oh);
@@ -737,7 +709,7 @@ impl<E: DwElem> Dw<'_, E> {
                 .ok_or_else(Self::bad)?;
             if direct {
                 let (_, mut rest) = split_ring(sc);
-                self.row(Src::Image(plane), oy, o, &mut rest, wide, plan)?;
+                row_fn(Src::Image(plane), oy, o, &mut rest)?;
                 continue;
             }
             let (first, end) = self.window(oy);
@@ -746,19 +718,20 @@ impl<E: DwElem> Dw<'_, E> {
             self.fill_ring(sc, done.max(first)..end, row)?;
             loaded = Some((b, done.max(end)));
             let (ring, mut rest) = split_ring(sc);
-            self.row(ring, oy, o, &mut rest, wide, plan)?;
+            row_fn(ring, oy, o, &mut rest)?;
         }
         Ok(())
     }
 
     /// Every output row, in place in `io` (input and output at once), through the ring.
-    fn in_place(&self, io: &mut [E], sc: &mut Scratch<E, E::A>) -> Result<(), Error> {
+    fn in_place(
+        &self,
+        io: &mut [E],
+        sc: &mut Scratch<E, E::A>,
+        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let g = &self.g;
         let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
-        let wide = sc.head.first().and_then(|&p| self.wide(p));
-        let wide = wide.as_ref();
-        let mut plan = Plan::new();
-        let plan = E::row_plan(self, wide, &mut plan).then_some(&plan);
         for b in 0..g.batch {
             let mut loaded = 0usize;
             for oy in 0..g.oh {
@@ -771,7 +744,7 @@ impl<E: DwElem> Dw<'_, E> {
                 let at = (b * g.oh + oy) * out_row;
                 let o = io.get_mut(at..at + out_row).ok_or_else(Self::bad)?;
                 let (ring, mut rest) = split_ring(sc);
-                self.row(ring, oy, o, &mut rest, wide, plan)?;
+                row_fn(ring, oy, o, &mut rest)?;
             }
         }
         Ok(())
@@ -789,7 +762,7 @@ impl<E: DwElem> Dw<'_, E> {
         wide: Option<&Wide<E>>,
         plan: Option<&Plan>,
     ) -> Result<(), Error> {
-        if E::m4_row(self, src, oy, out, sc.pad)? || E::whole_row(self, src, oy, out, wide)? {
+        if E::whole_row(self, src, oy, out, wide)? {
             return Ok(());
         }
         let g = &self.g;
@@ -1054,19 +1027,6 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
         flo: 0.0,
         fhi: 0.0,
     };
-    if m4_form(op) {
-        // The stream holds the bias and output stage: only the clamp is read here.
-        let dw = Dw::<i8> {
-            g,
-            w: &[],
-            init: None,
-            fin: no_mults,
-            isa,
-            m4: Some(cast::<i32>(w)),
-            bias: &[],
-        };
-        return dw.run(op, mem);
-    }
     let bias = mem.input(t(2)?)?;
     // (`F32 &&`: see `conv::run`.)
     if super::F32 && is_float(op)? {
@@ -1085,7 +1045,6 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
             init: None,
             fin,
             isa,
-            m4: None,
             bias,
         };
         return dw.run(op, mem);
@@ -1114,14 +1073,95 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
         init: Some(bias),
         fin,
         isa,
-        m4: None,
         bias: &[],
     };
     dw.run(op, mem)
 }
 
+/// `run` of the Cortex-M4 form (`depthwise_m4`): its own entry in the registry, so a
+/// firmware whose depthwise layers all have this form links neither the general kernels
+/// nor their row code.
+fn run_m4(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+    let t = op.input(1).ok_or_else(|| op.error("missing input"))?;
+    let stream = cast::<i32>(mem.input(t)?);
+    // The stream holds the bias and output stage: only the clamp is read here.
+    let dw = Dw::<i8> {
+        g: Geom::read(op, P_GEOM),
+        w: &[],
+        init: None,
+        fin: Finish {
+            bias: core::ptr::null(),
+            mults: core::ptr::null(),
+            shifts: core::ptr::null(),
+            left: false,
+            fast: false,
+            zo: 0,
+            lo: op.param(P_LO).max(-128),
+            hi: op.param(P_HI).min(127),
+            flo: 0.0,
+            fhi: 0.0,
+        },
+        // (Unused by this form.)
+        isa: Isa::detect(),
+        bias: &[],
+    };
+    dw.each_row(op, mem, &mut |src, oy, out, rest| {
+        dw.m4_row(stream, src, oy, out, rest.pad)
+    })
+}
+
+impl Dw<'_, i8> {
+    /// Output row `oy` in the Cortex-M4 form (stream `stream`, `pad` the pad pixel).
+    fn m4_row(
+        &self,
+        stream: &[i32],
+        src: Src<i8>,
+        oy: usize,
+        out: &mut [i8],
+        pad: &[i8],
+    ) -> Result<(), Error> {
+        let g = &self.g;
+        // The window's rows: image rows from the padded column 0, outside rows the pad
+        // pixel with steps 0 (`check`: 3×3, multiplier 1).
+        let row = |ky: usize| -> Result<depthwise_m4::Row, Error> {
+            let iy = g.in_y(oy, ky);
+            if iy < 0 || iy >= g.ih as i64 {
+                return Ok(depthwise_m4::Row {
+                    x: pad,
+                    step: 0,
+                    col: 0,
+                });
+            }
+            Ok(depthwise_m4::Row {
+                x: self.in_row(src, iy as usize)?,
+                step: g.sw * g.ic,
+                col: g.dw * g.ic,
+            })
+        };
+        let rows = [row(0)?, row(1)?, row(2)?];
+        depthwise_m4::row(rows, stream, g.oc, g.ow, out, self.fin.lo, self.fin.hi)
+    }
+}
+
 impl<E: DwElem> Dw<'_, E> {
+    /// Every output row by the general kernels ([`Dw::row`]).
     fn run(&self, op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+        let wide = self.wide(E::pad_value(op));
+        let wide = wide.as_ref();
+        let mut plan = Plan::new();
+        let plan = E::row_plan(self, wide, &mut plan).then_some(&plan);
+        self.each_row(op, mem, &mut |src, oy, out, rest| {
+            self.row(src, oy, out, rest, wide, plan)
+        })
+    }
+
+    /// Every output row by `row_fn`, in place or not as the plan laid the tensors out.
+    fn each_row(
+        &self,
+        op: &OpView,
+        mem: &mut OpMem,
+        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let g = &self.g;
         let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
         let y_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
@@ -1132,12 +1172,12 @@ impl<E: DwElem> Dw<'_, E> {
             // In place: the input is read only through the one buffer both share.
             let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
             let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), Self::bad)?;
-            return self.in_place(cast_mut::<E>(io), &mut sc);
+            return self.in_place(cast_mut::<E>(io), &mut sc, row_fn);
         }
         let x = cast::<E>(mem.input(x_t)?);
         let (out, scratch) = mem.output_and_temp(y_t, s_t)?;
         let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), Self::bad)?;
-        self.rows(x, cast_mut::<E>(out), 0..g.batch * g.oh, &mut sc)
+        self.rows(x, cast_mut::<E>(out), 0..g.batch * g.oh, &mut sc, row_fn)
     }
 }
 
@@ -1492,7 +1532,25 @@ mod tests {
     }
 
     /// Runs `dw` on `x`, out of place or in place (one buffer for input and output).
+    /// The general form's rows of `dw` (as `Dw::run`).
     fn run_dw<E: DwElem>(dw: &Dw<E>, x: &[E], pad: E, in_place: bool) -> Vec<E> {
+        let wide = dw.wide(pad);
+        let wide = wide.as_ref();
+        let mut plan = Plan::new();
+        let plan = E::row_plan(dw, wide, &mut plan).then_some(&plan);
+        run_rows(dw, x, pad, in_place, &mut |src, oy, out, rest| {
+            dw.row(src, oy, out, rest, wide, plan)
+        })
+    }
+
+    /// Every output row of `dw` by `row_fn`, in place or not.
+    fn run_rows<E: DwElem>(
+        dw: &Dw<E>,
+        x: &[E],
+        pad: E,
+        in_place: bool,
+        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
+    ) -> Vec<E> {
         let g = &dw.g;
         let lay = Layout::new(g, core::mem::size_of::<E>()).unwrap();
         let mut s = aligned(lay.bytes());
@@ -1501,12 +1559,13 @@ mod tests {
         if in_place {
             let mut io = x.to_vec();
             io.resize(x.len().max(out_len), E::default());
-            dw.in_place(&mut io, &mut sc).unwrap();
+            dw.in_place(&mut io, &mut sc, row_fn).unwrap();
             io.truncate(out_len);
             io
         } else {
             let mut out = vec![E::default(); out_len];
-            dw.rows(x, &mut out, 0..g.batch * g.oh, &mut sc).unwrap();
+            dw.rows(x, &mut out, 0..g.batch * g.oh, &mut sc, row_fn)
+                .unwrap();
             out
         }
     }
@@ -1593,7 +1652,6 @@ mod tests {
                         fhi: 0.0,
                     },
                     isa,
-                    m4: None,
                     bias: &[],
                 };
                 let got = run_dw(&dw, &x, za as i8, false);
@@ -1617,7 +1675,6 @@ mod tests {
                         fhi,
                     },
                     isa,
-                    m4: None,
                     bias: &bf,
                 };
                 let got_f = run_dw(&dwf, &xf, 0.0, false);
@@ -1742,12 +1799,16 @@ mod tests {
                     fhi: 0.0,
                 },
                 isa: Isa::detect(),
-                m4: Some(&stream),
                 bias: &[],
             };
-            assert_eq!(run_dw(&dw, &x, za as i8, false), want, "{g:?}");
+            let m4 = |in_place| {
+                run_rows(&dw, &x, za as i8, in_place, &mut |src, oy, out, rest| {
+                    dw.m4_row(&stream, src, oy, out, rest.pad)
+                })
+            };
+            assert_eq!(m4(false), want, "{g:?}");
             if in_place_geom(&g) {
-                assert_eq!(run_dw(&dw, &x, za as i8, true), want, "in place {g:?}");
+                assert_eq!(m4(true), want, "in place {g:?}");
             }
             runs += 1;
         }

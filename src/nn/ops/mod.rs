@@ -152,7 +152,8 @@ registry!(
     conv::DIRECT_I16 => (conv::is_direct_i16, FORM_DIRECT_I16),
     conv::DIRECT => (conv::is_direct_i8, 0),
     conv::DEF => (any_form, FORM_GEMM),
-    depthwise_conv::DEF,
+    depthwise_conv::M4 => (depthwise_conv::is_m4, 0),
+    depthwise_conv::DEF => (any_form, FORM_DW_GENERAL),
     fully_connected::DEF => (any_form, FORM_GEMM),
     reshape::DEF,
     reshape::SQUEEZE,
@@ -220,6 +221,12 @@ pub const FORM_GEMM: u32 = 1;
 /// --target cortex-m4-i16`), not the int8 weights of `--target cortex-m4`: each layout has
 /// its own kernels.
 pub const FORM_DIRECT_I16: u32 = 2;
+
+/// A forms set bit: DEPTHWISE_CONV_2D's general form (tap-pair weights, any geometry: the
+/// row driver, its ring and the vector kernels of `depthwise_lanes`), not the Cortex-M4 3×3
+/// form (`depthwise_m4`), which is what `convert --target cortex-m4` lowers the int8 3×3
+/// layers it can compute exactly to.
+pub const FORM_DW_GENERAL: u32 = 4;
 
 /// Every form.
 pub const ALL_FORMS: u32 = u32::MAX;
