@@ -133,7 +133,9 @@ pub(crate) struct RqArgs {
 /// narrows with signed saturation instead of clamping.
 pub(crate) const RQ_SAT: usize = 4;
 
-// The assembly hard-codes these offsets (RQ_* in asm/x86_64/qgemm_u8i8_avx512vnni_14x32.S).
+// The assembly hard-codes these offsets (RQ_* in asm/x86_64/qgemm_u8i8_avx512vnni_14x32.S);
+// only x86-64 has a kernel that reads them.
+#[cfg(target_arch = "x86_64")]
 const _: () = {
     use core::mem::offset_of;
     assert!(offset_of!(RqArgs, mult) == 0);
