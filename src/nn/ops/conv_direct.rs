@@ -1,35 +1,45 @@
 //! CONV_2D's direct int8 form (`conv`'s mode 2, what `convert --target cortex-m4` lowers int8
 //! convolutions to): no GEMM, no packing workspace, a scratch of a few hundred bytes.
 //!
-//! Output pixels go two at a time. Their patches (kh·kw·c_in values in OHWI order,
-//! out-of-image taps at the input zero point; a pointwise convolution's input pixels as they
-//! are) are written, minus the input zero point, as i16 pairs into a small buffer in the
-//! order `sxtb16` unpacks a word of int8 weights; then each block of output channels gets
-//! its sums from [`kernel`] (int8 weights: 2 pixels × 2 channels, widened in registers) or
-//! [`kernel16`] (i16 weights: 2 pixels × 4 channels, no widening, twice the flash), and
-//! TFLite's output stage (bias, `MultiplyByQuantizedMultiplier`, zero point, clamp) writes
-//! the two pixels' outputs. The sums are exact i32 sums of `(x − z_x)·w`, as TFLite's
-//! `ConvPerChannel` (weights zero point 0): bit-exact.
+//! Int8 weights (the default): output pixels go three at a time. Each pixel's patch (kh·kw·c_in
+//! values in OHWI order, out-of-image taps at the input zero point; a pointwise convolution's
+//! input pixel as it is) is encoded by [`fill3`] into a small buffer: per four inputs x0..x3
+//! the i16 pairs X1 = (x1 + 129, x3 + 129), X2 = (256·x0 − x1 + 127, 256·x2 − x3 + 127), so
+//! that a word of weights stored as (w0 + 128, w1, w2 + 128, w3) gives its four products with
+//! two `smlad` (the word itself against X1, its `uxtb16` against X2), 256 times Σ w·x̃ plus a
+//! term of the pixel alone (see `asm/thumbv7em/conv_s8_m4dsp_3x2.S`). The kernel starts each
+//! sum from the pixel's term and the channel's 256·(bias − what the encoding adds), and
+//! writes the outputs with TFLite's output stage (bias, `MultiplyByQuantizedMultiplier`, zero
+//! point, clamp) in the Arm fast form. Elsewhere, or when that form is not exact for the
+//! call, [`kernel3_portable`] decodes the buffer into the exact i32 sums of `(x − z_x)·w` and
+//! the output stage runs in Rust. Bit-exact with TFLite's `ConvPerChannel` either way.
 //!
-//! In place (pointwise geometries, the plan giving the output input 0's offset): a pair's
-//! input pixels are in the buffer before its outputs are written, and pairs run first to
-//! last when c_out ≤ c_in (the outputs written end before the next pair's inputs begin),
+//! I16 weights (`--target cortex-m4-i16`): output pixels go two at a time, their patches
+//! written minus the input zero point as i16 pairs into the buffer in the order `sxtb16`
+//! unpacks a word of int8 weights; then each block of four output channels gets its sums
+//! from [`kernel16`] (2 pixels × 4 channels, no widening, twice the flash) or its outputs
+//! from [`fused16`].
+//!
+//! In place (pointwise geometries, the plan giving the output input 0's offset): a step's
+//! input pixels are in the buffer before its outputs are written, and steps run first to
+//! last when c_out ≤ c_in (the outputs written end before the next step's inputs begin),
 //! last to first otherwise, so no input byte is overwritten before it is read.
 //!
-//! Blob form: as `conv`'s, with mode word 2, the block word the channels of a weight block
-//! (2 or 4) and the weights an int8 constant, k rounded up to a multiple of 8 (`k8`), zeros
-//! past c_out and k:
-//! - block 2 (int8 weights): `[c_out/2][k8/4][2][4]` bytes: channel pairs (c_out rounded up
+//! Blob form: as `conv`'s, with mode word 2, the block word 3 (int8) or 4 (i16; 2 was an
+//! earlier int8 layout, refused) and the weights an int8 constant, k rounded up to a multiple
+//! of 8 (`k8`), zero weights past c_out and k:
+//! - block 3 (int8 weights): `[c_out/2][k8/4][2][4]` bytes: channel pairs (c_out rounded up
 //!   to even), for each pair and group of four k values the four weights of its first channel
-//!   then of its second;
+//!   then of its second, those at even k stored plus 128 (as unsigned bytes);
 //! - block 4 (i16 weights): `[c_out/4][k8/4][2][4]` i16 pairs (c_out rounded up to a
 //!   multiple of 4): for each quad, group of four k values g and half h, the pair
 //!   `(w[4g + h], w[4g + h + 2])` of each of the four channels (the pairs `sxtb16` makes of
 //!   the buffer's values).
 //!
-//! One scratch tensor: the pair buffer (`4·k8` bytes; block 4: with 252 bytes of room to
-//! place it so that it ends on a 256-byte boundary, the kernel's loop test) then, unless
-//! pointwise, the two patches (`2·k8` bytes).
+//! One scratch tensor: 252 bytes of room to end the pixel buffer on a 256-byte boundary (the
+//! kernels' loop test), the buffer (`8·k8` bytes for block 3: per group of four k values
+//! three pixels' two words and two spare words; `4·k8` for block 4) then, unless pointwise,
+//! the patches (`3·k8` bytes, block 4 `2·k8`).
 
 use super::conv::Geom;
 use super::gemm_common;
@@ -45,8 +55,9 @@ pub(crate) const MODE: i32 = 2;
 /// Channel pairs whose sums one kernel call leaves on the stack.
 const CHUNK: usize = 16;
 
-/// The block word of the int8-weights layout (channel pairs) and of the i16 one (quads).
-pub(crate) const BLOCK_I8: i32 = 2;
+/// The block word of the int8-weights layout (channel pairs, even k values offset by 128,
+/// read three pixels at a time) and of the i16 one (quads). (2 was an earlier int8 layout.)
+pub(crate) const BLOCK_I8: i32 = 3;
 pub(crate) const BLOCK_I16: i32 = 4;
 
 /// Whether a loaded operator of this form (`base`: its first GEMM-part word) has its weights
@@ -55,8 +66,8 @@ pub(crate) fn is_i16(op: &OpView, base: usize) -> bool {
     op.param(base - 1) == BLOCK_I16
 }
 
-/// Room beside the i16 layout's pair buffer to end it on a 256-byte boundary (the scratch
-/// is at least 4-byte aligned).
+/// Room beside the pixel buffer to end it on a 256-byte boundary (the scratch is at least
+/// 4-byte aligned).
 const ALIGN_ROOM: usize = 252;
 
 /// k rounded up to whole pairs of 4-value groups (the kernel's unrolled step).
@@ -73,27 +84,42 @@ pub(crate) fn weight_bytes(k: usize, n: usize, wide: bool) -> Option<usize> {
     }
 }
 
-/// Bytes of scratch: the pair buffer (with its alignment room when `wide`), and the two
-/// patches unless pointwise.
-pub(crate) fn scratch_bytes(k: usize, pointwise: bool, wide: bool) -> Option<usize> {
-    let k8 = k8(k)?;
-    k8.checked_mul(if pointwise { 4 } else { 6 })?
-        .checked_add(if wide { ALIGN_ROOM } else { 0 })
+/// Bytes of the pixel buffer: `4·k8` (i16 layout: two pixels' i16 pairs) or `8·k8` (int8
+/// layout: per group of four k values three pixels' two words and two spare words).
+fn buffer_bytes(k8: usize, wide: bool) -> Option<usize> {
+    k8.checked_mul(if wide { 4 } else { 8 })
 }
 
-/// The pair buffer (`4·k8` bytes) in `room`: for the i16 layout placed to end on a 256-byte
-/// boundary when `room` allows it (else at its start: the kernel then takes the portable
+/// Pixels an int8-layout step takes, and so the patches of a non-pointwise one.
+const fn pixels(wide: bool) -> usize {
+    if wide {
+        2
+    } else {
+        3
+    }
+}
+
+/// Bytes of scratch: the pixel buffer with its alignment room, and the patches unless
+/// pointwise.
+pub(crate) fn scratch_bytes(k: usize, pointwise: bool, wide: bool) -> Option<usize> {
+    let k8 = k8(k)?;
+    let patches = if pointwise { 0 } else { pixels(wide) * k8 };
+    buffer_bytes(k8, wide)?
+        .checked_add(patches)?
+        .checked_add(ALIGN_ROOM)
+}
+
+/// The pixel buffer in `room`: placed to end on a 256-byte boundary (the kernels' loop
+/// test) when `room` allows it (else at its start: the kernel then takes the portable
 /// loop).
 fn pair_buffer(room: &mut [u8], k8: usize, wide: bool) -> Option<&mut [u32]> {
-    let mut at = 0;
-    if wide {
-        let end = room.as_ptr() as usize + 4 * k8;
-        at = end.wrapping_neg() % 256;
-        if at + 4 * k8 > room.len() {
-            at = 0;
-        }
+    let bytes = buffer_bytes(k8, wide)?;
+    let end = room.as_ptr() as usize + bytes;
+    let mut at = end.wrapping_neg() % 256;
+    if at + bytes > room.len() {
+        at = 0;
     }
-    Some(cast_mut::<u32>(room.get_mut(at..at + 4 * k8)?))
+    Some(cast_mut::<u32>(room.get_mut(at..at + bytes)?))
 }
 
 /// Validates what [`run`] relies on beyond `conv::check`'s shared part (counts, geometry,
@@ -111,11 +137,15 @@ pub(crate) fn check(op: &OpView, g: &Geom, base: usize) -> Result<(), Error> {
     let k = g.kh * g.kw * g.ic;
     let n = g.oc;
     let too_big = || op.error("sizes overflow");
-    let wide = match op.param(base - 1) {
-        BLOCK_I8 => false,
-        BLOCK_I16 => true,
-        _ => return Err(op.error("the block word of the direct form is not 2 or 4")),
-    };
+    let wide =
+        match op.param(base - 1) {
+            BLOCK_I8 => false,
+            BLOCK_I16 => true,
+            2 => return Err(op.error(
+                "the direct form's block word 2 is an earlier int8 layout: convert the model again",
+            )),
+            _ => return Err(op.error("the block word of the direct form is not 3 or 4")),
+        };
     if w.storage != Storage::Constant || w.bytes != weight_bytes(k, n, wide).ok_or_else(too_big)? {
         return Err(op.error("the weights are not the direct layout's size"));
     }
@@ -334,13 +364,17 @@ pub(crate) fn run<const WIDE: bool>(
             && mults.iter().all(|&m| m > i32::MIN + 1)
             && most + k as i64 * 255 * 128 < 1 << 30,
     };
-    // The i16 kernel's own output stage: the fast form with the zero point inside the
-    // rounding constant (shifts of 22 bits at most), whole quads of channels.
+    // The kernels' own output stage: the fast form with the zero point inside the rounding
+    // constant (shifts of 22 bits at most); the i16 kernel's for whole quads of channels, the
+    // int8 one's when 256·(sum + bias) cannot leave i32.
     let fused = cfg!(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))
-        && wide
         && stage.fast
-        && n % 4 == 0
-        && stage.shifts.iter().all(|&s| s >= -22);
+        && stage.shifts.iter().all(|&s| s >= -22)
+        && if wide {
+            n % 4 == 0
+        } else {
+            most + k as i64 * 255 * 128 < 1 << 23
+        };
     let zx = p(0);
     let m = g.batch * g.oh * g.ow;
     let x_t = op.input(0).ok_or_else(bad)?;
@@ -356,14 +390,18 @@ pub(crate) fn run<const WIDE: bool>(
         n,
         fused,
         stage,
+        zx,
     };
-    let room = 4 * k8 + if wide { ALIGN_ROOM } else { 0 };
+    let room = buffer_bytes(k8, wide).ok_or_else(bad)? + ALIGN_ROOM;
     let mut table = Table {
         first: 0,
         len: 0,
         k: [[0; 4]; TABLE],
         spare: [0; 2 * CHUNK],
     };
+    if !WIDE {
+        return run3(&conv, g, mem, [x_t, y_t, s_t], zx, &mut table).ok_or_else(bad);
+    }
     let mut sums = Sums([0; 4 * CHUNK]);
     if mem.is_in_place(x_t, y_t) {
         // Pointwise (checked at load): pixel p's input at p·k, its output at p·n.
@@ -377,7 +415,7 @@ pub(crate) fn run<const WIDE: bool>(
             let p1 = (p0 + 1).min(m - 1);
             fill(buf, 0, &io[p0 * k..p0 * k + k], zx);
             fill(buf, 1, &io[p1 * k..p1 * k + k], zx);
-            conv.pair::<WIDE>(
+            conv.pair(
                 buf,
                 io,
                 p0 * n,
@@ -421,7 +459,7 @@ pub(crate) fn run<const WIDE: bool>(
             fill(buf, 0, &a[..k], zx);
             fill(buf, 1, &b[..k], zx);
         }
-        conv.pair::<WIDE>(
+        conv.pair(
             buf,
             y,
             p0 * n,
@@ -431,6 +469,448 @@ pub(crate) fn run<const WIDE: bool>(
         );
     }
     Ok(())
+}
+
+/// The int8 layout's steps: output pixels three at a time (the last step repeating the
+/// last pixel), each step's inputs encoded by [`fill3`] into the buffer, then
+/// [`Direct::triple`]. In place as `run` describes it for pairs. `None`: a tensor is
+/// smaller than its geometry.
+fn run3(
+    conv: &Direct,
+    g: &Geom,
+    mem: &mut OpMem,
+    [x_t, y_t, s_t]: [usize; 3],
+    zx: i32,
+    table: &mut Table,
+) -> Option<()> {
+    let (k, n, k8) = (g.kh * g.kw * g.ic, g.oc, conv.k8);
+    let m = g.batch * g.oh * g.ow;
+    let room = buffer_bytes(k8, false)? + ALIGN_ROOM;
+    let px = |p0: usize| [p0, (p0 + 1).min(m - 1), (p0 + 2).min(m - 1)];
+    if mem.is_in_place(x_t, y_t) {
+        // Pointwise (checked at load): pixel p's input at p·k, its output at p·n.
+        let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t).ok()?;
+        let buf = pair_buffer(scratch.get_mut(..room)?, k8, false)?;
+        if io.len() < m * k.max(n) {
+            return None;
+        }
+        let mut step = |p0: usize| {
+            let p = px(p0);
+            let mut q = [0; 3];
+            for (i, &pi) in p.iter().enumerate() {
+                q[i] = fill3(buf, i, &io[pi * k..pi * k + k]);
+            }
+            conv.triple(buf, q, io, p.map(|pi| pi * n), table);
+        };
+        if n <= k {
+            (0..m).step_by(3).for_each(&mut step);
+        } else {
+            (0..m).step_by(3).rev().for_each(&mut step);
+        }
+        return Some(());
+    }
+    let x = mem.input(x_t).ok()?;
+    let (y, scratch) = mem.output_and_temp(y_t, s_t).ok()?;
+    let (room, patches) = scratch.split_at_mut_checked(room)?;
+    let buf = pair_buffer(room, k8, false)?;
+    let pointwise = g.pointwise();
+    let rows = !pointwise && rows_path(g);
+    if y.len() < m * n || (pointwise && x.len() < m * k) {
+        return None;
+    }
+    let patch_k = patches.get_mut(..if pointwise { 0 } else { k })?;
+    let mut row = Row([0; 64]);
+    for p0 in (0..m).step_by(3) {
+        let p = px(p0);
+        let mut q = [0; 3];
+        for (i, &pi) in p.iter().enumerate() {
+            q[i] = if pointwise {
+                fill3(buf, i, &x[pi * k..pi * k + k])
+            } else {
+                if rows {
+                    fill3_rows(buf, i, g, x, pi, zx, &mut row)
+                } else {
+                    patch(g, x, pi, zx, patch_k);
+                    fill3(buf, i, patch_k)
+                }
+            };
+        }
+        conv.triple(buf, q, y, p.map(|pi| pi * n), table);
+    }
+    Some(())
+}
+
+/// The int8 layout's assembly kernel's argument block (see its header).
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+#[repr(C)]
+struct Args3 {
+    x: *const u32,
+    x_end: *const u32,
+    w: *const i8,
+    table: *const i32,
+    y: *mut u8,
+    d1: isize,
+    d2: isize,
+    q: [i32; 3],
+    pairs: u32,
+}
+
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+extern "C" {
+    /// `asm/thumbv7em/conv_s8_m4dsp_3x2.S` (its header is the contract): the outputs of
+    /// the int8 layout, three pixels × two channels at a time.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_",
+        env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
+        "_conv_s8_m4dsp_3x2"
+    )]
+    fn conv_s8_m4dsp_3x2(args: *mut Args3);
+}
+
+impl Direct<'_> {
+    /// The n outputs of the three pixels in `buf` (encoded by [`fill3`], their `q`) at
+    /// `y[o[p]..]` (a repeated pixel repeats its offset and is written once, or again with
+    /// the same bytes).
+    fn triple(&self, buf: &[u32], q: [i32; 3], y: &mut [u8], o: [usize; 3], t: &mut Table) {
+        let n = self.n;
+        let groups = self.k8 / 4;
+        let pairs = n.div_ceil(2);
+        if o.iter().any(|&op| op + n > y.len()) || buf.len() < 8 * groups {
+            return;
+        }
+        #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+        if self.fused && n % 2 == 0 {
+            let end = buf.as_ptr() as usize + 32 * groups;
+            let per = 2 * self.k8;
+            if end % 256 == 0 && groups % 2 == 0 && self.w.len() >= per * pairs {
+                let mut q0 = 0;
+                while q0 < pairs {
+                    let q1 = pairs.min(q0 + TABLE / 2);
+                    let (c0, c1) = (2 * q0, 2 * q1);
+                    if c0 < t.first || c1 > t.first + t.len {
+                        self.fill_pairs(t, c0);
+                    }
+                    let table = &t.k.as_flattened()[4 * (c0 - t.first)..4 * (c1 - t.first)];
+                    let y0 = y[o[0] + c0..].as_mut_ptr();
+                    let mut args = Args3 {
+                        x: buf.as_ptr(),
+                        x_end: end as *const u32,
+                        w: self.w[q0 * per..].as_ptr(),
+                        table: table.as_ptr(),
+                        y: y0,
+                        d1: o[1] as isize - o[0] as isize,
+                        d2: o[2] as isize - o[0] as isize,
+                        q,
+                        pairs: (q1 - q0) as u32,
+                    };
+                    // SAFETY: the assembly's contract: x_end − x = 32·groups (groups even,
+                    // ≥ 2: k8 ≥ 8), x_end on a 256-byte boundary, both in `buf`; it reads
+                    // 8·groups·(q1 − q0) bytes of `w` from pair q0 (checked above) and
+                    // 8·(q1 − q0) table words (the slice's length, 4·(c1 − c0)); it writes
+                    // bytes c0..c1 (≤ n: n even) after y[o_p], each o_p + n ≤ y.len()
+                    // (checked above); `args` is a live, writable block.
+                    unsafe { conv_s8_m4dsp_3x2(&mut args) };
+                    q0 = q1;
+                }
+                let (lo, hi) = (self.stage.lo, self.stage.hi);
+                if lo > -128 || hi < 127 {
+                    for &op in &o {
+                        for v in &mut y[op..op + n] {
+                            *v = (*v as i8 as i32).clamp(lo, hi) as u8;
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        let _ = q;
+        // Portable: exact sums, then the output stage, a chunk of channel pairs at a time.
+        let mut sums = [[0i32; 2 * CHUNK]; 3];
+        let mut q0 = 0;
+        while q0 < pairs {
+            let q1 = pairs.min(q0 + CHUNK);
+            let (c0, c1) = (2 * q0, n.min(2 * q1));
+            kernel3_portable(buf, self.w, self.k8, self.zx, q0, q1, &mut sums);
+            if c0 < t.first || c1 > t.first + t.len {
+                self.stage.fill(t, c0, n);
+            }
+            let k = &t.k[c0 - t.first..c1 - t.first];
+            for p in 0..3 {
+                if p > 0 && o[p] == o[p - 1] {
+                    continue;
+                }
+                let y = &mut y[o[p] + c0..o[p] + c1];
+                self.stage.write(k, &sums[p], &sums[p], y, &mut []);
+            }
+            q0 = q1;
+        }
+    }
+
+    /// The int8 fused kernel's constants of the channel pairs from `c0` (even) into `t`:
+    /// per pair the two sums' start 256·(bias − C) (C: what the encoding adds, see
+    /// [`fill3`]), then each channel's m, e and 2^(e−1) + z_y·2^e.
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+    fn fill_pairs(&self, t: &mut Table, c0: usize) {
+        let (n, pc, k8) = (self.n, self.stage.per_channel, self.k8);
+        t.first = c0;
+        t.len = n.saturating_sub(c0).min(TABLE);
+        let flat = t.k.as_flattened_mut();
+        let zx = self.zx;
+        for (i, c) in (c0..c0 + t.len).enumerate() {
+            let bias = self.stage.bias.map_or(0, |b| b[c]);
+            let (pp, jj) = (i / 2, i % 2);
+            flat[8 * pp + jj] = start3(self.w, k8, c, zx, bias);
+            let (pp, jj) = (i / 2, i % 2);
+            let (m, e, half) = crate::quant::requant::arm::consts(
+                self.stage.mults[c * pc],
+                self.stage.shifts[c * pc],
+            );
+            let at = 8 * pp + 2 + 3 * jj;
+            flat[at..at + 3].copy_from_slice(&[m, e, half + (self.stage.zo << e)]);
+        }
+    }
+}
+
+/// The start of channel `c`'s sums in the int8 kernel (with a pixel's q): 256·(bias − C),
+/// C = Σ_even w·(1 + z_x) + Σ_odd w·(129 + z_x), what the encoding ([`encode3`]) adds to
+/// Σ w·(x − z_x) besides q's part; wrapping (exact when the sums fit, see `run`).
+#[cfg_attr(
+    not(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)),
+    allow(dead_code)
+)]
+fn start3(w: &[i8], k8: usize, c: usize, zx: i32, bias: i32) -> i32 {
+    let (q, j) = (c / 2, c % 2);
+    let (mut even, mut odd) = (0i32, 0i32);
+    for g in w.chunks_exact(8).skip(q * k8 / 4).take(k8 / 4) {
+        let b = &g[4 * j..4 * j + 4];
+        even += (b[0] as u8 as i32 - 128) + (b[2] as u8 as i32 - 128);
+        odd += b[1] as i32 + b[3] as i32;
+    }
+    let corr = (1 + zx)
+        .wrapping_mul(even)
+        .wrapping_add((129 + zx).wrapping_mul(odd));
+    bias.wrapping_sub(corr).wrapping_mul(256)
+}
+
+/// The int8 layout's buffer words of four int8 inputs `v` (little-endian bytes x0..x3):
+/// X1 = (x1 + 129, x3 + 129) and X2 = (256·x0 − x1 + 127, 256·x2 − x3 + 127) as i16 halves,
+/// and 256·(x0 + x2 + 2) (the sum of X1's and X2's halves).
+#[inline(always)]
+fn encode3(v: u32) -> (u32, u32, i32) {
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    {
+        let (a, b, s): (u32, u32, i32);
+        // SAFETY: register arithmetic only (sadd16/ssub16 set the GE flags, declared
+        // clobbered by not preserving flags).
+        unsafe {
+            core::arch::asm!(
+                "sxtb16 {o}, {v}, ror #8",
+                "sadd16 {a}, {o}, {k129}",
+                "lsl {b}, {v}, #8",
+                "and {b}, {b}, #0xff00ff00",
+                "ssub16 {b}, {b}, {o}",
+                "sadd16 {b}, {b}, {k127}",
+                "smuad {s}, {a}, {one}",
+                "smlad {s}, {b}, {one}, {s}",
+                v = in(reg) v,
+                k129 = in(reg) 0x0081_0081u32,
+                k127 = in(reg) 0x007f_007fu32,
+                one = in(reg) 0x0001_0001u32,
+                o = out(reg) _,
+                a = out(reg) a,
+                b = out(reg) b,
+                s = out(reg) s,
+                options(pure, nomem, nostack),
+            );
+        }
+        (a, b, s)
+    }
+    #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
+    {
+        let x = |i: u32| (v >> (8 * i)) as u8 as i8 as i32;
+        let lane = |e: i32, o: i32| ((o + 129) as u16 as u32, (256 * e - o + 127) as u16 as u32);
+        let (a0, b0) = lane(x(0), x(1));
+        let (a1, b1) = lane(x(2), x(3));
+        (a0 | a1 << 16, b0 | b1 << 16, 256 * (x(0) + x(2) + 2))
+    }
+}
+
+/// Writes pixel `p` (< 3) of the int8 layout's buffer from its k ≤ 4·groups inputs `src`
+/// (bytes past k as −1, which the encoding makes 0 in the even sum), and returns its q:
+/// −128·256·Σ_even x̃, the part of the kernel's sum the weights do not decide.
+fn fill3(words: &mut [u32], p: usize, src: &[u8]) -> i32 {
+    let full = (src.len() / 4).min(words.len() / 8);
+    let (head, tail) = words.split_at_mut(8 * full);
+    let mut s = encode3_words(head.get_mut(2 * p..).unwrap_or(&mut []), &src[..4 * full]);
+    let rest = src.get(4 * full..).unwrap_or(&[]);
+    for (i, w) in tail.chunks_exact_mut(8).enumerate() {
+        let b = |j: usize| {
+            if i == 0 {
+                rest.get(j).copied().unwrap_or(0xff)
+            } else {
+                0xff
+            }
+        };
+        let (a, bb, t) = encode3(u32::from_le_bytes([b(0), b(1), b(2), b(3)]));
+        (w[2 * p], w[2 * p + 1], s) = (a, bb, s.wrapping_add(t));
+    }
+    s.wrapping_mul(-128)
+}
+
+/// [`encode3`] of each word of `src` (whole words) into `dst[8i]`, `dst[8i + 1]` (the
+/// caller offsets `dst` to the pixel's words); returns the sum of the third values.
+fn encode3_words(dst: &mut [u32], src: &[u8]) -> i32 {
+    let words = (src.len() / 4).min((dst.len() + 6) / 8);
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    if words > 0 {
+        let mut s = 0i32;
+        // SAFETY: reads `words` whole (possibly unaligned: ldr allows it on the M4) words
+        // of `src` and writes dst[8i], dst[8i + 1] for i < words, all within the slices
+        // (words ≤ src.len()/4 and 8·(words − 1) + 2 ≤ dst.len()); dst is word-aligned
+        // (a u32 slice) for strd. Registers and flags only otherwise.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {v}, [{src}], #4",
+                "sxtb16 {a}, {v}, ror #8",
+                "sadd16 {a}, {a}, {k129}",
+                "lsl {v}, {v}, #8",
+                "and {v}, {v}, #0xff00ff00",
+                "ssub16 {v}, {v}, {a}",
+                "sadd16 {v}, {v}, {k256}",
+                "smlad {s}, {a}, {one}, {s}",
+                "smlad {s}, {v}, {one}, {s}",
+                "strd {a}, {v}, [{dst}], #32",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                src = inout(reg) src.as_ptr() => _,
+                dst = inout(reg) dst.as_mut_ptr() => _,
+                n = inout(reg) words => _,
+                s = inout(reg) s,
+                k129 = in(reg) 0x0081_0081u32,
+                k256 = in(reg) 0x0100_0100u32,
+                one = in(reg) 0x0001_0001u32,
+                v = out(reg) _,
+                a = out(reg) _,
+                options(nostack),
+            );
+        }
+        return s;
+    }
+    let mut s = 0i32;
+    for (v, w) in src.chunks_exact(4).zip(dst.chunks_mut(8)).take(words) {
+        let (a, b, t) = encode3(u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
+        if let [wa, wb, ..] = w {
+            (*wa, *wb, s) = (a, b, s.wrapping_add(t));
+        }
+    }
+    s
+}
+
+/// The exact sums Σ w·(x − z_x) of channel pairs `q0..q1` (≤ CHUNK of them) of the three
+/// pixels in the int8 layout's buffer, decoding both encodings: `sums[p][c − 2·q0]`.
+fn kernel3_portable(
+    buf: &[u32],
+    w: &[i8],
+    k8: usize,
+    zx: i32,
+    q0: usize,
+    q1: usize,
+    sums: &mut [[i32; 2 * CHUNK]; 3],
+) {
+    let half = |v: u32, h: usize| i32::from((v >> (16 * h)) as i16);
+    for (qi, wq) in w.chunks_exact(2 * k8).skip(q0).take(q1 - q0).enumerate() {
+        for (p, sp) in sums.iter_mut().enumerate() {
+            let mut acc = [0i32; 2];
+            for (xg, wg) in buf.chunks_exact(8).zip(wq.chunks_exact(8)) {
+                let (x1, x2) = (xg[2 * p], xg[2 * p + 1]);
+                for h in 0..2 {
+                    let xo = half(x1, h);
+                    let xe = (half(x2, h) + xo) / 256;
+                    let (xo, xe) = (xo - 129 - zx, xe - 1 - zx);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let b = &wg[4 * j..4 * j + 4];
+                        let we = b[2 * h] as u8 as i32 - 128;
+                        let wo = b[2 * h + 1] as i32;
+                        *a = a.wrapping_add(we * xe + wo * xo);
+                    }
+                }
+            }
+            sp[2 * qi..2 * qi + 2].copy_from_slice(&acc);
+        }
+    }
+}
+
+/// [`fill3`] of output pixel `px`'s patch straight from the image `x`, for the geometries
+/// [`rows_path`] serves (as [`fill_rows`]: a row inside the image is its kw·c_in contiguous
+/// input bytes, a row above or below it the zero point, a row crossing the left or right
+/// edge takes the zero point for its outside taps).
+fn fill3_rows(
+    words: &mut [u32],
+    p: usize,
+    g: &Geom,
+    x: &[u8],
+    px: usize,
+    zx: i32,
+    row: &mut Row,
+) -> i32 {
+    let seg = g.kw * g.ic;
+    let per_row = seg / 4;
+    let (plane, ow) = ((g.oh * g.ow).max(1), g.ow.max(1));
+    let (b, oy, ox) = (px / plane, px % plane / ow, px % ow);
+    // Pointer-sized arithmetic (every index fits: `Geom::check`), not `Geom::in_y`'s i64.
+    let y0 = (oy * g.sh) as isize - g.pt as isize;
+    let x0 = (ox * g.sw) as isize - g.pl as isize;
+    let inside_x = x0 >= 0 && x0 as usize + g.kw <= g.iw;
+    let z = zx as i8 as u8;
+    let (za, zb, zt) = encode3(u32::from_le_bytes([z; 4]));
+    let row = &mut row.0;
+    let seg = seg.min(row.len());
+    let mut s = 0i32;
+    for fy in 0..g.kh {
+        let first = fy * per_row;
+        let Some(dst) = words.get_mut(8 * first..8 * (first + per_row)) else {
+            break;
+        };
+        let y = y0 + (fy * g.dh) as isize;
+        let base = (b * g.ih + y.max(0) as usize) * g.iw;
+        let src = if y < 0 || y >= g.ih as isize {
+            None
+        } else if inside_x {
+            let at = (base + x0 as usize) * g.ic;
+            x.get(at..at + seg)
+        } else {
+            // Crossing an edge: the row's taps inside the image (one copy), the others at the
+            // zero point.
+            let lo = (-x0).clamp(0, g.kw as isize) as usize;
+            let hi = (g.iw as isize - x0).clamp(lo as isize, g.kw as isize) as usize;
+            row[..lo * g.ic].fill(z);
+            row[hi * g.ic..seg].fill(z);
+            let at = (base as isize + x0 + lo as isize) as usize * g.ic;
+            match x.get(at..at + (hi - lo) * g.ic) {
+                Some(v) => row[lo * g.ic..hi * g.ic].copy_from_slice(v),
+                None => row[lo * g.ic..hi * g.ic].fill(z),
+            }
+            Some(&row[..seg])
+        };
+        match src {
+            Some(src) => {
+                let t = encode3_words(dst.get_mut(2 * p..).unwrap_or(&mut []), src);
+                s = s.wrapping_add(t);
+            }
+            None => {
+                for w in dst.chunks_exact_mut(8) {
+                    (w[2 * p], w[2 * p + 1], s) = (za, zb, s.wrapping_add(zt));
+                }
+            }
+        }
+    }
+    // Groups past k (k8 > k): −1, nothing in the even sum.
+    let (pa, pb, _) = encode3(u32::MAX);
+    for w in words.chunks_exact_mut(8).skip(g.kh * per_row) {
+        (w[2 * p], w[2 * p + 1]) = (pa, pb);
+    }
+    s.wrapping_mul(-128)
 }
 
 /// One call's weights and output stage.
@@ -445,14 +925,14 @@ struct Direct<'a> {
     )]
     fused: bool,
     stage: Stage<'a>,
+    /// The input zero point.
+    zx: i32,
 }
 
 impl Direct<'_> {
     /// The n outputs of the two pixels in `buf` at `y[o0..]` and `y[o1..]` (no second
-    /// pixel: `o1` is `None`, its sums are thrown away); `WIDE`: the i16 layout (channel
-    /// quads), else int8 (pairs).
-    #[allow(clippy::too_many_arguments)]
-    fn pair<const WIDE: bool>(
+    /// pixel: `o1` is `None`, its sums are thrown away), the i16 layout (channel quads).
+    fn pair(
         &self,
         buf: &[u32],
         y: &mut [u8],
@@ -473,14 +953,14 @@ impl Direct<'_> {
             None => (&mut y[o0..o0 + n], &mut [][..]),
         };
         // Bytes of a channel pair's weights (the i16 layout: whole quads, pairs rounded up).
-        let per = if WIDE { 4 * self.k8 } else { 2 * self.k8 };
+        let per = 4 * self.k8;
         let mut q0 = 0;
         while q0 < pairs {
             let q1 = pairs.min(q0 + CHUNK);
-            let e = if WIDE { q1.next_multiple_of(2) } else { q1 };
+            let e = q1.next_multiple_of(2);
             let w = &self.w[q0 * per..e * per];
             #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
-            if WIDE && self.fused {
+            if self.fused {
                 let (c0, c1) = (2 * q0, 2 * q1);
                 if c0 < t.first || c1 > t.first + t.len {
                     self.stage.fill_quads(t, c0, n);
@@ -501,11 +981,7 @@ impl Direct<'_> {
                     continue;
                 }
             }
-            if WIDE {
-                kernel16(buf, w, sums, (e - q0) / 2, groups);
-            } else {
-                kernel(buf, w, sums, q1 - q0, groups);
-            }
+            kernel16(buf, w, sums, (e - q0) / 2, groups);
             let (c0, c1) = (2 * q0, n.min(2 * q1));
             let y1 = if y1.is_empty() {
                 &mut [][..]
@@ -679,63 +1155,6 @@ fn rows_path(g: &Geom) -> bool {
 #[repr(C, align(8))]
 struct Sums([i32; 4 * CHUNK]);
 
-/// The sums of `pairs ≤ CHUNK` channel pairs over `groups` groups (see the assembly's
-/// contract): `sums[2q + j]` for channel j of pair q of pixel 0, `sums[2·CHUNK + 2q + j]` of
-/// pixel 1. `buf` holds `4·groups` words, `w` `8·groups` bytes per pair; `groups` is even.
-fn kernel(buf: &[u32], w: &[i8], sums: &mut Sums, pairs: usize, groups: usize) {
-    let pairs = pairs.min(CHUNK);
-    if groups == 0 || pairs == 0 || buf.len() < 4 * groups || w.len() < 8 * groups * pairs {
-        sums.0.fill(0);
-        return;
-    }
-    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
-    {
-        const _: () = assert!(CHUNK == 16); // pixel 1's sums 128 bytes on (the assembly)
-        if groups % 2 == 0 && (buf.as_ptr() as usize | w.as_ptr() as usize) % 4 == 0 {
-            // SAFETY: the assembly's contract: groups even and ≥ 2, 1 ≤ pairs ≤ 16, reads
-            // 16·groups bytes of `buf` and 8·groups·pairs of `w` (both checked above, and
-            // word-aligned), writes words 0..2·pairs and 32..32 + 2·pairs of `sums` (8-byte
-            // aligned, 64 words).
-            unsafe {
-                conv_s8_m4dsp_2x2(
-                    buf.as_ptr(),
-                    w.as_ptr(),
-                    sums.0.as_mut_ptr(),
-                    groups as u32,
-                    pairs as u32,
-                )
-            };
-            return;
-        }
-    }
-    kernel_portable(buf, w, sums, pairs, groups);
-}
-
-/// [`kernel`] in plain Rust (other targets, and the reference the assembly is tested
-/// against).
-fn kernel_portable(buf: &[u32], w: &[i8], sums: &mut Sums, pairs: usize, groups: usize) {
-    for (q, wq) in w.chunks_exact(8 * groups).take(pairs).enumerate() {
-        let mut acc = [0i32; 4];
-        for (xw, wg) in buf.chunks_exact(4).zip(wq.chunks_exact(8)) {
-            for j in 0..2 {
-                let wj = &wg[4 * j..4 * j + 4];
-                for p in 0..2 {
-                    // Word 2h + p: pixel p's (k_h, k_{h+2}).
-                    for h in 0..2 {
-                        let v = xw[2 * h + p];
-                        for (i, &b) in [wj[h], wj[h + 2]].iter().enumerate() {
-                            let a = i32::from((v >> (16 * i)) as i16);
-                            acc[2 * p + j] = acc[2 * p + j].wrapping_add(a * i32::from(b));
-                        }
-                    }
-                }
-            }
-        }
-        sums.0[2 * q..2 * q + 2].copy_from_slice(&acc[..2]);
-        sums.0[2 * CHUNK + 2 * q..2 * CHUNK + 2 * q + 2].copy_from_slice(&acc[2..]);
-    }
-}
-
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
 extern "C" {
     /// `asm/thumbv7em/conv_s16_m4dsp_2x4.S` (its header is the contract): the sums (`y`
@@ -754,13 +1173,6 @@ extern "C" {
         y: *mut u8,
         y1: isize,
     );
-    /// `asm/thumbv7em/conv_s8_m4dsp_2x2.S`: the sums of the int8 layout ([`kernel`]).
-    #[link_name = concat!(
-        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_",
-        env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
-        "_conv_s8_m4dsp_2x2"
-    )]
-    fn conv_s8_m4dsp_2x2(x: *const u32, w: *const i8, sums: *mut i32, groups: u32, pairs: u32);
 }
 
 /// The sums of `quads ≤ CHUNK/2` channel quads of the i16 layout over `groups` groups (see
@@ -883,6 +1295,10 @@ fn kernel16_portable(buf: &[u32], w: &[i8], sums: &mut Sums, quads: usize, group
 pub(crate) fn pack(w: &[i8], k: usize, n: usize, wide: bool) -> Option<alloc::vec::Vec<u8>> {
     let k8 = k8(k)?;
     let mut out = alloc::vec![0u8; weight_bytes(k, n, wide)?];
+    if !wide {
+        // The int8 layout's zero weight at even k is 128 (even bytes: w + 128).
+        out.iter_mut().step_by(2).for_each(|b| *b = 0x80);
+    }
     for c in 0..n {
         for i in 0..k {
             let (g, t) = (i / 4, i % 4);
@@ -894,7 +1310,7 @@ pub(crate) fn pack(w: &[i8], k: usize, n: usize, wide: bool) -> Option<alloc::ve
                 out[at..at + 2].copy_from_slice(&i16::from(v).to_le_bytes());
             } else {
                 let (q, j) = (c / 2, c % 2);
-                out[q * 2 * k8 + g * 8 + j * 4 + t] = v as u8;
+                out[q * 2 * k8 + g * 8 + j * 4 + t] = v as u8 ^ if t % 2 == 0 { 0x80 } else { 0 };
             }
         }
     }
@@ -1022,6 +1438,12 @@ mod tests {
                     let mut got_patch = alloc::vec![0u8; k];
                     patch(&g, &x, px, zx, &mut got_patch);
                     assert_eq!(got_patch, want_patch, "{g:?} px {px}");
+                    let (mut want3, mut got3) =
+                        (alloc::vec![9u32; 2 * k8], alloc::vec![9u32; 2 * k8]);
+                    let q = fill3(&mut want3, 2, &want_patch);
+                    let got = fill3_rows(&mut got3, 2, &g, &x, px, zx, &mut Row([0; 64]));
+                    assert_eq!(got, q, "{g:?} px {px}");
+                    assert_eq!(got3, want3, "{g:?} px {px}");
                     let (mut want, mut got) = (alloc::vec![9u32; k8], alloc::vec![9u32; k8]);
                     fill(&mut want, 1, &want_patch, zx);
                     fill_rows(&mut got, 1, &g, &x, px, zx, &mut Row([0; 64]));
@@ -1063,7 +1485,55 @@ mod tests {
                     .map(|i| if i % 3 == 0 { 128 } else { r() as u8 })
                     .collect();
                 let k8 = k8(k).unwrap();
-                for wide in [false, true] {
+                let c3: Vec<u8> = (0..k).map(|_| r() as u8).collect();
+                // The int8 layout: the portable kernel, and a model of the assembly's
+                // arithmetic (wrapping smlad sums from q and the table's start).
+                let packed = pack(&w, k, n, false).unwrap();
+                let packed: Vec<i8> = packed.iter().map(|&v| v as i8).collect();
+                let mut room = alloc::vec![0u8; 8 * k8 + ALIGN_ROOM + 3];
+                let off = room.as_ptr().align_offset(4);
+                let buf = pair_buffer(&mut room[off..off + 8 * k8 + ALIGN_ROOM], k8, false);
+                let buf = buf.unwrap();
+                assert_eq!((buf.as_ptr() as usize + 8 * k8) % 256, 0);
+                let xs = [&a, &b, &c3];
+                let q = [0, 1, 2].map(|p| fill3(buf, p, xs[p]));
+                let pairs = n.div_ceil(2);
+                let half = |v: u32, h: usize| i32::from((v >> (16 * h)) as i16);
+                let smlad = |acc: i32, u: u32, v: u32| {
+                    acc.wrapping_add(half(u, 0) * half(v, 0))
+                        .wrapping_add(half(u, 1) * half(v, 1))
+                };
+                for q0 in (0..pairs).step_by(CHUNK) {
+                    let q1 = pairs.min(q0 + CHUNK);
+                    let mut sums = [[7; 2 * CHUNK]; 3];
+                    kernel3_portable(buf, &packed, k8, zx, q0, q1, &mut sums);
+                    for c in 2 * q0..n.min(2 * q1) {
+                        for (p, x) in xs.into_iter().enumerate() {
+                            let want: i32 = (0..k)
+                                .map(|i| (x[i] as i8 as i32 - zx) * w[c * k + i] as i32)
+                                .sum();
+                            assert_eq!(sums[p][c - 2 * q0], want, "k {k} n {n} c {c}");
+                            let bias = 1000 - c as i32 * 77;
+                            let mut acc = q[p].wrapping_add(start3(&packed, k8, c, zx, bias));
+                            let wc = &packed[(c / 2) * 2 * k8..];
+                            for g in 0..k8 / 4 {
+                                let wb = &wc[8 * g + 4 * (c % 2)..8 * g + 4 * (c % 2) + 4];
+                                let wv = u32::from_le_bytes([
+                                    wb[0] as u8,
+                                    wb[1] as u8,
+                                    wb[2] as u8,
+                                    wb[3] as u8,
+                                ]);
+                                let u = wv & 0x00ff_00ff;
+                                acc = smlad(acc, wv, buf[8 * g + 2 * p]);
+                                acc = smlad(acc, u, buf[8 * g + 2 * p + 1]);
+                            }
+                            assert_eq!(acc, (want + bias) * 256, "k {k} n {n} c {c} zx {zx}");
+                        }
+                    }
+                }
+                {
+                    let wide = true;
                     let packed = pack(&w, k, n, wide).unwrap();
                     let packed: Vec<i8> = packed.iter().map(|&v| v as i8).collect();
                     // The buffer as `run` places it (the i16 layout: ending on 256 bytes).
@@ -1086,10 +1556,6 @@ mod tests {
                             let wc = &packed[q0 * per..e * per];
                             kernel16(buf, wc, &mut sums, (e - q0) / 2, k8 / 4);
                             kernel16_portable(buf, wc, &mut port, (e - q0) / 2, k8 / 4);
-                        } else {
-                            let wc = &packed[q0 * per..q1 * per];
-                            kernel(buf, wc, &mut sums, q1 - q0, k8 / 4);
-                            kernel_portable(buf, wc, &mut port, q1 - q0, k8 / 4);
                         }
                         assert_eq!(sums.0, port.0);
                         for c in 2 * q0..n.min(2 * q1) {
