@@ -640,7 +640,8 @@ impl Direct<'_> {
                     continue;
                 }
                 let y = &mut y[o[p] + c0..o[p] + c1];
-                self.stage.write(k, &sums[p], &sums[p], y, &mut []);
+                self.stage
+                    .write(k, &sums[p], &sums[p], y, &mut [], &mut t.spare);
             }
             q0 = q1;
         }
