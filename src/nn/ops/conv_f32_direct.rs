@@ -13,7 +13,7 @@
 //! (the caller's threads take blocks, as with the GEMM).
 
 use super::conv::Geom;
-use super::depthwise_lanes::{Elem, FLanes, Finish, Isa};
+use super::depthwise_lanes::{FLanes, Finish, Isa};
 use crate::error::Error;
 
 /// Input channels this form takes, at most (more go `conv_rows` or im2col).
@@ -160,54 +160,8 @@ impl<'a> Direct<'a> {
     }
 }
 
-/// # Safety
-/// `r`'s pointers valid for `len` pixels (see [`Direct::block`]); `isa` runs on this CPU.
-unsafe fn dispatch(isa: Isa, r: &Run, len: usize) {
-    // SAFETY: forwarded; each function is called only for its instruction set.
-    unsafe {
-        match isa {
-            #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
-            Isa::Portable => portable(r, len),
-            #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
-            Isa::M4Dsp => portable(r, len),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => avx2(r, len),
-            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-            Isa::Avx512 | Isa::Avx512Vnni => avx512(r, len),
-        }
-    }
-}
-
-/// # Safety
-/// As [`dispatch`].
-unsafe fn portable(r: &Run, len: usize) {
-    // SAFETY: forwarded.
-    unsafe {
-        let c = channels::<<f32 as Elem>::Portable>(r, len, 0);
-        channels::<f32>(r, len, c);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2(r: &Run, len: usize) {
-    // SAFETY: forwarded; this function runs only with AVX2+FMA.
-    unsafe {
-        let c = channels::<<f32 as Elem>::Avx2>(r, len, 0);
-        channels::<f32>(r, len, c);
-    }
-}
-
-#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-unsafe fn avx512(r: &Run, len: usize) {
-    // SAFETY: forwarded; this function runs only with AVX-512F/BW, AVX2 and FMA.
-    unsafe {
-        let c = channels::<<f32 as Elem>::Avx512>(r, len, 0);
-        let c = channels::<<f32 as Elem>::Avx2>(r, len, c);
-        channels::<f32>(r, len, c);
-    }
-}
+// `dispatch(isa, r, n)`: `channels` with the widest lanes `isa` has, then narrower ones.
+super::depthwise_lanes::f32_lanes_dispatch!(Run);
 
 /// Output channels from `c` while whole vectors of `L` fit; returns the first not done.
 ///

@@ -12,7 +12,7 @@
 //! after the widest vectors go the narrower ones (AVX-512: 16 lanes, then AVX2's 8, then
 //! one lane at a time).
 
-use super::depthwise_lanes::{Elem, FLanes, Finish, Isa};
+use super::depthwise_lanes::{FLanes, Finish, Isa};
 
 /// Filter rows a row takes, at most (larger filters go the general kernel).
 pub(crate) const MAX_KH: usize = 16;
@@ -110,54 +110,8 @@ pub(crate) fn run(isa: Isa, r: &Row, out: &mut [f32]) -> bool {
     true
 }
 
-/// # Safety
-/// `r`'s pointers valid for `n` pixels (see [`run`]); `isa` runs on this CPU.
-unsafe fn dispatch(isa: Isa, r: &Raw, n: usize) {
-    // SAFETY: forwarded; each function is called only for its instruction set.
-    unsafe {
-        match isa {
-            #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
-            Isa::Portable => portable(r, n),
-            #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
-            Isa::M4Dsp => portable(r, n),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => avx2(r, n),
-            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-            Isa::Avx512 | Isa::Avx512Vnni => avx512(r, n),
-        }
-    }
-}
-
-/// # Safety
-/// As [`dispatch`].
-unsafe fn portable(r: &Raw, n: usize) {
-    // SAFETY: forwarded.
-    unsafe {
-        let c = channels::<<f32 as Elem>::Portable>(r, n, 0);
-        channels::<f32>(r, n, c);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn avx2(r: &Raw, n: usize) {
-    // SAFETY: forwarded; this function runs only with AVX2+FMA.
-    unsafe {
-        let c = channels::<<f32 as Elem>::Avx2>(r, n, 0);
-        channels::<f32>(r, n, c);
-    }
-}
-
-#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-unsafe fn avx512(r: &Raw, n: usize) {
-    // SAFETY: forwarded; this function runs only with AVX-512F/BW, AVX2 and FMA.
-    unsafe {
-        let c = channels::<<f32 as Elem>::Avx512>(r, n, 0);
-        let c = channels::<<f32 as Elem>::Avx2>(r, n, c);
-        channels::<f32>(r, n, c);
-    }
-}
+// `dispatch(isa, r, n)`: `channels` with the widest lanes `isa` has, then narrower ones.
+super::depthwise_lanes::f32_lanes_dispatch!(Raw);
 
 /// Channels from `c` while whole vectors of `L` fit, for all `n` pixels; returns the first
 /// channel not done.

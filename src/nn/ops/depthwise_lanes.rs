@@ -203,6 +203,64 @@ pub(crate) trait Lanes: Copy {
     unsafe fn finish(self, k: &Self::Consts, out: *mut Self::X);
 }
 
+/// The entry of an f32 kernel written over [`FLanes`] (`depthwise_f32`, `conv_f32_direct`):
+/// defines `unsafe fn dispatch(isa, r: &$run, n)`, which runs the caller's
+/// `channels::<L>(r, n, c) -> next c` with the widest lanes `isa` has, then the narrower ones,
+/// then one channel at a time (plain `f32`). Each instruction set gets its own
+/// `#[target_feature]` function, so `channels` is compiled once per set.
+macro_rules! f32_lanes_dispatch {
+    ($run:ty) => {
+        /// # Safety
+        /// `r`'s pointers valid for `n` pixels (as the calling module documents); `isa`
+        /// runs on this CPU.
+        unsafe fn dispatch(isa: $crate::nn::ops::depthwise_lanes::Isa, r: &$run, n: usize) {
+            use $crate::nn::ops::depthwise_lanes::{Elem, Isa};
+            /// # Safety
+            /// As `dispatch`.
+            unsafe fn portable(r: &$run, n: usize) {
+                // SAFETY: forwarded (the M4 has no f32 lanes of its own: it runs these too).
+                unsafe {
+                    let c = channels::<<f32 as Elem>::Portable>(r, n, 0);
+                    channels::<f32>(r, n, c);
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2(r: &$run, n: usize) {
+                // SAFETY: forwarded; this function runs only with AVX2+FMA.
+                unsafe {
+                    let c = channels::<<f32 as Elem>::Avx2>(r, n, 0);
+                    channels::<f32>(r, n, c);
+                }
+            }
+            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+            #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+            unsafe fn avx512(r: &$run, n: usize) {
+                // SAFETY: forwarded; this function runs only with AVX-512F/BW, AVX2 and FMA.
+                unsafe {
+                    let c = channels::<<f32 as Elem>::Avx512>(r, n, 0);
+                    let c = channels::<<f32 as Elem>::Avx2>(r, n, c);
+                    channels::<f32>(r, n, c);
+                }
+            }
+            // SAFETY: forwarded; each function is called only for its instruction set.
+            unsafe {
+                match isa {
+                    #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
+                    Isa::Portable => portable(r, n),
+                    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+                    Isa::M4Dsp => portable(r, n),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => avx2(r, n),
+                    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+                    Isa::Avx512 | Isa::Avx512Vnni => avx512(r, n),
+                }
+            }
+        }
+    };
+}
+pub(crate) use f32_lanes_dispatch;
+
 /// f32 lanes taking one tap at a time: the whole-row kernel's (`depthwise_f32`).
 pub(crate) trait FLanes: Lanes<X = f32, W = f32, A = f32> {
     /// Output pixels per tile of that kernel: its 2·P accumulators (two vectors of
