@@ -16,7 +16,9 @@
 # /work/bench-models; seeded random weights, nothing downloaded), builds target/release/edgemm
 # with `cargo build --release --bin edgemm` when src/bin/edgemm.rs exists (the edgemm column is
 # skipped, with a note, when it does not), then runs scripts/bench_runtime.py, which prints the
-# machine, the runtimes' versions and the tables, and writes a CSV (--csv PATH).
+# machine, the runtimes' versions and the tables, and writes a CSV (--csv PATH). edgemm runs the
+# .tflite files and, for float32, also the .onnx file onnxruntime runs (column "edgemm ONNX",
+# NCHW input as the file declares, like onnxruntime's).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"   # no cd: --csv and --edgemm paths stay relative to
                                            # the caller's folder, where the CSV goes by default

@@ -38,16 +38,23 @@ model runs every runtime back to back; the runtime order rotates between repeats
     edgemm       `target/release/edgemm run MODEL.tflite --repeat N [--threads T]`, which prints
                  `latency_us median=<x> min=<y>`; a non-zero exit is shown as
                  "unsupported: <its error>" and the run goes on
+    edgemm-onnx  float32 models only: the same command on the tf2onnx file ORT runs,
+                 `edgemm run MODEL_float32.onnx --repeat N [--threads T]` (imported and lowered
+                 at load, outside the timing). No --io-layout: like ORT, it takes the NCHW
+                 input the file declares, so its NCHW -> NHWC TRANSPOSE (a RESHAPE when there
+                 is one channel) is part of each timed run; its output is the file's [1, classes]
 
 Each measurement: warm-up (at least 3 runs and 0.2 s), then N timed runs, median and min in
 microseconds. N is chosen per model, dtype and runtime at the first repeat (from the warm-up;
 for edgemm from a first `--repeat 5` call) so that one measurement takes about --target-s
 seconds, and kept for the later repeats. The Python runtimes time each invoke() /
 run_with_iobinding() with perf_counter_ns (inputs set once, outside the timed region; the
-call's own Python overhead, about a microsecond, is included); edgemm times itself. The whole comparison is repeated R times; the table shows
-the median of the R medians with the spread (min..max of the medians), and edgemm's ratio to
-the best other runtime (< 1: edgemm is faster). A CSV with the summary and one with every
-measurement are written (--csv).
+call's own Python overhead, about a microsecond, is included); edgemm times itself. The whole
+comparison is repeated R times; the table shows the median of the R medians with the spread
+(min..max of the medians), edgemm's ratio to the best runtime that is not edgemm
+("edgemm/best", < 1: edgemm is faster), and for float32 edgemm-onnx's ratio to onnxruntime on
+the same .onnx file ("onnx/ort"). A CSV with the summary and one with every measurement are
+written (--csv); their `runtime` column is one of the names above.
 """
 
 import argparse
@@ -71,9 +78,10 @@ BUILDER_VERSION = "1"
 
 MODEL_ORDER = ["kws", "mbv1", "resnet8", "ae", "mbv2"]
 DTYPES = ["int8", "float32"]
-RUNTIMES = ["tflite", "xnnpack", "ort", "edgemm"]
+RUNTIMES = ["tflite", "xnnpack", "ort", "edgemm", "edgemm-onnx"]
 RUNTIME_TITLES = {"tflite": "TFLite builtin", "xnnpack": "TFLite XNNPACK", "ort": "onnxruntime",
-                  "edgemm": "edgemm"}
+                  "edgemm": "edgemm", "edgemm-onnx": "edgemm ONNX"}
+EDGEMM_RUNTIMES = ("edgemm", "edgemm-onnx")
 
 tf = None
 np = None
@@ -479,7 +487,7 @@ class Edgemm:
 
     def __init__(self, args):
         self.path, self.why, self.threads_flag, self.version = None, "", False, ""
-        if "edgemm" not in args.runtimes:
+        if not any(r in args.runtimes for r in EDGEMM_RUNTIMES):
             self.why = "not selected (--runtimes)"
             return
         path = args.edgemm or os.path.join(ROOT, "target", "release", "edgemm")
@@ -621,7 +629,7 @@ def main():
     print("== edgemm runtime benchmark, %s" % datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
     for line in info:
         print(line)
-    if not edgemm.path and "edgemm" in args.runtimes:
+    if not edgemm.path and any(r in args.runtimes for r in EDGEMM_RUNTIMES):
         print("NOTE: the edgemm column is skipped: %s" % edgemm.why)
     if os.getloadavg()[0] > 0.5:
         print("NOTE: the machine is busy (load %.2f): other processes share these cores, "
@@ -649,7 +657,8 @@ def main():
         for rep in range(args.repeat):
             for ci, (m, d) in enumerate(cases):
                 present = [r for r in runtimes
-                           if (m, d, r) in runners or (r == "edgemm" and edgemm.path)]
+                           if (m, d, r) in runners or (edgemm.path and (
+                               r == "edgemm" or (r == "edgemm-onnx" and d == "float32")))]
                 k = (rep + ci) % len(present) if present else 0
                 order = present[k:] + present[:k]
                 line = []
@@ -658,13 +667,14 @@ def main():
                     if isinstance(results.get(key), str):
                         continue  # failed before: do not retry every repeat
                     # N per runtime, fixed at the first repeat: ~target_s per measurement
-                    if r == "edgemm":
-                        path = model_paths(args.models_dir, m)[d]
+                    if r in EDGEMM_RUNTIMES:
+                        path = model_paths(args.models_dir, m)["onnx" if r == "edgemm-onnx"
+                                                               else d]
                         if key not in counts:  # calibration run (also its warm-up)
                             med, mn, err = edgemm.measure(path, 5, threads, 5.0)
                             if err:
                                 results[key] = err
-                                line.append("edgemm: " + err[:60])
+                                line.append("%s: %s" % (r, err[:60]))
                                 continue
                             counts[key] = n_for(args.target_s, med / 1e6)
                             edgemm_us[key] = med
@@ -672,7 +682,7 @@ def main():
                         med, mn, err = edgemm.measure(path, n, threads, n * edgemm_us[key] / 1e6)
                         if err:
                             results[key] = err
-                            line.append("edgemm: " + err[:60])
+                            line.append("%s: %s" % (r, err[:60]))
                             continue
                     else:
                         invoke = runners[(m, d, r)].invoke
@@ -693,22 +703,28 @@ def main():
     summary_rows = []
     for threads in args.threads:
         print()
-        print("threads=%d  latency in us: median of %d repeat(s) [min..max of the medians]; "
-              "ratio = edgemm / best other (<1: edgemm faster)" % (threads, args.repeat))
+        print("threads=%d  latency in us: median of %d repeat(s) [min..max of the medians]"
+              % (threads, args.repeat))
+        print("ratios (<1: edgemm faster): edgemm/best = edgemm (.tflite) / the best runtime "
+              "that is not edgemm; onnx/ort = edgemm ONNX / onnxruntime (the same .onnx)")
         cols = [r for r in runtimes]
         head = ["model", "dtype"] + [RUNTIME_TITLES[r] for r in cols]
         if "edgemm" in cols:
             head.append("edgemm/best")
+        onnx_ratio = "edgemm-onnx" in cols and "ort" in cols and "float32" in args.dtypes
+        if onnx_ratio:
+            head.append("onnx/ort")
         rows = []
         notes = []
         for m, d in cases:
             row = [m, d]
             best_other = None
-            em = None
+            meds = {}
             for r in cols:
                 key = (threads, m, d, r)
                 v = results.get(key)
-                if r == "edgemm" and not edgemm.path:
+                if not edgemm.path and (r == "edgemm" or (r == "edgemm-onnx"
+                                                          and d == "float32")):
                     row.append("skipped")
                     summary_rows.append([threads, m, d, r, "", "", "", "", "",
                                          "skipped: " + edgemm.why])
@@ -729,13 +745,17 @@ def main():
                            if len(v) > 1 else fmt_us(med))
                 summary_rows.append([threads, m, d, r, counts[key], "%.3f" % med, "%.3f" % lo,
                                      "%.3f" % hi, "%.3f" % mn, "ok"])
-                if r == "edgemm":
-                    em = med
-                elif best_other is None or med < best_other[0]:
+                meds[r] = med
+                if r not in EDGEMM_RUNTIMES and (best_other is None or med < best_other[0]):
                     best_other = (med, r)
             if "edgemm" in cols:
-                if em is not None and best_other:
-                    row.append("%.2f (vs %s)" % (em / best_other[0], best_other[1]))
+                if "edgemm" in meds and best_other:
+                    row.append("%.2f (vs %s)" % (meds["edgemm"] / best_other[0], best_other[1]))
+                else:
+                    row.append("-")
+            if onnx_ratio:
+                if "edgemm-onnx" in meds and "ort" in meds:
+                    row.append("%.2f" % (meds["edgemm-onnx"] / meds["ort"]))
                 else:
                     row.append("-")
             rows.append(row)
