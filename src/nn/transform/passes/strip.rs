@@ -1,7 +1,9 @@
 //! `strip_unused`: removes the nodes no graph output depends on and the tensors nothing
 //! refers to. `remove_nodes(op=NAME)`: removes nodes that compute nothing — a RESHAPE or
-//! SQUEEZE to the shape it already has, a TRANSPOSE by the identity permutation — (all of
-//! them, or those of one operator), their readers rewired to the node's input.
+//! SQUEEZE to the shape it already has, a TRANSPOSE by the identity permutation, a RESHAPE or
+//! SQUEEZE read only by RESHAPEs (which give the shape themselves: the ONNX importer's layout
+//! RESHAPE before an ONNX Reshape or Flatten after a global pool) — (all of them, or those of
+//! one operator), their readers rewired to the node's input.
 
 use alloc::string::String;
 use alloc::vec;
@@ -20,7 +22,7 @@ pub(super) const STRIP_UNUSED: PassDef = PassDef {
 pub(super) const REMOVE_NODES: PassDef = PassDef {
     name: "remove_nodes",
     args: &["op"],
-    doc: "remove no-op RESHAPE/SQUEEZE (same shape) and identity TRANSPOSE nodes (op=NAME: only that operator)",
+    doc: "remove no-op RESHAPE/SQUEEZE (same shape, or read only by RESHAPEs) and identity TRANSPOSE nodes (op=NAME: only that operator)",
     run: Run::Graph(remove_nodes),
 };
 
@@ -54,16 +56,28 @@ fn strip_unused(g: &mut Graph, _: &Args) -> Result<String, Error> {
     ))
 }
 
-/// Whether node `i` passes its input 0 through unchanged.
+/// Whether node `i` passes its input 0 through unchanged, or is a RESHAPE or SQUEEZE (of the
+/// same type and quantization) whose every reader is a RESHAPE reading it as its data: that
+/// reader's output shape is its own, so it can read the node's input instead.
 fn is_no_op(g: &Graph, i: usize) -> bool {
     let node = &g.nodes[i];
-    let (Some(Some(x)), Some(&y)) = (node.inputs.first(), node.outputs.first()) else {
+    let (Some(Some(xi)), Some(&yi)) = (node.inputs.first(), node.outputs.first()) else {
         return false;
     };
-    let (x, y) = (&g.tensors[*x], &g.tensors[y]);
-    let same = x.shape == y.shape && x.dtype == y.dtype && x.quant == y.quant;
+    let (x, y) = (&g.tensors[*xi], &g.tensors[yi]);
+    let relabel = x.dtype == y.dtype && x.quant == y.quant;
+    let same = x.shape == y.shape && relabel;
+    let reshaped_again = || {
+        let mut reads = g
+            .nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter().enumerate().map(move |(k, &t)| (n, k, t)))
+            .filter(|&(_, _, t)| t == Some(yi))
+            .peekable();
+        reads.peek().is_some() && reads.all(|(n, k, _)| n.op == BuiltinOp::Reshape && k == 0)
+    };
     match node.op {
-        BuiltinOp::Reshape | BuiltinOp::Squeeze => same,
+        BuiltinOp::Reshape | BuiltinOp::Squeeze => same || (relabel && reshaped_again()),
         BuiltinOp::Transpose => {
             let perm = node.inputs.get(1).copied().flatten().map(|p| &g.tensors[p]);
             let identity = perm.and_then(|p| p.data.as_ref()).is_some_and(|d| {
@@ -166,5 +180,43 @@ mod tests {
         assert_eq!(run_f32(&g, 3), before);
         let bad = remove_nodes(&mut g, &args(&[("op", "CONV_2D")]));
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn remove_nodes_drops_a_reshape_read_only_by_reshapes() {
+        // pool-like [1, 1, 1, 4] -> RESHAPE [1, 4, 1, 1] -> RESHAPE [1, 4] -> FC, as the ONNX
+        // importer writes a Flatten after a global pool; a second reader that is not a
+        // RESHAPE keeps the first one.
+        for shared in [false, true] {
+            let mut b = Builder::default();
+            let x = b.act(&[1, 1, 1, 4]);
+            let nchw = b.act(&[1, 4, 1, 1]);
+            b.node(BuiltinOp::Reshape, OpOptions::None, &[x], &[nchw]);
+            let flat = b.act(&[1, 4]);
+            let to_flat = OpOptions::Reshape {
+                new_shape: Some(vec![1, 4]),
+            };
+            b.node(BuiltinOp::Reshape, to_flat, &[nchw], &[flat]);
+            let w = b.weights(4, 3, 1);
+            let y = b.act(&[1, 3]);
+            b.fc(flat, w, y);
+            let mut outs = vec![y];
+            if shared {
+                let w2 = b.weights(4, 2, 2);
+                let z = b.act(&[1, 2]);
+                b.fc(nchw, w2, z);
+                outs.push(z);
+            }
+            let mut g = b.finish(&[x], &outs);
+            let before = run_f32(&g, 5);
+            remove_nodes(&mut g, &Args::default()).unwrap();
+            let reshapes = g
+                .nodes
+                .iter()
+                .filter(|n| n.op == BuiltinOp::Reshape)
+                .count();
+            assert_eq!(reshapes, if shared { 2 } else { 1 });
+            assert_eq!(run_f32(&g, 5), before);
+        }
     }
 }
