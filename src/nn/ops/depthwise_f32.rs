@@ -10,7 +10,11 @@
 //! whose lane types this uses), then the bias, then the clamp. Nothing is set up per pixel
 //! or per tap: the caller gives the rows once per output row, and the channels left over
 //! after the widest vectors go the narrower ones (AVX-512: 16 lanes, then AVX2's 8, then
-//! one lane at a time).
+//! one lane at a time). With 3 filter columns and pixels 1 or 2 columns apart (stride 1 or
+//! 2, or wide pixels), AVX-512 tiles slide instead: a filter row's three weight columns stay
+//! in registers and each input column of the tile is loaded once, then used by every pixel
+//! whose window holds it (a third or half of the input loads; the same fused steps in the
+//! same order, so the same bits).
 
 use super::depthwise_lanes::{FLanes, Finish, Isa};
 
