@@ -10,7 +10,11 @@
 //! whose lane types this uses), then the bias, then the clamp. Nothing is set up per pixel
 //! or per tap: the caller gives the rows once per output row, and the channels left over
 //! after the widest vectors go the narrower ones (AVX-512: 16 lanes, then AVX2's 8, then
-//! one lane at a time).
+//! one lane at a time). With 3 filter columns and pixels 1 or 2 columns apart (stride 1 or
+//! 2, or wide pixels), AVX-512 tiles slide instead: a filter row's three weight columns stay
+//! in registers and each input column of the tile is loaded once, then used by every pixel
+//! whose window holds it (a third or half of the input loads; the same fused steps in the
+//! same order, so the same bits).
 
 use super::depthwise_lanes::{FLanes, Finish, Isa};
 
@@ -134,34 +138,56 @@ unsafe fn channels<L: FLanes>(r: &Raw, n: usize, mut c: usize) -> usize {
     c
 }
 
-/// Channels `c..c + V·N` of the `n` pixels, in tiles of `L::P` pixels and one of the rest.
+/// Channels `c..c + V·N` of the `n` pixels: by [`tiles`] with `S` the stride in taps when
+/// the lanes slide (`L::SLIDE`, 3 columns, a pixel `S` columns from the previous one), else
+/// with `S` = 0 (the general tile).
 ///
 /// # Safety
 /// As [`channels`], with those channels below oc.
 #[inline(always)]
 unsafe fn pixels<L: FLanes, const V: usize>(r: &Raw, n: usize, c: usize) {
+    // SAFETY: forwarded.
+    unsafe {
+        if L::SLIDE && r.kw == 3 && r.col > 0 {
+            if r.step == r.col {
+                return tiles::<L, V, 1>(r, n, c);
+            }
+            if Some(r.step) == r.col.checked_mul(2) {
+                return tiles::<L, V, 2>(r, n, c);
+            }
+        }
+        tiles::<L, V, 0>(r, n, c)
+    }
+}
+
+/// Channels `c..c + V·N` of the `n` pixels, in tiles of `L::P` pixels and one of the rest.
+///
+/// # Safety
+/// As [`pixels`].
+#[inline(always)]
+unsafe fn tiles<L: FLanes, const V: usize, const S: usize>(r: &Raw, n: usize, c: usize) {
     let mut x = 0;
     // SAFETY: every tile's pixels are below n (the arms above P never run: P ≥ 4, and
     // n − x < P after the loop).
     unsafe {
         while x + L::P <= n {
             if L::P == 8 {
-                tile::<L, V, 8>(r, c, x);
+                tile::<L, V, 8, S>(r, c, x);
             } else {
-                tile::<L, V, 4>(r, c, x);
+                tile::<L, V, 4, S>(r, c, x);
             }
             x += L::P;
         }
         match n - x {
             0 => {}
-            1 => tile::<L, V, 1>(r, c, x),
-            2 => tile::<L, V, 2>(r, c, x),
-            3 => tile::<L, V, 3>(r, c, x),
+            1 => tile::<L, V, 1, S>(r, c, x),
+            2 => tile::<L, V, 2, S>(r, c, x),
+            3 => tile::<L, V, 3, S>(r, c, x),
             m if L::P == 8 => match m {
-                4 => tile::<L, V, 4>(r, c, x),
-                5 => tile::<L, V, 5>(r, c, x),
-                6 => tile::<L, V, 6>(r, c, x),
-                _ => tile::<L, V, 7>(r, c, x),
+                4 => tile::<L, V, 4, S>(r, c, x),
+                5 => tile::<L, V, 5, S>(r, c, x),
+                6 => tile::<L, V, 6, S>(r, c, x),
+                _ => tile::<L, V, 7, S>(r, c, x),
             },
             _ => {}
         }
@@ -169,20 +195,51 @@ unsafe fn pixels<L: FLanes, const V: usize>(r: &Raw, n: usize, c: usize) {
 }
 
 /// Pixels `x..x + P`, channels `c..c + V·N`: the sums in registers through every tap,
-/// then the output stage.
+/// then the output stage. `S` = 0: tap by tap, each input loaded by the tap that reads it.
+/// `S` ∈ {1, 2} (3 columns, pixels `S` columns apart: step = S·col): per filter row, its
+/// three columns of weights are loaded once, and each input column of the tile's span once
+/// (pixel k's columns S·k..S·k + 3 share 3 − S of them with pixel k − 1's, kept in
+/// registers). Each sum still takes its taps in TFLite's order, the same fused steps.
 ///
 /// # Safety
-/// As [`pixels`], with those pixels below n.
+/// As [`tiles`], with those pixels below n; `S` > 0 only with 3 columns and step = S·col.
 #[inline(always)]
-unsafe fn tile<L: FLanes, const V: usize, const P: usize>(r: &Raw, c: usize, x: usize) {
+unsafe fn tile<L: FLanes, const V: usize, const P: usize, const S: usize>(
+    r: &Raw,
+    c: usize,
+    x: usize,
+) {
     // SAFETY (whole body): row i's input for pixel x + k, tap kx, channels c.. is at
-    // x[i] + (x + k)·step + kx·col + c, inside what `run` checked; its weights at
-    // w[i] + kx·oc + c; the outputs at out + (x + k)·oc + c.
+    // x[i] + (x + k)·step + kx·col + c, inside what `run` checked (with S > 0 that is
+    // x[i] + x·step + (S·k + kx)·col + c: input column j = S·k + kx of the span, j below
+    // S·(P − 1) + 3); its weights at w[i] + kx·oc + c; the outputs at out + (x + k)·oc + c.
     unsafe {
         let mut acc = [[L::zero(); V]; P];
         for i in 0..r.rows {
             let xs = r.x[i].add(x * r.step + c);
             let ws = r.w[i].add(c);
+            if S > 0 {
+                let mut w = [[L::zero(); V]; 3];
+                for (kx, w) in w.iter_mut().enumerate() {
+                    for (v, w) in w.iter_mut().enumerate() {
+                        *w = L::load(ws.add(kx * r.oc + v * L::N));
+                    }
+                }
+                // Input columns S·k, S·k + 1, S·k + 2 of pixel k: a window kept from the
+                // previous pixel's (its last one, or last two with S = 1). One call per
+                // pixel, so that every index is a constant (the sums stay in registers).
+                let mut win = [[L::zero(); V]; 3];
+                let c = (xs, r.col, &w);
+                slide::<L, V, P, S, 0>(&mut acc, &mut win, c);
+                slide::<L, V, P, S, 1>(&mut acc, &mut win, c);
+                slide::<L, V, P, S, 2>(&mut acc, &mut win, c);
+                slide::<L, V, P, S, 3>(&mut acc, &mut win, c);
+                slide::<L, V, P, S, 4>(&mut acc, &mut win, c);
+                slide::<L, V, P, S, 5>(&mut acc, &mut win, c);
+                slide::<L, V, P, S, 6>(&mut acc, &mut win, c);
+                slide::<L, V, P, S, 7>(&mut acc, &mut win, c);
+                continue;
+            }
             for kx in 0..r.kw {
                 let mut w = [L::zero(); V];
                 for (v, w) in w.iter_mut().enumerate() {
@@ -202,5 +259,146 @@ unsafe fn tile<L: FLanes, const V: usize, const P: usize>(r: &Raw, c: usize, x: 
                 a[v].finish(&f, r.out.add((x + k) * r.oc + c + v * L::N));
             }
         }
+    }
+}
+
+/// Pixel `K` of a sliding tile (nothing when `K` ≥ `P`): moves the window of input columns
+/// on to its columns S·K..S·K + 3 (loading the new ones from `x` + column·`col`), then adds
+/// its three taps, in order, to its sums.
+///
+/// # Safety
+/// As [`tile`] with `S` > 0: `x` its row's input for the tile's first pixel and channel,
+/// `P` ≤ 8.
+#[inline(always)]
+unsafe fn slide<L: FLanes, const V: usize, const P: usize, const S: usize, const K: usize>(
+    acc: &mut [[L; V]; P],
+    win: &mut [[L; V]; 3],
+    (x, col, w): (*const f32, usize, &[[L; V]; 3]),
+) {
+    if K >= P {
+        return;
+    }
+    // SAFETY: columns below S·(P − 1) + 3 of the tile's pixels (the caller's).
+    unsafe {
+        let load = |win: &mut [L; V], t: usize| {
+            for (v, xv) in win.iter_mut().enumerate() {
+                *xv = L::load(x.add((S * K + t) * col + v * L::N));
+            }
+        };
+        if K == 0 {
+            for (t, win) in win.iter_mut().enumerate() {
+                load(win, t);
+            }
+        } else if S == 1 {
+            win[0] = win[1];
+            win[1] = win[2];
+            load(&mut win[2], 2);
+        } else {
+            win[0] = win[2];
+            load(&mut win[1], 1);
+            load(&mut win[2], 2);
+        }
+        for (win, w) in win.iter().zip(w) {
+            for (a, (xv, wv)) in acc[K].iter_mut().zip(win.iter().zip(w)) {
+                *a = a.tap_reg(*xv, *wv);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Every fused instruction set against sums taken tap by tap with `mul_add` in TFLite's
+    /// order (then the bias, then the clamp), bit for bit: the sliding tiles (3 columns,
+    /// pixels 1 or 2 columns apart) and the general ones alike. The channels are whole
+    /// vectors of 8 (the one-lane rest adds unfused).
+    #[test]
+    fn fused_paths_match_mul_add_bit_for_bit() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |m: usize| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % m as u64) as usize
+        };
+        let isas: Vec<Isa> = Isa::all_runnable()
+            .into_iter()
+            .filter(|&i| i != Isa::Portable)
+            .collect();
+        let mut slid = 0;
+        for case in 0..400 {
+            let oc = 8 * (1 + next(9));
+            let kw = if case % 2 == 0 { 3 } else { 1 + next(4) };
+            let n = 1 + next(19);
+            // Columns: a pixel's channels apart, or less (wide pixels), or dilated.
+            let col = match next(3) {
+                0 => oc,
+                1 => oc / 2,
+                _ => 2 * oc,
+            };
+            let step = match next(4) {
+                0 => col,
+                1 => 2 * col,
+                _ => oc * (1 + next(2)),
+            };
+            slid += usize::from(kw == 3 && (step == col || step == 2 * col));
+            let kh = 1 + next(3);
+            let rows_in: Vec<usize> = (0..kh).filter(|_| next(4) != 0).collect();
+            let len = (n - 1) * step + (kw - 1) * col + oc + next(3);
+            let mut val = || (next(2001) as f32 - 1000.0) / 997.0;
+            let xs: Vec<Vec<f32>> = rows_in
+                .iter()
+                .map(|_| (0..len).map(|_| val()).collect())
+                .collect();
+            let w: Vec<f32> = (0..kh * kw * oc).map(|_| val()).collect();
+            let bias: Vec<f32> = (0..oc).map(|_| val()).collect();
+            let (lo, hi) = if case % 3 == 0 {
+                (0.0, 6.0)
+            } else {
+                (f32::MIN, f32::MAX)
+            };
+            let rows: Vec<(usize, &[f32])> = rows_in
+                .iter()
+                .zip(&xs)
+                .map(|(&fy, x)| (fy, &x[..]))
+                .collect();
+            let row = Row {
+                rows: &rows,
+                kw,
+                col,
+                step,
+                oc,
+                w: &w,
+                bias: &bias,
+                lo,
+                hi,
+            };
+            let mut want = Vec::with_capacity(n * oc);
+            for k in 0..n {
+                for c in 0..oc {
+                    let mut s = 0.0f32;
+                    for &(fy, x) in &rows {
+                        for kx in 0..kw {
+                            s = x[k * step + kx * col + c].mul_add(w[(fy * kw + kx) * oc + c], s);
+                        }
+                    }
+                    want.push((s + bias[c]).max(lo).min(hi).to_bits());
+                }
+            }
+            for &isa in &isas {
+                let mut out = vec![f32::NAN; n * oc];
+                assert!(run(isa, &row, &mut out));
+                let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(
+                    got, want,
+                    "{isa:?} n {n} oc {oc} kw {kw} col {col} step {step}"
+                );
+            }
+        }
+        assert!(slid > 100, "{slid} sliding cases");
     }
 }

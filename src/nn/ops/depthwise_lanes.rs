@@ -273,6 +273,12 @@ pub(crate) trait FLanes: Lanes<X = f32, W = f32, A = f32> {
     unsafe fn tap(self, x: *const f32, w: Self) -> Self;
     /// `self + x·w`, `x` in every lane (fused on x86): `conv_f32_direct`'s step.
     fn tap_splat(self, x: f32, w: Self) -> Self;
+    /// Whether the whole-row kernel's 3-column tiles that load each input once (see
+    /// `depthwise_f32`) fit the registers: P pixels' sums, three columns of weights and the
+    /// inputs, two vectors of channels each.
+    const SLIDE: bool = false;
+    /// `self + x·w` of vectors in registers (fused on x86, as [`FLanes::tap`]).
+    fn tap_reg(self, x: Self, w: Self) -> Self;
 }
 
 /// The kernel over channels `c0..` while a whole vector fits below `c1`, `NP` pixels;
@@ -720,6 +726,10 @@ impl FLanes for f32 {
     fn tap_splat(self, x: f32, w: f32) -> f32 {
         self + x * w
     }
+    #[inline(always)]
+    fn tap_reg(self, x: f32, w: f32) -> f32 {
+        self + x * w
+    }
 }
 
 /// Eight f32 sums.
@@ -743,6 +753,14 @@ impl FLanes for F8 {
         let mut r = self.0;
         for (l, r) in r.iter_mut().enumerate() {
             *r += x * w.0[l];
+        }
+        F8(r)
+    }
+    #[inline(always)]
+    fn tap_reg(self, x: F8, w: F8) -> F8 {
+        let mut r = self.0;
+        for (l, r) in r.iter_mut().enumerate() {
+            *r += x.0[l] * w.0[l];
         }
         F8(r)
     }
@@ -919,6 +937,11 @@ mod x86 {
             // SAFETY: AVX2+FMA (type invariant); no memory access.
             F256(unsafe { _mm256_fmadd_ps(_mm256_set1_ps(x), w.0, self.0) })
         }
+        #[inline(always)]
+        fn tap_reg(self, x: F256, w: F256) -> F256 {
+            // SAFETY: AVX2+FMA (type invariant); no memory access.
+            F256(unsafe { _mm256_fmadd_ps(x.0, w.0, self.0) })
+        }
     }
 
     impl Lanes for F256 {
@@ -1091,6 +1114,14 @@ mod x86_512 {
         fn tap_splat(self, x: f32, w: F512) -> F512 {
             // SAFETY: AVX-512F (type invariant); no memory access.
             F512(unsafe { _mm512_fmadd_ps(_mm512_set1_ps(x), w.0, self.0) })
+        }
+        // 8 pixels × 2 vectors of sums, 3 × 2 weight vectors and 2 input vectors: 24 of
+        // the 32 registers.
+        const SLIDE: bool = true;
+        #[inline(always)]
+        fn tap_reg(self, x: F512, w: F512) -> F512 {
+            // SAFETY: AVX-512F (type invariant); no memory access.
+            F512(unsafe { _mm512_fmadd_ps(x.0, w.0, self.0) })
         }
     }
 
