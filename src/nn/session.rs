@@ -14,6 +14,10 @@ pub struct Session<'m, 'a> {
     model: Model<'m>,
     arena: &'a mut [u8],
     threads: usize,
+    /// Each operator's plan, made once here (feature `alloc`; without it every operator runs
+    /// through its `run`).
+    #[cfg(feature = "alloc")]
+    plans: alloc::vec::Vec<ops::Plan<'m>>,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -31,10 +35,20 @@ impl<'m, 'a> Session<'m, 'a> {
         if arena.as_ptr() as usize % ALIGN != 0 {
             return Err(blob_err("the arena does not start 16-byte aligned"));
         }
+        #[cfg(feature = "alloc")]
+        let plans = (0..model.num_ops())
+            .map(|i| {
+                model
+                    .op(i)
+                    .map_or(ops::Plan::General, |op| ops::Plan::of(&op, arena.len()))
+            })
+            .collect();
         Ok(Session {
             model,
             arena,
             threads: 1,
+            #[cfg(feature = "alloc")]
+            plans,
         })
     }
 
@@ -142,12 +156,21 @@ impl<'m, 'a> Session<'m, 'a> {
     ) -> Result<(), Error> {
         let (ptr, len) = (self.arena.as_mut_ptr(), self.arena.len());
         for i in 0..self.model.num_ops() {
+            before(i);
+            #[cfg(feature = "alloc")]
+            if let Some(plan) = self.plans.get(i) {
+                // SAFETY: the arena is ours (borrowed mutably for the session), of the
+                // length the plans were made for, 16-byte aligned (checked in `new`).
+                if unsafe { plan.run::<OPS, FORMS>(ptr, self.threads) } {
+                    after(i);
+                    continue;
+                }
+            }
             let Some(op) = self.model.op(i) else { break };
             // SAFETY: the arena is ours (borrowed mutably for the session) and at least the
             // model's arena size, 16-byte aligned (checked in `new`); OpMem lives for this
             // operator only.
             let mut mem = unsafe { OpMem::new(self.model, ptr, len) }.with_threads(self.threads);
-            before(i);
             ops::run_in::<OPS, FORMS>(&op, &mut mem)
                 .unwrap_or_else(|| Err(op.error("operator not in this runtime's operator set")))?;
             after(i);

@@ -182,6 +182,137 @@ fn one_row_f32(gemm: &Gemm, x: &[u8], out: &mut [u8], k: usize, n: usize) -> Res
     })
 }
 
+/// FULLY_CONNECTED of one input row, prepared once by a session (feature `alloc`): where its
+/// input and output lie in the arena (checked inside it, aligned and disjoint) and its
+/// one-row kernel's plan over the constants in the blob. Running it reads no tensor record
+/// and validates nothing again.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy)]
+pub(crate) struct Plan<'m> {
+    /// Arena offsets of x (k values) and y (n values).
+    x: usize,
+    y: usize,
+    k: usize,
+    n: usize,
+    kernel: PlanKernel<'m>,
+}
+
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy)]
+enum PlanKernel<'m> {
+    I8(gemv::QPlan<'m>),
+    F32(gemv::SPlan<'m>),
+}
+
+/// The plan of a checked operator over an arena of `arena_len` bytes, or `None` when it
+/// has more than one input row, one of its parameters is not a constant, or no one-row
+/// kernel applies (it then runs through `run`).
+#[cfg(feature = "alloc")]
+pub(crate) fn plan<'m>(op: &OpView<'m>, arena_len: usize) -> Option<Plan<'m>> {
+    use crate::nn::blob::{Storage, ALIGN};
+    let (m, k, n) = dims(op);
+    if m != 1 {
+        return None;
+    }
+    let model = *op.model();
+    let float = is_float(op).ok()?;
+    let esize = if float { 4 } else { 1 };
+    let (xb, yb) = (k.checked_mul(esize)?, n.checked_mul(esize)?);
+    let arena = |t: Option<usize>, len: usize| -> Option<usize> {
+        let p = model.place(t?)?;
+        let fits = p.offset.checked_add(len).is_some_and(|e| e <= arena_len);
+        (p.storage == Storage::Arena && p.offset % ALIGN == 0 && p.bytes >= len && fits)
+            .then_some(p.offset)
+    };
+    let (x, y) = (arena(op.input(0), xb)?, arena(op.output(0), yb)?);
+    if x < y + yb && y < x + xb {
+        return None;
+    }
+    let constant = |i: usize| -> Option<&'m [u8]> {
+        let p = model.place(op.input(i)?)?;
+        (p.storage == Storage::Constant).then(|| model.constant_at(p))
+    };
+    // An absent bias is none; a bias that is not a constant is not planned.
+    let bias = match op.input(2) {
+        None => None,
+        Some(_) => Some(constant(2)?),
+    };
+    let kernel = if float {
+        let w = constant(1)?;
+        let w = match op.input(3) {
+            Some(_) => gemm_common::FWeights::I8 {
+                q: cast::<i8>(w),
+                scales: cast::<f32>(constant(3)?),
+            },
+            None => gemm_common::FWeights::F32(cast::<f32>(w)),
+        };
+        let p = |i: usize| f32::from_bits(op.param(P_GEMM + i) as u32);
+        let (lo, hi) = (p(gemm_common::P_FLO), p(gemm_common::P_FHI));
+        PlanKernel::F32(gemv::SPlan::new(k, n, w, bias.map(cast::<f32>), lo, hi)?)
+    } else {
+        let w_bytes = constant(1)?;
+        let w = if model.dtype(op.input(1)?) == Some(DType::Packed) {
+            gemv::QW::Packed(PackedView::from_checked_bytes(w_bytes)?)
+        } else {
+            gemv::QW::View(cast::<i8>(w_bytes))
+        };
+        let words = gemm_common::Int8Words::of(op, P_GEMM);
+        let stage = gemv::QOut {
+            bias: bias.map(cast::<i32>),
+            mults: cast::<i32>(constant(3)?),
+            shifts: cast::<i32>(constant(4)?),
+            zo: words.zo,
+            lo: words.lo,
+            hi: words.hi,
+        };
+        let p = gemv::QPlan::new(k, n, words.za, w, words.zb, &stage, gemv::Path::Auto)?;
+        PlanKernel::I8(p)
+    };
+    Some(Plan { x, y, k, n, kernel })
+}
+
+#[cfg(feature = "alloc")]
+impl Plan<'_> {
+    /// Runs the operator; false (having written nothing) when its plan does not apply with
+    /// `threads` threads (the operator then runs through `run`, on them).
+    ///
+    /// # Safety
+    /// `arena` is valid for reads and writes of the `arena_len` bytes given to [`plan`],
+    /// 16-byte aligned, and nothing else accesses it meanwhile.
+    #[inline]
+    pub(crate) unsafe fn run(&self, arena: *mut u8, threads: usize) -> bool {
+        let (k, n) = (self.k, self.n);
+        if gemm_common::useful_threads(threads, 1, k, n) != 1 {
+            return false;
+        }
+        match self.kernel {
+            PlanKernel::I8(p) => {
+                // SAFETY: x's k bytes and y's n bytes lie inside the arena, disjoint
+                // (checked by `plan`); the arena is ours for this call (caller).
+                let (x, y) = unsafe {
+                    (
+                        core::slice::from_raw_parts(arena.add(self.x) as *const i8, k),
+                        core::slice::from_raw_parts_mut(arena.add(self.y) as *mut i8, n),
+                    )
+                };
+                p.run(x, y)
+            }
+            PlanKernel::F32(p) => {
+                // SAFETY: x's k and y's n f32 lie inside the arena, 16-byte aligned (the
+                // arena and both offsets: checked by `new` and `plan`), disjoint (checked
+                // by `plan`); the arena is ours for this call (caller).
+                let (x, y) = unsafe {
+                    (
+                        core::slice::from_raw_parts(arena.add(self.x) as *const f32, k),
+                        core::slice::from_raw_parts_mut(arena.add(self.y) as *mut f32, n),
+                    )
+                };
+                p.run(x, y)
+            }
+        }
+    }
+}
+
 #[cfg(feature = "alloc")]
 mod lower {
     use alloc::format;

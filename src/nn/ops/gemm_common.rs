@@ -36,8 +36,8 @@ const P_ZB: usize = 1;
 const P_ZO: usize = 2;
 const P_LO: usize = 3;
 const P_HI: usize = 4;
-const P_FLO: usize = 0;
-const P_FHI: usize = 1;
+pub(crate) const P_FLO: usize = 0;
+pub(crate) const P_FHI: usize = 1;
 
 /// Parameter words of the GEMM part: int8 or f32.
 pub(crate) const fn num_params(float: bool) -> usize {

@@ -105,59 +105,146 @@ pub(crate) fn qgemv(
     y: &mut [i8],
     path: Path,
 ) -> bool {
-    let (mults, shifts) = (out.mults, out.shifts);
-    let n = y.len();
-    let k = x.len();
-    if (mults.len() != 1 && mults.len() < n)
-        || shifts.len() != mults.len()
-        || mults.is_empty()
-        || out.bias.is_some_and(|b| b.len() < n)
-    {
-        return false;
-    }
-    let row = if zb == 0 {
-        0
-    } else {
-        let sx = x
-            .iter()
-            .fold(0i32, |s, &v| s.wrapping_add(i32::from(v) - za));
-        sx.wrapping_mul(zb).wrapping_neg()
-    };
-    let st = Stage {
-        bias: out.bias,
-        mults,
-        shifts,
-        row,
-        zo: out.zo,
-        lo: out.lo.max(-128),
-        hi: out.hi.min(127),
-    };
-    match w {
-        QW::View(w) => {
-            // On x86-64 the GEMM's own packing and vector kernels beat this loop (measured:
-            // the autoencoder's portable blob, 34 against 40 µs): it runs only when forced.
-            if w.len() < k * n || (cfg!(target_arch = "x86_64") && path == Path::Auto) {
-                return false;
-            }
-            portable(x, za, w, &st, y);
-            true
+    QPlan::new(x.len(), y.len(), za, w, zb, out, path).is_some_and(|p| p.run(x, y))
+}
+
+/// The kernel a [`QPlan`] runs, with the weights as it reads them.
+#[derive(Clone, Copy)]
+enum QKernel<'a> {
+    /// The portable kernel over k×n weights.
+    Portable(&'a [i8]),
+    /// AVX-512 VNNI over `QFormat::U8x4` slivers of 32 columns (data, column sums).
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    Vnni(&'a [u8], &'a [i32]),
+    /// AVX2 over `QFormat::I16x2` slivers of 16 columns (data, column sums).
+    #[cfg(target_arch = "x86_64")]
+    Avx2(&'a [u8], &'a [i32]),
+}
+
+/// An int8 one-row product prepared once (by a session for its operator, or by each
+/// [`qgemv`] call): the kernel chosen for this CPU and every length its kernel relies on
+/// checked, so that [`QPlan::run`] only computes.
+#[derive(Clone, Copy)]
+pub(crate) struct QPlan<'a> {
+    kernel: QKernel<'a>,
+    k: usize,
+    n: usize,
+    za: i32,
+    zb: i32,
+    bias: Option<&'a [i32]>,
+    mults: &'a [i32],
+    shifts: &'a [i32],
+    zo: i32,
+    lo: i32,
+    hi: i32,
+}
+
+impl<'a> QPlan<'a> {
+    /// The plan of `y = stage(x·W)` for x of k values and y of n, or `None` when no
+    /// one-row kernel applies (see [`qgemv`]).
+    pub(crate) fn new(
+        k: usize,
+        n: usize,
+        za: i32,
+        w: QW<'a>,
+        zb: i32,
+        out: &QOut<'a>,
+        path: Path,
+    ) -> Option<Self> {
+        let (mults, shifts) = (out.mults, out.shifts);
+        if (mults.len() != 1 && mults.len() < n)
+            || shifts.len() != mults.len()
+            || mults.is_empty()
+            || out.bias.is_some_and(|b| b.len() < n)
+        {
+            return None;
         }
-        QW::Packed(p) if path == Path::Auto => packed(x, za, &p, &st, y),
-        _ => false,
+        let kernel = match w {
+            QW::View(w) => {
+                // On x86-64 the GEMM's own packing and vector kernels beat this loop
+                // (measured: the autoencoder's portable blob, 34 against 40 µs): it runs
+                // only when forced.
+                if w.len() < k.checked_mul(n)?
+                    || (cfg!(target_arch = "x86_64") && path == Path::Auto)
+                {
+                    return None;
+                }
+                QKernel::Portable(w)
+            }
+            QW::Packed(p) if path == Path::Auto => packed_kernel(k, n, &p)?,
+            QW::Packed(_) => return None,
+        };
+        Some(QPlan {
+            kernel,
+            k,
+            n,
+            za,
+            zb,
+            bias: out.bias,
+            mults,
+            shifts,
+            zo: out.zo,
+            lo: out.lo.max(-128),
+            hi: out.hi.min(127),
+        })
+    }
+
+    /// Runs it: false (having written nothing) unless x has k values and y n.
+    #[inline]
+    pub(crate) fn run(&self, x: &[i8], y: &mut [i8]) -> bool {
+        if x.len() != self.k || y.len() != self.n {
+            return false;
+        }
+        let row = if self.zb == 0 {
+            0
+        } else {
+            let sx = x
+                .iter()
+                .fold(0i32, |s, &v| s.wrapping_add(i32::from(v) - self.za));
+            sx.wrapping_mul(self.zb).wrapping_neg()
+        };
+        let st = Stage {
+            bias: self.bias,
+            mults: self.mults,
+            shifts: self.shifts,
+            row,
+            zo: self.zo,
+            lo: self.lo,
+            hi: self.hi,
+        };
+        match self.kernel {
+            QKernel::Portable(w) => portable(x, self.za, w, &st, y),
+            // SAFETY: the CPU has AVX-512F/BW/VNNI and `data` holds the ceil(n/32) slivers
+            // of ceil(k/4) 128-byte blocks, `colsum` n sums (checked by `packed_kernel`);
+            // the stage's arrays have n entries or one (checked by `new`); x has k values
+            // and y n (checked above).
+            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+            QKernel::Vnni(data, colsum) => unsafe {
+                vnni::run(x, self.za, data.as_ptr(), colsum, &st, y)
+            },
+            // SAFETY: the CPU has AVX2 and `data` holds the ceil(n/16) slivers of ceil(k/2)
+            // 64-byte blocks, `colsum` n sums (checked by `packed_kernel`); the stage's
+            // arrays have n entries or one (checked by `new`); x has k values and y n
+            // (checked above).
+            #[cfg(target_arch = "x86_64")]
+            QKernel::Avx2(data, colsum) => unsafe {
+                avx2::run(x, self.za, data.as_ptr(), colsum, &st, y)
+            },
+        }
+        true
     }
 }
 
-/// The kernels over packed weights: the one for their packing, if this CPU runs it.
+/// The kernel over packed weights: the one for their packing, if this CPU runs it.
 #[allow(unused_variables)] // on targets without such a kernel
-fn packed(x: &[i8], za: i32, p: &PackedView, st: &Stage, y: &mut [i8]) -> bool {
-    let (k, n) = (x.len(), y.len());
+fn packed_kernel<'a>(k: usize, n: usize, p: &PackedView<'a>) -> Option<QKernel<'a>> {
     #[cfg(target_arch = "x86_64")]
     {
         use crate::arch::{cpu_info, Features};
         use crate::kernels::int8::QFormat;
         let (data, colsum) = (p.data, p.colsum);
         if p.k != k || p.n != n || colsum.len() != n {
-            return false;
+            return None;
         }
         let features = cpu_info().features;
         #[cfg(edgemm_avx512_intrinsics)]
@@ -167,29 +254,25 @@ fn packed(x: &[i8], za: i32, p: &PackedView, st: &Stage, y: &mut [i8]) -> bool {
                 .with(Features::AVX512VNNI);
             if p.format == QFormat::U8x4
                 && p.nr == 32
-                && data.len() >= n.div_ceil(32) * 128 * k.div_ceil(4)
+                && n.div_ceil(32)
+                    .checked_mul(128 * k.div_ceil(4))
+                    .is_some_and(|b| data.len() >= b)
                 && features.contains(vnni)
             {
-                // SAFETY: the CPU has AVX-512F/BW/VNNI (checked); `data` holds the
-                // ceil(n/32) slivers of ceil(k/4) 128-byte blocks (checked), `colsum` n
-                // sums, the stage's arrays n entries or one (checked by the caller).
-                unsafe { vnni::run(x, za, data.as_ptr(), colsum, st, y) };
-                return true;
+                return Some(QKernel::Vnni(data, colsum));
             }
         }
         if p.format == QFormat::I16x2
             && p.nr == 16
-            && data.len() >= n.div_ceil(16) * 64 * k.div_ceil(2)
+            && n.div_ceil(16)
+                .checked_mul(64 * k.div_ceil(2))
+                .is_some_and(|b| data.len() >= b)
             && features.contains(Features::AVX2)
         {
-            // SAFETY: the CPU has AVX2 (checked); `data` holds the ceil(n/16) slivers of
-            // ceil(k/2) 64-byte blocks (checked), `colsum` n sums, the stage's arrays n
-            // entries or one (checked by the caller).
-            unsafe { avx2::run(x, za, data.as_ptr(), colsum, st, y) };
-            return true;
+            return Some(QKernel::Avx2(data, colsum));
         }
     }
-    false
+    None
 }
 
 /// The portable int8 kernel over k×n weights (any z_w: the stage's row term).
@@ -220,14 +303,12 @@ mod vnni {
     use crate::quant::requant::x86_512::{consts, mbqm};
     use core::arch::x86_64::*;
 
-    /// Slivers (of 32 columns) summed at once: 8 accumulators, 8 independent chains.
-    const SB: usize = 4;
-
-    /// How far ahead in each sliver the weights are prefetched (bytes: four k groups). A
-    /// model's layers together outgrow L1, so the weights stream from L2, and the L1
-    /// prefetchers do not run far enough ahead on `SB` streams at once (the autoencoder's
-    /// kernels alone: 3.36 → 2.95 µs, measured on the Xeon; 2 or 8 groups ahead were slower).
-    const PREFETCH: usize = 512;
+    /// How far ahead in the weights they are prefetched (bytes: sixteen k groups). A
+    /// model's layers together outgrow L1, so the weights stream from L2, where the L1
+    /// prefetchers alone do not run far enough ahead (the autoencoder's kernels alone: 3.36
+    /// → 2.95 µs, measured on the Xeon with four streams of 512 bytes ahead each; now one
+    /// stream, as far ahead in all; 1024 measured the same on Zen 4, 4096 slower).
+    const PREFETCH: usize = 2048;
 
     /// # Safety
     /// AVX-512F/BW/VNNI; `data` holds ceil(n/32) slivers of ceil(k/4) 128-byte blocks
@@ -241,28 +322,19 @@ mod vnni {
         st: &Stage,
         y: &mut [i8],
     ) {
-        let n = y.len();
-        let slivers = n.div_ceil(32);
-        let mut s0 = 0;
-        while s0 < slivers {
-            let ns = (slivers - s0).min(SB);
-            // SAFETY: forwarded; slivers s0..s0+ns exist.
-            unsafe {
-                match ns {
-                    1 => block::<1, 4>(x, za, data, colsum, st, y, s0),
-                    2 => block::<2, 2>(x, za, data, colsum, st, y, s0),
-                    3 => block::<3, 1>(x, za, data, colsum, st, y, s0),
-                    _ => block::<SB, 1>(x, za, data, colsum, st, y, s0),
-                }
-            }
-            s0 += ns;
+        // One sliver after the other, so that the weights are read in memory order, one
+        // stream (the slivers lie one after the other): on Zen 4 the autoencoder ran 3.53 →
+        // 3.25 µs against four slivers at once (four streams).
+        for s0 in 0..y.len().div_ceil(32) {
+            // SAFETY: forwarded; sliver s0 exists.
+            unsafe { block::<1, 4>(x, za, data, colsum, st, y, s0) };
         }
     }
 
     /// Slivers `s0..s0 + NS`: their sums over all of k, then the output stage. The k groups
     /// go round `P` sets of accumulators (added at the end: wrapping i32 sums, so the same
-    /// bits), so that a narrow layer (one or two slivers) still has eight independent
-    /// `vpdpbusd` chains instead of waiting on two or four (the autoencoder's 128→8 layers).
+    /// bits), so that one sliver has eight independent `vpdpbusd` chains instead of waiting
+    /// on two.
     ///
     /// # Safety
     /// As [`run`]; slivers `s0..s0 + NS` exist.
@@ -524,27 +596,81 @@ pub(crate) fn sgemv(
     hi: f32,
     y: &mut [f32],
 ) -> bool {
-    let (k, n) = (x.len(), y.len());
-    // The same bytes of weights at most: 4× the values for int8.
-    let (len, max) = match w {
-        FWeights::F32(w) => (w.len(), SGEMV_MAX_WEIGHTS),
-        FWeights::I8 { q, scales } if scales.len() >= n => (q.len(), 4 * SGEMV_MAX_WEIGHTS),
-        FWeights::I8 { .. } => return false,
-    };
-    if len < k * n || k * n > max || bias.is_some_and(|b| b.len() < n) {
-        return false;
+    SPlan::new(x.len(), y.len(), w, bias, lo, hi).is_some_and(|p| p.run(x, y))
+}
+
+/// An f32 one-row product prepared once (by a session for its operator, or by each
+/// [`sgemv`] call): the kernel chosen for this CPU and every length it relies on checked,
+/// so that [`SPlan::run`] only computes.
+#[derive(Clone, Copy)]
+pub(crate) struct SPlan<'a> {
+    w: FWeights<'a>,
+    bias: Option<&'a [f32]>,
+    lo: f32,
+    hi: f32,
+    k: usize,
+    n: usize,
+}
+
+impl<'a> SPlan<'a> {
+    /// The plan of `y = clamp(x·W + bias)` for x of k values and y of n, or `None` when the
+    /// one-row kernel does not apply (see [`sgemv`]).
+    pub(crate) fn new(
+        k: usize,
+        n: usize,
+        w: FWeights<'a>,
+        bias: Option<&'a [f32]>,
+        lo: f32,
+        hi: f32,
+    ) -> Option<Self> {
+        // The same bytes of weights at most: 4× the values for int8.
+        let (len, max) = match w {
+            FWeights::F32(w) => (w.len(), SGEMV_MAX_WEIGHTS),
+            FWeights::I8 { q, scales } if scales.len() >= n => (q.len(), 4 * SGEMV_MAX_WEIGHTS),
+            FWeights::I8 { .. } => return None,
+        };
+        let kn = k.checked_mul(n)?;
+        if len < kn || kn > max || bias.is_some_and(|b| b.len() < n) {
+            return None;
+        }
+        #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+        {
+            use crate::arch::{cpu_info, Features};
+            if cpu_info().features.contains(Features::AVX512F) {
+                return Some(SPlan {
+                    w,
+                    bias,
+                    lo,
+                    hi,
+                    k,
+                    n,
+                });
+            }
+        }
+        let _ = (lo, hi);
+        None
     }
-    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-    {
-        use crate::arch::{cpu_info, Features};
-        if cpu_info().features.contains(Features::AVX512F) {
-            // SAFETY: AVX-512F (checked); W has k×n values, the bias and scales n (checked).
-            unsafe { f512::run(x, w, bias, lo, hi, y) };
-            return true;
+
+    /// Runs it: false (having written nothing) unless x has k values and y n.
+    #[inline]
+    pub(crate) fn run(&self, x: &[f32], y: &mut [f32]) -> bool {
+        if x.len() != self.k || y.len() != self.n {
+            return false;
+        }
+        #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+        {
+            // SAFETY: a plan exists only where the CPU has AVX-512F (checked by `new`); W
+            // has k×n values, the bias and scales n (checked by `new`), x k and y n
+            // (checked above).
+            unsafe { f512::run(x, self.w, self.bias, self.lo, self.hi, y) };
+            true
+        }
+        #[cfg(not(all(target_arch = "x86_64", edgemm_avx512_intrinsics)))]
+        {
+            let _ = (self.w, self.bias, self.lo, self.hi);
+            false
         }
     }
-    let _ = (lo, hi);
-    false
 }
 
 #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]

@@ -30,7 +30,7 @@ mod depthwise_lanes;
 mod depthwise_m4;
 mod depthwise_vnni;
 mod fixed_point;
-mod fully_connected;
+pub(crate) mod fully_connected;
 mod gather;
 mod gemm_common;
 mod gemv;
@@ -577,5 +577,63 @@ pub(crate) mod checks {
             return Err(op.error("a tensor has the wrong element type"));
         }
         Ok(())
+    }
+}
+
+/// What a session prepares for an operator when it is created (feature `alloc`): for the
+/// operators that have a plan (FULLY_CONNECTED of one row), their tensors' places and kernel,
+/// so that running them reads no record and validates nothing again; the others run
+/// through [`run_in`].
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy)]
+pub(crate) enum Plan<'m> {
+    General,
+    FullyConnected(fully_connected::Plan<'m>),
+}
+
+#[cfg(feature = "alloc")]
+impl core::fmt::Debug for Plan<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Plan::General => "General",
+            Plan::FullyConnected(_) => "FullyConnected",
+        })
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<'m> Plan<'m> {
+    /// The plan of a checked operator over an arena of `arena_len` bytes.
+    pub(crate) fn of(op: &OpView<'m>, arena_len: usize) -> Self {
+        if op.code == fully_connected::DEF.code {
+            if let Some(p) = fully_connected::plan(op, arena_len) {
+                return Plan::FullyConnected(p);
+            }
+        }
+        Plan::General
+    }
+
+    /// Runs the operator by its plan if it has one, is in `OPS` and `FORMS` (else false,
+    /// having written nothing: the caller runs it through [`run_in`]).
+    ///
+    /// # Safety
+    /// `arena` is valid for reads and writes of the `arena_len` bytes given to
+    /// [`Plan::of`], 16-byte aligned, and nothing else accesses it meanwhile.
+    #[inline]
+    pub(crate) unsafe fn run<const OPS: u128, const FORMS: u32>(
+        &self,
+        arena: *mut u8,
+        threads: usize,
+    ) -> bool {
+        let threads = if cfg!(feature = "std") { threads } else { 1 };
+        match self {
+            Plan::FullyConnected(p)
+                if OPS & (1u128 << fully_connected::DEF.code) != 0 && FORM_GEMM & !FORMS == 0 =>
+            {
+                // SAFETY: forwarded (caller).
+                unsafe { p.run(arena, threads) }
+            }
+            _ => false,
+        }
     }
 }
