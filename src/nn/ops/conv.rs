@@ -1031,6 +1031,15 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             gemm.run(a, k, rows, y, ws)
         }
     };
+    // The block bounds the patches and the GEMM workspace. The patch-free f32 forms need
+    // neither (`conv_rows` keeps only its ring of padded rows there): they take the whole
+    // output at once, so each input row is copied into the ring once per operator, not
+    // again for each block whose windows read it, and tiles do not end where a block ends.
+    let block = if im2col_on && (rows_form.is_some() || direct.is_some()) {
+        m
+    } else {
+        block
+    };
     gemm_common::run_rows(
         m,
         gemm.row_unit(),
