@@ -17,7 +17,8 @@
  *
  * Registers: zmm0..zmm27 accumulators (row i in zmm(2i), zmm(2i+1)); zmm30/31 the B row
  *   (alpha/beta in the epilogue); zmm28/29 the broadcast A element (alternating by row;
- *   C in the epilogue). Each k step: 2 loads of B, m vbroadcastss, 2m register FMAs.
+ *   C in the epilogue). Each k step: 2 loads of B, m vbroadcastss, 2m register FMAs
+ *   (the half-width variant: 1 load of B, m FMAs broadcasting A themselves).
  *   (Broadcasting inside each FMA with {1to16} instead doubles the loads and measured
  *   ~93% of peak on Zen 5, against ~99.6% for this form.)
  *   A row addresses, the k loop and the per-m paths come from tile14_avx512.inc (shared with
@@ -57,6 +58,13 @@
 #define ARG_COUNT ARG_K
 #define BCAST_INSN vbroadcastss
 #define ZERO_INSN vxorps
+/* The half-width variant broadcasts inside its FMAs: with one B load per k step, a
+   separate vbroadcastss per row measured 75% of peak on Zen 4 (double-pumped 512-bit
+   FMAs), the {1to16} form 100% (same loads; one uop fewer per row on Intel as well). */
+#if HALF
+#define T14_EMBED 1
+#define EMBED_INSN vfmadd231ps
+#endif
 
 /* One k step of B (two zmm), and the prefetch of the next micro-panel's row. */
 .macro LOADB

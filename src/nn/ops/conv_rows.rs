@@ -21,9 +21,12 @@
 //! input row iy at slot iy mod R and, below R − 1, again R slots later, so a window's rows
 //! are always consecutive slots.
 //!
-//! The kernel reads whole panels of NR columns of B (NR/2 with a half-width variant): when
-//! n is not made of such panels, each block first copies the weights into the scratch with
-//! zero columns up to whole panels (k·NR values at most: little beside the block's work).
+//! The kernel reads whole panels of NR columns of B (NR/2 with a half-width variant). When n
+//! is not made of such panels but has room for the last one, that panel ends at column n
+//! and overlaps the one before it, whose overlapping columns it computes again (the same
+//! sums; MobileNet-v2's 24 channels: two half-width panels, 0..16 and 8..24, as many
+//! columns as one padded panel of 32). Else (n below a panel) each block first copies the
+//! weights into the scratch with zero columns up to whole panels (k·NR values at most).
 //!
 //! [`Rows::new`] says whether a convolution runs so (else im2col): f32 weights, dilation 1
 //! along the width, filter rows of at least [`MIN_SEG`] values ([`MIN_SEG_STRIDED`] with a
@@ -78,7 +81,8 @@ pub(crate) struct Rows<'a> {
 impl<'a> Rows<'a> {
     /// A pointwise convolution of `k` input and `n` output channels over `pixels` pixels,
     /// as one row of `pixels` (so a tile runs across the image's rows), if the kernel has
-    /// convolution variants and reads the weights in place (n in whole panels: no scratch).
+    /// convolution variants and reads the weights in place (no scratch: see
+    /// [`in_place_panels`]).
     pub(crate) fn pointwise(
         pixels: usize,
         k: usize,
@@ -134,10 +138,10 @@ impl<'a> Rows<'a> {
         if w.len() < k.checked_mul(n)? || bias.is_some_and(|b| b.len() < n) {
             return None;
         }
-        // The columns the last panel's kernel reads.
+        // The columns the last panel's kernel reads, padded when n has no room for it.
         let (full, rest) = (n / nr * nr, n % nr);
         let ldb = match rest {
-            0 => n,
+            _ if in_place_panels(n, nr, ker.half.is_some()) => n,
             _ if ker.half.is_some() && 2 * rest <= nr => full + nr / 2,
             _ => full + nr,
         };
@@ -304,12 +308,11 @@ impl<'a> Rows<'a> {
         }
         for t in 0..row_tiles(run, mr) {
             let (i0, h) = row_tile(run, mr, t);
-            for jr in (0..n).step_by(nr) {
-                let cols = nr.min(n - jr);
+            for (jr, cols, half) in panels(n, nr, self.ker.half.is_some(), self.ldb != n) {
                 // A panel of NR columns, or NR/2 with the half-width variant: the columns
                 // the kernel reads (`ldb` has room for them).
                 let (ukr, read) = match self.ker.half {
-                    Some(half) if 2 * cols <= nr => (half, nr / 2),
+                    Some(ukr) if half => (ukr, nr / 2),
                     _ => (self.ker.ukr, nr),
                 };
                 let c_at = i0 * n + jr;
@@ -410,9 +413,8 @@ impl<'a> Rows<'a> {
             .ok_or_else(bad)?;
         for t in 0..row_tiles(run, mr) {
             let (i0, h) = row_tile(run, mr, t);
-            for jr in (0..n).step_by(nr) {
-                let cols = nr.min(n - jr);
-                let (ukr, read) = if 2 * cols <= nr {
+            for (jr, cols, half) in panels(n, nr, true, self.ldb != n) {
+                let (ukr, read) = if half {
                     (conv.half, nr / 2)
                 } else {
                     (conv.full, nr)
@@ -491,6 +493,46 @@ fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
     }
 }
 
+/// Whether the weights (n columns) are read in place by panels of `nr` columns, or `nr`/2
+/// with a half-width variant (`half`): n is made of such panels, or has room for the last
+/// one ending at column n (see [`panels`]).
+fn in_place_panels(n: usize, nr: usize, half: bool) -> bool {
+    n % nr == 0 || n >= nr || (half && 2 * n >= nr)
+}
+
+/// The panels a tile runs over n columns, kernels of `nr` columns (`half`: and a half-width
+/// variant of nr/2): (first column, columns written, whether half-width). With `padded`
+/// weights (rows of whole panels) they are the columns from 0 in steps of nr, the last one
+/// half-width where its columns fit. Else ([`in_place_panels`]) every panel is whole and the
+/// last ends at column n, over columns of the one before it.
+fn panels(
+    n: usize,
+    nr: usize,
+    half: bool,
+    padded: bool,
+) -> impl Iterator<Item = (usize, usize, bool)> {
+    let h = nr / 2;
+    // Columns before this one are written.
+    let mut jr = 0;
+    core::iter::from_fn(move || {
+        let rest = n.checked_sub(jr).filter(|&r| r > 0)?;
+        let p = if rest >= nr {
+            (jr, nr, false)
+        } else if padded {
+            (jr, rest, half && 2 * rest <= nr)
+        } else if half && rest <= h {
+            (n - h, h, true)
+        } else if n >= nr {
+            (n - nr, nr, false)
+        } else {
+            // h < n < nr: the first of two half-width panels (the second ends at n).
+            (jr, h, true)
+        };
+        jr = p.0 + p.1;
+        Some(p)
+    })
+}
+
 /// Input rows one window spans: (kh − 1)·dh + 1.
 fn ring_rows(g: &Geom) -> usize {
     (g.kh.max(1) - 1) * g.dh + 1
@@ -532,6 +574,36 @@ mod tests {
         y
     }
 
+    /// The panels cover columns 0..n, each inside them, whole (NR, or NR/2 when half-width)
+    /// unless the weights are padded.
+    #[test]
+    fn panels_cover_the_columns() {
+        for nr in [8, 12, 16, 32] {
+            for half in [false, true] {
+                for n in 1..3 * nr + 3 {
+                    for padded in [false, true] {
+                        if !padded && !super::in_place_panels(n, nr, half) {
+                            continue;
+                        }
+                        let mut seen = vec![false; n];
+                        let mut end = 0;
+                        for (j, cols, h) in super::panels(n, nr, half, padded) {
+                            assert!(half || !h);
+                            let read = if h { nr / 2 } else { nr };
+                            assert!(j + cols <= n && cols >= 1 && cols <= read, "{nr} {n}");
+                            assert!(padded || cols == read, "{nr} {half} {n}");
+                            // Each panel ends past the one before it.
+                            assert!(j + cols > end && j <= end, "{nr} {half} {n}");
+                            end = j + cols;
+                            seen[j..j + cols].fill(true);
+                        }
+                        assert!(end == n && seen.iter().all(|&s| s), "{nr} {half} {n}");
+                    }
+                }
+            }
+        }
+    }
+
     /// Every runnable kernel whose panels fit, over geometries with and without padding,
     /// strides, row dilation, batches and blocks that start and end inside output rows:
     /// the reference within f32 rounding of the sums.
@@ -561,8 +633,12 @@ mod tests {
             // image.
             (1, 13, 10, 1, 64, 10, 4, 2, 2, 1, 4, 1, 7, 5),
             (1, 2, 6, 2, 40, 3, 3, 1, 1, 2, 3, 1, 6, 6),
-            // Pointwise, as `Rows::pointwise` flattens it (one row of pixels).
+            // Pointwise, as `Rows::pointwise` flattens it (one row of pixels); output
+            // channels not in whole panels (the last panel over the one before it).
             (1, 1, 37, 24, 48, 1, 1, 1, 1, 1, 0, 0, 1, 37),
+            (1, 1, 31, 144, 24, 1, 1, 1, 1, 1, 0, 0, 1, 31),
+            (1, 1, 29, 16, 56, 1, 1, 1, 1, 1, 0, 0, 1, 29),
+            (1, 6, 5, 8, 17, 3, 3, 1, 1, 1, 1, 1, 6, 5),
         ];
         for (batch, ih, iw, ic, oc, kh, kw, sh, sw, dh, pt, pl, oh, ow) in cases {
             let g = Geom {
