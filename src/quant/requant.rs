@@ -147,7 +147,9 @@ pub(crate) struct Fused<'a> {
 
 #[cfg_attr(not(all(target_arch = "x86_64", edgemm_asm)), allow(dead_code))]
 impl<'a> Fused<'a> {
-    /// The fused stage of a plan, if it allows one ([`RqPlan::fusable`]).
+    /// The fused stage of a plan, if it allows one ([`RqPlan::fusable`], and the kernel
+    /// adds the zero point before the right shift, as `zp·2^e`: `(|zp| + 1)·2^e ≤ 2^30`
+    /// for the largest right shift e, so that sum stays inside i32).
     pub(crate) fn new(plan: &RqPlan<'a>) -> Option<Fused<'a>> {
         use crate::kernels::int8::{MAX_NR, REQUANT, RQ_SAT};
         if !plan.fusable() {
@@ -157,6 +159,14 @@ impl<'a> Fused<'a> {
             Mults::PerTensor { multiplier, shift } => (multiplier, shift),
             Mults::PerChannel { .. } => (0, 0),
         };
+        let least_shift = match plan.mults {
+            Mults::PerTensor { shift, .. } => shift,
+            Mults::PerChannel { shifts, .. } => shifts.iter().copied().min().unwrap_or(0),
+        };
+        let e = i64::from(least_shift).saturating_neg().clamp(0, 40);
+        if (i64::from(plan.out_zp).abs() + 1) << e > 1 << 30 {
+            return None;
+        }
         Some(Fused {
             plan: *plan,
             mult: [m; MAX_NR],
