@@ -510,6 +510,7 @@ mod tests {
                 lo: -128,
                 hi: 127,
                 no_left_shift: true,
+                zp_fits: crate::quant::requant::zp_fits(zp, shift),
                 right_shift_only: false,
                 acc_small: true,
             };
@@ -538,6 +539,7 @@ mod tests {
                 lo,
                 hi,
                 no_left_shift: true,
+                zp_fits: crate::quant::requant::zp_fits(zp, *shifts.iter().min().unwrap_or(&0)),
                 right_shift_only: false,
                 acc_small: true,
             };
