@@ -14,10 +14,12 @@
  *   Reads: m rows of A' (a_segs·k_groups groups each) and 128 bytes of B' per k-group; row_off[0..m), col_off[0..32).
  *   Writes: only the m×n tile (columns past n masked with k1/k2).
  *   flags & 2 (REQUANT, never with ACCUMULATE): C is the BYTE output instead (c_rs bytes
- *   per row); each sum (offsets added) is requantized by the RqArgs at `rq` (per-column
+ *   per row); each sum (col_off added; row_off is NOT read: the caller passes REQUANT only
+ *   when the row offsets are zero) is requantized by the RqArgs at `rq` (per-column
  *   multipliers and shifts from the tile's first column; accumulators below 2^30, no
- *   left shift) and stored as one byte, the same values as requant.rs's AVX-512 output
- *   stage; flags & 4 (RQ_SAT): the clamp is [-128, 127] (the saturating narrowing does it).
+ *   left shift, (|zp| + 1)·2^e <= 2^30 for every column's right shift e) and stored as one
+ *   byte, the same values as requant.rs's AVX-512 output stage; flags & 4 (RQ_SAT): the
+ *   clamp is [-128, 127] (the saturating narrowing does it).
  *
  * Registers: zmm0..zmm27 accumulators (row i in zmm(2i) = columns 0-15, zmm(2i+1) = 16-31);
  *   zmm30/31 the B' group; zmm28/29 the broadcast A' dword (alternating by row). The
@@ -71,7 +73,8 @@
 #define RQ_HI       24
 /* The requantizing epilogue's per-column constants on the stack (rsp, 64-byte aligned),
    two zmm each (columns 0-15, 16-31): multipliers m, m >> 32 per qword (the odd lanes'),
-   right shifts e, rounding halves 2^(e-1) or 0. */
+   right shifts e, rounding halves 2^(e-1) (or 0) plus the out zero point shifted left by
+   e (added before the right shift: it adds exactly zp after it). */
 #define SC_M        0
 #define SC_MODD     128
 #define SC_E        256
@@ -185,7 +188,7 @@
         vmovdqu32 zmm31, [rip + .Lrq_idx]
 .endm
 
-/* The constants of one column half (zmm31 = 1 in every lane). */
+/* The constants of one column half (zmm31 = 1 in every lane; clobbers zmm30). */
 .macro RQCONST off, kcol, kpos
         vmovdqu32 zmm28{\kcol}{z}, [rsi + \off]
         vmovdqa32 [rsp + SC_M + \off], zmm28
@@ -199,6 +202,9 @@
         vptestmd \kpos, zmm29, zmm29
         vpsllvd zmm28, zmm31, zmm29
         vpsrld zmm28, zmm28, 1
+        vpbroadcastd zmm30, [rdx + RQ_ZP]
+        vpsllvd zmm30, zmm30, zmm29
+        vpaddd zmm28, zmm28, zmm30
         vmovdqa32 [rsp + SC_HALF + \off], zmm28
 .endm
 
@@ -242,15 +248,16 @@
 .endm
 
 /* Requantize accumulator zmm a (16 columns from byte offset off of the row) into bytes at
-   rcx + off/4 under column mask kst: x = sum + row/col offsets, then TFLite's
+   rcx + off/4 under column mask kst: x = sum + col offsets, then TFLite's
    MultiplyByQuantizedMultiplier for |x| < 2^30 with no left shift (as requant.rs,
    x86_512::mbqm_small): SRDHM(x, m) = (x·m + 2^30) >> 31 = the high dword of
    2x·m + 2^31 (2x is exact), from two 32×32→64 products (even and odd lanes) whose high
    dwords vpermt2d gathers; then a rounding right shift by e with ties away from zero (the
-   − 1 for negatives only where kpos has e > 0); + zero point, clamp, narrow. With sat the
-   clamp is the whole i8 range: the saturating narrowing does it. zmm28/29 are scratch. */
+   − 1 for negatives only where kpos has e > 0), the zero point added as zp·2^e before
+   the shift (SC_HALF: exact, no overflow by the REQUANT condition); clamp, narrow. With
+   sat the clamp is the whole i8 range: the saturating narrowing does it. zmm28/29 are
+   scratch. */
 .macro RQVEC a, off, kst, kpos, sat
-        vpaddd zmm\a, zmm\a, dword ptr [r9]{1to16}
         vpaddd zmm\a, zmm\a, zmm\a
         vpsrlq zmm29, zmm\a, 32
         vpmuldq zmm28, zmm\a, [rsp + SC_M + \off]
@@ -262,7 +269,6 @@
         vpaddd zmm28, zmm28, [rsp + SC_HALF + \off]
         vpaddd zmm28{\kpos}, zmm28, zmm29
         vpsravd zmm\a, zmm28, [rsp + SC_E + \off]
-        vpaddd zmm\a, zmm\a, dword ptr [rdx + RQ_ZP]{1to16}
  .if \sat
         vpmovsdb xmmword ptr [rcx + \off / 4]{\kst}, zmm\a
  .else
@@ -279,7 +285,6 @@
         RQVEC \r1, 64, k2, k4, \sat
  .endif
         sub rcx, r8
-        sub r9, 4
 .endm
 
 /* The requantizing store sequence (entered at .L<name>_m), then the stack back. */

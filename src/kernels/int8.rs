@@ -112,7 +112,10 @@ pub(crate) const ACCUMULATE: usize = 1;
 /// stride) and each finished sum is requantized by `rq` as the output stage does
 /// (`requant::RqPlan::one`) and stored as one byte (i8 or u8 bit pattern). Valid only when
 /// every sum is below 2^30 in magnitude and no shift is positive (`RqPlan::acc_small`,
-/// `RqPlan::no_left_shift`): the one-shift rounding of the AVX-512 output stage. The kernel
+/// `RqPlan::no_left_shift`): the one-shift rounding of the AVX-512 output stage; when
+/// `(|zp| + 1)·2^e ≤ 2^30` for every column's right shift `e` (the zero point is added as
+/// `zp·2^e` before the shift); and when the row offsets are zero (the kernel does not read
+/// `row_off`: B's zero point is 0). `requant::Fused` checks the first three. The kernel
 /// uses 512 bytes of stack for the constants of its columns.
 pub(crate) const REQUANT: usize = 2;
 
@@ -474,10 +477,13 @@ mod tests {
         use crate::quant::requant::{Fused, Mults, RqPlan};
         use std::vec::Vec;
         let (mr, nr, m, n) = (ker.mr, ker.nr, args.m, args.n);
+        // (REQUANT never reads row offsets: B's zero point is 0 where it is passed. The
+        // kernel gets garbage there to show it.)
         let row_off: Vec<i32> = (0..m).map(|_| (next() as i32) >> 12).collect();
         let col_off: Vec<i32> = (0..nr).map(|_| (next() as i32) >> 12).collect();
-        // Multipliers as TFLite makes them (in [2^30, 2^31), or 0), shifts −31..=0 with
-        // the small ones more likely (so values survive), one in eight 0.
+        // Multipliers as TFLite makes them (in [2^30, 2^31), or 0), shifts −22..=0 (the
+        // largest right shift the fused stage takes with any zero point) with the small
+        // ones more likely (so values survive), one in eight 0.
         let mults: Vec<i32> = (0..n)
             .map(|j| match next() % 8 {
                 0 if j % 2 == 0 => 0,
@@ -487,11 +493,29 @@ mod tests {
         let shifts: Vec<i32> = (0..n)
             .map(|_| match next() % 8 {
                 0 => 0,
-                1 => -31,
+                1 => -22,
                 _ => -((next() % 20) as i32),
             })
             .collect();
         let zp = (next() % 256) as i32 - 128;
+        // The zero point goes in before the right shift (as zp·2^e): refused where that
+        // could leave i32, (|zp| + 1)·2^e > 2^30.
+        for (zp, shift, fits) in [(-128, -22, true), (-128, -23, false), (127, -23, true)] {
+            let plan = RqPlan {
+                mults: Mults::PerChannel {
+                    multipliers: &[1 << 30, 1 << 30],
+                    shifts: &[0, shift],
+                },
+                out_zp: zp,
+                lo: -128,
+                hi: 127,
+                no_left_shift: true,
+                zp_fits: crate::quant::requant::zp_fits(zp, shift),
+                right_shift_only: false,
+                acc_small: true,
+            };
+            assert_eq!(Fused::new(&plan).is_some(), fits, "zp={zp} shift={shift}");
+        }
         for (per_channel, lo, hi) in [
             (true, -128, 127),
             (true, (next() % 128) as i32 - 128, (next() % 128) as i32),
@@ -515,6 +539,7 @@ mod tests {
                 lo,
                 hi,
                 no_left_shift: true,
+                zp_fits: crate::quant::requant::zp_fits(zp, *shifts.iter().min().unwrap_or(&0)),
                 right_shift_only: false,
                 acc_small: true,
             };
@@ -525,7 +550,7 @@ mod tests {
             let mut want = out.clone();
             for i in 0..m {
                 for j in 0..n {
-                    let mut s = row_off[i].wrapping_add(col_off[j]);
+                    let mut s = col_off[j];
                     for p in 0..kt * g {
                         let (q, t) = (p / g, p % g);
                         s += a[(i * kt + q) * g + t] * b[(j * kt + q) * g + t];

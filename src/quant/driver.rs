@@ -348,7 +348,8 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
         a_ss: 0,
         rq: core::ptr::null(),
     };
-    let fused = fused_stage(ker, &dest);
+    // (The fused stage does not add row offsets: only without them.)
+    let fused = fused_stage(ker, &dest).filter(|_| t.zb == 0);
     // (Set with args.rq for each column tile, when fused.)
     let mut rqa: RqArgs;
     let chunks = k.div_ceil(s.kc);

@@ -185,13 +185,14 @@ impl<'a> Requantize<'a> {
         // the forms an output stage may compute more cheaply (see `requant::arm`): no left
         // shift; every shift a right shift of at least 1 with no multiplier at −2^31 or
         // −2^31 + 1.
-        let (mults, no_left_shift, right_shift_only) = match self.scale {
+        let (mults, no_left_shift, right_shift_only, least) = match self.scale {
             Scale::PerTensor { multiplier, shift } => {
                 check_shift(0, shift)?;
                 (
                     Mults::PerTensor { multiplier, shift },
                     shift <= 0,
                     shift < 0 && multiplier > i32::MIN + 1,
+                    shift,
                 )
             }
             Scale::PerChannel {
@@ -201,10 +202,12 @@ impl<'a> Requantize<'a> {
                 check_len("per-channel multipliers", multipliers.len())?;
                 check_len("per-channel shifts", shifts.len())?;
                 let (mut in_range, mut no_left, mut right_only) = (true, true, true);
+                let mut least = 0;
                 for (&m, &s) in multipliers.iter().zip(shifts) {
                     in_range &= (-31..=30).contains(&s);
                     no_left &= s <= 0;
                     right_only &= s < 0 && m > i32::MIN + 1;
+                    least = least.min(s);
                 }
                 if !in_range {
                     for (c, &s) in shifts.iter().enumerate() {
@@ -218,6 +221,7 @@ impl<'a> Requantize<'a> {
                     },
                     no_left,
                     right_only,
+                    least,
                 )
             }
         };
@@ -242,6 +246,7 @@ impl<'a> Requantize<'a> {
             lo,
             hi,
             no_left_shift,
+            zp_fits: requant::zp_fits(self.output_zero_point, least),
             right_shift_only,
             // Set by the call once k and the zero points are known (Out::note_range).
             acc_small: false,
@@ -638,6 +643,7 @@ impl PackedQB {
                 lo: 0,
                 hi: 0,
                 no_left_shift: true,
+                zp_fits: true,
                 right_shift_only: false,
                 acc_small: false,
             },

@@ -38,10 +38,22 @@ pub(crate) struct RqPlan<'a> {
     /// −2^31 + 1: the Arm output stage's fast form applies (see [`arm`]).
     #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
     pub right_shift_only: bool,
+    /// `(|out_zp| + 1)·2^e ≤ 2^30` for the largest right shift e ([`zp_fits`]): the fused
+    /// output stage may add the zero point before that shift, as `out_zp·2^e`.
+    #[cfg_attr(not(all(target_arch = "x86_64", edgemm_asm)), allow(dead_code))]
+    pub zp_fits: bool,
     /// Every accumulator of the call is below 2^30 in magnitude (bound from k, the zero
     /// points and the bias; set by the call, false until then).
     #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
     pub acc_small: bool,
+}
+
+/// Whether `(|zp| + 1)·2^e ≤ 2^30` for the right shift `e = −least_shift` (none when
+/// `least_shift ≥ 0`): then `zp·2^e` plus a rounding term and a value below 2^30 in
+/// magnitude stays inside i32 ([`RqPlan::zp_fits`]).
+pub(crate) fn zp_fits(zp: i32, least_shift: i32) -> bool {
+    let e = i64::from(least_shift).saturating_neg().clamp(0, 40);
+    (i64::from(zp).abs() + 1) << e <= 1 << 30
 }
 
 impl RqPlan<'_> {
@@ -147,7 +159,9 @@ pub(crate) struct Fused<'a> {
 
 #[cfg_attr(not(all(target_arch = "x86_64", edgemm_asm)), allow(dead_code))]
 impl<'a> Fused<'a> {
-    /// The fused stage of a plan, if it allows one ([`RqPlan::fusable`]).
+    /// The fused stage of a plan, if it allows one ([`RqPlan::fusable`], and
+    /// [`RqPlan::zp_fits`]: the kernel adds the zero point before the right shift, as
+    /// `zp·2^e`).
     pub(crate) fn new(plan: &RqPlan<'a>) -> Option<Fused<'a>> {
         use crate::kernels::int8::{MAX_NR, REQUANT, RQ_SAT};
         if !plan.fusable() {
@@ -157,6 +171,9 @@ impl<'a> Fused<'a> {
             Mults::PerTensor { multiplier, shift } => (multiplier, shift),
             Mults::PerChannel { .. } => (0, 0),
         };
+        if !plan.zp_fits {
+            return None;
+        }
         Some(Fused {
             plan: *plan,
             mult: [m; MAX_NR],
@@ -1127,18 +1144,19 @@ fn test_plan<'a>(
     hi: i32,
     acc_small: bool,
 ) -> RqPlan<'a> {
-    let (mults, no_left_shift) = if per_channel {
+    let (mults, no_left_shift, least) = if per_channel {
         let m = Mults::PerChannel {
             multipliers: mults,
             shifts,
         };
-        (m, shifts.iter().all(|&s| s <= 0))
+        let least = shifts.iter().copied().min().unwrap_or(0);
+        (m, shifts.iter().all(|&s| s <= 0), least)
     } else {
         let m = Mults::PerTensor {
             multiplier: mults[0],
             shift: shifts[0],
         };
-        (m, shifts[0] <= 0)
+        (m, shifts[0] <= 0, shifts[0])
     };
     RqPlan {
         mults,
@@ -1146,6 +1164,7 @@ fn test_plan<'a>(
         lo,
         hi,
         no_left_shift,
+        zp_fits: zp_fits(out_zp, least),
         // (Read only by the Arm M-profile output stage.)
         right_shift_only: false,
         acc_small,
@@ -1625,6 +1644,7 @@ mod row_tests {
                     lo: -128,
                     hi: 100,
                     no_left_shift: false,
+                    zp_fits: false,
                     right_shift_only: false,
                     acc_small: false,
                 };

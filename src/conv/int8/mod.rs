@@ -335,7 +335,7 @@ impl QuantOwned {
 
     /// The output stage of output channels `c0..c0 + n` (column j is channel `c0 + j`).
     pub fn plan(&self, c0: usize, n: usize) -> RqPlan<'_> {
-        let (mults, no_left_shift, right_shift_only) = match &self.scale {
+        let (mults, no_left_shift, right_shift_only, least) = match &self.scale {
             OwnedScale::PerTensor { multiplier, shift } => (
                 Mults::PerTensor {
                     multiplier: *multiplier,
@@ -343,6 +343,7 @@ impl QuantOwned {
                 },
                 *shift <= 0,
                 *shift < 0 && *multiplier > i32::MIN + 1,
+                *shift,
             ),
             OwnedScale::PerChannel {
                 multipliers,
@@ -356,6 +357,7 @@ impl QuantOwned {
                     },
                     s.iter().all(|&x| x <= 0),
                     s.iter().all(|&x| x < 0) && m.iter().all(|&x| x > i32::MIN + 1),
+                    s.iter().copied().min().unwrap_or(0),
                 )
             }
         };
@@ -365,6 +367,7 @@ impl QuantOwned {
             lo: self.lo,
             hi: self.hi,
             no_left_shift,
+            zp_fits: crate::quant::requant::zp_fits(self.zo, least),
             right_shift_only,
             // No accumulator bound is derived for convolutions: the output stage keeps its
             // per-value range checks.
