@@ -216,13 +216,14 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
                 // TFLite's i32 sums, wrapping: no window of fewer than 2^24 input pixels
                 // (every real model's) can overflow, and a hostile blob's huge window gives
                 // TFLite's wrapped sum, never a panic (one kernel, not a second one in i64).
+                // (One form per target: the M4 links only its own.)
                 #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
-                if g.c % 4 == 0 {
-                    average_quads(g, x, y, |s, n| average_of(s.into(), n));
-                    return;
+                average_quads(g, x, y, |s, n| average_of(s.into(), n));
+                #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
+                {
+                    let add = |s: i32, v: i8| s.wrapping_add(i32::from(v));
+                    pool(g, x, y, 0i32, add, |s, n| average_of(s.into(), n));
                 }
-                let add = |s: i32, v: i8| s.wrapping_add(i32::from(v));
-                pool(g, x, y, 0i32, add, |s, n| average_of(s.into(), n));
             }
         }
         // (Refused at load without the f32 forms.)
@@ -244,8 +245,8 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
 /// The int8 average of [`pool`] four channels at a time, the window's pixels inner: the
 /// four (wrapping i32) sums stay in registers and one word load gives four inputs
 /// (`sxtab`), where a row of accumulators in memory costs a load and a store per input on a
-/// core without vectors (the Cortex-M4). `c` a multiple of 4; the same sums as `pool`'s
-/// (a window row not inside `x` is skipped).
+/// core without vectors (the Cortex-M4); channels past the last whole four one at a time.
+/// The same sums as `pool`'s (a window row not inside `x` is skipped).
 #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
 #[inline(never)]
 fn average_quads(g: &Geom, x: &[i8], y: &mut [i8], finish: impl Fn(i32, usize) -> i8) {
@@ -299,6 +300,17 @@ fn average_quads(g: &Geom, x: &[i8], y: &mut [i8], finish: impl Fn(i32, usize) -
                     for (d, &s) in dst.iter_mut().zip(&a) {
                         *d = finish(s, count);
                     }
+                }
+                for (j, d) in pixel.iter_mut().enumerate().skip(c / 4 * 4) {
+                    let mut a = 0i32;
+                    for iy in ys..ye {
+                        for ix in xs..xe {
+                            if let Some(&v) = x.get(b * img + iy * row + ix * c + j) {
+                                a = a.wrapping_add(i32::from(v));
+                            }
+                        }
+                    }
+                    *d = finish(a, count);
                 }
             }
         }
