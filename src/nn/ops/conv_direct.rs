@@ -1,17 +1,17 @@
 //! CONV_2D's direct int8 form (`conv`'s mode 2, what `convert --target cortex-m4` lowers int8
 //! convolutions to): no GEMM, no packing workspace, a scratch of a few hundred bytes.
 //!
-//! Int8 weights (the default): output pixels go three at a time. Each pixel's patch (kh·kw·c_in
+//! Int8 weights (the default): output pixels go four at a time. Each pixel's patch (kh·kw·c_in
 //! values in OHWI order, out-of-image taps at the input zero point; a pointwise convolution's
-//! input pixel as it is) is encoded by [`fill3`] into a small buffer: per four inputs x0..x3
+//! input pixel as it is) is encoded by [`fill4`] into a small buffer: per four inputs x0..x3
 //! the i16 pairs X1 = (x1 + 129, x3 + 129), X2 = (256·x0 − x1 + 127, 256·x2 − x3 + 127), so
 //! that a word of weights stored as (w0 + 128, w1, w2 + 128, w3) gives its four products with
 //! two `smlad` (the word itself against X1, its `uxtb16` against X2), 256 times Σ w·x̃ plus a
-//! term of the pixel alone (see `asm/thumbv7em/conv_s8_m4dsp_3x2.S`). The kernel starts each
+//! term of the pixel alone (see `asm/thumbv7em/conv_s8_m4dsp_4x2.S`). The kernel starts each
 //! sum from the pixel's term and the channel's 256·(bias − what the encoding adds), and
 //! writes the outputs with TFLite's output stage (bias, `MultiplyByQuantizedMultiplier`, zero
 //! point, clamp) in the Arm fast form. Elsewhere, or when that form is not exact for the
-//! call, [`kernel3_portable`] decodes the buffer into the exact i32 sums of `(x − z_x)·w` and
+//! call, [`kernel4_portable`] decodes the buffer into the exact i32 sums of `(x − z_x)·w` and
 //! the output stage runs in Rust. Bit-exact with TFLite's `ConvPerChannel` either way.
 //!
 //! I16 weights (`--target cortex-m4-i16`): output pixels go two at a time, their patches
@@ -38,7 +38,7 @@
 //!
 //! One scratch tensor: 252 bytes of room to end the pixel buffer on a 256-byte boundary (the
 //! kernels' loop test), the buffer (`8·k8` bytes for block 3: per group of four k values
-//! three pixels' two words and two spare words; `4·k8` for block 4) then, unless pointwise,
+//! four pixels' two words; `4·k8` for block 4) then, unless pointwise,
 //! the patches (`3·k8` bytes, block 4 `2·k8`).
 
 use super::conv::Geom;
@@ -56,7 +56,7 @@ pub(crate) const MODE: i32 = 2;
 const CHUNK: usize = 16;
 
 /// The block word of the int8-weights layout (channel pairs, even k values offset by 128,
-/// read three pixels at a time) and of the i16 one (quads). (2 was an earlier int8 layout.)
+/// read four pixels at a time) and of the i16 one (quads). (2 was an earlier int8 layout.)
 pub(crate) const BLOCK_I8: i32 = 3;
 pub(crate) const BLOCK_I16: i32 = 4;
 
@@ -85,12 +85,13 @@ pub(crate) fn weight_bytes(k: usize, n: usize, wide: bool) -> Option<usize> {
 }
 
 /// Bytes of the pixel buffer: `4·k8` (i16 layout: two pixels' i16 pairs) or `8·k8` (int8
-/// layout: per group of four k values three pixels' two words and two spare words).
+/// layout: per group of four k values four pixels' two words).
 fn buffer_bytes(k8: usize, wide: bool) -> Option<usize> {
     k8.checked_mul(if wide { 4 } else { 8 })
 }
 
-/// Pixels an int8-layout step takes, and so the patches of a non-pointwise one.
+/// Patches of a non-pointwise step the scratch has room for (the int8 layout's steps use
+/// one, the i16 layout's two).
 const fn pixels(wide: bool) -> usize {
     if wide {
         2
@@ -400,7 +401,7 @@ pub(crate) fn run<const WIDE: bool>(
         spare: [0; 2 * CHUNK],
     };
     if !WIDE {
-        return run3(&conv, g, mem, [x_t, y_t, s_t], zx, &mut table).ok_or_else(bad);
+        return run4(&conv, g, mem, [x_t, y_t, s_t], zx, &mut table).ok_or_else(bad);
     }
     let mut sums = Sums([0; 4 * CHUNK]);
     if mem.is_in_place(x_t, y_t) {
@@ -471,11 +472,11 @@ pub(crate) fn run<const WIDE: bool>(
     Ok(())
 }
 
-/// The int8 layout's steps: output pixels three at a time (the last step repeating the
-/// last pixel), each step's inputs encoded by [`fill3`] into the buffer, then
-/// [`Direct::triple`]. In place as `run` describes it for pairs. `None`: a tensor is
+/// The int8 layout's steps: output pixels four at a time (the last step repeating the
+/// last pixel), each step's inputs encoded by [`fill4`] into the buffer, then
+/// [`Direct::quad`]. In place as `run` describes it for pairs. `None`: a tensor is
 /// smaller than its geometry.
-fn run3(
+fn run4(
     conv: &Direct,
     g: &Geom,
     mem: &mut OpMem,
@@ -486,7 +487,14 @@ fn run3(
     let (k, n, k8) = (g.kh * g.kw * g.ic, g.oc, conv.k8);
     let m = g.batch * g.oh * g.ow;
     let room = buffer_bytes(k8, false)? + ALIGN_ROOM;
-    let px = |p0: usize| [p0, (p0 + 1).min(m - 1), (p0 + 2).min(m - 1)];
+    let px = |p0: usize| {
+        [
+            p0,
+            (p0 + 1).min(m - 1),
+            (p0 + 2).min(m - 1),
+            (p0 + 3).min(m - 1),
+        ]
+    };
     if mem.is_in_place(x_t, y_t) {
         // Pointwise (checked at load): pixel p's input at p·k, its output at p·n.
         let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t).ok()?;
@@ -496,16 +504,16 @@ fn run3(
         }
         let mut step = |p0: usize| {
             let p = px(p0);
-            let mut q = [0; 3];
+            let mut q = [0; 4];
             for (i, &pi) in p.iter().enumerate() {
-                q[i] = fill3(buf, i, &io[pi * k..pi * k + k]);
+                q[i] = fill4(buf, i, &io[pi * k..pi * k + k]);
             }
-            conv.triple(buf, q, io, p.map(|pi| pi * n), table);
+            conv.quad(buf, q, io, p.map(|pi| pi * n), table);
         };
         if n <= k {
-            (0..m).step_by(3).for_each(&mut step);
+            (0..m).step_by(4).for_each(&mut step);
         } else {
-            (0..m).step_by(3).rev().for_each(&mut step);
+            (0..m).step_by(4).rev().for_each(&mut step);
         }
         return Some(());
     }
@@ -520,22 +528,22 @@ fn run3(
     }
     let patch_k = patches.get_mut(..if pointwise { 0 } else { k })?;
     let mut row = Row([0; 64]);
-    for p0 in (0..m).step_by(3) {
+    for p0 in (0..m).step_by(4) {
         let p = px(p0);
-        let mut q = [0; 3];
+        let mut q = [0; 4];
         for (i, &pi) in p.iter().enumerate() {
             q[i] = if pointwise {
-                fill3(buf, i, &x[pi * k..pi * k + k])
+                fill4(buf, i, &x[pi * k..pi * k + k])
             } else {
                 if rows {
-                    fill3_rows(buf, i, g, x, pi, zx, &mut row)
+                    fill4_rows(buf, i, g, x, pi, zx, &mut row)
                 } else {
                     patch(g, x, pi, zx, patch_k);
-                    fill3(buf, i, patch_k)
+                    fill4(buf, i, patch_k)
                 }
             };
         }
-        conv.triple(buf, q, y, p.map(|pi| pi * n), table);
+        conv.quad(buf, q, y, p.map(|pi| pi * n), table);
     }
     Some(())
 }
@@ -543,7 +551,7 @@ fn run3(
 /// The int8 layout's assembly kernel's argument block (see its header).
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
 #[repr(C)]
-struct Args3 {
+struct Args4 {
     x: *const u32,
     x_end: *const u32,
     w: *const i8,
@@ -551,27 +559,28 @@ struct Args3 {
     y: *mut u8,
     d1: isize,
     d2: isize,
-    q: [i32; 3],
+    d3: isize,
+    q: [i32; 4],
     pairs: u32,
 }
 
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
 extern "C" {
-    /// `asm/thumbv7em/conv_s8_m4dsp_3x2.S` (its header is the contract): the outputs of
-    /// the int8 layout, three pixels × two channels at a time.
+    /// `asm/thumbv7em/conv_s8_m4dsp_4x2.S` (its header is the contract): the outputs of
+    /// the int8 layout, four pixels × two channels at a time.
     #[link_name = concat!(
         "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_",
         env!("CARGO_PKG_VERSION_MINOR"), "_", env!("CARGO_PKG_VERSION_PATCH"),
-        "_conv_s8_m4dsp_3x2"
+        "_conv_s8_m4dsp_4x2"
     )]
-    fn conv_s8_m4dsp_3x2(args: *mut Args3);
+    fn conv_s8_m4dsp_4x2(args: *mut Args4);
 }
 
 impl Direct<'_> {
-    /// The n outputs of the three pixels in `buf` (encoded by [`fill3`], their `q`) at
+    /// The n outputs of the four pixels in `buf` (encoded by [`fill4`], their `q`) at
     /// `y[o[p]..]` (a repeated pixel repeats its offset and is written once, or again with
     /// the same bytes).
-    fn triple(&self, buf: &[u32], q: [i32; 3], y: &mut [u8], o: [usize; 3], t: &mut Table) {
+    fn quad(&self, buf: &[u32], q: [i32; 4], y: &mut [u8], o: [usize; 4], t: &mut Table) {
         let n = self.n;
         let groups = self.k8 / 4;
         let pairs = n.div_ceil(2);
@@ -592,7 +601,7 @@ impl Direct<'_> {
                     }
                     let table = &t.k.as_flattened()[4 * (c0 - t.first)..4 * (c1 - t.first)];
                     let y0 = y[o[0] + c0..].as_mut_ptr();
-                    let mut args = Args3 {
+                    let mut args = Args4 {
                         x: buf.as_ptr(),
                         x_end: end as *const u32,
                         w: self.w[q0 * per..].as_ptr(),
@@ -600,6 +609,7 @@ impl Direct<'_> {
                         y: y0,
                         d1: o[1] as isize - o[0] as isize,
                         d2: o[2] as isize - o[0] as isize,
+                        d3: o[3] as isize - o[0] as isize,
                         q,
                         pairs: (q1 - q0) as u32,
                     };
@@ -609,7 +619,7 @@ impl Direct<'_> {
                     // 8·(q1 − q0) table words (the slice's length, 4·(c1 − c0)); it writes
                     // bytes c0..c1 (≤ n: n even) after y[o_p], each o_p + n ≤ y.len()
                     // (checked above); `args` is a live, writable block.
-                    unsafe { conv_s8_m4dsp_3x2(&mut args) };
+                    unsafe { conv_s8_m4dsp_4x2(&mut args) };
                     q0 = q1;
                 }
                 let (lo, hi) = (self.stage.lo, self.stage.hi);
@@ -625,17 +635,17 @@ impl Direct<'_> {
         }
         let _ = q;
         // Portable: exact sums, then the output stage, a chunk of channel pairs at a time.
-        let mut sums = [[0i32; 2 * CHUNK]; 3];
+        let mut sums = [[0i32; 2 * CHUNK]; 4];
         let mut q0 = 0;
         while q0 < pairs {
             let q1 = pairs.min(q0 + CHUNK);
             let (c0, c1) = (2 * q0, n.min(2 * q1));
-            kernel3_portable(buf, self.w, self.k8, self.zx, q0, q1, &mut sums);
+            kernel4_portable(buf, self.w, self.k8, self.zx, q0, q1, &mut sums);
             if c0 < t.first || c1 > t.first + t.len {
                 self.stage.fill(t, c0, n);
             }
             let k = &t.k[c0 - t.first..c1 - t.first];
-            for p in 0..3 {
+            for p in 0..4 {
                 if p > 0 && o[p] == o[p - 1] {
                     continue;
                 }
@@ -649,7 +659,7 @@ impl Direct<'_> {
 
     /// The int8 fused kernel's constants of the channel pairs from `c0` (even) into `t`:
     /// per pair the two sums' start 256·(bias − C) (C: what the encoding adds, see
-    /// [`fill3`]), then each channel's m, e and 2^(e−1) + z_y·2^e.
+    /// [`fill4`]), then each channel's m, e and 2^(e−1) + z_y·2^e.
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
     fn fill_pairs(&self, t: &mut Table, c0: usize) {
         let (n, pc, k8) = (self.n, self.stage.per_channel, self.k8);
@@ -681,12 +691,45 @@ impl Direct<'_> {
 )]
 fn start3(w: &[i8], k8: usize, c: usize, zx: i32, bias: i32) -> i32 {
     let (q, j) = (c / 2, c % 2);
+    let groups = k8 / 4;
+    // The channel's words: one every 8 bytes from byte 8·(groups·q) + 4·j.
+    let first = (q * groups).saturating_mul(8).saturating_add(4 * j);
+    let words = w.get(first..).map_or(0, |r| (r.len() + 4) / 8).min(groups);
+    // Σ over the words of (b0 + b2) (the even bytes as stored, unsigned) and of w1 + w3.
     let (mut even, mut odd) = (0i32, 0i32);
-    for g in w.chunks_exact(8).skip(q * k8 / 4).take(k8 / 4) {
-        let b = &g[4 * j..4 * j + 4];
-        even += (b[0] as u8 as i32 - 128) + (b[2] as u8 as i32 - 128);
-        odd += b[1] as i32 + b[3] as i32;
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    if words > 0 {
+        // SAFETY: reads `words` words at w[first + 8i] (i < words), all inside `w`
+        // (first + 8·(words − 1) + 4 ≤ w.len() by the count above); unaligned `ldr` is
+        // allowed on the M4. Registers and flags only otherwise.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {v}, [{p}], #8",
+                "uxtb16 {u}, {v}",
+                "sxtb16 {v}, {v}, ror #8",
+                "smlad {e}, {u}, {one}, {e}",
+                "smlad {o}, {v}, {one}, {o}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) w.as_ptr().add(first) => _,
+                n = inout(reg) words => _,
+                e = inout(reg) even,
+                o = inout(reg) odd,
+                one = in(reg) 0x0001_0001u32,
+                v = out(reg) _,
+                u = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
     }
+    #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
+    for b in w.get(first..).unwrap_or(&[]).chunks(8).take(words) {
+        even += i32::from(b[0] as u8) + i32::from(b[2] as u8);
+        odd += i32::from(b[1]) + i32::from(b[3]);
+    }
+    // The even bytes are stored plus 128.
+    let even = even.wrapping_sub(256 * words as i32);
     let corr = (1 + zx)
         .wrapping_mul(even)
         .wrapping_add((129 + zx).wrapping_mul(odd));
@@ -739,10 +782,10 @@ fn encode3(v: u32) -> (u32, u32, i32) {
 /// Writes pixel `p` (< 3) of the int8 layout's buffer from its k ≤ 4·groups inputs `src`
 /// (bytes past k as −1, which the encoding makes 0 in the even sum), and returns its q:
 /// −128·256·Σ_even x̃, the part of the kernel's sum the weights do not decide.
-fn fill3(words: &mut [u32], p: usize, src: &[u8]) -> i32 {
+fn fill4(words: &mut [u32], p: usize, src: &[u8]) -> i32 {
     let full = (src.len() / 4).min(words.len() / 8);
     let (head, tail) = words.split_at_mut(8 * full);
-    let mut s = encode3_words(head.get_mut(2 * p..).unwrap_or(&mut []), &src[..4 * full]);
+    let mut s = encode3_words(head.get_mut(p..).unwrap_or(&mut []), &src[..4 * full]);
     let rest = src.get(4 * full..).unwrap_or(&[]);
     for (i, w) in tail.chunks_exact_mut(8).enumerate() {
         let b = |j: usize| {
@@ -753,22 +796,22 @@ fn fill3(words: &mut [u32], p: usize, src: &[u8]) -> i32 {
             }
         };
         let (a, bb, t) = encode3(u32::from_le_bytes([b(0), b(1), b(2), b(3)]));
-        (w[2 * p], w[2 * p + 1], s) = (a, bb, s.wrapping_add(t));
+        (w[p], w[4 + p], s) = (a, bb, s.wrapping_add(t));
     }
     s.wrapping_mul(-128)
 }
 
-/// [`encode3`] of each word of `src` (whole words) into `dst[8i]`, `dst[8i + 1]` (the
+/// [`encode3`] of each word of `src` (whole words) into `dst[8i]`, `dst[8i + 4]` (the
 /// caller offsets `dst` to the pixel's words); returns the sum of the third values.
 fn encode3_words(dst: &mut [u32], src: &[u8]) -> i32 {
-    let words = (src.len() / 4).min((dst.len() + 6) / 8);
+    let words = (src.len() / 4).min((dst.len() + 3) / 8);
     #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
     if words > 0 {
         let mut s = 0i32;
         // SAFETY: reads `words` whole (possibly unaligned: ldr allows it on the M4) words
-        // of `src` and writes dst[8i], dst[8i + 1] for i < words, all within the slices
-        // (words ≤ src.len()/4 and 8·(words − 1) + 2 ≤ dst.len()); dst is word-aligned
-        // (a u32 slice) for strd. Registers and flags only otherwise.
+        // of `src` and writes dst[8i], dst[8i + 4] for i < words, all within the slices
+        // (words ≤ src.len()/4 and 8·(words − 1) + 5 ≤ dst.len()); dst is word-aligned
+        // (a u32 slice). Registers and flags only otherwise.
         unsafe {
             core::arch::asm!(
                 "2:",
@@ -781,7 +824,8 @@ fn encode3_words(dst: &mut [u32], src: &[u8]) -> i32 {
                 "sadd16 {v}, {v}, {k256}",
                 "smlad {s}, {a}, {one}, {s}",
                 "smlad {s}, {v}, {one}, {s}",
-                "strd {a}, {v}, [{dst}], #32",
+                "str {v}, [{dst}, #16]",
+                "str {a}, [{dst}], #32",
                 "subs {n}, {n}, #1",
                 "bne 2b",
                 src = inout(reg) src.as_ptr() => _,
@@ -801,30 +845,30 @@ fn encode3_words(dst: &mut [u32], src: &[u8]) -> i32 {
     let mut s = 0i32;
     for (v, w) in src.chunks_exact(4).zip(dst.chunks_mut(8)).take(words) {
         let (a, b, t) = encode3(u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
-        if let [wa, wb, ..] = w {
+        if let [wa, _, _, _, wb, ..] = w {
             (*wa, *wb, s) = (a, b, s.wrapping_add(t));
         }
     }
     s
 }
 
-/// The exact sums Σ w·(x − z_x) of channel pairs `q0..q1` (≤ CHUNK of them) of the three
+/// The exact sums Σ w·(x − z_x) of channel pairs `q0..q1` (≤ CHUNK of them) of the four
 /// pixels in the int8 layout's buffer, decoding both encodings: `sums[p][c − 2·q0]`.
-fn kernel3_portable(
+fn kernel4_portable(
     buf: &[u32],
     w: &[i8],
     k8: usize,
     zx: i32,
     q0: usize,
     q1: usize,
-    sums: &mut [[i32; 2 * CHUNK]; 3],
+    sums: &mut [[i32; 2 * CHUNK]; 4],
 ) {
     let half = |v: u32, h: usize| i32::from((v >> (16 * h)) as i16);
     for (qi, wq) in w.chunks_exact(2 * k8).skip(q0).take(q1 - q0).enumerate() {
         for (p, sp) in sums.iter_mut().enumerate() {
             let mut acc = [0i32; 2];
             for (xg, wg) in buf.chunks_exact(8).zip(wq.chunks_exact(8)) {
-                let (x1, x2) = (xg[2 * p], xg[2 * p + 1]);
+                let (x1, x2) = (xg[p], xg[4 + p]);
                 for h in 0..2 {
                     let xo = half(x1, h);
                     let xe = (half(x2, h) + xo) / 256;
@@ -842,11 +886,13 @@ fn kernel3_portable(
     }
 }
 
-/// [`fill3`] of output pixel `px`'s patch straight from the image `x`, for the geometries
+/// [`fill4`] of output pixel `px`'s patch straight from the image `x`, for the geometries
 /// [`rows_path`] serves (as [`fill_rows`]: a row inside the image is its kw·c_in contiguous
 /// input bytes, a row above or below it the zero point, a row crossing the left or right
-/// edge takes the zero point for its outside taps).
-fn fill3_rows(
+/// edge takes the zero point for its outside taps). Not inlined: one copy serves a step's
+/// four pixels (code size on the M4).
+#[inline(never)]
+fn fill4_rows(
     words: &mut [u32],
     p: usize,
     g: &Geom,
@@ -864,10 +910,77 @@ fn fill3_rows(
     let x0 = (ox * g.sw) as isize - g.pl as isize;
     let inside_x = x0 >= 0 && x0 as usize + g.kw <= g.iw;
     let z = zx as i8 as u8;
-    let (za, zb, zt) = encode3(u32::from_le_bytes([z; 4]));
-    let row = &mut row.0;
-    let seg = seg.min(row.len());
     let mut s = 0i32;
+    if seg == 4 {
+        // One word a row (kw·c_in = 4, e.g. a one-channel input): the row's word straight
+        // from the image, its outside taps at the zero point.
+        let zw = u32::from_le_bytes([z; 4]);
+        // The row's taps inside the image, [lo, hi), as the bytes [b0, b1) of its word: the
+        // word loaded from tap lo on, shifted into place and merged with the zero point.
+        let lo = (-x0).clamp(0, g.kw as isize) as usize;
+        let hi = (g.iw as isize - x0).clamp(lo as isize, g.kw as isize) as usize;
+        let (b0, b1) = (lo * g.ic, (hi * g.ic).min(4));
+        let mask = if b1 > b0 {
+            (u32::MAX >> (32 - 8 * (b1 - b0))) << (8 * b0)
+        } else {
+            0
+        };
+        let x_lo = x0 + lo as isize;
+        for fy in 0..g.kh {
+            let Some(dst) = words.get_mut(8 * fy + p..8 * fy + p + 5) else {
+                break;
+            };
+            let y = y0 + (fy * g.dh) as isize;
+            let v = if y < 0 || y >= g.ih as isize || mask == 0 {
+                zw
+            } else {
+                let at = ((b * g.ih + y as usize) * g.iw + x_lo as usize) * g.ic;
+                match x.get(at..at + 4) {
+                    Some(v) => {
+                        let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+                        ((v << (8 * b0)) & mask) | (zw & !mask)
+                    }
+                    // Past the image's end: byte by byte.
+                    None => {
+                        let mut v = zw.to_le_bytes();
+                        for (i, d) in v.iter_mut().enumerate().take(b1).skip(b0) {
+                            *d = x.get(at + i - b0).copied().unwrap_or(z);
+                        }
+                        u32::from_le_bytes(v)
+                    }
+                }
+            };
+            let (a, bb, t) = encode3(v);
+            (dst[0], dst[4], s) = (a, bb, s.wrapping_add(t));
+        }
+    } else {
+        fill4_row_words(words, p, g, x, (b, y0, x0), inside_x, z, &mut row.0, &mut s);
+    }
+    // Groups past k (k8 > k): −1, nothing in the even sum.
+    let (pa, pb, _) = encode3(u32::MAX);
+    for w in words.chunks_exact_mut(8).skip(g.kh * per_row) {
+        (w[p], w[4 + p]) = (pa, pb);
+    }
+    s.wrapping_mul(-128)
+}
+
+/// [`fill4_rows`]'s rows of any width (whole words each): `s` gains their sum terms.
+#[allow(clippy::too_many_arguments)]
+fn fill4_row_words(
+    words: &mut [u32],
+    p: usize,
+    g: &Geom,
+    x: &[u8],
+    (b, y0, x0): (usize, isize, isize),
+    inside_x: bool,
+    z: u8,
+    row: &mut [u8; 64],
+    s: &mut i32,
+) {
+    let seg = g.kw * g.ic;
+    let per_row = seg / 4;
+    let (za, zb, zt) = encode3(u32::from_le_bytes([z; 4]));
+    let seg = seg.min(row.len());
     for fy in 0..g.kh {
         let first = fy * per_row;
         let Some(dst) = words.get_mut(8 * first..8 * (first + per_row)) else {
@@ -896,22 +1009,16 @@ fn fill3_rows(
         };
         match src {
             Some(src) => {
-                let t = encode3_words(dst.get_mut(2 * p..).unwrap_or(&mut []), src);
-                s = s.wrapping_add(t);
+                let t = encode3_words(dst.get_mut(p..).unwrap_or(&mut []), src);
+                *s = s.wrapping_add(t);
             }
             None => {
                 for w in dst.chunks_exact_mut(8) {
-                    (w[2 * p], w[2 * p + 1], s) = (za, zb, s.wrapping_add(zt));
+                    (w[p], w[4 + p], *s) = (za, zb, s.wrapping_add(zt));
                 }
             }
         }
     }
-    // Groups past k (k8 > k): −1, nothing in the even sum.
-    let (pa, pb, _) = encode3(u32::MAX);
-    for w in words.chunks_exact_mut(8).skip(g.kh * per_row) {
-        (w[2 * p], w[2 * p + 1]) = (pa, pb);
-    }
-    s.wrapping_mul(-128)
 }
 
 /// One call's weights and output stage.
@@ -1393,8 +1500,10 @@ mod tests {
     #[test]
     fn patches_equal_the_definition() {
         // (ih, iw, ic, kh, kw, sh, sw, pt, pl)
-        let geoms: [[usize; 9]; 4] = [
+        let geoms: [[usize; 9]; 6] = [
             [49, 10, 1, 10, 4, 2, 2, 4, 1], // DS-CNN's first layer (SAME: pad 4 top, 1 left)
+            [7, 5, 2, 3, 2, 1, 1, 1, 1],    // one word a row, crossing both edges
+            [4, 9, 1, 2, 4, 1, 3, 1, 2],
             [7, 6, 4, 3, 3, 1, 1, 1, 1],
             [5, 9, 2, 2, 6, 1, 3, 0, 2],
             [6, 5, 8, 1, 1, 2, 1, 0, 0],
@@ -1441,8 +1550,8 @@ mod tests {
                     assert_eq!(got_patch, want_patch, "{g:?} px {px}");
                     let (mut want3, mut got3) =
                         (alloc::vec![9u32; 2 * k8], alloc::vec![9u32; 2 * k8]);
-                    let q = fill3(&mut want3, 2, &want_patch);
-                    let got = fill3_rows(&mut got3, 2, &g, &x, px, zx, &mut Row([0; 64]));
+                    let q = fill4(&mut want3, 2, &want_patch);
+                    let got = fill4_rows(&mut got3, 2, &g, &x, px, zx, &mut Row([0; 64]));
                     assert_eq!(got, q, "{g:?} px {px}");
                     assert_eq!(got3, want3, "{g:?} px {px}");
                     let (mut want, mut got) = (alloc::vec![9u32; k8], alloc::vec![9u32; k8]);
@@ -1487,6 +1596,9 @@ mod tests {
                     .collect();
                 let k8 = k8(k).unwrap();
                 let c3: Vec<u8> = (0..k).map(|_| r() as u8).collect();
+                let d4: Vec<u8> = (0..k)
+                    .map(|i| if i % 2 == 0 { 0x80 } else { 0x7f })
+                    .collect();
                 // The int8 layout: the portable kernel, and a model of the assembly's
                 // arithmetic (wrapping smlad sums from q and the table's start).
                 let packed = pack(&w, k, n, false).unwrap();
@@ -1496,8 +1608,8 @@ mod tests {
                 let buf = pair_buffer(&mut room[off..off + 8 * k8 + ALIGN_ROOM], k8, false);
                 let buf = buf.unwrap();
                 assert_eq!((buf.as_ptr() as usize + 8 * k8) % 256, 0);
-                let xs = [&a, &b, &c3];
-                let q = [0, 1, 2].map(|p| fill3(buf, p, xs[p]));
+                let xs = [&a, &b, &c3, &d4];
+                let q = [0, 1, 2, 3].map(|p| fill4(buf, p, xs[p]));
                 let pairs = n.div_ceil(2);
                 let half = |v: u32, h: usize| i32::from((v >> (16 * h)) as i16);
                 let smlad = |acc: i32, u: u32, v: u32| {
@@ -1506,8 +1618,8 @@ mod tests {
                 };
                 for q0 in (0..pairs).step_by(CHUNK) {
                     let q1 = pairs.min(q0 + CHUNK);
-                    let mut sums = [[7; 2 * CHUNK]; 3];
-                    kernel3_portable(buf, &packed, k8, zx, q0, q1, &mut sums);
+                    let mut sums = [[7; 2 * CHUNK]; 4];
+                    kernel4_portable(buf, &packed, k8, zx, q0, q1, &mut sums);
                     for c in 2 * q0..n.min(2 * q1) {
                         for (p, x) in xs.into_iter().enumerate() {
                             let want: i32 = (0..k)
@@ -1526,8 +1638,8 @@ mod tests {
                                     wb[3] as u8,
                                 ]);
                                 let u = wv & 0x00ff_00ff;
-                                acc = smlad(acc, wv, buf[8 * g + 2 * p]);
-                                acc = smlad(acc, u, buf[8 * g + 2 * p + 1]);
+                                acc = smlad(acc, wv, buf[8 * g + p]);
+                                acc = smlad(acc, u, buf[8 * g + 4 + p]);
                             }
                             assert_eq!(acc, (want + bias) * 256, "k {k} n {n} c {c} zx {zx}");
                         }

@@ -216,8 +216,14 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
                 // TFLite's i32 sums, wrapping: no window of fewer than 2^24 input pixels
                 // (every real model's) can overflow, and a hostile blob's huge window gives
                 // TFLite's wrapped sum, never a panic (one kernel, not a second one in i64).
-                let add = |s: i32, v: i8| s.wrapping_add(i32::from(v));
-                pool(g, x, y, 0i32, add, |s, n| average_of(s.into(), n));
+                // (One form per target: the M4 links only its own.)
+                #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+                average_quads(g, x, y, |s, n| average_of(s.into(), n));
+                #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
+                {
+                    let add = |s: i32, v: i8| s.wrapping_add(i32::from(v));
+                    pool(g, x, y, 0i32, add, |s, n| average_of(s.into(), n));
+                }
             }
         }
         // (Refused at load without the f32 forms.)
@@ -233,6 +239,81 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
             }
         }
         _ => {}
+    }
+}
+
+/// The int8 average of [`pool`] four channels at a time, the window's pixels inner: the
+/// four (wrapping i32) sums stay in registers and one word load gives four inputs
+/// (`sxtab`), where a row of accumulators in memory costs a load and a store per input on a
+/// core without vectors (the Cortex-M4); channels past the last whole four one at a time.
+/// The same sums as `pool`'s (a window row not inside `x` is skipped).
+#[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+#[inline(never)]
+fn average_quads(g: &Geom, x: &[i8], y: &mut [i8], finish: impl Fn(i32, usize) -> i8) {
+    let c = g.c;
+    if c == 0 {
+        return;
+    }
+    let (row, img) = (g.w * c, g.h * g.w * c);
+    let mut outs = y.chunks_exact_mut(c);
+    for b in 0..g.n {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let (ys, ye, xs, xe) = g.window(oy, ox);
+                let count = (ye - ys) * (xe - xs);
+                let Some(pixel) = outs.next() else { return };
+                for (k, dst) in pixel.chunks_exact_mut(4).enumerate() {
+                    let mut a = [0i32; 4];
+                    let n = xe - xs;
+                    for iy in ys..ye {
+                        let at = b * img + iy * row + xs * c + 4 * k;
+                        let span = (n.saturating_sub(1)).saturating_mul(c).saturating_add(4);
+                        if n == 0 || x.get(at..).is_none_or(|v| v.len() < span) {
+                            continue;
+                        }
+                        // SAFETY: reads the n words at x[at + j·c] (j < n), inside `x`
+                        // (checked above: at + (n − 1)·c + 4 ≤ x.len()); unaligned `ldr` is
+                        // allowed on the M4. Registers and flags only otherwise.
+                        unsafe {
+                            core::arch::asm!(
+                                "2:",
+                                "ldr {v}, [{p}]",
+                                "add {p}, {p}, {c}",
+                                "sxtab {a0}, {a0}, {v}",
+                                "sxtab {a1}, {a1}, {v}, ror #8",
+                                "sxtab {a2}, {a2}, {v}, ror #16",
+                                "sxtab {a3}, {a3}, {v}, ror #24",
+                                "subs {n}, {n}, #1",
+                                "bne 2b",
+                                p = inout(reg) x.as_ptr().add(at) => _,
+                                c = in(reg) c,
+                                n = inout(reg) n => _,
+                                v = out(reg) _,
+                                a0 = inout(reg) a[0],
+                                a1 = inout(reg) a[1],
+                                a2 = inout(reg) a[2],
+                                a3 = inout(reg) a[3],
+                                options(nostack, readonly),
+                            );
+                        }
+                    }
+                    for (d, &s) in dst.iter_mut().zip(&a) {
+                        *d = finish(s, count);
+                    }
+                }
+                for (j, d) in pixel.iter_mut().enumerate().skip(c / 4 * 4) {
+                    let mut a = 0i32;
+                    for iy in ys..ye {
+                        for ix in xs..xe {
+                            if let Some(&v) = x.get(b * img + iy * row + ix * c + j) {
+                                a = a.wrapping_add(i32::from(v));
+                            }
+                        }
+                    }
+                    *d = finish(a, count);
+                }
+            }
+        }
     }
 }
 
