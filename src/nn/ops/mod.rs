@@ -104,6 +104,13 @@ macro_rules! registry {
         // Operator sets are bit masks over the codes (see `op_set`).
         const _: () = { $(assert!($def.code < 128);)* };
 
+        /// The codes of this build (an operator set): one test at load, not a search of
+        /// `INFO` (which the compiler unrolls into a chain of compares).
+        const KNOWN: u128 = 0 $(| 1u128 << $def.code)*;
+
+        /// The codes of the operators that may work in place.
+        const IN_PLACE: u128 = 0 $(| if $def.in_place { 1u128 << $def.code } else { 0 })*;
+
         /// The form bits of every entry, in `INFO`'s order.
         static FORM_INFO: &[(u16, fn(&OpView) -> bool, u32)] =
             &[$(($def.code, form_of!($($is, $bits)?).0, form_of!($($is, $bits)?).1)),*];
@@ -284,14 +291,22 @@ pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
     REGISTRY.iter().find(|d| d.code == code)
 }
 
-/// Whether this build has the operator of this code.
-pub(crate) fn known(code: u16) -> bool {
-    INFO.iter().any(|&(c, ..)| c == code)
+/// Whether `code` is in the operator set `set`.
+fn in_set(set: u128, code: u16) -> bool {
+    code < 128 && set & (1u128 << code) != 0
 }
 
-/// TFLite's name for an operator code this build has (`"unknown"` otherwise).
+/// Whether this build has the operator of this code.
+pub(crate) fn known(code: u16) -> bool {
+    in_set(KNOWN, code)
+}
+
+/// TFLite's name for an operator code this build has (`"unknown"` otherwise). A loop over
+/// the table, not the compare chain the compiler would unroll it into (it names operators in
+/// messages and listings, never on a hot path).
 pub(crate) fn name(code: u16) -> &'static str {
-    INFO.iter()
+    core::hint::black_box(INFO)
+        .iter()
         .find(|&&(c, ..)| c == code)
         .map_or("unknown", |&(_, n, _)| n)
 }
@@ -315,7 +330,7 @@ pub(crate) fn output_macs(op: &OpView, per_output: u64) -> u64 {
 }
 
 pub(crate) fn in_place(code: u16) -> bool {
-    INFO.iter().any(|&(c, _, p)| c == code && p)
+    in_set(IN_PLACE, code)
 }
 
 /// The memory one operator runs over: the blob's constants and the arena.
