@@ -157,7 +157,10 @@ macro_rules! registry {
 
 registry!(
     conv::DIRECT_I16 => (conv::is_direct_i16, FORM_DIRECT_I16),
-    conv::DIRECT => (conv::is_direct_i8, 0),
+    // (The portable entry first: a firmware without its bit skips it on a constant, and the
+    // fused entry's test is then the mode and block words only, not a scan of the scales.)
+    conv::DIRECT => (conv::is_direct_i8_portable, FORM_DIRECT_PORTABLE),
+    conv::DIRECT_FUSED => (conv::is_direct_i8, 0),
     conv::DEF => (any_form, FORM_GEMM),
     depthwise_conv::M4 => (depthwise_conv::is_m4, 0),
     depthwise_conv::DEF => (any_form, FORM_DW_GENERAL),
@@ -234,6 +237,13 @@ pub const FORM_DIRECT_I16: u32 = 2;
 /// form (`depthwise_m4`), which is what `convert --target cortex-m4` lowers the int8 3×3
 /// layers it can compute exactly to.
 pub const FORM_DW_GENERAL: u32 = 4;
+
+/// A forms set bit: CONV_2D's direct int8 form (int8 weights) for a layer that the
+/// Cortex-M4 kernel's fused output stage cannot compute exactly (an odd channel count, a
+/// shift of more than 22 bits, sums that could reach 2^23: see `conv_direct::fused_i8`), which
+/// takes the portable sums and the Rust output stage instead; a model without one links only
+/// the fused path.
+pub const FORM_DIRECT_PORTABLE: u32 = 8;
 
 /// Every form.
 pub const ALL_FORMS: u32 = u32::MAX;
