@@ -6,8 +6,9 @@
 #    arena planned for its build, the operator set emitted);
 # 2. builds firmware/src/bin/bench_model.rs with that blob embedded (include_bytes!, 16-byte
 #    aligned), the arena a static of the emitted size and only those operators linked (edgemm
-#    without alloc, and without its f32 operator forms unless the model has f32 tensors;
-#    profile `measure`), and the empty firmware (startup and semihosting);
+#    without alloc, with its feature terse-errors, and without its f32 operator forms unless
+#    the model has f32 tensors; profile `measure`), and the empty firmware (startup and
+#    semihosting);
 # 3. runs it under qemu-system-arm with ../shared/tools/qemu-insncount counting the
 #    instructions of one inference (the region between bench_begin() and bench_end() around
 #    Session::run_with), and compares its output bytes with the host runtime's
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     -h | --help)
-        sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -106,9 +107,10 @@ done
 for j in "${!out_bytes[@]}"; do run_args+=(--output "$out/host.out$j.bin"); done
 "$edgemm_bin" run "$model" "${run_args[@]}" >"$out/host.log" 2>&1 || { cat "$out/host.log" >&2; exit 1; }
 
-# edgemm's f32 operator forms only for a model with f32 tensors.
-features=()
-[ "$(const F32)" = true ] && features=(--features f32)
+# edgemm's f32 operator forms only for a model with f32 tensors; errors without their
+# messages (the firmware reports a failure by stage; the host's run of the model names it).
+features=(--features terse-errors)
+[ "$(const F32)" = true ] && features=(--features terse-errors,f32)
 elf=$(EDGEMM_FW_MODEL_RS="$out/model.rs" m4_build_firmware bench_model measure "${features[@]}")
 cp "$elf" "$out/bench_model.elf"
 elf="$out/bench_model.elf"

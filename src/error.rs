@@ -25,16 +25,22 @@ impl fmt::Display for Operand {
 }
 
 /// A short kernel name held inline (kernel names are ASCII and well under 48 bytes), so an
-/// unknown name from `EDGEMM_KERNEL` can be reported without allocating.
+/// unknown name from `EDGEMM_KERNEL` can be reported without allocating. (Its first 23 bytes
+/// with the feature `terse-errors`, which keeps [`Error`] small.)
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct KernelName {
     len: u8,
-    bytes: [u8; 47],
+    bytes: [u8; KERNEL_NAME_BYTES],
 }
+
+#[cfg(not(feature = "terse-errors"))]
+const KERNEL_NAME_BYTES: usize = 47;
+#[cfg(feature = "terse-errors")]
+const KERNEL_NAME_BYTES: usize = 23;
 
 impl KernelName {
     pub(crate) fn new(name: &str) -> Self {
-        let mut bytes = [0u8; 47];
+        let mut bytes = [0u8; KERNEL_NAME_BYTES];
         // Keep whole UTF-8 characters only, so `as_str` is always valid.
         let mut len = name.len().min(bytes.len());
         while !name.is_char_boundary(len) {

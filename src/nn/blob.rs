@@ -128,10 +128,26 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 
 /// An error about the tensor or operator record at byte `rec` (cold and out of line, as
 /// [`OpView::error`]).
+#[cfg(not(feature = "terse-errors"))]
 #[cold]
 #[inline(never)]
 fn record_err(reason: &'static str, tensor: Option<usize>, op: Option<usize>, rec: usize) -> Error {
-    let mut e = ModelError::new(ModelFormat::Blob, reason).with_offset(rec);
+    record_err_in(ModelError::new(ModelFormat::Blob, reason), tensor, op, rec)
+}
+
+/// (With the feature `terse-errors`: the reason dropped at the call site, so its text is not
+/// linked.)
+#[cfg(feature = "terse-errors")]
+#[inline(always)]
+fn record_err(reason: &'static str, tensor: Option<usize>, op: Option<usize>, rec: usize) -> Error {
+    let _ = reason;
+    record_err_in(ModelError::new(ModelFormat::Blob, ""), tensor, op, rec)
+}
+
+#[cold]
+#[inline(never)]
+fn record_err_in(e: ModelError, tensor: Option<usize>, op: Option<usize>, rec: usize) -> Error {
+    let mut e = e.with_offset(rec);
     if let Some(t) = tensor {
         e = e.with_tensor(t);
     }
@@ -142,10 +158,32 @@ fn record_err(reason: &'static str, tensor: Option<usize>, op: Option<usize>, re
 }
 
 /// (Cold and out of line, as [`OpView::error`].)
+#[cfg(not(feature = "terse-errors"))]
 #[cold]
 #[inline(never)]
 pub(crate) fn blob_err(reason: &'static str) -> Error {
     Error::Model(ModelError::new(ModelFormat::Blob, reason))
+}
+
+/// (With the feature `terse-errors`: the reason dropped at the call site, so its text is not
+/// linked.)
+#[cfg(feature = "terse-errors")]
+#[inline(always)]
+pub(crate) fn blob_err(reason: &'static str) -> Error {
+    let _ = reason;
+    terse_err(None)
+}
+
+/// The error of a `terse-errors` build: the blob's, or operator `op`'s.
+#[cfg(feature = "terse-errors")]
+#[cold]
+#[inline(never)]
+fn terse_err(op: Option<usize>) -> Error {
+    let e = ModelError::new(ModelFormat::Blob, "");
+    Error::Model(match op {
+        Some(i) => e.with_operator(i),
+        None => e,
+    })
 }
 
 /// A model blob, validated: every offset, length, shape and index was checked once, so
@@ -373,6 +411,7 @@ impl<'a> OpView<'a> {
 
     /// An error about this operator. Cold and out of line: its hundreds of call sites (every
     /// check) then cost a call each, not a copy of the error's construction, in a firmware.
+    #[cfg(not(feature = "terse-errors"))]
     #[cold]
     #[inline(never)]
     pub fn error(&self, reason: &'static str) -> Error {
@@ -381,6 +420,15 @@ impl<'a> OpView<'a> {
                 .with_operator(self.index)
                 .with_name(self.name()),
         )
+    }
+
+    /// An error about this operator: with the feature `terse-errors`, its index only (the
+    /// reason dropped at the call site, so its text is not linked).
+    #[cfg(feature = "terse-errors")]
+    #[inline(always)]
+    pub fn error(&self, reason: &'static str) -> Error {
+        let _ = reason;
+        terse_err(Some(self.index))
     }
 }
 

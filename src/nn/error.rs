@@ -101,17 +101,30 @@ const NONE: u32 = u32::MAX;
 /// ```
 ///
 /// The name, when present, is the tensor's if a tensor index is set, else the operator's.
+///
+/// With edgemm's feature `terse-errors` (for a firmware short of flash) it keeps the kind of
+/// file and the offset, operator and tensor indices only: no reason text, numbers or name
+/// (see [`TERSE_REASON`]), so the messages are not in the firmware and the error is small.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ModelError {
     format: ModelFormat,
+    #[cfg(not(feature = "terse-errors"))]
     reason: &'static str,
     offset: u32,
     operator: u32,
     tensor: u32,
+    #[cfg(not(feature = "terse-errors"))]
     n_values: u8,
+    #[cfg(not(feature = "terse-errors"))]
     values: [i64; 3],
+    #[cfg(not(feature = "terse-errors"))]
     name: Option<ShortName>,
 }
+
+/// The reason every [`ModelError`] gives in a build with the feature `terse-errors`, which
+/// drops the reasons (the same model run on the host, or through `edgemm run`, names it).
+pub const TERSE_REASON: &str =
+    "refused (this build has edgemm's feature `terse-errors`: load the model on the host for the reason)";
 
 fn index(i: usize) -> u32 {
     // An index too large to store is shown as unknown rather than wrapped.
@@ -123,16 +136,24 @@ fn opt(i: u32) -> Option<usize> {
 }
 
 impl ModelError {
-    /// An error with a reason and no context yet.
+    /// An error with a reason and no context yet (the reason is dropped with the feature
+    /// `terse-errors`).
+    #[inline(always)]
     pub const fn new(format: ModelFormat, reason: &'static str) -> Self {
+        #[cfg(feature = "terse-errors")]
+        let _ = reason;
         ModelError {
             format,
+            #[cfg(not(feature = "terse-errors"))]
             reason,
             offset: NONE,
             operator: NONE,
             tensor: NONE,
+            #[cfg(not(feature = "terse-errors"))]
             n_values: 0,
+            #[cfg(not(feature = "terse-errors"))]
             values: [0; 3],
+            #[cfg(not(feature = "terse-errors"))]
             name: None,
         }
     }
@@ -155,13 +176,26 @@ impl ModelError {
         self
     }
 
-    /// Sets the name of the tensor (or operator) the problem is in.
+    /// Sets the name of the tensor (or operator) the problem is in (not kept with the
+    /// feature `terse-errors`).
+    #[cfg(not(feature = "terse-errors"))]
     pub fn with_name(mut self, name: &str) -> Self {
         self.name = Some(ShortName::new(name));
         self
     }
 
-    /// Sets the numbers that fill the reason's `{}` placeholders (at most 3 are kept).
+    /// Sets the name of the tensor (or operator) the problem is in (not kept with the
+    /// feature `terse-errors`).
+    #[cfg(feature = "terse-errors")]
+    #[inline(always)]
+    pub fn with_name(self, name: &str) -> Self {
+        let _ = name;
+        self
+    }
+
+    /// Sets the numbers that fill the reason's `{}` placeholders (at most 3 are kept; none
+    /// with the feature `terse-errors`).
+    #[cfg(not(feature = "terse-errors"))]
     pub fn with_values(mut self, values: &[i64]) -> Self {
         let n = values.len().min(self.values.len());
         if let (Some(dst), Some(src)) = (self.values.get_mut(..n), values.get(..n)) {
@@ -171,14 +205,27 @@ impl ModelError {
         self
     }
 
+    /// Sets the numbers that fill the reason's `{}` placeholders (at most 3 are kept; none
+    /// with the feature `terse-errors`).
+    #[cfg(feature = "terse-errors")]
+    #[inline(always)]
+    pub fn with_values(self, values: &[i64]) -> Self {
+        let _ = values;
+        self
+    }
+
     /// The kind of file.
     pub fn format(&self) -> ModelFormat {
         self.format
     }
 
-    /// The reason, with its `{}` placeholders unfilled.
+    /// The reason, with its `{}` placeholders unfilled ([`TERSE_REASON`] with the feature
+    /// `terse-errors`).
     pub fn reason(&self) -> &'static str {
-        self.reason
+        #[cfg(not(feature = "terse-errors"))]
+        return self.reason;
+        #[cfg(feature = "terse-errors")]
+        TERSE_REASON
     }
 
     /// The byte offset in the file where the problem was found, if known.
@@ -196,14 +243,21 @@ impl ModelError {
         opt(self.tensor)
     }
 
-    /// The tensor's (or else the operator's) name, if known.
+    /// The tensor's (or else the operator's) name, if known (never with the feature
+    /// `terse-errors`).
     pub fn name(&self) -> Option<&ShortName> {
-        self.name.as_ref()
+        #[cfg(not(feature = "terse-errors"))]
+        return self.name.as_ref();
+        #[cfg(feature = "terse-errors")]
+        None
     }
 
     /// The numbers that fill the reason's placeholders.
     pub fn values(&self) -> &[i64] {
-        self.values.get(..self.n_values as usize).unwrap_or(&[])
+        #[cfg(not(feature = "terse-errors"))]
+        return self.values.get(..self.n_values as usize).unwrap_or(&[]);
+        #[cfg(feature = "terse-errors")]
+        &[]
     }
 }
 
@@ -219,7 +273,7 @@ impl fmt::Display for ModelError {
             write!(f, "{sep}tensor {t}")?;
             sep = ", ";
         }
-        if let Some(name) = &self.name {
+        if let Some(name) = self.name() {
             if sep == ": " {
                 write!(f, "{sep}")?;
             } else {
@@ -232,7 +286,7 @@ impl fmt::Display for ModelError {
             write!(f, " (byte {off})")?;
         }
         f.write_str(": ")?;
-        let mut rest = self.reason;
+        let mut rest = self.reason();
         let mut values = self.values().iter();
         while let Some(at) = rest.find("{}") {
             f.write_str(rest.get(..at).unwrap_or(""))?;

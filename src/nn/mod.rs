@@ -16,6 +16,9 @@ pub mod transform;
 
 pub use blob::{Model, OpView, Shape, Storage, TensorInfo};
 pub use dtype::DType;
-pub use error::{ModelError, ModelFormat, ShortName};
-pub use ops::{forms_of, op_set, ALL_FORMS, ALL_OPS, FORM_DIRECT_I16, FORM_DW_GENERAL, FORM_GEMM};
+pub use error::{ModelError, ModelFormat, ShortName, TERSE_REASON};
+pub use ops::{
+    forms_of, op_set, ALL_FORMS, ALL_OPS, FORM_DIRECT_I16, FORM_DIRECT_PORTABLE, FORM_DW_GENERAL,
+    FORM_GEMM,
+};
 pub use session::Session;

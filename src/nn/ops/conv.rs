@@ -76,17 +76,26 @@ pub(crate) const DEF: OpDef = OpDef {
 
 /// CONV_2D in the direct int8 form (`conv_direct`) with int8 weights: listed before [`DEF`]
 /// (the GEMM forms) in the registry, so a firmware without [`super::FORM_GEMM`] links this
-/// one only.
+/// one only. This entry is for the layers the Cortex-M4 kernel's fused output stage cannot
+/// compute ([`super::FORM_DIRECT_PORTABLE`]); [`DIRECT_FUSED`], after it, takes the others.
 pub(crate) const DIRECT: OpDef = OpDef {
     check: check_direct,
-    run: run_direct::<false>,
+    run: run_direct::<false, true>,
     ..DEF
+};
+
+/// The direct form with int8 weights for a layer the fused kernel computes exactly (not
+/// [`is_direct_i8_portable`]): on the Cortex-M4 its run has no portable path, so a firmware
+/// without [`super::FORM_DIRECT_PORTABLE`] does not link that.
+pub(crate) const DIRECT_FUSED: OpDef = OpDef {
+    run: run_direct::<false, false>,
+    ..DIRECT
 };
 
 /// The direct form with its weights as i16 pairs (`convert --target cortex-m4-i16`): its
 /// own entry, so a firmware without [`super::FORM_DIRECT_I16`] does not link its kernel.
 pub(crate) const DIRECT_I16: OpDef = OpDef {
-    run: run_direct::<true>,
+    run: run_direct::<true, true>,
     ..DIRECT
 };
 
@@ -98,6 +107,13 @@ pub(crate) fn is_direct(op: &OpView) -> bool {
 /// Whether a loaded CONV_2D is in the direct form with int8 weights.
 pub(crate) fn is_direct_i8(op: &OpView) -> bool {
     is_direct(op) && !conv_direct::is_i16(op, P_GEMM)
+}
+
+/// Whether a loaded CONV_2D is in the direct form with int8 weights and the fused kernel
+/// cannot compute every output of it exactly (from its constants: see
+/// `conv_direct::fused_i8`).
+pub(crate) fn is_direct_i8_portable(op: &OpView) -> bool {
+    is_direct_i8(op) && !conv_direct::fused_i8(op, &Geom::read(op, P_GEOM))
 }
 
 /// Whether a loaded CONV_2D is in the direct form with i16 weights.
@@ -433,8 +449,11 @@ fn check_direct(op: &OpView) -> Result<(), Error> {
     conv_direct::check(op, &g, P_GEMM)
 }
 
-fn run_direct<const WIDE: bool>(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-    conv_direct::run::<WIDE>(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
+fn run_direct<const WIDE: bool, const PORTABLE: bool>(
+    op: &OpView,
+    mem: &mut OpMem,
+) -> Result<(), Error> {
+    conv_direct::run::<WIDE, PORTABLE>(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
 }
 
 /// The GEMM forms' checks (the registry sends the direct form to [`check_direct`]).
@@ -904,10 +923,10 @@ fn interior(g: &Geom, ox0: usize, run: usize) -> (usize, usize) {
 /// The GEMM forms (the registry sends the direct form to [`run_direct`]).
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     if is_direct_i16(op) {
-        return run_direct::<true>(op, mem);
+        return run_direct::<true, true>(op, mem);
     }
     if is_direct(op) {
-        return run_direct::<false>(op, mem);
+        return run_direct::<false, true>(op, mem);
     }
     let g = Geom::read(op, P_GEOM);
     // (`F32 &&` first: without the f32 forms, `check` refused f32 operators, and the f32

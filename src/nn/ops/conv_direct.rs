@@ -316,7 +316,45 @@ impl Stage<'_> {
 /// Runs a checked operator of this form (`base`: its first GEMM-part word) whose weights are
 /// i16 pairs (`WIDE`) or int8, as [`is_i16`] says: one instance per layout, so a firmware
 /// links only its model's.
-pub(crate) fn run<const WIDE: bool>(
+/// Whether the int8 layout's fused kernel computes every output of this operator exactly on
+/// the Cortex-M4, from its constants alone: an even channel count, right shifts of at most 22
+/// bits, multipliers above −2^31 + 1 and 256·(sum + bias) inside i32 (`run`'s `fused` test
+/// and [`Direct::quad`]'s, whose other conditions hold for every checked operator: the
+/// buffer's 256-byte end, an even group count, the weights' size). An operator for which it
+/// holds runs without the portable path on the M4 (`conv::DIRECT_FUSED`); keep it in step
+/// with those tests.
+pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
+    let (k, n) = (g.kh * g.kw * g.ic, g.oc);
+    let model = op.model();
+    let constant = |i: usize| {
+        op.input(i)
+            .filter(|&t| {
+                model
+                    .place(t)
+                    .is_some_and(|p| p.storage == Storage::Constant)
+            })
+            .map(|t| cast::<i32>(model.constant(t)))
+    };
+    let (Some(mults), Some(shifts)) = (constant(3), constant(4)) else {
+        return false;
+    };
+    let bias = match op.input(2) {
+        None => &[][..],
+        Some(_) => match constant(2) {
+            Some(b) => b,
+            None => return false,
+        },
+    };
+    let most = bias.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0);
+    n % 2 == 0
+        && shifts.iter().all(|&s| (-22..=-1).contains(&s))
+        && mults.iter().all(|&m| m > i32::MIN + 1)
+        && most + k as i64 * 255 * 128 < 1 << 23
+}
+
+/// Runs the direct form (`PORTABLE` false: the operator is one [`fused_i8`] accepts, and on
+/// the Cortex-M4 the int8 layout's portable path is left out).
+pub(crate) fn run<const WIDE: bool, const PORTABLE: bool>(
     op: &OpView,
     mem: &mut OpMem,
     g: &Geom,
@@ -401,7 +439,7 @@ pub(crate) fn run<const WIDE: bool>(
         spare: [0; 2 * CHUNK],
     };
     if !WIDE {
-        return run4(&conv, g, mem, [x_t, y_t, s_t], zx, &mut table).ok_or_else(bad);
+        return run4::<PORTABLE>(&conv, g, mem, [x_t, y_t, s_t], zx, &mut table).ok_or_else(bad);
     }
     let mut sums = Sums([0; 4 * CHUNK]);
     if mem.is_in_place(x_t, y_t) {
@@ -476,7 +514,7 @@ pub(crate) fn run<const WIDE: bool>(
 /// last pixel), each step's inputs encoded by [`fill4`] into the buffer, then
 /// [`Direct::quad`]. In place as `run` describes it for pairs. `None`: a tensor is
 /// smaller than its geometry.
-fn run4(
+fn run4<const PORTABLE: bool>(
     conv: &Direct,
     g: &Geom,
     mem: &mut OpMem,
@@ -508,7 +546,7 @@ fn run4(
             for (i, &pi) in p.iter().enumerate() {
                 q[i] = fill4(buf, i, &io[pi * k..pi * k + k]);
             }
-            conv.quad(buf, q, io, p.map(|pi| pi * n), table);
+            conv.quad::<PORTABLE>(buf, q, io, p.map(|pi| pi * n), table);
         };
         if n <= k {
             (0..m).step_by(4).for_each(&mut step);
@@ -543,7 +581,7 @@ fn run4(
                 }
             };
         }
-        conv.quad(buf, q, y, p.map(|pi| pi * n), table);
+        conv.quad::<PORTABLE>(buf, q, y, p.map(|pi| pi * n), table);
     }
     Some(())
 }
@@ -579,8 +617,16 @@ extern "C" {
 impl Direct<'_> {
     /// The n outputs of the four pixels in `buf` (encoded by [`fill4`], their `q`) at
     /// `y[o[p]..]` (a repeated pixel repeats its offset and is written once, or again with
-    /// the same bytes).
-    fn quad(&self, buf: &[u32], q: [i32; 4], y: &mut [u8], o: [usize; 4], t: &mut Table) {
+    /// the same bytes). Without `PORTABLE`, on the Cortex-M4, the fused kernel only (the
+    /// operator is one [`fused_i8`] accepts).
+    fn quad<const PORTABLE: bool>(
+        &self,
+        buf: &[u32],
+        q: [i32; 4],
+        y: &mut [u8],
+        o: [usize; 4],
+        t: &mut Table,
+    ) {
         let n = self.n;
         let groups = self.k8 / 4;
         let pairs = n.div_ceil(2);
@@ -632,6 +678,13 @@ impl Direct<'_> {
                 }
                 return;
             }
+        }
+        if !PORTABLE && cfg!(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)) {
+            debug_assert!(
+                false,
+                "a direct convolution fused_i8 accepts took the portable path"
+            );
+            return;
         }
         let _ = q;
         // Portable: exact sums, then the output stage, a chunk of channel pairs at a time.

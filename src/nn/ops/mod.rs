@@ -104,6 +104,13 @@ macro_rules! registry {
         // Operator sets are bit masks over the codes (see `op_set`).
         const _: () = { $(assert!($def.code < 128);)* };
 
+        /// The codes of this build (an operator set): one test at load, not a search of
+        /// `INFO` (which the compiler unrolls into a chain of compares).
+        const KNOWN: u128 = 0 $(| 1u128 << $def.code)*;
+
+        /// The codes of the operators that may work in place.
+        const IN_PLACE: u128 = 0 $(| if $def.in_place { 1u128 << $def.code } else { 0 })*;
+
         /// The form bits of every entry, in `INFO`'s order.
         static FORM_INFO: &[(u16, fn(&OpView) -> bool, u32)] =
             &[$(($def.code, form_of!($($is, $bits)?).0, form_of!($($is, $bits)?).1)),*];
@@ -150,7 +157,10 @@ macro_rules! registry {
 
 registry!(
     conv::DIRECT_I16 => (conv::is_direct_i16, FORM_DIRECT_I16),
-    conv::DIRECT => (conv::is_direct_i8, 0),
+    // (The portable entry first: a firmware without its bit skips it on a constant, and the
+    // fused entry's test is then the mode and block words only, not a scan of the scales.)
+    conv::DIRECT => (conv::is_direct_i8_portable, FORM_DIRECT_PORTABLE),
+    conv::DIRECT_FUSED => (conv::is_direct_i8, 0),
     conv::DEF => (any_form, FORM_GEMM),
     depthwise_conv::M4 => (depthwise_conv::is_m4, 0),
     depthwise_conv::DEF => (any_form, FORM_DW_GENERAL),
@@ -228,6 +238,13 @@ pub const FORM_DIRECT_I16: u32 = 2;
 /// layers it can compute exactly to.
 pub const FORM_DW_GENERAL: u32 = 4;
 
+/// A forms set bit: CONV_2D's direct int8 form (int8 weights) for a layer that the
+/// Cortex-M4 kernel's fused output stage cannot compute exactly (an odd channel count, a
+/// shift of more than 22 bits, sums that could reach 2^23: see `conv_direct::fused_i8`), which
+/// takes the portable sums and the Rust output stage instead; a model without one links only
+/// the fused path.
+pub const FORM_DIRECT_PORTABLE: u32 = 8;
+
 /// Every form.
 pub const ALL_FORMS: u32 = u32::MAX;
 
@@ -284,14 +301,22 @@ pub(crate) fn def(code: u16) -> Option<&'static OpDef> {
     REGISTRY.iter().find(|d| d.code == code)
 }
 
-/// Whether this build has the operator of this code.
-pub(crate) fn known(code: u16) -> bool {
-    INFO.iter().any(|&(c, ..)| c == code)
+/// Whether `code` is in the operator set `set`.
+fn in_set(set: u128, code: u16) -> bool {
+    code < 128 && set & (1u128 << code) != 0
 }
 
-/// TFLite's name for an operator code this build has (`"unknown"` otherwise).
+/// Whether this build has the operator of this code.
+pub(crate) fn known(code: u16) -> bool {
+    in_set(KNOWN, code)
+}
+
+/// TFLite's name for an operator code this build has (`"unknown"` otherwise). A loop over
+/// the table, not the compare chain the compiler would unroll it into (it names operators in
+/// messages and listings, never on a hot path).
 pub(crate) fn name(code: u16) -> &'static str {
-    INFO.iter()
+    core::hint::black_box(INFO)
+        .iter()
         .find(|&&(c, ..)| c == code)
         .map_or("unknown", |&(_, n, _)| n)
 }
@@ -315,7 +340,7 @@ pub(crate) fn output_macs(op: &OpView, per_output: u64) -> u64 {
 }
 
 pub(crate) fn in_place(code: u16) -> bool {
-    INFO.iter().any(|&(c, _, p)| c == code && p)
+    in_set(IN_PLACE, code)
 }
 
 /// The memory one operator runs over: the blob's constants and the arena.
