@@ -26,6 +26,8 @@
 //! of them for one sample type (each has its own window).
 
 use super::error::AudioError;
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+use super::tables::LN_ROWS;
 use super::tables::{DCT_HALF, HANN, HANN_I16, MEL_SEGMENTS};
 use super::{fft, math};
 use crate::Error;
@@ -136,8 +138,7 @@ pub fn mfcc_frame<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MFCCS] {
 
 /// The 10 MFCCs of the frame made of three chunks of 160 samples, in time order.
 fn mfcc_chunks<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MFCCS] {
-    let mel = fft::mel_energies(chunks);
-    let log_mel = mel.map(|e| math::ln(e + LOG_OFFSET));
+    let log_mel = log_mel(&fft::mel_energies(chunks));
     // DCT row k is symmetric about the middle for even k and antisymmetric for odd k.
     let (head, tail) = log_mel.split_at(NUM_MELS / 2);
     let mut sum = [0.0f32; NUM_MELS / 2];
@@ -157,6 +158,45 @@ fn mfcc_chunks<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MFCCS] {
     }
     out
 }
+
+/// ln(e + [`LOG_OFFSET`]) of each mel energy e ([`math::ln`]).
+#[inline]
+fn log_mel(mel: &[f32; NUM_MELS]) -> [f32; NUM_MELS] {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    {
+        let mut out = core::mem::MaybeUninit::<[f32; NUM_MELS]>::uninit();
+        // SAFETY: the kernel's contract (asm/thumbv7em/mfcc_log_vfp4.S): mel and out
+        // NUM_MELS floats each, the rows ln's 32 rows of 3; it writes out only.
+        let special = unsafe {
+            mfcc_log_vfp4(
+                mel.as_ptr(),
+                out.as_mut_ptr().cast(),
+                LN_ROWS.as_ptr().cast(),
+                NUM_MELS,
+            )
+        };
+        if special == 0 {
+            // SAFETY: returning 0, the kernel wrote all NUM_MELS floats.
+            return unsafe { out.assume_init() };
+        }
+    }
+    mel.map(|e| math::ln(e + LOG_OFFSET))
+}
+
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+extern "C" {
+    /// [`log_mel`] in Cortex-M4F assembly, [`math::ln`]'s operations in the same order;
+    /// returns nonzero (without finishing) on an energy whose e + 1e-6 is not a positive
+    /// normal float.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_mfcc_log_vfp4"
+    )]
+    fn mfcc_log_vfp4(mel: *const f32, out: *mut f32, rows: *const f32, n: usize) -> u32;
+}
+
+// The assembly's constants.
+const _: () = assert!(LOG_OFFSET.to_bits() == 0x3586_37bd);
 
 /// The MFCCs of a whole clip: [`frame_count`]`(samples.len())` frames of 10 into the front
 /// of `out`; returns the number of frames. An `out` shorter than that is an error.
