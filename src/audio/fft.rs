@@ -22,7 +22,7 @@
 //! whole spectrum; the tests check |ΔX[k]| ≤ u·(24|X[k]| + 36‖X‖₂/√512), which
 //! tests/audio_frontend.rs builds on.
 
-use super::frontend::{Sample, FRAME_LEN, NUM_MELS};
+use super::frontend::{Sample, CHUNK, FRAME_LEN, NUM_MELS};
 use super::math;
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
 use super::tables::HANN_I16;
@@ -61,16 +61,17 @@ const _: () = {
     }
 };
 
-/// The mel energies Σₖ w_mk·|X[k]| (m < 40) of the 512-point real DFT X of `frame` times
-/// the window (zero-padded).
-pub(crate) fn mel_energies<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MELS] {
+/// The mel energies Σₖ w_mk·|X[k]| (m < 40) of the 512-point real DFT X of the frame (the
+/// three chunks in time order) times the window (zero-padded).
+pub(crate) fn mel_energies<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MELS] {
     let mut blocks = [const { MaybeUninit::<[C; 4]>::uninit() }; 64];
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
-    let done = match S::as_i16(frame) {
-        Some(x) if x.as_ptr() as usize % 4 == 0 => {
-            // SAFETY: the kernel's contract (asm/thumbv7em/fft_first_i16_vfp4.S): x is 480
-            // samples, 4-byte aligned (checked), the window 480 floats, DIGIT_REV 64 bytes;
-            // it writes the 64 blocks (2 KB) and nothing else.
+    let done = match chunks.map(S::as_i16) {
+        [Some(a), Some(b), Some(c)] if [a, b, c].iter().all(|x| x.as_ptr() as usize % 4 == 0) => {
+            let x = [a.as_ptr(), b.as_ptr(), c.as_ptr()];
+            // SAFETY: the kernel's contract (asm/thumbv7em/fft_first_i16_vfp4.S): x is three
+            // pointers to 160 samples each, 4-byte aligned (checked), the window 480 floats,
+            // DIGIT_REV 64 bytes; it writes the 64 blocks (2 KB) and nothing else.
             unsafe {
                 fft_first_i16_vfp4(
                     blocks.as_mut_ptr().cast(),
@@ -87,7 +88,7 @@ pub(crate) fn mel_energies<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MELS]
     let done = false;
     if !done {
         for (j, block) in blocks.iter_mut().enumerate() {
-            block.write(first_stage(frame, j));
+            block.write(first_stage(chunks, j));
         }
     }
     // SAFETY: the loop above or the kernel initialized all 64 blocks, and MaybeUninit<[C;
@@ -106,14 +107,16 @@ pub(crate) fn mel_energies<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MELS]
 
 /// The first radix-4 stage's block j: the windowed samples as points (re, im) = (x[2n],
 /// x[2n + 1]), and the 4-point DFT of points a, a + 64, a + 128, a + 192 for a =
-/// DIGIT_REV[j].
+/// DIGIT_REV[j]. Sample n is `chunks[n / 160][n % 160]`.
 #[inline(always)]
-fn first_stage<S: Sample>(x: &[S; FRAME_LEN], j: usize) -> [C; 4] {
+fn first_stage<S: Sample>(chunks: [&[S; CHUNK]; 3], j: usize) -> [C; 4] {
     let w = S::WINDOW;
     let a = DIGIT_REV[j] as usize & 63;
+    let x = |n: usize| chunks[n / CHUNK][n % CHUNK].raw();
     let p = |q: usize| {
         let n = 2 * a + 128 * q;
-        [x[n].raw() * w[n], x[n + 1].raw() * w[n + 1]]
+        // A pair never straddles two chunks: n is even and the chunks' length too.
+        [x(n) * w[n], x(n + 1) * w[n + 1]]
     };
     let (p0, p1, p2) = (p(0), p(1), p(2));
     // Points from 240 on are the zero padding.
@@ -168,19 +171,47 @@ fn radix4_stage(z: &mut [C; N], tw: &[[f32; 6]]) {
 
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
 extern "C" {
-    /// [`first_stage`] of all 64 blocks for i16 samples in Cortex-M4F assembly, the same
-    /// roundings in the same order.
+    /// [`first_stage`] of all 64 blocks for i16 samples (three chunks of 160) in Cortex-M4F
+    /// assembly, the same roundings in the same order.
     #[link_name = concat!(
         "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
         env!("CARGO_PKG_VERSION_PATCH"), "_fft_first_i16_vfp4"
     )]
-    fn fft_first_i16_vfp4(z: *mut f32, x: *const i16, window: *const f32, rev: *const u8);
+    fn fft_first_i16_vfp4(
+        z: *mut f32,
+        chunks: *const *const i16,
+        window: *const f32,
+        rev: *const u8,
+    );
     /// The same stage in Cortex-M4F assembly, the same roundings in the same order.
     #[link_name = concat!(
         "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
         env!("CARGO_PKG_VERSION_PATCH"), "_fft_radix4_vfp4"
     )]
     fn fft_radix4_vfp4(z: *mut f32, blocks: usize, quarter: usize, tw: *const f32);
+    /// Copies `blocks` × 64 bytes between word-aligned, disjoint buffers.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_copy_vfp4"
+    )]
+    fn fft_copy_vfp4(dst: *mut u32, src: *const u32, blocks: usize);
+}
+
+/// `dst = src` through the Cortex-M4F's FPU registers, 64 bytes at a time, if both are 4-byte
+/// aligned; false (nothing done) otherwise or on other targets.
+#[inline]
+pub(super) fn copy_i16_chunk(dst: &mut [i16; CHUNK], src: &[i16; CHUNK]) -> bool {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    if (dst.as_ptr() as usize | src.as_ptr() as usize) % 4 == 0 {
+        const _: () = assert!(CHUNK * 2 % 64 == 0);
+        // SAFETY: the kernel's contract (asm/thumbv7em/fft_first_i16_vfp4.S, fft_copy_vfp4):
+        // both word-aligned (checked), CHUNK · 2 bytes = a whole number of 64-byte blocks
+        // (asserted), not overlapping (a &mut and a &); it writes dst only.
+        unsafe { fft_copy_vfp4(dst.as_mut_ptr().cast(), src.as_ptr().cast(), CHUNK * 2 / 64) };
+        return true;
+    }
+    let _ = (dst, src);
+    false
 }
 
 /// [`radix4_stage`] in Rust: every target's path but the Cortex-M4F's, and its reference.
@@ -219,10 +250,10 @@ fn portable_radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
 fn split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
     {
-        let mut mel = [0.0f32; NUM_MELS];
+        let mut mel = MaybeUninit::<[f32; NUM_MELS]>::uninit();
         let args = SplitMelArgs {
             z: z.as_ptr().cast(),
-            mel: mel.as_mut_ptr(),
+            mel: mel.as_mut_ptr().cast(),
             twiddles: SPLIT_TWIDDLES.as_ptr().cast(),
             weights: MEL_WEIGHTS.as_ptr().cast(),
             segments: MEL_SEGMENTS.as_ptr(),
@@ -233,7 +264,8 @@ fn split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
         // ≤ 128 and the twiddles and weights a pair for every bin below the last (the const
         // asserts at the top of the file); it reads and writes nothing else.
         unsafe { fft_split_mel_vfp4(&args) };
-        mel
+        // SAFETY: the kernel wrote all `bands` = NUM_MELS floats (its contract).
+        unsafe { mel.assume_init() }
     }
     #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
     portable_split_to_mel(z)
@@ -352,7 +384,10 @@ mod tests {
                 };
             }
             let (exact, norm) = dft_magnitudes(&x);
-            let got = mel_energies(&x);
+            let got = mel_energies(
+                [0, 1, 2]
+                    .map(|c| <&[f32; CHUNK]>::try_from(&x[c * CHUNK..(c + 1) * CHUNK]).unwrap()),
+            );
             let u = 2f64.powi(-24);
             // Band m's f64 sum and its bound: the per-bin model of the header,
             // u·(24|X[k]| + 36‖X‖₂/√512), through the weights, plus the sum's roundings.

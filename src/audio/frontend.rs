@@ -19,13 +19,15 @@
 //! most two); `ln` is a table and a polynomial ([`math::ln`]); the DCT folds the symmetric
 //! halves of its rows first (x_m ± x_{39−m}), 200 products instead of 400.
 //!
-//! RAM: a [`Frontend`] is its 480-sample history and a count: 964 bytes for i16 samples on
-//! a 32-bit target (968 on a 64-bit host), 1924 for f32. Computing a frame takes 2 KB of
+//! RAM: a [`Frontend`] is its 480 samples (a ring of three chunks of 160) and two counts:
+//! 964 bytes for i16 samples, 1924 for f32. Computing a frame takes 2 KB of
 //! stack scratch (the FFT buffer) plus 160 bytes of mel energies; nothing else, no heap.
 //! Tables (two windows, twiddles, mel weights, DCT, ln) are 9 KB of read-only data, 7 KB
 //! of them for one sample type (each has its own window).
 
 use super::error::AudioError;
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+use super::tables::LN_ROWS;
 use super::tables::{DCT_HALF, HANN, HANN_I16, MEL_SEGMENTS};
 use super::{fft, math};
 use crate::Error;
@@ -46,6 +48,9 @@ pub const NUM_MELS: usize = 40;
 pub const NUM_MFCCS: usize = 10;
 /// Added to the mel energies before the log.
 pub const LOG_OFFSET: f32 = 1e-6;
+/// Samples in a chunk: a frame is three, a hop two (the streaming frontend keeps chunks).
+pub(crate) const CHUNK: usize = FRAME_LEN / 3;
+const _: () = assert!(3 * CHUNK == FRAME_LEN && 2 * CHUNK == HOP);
 /// Frames of one second of audio.
 pub const FRAMES_PER_SECOND: usize = frame_count(SAMPLE_RATE as usize);
 
@@ -67,9 +72,15 @@ pub trait Sample: Copy {
     const WINDOW: &'static [f32; FRAME_LEN];
     #[doc(hidden)]
     fn raw(self) -> f32;
-    /// The frame as i16 samples, if they are (the Cortex-M4F's first FFT stage reads them).
+    /// A chunk of the frame as i16 samples, if they are (the Cortex-M4F's first FFT stage
+    /// reads them).
     #[doc(hidden)]
-    fn as_i16(_frame: &[Self; FRAME_LEN]) -> Option<&[i16; FRAME_LEN]> {
+    fn as_i16(_chunk: &[Self; CHUNK]) -> Option<&[i16; CHUNK]> {
+        None
+    }
+    /// The same, to write.
+    #[doc(hidden)]
+    fn as_i16_mut(_chunk: &mut [Self; CHUNK]) -> Option<&mut [i16; CHUNK]> {
         None
     }
 }
@@ -87,8 +98,12 @@ impl Sample for i16 {
         self as f32
     }
     #[inline]
-    fn as_i16(frame: &[Self; FRAME_LEN]) -> Option<&[i16; FRAME_LEN]> {
-        Some(frame)
+    fn as_i16(chunk: &[Self; CHUNK]) -> Option<&[i16; CHUNK]> {
+        Some(chunk)
+    }
+    #[inline]
+    fn as_i16_mut(chunk: &mut [Self; CHUNK]) -> Option<&mut [i16; CHUNK]> {
+        Some(chunk)
     }
 }
 
@@ -116,8 +131,14 @@ pub const fn frame_count(samples: usize) -> usize {
 
 /// The 10 MFCCs of one frame of 480 samples.
 pub fn mfcc_frame<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MFCCS] {
-    let mel = fft::mel_energies(frame);
-    let log_mel = mel.map(|e| math::ln(e + LOG_OFFSET));
+    let (a, rest) = frame.split_at(CHUNK);
+    let (b, c) = rest.split_at(CHUNK);
+    mfcc_chunks([a, b, c].map(|x| <&[S; CHUNK]>::try_from(x).expect("a chunk")))
+}
+
+/// The 10 MFCCs of the frame made of three chunks of 160 samples, in time order.
+fn mfcc_chunks<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MFCCS] {
+    let log_mel = log_mel(&fft::mel_energies(chunks));
     // DCT row k is symmetric about the middle for even k and antisymmetric for odd k.
     let (head, tail) = log_mel.split_at(NUM_MELS / 2);
     let mut sum = [0.0f32; NUM_MELS / 2];
@@ -137,6 +158,45 @@ pub fn mfcc_frame<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MFCCS] {
     }
     out
 }
+
+/// ln(e + [`LOG_OFFSET`]) of each mel energy e ([`math::ln`]).
+#[inline]
+fn log_mel(mel: &[f32; NUM_MELS]) -> [f32; NUM_MELS] {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    {
+        let mut out = core::mem::MaybeUninit::<[f32; NUM_MELS]>::uninit();
+        // SAFETY: the kernel's contract (asm/thumbv7em/mfcc_log_vfp4.S): mel and out
+        // NUM_MELS floats each, the rows ln's 32 rows of 3; it writes out only.
+        let special = unsafe {
+            mfcc_log_vfp4(
+                mel.as_ptr(),
+                out.as_mut_ptr().cast(),
+                LN_ROWS.as_ptr().cast(),
+                NUM_MELS,
+            )
+        };
+        if special == 0 {
+            // SAFETY: returning 0, the kernel wrote all NUM_MELS floats.
+            return unsafe { out.assume_init() };
+        }
+    }
+    mel.map(|e| math::ln(e + LOG_OFFSET))
+}
+
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+extern "C" {
+    /// [`log_mel`] in Cortex-M4F assembly, [`math::ln`]'s operations in the same order;
+    /// returns nonzero (without finishing) on an energy whose e + 1e-6 is not a positive
+    /// normal float.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_mfcc_log_vfp4"
+    )]
+    fn mfcc_log_vfp4(mel: *const f32, out: *mut f32, rows: *const f32, n: usize) -> u32;
+}
+
+// The assembly's constants.
+const _: () = assert!(LOG_OFFSET.to_bits() == 0x3586_37bd);
 
 /// The MFCCs of a whole clip: [`frame_count`]`(samples.len())` frames of 10 into the front
 /// of `out`; returns the number of frames. An `out` shorter than that is an error.
@@ -163,10 +223,18 @@ pub fn mfcc<S: Sample>(samples: &[S], out: &mut [f32]) -> Result<usize, Error> {
 /// The streaming frontend: push samples as they come, get a frame of MFCCs each time 480 are
 /// buffered (then the oldest 320 are dropped). Pushing a clip in any chunks gives the same
 /// frames as [`mfcc`] on the whole clip. RAM: see the module header.
+///
+/// The samples are kept as a ring of three chunks of 160 (a frame is three chunks, a hop
+/// two), which the FFT's first stage reads in place: no sample is moved once stored, and
+/// [`push_hop`](Self::push_hop) reads a hop's samples where the caller has them.
 #[derive(Clone, Debug)]
+#[repr(C, align(4))]
 pub struct Frontend<S: Sample = i16> {
-    history: [S; FRAME_LEN],
-    filled: usize,
+    ring: [S; FRAME_LEN],
+    /// The ring's slot (0..3) of the oldest buffered chunk.
+    start: u16,
+    /// Samples buffered (0..480), from the start of that slot on.
+    filled: u16,
 }
 
 impl<S: Sample> Default for Frontend<S> {
@@ -179,7 +247,8 @@ impl<S: Sample> Frontend<S> {
     /// An empty frontend (the first frame comes after 480 samples).
     pub const fn new() -> Self {
         Frontend {
-            history: [S::ZERO; FRAME_LEN],
+            ring: [S::ZERO; FRAME_LEN],
+            start: 0,
             filled: 0,
         }
     }
@@ -191,37 +260,89 @@ impl<S: Sample> Frontend<S> {
 
     /// Samples buffered toward the next frame (below 480).
     pub fn buffered(&self) -> usize {
-        self.filled
+        self.filled as usize
+    }
+
+    /// The ring's slot `i` (taken mod 3).
+    fn slot(&self, i: usize) -> &[S; CHUNK] {
+        let at = i % 3 * CHUNK;
+        self.ring[at..at + CHUNK].try_into().expect("a chunk")
     }
 
     /// Takes `samples`, calls `emit` with each frame they complete; returns how many.
     pub fn push(&mut self, mut samples: &[S], mut emit: impl FnMut(&[f32; NUM_MFCCS])) -> usize {
         let mut frames = 0;
+        let (mut start, mut filled) = (self.start as usize % 3, self.filled as usize);
         while !samples.is_empty() {
-            let take = (FRAME_LEN - self.filled).min(samples.len());
+            // Fill the chunk the next sample goes to.
+            let at = (start + filled / CHUNK) % 3 * CHUNK + filled % CHUNK;
+            let take = (CHUNK - filled % CHUNK).min(samples.len());
             let (now, rest) = samples.split_at(take);
-            self.history[self.filled..self.filled + take].copy_from_slice(now);
-            self.filled += take;
+            self.ring[at..at + take].copy_from_slice(now);
+            filled += take;
             samples = rest;
-            if self.filled == FRAME_LEN {
-                emit(&mfcc_frame(&self.history));
-                self.history.copy_within(HOP.., 0);
-                self.filled = FRAME_LEN - HOP;
+            if filled == FRAME_LEN {
+                let s = start;
+                emit(&mfcc_chunks([
+                    self.slot(s),
+                    self.slot(s + 1),
+                    self.slot(s + 2),
+                ]));
+                // The last chunk is the next frame's first.
+                start = (start + 2) % 3;
+                filled = CHUNK;
                 frames += 1;
             }
         }
+        // Both below 2¹⁶: start < 3, filled < 480.
+        (self.start, self.filled) = (start as u16, filled as u16);
         frames
     }
 
     /// Takes one hop of 320 new samples and returns the frame they complete, if any: from the
-    /// second hop of a stream on, every hop completes exactly one.
+    /// second hop of a stream on, every hop completes exactly one. Once a stream is in step
+    /// (the previous hop buffered), the frame's last chunk is read from `hop` where it is,
+    /// then the hop is copied in whole, by 32-byte blocks where it can be.
     pub fn push_hop(&mut self, hop: &[S; HOP]) -> Option<[f32; NUM_MFCCS]> {
+        if self.filled as usize == HOP {
+            let (first, second) = hop.split_at(CHUNK);
+            let [first, second] =
+                [first, second].map(|x| <&[S; CHUNK]>::try_from(x).expect("a chunk"));
+            let start = self.start as usize % 3;
+            let frame = mfcc_chunks([self.slot(start), self.slot(start + 1), first]);
+            // The hop is the next frame's first two chunks: into the two slots just read.
+            let next = (start + 1) % 3;
+            copy_chunk(self.slot_mut(start), first);
+            copy_chunk(self.slot_mut(next), second);
+            return Some(frame);
+        }
         let mut frame = None;
         // 320 samples complete at most one frame: fewer than 480 are buffered before, and
         // 160 after a frame.
         self.push(hop, |f| frame = Some(*f));
         frame
     }
+
+    /// The ring's slot `i` (below 3), to write.
+    fn slot_mut(&mut self, i: usize) -> &mut [S; CHUNK] {
+        let at = i * CHUNK;
+        (&mut self.ring[at..at + CHUNK])
+            .try_into()
+            .expect("a chunk")
+    }
+}
+
+/// `dst = src` for a chunk: on the Cortex-M4F, i16 samples 4-byte aligned go through the FPU
+/// registers 64 bytes at a time (the library's memcpy moves a word at a time); anything else
+/// by `copy_from_slice`.
+#[inline]
+fn copy_chunk<S: Sample>(dst: &mut [S; CHUNK], src: &[S; CHUNK]) {
+    if let (Some(d), Some(s)) = (S::as_i16_mut(dst), S::as_i16(src)) {
+        if fft::copy_i16_chunk(d, s) {
+            return;
+        }
+    }
+    dst.copy_from_slice(src);
 }
 
 #[cfg(test)]
@@ -254,15 +375,39 @@ mod tests {
                 assert_eq!(&f[..], &whole[(i - 1) * 10..i * 10]);
             }
         }
+        // Out of step: 100 samples, then hops (the general path until a frame is made), then
+        // a few odd pushes and hops again.
+        let mut fe = Frontend::<i16>::new();
+        let mut got = [0.0f32; 10 * 9];
+        let mut n = 0;
+        let mut take = |f: &[f32; NUM_MFCCS]| {
+            got[n * 10..n * 10 + 10].copy_from_slice(f);
+            n += 1;
+        };
+        fe.push(&x[..100], &mut take);
+        let mut at = 100;
+        for step in [HOP, HOP, HOP, 7, 13, HOP, HOP, HOP, HOP] {
+            if step == HOP {
+                if let Some(f) = fe.push_hop(x[at..at + HOP].try_into().unwrap()) {
+                    take(&f);
+                }
+            } else {
+                fe.push(&x[at..at + step], &mut take);
+            }
+            at += step;
+        }
+        fe.push(&x[at..], &mut take);
+        assert_eq!((n, got), (8, whole));
         // Too small an output.
         assert!(mfcc(&x, &mut [0.0; 79]).is_err());
     }
 
     #[test]
     fn ram_as_documented() {
-        let count = core::mem::size_of::<usize>();
-        assert_eq!(core::mem::size_of::<Frontend<i16>>(), 960 + count);
-        assert_eq!(core::mem::size_of::<Frontend<f32>>(), 1920 + count);
+        assert_eq!(core::mem::size_of::<Frontend<i16>>(), 964);
+        assert_eq!(core::mem::size_of::<Frontend<f32>>(), 1924);
+        // The ring is 4-byte aligned: the Cortex-M4F's first FFT stage reads pairs.
+        assert_eq!(core::mem::align_of::<Frontend<i16>>(), 4);
     }
 
     #[test]

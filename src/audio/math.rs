@@ -81,6 +81,8 @@ pub fn sqrt_portable(x: f32) -> f32 {
 /// exponent e.
 const LN2_HI: f32 = 0.693_145_75; // 0x3f31_7200 = 0.693145751953125 exactly
 const LN2_LO: f32 = 1.428_606_8e-6;
+// asm/thumbv7em/mfcc_log_vfp4.S holds these (and the polynomial's) bits.
+const _: () = assert!(LN2_HI.to_bits() == 0x3f31_7200 && LN2_LO.to_bits() == 0x35bf_be8e);
 
 /// ln x for x > 0 (−∞ for 0, NaN for x < 0 or NaN, ∞ for ∞).
 ///

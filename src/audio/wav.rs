@@ -298,6 +298,21 @@ impl<'a> Pcm16<'a> {
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
     }
 
+    /// The samples in place, without a copy, when they can be read as `i16`s: on a
+    /// little-endian target, with the data 2-byte aligned (a WAV's data usually starts at
+    /// byte 44, so a file in flash or memory aligned to 4 bytes gives this). `None` otherwise:
+    /// use [`copy_from`](Self::copy_from).
+    pub fn as_slice(&self) -> Option<&'a [i16]> {
+        if cfg!(target_endian = "little") && self.bytes.as_ptr() as usize % 2 == 0 {
+            // SAFETY: the pointer is 2-byte aligned (checked) and `len()` i16s are the first
+            // 2·len() ≤ bytes.len() bytes, borrowed for 'a like `bytes`; every bit pattern is
+            // an i16, and on a little-endian target its value is from_le_bytes of its bytes.
+            Some(unsafe { core::slice::from_raw_parts(self.bytes.as_ptr().cast(), self.len()) })
+        } else {
+            None
+        }
+    }
+
     /// Copies the first `out.len()` samples (or all, if fewer) into `out`; returns how many.
     pub fn copy_to(&self, out: &mut [i16]) -> usize {
         self.copy_from(0, out)

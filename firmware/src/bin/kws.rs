@@ -32,15 +32,27 @@ use edgemm::audio::{Frontend, Wav, HOP, NUM_MFCCS, SAMPLE_RATE};
 use edgemm::nn::{Model, Session};
 use model::{ARENA_SIZE, BLOB, OPERATORS};
 
+/// A WAV file in flash, 4-byte aligned: its samples (from byte 44) are read in place.
+#[repr(C, align(4))]
+struct Aligned<T: ?Sized>(T);
+
+macro_rules! clip {
+    ($name:literal) => {{
+        static BYTES: &Aligned<[u8]> =
+            &Aligned(*include_bytes!(concat!("../../../tests/kws/", $name)));
+        ($name, &BYTES.0)
+    }};
+}
+
 /// The clips (16 kHz mono 16-bit, one second each), in flash.
-const CLIPS: [(&str, &[u8]); 7] = [
-    ("yes.wav", include_bytes!("../../../tests/kws/yes.wav")),
-    ("no.wav", include_bytes!("../../../tests/kws/no.wav")),
-    ("left.wav", include_bytes!("../../../tests/kws/left.wav")),
-    ("stop.wav", include_bytes!("../../../tests/kws/stop.wav")),
-    ("go.wav", include_bytes!("../../../tests/kws/go.wav")),
-    ("silence.wav", include_bytes!("../../../tests/kws/silence.wav")),
-    ("unknown.wav", include_bytes!("../../../tests/kws/unknown.wav")),
+static CLIPS: [(&str, &[u8]); 7] = [
+    clip!("yes.wav"),
+    clip!("no.wav"),
+    clip!("left.wav"),
+    clip!("stop.wav"),
+    clip!("go.wav"),
+    clip!("silence.wav"),
+    clip!("unknown.wav"),
 ];
 
 /// The model's classes, in its output order.
@@ -88,13 +100,23 @@ fn features(bytes: &[u8], input: &mut [u8], (scale, zp): (f32, i32)) -> u32 {
     let wav = Wav::parse(bytes).unwrap_or_else(|e| fail("wav", e));
     let pcm = wav.pcm16_mono_16k().unwrap_or_else(|e| fail("wav", e));
     let mut frontend = Frontend::<i16>::new();
-    let mut hop = [0i16; HOP];
+    let mut copy = [0i16; HOP];
     let mut rows = input.chunks_exact_mut(NUM_MFCCS);
+    // The samples where they are in flash, if aligned; the frontend reads whole hops there
+    // (as it would a microphone's DMA buffer). Otherwise, and for a short clip's last hop,
+    // the hop is copied out (and zero-padded).
+    let samples = pcm.as_slice().unwrap_or(&[]);
     for h in 0..SAMPLE_RATE as usize / HOP {
-        let n = pcm.copy_from(h * HOP, &mut hop);
-        hop[n..].fill(0);
+        let hop: &[i16; HOP] = match samples.get(h * HOP..(h + 1) * HOP) {
+            Some(s) => s.try_into().unwrap_or_else(|_| fail("hop", "not 320 samples")),
+            None => {
+                let n = pcm.copy_from(h * HOP, &mut copy);
+                copy[n..].fill(0);
+                &copy
+            }
+        };
         // The first hop completes no frame; each later one completes the next row.
-        if let Some(frame) = frontend.push_hop(&hop) {
+        if let Some(frame) = frontend.push_hop(hop) {
             if let Some(row) = rows.next() {
                 for (q, &v) in row.iter_mut().zip(&frame) {
                     *q = quantize(v, scale, zp) as u8;
