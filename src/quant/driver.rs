@@ -549,25 +549,30 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
 
 /// Where an implicit-GEMM convolution's A lies (bytes): row i, segment s, k group q at
 /// `a + i·a_rs + s·a_ss + 4q`, `groups` groups per segment (a filter row's taps, adjacent
-/// input bytes), `segs` segments (filter rows).
+/// input bytes), `segs` segments (filter rows). The rows come in `runs` runs (0 counts as
+/// 1; an output row of pixels each), run r's first row at `a + r·a_run`: one call takes a
+/// block of output rows, the driver's fixed costs paid once for all of them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Segments {
     pub a_rs: usize,
     pub segs: usize,
     pub a_ss: usize,
     pub groups: usize,
+    pub runs: usize,
+    pub a_run: usize,
 }
 
-/// `dest (m×n) = stage(A·B + col_off)` with A read where it lies, in segments (u8, the
+/// `dest (runs·m × n) = stage(A·B + col_off)` (run r's m rows at dest rows r·m..) with A
+/// read where it lies, in segments (u8, the
 /// format U8x4), B prepacked for `ker` as one k chunk at `b` (NR-column slivers of all
 /// `segs·groups` k groups), no row offsets (B's zero point is 0). `col_off` holds the
 /// column offsets (zero points and bias, see `run_block_in`) of n columns rounded up to NR,
 /// computed once by the caller for all its calls.
 ///
 /// # Safety
-/// `ker.segments`; every A byte the segments name for rows `0..m` is readable; `b` is a
-/// packed B of `ker` with `segs·groups·4` rows and at least n columns; `col_off` has
-/// `n.next_multiple_of(NR)` values; `dest` (m×n) is in bounds, this thread's alone, and
+/// `ker.segments`; every A byte the segments name for rows `0..m` of each run is readable;
+/// `b` is a packed B of `ker` with `segs·groups·4` rows and at least n columns; `col_off`
+/// has `n.next_multiple_of(NR)` values; `dest` (runs·m × n) is in bounds, this thread's alone, and
 /// overlaps neither A nor B; `ker` runs on this CPU.
 pub(crate) unsafe fn run_segmented(
     ker: &QgemmKernel,
@@ -617,9 +622,12 @@ pub(crate) unsafe fn run_segmented(
             rqa = f.args(jr);
             args.rq = &rqa;
         }
-        for tt in 0..row_tiles(m, mr) {
-            let (ir, h) = row_tile(m, mr, tt);
-            args.a = a.wrapping_add(ir * seg.a_rs);
+        for tr in 0..seg.runs.max(1) * row_tiles(m, mr) {
+            let (run, tt) = (tr / row_tiles(m, mr), tr % row_tiles(m, mr));
+            let (i, h) = row_tile(m, mr, tt);
+            // Row ir of dest: run `run`'s row i.
+            let ir = run * m + i;
+            args.a = a.wrapping_add(run * seg.a_run + i * seg.a_rs);
             args.m = h;
             if let Some((out, f)) = &fused {
                 args.c = out.at(ir, jr) as *mut i32;

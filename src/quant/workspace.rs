@@ -392,9 +392,9 @@ impl WsPlan<'_> {
         Ok(())
     }
 
-    /// `out (m×n, row-major) = requantize(A · B)` with u8 A (each `a ^ 0x80`) read in place
-    /// in segments from `a[at..]` ([`Segments`]: an implicit-GEMM convolution's patches
-    /// over its padded input rows), `col_off` from [`WsPlan::col_offsets_u8`]. Checks that
+    /// `out (runs·m × n, row-major) = requantize(A · B)` with u8 A (each `a ^ 0x80`) read in
+    /// place in segments from `a[at..]` ([`Segments`]: an implicit-GEMM convolution's
+    /// patches over its padded input rows, `runs` output rows of m pixels), `col_off` from [`WsPlan::col_offsets_u8`]. Checks that
     /// the segments stay inside `a` and that they cover B's k; `segmented()` must hold.
     pub(crate) fn run_segmented(
         &self,
@@ -414,28 +414,31 @@ impl WsPlan<'_> {
         let g = self.ker.format.k_group();
         let seg_bytes = seg.groups.checked_mul(g).ok_or(Error::SizeOverflow)?;
         // The last byte read: row m − 1, segment segs − 1, its last group.
+        let runs = seg.runs.max(1);
         let end = (m - 1)
             .checked_mul(seg.a_rs)
+            .and_then(|v| v.checked_add((runs - 1).checked_mul(seg.a_run)?))
             .and_then(|v| v.checked_add(seg.segs.checked_sub(1)?.checked_mul(seg.a_ss)?))
             .and_then(|v| v.checked_add(seg_bytes)?.checked_add(at));
         if !self.segmented()
             || seg.segs.checked_mul(seg_bytes) != Some(self.k)
             || end.is_none_or(|e| e > a.len())
             || col_off.len() < self.col_offsets_len()
-            || isize::try_from(seg.a_rs.max(seg.a_ss)).is_err()
+            || isize::try_from(seg.a_rs.max(seg.a_ss).max(seg.a_run)).is_err()
         {
             return Err(Error::SizeOverflow);
         }
-        let out = MatMut::row_major(out, m, self.n)?;
+        let rows = runs.checked_mul(m).ok_or(Error::SizeOverflow)?;
+        let out = MatMut::row_major(out, rows, self.n)?;
         let dest = Dest::Requant {
             out: Raw::from_mut(&out),
             plan: self.plan,
         };
-        // SAFETY: the kernel reads segments (`segmented`); every A byte of rows 0..m lies in
-        // `a` (checked above: `end`); B is this kernel's packed blob of k = segs·groups·g rows
+        // SAFETY: the kernel reads segments (`segmented`); every A byte of rows 0..m of
+        // every run lies in `a` (checked above: `end`, the last run's last row); B is this kernel's packed blob of k = segs·groups·g rows
         // and n columns (checked when the plan was made; the segments cover k, checked
         // above); col_off has n rounded up to NR values (checked); the output is a validated
-        // m×n view borrowed exclusively, so it overlaps neither A nor B; the kernel runs
+        // runs·m × n view borrowed exclusively, so it overlaps neither A nor B; the kernel runs
         // here (checked when its blob was read).
         unsafe {
             run_segmented(

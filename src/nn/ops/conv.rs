@@ -133,7 +133,11 @@ const MIN_BLOCK: usize = 32;
 const SMALL_BLOCK: usize = 16;
 /// The most output pixels of a call of the implicit-GEMM form (its input rows stay in L1).
 #[cfg(feature = "alloc")]
-const IMPLICIT_PIXELS: usize = 256;
+const IMPLICIT_PIXELS: usize = 512;
+/// The scratch an implicit-GEMM call may always take (small late layers: a quarter of
+/// their output would hold one output row's input rows, a call per row).
+#[cfg(feature = "alloc")]
+const IMPLICIT_MIN_SCRATCH: usize = 8 * 1024;
 
 /// The fewest output pixels of a block cut down to save arena: [`SMALL_BLOCK`], or two row
 /// tiles of this build's kernel when the blob is for this build. (Sixteen rows are a
@@ -586,8 +590,8 @@ fn fill_rows(
 }
 
 /// The implicit-GEMM form (mode [`IMPLICIT`], see the file header): calls of `block`
-/// output rows (fewer at the end of an image), each copying its input rows once, then a
-/// product per output row reading the patches in place.
+/// output rows (fewer at the end of an image), each copying its input rows once, then one
+/// product for those output rows reading the patches in place.
 fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(), Error> {
     let block = op.param(P_BLOCK).max(1) as usize;
     let (k, n) = (implicit_depth(g), g.oc);
@@ -609,6 +613,8 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
         segs: g.kh,
         a_ss: g.dh * row_bytes,
         groups: implicit_segment(g) / 4,
+        runs: 1,
+        a_run: g.sh * row_bytes,
     };
     let pad = op.param(P_GEMM) as i8 as u8 ^ 0x80;
     let out_row = g.ow * n;
@@ -623,12 +629,13 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
             let run = (g.oh - oy0).min(rows - r);
             let (_, height) = implicit_rows(g, run);
             fill_rows(g, x, b, g.in_y(oy0, 0), height, width, pad, buf);
-            for i in 0..run {
-                let y = y
-                    .get_mut((r + i) * out_row..(r + i + 1) * out_row)
-                    .ok_or(Error::SizeOverflow)?;
-                plan.run_segmented(buf, i * g.sh * row_bytes, g.ow, seg, col_off, y)?;
-            }
+            // One product for the run: its output rows are runs of ow pixels, sh input
+            // rows apart (the driver's fixed costs paid once, not per output row).
+            let y = y
+                .get_mut(r * out_row..(r + run) * out_row)
+                .ok_or(Error::SizeOverflow)?;
+            let seg = Segments { runs: run, ..seg };
+            plan.run_segmented(buf, 0, g.ow, seg, col_off, y)?;
             r += run;
         }
         Ok(())
@@ -1152,7 +1159,10 @@ mod lower {
     use alloc::format;
     use alloc::vec;
 
-    use super::{gemm_common, small_block, Geom, BLOCK_BYTES, IMPLICIT_PIXELS, MIN_BLOCK};
+    use super::{
+        gemm_common, small_block, Geom, BLOCK_BYTES, IMPLICIT_MIN_SCRATCH, IMPLICIT_PIXELS,
+        MIN_BLOCK,
+    };
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::transform::ir::{OpOptions, Padding};
@@ -1300,10 +1310,12 @@ mod lower {
         let out_bytes = m.saturating_mul(oc).saturating_mul(esize);
         let block = if mode == super::IMPLICIT {
             // Output rows per call: each call copies (rows − 1)·sh + kh input rows, so more
-            // rows copy less again; as many as keep the scratch within a quarter of the
-            // output's bytes (at least one) and a call within `IMPLICIT_PIXELS` pixels.
+            // rows copy less again, and one product takes them all; as many as keep the
+            // scratch within a quarter of the output's bytes or `IMPLICIT_MIN_SCRATCH` (at
+            // least one row) and a call within `IMPLICIT_PIXELS` pixels.
             let most = (IMPLICIT_PIXELS / ow.max(1)).clamp(1, oh.max(1));
-            let fits = |r: usize| scratch(r).is_some_and(|b| b <= out_bytes / 4);
+            let room = (out_bytes / 4).max(IMPLICIT_MIN_SCRATCH);
+            let fits = |r: usize| scratch(r).is_some_and(|b| b <= room);
             (1..=most).rev().find(|&r| fits(r)).unwrap_or(1)
         } else {
             let mut block = (BLOCK_BYTES / row.max(1))
