@@ -125,6 +125,8 @@ pub(crate) fn is_direct_i16(op: &OpView) -> bool {
 /// outputs stay in cache between im2col, the product and its output stage).
 #[cfg(feature = "alloc")]
 const BLOCK_BYTES: usize = 64 * 1024;
+/// The most bytes of A in a block of the panel form (see [`run`]): a quarter of Zen 4's L2.
+const PANEL_A_BYTES: usize = 256 * 1024;
 /// The fewest output pixels per block (a GEMM call's fixed costs need some rows).
 #[cfg(feature = "alloc")]
 const MIN_BLOCK: usize = 32;
@@ -281,6 +283,11 @@ const P_GEOM: usize = 0;
 const IM2COL_PADDED: i32 = 3;
 /// The im2col word of the implicit-GEMM form (see the file header).
 const IMPLICIT: i32 = 4;
+/// The im2col word of the f32 pointwise form with its weights in panels (see the file
+/// header).
+const PANELS: i32 = 5;
+/// Columns of a panel of [`PANELS`]: the AVX-512 f32 kernel's NR.
+const PANEL_NR: usize = 32;
 const P_IM2COL: usize = Geom::WORDS;
 const P_BLOCK: usize = Geom::WORDS + 1;
 /// The first word of the GEMM part (`gemm_common`).
@@ -479,7 +486,11 @@ fn check(op: &OpView) -> Result<(), Error> {
         0 => false,
         1 => true,
         IM2COL_PADDED if !float => true,
-        _ => return Err(op.error("the im2col word is not 0, 1 or (int8) 3 or 4")),
+        PANELS if float => {
+            check_panels(op, g.oc)?;
+            false
+        }
+        _ => return Err(op.error("the im2col word is not 0, 1, (int8) 3 or 4, or (f32) 5")),
     };
     let pointwise = g.pointwise();
     if !im2col && !pointwise {
@@ -507,6 +518,21 @@ fn check(op: &OpView) -> Result<(), Error> {
         .ok_or_else(|| op.error("sizes overflow"))?;
     if checks::temp(op, 0)?.bytes < need {
         return Err(op.error("its scratch buffer is too small"));
+    }
+    Ok(())
+}
+
+/// The panel form's own checks: f32 weights, n in whole panels, and this build's kernel
+/// the one that reads them (panels of [`PANEL_NR`] columns, convolution variants).
+fn check_panels(op: &OpView, n: usize) -> Result<(), Error> {
+    if checks::input(op, 1)?.dtype != crate::nn::dtype::DType::F32 || n % PANEL_NR != 0 {
+        return Err(op.error("panel-packed weights that are not f32 in whole panels"));
+    }
+    if !crate::kernels::sgemm_kernel().is_ok_and(|k| k.nr == PANEL_NR && k.conv.is_some()) {
+        return Err(op.error(
+            "weights packed in panels for the AVX-512 f32 kernel, which this CPU or build \
+             lacks (convert the model again here)",
+        ));
     }
     Ok(())
 }
@@ -933,7 +959,8 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     // branches below compile out; an error value from `is_float` would keep them.)
     let float = super::F32 && is_float(op)?;
     let mode = op.param(P_IM2COL);
-    let im2col_on = mode != 0;
+    let panels = mode == PANELS;
+    let im2col_on = mode != 0 && !panels;
     let block = op.param(P_BLOCK).max(1) as usize;
     let n = g.oc;
     if mode == IMPLICIT && !float {
@@ -963,11 +990,15 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             lo,
             hi,
             ..
-        } if !im2col_on => crate::kernels::sgemm_kernel()
-            .ok()
-            .and_then(|ker| conv_rows::Rows::pointwise(pixels, k, n, w, *bias, (*lo, *hi), ker)),
+        } if !im2col_on => crate::kernels::sgemm_kernel().ok().and_then(|ker| {
+            conv_rows::Rows::pointwise(pixels, k, n, w, *bias, (*lo, *hi), ker, panels)
+        }),
         _ => None,
     };
+    // The panel form runs in `conv_rows` only (`check` saw its kernel is this build's).
+    if panels && pointwise_form(m).is_none() {
+        return Err(op.error("weights in panels without the kernel that reads them"));
+    }
     if in_place {
         let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
         return run_in_place(
@@ -1061,8 +1092,12 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     // neither (`conv_rows` keeps only its ring of padded rows there): they take the whole
     // output at once, so each input row is copied into the ring once per operator, not
     // again for each block whose windows read it, and tiles do not end where a block ends.
+    // The panel form reads each panel once per block: blocks as large as keep their A
+    // within `PANEL_A_BYTES` (in L2, where it is read again for each panel).
     let block = if im2col_on && (rows_form.is_some() || direct.is_some()) {
         m
+    } else if panels {
+        block.max(PANEL_A_BYTES / (k * 4).max(1)).min(m.max(1))
     } else {
         block
     };
@@ -1156,7 +1191,7 @@ mod lower {
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::transform::ir::{OpOptions, Padding};
-    use crate::nn::transform::lower::{Lowering, Packing};
+    use crate::nn::transform::lower::{LTensor, Lowering, Packing};
 
     /// TFLite's output size and leading padding along one axis (`ComputeOutSize` and
     /// `ComputePaddingHeightWidth`): (out, pad). `None` for a zero stride or dilation.
@@ -1286,6 +1321,27 @@ mod lower {
         if mode == super::IMPLICIT && !gl.packed {
             return Err(err("implicit GEMM without packed weights"));
         }
+        // An f32 pointwise convolution with big weights, for a host kernel that reads panels
+        // of PANEL_NR columns: the weights stored in those panels (see the file header).
+        let panel_kernel = (l.packing == Packing::Host)
+            .then(crate::kernels::sgemm_kernel)
+            .and_then(Result::ok)
+            .is_some_and(|k| k.nr == super::PANEL_NR && k.conv.is_some());
+        let w_t = gl.inputs.first().copied().flatten();
+        let mode = match w_t {
+            Some(w_t)
+                if mode == 0
+                    && panel_kernel
+                    && l.tensors[w_t].dtype == DType::F32
+                    && oc % super::PANEL_NR == 0
+                    && (oc >= PANEL_MIN_N || k * oc * 4 >= PANEL_MIN_BYTES) =>
+            {
+                to_panels(&mut l.tensors[w_t], k, oc)
+                    .ok_or_else(|| err("f32 weights of another size"))?;
+                super::PANELS
+            }
+            _ => mode,
+        };
         let esize = if gl.float { 4 } else { 1 };
         let row = (super::patch_stride(gl.float, k) + oc) * esize;
         let kernels = l.packing.kernels();
@@ -1335,6 +1391,30 @@ mod lower {
         op.temps = vec![l.add_temp(format!("{y_name}/im2col+gemm"), bytes)];
         l.push(op);
         Ok(())
+    }
+
+    /// The fewest output channels, or weight bytes, of a convolution whose weights
+    /// [`lower`] stores in panels: the layers that re-read them from memory (MobileNet-v2's
+    /// 96 → 576 and wider).
+    const PANEL_MIN_N: usize = 256;
+    const PANEL_MIN_BYTES: usize = 512 * 1024;
+
+    /// f32 weights `w`, k×n (n a multiple of PANEL_NR), rewritten as n/PANEL_NR panels of k
+    /// rows of PANEL_NR columns.
+    fn to_panels(w: &mut LTensor, k: usize, n: usize) -> Option<()> {
+        let nr = super::PANEL_NR;
+        let data = w.data.as_mut().filter(|d| d.len() == k * n * 4)?;
+        let mut panels = vec![0u8; data.len()];
+        for (p, panel) in panels.chunks_exact_mut(k * nr * 4).enumerate() {
+            for (i, row) in panel.chunks_exact_mut(nr * 4).enumerate() {
+                let at = (i * n + p * nr) * 4;
+                row.copy_from_slice(&data[at..at + nr * 4]);
+            }
+        }
+        *data = panels;
+        w.shape = vec![n / nr, k, nr];
+        w.name = format!("{}/panels{nr}", w.name.trim_end_matches("/kxn"));
+        Some(())
     }
 }
 
