@@ -1691,6 +1691,73 @@ mod tests {
         );
     }
 
+    /// The panel form (f32 pointwise, big weights, an AVX-512 host) gives the bits of the
+    /// k×n form it replaces (the same kernel sums in the same order), out of place on one
+    /// and three threads and in place; the form chosen exactly where it fits, never when
+    /// portable.
+    #[test]
+    fn panel_form_gives_the_bits_of_the_kxn_form() {
+        let avx512 = crate::kernels::sgemm_kernel()
+            .is_ok_and(|k| k.nr == super::PANEL_NR && k.conv.is_some());
+        // (h, w, c_in, c_out, panels): n ≥ 256; weights ≥ 512 KiB; neither; n not in
+        // whole panels.
+        let cases = [
+            (5, 9, 40, 256, true),
+            (7, 7, 600, 224, true),
+            (4, 6, 96, 224, false),
+            (3, 5, 64, 270, false),
+        ];
+        for (h, w, cin, cout, panels) in cases {
+            let g = conv_graph(true, h, w, cin, cout, 1);
+            let x = input_for(&g);
+            let what = format!("{h}x{w}x{cin} -> {cout}");
+            let portable = lower(&g, Packing::Portable).unwrap();
+            assert_eq!(portable.ops[0].params[super::P_IM2COL], 0, "{what}");
+            let l = lower(&g, Packing::Host).unwrap();
+            let mode = l.ops[0].params[super::P_IM2COL];
+            assert_eq!(mode == super::PANELS, panels && avx512, "{what}");
+            if mode != super::PANELS {
+                continue;
+            }
+            let got = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+            // The same lowering with the panels put back into k×n and the word back to 0.
+            let mut kxn = l.clone();
+            let w_t = kxn.ops[0].inputs[1].unwrap();
+            let t = &mut kxn.tensors[w_t];
+            let data = t.data.as_mut().unwrap();
+            let nr = super::PANEL_NR;
+            let mut rows = vec![0u8; data.len()];
+            for (p, panel) in data.chunks_exact(cin * nr * 4).enumerate() {
+                for (i, row) in panel.chunks_exact(nr * 4).enumerate() {
+                    let at = (i * cout + p * nr) * 4;
+                    rows[at..at + nr * 4].copy_from_slice(row);
+                }
+            }
+            assert_ne!(*data, rows, "{what}");
+            *data = rows;
+            t.shape = vec![cin, cout];
+            kxn.ops[0].params[super::P_IM2COL] = 0;
+            let blob = write_blob(&kxn, &plan(&kxn), WriteOptions::default()).unwrap();
+            let want = run(&LoadedModel::from_blob(&blob).unwrap(), &x, 1);
+            assert_eq!(run(&got, &x, 1), want, "{what}");
+            assert_eq!(run(&got, &x, 3), want, "{what} threads");
+            // In place: x and y at 0, the scratch after the longer of them.
+            let mut p = plan(&l);
+            let temp = l.ops[0].temps[0];
+            let span = l.tensors[0]
+                .bytes
+                .max(l.tensors[3].bytes)
+                .next_multiple_of(64);
+            p.offsets[0] = Some(0);
+            p.offsets[3] = Some(0);
+            p.offsets[temp] = Some(span);
+            p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
+            let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
+            let m = LoadedModel::from_blob(&blob).unwrap();
+            assert_eq!(run(&m, &x, 1), want, "{what} in place");
+        }
+    }
+
     /// The implicit-GEMM form (on a CPU whose kernel reads A in segments) gives the bytes
     /// of the portable build's im2col: strides, dilation along y, SAME and VALID padding
     /// (left, right, both, none), filters wider than tall and taller than wide, c_in of 1
