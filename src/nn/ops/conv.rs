@@ -1758,6 +1758,40 @@ mod tests {
         }
     }
 
+    /// A blob with the panel form is refused, with an error that says why, where the
+    /// AVX-512 kernel is not the one selected (`EDGEMM_KERNEL` is read once per process: the
+    /// refusal runs in a child process of this test binary).
+    #[cfg(feature = "std")]
+    #[test]
+    fn panel_form_is_refused_without_its_kernel() {
+        const CHILD: &str = "EDGEMM_PANELS_CHILD";
+        if let Some(path) = std::env::var_os(CHILD) {
+            let blob = std::fs::read(path).unwrap();
+            let err = LoadedModel::from_blob(&blob).err().expect("a refusal");
+            let text = format!("{err}");
+            assert!(text.contains("panels for the AVX-512 f32 kernel"), "{text}");
+            return;
+        }
+        if !crate::kernels::sgemm_kernel().is_ok_and(|k| k.name == "sgemm_avx512f_14x32") {
+            return;
+        }
+        let g = conv_graph(true, 5, 9, 40, 256, 1);
+        let l = lower(&g, Packing::Host).unwrap();
+        assert_eq!(l.ops[0].params[super::P_IM2COL], super::PANELS);
+        let blob = write_blob(&l, &plan(&l), WriteOptions::default()).unwrap();
+        let path = std::env::temp_dir().join(format!("edgemm-panels-{}.egmb", std::process::id()));
+        std::fs::write(&path, &blob).unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "nn::ops::conv::tests::panel_form_is_refused_without_its_kernel"])
+            .env("EDGEMM_KERNEL", "sgemm_avx2_fma_6x16")
+            .env(CHILD, &path)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
     /// The implicit-GEMM form (on a CPU whose kernel reads A in segments) gives the bytes
     /// of the portable build's im2col: strides, dilation along y, SAME and VALID padding
     /// (left, right, both, none), filters wider than tall and taller than wide, c_in of 1
