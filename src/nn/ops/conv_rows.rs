@@ -28,6 +28,11 @@
 //! columns as one padded panel of 32). Else (n below a panel) each block first copies the
 //! weights into the scratch with zero columns up to whole panels (k·NR values at most).
 //!
+//! CONV_2D's panel form (pointwise, [`Rows::pointwise`]) gives the weights as whole panels
+//! of NR columns, k rows each, which the kernel reads as they lie (B rows NR apart). Over
+//! weights that big, or over k×n weights of more than [`BIG_WEIGHTS_BYTES`], each panel runs
+//! over all the tiles of a run rather than each tile over all the panels.
+//!
 //! [`Rows::new`] says whether a convolution runs so (else im2col): f32 weights, dilation 1
 //! along the width, filter rows of at least [`MIN_SEG`] values ([`MIN_SEG_STRIDED`] with a
 //! stride; [`MIN_SEG_CONV`] with convolution variants), and a ring and padded weights that
@@ -65,7 +70,7 @@ const ALIGN: usize = 16;
 /// A checked f32 convolution ready to run without im2col.
 pub(crate) struct Rows<'a> {
     g: Geom,
-    /// k×n, row-major.
+    /// k×n, row-major, or in panels (`panels`).
     w: &'a [f32],
     bias: Option<&'a [f32]>,
     lo: f32,
