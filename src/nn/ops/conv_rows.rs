@@ -438,8 +438,37 @@ impl<'a> Rows<'a> {
         let window = src
             .get(first * row..(first + rows_spanned) * row)
             .ok_or_else(bad)?;
-        let mut tile = |t: usize, (jr, cols, half): (usize, usize, bool)| -> Result<(), Error> {
-            let (i0, h) = row_tile(run, mr, t);
+        let all = || panels(n, nr, true, self.ldb != n || self.panels);
+        let tiles = row_tiles(run, mr);
+        // Tiles outer, panels inner: a tile's A stays in cache while every panel reads it.
+        // Weights too big to stay in L2 would then be read from memory again for each tile,
+        // so panels go outer there: a panel stays in cache while every tile of the run reads
+        // it, and what is read again is the run's A, from L2.
+        let big = self.panels || n * segs * seg * 4 > BIG_WEIGHTS_BYTES;
+        // (One loop over (tile, panel) in either order, stepped by hand: iterator adapters
+        // or a closure for the body cost small layers 10-35%: MobileNet-v1 0.25's 8 → 16
+        // channels, 7.9 → 10-12.5 µs on Zen 4.)
+        let (mut outer, mut inner) = (all(), all());
+        let mut pan = if big { outer.next() } else { inner.next() };
+        let mut t = 0;
+        while t < tiles {
+            let Some((jr, cols, half)) = pan else { break };
+            let tile = t;
+            if big {
+                t += 1;
+                if t == tiles {
+                    t = 0;
+                    pan = outer.next();
+                }
+            } else {
+                pan = inner.next();
+                if pan.is_none() {
+                    t += 1;
+                    inner = all();
+                    pan = inner.next();
+                }
+            }
+            let (i0, h) = row_tile(run, mr, tile);
             let (ukr, read) = if half {
                 (conv.half, nr / 2)
             } else {
@@ -460,7 +489,7 @@ impl<'a> Rows<'a> {
                         *v = clamp(*b, self.lo, self.hi);
                     }
                 }
-                return Ok(());
+                continue;
             }
             // The last segment's h rows, the furthest A values read.
             let a_at = (ox0 + i0) * step;
@@ -508,25 +537,6 @@ impl<'a> Rows<'a> {
             // in `c`; C (the output) overlaps neither the input, the ring, the weights
             // nor the bias.
             unsafe { ukr(&args) };
-            Ok(())
-        };
-        let all = || panels(n, nr, true, self.ldb != n || self.panels);
-        // Tiles outer, panels inner: a tile's A stays in cache while every panel reads it.
-        // Weights too big to stay in L2 would then be read from memory again for each tile,
-        // so panels go outer there: a panel stays in cache while every tile of the run reads
-        // it, and what is read again is the run's A, from L2.
-        if self.panels || n * segs * seg * 4 > BIG_WEIGHTS_BYTES {
-            for p in all() {
-                for t in 0..row_tiles(run, mr) {
-                    tile(t, p)?;
-                }
-            }
-        } else {
-            for t in 0..row_tiles(run, mr) {
-                for p in all() {
-                    tile(t, p)?;
-                }
-            }
         }
         Ok(())
     }
