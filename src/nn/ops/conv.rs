@@ -48,7 +48,7 @@
 //! KiB). The weights are c_out/32 panels of c_in rows of 32 values (the kernel's NR), so the
 //! kernel streams each panel straight from the blob; the k×n rows of a wide layer are
 //! instead read 128 bytes a row more than a page apart, which the hardware prefetchers do not
-//! follow (MobileNet-v2's 320 → 1280: 810 → 434 µs on Zen 4). `conv_rows` runs each panel
+//! follow (MobileNet-v2's 320 → 1280: 688 → 387 µs on Zen 4). `conv_rows` runs each panel
 //! over all of a block's tiles, and blocks take up to [`PANEL_A_BYTES`] of input. Other
 //! builds refuse it (`check`).
 //!
