@@ -37,10 +37,20 @@
 //! dilation h, dilation w, pad top, pad left), im2col (0: none, 1: im2col, 3: im2col with
 //! the GEMM depth k padded to a multiple of 4 — int8, the weights given zero rows past
 //! kh·kw·c_in and the patches the input zero point there, so a kernel reading whole 4-byte
-//! k groups of A in place needs no packing), 4: implicit GEMM (below), block (output pixels
-//! per GEMM; output rows per call with mode 4), then the GEMM part's words. Mode 2 is the
+//! k groups of A in place needs no packing), 4: implicit GEMM (below), 5: pointwise f32 with
+//! the weights in panels (below)), block (output pixels per GEMM; output rows per call with
+//! mode 4), then the GEMM part's words. Mode 2 is the
 //! direct int8 form (`conv_direct`), registered as its own entry ([`DIRECT`]) so a firmware
 //! whose forms set lacks `FORM_GEMM` links it alone.
+//!
+//! Panel form (mode 5; f32 pointwise, c_out a multiple of [`PANEL_NR`], written for a host
+//! whose f32 kernel is the AVX-512 one, for layers with big weights: c_out ≥ 256 or ≥ 512
+//! KiB). The weights are c_out/32 panels of c_in rows of 32 values (the kernel's NR), so the
+//! kernel streams each panel straight from the blob; the k×n rows of a wide layer are
+//! instead read 128 bytes a row more than a page apart, which the hardware prefetchers do not
+//! follow (MobileNet-v2's 320 → 1280: 688 → 387 µs on Zen 4). `conv_rows` runs each panel
+//! over all of a block's tiles, and blocks take up to [`PANEL_A_BYTES`] of input. Other
+//! builds refuse it (`check`).
 //!
 //! Implicit GEMM (mode 4; int8, dilation 1 along x, weights packed for a kernel that reads
 //! A in segments: x86 VNNI). No patches: a call copies the input rows its block of output
@@ -125,6 +135,8 @@ pub(crate) fn is_direct_i16(op: &OpView) -> bool {
 /// outputs stay in cache between im2col, the product and its output stage).
 #[cfg(feature = "alloc")]
 const BLOCK_BYTES: usize = 64 * 1024;
+/// The most bytes of A in a block of the panel form (see [`run`]): a quarter of Zen 4's L2.
+const PANEL_A_BYTES: usize = 256 * 1024;
 /// The fewest output pixels per block (a GEMM call's fixed costs need some rows).
 #[cfg(feature = "alloc")]
 const MIN_BLOCK: usize = 32;
@@ -285,6 +297,11 @@ const P_GEOM: usize = 0;
 const IM2COL_PADDED: i32 = 3;
 /// The im2col word of the implicit-GEMM form (see the file header).
 const IMPLICIT: i32 = 4;
+/// The im2col word of the f32 pointwise form with its weights in panels (see the file
+/// header).
+const PANELS: i32 = 5;
+/// Columns of a panel of [`PANELS`]: the AVX-512 f32 kernel's NR.
+const PANEL_NR: usize = 32;
 const P_IM2COL: usize = Geom::WORDS;
 const P_BLOCK: usize = Geom::WORDS + 1;
 /// The first word of the GEMM part (`gemm_common`).
@@ -483,7 +500,11 @@ fn check(op: &OpView) -> Result<(), Error> {
         0 => false,
         1 => true,
         IM2COL_PADDED if !float => true,
-        _ => return Err(op.error("the im2col word is not 0, 1 or (int8) 3 or 4")),
+        PANELS if float => {
+            check_panels(op, g.oc)?;
+            false
+        }
+        _ => return Err(op.error("the im2col word is not 0, 1, (int8) 3 or 4, or (f32) 5")),
     };
     let pointwise = g.pointwise();
     if !im2col && !pointwise {
@@ -511,6 +532,21 @@ fn check(op: &OpView) -> Result<(), Error> {
         .ok_or_else(|| op.error("sizes overflow"))?;
     if checks::temp(op, 0)?.bytes < need {
         return Err(op.error("its scratch buffer is too small"));
+    }
+    Ok(())
+}
+
+/// The panel form's own checks: f32 weights, n in whole panels, and this build's kernel
+/// the one that reads them (panels of [`PANEL_NR`] columns, convolution variants).
+fn check_panels(op: &OpView, n: usize) -> Result<(), Error> {
+    if checks::input(op, 1)?.dtype != crate::nn::dtype::DType::F32 || n % PANEL_NR != 0 {
+        return Err(op.error("panel-packed weights that are not f32 in whole panels"));
+    }
+    if !crate::kernels::sgemm_kernel().is_ok_and(|k| k.nr == PANEL_NR && k.conv.is_some()) {
+        return Err(op.error(
+            "weights packed in panels for the AVX-512 f32 kernel, which this CPU or build \
+             lacks (convert the model again here)",
+        ));
     }
     Ok(())
 }
@@ -940,7 +976,8 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     // branches below compile out; an error value from `is_float` would keep them.)
     let float = super::F32 && is_float(op)?;
     let mode = op.param(P_IM2COL);
-    let im2col_on = mode != 0;
+    let panels = mode == PANELS;
+    let im2col_on = mode != 0 && !panels;
     let block = op.param(P_BLOCK).max(1) as usize;
     let n = g.oc;
     if mode == IMPLICIT && !float {
@@ -970,11 +1007,15 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             lo,
             hi,
             ..
-        } if !im2col_on => crate::kernels::sgemm_kernel()
-            .ok()
-            .and_then(|ker| conv_rows::Rows::pointwise(pixels, k, n, w, *bias, (*lo, *hi), ker)),
+        } if !im2col_on => crate::kernels::sgemm_kernel().ok().and_then(|ker| {
+            conv_rows::Rows::pointwise(pixels, k, n, w, *bias, (*lo, *hi), ker, panels)
+        }),
         _ => None,
     };
+    // The panel form runs in `conv_rows` only (`check` saw its kernel is this build's).
+    if panels && pointwise_form(m).is_none() {
+        return Err(op.error("weights in panels without the kernel that reads them"));
+    }
     if in_place {
         let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
         return run_in_place(
@@ -1068,8 +1109,12 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     // neither (`conv_rows` keeps only its ring of padded rows there): they take the whole
     // output at once, so each input row is copied into the ring once per operator, not
     // again for each block whose windows read it, and tiles do not end where a block ends.
+    // The panel form reads each panel once per block: blocks as large as keep their A
+    // within `PANEL_A_BYTES` (in L2, where it is read again for each panel).
     let block = if im2col_on && (rows_form.is_some() || direct.is_some()) {
         m
+    } else if panels {
+        block.max(PANEL_A_BYTES / (k * 4).max(1)).min(m.max(1))
     } else {
         block
     };
@@ -1166,7 +1211,7 @@ mod lower {
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::transform::ir::{OpOptions, Padding};
-    use crate::nn::transform::lower::{Lowering, Packing};
+    use crate::nn::transform::lower::{LTensor, Lowering, Packing};
 
     /// TFLite's output size and leading padding along one axis (`ComputeOutSize` and
     /// `ComputePaddingHeightWidth`): (out, pad). `None` for a zero stride or dilation.
@@ -1296,6 +1341,27 @@ mod lower {
         if mode == super::IMPLICIT && !gl.packed {
             return Err(err("implicit GEMM without packed weights"));
         }
+        // An f32 pointwise convolution with big weights, for a host kernel that reads panels
+        // of PANEL_NR columns: the weights stored in those panels (see the file header).
+        let panel_kernel = (l.packing == Packing::Host)
+            .then(crate::kernels::sgemm_kernel)
+            .and_then(Result::ok)
+            .is_some_and(|k| k.nr == super::PANEL_NR && k.conv.is_some());
+        let w_t = gl.inputs.first().copied().flatten();
+        let mode = match w_t {
+            Some(w_t)
+                if mode == 0
+                    && panel_kernel
+                    && l.tensors[w_t].dtype == DType::F32
+                    && oc % super::PANEL_NR == 0
+                    && (oc >= PANEL_MIN_N || k * oc * 4 >= PANEL_MIN_BYTES) =>
+            {
+                to_panels(&mut l.tensors[w_t], k, oc)
+                    .ok_or_else(|| err("f32 weights of another size"))?;
+                super::PANELS
+            }
+            _ => mode,
+        };
         let esize = if gl.float { 4 } else { 1 };
         let row = (super::patch_stride(gl.float, k) + oc) * esize;
         let kernels = l.packing.kernels();
@@ -1347,6 +1413,30 @@ mod lower {
         op.temps = vec![l.add_temp(format!("{y_name}/im2col+gemm"), bytes)];
         l.push(op);
         Ok(())
+    }
+
+    /// The fewest output channels, or weight bytes, of a convolution whose weights
+    /// [`lower`] stores in panels: the layers that re-read them from memory (MobileNet-v2's
+    /// 96 → 576 and wider).
+    const PANEL_MIN_N: usize = 256;
+    const PANEL_MIN_BYTES: usize = 512 * 1024;
+
+    /// f32 weights `w`, k×n (n a multiple of PANEL_NR), rewritten as n/PANEL_NR panels of k
+    /// rows of PANEL_NR columns.
+    fn to_panels(w: &mut LTensor, k: usize, n: usize) -> Option<()> {
+        let nr = super::PANEL_NR;
+        let data = w.data.as_mut().filter(|d| d.len() == k * n * 4)?;
+        let mut panels = vec![0u8; data.len()];
+        for (p, panel) in panels.chunks_exact_mut(k * nr * 4).enumerate() {
+            for (i, row) in panel.chunks_exact_mut(nr * 4).enumerate() {
+                let at = (i * n + p * nr) * 4;
+                row.copy_from_slice(&data[at..at + nr * 4]);
+            }
+        }
+        *data = panels;
+        w.shape = vec![n / nr, k, nr];
+        w.name = format!("{}/panels{nr}", w.name.trim_end_matches("/kxn"));
+        Some(())
     }
 }
 
@@ -1621,6 +1711,112 @@ mod tests {
             lower(&g, Packing::Portable).unwrap().ops[0].params[super::P_IM2COL],
             1
         );
+    }
+
+    /// The panel form (f32 pointwise, big weights, an AVX-512 host) gives the bits of the
+    /// k×n form it replaces (the same kernel sums in the same order), out of place on one
+    /// and three threads and in place; the form chosen exactly where it fits, never when
+    /// portable.
+    #[test]
+    fn panel_form_gives_the_bits_of_the_kxn_form() {
+        let avx512 = crate::kernels::sgemm_kernel()
+            .is_ok_and(|k| k.nr == super::PANEL_NR && k.conv.is_some());
+        // (h, w, c_in, c_out, panels): n ≥ 256; weights ≥ 512 KiB; neither; n not in
+        // whole panels.
+        let cases = [
+            (5, 9, 40, 256, true),
+            (7, 7, 600, 224, true),
+            (4, 6, 96, 224, false),
+            (3, 5, 64, 270, false),
+        ];
+        for (h, w, cin, cout, panels) in cases {
+            let g = conv_graph(true, h, w, cin, cout, 1);
+            let x = input_for(&g);
+            let what = format!("{h}x{w}x{cin} -> {cout}");
+            let portable = lower(&g, Packing::Portable).unwrap();
+            assert_eq!(portable.ops[0].params[super::P_IM2COL], 0, "{what}");
+            let l = lower(&g, Packing::Host).unwrap();
+            let mode = l.ops[0].params[super::P_IM2COL];
+            assert_eq!(mode == super::PANELS, panels && avx512, "{what}");
+            if mode != super::PANELS {
+                continue;
+            }
+            let got = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+            // The same lowering with the panels put back into k×n and the word back to 0.
+            let mut kxn = l.clone();
+            let w_t = kxn.ops[0].inputs[1].unwrap();
+            let t = &mut kxn.tensors[w_t];
+            let data = t.data.as_mut().unwrap();
+            let nr = super::PANEL_NR;
+            let mut rows = vec![0u8; data.len()];
+            for (p, panel) in data.chunks_exact(cin * nr * 4).enumerate() {
+                for (i, row) in panel.chunks_exact(nr * 4).enumerate() {
+                    let at = (i * cout + p * nr) * 4;
+                    rows[at..at + nr * 4].copy_from_slice(row);
+                }
+            }
+            assert_ne!(*data, rows, "{what}");
+            *data = rows;
+            t.shape = vec![cin, cout];
+            kxn.ops[0].params[super::P_IM2COL] = 0;
+            let blob = write_blob(&kxn, &plan(&kxn), WriteOptions::default()).unwrap();
+            let want = run(&LoadedModel::from_blob(&blob).unwrap(), &x, 1);
+            assert_eq!(run(&got, &x, 1), want, "{what}");
+            assert_eq!(run(&got, &x, 3), want, "{what} threads");
+            // In place: x and y at 0, the scratch after the longer of them.
+            let mut p = plan(&l);
+            let temp = l.ops[0].temps[0];
+            let span = l.tensors[0]
+                .bytes
+                .max(l.tensors[3].bytes)
+                .next_multiple_of(64);
+            p.offsets[0] = Some(0);
+            p.offsets[3] = Some(0);
+            p.offsets[temp] = Some(span);
+            p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
+            let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
+            let m = LoadedModel::from_blob(&blob).unwrap();
+            assert_eq!(run(&m, &x, 1), want, "{what} in place");
+        }
+    }
+
+    /// A blob with the panel form is refused, with an error that says why, where the
+    /// AVX-512 kernel is not the one selected (`EDGEMM_KERNEL` is read once per process: the
+    /// refusal runs in a child process of this test binary).
+    #[cfg(feature = "std")]
+    #[test]
+    fn panel_form_is_refused_without_its_kernel() {
+        const CHILD: &str = "EDGEMM_PANELS_CHILD";
+        if let Some(path) = std::env::var_os(CHILD) {
+            let blob = std::fs::read(path).unwrap();
+            let Err(err) = LoadedModel::from_blob(&blob) else {
+                panic!("the blob was not refused");
+            };
+            let text = format!("{err}");
+            assert!(text.contains("panels for the AVX-512 f32 kernel"), "{text}");
+            return;
+        }
+        if !crate::kernels::sgemm_kernel().is_ok_and(|k| k.name == "sgemm_avx512f_14x32") {
+            return;
+        }
+        let g = conv_graph(true, 5, 9, 40, 256, 1);
+        let l = lower(&g, Packing::Host).unwrap();
+        assert_eq!(l.ops[0].params[super::P_IM2COL], super::PANELS);
+        let blob = write_blob(&l, &plan(&l), WriteOptions::default()).unwrap();
+        let path = std::env::temp_dir().join(format!("edgemm-panels-{}.egmb", std::process::id()));
+        std::fs::write(&path, &blob).unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "nn::ops::conv::tests::panel_form_is_refused_without_its_kernel",
+            ])
+            .env("EDGEMM_KERNEL", "sgemm_avx2_fma_6x16")
+            .env(CHILD, &path)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
     }
 
     /// The implicit-GEMM form (on a CPU whose kernel reads A in segments) gives the bytes
