@@ -1592,9 +1592,8 @@ mod tests {
         let _ = whole_rows;
     }
 
-    /// 3×3 layers at strides 1 and 2 (the whole-row kernel's unrolled forms, wide pixels of
-    /// two at 8 channels) against the reference loops: each goes to that kernel where the
-    /// CPU has it.
+    /// 3×3 layers at strides 1 and 2 (and wide pixels of two at 8 channels) against the
+    /// reference loops: each goes to the whole-row kernel where the CPU has it.
     #[test]
     fn three_by_three_matches_the_reference_loops() {
         let mut r = Rng(0x2545_f491_4f6c_dd1d);

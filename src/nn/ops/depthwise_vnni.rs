@@ -240,23 +240,15 @@ mod imp {
                             // to `last` (or is read at column 0 only) and `out` the groups'
                             // lanes (checked above); `fin`'s per-channel arrays hold the
                             // plan's lanes (the caller's `Finish` contract).
-                            ($kh, 1) => unsafe { kernel::<$kh, 1, 0, 0>(self, &src, fin, o) },
+                            ($kh, 1) => unsafe { kernel::<$kh, 1>(self, &src, fin, o) },
                             // SAFETY: as above.
-                            ($kh, 2) => unsafe { kernel::<$kh, 2, 0, 0>(self, &src, fin, o) },
+                            ($kh, 2) => unsafe { kernel::<$kh, 2>(self, &src, fin, o) },
                         )*
                         _ => return 0,
                     }
                 };
             }
-            // 3×3 filters at steps 1 and 2 (the common depthwise layers, and wide pixels of
-            // two at stride 1): their columns fixed at compile time, the loops unrolled.
-            match (self.kh, self.kw, self.step) {
-                // SAFETY: as in `kernel!` below.
-                (3, 3, 1) => unsafe { kernel::<3, 1, 3, 1>(self, &src, fin, o) },
-                // SAFETY: as in `kernel!` below.
-                (3, 3, 2) => unsafe { kernel::<3, 1, 3, 2>(self, &src, fin, o) },
-                _ => kernel!(1 2 3 4 5),
-            }
+            kernel!(1 2 3 4 5);
             self.groups * self.r
         }
     }
@@ -276,15 +268,14 @@ mod imp {
         c
     };
 
-    /// The row for `KH` filter rows and `KQ` column groups; `KW` filter columns and `S`
-    /// columns from one pixel to the next when not 0 (else the plan's).
+    /// The row for `KH` filter rows and `KQ` column groups.
     ///
     /// # Safety
     /// AVX-512F/BW/VL/VNNI; for each filter row, bytes `0..last·col + lanes` of `src[fy]`
     /// readable (`last` as in [`Plan::row`]); `out` writable for `groups·lanes` bytes; `fin`'s
     /// multipliers and shifts readable for `lanes` values.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn kernel<const KH: usize, const KQ: usize, const KW: usize, const S: usize>(
+    unsafe fn kernel<const KH: usize, const KQ: usize>(
         p: &Plan,
         src: &[(*const i8, usize); MAX_KH],
         fin: &Finish,
@@ -299,13 +290,11 @@ mod imp {
             _mm512_set1_epi32(fin.hi),
         );
         let small = p.small && !fin.left;
-        let kw = if KW > 0 { KW } else { p.kw };
-        let step = if S > 0 { S } else { p.step };
         // Columns of group q: lo(q)..hi(q); each output pixel takes in its last `fresh(q)`.
-        let cols = |q: usize| (4 * q, (4 * q + 4).min(kw));
+        let cols = |q: usize| (4 * q, (4 * q + 4).min(p.kw));
         let fresh = |q: usize| {
             let (lo, hi) = cols(q);
-            (hi - lo).min(step)
+            (hi - lo).min(p.step)
         };
         let mut blocks = p.lanes.div_ceil(16);
         // SAFETY (whole loop): the bytes read are the rows' columns 0..=last at channels
@@ -356,7 +345,7 @@ mod imp {
                     let mut acc = init;
                     for (fy, reg) in reg.iter_mut().enumerate() {
                         for (q, reg) in reg.iter_mut().enumerate() {
-                            let end = px * step + cols(q).1;
+                            let end = px * p.step + cols(q).1;
                             for c in end - fresh(q)..end {
                                 *reg = take!(*reg, fy, c);
                             }
