@@ -1581,6 +1581,80 @@ mod tests {
         let mut whole_rows = 0;
         for case in 0..300 {
             let g = geometry(&mut r);
+            check_case(&g, &mut r, case, &mut in_place_runs, &mut whole_rows);
+        }
+        assert!(in_place_runs > 100, "{in_place_runs} in-place runs");
+        // The whole-row kernel ran often enough where the CPU has it.
+        #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+        if Isa::detect() == Isa::Avx512Vnni {
+            assert!(whole_rows > 30, "{whole_rows} runs of the whole-row kernel");
+        }
+        let _ = whole_rows;
+    }
+
+    /// 3×3 layers at strides 1 and 2 (and wide pixels of two at 8 channels) against the
+    /// reference loops: each goes to the whole-row kernel where the CPU has it.
+    #[test]
+    fn three_by_three_matches_the_reference_loops() {
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        let (mut in_place_runs, mut whole_rows, mut cases) = (0, 0, 0);
+        for (ic, sw, sh) in [
+            (8, 1, 1),
+            (16, 1, 1),
+            (24, 1, 2),
+            (64, 1, 1),
+            (16, 2, 2),
+            (40, 2, 1),
+        ] {
+            for padding in [Padding::Same, Padding::Valid] {
+                for (ih, iw) in [(25, 5), (9, 12), (6, 33)] {
+                    let (Some((oh, pt)), Some((ow, pl))) = (
+                        same_or_valid(padding, ih, 3, sh, 1),
+                        same_or_valid(padding, iw, 3, sw, 1),
+                    ) else {
+                        continue;
+                    };
+                    let g = Geom {
+                        batch: 1 + cases % 2,
+                        ih,
+                        iw,
+                        ic,
+                        oh,
+                        ow,
+                        oc: ic,
+                        kh: 3,
+                        kw: 3,
+                        sh,
+                        sw,
+                        dh: 1,
+                        dw: 1,
+                        pt,
+                        pl,
+                    };
+                    check_case(&g, &mut r, cases, &mut in_place_runs, &mut whole_rows);
+                    cases += 1;
+                }
+            }
+        }
+        #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+        if Isa::detect() == Isa::Avx512Vnni {
+            assert_eq!(whole_rows, cases, "runs of the whole-row kernel");
+        }
+        let _ = whole_rows;
+    }
+
+    /// One geometry's int8 and f32 outputs on every runnable instruction set (and in place
+    /// where the geometry allows) against the reference loops; counts the in-place runs and
+    /// the calls the whole-row kernel takes.
+    fn check_case(
+        g: &Geom,
+        r: &mut Rng,
+        case: usize,
+        in_place_runs: &mut usize,
+        whole_rows: &mut usize,
+    ) {
+        let g = *g;
+        {
             let taps = g.kh * g.kw;
             let mult = g.oc / g.ic;
             let x_len = g.batch * g.ih * g.iw * g.ic;
@@ -1657,7 +1731,7 @@ mod tests {
                 let got = run_dw(&dw, &x, za as i8, false);
                 assert_eq!(got, want, "int8 {isa:?} {g:?}");
                 let wide = dw.wide(za as i8);
-                whole_rows += usize::from(i8::row_plan(&dw, wide.as_ref(), &mut Plan::new()));
+                *whole_rows += usize::from(i8::row_plan(&dw, wide.as_ref(), &mut Plan::new()));
                 let dwf = Dw::<f32> {
                     g,
                     w: &wpf,
@@ -1689,7 +1763,7 @@ mod tests {
                     }
                 }
                 if in_place_geom(&g) {
-                    in_place_runs += 1;
+                    *in_place_runs += 1;
                     assert_eq!(
                         run_dw(&dw, &x, za as i8, true),
                         got,
@@ -1706,13 +1780,6 @@ mod tests {
                 }
             }
         }
-        assert!(in_place_runs > 100, "{in_place_runs} in-place runs");
-        // The whole-row kernel ran often enough where the CPU has it.
-        #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-        if Isa::detect() == Isa::Avx512Vnni {
-            assert!(whole_rows > 30, "{whole_rows} runs of the whole-row kernel");
-        }
-        let _ = whole_rows;
     }
 
     /// The Cortex-M4 form (`depthwise_m4`: the stream, its kernel's arithmetic) against the
