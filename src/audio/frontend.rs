@@ -138,7 +138,38 @@ pub fn mfcc_frame<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MFCCS] {
 
 /// The 10 MFCCs of the frame made of three chunks of 160 samples, in time order.
 fn mfcc_chunks<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MFCCS] {
-    let log_mel = log_mel(&fft::mel_energies(chunks));
+    dct(&log_mel(&fft::mel_energies(chunks)))
+}
+
+/// The DCT of the log-mel energies: the [`DCT_HALF`] rows against the folded halves.
+#[inline]
+fn dct(log_mel: &[f32; NUM_MELS]) -> [f32; NUM_MFCCS] {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    {
+        const _: () = assert!(NUM_MELS == 40 && NUM_MFCCS == 10);
+        let mut out = core::mem::MaybeUninit::<[f32; NUM_MFCCS]>::uninit();
+        // SAFETY: the kernel's contract (asm/thumbv7em/mfcc_dct_vfp4.S): log_mel 40 floats,
+        // out 10, the rows 10 of 20 (the const asserts); it writes out only.
+        unsafe {
+            mfcc_dct_vfp4(
+                log_mel.as_ptr(),
+                out.as_mut_ptr().cast(),
+                DCT_HALF.as_ptr().cast(),
+            )
+        };
+        // SAFETY: the kernel wrote all NUM_MFCCS floats (its contract).
+        unsafe { out.assume_init() }
+    }
+    #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
+    portable_dct(log_mel)
+}
+
+/// [`dct`] in Rust: every target's path but the Cortex-M4F's, and its reference.
+#[cfg_attr(
+    all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4),
+    allow(dead_code)
+)]
+fn portable_dct(log_mel: &[f32; NUM_MELS]) -> [f32; NUM_MFCCS] {
     // DCT row k is symmetric about the middle for even k and antisymmetric for odd k.
     let (head, tail) = log_mel.split_at(NUM_MELS / 2);
     let mut sum = [0.0f32; NUM_MELS / 2];
@@ -193,6 +224,12 @@ extern "C" {
         env!("CARGO_PKG_VERSION_PATCH"), "_mfcc_log_vfp4"
     )]
     fn mfcc_log_vfp4(mel: *const f32, out: *mut f32, rows: *const f32, n: usize) -> u32;
+    /// [`dct`] in Cortex-M4F assembly, the same roundings in the same order.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_mfcc_dct_vfp4"
+    )]
+    fn mfcc_dct_vfp4(log_mel: *const f32, out: *mut f32, rows: *const f32);
 }
 
 // The assembly's constants.
