@@ -3,18 +3,17 @@
  * of four, sums and output stage fused. Exact. Runs on any M-profile core with the DSP
  * extension.
  *
- *   void kernel(const uint32_t args[16]);
+ *   void kernel(const uint32_t args[13]);
  *   args: 0-2 r[k] (row k's input at pixel 0's window column 0, channel 0), 3 y (outputs),
  *   4 w (the stream), 5-7 ic[k] (bytes from one window column to the next in row k),
  *   8-10 s[k] (bytes from the end of pixel p's channels in row k to pixel p + 1's window
  *   start: stride·c − c, or −c for a pad row whose ic and stride are 0), 11 n ≥ 1 pixels,
- *   12 w_end (w + 136·groups, groups ≥ 1), 13 full (nonzero: the clamp is the i8 range),
- *   14 lo, 15 hi (the clamp bounds, each replicated in the four bytes).
+ *   12 w_end (w + 136·groups, groups ≥ 1).
  *   For each pixel p < n and group q < groups, channels c = 4q + j, j < 4:
  *     acc_j = start[q][j] + Σ_{s<9} x_s[c]·w_s[c], tap s = (row ky, column kx) in the order
  *     (0,1) (0,2) (1,1) (1,2) (2,1) (2,2) (0,0) (1,0) (2,0), x_s[c] the byte at
  *     r[ky] + p·(s[ky] + 4·groups) + kx·ic[ky] + c; then  b = h + (acc < 0 ? −1 : 0); v = (b·2^32 + acc·m + 2^31) >> 32
- *     (smmlar); v = ssat8(v >> e), clamped to [lo, hi] unless full; y[p·4·groups + c] = v.
+ *     (smmlar); y[p·4·groups + c] = ssat8(v >> e) (a narrower clamp is the caller's).
  *   Stream, per group q (34 words): the four sums' start; taps (s0,s1), (s2,s3), (s4,s5),
  *   (s6,s7) as four words each, channel j's i16 pair (w_a, w_b); tap s8 as two words, the
  *   i16 pairs (w[c0], w[c1]), (w[c2], w[c3]); then m, h, e for each channel.
@@ -27,13 +26,13 @@
  *   the stream [w, w_end) (word-aligned: ldm), args; writes y[0 .. n·4·groups) (str of
  *   words, unaligned allowed).
  *
- * Per group (96 instructions, 36 multiply-adds): 9 ldr of inputs, 3 ldr of column steps,
- * 10 ldm of weights and sums, 8 pkh, 18 sxtb16, 16 smlad and 4 smlaxy; the output stage
- * 4 × (ldm, add, smmlar, asr, ssat), 3 bfi, one str (and 4 ssub8/sel when the clamp is
- * narrower than i8); the loop's ldrd, cbnz, cmp, bne.
+ * Per group (99 instructions, 36 multiply-adds): 9 ldr of inputs, 3 ldr of column steps,
+ * 8 ldr and 5 ldm of weights and sums (each single load right after another costs one
+ * cycle, an ldm 1 + registers), 8 pkh, 18 sxtb16, 16 smlad and 4 smlaxy; the output stage
+ * 4 × (ldm, add, smmlar, asr, ssat), 3 bfi, one str; the loop's ldr, cmp, bne.
  * Registers: r0-r2 row pointers, r3 stream, r4-r6 inputs/temporaries (r6 the column step
- * while loading), r7/r12 weight words, r8-r11 the four sums, lr y. Saves r4-r11, lr; 48
- * bytes of locals (args 4-15). */
+ * while loading), r7/r12 weight words, r8-r11 the four sums, lr y. Saves r4-r11, lr; 36
+ * bytes of locals (args 4-12). */
 #include "common.h"
 
         .syntax unified
@@ -49,14 +48,22 @@
         .equ    S2, 24
         .equ    NPX, 28
         .equ    WEND, 32
-        .equ    FULL, 36
-        .equ    LO4, 40
 
-/* Taps a (r4) and b (r5) of channels 0-3 into the sums; weights: the next four words. */
+/* Inputs a (r4), b (r5) of one filter row (r6 its column step) and the tap pair's first two
+ * weight words (r7, r12): single loads in a row, each after the first one cycle. */
+.macro LOADS row, ic
+        ldr     r6, [sp, #\ic]
+        ldr     r4, [\row, r6]          /* column 1 */
+        ldr     r5, [\row, r6, lsl #1]  /* column 2 */
+        ldr     r7, [r3], #4
+        ldr     r12, [r3], #4
+.endm
+
+/* Taps a (r4) and b (r5) of channels 0-3 into the sums; weights: r7, r12, then the next two
+ * words. */
 .macro PAIR
         pkhtb   r6, r5, r4, asr #16     /* (a2 a3 b2 b3) */
         pkhbt   r4, r4, r5, lsl #16     /* (a0 a1 b0 b1) */
-        ldmia   r3!, {r7, r12}
         sxtb16  r5, r4                  /* (a0, b0) */
         sxtb16  r4, r4, ror #8          /* (a1, b1) */
         smlad   r8, r5, r7, r8
@@ -83,30 +90,26 @@
         .p2align 2
 EDGEMM_SYM(dw3x3_s8_m4dsp):
         push    {r4-r11, lr}
-        sub     sp, #48
+        sub     sp, #36
         ldr     lr, [r0, #12]
         add     r1, r0, #16
-        ldmia   r1, {r1-r12}
-        stmia   sp, {r1-r12}
+        ldmia   r1, {r1-r9}
+        stmia   sp, {r1-r9}
         mov     r3, r1
         ldmia   r0, {r0-r2}
 .Lpixel:
 .Lgroup:
         ldmia   r3!, {r8-r11}
-        ldr     r6, [sp, #IC0]
-        ldr     r4, [r0, r6]            /* (0,1) */
-        ldr     r5, [r0, r6, lsl #1]    /* (0,2) */
+        LOADS   r0, IC0                 /* (0,1) (0,2) */
         PAIR
-        ldr     r6, [sp, #IC1]
-        ldr     r4, [r1, r6]            /* (1,1) */
-        ldr     r5, [r1, r6, lsl #1]    /* (1,2) */
+        LOADS   r1, IC1                 /* (1,1) (1,2) */
         PAIR
-        ldr     r6, [sp, #IC2]
-        ldr     r4, [r2, r6]            /* (2,1) */
-        ldr     r5, [r2, r6, lsl #1]    /* (2,2) */
+        LOADS   r2, IC2                 /* (2,1) (2,2) */
         PAIR
         ldr     r4, [r0], #4            /* (0,0) */
         ldr     r5, [r1], #4            /* (1,0) */
+        ldr     r7, [r3], #4
+        ldr     r12, [r3], #4
         PAIR
         ldr     r4, [r2], #4            /* (2,0), alone */
         sxtb16  r5, r4                  /* (x0, x2) */
@@ -123,15 +126,8 @@ EDGEMM_SYM(dw3x3_s8_m4dsp):
         bfi     r8, r9, #8, #8
         bfi     r8, r10, #16, #8
         bfi     r8, r11, #24, #8
-        ldrd    r4, r5, [sp, #WEND]     /* the stream's end, full */
-        cbnz    r5, 1f
-        ldrd    r5, r6, [sp, #LO4]
-        ssub8   r7, r8, r5              /* GE where y ≥ lo */
-        sel     r8, r8, r5
-        ssub8   r7, r6, r8              /* GE where hi ≥ y */
-        sel     r8, r8, r6
-1:
         str     r8, [lr], #4
+        ldr     r4, [sp, #WEND]
         cmp     r3, r4
         bne     .Lgroup
         /* The next pixel: each row's pointer to its window, the stream from its start. */
@@ -146,6 +142,6 @@ EDGEMM_SYM(dw3x3_s8_m4dsp):
         subs    r5, r5, #1
         str     r5, [sp, #NPX]
         bne     .Lpixel
-        add     sp, #48
+        add     sp, #36
         pop     {r4-r11, pc}
         .size   EDGEMM_SYM(dw3x3_s8_m4dsp), . - EDGEMM_SYM(dw3x3_s8_m4dsp)
