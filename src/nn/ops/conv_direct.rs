@@ -918,9 +918,16 @@ fn encode3_run(
     mask: u32,
     fill: u32,
 ) -> (i32, usize) {
-    let fit_src = match src.len().checked_sub(4) {
-        Some(r) => r / stride.max(1) + 1,
-        None => 0,
+    // Rows whose word lies in `src` (no division when all do, the usual case).
+    let fits = |n: usize| {
+        (n.max(1) - 1)
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(4))
+    };
+    let fit_src = match (fits(rows), src.len().checked_sub(4)) {
+        (Some(end), _) if end <= src.len() => rows,
+        (_, Some(r)) => r / stride.max(1) + 1,
+        _ => 0,
     };
     let fit_dst = dst.len().checked_sub(5).map_or(0, |r| r / 8 + 1);
     let n = rows.min(fit_src).min(fit_dst);

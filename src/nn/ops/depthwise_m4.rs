@@ -125,7 +125,7 @@ pub(crate) fn row(
         let isz = |v: usize| v as u32;
         // The pointer moves by oc over a pixel's groups: the step to the next is step − oc.
         let s = |r: &Row| r.step.wrapping_sub(oc) as u32;
-        let args: [u32; 13] = [
+        let args: [u32; 14] = [
             rows[0].x.as_ptr() as u32,
             rows[1].x.as_ptr() as u32,
             rows[2].x.as_ptr() as u32,
@@ -139,6 +139,7 @@ pub(crate) fn row(
             s(&rows[2]),
             isz(n),
             w[groups * GROUP_WORDS..].as_ptr() as u32,
+            isz(groups % 2),
         ];
         // SAFETY: the assembly's contract: n ≥ 1, groups ≥ 1; for each row, pixel p < n,
         // column kx < 3 and channel c < oc it reads x[p·step + kx·col + c], inside the row's
