@@ -153,12 +153,12 @@ EDGEMM_SYM(dw3x3_s8_m4dsp):
         bne     .Lgroup
         /* The next pixel: each row's pointer to its window, the stream from its start. */
         ldr     r4, [sp, #S0]
-        add     r0, r0, r4
-        ldr     r4, [sp, #S1]
-        add     r1, r1, r4
-        ldr     r4, [sp, #S2]
-        add     r2, r2, r4
+        ldr     r5, [sp, #S1]
+        ldr     r6, [sp, #S2]
         ldr     r3, [sp, #W0]
+        add     r0, r0, r4
+        add     r1, r1, r5
+        add     r2, r2, r6
         ldr     r5, [sp, #NPX]
         subs    r5, r5, #1
         str     r5, [sp, #NPX]
