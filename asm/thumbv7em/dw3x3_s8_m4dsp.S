@@ -3,18 +3,17 @@
  * of four, sums and output stage fused. Exact. Runs on any M-profile core with the DSP
  * extension.
  *
- *   void kernel(const uint32_t args[16]);
+ *   void kernel(const uint32_t args[14]);
  *   args: 0-2 r[k] (row k's input at pixel 0's window column 0, channel 0), 3 y (outputs),
  *   4 w (the stream), 5-7 ic[k] (bytes from one window column to the next in row k),
  *   8-10 s[k] (bytes from the end of pixel p's channels in row k to pixel p + 1's window
  *   start: stride·c − c, or −c for a pad row whose ic and stride are 0), 11 n ≥ 1 pixels,
- *   12 w_end (w + 136·groups, groups ≥ 1), 13 full (nonzero: the clamp is the i8 range),
- *   14 lo, 15 hi (the clamp bounds, each replicated in the four bytes).
+ *   12 w_end (w + 136·groups, groups ≥ 1), 13 groups mod 2.
  *   For each pixel p < n and group q < groups, channels c = 4q + j, j < 4:
  *     acc_j = start[q][j] + Σ_{s<9} x_s[c]·w_s[c], tap s = (row ky, column kx) in the order
  *     (0,1) (0,2) (1,1) (1,2) (2,1) (2,2) (0,0) (1,0) (2,0), x_s[c] the byte at
  *     r[ky] + p·(s[ky] + 4·groups) + kx·ic[ky] + c; then  b = h + (acc < 0 ? −1 : 0); v = (b·2^32 + acc·m + 2^31) >> 32
- *     (smmlar); v = ssat8(v >> e), clamped to [lo, hi] unless full; y[p·4·groups + c] = v.
+ *     (smmlar); y[p·4·groups + c] = ssat8(v >> e) (a narrower clamp is the caller's).
  *   Stream, per group q (34 words): the four sums' start; taps (s0,s1), (s2,s3), (s4,s5),
  *   (s6,s7) as four words each, channel j's i16 pair (w_a, w_b); tap s8 as two words, the
  *   i16 pairs (w[c0], w[c1]), (w[c2], w[c3]); then m, h, e for each channel.
@@ -28,12 +27,13 @@
  *   words, unaligned allowed).
  *
  * Per group (96 instructions, 36 multiply-adds): 9 ldr of inputs, 3 ldr of column steps,
- * 10 ldm of weights and sums, 8 pkh, 18 sxtb16, 16 smlad and 4 smlaxy; the output stage
- * 4 × (ldm, add, smmlar, asr, ssat), 3 bfi, one str (and 4 ssub8/sel when the clamp is
- * narrower than i8); the loop's ldrd, cbnz, cmp, bne.
+ * 10 ldr and 5 ldm of weights and sums (each single load right after another costs one
+ * cycle, an ldm 1 + registers), 8 pkh, 18 sxtb16, 16 smlad and 4 smlaxy; the output stage
+ * 3 ldm and 4 × (add, smmlar, asr, ssat), 3 bfi, one str; the loop (two groups a pass):
+ * ldr, cmp, bne per two groups.
  * Registers: r0-r2 row pointers, r3 stream, r4-r6 inputs/temporaries (r6 the column step
- * while loading), r7/r12 weight words, r8-r11 the four sums, lr y. Saves r4-r11, lr; 48
- * bytes of locals (args 4-15). */
+ * while loading), r7/r12 weight words, r8-r11 the four sums, lr y. Saves r4-r11, lr; 44
+ * bytes of locals (args 4-13). */
 #include "common.h"
 
         .syntax unified
@@ -49,14 +49,23 @@
         .equ    S2, 24
         .equ    NPX, 28
         .equ    WEND, 32
-        .equ    FULL, 36
-        .equ    LO4, 40
+        .equ    ODD, 36
 
-/* Taps a (r4) and b (r5) of channels 0-3 into the sums; weights: the next four words. */
+/* Inputs a (r4), b (r5) of one filter row (r6 its column step) and the tap pair's first two
+ * weight words (r7, r12): single loads in a row, each after the first one cycle. */
+.macro LOADS row, ic
+        ldr     r6, [sp, #\ic]
+        ldr     r4, [\row, r6]          /* column 1 */
+        ldr     r5, [\row, r6, lsl #1]  /* column 2 */
+        ldr     r7, [r3], #4
+        ldr     r12, [r3], #4
+.endm
+
+/* Taps a (r4) and b (r5) of channels 0-3 into the sums; weights: r7, r12, then the next two
+ * words. */
 .macro PAIR
         pkhtb   r6, r5, r4, asr #16     /* (a2 a3 b2 b3) */
         pkhbt   r4, r4, r5, lsl #16     /* (a0 a1 b0 b1) */
-        ldmia   r3!, {r7, r12}
         sxtb16  r5, r4                  /* (a0, b0) */
         sxtb16  r4, r4, ror #8          /* (a1, b1) */
         smlad   r8, r5, r7, r8
@@ -68,13 +77,53 @@
         smlad   r11, r6, r12, r11
 .endm
 
-/* The output byte of sum \acc into \acc, from the channel's m, h, e (next three words). */
-.macro RQ acc
-        ldmia   r3!, {r4, r5, r6}
-        add     r5, r5, \acc, asr #31
-        smmlar  \acc, \acc, r4, r5
-        asr     \acc, \acc, r6
-        ssat    \acc, #8, \acc
+/* One group: four channels of one pixel, stored at lr (lr += 4). */
+.macro GROUP
+        ldmia   r3!, {r8-r11}
+        LOADS   r0, IC0                 /* (0,1) (0,2) */
+        PAIR
+        LOADS   r1, IC1                 /* (1,1) (1,2) */
+        PAIR
+        LOADS   r2, IC2                 /* (2,1) (2,2) */
+        PAIR
+        ldr     r4, [r0], #4            /* (0,0) */
+        ldr     r5, [r1], #4            /* (1,0) */
+        ldr     r7, [r3], #4
+        ldr     r12, [r3], #4
+        PAIR
+        ldr     r4, [r2], #4            /* (2,0), alone */
+        ldr     r7, [r3], #4
+        ldr     r12, [r3], #4
+        sxtb16  r5, r4                  /* (x0, x2) */
+        sxtb16  r4, r4, ror #8          /* (x1, x3) */
+        smlabb  r8, r5, r7, r8
+        smlabt  r9, r4, r7, r9
+        smlatb  r10, r5, r12, r10
+        smlatt  r11, r4, r12, r11
+        /* The output stage, (m, h, e) of channels 0-3 in three ldm: the sums' bytes. */
+        ldmia   r3!, {r4, r5, r6, r7, r12}      /* m0 h0 e0 m1 h1 */
+        add     r5, r5, r8, asr #31
+        smmlar  r8, r8, r4, r5
+        asr     r8, r8, r6
+        ssat    r8, #8, r8
+        add     r12, r12, r9, asr #31
+        smmlar  r9, r9, r7, r12
+        ldmia   r3!, {r4, r5, r6, r7, r12}      /* e1 m2 h2 e2 m3 */
+        asr     r9, r9, r4
+        ssat    r9, #8, r9
+        add     r6, r6, r10, asr #31
+        smmlar  r10, r10, r5, r6
+        asr     r10, r10, r7
+        ssat    r10, #8, r10
+        ldmia   r3!, {r4, r5}                   /* h3 e3 */
+        add     r4, r4, r11, asr #31
+        smmlar  r11, r11, r12, r4
+        asr     r11, r11, r5
+        ssat    r11, #8, r11
+        bfi     r8, r9, #8, #8
+        bfi     r8, r10, #16, #8
+        bfi     r8, r11, #24, #8
+        str     r8, [lr], #4
 .endm
 
         .globl  EDGEMM_SYM(dw3x3_s8_m4dsp)
@@ -83,69 +132,37 @@
         .p2align 2
 EDGEMM_SYM(dw3x3_s8_m4dsp):
         push    {r4-r11, lr}
-        sub     sp, #48
+        sub     sp, #44
         ldr     lr, [r0, #12]
         add     r1, r0, #16
-        ldmia   r1, {r1-r12}
-        stmia   sp, {r1-r12}
+        ldmia   r1, {r1-r10}
+        stmia   sp, {r1-r10}
         mov     r3, r1
         ldmia   r0, {r0-r2}
 .Lpixel:
+        /* Two groups a pass; an odd count enters at the second. */
+        ldr     r4, [sp, #ODD]
+        cmp     r4, #0
+        bne     .Lsecond
 .Lgroup:
-        ldmia   r3!, {r8-r11}
-        ldr     r6, [sp, #IC0]
-        ldr     r4, [r0, r6]            /* (0,1) */
-        ldr     r5, [r0, r6, lsl #1]    /* (0,2) */
-        PAIR
-        ldr     r6, [sp, #IC1]
-        ldr     r4, [r1, r6]            /* (1,1) */
-        ldr     r5, [r1, r6, lsl #1]    /* (1,2) */
-        PAIR
-        ldr     r6, [sp, #IC2]
-        ldr     r4, [r2, r6]            /* (2,1) */
-        ldr     r5, [r2, r6, lsl #1]    /* (2,2) */
-        PAIR
-        ldr     r4, [r0], #4            /* (0,0) */
-        ldr     r5, [r1], #4            /* (1,0) */
-        PAIR
-        ldr     r4, [r2], #4            /* (2,0), alone */
-        sxtb16  r5, r4                  /* (x0, x2) */
-        sxtb16  r4, r4, ror #8          /* (x1, x3) */
-        ldmia   r3!, {r7, r12}
-        smlabb  r8, r5, r7, r8
-        smlabt  r9, r4, r7, r9
-        smlatb  r10, r5, r12, r10
-        smlatt  r11, r4, r12, r11
-        RQ      r8
-        RQ      r9
-        RQ      r10
-        RQ      r11
-        bfi     r8, r9, #8, #8
-        bfi     r8, r10, #16, #8
-        bfi     r8, r11, #24, #8
-        ldrd    r4, r5, [sp, #WEND]     /* the stream's end, full */
-        cbnz    r5, 1f
-        ldrd    r5, r6, [sp, #LO4]
-        ssub8   r7, r8, r5              /* GE where y ≥ lo */
-        sel     r8, r8, r5
-        ssub8   r7, r6, r8              /* GE where hi ≥ y */
-        sel     r8, r8, r6
-1:
-        str     r8, [lr], #4
+        GROUP
+.Lsecond:
+        GROUP
+        ldr     r4, [sp, #WEND]
         cmp     r3, r4
         bne     .Lgroup
         /* The next pixel: each row's pointer to its window, the stream from its start. */
         ldr     r4, [sp, #S0]
-        add     r0, r0, r4
-        ldr     r4, [sp, #S1]
-        add     r1, r1, r4
-        ldr     r4, [sp, #S2]
-        add     r2, r2, r4
+        ldr     r5, [sp, #S1]
+        ldr     r6, [sp, #S2]
         ldr     r3, [sp, #W0]
+        add     r0, r0, r4
+        add     r1, r1, r5
+        add     r2, r2, r6
         ldr     r5, [sp, #NPX]
         subs    r5, r5, #1
         str     r5, [sp, #NPX]
         bne     .Lpixel
-        add     sp, #48
+        add     sp, #44
         pop     {r4-r11, pc}
         .size   EDGEMM_SYM(dw3x3_s8_m4dsp), . - EDGEMM_SYM(dw3x3_s8_m4dsp)

@@ -905,6 +905,93 @@ fn encode3_words(dst: &mut [u32], src: &[u8]) -> i32 {
     s
 }
 
+/// [`encode3`] of up to `rows` words of `src`, `stride` bytes apart from its start, each
+/// merged as `(v << shift) & mask | fill`, into `dst[8i]`, `dst[8i + 4]`: the one-word rows
+/// of [`fill4_rows`]. Stops where `src` or `dst` ends; returns the sum of the third values
+/// and how many rows it encoded.
+fn encode3_run(
+    dst: &mut [u32],
+    src: &[u8],
+    stride: usize,
+    rows: usize,
+    shift: u32,
+    mask: u32,
+    fill: u32,
+) -> (i32, usize) {
+    // Rows whose word lies in `src` (no division when all do, the usual case).
+    let fits = |n: usize| {
+        (n.max(1) - 1)
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(4))
+    };
+    let fit_src = match (fits(rows), src.len().checked_sub(4)) {
+        (Some(end), _) if end <= src.len() => rows,
+        (_, Some(r)) => r / stride.max(1) + 1,
+        _ => 0,
+    };
+    let fit_dst = dst.len().checked_sub(5).map_or(0, |r| r / 8 + 1);
+    let n = rows.min(fit_src).min(fit_dst);
+    if n == 0 {
+        return (0, 0);
+    }
+    #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+    {
+        let mut s = 0i32;
+        // SAFETY: reads the word at src + i·stride for i < n (possibly unaligned: ldr
+        // allows it on the M4), inside `src` ((n − 1)·stride + 4 ≤ src.len(): fit_src), and
+        // writes dst[8i], dst[8i + 4] for i < n, inside `dst` (8·(n − 1) + 5 ≤ dst.len():
+        // fit_dst; word-aligned, a u32 slice); n ≥ 1. Registers and flags only otherwise.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {v}, [{src}]",
+                "add {src}, {src}, {stride}",
+                "lsl {v}, {v}, {shift}",
+                "and {v}, {v}, {mask}",
+                "orr {v}, {v}, {fill}",
+                "sxtb16 {a}, {v}, ror #8",
+                "sadd16 {a}, {a}, {k129}",
+                "lsl {v}, {v}, #8",
+                "and {v}, {v}, #0xff00ff00",
+                "ssub16 {v}, {v}, {a}",
+                "sadd16 {v}, {v}, {k256}",
+                "smlad {s}, {a}, {one}, {s}",
+                "smlad {s}, {v}, {one}, {s}",
+                "str {v}, [{dst}, #16]",
+                "str {a}, [{dst}], #32",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                src = inout(reg) src.as_ptr() => _,
+                dst = inout(reg) dst.as_mut_ptr() => _,
+                n = inout(reg) n => _,
+                s = inout(reg) s,
+                stride = in(reg) stride,
+                shift = in(reg) shift,
+                mask = in(reg) mask,
+                fill = in(reg) fill,
+                k129 = in(reg) 0x0081_0081u32,
+                k256 = in(reg) 0x0100_0100u32,
+                one = in(reg) 0x0001_0001u32,
+                v = out(reg) _,
+                a = out(reg) _,
+                options(nostack),
+            );
+        }
+        (s, n)
+    }
+    #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
+    {
+        let mut s = 0i32;
+        for i in 0..n {
+            let at = i * stride;
+            let v = u32::from_le_bytes([src[at], src[at + 1], src[at + 2], src[at + 3]]);
+            let (a, b, t) = encode3(((v << shift) & mask) | fill);
+            (dst[8 * i], dst[8 * i + 4], s) = (a, b, s.wrapping_add(t));
+        }
+        (s, n)
+    }
+}
+
 /// The exact sums Σ w·(x − z_x) of channel pairs `q0..q1` (≤ CHUNK of them) of the four
 /// pixels in the int8 layout's buffer, decoding both encodings: `sums[p][c − 2·q0]`.
 fn kernel4_portable(
@@ -979,32 +1066,42 @@ fn fill4_rows(
             0
         };
         let x_lo = x0 + lo as isize;
-        for fy in 0..g.kh {
-            let Some(dst) = words.get_mut(8 * fy + p..8 * fy + p + 5) else {
+        let (fill, dy) = (zw & !mask, g.dh * g.iw * g.ic);
+        let mut fy = 0;
+        while fy < g.kh {
+            if words.len() < 8 * fy + p + 5 {
                 break;
-            };
+            }
             let y = y0 + (fy * g.dh) as isize;
-            let v = if y < 0 || y >= g.ih as isize || mask == 0 {
+            let inside = y >= 0 && y < g.ih as isize && mask != 0;
+            let at = ((b * g.ih + y.max(0) as usize) * g.iw + x_lo.max(0) as usize) * g.ic;
+            if inside {
+                // The rows from fy on inside the image, dy bytes apart, in one run (it
+                // stops early at the image's or the buffer's end).
+                let rows = ((g.ih - 1 - y as usize) / g.dh + 1).min(g.kh - fy);
+                let src = x.get(at..).unwrap_or(&[]);
+                let dst = words.get_mut(8 * fy + p..).unwrap_or(&mut []);
+                let (t, n) = encode3_run(dst, src, dy, rows, 8 * b0 as u32, mask, fill);
+                if n > 0 {
+                    s = s.wrapping_add(t);
+                    fy += n;
+                    continue;
+                }
+            }
+            let v = if !inside {
                 zw
             } else {
-                let at = ((b * g.ih + y as usize) * g.iw + x_lo as usize) * g.ic;
-                match x.get(at..at + 4) {
-                    Some(v) => {
-                        let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
-                        ((v << (8 * b0)) & mask) | (zw & !mask)
-                    }
-                    // Past the image's end: byte by byte.
-                    None => {
-                        let mut v = zw.to_le_bytes();
-                        for (i, d) in v.iter_mut().enumerate().take(b1).skip(b0) {
-                            *d = x.get(at + i - b0).copied().unwrap_or(z);
-                        }
-                        u32::from_le_bytes(v)
-                    }
+                // Past the image's end: byte by byte.
+                let mut v = zw.to_le_bytes();
+                for (i, d) in v.iter_mut().enumerate().take(b1).skip(b0) {
+                    *d = x.get(at + i - b0).copied().unwrap_or(z);
                 }
+                u32::from_le_bytes(v)
             };
             let (a, bb, t) = encode3(v);
-            (dst[0], dst[4], s) = (a, bb, s.wrapping_add(t));
+            (words[8 * fy + p], words[8 * fy + p + 4]) = (a, bb);
+            s = s.wrapping_add(t);
+            fy += 1;
         }
     } else {
         fill4_row_words(words, p, g, x, (b, y0, x0), inside_x, z, &mut row.0, &mut s);

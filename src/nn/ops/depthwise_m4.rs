@@ -122,11 +122,10 @@ pub(crate) fn row(
         if (w.as_ptr() as usize) % 4 != 0 {
             return Err(bad());
         }
-        let rep = |v: i32| u32::from_ne_bytes([v as u8; 4]);
         let isz = |v: usize| v as u32;
         // The pointer moves by oc over a pixel's groups: the step to the next is step − oc.
         let s = |r: &Row| r.step.wrapping_sub(oc) as u32;
-        let args: [u32; 16] = [
+        let args: [u32; 14] = [
             rows[0].x.as_ptr() as u32,
             rows[1].x.as_ptr() as u32,
             rows[2].x.as_ptr() as u32,
@@ -140,9 +139,7 @@ pub(crate) fn row(
             s(&rows[2]),
             isz(n),
             w[groups * GROUP_WORDS..].as_ptr() as u32,
-            u32::from(lo <= -128 && hi >= 127),
-            rep(lo),
-            rep(hi),
+            isz(groups % 2),
         ];
         // SAFETY: the assembly's contract: n ≥ 1, groups ≥ 1; for each row, pixel p < n,
         // column kx < 3 and channel c < oc it reads x[p·step + kx·col + c], inside the row's
@@ -150,6 +147,9 @@ pub(crate) fn row(
         // (checked, word-aligned) and `args`, and writes y[0..n·oc) (checked), which nothing
         // else refers to meanwhile.
         unsafe { dw3x3_s8_m4dsp(args.as_ptr()) };
+        if lo > -128 || hi < 127 {
+            clamp(&mut y[..n * oc], lo, hi);
+        }
         Ok(())
     }
     #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)))]
@@ -195,6 +195,39 @@ pub(crate) fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
         }
     }
     dst.copy_from_slice(src);
+}
+
+/// `y` clamped to [lo, hi] (within the i8 range; `y.len()` a multiple of 4): the kernel
+/// saturates to i8 only, so a narrower clamp is one pass over the row, four bytes at a time.
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+fn clamp(y: &mut [i8], lo: i32, hi: i32) {
+    let rep = |v: i32| u32::from_ne_bytes([v as u8; 4]);
+    let words = y.len() / 4;
+    if words == 0 {
+        return;
+    }
+    // SAFETY: reads and writes the `4·words` bytes of `y` (borrowed mutably), a word at a
+    // time (unaligned ldr/str are allowed on the M4), `words` ≥ 1.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {v}, [{p}]",
+            "ssub8 {t}, {v}, {lo}",
+            "sel {v}, {v}, {lo}",
+            "ssub8 {t}, {hi}, {v}",
+            "sel {v}, {v}, {hi}",
+            "str {v}, [{p}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) y.as_mut_ptr() => _,
+            n = inout(reg) words => _,
+            lo = in(reg) rep(lo),
+            hi = in(reg) rep(hi),
+            v = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
 }
 
 fn bad() -> Error {
