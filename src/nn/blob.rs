@@ -84,6 +84,35 @@ pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     }
 }
 
+/// Whether `s` is valid UTF-8, as `core::str::from_utf8` decides (no overlong forms, no
+/// surrogates, nothing above U+10FFFF), in a short loop: core's check is fast but costs
+/// ~0.5 KB of flash, and a blob's few short names need no speed.
+fn is_utf8(s: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        // Continuation bytes, the smallest value this length may encode, the lead's bits.
+        let (n, min, mut c) = match b {
+            0x00..=0x7f => (0, 0, u32::from(b)),
+            0xc0..=0xdf => (1, 0x80, u32::from(b & 0x1f)),
+            0xe0..=0xef => (2, 0x800, u32::from(b & 0x0f)),
+            0xf0..=0xf7 => (3, 0x1_0000, u32::from(b & 0x07)),
+            _ => return false,
+        };
+        for k in 1..=n {
+            match s.get(i + k) {
+                Some(&t) if t & 0xc0 == 0x80 => c = c << 6 | u32::from(t & 0x3f),
+                _ => return false,
+            }
+        }
+        // `from_u32` refuses surrogates and values above U+10FFFF.
+        if c < min || char::from_u32(c).is_none() {
+            return false;
+        }
+        i += n + 1;
+    }
+    true
+}
+
 fn u16_at(b: &[u8], at: usize) -> u16 {
     match b.get(at..at.wrapping_add(2)) {
         Some(w) => u16::from_le_bytes([w[0], w[1]]),
@@ -732,7 +761,12 @@ impl<'a> Model<'a> {
         let s = self
             .bytes
             .get(at.checked_add(2)?..at.checked_add(2 + len)?)?;
-        core::str::from_utf8(s).ok()
+        if !is_utf8(s) {
+            return None;
+        }
+        // SAFETY: `is_utf8` accepts exactly what `core::str::from_utf8` accepts (test
+        // `is_utf8_matches_core`), so `s` is valid UTF-8.
+        Some(unsafe { core::str::from_utf8_unchecked(s) })
     }
 
     /// Checks operator `i`'s record, tensors and arena use; with `own_checks`, also what the
@@ -844,6 +878,8 @@ impl<'a> Model<'a> {
         (t < self.n_tensors).then(|| self.tensor_record(t, false))
     }
 
+    // Out of line on the firmware: inlined, its name check is copied into each caller.
+    #[cfg_attr(target_os = "none", inline(never))]
     fn tensor_unchecked(&self, t: usize) -> TensorInfo<'a> {
         self.tensor_record(t, true)
     }
@@ -994,4 +1030,40 @@ fn overlaps(a: &TensorInfo, b: &TensorInfo) -> bool {
         && b.bytes > 0
         && a.offset < b.offset + b.bytes
         && b.offset < a.offset + a.bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_utf8;
+
+    fn same(s: &[u8]) {
+        assert_eq!(is_utf8(s), core::str::from_utf8(s).is_ok(), "{s:02x?}");
+    }
+
+    /// Every sequence of up to 3 bytes (truncated 4-byte forms included), and 4-byte ones
+    /// around every lead and second byte, after an ASCII byte too.
+    #[test]
+    fn is_utf8_matches_core() {
+        same(&[]);
+        for a in 0..=255u8 {
+            same(&[a]);
+            for b in 0..=255u8 {
+                same(&[a, b]);
+                for c in 0..=255u8 {
+                    same(&[a, b, c]);
+                }
+            }
+        }
+        let edges = [0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0xbf, 0xc0, 0xf4, 0xff];
+        for a in 0xe0..=0xffu8 {
+            for b in 0..=255u8 {
+                for &c in &edges {
+                    for &d in &edges {
+                        same(&[a, b, c, d]);
+                        same(&[b'x', a, b, c, d, b'y']);
+                    }
+                }
+            }
+        }
+    }
 }
