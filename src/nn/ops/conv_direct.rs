@@ -854,6 +854,29 @@ fn fill4(words: &mut [u32], p: usize, src: &[u8]) -> i32 {
     s.wrapping_mul(-128)
 }
 
+/// The end of the M4 loops of [`encode3_words`] and [`encode3_run`], once the word is in
+/// `{v}`: [`encode3`] into `{a}` and `{v}`, the third value added to `{s}`, the two words
+/// stored at `{dst}` and `{dst} + 16`, `{dst}` advanced by 32, `{n}` counted down to label 2.
+#[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+macro_rules! encode3_store_loop {
+    () => {
+        concat!(
+            "sxtb16 {a}, {v}, ror #8\n",
+            "sadd16 {a}, {a}, {k129}\n",
+            "lsl {v}, {v}, #8\n",
+            "and {v}, {v}, #0xff00ff00\n",
+            "ssub16 {v}, {v}, {a}\n",
+            "sadd16 {v}, {v}, {k256}\n",
+            "smlad {s}, {a}, {one}, {s}\n",
+            "smlad {s}, {v}, {one}, {s}\n",
+            "str {v}, [{dst}, #16]\n",
+            "str {a}, [{dst}], #32\n",
+            "subs {n}, {n}, #1\n",
+            "bne 2b",
+        )
+    };
+}
+
 /// [`encode3`] of each word of `src` (whole words) into `dst[8i]`, `dst[8i + 4]` (the
 /// caller offsets `dst` to the pixel's words); returns the sum of the third values.
 fn encode3_words(dst: &mut [u32], src: &[u8]) -> i32 {
@@ -869,18 +892,7 @@ fn encode3_words(dst: &mut [u32], src: &[u8]) -> i32 {
             core::arch::asm!(
                 "2:",
                 "ldr {v}, [{src}], #4",
-                "sxtb16 {a}, {v}, ror #8",
-                "sadd16 {a}, {a}, {k129}",
-                "lsl {v}, {v}, #8",
-                "and {v}, {v}, #0xff00ff00",
-                "ssub16 {v}, {v}, {a}",
-                "sadd16 {v}, {v}, {k256}",
-                "smlad {s}, {a}, {one}, {s}",
-                "smlad {s}, {v}, {one}, {s}",
-                "str {v}, [{dst}, #16]",
-                "str {a}, [{dst}], #32",
-                "subs {n}, {n}, #1",
-                "bne 2b",
+                encode3_store_loop!(),
                 src = inout(reg) src.as_ptr() => _,
                 dst = inout(reg) dst.as_mut_ptr() => _,
                 n = inout(reg) words => _,
@@ -949,18 +961,7 @@ fn encode3_run(
                 "lsl {v}, {v}, {shift}",
                 "and {v}, {v}, {mask}",
                 "orr {v}, {v}, {fill}",
-                "sxtb16 {a}, {v}, ror #8",
-                "sadd16 {a}, {a}, {k129}",
-                "lsl {v}, {v}, #8",
-                "and {v}, {v}, #0xff00ff00",
-                "ssub16 {v}, {v}, {a}",
-                "sadd16 {v}, {v}, {k256}",
-                "smlad {s}, {a}, {one}, {s}",
-                "smlad {s}, {v}, {one}, {s}",
-                "str {v}, [{dst}, #16]",
-                "str {a}, [{dst}], #32",
-                "subs {n}, {n}, #1",
-                "bne 2b",
+                encode3_store_loop!(),
                 src = inout(reg) src.as_ptr() => _,
                 dst = inout(reg) dst.as_mut_ptr() => _,
                 n = inout(reg) n => _,
