@@ -443,11 +443,13 @@ pub(crate) fn unpacked_floats(variant: Variant, block: usize, cin: usize, cout: 
 }
 
 /// A layer of one group (3×3, stride 1, dilation 1) over a transformed filter that lies
-/// unpacked ([`filter_planes`]: row-major planes, as a model blob holds it), on the calling
-/// thread: for each block of `block` tiles the three phases of [`Winograd::run`], the
-/// products through [`sgemm`](crate::gemm::sgemm) with B read where it lies. `ws`: the
-/// planes ([`unpacked_floats`]) followed by `gemm_ws`, the GEMM's workspace for `block`
-/// rows. Lengths are checked here (an `Error`, no panic).
+/// unpacked ([`filter_planes`]: row-major planes, as a model blob holds it): for each block
+/// of `block` tiles the three phases of [`Winograd::run`], the products through
+/// [`sgemm`](crate::gemm::sgemm) with B read where it lies. `ws`: the planes
+/// ([`unpacked_floats`]) followed by `gemm_ws`, the GEMM's workspace for `block` rows. With
+/// `threads > 1` and several blocks, threads take blocks, each in a workspace of the same
+/// size of its own (`scratch::with_workspace`). Lengths are checked here (an `Error`, no
+/// panic).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_unpacked(
     variant: Variant,
@@ -461,10 +463,10 @@ pub(crate) fn run_unpacked(
     block: usize,
     ws: &mut [f32],
     gemm_ws: &mut [u8],
+    threads: usize,
 ) -> Result<(), Error> {
     let (m, a) = (variant.m(), variant.alpha());
     let (cin, cout) = (g.input.channels, g.output.channels);
-    let bad = Error::SizeOverflow;
     let ok = g.kh == 3
         && g.kw == 3
         && g.sh == 1
@@ -478,19 +480,22 @@ pub(crate) fn run_unpacked(
         && bias.len() == cout
         && block > 0;
     let b = Buffers::new(block, cin, cout);
-    if !ok || ws.len() < b.floats(variant) {
-        return Err(bad);
+    let planes = b.floats(variant);
+    if !ok || ws.len() < planes {
+        return Err(Error::SizeOverflow);
     }
     let tiles = g.output.batch * g.output.height.div_ceil(m) * g.output.width.div_ceil(m);
     let isa = Isa::detect();
-    let ws = ws.as_mut_ptr();
-    let mm = ws.wrapping_add(a * a * b.plane_v);
-    let mut t0 = 0;
-    while t0 < tiles {
-        let cnt = block.min(tiles - t0);
-        // SAFETY: `ws` holds the planes of `b` (checked above) for `cnt ≤ block` rows; the
-        // input and output have the geometry's lengths (checked).
-        unsafe { input_phase(variant, isa, g, input.as_ptr(), ws, &b, t0, cnt, t0) };
+    let (inp, out) = (
+        SyncPtr(input.as_ptr() as *mut f32),
+        SyncPtr(output.as_mut_ptr()),
+    );
+    // Tiles t0..t0 + cnt (cnt ≤ block) in the planes at `ws` (`planes` floats).
+    let run_block = |t0: usize, cnt: usize, ws: *mut f32, gemm_ws: &mut [u8]| {
+        let mm = ws.wrapping_add(a * a * b.plane_v);
+        // SAFETY: `ws` holds the planes of `b` for `cnt ≤ block` rows; the input has the
+        // geometry's length (checked).
+        unsafe { input_phase(variant, isa, g, inp.get(), ws, &b, t0, cnt, t0) };
         for xi in 0..a * a {
             // SAFETY: plane ξ of V (rows of ldv ≥ cin) and of M (ldm ≥ cout) hold `cnt`
             // rows inside the workspace; the two regions are disjoint.
@@ -506,16 +511,18 @@ pub(crate) fn run_unpacked(
             let ctx = crate::context::Context::new().workspace(&mut *gemm_ws);
             crate::gemm::sgemm(1.0, av, uw, 0.0, cm, ctx)?;
         }
-        // SAFETY: the M rows were written; the block's output tiles lie in `output`.
+        let bias = bias.as_ptr();
+        // SAFETY: the M rows were written; the block's output tiles lie in the output (its
+        // length checked), and no other block writes them.
         unsafe {
             output_phase(
                 variant,
-                bias.as_ptr(),
+                bias,
                 isa,
                 g,
                 ws,
                 &b,
-                output.as_mut_ptr(),
+                out.get(),
                 lo,
                 hi,
                 t0,
@@ -523,7 +530,41 @@ pub(crate) fn run_unpacked(
                 t0,
             )
         };
-        t0 += cnt;
+        Ok(())
+    };
+    let nblocks = tiles.div_ceil(block);
+    #[cfg(feature = "std")]
+    if threads > 1 && nblocks > 1 {
+        use std::sync::Mutex;
+        let gemm_len = gemm_ws.len();
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let job = |blk: usize| {
+            let t0 = blk * block;
+            let cnt = block.min(tiles - t0);
+            let r = crate::scratch::with_workspace(planes + gemm_len.div_ceil(4), |w| {
+                // SAFETY: the thread's workspace holds `planes` floats and then `gemm_len`
+                // bytes, used by nothing else meanwhile.
+                let g_ws =
+                    unsafe { core::slice::from_raw_parts_mut(w.add(planes) as *mut u8, gemm_len) };
+                run_block(t0, cnt, w, g_ws)
+            });
+            if let Err(e) = r {
+                if let Ok(mut slot) = failed.lock() {
+                    slot.get_or_insert(e);
+                }
+            }
+        };
+        crate::threads::run(nblocks, threads, &job);
+        return match failed.into_inner() {
+            Ok(Some(e)) => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let _ = threads;
+    let ws = ws.as_mut_ptr();
+    for blk in 0..nblocks {
+        let t0 = blk * block;
+        run_block(t0, block.min(tiles - t0), ws, &mut *gemm_ws)?;
     }
     Ok(())
 }

@@ -55,9 +55,9 @@
 //! Winograd form (mode 6; f32 3×3, stride 1, dilation 1, at least 16 (`WINOGRAD_MIN_C`)
 //! channels in and out, a bias, written for a host blob, run by builds with `alloc`): the
 //! weights are F(2×2, 3×3)'s transformed filter, 16 planes of c_in×c_out, and
-//! `conv::winograd` runs blocks of `block` 2×2 output tiles on the calling thread (input
-//! transform, 16 GEMMs reading the planes where they lie, output transform with bias and
-//! clamp). F(2×2, 3×3) is as accurate as the GEMM (README, Convolution: bound factor 1) and
+//! `conv::winograd` runs blocks of `block` 2×2 output tiles (input transform, 16 GEMMs
+//! reading the planes where they lie, output transform with bias and clamp; threads take
+//! whole blocks, each in a workspace of the scratch's size of its own). F(2×2, 3×3) is as accurate as the GEMM (README, Convolution: bound factor 1) and
 //! does 2.25× fewer multiplies: ResNet-8's 3×3 layers 38–42 → 22–36 µs on Zen 4.
 //!
 //! Implicit GEMM (mode 4; int8, dilation 1 along x, weights packed for a kernel that reads
@@ -613,8 +613,8 @@ fn check_winograd(op: &OpView, g: &Geom) -> Result<(), Error> {
     Ok(())
 }
 
-/// The Winograd form (mode [`WINOGRAD`], see the file header), on the calling thread:
-/// `conv::winograd` over the transformed weights as the blob holds them.
+/// The Winograd form (mode [`WINOGRAD`], see the file header): `conv::winograd` over the
+/// transformed weights as the blob holds them.
 #[cfg(feature = "alloc")]
 fn run_winograd(op: &OpView, mem: &mut OpMem, g: &Geom) -> Result<(), Error> {
     use crate::conv::params::{Geometry, Nhwc, Pads};
@@ -646,6 +646,7 @@ fn run_winograd(op: &OpView, mem: &mut OpMem, g: &Geom) -> Result<(), Error> {
     };
     let short = || op.error("a tensor shorter than its shape");
     let x = x.get(..geo.input.len()?).ok_or_else(short)?;
+    let threads = mem.threads();
     let (out, scratch) = mem.output_and_temp(t(op.output(0))?, t(op.temp(0))?)?;
     let out = super::cast_mut::<f32>(out);
     let out = out.get_mut(..geo.output.len()?).ok_or_else(short)?;
@@ -662,6 +663,7 @@ fn run_winograd(op: &OpView, mem: &mut OpMem, g: &Geom) -> Result<(), Error> {
         block,
         super::cast_mut::<f32>(planes),
         ws,
+        threads,
     )
 }
 
@@ -1976,7 +1978,7 @@ mod tests {
     /// exactly there, and its outputs are within the bound of F(2×2, 3×3) (the GEMM's
     /// bound, `(K + 4)·ε·A_win` with `A_win = Σ_cin max|x|·Σ|w| + |b|`, the README's
     /// Convolution section) of the f64 definition: SAME and VALID, odd sizes (partial
-    /// tiles), a batch of two, several blocks of tiles.
+    /// tiles), a batch of two, several blocks of tiles, on one thread and three.
     #[test]
     fn winograd_form_is_within_its_bound() {
         // (batch, h, w, c_in, c_out, same, winograd)
@@ -2015,7 +2017,10 @@ mod tests {
                 continue;
             }
             let x = input_for(&g);
-            let y = run(&LoadedModel::from_graph(&g, Packing::Host).unwrap(), &x, 1);
+            let m = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+            let y = run(&m, &x, 1);
+            // Threads take whole blocks of tiles: the same bytes.
+            assert_eq!(run(&m, &x, 3), y, "{what} threads");
             let f = |b: &[u8]| -> Vec<f32> {
                 b.chunks_exact(4)
                     .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
