@@ -58,7 +58,8 @@
 //! `conv::winograd` runs blocks of `block` 2×2 output tiles (input transform, 16 GEMMs
 //! reading the planes where they lie, output transform with bias and clamp; threads take
 //! whole blocks, each in a workspace of the scratch's size of its own). F(2×2, 3×3) is as accurate as the GEMM (README, Convolution: bound factor 1) and
-//! does 2.25× fewer multiplies: ResNet-8's 3×3 layers 38–42 → 22–36 µs on Zen 4.
+//! does 2.25× fewer multiplies: ResNet-8's 3×3 layers 38–42 → 22–36 µs on Zen 4 (its
+//! weights take 16/9 of the bytes, its scratch up to `WINOGRAD_PLANE_BYTES` of planes).
 //!
 //! Implicit GEMM (mode 4; int8, dilation 1 along x, weights packed for a kernel that reads
 //! A in segments: x86 VNNI). No patches: a call copies the input rows its block of output
