@@ -43,12 +43,12 @@
 
 mod depthwise;
 mod direct;
-mod im2col;
+pub(crate) mod im2col;
 mod int8;
-mod params;
+pub(crate) mod params;
 mod select;
 mod simd;
-mod winograd;
+pub(crate) mod winograd;
 
 pub use direct::{reference_conv2d, ReferenceConv};
 pub use int8::{

@@ -117,31 +117,12 @@ impl Winograd {
         cout_g: usize,
     ) -> Result<Self, Error> {
         let a = variant.alpha();
-        let gm = variant.g();
         let plane = cin_g.checked_mul(cout_g).ok_or(Error::SizeOverflow)?;
-        let mut buf = vec![0f32; a * a * plane];
         let mut u = Vec::with_capacity(groups * a * a);
         for grp in 0..groups {
-            for o in 0..cout_g {
-                for i in 0..cin_g {
-                    let w = |r: usize, s: usize| {
-                        filter[((grp * cout_g + o) * 9 + r * 3 + s) * cin_g + i] as f64
-                    };
-                    // t = G g (α × 3), then U = t Gᵀ (α × α).
-                    let mut t = [[0f64; 3]; 8];
-                    for (x, row) in t.iter_mut().enumerate().take(a) {
-                        for (s, v) in row.iter_mut().enumerate() {
-                            *v = (0..3).map(|r| gm[x * 3 + r] * w(r, s)).sum();
-                        }
-                    }
-                    for x in 0..a {
-                        for y in 0..a {
-                            let v: f64 = (0..3).map(|s| t[x][s] * gm[y * 3 + s]).sum();
-                            buf[(x * a + y) * plane + i * cout_g + o] = v as f32;
-                        }
-                    }
-                }
-            }
+            let buf = filter_planes(variant, cin_g, cout_g, |o, r, s, i| {
+                filter[((grp * cout_g + o) * 9 + r * 3 + s) * cin_g + i]
+            })?;
             for xi in 0..a * a {
                 let b = MatRef::row_major(&buf[xi * plane..(xi + 1) * plane], cin_g, cout_g)?;
                 u.push(match kernel {
@@ -193,14 +174,8 @@ impl Winograd {
         };
         // Plane strides: a whole number of 4 KiB pages plus one cache line, so the α² planes
         // a transform reads or writes at once fall in different L1 sets.
-        let (ldv, ldm) = (padded_ld(cin), padded_ld(cout));
-        let b = Buffers {
-            ldv,
-            ldm,
-            plane_v: (block * ldv).div_ceil(1024) * 1024 + 16,
-            plane_m: (block * ldm).div_ceil(1024) * 1024 + 16,
-        };
-        let ws_len = a * a * (b.plane_v + b.plane_m);
+        let b = Buffers::new(block, cin, cout);
+        let ws_len = b.floats(self.variant);
         let out = SyncPtr(output.as_mut_ptr());
         let inp = SyncPtr(input.as_ptr() as *mut f32);
         if phased {
@@ -214,7 +189,17 @@ impl Winograd {
                     // SAFETY: the caller's workspace holds the block's planes; this thread
                     // writes only rows r of each V plane.
                     unsafe {
-                        self.input_phase(isa, g, inp.get(), ws.get(), &b, r.start, r.len(), 0)
+                        input_phase(
+                            self.variant,
+                            isa,
+                            g,
+                            inp.get(),
+                            ws.get(),
+                            &b,
+                            r.start,
+                            r.len(),
+                            0,
+                        )
                     };
                 });
                 crate::threads::run(threads, threads, &|t| {
@@ -227,7 +212,9 @@ impl Winograd {
                     // SAFETY: all M planes are written; this thread writes only the output
                     // pixels of tiles r.
                     unsafe {
-                        self.output_phase(
+                        output_phase(
+                            self.variant,
+                            self.bias.as_ptr(),
                             isa,
                             g,
                             ws.get(),
@@ -253,44 +240,27 @@ impl Winograd {
                 // SAFETY: this thread's workspace holds the block's planes; the block's
                 // output tiles are this task's alone (blocks are disjoint).
                 unsafe {
-                    self.input_phase(isa, g, inp.get(), ws, &b, t0, cnt, t0);
+                    input_phase(self.variant, isa, g, inp.get(), ws, &b, t0, cnt, t0);
                     self.gemm_phase(g, ws, &b, cnt, 0..g.groups * a * a);
-                    self.output_phase(isa, g, ws, &b, out.get(), lo, hi, t0, cnt, t0);
+                    let bias = self.bias.as_ptr();
+                    output_phase(
+                        self.variant,
+                        bias,
+                        isa,
+                        g,
+                        ws,
+                        &b,
+                        out.get(),
+                        lo,
+                        hi,
+                        t0,
+                        cnt,
+                        t0,
+                    );
                 }
             });
         };
         crate::threads::run(nblocks, threads, &job);
-    }
-
-    /// Input transform of tiles `t0..t0+cnt` into the V planes at rows `t0 − base..`.
-    ///
-    /// # Safety
-    /// `input` is the geometry's input tensor; `ws` holds the planes of `b` with room for
-    /// rows up to `t0 + cnt − base`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn input_phase(
-        &self,
-        isa: Isa,
-        g: &Geometry,
-        input: *const f32,
-        ws: *mut f32,
-        b: &Buffers,
-        t0: usize,
-        cnt: usize,
-        base: usize,
-    ) {
-        let mut itx = InputTx {
-            g: *g,
-            variant: self.variant,
-            input,
-            v: ws.wrapping_add((t0 - base) * b.ldv),
-            ldv: b.ldv,
-            plane: b.plane_v,
-            t0,
-            cnt,
-        };
-        // SAFETY: forwarded; rows t0 − base.. of each plane are in the workspace.
-        unsafe { simd::run_split(isa, &mut itx, g.input.channels) };
     }
 
     /// The transform-domain products `M_ξ = V_ξ · U_ξ` for (group, ξ) pairs `pairs`
@@ -329,44 +299,76 @@ impl Winograd {
             unsafe { sgemm_prepacked_seq(av, &self.u[pair], 0.0, cm) };
         }
     }
+}
 
-    /// Output transform (with bias and activation) of tiles `t0..t0+cnt` from the M planes
-    /// at rows `t0 − base..`.
-    ///
-    /// # Safety
-    /// The M rows were written; `output` is the geometry's output tensor, and the tiles'
-    /// pixels are the caller's alone.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn output_phase(
-        &self,
-        isa: Isa,
-        g: &Geometry,
-        ws: *mut f32,
-        b: &Buffers,
-        output: *mut f32,
-        lo: f32,
-        hi: f32,
-        t0: usize,
-        cnt: usize,
-        base: usize,
-    ) {
-        let a2 = self.variant.alpha() * self.variant.alpha();
-        let mut otx = OutputTx {
-            g: *g,
-            variant: self.variant,
-            m: ws.wrapping_add(a2 * b.plane_v + (t0 - base) * b.ldm),
-            ldm: b.ldm,
-            plane: b.plane_m,
-            bias: self.bias.as_ptr(),
-            output,
-            lo,
-            hi,
-            t0,
-            cnt,
-        };
-        // SAFETY: forwarded.
-        unsafe { simd::run_split(isa, &mut otx, g.output.channels) };
-    }
+/// Input transform of tiles `t0..t0+cnt` into the V planes at rows `t0 − base..`.
+///
+/// # Safety
+/// `input` is the geometry's input tensor; `ws` holds the planes of `b` with room for
+/// rows up to `t0 + cnt − base`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn input_phase(
+    variant: Variant,
+    isa: Isa,
+    g: &Geometry,
+    input: *const f32,
+    ws: *mut f32,
+    b: &Buffers,
+    t0: usize,
+    cnt: usize,
+    base: usize,
+) {
+    let mut itx = InputTx {
+        g: *g,
+        variant,
+        input,
+        v: ws.wrapping_add((t0 - base) * b.ldv),
+        ldv: b.ldv,
+        plane: b.plane_v,
+        t0,
+        cnt,
+    };
+    // SAFETY: forwarded; rows t0 − base.. of each plane are in the workspace.
+    unsafe { simd::run_split(isa, &mut itx, g.input.channels) };
+}
+
+/// Output transform (with bias and activation) of tiles `t0..t0+cnt` from the M planes
+/// at rows `t0 − base..`.
+///
+/// # Safety
+/// The M rows were written; `output` is the geometry's output tensor, and the tiles'
+/// pixels are the caller's alone.
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_phase(
+    variant: Variant,
+    bias: *const f32,
+    isa: Isa,
+    g: &Geometry,
+    ws: *mut f32,
+    b: &Buffers,
+    output: *mut f32,
+    lo: f32,
+    hi: f32,
+    t0: usize,
+    cnt: usize,
+    base: usize,
+) {
+    let a2 = variant.alpha() * variant.alpha();
+    let mut otx = OutputTx {
+        g: *g,
+        variant,
+        m: ws.wrapping_add(a2 * b.plane_v + (t0 - base) * b.ldm),
+        ldm: b.ldm,
+        plane: b.plane_m,
+        bias,
+        output,
+        lo,
+        hi,
+        t0,
+        cnt,
+    };
+    // SAFETY: forwarded.
+    unsafe { simd::run_split(isa, &mut otx, g.output.channels) };
 }
 
 /// Fewer tiles per thread than this and the threads split the phases of one block instead
@@ -379,6 +381,192 @@ struct Buffers {
     ldm: usize,
     plane_v: usize,
     plane_m: usize,
+}
+
+impl Buffers {
+    /// Planes for blocks of `block` tiles. Plane strides: a whole number of 4 KiB pages plus
+    /// one cache line, so the α² planes a transform reads or writes at once fall in
+    /// different L1 sets.
+    fn new(block: usize, cin: usize, cout: usize) -> Self {
+        let (ldv, ldm) = (padded_ld(cin), padded_ld(cout));
+        Buffers {
+            ldv,
+            ldm,
+            plane_v: (block * ldv).div_ceil(1024) * 1024 + 16,
+            plane_m: (block * ldm).div_ceil(1024) * 1024 + 16,
+        }
+    }
+
+    /// Floats of the α² V planes followed by the α² M planes.
+    fn floats(&self, v: Variant) -> usize {
+        v.alpha() * v.alpha() * (self.plane_v + self.plane_m)
+    }
+}
+
+/// The transformed filter `U = G g Gᵀ` (computed in f64) of `cout` filters of `cin` channels,
+/// as α² planes of `cin × cout` row-major (plane ξ at `ξ·cin·cout`); `w(o, r, s, i)` is
+/// filter o's weight at row r, column s, channel i.
+pub(crate) fn filter_planes(
+    variant: Variant,
+    cin: usize,
+    cout: usize,
+    w: impl Fn(usize, usize, usize, usize) -> f32,
+) -> Result<Vec<f32>, Error> {
+    let a = variant.alpha();
+    let gm = variant.g();
+    let plane = cin.checked_mul(cout).ok_or(Error::SizeOverflow)?;
+    let mut buf = vec![0f32; plane.checked_mul(a * a).ok_or(Error::SizeOverflow)?];
+    for o in 0..cout {
+        for i in 0..cin {
+            // t = G g (α × 3), then U = t Gᵀ (α × α).
+            let mut t = [[0f64; 3]; 8];
+            for (x, row) in t.iter_mut().enumerate().take(a) {
+                for (s, v) in row.iter_mut().enumerate() {
+                    *v = (0..3).map(|r| gm[x * 3 + r] * w(o, r, s, i) as f64).sum();
+                }
+            }
+            for x in 0..a {
+                for y in 0..a {
+                    let v: f64 = (0..3).map(|s| t[x][s] * gm[y * 3 + s]).sum();
+                    buf[(x * a + y) * plane + i * cout + o] = v as f32;
+                }
+            }
+        }
+    }
+    Ok(buf)
+}
+
+/// Floats of workspace [`run_unpacked`] takes for blocks of `block` tiles (before the GEMM
+/// workspace).
+pub(crate) fn unpacked_floats(variant: Variant, block: usize, cin: usize, cout: usize) -> usize {
+    Buffers::new(block, cin, cout).floats(variant)
+}
+
+/// A layer of one group (3×3, stride 1, dilation 1) over a transformed filter that lies
+/// unpacked ([`filter_planes`]: row-major planes, as a model blob holds it): for each block
+/// of `block` tiles the three phases of [`Winograd::run`], the products through
+/// [`sgemm`](crate::gemm::sgemm) with B read where it lies. `ws`: the planes
+/// ([`unpacked_floats`]) followed by `gemm_ws`, the GEMM's workspace for `block` rows. With
+/// `threads > 1` and several blocks, threads take blocks, each in a workspace of the same
+/// size of its own (`scratch::with_workspace`). Lengths are checked here (an `Error`, no
+/// panic).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_unpacked(
+    variant: Variant,
+    g: &Geometry,
+    input: &[f32],
+    u: &[f32],
+    bias: &[f32],
+    lo: f32,
+    hi: f32,
+    output: &mut [f32],
+    block: usize,
+    ws: &mut [f32],
+    gemm_ws: &mut [u8],
+    threads: usize,
+) -> Result<(), Error> {
+    let (m, a) = (variant.m(), variant.alpha());
+    let (cin, cout) = (g.input.channels, g.output.channels);
+    let ok = g.kh == 3
+        && g.kw == 3
+        && g.sh == 1
+        && g.sw == 1
+        && g.dh == 1
+        && g.dw == 1
+        && g.groups == 1
+        && input.len() == g.input.len()?
+        && output.len() == g.output.len()?
+        && u.len() == a * a * cin * cout
+        && bias.len() == cout
+        && block > 0;
+    let b = Buffers::new(block, cin, cout);
+    let planes = b.floats(variant);
+    if !ok || ws.len() < planes {
+        return Err(Error::SizeOverflow);
+    }
+    let tiles = g.output.batch * g.output.height.div_ceil(m) * g.output.width.div_ceil(m);
+    let isa = Isa::detect();
+    let (inp, out) = (
+        SyncPtr(input.as_ptr() as *mut f32),
+        SyncPtr(output.as_mut_ptr()),
+    );
+    // Tiles t0..t0 + cnt (cnt ≤ block) in the planes at `ws` (`planes` floats).
+    let run_block = |t0: usize, cnt: usize, ws: *mut f32, gemm_ws: &mut [u8]| {
+        let mm = ws.wrapping_add(a * a * b.plane_v);
+        // SAFETY: `ws` holds the planes of `b` for `cnt ≤ block` rows; the input has the
+        // geometry's length (checked).
+        unsafe { input_phase(variant, isa, g, inp.get(), ws, &b, t0, cnt, t0) };
+        for xi in 0..a * a {
+            // SAFETY: plane ξ of V (rows of ldv ≥ cin) and of M (ldm ≥ cout) hold `cnt`
+            // rows inside the workspace; the two regions are disjoint.
+            let (av, cm) = unsafe {
+                (
+                    core::slice::from_raw_parts(ws.add(xi * b.plane_v), cnt * b.ldv),
+                    core::slice::from_raw_parts_mut(mm.add(xi * b.plane_m), cnt * b.ldm),
+                )
+            };
+            let av = MatRef::new(av, cnt, cin, b.ldv as isize, 1)?;
+            let cm = crate::matrix::MatMut::new(cm, cnt, cout, b.ldm as isize, 1)?;
+            let uw = MatRef::row_major(&u[xi * cin * cout..(xi + 1) * cin * cout], cin, cout)?;
+            let ctx = crate::context::Context::new().workspace(&mut *gemm_ws);
+            crate::gemm::sgemm(1.0, av, uw, 0.0, cm, ctx)?;
+        }
+        let bias = bias.as_ptr();
+        // SAFETY: the M rows were written; the block's output tiles lie in the output (its
+        // length checked), and no other block writes them.
+        unsafe {
+            output_phase(
+                variant,
+                bias,
+                isa,
+                g,
+                ws,
+                &b,
+                out.get(),
+                lo,
+                hi,
+                t0,
+                cnt,
+                t0,
+            )
+        };
+        Ok(())
+    };
+    let nblocks = tiles.div_ceil(block);
+    #[cfg(feature = "std")]
+    if threads > 1 && nblocks > 1 {
+        use std::sync::Mutex;
+        let gemm_len = gemm_ws.len();
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let job = |blk: usize| {
+            let t0 = blk * block;
+            let cnt = block.min(tiles - t0);
+            let r = crate::scratch::with_workspace(planes + gemm_len.div_ceil(4), |w| {
+                // SAFETY: the thread's workspace holds `planes` floats and then `gemm_len`
+                // bytes, used by nothing else meanwhile.
+                let g_ws =
+                    unsafe { core::slice::from_raw_parts_mut(w.add(planes) as *mut u8, gemm_len) };
+                run_block(t0, cnt, w, g_ws)
+            });
+            if let Err(e) = r {
+                if let Ok(mut slot) = failed.lock() {
+                    slot.get_or_insert(e);
+                }
+            }
+        };
+        crate::threads::run(nblocks, threads, &job);
+        return match failed.into_inner() {
+            Ok(Some(e)) => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let _ = threads;
+    let ws = ws.as_mut_ptr();
+    for blk in 0..nblocks {
+        let t0 = blk * block;
+        run_block(t0, block.min(tiles - t0), ws, &mut *gemm_ws)?;
+    }
+    Ok(())
 }
 
 /// Tiles per block. The block's V and M planes (α²·tiles·(Cin + Cout) floats) should stay

@@ -38,8 +38,8 @@
 //! the GEMM depth k padded to a multiple of 4 — int8, the weights given zero rows past
 //! kh·kw·c_in and the patches the input zero point there, so a kernel reading whole 4-byte
 //! k groups of A in place needs no packing), 4: implicit GEMM (below), 5: pointwise f32 with
-//! the weights in panels (below)), block (output pixels per GEMM; output rows per call with
-//! mode 4), then the GEMM part's words. Mode 2 is the
+//! the weights in panels (below), 6: Winograd (below)), block (output pixels per GEMM;
+//! output rows per call with mode 4, output tiles with mode 6), then the GEMM part's words. Mode 2 is the
 //! direct int8 form (`conv_direct`), registered as its own entry ([`DIRECT`]) so a firmware
 //! whose forms set lacks `FORM_GEMM` links it alone.
 //!
@@ -51,6 +51,15 @@
 //! follow (MobileNet-v2's 320 → 1280: 688 → 387 µs on Zen 4). `conv_rows` runs each panel
 //! over all of a block's tiles, and blocks take up to [`PANEL_A_BYTES`] of input. Other
 //! builds refuse it (`check`).
+//!
+//! Winograd form (mode 6; f32 3×3, stride 1, dilation 1, at least 16 (`WINOGRAD_MIN_C`)
+//! channels in and out, a bias, written for a host blob, run by builds with `alloc`): the
+//! weights are F(2×2, 3×3)'s transformed filter, 16 planes of c_in×c_out, and
+//! `conv::winograd` runs blocks of `block` 2×2 output tiles (input transform, 16 GEMMs
+//! reading the planes where they lie, output transform with bias and clamp; threads take
+//! whole blocks, each in a workspace of the scratch's size of its own). F(2×2, 3×3) is as accurate as the GEMM (README, Convolution: bound factor 1) and
+//! does 2.25× fewer multiplies: ResNet-8's 3×3 layers 38–42 → 22–36 µs on Zen 4 (its
+//! weights take 16/9 of the bytes, its scratch up to `WINOGRAD_PLANE_BYTES` of planes).
 //!
 //! Implicit GEMM (mode 4; int8, dilation 1 along x, weights packed for a kernel that reads
 //! A in segments: x86 VNNI). No patches: a call copies the input rows its block of output
@@ -300,6 +309,9 @@ const IMPLICIT: i32 = 4;
 /// The im2col word of the f32 pointwise form with its weights in panels (see the file
 /// header).
 const PANELS: i32 = 5;
+/// The im2col word of the f32 Winograd F(2×2, 3×3) form (see the file header).
+#[cfg(feature = "alloc")]
+const WINOGRAD: i32 = 6;
 /// Columns of a panel of [`PANELS`]: the AVX-512 f32 kernel's NR.
 const PANEL_NR: usize = 32;
 const P_IM2COL: usize = Geom::WORDS;
@@ -496,6 +508,10 @@ fn check(op: &OpView) -> Result<(), Error> {
     if mode == IMPLICIT && !float {
         return check_implicit(op, &g);
     }
+    #[cfg(feature = "alloc")]
+    if mode == WINOGRAD && float {
+        return check_winograd(op, &g);
+    }
     let im2col = match mode {
         0 => false,
         1 => true,
@@ -504,7 +520,11 @@ fn check(op: &OpView) -> Result<(), Error> {
             check_panels(op, g.oc)?;
             false
         }
-        _ => return Err(op.error("the im2col word is not 0, 1, (int8) 3 or 4, or (f32) 5")),
+        _ => {
+            return Err(op.error(
+                "the im2col word is not 0, 1, (int8) 3 or 4, or (f32) 5 (or 6, with alloc)",
+            ))
+        }
     };
     let pointwise = g.pointwise();
     if !im2col && !pointwise {
@@ -534,6 +554,118 @@ fn check(op: &OpView) -> Result<(), Error> {
         return Err(op.error("its scratch buffer is too small"));
     }
     Ok(())
+}
+
+/// Whether a geometry suits the Winograd form: 3×3, stride 1, dilation 1.
+#[cfg(feature = "alloc")]
+fn winograd_fits(g: &Geom) -> bool {
+    (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1)
+}
+
+/// The Winograd form's output tiles (2×2 pixels each).
+#[cfg(feature = "alloc")]
+fn winograd_tiles(g: &Geom) -> usize {
+    g.batch * g.oh.div_ceil(2) * g.ow.div_ceil(2)
+}
+
+/// The Winograd form's scratch for calls of `block` tiles: (transform planes' bytes, rounded
+/// up to 64, then the GEMM workspace's).
+#[cfg(feature = "alloc")]
+fn winograd_parts(g: &Geom, block: usize) -> (usize, usize) {
+    use crate::conv::winograd::{unpacked_floats, Variant};
+    let planes = (unpacked_floats(Variant::F2, block, g.ic, g.oc) * 4).next_multiple_of(64);
+    (
+        planes,
+        gemm_common::workspace_bytes(true, false, block, g.ic, g.oc),
+    )
+}
+
+/// The Winograd form's checks (after the counts and the geometry): its geometry, not in
+/// place, f32 weights of 16·c_in·c_out transformed values and a bias, tiles per call in
+/// 1..=tiles, and the scratch its calls need. (Builds without `alloc` lack the form: their
+/// `check` refuses the word.)
+#[cfg(feature = "alloc")]
+fn check_winograd(op: &OpView, g: &Geom) -> Result<(), Error> {
+    use crate::nn::dtype::DType;
+    if !winograd_fits(g) {
+        return Err(op.error("a Winograd convolution of another geometry"));
+    }
+    let (x, y) = (checks::input(op, 0)?, checks::output(op, 0)?);
+    if x.storage == Storage::Arena && y.storage == Storage::Arena && x.offset == y.offset {
+        return Err(op.error("a convolution with Winograd cannot work in place"));
+    }
+    let w = checks::input(op, 1)?;
+    let b = op.input(2).map(|_| checks::input(op, 2)).transpose()?;
+    if w.dtype != DType::F32
+        || Some(w.elems()) != 16usize.checked_mul(g.ic).and_then(|v| v.checked_mul(g.oc))
+        || !b.is_some_and(|b| b.dtype == DType::F32 && b.elems() == g.oc)
+        || op.input(3).is_some()
+    {
+        return Err(op.error("Winograd weights that are not 16·c_in·c_out f32, or no bias"));
+    }
+    let block = op.param(P_BLOCK);
+    if block < 1 || block as usize > winograd_tiles(g).max(1) {
+        return Err(op.error("the block of output tiles is out of range"));
+    }
+    let (planes, ws) = winograd_parts(g, block as usize);
+    if checks::temp(op, 0)?.bytes < planes + ws {
+        return Err(op.error("its scratch buffer is too small"));
+    }
+    Ok(())
+}
+
+/// The Winograd form (mode [`WINOGRAD`], see the file header): `conv::winograd` over the
+/// transformed weights as the blob holds them.
+#[cfg(feature = "alloc")]
+fn run_winograd(op: &OpView, mem: &mut OpMem, g: &Geom) -> Result<(), Error> {
+    use crate::conv::params::{Geometry, Nhwc, Pads};
+    let t = |i: Option<usize>| i.ok_or_else(|| op.error("missing tensor"));
+    let u = super::cast::<f32>(mem.input(t(op.input(1))?)?);
+    let bias = super::cast::<f32>(mem.input(t(op.input(2))?)?);
+    let x = super::cast::<f32>(mem.input(t(op.input(0))?)?);
+    let lo = f32::from_bits(op.param(P_GEMM + gemm_common::P_FLO) as u32);
+    let hi = f32::from_bits(op.param(P_GEMM + gemm_common::P_FHI) as u32);
+    let block = op.param(P_BLOCK).max(1) as usize;
+    let geo = Geometry {
+        input: Nhwc::new(g.batch, g.ih, g.iw, g.ic),
+        output: Nhwc::new(g.batch, g.oh, g.ow, g.oc),
+        pads: Pads {
+            top: g.pt,
+            left: g.pl,
+            bottom: (g.oh + 2).saturating_sub(g.ih + g.pt),
+            right: (g.ow + 2).saturating_sub(g.iw + g.pl),
+        },
+        kh: 3,
+        kw: 3,
+        sh: 1,
+        sw: 1,
+        dh: 1,
+        dw: 1,
+        groups: 1,
+        cin_g: g.ic,
+        cout_g: g.oc,
+    };
+    let short = || op.error("a tensor shorter than its shape");
+    let x = x.get(..geo.input.len()?).ok_or_else(short)?;
+    let threads = mem.threads();
+    let (out, scratch) = mem.output_and_temp(t(op.output(0))?, t(op.temp(0))?)?;
+    let out = super::cast_mut::<f32>(out);
+    let out = out.get_mut(..geo.output.len()?).ok_or_else(short)?;
+    let (planes, ws) = scratch.split_at_mut(winograd_parts(g, block).0.min(scratch.len()));
+    crate::conv::winograd::run_unpacked(
+        crate::conv::winograd::Variant::F2,
+        &geo,
+        x,
+        u,
+        bias,
+        lo,
+        hi,
+        out,
+        block,
+        super::cast_mut::<f32>(planes),
+        ws,
+        threads,
+    )
 }
 
 /// The panel form's own checks: f32 weights, n in whole panels, and this build's kernel
@@ -980,6 +1112,10 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let im2col_on = mode != 0 && !panels;
     let block = op.param(P_BLOCK).max(1) as usize;
     let n = g.oc;
+    #[cfg(feature = "alloc")]
+    if mode == WINOGRAD && float {
+        return run_winograd(op, mem, &g);
+    }
     if mode == IMPLICIT && !float {
         let mut gemm = Gemm::load(op, mem, false, implicit_depth(&g), n, P_GEMM)?;
         gemm.plan()?;
@@ -1208,6 +1344,7 @@ mod lower {
         gemm_common, small_block, Geom, BLOCK_BYTES, IMPLICIT_MIN_SCRATCH, IMPLICIT_PIXELS,
         MIN_BLOCK,
     };
+    use crate::conv::im2col::padded_ld;
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::transform::ir::{OpOptions, Padding};
@@ -1362,6 +1499,40 @@ mod lower {
             }
             _ => mode,
         };
+        // An f32 3×3 stride-1 convolution with enough channels, for this host: Winograd
+        // F(2×2, 3×3) (as accurate as the GEMM; see the file header), its weights
+        // transformed here.
+        let winograd = mode == 1
+            && l.packing == Packing::Host
+            && super::winograd_fits(&g)
+            && ic >= WINOGRAD_MIN_C
+            && oc >= WINOGRAD_MIN_C
+            && gl.inputs.len() == 2
+            && gl.inputs[1].is_some()
+            && w_t.is_some_and(|w| l.tensors[w].dtype == DType::F32);
+        if let (true, Some(w_t)) = (winograd, w_t) {
+            to_winograd(&mut l.tensors[w_t], ic, oc)
+                .ok_or_else(|| err("f32 weights of another size"))?;
+            let tiles = super::winograd_tiles(&g);
+            let per_tile = 16 * (padded_ld(ic) + padded_ld(oc)) * 4;
+            let block = (WINOGRAD_PLANE_BYTES / per_tile)
+                .clamp(28, 448)
+                .min(tiles.max(1));
+            let (planes, ws) = super::winograd_parts(&g, block);
+            let mut params = words.to_vec();
+            params.push(super::WINOGRAD);
+            params.push(
+                i32::try_from(block).map_err(|_| err("a dimension too large is not supported"))?,
+            );
+            params.extend_from_slice(&gl.params);
+            let mut op = l.op(node, 3, params);
+            op.inputs.truncate(1);
+            op.inputs.extend_from_slice(&gl.inputs);
+            op.in_place = false;
+            op.temps = vec![l.add_temp(format!("{y_name}/winograd"), planes + ws)];
+            l.push(op);
+            return Ok(());
+        }
         let esize = if gl.float { 4 } else { 1 };
         let row = (super::patch_stride(gl.float, k) + oc) * esize;
         let kernels = l.packing.kernels();
@@ -1413,6 +1584,30 @@ mod lower {
         op.temps = vec![l.add_temp(format!("{y_name}/im2col+gemm"), bytes)];
         l.push(op);
         Ok(())
+    }
+
+    /// The fewest input and output channels of a convolution [`lower`] runs as Winograd
+    /// F(2×2, 3×3): with fewer, the transforms cost more than the products they save.
+    const WINOGRAD_MIN_C: usize = 16;
+    /// The bytes of transform planes (V and M) a Winograd call's tiles may take (at least
+    /// 28 tiles, at most 448): ResNet-8's 32×32×16 layer, 64 tiles a call.
+    const WINOGRAD_PLANE_BYTES: usize = 128 * 1024;
+
+    /// f32 weights `w`, k×n (k = 9·ic, rows in (filter row, column, channel) order),
+    /// rewritten as Winograd F(2×2, 3×3)'s transformed filter: 16 planes of ic×n.
+    fn to_winograd(w: &mut LTensor, ic: usize, n: usize) -> Option<()> {
+        use crate::conv::winograd::{filter_planes, Variant};
+        let data = w.data.as_mut().filter(|d| d.len() == 9 * ic * n * 4)?;
+        let f =
+            |i: usize| f32::from_le_bytes(data[i * 4..i * 4 + 4].try_into().unwrap_or_default());
+        let u = filter_planes(Variant::F2, ic, n, |o, r, s, i| {
+            f(((r * 3 + s) * ic + i) * n + o)
+        })
+        .ok()?;
+        *data = u.iter().flat_map(|v| v.to_le_bytes()).collect();
+        w.shape = vec![16, ic, n];
+        w.name = format!("{}/winograd2x3", w.name.trim_end_matches("/kxn"));
+        Some(())
     }
 
     /// The fewest output channels, or weight bytes, of a convolution whose weights
@@ -1777,6 +1972,113 @@ mod tests {
             let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
             let m = LoadedModel::from_blob(&blob).unwrap();
             assert_eq!(run(&m, &x, 1), want, "{what} in place");
+        }
+    }
+
+    /// The Winograd form (f32 3×3 stride 1, ≥ 16 channels each side, a host blob) is chosen
+    /// exactly there, and its outputs are within the bound of F(2×2, 3×3) (the GEMM's
+    /// bound, `(K + 4)·ε·A_win` with `A_win = Σ_cin max|x|·Σ|w| + |b|`, the README's
+    /// Convolution section) of the f64 definition: SAME and VALID, odd sizes (partial
+    /// tiles), a batch of two, several blocks of tiles, on one thread and three.
+    #[test]
+    fn winograd_form_is_within_its_bound() {
+        // (batch, h, w, c_in, c_out, same, winograd)
+        let cases = [
+            (1, 9, 7, 16, 16, true, true),
+            (2, 11, 13, 16, 24, false, true),
+            (1, 32, 30, 16, 16, true, true),
+            (1, 6, 6, 24, 40, true, true),
+            (1, 9, 7, 8, 16, true, false),
+            (1, 9, 7, 16, 12, true, false),
+        ];
+        for (batch, h, w, cin, cout, same, winograd) in cases {
+            let shape = Shape {
+                batch,
+                h,
+                w,
+                cin,
+                cout,
+                kh: 3,
+                kw: 3,
+                stride: (1, 1),
+                dilation: (1, 1),
+                same,
+            };
+            let g = conv_graph_of(true, &shape);
+            let what = format!("{batch}x{h}x{w}x{cin} -> {cout} same={same}");
+            let l = lower(&g, Packing::Host).unwrap();
+            assert_eq!(
+                l.ops[0].params[super::P_IM2COL] == super::WINOGRAD,
+                winograd,
+                "{what}"
+            );
+            let portable = lower(&g, Packing::Portable).unwrap();
+            assert_eq!(portable.ops[0].params[super::P_IM2COL], 1, "{what}");
+            if !winograd {
+                continue;
+            }
+            let x = input_for(&g);
+            let m = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+            let y = run(&m, &x, 1);
+            // Threads take whole blocks of tiles: the same bytes.
+            assert_eq!(run(&m, &x, 3), y, "{what} threads");
+            let f = |b: &[u8]| -> Vec<f32> {
+                b.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect()
+            };
+            let (xs, y) = (f(&x), f(&y));
+            let ws = f(g.tensors[1].data.as_ref().unwrap());
+            let bs = f(g.tensors[2].data.as_ref().unwrap());
+            let (oh, ow) = (g.tensors[3].shape[1], g.tensors[3].shape[2]);
+            let (pt, pl) = if same { (1, 1) } else { (0, 0) };
+            let xmax: Vec<f64> = (0..cin)
+                .map(|c| {
+                    xs.iter()
+                        .skip(c)
+                        .step_by(cin)
+                        .fold(0f64, |m, v| m.max(v.abs() as f64))
+                })
+                .collect();
+            let k = 9 * cin;
+            let eps = f32::EPSILON as f64;
+            for n in 0..batch {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for o in 0..cout {
+                            let mut acc = bs[o] as f64;
+                            let mut a_win = (bs[o] as f64).abs();
+                            for i in 0..cin {
+                                let mut wsum = 0f64;
+                                for r in 0..3 {
+                                    for s in 0..3 {
+                                        let wv = ws[((o * 3 + r) * 3 + s) * cin + i] as f64;
+                                        wsum += wv.abs();
+                                        let (iy, ix) = ((oy + r) as i64 - pt, (ox + s) as i64 - pl);
+                                        if iy >= 0
+                                            && ix >= 0
+                                            && (iy as usize) < h
+                                            && (ix as usize) < w
+                                        {
+                                            let xi =
+                                                ((n * h + iy as usize) * w + ix as usize) * cin + i;
+                                            acc += xs[xi] as f64 * wv;
+                                        }
+                                    }
+                                }
+                                a_win += xmax[i] * wsum;
+                            }
+                            let want = acc.clamp(0.0, 6.0);
+                            let got = y[((n * oh + oy) * ow + ox) * cout + o] as f64;
+                            let bound = (k + 4) as f64 * eps * a_win;
+                            assert!(
+                                (got - want).abs() <= bound,
+                                "{what}: ({n}, {oy}, {ox}, {o}) {got} vs {want}, bound {bound}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
