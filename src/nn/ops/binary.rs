@@ -493,20 +493,21 @@ mod avx512 {
             let p = 31 + e;
             // The first table carries the constant terms: the nudges and the zero point.
             let bias = first.map_or(0, |_| (1i64 << 30) + (1i64 << (p - 1)));
-            let zo = _mm512_set1_epi64(i64::from(first.unwrap_or(0)));
-            let (bias, mv) = (_mm512_set1_epi64(bias), _mm512_set1_epi64(i64::from(m)));
-            let (q_lo, q_hi) = (_mm512_set1_epi64(-(1 << 14)), _mm512_set1_epi64(1 << 14));
+            let zo = i64::from(first.unwrap_or(0));
+            let (bv, mv, zv) = (
+                _mm512_set1_epi64(bias),
+                _mm512_set1_epi64(i64::from(m)),
+                _mm512_set1_epi64(zo),
+            );
             let (mut t_lo, mut t_hi) = (_mm512_set1_epi32(i32::MAX), _mm512_set1_epi32(i32::MIN));
-            let mut fits = true;
             // One 64-bit lane of products: its word (q | g << 16) in the low 32 bits.
-            let mut word = |v: __m512i| {
-                let a = _mm512_add_epi64(_mm512_mul_epi32(v, mv), bias);
-                let q = _mm512_add_epi64(_mm512_srav_epi64(a, _mm512_set1_epi64(i64::from(p))), zo);
-                fits &= _mm512_cmplt_epi64_mask(q, q_lo) | _mm512_cmpgt_epi64_mask(q, q_hi) == 0;
+            let word = |v: __m512i| {
+                let a = _mm512_add_epi64(_mm512_mul_epi32(v, mv), bv);
+                let q = _mm512_add_epi64(_mm512_srav_epi64(a, _mm512_set1_epi64(i64::from(p))), zv);
                 let g = _mm512_srlv_epi64(a, _mm512_set1_epi64(i64::from(p - 16)));
                 _mm512_or_si512(
                     _mm512_and_si512(q, _mm512_set1_epi64(0xFFFF)),
-                    _mm512_slli_epi64::<16>(_mm512_and_si512(g, _mm512_set1_epi64(0xFFFF))),
+                    _mm512_slli_epi64::<16>(g),
                 )
             };
             let planes = Planes::new(|q| {
@@ -518,6 +519,10 @@ mod avx512 {
             });
             let t_lo = i64::from(_mm512_reduce_min_epi32(t_lo));
             let t_hi = i64::from(_mm512_reduce_max_epi32(t_hi));
+            // q is monotonic in the rescaled value: its ends bound it (|t·m| < 2^62 and
+            // bias < 2^62: no i64 overflow).
+            let q = |t: i64| ((t * i64::from(m) + bias) >> p) + zo;
+            let fits = [q(t_lo), q(t_hi)].iter().all(|q| q.abs() <= 1 << 14);
             let range = if neg { (-t_hi, -t_lo) } else { (t_lo, t_hi) };
             fits.then_some(Split { planes, range })
         }
