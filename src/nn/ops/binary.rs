@@ -375,7 +375,9 @@ mod avx512 {
         let (zo, lo, hi) = (set(p.zo), set(p.lo), set(p.hi));
         let mut i = 0;
         if n >= TABLES_FROM && vbmi() {
-            if let Some((t1, t2)) = split_tables(p) {
+            // Built in place: the tables are 2 KiB.
+            let (mut t1, mut t2) = (Planes::ZERO, Planes::ZERO);
+            if split_tables(p, &mut t1, &mut t2) {
                 i = n / 64 * 64;
                 // SAFETY: the CPU has AVX-512VBMI (checked); a, b and y hold n ≥ i elements
                 // (checked above).
@@ -386,8 +388,9 @@ mod avx512 {
             let scale = |q: __m512i, off, c| {
                 mbqm(_mm512_sllv_epi32(_mm512_add_epi32(q, off), ls), c, false)
             };
-            let t1 = Planes::new(|q| scale(q, off1, &c1));
-            let t2 = Planes::new(|q| scale(q, off2, &c2));
+            let (mut t1, mut t2) = (Planes::ZERO, Planes::ZERO);
+            t1.fill(|q| scale(q, off1, &c1));
+            t2.fill(|q| scale(q, off2, &c2));
             i = n / 64 * 64;
             // SAFETY: the CPU has AVX-512VBMI (checked); a and b hold n ≥ i elements
             // (checked above), y n; the shifts are not positive (checked).
@@ -434,13 +437,13 @@ mod avx512 {
     /// tables costs about as much as 512 elements the direct way).
     const TABLES_FROM: usize = 2048;
 
-    /// The two tables of [`split_sum`], when its form applies: an output shift in
-    /// −31..=−16, a multiplier ≥ 0, every `q` within ±2^14 and a sum of rescaled values
-    /// that cannot wrap (the reference's i32).
+    /// Fills the two tables of [`split_sum`]; false (tables unspecified) where its form
+    /// does not apply: it needs an output shift in −31..=−16, a multiplier ≥ 0, every `q`
+    /// within ±2^14 and a sum of rescaled values that cannot wrap (the reference's i32).
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) fn split_tables(p: &AddSub) -> Option<(Split, Split)> {
+    pub(super) fn split_tables(p: &AddSub, t1: &mut Planes, t2: &mut Planes) -> bool {
         if !(-31..=-16).contains(&p.so) || p.mo < 0 {
-            return None;
+            return false;
         }
         let set = _mm512_set1_epi32;
         let ls = set(p.ls);
@@ -449,10 +452,20 @@ mod avx512 {
             mbqm(x, &consts(set(m), set(s)), s > 0)
         };
         let e = -p.so as u32;
-        let t1 = Split::new(|q| scale(q, p.o1, p.m1, p.s1), p.mo, false, e, Some(p.zo))?;
-        let t2 = Split::new(|q| scale(q, p.o2, p.m2, p.s2), p.mo, p.sub, e, None)?;
-        let (lo, hi) = (t1.range.0 + t2.range.0, t1.range.1 + t2.range.1);
-        (lo >= i64::from(i32::MIN) && hi <= i64::from(i32::MAX)).then_some((t1, t2))
+        let r1 = split_table(
+            t1,
+            |q| scale(q, p.o1, p.m1, p.s1),
+            p.mo,
+            false,
+            e,
+            Some(p.zo),
+        );
+        let r2 = split_table(t2, |q| scale(q, p.o2, p.m2, p.s2), p.mo, p.sub, e, None);
+        let (Some(r1), Some(r2)) = (r1, r2) else {
+            return false;
+        };
+        let (lo, hi) = (r1.0 + r2.0, r1.1 + r2.1);
+        lo >= i64::from(i32::MIN) && hi <= i64::from(i32::MAX)
     }
 
     /// One input's table for [`split_sum`]. The output stage of a sum `R = T1 + T2` of
@@ -468,67 +481,60 @@ mod avx512 {
     /// zero. Those two values of `s` are left to the per-element form.
     ///
     /// Each entry holds `q` (i16; plus the output zero point in the first table) in planes
-    /// 0–1 and `g` in planes 2–3.
-    pub(super) struct Split {
-        planes: Planes,
-        /// The least and greatest term: the rescaled value, negated when subtracted.
-        range: (i64, i64),
+    /// 0–1 and `g` in planes 2–3: this fills `planes` with the table of `t` (the rescaled
+    /// value of sixteen input values, as [`Planes::fill`] passes them) with multiplier
+    /// `m` ≥ 0 (`neg`: the term is subtracted) and right shift `e` in 16..=31; `first`:
+    /// the table holding the constant terms, with this zero point. Returns the least and
+    /// greatest term (the rescaled value, negated when subtracted), or `None` when some `q`
+    /// is outside ±2^14 (the i16 sum of two plus a carry could wrap).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn split_table(
+        planes: &mut Planes,
+        t: impl Fn(__m512i) -> __m512i,
+        m: i32,
+        neg: bool,
+        e: u32,
+        first: Option<i32>,
+    ) -> Option<(i64, i64)> {
+        let m = if neg { -m } else { m };
+        let p = 31 + e;
+        // The first table carries the constant terms: the nudges and the zero point.
+        let bias = first.map_or(0, |_| (1i64 << 30) + (1i64 << (p - 1)));
+        let zo = i64::from(first.unwrap_or(0));
+        let (bv, mv, zv) = (
+            _mm512_set1_epi64(bias),
+            _mm512_set1_epi64(i64::from(m)),
+            _mm512_set1_epi64(zo),
+        );
+        let (mut t_lo, mut t_hi) = (_mm512_set1_epi32(i32::MAX), _mm512_set1_epi32(i32::MIN));
+        // One 64-bit lane of products: its word (q | g << 16) in the low 32 bits.
+        let word = |v: __m512i| {
+            let a = _mm512_add_epi64(_mm512_mul_epi32(v, mv), bv);
+            let q = _mm512_add_epi64(_mm512_srav_epi64(a, _mm512_set1_epi64(i64::from(p))), zv);
+            let g = _mm512_srlv_epi64(a, _mm512_set1_epi64(i64::from(p - 16)));
+            _mm512_or_si512(
+                _mm512_and_si512(q, _mm512_set1_epi64(0xFFFF)),
+                _mm512_slli_epi64::<16>(g),
+            )
+        };
+        planes.fill(|q| {
+            let v = t(q);
+            (t_lo, t_hi) = (_mm512_min_epi32(t_lo, v), _mm512_max_epi32(t_hi, v));
+            let even = word(v);
+            let odd = word(_mm512_srli_epi64::<32>(v));
+            _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
+        });
+        let t_lo = i64::from(_mm512_reduce_min_epi32(t_lo));
+        let t_hi = i64::from(_mm512_reduce_max_epi32(t_hi));
+        // q is monotonic in the rescaled value: its ends bound it (|t·m| < 2^62 and
+        // bias < 2^62: no i64 overflow).
+        let q = |t: i64| ((t * i64::from(m) + bias) >> p) + zo;
+        let fits = [q(t_lo), q(t_hi)].iter().all(|q| q.abs() <= 1 << 14);
+        let range = if neg { (-t_hi, -t_lo) } else { (t_lo, t_hi) };
+        fits.then_some(range)
     }
 
-    impl Split {
-        /// The table of `t` (the rescaled value of sixteen input values, as [`Planes::new`]
-        /// passes them) with multiplier `m` ≥ 0 (`neg`: the term is subtracted) and right
-        /// shift `e` in 16..=31; `first`: the table holding the constant terms, with this
-        /// zero point. `None` when some `q` is outside ±2^14 (the i16 sum of two plus a
-        /// carry could wrap).
-        #[target_feature(enable = "avx512f,avx512bw")]
-        fn new(
-            t: impl Fn(__m512i) -> __m512i,
-            m: i32,
-            neg: bool,
-            e: u32,
-            first: Option<i32>,
-        ) -> Option<Split> {
-            let m = if neg { -m } else { m };
-            let p = 31 + e;
-            // The first table carries the constant terms: the nudges and the zero point.
-            let bias = first.map_or(0, |_| (1i64 << 30) + (1i64 << (p - 1)));
-            let zo = i64::from(first.unwrap_or(0));
-            let (bv, mv, zv) = (
-                _mm512_set1_epi64(bias),
-                _mm512_set1_epi64(i64::from(m)),
-                _mm512_set1_epi64(zo),
-            );
-            let (mut t_lo, mut t_hi) = (_mm512_set1_epi32(i32::MAX), _mm512_set1_epi32(i32::MIN));
-            // One 64-bit lane of products: its word (q | g << 16) in the low 32 bits.
-            let word = |v: __m512i| {
-                let a = _mm512_add_epi64(_mm512_mul_epi32(v, mv), bv);
-                let q = _mm512_add_epi64(_mm512_srav_epi64(a, _mm512_set1_epi64(i64::from(p))), zv);
-                let g = _mm512_srlv_epi64(a, _mm512_set1_epi64(i64::from(p - 16)));
-                _mm512_or_si512(
-                    _mm512_and_si512(q, _mm512_set1_epi64(0xFFFF)),
-                    _mm512_slli_epi64::<16>(g),
-                )
-            };
-            let planes = Planes::new(|q| {
-                let v = t(q);
-                (t_lo, t_hi) = (_mm512_min_epi32(t_lo, v), _mm512_max_epi32(t_hi, v));
-                let even = word(v);
-                let odd = word(_mm512_srli_epi64::<32>(v));
-                _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
-            });
-            let t_lo = i64::from(_mm512_reduce_min_epi32(t_lo));
-            let t_hi = i64::from(_mm512_reduce_max_epi32(t_hi));
-            // q is monotonic in the rescaled value: its ends bound it (|t·m| < 2^62 and
-            // bias < 2^62: no i64 overflow).
-            let q = |t: i64| ((t * i64::from(m) + bias) >> p) + zo;
-            let fits = [q(t_lo), q(t_hi)].iter().all(|q| q.abs() <= 1 << 14);
-            let range = if neg { (-t_hi, -t_lo) } else { (t_lo, t_hi) };
-            fits.then_some(Split { planes, range })
-        }
-    }
-
-    /// Elements `0..end` (a multiple of 64) of [`add_sub`] in [`Split`]'s form: 16-bit
+    /// Elements `0..end` (a multiple of 64) of [`add_sub`] in [`split_table`]'s form: 16-bit
     /// lanes, the two values of `s` it leaves redone per element.
     ///
     /// # Safety
@@ -536,8 +542,8 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
     pub(super) unsafe fn split_sum(
         p: &AddSub,
-        t1: &Split,
-        t2: &Split,
+        t1: &Planes,
+        t2: &Planes,
         a: &[i8],
         b: &[i8],
         y: &mut [i8],
@@ -553,7 +559,7 @@ mod avx512 {
                     _mm512_loadu_si512(b.as_ptr().add(i) as *const _),
                 )
             };
-            let (x, z) = (t1.planes.look_up(qa), t2.planes.look_up(qb));
+            let (x, z) = (t1.look_up(qa), t2.look_up(qb));
             // Per 128-bit lane, the low halves hold elements 0–7, the high ones 8–15 (the
             // order the saturating pack restores).
             let half = |w: fn(__m512i, __m512i) -> __m512i| {
@@ -591,13 +597,16 @@ mod avx512 {
     /// (little end first) of its i32 value at q, each plane four 64-byte vectors, so
     /// `vpermi2b` looks 64 values up at once.
     #[repr(C, align(64))]
-    struct Planes([[u8; 256]; 4]);
+    pub(super) struct Planes([[u8; 256]; 4]);
 
     impl Planes {
-        /// The table of `f` (sixteen lanes of values at a time, each lane's i32 in −128..=127).
+        pub(super) const ZERO: Planes = Planes([[0; 256]; 4]);
+
+        /// Fills in the table of `f` (sixteen lanes of values at a time, each lane's i32 in
+        /// −128..=127).
         #[target_feature(enable = "avx512f,avx512bw")]
-        fn new(mut f: impl FnMut(__m512i) -> __m512i) -> Planes {
-            let mut t = Planes([[0; 256]; 4]);
+        fn fill(&mut self, mut f: impl FnMut(__m512i) -> __m512i) {
+            let t = self;
             let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             for c in 0..16 {
                 // Indices 16c.. as u8, their values as i8.
@@ -613,7 +622,6 @@ mod avx512 {
                     };
                 }
             }
-            t
         }
 
         /// The four planes' bytes at the 64 indices `q` (as u8).
@@ -1209,10 +1217,11 @@ mod tests {
                     hi,
                     sub,
                 };
+                let (mut t1, mut t2) = (avx512::Planes::ZERO, avx512::Planes::ZERO);
                 // SAFETY: AVX-512F/BW checked above.
-                let Some((t1, t2)) = (unsafe { avx512::split_tables(&p) }) else {
+                if !unsafe { avx512::split_tables(&p, &mut t1, &mut t2) } {
                     continue;
-                };
+                }
                 applied += 1;
                 let mut y = vec![0i8; n];
                 // SAFETY: AVX-512F/BW/VBMI checked above; a, b and y hold n elements.
