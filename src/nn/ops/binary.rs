@@ -384,7 +384,9 @@ mod avx512 {
                 unsafe { split_sum(p, &t1, &t2, a, b, y, i) };
             }
         }
-        if i == 0 && n >= TABLES_FROM && p.s1 <= 0 && p.s2 <= 0 && p.so <= 0 && vbmi() {
+        // The older tables bound each rescaled value by 2^28 (a left shift of at most 20).
+        let small = p.ls <= 20 && p.s1 <= 0 && p.s2 <= 0;
+        if i == 0 && n >= TABLES_FROM && small && p.so <= 0 && vbmi() {
             let scale = |q: __m512i, off, c| {
                 mbqm(_mm512_sllv_epi32(_mm512_add_epi32(q, off), ls), c, false)
             };
@@ -439,7 +441,8 @@ mod avx512 {
 
     /// Fills the two tables of [`split_sum`]; false (tables unspecified) where its form
     /// does not apply: it needs an output shift in −31..=−16, a multiplier ≥ 0, every `q`
-    /// within ±2^14 and a sum of rescaled values that cannot wrap (the reference's i32).
+    /// below 2^14 in magnitude and a sum of rescaled values that cannot wrap (the
+    /// reference's i32).
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) fn split_tables(p: &AddSub, t1: &mut Planes, t2: &mut Planes) -> bool {
         if !(-31..=-16).contains(&p.so) || p.mo < 0 {
@@ -486,7 +489,7 @@ mod avx512 {
     /// `m` ≥ 0 (`neg`: the term is subtracted) and right shift `e` in 16..=31; `first`:
     /// the table holding the constant terms, with this zero point. Returns the least and
     /// greatest term (the rescaled value, negated when subtracted), or `None` when some `q`
-    /// is outside ±2^14 (the i16 sum of two plus a carry could wrap).
+    /// is 2^14 or more in magnitude (the i16 sum of two plus a carry could wrap).
     #[target_feature(enable = "avx512f,avx512bw")]
     fn split_table(
         planes: &mut Planes,
@@ -529,7 +532,8 @@ mod avx512 {
         // q is monotonic in the rescaled value: its ends bound it (|t·m| < 2^62 and
         // bias < 2^62: no i64 overflow).
         let q = |t: i64| ((t * i64::from(m) + bias) >> p) + zo;
-        let fits = [q(t_lo), q(t_hi)].iter().all(|q| q.abs() <= 1 << 14);
+        // Two of at most 2^14 − 1 in magnitude plus a carry stay inside i16.
+        let fits = [q(t_lo), q(t_hi)].iter().all(|q| q.abs() < 1 << 14);
         let range = if neg { (-t_hi, -t_lo) } else { (t_lo, t_hi) };
         fits.then_some(range)
     }
@@ -1237,6 +1241,32 @@ mod tests {
                     );
                 }
             }
+        }
+        // A rescaled value near 2^31 makes some q reach 2^14: the form declines and
+        // `add_sub` takes another path, with the same bytes.
+        let p = AddSub {
+            ls: 23,
+            o1: 128,
+            m1: i32::MAX,
+            s1: 0,
+            o2: 0,
+            m2: 1 << 30,
+            s2: -1,
+            mo: i32::MAX,
+            so: -16,
+            zo: 0,
+            lo: -128,
+            hi: 127,
+            sub: false,
+        };
+        let (mut t1, mut t2) = (avx512::Planes::ZERO, avx512::Planes::ZERO);
+        // SAFETY: AVX-512F/BW checked above.
+        assert!(!unsafe { avx512::split_tables(&p, &mut t1, &mut t2) });
+        let mut y = vec![0i8; n];
+        // SAFETY: AVX-512F/BW checked above.
+        unsafe { avx512::add_sub(&p, &a, &b, &mut y) }.unwrap();
+        for i in 0..n {
+            assert_eq!(y[i], p.one(a[i], b[i]), "a {} b {}", a[i], b[i]);
         }
         // The form applies to almost every set (a left input shift with ls 21 can make a
         // rescaled value too large for the i16 sum or the i32 sum wrap).
