@@ -374,12 +374,25 @@ mod avx512 {
         let (off1, off2, ls) = (set(p.o1), set(p.o2), set(p.ls));
         let (zo, lo, hi) = (set(p.zo), set(p.lo), set(p.hi));
         let mut i = 0;
-        if n >= TABLES_FROM && p.s1 <= 0 && p.s2 <= 0 && p.so <= 0 && vbmi() {
+        if n >= TABLES_FROM && vbmi() {
+            // Built in place: the tables are 2 KiB.
+            let (mut t1, mut t2) = (Planes::ZERO, Planes::ZERO);
+            if split_tables(p, &mut t1, &mut t2) {
+                i = n / 64 * 64;
+                // SAFETY: the CPU has AVX-512VBMI (checked); a, b and y hold n ≥ i elements
+                // (checked above).
+                unsafe { split_sum(p, &t1, &t2, a, b, y, i) };
+            }
+        }
+        // The older tables bound each rescaled value by 2^28 (a left shift of at most 20).
+        let small = p.ls <= 20 && p.s1 <= 0 && p.s2 <= 0;
+        if i == 0 && n >= TABLES_FROM && small && p.so <= 0 && vbmi() {
             let scale = |q: __m512i, off, c| {
                 mbqm(_mm512_sllv_epi32(_mm512_add_epi32(q, off), ls), c, false)
             };
-            let t1 = Planes::new(|q| scale(q, off1, &c1));
-            let t2 = Planes::new(|q| scale(q, off2, &c2));
+            let (mut t1, mut t2) = (Planes::ZERO, Planes::ZERO);
+            t1.fill(|q| scale(q, off1, &c1));
+            t2.fill(|q| scale(q, off2, &c2));
             i = n / 64 * 64;
             // SAFETY: the CPU has AVX-512VBMI (checked); a and b hold n ≥ i elements
             // (checked above), y n; the shifts are not positive (checked).
@@ -426,6 +439,160 @@ mod avx512 {
     /// tables costs about as much as 512 elements the direct way).
     const TABLES_FROM: usize = 2048;
 
+    /// Fills the two tables of [`split_sum`]; false (tables unspecified) where its form
+    /// does not apply: it needs an output shift in −31..=−16, a multiplier ≥ 0, every `q`
+    /// below 2^14 in magnitude and a sum of rescaled values that cannot wrap (the
+    /// reference's i32).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) fn split_tables(p: &AddSub, t1: &mut Planes, t2: &mut Planes) -> bool {
+        if !(-31..=-16).contains(&p.so) || p.mo < 0 {
+            return false;
+        }
+        let set = _mm512_set1_epi32;
+        let ls = set(p.ls);
+        let scale = |q, o, m, s: i32| {
+            let x = _mm512_sllv_epi32(_mm512_add_epi32(q, set(o)), ls);
+            mbqm(x, &consts(set(m), set(s)), s > 0)
+        };
+        let e = -p.so as u32;
+        let r1 = split_table(
+            t1,
+            |q| scale(q, p.o1, p.m1, p.s1),
+            p.mo,
+            false,
+            e,
+            Some(p.zo),
+        );
+        let r2 = split_table(t2, |q| scale(q, p.o2, p.m2, p.s2), p.mo, p.sub, e, None);
+        let (Some(r1), Some(r2)) = (r1, r2) else {
+            return false;
+        };
+        let (lo, hi) = (r1.0 + r2.0, r1.1 + r2.1);
+        lo >= i64::from(i32::MIN) && hi <= i64::from(i32::MAX)
+    }
+
+    /// One input's table for [`split_sum`]. The output stage of a sum `R = T1 + T2` of
+    /// rescaled inputs with a right shift `e` in 16..=31 and a multiplier `m ≥ 0` is, with
+    /// `P = 31 + e`, `floor((R·m + 2^30 + h·2^31) / 2^P)` where `h = 2^(e−1) − [R·m < −2^30]`
+    /// (SRDHM is `floor((R·m + 2^30) / 2^31)`, RoundingDivideByPOT adds `h` and floors by
+    /// `2^e`, and nested floors by powers of two merge). `R·m` is `T1·m + T2·m`, so with
+    /// `A = T1·m + 2^30 + 2^(P−1)` and `B = T2·m`, each split as `2^P·q + f` (`0 ≤ f < 2^P`):
+    /// the output is `q_A + q_B + [f_A + f_B ≥ 2^P]`, minus one where `R·m < −2^30` and
+    /// `(f_A + f_B) mod 2^P < 2^31`. With `g = f >> (P − 16)` (16 bits, and `P − 16 ≥ 31`):
+    /// unless `s = (g_A + g_B) mod 2^16` is `0xFFFF`, the carry is `g_A + g_B ≥ 2^16`; unless
+    /// `s` is 0 or `0xFFFF`, `(f_A + f_B) mod 2^P ≥ 2^(P−16) ≥ 2^31` and the correction is
+    /// zero. Those two values of `s` are left to the per-element form.
+    ///
+    /// Each entry holds `q` (i16; plus the output zero point in the first table) in planes
+    /// 0–1 and `g` in planes 2–3: this fills `planes` with the table of `t` (the rescaled
+    /// value of sixteen input values, as [`Planes::fill`] passes them) with multiplier
+    /// `m` ≥ 0 (`neg`: the term is subtracted) and right shift `e` in 16..=31; `first`:
+    /// the table holding the constant terms, with this zero point. Returns the least and
+    /// greatest term (the rescaled value, negated when subtracted), or `None` when some `q`
+    /// is 2^14 or more in magnitude (the i16 sum of two plus a carry could wrap).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn split_table(
+        planes: &mut Planes,
+        t: impl Fn(__m512i) -> __m512i,
+        m: i32,
+        neg: bool,
+        e: u32,
+        first: Option<i32>,
+    ) -> Option<(i64, i64)> {
+        let m = if neg { -m } else { m };
+        let p = 31 + e;
+        // The first table carries the constant terms: the nudges and the zero point.
+        let bias = first.map_or(0, |_| (1i64 << 30) + (1i64 << (p - 1)));
+        let zo = i64::from(first.unwrap_or(0));
+        let (bv, mv, zv) = (
+            _mm512_set1_epi64(bias),
+            _mm512_set1_epi64(i64::from(m)),
+            _mm512_set1_epi64(zo),
+        );
+        let (mut t_lo, mut t_hi) = (_mm512_set1_epi32(i32::MAX), _mm512_set1_epi32(i32::MIN));
+        // One 64-bit lane of products: its word (q | g << 16) in the low 32 bits.
+        let word = |v: __m512i| {
+            let a = _mm512_add_epi64(_mm512_mul_epi32(v, mv), bv);
+            let q = _mm512_add_epi64(_mm512_srav_epi64(a, _mm512_set1_epi64(i64::from(p))), zv);
+            let g = _mm512_srlv_epi64(a, _mm512_set1_epi64(i64::from(p - 16)));
+            _mm512_or_si512(
+                _mm512_and_si512(q, _mm512_set1_epi64(0xFFFF)),
+                _mm512_slli_epi64::<16>(g),
+            )
+        };
+        planes.fill(|q| {
+            let v = t(q);
+            (t_lo, t_hi) = (_mm512_min_epi32(t_lo, v), _mm512_max_epi32(t_hi, v));
+            let even = word(v);
+            let odd = word(_mm512_srli_epi64::<32>(v));
+            _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
+        });
+        let t_lo = i64::from(_mm512_reduce_min_epi32(t_lo));
+        let t_hi = i64::from(_mm512_reduce_max_epi32(t_hi));
+        // q is monotonic in the rescaled value: its ends bound it (|t·m| < 2^62 and
+        // bias < 2^62: no i64 overflow).
+        let q = |t: i64| ((t * i64::from(m) + bias) >> p) + zo;
+        // Two of at most 2^14 − 1 in magnitude plus a carry stay inside i16.
+        let fits = [q(t_lo), q(t_hi)].iter().all(|q| q.abs() < 1 << 14);
+        let range = if neg { (-t_hi, -t_lo) } else { (t_lo, t_hi) };
+        fits.then_some(range)
+    }
+
+    /// Elements `0..end` (a multiple of 64) of [`add_sub`] in [`split_table`]'s form: 16-bit
+    /// lanes, the two values of `s` it leaves redone per element.
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VBMI; `a`, `b` and `y` hold at least `end` elements.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    pub(super) unsafe fn split_sum(
+        p: &AddSub,
+        t1: &Planes,
+        t2: &Planes,
+        a: &[i8],
+        b: &[i8],
+        y: &mut [i8],
+        end: usize,
+    ) {
+        let (lo, hi) = (_mm512_set1_epi8(p.lo as i8), _mm512_set1_epi8(p.hi as i8));
+        let one = _mm512_set1_epi16(1);
+        for i in (0..end).step_by(64) {
+            // SAFETY: elements i..i + 64 ≤ end of a, b and y (caller).
+            let (qa, qb) = unsafe {
+                (
+                    _mm512_loadu_si512(a.as_ptr().add(i) as *const _),
+                    _mm512_loadu_si512(b.as_ptr().add(i) as *const _),
+                )
+            };
+            let (x, z) = (t1.look_up(qa), t2.look_up(qb));
+            // Per 128-bit lane, the low halves hold elements 0–7, the high ones 8–15 (the
+            // order the saturating pack restores).
+            let half = |w: fn(__m512i, __m512i) -> __m512i| {
+                let (g1, g2) = (w(x[2], x[3]), w(z[2], z[3]));
+                let s = _mm512_add_epi16(g1, g2);
+                let carry = _mm512_cmplt_epu16_mask(s, g1);
+                let v = _mm512_add_epi16(w(x[0], x[1]), w(z[0], z[1]));
+                let v = _mm512_mask_add_epi16(v, carry, v, one);
+                // s + 1 ≤ 1 (unsigned): s is 0xFFFF or 0.
+                let redo = _mm512_cmple_epu16_mask(_mm512_add_epi16(s, one), one);
+                (v, redo)
+            };
+            let (v0, redo0) = half(|l, h| _mm512_unpacklo_epi8(l, h));
+            let (v1, redo1) = half(|l, h| _mm512_unpackhi_epi8(l, h));
+            let r = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(v0, v1), lo), hi);
+            // SAFETY: see above.
+            unsafe { _mm512_storeu_si512(y.as_mut_ptr().add(i) as *mut _, r) };
+            for (h, mut redo) in [(0, redo0), (8, redo1)] {
+                while redo != 0 {
+                    // Word w of a half: 128-bit lane w / 8, element 16·(w / 8) + h + w % 8.
+                    let w = redo.trailing_zeros() as usize;
+                    let k = i + 16 * (w / 8) + h + w % 8;
+                    y[k] = p.one(a[k], b[k]);
+                    redo &= redo - 1;
+                }
+            }
+        }
+    }
+
     fn vbmi() -> bool {
         cpu_info().features.contains(Features::AVX512VBMI)
     }
@@ -434,13 +601,16 @@ mod avx512 {
     /// (little end first) of its i32 value at q, each plane four 64-byte vectors, so
     /// `vpermi2b` looks 64 values up at once.
     #[repr(C, align(64))]
-    struct Planes([[u8; 256]; 4]);
+    pub(super) struct Planes([[u8; 256]; 4]);
 
     impl Planes {
-        /// The table of `f` (sixteen lanes of values at a time, each lane's i32 in −128..=127).
+        pub(super) const ZERO: Planes = Planes([[0; 256]; 4]);
+
+        /// Fills in the table of `f` (sixteen lanes of values at a time, each lane's i32 in
+        /// −128..=127).
         #[target_feature(enable = "avx512f,avx512bw")]
-        fn new(f: impl Fn(__m512i) -> __m512i) -> Planes {
-            let mut t = Planes([[0; 256]; 4]);
+        fn fill(&mut self, mut f: impl FnMut(__m512i) -> __m512i) {
+            let t = self;
             let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             for c in 0..16 {
                 // Indices 16c.. as u8, their values as i8.
@@ -456,7 +626,6 @@ mod avx512 {
                     };
                 }
             }
-            t
         }
 
         /// The four planes' bytes at the 64 indices `q` (as u8).
@@ -919,6 +1088,189 @@ mod tests {
                 assert!(unsafe { avx512::add_sub(&p, &a[..n - 1], &b, &mut y) }.is_err());
             }
         }
+    }
+
+    /// The 16-bit split form of the AVX-512 ADD/SUB equals the per-element reference form
+    /// on every pair of input values, for random parameter sets where it applies (output
+    /// shifts −16..=−31, input shifts of either sign, clamps) and the sets at its ends.
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics, feature = "std"))]
+    #[test]
+    fn avx512_split_add_sub_equals_the_reference_form_on_every_pair() {
+        extern crate std;
+        use super::{avx512, AddSub};
+        use crate::arch::{cpu_info, Features};
+        if !avx512::available() || !cpu_info().features.contains(Features::AVX512VBMI) {
+            std::println!("SKIPPED: this CPU lacks AVX-512F/BW/VBMI");
+            return;
+        }
+        let n = 65536;
+        let a: Vec<i8> = (0..n).map(|i| (i % 256) as u8 as i8).collect();
+        let b: Vec<i8> = (0..n).map(|i| (i / 256) as u8 as i8).collect();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |lo: i64, hi: i64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            lo + (state % (hi - lo + 1) as u64) as i64
+        };
+        let mut sets = vec![
+            // (ls, o1, m1, s1, o2, m2, s2, mo, so, zo, lo, hi): the ends of the form's range.
+            (
+                20,
+                128,
+                i32::MAX,
+                -1,
+                128,
+                i32::MAX,
+                -1,
+                i32::MAX,
+                -16,
+                0,
+                -128,
+                127,
+            ),
+            (
+                20,
+                -127,
+                i32::MAX,
+                -1,
+                128,
+                1 << 30,
+                -1,
+                i32::MAX,
+                -16,
+                127,
+                -128,
+                127,
+            ),
+            (
+                20,
+                128,
+                1 << 30,
+                0,
+                -127,
+                1 << 30,
+                -3,
+                0,
+                -16,
+                -128,
+                -128,
+                127,
+            ),
+            (
+                20,
+                5,
+                1 << 30,
+                -1,
+                -3,
+                1 << 30,
+                -1,
+                1 << 30,
+                -31,
+                -7,
+                -128,
+                127,
+            ),
+            (
+                22,
+                128,
+                i32::MAX,
+                0,
+                128,
+                i32::MAX,
+                0,
+                1 << 30,
+                -24,
+                0,
+                -128,
+                127,
+            ),
+        ];
+        for _ in 0..300 {
+            let lo = next(-128, 127);
+            sets.push((
+                next(18, 21) as i32,
+                next(-127, 128) as i32,
+                next(1 << 30, i32::MAX.into()) as i32,
+                next(-8, 1) as i32,
+                next(-127, 128) as i32,
+                next(1 << 30, i32::MAX.into()) as i32,
+                next(-8, 1) as i32,
+                next(1 << 30, i32::MAX.into()) as i32,
+                next(-23, -16) as i32,
+                next(-128, 127) as i32,
+                lo as i32,
+                next(lo, 127) as i32,
+            ));
+        }
+        let mut applied = 0;
+        for (ls, o1, m1, s1, o2, m2, s2, mo, so, zo, lo, hi) in sets {
+            for sub in [false, true] {
+                let p = AddSub {
+                    ls,
+                    o1,
+                    m1,
+                    s1,
+                    o2,
+                    m2,
+                    s2,
+                    mo,
+                    so,
+                    zo,
+                    lo,
+                    hi,
+                    sub,
+                };
+                let (mut t1, mut t2) = (avx512::Planes::ZERO, avx512::Planes::ZERO);
+                // SAFETY: AVX-512F/BW checked above.
+                if !unsafe { avx512::split_tables(&p, &mut t1, &mut t2) } {
+                    continue;
+                }
+                applied += 1;
+                let mut y = vec![0i8; n];
+                // SAFETY: AVX-512F/BW/VBMI checked above; a, b and y hold n elements.
+                unsafe { avx512::split_sum(&p, &t1, &t2, &a, &b, &mut y, n) };
+                for i in 0..n {
+                    assert_eq!(
+                        y[i],
+                        p.one(a[i], b[i]),
+                        "a {} b {} sub {sub} params {:?}",
+                        a[i],
+                        b[i],
+                        (ls, o1, m1, s1, o2, m2, s2, mo, so, zo, lo, hi)
+                    );
+                }
+            }
+        }
+        // A rescaled value near 2^31 makes some q reach 2^14: the form declines and
+        // `add_sub` takes another path, with the same bytes.
+        let p = AddSub {
+            ls: 23,
+            o1: 128,
+            m1: i32::MAX,
+            s1: 0,
+            o2: 0,
+            m2: 1 << 30,
+            s2: -1,
+            mo: i32::MAX,
+            so: -16,
+            zo: 0,
+            lo: -128,
+            hi: 127,
+            sub: false,
+        };
+        let (mut t1, mut t2) = (avx512::Planes::ZERO, avx512::Planes::ZERO);
+        // SAFETY: AVX-512F/BW checked above.
+        assert!(!unsafe { avx512::split_tables(&p, &mut t1, &mut t2) });
+        let mut y = vec![0i8; n];
+        // SAFETY: AVX-512F/BW checked above.
+        unsafe { avx512::add_sub(&p, &a, &b, &mut y) }.unwrap();
+        for i in 0..n {
+            assert_eq!(y[i], p.one(a[i], b[i]), "a {} b {}", a[i], b[i]);
+        }
+        // The form applies to almost every set (a left input shift with ls 21 can make a
+        // rescaled value too large for the i16 sum or the i32 sum wrap).
+        assert!(applied >= 500, "split form applied to {applied} sets");
     }
 
     /// Large broadcast int8 ADD/SUB take the tabulated path, small plain ones rescale each
