@@ -1140,10 +1140,11 @@ impl Dw<'_, i8> {
         // The window's rows inside the image, from their padded column 0 (`k.row` checks
         // the bounds): image row iy at `base + slot·stride`, slot iy (the image, whose rows
         // are padded rows when it is read directly: `rows`) or iy mod rr (the ring): one
-        // division, the next slots stepped (rows inside the image are consecutive filter
-        // rows, dh < rr apart). (An offset that wraps around is one `k.row` refuses.)
+        // division for the top row, the next rows' slots stepped (dh < rr). For the image
+        // rr = isize::MAX: a top row above the image gets a slot off by rr, which the step
+        // takes off. (An offset that wraps around is one `k.row` refuses.)
         let (x, base, stride, rr) = match src {
-            Src::Image(plane) => (plane, 0, g.iw * g.ic, usize::MAX),
+            Src::Image(plane) => (plane, 0, g.iw * g.ic, isize::MAX as usize),
             Src::Ring {
                 head,
                 first,
@@ -1151,20 +1152,17 @@ impl Dw<'_, i8> {
             } => (head, first.wrapping_sub(g.pl * g.ic), stride, ring_rows(g)),
         };
         let top = (oy * g.sh) as isize - g.pt as isize;
+        let mut slot = top.rem_euclid(rr as isize) as usize;
         let mut at = [None; 3];
-        let mut slot = None;
         for (ky, a) in at.iter_mut().enumerate() {
             let iy = top + (ky * g.dh) as isize;
-            if iy < 0 || iy >= g.ih as isize {
-                continue;
+            if iy >= 0 && iy < g.ih as isize {
+                *a = Some(base.wrapping_add(slot * stride));
             }
-            let s = match slot {
-                None => iy as usize % rr,
-                Some(s) if s + g.dh >= rr => s + g.dh - rr,
-                Some(s) => s + g.dh,
-            };
-            slot = Some(s);
-            *a = Some(base.wrapping_add(s * stride));
+            slot += g.dh;
+            if slot >= rr {
+                slot -= rr;
+            }
         }
         k.row(x, at, pad, out)
     }
