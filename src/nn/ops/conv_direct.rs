@@ -960,9 +960,21 @@ fn encode3_run(
         // allows it on the M4), inside `src` ((n − 1)·stride + 4 ≤ src.len(): fit_src), and
         // writes dst[8i], dst[8i + 4] for i < n, inside `dst` (8·(n − 1) + 5 ≤ dst.len():
         // fit_dst; word-aligned, a u32 slice); n ≥ 1. Registers and flags only otherwise.
+        // Two rows a pass, as encode3_words' loop: ⌈n/2⌉ passes, odd n entering at the
+        // second row.
         unsafe {
             core::arch::asm!(
+                "adds {n}, {n}, #1",
+                "lsrs {n}, {n}, #1",
+                "bcc 3f",
                 "2:",
+                "ldr {v}, [{src}]",
+                "add {src}, {src}, {stride}",
+                "lsl {v}, {v}, {shift}",
+                "and {v}, {v}, {mask}",
+                "orr {v}, {v}, {fill}",
+                encode3_store!(),
+                "3:",
                 "ldr {v}, [{src}]",
                 "add {src}, {src}, {stride}",
                 "lsl {v}, {v}, {shift}",
