@@ -854,11 +854,10 @@ fn fill4(words: &mut [u32], p: usize, src: &[u8]) -> i32 {
     s.wrapping_mul(-128)
 }
 
-/// The end of the M4 loops of [`encode3_words`] and [`encode3_run`], once the word is in
-/// `{v}`: [`encode3`] into `{a}` and `{v}`, the third value added to `{s}`, the two words
-/// stored at `{dst}` and `{dst} + 16`, `{dst}` advanced by 32, `{n}` counted down to label 2.
+/// The M4 loops' [`encode3`] of the word in `{v}` into `{a}` and `{v}`, the third value
+/// added to `{s}`, the two words stored at `{dst}` and `{dst} + 16`, `{dst}` advanced by 32.
 #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
-macro_rules! encode3_store_loop {
+macro_rules! encode3_store {
     () => {
         concat!(
             "sxtb16 {a}, {v}, ror #8\n",
@@ -871,8 +870,6 @@ macro_rules! encode3_store_loop {
             "smlad {s}, {v}, {one}, {s}\n",
             "str {v}, [{dst}, #16]\n",
             "str {a}, [{dst}], #32\n",
-            "subs {n}, {n}, #1\n",
-            "bne 2b",
         )
     };
 }
@@ -887,12 +884,22 @@ fn encode3_words(dst: &mut [u32], src: &[u8]) -> i32 {
         // SAFETY: reads `words` whole (possibly unaligned: ldr allows it on the M4) words
         // of `src` and writes dst[8i], dst[8i + 4] for i < words, all within the slices
         // (words ≤ src.len()/4 and 8·(words − 1) + 5 ≤ dst.len()); dst is word-aligned
-        // (a u32 slice). Registers and flags only otherwise.
+        // (a u32 slice). Registers and flags only otherwise. Two words a pass (the loop's
+        // test and branch once, the second load right after a store): n = ⌈words/2⌉
+        // passes, an odd count entering at the second word (words ≥ 1, so n ≥ 1).
         unsafe {
             core::arch::asm!(
+                "adds {n}, {n}, #1",
+                "lsrs {n}, {n}, #1",
+                "bcc 3f",
                 "2:",
                 "ldr {v}, [{src}], #4",
-                encode3_store_loop!(),
+                encode3_store!(),
+                "3:",
+                "ldr {v}, [{src}], #4",
+                encode3_store!(),
+                "subs {n}, {n}, #1",
+                "bne 2b",
                 src = inout(reg) src.as_ptr() => _,
                 dst = inout(reg) dst.as_mut_ptr() => _,
                 n = inout(reg) words => _,
@@ -953,15 +960,29 @@ fn encode3_run(
         // allows it on the M4), inside `src` ((n − 1)·stride + 4 ≤ src.len(): fit_src), and
         // writes dst[8i], dst[8i + 4] for i < n, inside `dst` (8·(n − 1) + 5 ≤ dst.len():
         // fit_dst; word-aligned, a u32 slice); n ≥ 1. Registers and flags only otherwise.
+        // Two rows a pass, as encode3_words' loop: ⌈n/2⌉ passes, odd n entering at the
+        // second row.
         unsafe {
             core::arch::asm!(
+                "adds {n}, {n}, #1",
+                "lsrs {n}, {n}, #1",
+                "bcc 3f",
                 "2:",
                 "ldr {v}, [{src}]",
                 "add {src}, {src}, {stride}",
                 "lsl {v}, {v}, {shift}",
                 "and {v}, {v}, {mask}",
                 "orr {v}, {v}, {fill}",
-                encode3_store_loop!(),
+                encode3_store!(),
+                "3:",
+                "ldr {v}, [{src}]",
+                "add {src}, {src}, {stride}",
+                "lsl {v}, {v}, {shift}",
+                "and {v}, {v}, {mask}",
+                "orr {v}, {v}, {fill}",
+                encode3_store!(),
+                "subs {n}, {n}, #1",
+                "bne 2b",
                 src = inout(reg) src.as_ptr() => _,
                 dst = inout(reg) dst.as_mut_ptr() => _,
                 n = inout(reg) n => _,

@@ -1105,41 +1105,66 @@ fn run_m4(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         isa: Isa::detect(),
         bias: &[],
     };
+    let k = dw.m4_layer(stream);
     dw.each_row(op, mem, &mut |src, oy, out, rest| {
-        dw.m4_row(stream, src, oy, out, rest.pad)
+        dw.m4_row(&k, src, oy, out, rest.pad)
     })
 }
 
 impl Dw<'_, i8> {
-    /// Output row `oy` in the Cortex-M4 form (stream `stream`, `pad` the pad pixel).
+    /// The Cortex-M4 form's shape of this layer (stream `w`; `check`: 3×3, multiplier 1).
+    fn m4_layer<'w>(&self, w: &'w [i32]) -> depthwise_m4::Layer<'w> {
+        let g = &self.g;
+        depthwise_m4::Layer {
+            w,
+            oc: g.oc,
+            n: g.ow,
+            step: g.sw * g.ic,
+            col: g.dw * g.ic,
+            lo: self.fin.lo,
+            hi: self.fin.hi,
+        }
+    }
+
+    /// Output row `oy` in the Cortex-M4 form (`k` from [`Self::m4_layer`], `pad` the pad
+    /// pixel).
     fn m4_row(
         &self,
-        stream: &[i32],
+        k: &depthwise_m4::Layer,
         src: Src<i8>,
         oy: usize,
         out: &mut [i8],
         pad: &[i8],
     ) -> Result<(), Error> {
         let g = &self.g;
-        // The window's rows: image rows from the padded column 0, outside rows the pad
-        // pixel with steps 0 (`check`: 3×3, multiplier 1).
-        let row = |ky: usize| -> Result<depthwise_m4::Row, Error> {
-            let iy = g.in_y(oy, ky);
-            if iy < 0 || iy >= g.ih as i64 {
-                return Ok(depthwise_m4::Row {
-                    x: pad,
-                    step: 0,
-                    col: 0,
-                });
-            }
-            Ok(depthwise_m4::Row {
-                x: self.in_row(src, iy as usize)?,
-                step: g.sw * g.ic,
-                col: g.dw * g.ic,
-            })
+        // The window's rows inside the image, from their padded column 0 (`k.row` checks
+        // the bounds): image row iy at `base + slot·stride`, slot iy (the image, whose rows
+        // are padded rows when it is read directly: `rows`) or iy mod rr (the ring): one
+        // division for the top row, the next rows' slots stepped (dh < rr). For the image
+        // rr = isize::MAX: a top row above the image gets a slot off by rr, which the step
+        // takes off. (An offset that wraps around is one `k.row` refuses.)
+        let (x, base, stride, rr) = match src {
+            Src::Image(plane) => (plane, 0, g.iw * g.ic, isize::MAX as usize),
+            Src::Ring {
+                head,
+                first,
+                stride,
+            } => (head, first.wrapping_sub(g.pl * g.ic), stride, ring_rows(g)),
         };
-        let rows = [row(0)?, row(1)?, row(2)?];
-        depthwise_m4::row(rows, stream, g.oc, g.ow, out, self.fin.lo, self.fin.hi)
+        let top = (oy * g.sh) as isize - g.pt as isize;
+        let mut slot = top.rem_euclid(rr as isize) as usize;
+        let mut at = [None; 3];
+        for (ky, a) in at.iter_mut().enumerate() {
+            let iy = top + (ky * g.dh) as isize;
+            if iy >= 0 && iy < g.ih as isize {
+                *a = Some(base.wrapping_add(slot * stride));
+            }
+            slot += g.dh;
+            if slot >= rr {
+                slot -= rr;
+            }
+        }
+        k.row(x, at, pad, out)
     }
 }
 
@@ -1868,9 +1893,10 @@ mod tests {
                 isa: Isa::detect(),
                 bias: &[],
             };
+            let k = dw.m4_layer(&stream);
             let m4 = |in_place| {
                 run_rows(&dw, &x, za as i8, in_place, &mut |src, oy, out, rest| {
-                    dw.m4_row(&stream, src, oy, out, rest.pad)
+                    dw.m4_row(&k, src, oy, out, rest.pad)
                 })
             };
             assert_eq!(m4(false), want, "{g:?}");

@@ -40,8 +40,9 @@ pub(crate) const ORDER: [(usize, usize); 9] = [
 /// One filter row of the window for a call: `x` from pixel 0's window column 0 (channel
 /// 0); pixel p's column kx at `p·step + kx·col`. A row outside the image is the pad pixel
 /// with `step = col = 0`.
+#[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)))]
 #[derive(Clone, Copy)]
-pub(crate) struct Row<'a> {
+struct Row<'a> {
     pub x: &'a [i8],
     pub step: usize,
     pub col: usize,
@@ -92,69 +93,106 @@ pub(crate) fn pack(
     Some(out)
 }
 
-/// One output row: `n` pixels of `oc` channels into `y` from the window's rows, the stream
-/// `w` and the clamp [lo, hi] (within the i8 range).
-pub(crate) fn row(
-    rows: [Row; 3],
-    w: &[i32],
-    oc: usize,
-    n: usize,
-    y: &mut [i8],
-    lo: i32,
-    hi: i32,
-) -> Result<(), Error> {
-    let groups = oc / 4;
-    // What the kernel reads and writes, checked here (the contract of its header).
-    let inside = |r: &Row| {
-        (n.max(1) - 1)
-            .checked_mul(r.step)
-            .and_then(|v| v.checked_add(r.col.checked_mul(2)?)?.checked_add(oc))
-            .is_some_and(|end| end <= r.x.len())
-    };
-    if oc % 4 != 0 || groups == 0 || n == 0 || w.len() < groups * GROUP_WORDS || y.len() < n * oc {
-        return Err(bad());
-    }
-    if !rows.iter().all(inside) {
-        return Err(bad());
-    }
-    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
-    {
-        if (w.as_ptr() as usize) % 4 != 0 {
+/// A layer's shape as the kernel reads it: `n` pixels of `oc` channels a row from the
+/// stream `w`, image rows read with `step`/`col` (see [`Row`]), the clamp [lo, hi] (within
+/// the i8 range).
+pub(crate) struct Layer<'w> {
+    pub w: &'w [i32],
+    pub oc: usize,
+    pub n: usize,
+    pub step: usize,
+    pub col: usize,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+impl Layer<'_> {
+    /// One output row into `y` (n·oc values): window row k's pixel 0, column 0 at
+    /// `x[at[k]]`, or, for `None` (a row outside the image), the pad pixel `pad` (oc
+    /// values) with steps 0.
+    pub(crate) fn row(
+        &self,
+        x: &[i8],
+        at: [Option<usize>; 3],
+        pad: &[i8],
+        y: &mut [i8],
+    ) -> Result<(), Error> {
+        let (oc, n) = (self.oc, self.n);
+        // What the kernel reads and writes (the contract of its header): each image row
+        // up to `reach` bytes from its start, inside `x`.
+        let reach = (n.max(1) - 1)
+            .checked_mul(self.step)
+            .and_then(|v| v.checked_add(self.col.checked_mul(2)?)?.checked_add(oc));
+        let last = reach.and_then(|r| x.len().checked_sub(r));
+        if oc % 4 != 0
+            || oc == 0
+            || n == 0
+            || self.w.len() < oc / 4 * GROUP_WORDS
+            || n.checked_mul(oc).is_none_or(|v| y.len() < v)
+            || pad.len() < oc
+            || !at
+                .iter()
+                .all(|a| a.is_none_or(|a| last.is_some_and(|l| a <= l)))
+        {
             return Err(bad());
         }
-        let isz = |v: usize| v as u32;
-        // The pointer moves by oc over a pixel's groups: the step to the next is step − oc.
-        let s = |r: &Row| r.step.wrapping_sub(oc) as u32;
-        let args: [u32; 14] = [
-            rows[0].x.as_ptr() as u32,
-            rows[1].x.as_ptr() as u32,
-            rows[2].x.as_ptr() as u32,
-            y.as_mut_ptr() as u32,
-            w.as_ptr() as u32,
-            isz(rows[0].col),
-            isz(rows[1].col),
-            isz(rows[2].col),
-            s(&rows[0]),
-            s(&rows[1]),
-            s(&rows[2]),
-            isz(n),
-            w[groups * GROUP_WORDS..].as_ptr() as u32,
-            isz(groups % 2),
-        ];
-        // SAFETY: the assembly's contract: n ≥ 1, groups ≥ 1; for each row, pixel p < n,
-        // column kx < 3 and channel c < oc it reads x[p·step + kx·col + c], inside the row's
-        // slice (`inside`, checked above); it reads the stream's first 34·groups words
-        // (checked, word-aligned) and `args`, and writes y[0..n·oc) (checked), which nothing
-        // else refers to meanwhile.
-        unsafe { dw3x3_s8_m4dsp(args.as_ptr()) };
-        if lo > -128 || hi < 127 {
-            clamp(&mut y[..n * oc], lo, hi);
+        #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+        {
+            let groups = oc / 4;
+            // Start, column step and the step from the end of a pixel's channels to the
+            // next pixel (the pointer moves by oc over its groups): step − oc.
+            let r = |a: Option<usize>| match a {
+                Some(a) => (
+                    x.as_ptr().wrapping_add(a) as u32,
+                    self.col as u32,
+                    self.step.wrapping_sub(oc) as u32,
+                ),
+                None => (pad.as_ptr() as u32, 0, oc.wrapping_neg() as u32),
+            };
+            let [r0, r1, r2] = at.map(r);
+            let args: [u32; 14] = [
+                r0.0,
+                r1.0,
+                r2.0,
+                y.as_mut_ptr() as u32,
+                self.w.as_ptr() as u32,
+                r0.1,
+                r1.1,
+                r2.1,
+                r0.2,
+                r1.2,
+                r2.2,
+                n as u32,
+                self.w.as_ptr().wrapping_add(groups * GROUP_WORDS) as u32,
+                (groups % 2) as u32,
+            ];
+            // SAFETY: the assembly's contract: n ≥ 1, groups ≥ 1 (checked); for each image
+            // row, pixel p < n, column kx < 3 and channel c < oc it reads x[at + p·step +
+            // kx·col + c], below at + reach ≤ x.len() (checked above), for the pad row
+            // (steps 0) pad[c], c < oc ≤ pad.len(); it reads the stream's first 34·groups
+            // words (checked; word-aligned, an i32 slice) and `args`, and writes y[0..n·oc)
+            // (checked), which nothing else refers to meanwhile.
+            unsafe { dw3x3_s8_m4dsp(args.as_ptr()) };
+            if self.lo > -128 || self.hi < 127 {
+                clamp(&mut y[..n * oc], self.lo, self.hi);
+            }
         }
-        Ok(())
-    }
-    #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)))]
-    {
-        portable(rows, w, oc, n, y, lo, hi);
+        #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp)))]
+        {
+            let row = |a: Option<usize>| match a {
+                Some(a) => Row {
+                    x: &x[a..],
+                    step: self.step,
+                    col: self.col,
+                },
+                None => Row {
+                    x: pad,
+                    step: 0,
+                    col: 0,
+                },
+            };
+            portable(at.map(row), self.w, oc, n, y, self.lo, self.hi);
+        }
         Ok(())
     }
 }
@@ -173,13 +211,21 @@ pub(crate) fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
         {
             // SAFETY: reads `bytes` bytes at `s` and writes as many at `d` (the two slices,
             // equal lengths, word-aligned: ldm/stm), 16 at a time, `bytes` a multiple of 16
-            // and not 0; `dst` is borrowed mutably, so the two do not overlap.
+            // and not 0; `dst` is borrowed mutably, so the two do not overlap. Two blocks a
+            // pass (one test and branch): n = ⌈bytes/32⌉ passes, an odd block count
+            // entering at the second block.
             unsafe {
                 core::arch::asm!(
+                    "adds {n}, {n}, #16",
+                    "lsrs {n}, {n}, #5",
+                    "bcc 3f",
                     "2:",
                     "ldmia {s}!, {{r2, r3, r4, r5}}",
                     "stmia {d}!, {{r2, r3, r4, r5}}",
-                    "subs {n}, {n}, #16",
+                    "3:",
+                    "ldmia {s}!, {{r2, r3, r4, r5}}",
+                    "stmia {d}!, {{r2, r3, r4, r5}}",
+                    "subs {n}, {n}, #1",
                     "bne 2b",
                     s = inout(reg) s => _,
                     d = inout(reg) d => _,
