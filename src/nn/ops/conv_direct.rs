@@ -345,11 +345,28 @@ pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
             None => return false,
         },
     };
-    let most = bias.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0);
-    n % 2 == 0
-        && shifts.iter().all(|&s| (-22..=-1).contains(&s))
-        && mults.iter().all(|&m| m > i32::MIN + 1)
-        && most + k as i64 * 255 * 128 < 1 << 23
+    // Plain loops with early exits: smaller on the firmware than the iterator adapters'
+    // form (run once, at load). Each |bias| + k · 255 · 128 below 2^23.
+    let limit = (1i64 << 23) - k as i64 * 255 * 128;
+    if n % 2 != 0 {
+        return false;
+    }
+    for &v in bias {
+        if i64::from(v).abs() >= limit {
+            return false;
+        }
+    }
+    for &s in shifts {
+        if !(-22..=-1).contains(&s) {
+            return false;
+        }
+    }
+    for &m in mults {
+        if m <= i32::MIN + 1 {
+            return false;
+        }
+    }
+    limit > 0
 }
 
 /// Runs the direct form (`PORTABLE` false: the operator is one [`fused_i8`] accepts, and on
