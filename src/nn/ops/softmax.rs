@@ -84,15 +84,18 @@ pub(crate) fn softmax_row_i8(
     // TFLite checks 0 ≤ exponent ≤ 31 (it fails only for rows of thousands of equal values,
     // whose sum overflows); here it is clamped instead.
     let exponent = num_bits_over_unit + 31 - 8;
-    map_slice(src, dst, |x| {
+    // One loop for both forms (in place or not), not `map_slice`'s two: the output stage
+    // once in a firmware (a row is a few elements; softmax is a small share of a model).
+    for i in 0..dst.len() {
+        let x = src.map_or(dst[i], |s| s.get(i).copied().unwrap_or(0));
         let d = x as i32 - max;
-        if d >= diff_min {
+        dst[i] = if d >= diff_min {
             let unsat = rdbp(srdhm(shifted_scale, exp_of(d)), exponent);
             unsat.saturating_add(-128).clamp(-128, 127) as i8
         } else {
             i8::MIN
-        }
-    });
+        };
+    }
 }
 
 /// One f32 row, as `reference_ops::Softmax` (float).
