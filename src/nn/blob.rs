@@ -873,7 +873,9 @@ impl<'a> Model<'a> {
     }
 
     /// [`Model::tensor`] without its name (`name` is `None`): what operators read while
-    /// running, without re-checking the name's UTF-8 on every call.
+    /// running, without re-checking the name's UTF-8 on every call. (Out of line on the
+    /// firmware, as `tensor_unchecked`.)
+    #[cfg_attr(target_os = "none", inline(never))]
     pub(crate) fn tensor_unnamed(&self, t: usize) -> Option<TensorInfo<'a>> {
         (t < self.n_tensors).then(|| self.tensor_record(t, false))
     }
