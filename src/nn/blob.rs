@@ -274,6 +274,7 @@ impl TensorInfo<'_> {
     }
 
     /// Elements (the product of the shape).
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn elems(&self) -> usize {
         self.shape().elems()
     }
@@ -323,7 +324,9 @@ impl Shape {
         self.rank as usize
     }
 
-    /// The product of the dimensions (1 for a scalar).
+    /// The product of the dimensions (1 for a scalar). (Out of line on the firmware: the
+    /// load-time checks call it in many places.)
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn elems(&self) -> usize {
         self.dims().iter().map(|&d| d as usize).product()
     }
