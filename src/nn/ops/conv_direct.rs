@@ -325,16 +325,7 @@ impl Stage<'_> {
 /// with those tests.
 pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
     let (k, n) = (g.kh * g.kw * g.ic, g.oc);
-    let model = op.model();
-    let constant = |i: usize| {
-        op.input(i)
-            .filter(|&t| {
-                model
-                    .place(t)
-                    .is_some_and(|p| p.storage == Storage::Constant)
-            })
-            .map(|t| cast::<i32>(model.constant(t)))
-    };
+    let constant = |i: usize| constant_i32(op, i);
     let (Some(mults), Some(shifts)) = (constant(3), constant(4)) else {
         return false;
     };
@@ -367,6 +358,15 @@ pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
         }
     }
     limit > 0
+}
+
+/// Input `i` of `op` as i32 words when it is a constant (`None` when absent or in the
+/// arena). Out of line on the firmware (one copy for the three inputs [`fused_i8`] reads).
+#[cfg_attr(target_os = "none", inline(never))]
+fn constant_i32<'a>(op: &OpView<'a>, i: usize) -> Option<&'a [i32]> {
+    let model = op.model();
+    let p = model.place(op.input(i)?)?;
+    (p.storage == Storage::Constant).then(|| cast::<i32>(model.constant_at(p)))
 }
 
 /// Runs the direct form (`PORTABLE` false: the operator is one [`fused_i8`] accepts, and on
