@@ -40,8 +40,8 @@ const SCALED_DIFF_INTEGER_BITS: i32 = 5;
 const ACCUMULATION_INTEGER_BITS: i32 = 12;
 
 fn check(op: &OpView) -> Result<(), Error> {
-    let (x, _) = check_same(op)?;
-    if x.dtype == DType::F32 {
+    let (dtype, elems) = check_same(op)?;
+    if dtype == DType::F32 {
         checks::counts(op, 1, 1, 0, 2)?;
     } else {
         checks::counts(op, 1, 1, 0, 4)?;
@@ -50,7 +50,7 @@ fn check(op: &OpView) -> Result<(), Error> {
         }
     }
     let depth = op.param(P_DEPTH);
-    if depth <= 0 || x.elems() % depth as usize != 0 {
+    if depth <= 0 || elems % depth as usize != 0 {
         return Err(op.error("the row length does not divide the element count"));
     }
     Ok(())
