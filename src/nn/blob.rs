@@ -186,6 +186,16 @@ fn record_err_in(e: ModelError, tensor: Option<usize>, op: Option<usize>, rec: u
     Error::Model(e)
 }
 
+/// The operator name an error about `code` carries: none with `terse-errors`, whose errors
+/// drop names (so the name lookup is not linked).
+fn error_name(code: u16) -> &'static str {
+    if cfg!(feature = "terse-errors") {
+        ""
+    } else {
+        ops::name(code)
+    }
+}
+
 /// (Cold and out of line, as [`OpView::error`].)
 #[cfg(not(feature = "terse-errors"))]
 #[cold]
@@ -790,7 +800,7 @@ impl<'a> Model<'a> {
                     "operator code {} is not in this build of the runtime",
                 )
                 .with_operator(i)
-                .with_name(ops::name(code))
+                .with_name(error_name(code))
                 .with_values(&[code as i64]),
             ));
         }
@@ -848,7 +858,7 @@ impl<'a> Model<'a> {
                     "operator code {} is not in this firmware's operator set",
                 )
                 .with_operator(i)
-                .with_name(ops::name(code))
+                .with_name(error_name(code))
                 .with_values(&[code as i64]),
             )),
         }
