@@ -149,7 +149,9 @@ fn check(op: &OpView) -> Result<(), Error> {
             return Err(op.error("an output window lies outside the input"));
         }
         let fits = |v: i64| isize::try_from(v).is_ok();
-        if !fits(g.h as i64) || !fits(g.w as i64) || !fits(last_y + p(P_SH) + p(P_FH))
+        if !fits(g.h as i64)
+            || !fits(g.w as i64)
+            || !fits(last_y + p(P_SH) + p(P_FH))
             || !fits(last_x + p(P_SW) + p(P_FW))
         {
             return Err(op.error("the pooling geometry is too large for this target"));
