@@ -215,7 +215,15 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
         DType::I8 => {
             let (x, y) = (cast::<i8>(x), cast_mut::<i8>(out));
             let clamp = move |v: i64| v.clamp(lo.into(), hi.into()) as i8;
-            let average_of = move |sum: i32, count: usize| average_i8(sum, count, lo, hi);
+            // TFLite sums in i32 and divides rounding half away from zero.
+            let average_of = move |sum: i64, count: usize| {
+                let (count, half) = (count.max(1) as i64, count as i64 / 2);
+                clamp(if sum > 0 {
+                    (sum + half) / count
+                } else {
+                    (sum - half) / count
+                })
+            };
             if !AVERAGE {
                 pool(g, x, y, i8::MIN, |m, v| m.max(v), |m, _| clamp(m.into()));
             } else {
@@ -224,11 +232,11 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
                 // TFLite's wrapped sum, never a panic (one kernel, not a second one in i64).
                 // (One form per target: the M4 links only its own.)
                 #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
-                average_quads(g, x, y, average_of);
+                average_quads(g, x, y, |s, n| average_of(s.into(), n));
                 #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
                 {
                     let add = |s: i32, v: i8| s.wrapping_add(i32::from(v));
-                    pool(g, x, y, 0i32, add, average_of);
+                    pool(g, x, y, 0i32, add, |s, n| average_of(s.into(), n));
                 }
             }
         }
@@ -246,21 +254,6 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
         }
         _ => {}
     }
-}
-
-/// The int8 average of a window's `sum` over `count` pixels, clamped to `lo..=hi`: TFLite
-/// sums in i32 and divides rounding half away from zero. (Out of line on the firmware: one
-/// copy of the 64-bit division for every caller.)
-#[cfg_attr(target_os = "none", inline(never))]
-fn average_i8(sum: i32, count: usize, lo: i32, hi: i32) -> i8 {
-    let sum = i64::from(sum);
-    let (count, half) = (count.max(1) as i64, count as i64 / 2);
-    let v = if sum > 0 {
-        (sum + half) / count
-    } else {
-        (sum - half) / count
-    };
-    v.clamp(lo.into(), hi.into()) as i8
 }
 
 /// The int8 average of [`pool`] four channels at a time, the window's pixels inner: the
