@@ -950,8 +950,7 @@ impl<'a> Model<'a> {
     }
 
     /// Where tensor `t`'s bytes are (what operators look up on every run, read without the
-    /// rest of its record). (Out of line on the firmware: its many callers would copy it.)
-    #[cfg_attr(target_os = "none", inline(never))]
+    /// rest of its record).
     pub(crate) fn place(&self, t: usize) -> Option<Place> {
         (t < self.n_tensors).then(|| place_of(self.tensor_rec(t)))
     }
