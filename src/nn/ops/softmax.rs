@@ -86,10 +86,10 @@ pub(crate) fn softmax_row_i8(
     let exponent = num_bits_over_unit + 31 - 8;
     // One loop for both forms (in place or not), not `map_slice`'s two: the output stage
     // once in a firmware (a row is a few elements; softmax is a small share of a model).
-    for i in 0..dst.len() {
-        let x = src.map_or(dst[i], |s| s.get(i).copied().unwrap_or(0));
+    for (i, out) in dst.iter_mut().enumerate() {
+        let x = src.map_or(*out, |s| s.get(i).copied().unwrap_or(0));
         let d = x as i32 - max;
-        dst[i] = if d >= diff_min {
+        *out = if d >= diff_min {
             let unsat = rdbp(srdhm(shifted_scale, exp_of(d)), exponent);
             unsat.saturating_add(-128).clamp(-128, 127) as i8
         } else {
