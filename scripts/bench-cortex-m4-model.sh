@@ -154,7 +154,11 @@ awk -v m="$name" -v macs="$macs" -v insns="$insns" -v est="$est" -v arena="$(fie
     'BEGIN { printf "model=%s macs=%d instructions=%d instr_per_mac=%.3f est_cycles=%d arena_bytes=%d stack_bytes=%d text_bytes=%d weights_bytes=%d output_ok=%s\n",
              m, macs, insns, macs ? insns / macs : 0, est, arena, stack, text, w, ok }'
 if [ "$profile" -eq 1 ]; then
-    while read -r _ i opname; do
+    # The firmware prints operator codes; the host names them.
+    "$edgemm_bin" inspect "$out/model.egm" |
+        sed -n 's/^ *[0-9][0-9]*  \([A-Z0-9_]*\) (code \([0-9]*\)).*/\2 \1/p' >"$out/op-names.txt"
+    while read -r _ i code; do
+        opname=$(awk -v c="$code" '$1 == c { print $2; exit }' "$out/op-names.txt")
         r=$((i + 1))
         n=$(awk -v r="$r" '$1 == "PLUGIN" && $2 == "region" && $3 == r { print $5 }' "$out/plugin.log")
         c=$(cycles "$r" "$n")

@@ -186,6 +186,16 @@ fn record_err_in(e: ModelError, tensor: Option<usize>, op: Option<usize>, rec: u
     Error::Model(e)
 }
 
+/// The operator name an error about `code` carries: none with `terse-errors`, whose errors
+/// drop names (so the name lookup is not linked).
+fn error_name(code: u16) -> &'static str {
+    if cfg!(feature = "terse-errors") {
+        ""
+    } else {
+        ops::name(code)
+    }
+}
+
 /// (Cold and out of line, as [`OpView::error`].)
 #[cfg(not(feature = "terse-errors"))]
 #[cold]
@@ -274,6 +284,7 @@ impl TensorInfo<'_> {
     }
 
     /// Elements (the product of the shape).
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn elems(&self) -> usize {
         self.shape().elems()
     }
@@ -323,7 +334,9 @@ impl Shape {
         self.rank as usize
     }
 
-    /// The product of the dimensions (1 for a scalar).
+    /// The product of the dimensions (1 for a scalar). (Out of line on the firmware: the
+    /// load-time checks call it in many places.)
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn elems(&self) -> usize {
         self.dims().iter().map(|&d| d as usize).product()
     }
@@ -787,7 +800,7 @@ impl<'a> Model<'a> {
                     "operator code {} is not in this build of the runtime",
                 )
                 .with_operator(i)
-                .with_name(ops::name(code))
+                .with_name(error_name(code))
                 .with_values(&[code as i64]),
             ));
         }
@@ -845,7 +858,7 @@ impl<'a> Model<'a> {
                     "operator code {} is not in this firmware's operator set",
                 )
                 .with_operator(i)
-                .with_name(ops::name(code))
+                .with_name(error_name(code))
                 .with_values(&[code as i64]),
             )),
         }
@@ -873,7 +886,9 @@ impl<'a> Model<'a> {
     }
 
     /// [`Model::tensor`] without its name (`name` is `None`): what operators read while
-    /// running, without re-checking the name's UTF-8 on every call.
+    /// running, without re-checking the name's UTF-8 on every call. (Out of line on the
+    /// firmware, as `tensor_unchecked`.)
+    #[cfg_attr(target_os = "none", inline(never))]
     pub(crate) fn tensor_unnamed(&self, t: usize) -> Option<TensorInfo<'a>> {
         (t < self.n_tensors).then(|| self.tensor_record(t, false))
     }

@@ -11,7 +11,7 @@
 //! painted stack's high-water mark, main's own frame included), `weights_bytes=<N>` (the
 //! blob's constant tensors), and each output as `output <j> <hex>` lines. When a file
 //! `profile.flag` exists (the script's `--profile`), it runs a second inference with a region
-//! per operator and prints `op <i> <name>` for each.
+//! per operator and prints `op <i> <code>` for each.
 //! edgemm is built without `alloc`.
 #![no_std]
 #![no_main]
@@ -171,10 +171,11 @@ fn main() -> ! {
             |_| measure::bench_end(),
         )
         .unwrap_or_else(|_| fail("run"));
+        // Operator codes, not names: naming them would link the name table (the script
+        // names them from the host's `edgemm inspect`).
         for i in 0..model.num_ops() {
             if let Some(op) = model.op(i) {
-                hprint!("op {} ", i);
-                say(&[op.name().as_bytes()]);
+                hprintln!("op {} {}", i, op.code());
             }
         }
     }

@@ -325,16 +325,7 @@ impl Stage<'_> {
 /// with those tests.
 pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
     let (k, n) = (g.kh * g.kw * g.ic, g.oc);
-    let model = op.model();
-    let constant = |i: usize| {
-        op.input(i)
-            .filter(|&t| {
-                model
-                    .place(t)
-                    .is_some_and(|p| p.storage == Storage::Constant)
-            })
-            .map(|t| cast::<i32>(model.constant(t)))
-    };
+    let constant = |i: usize| constant_i32(op, i);
     let (Some(mults), Some(shifts)) = (constant(3), constant(4)) else {
         return false;
     };
@@ -345,11 +336,37 @@ pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
             None => return false,
         },
     };
-    let most = bias.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0);
-    n % 2 == 0
-        && shifts.iter().all(|&s| (-22..=-1).contains(&s))
-        && mults.iter().all(|&m| m > i32::MIN + 1)
-        && most + k as i64 * 255 * 128 < 1 << 23
+    // Plain loops with early exits: smaller on the firmware than the iterator adapters'
+    // form (run once, at load). Each |bias| + k · 255 · 128 below 2^23.
+    let limit = (1i64 << 23) - k as i64 * 255 * 128;
+    if n % 2 != 0 {
+        return false;
+    }
+    for &v in bias {
+        if i64::from(v).abs() >= limit {
+            return false;
+        }
+    }
+    for &s in shifts {
+        if !(-22..=-1).contains(&s) {
+            return false;
+        }
+    }
+    for &m in mults {
+        if m <= i32::MIN + 1 {
+            return false;
+        }
+    }
+    limit > 0
+}
+
+/// Input `i` of `op` as i32 words when it is a constant (`None` when absent or in the
+/// arena). Out of line on the firmware (one copy for the three inputs [`fused_i8`] reads).
+#[cfg_attr(target_os = "none", inline(never))]
+fn constant_i32<'a>(op: &OpView<'a>, i: usize) -> Option<&'a [i32]> {
+    let model = op.model();
+    let p = model.place(op.input(i)?)?;
+    (p.storage == Storage::Constant).then(|| cast::<i32>(model.constant_at(p)))
 }
 
 /// Runs the direct form (`PORTABLE` false: the operator is one [`fused_i8`] accepts, and on

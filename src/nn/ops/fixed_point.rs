@@ -15,8 +15,11 @@
 
 use crate::reference::{rounding_divide_by_pot, saturating_rounding_doubling_high_mul};
 
-/// `SaturatingRoundingDoublingHighMul` (32-bit): the fixed-point product.
-#[inline]
+/// `SaturatingRoundingDoublingHighMul` (32-bit): the fixed-point product. (Out of line on
+/// a firmware: inlined, it is copied a dozen times into the softmax and the exponential; no
+/// hot loop of the Cortex-M4 kernels calls it.)
+#[cfg_attr(not(target_os = "none"), inline)]
+#[cfg_attr(target_os = "none", inline(never))]
 pub(crate) fn srdhm(a: i32, b: i32) -> i32 {
     saturating_rounding_doubling_high_mul(a, b)
 }

@@ -203,18 +203,30 @@ impl Int8Words {
 // Not inlined: load time only, one copy for every operator (firmware size).
 #[inline(never)]
 pub(crate) fn check_scales(op: &OpView, n: usize, i: usize) -> Result<(), Error> {
-    let mults = checks::input(op, i)?;
-    let shifts = checks::input(op, i + 1)?;
-    checks::dtype(op, &mults, DType::I32)?;
-    checks::dtype(op, &shifts, DType::I32)?;
-    if mults.elems() != shifts.elems() || (mults.elems() != 1 && mults.elems() != n) {
+    // The places and element types only, not whole tensor records (whose copies cost a
+    // firmware most of this function's code).
+    let model = op.model();
+    let tensor = |i: usize| {
+        op.input(i)
+            .and_then(|t| Some((model.place(t)?, model.dtype(t)?)))
+            .ok_or_else(|| op.error("a required input is missing"))
+    };
+    let (mults, mt) = tensor(i)?;
+    let (shifts, st) = tensor(i + 1)?;
+    if mt != DType::I32 || st != DType::I32 {
+        return Err(op.error("a tensor has the wrong element type"));
+    }
+    // Loading checked every i32 tensor's byte length against its shape (4 bytes an element)
+    // before any operator's check.
+    let (nm, ns) = (mults.bytes / 4, shifts.bytes / 4);
+    if nm != ns || (nm != 1 && nm != n) {
         return Err(op.error("multipliers and shifts do not match the output channels"));
     }
     if shifts.storage != Storage::Constant {
         return Err(op.error("the shifts are not a constant"));
     }
-    let sh = cast::<i32>(op.model().constant(op.input(i + 1).unwrap_or(0)));
-    if sh.len() != shifts.elems() || sh.iter().any(|s| !(-31..=30).contains(s)) {
+    let sh = cast::<i32>(model.constant_at(shifts));
+    if sh.len() != ns || sh.iter().any(|s| !(-31..=30).contains(s)) {
         return Err(op.error("a requantization shift is out of range"));
     }
     Ok(())

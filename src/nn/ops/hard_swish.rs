@@ -36,8 +36,8 @@ const P_RELU_M: usize = 4;
 const P_RELU_E: usize = 5;
 
 fn check(op: &OpView) -> Result<(), Error> {
-    let (x, _) = check_same(op)?;
-    if x.dtype == DType::F32 {
+    let (dtype, _) = check_same(op)?;
+    if dtype == DType::F32 {
         return checks::counts(op, 1, 1, 0, 0);
     }
     checks::counts(op, 1, 1, 0, 6)?;

@@ -35,8 +35,8 @@ pub(crate) const TANH: OpDef = OpDef {
 };
 
 fn check(op: &OpView) -> Result<(), Error> {
-    let (x, _) = check_same(op)?;
-    if x.dtype == DType::F32 {
+    let (dtype, _) = check_same(op)?;
+    if dtype == DType::F32 {
         return checks::counts(op, 1, 1, 0, 0);
     }
     checks::counts(op, 2, 1, 0, 0)?;

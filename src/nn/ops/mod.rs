@@ -94,24 +94,27 @@ macro_rules! registry {
         #[cfg(feature = "alloc")]
         pub(crate) static REGISTRY: &[OpDef] = &[$($def),*];
 
-        /// (code, name, in place) of every operator: data only, so naming an operator links
-        /// none of them.
-        static INFO: &[(u16, &str, bool)] = &[$(($def.code, $def.name, $def.in_place)),*];
+        /// The code of every operator: data only, so looking one up links none of them.
+        static CODES: &[u16] = &[$($def.code),*];
 
-        /// The MAC counts, in `INFO`'s order.
+        /// The names, in `CODES`' order: linked only where an operator is named (not by a
+        /// firmware built with `terse-errors`, whose errors carry no names).
+        static NAMES: &[&str] = &[$($def.name),*];
+
+        /// The MAC counts, in `CODES`' order.
         static MACS: &[fn(&OpView) -> u64] = &[$($def.macs),*];
 
         // Operator sets are bit masks over the codes (see `op_set`).
         const _: () = { $(assert!($def.code < 128);)* };
 
         /// The codes of this build (an operator set): one test at load, not a search of
-        /// `INFO` (which the compiler unrolls into a chain of compares).
+        /// `CODES` (which the compiler unrolls into a chain of compares).
         const KNOWN: u128 = 0 $(| 1u128 << $def.code)*;
 
         /// The codes of the operators that may work in place.
         const IN_PLACE: u128 = 0 $(| if $def.in_place { 1u128 << $def.code } else { 0 })*;
 
-        /// The form bits of every entry, in `INFO`'s order.
+        /// The form bits of every entry, in `CODES`' order.
         static FORM_INFO: &[(u16, fn(&OpView) -> bool, u32)] =
             &[$(($def.code, form_of!($($is, $bits)?).0, form_of!($($is, $bits)?).1)),*];
 
@@ -315,10 +318,10 @@ pub(crate) fn known(code: u16) -> bool {
 /// the table, not the compare chain the compiler would unroll it into (it names operators in
 /// messages and listings, never on a hot path).
 pub(crate) fn name(code: u16) -> &'static str {
-    core::hint::black_box(INFO)
+    core::hint::black_box(CODES)
         .iter()
-        .find(|&&(c, ..)| c == code)
-        .map_or("unknown", |&(_, n, _)| n)
+        .position(|&c| c == code)
+        .map_or("unknown", |i| NAMES[i])
 }
 
 /// The MAC count of operators that have none worth reporting (element-wise, data movement).
@@ -329,8 +332,9 @@ pub(crate) fn no_macs(_: &OpView) -> u64 {
 /// Multiply-accumulates of one run of a loaded operator (without `alloc` too: no
 /// [`REGISTRY`] there).
 pub(crate) fn macs(op: &OpView) -> u64 {
-    INFO.iter()
-        .position(|&(c, ..)| c == op.code)
+    CODES
+        .iter()
+        .position(|&c| c == op.code)
         .map_or(0, |i| MACS[i](op))
 }
 

@@ -47,7 +47,9 @@ const P_LO: usize = 6;
 const P_HI: usize = 7;
 const N_PARAMS: usize = 8;
 
-/// Filter sizes, strides and paddings are kept below this (index arithmetic stays in i64).
+/// Filter sizes, strides and paddings are kept below this (and `check` keeps every window's
+/// end and the input's height and width within `isize`, so the index arithmetic is in
+/// `isize`: one register on a 32-bit core).
 const MAX_WINDOW: i32 = 1 << 20;
 
 /// The pooling geometry, read from the blob (checked by `check`).
@@ -59,18 +61,19 @@ struct Geom {
     c: usize,
     oh: usize,
     ow: usize,
-    fh: i64,
-    fw: i64,
-    sh: i64,
-    sw: i64,
-    ph: i64,
-    pw: i64,
+    fh: isize,
+    fw: isize,
+    sh: isize,
+    sw: isize,
+    ph: isize,
+    pw: isize,
 }
 
 impl Geom {
     fn new(op: &OpView, x: &TensorInfo, y: &TensorInfo) -> Self {
         let (xs, ys) = (x.shape(), y.shape());
-        let p = |i| i64::from(op.param(i));
+        // (Each below 2^20, checked.)
+        let p = |i| op.param(i) as isize;
         Geom {
             n: xs.dim(0),
             h: xs.dim(1),
@@ -89,11 +92,12 @@ impl Geom {
 
     /// The window of output (oy, ox) clipped to the input: rows and columns, half-open.
     fn window(&self, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
-        let y0 = oy as i64 * self.sh - self.ph;
-        let x0 = ox as i64 * self.sw - self.pw;
-        let clip = |o: i64, f: i64, len: usize| {
+        // No overflow: `check` keeps the last window's end within isize.
+        let y0 = oy as isize * self.sh - self.ph;
+        let x0 = ox as isize * self.sw - self.pw;
+        let clip = |o: isize, f: isize, len: usize| {
             let lo = o.max(0);
-            let hi = (o + f).min(len as i64);
+            let hi = (o + f).min(len as isize);
             (lo.max(0) as usize, hi.max(lo) as usize)
         };
         let (ys, ye) = clip(y0, self.fh, self.h);
@@ -136,11 +140,21 @@ fn check(op: &OpView) -> Result<(), Error> {
     let g = Geom::new(op, &x, &y);
     if y.elems() > 0 {
         // Windows move monotonically: the first starts inside (padding < filter), so every
-        // window is non-empty when the last one starts before the input's end.
-        let last_y = (g.oh as i64 - 1) * g.sh - g.ph;
-        let last_x = (g.ow as i64 - 1) * g.sw - g.pw;
+        // window is non-empty when the last one starts before the input's end. In i64 (every
+        // term below 2^32 · 2^20), then the ends `window` computes in isize must fit it.
+        let p = |i| i64::from(op.param(i));
+        let last_y = (g.oh as i64 - 1) * p(P_SH) - p(P_PH);
+        let last_x = (g.ow as i64 - 1) * p(P_SW) - p(P_PW);
         if last_y >= g.h as i64 || last_x >= g.w as i64 {
             return Err(op.error("an output window lies outside the input"));
+        }
+        let fits = |v: i64| isize::try_from(v).is_ok();
+        if !fits(g.h as i64)
+            || !fits(g.w as i64)
+            || !fits(last_y + p(P_SH) + p(P_FH))
+            || !fits(last_x + p(P_SW) + p(P_FW))
+        {
+            return Err(op.error("the pooling geometry is too large for this target"));
         }
     }
     let (lo, hi) = (op.param(P_LO), op.param(P_HI));

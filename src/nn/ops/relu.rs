@@ -58,8 +58,8 @@ const P_FHI: usize = 1;
 const P_FALPHA: usize = 2;
 
 fn check(op: &OpView) -> Result<(), Error> {
-    let (x, _) = check_same(op)?;
-    if x.dtype == crate::nn::dtype::DType::F32 {
+    let (dtype, _) = check_same(op)?;
+    if dtype == crate::nn::dtype::DType::F32 {
         return checks::counts(op, 1, 1, 0, 3);
     }
     checks::counts(op, 1, 1, 0, 8)?;

@@ -40,8 +40,8 @@ const SCALED_DIFF_INTEGER_BITS: i32 = 5;
 const ACCUMULATION_INTEGER_BITS: i32 = 12;
 
 fn check(op: &OpView) -> Result<(), Error> {
-    let (x, _) = check_same(op)?;
-    if x.dtype == DType::F32 {
+    let (dtype, elems) = check_same(op)?;
+    if dtype == DType::F32 {
         checks::counts(op, 1, 1, 0, 2)?;
     } else {
         checks::counts(op, 1, 1, 0, 4)?;
@@ -50,7 +50,7 @@ fn check(op: &OpView) -> Result<(), Error> {
         }
     }
     let depth = op.param(P_DEPTH);
-    if depth <= 0 || x.elems() % depth as usize != 0 {
+    if depth <= 0 || elems % depth as usize != 0 {
         return Err(op.error("the row length does not divide the element count"));
     }
     Ok(())
@@ -84,15 +84,18 @@ pub(crate) fn softmax_row_i8(
     // TFLite checks 0 ≤ exponent ≤ 31 (it fails only for rows of thousands of equal values,
     // whose sum overflows); here it is clamped instead.
     let exponent = num_bits_over_unit + 31 - 8;
-    map_slice(src, dst, |x| {
+    // One loop for both forms (in place or not), not `map_slice`'s two: the output stage
+    // once in a firmware (a row is a few elements; softmax is a small share of a model).
+    for (i, out) in dst.iter_mut().enumerate() {
+        let x = src.map_or(*out, |s| s.get(i).copied().unwrap_or(0));
         let d = x as i32 - max;
-        if d >= diff_min {
+        *out = if d >= diff_min {
             let unsat = rdbp(srdhm(shifted_scale, exp_of(d)), exponent);
             unsat.saturating_add(-128).clamp(-128, 127) as i8
         } else {
             i8::MIN
-        }
-    });
+        };
+    }
 }
 
 /// One f32 row, as `reference_ops::Softmax` (float).

@@ -5,7 +5,7 @@
 
 use super::{cast, cast_mut, checks, OpMem, Pod};
 use crate::error::Error;
-use crate::nn::blob::{OpView, Storage, TensorInfo};
+use crate::nn::blob::{OpView, Storage};
 use crate::nn::dtype::DType;
 
 /// The input and output of a unary operator: distinct slices, or one slice when the output
@@ -78,21 +78,28 @@ pub(crate) fn rows<T: Pod>(io: Io, depth: usize, mut f: impl FnMut(Option<&[T]>,
 }
 
 /// The common checks of an elementwise operator: one output with the input's element count
-/// and type, which is int8 or f32. Returns (input, output).
-// Not inlined: load time only, one copy for every operator (firmware size).
+/// and type, which is int8 or f32. Returns the input's (element type, element count).
+// Not inlined: load time only, one copy for every operator (firmware size). Reads element
+// types and places, not whole tensor records (their copies cost a firmware most of it).
 #[inline(never)]
-pub(crate) fn check_same<'a>(op: &OpView<'a>) -> Result<(TensorInfo<'a>, TensorInfo<'a>), Error> {
-    let x = checks::input(op, 0)?;
-    let y = checks::output(op, 0)?;
-    if x.dtype != DType::I8 && x.dtype != DType::F32 {
+pub(crate) fn check_same(op: &OpView) -> Result<(DType, usize), Error> {
+    let model = op.model();
+    let info = |t: Option<usize>| t.and_then(|t| Some((model.dtype(t)?, model.place(t)?.bytes)));
+    let (xd, xb) = info(op.input(0)).ok_or_else(|| op.error("a required input is missing"))?;
+    let (yd, yb) = info(op.output(0)).ok_or_else(|| op.error("a required output is missing"))?;
+    if xd != DType::I8 && xd != DType::F32 {
         return Err(op.error("the input is neither int8 nor f32"));
     }
-    checks::float_form(op, x.dtype == DType::F32)?;
-    checks::dtype(op, &y, x.dtype)?;
-    if x.elems() != y.elems() {
+    checks::float_form(op, xd == DType::F32)?;
+    if yd != xd {
+        return Err(op.error("a tensor has the wrong element type"));
+    }
+    // Loading checked every tensor's byte length against its shape and element type, so
+    // equal types and byte lengths are equal element counts.
+    if xb != yb {
         return Err(op.error("input and output differ in size"));
     }
-    Ok((x, y))
+    Ok((xd, xb / xd.size()))
 }
 
 /// Whether this operator's input is f32 (else int8; `check` made sure). Always false
