@@ -97,12 +97,12 @@ pub(crate) fn mel_energies<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MEL
     let z = unsafe { &mut *(blocks.as_mut_ptr() as *mut [[C; 4]; 64]) };
     let z: &mut [C; N] = z.as_flattened_mut().try_into().expect("64 × 4 points");
     let mut tw: &[[f32; 6]] = &FFT_TWIDDLES;
-    for quarter in [4, 16, 64] {
+    for quarter in [4, 16] {
         let (now, rest) = tw.split_at(quarter);
         radix4_stage(z, now);
         tw = rest;
     }
-    split_to_mel(z)
+    last_stage_to_mel(z, tw)
 }
 
 /// The first radix-4 stage's block j: the windowed samples as points (re, im) = (x[2n],
@@ -241,43 +241,89 @@ fn portable_radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
     }
 }
 
-/// The split step for the mel bins, then the mel sums. With A = Z[k] and B = conj(Z[256 −
-/// k]), 2E = A + B and 2O = −i(A − B) are the DFTs of the even and odd samples, and 2X[k] =
-/// 2E + Wᵏ·2O; its magnitude goes to Z[k].re (no later bin reads Z[k]). The mel weights are
-/// halved (build.rs), so w·|2X[k]|/2 is w·|X[k]| exactly. The bins come in segments:
-/// segment j holds the bins on the rising side of band j and the falling side of band j − 1,
-/// so after it band j − 1 is complete.
-fn split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
+/// The last radix-4 stage (`tw` its 64 rows), then [`split_to_mel`]. On the Cortex-M4F the
+/// stage and the split step's magnitudes are one kernel (asm/thumbv7em/fft_last_split_vfp4.S:
+/// butterflies k and 64 − k make the points of bins k, 64 ± k and 128 − k, so the stage's
+/// results are never stored), then the mel sums another (fft_mel_vfp4.S).
+fn last_stage_to_mel(z: &mut [C; N], tw: &[[f32; 6]]) -> [f32; NUM_MELS] {
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
     {
+        let _ = tw;
+        // SAFETY: the kernel's contract (asm/thumbv7em/fft_last_split_vfp4.S): z holds 256
+        // points, LAST_SPLIT is its table; it writes z only.
+        unsafe { fft_last_split_vfp4(z.as_mut_ptr().cast(), LAST_SPLIT.as_ptr()) };
         let mut mel = MaybeUninit::<[f32; NUM_MELS]>::uninit();
-        let args = SplitMelArgs {
+        let args = MelArgs {
             z: z.as_ptr().cast(),
             mel: mel.as_mut_ptr().cast(),
-            twiddles: SPLIT_TWIDDLES.as_ptr().cast(),
             weights: MEL_WEIGHTS.as_ptr().cast(),
             segments: MEL_SEGMENTS.as_ptr(),
             bands: NUM_MELS,
         };
-        // SAFETY: the kernel's contract (asm/thumbv7em/fft_split_mel_vfp4.S): z holds 256
-        // points, mel NUM_MELS floats, the segments NUM_MELS + 2 ascending bytes from ≥ 1 to
-        // ≤ 128 and the twiddles and weights a pair for every bin below the last (the const
-        // asserts at the top of the file); it reads and writes nothing else.
-        unsafe { fft_split_mel_vfp4(&args) };
+        // SAFETY: the kernel's contract (asm/thumbv7em/fft_mel_vfp4.S): z holds 256 points
+        // (the magnitudes of bins 1..128 in their re), mel NUM_MELS floats, the segments
+        // NUM_MELS + 2 ascending bytes from ≥ 1 to ≤ 128 and the weights a pair for every bin
+        // below the last (the const asserts at the top of the file); it reads and writes
+        // nothing else.
+        unsafe { fft_mel_vfp4(&args) };
         // SAFETY: the kernel wrote all `bands` = NUM_MELS floats (its contract).
         unsafe { mel.assume_init() }
     }
     #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
-    portable_split_to_mel(z)
+    {
+        radix4_stage(z, tw);
+        split_to_mel(z)
+    }
 }
 
-/// The arguments of the assembly split step (asm/thumbv7em/fft_split_mel_vfp4.S).
+/// The table of fft_last_split_vfp4, in the order it reads it: the last stage's twiddle row
+/// 32 and the split twiddles of bins 64, 32, 96; then for k = 1..31 the rows k and 64 − k and
+/// the split twiddles of bins k, 64 − k, 64 + k, 128 − k. Copies of the tables' values.
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+static LAST_SPLIT: [f32; 12 + 31 * 20] = {
+    const ROWS: usize = 4 + 16;
+    let mut t = [0.0f32; 12 + 31 * 20];
+    let mut i = 0;
+    while i < 6 {
+        t[i] = FFT_TWIDDLES[ROWS + 32][i];
+        i += 1;
+    }
+    let bins = [64, 32, 96];
+    let mut b = 0;
+    while b < 3 {
+        t[6 + 2 * b] = SPLIT_TWIDDLES[bins[b]][0];
+        t[7 + 2 * b] = SPLIT_TWIDDLES[bins[b]][1];
+        b += 1;
+    }
+    let mut k = 1;
+    while k < 32 {
+        let row = 12 + 20 * (k - 1);
+        let mut i = 0;
+        while i < 6 {
+            t[row + i] = FFT_TWIDDLES[ROWS + k][i];
+            t[row + 6 + i] = FFT_TWIDDLES[ROWS + 64 - k][i];
+            i += 1;
+        }
+        let bins = [k, 64 - k, 64 + k, 128 - k];
+        let mut b = 0;
+        while b < 4 {
+            t[row + 12 + 2 * b] = SPLIT_TWIDDLES[bins[b]][0];
+            t[row + 13 + 2 * b] = SPLIT_TWIDDLES[bins[b]][1];
+            b += 1;
+        }
+        k += 1;
+    }
+    t
+};
+// The last stage's 64 rows follow the other stages' 4 + 16.
+const _: () = assert!(FFT_TWIDDLES.len() == 4 + 16 + 64 && SPLIT_TWIDDLES.len() >= 128);
+
+/// The arguments of the assembly mel sums (asm/thumbv7em/fft_mel_vfp4.S).
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
 #[repr(C)]
-struct SplitMelArgs {
+struct MelArgs {
     z: *const f32,
     mel: *mut f32,
-    twiddles: *const f32,
     weights: *const f32,
     segments: *const u8,
     bands: usize,
@@ -285,20 +331,34 @@ struct SplitMelArgs {
 
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
 extern "C" {
-    /// [`split_to_mel`] in Cortex-M4F assembly, the same roundings in the same order.
+    /// The last radix-4 stage and the split step's magnitudes in Cortex-M4F assembly, the
+    /// same roundings in the same order as [`radix4_stage`] and [`split_to_mel`].
     #[link_name = concat!(
         "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
-        env!("CARGO_PKG_VERSION_PATCH"), "_fft_split_mel_vfp4"
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_last_split_vfp4"
     )]
-    fn fft_split_mel_vfp4(args: *const SplitMelArgs);
+    fn fft_last_split_vfp4(z: *mut f32, table: *const f32);
+    /// [`split_to_mel`]'s mel sums in Cortex-M4F assembly, the same roundings in the same
+    /// order.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_mel_vfp4"
+    )]
+    fn fft_mel_vfp4(args: *const MelArgs);
 }
 
-/// [`split_to_mel`] in Rust: every target's path but the Cortex-M4F's, and its reference.
+/// The split step for the mel bins, then the mel sums. With A = Z[k] and B = conj(Z[256 −
+/// k]), 2E = A + B and 2O = −i(A − B) are the DFTs of the even and odd samples, and 2X[k] =
+/// 2E + Wᵏ·2O; its magnitude goes to Z[k].re (no later bin reads Z[k]). The mel weights are
+/// halved (build.rs), so w·|2X[k]|/2 is w·|X[k]| exactly. The bins come in segments:
+/// segment j holds the bins on the rising side of band j and the falling side of band j − 1,
+/// so after it band j − 1 is complete. Every target's path but the Cortex-M4F's, and its
+/// reference.
 #[cfg_attr(
     all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4),
     allow(dead_code)
 )]
-fn portable_split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
+fn split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
     const LO: usize = MEL_SEGMENTS[0] as usize;
     const HI: usize = MEL_SEGMENTS[NUM_MELS + 1] as usize;
     let (front, back) = z.split_at_mut(N / 2);
