@@ -21,7 +21,7 @@
  * points' samples advance by one pair a block: four pointers, post-incremented. Which chunk a
  * point reads changes only at a = 16 (p1 reaches chunk 1: n = 160) and a = 32 (p2 reaches
  * chunk 2: n = 320), where its pointer is set to that chunk's start; from a = 48 on there is
- * no p3. A pair of samples is one LDR: VCVT.F32.S16 converts the low half in place, ASR gives
+ * no p3. Two blocks a loop pass. A pair of samples is one LDR: VCVT.F32.S16 converts the low half in place, ASR gives
  * the high; a pair of window values is one VLDR.64, the block's four points one VSTM of 8.
  *
  * Registers: r0 z, r1 chunk 1 (then 0, for the padding), r2 &w[2a] + 768 bytes (so the four
@@ -90,12 +90,14 @@ EDGEMM_SYM(fft_first_i16_vfp4):
         add     r2, r2, #768
         movs    r9, #48
 .Lfour:
+        .rept   2                       @ two blocks a pass: one loop test for two
         POINT   0, 1, 5, -768, 4, 8, 9
         POINT   2, 3, 6, -256, 5, 10, 11
         POINT   4, 5, 7, 256, 6, 12, 13
         POINT   6, 7, 8, 768, 7, 14, 15
         DFT4_STORE
-        subs    r9, r9, #1
+        .endr
+        subs    r9, r9, #2
         tst     r9, #15
         bne     .Lfour
         cmp     r9, #32                 @ a = 16: p1 reaches chunk 1
@@ -109,12 +111,14 @@ EDGEMM_SYM(fft_first_i16_vfp4):
         movs    r9, #16
         movs    r1, #0
 .Lthree:
+        .rept   2
         POINT   0, 1, 5, -768, 4, 8, 9
         POINT   2, 3, 6, -256, 5, 10, 11
         POINT   4, 5, 7, 256, 6, 12, 13
         vmov    s6, s7, r1, r1          @ p3: the zero padding
         DFT4_STORE
-        subs    r9, r9, #1
+        .endr
+        subs    r9, r9, #2
         bne     .Lthree
         vpop    {s16-s23}
         pop     {r4-r11, pc}

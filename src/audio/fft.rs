@@ -62,8 +62,12 @@ const _: () = {
 };
 
 /// The mel energies Σₖ w_mk·|X[k]| (m < 40) of the 512-point real DFT X of the frame (the
-/// three chunks in time order) times the window (zero-padded).
-pub(crate) fn mel_energies<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MELS] {
+/// three chunks in time order) times the window (zero-padded), made in `out` (no copy of
+/// a returned array).
+pub(crate) fn mel_energies<'a, S: Sample>(
+    chunks: [&[S; CHUNK]; 3],
+    out: &'a mut MaybeUninit<[f32; NUM_MELS]>,
+) -> &'a [f32; NUM_MELS] {
     let mut blocks = [const { MaybeUninit::<[C; 4]>::uninit() }; 64];
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
     let done = match chunks.map(S::as_i16) {
@@ -102,7 +106,7 @@ pub(crate) fn mel_energies<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MEL
         radix4_stage(z, now);
         tw = rest;
     }
-    last_stage_to_mel(z, tw)
+    last_stage_to_mel(z, tw, out)
 }
 
 /// The first radix-4 stage's block j: the windowed samples as points (re, im) = (x[2n],
@@ -245,34 +249,38 @@ fn portable_radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
 /// stage and the split step's magnitudes are one kernel (asm/thumbv7em/fft_last_split_vfp4.S:
 /// butterflies k and 64 − k make the points of bins k, 64 ± k and 128 − k, so the stage's
 /// results are never stored), then the mel sums another (fft_mel_vfp4.S).
-fn last_stage_to_mel(z: &mut [C; N], tw: &[[f32; 6]]) -> [f32; NUM_MELS] {
+fn last_stage_to_mel<'a>(
+    z: &mut [C; N],
+    tw: &[[f32; 6]],
+    out: &'a mut MaybeUninit<[f32; NUM_MELS]>,
+) -> &'a [f32; NUM_MELS] {
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
     {
         let _ = tw;
         // SAFETY: the kernel's contract (asm/thumbv7em/fft_last_split_vfp4.S): z holds 256
         // points, LAST_SPLIT is its table; it writes z only.
         unsafe { fft_last_split_vfp4(z.as_mut_ptr().cast(), LAST_SPLIT.as_ptr()) };
-        let mut mel = MaybeUninit::<[f32; NUM_MELS]>::uninit();
         let args = MelArgs {
             z: z.as_ptr().cast(),
-            mel: mel.as_mut_ptr().cast(),
+            mel: out.as_mut_ptr().cast(),
             weights: MEL_WEIGHTS.as_ptr().cast(),
-            segments: MEL_SEGMENTS.as_ptr(),
+            lengths: MEL_LENGTHS.as_ptr(),
+            first: MEL_SEGMENTS[0] as usize,
             bands: NUM_MELS,
         };
         // SAFETY: the kernel's contract (asm/thumbv7em/fft_mel_vfp4.S): z holds 256 points
-        // (the magnitudes of bins 1..128 in their re), mel NUM_MELS floats, the segments
-        // NUM_MELS + 2 ascending bytes from ≥ 1 to ≤ 128 and the weights a pair for every bin
-        // below the last (the const asserts at the top of the file); it reads and writes
-        // nothing else.
+        // (the magnitudes of bins 1..128 in their re), mel NUM_MELS floats (an even count),
+        // the lengths NUM_MELS + 1 bytes of segments from bin ≥ 1 to ≤ 128 and the weights a
+        // pair for every bin below the last (the const asserts at the top of the file and
+        // below); it reads and writes nothing else.
         unsafe { fft_mel_vfp4(&args) };
         // SAFETY: the kernel wrote all `bands` = NUM_MELS floats (its contract).
-        unsafe { mel.assume_init() }
+        unsafe { out.assume_init_ref() }
     }
     #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
     {
         radix4_stage(z, tw);
-        split_to_mel(z)
+        out.write(split_to_mel(z))
     }
 }
 
@@ -325,9 +333,24 @@ struct MelArgs {
     z: *const f32,
     mel: *mut f32,
     weights: *const f32,
-    segments: *const u8,
+    lengths: *const u8,
+    first: usize,
     bands: usize,
 }
+
+/// The bins of each mel segment (the kernel reads a length rather than two starts).
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+static MEL_LENGTHS: [u8; NUM_MELS + 1] = {
+    let mut t = [0u8; NUM_MELS + 1];
+    let mut j = 0;
+    while j <= NUM_MELS {
+        t[j] = MEL_SEGMENTS[j + 1] - MEL_SEGMENTS[j];
+        j += 1;
+    }
+    t
+};
+// The kernel does the bands two segments a pass.
+const _: () = assert!(NUM_MELS % 2 == 0);
 
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
 extern "C" {
@@ -444,9 +467,10 @@ mod tests {
                 };
             }
             let (exact, norm) = dft_magnitudes(&x);
-            let got = mel_energies(
+            let got = *mel_energies(
                 [0, 1, 2]
                     .map(|c| <&[f32; CHUNK]>::try_from(&x[c * CHUNK..(c + 1) * CHUNK]).unwrap()),
+                &mut MaybeUninit::uninit(),
             );
             let u = 2f64.powi(-24);
             // Band m's f64 sum and its bound: the per-bin model of the header,
