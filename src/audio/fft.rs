@@ -75,13 +75,14 @@ pub(crate) fn mel_energies<'a, S: Sample>(
             let x = [a.as_ptr(), b.as_ptr(), c.as_ptr()];
             // SAFETY: the kernel's contract (asm/thumbv7em/fft_first_i16_vfp4.S): x is three
             // pointers to 160 samples each, 4-byte aligned (checked), the window 480 floats,
-            // DIGIT_REV 64 bytes; it writes the 64 blocks (2 KB) and nothing else.
+            // the second stage's twiddles 4 rows; it writes the 64 blocks (2 KB) and nothing
+            // else.
             unsafe {
                 fft_first_i16_vfp4(
                     blocks.as_mut_ptr().cast(),
                     x.as_ptr(),
                     HANN_I16.as_ptr(),
-                    DIGIT_REV.as_ptr(),
+                    FFT_TWIDDLES.as_ptr().cast(),
                 )
             };
             true
@@ -100,13 +101,14 @@ pub(crate) fn mel_energies<'a, S: Sample>(
     // pass.)
     let z = unsafe { &mut *(blocks.as_mut_ptr() as *mut [[C; 4]; 64]) };
     let z: &mut [C; N] = z.as_flattened_mut().try_into().expect("64 × 4 points");
-    let mut tw: &[[f32; 6]] = &FFT_TWIDDLES;
-    for quarter in [4, 16] {
-        let (now, rest) = tw.split_at(quarter);
-        radix4_stage(z, now);
-        tw = rest;
+    let (second, tw) = FFT_TWIDDLES.split_at(4);
+    // The assembly first stage does the second too.
+    if !done {
+        radix4_stage(z, second);
     }
-    last_stage_to_mel(z, tw, out)
+    let (third, last) = tw.split_at(16);
+    radix4_stage(z, third);
+    last_stage_to_mel(z, last, out)
 }
 
 /// The first radix-4 stage's block j: the windowed samples as points (re, im) = (x[2n],
@@ -175,7 +177,8 @@ fn radix4_stage(z: &mut [C; N], tw: &[[f32; 6]]) {
 
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
 extern "C" {
-    /// [`first_stage`] of all 64 blocks for i16 samples (three chunks of 160) in Cortex-M4F
+    /// [`first_stage`] of all 64 blocks for i16 samples (three chunks of 160), then the
+    /// second stage ([`radix4_stage`] with the first 4 twiddle rows), in Cortex-M4F
     /// assembly, the same roundings in the same order.
     #[link_name = concat!(
         "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
@@ -185,7 +188,7 @@ extern "C" {
         z: *mut f32,
         chunks: *const *const i16,
         window: *const f32,
-        rev: *const u8,
+        tw: *const f32,
     );
     /// The same stage in Cortex-M4F assembly, the same roundings in the same order.
     #[link_name = concat!(
