@@ -157,10 +157,10 @@ fn radix4_stage(z: &mut [C; N], tw: &[[f32; 6]]) {
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
     {
         let quarter = tw.len();
-        if quarter > 0 && N % (4 * quarter) == 0 {
+        if quarter >= 2 && quarter % 2 == 0 && N % (4 * quarter) == 0 {
             // SAFETY: the kernel's contract (asm/thumbv7em/fft_radix4_vfp4.S): z holds N /
-            // (4 · quarter) blocks of 4 · quarter points (checked), tw `quarter` rows of 6;
-            // it touches nothing else.
+            // (4 · quarter) blocks of 4 · quarter points, quarter even (checked), tw
+            // `quarter` rows of 6; it touches nothing else.
             unsafe {
                 fft_radix4_vfp4(
                     z.as_mut_ptr().cast(),

@@ -201,8 +201,10 @@ fn log_mel<'a>(
 ) -> &'a [f32; NUM_MELS] {
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
     {
+        const _: () = assert!(NUM_MELS % 2 == 0);
         // SAFETY: the kernel's contract (asm/thumbv7em/mfcc_log_vfp4.S): mel and out
-        // NUM_MELS floats each, the rows ln's 32 rows of 3; it writes out only.
+        // NUM_MELS floats each (even, asserted), the rows ln's 32 rows of 3; it writes out
+        // only.
         let special = unsafe {
             mfcc_log_vfp4(
                 mel.as_ptr(),
