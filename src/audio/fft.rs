@@ -9,12 +9,12 @@
 //! - Stages 2-4 read their twiddles in order from one build-time table.
 //! - √ is IEEE's (correctly rounded: the FPU's instruction where there is one, see
 //!   [`math::sqrt`](super::math::sqrt)).
-//! - On the Cortex-M4F (`cfg(edgemm_asm)` with `edgemm_arm_vfp4`) the first stage for i16
-//!   samples, the radix-4 stages and the split step with the mel sums are assembly
-//!   (asm/thumbv7em/fft_*.S; about 26% fewer estimated cycles for the frontend): the same
-//!   operations in the same order, each rounded once, so the results are the same bits as
-//!   this Rust, which every other target runs (scripts/kws-cortex-m4.sh compares a hash of
-//!   the MFCCs with the host's).
+//! - On the Cortex-M4F (`cfg(edgemm_asm)` with `edgemm_arm_vfp4`) the FFT, the split step
+//!   and the mel sums are assembly (asm/thumbv7em/fft_*.S): for i16 samples the first two
+//!   stages in one kernel, the third stage, the last stage fused with the split step's
+//!   magnitudes, then the mel sums. The same operations in the same order, each rounded
+//!   once, so the results are the same bits as this Rust, which every other target runs
+//!   (scripts/kws-cortex-m4.sh compares a hash of the MFCCs with the host's).
 //!
 //! Rounding: each of the 4 radix-4 stages and the split step adds a few f32 roundings per
 //! value (u = 2⁻²⁴ each), so ‖X̂ − X‖₂ ≤ c·u·‖X‖₂ with c ≈ 10. Per bin, the error has a part
