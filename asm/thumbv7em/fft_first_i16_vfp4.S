@@ -30,7 +30,7 @@
  * done alone.
  *
  * Registers: r0 z, r1–r3 the chunks + 4a0, r4–r7 the block's quarters (+16: points 2, 3),
- *   r8 scratch (0 for the padding), r9 a0, r10 window + 8a0 + 896 (the window offsets −896
+ *   r8 scratch (a sample pair's high half; 0 for the padding), r9 a0, r10 window + 8a0 + 896 (the window offsets −896
  *   ..896 fit VLDR's ±1020), r11 twiddle row 1, r12/lr the sample pair; s0–s7 the points, s8–s15 the
  *   window pairs, then the DFT's sums; s16–s31 points 0 and 1 of the four blocks (quarter q
  *   in s16 + 4q..s19 + 4q). Saves r4–r11, lr and s16–s31.
@@ -42,12 +42,18 @@
         .fpu    fpv4-sp-d16
         .text
 
-/* Point (s\re, s\im) = window times the sample pair at byte \co of r\c, the window pair
- * at byte offset \wo of r10 into d\wd. */
-.macro POINT re, im, c, co, wo, wd, wlo, whi
+/* Two sample pairs, at byte \co of r\c into r12 and at \do of r\d into lr (back to back:
+ * the second load pipelines). */
+.macro LOAD2 c, co, d, do
         ldr     r12, [r\c, #\co]
-        asr     lr, r12, #16
-        vmov    s\re, s\im, r12, lr
+        ldr     lr, [r\d, #\do]
+.endm
+
+/* Point (s\re, s\im) = window times the sample pair in \x, the window pair at byte offset
+ * \wo of r10 into d\wd. */
+.macro POINT re, im, x, wo, wd, wlo, whi
+        asr     r8, \x, #16
+        vmov    s\re, s\im, \x, r8
         vcvt.f32.s16 s\re, s\re, #0    @ the low half, sign-extended
         vcvt.f32.s32 s\im, s\im
         vldr    d\wd, [r10, #\wo]
@@ -131,24 +137,32 @@ EDGEMM_SYM(fft_first_i16_vfp4):
         add     r6, r4, #64
         add     r7, r4, #96
         /* First-stage block q (a = a0 + 16q): its points q' = 0..3 are m = q + 4q'. */
-        POINT   0, 1, 1, 0, -896, 4, 8, 9           @ m = 0
-        POINT   2, 3, 1, 256, -384, 5, 10, 11       @ m = 4
-        POINT   4, 5, 2, 192, 128, 6, 12, 13        @ m = 8
-        POINT   6, 7, 3, 128, 640, 7, 14, 15        @ m = 12
+        LOAD2   1, 0, 1, 256                        @ m = 0, 4
+        POINT   0, 1, r12, -896, 4, 8, 9
+        POINT   2, 3, lr, -384, 5, 10, 11
+        LOAD2   2, 192, 3, 128                      @ m = 8, 12
+        POINT   4, 5, r12, 128, 6, 12, 13
+        POINT   6, 7, lr, 640, 7, 14, 15
         DFT4_KEEP 16, 17, 18, 19, 4
-        POINT   0, 1, 1, 64, -768, 4, 8, 9          @ m = 1
-        POINT   2, 3, 2, 0, -256, 5, 10, 11         @ m = 5
-        POINT   4, 5, 2, 256, 256, 6, 12, 13        @ m = 9
-        POINT   6, 7, 3, 192, 768, 7, 14, 15        @ m = 13
+        LOAD2   1, 64, 2, 0                         @ m = 1, 5
+        POINT   0, 1, r12, -768, 4, 8, 9
+        POINT   2, 3, lr, -256, 5, 10, 11
+        LOAD2   2, 256, 3, 192                      @ m = 9, 13
+        POINT   4, 5, r12, 256, 6, 12, 13
+        POINT   6, 7, lr, 768, 7, 14, 15
         DFT4_KEEP 20, 21, 22, 23, 5
-        POINT   0, 1, 1, 128, -640, 4, 8, 9         @ m = 2
-        POINT   2, 3, 2, 64, -128, 5, 10, 11        @ m = 6
-        POINT   4, 5, 3, 0, 384, 6, 12, 13          @ m = 10
-        POINT   6, 7, 3, 256, 896, 7, 14, 15        @ m = 14
+        LOAD2   1, 128, 2, 64                       @ m = 2, 6
+        POINT   0, 1, r12, -640, 4, 8, 9
+        POINT   2, 3, lr, -128, 5, 10, 11
+        LOAD2   3, 0, 3, 256                        @ m = 10, 14
+        POINT   4, 5, r12, 384, 6, 12, 13
+        POINT   6, 7, lr, 896, 7, 14, 15
         DFT4_KEEP 24, 25, 26, 27, 6
-        POINT   0, 1, 1, 192, -512, 4, 8, 9         @ m = 3
-        POINT   2, 3, 2, 128, 0, 5, 10, 11          @ m = 7
-        POINT   4, 5, 3, 64, 512, 6, 12, 13         @ m = 11
+        LOAD2   1, 192, 2, 128                      @ m = 3, 7
+        POINT   0, 1, r12, -512, 4, 8, 9
+        POINT   2, 3, lr, 0, 5, 10, 11
+        ldr     r12, [r3, #64]                      @ m = 11
+        POINT   4, 5, r12, 512, 6, 12, 13
         movs    r8, #0
         vmov    s6, s7, r8, r8                      @ m = 15: the zero padding
         DFT4_KEEP 28, 29, 30, 31, 7
