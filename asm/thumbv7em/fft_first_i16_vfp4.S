@@ -1,34 +1,39 @@
-/* fft_first_i16_vfp4 — the first radix-4 stage of the audio frontend's 256-point complex FFT
- * for i16 samples (src/audio/fft.rs, first_stage) on the Cortex-M4F (FPv4-SP): the samples
- * converted, windowed and read in digit-reversed order, from the three chunks of 160 samples
- * the streaming frontend keeps (or a hop's halves) where they are. The same operations in the
- * same order as the Rust (the conversion of an i16 is exact; VMUL, VADD, VSUB each round
- * once), so the results are the same bits.
+/* fft_first_i16_vfp4 — the first two radix-4 stages of the audio frontend's 256-point
+ * complex FFT for i16 samples (src/audio/fft.rs: first_stage for all 64 blocks, then
+ * radix4_stage with quarter 4) on the Cortex-M4F (FPv4-SP): the samples converted, windowed
+ * and read in digit-reversed order from the three chunks of 160 samples the streaming
+ * frontend keeps (or a hop's halves) where they are. The same operations in the same order
+ * as the Rust (the conversion of an i16 is exact; VMUL, VADD, VSUB each round once), so the
+ * results are the same bits.
  *
  * Contract (AAPCS):
  *   void kernel(float *z, const int16_t *const chunks[3], const float *window,
- *               const uint8_t *rev)
+ *               const float *tw)
  *   chunks: three pointers to 160 samples each, 4-byte aligned; sample n of the frame is
- *   chunks[n / 160][n % 160]; window: 480 floats (HANN_I16); rev: 64 bytes, a permutation of
- *   0..63 that is its own inverse (the digit reversal); z: out, 64 blocks of 4 points (re, im).
- *   Block j, with a = rev[j]: points p_q = (x[n]·w[n], x[n + 1]·w[n + 1]) at n = 2a + 128q
- *   for q = 0, 1, 2, and q = 3 if a < 48 (else p_3 = (0, 0), the zero padding); then the
- *   4-point DFT (t0 = p0 + p2, t1 = p0 − p2, t2 = p1 + p3, t3 = p1 − p3; t0 + t2, (t1r +
- *   t3i, t1i − t3r), t0 − t2, (t1r − t3i, t1i + t3r)) to z[4j..4j + 4].
- *   Reads the chunks, window[0..480] and rev only; writes z[0..256] only.
+ *   chunks[n / 160][n % 160]; window: 480 floats (HANN_I16); tw: the second stage's 4
+ *   twiddle rows of 6 (row 0 not read); z: out, 256 points (re, im), word-aligned.
+ *   First stage, block j (points 4j..4j + 4) with a = rev(j) (the base-4 digit reversal of
+ *   3 digits): points p_q = (x[n]·w[n], x[n + 1]·w[n + 1]) at n = 2a + 128q for q = 0, 1, 2,
+ *   and q = 3 if a < 48 (else p_3 = (0, 0), the zero padding); then the 4-point DFT (t0 = p0
+ *   + p2, t1 = p0 − p2, t2 = p1 + p3, t3 = p1 − p3; t0 + t2, (t1r + t3i, t1i − t3r), t0 −
+ *   t2, (t1r − t3i, t1i + t3r)). Second stage: as fft_radix4_vfp4 with quarter 4.
+ *   Reads the chunks, window[0..480] and tw only; writes z[0..256] only.
  *
- * How: the blocks are made in the order of a (block rev[a] is stored), so each of the four
- * points' samples advance by one pair a block: four pointers, post-incremented. Which chunk a
- * point reads changes only at a = 16 (p1 reaches chunk 1: n = 160) and a = 32 (p2 reaches
- * chunk 2: n = 320), where its pointer is set to that chunk's start; from a = 48 on there is
- * no p3. A pair of samples is one LDR: VCVT.F32.S16 converts the low half in place, ASR gives
- * the high; a pair of window values is one VLDR.64, the block's four points one VSTM of 8.
+ * How: a second-stage block b (16 points) is the first-stage blocks j = 4b + q, whose a =
+ * a0 + 16q with a0 = rev(b) in 0..16: its 16 sample pairs are n = 2a0 + 32m (m = q + 4q'),
+ * five from each chunk at byte offsets 4a0 + 64i, the window at 8a0 + 128m, and m = 15 is
+ * the padding. So the loop runs over a0 with fixed offsets. Of each first-stage block, the
+ * DFT's points 0 and 1 stay in s16–s31 for the second stage's butterflies 0 and 1, done in
+ * registers; points 2 and 3 are stored (one VSTM of 4) and come back for butterflies 2 and
+ * 3 as a pair (as in fft_radix4_vfp4). Against a first stage that stores all 64 blocks and a
+ * second that reloads them: half the stores and loads of the first pass, and no butterfly
+ * done alone.
  *
- * Registers: r0 z, r1 chunk 1 (then 0, for the padding), r2 &w[2a] + 768 bytes (so the four
- *   window offsets −768, −256, 256, 768 fit VLDR's ±1020), r3 &rev[a], r4 the block's
- *   address, r5–r8 &x[2a + 128q] for q = 0..3, r9 blocks left, r11 chunk 2, r12/lr the
- *   sample pair; s0–s7 the points, s8–s15 the window pairs, s16–s23 the sums. Saves r4–r11,
- *   lr and s16–s23.
+ * Registers: r0 z, r1–r3 the chunks + 4a0, r4–r7 the block's quarters (+16: points 2, 3),
+ *   r8 scratch (a sample pair's high half; 0 for the padding), r9 a0, r10 window + 8a0 + 896 (the window offsets −896
+ *   ..896 fit VLDR's ±1020), r11 twiddle row 1, r12/lr the sample pair; s0–s7 the points, s8–s15 the
+ *   window pairs, then the DFT's sums; s16–s31 points 0 and 1 of the four blocks (quarter q
+ *   in s16 + 4q..s19 + 4q). Saves r4–r11, lr and s16–s31.
  */
 #include "common.h"
 
@@ -37,41 +42,75 @@
         .fpu    fpv4-sp-d16
         .text
 
-/* Point (s\re, s\im) = window times the sample pair at r\ptr (post-incremented), the window
- * pair at byte offset \wo of r2 into d\wd. */
-.macro POINT re, im, ptr, wo, wd, wlo, whi
-        ldr     r12, [r\ptr], #4
-        asr     lr, r12, #16
-        vmov    s\re, s\im, r12, lr
-        vcvt.f32.s16 s\re, s\re, #0     @ the low half, sign-extended
+/* Two sample pairs, at byte \co of r\c into r12 and at \do of r\d into lr (back to back:
+ * the second load pipelines). */
+.macro LOAD2 c, co, d, do
+        ldr     r12, [r\c, #\co]
+        ldr     lr, [r\d, #\do]
+.endm
+
+/* Point (s\re, s\im) = window times the sample pair in \x, the window pair at byte offset
+ * \wo of r10 into d\wd. */
+.macro POINT re, im, x, wo, wd, wlo, whi
+        asr     r8, \x, #16
+        vmov    s\re, s\im, \x, r8
+        vcvt.f32.s16 s\re, s\re, #0    @ the low half, sign-extended
         vcvt.f32.s32 s\im, s\im
-        vldr    d\wd, [r2, #\wo]
+        vldr    d\wd, [r10, #\wo]
         vmul.f32 s\re, s\re, s\wlo
         vmul.f32 s\im, s\im, s\whi
 .endm
 
-/* The 4-point DFT of s0–s7 into s0–s7, stored as block rev[a]; the next a. */
-.macro DFT4_STORE
-        vadd.f32 s16, s0, s4            @ t0
-        vadd.f32 s17, s1, s5
-        vsub.f32 s18, s0, s4            @ t1
-        vsub.f32 s19, s1, s5
-        vadd.f32 s20, s2, s6            @ t2
-        vadd.f32 s21, s3, s7
-        vsub.f32 s22, s2, s6            @ t3
-        vsub.f32 s23, s3, s7
-        vadd.f32 s0, s16, s20           @ t0 + t2
-        vadd.f32 s1, s17, s21
-        vadd.f32 s2, s18, s23           @ (t1r + t3i, t1i − t3r)
-        vsub.f32 s3, s19, s22
-        vsub.f32 s4, s16, s20           @ t0 − t2
-        vsub.f32 s5, s17, s21
-        vsub.f32 s6, s18, s23           @ (t1r − t3i, t1i + t3r)
-        vadd.f32 s7, s19, s22
-        ldrb    r4, [r3], #1
-        add     r4, r0, r4, lsl #5
-        vstmia  r4, {s0-s7}
-        add     r2, r2, #8
+/* The 4-point DFT of s0–s7 (sums in s8–s15): points 0 and 1 to s\k .. s\k + 3, points 2
+ * and 3 stored at r\q. */
+.macro DFT4_KEEP k0, k1, k2, k3, q
+        vadd.f32 s8, s0, s4             @ t0
+        vadd.f32 s9, s1, s5
+        vsub.f32 s10, s0, s4            @ t1
+        vsub.f32 s11, s1, s5
+        vadd.f32 s12, s2, s6            @ t2
+        vadd.f32 s13, s3, s7
+        vsub.f32 s14, s2, s6            @ t3
+        vsub.f32 s15, s3, s7
+        vadd.f32 s\k0, s8, s12          @ t0 + t2
+        vadd.f32 s\k1, s9, s13
+        vadd.f32 s\k2, s10, s15         @ (t1r + t3i, t1i − t3r)
+        vsub.f32 s\k3, s11, s14
+        vsub.f32 s0, s8, s12            @ t0 − t2
+        vsub.f32 s1, s9, s13
+        vsub.f32 s2, s10, s15           @ (t1r − t3i, t1i + t3r)
+        vadd.f32 s3, s11, s14
+        vstmia  r\q, {s0-s3}
+.endm
+
+/* The 4-point DFT of a (s\ar, s\ai), b, c, d in place, sums in s\u .. s\u + 7. */
+.macro DFT4 ar, ai, br, bi, cr, ci, dr, di, u0, u1, u2, u3, u4, u5, u6, u7
+        vadd.f32 s\u0, s\ar, s\cr        @ t0
+        vadd.f32 s\u1, s\ai, s\ci
+        vsub.f32 s\u2, s\ar, s\cr        @ t1
+        vsub.f32 s\u3, s\ai, s\ci
+        vadd.f32 s\u4, s\br, s\dr        @ t2
+        vadd.f32 s\u5, s\bi, s\di
+        vsub.f32 s\u6, s\br, s\dr        @ t3
+        vsub.f32 s\u7, s\bi, s\di
+        vadd.f32 s\ar, s\u0, s\u4        @ t0 + t2
+        vadd.f32 s\ai, s\u1, s\u5
+        vadd.f32 s\br, s\u2, s\u7        @ (t1r + t3i, t1i − t3r)
+        vsub.f32 s\bi, s\u3, s\u6
+        vsub.f32 s\cr, s\u0, s\u4        @ t0 − t2
+        vsub.f32 s\ci, s\u1, s\u5
+        vsub.f32 s\dr, s\u2, s\u7        @ (t1r − t3i, t1i + t3r)
+        vadd.f32 s\di, s\u3, s\u6
+.endm
+
+/* (xr, xi) ← (wr·xr − wi·xi, wr·xi + wi·xr), products in s\u .. s\u + 3. */
+.macro CMUL xr, xi, wr, wi, u0, u1, u2, u3
+        vmul.f32 s\u0, s\wr, s\xr
+        vmul.f32 s\u1, s\wi, s\xi
+        vmul.f32 s\u2, s\wr, s\xi
+        vmul.f32 s\u3, s\wi, s\xr
+        vsub.f32 s\xr, s\u0, s\u1
+        vadd.f32 s\xi, s\u2, s\u3
 .endm
 
         .globl  EDGEMM_SYM(fft_first_i16_vfp4)
@@ -80,43 +119,96 @@
         .p2align 2
 EDGEMM_SYM(fft_first_i16_vfp4):
         push    {r4-r11, lr}
-        vpush   {s16-s23}
-        ldr     r5, [r1]                @ p0: chunk 0 from 0
-        add     r6, r5, #256            @ p1: chunk 0 from 128
-        ldr     r11, [r1, #8]
-        add     r8, r11, #128           @ p3: chunk 2 from 64
-        ldr     r1, [r1, #4]
-        add     r7, r1, #192            @ p2: chunk 1 from 96
-        add     r2, r2, #768
-        movs    r9, #48
-.Lfour:
-        POINT   0, 1, 5, -768, 4, 8, 9
-        POINT   2, 3, 6, -256, 5, 10, 11
-        POINT   4, 5, 7, 256, 6, 12, 13
-        POINT   6, 7, 8, 768, 7, 14, 15
-        DFT4_STORE
-        subs    r9, r9, #1
-        tst     r9, #15
-        bne     .Lfour
-        cmp     r9, #32                 @ a = 16: p1 reaches chunk 1
-        it      eq
-        moveq   r6, r1
-        cmp     r9, #16                 @ a = 32: p2 reaches chunk 2
-        it      eq
-        moveq   r7, r11
-        cmp     r9, #0
-        bne     .Lfour
-        movs    r9, #16
-        movs    r1, #0
-.Lthree:
-        POINT   0, 1, 5, -768, 4, 8, 9
-        POINT   2, 3, 6, -256, 5, 10, 11
-        POINT   4, 5, 7, 256, 6, 12, 13
-        vmov    s6, s7, r1, r1          @ p3: the zero padding
-        DFT4_STORE
-        subs    r9, r9, #1
-        bne     .Lthree
-        vpop    {s16-s23}
+        vpush   {s16-s31}
+        add     r11, r3, #24            @ twiddle row 1
+        add     r10, r2, #896
+        ldr     r3, [r1, #8]            @ chunk 2
+        ldr     r2, [r1, #4]            @ chunk 1
+        ldr     r1, [r1]                @ chunk 0
+        movs    r9, #0
+.Lblock:
+        /* The block b = rev(a0) = 4(a0 & 3) + (a0 >> 2): 128 bytes each. */
+        and     r8, r9, #3
+        add     r4, r0, r8, lsl #9
+        lsrs    r8, r9, #2
+        add     r4, r4, r8, lsl #7
+        adds    r4, r4, #16             @ quarter 0, point 2
+        add     r5, r4, #32
+        add     r6, r4, #64
+        add     r7, r4, #96
+        /* First-stage block q (a = a0 + 16q): its points q' = 0..3 are m = q + 4q'. */
+        LOAD2   1, 0, 1, 256                        @ m = 0, 4
+        POINT   0, 1, r12, -896, 4, 8, 9
+        POINT   2, 3, lr, -384, 5, 10, 11
+        LOAD2   2, 192, 3, 128                      @ m = 8, 12
+        POINT   4, 5, r12, 128, 6, 12, 13
+        POINT   6, 7, lr, 640, 7, 14, 15
+        DFT4_KEEP 16, 17, 18, 19, 4
+        LOAD2   1, 64, 2, 0                         @ m = 1, 5
+        POINT   0, 1, r12, -768, 4, 8, 9
+        POINT   2, 3, lr, -256, 5, 10, 11
+        LOAD2   2, 256, 3, 192                      @ m = 9, 13
+        POINT   4, 5, r12, 256, 6, 12, 13
+        POINT   6, 7, lr, 768, 7, 14, 15
+        DFT4_KEEP 20, 21, 22, 23, 5
+        LOAD2   1, 128, 2, 64                       @ m = 2, 6
+        POINT   0, 1, r12, -640, 4, 8, 9
+        POINT   2, 3, lr, -128, 5, 10, 11
+        LOAD2   3, 0, 3, 256                        @ m = 10, 14
+        POINT   4, 5, r12, 384, 6, 12, 13
+        POINT   6, 7, lr, 896, 7, 14, 15
+        DFT4_KEEP 24, 25, 26, 27, 6
+        LOAD2   1, 192, 2, 128                      @ m = 3, 7
+        POINT   0, 1, r12, -512, 4, 8, 9
+        POINT   2, 3, lr, 0, 5, 10, 11
+        ldr     r12, [r3, #64]                      @ m = 11
+        POINT   4, 5, r12, 512, 6, 12, 13
+        movs    r8, #0
+        vmov    s6, s7, r8, r8                      @ m = 15: the zero padding
+        DFT4_KEEP 28, 29, 30, 31, 7
+        /* Second stage, butterfly 0 (no twiddles) and 1, in registers. */
+        DFT4    16, 17, 20, 21, 24, 25, 28, 29, 0, 1, 2, 3, 4, 5, 6, 7
+        vldmia  r11, {s8-s13}                       @ twiddle row 1
+        CMUL    22, 23, 8, 9, 0, 1, 2, 3
+        CMUL    26, 27, 10, 11, 0, 1, 2, 3
+        CMUL    30, 31, 12, 13, 0, 1, 2, 3
+        DFT4    18, 19, 22, 23, 26, 27, 30, 31, 0, 1, 2, 3, 4, 5, 6, 7
+        vstmdb  r4!, {s16-s19}                      @ points 0 and 1 of each quarter
+        vstmdb  r5!, {s20-s23}
+        vstmdb  r6!, {s24-s27}
+        vstmdb  r7!, {s28-s31}
+        /* Butterflies 2 and 3: points 2 and 3 of each quarter. */
+        adds    r4, r4, #16
+        adds    r5, r5, #16
+        adds    r6, r6, #16
+        adds    r7, r7, #16
+        vldmia  r4, {s0-s3}
+        vldmia  r5, {s4-s7}
+        vldmia  r6, {s8-s11}
+        vldmia  r7, {s12-s15}
+        add     r8, r11, #24
+        vldmia  r8!, {s16-s21}                      @ row 2
+        CMUL    4, 5, 16, 17, 22, 23, 24, 25
+        CMUL    8, 9, 18, 19, 22, 23, 24, 25
+        CMUL    12, 13, 20, 21, 22, 23, 24, 25
+        vldmia  r8, {s16-s21}                       @ row 3
+        CMUL    6, 7, 16, 17, 22, 23, 24, 25
+        CMUL    10, 11, 18, 19, 22, 23, 24, 25
+        CMUL    14, 15, 20, 21, 22, 23, 24, 25
+        DFT4    0, 1, 4, 5, 8, 9, 12, 13, 22, 23, 24, 25, 26, 27, 28, 29
+        DFT4    2, 3, 6, 7, 10, 11, 14, 15, 22, 23, 24, 25, 26, 27, 28, 29
+        vstmia  r4, {s0-s3}
+        vstmia  r5, {s4-s7}
+        vstmia  r6, {s8-s11}
+        vstmia  r7, {s12-s15}
+        adds    r1, r1, #4
+        adds    r2, r2, #4
+        adds    r3, r3, #4
+        adds    r10, r10, #8
+        adds    r9, r9, #1
+        cmp     r9, #16
+        bne     .Lblock
+        vpop    {s16-s31}
         pop     {r4-r11, pc}
         .size   EDGEMM_SYM(fft_first_i16_vfp4), . - EDGEMM_SYM(fft_first_i16_vfp4)
 

@@ -6,7 +6,7 @@
  * Contract (AAPCS):
  *   void kernel(float *z, unsigned blocks, unsigned quarter, const float *tw)
  *   z: blocks·4·quarter complex points (re, im), word-aligned, transformed in place;
- *   quarter >= 1; tw: quarter rows of 6 floats (w1, w2, w3 as (re, im)), row k the twiddles
+ *   quarter even, >= 2; tw: quarter rows of 6 floats (w1, w2, w3 as (re, im)), row k the twiddles
  *   of point k of each quarter (row 0, all ones, is not read).
  *   For each block and k < quarter: a, b, c, d = points k, k + Q, k + 2Q, k + 3Q;
  *   b' = w1·b, c' = w2·c, d' = w3·d (k > 0; (wr·xr − wi·xi, wr·xi + wi·xr));
@@ -17,14 +17,13 @@
  * (3 cycles); here the points go by one VLDM/VSTM per quarter and the twiddle row by one VLDM
  * of 6 (7 cycles), and the products are VMUL + VADD (1 + 1). The twiddled points go two at a
  * time (points k and k + 1 of a quarter are one VLDM/VSTM of 4: 5 cycles for two points
- * against 6, and one loop branch for two butterflies): about 63 estimated cycles a butterfly,
- * against 69 one at a time and 92 compiled.
+ * against 6, and one loop branch for two butterflies), point 0 (no twiddles) with point 1:
+ * about 63 estimated cycles a butterfly, against 69 one at a time and 92 compiled.
  *
  * Registers: r1 blocks left, r4–r7 the four quarters' point k (loaded in place, stored with
  *   write-back: after a block r7 is the next block's start), r8 the twiddle row, r9 points
- *   left in the block, r10 the bytes of a quarter; s0–s15 the points (one butterfly: a, b, c,
- *   d in s0–s7; two: points k and k + 1 of a in s0–s3, of b in s4–s7, of c in s8–s11, of d in
- *   s12–s15), s16–s21 the twiddles, s22–s29 products and sums. Saves r4–r10, lr and s16–s29
+ *   left in the block, r10 the bytes of a quarter; s0–s15 the points (k and k + 1 of a in
+ *   s0–s3, of b in s4–s7, of c in s8–s11, of d in s12–s15), s16–s21 the twiddles, s22–s29 products and sums. Saves r4–r10, lr and s16–s29
  *   (32 + 56 bytes of stack).
  */
 #include "common.h"
@@ -64,20 +63,6 @@
         vadd.f32 s\xi, s24, s25
 .endm
 
-/* One butterfly's points a, b, c, d to and from s0–s7. */
-.macro LOAD1
-        vldmia  r4, {s0-s1}
-        vldmia  r5, {s2-s3}
-        vldmia  r6, {s4-s5}
-        vldmia  r7, {s6-s7}
-.endm
-.macro STORE1
-        vstmia  r4!, {s0-s1}
-        vstmia  r5!, {s2-s3}
-        vstmia  r6!, {s4-s5}
-        vstmia  r7!, {s6-s7}
-.endm
-
         .globl  EDGEMM_SYM(fft_radix4_vfp4)
         .type   EDGEMM_SYM(fft_radix4_vfp4), %function
         .thumb_func
@@ -91,24 +76,23 @@ EDGEMM_SYM(fft_radix4_vfp4):
         add     r5, r4, r10
         add     r6, r5, r10
         add     r7, r6, r10
-        /* Point 0: the twiddles are all 1. */
-        LOAD1
-        DFT4    0, 1, 2, 3, 4, 5, 6, 7
-        STORE1
-        subs    r9, r2, #1
-        beq     .Lnext
-        add     r8, r3, #24             @ twiddle row 1
-        /* An odd count of twiddled points: the first one alone. */
-        tst     r9, #1
-        beq     .Lpair
-        vldmia  r8!, {s16-s21}
-        LOAD1
-        CMUL    2, 3, 16, 17
-        CMUL    4, 5, 18, 19
-        CMUL    6, 7, 20, 21
-        DFT4    0, 1, 2, 3, 4, 5, 6, 7
-        STORE1
-        subs    r9, r9, #1
+        /* Points 0 and 1; point 0's twiddles are all 1. */
+        vldmia  r4, {s0-s3}
+        vldmia  r5, {s4-s7}
+        vldmia  r6, {s8-s11}
+        vldmia  r7, {s12-s15}
+        add     r8, r3, #24
+        vldmia  r8!, {s16-s21}          @ row 1
+        CMUL    6, 7, 16, 17
+        CMUL    10, 11, 18, 19
+        CMUL    14, 15, 20, 21
+        DFT4    0, 1, 4, 5, 8, 9, 12, 13
+        DFT4    2, 3, 6, 7, 10, 11, 14, 15
+        vstmia  r4!, {s0-s3}
+        vstmia  r5!, {s4-s7}
+        vstmia  r6!, {s8-s11}
+        vstmia  r7!, {s12-s15}
+        subs    r9, r2, #2
         beq     .Lnext
 .Lpair:
         /* Points k and k + 1 of each quarter. */

@@ -5,7 +5,7 @@
  *
  * Contract (AAPCS):
  *   unsigned kernel(const float *mel, float *out, const float *rows, unsigned n)
- *   mel: n >= 1 floats; out: n floats; rows: ln's 32 rows (c, ln(1/c), r0) (LN_ROWS).
+ *   mel: n floats, n even and >= 2; out: n floats; rows: ln's 32 rows (c, ln(1/c), r0) (LN_ROWS).
  *   For each i: x = mel[i] + 1e-6; if x is not a positive normal finite float, returns 1
  *   (out[i..] unwritten: the caller computes ln itself). Else, with bits = x's bits, e =
  *   (bits >> 23) − 127 as a float, (c, l, r0) = rows[(bits >> 18) & 31], m = x's mantissa
@@ -40,6 +40,7 @@ EDGEMM_SYM(mfcc_log_vfp4):
         vldmia  r4, {s16-s22}
         movs    r8, #127
 .Llog:
+        .rept   2                       @ two logs a loop pass
         vldmia  r0!, {s0}
         vadd.f32 s0, s0, s16            @ x = mel + 1e-6
         vmov    r4, s0
@@ -75,7 +76,8 @@ EDGEMM_SYM(mfcc_log_vfp4):
         vmul.f32 s8, s6, s21
         vadd.f32 s7, s8, s7
         vstmia  r1!, {s7}
-        subs    r3, r3, #1
+        .endr
+        subs    r3, r3, #2
         bne     .Llog
         movs    r0, #0
         vpop    {s16-s23}

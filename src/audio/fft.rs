@@ -9,12 +9,12 @@
 //! - Stages 2-4 read their twiddles in order from one build-time table.
 //! - √ is IEEE's (correctly rounded: the FPU's instruction where there is one, see
 //!   [`math::sqrt`](super::math::sqrt)).
-//! - On the Cortex-M4F (`cfg(edgemm_asm)` with `edgemm_arm_vfp4`) the first stage for i16
-//!   samples, the radix-4 stages and the split step with the mel sums are assembly
-//!   (asm/thumbv7em/fft_*.S; about 26% fewer estimated cycles for the frontend): the same
-//!   operations in the same order, each rounded once, so the results are the same bits as
-//!   this Rust, which every other target runs (scripts/kws-cortex-m4.sh compares a hash of
-//!   the MFCCs with the host's).
+//! - On the Cortex-M4F (`cfg(edgemm_asm)` with `edgemm_arm_vfp4`) the FFT, the split step
+//!   and the mel sums are assembly (asm/thumbv7em/fft_*.S): for i16 samples the first two
+//!   stages in one kernel, the third stage, the last stage fused with the split step's
+//!   magnitudes, then the mel sums. The same operations in the same order, each rounded
+//!   once, so the results are the same bits as this Rust, which every other target runs
+//!   (scripts/kws-cortex-m4.sh compares a hash of the MFCCs with the host's).
 //!
 //! Rounding: each of the 4 radix-4 stages and the split step adds a few f32 roundings per
 //! value (u = 2⁻²⁴ each), so ‖X̂ − X‖₂ ≤ c·u·‖X‖₂ with c ≈ 10. Per bin, the error has a part
@@ -62,8 +62,12 @@ const _: () = {
 };
 
 /// The mel energies Σₖ w_mk·|X[k]| (m < 40) of the 512-point real DFT X of the frame (the
-/// three chunks in time order) times the window (zero-padded).
-pub(crate) fn mel_energies<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MELS] {
+/// three chunks in time order) times the window (zero-padded), made in `out` (no copy of
+/// a returned array).
+pub(crate) fn mel_energies<'a, S: Sample>(
+    chunks: [&[S; CHUNK]; 3],
+    out: &'a mut MaybeUninit<[f32; NUM_MELS]>,
+) -> &'a [f32; NUM_MELS] {
     let mut blocks = [const { MaybeUninit::<[C; 4]>::uninit() }; 64];
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
     let done = match chunks.map(S::as_i16) {
@@ -71,13 +75,14 @@ pub(crate) fn mel_energies<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MEL
             let x = [a.as_ptr(), b.as_ptr(), c.as_ptr()];
             // SAFETY: the kernel's contract (asm/thumbv7em/fft_first_i16_vfp4.S): x is three
             // pointers to 160 samples each, 4-byte aligned (checked), the window 480 floats,
-            // DIGIT_REV 64 bytes; it writes the 64 blocks (2 KB) and nothing else.
+            // the second stage's twiddles 4 rows; it writes the 64 blocks (2 KB) and nothing
+            // else.
             unsafe {
                 fft_first_i16_vfp4(
                     blocks.as_mut_ptr().cast(),
                     x.as_ptr(),
                     HANN_I16.as_ptr(),
-                    DIGIT_REV.as_ptr(),
+                    FFT_TWIDDLES.as_ptr().cast(),
                 )
             };
             true
@@ -96,13 +101,14 @@ pub(crate) fn mel_energies<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MEL
     // pass.)
     let z = unsafe { &mut *(blocks.as_mut_ptr() as *mut [[C; 4]; 64]) };
     let z: &mut [C; N] = z.as_flattened_mut().try_into().expect("64 × 4 points");
-    let mut tw: &[[f32; 6]] = &FFT_TWIDDLES;
-    for quarter in [4, 16, 64] {
-        let (now, rest) = tw.split_at(quarter);
-        radix4_stage(z, now);
-        tw = rest;
+    let (second, tw) = FFT_TWIDDLES.split_at(4);
+    // The assembly first stage does the second too.
+    if !done {
+        radix4_stage(z, second);
     }
-    split_to_mel(z)
+    let (third, last) = tw.split_at(16);
+    radix4_stage(z, third);
+    last_stage_to_mel(z, last, out)
 }
 
 /// The first radix-4 stage's block j: the windowed samples as points (re, im) = (x[2n],
@@ -151,10 +157,10 @@ fn radix4_stage(z: &mut [C; N], tw: &[[f32; 6]]) {
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
     {
         let quarter = tw.len();
-        if quarter > 0 && N % (4 * quarter) == 0 {
+        if quarter >= 2 && quarter % 2 == 0 && N % (4 * quarter) == 0 {
             // SAFETY: the kernel's contract (asm/thumbv7em/fft_radix4_vfp4.S): z holds N /
-            // (4 · quarter) blocks of 4 · quarter points (checked), tw `quarter` rows of 6;
-            // it touches nothing else.
+            // (4 · quarter) blocks of 4 · quarter points, quarter even (checked), tw
+            // `quarter` rows of 6; it touches nothing else.
             unsafe {
                 fft_radix4_vfp4(
                     z.as_mut_ptr().cast(),
@@ -171,7 +177,8 @@ fn radix4_stage(z: &mut [C; N], tw: &[[f32; 6]]) {
 
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
 extern "C" {
-    /// [`first_stage`] of all 64 blocks for i16 samples (three chunks of 160) in Cortex-M4F
+    /// [`first_stage`] of all 64 blocks for i16 samples (three chunks of 160), then the
+    /// second stage ([`radix4_stage`] with the first 4 twiddle rows), in Cortex-M4F
     /// assembly, the same roundings in the same order.
     #[link_name = concat!(
         "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
@@ -181,7 +188,7 @@ extern "C" {
         z: *mut f32,
         chunks: *const *const i16,
         window: *const f32,
-        rev: *const u8,
+        tw: *const f32,
     );
     /// The same stage in Cortex-M4F assembly, the same roundings in the same order.
     #[link_name = concat!(
@@ -241,64 +248,143 @@ fn portable_radix4_stage(z: &mut [C], tw: &[[f32; 6]]) {
     }
 }
 
+/// The last radix-4 stage (`tw` its 64 rows), then [`split_to_mel`]. On the Cortex-M4F the
+/// stage and the split step's magnitudes are one kernel (asm/thumbv7em/fft_last_split_vfp4.S:
+/// butterflies k and 64 − k make the points of bins k, 64 ± k and 128 − k, so the stage's
+/// results are never stored), then the mel sums another (fft_mel_vfp4.S).
+fn last_stage_to_mel<'a>(
+    z: &mut [C; N],
+    tw: &[[f32; 6]],
+    out: &'a mut MaybeUninit<[f32; NUM_MELS]>,
+) -> &'a [f32; NUM_MELS] {
+    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+    {
+        let _ = tw;
+        // SAFETY: the kernel's contract (asm/thumbv7em/fft_last_split_vfp4.S): z holds 256
+        // points, LAST_SPLIT is its table; it writes z only.
+        unsafe { fft_last_split_vfp4(z.as_mut_ptr().cast(), LAST_SPLIT.as_ptr()) };
+        let args = MelArgs {
+            z: z.as_ptr().cast(),
+            mel: out.as_mut_ptr().cast(),
+            weights: MEL_WEIGHTS.as_ptr().cast(),
+            lengths: MEL_LENGTHS.as_ptr(),
+            first: MEL_SEGMENTS[0] as usize,
+            bands: NUM_MELS,
+        };
+        // SAFETY: the kernel's contract (asm/thumbv7em/fft_mel_vfp4.S): z holds 256 points
+        // (the magnitudes of bins 1..128 in their re), mel NUM_MELS floats (an even count),
+        // the lengths NUM_MELS + 1 bytes of segments from bin ≥ 1 to ≤ 128 and the weights a
+        // pair for every bin below the last (the const asserts at the top of the file and
+        // below); it reads and writes nothing else.
+        unsafe { fft_mel_vfp4(&args) };
+        // SAFETY: the kernel wrote all `bands` = NUM_MELS floats (its contract).
+        unsafe { out.assume_init_ref() }
+    }
+    #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
+    {
+        radix4_stage(z, tw);
+        out.write(split_to_mel(z))
+    }
+}
+
+/// The table of fft_last_split_vfp4, in the order it reads it: the last stage's twiddle row
+/// 32 and the split twiddles of bins 64, 32, 96; then for k = 1..31 the rows k and 64 − k and
+/// the split twiddles of bins k, 64 − k, 64 + k, 128 − k. Copies of the tables' values.
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+static LAST_SPLIT: [f32; 12 + 31 * 20] = {
+    const ROWS: usize = 4 + 16;
+    let mut t = [0.0f32; 12 + 31 * 20];
+    let mut i = 0;
+    while i < 6 {
+        t[i] = FFT_TWIDDLES[ROWS + 32][i];
+        i += 1;
+    }
+    let bins = [64, 32, 96];
+    let mut b = 0;
+    while b < 3 {
+        t[6 + 2 * b] = SPLIT_TWIDDLES[bins[b]][0];
+        t[7 + 2 * b] = SPLIT_TWIDDLES[bins[b]][1];
+        b += 1;
+    }
+    let mut k = 1;
+    while k < 32 {
+        let row = 12 + 20 * (k - 1);
+        let mut i = 0;
+        while i < 6 {
+            t[row + i] = FFT_TWIDDLES[ROWS + k][i];
+            t[row + 6 + i] = FFT_TWIDDLES[ROWS + 64 - k][i];
+            i += 1;
+        }
+        let bins = [k, 64 - k, 64 + k, 128 - k];
+        let mut b = 0;
+        while b < 4 {
+            t[row + 12 + 2 * b] = SPLIT_TWIDDLES[bins[b]][0];
+            t[row + 13 + 2 * b] = SPLIT_TWIDDLES[bins[b]][1];
+            b += 1;
+        }
+        k += 1;
+    }
+    t
+};
+// The last stage's 64 rows follow the other stages' 4 + 16.
+const _: () = assert!(FFT_TWIDDLES.len() == 4 + 16 + 64 && SPLIT_TWIDDLES.len() >= 128);
+
+/// The arguments of the assembly mel sums (asm/thumbv7em/fft_mel_vfp4.S).
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+#[repr(C)]
+struct MelArgs {
+    z: *const f32,
+    mel: *mut f32,
+    weights: *const f32,
+    lengths: *const u8,
+    first: usize,
+    bands: usize,
+}
+
+/// The bins of each mel segment (the kernel reads a length rather than two starts).
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+static MEL_LENGTHS: [u8; NUM_MELS + 1] = {
+    let mut t = [0u8; NUM_MELS + 1];
+    let mut j = 0;
+    while j <= NUM_MELS {
+        t[j] = MEL_SEGMENTS[j + 1] - MEL_SEGMENTS[j];
+        j += 1;
+    }
+    t
+};
+// The kernel does the bands two segments a pass.
+const _: () = assert!(NUM_MELS % 2 == 0);
+
+#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
+extern "C" {
+    /// The last radix-4 stage and the split step's magnitudes in Cortex-M4F assembly, the
+    /// same roundings in the same order as [`radix4_stage`] and [`split_to_mel`].
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_last_split_vfp4"
+    )]
+    fn fft_last_split_vfp4(z: *mut f32, table: *const f32);
+    /// [`split_to_mel`]'s mel sums in Cortex-M4F assembly, the same roundings in the same
+    /// order.
+    #[link_name = concat!(
+        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
+        env!("CARGO_PKG_VERSION_PATCH"), "_fft_mel_vfp4"
+    )]
+    fn fft_mel_vfp4(args: *const MelArgs);
+}
+
 /// The split step for the mel bins, then the mel sums. With A = Z[k] and B = conj(Z[256 −
 /// k]), 2E = A + B and 2O = −i(A − B) are the DFTs of the even and odd samples, and 2X[k] =
 /// 2E + Wᵏ·2O; its magnitude goes to Z[k].re (no later bin reads Z[k]). The mel weights are
 /// halved (build.rs), so w·|2X[k]|/2 is w·|X[k]| exactly. The bins come in segments:
 /// segment j holds the bins on the rising side of band j and the falling side of band j − 1,
-/// so after it band j − 1 is complete.
-fn split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
-    #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
-    {
-        let mut mel = MaybeUninit::<[f32; NUM_MELS]>::uninit();
-        let args = SplitMelArgs {
-            z: z.as_ptr().cast(),
-            mel: mel.as_mut_ptr().cast(),
-            twiddles: SPLIT_TWIDDLES.as_ptr().cast(),
-            weights: MEL_WEIGHTS.as_ptr().cast(),
-            segments: MEL_SEGMENTS.as_ptr(),
-            bands: NUM_MELS,
-        };
-        // SAFETY: the kernel's contract (asm/thumbv7em/fft_split_mel_vfp4.S): z holds 256
-        // points, mel NUM_MELS floats, the segments NUM_MELS + 2 ascending bytes from ≥ 1 to
-        // ≤ 128 and the twiddles and weights a pair for every bin below the last (the const
-        // asserts at the top of the file); it reads and writes nothing else.
-        unsafe { fft_split_mel_vfp4(&args) };
-        // SAFETY: the kernel wrote all `bands` = NUM_MELS floats (its contract).
-        unsafe { mel.assume_init() }
-    }
-    #[cfg(not(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4)))]
-    portable_split_to_mel(z)
-}
-
-/// The arguments of the assembly split step (asm/thumbv7em/fft_split_mel_vfp4.S).
-#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
-#[repr(C)]
-struct SplitMelArgs {
-    z: *const f32,
-    mel: *mut f32,
-    twiddles: *const f32,
-    weights: *const f32,
-    segments: *const u8,
-    bands: usize,
-}
-
-#[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
-extern "C" {
-    /// [`split_to_mel`] in Cortex-M4F assembly, the same roundings in the same order.
-    #[link_name = concat!(
-        "edgemm_", env!("CARGO_PKG_VERSION_MAJOR"), "_", env!("CARGO_PKG_VERSION_MINOR"), "_",
-        env!("CARGO_PKG_VERSION_PATCH"), "_fft_split_mel_vfp4"
-    )]
-    fn fft_split_mel_vfp4(args: *const SplitMelArgs);
-}
-
-/// [`split_to_mel`] in Rust: every target's path but the Cortex-M4F's, and its reference.
+/// so after it band j − 1 is complete. Every target's path but the Cortex-M4F's, and its
+/// reference.
 #[cfg_attr(
     all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4),
     allow(dead_code)
 )]
-fn portable_split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
+fn split_to_mel(z: &mut [C; N]) -> [f32; NUM_MELS] {
     const LO: usize = MEL_SEGMENTS[0] as usize;
     const HI: usize = MEL_SEGMENTS[NUM_MELS + 1] as usize;
     let (front, back) = z.split_at_mut(N / 2);
@@ -384,9 +470,10 @@ mod tests {
                 };
             }
             let (exact, norm) = dft_magnitudes(&x);
-            let got = mel_energies(
+            let got = *mel_energies(
                 [0, 1, 2]
                     .map(|c| <&[f32; CHUNK]>::try_from(&x[c * CHUNK..(c + 1) * CHUNK]).unwrap()),
+                &mut MaybeUninit::uninit(),
             );
             let u = 2f64.powi(-24);
             // Band m's f64 sum and its bound: the per-bin model of the header,

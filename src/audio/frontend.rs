@@ -31,6 +31,7 @@ use super::tables::LN_ROWS;
 use super::tables::{DCT_HALF, HANN, HANN_I16, MEL_SEGMENTS};
 use super::{fft, math};
 use crate::Error;
+use core::mem::MaybeUninit;
 
 /// Samples per second the frontend is made for.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -138,7 +139,9 @@ pub fn mfcc_frame<S: Sample>(frame: &[S; FRAME_LEN]) -> [f32; NUM_MFCCS] {
 
 /// The 10 MFCCs of the frame made of three chunks of 160 samples, in time order.
 fn mfcc_chunks<S: Sample>(chunks: [&[S; CHUNK]; 3]) -> [f32; NUM_MFCCS] {
-    dct(&log_mel(&fft::mel_energies(chunks)))
+    // The arrays are made in place: returned by value, each was copied (160 bytes).
+    let (mut mel, mut logs) = (MaybeUninit::uninit(), MaybeUninit::uninit());
+    dct(log_mel(fft::mel_energies(chunks, &mut mel), &mut logs))
 }
 
 /// The DCT of the log-mel energies: the [`DCT_HALF`] rows against the folded halves.
@@ -192,12 +195,16 @@ fn portable_dct(log_mel: &[f32; NUM_MELS]) -> [f32; NUM_MFCCS] {
 
 /// ln(e + [`LOG_OFFSET`]) of each mel energy e ([`math::ln`]).
 #[inline]
-fn log_mel(mel: &[f32; NUM_MELS]) -> [f32; NUM_MELS] {
+fn log_mel<'a>(
+    mel: &[f32; NUM_MELS],
+    out: &'a mut MaybeUninit<[f32; NUM_MELS]>,
+) -> &'a [f32; NUM_MELS] {
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
     {
-        let mut out = core::mem::MaybeUninit::<[f32; NUM_MELS]>::uninit();
+        const _: () = assert!(NUM_MELS % 2 == 0);
         // SAFETY: the kernel's contract (asm/thumbv7em/mfcc_log_vfp4.S): mel and out
-        // NUM_MELS floats each, the rows ln's 32 rows of 3; it writes out only.
+        // NUM_MELS floats each (even, asserted), the rows ln's 32 rows of 3; it writes out
+        // only.
         let special = unsafe {
             mfcc_log_vfp4(
                 mel.as_ptr(),
@@ -208,10 +215,10 @@ fn log_mel(mel: &[f32; NUM_MELS]) -> [f32; NUM_MELS] {
         };
         if special == 0 {
             // SAFETY: returning 0, the kernel wrote all NUM_MELS floats.
-            return unsafe { out.assume_init() };
+            return unsafe { out.assume_init_ref() };
         }
     }
-    mel.map(|e| math::ln(e + LOG_OFFSET))
+    out.write(mel.map(|e| math::ln(e + LOG_OFFSET)))
 }
 
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_vfp4))]
