@@ -22,41 +22,13 @@
  *   twiddles, s22–s29 butterfly sums, s24–s31 split sums. Saves r4–r11, lr and s16–s31.
  */
 #include "common.h"
+#include "fft_vfp4.h"
 
         .syntax unified
         .thumb
         .fpu    fpv4-sp-d16
         .text
 
-/* The 4-point DFT of a (s\ar, s\ai), b, c, d in place, sums in s22–s29. */
-.macro DFT4 ar, ai, br, bi, cr, ci, dr, di
-        vadd.f32 s22, s\ar, s\cr          @ t0
-        vadd.f32 s23, s\ai, s\ci
-        vsub.f32 s24, s\ar, s\cr          @ t1
-        vsub.f32 s25, s\ai, s\ci
-        vadd.f32 s26, s\br, s\dr          @ t2
-        vadd.f32 s27, s\bi, s\di
-        vsub.f32 s28, s\br, s\dr          @ t3
-        vsub.f32 s29, s\bi, s\di
-        vadd.f32 s\ar, s22, s26           @ t0 + t2
-        vadd.f32 s\ai, s23, s27
-        vadd.f32 s\br, s24, s29           @ (t1r + t3i, t1i − t3r)
-        vsub.f32 s\bi, s25, s28
-        vsub.f32 s\cr, s22, s26           @ t0 − t2
-        vsub.f32 s\ci, s23, s27
-        vsub.f32 s\dr, s24, s29           @ (t1r − t3i, t1i + t3r)
-        vadd.f32 s\di, s25, s28
-.endm
-
-/* (xr, xi) ← (wr·xr − wi·xi, wr·xi + wi·xr), products in s22–s25. */
-.macro CMUL xr, xi, wr, wi
-        vmul.f32 s22, s\wr, s\xr
-        vmul.f32 s23, s\wi, s\xi
-        vmul.f32 s24, s\wr, s\xi
-        vmul.f32 s25, s\wi, s\xr
-        vsub.f32 s\xr, s22, s23
-        vadd.f32 s\xi, s24, s25
-.endm
 
 /* The magnitude of the bin with a = (s\ar, s\ai), c = Y[256 − b] = (s\cr, s\ci) and split
  * twiddle (s\wr, s\wi) into s24; sums in s24–s31. */
