@@ -491,47 +491,48 @@ pub(crate) fn run_unpacked(
         SyncPtr(output.as_mut_ptr()),
     );
     // Tiles t0..t0 + cnt (cnt ≤ block) in the planes at `ws` (`planes` floats).
-    let run_block = |t0: usize, cnt: usize, ws: *mut f32, gemm_ws: &mut [u8]| {
-        let mm = ws.wrapping_add(a * a * b.plane_v);
-        // SAFETY: `ws` holds the planes of `b` for `cnt ≤ block` rows; the input has the
-        // geometry's length (checked).
-        unsafe { input_phase(variant, isa, g, inp.get(), ws, &b, t0, cnt, t0) };
-        for xi in 0..a * a {
-            // SAFETY: plane ξ of V (rows of ldv ≥ cin) and of M (ldm ≥ cout) hold `cnt`
-            // rows inside the workspace; the two regions are disjoint.
-            let (av, cm) = unsafe {
-                (
-                    core::slice::from_raw_parts(ws.add(xi * b.plane_v), cnt * b.ldv),
-                    core::slice::from_raw_parts_mut(mm.add(xi * b.plane_m), cnt * b.ldm),
+    let run_block =
+        |t0: usize, cnt: usize, ws: *mut f32, gemm_ws: &mut [u8]| -> Result<(), Error> {
+            let mm = ws.wrapping_add(a * a * b.plane_v);
+            // SAFETY: `ws` holds the planes of `b` for `cnt ≤ block` rows; the input has the
+            // geometry's length (checked).
+            unsafe { input_phase(variant, isa, g, inp.get(), ws, &b, t0, cnt, t0) };
+            for xi in 0..a * a {
+                // SAFETY: plane ξ of V (rows of ldv ≥ cin) and of M (ldm ≥ cout) hold `cnt`
+                // rows inside the workspace; the two regions are disjoint.
+                let (av, cm) = unsafe {
+                    (
+                        core::slice::from_raw_parts(ws.add(xi * b.plane_v), cnt * b.ldv),
+                        core::slice::from_raw_parts_mut(mm.add(xi * b.plane_m), cnt * b.ldm),
+                    )
+                };
+                let av = MatRef::new(av, cnt, cin, b.ldv as isize, 1)?;
+                let cm = crate::matrix::MatMut::new(cm, cnt, cout, b.ldm as isize, 1)?;
+                let uw = MatRef::row_major(&u[xi * cin * cout..(xi + 1) * cin * cout], cin, cout)?;
+                let ctx = crate::context::Context::new().workspace(&mut *gemm_ws);
+                crate::gemm::sgemm(1.0, av, uw, 0.0, cm, ctx)?;
+            }
+            let bias = bias.as_ptr();
+            // SAFETY: the M rows were written; the block's output tiles lie in the output (its
+            // length checked), and no other block writes them.
+            unsafe {
+                output_phase(
+                    variant,
+                    bias,
+                    isa,
+                    g,
+                    ws,
+                    &b,
+                    out.get(),
+                    lo,
+                    hi,
+                    t0,
+                    cnt,
+                    t0,
                 )
             };
-            let av = MatRef::new(av, cnt, cin, b.ldv as isize, 1)?;
-            let cm = crate::matrix::MatMut::new(cm, cnt, cout, b.ldm as isize, 1)?;
-            let uw = MatRef::row_major(&u[xi * cin * cout..(xi + 1) * cin * cout], cin, cout)?;
-            let ctx = crate::context::Context::new().workspace(&mut *gemm_ws);
-            crate::gemm::sgemm(1.0, av, uw, 0.0, cm, ctx)?;
-        }
-        let bias = bias.as_ptr();
-        // SAFETY: the M rows were written; the block's output tiles lie in the output (its
-        // length checked), and no other block writes them.
-        unsafe {
-            output_phase(
-                variant,
-                bias,
-                isa,
-                g,
-                ws,
-                &b,
-                out.get(),
-                lo,
-                hi,
-                t0,
-                cnt,
-                t0,
-            )
+            Ok(())
         };
-        Ok(())
-    };
     let nblocks = tiles.div_ceil(block);
     #[cfg(feature = "std")]
     if threads > 1 && nblocks > 1 {
