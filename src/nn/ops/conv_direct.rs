@@ -891,6 +891,21 @@ macro_rules! encode3_store {
     };
 }
 
+/// `encode3_run`'s next row word: loaded, its taps moved into place and the outside ones
+/// set to the zero point.
+#[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+macro_rules! encode3_row_word {
+    () => {
+        concat!(
+            "ldr {v}, [{src}]\n",
+            "add {src}, {src}, {stride}\n",
+            "lsl {v}, {v}, {shift}\n",
+            "and {v}, {v}, {mask}\n",
+            "orr {v}, {v}, {fill}\n",
+        )
+    };
+}
+
 /// [`encode3`] of each word of `src` (whole words) into `dst[8i]`, `dst[8i + 4]` (the
 /// caller offsets `dst` to the pixel's words); returns the sum of the third values.
 fn encode3_words(dst: &mut [u32], src: &[u8]) -> i32 {
@@ -985,18 +1000,10 @@ fn encode3_run(
                 "lsrs {n}, {n}, #1",
                 "bcc 3f",
                 "2:",
-                "ldr {v}, [{src}]",
-                "add {src}, {src}, {stride}",
-                "lsl {v}, {v}, {shift}",
-                "and {v}, {v}, {mask}",
-                "orr {v}, {v}, {fill}",
+                encode3_row_word!(),
                 encode3_store!(),
                 "3:",
-                "ldr {v}, [{src}]",
-                "add {src}, {src}, {stride}",
-                "lsl {v}, {v}, {shift}",
-                "and {v}, {v}, {mask}",
-                "orr {v}, {v}, {fill}",
+                encode3_row_word!(),
                 encode3_store!(),
                 "subs {n}, {n}, #1",
                 "bne 2b",
