@@ -231,18 +231,40 @@ mod imp {
                 *s = (row.as_ptr(), col);
             }
             let o = out.as_mut_ptr();
+            // The folded output stage needs `fin.fast` (its shift and sum bounds) and an
+            // i8 zero point; it narrows with saturation when the clamp is the i8 range.
+            let stage = if !fin.fast || !(-128..=127).contains(&fin.zo) {
+                GENERAL
+            } else if fin.lo <= -128 && fin.hi >= 127 {
+                FOLD_SAT
+            } else {
+                FOLD
+            };
             macro_rules! kernel {
                 ($($kh:literal)*) => {
-                    match (self.kh, self.kq) {
+                    match (self.kh, self.kq, stage) {
                         $(
                             // SAFETY: the plan was prepared for Isa::Avx512Vnni, found on
                             // this CPU (AVX-512F/BW/VL/VNNI); each row holds the columns up
                             // to `last` (or is read at column 0 only) and `out` the groups'
                             // lanes (checked above); `fin`'s per-channel arrays hold the
-                            // plan's lanes (the caller's `Finish` contract).
-                            ($kh, 1) => unsafe { kernel::<$kh, 1>(self, &src, fin, o) },
+                            // plan's lanes (the caller's `Finish` contract); the stage's
+                            // conditions were checked just above.
+                            ($kh, 1, GENERAL) => unsafe {
+                                kernel::<$kh, 1, GENERAL>(self, &src, fin, o)
+                            },
                             // SAFETY: as above.
-                            ($kh, 2) => unsafe { kernel::<$kh, 2>(self, &src, fin, o) },
+                            ($kh, 1, FOLD) => unsafe { kernel::<$kh, 1, FOLD>(self, &src, fin, o) },
+                            // SAFETY: as above.
+                            ($kh, 1, _) => unsafe { kernel::<$kh, 1, FOLD_SAT>(self, &src, fin, o) },
+                            // SAFETY: as above.
+                            ($kh, 2, GENERAL) => unsafe {
+                                kernel::<$kh, 2, GENERAL>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 2, FOLD) => unsafe { kernel::<$kh, 2, FOLD>(self, &src, fin, o) },
+                            // SAFETY: as above.
+                            ($kh, 2, _) => unsafe { kernel::<$kh, 2, FOLD_SAT>(self, &src, fin, o) },
                         )*
                         _ => return 0,
                     }
@@ -251,6 +273,69 @@ mod imp {
             kernel!(1 2 3 4 5);
             self.groups * self.r
         }
+    }
+
+    /// Output stages of the kernel: `quant::requant::x86_512`'s, then the zero point and
+    /// the clamp.
+    const GENERAL: u8 = 0;
+    /// With `Finish::fast` (every shift in −22..=−1, every sum below 2^30 in magnitude) and
+    /// a zero point z in −128..=127, TFLite's MultiplyByQuantizedMultiplier plus z in the
+    /// form of the GEMM's requantizing epilogue (`RQVEC`):
+    /// - SRDHM(x, m) = (x·m + 2^30) >> 31 (floor; as `mbqm`) is the high dword of
+    ///   2x·m + 2^31 (2x exact in i32 as |x| < 2^30), so the two 32×32→64 products' high
+    ///   dwords are the results: no shifts of the 64-bit halves, one shuffle gathers them;
+    /// - with e = −shift ≥ 1, RoundingDivideByPOT(r, e) + z = (r + 2^(e−1) − [r < 0]
+    ///   + z·2^e) >> e (arithmetic): the one-shift form of `mbqm_small`, z·2^e being a
+    ///   multiple of 2^e; no overflow, as |r| ≤ 2^30, 2^(e−1) ≤ 2^21, |z·2^e| ≤ 2^29.
+    ///
+    /// Then the clamp (`FOLD`), or none when it is the i8 range (`FOLD_SAT`): the
+    /// saturating narrowing is that clamp.
+    const FOLD: u8 = 1;
+    const FOLD_SAT: u8 = 2;
+
+    /// The FOLD stages' constants of 16 lanes.
+    pub(super) struct Fold {
+        m: __m512i,
+        /// The multipliers of the odd lanes in the even dwords.
+        m_odd: __m512i,
+        /// −shift, and the rounding term 2^(e−1) + z·2^e.
+        e: __m512i,
+        half: __m512i,
+    }
+
+    impl Fold {
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        pub(super) fn new(m: __m512i, shift: __m512i, z: __m512i) -> Fold {
+            let e = _mm512_sub_epi32(_mm512_setzero_si512(), shift);
+            let e1 = _mm512_sub_epi32(e, _mm512_set1_epi32(1));
+            Fold {
+                m,
+                m_odd: _mm512_srli_epi64::<32>(m),
+                e,
+                half: _mm512_add_epi32(
+                    _mm512_sllv_epi32(_mm512_set1_epi32(1), e1),
+                    _mm512_sllv_epi32(z, e),
+                ),
+            }
+        }
+    }
+
+    /// MultiplyByQuantizedMultiplier(x, m, shift) + z in 16 lanes by the FOLD form (its
+    /// conditions: every |x| < 2^30, shift in −22..=−1, z in −128..=127).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) fn fold(x: __m512i, f: &Fold) -> __m512i {
+        let nudge = _mm512_set1_epi64(1 << 31);
+        // SRDHM: the high dwords of 2x·m + 2^31 (even lanes from the even products, odd
+        // lanes from the odd ones), then the rounding shift.
+        let x2 = _mm512_add_epi32(x, x);
+        let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, f.m), nudge);
+        let po = _mm512_srli_epi64::<32>(x2);
+        let po = _mm512_add_epi64(_mm512_mul_epi32(po, f.m_odd), nudge);
+        let r = _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe);
+        let t = _mm512_add_epi32(_mm512_add_epi32(r, f.half), _mm512_srai_epi32::<31>(r));
+        _mm512_srav_epi32(t, f.e)
     }
 
     /// Bytes of each lane's top byte in a 16-lane vector.
@@ -275,7 +360,7 @@ mod imp {
     /// readable (`last` as in [`Plan::row`]); `out` writable for `groups·lanes` bytes; `fin`'s
     /// multipliers and shifts readable for `lanes` values.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn kernel<const KH: usize, const KQ: usize>(
+    unsafe fn kernel<const KH: usize, const KQ: usize, const STAGE: u8>(
         p: &Plan,
         src: &[(*const i8, usize); MAX_KH],
         fin: &Finish,
@@ -316,10 +401,12 @@ mod imp {
                     }
                 }
                 let init = _mm512_loadu_si512(p.init.as_ptr().add(c0) as *const __m512i);
-                let k = consts(
-                    _mm512_loadu_si512(fin.mults.add(c0) as *const __m512i),
-                    _mm512_loadu_si512(fin.shifts.add(c0) as *const __m512i),
-                );
+                let m = _mm512_loadu_si512(fin.mults.add(c0) as *const __m512i);
+                let shift = _mm512_loadu_si512(fin.shifts.add(c0) as *const __m512i);
+                let k = consts(m, shift);
+                // FOLD stages: the multipliers of the odd lanes in the even dwords, the
+                // shift e and the rounding term 2^(e−1) + z·2^e (see FOLD).
+                let f = Fold::new(m, shift, zo);
                 // Takes input column `c` of filter row `fy` into `v` (a macro: a closure
                 // would not have the function's target features).
                 macro_rules! take {
@@ -353,15 +440,102 @@ mod imp {
                             acc = _mm512_dpbusd_epi32(acc, u, w[fy][q]);
                         }
                     }
-                    let v = if small {
-                        mbqm_small(acc, &k)
+                    let o = out.add(px * p.lanes + c0) as *mut __m128i;
+                    if STAGE == GENERAL {
+                        let v = if small {
+                            mbqm_small(acc, &k)
+                        } else {
+                            mbqm(acc, &k, fin.left)
+                        };
+                        let v = _mm512_add_epi32(v, zo);
+                        let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                        // In the byte range already: truncating keeps each value.
+                        _mm_storeu_si128(o, _mm512_cvtepi32_epi8(v));
+                        continue;
+                    }
+                    let v = fold(acc, &f);
+                    if STAGE == FOLD_SAT {
+                        _mm_storeu_si128(o, _mm512_cvtsepi32_epi8(v));
                     } else {
-                        mbqm(acc, &k, fin.left)
+                        let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                        // In the byte range after the clamp: truncating keeps each value.
+                        _mm_storeu_si128(o, _mm512_cvtepi32_epi8(v));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(
+    test,
+    target_arch = "x86_64",
+    edgemm_avx512_intrinsics,
+    feature = "std"
+))]
+mod tests {
+    use super::imp::{fold, Fold};
+    use crate::reference::multiply_by_quantized_multiplier;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use core::arch::x86_64::*;
+
+    /// The FOLD output stage against the reference over its domain's edges and a sweep:
+    /// sums up to ±(2^30 − 1), every shift −22..=−1, multipliers from −2^31 + 2 to
+    /// 2^31 − 1, zero points −128 and 127 and between.
+    #[test]
+    fn fold_stage_matches_the_reference() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let top = (1 << 30) - 1;
+        let mut xs: Vec<i32> = vec![0, 1, -1, top, -top, top - 1, -top + 1, 1 << 29, -(1 << 29)];
+        let mut v: u64 = 0x243f_6a88_85a3_08d3;
+        let mut next = || {
+            v ^= v << 13;
+            v ^= v >> 7;
+            v ^= v << 17;
+            v
+        };
+        for _ in 0..4000 {
+            let r = next();
+            // Magnitudes of every size, both signs.
+            let x = (r >> 34) as i32 >> (r % 31);
+            xs.push(x.clamp(-top, top));
+        }
+        let ms = [
+            i32::MIN + 2,
+            -(1 << 30),
+            1,
+            1 << 30,
+            1_518_500_250,
+            i32::MAX,
+        ];
+        for shift in -22..=-1 {
+            for &m in &ms {
+                for z in [-128, -1, 0, 37, 127] {
+                    // SAFETY: AVX-512F detected above.
+                    let f = unsafe {
+                        Fold::new(
+                            _mm512_set1_epi32(m),
+                            _mm512_set1_epi32(shift),
+                            _mm512_set1_epi32(z),
+                        )
                     };
-                    let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zo), lo), hi);
-                    let o = out.add(px * p.lanes + c0);
-                    // In the byte range already: truncating keeps each value.
-                    _mm_storeu_si128(o as *mut __m128i, _mm512_cvtepi32_epi8(v));
+                    for chunk in xs.chunks(16) {
+                        let mut x = [0i32; 16];
+                        x[..chunk.len()].copy_from_slice(chunk);
+                        let mut got = [0i32; 16];
+                        // SAFETY: AVX-512F detected; 16 i32 read and written.
+                        unsafe {
+                            let r = fold(_mm512_loadu_si512(x.as_ptr() as *const _), &f);
+                            _mm512_storeu_si512(got.as_mut_ptr() as *mut _, r);
+                        }
+                        for (&x, &g) in x.iter().zip(&got) {
+                            let want = multiply_by_quantized_multiplier(x, m, shift) + z;
+                            assert_eq!(g, want, "x {x} m {m} shift {shift} z {z}");
+                        }
+                    }
                 }
             }
         }
