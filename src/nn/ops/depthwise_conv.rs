@@ -370,9 +370,16 @@ impl DwElem for i8 {
         (p * oc + c) * 2 + h
     }
     fn row_plan(dw: &Dw<i8>, wide: Option<&Wide<i8>>, plan: &mut Plan) -> bool {
+        let shifts = if dw.fin.shifts.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: `fin`'s non-null arrays hold c_out values (the `Job` contract, checked
+            // at load).
+            unsafe { core::slice::from_raw_parts(dw.fin.shifts, dw.g.oc) }
+        };
         match (wide, dw.init) {
-            (Some(wd), Some(_)) => plan.prepare(dw.isa, &dw.g, wd.r, &wd.w, &wd.init),
-            (None, Some(init)) => plan.prepare(dw.isa, &dw.g, 1, dw.w, init),
+            (Some(wd), Some(_)) => plan.prepare(dw.isa, &dw.g, wd.r, &wd.w, &wd.init, &wd.shifts),
+            (None, Some(init)) => plan.prepare(dw.isa, &dw.g, 1, dw.w, init, shifts),
             (_, None) => false,
         }
     }
@@ -1058,10 +1065,8 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
         mults: per_channel(mults)?,
         shifts: per_channel(shifts)?,
         left: shifts.iter().any(|&s| s > 0),
-        // Read by the Arm DSP path and the x86 whole-row kernel only: not scanned for on
-        // other targets.
-        fast: (cfg!(all(target_arch = "arm", edgemm_arm_dsp))
-            || cfg!(all(target_arch = "x86_64", edgemm_avx512_intrinsics)))
+        // Read by the Arm DSP path only: not scanned for on other targets.
+        fast: cfg!(all(target_arch = "arm", edgemm_arm_dsp))
             && fast_form(bias, g.kh * g.kw, mults, shifts),
         zo: op.param(P_ZO),
         lo: op.param(P_LO).max(-128),

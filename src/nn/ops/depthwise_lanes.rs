@@ -133,14 +133,7 @@ pub(crate) struct Finish {
     /// shift in −22..=−1, every multiplier above −2^31 + 1, every sum below 2^30 in
     /// magnitude (see `quant::requant::arm`; the shift bound lets the Arm DSP path add the
     /// zero point inside the rounding shift). Without it that path runs the portable one.
-    /// The x86 whole-row kernel (`depthwise_vnni`) folds the zero point the same way.
-    #[cfg_attr(
-        not(any(
-            all(target_arch = "arm", edgemm_arm_dsp),
-            all(target_arch = "x86_64", edgemm_avx512_intrinsics)
-        )),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
     pub fast: bool,
     pub zo: i32,
     pub lo: i32,

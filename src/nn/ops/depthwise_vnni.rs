@@ -42,7 +42,15 @@ impl Plan {
     pub(crate) fn new() -> Plan {
         Plan
     }
-    pub(crate) fn prepare(&mut self, _: Isa, _: &Geom, _: usize, _: &[i16], _: &[i32]) -> bool {
+    pub(crate) fn prepare(
+        &mut self,
+        _: Isa,
+        _: &Geom,
+        _: usize,
+        _: &[i16],
+        _: &[i32],
+        _: &[i32],
+    ) -> bool {
         false
     }
     pub(crate) fn row(&self, _: &[(&[i8], usize)], _: &Finish, _: &mut [i8]) -> usize {
@@ -120,6 +128,9 @@ mod imp {
         groups: usize,
         /// Every sum below 2^30 in magnitude (the output stage's one-shift form applies).
         small: bool,
+        /// `small` and every shift in −22..=−1 (the FOLD stages' conditions but the zero
+        /// point's).
+        fold: bool,
         /// `[filter row][group][lane]`: the first `kh·kq·lanes` set by `prepare`.
         w: [MaybeUninit<i32>; W_CAP],
         /// The sums' start per lane: the first `lanes` set by `prepare`.
@@ -143,6 +154,7 @@ mod imp {
                 step: 0,
                 groups: 0,
                 small: false,
+                fold: false,
                 w: [const { MaybeUninit::uninit() }; W_CAP],
                 init: [const { MaybeUninit::uninit() }; CAP],
             }
@@ -150,9 +162,9 @@ mod imp {
 
         /// Sets the plan up for rows of `g` as pixels of `r` pixels (`r` > 1: wide pixels at
         /// stride 1, `w` and `init` then hold the 16 lanes' copies), from the pair weights
-        /// `w` (`[pair][lane][2]`) and the sums' start `init`; false when the kernel does not
-        /// apply (`isa`, the geometry, or a weight outside i8, which a blob from `lower`
-        /// never holds).
+        /// `w` (`[pair][lane][2]`), the sums' start `init` and the output stage's `shifts`
+        /// (as many or more); false when the kernel does not apply (`isa`, the geometry, or
+        /// a weight outside i8, which a blob from `lower` never holds).
         pub(crate) fn prepare(
             &mut self,
             isa: Isa,
@@ -160,6 +172,7 @@ mod imp {
             r: usize,
             w: &[i16],
             init: &[i32],
+            shifts: &[i32],
         ) -> bool {
             let (kh, kw, kq) = (g.kh, g.kw, g.kw.div_ceil(4));
             let lanes = g.oc * r;
@@ -202,11 +215,15 @@ mod imp {
             // included).
             let most = taps as i64 * 128 * 128;
             let small = init.iter().all(|&b| i64::from(b).abs() + most < 1 << 30);
+            let fold = small
+                && shifts.len() >= lanes
+                && shifts[..lanes].iter().all(|s| (-22..=-1).contains(s));
             if !in_i8 {
                 return false;
             }
             (self.kh, self.kw, self.kq, self.lanes, self.r) = (kh, kw, kq, lanes, r);
-            (self.step, self.groups, self.small) = (g.sw * r, groups, small);
+            (self.step, self.groups) = (g.sw * r, groups);
+            (self.small, self.fold) = (small, fold);
             true
         }
 
@@ -231,9 +248,9 @@ mod imp {
                 *s = (row.as_ptr(), col);
             }
             let o = out.as_mut_ptr();
-            // The folded output stage needs `fin.fast` (its shift and sum bounds) and an
-            // i8 zero point; it narrows with saturation when the clamp is the i8 range.
-            let stage = if !fin.fast || !(-128..=127).contains(&fin.zo) {
+            // The folded output stage needs its shift and sum bounds (`fold`) and an i8
+            // zero point; it narrows with saturation when the clamp is the i8 range.
+            let stage = if !self.fold || !(-128..=127).contains(&fin.zo) {
                 GENERAL
             } else if fin.lo <= -128 && fin.hi >= 127 {
                 FOLD_SAT
@@ -278,7 +295,7 @@ mod imp {
     /// Output stages of the kernel: `quant::requant::x86_512`'s, then the zero point and
     /// the clamp.
     const GENERAL: u8 = 0;
-    /// With `Finish::fast` (every shift in −22..=−1, every sum below 2^30 in magnitude) and
+    /// With every shift in −22..=−1 and every sum below 2^30 in magnitude (`Plan::fold`) and
     /// a zero point z in −128..=127, TFLite's MultiplyByQuantizedMultiplier plus z in the
     /// form of the GEMM's requantizing epilogue (`RQVEC`):
     /// - SRDHM(x, m) = (x·m + 2^30) >> 31 (floor; as `mbqm`) is the high dword of
