@@ -345,6 +345,15 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     fn row_plan(_: &Dw<Self>, _: Option<&Wide<Self>>, _: &mut Plan) -> bool {
         false
     }
+    /// The value in the form the ring holds when it is flipped (see [`Scratch::flip`]).
+    fn flip(self) -> Self {
+        self
+    }
+    /// Copies `src` into `dst` (equal lengths), flipped when `flip`.
+    fn copy_ring(dst: &mut [Self], src: &[Self], flip: bool) {
+        let _ = flip;
+        depthwise_m4::copy(dst, src);
+    }
     /// That kernel's output row (see `Plan::row`): the pixels done.
     fn plan_row(_: &Plan, _: &[(&[Self], usize)], _: &Finish, _: &mut [Self]) -> usize {
         0
@@ -385,6 +394,18 @@ impl DwElem for i8 {
     }
     fn plan_row(plan: &Plan, rows: &[(&[i8], usize)], fin: &Finish, out: &mut [i8]) -> usize {
         plan.row(rows, fin, out)
+    }
+    fn flip(self) -> i8 {
+        self ^ i8::MIN
+    }
+    fn copy_ring(dst: &mut [i8], src: &[i8], flip: bool) {
+        if flip {
+            for (d, &s) in dst.iter_mut().zip(src) {
+                *d = s ^ i8::MIN;
+            }
+        } else {
+            depthwise_m4::copy(dst, src);
+        }
     }
 }
 
@@ -481,6 +502,9 @@ struct Scratch<'s, X, A> {
     stride: usize,
     expand: &'s mut [X],
     partial: &'s mut [A],
+    /// int8: the pad pixel and the ring hold every input byte XORed with 0x80 (x + 128 as
+    /// u8: the form `depthwise_vnni` multiplies), for a plan that does every row's pixels.
+    flip: bool,
 }
 
 /// The scratch's parts a kernel call reads or writes, beside the ring (shared).
@@ -490,12 +514,14 @@ struct Rest<'s, X, A> {
     partial: &'s mut [A],
 }
 
-impl<'s, X: Pod, A: Pod> Scratch<'s, X, A> {
-    /// Splits `bytes` as `lay` says and fills the pad pixel and the ring with `pad`.
+impl<'s, X: DwElem, A: Pod> Scratch<'s, X, A> {
+    /// Splits `bytes` as `lay` says and fills the pad pixel and the ring with `pad`
+    /// (flipped with `flip`).
     fn new(
         bytes: &'s mut [u8],
         lay: &Layout,
         pad: X,
+        flip: bool,
         bad: impl Fn() -> Error,
     ) -> Result<Self, Error> {
         let bytes = bytes.get_mut(..lay.bytes()).ok_or_else(&bad)?;
@@ -503,7 +529,7 @@ impl<'s, X: Pod, A: Pod> Scratch<'s, X, A> {
         let (expand, partial) = rest.split_at_mut(lay.expand.len());
         // The ring's padding columns keep this value; its image columns are copied in.
         let head = cast_mut::<X>(head);
-        head.fill(pad);
+        head.fill(if flip { pad.flip() } else { pad });
         Ok(Scratch {
             head,
             pad: lay.pad.len() / core::mem::size_of::<X>().max(1),
@@ -511,6 +537,7 @@ impl<'s, X: Pod, A: Pod> Scratch<'s, X, A> {
             stride: lay.ring_stride,
             expand: cast_mut::<X>(expand),
             partial: cast_mut::<A>(partial),
+            flip,
         })
     }
 }
@@ -686,7 +713,7 @@ impl<E: DwElem> Dw<'_, E> {
             let at = sc.first + slot * sc.stride;
             slot = if slot + 1 == rr { 0 } else { slot + 1 };
             let dst = sc.head.get_mut(at..at + len).ok_or_else(Self::bad)?;
-            depthwise_m4::copy(dst, row(iy).ok_or_else(Self::bad)?);
+            E::copy_ring(dst, row(iy).ok_or_else(Self::bad)?, sc.flip);
         }
         Ok(())
     }
@@ -776,6 +803,11 @@ impl<E: DwElem> Dw<'_, E> {
         let mut ox = 0;
         if let Some(plan) = plan {
             ox = self.plan_row(plan, src, oy, out, sc, wide)?;
+            if plan.flipped() && ox < g.ow {
+                // The other kernels do not read the flipped form (the plan's setup sees to
+                // it that this does not happen).
+                return Err(Self::bad());
+            }
         }
         if let (0, Some(wd)) = (ox, wide) {
             let n = g.ow / wd.r;
@@ -1113,7 +1145,7 @@ fn run_m4(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         bias: &[],
     };
     let k = dw.m4_layer(stream);
-    dw.each_row(op, mem, &mut |src, oy, out, rest| {
+    dw.each_row(op, mem, false, &mut |src, oy, out, rest| {
         dw.m4_row(&k, src, oy, out, rest.pad)
     })
 }
@@ -1178,13 +1210,26 @@ impl Dw<'_, i8> {
 impl<E: DwElem> Dw<'_, E> {
     /// Every output row by the general kernels ([`Dw::row`]).
     fn run(&self, op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-        let wide = self.wide(E::pad_value(op));
-        let wide = wide.as_ref();
         let mut plan = Plan::new();
-        let plan = E::row_plan(self, wide, &mut plan).then_some(&plan);
-        self.each_row(op, mem, &mut |src, oy, out, rest| {
+        let (wide, planned, flip) = self.setup(E::pad_value(op), &mut plan);
+        let (wide, plan) = (wide.as_ref(), planned.then_some(&plan));
+        self.each_row(op, mem, flip, &mut |src, oy, out, rest| {
             self.row(src, oy, out, rest, wide, plan)
         })
+    }
+
+    /// The call's wide-pixel constants, whether `plan` was prepared, and whether the ring
+    /// holds the input flipped (`Scratch::flip`): when the plan does every pixel of every
+    /// row from the ring (a padded row) in its unsigned form.
+    fn setup(&self, pad: E, plan: &mut Plan) -> (Option<Wide<E>>, bool, bool) {
+        let mut wide = self.wide(pad);
+        let planned = E::row_plan(self, wide.as_ref(), plan);
+        let flip = planned && self.pw() != self.g.iw && plan.take_flipped(self.g.ow, self.fin.zo);
+        if let (true, Some(wd)) = (flip, wide.as_mut()) {
+            // The pad pixel the plan reads for a wide pixel's rows outside the image.
+            wd.pad = [pad.flip(); WIDE];
+        }
+        (wide, planned, flip)
     }
 
     /// Every output row by `row_fn`, in place or not as the plan laid the tensors out.
@@ -1192,6 +1237,7 @@ impl<E: DwElem> Dw<'_, E> {
         &self,
         op: &OpView,
         mem: &mut OpMem,
+        flip: bool,
         row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let g = &self.g;
@@ -1203,12 +1249,12 @@ impl<E: DwElem> Dw<'_, E> {
         if same_bytes(&info(x_t)?, &info(y_t)?) {
             // In place: the input is read only through the one buffer both share.
             let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
-            let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), Self::bad)?;
+            let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), flip, Self::bad)?;
             return self.in_place(cast_mut::<E>(io), &mut sc, row_fn);
         }
         let x = cast::<E>(mem.input(x_t)?);
         let (out, scratch) = mem.output_and_temp(y_t, s_t)?;
-        let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), Self::bad)?;
+        let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), flip, Self::bad)?;
         self.rows(x, cast_mut::<E>(out), 0..g.batch * g.oh, &mut sc, row_fn)
     }
 }
@@ -1566,11 +1612,10 @@ mod tests {
     /// Runs `dw` on `x`, out of place or in place (one buffer for input and output).
     /// The general form's rows of `dw` (as `Dw::run`).
     fn run_dw<E: DwElem>(dw: &Dw<E>, x: &[E], pad: E, in_place: bool) -> Vec<E> {
-        let wide = dw.wide(pad);
-        let wide = wide.as_ref();
         let mut plan = Plan::new();
-        let plan = E::row_plan(dw, wide, &mut plan).then_some(&plan);
-        run_rows(dw, x, pad, in_place, &mut |src, oy, out, rest| {
+        let (wide, planned, flip) = dw.setup(pad, &mut plan);
+        let (wide, plan) = (wide.as_ref(), planned.then_some(&plan));
+        run_rows(dw, x, pad, flip, in_place, &mut |src, oy, out, rest| {
             dw.row(src, oy, out, rest, wide, plan)
         })
     }
@@ -1580,13 +1625,14 @@ mod tests {
         dw: &Dw<E>,
         x: &[E],
         pad: E,
+        flip: bool,
         in_place: bool,
         row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
     ) -> Vec<E> {
         let g = &dw.g;
         let lay = Layout::new(g, core::mem::size_of::<E>()).unwrap();
         let mut s = aligned(lay.bytes());
-        let mut sc = Scratch::new(as_bytes(&mut s), &lay, pad, Dw::<E>::bad).unwrap();
+        let mut sc = Scratch::new(as_bytes(&mut s), &lay, pad, flip, Dw::<E>::bad).unwrap();
         let out_len = g.batch * g.oh * g.ow * g.oc;
         if in_place {
             let mut io = x.to_vec();
@@ -1904,9 +1950,14 @@ mod tests {
             };
             let k = dw.m4_layer(&stream);
             let m4 = |in_place| {
-                run_rows(&dw, &x, za as i8, in_place, &mut |src, oy, out, rest| {
-                    dw.m4_row(&k, src, oy, out, rest.pad)
-                })
+                run_rows(
+                    &dw,
+                    &x,
+                    za as i8,
+                    false,
+                    in_place,
+                    &mut |src, oy, out, rest| dw.m4_row(&k, src, oy, out, rest.pad),
+                )
             };
             assert_eq!(m4(false), want, "{g:?}");
             if in_place_geom(&g) {

@@ -15,7 +15,8 @@
 //!
 //! `vpdpbusd` takes u8 inputs: the bytes go in XORed with 0x80 (x + 128), so the sums gain
 //! 128·Σw, which the plan takes off their start (`bias − z_x·Σw − 128·Σw`, wrapping as the
-//! sums); the bytes of a group below its columns have zero weights.
+//! sums); the bytes of a group below its columns have zero weights. When the kernel does
+//! whole rows from the ring, the ring holds them XORed already (`Plan::take_flipped`).
 //!
 //! The plan is built per operator call from the blob's i16 pair weights (the blob stays as
 //! it is): the weights as `[filter row][group][lane]` words of four i8, and the sums' start.
@@ -55,6 +56,12 @@ impl Plan {
     }
     pub(crate) fn row(&self, _: &[(&[i8], usize)], _: &Finish, _: &mut [i8]) -> usize {
         0
+    }
+    pub(crate) fn take_flipped(&mut self, _: usize, _: i32) -> bool {
+        false
+    }
+    pub(crate) fn flipped(&self) -> bool {
+        false
     }
 }
 
@@ -131,6 +138,8 @@ mod imp {
         /// `small` and every shift in −22..=−1 (the FOLD stages' conditions but the zero
         /// point's).
         fold: bool,
+        /// The rows come flipped (x XOR 0x80: the kernel's u8 form, see `take_flipped`).
+        flip: bool,
         /// `[filter row][group][lane]`: the first `kh·kq·lanes` set by `prepare`.
         w: [MaybeUninit<i32>; W_CAP],
         /// The sums' start per lane: the first `lanes` set by `prepare`.
@@ -155,6 +164,7 @@ mod imp {
                 groups: 0,
                 small: false,
                 fold: false,
+                flip: false,
                 w: [const { MaybeUninit::uninit() }; W_CAP],
                 init: [const { MaybeUninit::uninit() }; CAP],
             }
@@ -223,8 +233,25 @@ mod imp {
             }
             (self.kh, self.kw, self.kq, self.lanes, self.r) = (kh, kw, kq, lanes, r);
             (self.step, self.groups) = (g.sw * r, groups);
-            (self.small, self.fold) = (small, fold);
+            (self.small, self.fold, self.flip) = (small, fold, false);
             true
+        }
+
+        /// Whether the caller may give the rows flipped (x XOR 0x80, the pad pixel too) for
+        /// rows of `ow` pixels and the zero point `zo`, so that the kernel skips that XOR
+        /// per pixel and filter row; if so the plan expects it from now on. It may when
+        /// [`Plan::row`] does every pixel of a row (the other kernels read the input as it
+        /// is) with a FOLD stage and one group of columns (fewer kernels compiled).
+        pub(crate) fn take_flipped(&mut self, ow: usize, zo: i32) -> bool {
+            self.flip = self.fold
+                && (-128..=127).contains(&zo)
+                && self.kq == 1
+                && self.groups * self.r == ow;
+            self.flip
+        }
+
+        pub(crate) fn flipped(&self) -> bool {
+            self.flip
         }
 
         /// Output row from its filter rows `rows` (each the padded input row, its columns
@@ -257,31 +284,50 @@ mod imp {
             } else {
                 FOLD
             };
+            if self.flip && (stage == GENERAL || self.kq != 1) {
+                return 0; // (not with the zero point `take_flipped` saw)
+            }
             macro_rules! kernel {
                 ($($kh:literal)*) => {
-                    match (self.kh, self.kq, stage) {
+                    match (self.kh, self.kq, stage, self.flip) {
                         $(
-                            // SAFETY: the plan was prepared for Isa::Avx512Vnni, found on
-                            // this CPU (AVX-512F/BW/VL/VNNI); each row holds the columns up
-                            // to `last` (or is read at column 0 only) and `out` the groups'
-                            // lanes (checked above); `fin`'s per-channel arrays hold the
-                            // plan's lanes (the caller's `Finish` contract); the stage's
-                            // conditions were checked just above.
-                            ($kh, 1, GENERAL) => unsafe {
-                                kernel::<$kh, 1, GENERAL>(self, &src, fin, o)
+                            // SAFETY: the plan was prepared for Isa::Avx512Vnni,
+                            // found on this CPU (AVX-512F/BW/VL/VNNI); each row holds the
+                            // columns up to `last` (or is read at column 0 only) and `out`
+                            // the groups' lanes (checked above); `fin`'s per-channel arrays
+                            // hold the plan's lanes (the caller's `Finish` contract); the
+                            // stage's conditions and the flip's were checked just above.
+                            ($kh, 1, GENERAL, _) => unsafe {
+                                kernel::<$kh, 1, GENERAL, false>(self, &src, fin, o)
                             },
                             // SAFETY: as above.
-                            ($kh, 1, FOLD) => unsafe { kernel::<$kh, 1, FOLD>(self, &src, fin, o) },
-                            // SAFETY: as above.
-                            ($kh, 1, _) => unsafe { kernel::<$kh, 1, FOLD_SAT>(self, &src, fin, o) },
-                            // SAFETY: as above.
-                            ($kh, 2, GENERAL) => unsafe {
-                                kernel::<$kh, 2, GENERAL>(self, &src, fin, o)
+                            ($kh, 1, FOLD, false) => unsafe {
+                                kernel::<$kh, 1, FOLD, false>(self, &src, fin, o)
                             },
                             // SAFETY: as above.
-                            ($kh, 2, FOLD) => unsafe { kernel::<$kh, 2, FOLD>(self, &src, fin, o) },
+                            ($kh, 1, FOLD, true) => unsafe {
+                                kernel::<$kh, 1, FOLD, true>(self, &src, fin, o)
+                            },
                             // SAFETY: as above.
-                            ($kh, 2, _) => unsafe { kernel::<$kh, 2, FOLD_SAT>(self, &src, fin, o) },
+                            ($kh, 1, _, false) => unsafe {
+                                kernel::<$kh, 1, FOLD_SAT, false>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 1, _, true) => unsafe {
+                                kernel::<$kh, 1, FOLD_SAT, true>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 2, GENERAL, _) => unsafe {
+                                kernel::<$kh, 2, GENERAL, false>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 2, FOLD, _) => unsafe {
+                                kernel::<$kh, 2, FOLD, false>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 2, _, _) => unsafe {
+                                kernel::<$kh, 2, FOLD_SAT, false>(self, &src, fin, o)
+                            },
                         )*
                         _ => return 0,
                     }
@@ -377,7 +423,7 @@ mod imp {
     /// readable (`last` as in [`Plan::row`]); `out` writable for `groups·lanes` bytes; `fin`'s
     /// multipliers and shifts readable for `lanes` values.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn kernel<const KH: usize, const KQ: usize, const STAGE: u8>(
+    unsafe fn kernel<const KH: usize, const KQ: usize, const STAGE: u8, const FLIP: bool>(
         p: &Plan,
         src: &[(*const i8, usize); MAX_KH],
         fin: &Finish,
@@ -453,7 +499,12 @@ mod imp {
                             for c in end - fresh(q)..end {
                                 *reg = take!(*reg, fy, c);
                             }
-                            let u = _mm512_xor_si512(*reg, x80);
+                            // (The u8 form: x XOR 0x80, unless the rows come so.)
+                            let u = if FLIP {
+                                *reg
+                            } else {
+                                _mm512_xor_si512(*reg, x80)
+                            };
                             acc = _mm512_dpbusd_epi32(acc, u, w[fy][q]);
                         }
                     }
