@@ -347,9 +347,10 @@ mod imp {
     /// - SRDHM(x, m) = (x·m + 2^30) >> 31 (floor; as `mbqm`) is the high dword of
     ///   2x·m + 2^31 (2x exact in i32 as |x| < 2^30), so the two 32×32→64 products' high
     ///   dwords are the results: no shifts of the 64-bit halves, one shuffle gathers them;
-    /// - with e = −shift ≥ 1, RoundingDivideByPOT(r, e) + z = (r + 2^(e−1) − [r < 0]
-    ///   + z·2^e) >> e (arithmetic): the one-shift form of `mbqm_small`, z·2^e being a
-    ///   multiple of 2^e; no overflow, as |r| ≤ 2^30, 2^(e−1) ≤ 2^21, |z·2^e| ≤ 2^29.
+    /// - with e = −shift ≥ 1, RoundingDivideByPOT(r, e) + z equals
+    ///   (r + 2^(e−1) − [r < 0] + z·2^e) >> e (arithmetic): the one-shift form of
+    ///   `mbqm_small`, z·2^e being a multiple of 2^e; no overflow, as |r| ≤ 2^30,
+    ///   2^(e−1) ≤ 2^21, |z·2^e| ≤ 2^29.
     ///
     /// Then the clamp (`FOLD`), or none when it is the i8 range (`FOLD_SAT`): the
     /// saturating narrowing is that clamp.
