@@ -8,7 +8,11 @@
 //! column in the top byte: from one output pixel to the next (`sw·r` columns on) it shifts
 //! right by a byte per new column and takes that column's bytes in its top bytes (a
 //! broadcast 16-byte load and one masked `vpshufb`). So each input byte is loaded once per
-//! filter row, not once per tap, and nothing is shuffled per tap. Channels go 16 at a time
+//! filter row, not once per tap, and nothing is shuffled per tap. Where a (wide) pixel's
+//! bytes of 16 lanes lie within 128 bytes of its first column (few channels: MobileNet-v1
+//! 0.25's 8 to 32) and the CPU has AVX-512 VBMI, a filter row's register is instead one
+//! byte permute of the window's one or two masked loads per pixel (`Plan::perm`): one
+//! instruction, not two per column taken in (four at stride 2). Channels go 16 at a time
 //! with the pixels of the row inner: the weights and the output stage's constants stay in
 //! registers across the row, and the output stage (`quant::requant::x86_512`) runs on the
 //! sums in registers.
@@ -140,6 +144,14 @@ mod imp {
         fold: bool,
         /// The rows come flipped (x XOR 0x80: the kernel's u8 form, see `take_flipped`).
         flip: bool,
+        /// One group of columns whose bytes for a (wide) pixel's 16 lanes lie in 64 (1) or
+        /// 128 (2) bytes from its first column, with AVX-512 VBMI: each filter row's words
+        /// are one byte permute (`vpermb`/`vpermi2b` by `idx`) of one or two masked loads
+        /// (`m0`, `m1`) instead of a byte per column shifted in. 0: not so.
+        perm: u8,
+        idx: [u8; 64],
+        m0: u64,
+        m1: u64,
         /// `[filter row][group][lane]`: the first `kh·kq·lanes` set by `prepare`.
         w: [MaybeUninit<i32>; W_CAP],
         /// The sums' start per lane: the first `lanes` set by `prepare`.
@@ -165,6 +177,10 @@ mod imp {
                 small: false,
                 fold: false,
                 flip: false,
+                perm: 0,
+                idx: [0; 64],
+                m0: 0,
+                m1: 0,
                 w: [const { MaybeUninit::uninit() }; W_CAP],
                 init: [const { MaybeUninit::uninit() }; CAP],
             }
@@ -234,6 +250,34 @@ mod imp {
             (self.kh, self.kw, self.kq, self.lanes, self.r) = (kh, kw, kq, lanes, r);
             (self.step, self.groups) = (g.sw * r, groups);
             (self.small, self.fold, self.flip) = (small, fold, false);
+            // The bytes of lane L = (pixel p, channel c) of a block: columns p·sw + fx of
+            // the pixel's window, channel c (a zero-weight byte: the first); `per` lanes a
+            // pixel.
+            let per = 16 / r;
+            let span = ((r - 1) * g.sw + kw - 1) * g.ic + per;
+            let vbmi = {
+                use crate::arch::Features;
+                crate::arch::cpu_info()
+                    .features
+                    .contains(Features::AVX512VBMI)
+            };
+            self.perm = match (kq, vbmi, span) {
+                (1, true, ..=64) => 1,
+                (1, true, 65..=128) => 2,
+                _ => 0,
+            };
+            if self.perm > 0 {
+                for (i, b) in self.idx.iter_mut().enumerate() {
+                    let (lane, j) = (i / 4, i % 4);
+                    let (p, c) = (lane / per, lane % per);
+                    *b = match (j + kw).checked_sub(4) {
+                        Some(fx) => ((p * g.sw + fx) * g.ic + c) as u8,
+                        None => 0,
+                    };
+                }
+                let mask = |n: usize| if n >= 64 { !0u64 } else { (1u64 << n) - 1 };
+                (self.m0, self.m1) = (mask(span), mask(span.saturating_sub(64)));
+            }
             true
         }
 
@@ -289,44 +333,77 @@ mod imp {
             }
             macro_rules! kernel {
                 ($($kh:literal)*) => {
-                    match (self.kh, self.kq, stage, self.flip) {
+                    match (self.kh, self.kq, stage, self.flip, self.perm) {
                         $(
                             // SAFETY: the plan was prepared for Isa::Avx512Vnni,
-                            // found on this CPU (AVX-512F/BW/VL/VNNI); each row holds the
-                            // columns up to `last` (or is read at column 0 only) and `out`
-                            // the groups' lanes (checked above); `fin`'s per-channel arrays
-                            // hold the plan's lanes (the caller's `Finish` contract); the
-                            // stage's conditions and the flip's were checked just above.
-                            ($kh, 1, GENERAL, _) => unsafe {
-                                kernel::<$kh, 1, GENERAL, false>(self, &src, fin, o)
+                            // found on this CPU (AVX-512F/BW/VL/VNNI, and VBMI where `perm`
+                            // is set); each row holds the columns up to `last` (or is the
+                            // pad pixel, read at column 0 only) and `out` the groups' lanes
+                            // (checked above); `fin`'s per-channel arrays hold the plan's
+                            // lanes (the caller's `Finish` contract); the stage's
+                            // conditions and the flip's were checked just above.
+                            ($kh, 1, GENERAL, _, _) => unsafe {
+                                kernel::<$kh, 1, GENERAL, false, 0>(self, &src, fin, o)
                             },
                             // SAFETY: as above.
-                            ($kh, 1, FOLD, false) => unsafe {
-                                kernel::<$kh, 1, FOLD, false>(self, &src, fin, o)
+                            ($kh, 1, FOLD, false, 0) => unsafe {
+                                kernel::<$kh, 1, FOLD, false, 0>(self, &src, fin, o)
                             },
                             // SAFETY: as above.
-                            ($kh, 1, FOLD, true) => unsafe {
-                                kernel::<$kh, 1, FOLD, true>(self, &src, fin, o)
+                            ($kh, 1, FOLD, true, 0) => unsafe {
+                                kernel::<$kh, 1, FOLD, true, 0>(self, &src, fin, o)
                             },
                             // SAFETY: as above.
-                            ($kh, 1, _, false) => unsafe {
-                                kernel::<$kh, 1, FOLD_SAT, false>(self, &src, fin, o)
+                            ($kh, 1, FOLD, false, 1) => unsafe {
+                                kernel::<$kh, 1, FOLD, false, 1>(self, &src, fin, o)
                             },
                             // SAFETY: as above.
-                            ($kh, 1, _, true) => unsafe {
-                                kernel::<$kh, 1, FOLD_SAT, true>(self, &src, fin, o)
+                            ($kh, 1, FOLD, true, 1) => unsafe {
+                                kernel::<$kh, 1, FOLD, true, 1>(self, &src, fin, o)
                             },
                             // SAFETY: as above.
-                            ($kh, 2, GENERAL, _) => unsafe {
-                                kernel::<$kh, 2, GENERAL, false>(self, &src, fin, o)
+                            ($kh, 1, FOLD, false, _) => unsafe {
+                                kernel::<$kh, 1, FOLD, false, 2>(self, &src, fin, o)
                             },
                             // SAFETY: as above.
-                            ($kh, 2, FOLD, _) => unsafe {
-                                kernel::<$kh, 2, FOLD, false>(self, &src, fin, o)
+                            ($kh, 1, FOLD, true, _) => unsafe {
+                                kernel::<$kh, 1, FOLD, true, 2>(self, &src, fin, o)
                             },
                             // SAFETY: as above.
-                            ($kh, 2, _, _) => unsafe {
-                                kernel::<$kh, 2, FOLD_SAT, false>(self, &src, fin, o)
+                            ($kh, 1, _, false, 0) => unsafe {
+                                kernel::<$kh, 1, FOLD_SAT, false, 0>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 1, _, true, 0) => unsafe {
+                                kernel::<$kh, 1, FOLD_SAT, true, 0>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 1, _, false, 1) => unsafe {
+                                kernel::<$kh, 1, FOLD_SAT, false, 1>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 1, _, true, 1) => unsafe {
+                                kernel::<$kh, 1, FOLD_SAT, true, 1>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 1, _, false, _) => unsafe {
+                                kernel::<$kh, 1, FOLD_SAT, false, 2>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 1, _, true, _) => unsafe {
+                                kernel::<$kh, 1, FOLD_SAT, true, 2>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 2, GENERAL, _, _) => unsafe {
+                                kernel::<$kh, 2, GENERAL, false, 0>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 2, FOLD, _, _) => unsafe {
+                                kernel::<$kh, 2, FOLD, false, 0>(self, &src, fin, o)
+                            },
+                            // SAFETY: as above.
+                            ($kh, 2, _, _, _) => unsafe {
+                                kernel::<$kh, 2, FOLD_SAT, false, 0>(self, &src, fin, o)
                             },
                         )*
                         _ => return 0,
@@ -424,7 +501,13 @@ mod imp {
     /// readable (`last` as in [`Plan::row`]); `out` writable for `groups·lanes` bytes; `fin`'s
     /// multipliers and shifts readable for `lanes` values.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn kernel<const KH: usize, const KQ: usize, const STAGE: u8, const FLIP: bool>(
+    unsafe fn kernel<
+        const KH: usize,
+        const KQ: usize,
+        const STAGE: u8,
+        const FLIP: bool,
+        const PERM: u8,
+    >(
         p: &Plan,
         src: &[(*const i8, usize); MAX_KH],
         fin: &Finish,
@@ -445,6 +528,8 @@ mod imp {
             let (lo, hi) = cols(q);
             (hi - lo).min(p.step)
         };
+        // SAFETY: 64 bytes.
+        let idx = unsafe { _mm512_loadu_si512(p.idx.as_ptr() as *const __m512i) };
         let mut blocks = p.lanes.div_ceil(16);
         // SAFETY (whole loop): the bytes read are the rows' columns 0..=last at channels
         // c0..c0 + 16 ≤ lanes (a row with `col` 0: its first 16 + c0 bytes), the plan's
@@ -482,9 +567,19 @@ mod imp {
                         _mm512_mask_shuffle_epi8(_mm512_srli_epi32::<8>($v), TOP, b, ctrl)
                     }};
                 }
+                // PERM: a pad row's words (the pad pixel is one value repeated).
+                let mut pad_words = [_mm512_setzero_si512(); KH];
+                for (v, &(row, col)) in pad_words.iter_mut().zip(src) {
+                    if PERM > 0 && col == 0 {
+                        *v = _mm512_set1_epi8(*row);
+                    }
+                }
                 // The columns before the first pixel's fresh ones.
                 let mut reg = [[_mm512_setzero_si512(); KQ]; KH];
                 for (fy, reg) in reg.iter_mut().enumerate() {
+                    if PERM > 0 {
+                        break;
+                    }
                     for (q, reg) in reg.iter_mut().enumerate() {
                         let (lo, hi) = cols(q);
                         for c in lo..hi - fresh(q) {
@@ -495,6 +590,40 @@ mod imp {
                 for px in 0..p.groups {
                     let mut acc = init;
                     for (fy, reg) in reg.iter_mut().enumerate() {
+                        if PERM > 0 {
+                            let (row, col) = src[fy];
+                            let v = if col == 0 {
+                                pad_words[fy]
+                            } else {
+                                // Bytes m0 (m1) of the pixel's first column on (from
+                                // c0), inside the row (its last pixel's reach is `last`).
+                                let b = row.add(px * p.step * col + c0);
+                                let lo = _mm512_maskz_loadu_epi8(p.m0, b);
+                                let v: __m512i;
+                                if PERM == 1 {
+                                    core::arch::asm!(
+                                        "vpermb {v}, {i}, {lo}",
+                                        v = lateout(zmm_reg) v,
+                                        i = in(zmm_reg) idx,
+                                        lo = in(zmm_reg) lo,
+                                        options(pure, nomem, nostack),
+                                    );
+                                } else {
+                                    let hi = _mm512_maskz_loadu_epi8(p.m1, b.wrapping_add(64));
+                                    core::arch::asm!(
+                                        "vpermi2b {v}, {lo}, {hi}",
+                                        v = inout(zmm_reg) idx => v,
+                                        lo = in(zmm_reg) lo,
+                                        hi = in(zmm_reg) hi,
+                                        options(pure, nomem, nostack),
+                                    );
+                                }
+                                v
+                            };
+                            let u = if FLIP { v } else { _mm512_xor_si512(v, x80) };
+                            acc = _mm512_dpbusd_epi32(acc, u, w[fy][0]);
+                            continue;
+                        }
                         for (q, reg) in reg.iter_mut().enumerate() {
                             let end = px * p.step + cols(q).1;
                             for c in end - fresh(q)..end {
