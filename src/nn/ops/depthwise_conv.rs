@@ -379,16 +379,22 @@ impl DwElem for i8 {
         (p * oc + c) * 2 + h
     }
     fn row_plan(dw: &Dw<i8>, wide: Option<&Wide<i8>>, plan: &mut Plan) -> bool {
-        let shifts = if dw.fin.shifts.is_null() {
-            &[][..]
-        } else {
-            // SAFETY: `fin`'s non-null arrays hold c_out values (the `Job` contract, checked
-            // at load).
-            unsafe { core::slice::from_raw_parts(dw.fin.shifts, dw.g.oc) }
+        let per_channel = |v: *const i32| {
+            if v.is_null() {
+                &[][..]
+            } else {
+                // SAFETY: `fin`'s non-null arrays hold c_out values (the `Job` contract,
+                // checked at load).
+                unsafe { core::slice::from_raw_parts(v, dw.g.oc) }
+            }
         };
+        let stage = (per_channel(dw.fin.mults), per_channel(dw.fin.shifts));
         match (wide, dw.init) {
-            (Some(wd), Some(_)) => plan.prepare(dw.isa, &dw.g, wd.r, &wd.w, &wd.init, &wd.shifts),
-            (None, Some(init)) => plan.prepare(dw.isa, &dw.g, 1, dw.w, init, shifts),
+            (Some(wd), Some(_)) => {
+                let stage = (&wd.mults[..], &wd.shifts[..]);
+                plan.prepare(dw.isa, &dw.g, wd.r, &wd.w, &wd.init, stage)
+            }
+            (None, Some(init)) => plan.prepare(dw.isa, &dw.g, 1, dw.w, init, stage),
             (_, None) => false,
         }
     }

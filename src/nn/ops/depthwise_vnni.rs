@@ -54,7 +54,7 @@ impl Plan {
         _: usize,
         _: &[i16],
         _: &[i32],
-        _: &[i32],
+        _: (&[i32], &[i32]),
     ) -> bool {
         false
     }
@@ -139,8 +139,8 @@ mod imp {
         groups: usize,
         /// Every sum below 2^30 in magnitude (the output stage's one-shift form applies).
         small: bool,
-        /// `small` and every shift in −22..=−1 (the FOLD stages' conditions but the zero
-        /// point's).
+        /// `small`, every shift in −22..=−1 and every multiplier ≥ 0 (the FOLD stages'
+        /// conditions but the zero point's).
         fold: bool,
         /// The rows come flipped (x XOR 0x80: the kernel's u8 form, see `take_flipped`).
         flip: bool,
@@ -188,8 +188,8 @@ mod imp {
 
         /// Sets the plan up for rows of `g` as pixels of `r` pixels (`r` > 1: wide pixels at
         /// stride 1, `w` and `init` then hold the 16 lanes' copies), from the pair weights
-        /// `w` (`[pair][lane][2]`), the sums' start `init` and the output stage's `shifts`
-        /// (as many or more); false when the kernel does not apply (`isa`, the geometry, or
+        /// `w` (`[pair][lane][2]`), the sums' start `init` and the output stage's
+        /// multipliers and shifts `stage` (as many or more); false when the kernel does not apply (`isa`, the geometry, or
         /// a weight outside i8, which a blob from `lower` never holds).
         pub(crate) fn prepare(
             &mut self,
@@ -198,7 +198,7 @@ mod imp {
             r: usize,
             w: &[i16],
             init: &[i32],
-            shifts: &[i32],
+            stage: (&[i32], &[i32]),
         ) -> bool {
             let (kh, kw, kq) = (g.kh, g.kw, g.kw.div_ceil(4));
             let lanes = g.oc * r;
@@ -241,9 +241,12 @@ mod imp {
             // included).
             let most = taps as i64 * 128 * 128;
             let small = init.iter().all(|&b| i64::from(b).abs() + most < 1 << 30);
+            let (mults, shifts) = stage;
             let fold = small
                 && shifts.len() >= lanes
-                && shifts[..lanes].iter().all(|s| (-22..=-1).contains(s));
+                && mults.len() >= lanes
+                && shifts[..lanes].iter().all(|s| (-22..=-1).contains(s))
+                && mults[..lanes].iter().all(|&m| m >= 0);
             if !in_i8 {
                 return false;
             }
@@ -427,7 +430,10 @@ mod imp {
     /// - with e = −shift ≥ 1, RoundingDivideByPOT(r, e) + z equals
     ///   (r + 2^(e−1) − [r < 0] + z·2^e) >> e (arithmetic): the one-shift form of
     ///   `mbqm_small`, z·2^e being a multiple of 2^e; no overflow, as |r| ≤ 2^30,
-    ///   2^(e−1) ≤ 2^21, |z·2^e| ≤ 2^29.
+    ///   2^(e−1) ≤ 2^21, |z·2^e| ≤ 2^29. So 2^(e−1) + z·2^e is added to the products'
+    ///   high dwords (2^32 times it to the 64-bit sums: the high dword's sum is in i32);
+    /// - with every multiplier m ≥ 0, −[r < 0] may be −[x < 0]: they differ only where
+    ///   x < 0 and r = 0, where (2^(e−1) − 1 + z·2^e) >> e = z = (2^(e−1) + z·2^e) >> e.
     ///
     /// Then the clamp (`FOLD`), or none when it is the i8 range (`FOLD_SAT`): the
     /// saturating narrowing is that clamp.
@@ -439,9 +445,12 @@ mod imp {
         m: __m512i,
         /// The multipliers of the odd lanes in the even dwords.
         m_odd: __m512i,
-        /// −shift, and the rounding term 2^(e−1) + z·2^e.
+        /// −shift.
         e: __m512i,
-        half: __m512i,
+        /// 2^31 + (2^(e−1) + z·2^e)·2^32 per 64-bit product: the even lanes' and the odd
+        /// lanes'.
+        add_even: __m512i,
+        add_odd: __m512i,
     }
 
     impl Fold {
@@ -450,13 +459,19 @@ mod imp {
         pub(super) fn new(m: __m512i, shift: __m512i, z: __m512i) -> Fold {
             let e = _mm512_sub_epi32(_mm512_setzero_si512(), shift);
             let e1 = _mm512_sub_epi32(e, _mm512_set1_epi32(1));
+            let half = _mm512_add_epi32(
+                _mm512_sllv_epi32(_mm512_set1_epi32(1), e1),
+                _mm512_sllv_epi32(z, e),
+            );
+            let nudge = _mm512_set1_epi64(1 << 31);
             Fold {
                 m,
                 m_odd: _mm512_srli_epi64::<32>(m),
                 e,
-                half: _mm512_add_epi32(
-                    _mm512_sllv_epi32(_mm512_set1_epi32(1), e1),
-                    _mm512_sllv_epi32(z, e),
+                add_even: _mm512_or_si512(_mm512_slli_epi64::<32>(half), nudge),
+                add_odd: _mm512_or_si512(
+                    _mm512_and_si512(half, _mm512_set1_epi64(!0xFFFF_FFFF)),
+                    nudge,
                 ),
             }
         }
@@ -467,16 +482,16 @@ mod imp {
     #[target_feature(enable = "avx512f")]
     #[inline]
     pub(super) fn fold(x: __m512i, f: &Fold) -> __m512i {
-        let nudge = _mm512_set1_epi64(1 << 31);
         // SRDHM: the high dwords of 2x·m + 2^31 (even lanes from the even products, odd
-        // lanes from the odd ones), then the rounding shift.
+        // lanes from the odd ones), each product with 2^(e−1) + z·2^e added to its high
+        // dword as well (exact: the high dword's sum stays in i32, see FOLD); then the tie
+        // correction −[x < 0] (see FOLD) and the rounding shift.
         let x2 = _mm512_add_epi32(x, x);
-        let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, f.m), nudge);
+        let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, f.m), f.add_even);
         let po = _mm512_srli_epi64::<32>(x2);
-        let po = _mm512_add_epi64(_mm512_mul_epi32(po, f.m_odd), nudge);
+        let po = _mm512_add_epi64(_mm512_mul_epi32(po, f.m_odd), f.add_odd);
         let r = _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe);
-        let t = _mm512_add_epi32(_mm512_add_epi32(r, f.half), _mm512_srai_epi32::<31>(r));
-        _mm512_srav_epi32(t, f.e)
+        _mm512_srav_epi32(_mm512_add_epi32(r, _mm512_srai_epi32::<31>(x)), f.e)
     }
 
     /// Bytes of each lane's top byte in a 16-lane vector.
@@ -679,8 +694,8 @@ mod tests {
     use core::arch::x86_64::*;
 
     /// The FOLD output stage against the reference over its domain's edges and a sweep:
-    /// sums up to ±(2^30 − 1), every shift −22..=−1, multipliers from −2^31 + 2 to
-    /// 2^31 − 1, zero points −128 and 127 and between.
+    /// sums up to ±(2^30 − 1), every shift −22..=−1, multipliers from 0 to 2^31 − 1, zero
+    /// points −128 and 127 and between.
     #[test]
     fn fold_stage_matches_the_reference() {
         if !std::arch::is_x86_feature_detected!("avx512f") {
@@ -701,14 +716,7 @@ mod tests {
             let x = (r >> 34) as i32 >> (r % 31);
             xs.push(x.clamp(-top, top));
         }
-        let ms = [
-            i32::MIN + 2,
-            -(1 << 30),
-            1,
-            1 << 30,
-            1_518_500_250,
-            i32::MAX,
-        ];
+        let ms = [0, 1, 3, 1 << 30, 1_518_500_250, i32::MAX - 1, i32::MAX];
         for shift in -22..=-1 {
             for &m in &ms {
                 for z in [-128, -1, 0, 37, 127] {
