@@ -441,6 +441,17 @@ impl<'a> OpView<'a> {
         u32_at(self.params, 4 * i) as i32
     }
 
+    /// Parameter words `base..base + N`, each as [`OpView::param`] reads it (0 past the
+    /// end): one bounds check for the run, not one a word.
+    pub(crate) fn params_at<const N: usize>(&self, base: usize) -> [i32; N] {
+        let mut w = [0i32; N];
+        let src = self.params.get(base.saturating_mul(4)..).unwrap_or(&[]);
+        for (w, c) in w.iter_mut().zip(src.chunks_exact(4)) {
+            *w = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        w
+    }
+
     /// How many parameter words it has.
     pub fn num_params(&self) -> usize {
         self.params.len() / 4

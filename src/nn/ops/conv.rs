@@ -201,23 +201,24 @@ impl Geom {
     /// Reads it from parameter words `base..base + WORDS` (negative words read as 0; `check`
     /// rejects them).
     pub fn read(op: &OpView, base: usize) -> Self {
-        let d = |i: usize| op.param(base + i).max(0) as usize;
+        let [batch, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl] =
+            op.params_at::<{ Self::WORDS }>(base).map(|v| v.max(0) as usize);
         Geom {
-            batch: d(0),
-            ih: d(1),
-            iw: d(2),
-            ic: d(3),
-            oh: d(4),
-            ow: d(5),
-            oc: d(6),
-            kh: d(7),
-            kw: d(8),
-            sh: d(9),
-            sw: d(10),
-            dh: d(11),
-            dw: d(12),
-            pt: d(13),
-            pl: d(14),
+            batch,
+            ih,
+            iw,
+            ic,
+            oh,
+            ow,
+            oc,
+            kh,
+            kw,
+            sh,
+            sw,
+            dh,
+            dw,
+            pt,
+            pl,
         }
     }
 

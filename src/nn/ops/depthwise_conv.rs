@@ -179,7 +179,16 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// The layout a plan allocates and `check` requires (a ring when the geometry may run
+    /// in place).
     pub(crate) fn new(g: &Geom, esize: usize) -> Option<Layout> {
+        Self::with(g, esize, in_place_geom(g))
+    }
+
+    /// The layout of a run (`in_place`: whether it does run in place, which `check` allows
+    /// only when [`in_place_geom`] holds): at most [`Layout::new`]'s bytes, without the
+    /// ring an image read directly does not use.
+    fn with(g: &Geom, esize: usize, in_place: bool) -> Option<Layout> {
         let part = |n: usize| n.checked_mul(esize)?.checked_next_multiple_of(16);
         let pad = part(g.oc)?;
         // Padded rows, needed in place or when some window crosses the left or right edge:
@@ -188,7 +197,7 @@ impl Layout {
         let pw = padded_width(g)?;
         let stride = g.iw.checked_add(gap(g)?)?.checked_mul(g.ic)?;
         let first = (pad / esize.max(1)).max(gap(g)? * g.ic);
-        let head = if pw != g.iw || in_place_geom(g) {
+        let head = if pw != g.iw || in_place {
             part(first.checked_add(ring_rows(g).checked_mul(stride)?)?)?
         } else {
             pad
@@ -1192,8 +1201,11 @@ impl<E: DwElem> Dw<'_, E> {
         let y_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
         let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
         let info = |t| op.model().tensor_unnamed(t).ok_or_else(Self::bad);
-        let lay = Layout::new(g, core::mem::size_of::<E>()).ok_or_else(Self::bad)?;
-        if same_bytes(&info(x_t)?, &info(y_t)?) {
+        let in_place = same_bytes(&info(x_t)?, &info(y_t)?);
+        // (Not `Layout::new`: `check` proved `in_place_geom` for an in-place plan, so the
+        // run does not evaluate it again.)
+        let lay = Layout::with(g, core::mem::size_of::<E>(), in_place).ok_or_else(Self::bad)?;
+        if in_place {
             // In place: the input is read only through the one buffer both share.
             let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
             let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), Self::bad)?;
