@@ -410,6 +410,8 @@ impl<'a> OpView<'a> {
     }
 
     /// The tensor index of input `i` (`None` for an absent optional input or past the end).
+    // Out of line on the firmware: operators look tensors up at many places.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn input(&self, i: usize) -> Option<usize> {
         if i < self.n_in {
             self.io(i)
@@ -419,6 +421,8 @@ impl<'a> OpView<'a> {
     }
 
     /// The tensor index of output `i`.
+    // Out of line on the firmware: operators look tensors up at many places.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn output(&self, i: usize) -> Option<usize> {
         if i < self.n_out {
             self.io(self.n_in + i)
@@ -428,6 +432,8 @@ impl<'a> OpView<'a> {
     }
 
     /// The tensor index of scratch tensor `i`.
+    // Out of line on the firmware: operators look tensors up at many places.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn temp(&self, i: usize) -> Option<usize> {
         if i < self.n_tmp {
             self.io(self.n_in + self.n_out + i)

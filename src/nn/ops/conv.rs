@@ -201,8 +201,9 @@ impl Geom {
     /// Reads it from parameter words `base..base + WORDS` (negative words read as 0; `check`
     /// rejects them).
     pub fn read(op: &OpView, base: usize) -> Self {
-        let [batch, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl] =
-            op.params_at::<{ Self::WORDS }>(base).map(|v| v.max(0) as usize);
+        let [batch, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl] = op
+            .params_at::<{ Self::WORDS }>(base)
+            .map(|v| v.max(0) as usize);
         Geom {
             batch,
             ih,
