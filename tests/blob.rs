@@ -514,6 +514,15 @@ fn build_time_validation_agrees_with_the_loader_and_its_crc_guards_the_blob() {
     );
     assert!(Model::validate_for_target(&m4.blob, "x86_64-avx2").is_err());
     assert!(Model::validate_for_target(&m4.blob, "portable").is_err());
+    // BATCH_MATMUL's check sizes its workspace for the build's GEMM kernels: validated on
+    // the target, not here (the source says so with `None`).
+    let bmm = read("batch_matmul_int8.tflite");
+    let bmm = convert_tflite(&bmm, Packing::CortexM4, WriteOptions::default()).unwrap();
+    assert!(Model::for_inspection(Aligned::new(&bmm.blob, 0).bytes()).is_ok());
+    assert!(Model::validate_for_target(&bmm.blob, "cortex-m4-dsp").is_err());
+    assert!(bmm
+        .rust_source("bmm.tflite", "bmm.egm")
+        .contains("VALIDATED_CRC: Option<u32> = None;"));
 
     // Damaged blobs: the same verdict as the loader's, for the target this build runs.
     // (A portable DS-CNN has GEMM forms, whose checks depend on the build's kernels: it is

@@ -549,14 +549,21 @@ impl<'a> Model<'a> {
     /// firmware loads it with [`Model::from_validated_bytes`]): everything
     /// [`Model::from_bytes`] checks, with the blob's packing required to be `target`. Returns
     /// the blob's CRC-32. The checks are the target's own code compiled for the host; the
-    /// forms whose checks depend on the kernels compiled in (the GEMM driver's workspace,
-    /// the general depthwise's lanes) are refused unless `target` is this build's, so that
-    /// those blobs are validated on the target.
+    /// forms whose checks depend on the kernels compiled in (the GEMM driver's workspace:
+    /// CONV_2D's and FULLY_CONNECTED's GEMM forms, BATCH_MATMUL; the general depthwise's
+    /// lanes) are refused unless `target` is this build's, so that those blobs are
+    /// validated on the target.
     #[cfg(feature = "alloc")]
     pub fn validate_for_target(bytes: &[u8], target: &str) -> Result<u32, Error> {
         let m = Model::read::<{ ops::ALL_OPS }, { ops::ALL_FORMS }>(bytes, true, Some(target))?;
-        let kernel_bound = ops::FORM_GEMM | ops::FORM_DW_GENERAL;
-        if !BUILD_TARGETS.contains(&target) && ops::forms_of(&m) & kernel_bound != 0 {
+        let kernel_forms = ops::FORM_GEMM | ops::FORM_DW_GENERAL;
+        let kernel_ops = ops::op_set(&[126]);
+        let kernel_bound = ops::forms_of(&m) & kernel_forms != 0
+            || (0..m.n_ops).any(|i| {
+                m.op(i)
+                    .is_some_and(|o| ops::op_set(&[o.code()]) & kernel_ops != 0)
+            });
+        if kernel_bound && !BUILD_TARGETS.contains(&target) {
             return Err(blob_err(
                 "its GEMM or general depthwise forms are validated on the target only",
             ));
