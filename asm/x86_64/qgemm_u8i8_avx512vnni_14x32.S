@@ -30,7 +30,7 @@
  *   base + {0, 1, 2, 3, 4, 5} * a_rs with r8 = a_rs, r10 = 3*a_rs, r11 = 5*a_rs.
  *   rsi = B', rdx = b_ks, r9 = a_ks, rcx = k-group counter, r12 = C row (prefetch),
  *   r13 = segment counter, r14 = a_ss − k_groups·a_ks (the step to the next segment).
- * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1-k4, flags. (REQUANT: 640 bytes of
+ * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1-k4, flags. (REQUANT: 704 bytes of
  *   stack below the saved registers.) Saves rbx, rbp, r12-r14.
  * Ends with vzeroupper.
  */
@@ -149,7 +149,11 @@
         mov r10, [rdi + ARG_N]
         test byte ptr [rdi + ARG_FLAGS], 2
         jz .Lnorq\m
+        mov rdx, [rdi + ARG_RQ]
+ .if HALF
         RQSETUP
+ .endif
+        vmovdqu32 zmm31, [rip + .Lrq_idx]
         test byte ptr [rdi + ARG_FLAGS], 4
         jnz .Lrqs_\m
         jmp .Lrq_\m
@@ -178,18 +182,20 @@
         kmovw k2, r11d
 .endm
 
-/* The requantizing epilogue (flags & REQUANT): rdx = the RqArgs, column masks k1/k2;
-   the per-column constants of the n columns (masked loads: nothing past n is read) into
-   stack scratch (rbx keeps rsp; RQSEQ restores it) or registers (SCM...), k3/k4 = the columns of each half with
-   a right shift (e > 0), zmm31 = the vpermt2d indices that gather the high dwords of the
-   even and odd lanes' products. Clobbers rsi, r10, r11, zmm28-30. */
+/* The requantizing epilogue's constants (flags & REQUANT), made at the kernel's entry
+   (their stores and latency overlap the k loop): rdx = the RqArgs, r10 = n; column masks
+   k1/k2; the per-column constants of the n columns (masked loads: nothing past n is read)
+   into stack scratch (64-byte aligned, the entry rsp saved above it; RQSEQ restores it) or
+   registers (SCM...), k3/k4 = the columns of each half with a right shift (e > 0).
+   Clobbers rax, rsi, r10, r11, zmm28-31. (TAIL then loads rdx and the vpermt2d indices
+   into zmm31.) */
 .macro RQSETUP
         COLMASKS
-        mov rdx, [rdi + ARG_RQ]
-        mov rbx, rsp
  .if HALF == 0
-        sub rsp, SC_BYTES
+        mov rax, rsp
+        sub rsp, SC_BYTES + 64
         and rsp, -64
+        mov [rsp + SC_BYTES], rax
  .endif
         mov rsi, [rdx + RQ_MULT]
         mov r11, [rdx + RQ_SHIFT]
@@ -200,7 +206,6 @@
  .if HALF == 0
         RQCONST 64, k2, k4
  .endif
-        vmovdqu32 zmm31, [rip + .Lrq_idx]
 .endm
 
 /* The constants of one column half (zmm31 = 2zp + 1 in every lane; clobbers zmm28-30):
@@ -330,7 +335,9 @@
 .L\name\()_3:  RQROW 4, 5, \sat
 .L\name\()_2:  RQROW 2, 3, \sat
 .L\name\()_1:  RQROW 0, 1, \sat
-        mov rsp, rbx
+ .if HALF == 0
+        mov rsp, [rsp + SC_BYTES]
+ .endif
         jmp .Ldone
 .endm
 
@@ -361,6 +368,14 @@ EDGEMM_SYM(KNAME):
         push r12
         push r13
         push r14
+ .if HALF == 0
+        test byte ptr [rdi + ARG_FLAGS], 2
+        jz .Lentry
+        mov rdx, [rdi + ARG_RQ]
+        mov r10, [rdi + ARG_N]
+        RQSETUP
+.Lentry:
+ .endif
         mov rsi, [rdi + ARG_B]
         mov rdx, [rdi + ARG_B_KS]
         mov r8, [rdi + ARG_A_RS]
