@@ -182,8 +182,9 @@
         kmovw k2, r11d
 .endm
 
-/* The requantizing epilogue's constants (flags & REQUANT), made at the kernel's entry
-   (their stores and latency overlap the k loop): rdx = the RqArgs, r10 = n; column masks
+/* The requantizing epilogue's constants (flags & REQUANT), made by the full kernel at its
+   entry (the stores and their latency overlap the k loop), by the half-width kernel in
+   TAIL (into registers the k loop does not use): rdx = the RqArgs, r10 = n; column masks
    k1/k2; the per-column constants of the n columns (masked loads: nothing past n is read)
    into stack scratch (64-byte aligned, the entry rsp saved above it; RQSEQ restores it) or
    registers (SCM...), k3/k4 = the columns of each half with a right shift (e > 0).
