@@ -1321,7 +1321,11 @@ fn run_in_place<'w>(
             gemm.run(a, stride, rows, y, ws)
         }
     };
-    let blocks = gemm_common::sub_blocks(0, m, copy_rows(esize == 4, k, block));
+    // Calls of whole row tiles: a call of 16 rows on a 14-row kernel is a 14-row and a
+    // 2-row tile, two passes over the weights for the rows of one.
+    let (rows, mr) = (copy_rows(esize == 4, k, block), gemm.tile_rows());
+    let rows = if rows >= mr { rows / mr * mr } else { rows };
+    let blocks = gemm_common::sub_blocks(0, m, rows);
     if n <= k {
         for (p0, rows) in blocks {
             block_at(p0, rows)?;
