@@ -425,48 +425,7 @@ impl DwElem for f32 {
             image: Some(plane), ..
         } = src
         {
-            let e = dw.edges().ok_or_else(Dw::<f32>::bad)?;
-            let (len, step) = (g.iw * g.ic, g.sw * g.ic);
-            let mut inner = [(0, &[][..]); dwf::MAX_KH];
-            for ((fy, x), r) in inner.iter_mut().zip(rows.iter()) {
-                // Rows from `window_rows` are inside the image.
-                let iy = g.in_y(oy, r.0) as usize;
-                let at = iy * len + (e.lo * g.sw - g.pl) * g.ic;
-                *fy = r.0;
-                *x = plane.get(at..(iy + 1) * len).ok_or_else(Dw::<f32>::bad)?;
-            }
-            let (left, rest) = out.split_at_mut(e.lo * g.oc);
-            let (mid, right) = rest.split_at_mut((e.hi - e.lo) * g.oc);
-            let ok = dwf::run(
-                dw.isa,
-                &dwf::Row {
-                    rows: &*rows,
-                    ..row
-                },
-                left,
-            ) && dwf::run(
-                dw.isa,
-                &dwf::Row {
-                    rows: &inner[..n],
-                    ..row
-                },
-                mid,
-            );
-            for (_, x) in rows.iter_mut() {
-                *x = x.get(e.hi * step..).ok_or_else(Dw::<f32>::bad)?;
-            }
-            if !ok
-                || !dwf::run(
-                    dw.isa,
-                    &dwf::Row {
-                        rows: &*rows,
-                        ..row
-                    },
-                    right,
-                )
-            {
-                return Err(Dw::<f32>::bad());
-            }
+            edge_row(dw, plane, oy, rows, &row, out)?;
             return Ok(true);
         }
         // Wide pixels first (stride 1: a wide pixel's channels are r pixels' in a row),
@@ -499,6 +458,51 @@ impl DwElem for f32 {
         }
         Ok(true)
     }
+}
+
+/// Output row `oy` of `dw` when the ring holds only the edge columns ([`Dw::edges`]):
+/// pixels lo..hi read the image rows of `plane` (the batch's), the others the ring's
+/// `rows` (the window's filter rows inside the image, as `window_rows` gives them). Out of
+/// line: the rows of small layers do not carry its code.
+#[inline(never)]
+fn edge_row(
+    dw: &Dw<f32>,
+    plane: &[f32],
+    oy: usize,
+    rows: &mut [(usize, &[f32])],
+    row: &dwf::Row,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let g = &dw.g;
+    let e = dw.edges().ok_or_else(Dw::<f32>::bad)?;
+    let (len, step) = (g.iw * g.ic, g.sw * g.ic);
+    let mut inner = [(0, &[][..]); dwf::MAX_KH];
+    for ((fy, x), r) in inner.iter_mut().zip(rows.iter()) {
+        // Rows from `window_rows` are inside the image.
+        let iy = g.in_y(oy, r.0) as usize;
+        let at = iy * len + (e.lo * g.sw - g.pl) * g.ic;
+        *fy = r.0;
+        *x = plane.get(at..(iy + 1) * len).ok_or_else(Dw::<f32>::bad)?;
+    }
+    let (left, rest) = out.split_at_mut(e.lo * g.oc);
+    let (mid, right) = rest.split_at_mut((e.hi - e.lo) * g.oc);
+    let n = rows.len();
+    let ok = dwf::run(dw.isa, &dwf::Row { rows, ..*row }, left)
+        && dwf::run(
+            dw.isa,
+            &dwf::Row {
+                rows: &inner[..n],
+                ..*row
+            },
+            mid,
+        );
+    for (_, x) in rows.iter_mut() {
+        *x = x.get(e.hi * step..).ok_or_else(Dw::<f32>::bad)?;
+    }
+    if !ok || !dwf::run(dw.isa, &dwf::Row { rows, ..*row }, right) {
+        return Err(Dw::<f32>::bad());
+    }
+    Ok(())
 }
 
 /// Input bytes (a batch) from which f32 rows read the pixels inside [`Edges`] from the
@@ -749,8 +753,8 @@ impl<E: DwElem> Dw<'_, E> {
     {
         let g = &self.g;
         let (len, rr) = (g.iw * g.ic, ring_rows(g));
-        let (cl, cr) = if cl >= cr { (g.iw, g.iw) } else { (cl, cr) };
-        let (left, right) = (cl * g.ic, cr.min(g.iw) * g.ic);
+        let whole = cl >= cr;
+        let (left, right) = (cl.min(g.iw) * g.ic, cr.min(g.iw) * g.ic);
         // Row iy's slot, iy mod rr: one division, then stepped.
         let mut slot = rows.start % rr;
         for iy in rows {
@@ -758,16 +762,18 @@ impl<E: DwElem> Dw<'_, E> {
             slot = if slot + 1 == rr { 0 } else { slot + 1 };
             let dst = sc.head.get_mut(at..at + len).ok_or_else(Self::bad)?;
             let src = row(iy).ok_or_else(Self::bad)?;
+            if whole {
+                depthwise_m4::copy(dst, src);
+                continue;
+            }
             depthwise_m4::copy(
                 dst.get_mut(..left).ok_or_else(Self::bad)?,
                 src.get(..left).ok_or_else(Self::bad)?,
             );
-            if right < len {
-                depthwise_m4::copy(
-                    dst.get_mut(right..).ok_or_else(Self::bad)?,
-                    src.get(right..).ok_or_else(Self::bad)?,
-                );
-            }
+            depthwise_m4::copy(
+                dst.get_mut(right..).ok_or_else(Self::bad)?,
+                src.get(right..).ok_or_else(Self::bad)?,
+            );
         }
         Ok(())
     }
