@@ -354,13 +354,15 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
         0
     }
     /// Output row `oy` of `dw` by the whole-row f32 kernel (`depthwise_f32`), as wide
-    /// pixels as far as `wide` allows (false: it does not apply).
+    /// pixels as far as `wide` allows, the pixels inside [`Edges`] from `image` when the
+    /// ring holds only the edge columns (false: it does not apply).
     fn whole_row(
         _dw: &Dw<Self>,
         _src: Src<Self>,
         _oy: usize,
         _out: &mut [Self],
         _wide: Option<&Wide<Self>>,
+        _image: Option<&[Self]>,
     ) -> Result<bool, Error> {
         Ok(false)
     }
@@ -399,6 +401,7 @@ impl DwElem for f32 {
         oy: usize,
         out: &mut [f32],
         wide: Option<&Wide<f32>>,
+        image: Option<&[f32]>,
     ) -> Result<bool, Error> {
         let g = &dw.g;
         if g.oc != g.ic || g.kh > dwf::MAX_KH {
@@ -421,10 +424,7 @@ impl DwElem for f32 {
         };
         // The ring holds the edge columns only: pixels lo..hi from the image rows, the
         // others from the ring's (`Dw::edges`; no wide pixels then).
-        if let Src::Ring {
-            image: Some(plane), ..
-        } = src
-        {
+        if let Some(plane) = image {
             edge_row(dw, plane, oy, rows, &row, out)?;
             return Ok(true);
         }
@@ -554,6 +554,9 @@ struct Rest<'s, X, A> {
     pad: &'s [X],
     expand: &'s mut [X],
     partial: &'s mut [A],
+    /// The batch's image when the ring holds only the columns of [`Edges`] (f32): the
+    /// other pixels read their rows there.
+    image: Option<&'s [X]>,
 }
 
 impl<'s, X: Pod, A: Pod> Scratch<'s, X, A> {
@@ -590,9 +593,6 @@ enum Src<'a, X> {
         head: &'a [X],
         first: usize,
         stride: usize,
-        /// The batch's image when the ring holds only the columns of [`Edges`] (f32): the
-        /// other pixels read their rows there.
-        image: Option<&'a [X]>,
     },
 }
 
@@ -676,7 +676,6 @@ impl<E: DwElem> Dw<'_, E> {
                 head,
                 first,
                 stride,
-                ..
             } => {
                 let slot = iy % ring_rows(&self.g);
                 (head, first + slot * stride - self.g.pl * self.g.ic)
@@ -709,7 +708,6 @@ impl<E: DwElem> Dw<'_, E> {
                     head,
                     first,
                     stride,
-                    ..
                 } => {
                     // Rows inside the image are consecutive filter rows, dh input rows
                     // apart, and dh < rr when there are two: one subtraction wraps.
@@ -851,9 +849,9 @@ impl<E: DwElem> Dw<'_, E> {
             let cols = edges.as_ref().map_or((g.iw, g.iw), |e| (e.cl, e.cr));
             self.fill_ring(sc, done.max(first)..end, cols, row)?;
             loaded = Some((b, done.max(end)));
-            let (mut ring, mut rest) = split_ring(sc);
-            if let (Src::Ring { image, .. }, Some(_)) = (&mut ring, &edges) {
-                *image = Some(plane);
+            let (ring, mut rest) = split_ring(sc);
+            if edges.is_some() {
+                rest.image = Some(plane);
             }
             row_fn(ring, oy, o, &mut rest)?;
         }
@@ -899,7 +897,7 @@ impl<E: DwElem> Dw<'_, E> {
         wide: Option<&Wide<E>>,
         plan: Option<&Plan>,
     ) -> Result<(), Error> {
-        if E::whole_row(self, src, oy, out, wide)? {
+        if E::whole_row(self, src, oy, out, wide, sc.image)? {
             return Ok(());
         }
         let g = &self.g;
@@ -1125,12 +1123,12 @@ fn split_ring<'r, X, A>(sc: &'r mut Scratch<'_, X, A>) -> (Src<'r, X>, Rest<'r, 
         head,
         first: sc.first,
         stride: sc.stride,
-        image: None,
     };
     let rest = Rest {
         pad: head.get(..sc.pad).unwrap_or(&[]),
         expand: &mut *sc.expand,
         partial: &mut *sc.partial,
+        image: None,
     };
     (ring, rest)
 }
@@ -1287,7 +1285,6 @@ impl Dw<'_, i8> {
                 head,
                 first,
                 stride,
-                ..
             } => (head, first.wrapping_sub(g.pl * g.ic), stride, ring_rows(g)),
         };
         let top = (oy * g.sh) as isize - g.pt as isize;
