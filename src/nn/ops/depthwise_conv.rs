@@ -785,7 +785,7 @@ impl<E: DwElem> Dw<'_, E> {
     /// just the image columns the other pixels read (`cl`, `cr`: see [`Dw::fill_ring`]).
     fn edges(&self) -> Option<Edges> {
         let g = &self.g;
-        let bytes = g.ih.checked_mul(g.iw)?.checked_mul(g.ic)? * core::mem::size_of::<E>();
+        let bytes = (g.ih.checked_mul(g.iw)?.checked_mul(g.ic)?).checked_mul(size_of::<E>())?;
         if !E::EDGES
             || g.oc != g.ic
             || g.kh > dwf::MAX_KH
