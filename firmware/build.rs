@@ -84,7 +84,8 @@ fn bench_model() -> String {
               pub const FORMS: u32 = 0;\n\
               #[repr(C, align(16))]\n\
               pub struct Align16<T: ?Sized>(pub T);\n\
-              pub static BLOB: &Align16<[u8; 0]> = &Align16([]);\n"
+              pub static BLOB: &Align16<[u8; 0]> = &Align16([]);\n\
+              pub const VALIDATED_CRC: Option<u32> = None;\n"
             .to_string(),
     }
 }

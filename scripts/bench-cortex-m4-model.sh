@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One model on an emulated Cortex-M4 (QEMU mps2-an386), measured:
 #   scripts/bench-cortex-m4-model.sh MODEL.tflite [INPUT.bin] [--profile] [--target T]
+#       [--device-validation]
 # 1. converts MODEL with the host's `edgemm convert --target T --rust` (T: cortex-m4, the
 #    default, int8 weights; or cortex-m4-i16, the direct convolutions' weights as i16 pairs;
 #    arena planned for its build, the operator set emitted);
@@ -8,7 +9,9 @@
 #    aligned), the arena a static of the emitted size and only those operators linked (edgemm
 #    without alloc, with its feature terse-errors, and without its f32 operator forms unless
 #    the model has f32 tensors; profile `measure`), and the empty firmware (startup and
-#    semihosting);
+#    semihosting); the blob is validated at build time (`VALIDATED_CRC` of the source:
+#    the firmware checks its header and CRC only) when convert could validate it for the
+#    target, else, or with --device-validation, on the device (`from_bytes_with_forms`);
 # 3. runs it under qemu-system-arm with ../shared/tools/qemu-insncount counting the
 #    instructions of one inference (the region between bench_begin() and bench_end() around
 #    Session::run_with), and compares its output bytes with the host runtime's
@@ -27,12 +30,13 @@
 # Exits non-zero when the outputs differ. Installs what it needs (apt-get) on a fresh machine;
 # needs ../shared/tools/qemu-insncount next to the repository.
 set -euo pipefail
-model="" input="" profile=0 target=cortex-m4
+model="" input="" profile=0 target=cortex-m4 device=0
 while [ $# -gt 0 ]; do
     a="$1"
     shift
     case "$a" in
     --profile) profile=1 ;;
+    --device-validation) device=1 ;;
     --target)
         case "${1:-}" in
         cortex-m4 | cortex-m4-i16) target="$1" ;;
@@ -44,7 +48,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     -h | --help)
-        sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -111,6 +115,7 @@ for j in "${!out_bytes[@]}"; do run_args+=(--output "$out/host.out$j.bin"); done
 # messages (the firmware reports a failure by stage; the host's run of the model names it).
 features=(--features terse-errors)
 [ "$(const F32)" = true ] && features=(--features terse-errors,f32)
+[ "$device" -eq 1 ] && features=("${features[@]}" --features device-validation)
 elf=$(EDGEMM_FW_MODEL_RS="$out/model.rs" m4_build_firmware bench_model measure "${features[@]}")
 cp "$elf" "$out/bench_model.elf"
 elf="$out/bench_model.elf"

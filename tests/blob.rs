@@ -492,3 +492,105 @@ fn operator_sets_load_only_what_they_hold() {
     let mut s = Session::new(full, &mut ar.buf[ar.start..ar.start + ar.len]).unwrap();
     assert!(s.run_with::<NO_SOFTMAX>().is_err());
 }
+
+/// Validation at build time (`Model::validate_for_target`, what `edgemm convert --rust`
+/// runs before it emits `VALIDATED_CRC`) accepts exactly what the loader accepts for a
+/// target this build runs, also for damaged blobs (CRC fixed); it refuses another target's
+/// packing. `Model::from_validated_bytes` then loads the blob with that CRC only: the same
+/// model and outputs, and any other bytes (a flipped byte, a header CRC made to agree,
+/// truncation, misalignment) are refused.
+#[test]
+fn build_time_validation_agrees_with_the_loader_and_its_crc_guards_the_blob() {
+    use edgemm::nn::transform::blob_writer::WriteOptions;
+    use edgemm::nn::transform::convert_tflite;
+    let tflite = read("dscnn_int8.tflite");
+    let m4 = convert_tflite(&tflite, Packing::CortexM4, WriteOptions::default()).unwrap();
+    let crc = Model::validate_for_target(&m4.blob, "cortex-m4-dsp").unwrap();
+    assert_eq!(crc.to_le_bytes(), m4.blob[12..16]);
+    let src = m4.rust_source("dscnn_int8.tflite", "dscnn.egm");
+    assert!(
+        src.contains(&format!("VALIDATED_CRC: Option<u32> = Some({crc:#010x});")),
+        "{src}"
+    );
+    assert!(Model::validate_for_target(&m4.blob, "x86_64-avx2").is_err());
+    assert!(Model::validate_for_target(&m4.blob, "portable").is_err());
+    // BATCH_MATMUL's check sizes its workspace for the build's GEMM kernels: validated on
+    // the target, not here (the source says so with `None`).
+    let bmm = read("batch_matmul_int8.tflite");
+    let bmm = convert_tflite(&bmm, Packing::CortexM4, WriteOptions::default()).unwrap();
+    assert!(Model::for_inspection(Aligned::new(&bmm.blob, 0).bytes()).is_ok());
+    assert!(Model::validate_for_target(&bmm.blob, "cortex-m4-dsp").is_err());
+    assert!(bmm
+        .rust_source("bmm.tflite", "bmm.egm")
+        .contains("VALIDATED_CRC: Option<u32> = None;"));
+
+    // Damaged blobs: the same verdict as the loader's, for the target this build runs.
+    // (A portable DS-CNN has GEMM forms, whose checks depend on the build's kernels: it is
+    // validated at build time only for the build that runs it, the host here.)
+    let host = Packing::Host.name();
+    let portable = fixture_blob("dscnn_int8", Packing::Portable);
+    assert!(Model::from_bytes(Aligned::new(&portable, 0).bytes()).is_ok());
+    assert!(Model::validate_for_target(&portable, "portable").is_err());
+    let blob = fixture_blob("dscnn_int8", Packing::Host);
+    let mut rng = SmallRng::seed_from_u64(0xb17d_7133);
+    let (mut both_ok, mut both_err) = (0, 0);
+    for _ in 0..3000 {
+        let mut b = blob.clone();
+        for _ in 0..rng.gen_range(1..=3) {
+            let at = rng.gen_range(16..b.len().min(4096));
+            b[at] ^= 1 << rng.gen_range(0..8);
+        }
+        fix_crc(&mut b);
+        let a = Aligned::new(&b, 0);
+        let loader = Model::from_bytes(a.bytes()).is_ok();
+        assert_eq!(Model::validate_for_target(a.bytes(), host).is_ok(), loader);
+        if loader {
+            both_ok += 1;
+        } else {
+            both_err += 1;
+        }
+    }
+    assert!(both_ok > 0 && both_err > 0, "{both_ok} {both_err}");
+
+    // Loading by CRC: the same model, the same outputs.
+    let crc = Model::validate_for_target(&blob, host).unwrap();
+    let a = Aligned::new(&blob, 0);
+    // SAFETY: validate_for_target accepted these bytes for this build's target just above.
+    let fast = unsafe { Model::from_validated_bytes(a.bytes(), crc) }.unwrap();
+    let full = Model::from_bytes(a.bytes()).unwrap();
+    assert_eq!(
+        (fast.num_tensors(), fast.num_ops(), fast.arena_size()),
+        (full.num_tensors(), full.num_ops(), full.arena_size())
+    );
+    let input = read("dscnn_int8.in0.bin");
+    let run = |m: Model| {
+        let mut ar = arena(m.arena_size());
+        let start = ar.start;
+        let mut s = Session::new(m, &mut ar.buf[start..]).unwrap();
+        s.set_input(0, &input).unwrap();
+        s.run().unwrap();
+        s.output(0).unwrap().to_vec()
+    };
+    assert_eq!(run(fast), run(full));
+    assert_eq!(run(fast), read("dscnn_int8.out0.bin"));
+
+    // Any other bytes are refused, before anything reads them.
+    let refused = |b: &[u8], skew: usize, crc: u32| {
+        let a = Aligned::new(b, skew);
+        // SAFETY: the call must refuse these bytes (their CRC is not `crc`, or the header is
+        // wrong) before any operator reads them: nothing runs them.
+        unsafe { Model::from_validated_bytes(a.bytes(), crc) }.is_err()
+    };
+    assert!(refused(&blob, 0, crc ^ 1));
+    assert!(refused(&blob, 4, crc));
+    assert!(refused(&blob[..blob.len() - 1], 0, crc));
+    assert!(refused(&blob[..63], 0, crc));
+    let mut flipped = blob.clone();
+    flipped[blob.len() / 2] ^= 0x10;
+    assert!(refused(&flipped, 0, crc));
+    fix_crc(&mut flipped);
+    assert!(refused(&flipped, 0, crc));
+    let mut other_version = blob.clone();
+    put_u32(&mut other_version, 4, VERSION + 1);
+    assert!(refused(&other_version, 0, crc));
+}

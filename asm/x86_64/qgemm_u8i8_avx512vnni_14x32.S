@@ -16,10 +16,10 @@
  *   flags & 2 (REQUANT, never with ACCUMULATE): C is the BYTE output instead (c_rs bytes
  *   per row); each sum (col_off added; row_off is NOT read: the caller passes REQUANT only
  *   when the row offsets are zero) is requantized by the RqArgs at `rq` (per-column
- *   multipliers and shifts from the tile's first column; accumulators below 2^30, no
- *   left shift, (|zp| + 1)·2^e <= 2^30 for every column's right shift e) and stored as one
- *   byte, the same values as requant.rs's AVX-512 output stage; flags & 4 (RQ_SAT): the
- *   clamp is [-128, 127] (the saturating narrowing does it).
+ *   multipliers and shifts from the tile's first column; accumulators below 2^30,
+ *   multipliers in [0, 2^31), no left shift, (|zp| + 1)·2^e <= 2^30 for every column's
+ *   right shift e) and stored as one byte, the same values as requant.rs's AVX-512 output
+ *   stage; flags & 4 (RQ_SAT): the clamp is [-128, 127] (the saturating narrowing does it).
  *
  * Registers: zmm0..zmm27 accumulators (row i in zmm(2i) = columns 0-15, zmm(2i+1) = 16-31);
  *   zmm30/31 the B' group; zmm28/29 the broadcast A' dword (alternating by row). The
@@ -30,7 +30,7 @@
  *   base + {0, 1, 2, 3, 4, 5} * a_rs with r8 = a_rs, r10 = 3*a_rs, r11 = 5*a_rs.
  *   rsi = B', rdx = b_ks, r9 = a_ks, rcx = k-group counter, r12 = C row (prefetch),
  *   r13 = segment counter, r14 = a_ss − k_groups·a_ks (the step to the next segment).
- * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1-k5, flags. (REQUANT: 512 bytes of
+ * Clobbers: rax, rcx, rdx, rsi, r8-r11, zmm0-31, k1-k4, flags. (REQUANT: 704 bytes of
  *   stack below the saved registers.) Saves rbx, rbp, r12-r14.
  * Ends with vzeroupper.
  */
@@ -73,13 +73,28 @@
 #define RQ_HI       24
 /* The requantizing epilogue's per-column constants on the stack (rsp, 64-byte aligned),
    two zmm each (columns 0-15, 16-31): multipliers m, m >> 32 per qword (the odd lanes'),
-   right shifts e, rounding halves 2^(e-1) (or 0) plus the out zero point shifted left by
-   e (added before the right shift: it adds exactly zp after it). */
+   right shifts e; then per 16 columns the 64-bit constants K (see RQVEC) of the even
+   columns (8 qwords) and of the odd ones. */
 #define SC_M        0
 #define SC_MODD     128
 #define SC_E        256
-#define SC_HALF     384
-#define SC_BYTES    512
+#define SC_K        384
+#define SC_BYTES    640
+/* Where RQVEC finds them: the half-width kernel keeps them in the odd registers (it has no
+   accumulators there), no loads in its epilogue; the full kernel on the stack. */
+#if HALF
+#define SCM(off)    zmm1
+#define SCMODD(off) zmm3
+#define SCE(off)    zmm5
+#define SCKE(off)   zmm7
+#define SCKO(off)   zmm9
+#else
+#define SCM(off)    [rsp + SC_M + off]
+#define SCMODD(off) [rsp + SC_MODD + off]
+#define SCE(off)    [rsp + SC_E + off]
+#define SCKE(off)   [rsp + SC_K + 2 * off]
+#define SCKO(off)   [rsp + SC_K + 2 * off + 64]
+#endif
 #define T14_SEGMENTS 1
 #define ARG_COUNT ARG_KG
 #define BCAST_INSN vpbroadcastd
@@ -134,7 +149,11 @@
         mov r10, [rdi + ARG_N]
         test byte ptr [rdi + ARG_FLAGS], 2
         jz .Lnorq\m
+        mov rdx, [rdi + ARG_RQ]
+ .if HALF
         RQSETUP
+ .endif
+        vmovdqu32 zmm31, [rip + .Lrq_idx]
         test byte ptr [rdi + ARG_FLAGS], 4
         jnz .Lrqs_\m
         jmp .Lrq_\m
@@ -163,49 +182,56 @@
         kmovw k2, r11d
 .endm
 
-/* The requantizing epilogue (flags & REQUANT): rdx = the RqArgs, column masks k1/k2;
-   the per-column constants of the n columns (masked loads: nothing past n is read) into
-   stack scratch (rbx keeps rsp; RQSEQ restores it), k3/k4 = the columns of each half with
-   a right shift (e > 0), zmm30 = 2^31 per qword (the high multiply's rounding term),
-   zmm31 = the vpermt2d indices that gather the high dwords of the even and odd lanes'
-   products. Clobbers rsi, r10, r11, zmm28/29. */
+/* The requantizing epilogue's constants (flags & REQUANT), made by the full kernel at its
+   entry (the stores and their latency overlap the k loop), by the half-width kernel in
+   TAIL (into registers the k loop does not use): rdx = the RqArgs, r10 = n; column masks
+   k1/k2; the per-column constants of the n columns (masked loads: nothing past n is read)
+   into stack scratch (64-byte aligned, the entry rsp saved above it; RQSEQ restores it) or
+   registers (SCM...), k3/k4 = the columns of each half with a right shift (e > 0).
+   Clobbers rax, rsi, r10, r11, zmm28-31. (TAIL then loads rdx and the vpermt2d indices
+   into zmm31.) */
 .macro RQSETUP
         COLMASKS
-        mov rdx, [rdi + ARG_RQ]
-        mov rbx, rsp
-        sub rsp, SC_BYTES
+ .if HALF == 0
+        mov rax, rsp
+        sub rsp, SC_BYTES + 64
         and rsp, -64
+        mov [rsp + SC_BYTES], rax
+ .endif
         mov rsi, [rdx + RQ_MULT]
         mov r11, [rdx + RQ_SHIFT]
-        mov r10d, 1
+        mov r10d, [rdx + RQ_ZP]
+        lea r10d, [r10 + r10 + 1]
         vpbroadcastd zmm31, r10d
         RQCONST 0, k1, k3
  .if HALF == 0
         RQCONST 64, k2, k4
  .endif
-        mov r10d, 0x80000000
-        vpbroadcastq zmm30, r10
-        vmovdqu32 zmm31, [rip + .Lrq_idx]
 .endm
 
-/* The constants of one column half (zmm31 = 1 in every lane; clobbers zmm30). */
+/* The constants of one column half (zmm31 = 2zp + 1 in every lane; clobbers zmm28-30):
+   K = ((2zp + 1)·2^e + [e > 0])·2^31 = 2^31 + 2^(31+e) + zp·2^(32+e) for e > 0,
+   2^31 + zp·2^32 for e = 0 ((2|zp| + 1)·2^e + 1 <= 2^31 - 1: the dword does not wrap). */
 .macro RQCONST off, kcol, kpos
         vmovdqu32 zmm28{\kcol}{z}, [rsi + \off]
-        vmovdqa32 [rsp + SC_M + \off], zmm28
+        vmovdqa32 SCM(\off), zmm28
         vpsrlq zmm28, zmm28, 32
-        vmovdqa32 [rsp + SC_MODD + \off], zmm28
+        vmovdqa32 SCMODD(\off), zmm28
         vmovdqu32 zmm29{\kcol}{z}, [r11 + \off]
         vpxord zmm28, zmm28, zmm28
         vpsubd zmm29, zmm28, zmm29
         vpmaxsd zmm29, zmm29, zmm28
-        vmovdqa32 [rsp + SC_E + \off], zmm29
+        vmovdqa32 SCE(\off), zmm29
         vptestmd \kpos, zmm29, zmm29
         vpsllvd zmm28, zmm31, zmm29
-        vpsrld zmm28, zmm28, 1
-        vpbroadcastd zmm30, [rdx + RQ_ZP]
-        vpsllvd zmm30, zmm30, zmm29
-        vpaddd zmm28, zmm28, zmm30
-        vmovdqa32 [rsp + SC_HALF + \off], zmm28
+        vpternlogd zmm30, zmm30, zmm30, 0xff
+        vpsubd zmm28{\kpos}, zmm28, zmm30
+        vpsllq zmm29, zmm28, 32
+        vpsraq zmm29, zmm29, 1
+        vmovdqa64 SCKE(\off), zmm29
+        vpsraq zmm28, zmm28, 32
+        vpsllq zmm28, zmm28, 31
+        vmovdqa64 SCKO(\off), zmm28
 .endm
 
 #include "x86_64/tile14_avx512.inc"
@@ -247,28 +273,35 @@
         sub r9, 4
 .endm
 
-/* Requantize accumulator zmm a (16 columns from byte offset off of the row) into bytes at
-   rcx + off/4 under column mask kst: x = sum + col offsets, then TFLite's
-   MultiplyByQuantizedMultiplier for |x| < 2^30 with no left shift (as requant.rs,
-   x86_512::mbqm_small): SRDHM(x, m) = (x·m + 2^30) >> 31 = the high dword of
-   2x·m + 2^31 (2x is exact), from two 32×32→64 products (even and odd lanes) whose high
-   dwords vpermt2d gathers; then a rounding right shift by e with ties away from zero (the
-   − 1 for negatives only where kpos has e > 0), the zero point added as zp·2^e before
-   the shift (SC_HALF: exact, no overflow by the REQUANT condition); clamp, narrow. With
-   sat the clamp is the whole i8 range: the saturating narrowing does it. zmm28/29 are
-   scratch. */
+/* Requantize accumulator zmm a (16 columns from byte offset off of the row's dwords) into
+   bytes at rcx + off/4 under column mask kst: TFLite's MultiplyByQuantizedMultiplier(x, m,
+   -e), zero point added, for |x| < 2^30, 0 <= m < 2^31, no left shift (as requant.rs,
+   x86_512::mbqm_small). With y = SRDHM(x, m)
+   = floor((x·m + 2^30) / 2^31) (TFLite's nudge and truncation, m >= 0) and RDBPOT(y, e) =
+   floor((y + 2^(e-1) - [y < 0]) / 2^e) for e > 0 (ties away from zero):
+     out = floor((2x·m + K) / 2^32) - [x < 0 and e > 0], arithmetically shifted right by e,
+   K = 2^31 + 2^(31+e) (e > 0) + zp·2^(32+e) (SC_K). Proof: 2x·m + 2^31 = 2(x·m + 2^30),
+   so the high dword of 2x·m + 2^31 is y; the other terms of K are multiples of 2^32, so
+   adding them adds 2^(e-1) + zp·2^e to it exactly, and the nested floors merge (floor(
+   (floor(z/2^32) + c)/2^e) = floor((z + c·2^32)/2^(32+e)) for integer c). [x < 0] may
+   stand for [y < 0]: y < 0 needs x·m < -2^30, so x < 0 (m >= 0); and x < 0 with y >= 0
+   gives y = 0 (x·m <= 0), where (2^(e-1) - 1 + zp·2^e) >> e = (2^(e-1) + zp·2^e) >> e = zp.
+   Everything fits: 2x is exact (|x| < 2^30), 2x·m + K in i64, and the high dword below
+   2^31 in magnitude ((|zp| + 1)·2^e <= 2^30). The products: vpmuldq of the even lanes and
+   of the odd lanes (moved down); the high dwords gathered by vpermt2d. Then clamp and
+   narrow; with sat the clamp is the whole i8 range: the saturating narrowing does it.
+   zmm28/29 are scratch. */
 .macro RQVEC a, off, kst, kpos, sat
+        vpsrad zmm29, zmm\a, 31
         vpaddd zmm\a, zmm\a, zmm\a
-        vpsrlq zmm29, zmm\a, 32
-        vpmuldq zmm28, zmm\a, [rsp + SC_M + \off]
-        vpmuldq zmm29, zmm29, [rsp + SC_MODD + \off]
-        vpaddq zmm28, zmm28, zmm30
-        vpaddq zmm29, zmm29, zmm30
-        vpermt2d zmm28, zmm31, zmm29
-        vpsrad zmm29, zmm28, 31
-        vpaddd zmm28, zmm28, [rsp + SC_HALF + \off]
-        vpaddd zmm28{\kpos}, zmm28, zmm29
-        vpsravd zmm\a, zmm28, [rsp + SC_E + \off]
+        vpsrlq zmm28, zmm\a, 32
+        vpmuldq zmm\a, zmm\a, SCM(\off)
+        vpmuldq zmm28, zmm28, SCMODD(\off)
+        vpaddq zmm\a, zmm\a, SCKE(\off)
+        vpaddq zmm28, zmm28, SCKO(\off)
+        vpermt2d zmm\a, zmm31, zmm28
+        vpaddd zmm\a{\kpos}, zmm\a, zmm29
+        vpsravd zmm\a, zmm\a, SCE(\off)
  .if \sat
         vpmovsdb xmmword ptr [rcx + \off / 4]{\kst}, zmm\a
  .else
@@ -303,7 +336,9 @@
 .L\name\()_3:  RQROW 4, 5, \sat
 .L\name\()_2:  RQROW 2, 3, \sat
 .L\name\()_1:  RQROW 0, 1, \sat
-        mov rsp, rbx
+ .if HALF == 0
+        mov rsp, [rsp + SC_BYTES]
+ .endif
         jmp .Ldone
 .endm
 
@@ -334,6 +369,14 @@ EDGEMM_SYM(KNAME):
         push r12
         push r13
         push r14
+ .if HALF == 0
+        test byte ptr [rdi + ARG_FLAGS], 2
+        jz .Lentry
+        mov rdx, [rdi + ARG_RQ]
+        mov r10, [rdi + ARG_N]
+        RQSETUP
+.Lentry:
+ .endif
         mov rsi, [rdi + ARG_B]
         mov rdx, [rdi + ARG_B_KS]
         mov r8, [rdi + ARG_A_RS]

@@ -111,12 +111,12 @@ pub(crate) const ACCUMULATE: usize = 1;
 /// [`ACCUMULATE`]): `c` points at the byte output (`c_rs` bytes per row, unit column
 /// stride) and each finished sum is requantized by `rq` as the output stage does
 /// (`requant::RqPlan::one`) and stored as one byte (i8 or u8 bit pattern). Valid only when
-/// every sum is below 2^30 in magnitude and no shift is positive (`RqPlan::acc_small`,
-/// `RqPlan::no_left_shift`): the one-shift rounding of the AVX-512 output stage; when
-/// `(|zp| + 1)·2^e ≤ 2^30` for every column's right shift `e` (the zero point is added as
-/// `zp·2^e` before the shift); and when the row offsets are zero (the kernel does not read
-/// `row_off`: B's zero point is 0). `requant::Fused` checks the first three. The kernel
-/// uses 512 bytes of stack for the constants of its columns.
+/// every sum is below 2^30 in magnitude, no shift is positive and no multiplier negative
+/// (`RqPlan::acc_small`, `RqPlan::no_left_shift`, `RqPlan::mults_nonneg`): the one-shift
+/// rounding of the AVX-512 output stage; when `(|zp| + 1)·2^e ≤ 2^30` for every column's
+/// right shift `e` (the zero point is added as `zp·2^e` before the shift); and when the row
+/// offsets are zero (the kernel does not read `row_off`: B's zero point is 0).
+/// `requant::Fused` checks the first four.
 pub(crate) const REQUANT: usize = 2;
 
 /// The output stage as a kernel with [`REQUANT`] reads it (offsets hard-coded in the
@@ -512,6 +512,7 @@ mod tests {
                 no_left_shift: true,
                 zp_fits: crate::quant::requant::zp_fits(zp, shift),
                 right_shift_only: false,
+                mults_nonneg: true,
                 acc_small: true,
             };
             assert_eq!(Fused::new(&plan).is_some(), fits, "zp={zp} shift={shift}");
@@ -541,6 +542,7 @@ mod tests {
                 no_left_shift: true,
                 zp_fits: crate::quant::requant::zp_fits(zp, *shifts.iter().min().unwrap_or(&0)),
                 right_shift_only: false,
+                mults_nonneg: true,
                 acc_small: true,
             };
             let fused = Fused::new(&plan).unwrap();
@@ -581,6 +583,131 @@ mod tests {
                      lo={lo} hi={hi}\n got {out:?}\nwant {want:?}",
                     ker.name
                 );
+            }
+        }
+    }
+
+    /// The fused output stage (REQUANT) at its boundaries: k_groups = 0, so each column's
+    /// sum is its column offset, set to values next to the rounding ties of both steps
+    /// (SRDHM's halfway point and RDBPOT's, for positive and negative sums), and to the
+    /// extremes below 2^30; multipliers at 0, 2^30, 2^31 − 1 and in between; shifts 0 (no
+    /// rounding step), 1 and up to 22; per-channel, with and without RQ_SAT. Every byte
+    /// must be the output stage's (`RqPlan::one`, TFLite's reference arithmetic).
+    #[cfg(feature = "std")]
+    #[test]
+    fn fused_requant_is_exact_at_rounding_ties() {
+        use super::*;
+        use crate::quant::requant::{Fused, Mults, RqPlan};
+        use std::vec::Vec;
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        const MULTS: [i32; 6] = [
+            0,
+            1 << 30,
+            (1 << 30) + 1,
+            1_518_500_250,
+            1_999_999_999,
+            i32::MAX,
+        ];
+        const SHIFTS: [i32; 7] = [0, -1, -2, -3, -7, -13, -22];
+        // Sums x whose SRDHM(x, m) is y or next to it (x·m near y·2^31 − 2^30), within 2^30.
+        let near = |y: i64, m: i32, d: i64| -> i32 {
+            let m = i64::from(m.max(1));
+            ((y * (1 << 31) - (1 << 30)) / m + d).clamp(-(1 << 30) + 1, (1 << 30) - 1) as i32
+        };
+        for ker in QGEMM_KERNELS {
+            if !ker.fused_requant || !crate::arch::cpu_info().features.contains(ker.requires) {
+                continue;
+            }
+            let (mr, nr) = (ker.mr, ker.nr);
+            let zeros = std::vec![0u8; 4 * nr + 64];
+            for round in 0..400 {
+                let n = 1 + round % nr;
+                let m = 1 + round % mr;
+                let mults: Vec<i32> = (0..n).map(|_| MULTS[next() as usize % 6]).collect();
+                let shifts: Vec<i32> = (0..n).map(|_| SHIFTS[next() as usize % 7]).collect();
+                let zp = (next() % 256) as i32 - 128;
+                let col_off: Vec<i32> = (0..nr)
+                    .map(|j| {
+                        let (mj, e) = (mults[j % n], -shifts[j % n]);
+                        // y at a tie of RDBPOT (q·2^e + 2^(e−1)), any small y, or an extreme.
+                        let q = (next() % 512) as i64 - 256;
+                        let d = (next() % 7) as i64 - 3;
+                        match next() % 4 {
+                            0 if e > 0 => near(q * (1 << e) + (1 << (e - 1)), mj, d),
+                            1 => near(q, mj, d),
+                            2 => [(1 << 30) - 1, 1 - (1 << 30), 0, 1, -1][next() as usize % 5],
+                            _ => (next() as i32) >> 2,
+                        }
+                    })
+                    .collect();
+                let (lo, hi) = if round % 2 == 0 {
+                    (-128, 127)
+                } else {
+                    (zp.max(-128), 127)
+                };
+                let plan = RqPlan {
+                    mults: Mults::PerChannel {
+                        multipliers: &mults,
+                        shifts: &shifts,
+                    },
+                    out_zp: zp,
+                    lo,
+                    hi,
+                    no_left_shift: true,
+                    zp_fits: crate::quant::requant::zp_fits(zp, *shifts.iter().min().unwrap()),
+                    right_shift_only: false,
+                    mults_nonneg: true,
+                    acc_small: true,
+                };
+                let fused = Fused::new(&plan).unwrap();
+                let rq = fused.args(0);
+                let ldo = nr + 3;
+                let mut want = std::vec![0x5au8; (mr + 1) * ldo];
+                for i in 0..m {
+                    for j in 0..n {
+                        want[i * ldo + j] = plan.one(col_off[j], j) as u8;
+                    }
+                }
+                let half = ker.half.filter(|_| 2 * n <= nr);
+                for (ukr, which) in [(Some(ker.ukr), "full"), (half, "half")] {
+                    let Some(ukr) = ukr else { continue };
+                    let mut out = std::vec![0x5au8; (mr + 1) * ldo];
+                    let args = QgemmArgs {
+                        a: zeros.as_ptr(),
+                        b: zeros.as_ptr(),
+                        c: out.as_mut_ptr() as *mut i32,
+                        k_groups: 0,
+                        a_rs: 4,
+                        a_ks: 4,
+                        b_ks: (4 * nr) as isize,
+                        c_rs: ldo as isize,
+                        m,
+                        n,
+                        row_off: zeros.as_ptr() as *const i32,
+                        col_off: col_off.as_ptr(),
+                        flags: fused.flags,
+                        a_segs: 1,
+                        a_ss: 0,
+                        rq: &rq,
+                    };
+                    // SAFETY: the CPU runs the kernel (checked); no k groups are read (the
+                    // buffers exist anyway); col_off has NR values, the per-channel arrays
+                    // n; the output has MR+1 rows of ldo >= NR bytes; the sums are below
+                    // 2^30 and the plan fusable (Fused::new).
+                    unsafe { ukr(&args) };
+                    assert!(
+                        out == want,
+                        "{} ({which}): m={m} n={n} zp={zp} lo={lo}\nmults={mults:?}\n\
+                         shifts={shifts:?}\nx={col_off:?}\n got {out:?}\nwant {want:?}",
+                        ker.name
+                    );
+                }
             }
         }
     }

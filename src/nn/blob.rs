@@ -410,6 +410,8 @@ impl<'a> OpView<'a> {
     }
 
     /// The tensor index of input `i` (`None` for an absent optional input or past the end).
+    // Out of line on the firmware: operators look tensors up at many places.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn input(&self, i: usize) -> Option<usize> {
         if i < self.n_in {
             self.io(i)
@@ -419,6 +421,8 @@ impl<'a> OpView<'a> {
     }
 
     /// The tensor index of output `i`.
+    // Out of line on the firmware: operators look tensors up at many places.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn output(&self, i: usize) -> Option<usize> {
         if i < self.n_out {
             self.io(self.n_in + i)
@@ -428,6 +432,8 @@ impl<'a> OpView<'a> {
     }
 
     /// The tensor index of scratch tensor `i`.
+    // Out of line on the firmware: operators look tensors up at many places.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn temp(&self, i: usize) -> Option<usize> {
         if i < self.n_tmp {
             self.io(self.n_in + self.n_out + i)
@@ -439,6 +445,17 @@ impl<'a> OpView<'a> {
     /// Parameter word `i` (0 past the end: `check` functions verify the count).
     pub fn param(&self, i: usize) -> i32 {
         u32_at(self.params, 4 * i) as i32
+    }
+
+    /// Parameter words `base..base + N`, each as [`OpView::param`] reads it (0 past the
+    /// end): one bounds check for the run, not one a word.
+    pub(crate) fn params_at<const N: usize>(&self, base: usize) -> [i32; N] {
+        let mut w = [0i32; N];
+        let src = self.params.get(base.saturating_mul(4)..).unwrap_or(&[]);
+        for (w, c) in w.iter_mut().zip(src.chunks_exact(4)) {
+            *w = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        w
     }
 
     /// How many parameter words it has.
@@ -502,7 +519,56 @@ impl<'a> Model<'a> {
     pub fn from_bytes_with_forms<const OPS: u128, const FORMS: u32>(
         bytes: &'a [u8],
     ) -> Result<Self, Error> {
-        Self::read::<OPS, FORMS>(bytes, true)
+        Self::read::<OPS, FORMS>(bytes, true, None)
+    }
+
+    /// A blob validated before it was built into the firmware (`edgemm convert --rust` emits
+    /// its CRC-32 as `VALIDATED_CRC` when [`Model::validate_for_target`] accepted it):
+    /// checks the header's magic number and version, the slice's alignment, the length
+    /// field, and that the CRC-32 of the bytes is `crc`, and nothing else, so the rest of the
+    /// validator is not linked. A mismatch is an error, as in [`Model::from_bytes`].
+    ///
+    /// # Safety
+    /// Bytes whose CRC-32 is `crc` must be bytes that [`Model::validate_for_target`] accepted
+    /// for this build's target (or [`Model::from_bytes_with_forms`] of this build, with the
+    /// same `edgemm` version) and whose operators and forms the sets this firmware runs them
+    /// with hold: the operators rely on that validation to stay in bounds. The blob and the
+    /// generated source that holds `crc`, `OPERATORS` and `FORMS` come from one conversion.
+    pub unsafe fn from_validated_bytes(bytes: &'a [u8], crc: u32) -> Result<Self, Error> {
+        let bytes = Self::header(bytes)?;
+        if crc32(&bytes[16..]) != crc || u32_at(bytes, H_CRC) != crc {
+            return Err(blob_err(
+                "CRC-32 mismatch: not the blob that was validated at build time",
+            ));
+        }
+        Ok(Self::validated_header(bytes, true))
+    }
+
+    /// Validates a blob as a build for `target` (a packing name: `cortex-m4-dsp`) would load
+    /// it, on a host that does not run that target (`edgemm convert --rust`, so that the
+    /// firmware loads it with [`Model::from_validated_bytes`]): everything
+    /// [`Model::from_bytes`] checks, with the blob's packing required to be `target`. Returns
+    /// the blob's CRC-32. The checks are the target's own code compiled for the host; the
+    /// forms whose checks depend on the kernels compiled in (the GEMM driver's workspace:
+    /// CONV_2D's and FULLY_CONNECTED's GEMM forms, BATCH_MATMUL; the general depthwise's
+    /// lanes) are refused unless `target` is this build's, so that those blobs are
+    /// validated on the target.
+    #[cfg(feature = "alloc")]
+    pub fn validate_for_target(bytes: &[u8], target: &str) -> Result<u32, Error> {
+        let m = Model::read::<{ ops::ALL_OPS }, { ops::ALL_FORMS }>(bytes, true, Some(target))?;
+        let kernel_forms = ops::FORM_GEMM | ops::FORM_DW_GENERAL;
+        let kernel_ops = ops::op_set(&[126]);
+        let kernel_bound = ops::forms_of(&m) & kernel_forms != 0
+            || (0..m.n_ops).any(|i| {
+                m.op(i)
+                    .is_some_and(|o| ops::op_set(&[o.code()]) & kernel_ops != 0)
+            });
+        if kernel_bound && !BUILD_TARGETS.contains(&target) {
+            return Err(blob_err(
+                "its GEMM or general depthwise forms are validated on the target only",
+            ));
+        }
+        Ok(u32_at(m.bytes, H_CRC))
     }
 
     /// Reads a blob to describe it (`edgemm inspect`), whatever target it was packed for:
@@ -512,7 +578,7 @@ impl<'a> Model<'a> {
     ///
     /// [`Session::new`]: crate::nn::Session::new
     pub fn for_inspection(bytes: &'a [u8]) -> Result<Self, Error> {
-        Self::read::<{ ops::ALL_OPS }, { ops::ALL_FORMS }>(bytes, false)
+        Self::read::<{ ops::ALL_OPS }, { ops::ALL_FORMS }>(bytes, false, None)
     }
 
     /// Whether a session may run this model: true unless it was read by
@@ -528,10 +594,9 @@ impl<'a> Model<'a> {
         ))
     }
 
-    fn read<const OPS: u128, const FORMS: u32>(
-        bytes: &'a [u8],
-        to_run: bool,
-    ) -> Result<Self, Error> {
+    /// The header's checks (length, magic number, version, alignment, length field): the
+    /// blob's bytes, cut to its length field.
+    fn header(bytes: &'a [u8]) -> Result<&'a [u8], Error> {
         if bytes.len() < HEADER {
             return Err(blob_err("shorter than the 64-byte header"));
         }
@@ -563,21 +628,37 @@ impl<'a> Model<'a> {
                 .with_values(&[total as i64, bytes.len() as i64]),
             ));
         }
-        let bytes = &bytes[..total];
-        let crc = crc32(&bytes[16..]);
-        if crc != u32_at(bytes, H_CRC) {
-            return Err(blob_err("CRC-32 mismatch: the blob is corrupted"));
-        }
+        Ok(&bytes[..total])
+    }
+
+    /// The model of a blob whose header [`Model::header`] accepted: counts and arena size
+    /// read, nothing else checked.
+    fn validated_header(bytes: &'a [u8], runnable: bool) -> Self {
         let count = |at: usize| u32_at(bytes, at) as usize;
-        let model = Model {
+        Model {
             bytes,
             n_tensors: count(H_N_TENSORS),
             n_ops: count(H_N_OPS),
             n_inputs: count(H_N_INPUTS),
             n_outputs: count(H_N_OUTPUTS),
             arena: count(H_ARENA),
-            runnable: to_run,
-        };
+            runnable,
+        }
+    }
+
+    /// `target`: the packing the blob must have, for a target this build may not run
+    /// ([`Model::validate_for_target`]); `None`: one this build runs (with `to_run`).
+    fn read<const OPS: u128, const FORMS: u32>(
+        bytes: &'a [u8],
+        to_run: bool,
+        target: Option<&str>,
+    ) -> Result<Self, Error> {
+        let bytes = Self::header(bytes)?;
+        let crc = crc32(&bytes[16..]);
+        if crc != u32_at(bytes, H_CRC) {
+            return Err(blob_err("CRC-32 mismatch: the blob is corrupted"));
+        }
+        let model = Self::validated_header(bytes, to_run);
         let sections = [
             (
                 H_TENSORS,
@@ -632,8 +713,15 @@ impl<'a> Model<'a> {
                 .with_offset(packing),
             ));
         }
-        if to_run {
-            model.check_packing()?;
+        match target {
+            Some(t) if model.packing() != t => {
+                return Err(blob_err(
+                    "the blob is not packed for the target it is checked for",
+                ))
+            }
+            Some(_) => {}
+            None if to_run => model.check_packing()?,
+            None => {}
         }
         for t in 0..model.n_tensors {
             model.check_tensor(t)?;
@@ -651,7 +739,7 @@ impl<'a> Model<'a> {
             ),
         ] {
             for i in 0..n {
-                let t = u32_at(bytes, count(at) + 4 * i) as usize;
+                let t = u32_at(bytes, u32_at(bytes, at) as usize + 4 * i) as usize;
                 match model.tensor_checked(t) {
                     Some(info) if info.storage == Storage::Arena => {}
                     _ => {
@@ -673,16 +761,7 @@ impl<'a> Model<'a> {
     /// read out of bounds; they would only give wrong answers.
     #[cfg(feature = "alloc")]
     pub(crate) fn validated(bytes: &'a [u8], runnable: bool) -> Self {
-        let count = |at: usize| u32_at(bytes, at) as usize;
-        Model {
-            bytes,
-            n_tensors: count(H_N_TENSORS),
-            n_ops: count(H_N_OPS),
-            n_inputs: count(H_N_INPUTS),
-            n_outputs: count(H_N_OUTPUTS),
-            arena: count(H_ARENA),
-            runnable,
-        }
+        Self::validated_header(bytes, runnable)
     }
 
     /// A blob packed for a target this build does not run is refused by name, before any
@@ -730,8 +809,12 @@ impl<'a> Model<'a> {
         let mut elems: usize = 1;
         for d in 0..rank {
             let dim = u32_at(b, rec + T_DIMS + 4 * d) as usize;
+            // Partial products past u32 are refused on every host, as a 32-bit target
+            // refuses them (a zero dimension later would hide them from the length check),
+            // so a host's validation for a firmware accepts what the firmware's would.
             elems = elems
                 .checked_mul(dim)
+                .filter(|&e| e <= u32::MAX as usize)
                 .ok_or_else(|| bad("its size overflows"))?;
         }
         let len = u32_at(b, rec + T_BYTES) as usize;

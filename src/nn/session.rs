@@ -70,7 +70,8 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 
     fn io_info(&self, t: Option<usize>, what: &'static str) -> Result<TensorInfo<'m>, Error> {
-        t.and_then(|t| self.model.tensor(t))
+        // Without the name (not needed here; on a firmware its UTF-8 check is not linked).
+        t.and_then(|t| self.model.tensor_unnamed(t))
             .filter(|i| i.storage == Storage::Arena)
             .ok_or_else(|| blob_err(what))
     }

@@ -184,14 +184,15 @@ impl<'a> Requantize<'a> {
         // One pass over the channels (this runs on every call): every shift in range, and
         // the forms an output stage may compute more cheaply (see `requant::arm`): no left
         // shift; every shift a right shift of at least 1 with no multiplier at −2^31 or
-        // −2^31 + 1.
-        let (mults, no_left_shift, right_shift_only, least) = match self.scale {
+        // −2^31 + 1; no negative multiplier.
+        let (mults, no_left_shift, right_shift_only, mults_nonneg, least) = match self.scale {
             Scale::PerTensor { multiplier, shift } => {
                 check_shift(0, shift)?;
                 (
                     Mults::PerTensor { multiplier, shift },
                     shift <= 0,
                     shift < 0 && multiplier > i32::MIN + 1,
+                    multiplier >= 0,
                     shift,
                 )
             }
@@ -202,11 +203,12 @@ impl<'a> Requantize<'a> {
                 check_len("per-channel multipliers", multipliers.len())?;
                 check_len("per-channel shifts", shifts.len())?;
                 let (mut in_range, mut no_left, mut right_only) = (true, true, true);
-                let mut least = 0;
+                let (mut nonneg, mut least) = (true, 0);
                 for (&m, &s) in multipliers.iter().zip(shifts) {
                     in_range &= (-31..=30).contains(&s);
                     no_left &= s <= 0;
                     right_only &= s < 0 && m > i32::MIN + 1;
+                    nonneg &= m >= 0;
                     least = least.min(s);
                 }
                 if !in_range {
@@ -221,6 +223,7 @@ impl<'a> Requantize<'a> {
                     },
                     no_left,
                     right_only,
+                    nonneg,
                     least,
                 )
             }
@@ -248,6 +251,7 @@ impl<'a> Requantize<'a> {
             no_left_shift,
             zp_fits: requant::zp_fits(self.output_zero_point, least),
             right_shift_only,
+            mults_nonneg,
             // Set by the call once k and the zero points are known (Out::note_range).
             acc_small: false,
         })
@@ -645,6 +649,7 @@ impl PackedQB {
                 no_left_shift: true,
                 zp_fits: true,
                 right_shift_only: false,
+                mults_nonneg: true,
                 acc_small: false,
             },
         };

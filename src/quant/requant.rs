@@ -42,6 +42,10 @@ pub(crate) struct RqPlan<'a> {
     /// output stage may add the zero point before that shift, as `out_zp·2^e`.
     #[cfg_attr(not(all(target_arch = "x86_64", edgemm_asm)), allow(dead_code))]
     pub zp_fits: bool,
+    /// No multiplier is negative (TFLite's are in [2^30, 2^31) or 0): the fused output
+    /// stage's rounding correction may follow the sign of the accumulator.
+    #[cfg_attr(not(all(target_arch = "x86_64", edgemm_asm)), allow(dead_code))]
+    pub mults_nonneg: bool,
     /// Every accumulator of the call is below 2^30 in magnitude (bound from k, the zero
     /// points and the bias; set by the call, false until then).
     #[cfg_attr(not(all(target_arch = "arm", edgemm_arm_dsp)), allow(dead_code))]
@@ -138,10 +142,11 @@ pub(crate) fn requantize_row(acc: &[i32], plan: &RqPlan, col0: usize, out: &mut 
 impl RqPlan<'_> {
     /// Whether a kernel may fuse this output stage into its epilogue
     /// (`kernels::int8::REQUANT`): every accumulator below 2^30 and no left shift, the
-    /// conditions of the one-shift rounding (`x86_512::mbqm_small`).
+    /// conditions of the one-shift rounding (`x86_512::mbqm_small`), and no negative
+    /// multiplier (the kernel epilogue's rounding correction).
     #[inline]
     pub(crate) fn fusable(&self) -> bool {
-        self.acc_small && self.no_left_shift
+        self.acc_small && self.no_left_shift && self.mults_nonneg
     }
 }
 
@@ -1167,6 +1172,7 @@ fn test_plan<'a>(
         zp_fits: zp_fits(out_zp, least),
         // (Read only by the Arm M-profile output stage.)
         right_shift_only: false,
+        mults_nonneg: true,
         acc_small,
     }
 }
@@ -1646,6 +1652,7 @@ mod row_tests {
                     no_left_shift: false,
                     zp_fits: false,
                     right_shift_only: false,
+                    mults_nonneg: true,
                     acc_small: false,
                 };
                 let mut out = std::vec![0u8; len];

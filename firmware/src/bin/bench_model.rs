@@ -12,7 +12,10 @@
 //! blob's constant tensors), and each output as `output <j> <hex>` lines. When a file
 //! `profile.flag` exists (the script's `--profile`), it runs a second inference with a region
 //! per operator and prints `op <i> <code>` for each.
-//! edgemm is built without `alloc`.
+//! edgemm is built without `alloc`. The model is loaded without the validator when
+//! `edgemm convert` validated it for the target (`VALIDATED_CRC`: only its header and CRC
+//! are checked here), unless the feature `device-validation` asks for the full validation
+//! on the device (`--device-validation` of the script).
 #![no_std]
 #![no_main]
 
@@ -32,7 +35,7 @@ mod measure;
 use core::cell::UnsafeCell;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{hio, hprint, hprintln};
-use edgemm::nn::{Model, Session, Storage};
+use edgemm::nn::{Model, Session};
 use model::{ARENA_SIZE, BLOB, FORMS, OPERATORS};
 
 /// The arena: a static of the size `edgemm convert` emitted, 16-byte aligned.
@@ -134,8 +137,16 @@ fn print_hex(j: usize, bytes: &[u8]) {
 
 #[entry]
 fn main() -> ! {
-    let model = Model::from_bytes_with_forms::<OPERATORS, FORMS>(&BLOB.0[..])
-        .unwrap_or_else(|_| fail("load"));
+    let model = match model::VALIDATED_CRC {
+        Some(crc) if !cfg!(feature = "device-validation") => {
+            // SAFETY: `edgemm convert` emitted `crc` only for a blob that
+            // `Model::validate_for_target` accepted for this target, in the source that
+            // holds the same blob's OPERATORS and FORMS; bytes of another CRC are refused.
+            unsafe { Model::from_validated_bytes(&BLOB.0[..], crc) }
+        }
+        _ => Model::from_bytes_with_forms::<OPERATORS, FORMS>(&BLOB.0[..]),
+    }
+    .unwrap_or_else(|_| fail("load"));
     // SAFETY: the only borrow of the arena.
     let arena = unsafe { &mut *ARENA.0.get() };
     let mut s = Session::new(model, arena).unwrap_or_else(|_| fail("session"));
@@ -146,10 +157,10 @@ fn main() -> ! {
     measure::bench_end();
     r.unwrap_or_else(|_| fail("run"));
     hprintln!("stack_bytes={}", measure::stack_high_water());
+    // The constant tensors' bytes (`constant` is empty for an arena tensor; it reads no
+    // names, so their check is not linked for this alone).
     let weights: usize = (0..model.num_tensors())
-        .filter_map(|t| model.tensor(t))
-        .filter(|t| t.storage == Storage::Constant)
-        .map(|t| t.bytes)
+        .map(|t| model.constant(t).len())
         .sum();
     hprintln!(
         "weights_bytes={} arena_bytes={} blob_bytes={}",

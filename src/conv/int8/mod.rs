@@ -369,6 +369,8 @@ impl QuantOwned {
             no_left_shift,
             zp_fits: crate::quant::requant::zp_fits(self.zo, least),
             right_shift_only,
+            // (Not derived: nothing fuses without acc_small.)
+            mults_nonneg: false,
             // No accumulator bound is derived for convolutions: the output stage keeps its
             // per-value range checks.
             acc_small: false,

@@ -373,7 +373,12 @@ impl<'a> Gemm<'a> {
     /// Rows per thread task: at least [`ROW_UNIT`], in whole row tiles of the kernel that
     /// runs (a task boundary inside a tile would add a partial tile to each side).
     pub(crate) fn row_unit(&self) -> usize {
-        let mr = match self {
+        ROW_UNIT.div_ceil(self.tile_rows()) * self.tile_rows()
+    }
+
+    /// Rows of the kernel's tile (MR) that runs this product (1 without a kernel).
+    pub(crate) fn tile_rows(&self) -> usize {
+        match self {
             Gemm::F32 { .. } => crate::kernels::sgemm_kernel().map_or(1, |k| k.mr),
             Gemm::I8 {
                 w: QWeights::Packed(p),
@@ -381,8 +386,7 @@ impl<'a> Gemm<'a> {
             } => p.kernel().mr,
             Gemm::I8 { .. } => crate::kernels::qgemm_kernel().map_or(1, |k| k.mr),
         }
-        .max(1);
-        ROW_UNIT.div_ceil(mr) * mr
+        .max(1)
     }
 
     /// Whether the int8 kernel that runs reads A as unsigned bytes (`a + 128`, x86 VNNI): an

@@ -21,7 +21,8 @@ pub(crate) fn io<'a, 'b>(op: &OpView, mem: &'b mut OpMem<'a>) -> Result<Io<'a, '
         (Some(x), Some(y)) => (x, y),
         _ => return Err(op.error("missing tensor")),
     };
-    let (xi, yi) = match (mem.model().tensor(x), mem.model().tensor(y)) {
+    // Places only: the whole records (names included) are not needed here.
+    let (xi, yi) = match (mem.model().place(x), mem.model().place(y)) {
         (Some(a), Some(b)) => (a, b),
         _ => return Err(op.error("missing tensor")),
     };

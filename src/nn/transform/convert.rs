@@ -3,8 +3,10 @@
 //! arena size and the operator set as constants, and the blob embedded at its alignment.
 //!
 //! A blob for a target this build does not run (`--target cortex-m4` on an x86 host) is
-//! written without the load-time validation this build would refuse it with; the target's
-//! runtime validates it when it loads it.
+//! written without the load-time validation this build would refuse it with; the Rust
+//! source validates it as the target would ([`Model::validate_for_target`]) and, when that
+//! accepts it, carries its CRC-32, so the firmware may load it without the validator
+//! ([`Model::from_validated_bytes`]).
 
 use alloc::format;
 use alloc::string::String;
@@ -128,7 +130,13 @@ impl Converted {
              pub struct Align16<T: ?Sized>(pub T);\n\
              \n\
              /// The blob, 16-byte aligned (its constants are read in place).\n\
-             pub static BLOB: &Align16<[u8; BLOB_SIZE]> = &Align16(*include_bytes!({blob_file:?}));\n",
+             pub static BLOB: &Align16<[u8; BLOB_SIZE]> = &Align16(*include_bytes!({blob_file:?}));\n\
+             \n\
+             /// The blob's CRC-32 when `edgemm convert` validated it as its target's\n\
+             /// `Model::from_bytes_with_forms` would (`Model::validate_for_target`): a firmware may\n\
+             /// then load it with `Model::from_validated_bytes`, without the validator. `None`:\n\
+             /// validate it on the target.\n\
+             pub const VALIDATED_CRC: Option<u32> = {validated};\n",
             packing = self.packing.name(),
             arena = self.arena_size,
             size = self.blob.len(),
@@ -139,6 +147,10 @@ impl Converted {
             codes = codes.join(", "),
             f32 = self.f32,
             forms = self.forms,
+            validated = match Model::validate_for_target(&self.blob, self.packing.name()) {
+                Ok(crc) => format!("Some({crc:#010x})"),
+                Err(_) => "None".into(),
+            },
         )
     }
 }
