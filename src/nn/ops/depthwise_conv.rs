@@ -1207,18 +1207,7 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
     let g = Geom::read(op, P_GEOM);
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
     let w = mem.input(t(1)?)?;
-    let no_mults = Finish {
-        bias: core::ptr::null(),
-        mults: core::ptr::null(),
-        shifts: core::ptr::null(),
-        left: false,
-        fast: false,
-        zo: 0,
-        lo: op.param(P_LO).max(-128),
-        hi: op.param(P_HI).min(127),
-        flo: 0.0,
-        fhi: 0.0,
-    };
+    let no_mults = Finish::clamp_only(op.param(P_LO).max(-128), op.param(P_HI).min(127));
     let bias = mem.input(t(2)?)?;
     // (`F32 &&`: see `conv::run`.)
     if super::F32 && is_float(op)? {
@@ -1281,18 +1270,7 @@ fn run_m4(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         g: Geom::read(op, P_GEOM),
         w: &[],
         init: None,
-        fin: Finish {
-            bias: core::ptr::null(),
-            mults: core::ptr::null(),
-            shifts: core::ptr::null(),
-            left: false,
-            fast: false,
-            zo: 0,
-            lo: op.param(P_LO).max(-128),
-            hi: op.param(P_HI).min(127),
-            flo: 0.0,
-            fhi: 0.0,
-        },
+        fin: Finish::clamp_only(op.param(P_LO).max(-128), op.param(P_HI).min(127)),
         // (Unused by this form.)
         isa: Isa::detect(),
         bias: &[],
@@ -1925,18 +1903,7 @@ mod tests {
                 g,
                 w: &[],
                 init: None,
-                fin: Finish {
-                    bias: core::ptr::null(),
-                    mults: core::ptr::null(),
-                    shifts: core::ptr::null(),
-                    left: false,
-                    fast: false,
-                    zo: 0,
-                    lo: 0,
-                    hi: 0,
-                    flo: 0.0,
-                    fhi: 0.0,
-                },
+                fin: Finish::clamp_only(0, 0),
                 isa: Isa::detect(),
                 bias: &[],
             };
@@ -2158,18 +2125,7 @@ mod tests {
                 g,
                 w: &[],
                 init: None,
-                fin: Finish {
-                    bias: core::ptr::null(),
-                    mults: core::ptr::null(),
-                    shifts: core::ptr::null(),
-                    left: false,
-                    fast: false,
-                    zo: 0,
-                    lo,
-                    hi,
-                    flo: 0.0,
-                    fhi: 0.0,
-                },
+                fin: Finish::clamp_only(lo, hi),
                 isa: Isa::detect(),
                 bias: &[],
             };

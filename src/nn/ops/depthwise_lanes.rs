@@ -142,6 +142,25 @@ pub(crate) struct Finish {
     pub fhi: f32,
 }
 
+impl Finish {
+    /// No bias and no output stage (a form whose constants live elsewhere, or f32 before
+    /// its clamp is set): only the int8 clamp `lo..=hi`.
+    pub(crate) fn clamp_only(lo: i32, hi: i32) -> Self {
+        Finish {
+            bias: core::ptr::null(),
+            mults: core::ptr::null(),
+            shifts: core::ptr::null(),
+            left: false,
+            fast: false,
+            zo: 0,
+            lo,
+            hi,
+            flo: 0.0,
+            fhi: 0.0,
+        }
+    }
+}
+
 /// One call of the kernel (see the module docs). Every pointer is valid for what the
 /// kernel reads or writes: for tap `t` (of `2·pairs`) and pixel `k < n`, channels `0..oc`
 /// at `taps[t] + k·steps[t]`; the chunk's weights `w[0..pairs·2·oc]`; `init` (if not null)
