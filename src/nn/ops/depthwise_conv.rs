@@ -70,12 +70,19 @@ pub(crate) const DEF: OpDef = OpDef {
     lower: lower::lower,
 };
 
-/// The Cortex-M4 form (`depthwise_m4`): its own entry, so that a forms set without
-/// [`super::FORM_DW_GENERAL`] links this form's row code alone.
+/// The Cortex-M4 form (`depthwise_m4`) in place: its own entry, so that a forms set without
+/// [`super::FORM_DW_GENERAL`] links this form's row code alone (and, without
+/// [`super::FORM_DW_M4_APART`], its in-place row loop alone).
 pub(crate) const M4: OpDef = OpDef {
     check: check_m4,
-    run: run_m4,
+    run: run_m4::<false>,
     ..DEF
+};
+
+/// The Cortex-M4 form with its output apart from its input (either row loop).
+pub(crate) const M4_APART: OpDef = OpDef {
+    run: run_m4::<true>,
+    ..M4
 };
 
 /// Filter taps per kernel call (even: the kernel takes them in pairs).
@@ -103,6 +110,13 @@ pub(crate) fn is_m4(op: &OpView) -> bool {
     op.input(1)
         .and_then(|t| op.model().tensor_unnamed(t))
         .is_some_and(|w| w.dtype == DType::I32)
+}
+
+/// Whether `op` is in the Cortex-M4 form, planned not in place.
+pub(crate) fn is_m4_apart(op: &OpView) -> bool {
+    let info = |i| op.input(i).and_then(|t| op.model().tensor_unnamed(t));
+    let y = op.output(0).and_then(|t| op.model().tensor_unnamed(t));
+    is_m4(op) && !matches!((info(0), y), (Some(x), Some(y)) if same_bytes(&x, &y))
 }
 
 /// kh·kw products per output value.
@@ -1262,7 +1276,7 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
 /// `run` of the Cortex-M4 form (`depthwise_m4`): its own entry in the registry, so a
 /// firmware whose depthwise layers all have this form links neither the general kernels
 /// nor their row code.
-fn run_m4(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
+fn run_m4<const APART: bool>(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let t = op.input(1).ok_or_else(|| op.error("missing input"))?;
     let stream = cast::<i32>(mem.input(t)?);
     // The stream holds the bias and output stage: only the clamp is read here.
@@ -1276,7 +1290,7 @@ fn run_m4(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         bias: &[],
     };
     let k = dw.m4_layer(stream);
-    dw.each_row(op, mem, false, &mut |src, oy, out, rest| {
+    dw.each_row::<APART>(op, mem, false, &mut |src, oy, out, rest| {
         dw.m4_row(&k, src, oy, out, rest.pad)
     })
 }
@@ -1344,7 +1358,7 @@ impl<E: DwElem> Dw<'_, E> {
         let mut plan = Plan::new();
         let (wide, planned, flip) = self.setup(E::pad_value(op), &mut plan);
         let (wide, plan) = (wide.as_ref(), planned.then_some(&plan));
-        self.each_row(op, mem, flip, &mut |src, oy, out, rest| {
+        self.each_row::<true>(op, mem, flip, &mut |src, oy, out, rest| {
             self.row(src, oy, out, rest, wide, plan)
         })
     }
@@ -1363,8 +1377,9 @@ impl<E: DwElem> Dw<'_, E> {
         (wide, planned, flip)
     }
 
-    /// Every output row by `row_fn`, in place or not as the plan laid the tensors out.
-    fn each_row(
+    /// Every output row by `row_fn`, in place or not as the plan laid the tensors out (not
+    /// in place only with `APART`: else an error, and that loop is not linked).
+    fn each_row<const APART: bool>(
         &self,
         op: &OpView,
         mem: &mut OpMem,
@@ -1385,6 +1400,10 @@ impl<E: DwElem> Dw<'_, E> {
             let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
             let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), flip, Self::bad)?;
             return self.in_place(cast_mut::<E>(io), &mut sc, row_fn);
+        }
+        if !APART {
+            // (A model whose check passed for a forms set without FORM_DW_M4_APART.)
+            return Err(Self::bad());
         }
         let x = cast::<E>(mem.input(x_t)?);
         let (out, scratch) = mem.output_and_temp(y_t, s_t)?;
@@ -2325,6 +2344,37 @@ mod tests {
             let g = model(float, 6, 4, 2, 3, 1);
             assert!(load(&g, false).is_ok());
             assert!(load(&g, true).is_err());
+        }
+    }
+
+    /// The Cortex-M4 form planned apart from its input is `FORM_DW_M4_APART` (so a forms
+    /// set without it refuses that plan at load), in place it is not.
+    #[test]
+    fn m4_form_apart_needs_its_forms_bit() {
+        use crate::nn::blob::Model;
+        use crate::nn::ops::{check_in, forms_of, ALL_OPS, FORM_DW_M4_APART};
+        use crate::nn::transform::blob_writer::{write_blob, WriteOptions};
+        use crate::nn::transform::{lower::lower, plan::plan, Packing};
+        let g = model(false, 9, 16, 1, 3, 1);
+        for in_place in [false, true] {
+            let l = lower(&g, Packing::CortexM4).unwrap();
+            let mut p = plan(&l);
+            if in_place {
+                p.offsets[3] = p.offsets[0];
+            } else {
+                p.offsets[3] = Some(p.arena);
+                p.arena += (9 * 9 * 16usize).next_multiple_of(16);
+            }
+            let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
+            Model::validate_for_target(&blob, "cortex-m4-dsp").unwrap();
+            let m = Model::validated(&blob, true);
+            let op = m.op(0).unwrap();
+            assert!(is_m4(&op));
+            assert_eq!(is_m4_apart(&op), !in_place);
+            assert_eq!(forms_of(&m), if in_place { 0 } else { FORM_DW_M4_APART });
+            let refused = check_in::<ALL_OPS, 0>(&op).unwrap().is_err();
+            assert_eq!(refused, !in_place);
+            assert!(check_in::<ALL_OPS, FORM_DW_M4_APART>(&op).unwrap().is_ok());
         }
     }
 }

@@ -165,6 +165,8 @@ registry!(
     conv::DIRECT => (conv::is_direct_i8_portable, FORM_DIRECT_PORTABLE),
     conv::DIRECT_FUSED => (conv::is_direct_i8, 0),
     conv::DEF => (any_form, FORM_GEMM),
+    // (The entry apart first, as conv::DIRECT: the in-place entry's run refuses the rest.)
+    depthwise_conv::M4_APART => (depthwise_conv::is_m4_apart, FORM_DW_M4_APART),
     depthwise_conv::M4 => (depthwise_conv::is_m4, 0),
     depthwise_conv::DEF => (any_form, FORM_DW_GENERAL),
     fully_connected::DEF => (any_form, FORM_GEMM),
@@ -247,6 +249,11 @@ pub const FORM_DW_GENERAL: u32 = 4;
 /// takes the portable sums and the Rust output stage instead; a model without one links only
 /// the fused path.
 pub const FORM_DIRECT_PORTABLE: u32 = 8;
+
+/// A forms set bit: DEPTHWISE_CONV_2D's Cortex-M4 3×3 form planned with its output apart
+/// from its input (not in place): a model whose layers of that form all run in place links
+/// only the in-place row loop.
+pub const FORM_DW_M4_APART: u32 = 16;
 
 /// Every form.
 pub const ALL_FORMS: u32 = u32::MAX;
