@@ -376,9 +376,9 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     fn flip(self) -> Self {
         self
     }
-    /// Copies `src` into `dst` (equal lengths), flipped when `flip`.
-    fn copy_ring(dst: &mut [Self], src: &[Self], flip: bool) {
-        let _ = flip;
+    /// Copies `src` into `dst` (equal lengths), flipped when `flip` (the call's `isa`).
+    fn copy_ring(dst: &mut [Self], src: &[Self], flip: bool, isa: Isa) {
+        let _ = (flip, isa);
         depthwise_m4::copy(dst, src);
     }
     /// That kernel's output row (see `Plan::row`): the pixels done.
@@ -433,11 +433,9 @@ impl DwElem for i8 {
     fn flip(self) -> i8 {
         self ^ i8::MIN
     }
-    fn copy_ring(dst: &mut [i8], src: &[i8], flip: bool) {
+    fn copy_ring(dst: &mut [i8], src: &[i8], flip: bool, isa: Isa) {
         if flip {
-            for (d, &s) in dst.iter_mut().zip(src) {
-                *d = s ^ i8::MIN;
-            }
+            vnni::flip_copy(isa, dst, src);
         } else {
             depthwise_m4::copy(dst, src);
         }
@@ -824,18 +822,20 @@ impl<E: DwElem> Dw<'_, E> {
             let dst = sc.head.get_mut(at..at + len).ok_or_else(Self::bad)?;
             let src = row(iy).ok_or_else(Self::bad)?;
             if whole {
-                E::copy_ring(dst, src, sc.flip);
+                E::copy_ring(dst, src, sc.flip, self.isa);
                 continue;
             }
             E::copy_ring(
                 dst.get_mut(..left).ok_or_else(Self::bad)?,
                 src.get(..left).ok_or_else(Self::bad)?,
                 sc.flip,
+                self.isa,
             );
             E::copy_ring(
                 dst.get_mut(right..).ok_or_else(Self::bad)?,
                 src.get(right..).ok_or_else(Self::bad)?,
                 sc.flip,
+                self.isa,
             );
         }
         Ok(())
