@@ -1,7 +1,7 @@
 //! Model::from_bytes on arbitrary bytes, and a session over every blob it accepts: loading
 //! and running must come back as Ok or Err (never a panic, an out-of-bounds access or UB).
 //! Model::for_inspection too (what `edgemm inspect` reads): every accessor over what it
-//! accepts.
+//! accepts; and Model::validate_for_target, the build-time check of a Cortex-M4 blob.
 //!
 //! Almost every random input fails the magic, version, length or CRC check; the fuzzer also
 //! tries each input with those four header fields made right (magic, version 1, length =
@@ -88,9 +88,20 @@ fn inspect(bytes: &[u8]) {
     assert!(model.runnable().is_err());
 }
 
+/// The build-time check a firmware's blob gets (`edgemm convert --rust`), for a target this
+/// host does not run: never a panic, and what it accepts is a blob `for_inspection` reads.
+fn validate_for_m4(bytes: &[u8]) {
+    let words = aligned(bytes);
+    let bytes = as_bytes(&words, bytes.len());
+    if Model::validate_for_target(bytes, "cortex-m4-dsp").is_ok() {
+        assert!(Model::for_inspection(bytes).is_ok());
+    }
+}
+
 fn load_and_inspect(bytes: &[u8]) {
     load_and_run(bytes);
     inspect(bytes);
+    validate_for_m4(bytes);
 }
 
 fuzz_target!(|data: &[u8]| {
