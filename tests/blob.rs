@@ -594,3 +594,45 @@ fn build_time_validation_agrees_with_the_loader_and_its_crc_guards_the_blob() {
     put_u32(&mut other_version, 4, VERSION + 1);
     assert!(refused(&other_version, 0, crc));
 }
+
+/// Every run of three 32-bit words of a DS-CNN blob (M4 and portable layouts) set to extreme values, the CRC
+/// made right: the build-time check, the loader and `inspect`'s reader (MAC counts included)
+/// return or refuse, never panic (an operator's form is asked before its geometry is
+/// checked, and an inspected blob's geometry is never checked).
+#[test]
+fn extreme_words_never_panic_the_checks_or_inspect() {
+    use edgemm::nn::transform::blob_writer::WriteOptions;
+    use edgemm::nn::transform::convert_tflite;
+    let tflite = read("dscnn_int8.tflite");
+    for (packing, target) in [
+        (Packing::CortexM4, "cortex-m4-dsp"),
+        (Packing::Portable, "portable"),
+    ] {
+        let blob = convert_tflite(&tflite, packing, WriteOptions::default())
+            .unwrap()
+            .blob;
+        // The records, lists and parameters come before the constants: the first 8 KiB.
+        let end = blob.len().min(8192) / 4 * 4;
+        for at in (16..end).step_by(4) {
+            for v in [0x7fff_ffffu32, 0xffff_ffff, 0x8000_0000, 0x0001_0000] {
+                // Three words at a time: an overflow needs two large factors (kh·kw·c_in).
+                let mut b = blob.clone();
+                for w in (at..(at + 12).min(end)).step_by(4) {
+                    put_u32(&mut b, w, v);
+                }
+                fix_crc(&mut b);
+                let b = Aligned::new(&b, 0);
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    let _ = Model::validate_for_target(b.bytes(), target);
+                    let _ = load_and_run(b.bytes());
+                    if let Ok(m) = Model::for_inspection(b.bytes()) {
+                        for i in 0..m.num_ops() {
+                            let _ = m.op(i).map(|op| (op.name(), op.macs()));
+                        }
+                    }
+                }));
+                assert!(r.is_ok(), "{target}: word at {at} = {v:#x} panicked");
+            }
+        }
+    }
+}

@@ -460,7 +460,11 @@ fn is_float(op: &OpView) -> Result<bool, Error> {
 /// kh·kw·c_in products per output value.
 fn macs(op: &OpView) -> u64 {
     let g = Geom::read(op, P_GEOM);
-    super::output_macs(op, (g.kh * g.kw) as u64 * g.ic as u64)
+    // Saturating: a blob read for inspection only has unchecked geometry words.
+    let per_output = (g.kh as u64)
+        .saturating_mul(g.kw as u64)
+        .saturating_mul(g.ic as u64);
+    super::output_macs(op, per_output)
 }
 
 /// The direct form's checks: the shared ones (counts, geometry, in place only when

@@ -324,7 +324,9 @@ impl Stage<'_> {
 /// holds runs without the portable path on the M4 (`conv::DIRECT_FUSED`); keep it in step
 /// with those tests.
 pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
-    let (k, n) = (g.kh * g.kw * g.ic, g.oc);
+    // Saturating: the operator's form is asked before `check` has seen its geometry.
+    let k = g.kh.saturating_mul(g.kw).saturating_mul(g.ic);
+    let (k, n) = (i64::try_from(k).unwrap_or(i64::MAX), g.oc);
     let constant = |i: usize| constant_i32(op, i);
     let (Some(mults), Some(shifts)) = (constant(3), constant(4)) else {
         return false;
@@ -338,7 +340,7 @@ pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
     };
     // Plain loops with early exits: smaller on the firmware than the iterator adapters'
     // form (run once, at load). Each |bias| + k · 255 · 128 below 2^23.
-    let limit = (1i64 << 23) - k as i64 * 255 * 128;
+    let limit = (1i64 << 23).saturating_sub(k.saturating_mul(255 * 128));
     if n % 2 != 0 {
         return false;
     }

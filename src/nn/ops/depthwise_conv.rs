@@ -122,7 +122,8 @@ pub(crate) fn is_m4_apart(op: &OpView) -> bool {
 /// kh·kw products per output value.
 fn macs(op: &OpView) -> u64 {
     let g = Geom::read(op, P_GEOM);
-    super::output_macs(op, (g.kh * g.kw) as u64)
+    // Saturating: a blob read for inspection only has unchecked geometry words.
+    super::output_macs(op, (g.kh as u64).saturating_mul(g.kw as u64))
 }
 
 /// Input rows the in-place ring holds: the rows under the filter.
