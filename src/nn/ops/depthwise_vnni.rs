@@ -353,76 +353,31 @@ mod imp {
             }
             macro_rules! kernel {
                 ($($kh:literal)*) => {
-                    match (self.kh, self.kq, stage, self.flip, self.perm) {
+                    // SAFETY (every arm): the plan was prepared for Isa::Avx512Vnni, found
+                    // on this CPU (AVX-512F/BW/VL/VNNI, and VBMI where `perm` is set); each
+                    // row holds the columns up to `last` (or is the pad pixel, read at
+                    // column 0 only) and `out` the groups' lanes (checked above); `fin`'s
+                    // per-channel arrays hold the plan's lanes (the caller's `Finish`
+                    // contract); the stage's conditions and the flip's were checked just
+                    // above (the general stage and two column groups never flipped).
+                    match (self.kh, self.kq, stage) {
                         $(
-                            // SAFETY: the plan was prepared for Isa::Avx512Vnni,
-                            // found on this CPU (AVX-512F/BW/VL/VNNI, and VBMI where `perm`
-                            // is set); each row holds the columns up to `last` (or is the
-                            // pad pixel, read at column 0 only) and `out` the groups' lanes
-                            // (checked above); `fin`'s per-channel arrays hold the plan's
-                            // lanes (the caller's `Finish` contract); the stage's
-                            // conditions and the flip's were checked just above.
-                            ($kh, 1, GENERAL, _, _) => unsafe {
+                            ($kh, 1, GENERAL) => unsafe {
                                 kernel::<$kh, 1, GENERAL, false, 0>(self, &src, fin, o)
                             },
-                            // SAFETY: as above.
-                            ($kh, 1, FOLD, false, 0) => unsafe {
-                                kernel::<$kh, 1, FOLD, false, 0>(self, &src, fin, o)
+                            ($kh, 1, FOLD) => unsafe {
+                                variant::<$kh, FOLD>(self, &src, fin, o)
                             },
-                            // SAFETY: as above.
-                            ($kh, 1, FOLD, true, 0) => unsafe {
-                                kernel::<$kh, 1, FOLD, true, 0>(self, &src, fin, o)
+                            ($kh, 1, _) => unsafe {
+                                variant::<$kh, FOLD_SAT>(self, &src, fin, o)
                             },
-                            // SAFETY: as above.
-                            ($kh, 1, FOLD, false, 1) => unsafe {
-                                kernel::<$kh, 1, FOLD, false, 1>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 1, FOLD, true, 1) => unsafe {
-                                kernel::<$kh, 1, FOLD, true, 1>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 1, FOLD, false, _) => unsafe {
-                                kernel::<$kh, 1, FOLD, false, 2>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 1, FOLD, true, _) => unsafe {
-                                kernel::<$kh, 1, FOLD, true, 2>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 1, _, false, 0) => unsafe {
-                                kernel::<$kh, 1, FOLD_SAT, false, 0>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 1, _, true, 0) => unsafe {
-                                kernel::<$kh, 1, FOLD_SAT, true, 0>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 1, _, false, 1) => unsafe {
-                                kernel::<$kh, 1, FOLD_SAT, false, 1>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 1, _, true, 1) => unsafe {
-                                kernel::<$kh, 1, FOLD_SAT, true, 1>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 1, _, false, _) => unsafe {
-                                kernel::<$kh, 1, FOLD_SAT, false, 2>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 1, _, true, _) => unsafe {
-                                kernel::<$kh, 1, FOLD_SAT, true, 2>(self, &src, fin, o)
-                            },
-                            // SAFETY: as above.
-                            ($kh, 2, GENERAL, _, _) => unsafe {
+                            ($kh, 2, GENERAL) => unsafe {
                                 kernel::<$kh, 2, GENERAL, false, 0>(self, &src, fin, o)
                             },
-                            // SAFETY: as above.
-                            ($kh, 2, FOLD, _, _) => unsafe {
+                            ($kh, 2, FOLD) => unsafe {
                                 kernel::<$kh, 2, FOLD, false, 0>(self, &src, fin, o)
                             },
-                            // SAFETY: as above.
-                            ($kh, 2, _, _, _) => unsafe {
+                            ($kh, 2, _) => unsafe {
                                 kernel::<$kh, 2, FOLD_SAT, false, 0>(self, &src, fin, o)
                             },
                         )*
@@ -554,6 +509,32 @@ mod imp {
         }
         c
     };
+
+    /// One column group's folded-stage kernel in the variant the plan chose: the ring
+    /// flipped or not (`Plan::flip`), the columns by loads (`perm` 0) or by one (1) or two
+    /// (2) byte-permute sources.
+    ///
+    /// # Safety
+    /// As [`kernel`].
+    #[inline(always)]
+    unsafe fn variant<const KH: usize, const STAGE: u8>(
+        p: &Plan,
+        src: &[(*const i8, usize); MAX_KH],
+        fin: &Finish,
+        out: *mut i8,
+    ) {
+        // SAFETY: the caller's (as `kernel`'s).
+        unsafe {
+            match (p.flip, p.perm) {
+                (false, 0) => kernel::<KH, 1, STAGE, false, 0>(p, src, fin, out),
+                (true, 0) => kernel::<KH, 1, STAGE, true, 0>(p, src, fin, out),
+                (false, 1) => kernel::<KH, 1, STAGE, false, 1>(p, src, fin, out),
+                (true, 1) => kernel::<KH, 1, STAGE, true, 1>(p, src, fin, out),
+                (false, _) => kernel::<KH, 1, STAGE, false, 2>(p, src, fin, out),
+                (true, _) => kernel::<KH, 1, STAGE, true, 2>(p, src, fin, out),
+            }
+        }
+    }
 
     /// The row for `KH` filter rows and `KQ` column groups.
     ///
