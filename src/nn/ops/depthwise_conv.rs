@@ -1825,11 +1825,12 @@ mod tests {
     }
 
     /// 3×3 layers at strides 1 and 2 (and wide pixels of two at 8 channels) against the
-    /// reference loops: each goes to the whole-row kernel where the CPU has it.
+    /// reference loops: each goes to the whole-row kernel where the CPU has it (at stride 2
+    /// with many channels, two columns taken in at once).
     #[test]
     fn three_by_three_matches_the_reference_loops() {
         let mut r = Rng(0x2545_f491_4f6c_dd1d);
-        let (mut in_place_runs, mut whole_rows, mut cases) = (0, 0, 0);
+        let (mut in_place_runs, mut whole_rows, mut cases, mut two) = (0, 0, 0, 0);
         for (ic, sw, sh) in [
             (8, 1, 1),
             (16, 1, 1),
@@ -1837,6 +1838,8 @@ mod tests {
             (64, 1, 1),
             (16, 2, 2),
             (40, 2, 1),
+            (96, 2, 2),
+            (72, 2, 1),
         ] {
             for padding in [Padding::Same, Padding::Valid] {
                 for (ih, iw) in [(25, 5), (9, 12), (6, 33)] {
@@ -1865,14 +1868,26 @@ mod tests {
                     };
                     check_case(&g, &mut r, cases, &mut in_place_runs, &mut whole_rows);
                     cases += 1;
+                    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+                    {
+                        let mut plan = Plan::new();
+                        let w = vec![0i16; 10 * ic];
+                        let init = vec![0i32; ic];
+                        let stage = (&[1 << 30; 96][..ic], &[-1; 96][..ic]);
+                        let isa = Isa::detect();
+                        two += usize::from(
+                            plan.prepare(isa, &g, 1, &w, &init, stage) && plan.two_at_once(),
+                        );
+                    }
                 }
             }
         }
         #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
         if Isa::detect() == Isa::Avx512Vnni {
             assert_eq!(whole_rows, cases, "runs of the whole-row kernel");
+            assert!(two >= 8, "{two} layers taking two columns at once");
         }
-        let _ = whole_rows;
+        let _ = (whole_rows, two);
     }
 
     /// f32 layers large enough that the pixels between the edges read the image rows and

@@ -7,7 +7,8 @@
 //! register per filter row and group of four columns holds those input bytes, the newest
 //! column in the top byte: from one output pixel to the next (`sw·r` columns on) it shifts
 //! right by a byte per new column and takes that column's bytes in its top bytes (a
-//! broadcast 16-byte load and one masked `vpshufb`). So each input byte is loaded once per
+//! broadcast 16-byte load and one masked `vpshufb`; two new columns, as at stride 2, one
+//! shift by two bytes for both). So each input byte is loaded once per
 //! filter row, not once per tap, and nothing is shuffled per tap. Where a (wide) pixel's
 //! bytes of 16 lanes lie within 128 bytes of its first column (few channels: MobileNet-v1
 //! 0.25's 8 to 32) and the CPU has AVX-512 VBMI, a filter row's register is instead one
@@ -318,6 +319,12 @@ mod imp {
             self.flip
         }
 
+        /// Whether a pixel's two fresh columns (stride 2) go into each register at once:
+        /// columns by loads, one group (the folded stages' kernels).
+        pub(crate) fn two_at_once(&self) -> bool {
+            self.perm == 0 && self.kq == 1 && self.kw.min(self.step) == 2
+        }
+
         /// Output row from its filter rows `rows` (each the padded input row, its columns
         /// `col` bytes apart, or the pad pixel with `col` 0) into `out`; returns the pixels
         /// done (from the first): `groups·r`, or 0 when the slices are too short for the
@@ -363,7 +370,7 @@ mod imp {
                     match (self.kh, self.kq, stage) {
                         $(
                             ($kh, 1, GENERAL) => unsafe {
-                                kernel::<$kh, 1, GENERAL, false, 0>(self, &src, fin, o)
+                                kernel::<$kh, 1, GENERAL, false, 0, 0>(self, &src, fin, o)
                             },
                             ($kh, 1, FOLD) => unsafe {
                                 variant::<$kh, FOLD>(self, &src, fin, o)
@@ -372,13 +379,13 @@ mod imp {
                                 variant::<$kh, FOLD_SAT>(self, &src, fin, o)
                             },
                             ($kh, 2, GENERAL) => unsafe {
-                                kernel::<$kh, 2, GENERAL, false, 0>(self, &src, fin, o)
+                                kernel::<$kh, 2, GENERAL, false, 0, 0>(self, &src, fin, o)
                             },
                             ($kh, 2, FOLD) => unsafe {
-                                kernel::<$kh, 2, FOLD, false, 0>(self, &src, fin, o)
+                                kernel::<$kh, 2, FOLD, false, 0, 0>(self, &src, fin, o)
                             },
                             ($kh, 2, _) => unsafe {
-                                kernel::<$kh, 2, FOLD_SAT, false, 0>(self, &src, fin, o)
+                                kernel::<$kh, 2, FOLD_SAT, false, 0, 0>(self, &src, fin, o)
                             },
                         )*
                         _ => return 0,
@@ -498,21 +505,21 @@ mod imp {
     /// Bytes of each lane's top byte in a 16-lane vector.
     const TOP: __mmask64 = 0x8888_8888_8888_8888;
 
-    /// `vpshufb` control putting byte d of a 128-bit lane's 16 in the top byte of dword d
-    /// (the other bytes are masked off).
+    /// `vpshufb` control putting byte d of a 128-bit lane's 16 in the top two bytes of dword
+    /// d (the other bytes are masked off; byte 2 for two columns taken in at once).
     const CTRL: [u8; 64] = {
         let mut c = [0u8; 64];
-        let mut i = 3;
+        let mut i = 2;
         while i < 64 {
             c[i] = ((i / 16) * 4 + (i % 16) / 4) as u8;
-            i += 4;
+            i += 1 + (i % 4 == 3) as usize * 2;
         }
         c
     };
 
     /// One column group's folded-stage kernel in the variant the plan chose: the ring
-    /// flipped or not (`Plan::flip`), the columns by loads (`perm` 0) or by one (1) or two
-    /// (2) byte-permute sources.
+    /// flipped or not (`Plan::flip`), the columns by loads (`perm` 0; two a pixel, as at
+    /// stride 2, taken in at once) or by one (1) or two (2) byte-permute sources.
     ///
     /// # Safety
     /// As [`kernel`].
@@ -525,18 +532,22 @@ mod imp {
     ) {
         // SAFETY: the caller's (as `kernel`'s).
         unsafe {
-            match (p.flip, p.perm) {
-                (false, 0) => kernel::<KH, 1, STAGE, false, 0>(p, src, fin, out),
-                (true, 0) => kernel::<KH, 1, STAGE, true, 0>(p, src, fin, out),
-                (false, 1) => kernel::<KH, 1, STAGE, false, 1>(p, src, fin, out),
-                (true, 1) => kernel::<KH, 1, STAGE, true, 1>(p, src, fin, out),
-                (false, _) => kernel::<KH, 1, STAGE, false, 2>(p, src, fin, out),
-                (true, _) => kernel::<KH, 1, STAGE, true, 2>(p, src, fin, out),
+            match (p.flip, p.perm, p.two_at_once()) {
+                (false, 0, true) => kernel::<KH, 1, STAGE, false, 0, 2>(p, src, fin, out),
+                (true, 0, true) => kernel::<KH, 1, STAGE, true, 0, 2>(p, src, fin, out),
+                (false, 0, _) => kernel::<KH, 1, STAGE, false, 0, 0>(p, src, fin, out),
+                (true, 0, _) => kernel::<KH, 1, STAGE, true, 0, 0>(p, src, fin, out),
+                (false, 1, _) => kernel::<KH, 1, STAGE, false, 1, 0>(p, src, fin, out),
+                (true, 1, _) => kernel::<KH, 1, STAGE, true, 1, 0>(p, src, fin, out),
+                (false, ..) => kernel::<KH, 1, STAGE, false, 2, 0>(p, src, fin, out),
+                (true, ..) => kernel::<KH, 1, STAGE, true, 2, 0>(p, src, fin, out),
             }
         }
     }
 
-    /// The row for `KH` filter rows and `KQ` column groups.
+    /// The row for `KH` filter rows and `KQ` column groups; `FRESH` 2: each pixel takes in
+    /// two columns (`fresh`, one group), with one shift of its register (0: as `fresh`
+    /// says, one shift per column).
     ///
     /// # Safety
     /// AVX-512F/BW/VL/VNNI; for each filter row, bytes `0..last·col + lanes` of `src[fy]`
@@ -549,6 +560,7 @@ mod imp {
         const STAGE: u8,
         const FLIP: bool,
         const PERM: u8,
+        const FRESH: usize,
     >(
         p: &Plan,
         src: &[(*const i8, usize); MAX_KH],
@@ -668,8 +680,21 @@ mod imp {
                         }
                         for (q, reg) in reg.iter_mut().enumerate() {
                             let end = px * p.step + cols(q).1;
-                            for c in end - fresh(q)..end {
-                                *reg = take!(*reg, fy, c);
+                            if FRESH == 2 {
+                                // As two takes: the older column ends in byte 2.
+                                let (row, col) = src[fy];
+                                let older = row.add((end - 2) * col + c0) as *const __m128i;
+                                let newer = row.add((end - 1) * col + c0) as *const __m128i;
+                                let (a, b) = (_mm_loadu_si128(older), _mm_loadu_si128(newer));
+                                let v = _mm512_srli_epi32::<16>(*reg);
+                                let a = _mm512_broadcast_i32x4(a);
+                                let v = _mm512_mask_shuffle_epi8(v, TOP >> 1, a, ctrl);
+                                let b = _mm512_broadcast_i32x4(b);
+                                *reg = _mm512_mask_shuffle_epi8(v, TOP, b, ctrl);
+                            } else {
+                                for c in end - fresh(q)..end {
+                                    *reg = take!(*reg, fy, c);
+                                }
                             }
                             // (The u8 form: x XOR 0x80, unless the rows come so.)
                             let u = if FLIP {
