@@ -105,42 +105,88 @@ mod imp {
     /// weights rearranged on every call) outweighs the kernel's gain on fewer.
     const MIN_PIXELS: usize = 16;
 
-    /// The plan's weight words `ws` (zeros on entry) and sums' start `start` (`init` on
-    /// entry) from the pair weights `w` of `taps` taps; false if a weight is outside i8.
-    /// (A function of its own for the target features: the loops vectorize wider.)
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    /// The plan's weight words `ws` (`[filter row][group][lane]`, kh·kq·lanes of them) and
+    /// sums' start `start` (`init` less 128·Σw, see the module docs) from the pair weights
+    /// `w` of `taps` = kh·kw taps, for `start.len()` ≥ 16 lanes; false if a weight is
+    /// outside i8 (or a slice is short). 16 lanes at a time, one word register per filter
+    /// row and group; the last block ends at the last lane (overlapping the one before: the
+    /// same values written again). This runs on every call.
+    #[target_feature(enable = "avx512f,avx512bw")]
     fn fill(
         ws: &mut [i32],
         start: &mut [i32],
+        init: &[i32],
         w: &[i16],
-        taps: usize,
-        kw: usize,
-        kq: usize,
+        (kh, kw, kq): (usize, usize, usize),
     ) -> bool {
-        let lanes = start.len();
-        let mut in_i8 = true;
-        for (p, pair) in w.chunks_exact(2 * lanes).enumerate() {
-            for h in 0..2 {
-                let t = 2 * p + h;
-                if t >= taps {
-                    break; // the padding of an odd last pair
-                }
-                let (fy, fx) = (t / kw, t % kw);
-                let q = fx / 4;
-                // Column fx in byte 4 − (hi − lo) + (fx − lo) of its group: the last on top.
-                let shift = 8 * (4 + fx - (4 * q + 4).min(kw));
-                let Some(dst) = ws.get_mut((fy * kq + q) * lanes..(fy * kq + q + 1) * lanes) else {
-                    return false;
-                };
-                for ((d, s), i) in dst.iter_mut().zip(pair.chunks_exact(2)).zip(&mut *start) {
-                    let v = s[h];
-                    in_i8 &= v == i16::from(v as i8);
-                    *d |= (u32::from(v as u8) << shift) as i32;
-                    *i = i.wrapping_sub(128 * i32::from(v as i8));
+        let (lanes, taps) = (start.len(), kh * kw);
+        if lanes < 16
+            || init.len() < lanes
+            || w.len() < taps.div_ceil(2) * 2 * lanes
+            || ws.len() < kh * kq * lanes
+        {
+            return false;
+        }
+        let (off, span) = (_mm512_set1_epi32(128), _mm512_set1_epi32(255));
+        let mut outside: __mmask16 = 0;
+        let mut c0 = 0;
+        loop {
+            let c = c0.min(lanes - 16);
+            let mut sum = _mm512_setzero_si512();
+            for fy in 0..kh {
+                for q in 0..kq {
+                    let (lo, hi) = (4 * q, (4 * q + 4).min(kw));
+                    let mut word = _mm512_setzero_si512();
+                    for fx in lo..hi {
+                        let t = fy * kw + fx;
+                        // Pair t/2's 16 lanes: dword L holds lane L's taps 2p (low half) and
+                        // 2p + 1.
+                        let at = (t / 2 * lanes + c) * 2;
+                        // SAFETY: at + 32 ≤ taps.div_ceil(2)·2·lanes ≤ w.len() (c + 16 ≤
+                        // lanes; checked above): 64 bytes inside `w`.
+                        let v = unsafe { _mm512_loadu_si512(w.as_ptr().add(at).cast()) };
+                        let v = if t % 2 == 0 {
+                            _mm512_slli_epi32::<16>(v)
+                        } else {
+                            v
+                        };
+                        let x = _mm512_srai_epi32::<16>(v);
+                        outside |= _mm512_cmpgt_epu32_mask(_mm512_add_epi32(x, off), span);
+                        sum = _mm512_add_epi32(sum, x);
+                        // Column fx in byte 4 − (hi − lo) + (fx − lo): the last on top.
+                        let shift = _mm_cvtsi32_si128(8 * (4 + fx - hi) as i32);
+                        let byte = _mm512_sll_epi32(_mm512_and_si512(x, span), shift);
+                        word = _mm512_or_si512(word, byte);
+                    }
+                    // SAFETY: (fy·kq + q)·lanes + c + 16 ≤ kh·kq·lanes ≤ ws.len() (checked
+                    // above).
+                    unsafe {
+                        let to = ws.as_mut_ptr().add((fy * kq + q) * lanes + c);
+                        _mm512_storeu_si512(to.cast(), word);
+                    }
                 }
             }
+            // SAFETY: c + 16 ≤ lanes ≤ init.len(), start.len() (checked above).
+            unsafe {
+                let i = _mm512_loadu_si512(init.as_ptr().add(c).cast());
+                let s = _mm512_sub_epi32(i, _mm512_slli_epi32::<7>(sum));
+                _mm512_storeu_si512(start.as_mut_ptr().add(c).cast(), s);
+            }
+            if c0 + 16 >= lanes {
+                return outside == 0;
+            }
+            c0 += 16;
         }
-        in_i8
+    }
+
+    /// The largest |init|, and whether every shift is in −22..=−1 and every multiplier ≥ 0
+    /// (reductions without early exits: they vectorize, as wide as the target features).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fn bounds(init: &[i32], mults: &[i32], shifts: &[i32]) -> (u32, bool) {
+        let top = init.iter().map(|b| b.unsigned_abs()).max().unwrap_or(0);
+        // s + 22 in 0..=21; no sign bit in the multipliers' OR.
+        let shifts_in = shifts.iter().map(|&s| s.wrapping_add(22) as u32).max() <= Some(21);
+        (top, shifts_in && mults.iter().fold(0, |a, &m| a | m) >= 0)
     }
 
     /// One call's constants (see the module docs).
@@ -240,8 +286,8 @@ mod imp {
             else {
                 return false;
             };
-            // Only the parts the kernel reads are written (and zeroed first: not the whole
-            // arrays on every call).
+            // Only the parts the kernel reads are written (set first, as values for the
+            // slices `fill` writes: not the whole arrays on every call).
             for v in &mut self.w[..words] {
                 v.write(0);
             }
@@ -254,17 +300,17 @@ mod imp {
                 )
             };
             // SAFETY: the instruction set was checked above (found on this CPU).
-            let in_i8 = unsafe { fill(ws, start, w, taps, kw, kq) };
+            let in_i8 = unsafe { fill(ws, start, init, w, (kh, kw, kq)) };
             // The sum of a pixel is init + Σ w·x over i8 weights and inputs (pad inputs
             // included).
             let most = taps as i64 * 128 * 128;
-            let small = init.iter().all(|&b| i64::from(b).abs() + most < 1 << 30);
             let (mults, shifts) = stage;
-            let fold = small
-                && shifts.len() >= lanes
-                && mults.len() >= lanes
-                && shifts[..lanes].iter().all(|s| (-22..=-1).contains(s))
-                && mults[..lanes].iter().all(|&m| m >= 0);
+            let whole = mults.len() >= lanes && shifts.len() >= lanes;
+            let (m, s) = (mults.get(..lanes), shifts.get(..lanes));
+            // SAFETY: as `fill`'s.
+            let (top, folds) = unsafe { bounds(init, m.unwrap_or(&[]), s.unwrap_or(&[])) };
+            let small = i64::from(top) + most < 1 << 30;
+            let fold = small && whole && folds;
             if !in_i8 {
                 return false;
             }
@@ -795,6 +841,48 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A weight outside i8 (in any lane, tap or block, the last block overlapping) keeps
+    /// the plan from applying; the i8 range's ends do not.
+    #[test]
+    fn weights_outside_i8_are_refused() {
+        use super::super::conv::Geom;
+        use super::super::depthwise_lanes::Isa;
+        if Isa::detect() != Isa::Avx512Vnni {
+            return;
+        }
+        let (c, taps) = (40, 9usize);
+        let g = Geom {
+            batch: 1,
+            ih: 6,
+            iw: 6,
+            ic: c,
+            oh: 4,
+            ow: 4,
+            oc: c,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: 0,
+            pl: 0,
+        };
+        let init = vec![0i32; c];
+        let stage = (&[1 << 30; 40][..], &[-1; 40][..]);
+        let mut plan = super::Plan::new();
+        // `[pair][lane][2]`: every tap of every lane once (the pad tap of the odd pair too).
+        for at in 0..taps.div_ceil(2) * 2 * c {
+            let pad = at / (2 * c) == taps / 2 && at % 2 == 1;
+            for (v, ok) in [(127, true), (-128, true), (128, false), (-129, false)] {
+                let mut w = vec![1i16; taps.div_ceil(2) * 2 * c];
+                w[at] = v;
+                let got = plan.prepare(Isa::Avx512Vnni, &g, 1, &w, &init, stage);
+                assert_eq!(got, ok || pad, "weight {v} at {at}");
             }
         }
     }
