@@ -1868,17 +1868,7 @@ mod tests {
                     };
                     check_case(&g, &mut r, cases, &mut in_place_runs, &mut whole_rows);
                     cases += 1;
-                    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
-                    {
-                        let mut plan = Plan::new();
-                        let w = vec![0i16; 10 * ic];
-                        let init = vec![0i32; ic];
-                        let stage = (&[1 << 30; 96][..ic], &[-1; 96][..ic]);
-                        let isa = Isa::detect();
-                        two += usize::from(
-                            plan.prepare(isa, &g, 1, &w, &init, stage) && plan.two_at_once(),
-                        );
-                    }
+                    two += usize::from(takes_two(&g));
                 }
             }
         }
@@ -1888,6 +1878,21 @@ mod tests {
             assert!(two >= 8, "{two} layers taking two columns at once");
         }
         let _ = (whole_rows, two);
+    }
+
+    /// Whether the whole-row kernel takes in two columns at once on `g`'s rows (in the
+    /// folded stages), on this CPU.
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    fn takes_two(g: &Geom) -> bool {
+        let (mut plan, c) = (Plan::new(), g.ic);
+        let (w, init) = (vec![0i16; g.kh * g.kw * 2 * c], vec![0i32; c]);
+        let (mults, shifts) = (vec![1 << 30; c], vec![-1; c]);
+        plan.prepare(Isa::detect(), g, 1, &w, &init, (&mults, &shifts)) && plan.two_at_once()
+    }
+
+    #[cfg(not(all(target_arch = "x86_64", edgemm_avx512_intrinsics)))]
+    fn takes_two(_: &Geom) -> bool {
+        false
     }
 
     /// f32 layers large enough that the pixels between the edges read the image rows and
