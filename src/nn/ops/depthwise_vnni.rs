@@ -8,12 +8,12 @@
 //! column in the top byte: from one output pixel to the next (`sw·r` columns on) it shifts
 //! right by a byte per new column and takes that column's bytes in its top bytes (a
 //! broadcast 16-byte load and one masked `vpshufb`; two new columns, as at stride 2, one
-//! shift by two bytes for both). So each input byte is loaded once per
-//! filter row, not once per tap, and nothing is shuffled per tap. Where a (wide) pixel's
+//! shift by two bytes for both). So each input byte is loaded once per filter row, not
+//! once per tap, and nothing is shuffled per tap. Where a (wide) pixel's
 //! bytes of 16 lanes lie within 128 bytes of its first column (few channels: MobileNet-v1
 //! 0.25's 8 to 32) and the CPU has AVX-512 VBMI, a filter row's register is instead one
 //! byte permute of the window's one or two masked loads per pixel (`Plan::perm`): one
-//! instruction, not two per column taken in (four at stride 2). Channels go 16 at a time
+//! instruction, not two per column taken in (three at stride 2). Channels go 16 at a time
 //! with the pixels of the row inner: the weights and the output stage's constants stay in
 //! registers across the row, and the output stage (`quant::requant::x86_512`) runs on the
 //! sums in registers.
