@@ -690,9 +690,8 @@ impl Direct<'_> {
                 let (lo, hi) = (self.stage.lo, self.stage.hi);
                 if lo > -128 || hi < 127 {
                     for &op in &o {
-                        for v in &mut y[op..op + n] {
-                            *v = (*v as i8 as i32).clamp(lo, hi) as u8;
-                        }
+                        let y = super::cast_mut::<i8>(&mut y[op..op + n]);
+                        super::depthwise_m4::clamp(y, lo, hi);
                     }
                 }
                 return;
@@ -858,15 +857,10 @@ fn fill4(words: &mut [u32], p: usize, src: &[u8]) -> i32 {
     let full = (src.len() / 4).min(words.len() / 8);
     let (head, tail) = words.split_at_mut(8 * full);
     let mut s = encode3_words(head.get_mut(p..).unwrap_or(&mut []), &src[..4 * full]);
+    // (Fewer than 4 bytes rest when `tail` has a group: `full` was src's whole words.)
     let rest = src.get(4 * full..).unwrap_or(&[]);
     for (i, w) in tail.chunks_exact_mut(8).enumerate() {
-        let b = |j: usize| {
-            if i == 0 {
-                rest.get(j).copied().unwrap_or(0xff)
-            } else {
-                0xff
-            }
-        };
+        let b = |j: usize| rest.get(4 * i + j).copied().unwrap_or(0xff);
         let (a, bb, t) = encode3(u32::from_le_bytes([b(0), b(1), b(2), b(3)]));
         (w[p], w[4 + p], s) = (a, bb, s.wrapping_add(t));
     }
