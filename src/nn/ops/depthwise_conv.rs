@@ -148,6 +148,28 @@ fn gap(g: &Geom) -> Option<usize> {
     Some(g.pl.max(padded_width(g)?.checked_sub(g.pl + g.iw)?))
 }
 
+/// Bytes of a ring holding a whole f32 image, at most ([`whole_fits`]).
+const WHOLE_MAX_BYTES: usize = 64 << 10;
+
+/// Whether an f32 layer whose windows cross the left or right edge may copy its whole
+/// image (each batch's) into the ring at once, when not in place: a small image (at most
+/// [`WHOLE_MAX_BYTES`] padded), more rows than the ring's, multiplier 1. Its rows are then
+/// at one stride from each other, so the output rows whose filter rows all lie inside the
+/// image go to `depthwise_f32` in one call (DS-CNN's 25×5×64 layers: one call instead of
+/// 23, whose setup cost as much as the kernel).
+fn whole_fits(g: &Geom, esize: usize) -> bool {
+    let bytes = || {
+        let stride = g.iw.checked_add(gap(g)?)?.checked_mul(g.ic)?;
+        g.ih.checked_add(1)?.checked_mul(stride)?.checked_mul(esize)
+    };
+    esize == size_of::<f32>()
+        && g.oc == g.ic
+        && g.kh <= dwf::MAX_KH
+        && g.ih > ring_rows(g)
+        && padded_width(g) != Some(g.iw)
+        && bytes().is_some_and(|b| b <= WHOLE_MAX_BYTES)
+}
+
 /// Whether the output may take input 0's arena bytes: computing the output rows in order
 /// with the ring of [`ring_rows`], no output row overwrites an input row that is still to be
 /// copied into the ring. Output row (b, oy) ends at element `(b·oh + oy + 1)·ow·c_out`; the
@@ -189,6 +211,11 @@ pub(crate) struct Layout {
     /// image to the next's.
     ring_first: usize,
     ring_stride: usize,
+    /// Rows of the ring: [`ring_rows`], or the whole image's `ih` ([`whole_fits`]).
+    ring_slots: usize,
+    /// With the whole image: the pad values after each row's image (only those and the
+    /// pad pixel are filled; every image column is copied in).
+    whole_gap: Option<usize>,
     /// Taps expanded to c_out channels (multiplier > 1).
     expand: Range<usize>,
     /// Partial sums of NP pixels (more than MAX_TAPS taps).
@@ -199,13 +226,26 @@ impl Layout {
     /// The layout a plan allocates and `check` requires (a ring when the geometry may run
     /// in place).
     pub(crate) fn new(g: &Geom, esize: usize) -> Option<Layout> {
-        Self::with(g, esize, in_place_geom(g))
+        Self::with(g, esize, in_place_geom(g), false)
+    }
+
+    /// The layout a lowering allocates: [`Layout::new`]'s, or the larger one of a ring
+    /// that holds the whole image where [`whole_fits`] (a run takes it when the scratch is
+    /// that large, so blobs planned without it still run).
+    #[cfg(feature = "alloc")]
+    fn planned(g: &Geom, esize: usize) -> Option<Layout> {
+        if whole_fits(g, esize) {
+            Self::with(g, esize, false, true)
+        } else {
+            Self::new(g, esize)
+        }
     }
 
     /// The layout of a run (`in_place`: whether it does run in place, which `check` allows
     /// only when [`in_place_geom`] holds): at most [`Layout::new`]'s bytes, without the
-    /// ring an image read directly does not use.
-    fn with(g: &Geom, esize: usize, in_place: bool) -> Option<Layout> {
+    /// ring an image read directly does not use; `whole`: the ring holds every input row
+    /// (only where [`whole_fits`], not in place).
+    fn with(g: &Geom, esize: usize, in_place: bool, whole: bool) -> Option<Layout> {
         let part = |n: usize| n.checked_mul(esize)?.checked_next_multiple_of(16);
         let pad = part(g.oc)?;
         // Padded rows, needed in place or when some window crosses the left or right edge:
@@ -214,8 +254,9 @@ impl Layout {
         let pw = padded_width(g)?;
         let stride = g.iw.checked_add(gap(g)?)?.checked_mul(g.ic)?;
         let first = (pad / esize.max(1)).max(gap(g)? * g.ic);
+        let slots = if whole { g.ih } else { ring_rows(g) };
         let head = if pw != g.iw || in_place {
-            part(first.checked_add(ring_rows(g).checked_mul(stride)?)?)?
+            part(first.checked_add(slots.checked_mul(stride)?)?)?
         } else {
             pad
         };
@@ -238,6 +279,12 @@ impl Layout {
             head: 0..head,
             ring_first: first,
             ring_stride: stride,
+            ring_slots: slots,
+            whole_gap: if whole {
+                Some(gap(g)?.checked_mul(g.ic)?)
+            } else {
+                None
+            },
             expand: r1..r2,
             partial: r2..r3,
         })
@@ -399,6 +446,17 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     ) -> Result<bool, Error> {
         Ok(false)
     }
+    /// Output rows `oys` of `dw` (each with every filter row inside the image) in one
+    /// call of the whole-row f32 kernel, from a ring holding the whole image (false: it
+    /// does not apply).
+    fn whole_rows(
+        _dw: &Dw<Self>,
+        _src: Src<Self>,
+        _oys: Range<usize>,
+        _out: &mut [Self],
+    ) -> Result<bool, Error> {
+        Ok(false)
+    }
 }
 
 impl DwElem for i8 {
@@ -467,17 +525,7 @@ impl DwElem for f32 {
         let mut rows: [(usize, &[f32]); dwf::MAX_KH] = [(0, &[]); dwf::MAX_KH];
         let n = dw.window_rows(src, oy, &mut rows)?;
         let rows = &mut rows[..n];
-        let mut row = dwf::Row {
-            rows: &[],
-            kw: g.kw,
-            col: g.dw * g.ic,
-            step: g.sw * g.ic,
-            oc: g.oc,
-            w: dw.w,
-            bias: dw.bias,
-            lo: dw.fin.flo,
-            hi: dw.fin.fhi,
-        };
+        let mut row = dw.f32_row();
         // The ring holds the edge columns only: pixels lo..hi from the image rows, the
         // others from the ring's (`Dw::edges`; no wide pixels then).
         if let Some(plane) = image {
@@ -513,6 +561,72 @@ impl DwElem for f32 {
             return Err(Dw::<f32>::bad());
         }
         Ok(true)
+    }
+    fn whole_rows(
+        dw: &Dw<f32>,
+        src: Src<f32>,
+        oys: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<bool, Error> {
+        let g = &dw.g;
+        let Src::Ring {
+            head,
+            first,
+            stride,
+            slots,
+        } = src
+        else {
+            return Ok(false);
+        };
+        // (Channels fewer than a vector go as wide pixels, row by row.)
+        if slots != g.ih || g.oc != g.ic || g.kh > dwf::MAX_KH || g.oc < dw.isa.lanes() {
+            return Ok(false);
+        }
+        // Filter row fy of the first row: input row iy, in slot iy, from its padded
+        // column 0; the next rows' sh input rows further on each.
+        let mut rows: [(usize, &[f32]); dwf::MAX_KH] = [(0, &[]); dwf::MAX_KH];
+        for (fy, r) in rows.iter_mut().enumerate().take(g.kh) {
+            let Some(iy) = usize::try_from(g.in_y(oys.start, fy))
+                .ok()
+                .filter(|&iy| iy < g.ih)
+            else {
+                return Ok(false);
+            };
+            let at = (first + iy * stride)
+                .checked_sub(g.pl * g.ic)
+                .ok_or_else(Dw::<f32>::bad)?;
+            *r = (fy, head.get(at..).ok_or_else(Dw::<f32>::bad)?);
+        }
+        let row = dwf::Row {
+            rows: &rows[..g.kh],
+            count: oys.len(),
+            pitch: g.sh * stride,
+            ..dw.f32_row()
+        };
+        if !dwf::run(dw.isa, &row, out) {
+            return Err(Dw::<f32>::bad());
+        }
+        Ok(true)
+    }
+}
+
+impl Dw<'_, f32> {
+    /// This call's row for `depthwise_f32`, its filter rows left empty: one output row.
+    fn f32_row(&self) -> dwf::Row<'_> {
+        let g = &self.g;
+        dwf::Row {
+            rows: &[],
+            kw: g.kw,
+            col: g.dw * g.ic,
+            step: g.sw * g.ic,
+            oc: g.oc,
+            w: self.w,
+            bias: self.bias,
+            lo: self.fin.flo,
+            hi: self.fin.fhi,
+            count: 1,
+            pitch: 0,
+        }
     }
 }
 
@@ -601,6 +715,8 @@ struct Scratch<'s, X, A> {
     pad: usize,
     first: usize,
     stride: usize,
+    /// The ring's rows ([`Layout::ring_slots`]).
+    slots: usize,
     expand: &'s mut [X],
     partial: &'s mut [A],
     /// int8: the pad pixel and the ring hold every input byte XORed with 0x80 (x + 128 as
@@ -633,12 +749,25 @@ impl<'s, X: DwElem, A: Pod> Scratch<'s, X, A> {
         let (expand, partial) = rest.split_at_mut(lay.expand.len());
         // The ring's padding columns keep this value; its image columns are copied in.
         let head = cast_mut::<X>(head);
-        head.fill(if flip { pad.flip() } else { pad });
+        let pad = if flip { pad.flip() } else { pad };
+        match lay.whole_gap {
+            Some(gap) => {
+                let (first, stride) = (lay.ring_first, lay.ring_stride);
+                let image = stride.checked_sub(gap).ok_or_else(&bad)?;
+                let (before, rows) = head.split_at_mut(first.min(head.len()));
+                before.fill(pad);
+                for row in rows.chunks_mut(stride.max(1)) {
+                    row.get_mut(image..).unwrap_or(&mut []).fill(pad);
+                }
+            }
+            None => head.fill(pad),
+        }
         Ok(Scratch {
             head,
             pad: lay.pad.len() / core::mem::size_of::<X>().max(1),
             first: lay.ring_first,
             stride: lay.ring_stride,
+            slots: lay.ring_slots,
             expand: cast_mut::<X>(expand),
             partial: cast_mut::<A>(partial),
             flip,
@@ -647,7 +776,7 @@ impl<'s, X: DwElem, A: Pod> Scratch<'s, X, A> {
 }
 
 /// Where the input rows of a batch come from: the image, or the ring (row iy's image in
-/// slot iy mod ring_rows, at `first + slot·stride`).
+/// slot iy mod slots, at `first + slot·stride`).
 #[derive(Clone, Copy)]
 enum Src<'a, X> {
     Image(&'a [X]),
@@ -655,6 +784,7 @@ enum Src<'a, X> {
         head: &'a [X],
         first: usize,
         stride: usize,
+        slots: usize,
     },
 }
 
@@ -738,8 +868,9 @@ impl<E: DwElem> Dw<'_, E> {
                 head,
                 first,
                 stride,
+                slots,
             } => {
-                let slot = iy % ring_rows(&self.g);
+                let slot = iy % slots;
                 (head, first + slot * stride - self.g.pl * self.g.ic)
             }
         };
@@ -756,7 +887,7 @@ impl<E: DwElem> Dw<'_, E> {
         rows: &mut [(usize, &'s [E])],
     ) -> Result<usize, Error> {
         let g = &self.g;
-        let (len, rr) = (self.pw() * g.ic, ring_rows(g));
+        let len = self.pw() * g.ic;
         let mut n = 0;
         let mut slot: Option<usize> = None;
         for fy in 0..g.kh {
@@ -770,6 +901,7 @@ impl<E: DwElem> Dw<'_, E> {
                     head,
                     first,
                     stride,
+                    slots: rr,
                 } => {
                     // Rows inside the image are consecutive filter rows, dh input rows
                     // apart, and dh < rr when there are two: one subtraction wraps.
@@ -812,7 +944,7 @@ impl<E: DwElem> Dw<'_, E> {
         E: 'r,
     {
         let g = &self.g;
-        let (len, rr) = (g.iw * g.ic, ring_rows(g));
+        let (len, rr) = (g.iw * g.ic, sc.slots);
         let whole = cl >= cr;
         let (left, right) = (cl.min(g.iw) * g.ic, cr.min(g.iw) * g.ic);
         // Row iy's slot, iy mod rr: one division, then stepped.
@@ -895,33 +1027,61 @@ impl<E: DwElem> Dw<'_, E> {
         let (in_row, in_plane, out_row) = (g.iw * g.ic, g.ih * g.iw * g.ic, g.ow * g.oc);
         let direct = self.pw() == g.iw;
         let edges = self.edges();
+        // The ring holds the whole image (`whole_fits`): the rows whose filter rows all lie
+        // inside it go to `E::whole_rows` together.
+        let whole = sc.slots == g.ih && sc.slots > ring_rows(g) && edges.is_none();
+        let inner = self.inner_rows();
         let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
-        for r in rows {
+        let mut r = rows.start;
+        while r < rows.end {
             let (b, oy) = (r / g.oh, r % g.oh);
             let plane = x
                 .get(b * in_plane..(b + 1) * in_plane)
                 .ok_or_else(Self::bad)?;
+            let last = match whole && inner.contains(&oy) {
+                true => inner.end.min(oy + (rows.end - r)),
+                false => oy + 1,
+            };
             let o = out
-                .get_mut(r * out_row..(r + 1) * out_row)
+                .get_mut(r * out_row..(r + last - oy) * out_row)
                 .ok_or_else(Self::bad)?;
             if direct {
                 let (_, mut rest) = split_ring(sc);
                 row_fn(Src::Image(plane), oy, o, &mut rest)?;
+                r += 1;
                 continue;
             }
-            let (first, end) = self.window(oy);
+            let (first, _) = self.window(oy);
+            let (_, end) = self.window(last - 1);
             let done = loaded.filter(|l| l.0 == b).map_or(0, |l| l.1);
             let row = |iy: usize| plane.get(iy * in_row..(iy + 1) * in_row);
             let cols = edges.as_ref().map_or((g.iw, g.iw), |e| (e.cl, e.cr));
             self.fill_ring(sc, done.max(first)..end, cols, row)?;
             loaded = Some((b, done.max(end)));
             let (ring, mut rest) = split_ring(sc);
+            if last > oy + 1 && E::whole_rows(self, ring, oy..last, o)? {
+                r += last - oy;
+                continue;
+            }
             if edges.is_some() {
                 rest.image = Some(plane);
             }
-            row_fn(ring, oy, o, &mut rest)?;
+            row_fn(ring, oy, &mut o[..out_row], &mut rest)?;
+            r += 1;
         }
         Ok(())
+    }
+
+    /// The output rows whose filter rows all lie inside the image (first and last rows
+    /// of the window there), an empty range when none do.
+    fn inner_rows(&self) -> Range<usize> {
+        let g = &self.g;
+        let (sh, pt, oh) = (g.sh.max(1) as i64, g.pt as i64, g.oh as i64);
+        // in_y(oy, 0) ≥ 0 and in_y(oy, kh − 1) ≤ ih − 1.
+        let lo = ((pt + sh - 1) / sh).min(oh);
+        let top_max = g.ih as i64 - 1 - (g.kh as i64 - 1) * g.dh as i64 + pt;
+        let hi = if top_max < 0 { 0 } else { top_max / sh + 1 };
+        lo as usize..hi.clamp(lo, oh) as usize
     }
 
     /// Every output row, in place in `io` (input and output at once), through the ring.
@@ -1194,6 +1354,7 @@ fn split_ring<'r, X, A>(sc: &'r mut Scratch<'_, X, A>) -> (Src<'r, X>, Rest<'r, 
         head,
         first: sc.first,
         stride: sc.stride,
+        slots: sc.slots,
     };
     let rest = Rest {
         pad: head.get(..sc.pad).unwrap_or(&[]),
@@ -1334,7 +1495,8 @@ impl Dw<'_, i8> {
                 head,
                 first,
                 stride,
-            } => (head, first.wrapping_sub(g.pl * g.ic), stride, ring_rows(g)),
+                slots,
+            } => (head, first.wrapping_sub(g.pl * g.ic), stride, slots),
         };
         let top = (oy * g.sh) as isize - g.pt as isize;
         let mut slot = top.rem_euclid(rr as isize) as usize;
@@ -1395,7 +1557,8 @@ impl<E: DwElem> Dw<'_, E> {
         let in_place = same_bytes(&info(x_t)?, &info(y_t)?);
         // (Not `Layout::new`: `check` proved `in_place_geom` for an in-place plan, so the
         // run does not evaluate it again.)
-        let lay = Layout::with(g, core::mem::size_of::<E>(), in_place).ok_or_else(Self::bad)?;
+        let lay =
+            Layout::with(g, core::mem::size_of::<E>(), in_place, false).ok_or_else(Self::bad)?;
         if in_place {
             // In place: the input is read only through the one buffer both share.
             let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
@@ -1408,6 +1571,13 @@ impl<E: DwElem> Dw<'_, E> {
         }
         let x = cast::<E>(mem.input(x_t)?);
         let (out, scratch) = mem.output_and_temp(y_t, s_t)?;
+        // The whole image in the ring when the scratch has room for it (`Layout::planned`).
+        let esize = core::mem::size_of::<E>();
+        let whole = Some(&lay)
+            .filter(|_| whole_fits(g, esize))
+            .and_then(|_| Layout::with(g, esize, false, true))
+            .filter(|w| w.bytes() <= scratch.len());
+        let lay = whole.unwrap_or(lay);
         let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), flip, Self::bad)?;
         self.rows(x, cast_mut::<E>(out), 0..g.batch * g.oh, &mut sc, row_fn)
     }
@@ -1649,7 +1819,7 @@ mod lower {
         }
         op.params = params;
         op.in_place = in_place_geom(&g);
-        let lay = Layout::new(&g, want.size()).ok_or_else(|| err("sizes overflow"))?;
+        let lay = Layout::planned(&g, want.size()).ok_or_else(|| err("sizes overflow"))?;
         op.temps = vec![l.add_temp(format!("{y_name}/dw_scratch"), lay.bytes())];
         l.push(op);
         Ok(())
@@ -1766,12 +1936,27 @@ mod tests {
     /// Runs `dw` on `x`, out of place or in place (one buffer for input and output).
     /// The general form's rows of `dw` (as `Dw::run`).
     fn run_dw<E: DwElem>(dw: &Dw<E>, x: &[E], pad: E, in_place: bool) -> Vec<E> {
+        run_dw_as(dw, x, pad, in_place, false)
+    }
+
+    /// [`run_dw`], with the ring holding the whole image when `whole` (see `whole_fits`).
+    fn run_dw_as<E: DwElem>(dw: &Dw<E>, x: &[E], pad: E, in_place: bool, whole: bool) -> Vec<E> {
         let mut plan = Plan::new();
         let (wide, planned, flip) = dw.setup(pad, &mut plan);
         let (wide, plan) = (wide.as_ref(), planned.then_some(&plan));
-        run_rows(dw, x, pad, flip, in_place, &mut |src, oy, out, rest| {
-            dw.row(src, oy, out, rest, wide, plan)
-        })
+        let lay = match whole {
+            true => Layout::with(&dw.g, core::mem::size_of::<E>(), false, true).unwrap(),
+            false => Layout::new(&dw.g, core::mem::size_of::<E>()).unwrap(),
+        };
+        run_rows_in(
+            dw,
+            &lay,
+            x,
+            pad,
+            flip,
+            in_place,
+            &mut |src, oy, out, rest| dw.row(src, oy, out, rest, wide, plan),
+        )
     }
 
     /// Every output row of `dw` by `row_fn`, in place or not.
@@ -1783,10 +1968,23 @@ mod tests {
         in_place: bool,
         row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
     ) -> Vec<E> {
+        let lay = Layout::new(&dw.g, core::mem::size_of::<E>()).unwrap();
+        run_rows_in(dw, &lay, x, pad, flip, in_place, row_fn)
+    }
+
+    /// [`run_rows`] with the scratch laid out as `lay`.
+    fn run_rows_in<E: DwElem>(
+        dw: &Dw<E>,
+        lay: &Layout,
+        x: &[E],
+        pad: E,
+        flip: bool,
+        in_place: bool,
+        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
+    ) -> Vec<E> {
         let g = &dw.g;
-        let lay = Layout::new(g, core::mem::size_of::<E>()).unwrap();
         let mut s = aligned(lay.bytes());
-        let mut sc = Scratch::new(as_bytes(&mut s), &lay, pad, flip, Dw::<E>::bad).unwrap();
+        let mut sc = Scratch::new(as_bytes(&mut s), lay, pad, flip, Dw::<E>::bad).unwrap();
         let out_len = g.batch * g.oh * g.ow * g.oc;
         if in_place {
             let mut io = x.to_vec();
@@ -1809,13 +2007,23 @@ mod tests {
     #[test]
     fn every_path_matches_the_reference_loops() {
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut in_place_runs = 0;
-        let mut whole_rows = 0;
+        let (mut in_place_runs, mut whole_rows, mut whole_runs) = (0, 0, 0);
         for case in 0..300 {
             let g = geometry(&mut r);
-            check_case(&g, &mut r, case, &mut in_place_runs, &mut whole_rows);
+            check_case(
+                &g,
+                &mut r,
+                case,
+                &mut in_place_runs,
+                &mut whole_rows,
+                &mut whole_runs,
+            );
         }
         assert!(in_place_runs > 100, "{in_place_runs} in-place runs");
+        assert!(
+            whole_runs > 20,
+            "{whole_runs} runs with the whole image in the ring"
+        );
         // The whole-row kernel ran often enough where the CPU has it.
         #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
         if Isa::detect() == Isa::Avx512Vnni {
@@ -1829,7 +2037,7 @@ mod tests {
     #[test]
     fn three_by_three_matches_the_reference_loops() {
         let mut r = Rng(0x2545_f491_4f6c_dd1d);
-        let (mut in_place_runs, mut whole_rows, mut cases) = (0, 0, 0);
+        let (mut in_place_runs, mut whole_rows, mut whole_runs, mut cases) = (0, 0, 0, 0);
         for (ic, sw, sh) in [
             (8, 1, 1),
             (16, 1, 1),
@@ -1863,7 +2071,14 @@ mod tests {
                         pt,
                         pl,
                     };
-                    check_case(&g, &mut r, cases, &mut in_place_runs, &mut whole_rows);
+                    check_case(
+                        &g,
+                        &mut r,
+                        cases,
+                        &mut in_place_runs,
+                        &mut whole_rows,
+                        &mut whole_runs,
+                    );
                     cases += 1;
                 }
             }
@@ -1873,6 +2088,11 @@ mod tests {
             assert_eq!(whole_rows, cases, "runs of the whole-row kernel");
         }
         let _ = whole_rows;
+        // The SAME layers on 25×5 and 9×12 hold their whole image in the ring.
+        assert!(
+            whole_runs >= 12,
+            "{whole_runs} runs with the whole image in the ring"
+        );
     }
 
     /// f32 layers large enough that the pixels between the edges read the image rows and
@@ -1883,7 +2103,7 @@ mod tests {
     #[test]
     fn large_f32_rows_read_the_image_between_edges() {
         let mut r = Rng(0x6a09_e667_f3bc_c908);
-        let (mut in_place_runs, mut whole_rows) = (0, 0);
+        let (mut in_place_runs, mut whole_rows, mut whole_runs) = (0, 0, 0);
         for (case, &(batch, ih, iw, ic, k, s, d)) in [
             (1, 40, 40, 48, 3, 1, 1),
             (1, 41, 40, 48, 3, 2, 1),
@@ -1929,7 +2149,14 @@ mod tests {
             };
             assert!(dw.edges().is_some(), "edges {g:?}");
             assert!(in_place_geom(&g), "in place {g:?}");
-            check_case(&g, &mut r, case, &mut in_place_runs, &mut whole_rows);
+            check_case(
+                &g,
+                &mut r,
+                case,
+                &mut in_place_runs,
+                &mut whole_rows,
+                &mut whole_runs,
+            );
         }
     }
 
@@ -1942,6 +2169,7 @@ mod tests {
         case: usize,
         in_place_runs: &mut usize,
         whole_rows: &mut usize,
+        whole_runs: &mut usize,
     ) {
         let g = *g;
         {
@@ -2044,6 +2272,18 @@ mod tests {
                     bias: &bf,
                 };
                 let got_f = run_dw(&dwf, &xf, 0.0, false);
+                if whole_fits(&g, 4) {
+                    // The whole image in the ring: the same sums, bit for bit.
+                    *whole_runs += 1;
+                    let got_w = run_dw_as(&dwf, &xf, 0.0, false, true);
+                    assert!(
+                        got_w
+                            .iter()
+                            .zip(&got_f)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "f32 whole image {isa:?} {g:?}"
+                    );
+                }
                 if isa == Isa::Portable {
                     assert_eq!(got_f, want_f, "f32 {isa:?} {g:?}");
                 } else {

@@ -39,6 +39,10 @@ pub(crate) struct Row<'a> {
     pub bias: &'a [f32],
     pub lo: f32,
     pub hi: f32,
+    /// Output rows (at least 1): the rows after the first read their inputs `pitch` values
+    /// further on in each of `rows`' slices, and follow each other in `out`.
+    pub count: usize,
+    pub pitch: usize,
 }
 
 /// The row as raw pointers, checked by [`run`].
@@ -55,23 +59,27 @@ struct Raw {
     out: *mut f32,
 }
 
-/// Computes `out.len() / r.oc` output pixels of row `r` on `isa`; false (nothing written)
-/// when a slice is shorter than the row needs or the row has more than [`MAX_KH`] filter
-/// rows (which `depthwise_conv` never passes).
+/// Computes `r.count` output rows of `out.len() / (r.count·r.oc)` pixels each on `isa`;
+/// false (nothing written) when a slice is shorter than the rows need or a row has more
+/// than [`MAX_KH`] filter rows (which `depthwise_conv` never passes).
 pub(crate) fn run(isa: Isa, r: &Row, out: &mut [f32]) -> bool {
-    let oc = r.oc;
-    if oc == 0 || out.len() % oc != 0 || r.rows.len() > MAX_KH || r.bias.len() < oc {
+    let (oc, count) = (r.oc, r.count);
+    let Some(per) = oc.checked_mul(count) else {
+        return false;
+    };
+    if per == 0 || out.len() % per != 0 || r.rows.len() > MAX_KH || r.bias.len() < oc {
         return false;
     }
-    let n = out.len() / oc;
+    let n = out.len() / per;
     if n == 0 {
         return true;
     }
-    // The last element any pixel's tap reads, plus one.
+    // The last element any pixel's tap of any row reads, plus one.
     let Some(reach) = (n - 1)
         .checked_mul(r.step)
         .and_then(|v| v.checked_add(r.kw.checked_sub(1)?.checked_mul(r.col)?))
         .and_then(|v| v.checked_add(oc))
+        .and_then(|v| v.checked_add((count - 1).checked_mul(r.pitch)?))
     else {
         return false;
     };
@@ -107,10 +115,22 @@ pub(crate) fn run(isa: Isa, r: &Row, out: &mut [f32]) -> bool {
         raw.x[i] = x.as_ptr();
         raw.w[i] = r.w[fy * r.kw * oc..].as_ptr();
     }
-    // SAFETY: each input row holds `reach` values, which every tap of the n pixels stays
-    // below; each filter row's weights hold kw·oc values; the bias oc; `out` n·oc (checked
-    // above); `isa` was detected on this CPU (the caller's `Isa`).
-    unsafe { dispatch(isa, &raw, n) };
+    for row in 0..count {
+        if row > 0 {
+            for x in &mut raw.x[..raw.rows] {
+                // SAFETY: row `row` < count starts `row·pitch` values into each input
+                // slice, which holds `reach` ≥ (count − 1)·pitch values (checked above).
+                *x = unsafe { x.add(r.pitch) };
+            }
+            // SAFETY: `out` holds count·n·oc values; rows before this one took n·oc each.
+            raw.out = unsafe { raw.out.add(n * oc) };
+        }
+        // SAFETY: each input row holds `reach` values, which every tap of the n pixels of
+        // every row stays below; each filter row's weights hold kw·oc values; the bias oc;
+        // `out` count·n·oc (checked above); `isa` was detected on this CPU (the caller's
+        // `Isa`).
+        unsafe { dispatch(isa, &raw, n) };
+    }
     true
 }
 
@@ -376,6 +396,8 @@ mod tests {
                 bias: &bias,
                 lo,
                 hi,
+                count: 1,
+                pitch: 0,
             };
             let mut want = Vec::with_capacity(n * oc);
             for k in 0..n {
