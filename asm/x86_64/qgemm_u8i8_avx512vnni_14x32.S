@@ -19,7 +19,9 @@
  *   multipliers and shifts from the tile's first column; accumulators below 2^30,
  *   multipliers in [0, 2^31), no left shift, (|zp| + 1)·2^e <= 2^30 for every column's
  *   right shift e) and stored as one byte, the same values as requant.rs's AVX-512 output
- *   stage; flags & 4 (RQ_SAT): the clamp is [-128, 127] (the saturating narrowing does it).
+ *   stage; flags & 4 (RQ_SAT): the clamp is [-128, 127] (the saturating narrowing does it);
+ *   flags & 8 (RQ_NOCORR): every column's zero point is at most the clamp's low end, so the
+ *   rounding's correction for negative sums is skipped (see RQVEC: it changes no byte then).
  *
  * Registers: zmm0..zmm27 accumulators (row i in zmm(2i) = columns 0-15, zmm(2i+1) = 16-31);
  *   zmm30/31 the B' group; zmm28/29 the broadcast A' dword (alternating by row). The
@@ -150,13 +152,17 @@
         test byte ptr [rdi + ARG_FLAGS], 2
         jz .Lnorq\m
         mov rdx, [rdi + ARG_RQ]
- .if HALF
-        RQSETUP
- .endif
         vmovdqu32 zmm31, [rip + .Lrq_idx]
-        test byte ptr [rdi + ARG_FLAGS], 4
+        movzx eax, byte ptr [rdi + ARG_FLAGS]
+        test al, 8
+        jnz .Lrqn\m
+        test al, 4
         jnz .Lrqs_\m
         jmp .Lrq_\m
+.Lrqn\m:
+        test al, 4
+        jnz .Lrqns_\m
+        jmp .Lrqn_\m
 .Lnorq\m:
         mov rax, [rdi + ARG_FLAGS]
         and eax, 1
@@ -182,14 +188,15 @@
         kmovw k2, r11d
 .endm
 
-/* The requantizing epilogue's constants (flags & REQUANT), made by the full kernel at its
-   entry (the stores and their latency overlap the k loop), by the half-width kernel in
-   TAIL (into registers the k loop does not use): rdx = the RqArgs, r10 = n; column masks
-   k1/k2; the per-column constants of the n columns (masked loads: nothing past n is read)
-   into stack scratch (64-byte aligned, the entry rsp saved above it; RQSEQ restores it) or
-   registers (SCM...), k3/k4 = the columns of each half with a right shift (e > 0).
-   Clobbers rax, rsi, r10, r11, zmm28-31. (TAIL then loads rdx and the vpermt2d indices
-   into zmm31.) */
+/* The requantizing epilogue's constants (flags & REQUANT), made at the kernel's entry so
+   that their latency (a chain of ~8 dependent ops) and the full kernel's stores overlap
+   the k loop (the half-width kernel's go into registers the k loop does not use; made in
+   its TAIL, MobileNet-v1's 8 -> 16 layer took 4% longer): rdx = the RqArgs, r10 = n;
+   column masks k1/k2; the per-column constants of the n columns (masked loads: nothing
+   past n is read) into stack scratch (64-byte aligned, the entry rsp saved above it;
+   RQSEQ restores it) or registers (SCM...), k3/k4 = the columns of each half with a right
+   shift (e > 0). Clobbers rax, rsi, r10, r11, zmm28-31. (TAIL then loads rdx and the
+   vpermt2d indices into zmm31.) */
 .macro RQSETUP
         COLMASKS
  .if HALF == 0
@@ -290,9 +297,15 @@
    2^31 in magnitude ((|zp| + 1)·2^e <= 2^30). The products: vpmuldq of the even lanes and
    of the odd lanes (moved down); the high dwords gathered by vpermt2d. Then clamp and
    narrow; with sat the clamp is the whole i8 range: the saturating narrowing does it.
+   Without corr (RQ_NOCORR: zp <= lo) the term -[x < 0] is left out (2 of the 10 vector
+   ops): it changes no byte. It lowers a value only where x < 0; there y < 0, where both
+   values are at most zp + floor((y + 2^(e-1))/2^e) <= zp <= lo and clamp to lo, or y = 0,
+   where both are zp (above). ReLU layers (zp = lo = -128) are most of MobileNet's.
    zmm28/29 are scratch. */
-.macro RQVEC a, off, kst, kpos, sat
+.macro RQVEC a, off, kst, kpos, sat, corr
+ .if \corr
         vpsrad zmm29, zmm\a, 31
+ .endif
         vpaddd zmm\a, zmm\a, zmm\a
         vpsrlq zmm28, zmm\a, 32
         vpmuldq zmm\a, zmm\a, SCM(\off)
@@ -300,7 +313,9 @@
         vpaddq zmm\a, zmm\a, SCKE(\off)
         vpaddq zmm28, zmm28, SCKO(\off)
         vpermt2d zmm\a, zmm31, zmm28
+ .if \corr
         vpaddd zmm\a{\kpos}, zmm\a, zmm29
+ .endif
         vpsravd zmm\a, zmm\a, SCE(\off)
  .if \sat
         vpmovsdb xmmword ptr [rcx + \off / 4]{\kst}, zmm\a
@@ -312,30 +327,30 @@
 .endm
 
 /* One row of the requantizing epilogue, then step up a row. */
-.macro RQROW r0, r1, sat
-        RQVEC \r0, 0, k1, k3, \sat
+.macro RQROW r0, r1, sat, corr
+        RQVEC \r0, 0, k1, k3, \sat, \corr
  .if HALF == 0
-        RQVEC \r1, 64, k2, k4, \sat
+        RQVEC \r1, 64, k2, k4, \sat, \corr
  .endif
         sub rcx, r8
 .endm
 
 /* The requantizing store sequence (entered at .L<name>_m), then the stack back. */
-.macro RQSEQ name, sat
-.L\name\()_14: RQROW 26, 27, \sat
-.L\name\()_13: RQROW 24, 25, \sat
-.L\name\()_12: RQROW 22, 23, \sat
-.L\name\()_11: RQROW 20, 21, \sat
-.L\name\()_10: RQROW 18, 19, \sat
-.L\name\()_9:  RQROW 16, 17, \sat
-.L\name\()_8:  RQROW 14, 15, \sat
-.L\name\()_7:  RQROW 12, 13, \sat
-.L\name\()_6:  RQROW 10, 11, \sat
-.L\name\()_5:  RQROW 8, 9, \sat
-.L\name\()_4:  RQROW 6, 7, \sat
-.L\name\()_3:  RQROW 4, 5, \sat
-.L\name\()_2:  RQROW 2, 3, \sat
-.L\name\()_1:  RQROW 0, 1, \sat
+.macro RQSEQ name, sat, corr
+.L\name\()_14: RQROW 26, 27, \sat, \corr
+.L\name\()_13: RQROW 24, 25, \sat, \corr
+.L\name\()_12: RQROW 22, 23, \sat, \corr
+.L\name\()_11: RQROW 20, 21, \sat, \corr
+.L\name\()_10: RQROW 18, 19, \sat, \corr
+.L\name\()_9:  RQROW 16, 17, \sat, \corr
+.L\name\()_8:  RQROW 14, 15, \sat, \corr
+.L\name\()_7:  RQROW 12, 13, \sat, \corr
+.L\name\()_6:  RQROW 10, 11, \sat, \corr
+.L\name\()_5:  RQROW 8, 9, \sat, \corr
+.L\name\()_4:  RQROW 6, 7, \sat, \corr
+.L\name\()_3:  RQROW 4, 5, \sat, \corr
+.L\name\()_2:  RQROW 2, 3, \sat, \corr
+.L\name\()_1:  RQROW 0, 1, \sat, \corr
  .if HALF == 0
         mov rsp, [rsp + SC_BYTES]
  .endif
@@ -369,14 +384,12 @@ EDGEMM_SYM(KNAME):
         push r12
         push r13
         push r14
- .if HALF == 0
         test byte ptr [rdi + ARG_FLAGS], 2
         jz .Lentry
         mov rdx, [rdi + ARG_RQ]
         mov r10, [rdi + ARG_N]
         RQSETUP
 .Lentry:
- .endif
         mov rsi, [rdi + ARG_B]
         mov rdx, [rdi + ARG_B_KS]
         mov r8, [rdi + ARG_A_RS]
@@ -396,8 +409,10 @@ EDGEMM_SYM(KNAME):
         SEQ acf, 1, 0
         SEQ stm, 0, 1
         SEQ acm, 1, 1
-        RQSEQ rq, 0
-        RQSEQ rqs, 1
+        RQSEQ rq, 0, 1
+        RQSEQ rqs, 1, 1
+        RQSEQ rqn, 0, 0
+        RQSEQ rqns, 1, 0
 
 .Ldone:
         vzeroupper

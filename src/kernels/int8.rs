@@ -136,6 +136,11 @@ pub(crate) struct RqArgs {
 /// narrows with signed saturation instead of clamping.
 pub(crate) const RQ_SAT: usize = 4;
 
+/// `QgemmArgs::flags` with [`REQUANT`]: the zero point is at most the clamp's low end (a
+/// ReLU's output), so the kernel skips the rounding's correction for negative sums, which
+/// then changes no output (the proof at the assembly's RQVEC).
+pub(crate) const RQ_NOCORR: usize = 8;
+
 // The assembly hard-codes these offsets (RQ_* in asm/x86_64/qgemm_u8i8_avx512vnni_14x32.S);
 // only x86-64 has a kernel that reads them.
 #[cfg(target_arch = "x86_64")]
@@ -459,7 +464,7 @@ mod tests {
     }
 
     /// The fused output stage (REQUANT) of one call of the direct test, per-channel and
-    /// per-tensor, with and without RQ_SAT: the bytes of the m×n tile must be the output
+    /// per-tensor, with and without RQ_SAT and RQ_NOCORR: the bytes of the m×n tile must be the output
     /// stage's (`RqPlan::one`) of the exact sums plus small offsets (below 2^30, as the
     /// flag requires), and no other byte may change.
     #[cfg(feature = "std")]
@@ -517,11 +522,15 @@ mod tests {
             };
             assert_eq!(Fused::new(&plan).is_some(), fits, "zp={zp} shift={shift}");
         }
-        for (per_channel, lo, hi) in [
-            (true, -128, 127),
-            (true, (next() % 128) as i32 - 128, (next() % 128) as i32),
-            (false, zp.max(-128), 127),
-            (false, 0, 255),
+        // (The last two: a zero point at the clamp's low end, RQ_NOCORR, with and without
+        // RQ_SAT, per channel.)
+        for (per_channel, zp, lo, hi) in [
+            (true, zp, -128, 127),
+            (true, zp, (next() % 128) as i32 - 128, (next() % 128) as i32),
+            (false, zp, zp.max(-128), 127),
+            (false, zp, 0, 255),
+            (true, -128, -128, 127),
+            (true, zp.min(100), zp.min(100), 127),
         ] {
             let mults = if per_channel {
                 Mults::PerChannel {
@@ -546,6 +555,7 @@ mod tests {
                 acc_small: true,
             };
             let fused = Fused::new(&plan).unwrap();
+            assert_eq!(fused.flags & RQ_NOCORR != 0, zp <= lo);
             let rq = fused.args(0);
             let ldo = nr + 5;
             let mut out = std::vec![0x5au8; (mr + 1) * ldo];
@@ -591,7 +601,7 @@ mod tests {
     /// sum is its column offset, set to values next to the rounding ties of both steps
     /// (SRDHM's halfway point and RDBPOT's, for positive and negative sums), and to the
     /// extremes below 2^30; multipliers at 0, 2^30, 2^31 − 1 and in between; shifts 0 (no
-    /// rounding step), 1 and up to 22; per-channel, with and without RQ_SAT. Every byte
+    /// rounding step), 1 and up to 22; per-channel, with and without RQ_SAT and RQ_NOCORR. Every byte
     /// must be the output stage's (`RqPlan::one`, TFLite's reference arithmetic).
     #[cfg(feature = "std")]
     #[test]
@@ -631,7 +641,12 @@ mod tests {
                 let m = 1 + round % mr;
                 let mults: Vec<i32> = (0..n).map(|_| MULTS[next() as usize % 6]).collect();
                 let shifts: Vec<i32> = (0..n).map(|_| SHIFTS[next() as usize % 7]).collect();
-                let zp = (next() % 256) as i32 - 128;
+                // (One round in four with the zero point at the clamp's low end and the i8
+                // range, RQ_SAT and RQ_NOCORR; the other odd ones RQ_NOCORR alone, mostly.)
+                let zp = match round % 4 {
+                    3 => -128,
+                    _ => (next() % 256) as i32 - 128,
+                };
                 let col_off: Vec<i32> = (0..nr)
                     .map(|j| {
                         let (mj, e) = (mults[j % n], -shifts[j % n]);
@@ -666,6 +681,8 @@ mod tests {
                     acc_small: true,
                 };
                 let fused = Fused::new(&plan).unwrap();
+                assert_eq!(fused.flags & RQ_NOCORR != 0, zp <= lo);
+                assert_eq!(fused.flags & RQ_SAT != 0, (lo, hi) == (-128, 127));
                 let rq = fused.args(0);
                 let ldo = nr + 3;
                 let mut want = std::vec![0x5au8; (mr + 1) * ldo];

@@ -18,7 +18,7 @@ pub use blob::{Model, OpView, Shape, Storage, TensorInfo};
 pub use dtype::DType;
 pub use error::{ModelError, ModelFormat, ShortName, TERSE_REASON};
 pub use ops::{
-    forms_of, op_set, ALL_FORMS, ALL_OPS, FORM_DIRECT_I16, FORM_DIRECT_PORTABLE, FORM_DW_GENERAL,
-    FORM_DW_M4_APART, FORM_GEMM,
+    forms_of, op_set, ALL_FORMS, ALL_OPS, FORM_DIRECT_I16, FORM_DIRECT_PATCHES,
+    FORM_DIRECT_PORTABLE, FORM_DW_GENERAL, FORM_DW_M4_APART, FORM_GEMM,
 };
 pub use session::Session;

@@ -158,7 +158,8 @@ pub(crate) struct Fused<'a> {
     /// A per-tensor scale as columns (the kernel reads per-column arrays).
     mult: [i32; crate::kernels::int8::MAX_NR],
     shift: [i32; crate::kernels::int8::MAX_NR],
-    /// REQUANT, with RQ_SAT when the clamp is the i8 range.
+    /// REQUANT, with RQ_SAT when the clamp is the i8 range, RQ_NOCORR when the zero point
+    /// is at most the clamp's low end.
     pub flags: usize,
 }
 
@@ -168,7 +169,7 @@ impl<'a> Fused<'a> {
     /// [`RqPlan::zp_fits`]: the kernel adds the zero point before the right shift, as
     /// `zp·2^e`).
     pub(crate) fn new(plan: &RqPlan<'a>) -> Option<Fused<'a>> {
-        use crate::kernels::int8::{MAX_NR, REQUANT, RQ_SAT};
+        use crate::kernels::int8::{MAX_NR, REQUANT, RQ_NOCORR, RQ_SAT};
         if !plan.fusable() {
             return None;
         }
@@ -188,7 +189,8 @@ impl<'a> Fused<'a> {
                     RQ_SAT
                 } else {
                     0
-                },
+                }
+                | if plan.out_zp <= plan.lo { RQ_NOCORR } else { 0 },
         })
     }
 

@@ -96,10 +96,11 @@ pub(crate) const DEF: OpDef = OpDef {
 /// CONV_2D in the direct int8 form (`conv_direct`) with int8 weights: listed before [`DEF`]
 /// (the GEMM forms) in the registry, so a firmware without [`super::FORM_GEMM`] links this
 /// one only. This entry is for the layers the Cortex-M4 kernel's fused output stage cannot
-/// compute ([`super::FORM_DIRECT_PORTABLE`]); [`DIRECT_FUSED`], after it, takes the others.
+/// compute ([`super::FORM_DIRECT_PORTABLE`]); [`DIRECT_PATCHES`] and [`DIRECT_FUSED`], after
+/// it, take the others.
 pub(crate) const DIRECT: OpDef = OpDef {
     check: check_direct,
-    run: run_direct::<false, true>,
+    run: run_direct::<false, true, true>,
     ..DEF
 };
 
@@ -107,14 +108,23 @@ pub(crate) const DIRECT: OpDef = OpDef {
 /// [`is_direct_i8_portable`]): on the Cortex-M4 its run has no portable path, so a firmware
 /// without [`super::FORM_DIRECT_PORTABLE`] does not link that.
 pub(crate) const DIRECT_FUSED: OpDef = OpDef {
-    run: run_direct::<false, false>,
+    run: run_direct::<false, false, false>,
+    ..DIRECT
+};
+
+/// [`DIRECT_FUSED`] for a layer whose patches take the general fills (neither pointwise nor
+/// one word a filter row: `conv_direct::general_patches`): its own entry, before
+/// [`DIRECT_FUSED`], so a firmware without [`super::FORM_DIRECT_PATCHES`] links only the
+/// pointwise and one-word-row fills.
+pub(crate) const DIRECT_PATCHES: OpDef = OpDef {
+    run: run_direct::<false, false, true>,
     ..DIRECT
 };
 
 /// The direct form with its weights as i16 pairs (`convert --target cortex-m4-i16`): its
 /// own entry, so a firmware without [`super::FORM_DIRECT_I16`] does not link its kernel.
 pub(crate) const DIRECT_I16: OpDef = OpDef {
-    run: run_direct::<true, true>,
+    run: run_direct::<true, true, true>,
     ..DIRECT
 };
 
@@ -133,6 +143,12 @@ pub(crate) fn is_direct_i8(op: &OpView) -> bool {
 /// `conv_direct::fused_i8`).
 pub(crate) fn is_direct_i8_portable(op: &OpView) -> bool {
     is_direct_i8(op) && !conv_direct::fused_i8(op, &Geom::read(op, P_GEOM))
+}
+
+/// Whether a loaded CONV_2D is in the direct form with int8 weights and patches that take
+/// the general fills (`conv_direct::general_patches`).
+pub(crate) fn is_direct_i8_patches(op: &OpView) -> bool {
+    is_direct_i8(op) && conv_direct::general_patches(&Geom::read(op, P_GEOM))
 }
 
 /// Whether a loaded CONV_2D is in the direct form with i16 weights.
@@ -488,11 +504,11 @@ fn check_direct(op: &OpView) -> Result<(), Error> {
     conv_direct::check(op, &g, P_GEMM)
 }
 
-fn run_direct<const WIDE: bool, const PORTABLE: bool>(
+fn run_direct<const WIDE: bool, const PORTABLE: bool, const PATCHES: bool>(
     op: &OpView,
     mem: &mut OpMem,
 ) -> Result<(), Error> {
-    conv_direct::run::<WIDE, PORTABLE>(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
+    conv_direct::run::<WIDE, PORTABLE, PATCHES>(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
 }
 
 /// The GEMM forms' checks (the registry sends the direct form to [`check_direct`]).
@@ -1104,10 +1120,10 @@ fn interior(g: &Geom, ox0: usize, run: usize) -> (usize, usize) {
 /// The GEMM forms (the registry sends the direct form to [`run_direct`]).
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     if is_direct_i16(op) {
-        return run_direct::<true, true>(op, mem);
+        return run_direct::<true, true, true>(op, mem);
     }
     if is_direct(op) {
-        return run_direct::<false, true>(op, mem);
+        return run_direct::<false, true, true>(op, mem);
     }
     let g = Geom::read(op, P_GEOM);
     // (`F32 &&` first: without the f32 forms, `check` refused f32 operators, and the f32
@@ -2290,5 +2306,59 @@ mod tests {
         p.arena = 1024 + l.tensors[temp].bytes.next_multiple_of(16);
         let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
         assert!(LoadedModel::from_blob(&blob).is_err());
+    }
+
+    /// A direct int8 convolution whose patches are neither pointwise nor one word a filter
+    /// row is `FORM_DIRECT_PATCHES` (a forms set without it refuses it at load); the
+    /// pointwise and one-word-row ones are not.
+    #[test]
+    fn general_patches_need_their_forms_bit() {
+        use crate::nn::blob::Model;
+        use crate::nn::ops::{check_in, forms_of, ALL_OPS, FORM_DIRECT_PATCHES};
+        // Cases of each kind the fused kernel takes (the forms checks run for them).
+        let mut fused = [0; 2];
+        // (kh, kw, c_in, general)
+        for (kh, kw, cin, general) in [
+            (1, 1, 8, false),
+            (5, 4, 1, false),
+            (3, 2, 2, false),
+            (3, 3, 4, true),
+            (3, 4, 2, true),
+            (2, 2, 1, true),
+        ] {
+            let shape = Shape {
+                batch: 1,
+                h: 7,
+                w: 6,
+                cin,
+                cout: 8,
+                kh,
+                kw,
+                stride: (1, 1),
+                dilation: (1, 1),
+                same: true,
+            };
+            let g = conv_graph_of(false, &shape);
+            let l = lower(&g, Packing::CortexM4).unwrap();
+            let blob = write_blob(&l, &plan(&l), WriteOptions::default()).unwrap();
+            Model::validate_for_target(&blob, "cortex-m4-dsp").unwrap();
+            let m = Model::validated(&blob, true);
+            let op = m.op(0).unwrap();
+            let what = format!("{kh}x{kw}x{cin}");
+            assert!(super::is_direct_i8(&op), "{what}");
+            assert_eq!(super::is_direct_i8_patches(&op), general, "{what}");
+            if super::is_direct_i8_portable(&op) {
+                continue;
+            }
+            fused[usize::from(general)] += 1;
+            let bits = if general { FORM_DIRECT_PATCHES } else { 0 };
+            assert_eq!(forms_of(&m), bits, "{what}");
+            let refused = check_in::<ALL_OPS, 0>(&op).unwrap().is_err();
+            assert_eq!(refused, general, "{what}");
+            assert!(check_in::<ALL_OPS, FORM_DIRECT_PATCHES>(&op)
+                .unwrap()
+                .is_ok());
+        }
+        assert!(fused.iter().all(|&n| n > 0), "{fused:?}");
     }
 }

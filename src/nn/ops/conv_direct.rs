@@ -373,7 +373,7 @@ fn constant_i32<'a>(op: &OpView<'a>, i: usize) -> Option<&'a [i32]> {
 
 /// Runs the direct form (`PORTABLE` false: the operator is one [`fused_i8`] accepts, and on
 /// the Cortex-M4 the int8 layout's portable path is left out).
-pub(crate) fn run<const WIDE: bool, const PORTABLE: bool>(
+pub(crate) fn run<const WIDE: bool, const PORTABLE: bool, const PATCHES: bool>(
     op: &OpView,
     mem: &mut OpMem,
     g: &Geom,
@@ -382,6 +382,9 @@ pub(crate) fn run<const WIDE: bool, const PORTABLE: bool>(
     let bad = || op.error("a tensor is smaller than its geometry");
     if WIDE != is_i16(op, base) {
         return Err(op.error("the direct form's weights are not in this run's layout"));
+    }
+    if !WIDE && !PATCHES && general_patches(g) {
+        return Err(op.error("the direct form's patches are not in this run's fills"));
     }
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
     let (k, n) = (g.kh * g.kw * g.ic, g.oc);
@@ -458,7 +461,8 @@ pub(crate) fn run<const WIDE: bool, const PORTABLE: bool>(
         spare: [0; 2 * CHUNK],
     };
     if !WIDE {
-        return run4::<PORTABLE>(&conv, g, mem, [x_t, y_t, s_t], zx, &mut table).ok_or_else(bad);
+        return run4::<PORTABLE, PATCHES>(&conv, g, mem, [x_t, y_t, s_t], zx, &mut table)
+            .ok_or_else(bad);
     }
     let mut sums = Sums([0; 4 * CHUNK]);
     if mem.is_in_place(x_t, y_t) {
@@ -532,8 +536,9 @@ pub(crate) fn run<const WIDE: bool, const PORTABLE: bool>(
 /// The int8 layout's steps: output pixels four at a time (the last step repeating the
 /// last pixel), each step's inputs encoded by [`fill4`] into the buffer, then
 /// [`Direct::quad`]. In place as `run` describes it for pairs. `None`: a tensor is
-/// smaller than its geometry.
-fn run4<const PORTABLE: bool>(
+/// smaller than its geometry. Without `PATCHES`, pointwise or one-word rows only (not
+/// [`general_patches`]: `run` refuses those).
+fn run4<const PORTABLE: bool, const PATCHES: bool>(
     conv: &Direct,
     g: &Geom,
     mem: &mut OpMem,
@@ -591,13 +596,11 @@ fn run4<const PORTABLE: bool>(
         for (i, &pi) in p.iter().enumerate() {
             q[i] = if pointwise {
                 fill4(buf, i, &x[pi * k..pi * k + k])
+            } else if rows || !PATCHES {
+                fill4_rows::<PATCHES>(buf, i, g, x, pi, zx, &mut row)
             } else {
-                if rows {
-                    fill4_rows(buf, i, g, x, pi, zx, &mut row)
-                } else {
-                    patch(g, x, pi, zx, patch_k);
-                    fill4(buf, i, patch_k)
-                }
+                patch(g, x, pi, zx, patch_k);
+                fill4(buf, i, patch_k)
             };
         }
         conv.quad::<PORTABLE>(buf, q, y, p.map(|pi| pi * n), table);
@@ -690,9 +693,8 @@ impl Direct<'_> {
                 let (lo, hi) = (self.stage.lo, self.stage.hi);
                 if lo > -128 || hi < 127 {
                     for &op in &o {
-                        for v in &mut y[op..op + n] {
-                            *v = (*v as i8 as i32).clamp(lo, hi) as u8;
-                        }
+                        let y = super::cast_mut::<i8>(&mut y[op..op + n]);
+                        super::depthwise_m4::clamp(y, lo, hi);
                     }
                 }
                 return;
@@ -858,15 +860,10 @@ fn fill4(words: &mut [u32], p: usize, src: &[u8]) -> i32 {
     let full = (src.len() / 4).min(words.len() / 8);
     let (head, tail) = words.split_at_mut(8 * full);
     let mut s = encode3_words(head.get_mut(p..).unwrap_or(&mut []), &src[..4 * full]);
+    // (Fewer than 4 bytes rest when `tail` has a group: `full` was src's whole words.)
     let rest = src.get(4 * full..).unwrap_or(&[]);
     for (i, w) in tail.chunks_exact_mut(8).enumerate() {
-        let b = |j: usize| {
-            if i == 0 {
-                rest.get(j).copied().unwrap_or(0xff)
-            } else {
-                0xff
-            }
-        };
+        let b = |j: usize| rest.get(4 * i + j).copied().unwrap_or(0xff);
         let (a, bb, t) = encode3(u32::from_le_bytes([b(0), b(1), b(2), b(3)]));
         (w[p], w[4 + p], s) = (a, bb, s.wrapping_add(t));
     }
@@ -1078,9 +1075,10 @@ fn kernel4_portable(
 /// [`rows_path`] serves (as [`fill_rows`]: a row inside the image is its kw·c_in contiguous
 /// input bytes, a row above or below it the zero point, a row crossing the left or right
 /// edge takes the zero point for its outside taps). Not inlined: one copy serves a step's
-/// four pixels (code size on the M4).
+/// four pixels (code size on the M4). Rows wider than one word only with `GENERAL`
+/// ([`fill4_row_words`]; see [`general_patches`]).
 #[inline(never)]
-fn fill4_rows(
+fn fill4_rows<const GENERAL: bool>(
     words: &mut [u32],
     p: usize,
     g: &Geom,
@@ -1151,7 +1149,7 @@ fn fill4_rows(
             s = s.wrapping_add(t);
             fy += 1;
         }
-    } else {
+    } else if GENERAL {
         fill4_row_words(words, p, g, x, (b, y0, x0), inside_x, z, &mut row.0, &mut s);
     }
     // Groups past k (k8 > k): −1, nothing in the even sum.
@@ -1451,6 +1449,14 @@ fn patch(g: &Geom, x: &[u8], px: usize, zx: i32, out: &mut [u8]) {
 /// A filter row crossing an edge, assembled (kw·c_in ≤ 64 bytes: [`rows_path`]).
 struct Row([u8; 64]);
 
+/// Whether the int8 layout's patches of `g` take the general fills ([`patch`],
+/// [`fill4_row_words`]): neither pointwise nor one word a filter row (kw·c_in = 4, no
+/// dilation: [`fill4_rows`]' own loop, the first layer of a one-channel input). Overflow-free
+/// (asked of unchecked geometry words too).
+pub(crate) fn general_patches(g: &Geom) -> bool {
+    !(g.pointwise() || (g.dw == 1 && g.kw.checked_mul(g.ic) == Some(4)))
+}
+
 /// Whether [`fill_rows`] serves this geometry.
 fn rows_path(g: &Geom) -> bool {
     g.dw == 1 && (g.kw * g.ic) % 4 == 0 && g.kw * g.ic <= 64
@@ -1749,9 +1755,17 @@ mod tests {
                     let (mut want3, mut got3) =
                         (alloc::vec![9u32; 2 * k8], alloc::vec![9u32; 2 * k8]);
                     let q = fill4(&mut want3, 2, &want_patch);
-                    let got = fill4_rows(&mut got3, 2, &g, &x, px, zx, &mut Row([0; 64]));
+                    let got = fill4_rows::<true>(&mut got3, 2, &g, &x, px, zx, &mut Row([0; 64]));
                     assert_eq!(got, q, "{g:?} px {px}");
                     assert_eq!(got3, want3, "{g:?} px {px}");
+                    if !general_patches(&g) {
+                        // The fill a firmware without the general patches links.
+                        got3.fill(9);
+                        let got =
+                            fill4_rows::<false>(&mut got3, 2, &g, &x, px, zx, &mut Row([0; 64]));
+                        assert_eq!(got, q, "{g:?} px {px}");
+                        assert_eq!(got3, want3, "{g:?} px {px}");
+                    }
                     let (mut want, mut got) = (alloc::vec![9u32; k8], alloc::vec![9u32; k8]);
                     fill(&mut want, 1, &want_patch, zx);
                     fill_rows(&mut got, 1, &g, &x, px, zx, &mut Row([0; 64]));

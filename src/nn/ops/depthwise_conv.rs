@@ -26,7 +26,11 @@
 //! same padded rows and pad pixel. f32 rows with multiplier 1 (and at most
 //! `depthwise_f32::MAX_KH` filter rows) go whole to `depthwise_f32` on every instruction set,
 //! from the same padded rows (as wide pixels where `Wide` applies), the filter rows outside the
-//! image left out; for inputs of [`EDGES_MIN_BYTES`] or more (not in place), the ring holds
+//! image left out. Not in place, where `depthwise_f32` can pad virtually (filters 3 wide at
+//! stride 1 or 2, channels in whole AVX-512 vectors: `depthwise_f32::virtual_pads`), rows
+//! read the image itself, columns outside it reading as 0.0 without a ring, and the rows
+//! whose filter rows all lie inside the image go in one call (`Dw::inner_rows`); else, for
+//! inputs of [`EDGES_MIN_BYTES`] or more, the ring holds
 //! only the columns the pixels at the left and right edges read, and the pixels between
 //! read the image rows (`Dw::edges`).
 //!
@@ -399,6 +403,11 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     ) -> Result<bool, Error> {
         Ok(false)
     }
+    /// Every output row of one batch's image `plane` into `out`, read from the image with
+    /// virtual padding (`depthwise_f32::virtual_pads`; false: it does not apply).
+    fn image_rows(_dw: &Dw<Self>, _plane: &[Self], _out: &mut [Self]) -> Result<bool, Error> {
+        Ok(false)
+    }
 }
 
 impl DwElem for i8 {
@@ -467,17 +476,7 @@ impl DwElem for f32 {
         let mut rows: [(usize, &[f32]); dwf::MAX_KH] = [(0, &[]); dwf::MAX_KH];
         let n = dw.window_rows(src, oy, &mut rows)?;
         let rows = &mut rows[..n];
-        let mut row = dwf::Row {
-            rows: &[],
-            kw: g.kw,
-            col: g.dw * g.ic,
-            step: g.sw * g.ic,
-            oc: g.oc,
-            w: dw.w,
-            bias: dw.bias,
-            lo: dw.fin.flo,
-            hi: dw.fin.fhi,
-        };
+        let mut row = dw.f32_row();
         // The ring holds the edge columns only: pixels lo..hi from the image rows, the
         // others from the ring's (`Dw::edges`; no wide pixels then).
         if let Some(plane) = image {
@@ -513,6 +512,77 @@ impl DwElem for f32 {
             return Err(Dw::<f32>::bad());
         }
         Ok(true)
+    }
+    fn image_rows(dw: &Dw<f32>, plane: &[f32], out: &mut [f32]) -> Result<bool, Error> {
+        let g = &dw.g;
+        let row = dw.f32_row();
+        if g.oc != g.ic
+            || g.kh > dwf::MAX_KH
+            || !dwf::virtual_pads(dw.isa, row.kw, row.col, row.step, row.oc)
+        {
+            return Ok(false);
+        }
+        let (len, out_row) = (g.iw * g.ic, g.ow * g.oc);
+        // The rows whose filter rows all lie inside the image in one call (their input
+        // rows sh image rows apart), the others (their filter rows inside the image only)
+        // one at a time.
+        let inner = dw.inner_rows();
+        let mut oy = 0;
+        while oy < g.oh {
+            let count = if inner.contains(&oy) {
+                inner.end - oy
+            } else {
+                1
+            };
+            let mut rows: [(usize, &[f32]); dwf::MAX_KH] = [(0, &[]); dwf::MAX_KH];
+            let mut n = 0;
+            for fy in 0..g.kh {
+                let Some(iy) = usize::try_from(g.in_y(oy, fy)).ok().filter(|&iy| iy < g.ih) else {
+                    continue;
+                };
+                rows[n] = (fy, plane.get(iy * len..).ok_or_else(Dw::<f32>::bad)?);
+                n += 1;
+            }
+            let o = out
+                .get_mut(oy * out_row..(oy + count) * out_row)
+                .ok_or_else(Dw::<f32>::bad)?;
+            let r = dwf::Row {
+                rows: &rows[..n],
+                count,
+                pitch: g.sh * len,
+                cols: g.iw,
+                lpad: g.pl,
+                ..row
+            };
+            if !dwf::run(dw.isa, &r, o) {
+                return Err(Dw::<f32>::bad());
+            }
+            oy += count;
+        }
+        Ok(true)
+    }
+}
+
+impl Dw<'_, f32> {
+    /// This call's row for `depthwise_f32`, its filter rows left empty: one output row,
+    /// padded rows.
+    fn f32_row(&self) -> dwf::Row<'_> {
+        let g = &self.g;
+        dwf::Row {
+            rows: &[],
+            kw: g.kw,
+            col: g.dw * g.ic,
+            step: g.sw * g.ic,
+            oc: g.oc,
+            w: self.w,
+            bias: self.bias,
+            lo: self.fin.flo,
+            hi: self.fin.fhi,
+            count: 1,
+            pitch: 0,
+            cols: 0,
+            lpad: 0,
+        }
     }
 }
 
@@ -896,11 +966,26 @@ impl<E: DwElem> Dw<'_, E> {
         let direct = self.pw() == g.iw;
         let edges = self.edges();
         let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
-        for r in rows {
+                                                       // The batch whose rows `E::image_rows` did.
+        let mut imaged = None;
+        for r in rows.clone() {
             let (b, oy) = (r / g.oh, r % g.oh);
+            if imaged == Some(b) {
+                continue;
+            }
             let plane = x
                 .get(b * in_plane..(b + 1) * in_plane)
                 .ok_or_else(Self::bad)?;
+            // A whole batch from the image, its padding virtual (no ring).
+            if !direct && oy == 0 && r + g.oh <= rows.end {
+                let o = out
+                    .get_mut(r * out_row..(r + g.oh) * out_row)
+                    .ok_or_else(Self::bad)?;
+                if E::image_rows(self, plane, o)? {
+                    imaged = Some(b);
+                    continue;
+                }
+            }
             let o = out
                 .get_mut(r * out_row..(r + 1) * out_row)
                 .ok_or_else(Self::bad)?;
@@ -922,6 +1007,18 @@ impl<E: DwElem> Dw<'_, E> {
             row_fn(ring, oy, o, &mut rest)?;
         }
         Ok(())
+    }
+
+    /// The output rows whose filter rows all lie inside the image (an empty range when
+    /// none do).
+    fn inner_rows(&self) -> Range<usize> {
+        let g = &self.g;
+        let (sh, pt, oh) = (g.sh.max(1) as i64, g.pt as i64, g.oh as i64);
+        // in_y(oy, 0) ≥ 0 and in_y(oy, kh − 1) ≤ ih − 1.
+        let lo = ((pt + sh - 1) / sh).min(oh);
+        let top_max = g.ih as i64 - 1 - (g.kh as i64 - 1) * g.dh as i64 + pt;
+        let hi = if top_max < 0 { 0 } else { top_max / sh + 1 };
+        lo as usize..hi.clamp(lo, oh) as usize
     }
 
     /// Every output row, in place in `io` (input and output at once), through the ring.
@@ -1459,7 +1556,9 @@ mod lower {
     use alloc::vec;
     use alloc::vec::Vec;
 
-    use super::{depthwise_m4, fold_bias, in_place_geom, pack_f32, pack_i8, Geom, Layout};
+    use super::{
+        depthwise_m4, dwf, fold_bias, in_place_geom, pack_f32, pack_i8, Geom, Isa, Layout,
+    };
     use crate::error::Error;
     use crate::nn::dtype::DType;
     use crate::nn::ops::conv::same_or_valid;
@@ -1648,7 +1747,16 @@ mod lower {
             }
         }
         op.params = params;
-        op.in_place = in_place_geom(&g);
+        // Not in place for f32 in a host blob whose rows read the image with virtual
+        // padding: in place, each input row is copied into the ring first and a call takes
+        // one row (MobileNet-v2 f32 on Zen 4: its depthwise layers 1035 -> 827 us, its
+        // arena 5 622 912 -> 6 151 680 bytes).
+        let host_image = float
+            && l.packing == Packing::Host
+            && g.oc == g.ic
+            && g.kh <= dwf::MAX_KH
+            && dwf::virtual_pads(Isa::detect(), g.kw, g.dw * g.ic, g.sw * g.ic, g.oc);
+        op.in_place = in_place_geom(&g) && !host_image;
         let lay = Layout::new(&g, want.size()).ok_or_else(|| err("sizes overflow"))?;
         op.temps = vec![l.add_temp(format!("{y_name}/dw_scratch"), lay.bytes())];
         l.push(op);
@@ -1809,11 +1917,17 @@ mod tests {
     #[test]
     fn every_path_matches_the_reference_loops() {
         let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-        let mut in_place_runs = 0;
-        let mut whole_rows = 0;
+        let (mut in_place_runs, mut whole_rows, mut image_runs) = (0, 0, 0);
         for case in 0..300 {
             let g = geometry(&mut r);
-            check_case(&g, &mut r, case, &mut in_place_runs, &mut whole_rows);
+            check_case(
+                &g,
+                &mut r,
+                case,
+                &mut in_place_runs,
+                &mut whole_rows,
+                &mut image_runs,
+            );
         }
         assert!(in_place_runs > 100, "{in_place_runs} in-place runs");
         // The whole-row kernel ran often enough where the CPU has it.
@@ -1830,7 +1944,8 @@ mod tests {
     #[test]
     fn three_by_three_matches_the_reference_loops() {
         let mut r = Rng(0x2545_f491_4f6c_dd1d);
-        let (mut in_place_runs, mut whole_rows, mut cases, mut two) = (0, 0, 0, 0);
+        let (mut in_place_runs, mut whole_rows, mut image_runs) = (0, 0, 0);
+        let (mut cases, mut two) = (0, 0);
         for (ic, sw, sh) in [
             (8, 1, 1),
             (16, 1, 1),
@@ -1866,7 +1981,14 @@ mod tests {
                         pt,
                         pl,
                     };
-                    check_case(&g, &mut r, cases, &mut in_place_runs, &mut whole_rows);
+                    check_case(
+                        &g,
+                        &mut r,
+                        cases,
+                        &mut in_place_runs,
+                        &mut whole_rows,
+                        &mut image_runs,
+                    );
                     cases += 1;
                     two += usize::from(takes_two(&g));
                 }
@@ -1878,6 +2000,11 @@ mod tests {
             assert!(two >= 8, "{two} layers taking two columns at once");
         }
         let _ = (whole_rows, two);
+        // The SAME layers of 16 and 64 channels ran from the image with virtual padding
+        // where the CPU has AVX-512, and matched the ring's in-place runs.
+        if Isa::detect().lanes() == 16 {
+            assert!(image_runs >= 8, "{image_runs} runs with virtual padding");
+        }
     }
 
     /// Whether the whole-row kernel takes in two columns at once on `g`'s rows (in the
@@ -1903,7 +2030,7 @@ mod tests {
     #[test]
     fn large_f32_rows_read_the_image_between_edges() {
         let mut r = Rng(0x6a09_e667_f3bc_c908);
-        let (mut in_place_runs, mut whole_rows) = (0, 0);
+        let (mut in_place_runs, mut whole_rows, mut image_runs) = (0, 0, 0);
         for (case, &(batch, ih, iw, ic, k, s, d)) in [
             (1, 40, 40, 48, 3, 1, 1),
             (1, 41, 40, 48, 3, 2, 1),
@@ -1949,7 +2076,14 @@ mod tests {
             };
             assert!(dw.edges().is_some(), "edges {g:?}");
             assert!(in_place_geom(&g), "in place {g:?}");
-            check_case(&g, &mut r, case, &mut in_place_runs, &mut whole_rows);
+            check_case(
+                &g,
+                &mut r,
+                case,
+                &mut in_place_runs,
+                &mut whole_rows,
+                &mut image_runs,
+            );
         }
     }
 
@@ -1962,6 +2096,7 @@ mod tests {
         case: usize,
         in_place_runs: &mut usize,
         whole_rows: &mut usize,
+        image_runs: &mut usize,
     ) {
         let g = *g;
         {
@@ -2076,6 +2211,15 @@ mod tests {
                 }
                 if in_place_geom(&g) {
                     *in_place_runs += 1;
+                    // Out of place from the image with virtual padding, in place from the
+                    // ring's padded rows: the same bits.
+                    let f = dwf.f32_row();
+                    if g.oc == g.ic
+                        && dwf.pw() != g.iw
+                        && dwf::virtual_pads(isa, f.kw, f.col, f.step, f.oc)
+                    {
+                        *image_runs += 1;
+                    }
                     assert_eq!(
                         run_dw(&dw, &x, za as i8, true),
                         got,

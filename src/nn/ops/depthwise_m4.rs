@@ -243,12 +243,17 @@ pub(crate) fn copy<T: Copy>(dst: &mut [T], src: &[T]) {
     dst.copy_from_slice(src);
 }
 
-/// `y` clamped to [lo, hi] (within the i8 range; `y.len()` a multiple of 4): the kernel
-/// saturates to i8 only, so a narrower clamp is one pass over the row, four bytes at a time.
+/// `y` clamped to [lo, hi] (within the i8 range): the M4 kernels (this one's and the direct
+/// convolution's) saturate to i8 only, so a narrower clamp is one pass over the row, four
+/// bytes at a time (the last `y.len() % 4` one at a time). Out of line: one copy for both.
 #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
-fn clamp(y: &mut [i8], lo: i32, hi: i32) {
+#[inline(never)]
+pub(crate) fn clamp(y: &mut [i8], lo: i32, hi: i32) {
     let rep = |v: i32| u32::from_ne_bytes([v as u8; 4]);
     let words = y.len() / 4;
+    for v in &mut y[4 * words..] {
+        *v = i32::from(*v).clamp(lo, hi) as i8;
+    }
     if words == 0 {
         return;
     }

@@ -163,6 +163,8 @@ registry!(
     // (The portable entry first: a firmware without its bit skips it on a constant, and the
     // fused entry's test is then the mode and block words only, not a scan of the scales.)
     conv::DIRECT => (conv::is_direct_i8_portable, FORM_DIRECT_PORTABLE),
+    // (The general patches' entry before the fused one, whose run refuses them.)
+    conv::DIRECT_PATCHES => (conv::is_direct_i8_patches, FORM_DIRECT_PATCHES),
     conv::DIRECT_FUSED => (conv::is_direct_i8, 0),
     conv::DEF => (any_form, FORM_GEMM),
     // (The entry apart first, as conv::DIRECT: the in-place entry's run refuses the rest.)
@@ -254,6 +256,11 @@ pub const FORM_DIRECT_PORTABLE: u32 = 8;
 /// from its input (not in place): a model whose layers of that form all run in place links
 /// only the in-place row loop.
 pub const FORM_DW_M4_APART: u32 = 16;
+
+/// A forms set bit: CONV_2D's direct int8 form (fused) for a layer whose patches are neither
+/// pointwise nor one word a filter row (kw·c_in = 4, e.g. a one-channel input's first
+/// layer), which takes the general patch fills; a model without one links only those two.
+pub const FORM_DIRECT_PATCHES: u32 = 32;
 
 /// Every form.
 pub const ALL_FORMS: u32 = u32::MAX;

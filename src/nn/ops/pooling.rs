@@ -215,15 +215,6 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
         DType::I8 => {
             let (x, y) = (cast::<i8>(x), cast_mut::<i8>(out));
             let clamp = move |v: i64| v.clamp(lo.into(), hi.into()) as i8;
-            // TFLite sums in i32 and divides rounding half away from zero.
-            let average_of = move |sum: i64, count: usize| {
-                let (count, half) = (count.max(1) as i64, count as i64 / 2);
-                clamp(if sum > 0 {
-                    (sum + half) / count
-                } else {
-                    (sum - half) / count
-                })
-            };
             if !AVERAGE {
                 pool(g, x, y, i8::MIN, |m, v| m.max(v), |m, _| clamp(m.into()));
             } else {
@@ -232,11 +223,11 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
                 // TFLite's wrapped sum, never a panic (one kernel, not a second one in i64).
                 // (One form per target: the M4 links only its own.)
                 #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
-                average_quads(g, x, y, |s, n| average_of(s.into(), n));
+                average_quads(g, x, y, lo, hi);
                 #[cfg(not(all(target_arch = "arm", edgemm_arm_dsp)))]
                 {
                     let add = |s: i32, v: i8| s.wrapping_add(i32::from(v));
-                    pool(g, x, y, 0i32, add, |s, n| average_of(s.into(), n));
+                    pool(g, x, y, 0i32, add, |s, n| average_i8(s, n, lo, hi));
                 }
             }
         }
@@ -256,14 +247,28 @@ fn reduce<const AVERAGE: bool>(g: &Geom, x: &[u8], out: &mut [u8], dtype: DType,
     }
 }
 
+/// TFLite's int8 average: the window's i32 `sum` divided by its `count` rounding half away
+/// from zero (in i64: no overflow for any sum), clamped to [lo, hi]. Out of line on the M4
+/// (one copy, not one per output lane of [`average_quads`]).
+#[cfg_attr(all(target_arch = "arm", edgemm_arm_dsp), inline(never))]
+fn average_i8(sum: i32, count: usize, lo: i32, hi: i32) -> i8 {
+    let (sum, count, half) = (i64::from(sum), count.max(1) as i64, count as i64 / 2);
+    let v = if sum > 0 {
+        (sum + half) / count
+    } else {
+        (sum - half) / count
+    };
+    v.clamp(lo.into(), hi.into()) as i8
+}
+
 /// The int8 average of [`pool`] four channels at a time, the window's pixels inner: the
 /// four (wrapping i32) sums stay in registers and one word load gives four inputs
 /// (`sxtab`), where a row of accumulators in memory costs a load and a store per input on a
-/// core without vectors (the Cortex-M4); channels past the last whole four one at a time.
-/// The same sums as `pool`'s (a window row not inside `x` is skipped).
+/// core without vectors (the Cortex-M4); channels past the last whole four one at a time
+/// (`ldrsb`). The same sums as `pool`'s (a window row not inside `x` is skipped).
 #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
 #[inline(never)]
-fn average_quads(g: &Geom, x: &[i8], y: &mut [i8], finish: impl Fn(i32, usize) -> i8) {
+fn average_quads(g: &Geom, x: &[i8], y: &mut [i8], lo: i32, hi: i32) {
     let c = g.c;
     if c == 0 {
         return;
@@ -276,59 +281,92 @@ fn average_quads(g: &Geom, x: &[i8], y: &mut [i8], finish: impl Fn(i32, usize) -
                 let (ys, ye, xs, xe) = g.window(oy, ox);
                 let count = (ye - ys) * (xe - xs);
                 let Some(pixel) = outs.next() else { return };
-                for (k, dst) in pixel.chunks_exact_mut(4).enumerate() {
-                    let mut a = [0i32; 4];
-                    let n = xe - xs;
-                    for iy in ys..ye {
-                        let at = b * img + iy * row + xs * c + 4 * k;
-                        let span = (n.saturating_sub(1)).saturating_mul(c).saturating_add(4);
-                        if n == 0 || x.get(at..).is_none_or(|v| v.len() < span) {
-                            continue;
-                        }
-                        // SAFETY: reads the n words at x[at + j·c] (j < n), inside `x`
-                        // (checked above: at + (n − 1)·c + 4 ≤ x.len()); unaligned `ldr` is
-                        // allowed on the M4. Registers and flags only otherwise.
-                        unsafe {
-                            core::arch::asm!(
-                                "2:",
-                                "ldr {v}, [{p}]",
-                                "add {p}, {p}, {c}",
-                                "sxtab {a0}, {a0}, {v}",
-                                "sxtab {a1}, {a1}, {v}, ror #8",
-                                "sxtab {a2}, {a2}, {v}, ror #16",
-                                "sxtab {a3}, {a3}, {v}, ror #24",
-                                "subs {n}, {n}, #1",
-                                "bne 2b",
-                                p = inout(reg) x.as_ptr().add(at) => _,
-                                c = in(reg) c,
-                                n = inout(reg) n => _,
-                                v = out(reg) _,
-                                a0 = inout(reg) a[0],
-                                a1 = inout(reg) a[1],
-                                a2 = inout(reg) a[2],
-                                a3 = inout(reg) a[3],
-                                options(nostack, readonly),
-                            );
-                        }
-                    }
+                let n = xe - xs;
+                let fours = c / 4 * 4;
+                for (j, dst) in pixel.chunks_exact_mut(4).enumerate() {
+                    let a = window_sums::<4>(x, b * img + 4 * j, (ys..ye, row), (xs, n, c));
                     for (d, &s) in dst.iter_mut().zip(&a) {
-                        *d = finish(s, count);
+                        *d = average_i8(s, count, lo, hi);
                     }
                 }
-                for (j, d) in pixel.iter_mut().enumerate().skip(c / 4 * 4) {
-                    let mut a = 0i32;
-                    for iy in ys..ye {
-                        for ix in xs..xe {
-                            if let Some(&v) = x.get(b * img + iy * row + ix * c + j) {
-                                a = a.wrapping_add(i32::from(v));
-                            }
-                        }
-                    }
-                    *d = finish(a, count);
+                for (j, d) in pixel.iter_mut().enumerate().skip(fours) {
+                    let a = window_sums::<1>(x, b * img + j, (ys..ye, row), (xs, n, c));
+                    *d = average_i8(a[0], count, lo, hi);
                 }
             }
         }
     }
+}
+
+/// The (wrapping) sums of `LANES` (4 or 1) channels from `x[at..]` over one pooling window:
+/// input rows `rows.0` (`rows.1` bytes apart), `n` pixels from column `xs`, `c` channels a
+/// pixel; a row not inside `x` is skipped. Assembly: a Rust loop is unrolled (size).
+#[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
+#[inline(always)]
+fn window_sums<const LANES: usize>(
+    x: &[i8],
+    at: usize,
+    rows: (core::ops::Range<usize>, usize),
+    (xs, n, c): (usize, usize, usize),
+) -> [i32; 4] {
+    let mut a = [0i32; 4];
+    for iy in rows.0 {
+        let at = at + iy * rows.1 + xs * c;
+        let span = (n.saturating_sub(1))
+            .saturating_mul(c)
+            .saturating_add(LANES);
+        if n == 0 || x.get(at..).is_none_or(|v| v.len() < span) {
+            continue;
+        }
+        let p = x[at..].as_ptr();
+        if LANES == 1 {
+            // SAFETY: reads the n bytes at x[at + i·c] (i < n), inside `x` (checked above:
+            // at + (n − 1)·c + 1 ≤ x.len()). Registers and flags only otherwise.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldrsb {v}, [{p}]",
+                    "add {p}, {p}, {c}",
+                    "add {a0}, {a0}, {v}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    p = inout(reg) p => _,
+                    c = in(reg) c,
+                    n = inout(reg) n => _,
+                    v = out(reg) _,
+                    a0 = inout(reg) a[0],
+                    options(nostack, readonly),
+                );
+            }
+            continue;
+        }
+        // SAFETY: reads the n words at x[at + i·c] (i < n), inside `x` (checked above:
+        // at + (n − 1)·c + 4 ≤ x.len()); unaligned `ldr` is allowed on the M4. Registers and
+        // flags only otherwise.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {v}, [{p}]",
+                "add {p}, {p}, {c}",
+                "sxtab {a0}, {a0}, {v}",
+                "sxtab {a1}, {a1}, {v}, ror #8",
+                "sxtab {a2}, {a2}, {v}, ror #16",
+                "sxtab {a3}, {a3}, {v}, ror #24",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p = inout(reg) p => _,
+                c = in(reg) c,
+                n = inout(reg) n => _,
+                v = out(reg) _,
+                a0 = inout(reg) a[0],
+                a1 = inout(reg) a[1],
+                a2 = inout(reg) a[2],
+                a3 = inout(reg) a[3],
+                options(nostack, readonly),
+            );
+        }
+    }
+    a
 }
 
 /// Channels reduced together (an accumulator row on the stack).
