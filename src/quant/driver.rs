@@ -365,6 +365,20 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
         && k % g == 0
         && t.zb == 0
         && a.rs.unsigned_abs() % 4096 != 0;
+    // Signed A for that kernel, in one k chunk and otherwise as above: each MC block's rows
+    // flipped to u8 (x ^ 0x80 = x + 128, which za' already counts) into the A buffer, k
+    // bytes apart, and read there as in place. One pass over contiguous bytes instead of
+    // the transpose into MR-row slivers (small-k pointwise layers spent as long packing a
+    // 14-row tile as multiplying it). The buffer holds mc·kg ≥ mcb·k bytes (layout).
+    let a_flip = !a_direct
+        && ker.format == crate::kernels::int8::QFormat::U8x4
+        && A::SIGNED
+        && ker.format.a_shift(true) == 128
+        && a.cs == 1
+        && k % g == 0
+        && k <= s.kc
+        && t.zb == 0
+        && k % 4096 != 0;
 
     for jc in (0..n).step_by(s.nc) {
         let ncb = s.nc.min(n - jc);
@@ -433,6 +447,13 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                     // (Row sums stay 0: B's zero point is 0.)
                     args.a_rs = a.rs;
                     args.a_ks = g as isize;
+                } else if a_flip {
+                    // (Row sums stay 0 as above.)
+                    args.a_rs = k as isize;
+                    args.a_ks = g as isize;
+                    // SAFETY: rows ic..ic+mcb, columns 0..k are inside A (one chunk: pc is
+                    // 0 and kcb is k); apack holds at least mcb·k bytes (see a_flip).
+                    unsafe { flip_rows(a.block(ic, 0, mcb, k), apack) };
                 } else {
                     args.a_rs = (g * e) as isize;
                     args.a_ks = (mr_a * g * e) as isize;
@@ -475,6 +496,8 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                         args.a = if a_direct {
                             // Bytes (U8x4), k groups of this chunk from column pc.
                             a.at(row, pc) as *const u8
+                        } else if a_flip {
+                            apack.wrapping_add(ir * k)
                         } else {
                             apack.wrapping_add(tt * mr * groups * g * e)
                         };
@@ -543,6 +566,34 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Copies the rows of `a` (unit column stride) to `dst`, `a.cols` bytes apart, each byte
+/// xor 0x80 (i8 → the u8 the VNNI kernel reads). Rows `a.cols` apart are one run of bytes.
+///
+/// # Safety
+/// Every element of `a` is readable; `dst` has `a.rows·a.cols` writable bytes that do not
+/// overlap `a`.
+unsafe fn flip_rows<A: QuantInput>(a: Raw<A>, dst: *mut u8) {
+    let (rows, k) = (a.rows, a.cols);
+    let (runs, len) = if a.rs == k as isize {
+        (1, rows * k)
+    } else {
+        (rows, k)
+    };
+    for r in 0..runs {
+        // SAFETY: run r is row r (or all rows when contiguous), inside `a` (one byte per
+        // element, unit column stride); its destination is inside `dst`, apart from `a`.
+        let (src, d) = unsafe {
+            (
+                core::slice::from_raw_parts(a.at(r, 0) as *const u8, len),
+                core::slice::from_raw_parts_mut(dst.add(r * len), len),
+            )
+        };
+        for (d, &s) in d.iter_mut().zip(src) {
+            *d = s ^ 0x80;
         }
     }
 }
