@@ -291,6 +291,72 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
     dest: Dest,
     ws: *mut u8,
 ) {
+    // SAFETY: the caller's contract.
+    unsafe { run_block_ordered(ker, s, lay, a, b, b_col0, t, dest, ws, false) }
+}
+
+/// Whether a call with signed A reads it flipped through the A buffer, each MC block's rows
+/// copied there before any of the block's outputs is written (see `a_flip` in
+/// [`run_block_ordered`]), given A with unit column stride: the VNNI kernel's format, B's
+/// zero point 0, k one chunk of whole groups and not a multiple of 4 KiB.
+pub(crate) fn flips_a(ker: &QgemmKernel, s: &QStrategy, k: usize, zb: i32) -> bool {
+    ker.format == crate::kernels::int8::QFormat::U8x4
+        && ker.format.a_shift(true) == 128
+        && k % ker.format.k_group() == 0
+        && k <= s.kc
+        && zb == 0
+        && k % 4096 != 0
+}
+
+/// [`run_block_in`] for i8 A whose rows the output overwrites: A (m×k) and the output
+/// (m×n) both row-major from the same address. Each MC block of A is copied (flipped) to
+/// the workspace before the block's outputs are written, and the blocks run first to last
+/// when n ≤ k (a block's outputs end where its own rows' inputs end), last to first
+/// otherwise (they begin past the inputs of the rows before the block), so no row of A is
+/// overwritten before it is read.
+///
+/// # Safety
+/// As [`run_block_in`] except that `dest` (requantized, m×n, row stride n, unit column
+/// stride) starts at `a`'s first byte (row stride k, unit column stride); `b` is packed
+/// (one column block: `s.nc ≥ n`); [`flips_a`] holds for `ker`, `s`, k and `t.zb`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn run_block_over_a(
+    ker: &QgemmKernel,
+    s: &QStrategy,
+    lay: &Layout,
+    a: Raw<i8>,
+    b: QbSource,
+    t: &Terms,
+    dest: Dest,
+    ws: *mut u8,
+) {
+    let n = match dest {
+        Dest::I32(c) => c.cols,
+        Dest::Requant { out, .. } => out.cols,
+    };
+    debug_assert!(flips_a(ker, s, a.cols, t.zb) && a.cs == 1 && s.nc >= n);
+    // SAFETY: the caller's contract; the order is the one that reads each row first.
+    unsafe { run_block_ordered(ker, s, lay, a, b, 0, t, dest, ws, n > a.cols) }
+}
+
+/// [`run_block_in`], the MC blocks of rows last to first when `rev` (see
+/// [`run_block_over_a`]).
+///
+/// # Safety
+/// As [`run_block_in`], or [`run_block_over_a`]'s contract.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_block_ordered<A: QuantInput>(
+    ker: &QgemmKernel,
+    s: &QStrategy,
+    lay: &Layout,
+    a: Raw<A>,
+    b: QbSource,
+    b_col0: usize,
+    t: &Terms,
+    dest: Dest,
+    ws: *mut u8,
+    rev: bool,
+) {
     let (m, k) = (a.rows, a.cols);
     let n = match dest {
         Dest::I32(c) => c.cols,
@@ -370,15 +436,7 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
     // bytes apart, and read there as in place. One pass over contiguous bytes instead of
     // the transpose into MR-row slivers (small-k pointwise layers spent as long packing a
     // 14-row tile as multiplying it). The buffer holds mc·kg ≥ mcb·k bytes (layout).
-    let a_flip = !a_direct
-        && ker.format == crate::kernels::int8::QFormat::U8x4
-        && A::SIGNED
-        && ker.format.a_shift(true) == 128
-        && a.cs == 1
-        && k % g == 0
-        && k <= s.kc
-        && t.zb == 0
-        && k % 4096 != 0;
+    let a_flip = !a_direct && A::SIGNED && a.cs == 1 && flips_a(ker, s, k, t.zb);
 
     for jc in (0..n).step_by(s.nc) {
         let ncb = s.nc.min(n - jc);
@@ -433,7 +491,9 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                 }
                 coloff[ncb..].fill(0);
             }
-            for ic in (0..m).step_by(s.mc) {
+            let blocks = m.div_ceil(s.mc);
+            for bi in 0..blocks {
+                let ic = s.mc * if rev { blocks - 1 - bi } else { bi };
                 let mcb = s.mc.min(m - ic);
                 // Index of row ic in the row sums.
                 let r0 = if block_sums { 0 } else { ic };

@@ -1293,6 +1293,12 @@ fn run_in_place<'w>(
     patch_bytes: usize,
 ) -> Result<(), Error> {
     let (copy, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
+    // int8 with the VNNI kernel: one GEMM call over all rows, which copies each row tile of
+    // A (flipped to u8) into its workspace before writing the tile's outputs, in the order
+    // that reads every input row first (no copies here, no call per ~1 KiB of rows).
+    if let Some(plan) = gemm.ws_plan().filter(|p| p.runs_over_input()) {
+        return plan.run_over_input(buf, m, ws);
+    }
     let stride = patch_stride(esize == 4, k);
     let (row_in, row_out) = (k * esize, n * esize);
     // Copied as the kernel reads them, as im2col does: int8 flipped to u8 for the VNNI
