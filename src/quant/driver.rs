@@ -298,9 +298,11 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
 /// Whether a call with signed A reads it flipped through the A buffer, each MC block's rows
 /// copied there before any of the block's outputs is written (see `a_flip` in
 /// [`run_block_ordered`]), given A with unit column stride: the VNNI kernel's format, B's
-/// zero point 0, k one chunk of whole groups and not a multiple of 4 KiB.
+/// zero point 0, k one chunk of whole groups and not a multiple of 4 KiB. (Only x86 has
+/// that kernel: elsewhere the paths it opens compile out.)
 pub(crate) fn flips_a(ker: &QgemmKernel, s: &QStrategy, k: usize, zb: i32) -> bool {
-    ker.format == crate::kernels::int8::QFormat::U8x4
+    cfg!(target_arch = "x86_64")
+        && ker.format == crate::kernels::int8::QFormat::U8x4
         && ker.format.a_shift(true) == 128
         && k % ker.format.k_group() == 0
         && k <= s.kc
