@@ -654,10 +654,33 @@ unsafe fn flip_rows<A: QuantInput>(a: Raw<A>, dst: *mut u8) {
                 core::slice::from_raw_parts_mut(dst.add(r * len), len),
             )
         };
-        for (d, &s) in d.iter_mut().zip(src) {
-            *d = s ^ 0x80;
-        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: only the VNNI kernel's calls flip A (flips_a), that kernel runs on this
+        // CPU (run_block_in's contract), and it requires AVX2.
+        unsafe {
+            flip_avx2(src, d)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        flip(src, d);
     }
+}
+
+/// `dst[i] = src[i] ^ 0x80` (the two the same length).
+#[inline(always)]
+fn flip(src: &[u8], dst: &mut [u8]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s ^ 0x80;
+    }
+}
+
+/// [`flip`] 32 bytes an instruction.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn flip_avx2(src: &[u8], dst: &mut [u8]) {
+    flip(src, dst)
 }
 
 /// Where an implicit-GEMM convolution's A lies (bytes): row i, segment s, k group q at
