@@ -1259,6 +1259,10 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         m
     } else if panels {
         block.max(PANEL_A_BYTES / (k * 4).max(1)).min(m.max(1))
+    } else if !im2col_on && gemm.ws_plan().is_some() {
+        // int8 pointwise: no patches, and the GEMM's workspace is one row tile's whatever the
+        // call's rows, so one call takes all (its fixed costs paid once).
+        m
     } else {
         block
     };
