@@ -291,6 +291,74 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
     dest: Dest,
     ws: *mut u8,
 ) {
+    // SAFETY: the caller's contract.
+    unsafe { run_block_ordered(ker, s, lay, a, b, b_col0, t, dest, ws, false) }
+}
+
+/// Whether a call with signed A reads it flipped through the A buffer, each MC block's rows
+/// copied there before any of the block's outputs is written (see `a_flip` in
+/// [`run_block_ordered`]), given A with unit column stride: the VNNI kernel's format, B's
+/// zero point 0, k one chunk of whole groups and not a multiple of 4 KiB. (Only x86 has
+/// that kernel: elsewhere the paths it opens compile out.)
+pub(crate) fn flips_a(ker: &QgemmKernel, s: &QStrategy, k: usize, zb: i32) -> bool {
+    cfg!(target_arch = "x86_64")
+        && ker.format == crate::kernels::int8::QFormat::U8x4
+        && ker.format.a_shift(true) == 128
+        && k % ker.format.k_group() == 0
+        && k <= s.kc
+        && zb == 0
+        && k % 4096 != 0
+}
+
+/// [`run_block_in`] for i8 A whose rows the output overwrites: A (m×k) and the output
+/// (m×n) both row-major from the same address. Each MC block of A is copied (flipped) to
+/// the workspace before the block's outputs are written, and the blocks run first to last
+/// when n ≤ k (a block's outputs end where its own rows' inputs end), last to first
+/// otherwise (they begin past the inputs of the rows before the block), so no row of A is
+/// overwritten before it is read.
+///
+/// # Safety
+/// As [`run_block_in`] except that `dest` (requantized, m×n, row stride n, unit column
+/// stride) starts at `a`'s first byte (row stride k, unit column stride); `b` is packed
+/// (one column block: `s.nc ≥ n`); [`flips_a`] holds for `ker`, `s`, k and `t.zb`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn run_block_over_a(
+    ker: &QgemmKernel,
+    s: &QStrategy,
+    lay: &Layout,
+    a: Raw<i8>,
+    b: QbSource,
+    t: &Terms,
+    dest: Dest,
+    ws: *mut u8,
+) {
+    let n = match dest {
+        Dest::I32(c) => c.cols,
+        Dest::Requant { out, .. } => out.cols,
+    };
+    debug_assert!(flips_a(ker, s, a.cols, t.zb) && a.cs == 1 && s.nc >= n);
+    // SAFETY: the caller's contract; the order is the one that reads each row first.
+    unsafe { run_block_ordered(ker, s, lay, a, b, 0, t, dest, ws, n > a.cols) }
+}
+
+/// [`run_block_in`], the MC blocks of rows last to first when `rev` (see
+/// [`run_block_over_a`]).
+///
+/// # Safety
+/// As [`run_block_in`], or [`run_block_over_a`]'s contract.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_block_ordered<A: QuantInput>(
+    ker: &QgemmKernel,
+    s: &QStrategy,
+    lay: &Layout,
+    a: Raw<A>,
+    b: QbSource,
+    b_col0: usize,
+    t: &Terms,
+    dest: Dest,
+    ws: *mut u8,
+    rev: bool,
+) {
     let (m, k) = (a.rows, a.cols);
     let n = match dest {
         Dest::I32(c) => c.cols,
@@ -365,6 +433,12 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
         && k % g == 0
         && t.zb == 0
         && a.rs.unsigned_abs() % 4096 != 0;
+    // Signed A for that kernel, in one k chunk and otherwise as above: each MC block's rows
+    // flipped to u8 (x ^ 0x80 = x + 128, which za' already counts) into the A buffer, k
+    // bytes apart, and read there as in place. One pass over contiguous bytes instead of
+    // the transpose into MR-row slivers (small-k pointwise layers spent as long packing a
+    // 14-row tile as multiplying it). The buffer holds mc·kg ≥ mcb·k bytes (layout).
+    let a_flip = !a_direct && A::SIGNED && a.cs == 1 && flips_a(ker, s, k, t.zb);
 
     for jc in (0..n).step_by(s.nc) {
         let ncb = s.nc.min(n - jc);
@@ -419,7 +493,9 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                 }
                 coloff[ncb..].fill(0);
             }
-            for ic in (0..m).step_by(s.mc) {
+            let blocks = m.div_ceil(s.mc);
+            for bi in 0..blocks {
+                let ic = s.mc * if rev { blocks - 1 - bi } else { bi };
                 let mcb = s.mc.min(m - ic);
                 // Index of row ic in the row sums.
                 let r0 = if block_sums { 0 } else { ic };
@@ -433,6 +509,13 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                     // (Row sums stay 0: B's zero point is 0.)
                     args.a_rs = a.rs;
                     args.a_ks = g as isize;
+                } else if a_flip {
+                    // (Row sums stay 0 as above.)
+                    args.a_rs = k as isize;
+                    args.a_ks = g as isize;
+                    // SAFETY: rows ic..ic+mcb, columns 0..k are inside A (one chunk: pc is
+                    // 0 and kcb is k); apack holds at least mcb·k bytes (see a_flip).
+                    unsafe { flip_rows(a.block(ic, 0, mcb, k), apack) };
                 } else {
                     args.a_rs = (g * e) as isize;
                     args.a_ks = (mr_a * g * e) as isize;
@@ -475,6 +558,8 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
                         args.a = if a_direct {
                             // Bytes (U8x4), k groups of this chunk from column pc.
                             a.at(row, pc) as *const u8
+                        } else if a_flip {
+                            apack.wrapping_add(ir * k)
                         } else {
                             apack.wrapping_add(tt * mr * groups * g * e)
                         };
@@ -545,6 +630,57 @@ pub(crate) unsafe fn run_block_in<A: QuantInput>(
             }
         }
     }
+}
+
+/// Copies the rows of `a` (unit column stride) to `dst`, `a.cols` bytes apart, each byte
+/// xor 0x80 (i8 → the u8 the VNNI kernel reads). Rows `a.cols` apart are one run of bytes.
+///
+/// # Safety
+/// Every element of `a` is readable; `dst` has `a.rows·a.cols` writable bytes that do not
+/// overlap `a`.
+unsafe fn flip_rows<A: QuantInput>(a: Raw<A>, dst: *mut u8) {
+    let (rows, k) = (a.rows, a.cols);
+    let (runs, len) = if a.rs == k as isize {
+        (1, rows * k)
+    } else {
+        (rows, k)
+    };
+    for r in 0..runs {
+        // SAFETY: run r is row r (or all rows when contiguous), inside `a` (one byte per
+        // element, unit column stride); its destination is inside `dst`, apart from `a`.
+        let (src, d) = unsafe {
+            (
+                core::slice::from_raw_parts(a.at(r, 0) as *const u8, len),
+                core::slice::from_raw_parts_mut(dst.add(r * len), len),
+            )
+        };
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: only the VNNI kernel's calls flip A (flips_a), that kernel runs on this
+        // CPU (run_block_in's contract), and it requires AVX2.
+        unsafe {
+            flip_avx2(src, d)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        flip(src, d);
+    }
+}
+
+/// `dst[i] = src[i] ^ 0x80` (the two the same length).
+#[inline(always)]
+fn flip(src: &[u8], dst: &mut [u8]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s ^ 0x80;
+    }
+}
+
+/// [`flip`] 32 bytes an instruction.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn flip_avx2(src: &[u8], dst: &mut [u8]) {
+    flip(src, dst)
 }
 
 /// Where an implicit-GEMM convolution's A lies (bytes): row i, segment s, k group q at

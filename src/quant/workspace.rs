@@ -10,8 +10,8 @@
 //! (MR = 4, i16 elements) `8k + 4n` bytes and some alignment for prepacked weights,
 //! `40k + 4n` for strided ones.
 
-use super::driver::{layout_of, run_block, run_block_in, Dest, Geometry, Layout, QStrategy};
-use super::driver::{run_segmented, QbSource, Segments, Terms};
+use super::driver::{flips_a, layout_of, run_block, run_block_in, Dest, Geometry, Layout};
+use super::driver::{run_block_over_a, run_segmented, QStrategy, QbSource, Segments, Terms};
 use super::requant::RqPlan;
 use super::{check_call, trivial_call, BOperand, Out, QgemmB, QuantInput, Requantize};
 use crate::error::Error;
@@ -348,6 +348,85 @@ impl<'a> WsPlan<'a> {
         };
         Ok(())
     }
+
+    /// Whether [`WsPlan::run_over_input`] runs: B prepacked (one column block) and the
+    /// driver reads i8 A through its own buffer (`driver::flips_a`).
+    pub(crate) fn runs_over_input(&self) -> bool {
+        matches!(self.src, QbSource::Packed { .. }) && flips_a(self.ker, &self.s, self.k, self.zb)
+    }
+
+    /// [`WsPlan::run`] for i8 A (m×k, row-major) that the output (m×n, row-major) overwrites:
+    /// both in `buf` from its first byte (a pointwise convolution planned in place). One
+    /// call for all rows, no copy of A besides the driver's own (`driver::run_block_over_a`).
+    /// Only where [`WsPlan::runs_over_input`].
+    pub(crate) fn run_over_input(
+        &self,
+        buf: &mut [u8],
+        m: usize,
+        ws: &mut [u8],
+    ) -> Result<(), Error> {
+        if !self.runs_over_input() {
+            return Err(Error::OutputOverlapsInput {
+                operand: crate::error::Operand::A,
+            });
+        }
+        if m == 0 {
+            return Ok(());
+        }
+        let need = m
+            .checked_mul(self.k.max(self.n))
+            .ok_or(Error::SizeOverflow)?;
+        let buf = buf.get_mut(..need).ok_or(Error::SizeOverflow)?;
+        let lay = match m {
+            1 => self.lay_one,
+            m if m >= self.ker.mr => self.lay_tile,
+            m => layout_of(
+                Geometry::of(self.ker),
+                self.s,
+                self.k,
+                m,
+                self.n,
+                false,
+                false,
+            ),
+        };
+        let ws =
+            crate::scratch::caller_workspace(ws, crate::scratch::caller_workspace_size(lay.total))?;
+        let terms = Terms {
+            za: self.za + self.ker.format.a_shift(true),
+            zb: self.zb,
+            bias: self.bias,
+        };
+        // Both views from the one pointer (A is read only through it, before the rows it
+        // reads are written).
+        let p = buf.as_mut_ptr();
+        let a = Raw {
+            ptr: p as *mut i8,
+            rows: m,
+            cols: self.k,
+            rs: self.k as isize,
+            cs: 1,
+        };
+        let out = Raw {
+            ptr: p,
+            rows: m,
+            cols: self.n,
+            rs: self.n as isize,
+            cs: 1,
+        };
+        let dest = Dest::Requant {
+            out,
+            plan: self.plan,
+        };
+        // SAFETY: `buf` holds m·max(k, n) bytes (checked), so both row-major views are in
+        // bounds and this call's alone (borrowed exclusively); they start at the same byte as
+        // run_block_over_a allows; B is packed for `ker` (k×n, checked in `new`), which runs
+        // here; runs_over_input (checked) is flips_a with B packed (one column block: nc = n
+        // for packed B, ws_strategy); `ws` is aligned with `lay.total` bytes (checked), `lay`
+        // this kernel's layout for m rows (that of MR rows serves any m ≥ MR, as in `run`).
+        unsafe { run_block_over_a(self.ker, &self.s, &lay, a, self.src, &terms, dest, ws) };
+        Ok(())
+    }
 }
 
 impl WsPlan<'_> {
@@ -513,6 +592,57 @@ mod tests {
                 let mut got = vec![0u8; m * n];
                 plan.run(&au, stride, m, &mut got, &mut ws).unwrap();
                 assert_eq!(got, want, "u8, m {m}");
+            }
+        }
+    }
+
+    /// A call over an input that the output overwrites (in place) gives the bytes of a call
+    /// into separate memory: outputs shorter and longer than inputs (the two block orders),
+    /// one or several column tiles, every m from 1 past three row tiles.
+    #[test]
+    fn run_over_input_matches_run() {
+        let mut seed = 11u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as u8
+        };
+        for (k, n) in [(16, 8), (24, 144), (40, 40), (64, 21), (32, 70), (96, 33)] {
+            let w: Vec<i8> = (0..k * n).map(|_| next() as i8).collect();
+            let bias: Vec<i32> = (0..n as i32).map(|j| j * 97 - 1000).collect();
+            let mults: Vec<i32> = (0..n as i32).map(|j| (1 << 30) + j * 12_345).collect();
+            let shifts: Vec<i32> = (0..n as i32).map(|j| -8 - j % 3).collect();
+            let rq = Requantize::new(
+                Scale::PerChannel {
+                    multipliers: &mults,
+                    shifts: &shifts,
+                },
+                -5,
+            )
+            .with_bias(&bias)
+            .with_clamp(-100, 120);
+            let mut packed_buf = vec![0u8; qgemm_packed_b_size(k, n)];
+            let packed =
+                PackedQBRef::pack(MatRef::row_major(&w, k, n).unwrap(), &mut packed_buf).unwrap();
+            let plan = WsPlan::new(QgemmB::PackedRef(packed), -3, 0, &rq)
+                .unwrap()
+                .unwrap();
+            // (Every build whose kernel is the VNNI one takes it.)
+            assert_eq!(
+                plan.runs_over_input(),
+                plan.ker.format == crate::kernels::int8::QFormat::U8x4
+            );
+            if !plan.runs_over_input() {
+                continue;
+            }
+            for m in 1..45 {
+                let a: Vec<i8> = (0..m * k).map(|_| next() as i8).collect();
+                let mut ws = vec![0u8; qgemm_packed_workspace_size(m, n, k)];
+                let mut want = vec![0u8; m * n];
+                plan.run(&a, k, m, &mut want, &mut ws).unwrap();
+                let mut buf: Vec<u8> = a.iter().map(|&v| v as u8).collect();
+                buf.resize(m * k.max(n), 0x55);
+                plan.run_over_input(&mut buf, m, &mut ws).unwrap();
+                assert_eq!(&buf[..m * n], &want[..], "k {k}, n {n}, m {m}");
             }
         }
     }

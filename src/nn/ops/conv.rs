@@ -25,7 +25,9 @@
 //! In place: a pointwise convolution may be planned with its output over its input (same
 //! arena offset; `lower` allows it for that geometry only and `check` refuses it for any
 //! other). It then copies a few input rows at a time to the patch buffer before their GEMM
-//! writes their outputs (see `run_in_place`), on one thread.
+//! writes their outputs (see `run_in_place`), on one thread; int8 with the VNNI kernel runs
+//! one GEMM call instead, which copies each row tile of A (flipped to u8) into its workspace
+//! before writing the tile's outputs (`WsPlan::run_over_input`).
 //!
 //! Blob form. Inputs: x [b, h, w, c_in], then the GEMM part of `gemm_common` (weights k×n,
 //! bias, multipliers, shifts; f32 weights may be k×n i8 followed, after the bias, by their
@@ -1273,6 +1275,10 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         m
     } else if panels {
         block.max(PANEL_A_BYTES / (k * 4).max(1)).min(m.max(1))
+    } else if !im2col_on && gemm.ws_plan().is_some() {
+        // int8 pointwise: no patches, and the GEMM's workspace is one row tile's whatever the
+        // call's rows, so one call takes all (its fixed costs paid once).
+        m
     } else {
         block
     };
@@ -1309,6 +1315,12 @@ fn run_in_place<'w>(
     patch_bytes: usize,
 ) -> Result<(), Error> {
     let (copy, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
+    // int8 with the VNNI kernel: one GEMM call over all rows, which copies each row tile of
+    // A (flipped to u8) into its workspace before writing the tile's outputs, in the order
+    // that reads every input row first (no copies here, no call per ~1 KiB of rows).
+    if let Some(plan) = gemm.ws_plan().filter(|p| p.runs_over_input()) {
+        return plan.run_over_input(buf, m, ws);
+    }
     let stride = patch_stride(esize == 4, k);
     let (row_in, row_out) = (k * esize, n * esize);
     // Copied as the kernel reads them, as im2col does: int8 flipped to u8 for the VNNI
