@@ -764,8 +764,10 @@ impl<'a> Model<'a> {
     }
 
     /// A blob that was validated before (by `from_bytes` on these same bytes, or only
-    /// written or read for inspection when `runnable` is false): reads the header only. Every accessor stays bounds-checked, so even wrong bytes cannot make it
-    /// read out of bounds; they would only give wrong answers.
+    /// written or read for inspection when `runnable` is false): reads the header only. Its
+    /// accessors stay bounds-checked, so even wrong bytes cannot make them read out of
+    /// bounds; but running relies on the validation (the arena accessors of an operator do
+    /// not check bounds again), so `runnable` only for bytes that passed it.
     #[cfg(feature = "alloc")]
     pub(crate) fn validated(bytes: &'a [u8], runnable: bool) -> Self {
         Self::validated_header(bytes, runnable)

@@ -367,7 +367,10 @@ pub(crate) fn in_place(code: u16) -> bool {
 /// scratch are mutable slices borrowed from this value one at a time. That is sound because
 /// loading checked that an operator's outputs and scratch overlap neither each other nor its
 /// inputs (except for operators that declare in-place work, which read only through the
-/// output).
+/// output). Loading also checked that every arena tensor lies inside the model's arena size,
+/// which the arena holds at least ([`OpMem::new`]), so the accessors do not check bounds
+/// again: a runnable [`Model`] is a validated one (`from_bytes`, or `from_validated_bytes`
+/// under its contract).
 pub(crate) struct OpMem<'a> {
     model: Model<'a>,
     arena: *mut u8,
@@ -420,18 +423,18 @@ impl<'a> OpMem<'a> {
             .ok_or_else(|| super::blob::blob_err("an operator names a missing tensor"))
     }
 
-    /// The bytes of tensor `t` (constant or arena), to read.
+    /// The bytes of tensor `t` (constant or arena), to read. Out of line on the firmware
+    /// (inlined, each operator's reads are a copy of it).
+    #[cfg_attr(target_os = "none", inline(never))]
     pub(crate) fn input(&self, t: usize) -> Result<&'a [u8], Error> {
         let p = self.place(t)?;
         match p.storage {
             Storage::Constant => Ok(self.model.constant_at(p)),
             Storage::Arena => {
-                if p.offset + p.bytes > self.arena_len {
-                    return Err(super::blob::blob_err("a tensor lies outside the arena"));
-                }
-                // SAFETY: inside the arena (checked above and at load); no output of the
-                // running operator overlaps it (checked at load), so nothing writes it while
-                // this slice lives.
+                debug_assert!(p.offset + p.bytes <= self.arena_len);
+                // SAFETY: inside the arena (every arena tensor is: checked at load, see
+                // `OpMem`); no output of the running operator overlaps it (checked at load),
+                // so nothing writes it while this slice lives.
                 Ok(unsafe { core::slice::from_raw_parts(self.arena.add(p.offset), p.bytes) })
             }
         }
@@ -441,10 +444,11 @@ impl<'a> OpMem<'a> {
     /// write.
     pub(crate) fn output(&mut self, t: usize) -> Result<&mut [u8], Error> {
         let p = self.place(t)?;
-        if p.storage != Storage::Arena || p.offset + p.bytes > self.arena_len {
+        if p.storage != Storage::Arena {
             return Err(super::blob::blob_err("an output is not an arena tensor"));
         }
-        // SAFETY: inside the arena; borrowed mutably from `self`, so one at a time; no input
+        debug_assert!(p.offset + p.bytes <= self.arena_len);
+        // SAFETY: inside the arena (an arena tensor: see `OpMem`); borrowed mutably from `self`, so one at a time; no input
         // slice overlaps it (checked at load) unless the operator is in place.
         Ok(unsafe { core::slice::from_raw_parts_mut(self.arena.add(p.offset), p.bytes) })
     }
@@ -456,7 +460,9 @@ impl<'a> OpMem<'a> {
         s: usize,
     ) -> Result<(&mut [u8], &mut [u8]), Error> {
         let (ti, si) = (self.place(t)?, self.place(s)?);
-        let ok = |i: &Place| i.storage == Storage::Arena && i.offset + i.bytes <= self.arena_len;
+        let ok = |i: &Place| i.storage == Storage::Arena;
+        debug_assert!(ti.offset + ti.bytes <= self.arena_len);
+        debug_assert!(si.offset + si.bytes <= self.arena_len);
         let disjoint = ti.offset + ti.bytes <= si.offset || si.offset + si.bytes <= ti.offset;
         let overlap = !disjoint && ti.bytes > 0 && si.bytes > 0;
         if !ok(&ti) || !ok(&si) || t == s || overlap {
@@ -464,7 +470,8 @@ impl<'a> OpMem<'a> {
                 "an operator's output and scratch overlap",
             ));
         }
-        // SAFETY: both inside the arena and disjoint (checked above), borrowed from `self`.
+        // SAFETY: both arena tensors (checked above), so inside the arena (see `OpMem`), and
+        // disjoint (checked above), borrowed from `self`.
         unsafe {
             Ok((
                 core::slice::from_raw_parts_mut(self.arena.add(ti.offset), ti.bytes),
@@ -485,22 +492,22 @@ impl<'a> OpMem<'a> {
         let (ii, oi, si) = (self.place(i)?, self.place(o)?, self.place(s)?);
         let arena = |x: &Place| x.storage == Storage::Arena;
         let len = ii.bytes.max(oi.bytes);
-        let fits = |off: usize, n: usize| off.checked_add(n).is_some_and(|e| e <= self.arena_len);
+        debug_assert!(ii.offset + len <= self.arena_len);
+        debug_assert!(si.offset + si.bytes <= self.arena_len);
         let disjoint = || ii.offset + len <= si.offset || si.offset + si.bytes <= ii.offset;
         if !arena(&ii)
             || !arena(&oi)
             || !arena(&si)
             || ii.offset != oi.offset
-            || !fits(ii.offset, len)
-            || !fits(si.offset, si.bytes)
             || !(si.bytes == 0 || disjoint())
         {
             return Err(super::blob::blob_err(
                 "an in-place operator's tensors are not laid out for it",
             ));
         }
-        // SAFETY: both inside the arena and disjoint (checked above), borrowed from `self`;
-        // the input is not lent out as a shared slice meanwhile (the operator reads it only
+        // SAFETY: both inside the arena (arena tensors, checked above: see `OpMem`; the
+        // input and output start together, so the longer one ends the buffer) and disjoint
+        // (checked above), borrowed from `self`; the input is not lent out as a shared slice meanwhile (the operator reads it only
         // through the first slice).
         unsafe {
             Ok((
