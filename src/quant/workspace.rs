@@ -281,6 +281,27 @@ impl<'a> WsPlan<'a> {
         }))
     }
 
+    /// This kernel's workspace layout for m ≥ 1 rows (the one of MR rows serves any m ≥ MR:
+    /// one row tile of A at a time).
+    fn layout(&self, m: usize) -> Layout {
+        match m {
+            1 => self.lay_one,
+            m if m >= self.ker.mr => self.lay_tile,
+            m => {
+                let packs_b = matches!(self.src, QbSource::Strided(_));
+                layout_of(
+                    Geometry::of(self.ker),
+                    self.s,
+                    self.k,
+                    m,
+                    self.n,
+                    packs_b,
+                    false,
+                )
+            }
+        }
+    }
+
     /// `out (m×n, row-major) = requantize(a (m×k, rows `a_stride` apart) · B)`: A as i8, or
     /// as u8 each `a ^ 0x80` (= a + 128, the zero point moved by 128: the same exact sums).
     pub(crate) fn run<A: QuantInput>(
@@ -297,22 +318,7 @@ impl<'a> WsPlan<'a> {
         let stride = isize::try_from(a_stride).map_err(|_| Error::SizeOverflow)?;
         let a = MatRef::new(a, m, self.k, stride, 1)?;
         let out = MatMut::row_major(out, m, self.n)?;
-        let lay = match m {
-            1 => self.lay_one,
-            m if m >= self.ker.mr => self.lay_tile,
-            m => {
-                let packs_b = matches!(self.src, QbSource::Strided(_));
-                layout_of(
-                    Geometry::of(self.ker),
-                    self.s,
-                    self.k,
-                    m,
-                    self.n,
-                    packs_b,
-                    false,
-                )
-            }
-        };
+        let lay = self.layout(m);
         let ws =
             crate::scratch::caller_workspace(ws, crate::scratch::caller_workspace_size(lay.total))?;
         let za = if A::SIGNED { self.za } else { self.za + 128 };
@@ -377,19 +383,7 @@ impl<'a> WsPlan<'a> {
             .checked_mul(self.k.max(self.n))
             .ok_or(Error::SizeOverflow)?;
         let buf = buf.get_mut(..need).ok_or(Error::SizeOverflow)?;
-        let lay = match m {
-            1 => self.lay_one,
-            m if m >= self.ker.mr => self.lay_tile,
-            m => layout_of(
-                Geometry::of(self.ker),
-                self.s,
-                self.k,
-                m,
-                self.n,
-                false,
-                false,
-            ),
-        };
+        let lay = self.layout(m);
         let ws =
             crate::scratch::caller_workspace(ws, crate::scratch::caller_workspace_size(lay.total))?;
         let terms = Terms {

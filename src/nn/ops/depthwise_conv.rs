@@ -966,8 +966,7 @@ impl<E: DwElem> Dw<'_, E> {
         let direct = self.pw() == g.iw;
         let edges = self.edges();
         let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
-                                                       // The batch whose rows `E::image_rows` did.
-        let mut imaged = None;
+        let mut imaged = None; // the batch whose rows `E::image_rows` did
         for r in rows.clone() {
             let (b, oy) = (r / g.oh, r % g.oh);
             if imaged == Some(b) {

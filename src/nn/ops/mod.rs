@@ -448,8 +448,9 @@ impl<'a> OpMem<'a> {
             return Err(super::blob::blob_err("an output is not an arena tensor"));
         }
         debug_assert!(p.offset + p.bytes <= self.arena_len);
-        // SAFETY: inside the arena (an arena tensor: see `OpMem`); borrowed mutably from `self`, so one at a time; no input
-        // slice overlaps it (checked at load) unless the operator is in place.
+        // SAFETY: inside the arena (an arena tensor: see `OpMem`); borrowed mutably from
+        // `self`, so one at a time; no input slice overlaps it (checked at load) unless the
+        // operator is in place.
         Ok(unsafe { core::slice::from_raw_parts_mut(self.arena.add(p.offset), p.bytes) })
     }
 
@@ -461,8 +462,6 @@ impl<'a> OpMem<'a> {
     ) -> Result<(&mut [u8], &mut [u8]), Error> {
         let (ti, si) = (self.place(t)?, self.place(s)?);
         let ok = |i: &Place| i.storage == Storage::Arena;
-        debug_assert!(ti.offset + ti.bytes <= self.arena_len);
-        debug_assert!(si.offset + si.bytes <= self.arena_len);
         let disjoint = ti.offset + ti.bytes <= si.offset || si.offset + si.bytes <= ti.offset;
         let overlap = !disjoint && ti.bytes > 0 && si.bytes > 0;
         if !ok(&ti) || !ok(&si) || t == s || overlap {
@@ -470,6 +469,8 @@ impl<'a> OpMem<'a> {
                 "an operator's output and scratch overlap",
             ));
         }
+        debug_assert!(ti.offset + ti.bytes <= self.arena_len);
+        debug_assert!(si.offset + si.bytes <= self.arena_len);
         // SAFETY: both arena tensors (checked above), so inside the arena (see `OpMem`), and
         // disjoint (checked above), borrowed from `self`.
         unsafe {
@@ -492,8 +493,6 @@ impl<'a> OpMem<'a> {
         let (ii, oi, si) = (self.place(i)?, self.place(o)?, self.place(s)?);
         let arena = |x: &Place| x.storage == Storage::Arena;
         let len = ii.bytes.max(oi.bytes);
-        debug_assert!(ii.offset + len <= self.arena_len);
-        debug_assert!(si.offset + si.bytes <= self.arena_len);
         let disjoint = || ii.offset + len <= si.offset || si.offset + si.bytes <= ii.offset;
         if !arena(&ii)
             || !arena(&oi)
@@ -505,10 +504,12 @@ impl<'a> OpMem<'a> {
                 "an in-place operator's tensors are not laid out for it",
             ));
         }
+        debug_assert!(ii.offset + len <= self.arena_len);
+        debug_assert!(si.offset + si.bytes <= self.arena_len);
         // SAFETY: both inside the arena (arena tensors, checked above: see `OpMem`; the
         // input and output start together, so the longer one ends the buffer) and disjoint
-        // (checked above), borrowed from `self`; the input is not lent out as a shared slice meanwhile (the operator reads it only
-        // through the first slice).
+        // (checked above), borrowed from `self`; the input is not lent out as a shared slice
+        // meanwhile (the operator reads it only through the first slice).
         unsafe {
             Ok((
                 core::slice::from_raw_parts_mut(self.arena.add(ii.offset), len),
