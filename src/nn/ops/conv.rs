@@ -743,7 +743,9 @@ fn check_implicit(op: &OpView, g: &Geom) -> Result<(), Error> {
 /// Writes `rows` input rows of image `b` from row `y0` (may lie outside the image) into
 /// `buf` as the implicit-GEMM form reads them: u8 (each byte ^ 0x80), `width` pixels per
 /// row, the image's columns after `pl` pixels of padding, padding after them; a row outside
-/// the image all padding. `pad` is the flipped input zero point.
+/// the image all padding. `pad` is the flipped input zero point. Rows no filter row reads
+/// (between the rows a 1×1 stride-2 filter reads) are left as they are. `avx2`: the CPU
+/// has AVX2 (the copies then move 32 bytes an instruction).
 #[allow(clippy::too_many_arguments)]
 fn fill_rows(
     g: &Geom,
@@ -754,12 +756,19 @@ fn fill_rows(
     width: usize,
     pad: u8,
     buf: &mut [u8],
+    avx2: bool,
 ) {
     let c = g.ic;
     let row = width * c;
     let left = (g.pl * c).min(row);
     let cols = g.iw.min(width.saturating_sub(g.pl));
+    // Row r is read when r = j·sh + fy·dh for an output row j and a filter row fy.
+    let (sh, dh) = (g.sh.max(1), g.dh);
+    let read = |r: usize| (0..g.kh).any(|fy| r >= fy * dh && (r - fy * dh) % sh == 0);
     for (r, dst) in buf.chunks_exact_mut(row.max(1)).take(rows).enumerate() {
+        if !read(r) {
+            continue;
+        }
         let src = usize::try_from(y0 + r as i64)
             .ok()
             .filter(|&y| y < g.ih)
@@ -774,11 +783,36 @@ fn fill_rows(
         let (head, rest) = dst.split_at_mut(left);
         head.fill(pad);
         let (mid, tail) = rest.split_at_mut(src.len().min(rest.len()));
-        for (d, s) in mid.iter_mut().zip(src) {
-            *d = s ^ 0x80;
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the caller saw the CPU has AVX2.
+            unsafe { flip_avx2(mid, src) };
+            tail.fill(pad);
+            continue;
         }
+        flip(mid, src);
         tail.fill(pad);
     }
+    let _ = avx2;
+}
+
+/// `dst[i] = src[i] ^ 0x80` (i8 to the u8 the VNNI kernel reads) for the common length.
+#[inline(always)]
+fn flip(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s ^ 0x80;
+    }
+}
+
+/// [`flip`] 32 bytes an instruction (the baseline build moves 16): the implicit form's
+/// input rows took about 3 µs of ResNet-8's run on Zen 4.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn flip_avx2(dst: &mut [u8], src: &[u8]) {
+    flip(dst, src)
 }
 
 /// The implicit-GEMM form (mode [`IMPLICIT`], see the file header): calls of `block`
@@ -809,6 +843,10 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
         a_run: g.sh * row_bytes,
     };
     let pad = op.param(P_GEMM) as i8 as u8 ^ 0x80;
+    let avx2 = cfg!(target_arch = "x86_64")
+        && crate::arch::cpu_info()
+            .features
+            .contains(crate::arch::Features::AVX2);
     let out_row = g.ow * n;
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (buf, rest) = scratch.split_at_mut(buf_bytes.min(scratch.len()));
@@ -820,7 +858,7 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
             let (b, oy0) = ((p0 + r) / g.oh, (p0 + r) % g.oh);
             let run = (g.oh - oy0).min(rows - r);
             let (_, height) = implicit_rows(g, run);
-            fill_rows(g, x, b, g.in_y(oy0, 0), height, width, pad, buf);
+            fill_rows(g, x, b, g.in_y(oy0, 0), height, width, pad, buf, avx2);
             // One product for the run: its output rows are runs of ow pixels, sh input
             // rows apart (the driver's fixed costs paid once, not per output row).
             let y = y
@@ -2190,6 +2228,9 @@ mod tests {
             // A strided 1×1 (ResNet's shortcut): not pointwise, so an implicit GEMM.
             (1, 9, 10, 16, 32, 1, 1, (2, 2), (1, 1), false),
             (1, 8, 8, 8, 16, 1, 1, (2, 2), (1, 1), true),
+            // Input rows no filter row reads (left unwritten): 2 of every 3, 1 of every 3.
+            (1, 13, 9, 4, 8, 1, 3, (3, 1), (1, 1), true),
+            (1, 14, 8, 4, 8, 2, 2, (3, 2), (2, 1), false),
         ];
         for (batch, h, w, cin, cout, kh, kw, stride, dilation, same) in cases {
             let shape = Shape {
