@@ -25,6 +25,57 @@ pub(crate) fn row_tile(m: usize, mr: usize, s: usize) -> (usize, usize) {
     (lo, hi - lo)
 }
 
+/// The row tiles of `m` rows as [`row_tile`] makes them, (first row, rows) in order, each
+/// found from the last by adds and a compare instead of [`row_tile`]'s divisions (a
+/// driver calling a kernel per tile of a few hundred multiply-adds waited on them).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowTiles {
+    left: usize,
+    /// The end of the last tile, `(s·m) / t` as `q` and remainder `r` (r < t).
+    q: usize,
+    r: usize,
+    t: usize,
+    step_q: usize,
+    step_r: usize,
+}
+
+impl RowTiles {
+    #[inline]
+    pub(crate) fn new(m: usize, mr: usize) -> Self {
+        let t = row_tiles(m, mr.max(1));
+        let d = t.max(1);
+        RowTiles {
+            left: t,
+            q: 0,
+            r: 0,
+            t: d,
+            step_q: m / d,
+            step_r: m % d,
+        }
+    }
+}
+
+impl Iterator for RowTiles {
+    type Item = (usize, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // (s + 1)·m = s·m + m: add m's quotient and remainder by t, carrying one.
+        let lo = self.q;
+        self.q += self.step_q;
+        self.r += self.step_r;
+        if self.r >= self.t {
+            self.r -= self.t;
+            self.q += 1;
+        }
+        Some((lo, self.q - lo))
+    }
+}
+
 /// Packs all of `a` (mc×kc) into row-tile slivers at `dst`, sliver s (see [`row_tile`]) at
 /// `s*MR*kc`.
 ///
@@ -389,4 +440,34 @@ unsafe fn pack_b_widened_avx512(b: Raw<i8>, scales: *const f32, nr: usize, dst: 
 unsafe fn pack_b_widened_avx2(b: Raw<i8>, scales: *const f32, nr: usize, dst: *mut f32) {
     // SAFETY: forwarded.
     unsafe { pack_b_widened_body(b, scales, nr, dst) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{row_tile, row_tiles, RowTiles};
+
+    /// The tiles of `RowTiles::new(m, mr)`, then its end, against `row_tile`'s.
+    fn check(m: usize, mr: usize) {
+        let mut it = RowTiles::new(m, mr);
+        for s in 0..row_tiles(m, mr) {
+            assert_eq!(
+                it.next(),
+                Some(row_tile(m, mr, s)),
+                "m {m} mr {mr} tile {s}"
+            );
+        }
+        assert_eq!(it.next(), None, "m {m} mr {mr}");
+    }
+
+    #[test]
+    fn row_tiles_iterator_makes_the_tiles_of_row_tile() {
+        for mr in 1..=16 {
+            for m in 0..=200 {
+                check(m, mr);
+            }
+        }
+        for m in [1 << 20, (1 << 20) + 13, 1_000_003] {
+            check(m, 14);
+        }
+    }
 }

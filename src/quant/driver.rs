@@ -19,7 +19,7 @@
 use super::pack::{pack_a, pack_b};
 use super::requant::{Fused, RqPlan};
 use super::QuantInput;
-use crate::gemm::pack::{row_tile, row_tiles};
+use crate::gemm::pack::{row_tile, row_tiles, RowTiles};
 use crate::gemm::raw::Raw;
 use crate::kernels::int8::{QgemmArgs, QgemmKernel, RqArgs, ACCUMULATE, MAX_MR, MAX_NR};
 
@@ -758,29 +758,29 @@ pub(crate) unsafe fn run_segmented(
             rqa = f.args(jr);
             args.rq = &rqa;
         }
-        for tr in 0..seg.runs.max(1) * row_tiles(m, mr) {
-            let (run, tt) = (tr / row_tiles(m, mr), tr % row_tiles(m, mr));
-            let (i, h) = row_tile(m, mr, tt);
-            // Row ir of dest: run `run`'s row i.
-            let ir = run * m + i;
-            args.a = a.wrapping_add(run * seg.a_run + i * seg.a_rs);
-            args.m = h;
-            if let Some((out, f)) = &fused {
-                args.c = out.at(ir, jr) as *mut i32;
-                args.c_rs = out.rs;
-                args.flags = f.flags;
-                // SAFETY: as below, with the output stage in the kernel (fused_stage): it
-                // writes the h×w bytes at (ir, jr), inside the output (unit column stride).
-                unsafe { ukr(&args) };
-                continue;
-            }
-            // SAFETY: the h rows' segments are readable, the sliver of B holds all k groups
-            // of NR columns, col_off has NR values from jr (the caller's contract); the
-            // kernel writes the h×w stack tile (MR×NR ≥ h×w), then the output stage reads
-            // it into dest (in bounds).
-            unsafe {
-                ukr(&args);
-                finish_tile(tile, nr, h, w, &dest, ir, jr, 0, ker);
+        for run in 0..seg.runs.max(1) {
+            for (i, h) in RowTiles::new(m, mr) {
+                // Row ir of dest: run `run`'s row i.
+                let ir = run * m + i;
+                args.a = a.wrapping_add(run * seg.a_run + i * seg.a_rs);
+                args.m = h;
+                if let Some((out, f)) = &fused {
+                    args.c = out.at(ir, jr) as *mut i32;
+                    args.c_rs = out.rs;
+                    args.flags = f.flags;
+                    // SAFETY: as below, with the output stage in the kernel (fused_stage): it
+                    // writes the h×w bytes at (ir, jr), inside the output (unit column stride).
+                    unsafe { ukr(&args) };
+                    continue;
+                }
+                // SAFETY: the h rows' segments are readable, the sliver of B holds all k groups
+                // of NR columns, col_off has NR values from jr (the caller's contract); the
+                // kernel writes the h×w stack tile (MR×NR ≥ h×w), then the output stage reads
+                // it into dest (in bounds).
+                unsafe {
+                    ukr(&args);
+                    finish_tile(tile, nr, h, w, &dest, ir, jr, 0, ker);
+                }
             }
         }
     }
