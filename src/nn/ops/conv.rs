@@ -744,8 +744,8 @@ fn check_implicit(op: &OpView, g: &Geom) -> Result<(), Error> {
 /// `buf` as the implicit-GEMM form reads them: u8 (each byte ^ 0x80), `width` pixels per
 /// row, the image's columns after `pl` pixels of padding, padding after them; a row outside
 /// the image all padding. `pad` is the flipped input zero point. Rows no filter row reads
-/// (between the rows a 1×1 stride-2 filter reads) are left as they are. `avx2`: the CPU
-/// has AVX2 (the copies then move 32 bytes an instruction).
+/// (between the rows a 1×1 stride-2 filter reads) are left as they are. `simd`: the
+/// widest [`Flip`] the CPU runs.
 #[allow(clippy::too_many_arguments)]
 fn fill_rows(
     g: &Geom,
@@ -756,15 +756,17 @@ fn fill_rows(
     width: usize,
     pad: u8,
     buf: &mut [u8],
-    avx2: bool,
+    simd: Flip,
 ) {
     let c = g.ic;
     let row = width * c;
     let left = (g.pl * c).min(row);
     let cols = g.iw.min(width.saturating_sub(g.pl));
-    // Row r is read when r = j·sh + fy·dh for an output row j and a filter row fy.
+    // Row r is read when r = j·sh + fy·dh for an output row j and a filter row fy: every
+    // row when the filter rows are adjacent and at least sh.
     let (sh, dh) = (g.sh.max(1), g.dh);
-    let read = |r: usize| (0..g.kh).any(|fy| r >= fy * dh && (r - fy * dh) % sh == 0);
+    let all = dh == 1 && g.kh >= sh;
+    let read = |r: usize| all || (0..g.kh).any(|fy| r >= fy * dh && (r - fy * dh) % sh == 0);
     for (r, dst) in buf.chunks_exact_mut(row.max(1)).take(rows).enumerate() {
         if !read(r) {
             continue;
@@ -783,17 +785,53 @@ fn fill_rows(
         let (head, rest) = dst.split_at_mut(left);
         head.fill(pad);
         let (mid, tail) = rest.split_at_mut(src.len().min(rest.len()));
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: the caller saw the CPU has AVX2.
-            unsafe { flip_avx2(mid, src) };
-            tail.fill(pad);
-            continue;
-        }
-        flip(mid, src);
+        simd.run(mid, src);
         tail.fill(pad);
     }
-    let _ = avx2;
+}
+
+/// How [`fill_rows`] flips bytes: the widest vectors this CPU has (the baseline build
+/// moves 16 bytes an instruction). The implicit form's input rows took about 3 µs of
+/// ResNet-8's run on Zen 4 with 16.
+#[derive(Clone, Copy)]
+enum Flip {
+    Plain,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+    Avx512,
+}
+
+impl Flip {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::arch::{cpu_info, Features};
+            let f = cpu_info().features;
+            #[cfg(edgemm_avx512_intrinsics)]
+            if f.contains(Features::AVX512F.with(Features::AVX512BW)) {
+                return Flip::Avx512;
+            }
+            if f.contains(Features::AVX2) {
+                return Flip::Avx2;
+            }
+        }
+        Flip::Plain
+    }
+
+    /// [`flip`] of `src` into `dst`.
+    #[inline(always)]
+    fn run(self, dst: &mut [u8], src: &[u8]) {
+        match self {
+            Flip::Plain => flip(dst, src),
+            // SAFETY: `detect` saw the CPU has AVX2.
+            #[cfg(target_arch = "x86_64")]
+            Flip::Avx2 => unsafe { flip_avx2(dst, src) },
+            // SAFETY: `detect` saw the CPU has AVX-512F and AVX-512BW.
+            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+            Flip::Avx512 => unsafe { flip_avx512(dst, src) },
+        }
+    }
 }
 
 /// `dst[i] = src[i] ^ 0x80` (i8 to the u8 the VNNI kernel reads) for the common length.
@@ -804,8 +842,7 @@ fn flip(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// [`flip`] 32 bytes an instruction (the baseline build moves 16): the implicit form's
-/// input rows took about 3 µs of ResNet-8's run on Zen 4.
+/// [`flip`] 32 bytes an instruction.
 ///
 /// # Safety
 /// The CPU has AVX2.
@@ -813,6 +850,39 @@ fn flip(dst: &mut [u8], src: &[u8]) {
 #[target_feature(enable = "avx2")]
 unsafe fn flip_avx2(dst: &mut [u8], src: &[u8]) {
     flip(dst, src)
+}
+
+/// [`flip`] 64 bytes an instruction, the last 1-63 bytes by masked moves (no byte-by-byte
+/// tail: a row of ResNet-8's first layer is 102 bytes).
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512BW.
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn flip_avx512(dst: &mut [u8], src: &[u8]) {
+    use core::arch::x86_64::*;
+    let n = dst.len().min(src.len());
+    let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+    let bias = _mm512_set1_epi8(i8::MIN);
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: bytes i..i + 64 lie inside both slices (i + 64 ≤ n).
+        unsafe {
+            let v = _mm512_loadu_si512(s.add(i) as *const _);
+            _mm512_storeu_si512(d.add(i) as *mut _, _mm512_xor_si512(v, bias));
+        }
+        i += 64;
+    }
+    if i < n {
+        let mask: __mmask64 = u64::MAX >> (64 - (n - i));
+        // SAFETY: the masked load and store touch bytes i..n only, inside both slices
+        // (masked-off bytes are neither read nor written, nor can they fault).
+        unsafe {
+            let v = _mm512_maskz_loadu_epi8(mask, s.add(i) as *const i8);
+            _mm512_mask_storeu_epi8(d.add(i) as *mut i8, mask, _mm512_xor_si512(v, bias));
+        }
+    }
 }
 
 /// The implicit-GEMM form (mode [`IMPLICIT`], see the file header): calls of `block`
@@ -843,10 +913,7 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
         a_run: g.sh * row_bytes,
     };
     let pad = op.param(P_GEMM) as i8 as u8 ^ 0x80;
-    let avx2 = cfg!(target_arch = "x86_64")
-        && crate::arch::cpu_info()
-            .features
-            .contains(crate::arch::Features::AVX2);
+    let simd = Flip::detect();
     let out_row = g.ow * n;
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (buf, rest) = scratch.split_at_mut(buf_bytes.min(scratch.len()));
@@ -858,7 +925,7 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
             let (b, oy0) = ((p0 + r) / g.oh, (p0 + r) % g.oh);
             let run = (g.oh - oy0).min(rows - r);
             let (_, height) = implicit_rows(g, run);
-            fill_rows(g, x, b, g.in_y(oy0, 0), height, width, pad, buf, avx2);
+            fill_rows(g, x, b, g.in_y(oy0, 0), height, width, pad, buf, simd);
             // One product for the run: its output rows are runs of ow pixels, sh input
             // rows apart (the driver's fixed costs paid once, not per output row).
             let y = y
