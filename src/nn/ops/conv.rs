@@ -747,6 +747,7 @@ fn check_implicit(op: &OpView, g: &Geom) -> Result<(), Error> {
 /// (between the rows a 1×1 stride-2 filter reads) are left as they are. `simd`: the
 /// widest [`Flip`] the CPU runs.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn fill_rows(
     g: &Geom,
     x: &[u8],
@@ -779,15 +780,37 @@ fn fill_rows(
                 x.get(at..at + cols * c)
             });
         let Some(src) = src else {
-            dst.fill(pad);
+            simd.fill(dst, pad);
             continue;
         };
         let (head, rest) = dst.split_at_mut(left);
-        head.fill(pad);
+        simd.fill(head, pad);
         let (mid, tail) = rest.split_at_mut(src.len().min(rest.len()));
         simd.run(mid, src);
-        tail.fill(pad);
+        simd.fill(tail, pad);
     }
+}
+
+/// [`fill_rows`] compiled for AVX-512, its flips and fills inline (a call each cost more
+/// than the few bytes of most).
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512BW.
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn fill_rows_avx512(
+    g: &Geom,
+    x: &[u8],
+    b: usize,
+    y0: i64,
+    rows: usize,
+    width: usize,
+    pad: u8,
+    buf: &mut [u8],
+) {
+    fill_rows(g, x, b, y0, rows, width, pad, buf, Flip::Avx512)
 }
 
 /// How [`fill_rows`] flips bytes: the widest vectors this CPU has (the baseline build
@@ -832,6 +855,18 @@ impl Flip {
             Flip::Avx512 => unsafe { flip_avx512(dst, src) },
         }
     }
+
+    /// `dst.fill(v)`, inline with AVX-512 (the padding of a row is a few bytes: a `memset`
+    /// call each showed in ResNet-8's profile).
+    #[inline(always)]
+    fn fill(self, dst: &mut [u8], v: u8) {
+        match self {
+            // SAFETY: `detect` saw the CPU has AVX-512F and AVX-512BW.
+            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+            Flip::Avx512 => unsafe { fill_avx512(dst, v) },
+            _ => dst.fill(v),
+        }
+    }
 }
 
 /// `dst[i] = src[i] ^ 0x80` (i8 to the u8 the VNNI kernel reads) for the common length.
@@ -852,6 +887,31 @@ unsafe fn flip_avx2(dst: &mut [u8], src: &[u8]) {
     flip(dst, src)
 }
 
+/// `dst.fill(v)` 64 bytes an instruction, the last 1-63 bytes by a masked store.
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512BW.
+#[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+#[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn fill_avx512(dst: &mut [u8], v: u8) {
+    use core::arch::x86_64::*;
+    let (n, d) = (dst.len(), dst.as_mut_ptr());
+    let vv = _mm512_set1_epi8(v as i8);
+    let mut i = 0;
+    while i + 64 <= n {
+        // SAFETY: bytes i..i + 64 lie inside dst (i + 64 ≤ n).
+        unsafe { _mm512_storeu_si512(d.add(i) as *mut _, vv) };
+        i += 64;
+    }
+    if i < n {
+        let mask: __mmask64 = u64::MAX >> (64 - (n - i));
+        // SAFETY: the masked store writes bytes i..n only, inside dst.
+        unsafe { _mm512_mask_storeu_epi8(d.add(i) as *mut i8, mask, vv) };
+    }
+}
+
 /// [`flip`] 64 bytes an instruction, the last 1-63 bytes by masked moves (no byte-by-byte
 /// tail: a row of ResNet-8's first layer is 102 bytes).
 ///
@@ -860,6 +920,7 @@ unsafe fn flip_avx2(dst: &mut [u8], src: &[u8]) {
 #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
 #[allow(clippy::incompatible_msrv)] // compiled only with rustc ≥ 1.89 (see build.rs)
 #[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
 unsafe fn flip_avx512(dst: &mut [u8], src: &[u8]) {
     use core::arch::x86_64::*;
     let n = dst.len().min(src.len());
@@ -925,7 +986,13 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
             let (b, oy0) = ((p0 + r) / g.oh, (p0 + r) % g.oh);
             let run = (g.oh - oy0).min(rows - r);
             let (_, height) = implicit_rows(g, run);
-            fill_rows(g, x, b, g.in_y(oy0, 0), height, width, pad, buf, simd);
+            let y0 = g.in_y(oy0, 0);
+            match simd {
+                // SAFETY: `Flip::detect` saw the CPU has AVX-512F and AVX-512BW.
+                #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+                Flip::Avx512 => unsafe { fill_rows_avx512(g, x, b, y0, height, width, pad, buf) },
+                _ => fill_rows(g, x, b, y0, height, width, pad, buf, simd),
+            }
             // One product for the run: its output rows are runs of ow pixels, sh input
             // rows apart (the driver's fixed costs paid once, not per output row).
             let y = y
