@@ -8,10 +8,10 @@
 //! It reads the model's inputs through semihosting (`in<j>.bin` in QEMU's working
 //! directory), paints the stack, runs one inference between `measure::bench_begin()` and
 //! `measure::bench_end()` (the instruction counter's region), and prints `stack_bytes=<N>` (the
-//! painted stack's high-water mark, main's own frame included), `weights_bytes=<N>` (the
-//! blob's constant tensors), and each output as `output <j> <hex>` lines. When a file
-//! `profile.flag` exists (the script's `--profile`), it runs a second inference with a region
-//! per operator and prints `op <i> <code>` for each.
+//! painted stack's high-water mark, main's own frame included) and each output as
+//! `output <j> <hex>` lines (the script reads the blob's figures, weights and arena, from the
+//! host's `edgemm inspect`). When a file `profile.flag` exists (the script's `--profile`), it
+//! runs a second inference with a region per operator, in execution order.
 //! edgemm is built without `alloc`. The model is loaded without the validator when
 //! `edgemm convert` validated it for the target (`VALIDATED_CRC`: only its header and CRC
 //! are checked here), unless the feature `device-validation` asks for the full validation
@@ -34,7 +34,7 @@ mod measure;
 
 use core::cell::UnsafeCell;
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{hio, hprint, hprintln};
+use cortex_m_semihosting::hio;
 use edgemm::nn::{Model, Session};
 use model::{ARENA_SIZE, BLOB, FORMS, OPERATORS};
 
@@ -47,79 +47,98 @@ unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
 
-/// Writes `parts` and a newline to the host's stdout as bytes: formatting a `&str` with
-/// `{}` would link core::fmt's padding code into the measured firmware (the empty firmware
-/// formats integers only).
+/// A piece of a line [`say`] writes: bytes, or a number in decimal.
+enum Part<'a> {
+    B(&'a [u8]),
+    N(usize),
+}
+
+/// Writes `parts` and a newline to the host's stdout, numbers in decimal by [`dec`]: core::fmt
+/// (`hprintln!`) would link its formatting of each type and a copy of its semihosting setup
+/// at each call site into the measured firmware.
 #[inline(never)]
-fn say(parts: &[&[u8]]) {
+fn say(parts: &[Part]) {
     if let Ok(mut out) = hio::hstdout() {
         for p in parts {
-            let _ = out.write_all(p);
+            let mut digits = [0u8; 10];
+            let bytes = match *p {
+                Part::B(b) => b,
+                Part::N(n) => dec(&mut digits, n),
+            };
+            let _ = out.write_all(bytes);
         }
         let _ = out.write_all(b"\n");
     }
+}
+
+/// `n` in decimal, at the end of `buf` (ten digits hold any u32).
+fn dec(buf: &mut [u8; 10], mut n: usize) -> &[u8] {
+    let mut i = buf.len();
+    while i > 0 {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 /// Reports a failure by stage only: formatting the error would link every error message and
 /// its formatting code into the measured firmware (the host's `edgemm run` of the same model
 /// names the error).
 #[inline(never)]
-fn fail(what: &str) -> ! {
+fn fail(what: &[u8]) -> ! {
     say(&[
-        b"FAILED: ",
-        what.as_bytes(),
-        b" (run the model on the host for the error)",
+        Part::B(b"FAILED: "),
+        Part::B(what),
+        Part::B(b" (run the model on the host for the error)"),
     ]);
     support::exit(false)
+}
+
+/// [`hostfile::read`], one copy for both of its callers.
+#[inline(never)]
+fn read(path: &str, dst: &mut [u8]) -> Result<usize, hostfile::FileError> {
+    hostfile::read(path, dst)
 }
 
 fn read_inputs(s: &mut Session) {
     for i in 0..s.model().num_inputs() {
         let mut name = [0u8; 16];
-        let path = fmt_path(&mut name, i);
-        let dst = s.input_mut(i).unwrap_or_else(|_| fail("input"));
+        let path = in_path(&mut name, i);
+        let dst = s.input_mut(i).unwrap_or_else(|_| fail(b"input"));
         let want = dst.len();
-        match hostfile::read(path, dst) {
+        match read(path, dst) {
             Ok(n) if n == want => {}
             Ok(n) => {
-                say(&[b"FAILED: ", path.as_bytes()]);
-                hprintln!("{} bytes, the input takes {}", n, want);
+                say(&[
+                    Part::B(b"FAILED: "),
+                    Part::B(path.as_bytes()),
+                    Part::B(b": "),
+                    Part::N(n),
+                    Part::B(b" bytes, the input takes "),
+                    Part::N(want),
+                ]);
                 support::exit(false)
             }
-            Err(_) => fail(path),
+            Err(_) => fail(path.as_bytes()),
         }
     }
 }
 
 /// `in<i>.bin` in `buf`.
-fn fmt_path(buf: &mut [u8; 16], i: usize) -> &str {
-    let mut n = 0;
-    for &b in b"in" {
-        buf[n] = b;
-        n += 1;
-    }
-    let mut digits = [0u8; 4];
-    let (mut d, mut v) = (0, i);
-    loop {
-        digits[d] = b'0' + (v % 10) as u8;
-        d += 1;
-        v /= 10;
-        if v == 0 || d == digits.len() {
-            break;
-        }
-    }
-    while d > 0 {
-        d -= 1;
-        buf[n] = digits[d];
-        n += 1;
-    }
-    for &b in b".bin" {
-        buf[n] = b;
-        n += 1;
-    }
+fn in_path(buf: &mut [u8; 16], i: usize) -> &str {
+    let mut d = [0u8; 10];
+    let digits = dec(&mut d, i);
+    let n = digits.len();
+    buf[..2].copy_from_slice(b"in");
+    buf[2..2 + n].copy_from_slice(digits);
+    buf[2 + n..6 + n].copy_from_slice(b".bin");
     // SAFETY: ASCII only (the bytes written above), so valid UTF-8 (without the check:
     // from_utf8 would be linked for this alone).
-    unsafe { core::str::from_utf8_unchecked(&buf[..n]) }
+    unsafe { core::str::from_utf8_unchecked(&buf[..6 + n]) }
 }
 
 fn print_hex(j: usize, bytes: &[u8]) {
@@ -130,9 +149,32 @@ fn print_hex(j: usize, bytes: &[u8]) {
             line[2 * k] = HEX[(b >> 4) as usize];
             line[2 * k + 1] = HEX[(b & 15) as usize];
         }
-        hprint!("output {} ", j);
-        say(&[&line[..2 * chunk.len()]]);
+        say(&[
+            Part::B(b"output "),
+            Part::N(j),
+            Part::B(b" "),
+            Part::B(&line[..2 * chunk.len()]),
+        ]);
     }
+}
+
+/// One inference; with `each`, one measured region per operator (one instance of the
+/// session's run loop serves both runs: the profile's is the harness's, not the runtime's).
+#[inline(never)]
+fn run(s: &mut Session, each: bool) {
+    s.run_each_with_forms::<OPERATORS, FORMS>(
+        |_| {
+            if each {
+                measure::bench_begin()
+            }
+        },
+        |_| {
+            if each {
+                measure::bench_end()
+            }
+        },
+    )
+    .unwrap_or_else(|_| fail(b"run"));
 }
 
 #[entry]
@@ -146,50 +188,30 @@ fn main() -> ! {
         }
         _ => Model::from_bytes_with_forms::<OPERATORS, FORMS>(&BLOB.0[..]),
     }
-    .unwrap_or_else(|_| fail("load"));
+    .unwrap_or_else(|_| fail(b"load"));
     // SAFETY: the only borrow of the arena.
     let arena = unsafe { &mut *ARENA.0.get() };
-    let mut s = Session::new(model, arena).unwrap_or_else(|_| fail("session"));
+    let mut s = Session::new(model, arena).unwrap_or_else(|_| fail(b"session"));
     read_inputs(&mut s);
     measure::paint_stack();
     measure::bench_begin();
-    let r = s.run_with_forms::<OPERATORS, FORMS>();
+    run(&mut s, false);
     measure::bench_end();
-    r.unwrap_or_else(|_| fail("run"));
-    hprintln!("stack_bytes={}", measure::stack_high_water());
-    // The constant tensors' bytes (`constant` is empty for an arena tensor; it reads no
-    // names, so their check is not linked for this alone).
-    let weights: usize = (0..model.num_tensors())
-        .map(|t| model.constant(t).len())
-        .sum();
-    hprintln!(
-        "weights_bytes={} arena_bytes={} blob_bytes={}",
-        weights,
-        model.arena_size(),
-        model.as_bytes().len()
-    );
+    say(&[
+        Part::B(b"stack_bytes="),
+        Part::N(measure::stack_high_water()),
+    ]);
     for j in 0..model.num_outputs() {
-        let out = s.output(j).unwrap_or_else(|_| fail("output"));
+        let out = s.output(j).unwrap_or_else(|_| fail(b"output"));
         print_hex(j, out);
     }
     let mut flag = [0u8; 4];
-    if hostfile::read("profile.flag", &mut flag).is_ok() {
+    if read("profile.flag", &mut flag).is_ok() {
         // A second inference, one region per operator (inputs written again: the plan may
         // have reused their bytes).
         read_inputs(&mut s);
-        s.run_each_with_forms::<OPERATORS, FORMS>(
-            |_| measure::bench_begin(),
-            |_| measure::bench_end(),
-        )
-        .unwrap_or_else(|_| fail("run"));
-        // Operator codes, not names: naming them would link the name table (the script
-        // names them from the host's `edgemm inspect`).
-        for i in 0..model.num_ops() {
-            if let Some(op) = model.op(i) {
-                hprintln!("op {} {}", i, op.code());
-            }
-        }
+        run(&mut s, true);
     }
-    hprintln!("bench done");
+    say(&[Part::B(b"bench done")]);
     support::exit(true)
 }
