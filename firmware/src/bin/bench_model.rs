@@ -34,6 +34,7 @@ mod measure;
 
 use core::cell::UnsafeCell;
 use cortex_m_rt::entry;
+use core::fmt::Write;
 use cortex_m_semihosting::hio;
 use edgemm::nn::{Model, Session};
 use model::{ARENA_SIZE, BLOB, FORMS, OPERATORS};
@@ -47,42 +48,23 @@ unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
 
-/// A piece of a line [`say`] writes: bytes, or a number in decimal.
-enum Part<'a> {
-    B(&'a [u8]),
-    N(usize),
-}
-
-/// Writes `parts` and a newline to the host's stdout, numbers in decimal by [`dec`]: core::fmt
-/// (`hprintln!`) would link its formatting of each type and a copy of its semihosting setup
-/// at each call site into the measured firmware.
+/// Writes `bytes` to the host's stdout. Lines are written piece by piece with this and
+/// [`put_num`], each one call: `hprintln!` would inline a copy of its semihosting setup at
+/// each call site, and formatting a `&str` with `{}` would link core::fmt's padding code.
 #[inline(never)]
-fn say(parts: &[Part]) {
+fn put(bytes: &[u8]) {
     if let Ok(mut out) = hio::hstdout() {
-        for p in parts {
-            let mut digits = [0u8; 10];
-            let bytes = match *p {
-                Part::B(b) => b,
-                Part::N(n) => dec(&mut digits, n),
-            };
-            let _ = out.write_all(bytes);
-        }
-        let _ = out.write_all(b"\n");
+        let _ = out.write_all(bytes);
     }
 }
 
-/// `n` in decimal, at the end of `buf` (ten digits hold any u32).
-fn dec(buf: &mut [u8; 10], mut n: usize) -> &[u8] {
-    let mut i = buf.len();
-    while i > 0 {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+/// Writes `n` in decimal to the host's stdout, with the `usize` formatting the empty firmware
+/// links too.
+#[inline(never)]
+fn put_num(n: usize) {
+    if let Ok(mut out) = hio::hstdout() {
+        let _ = write!(out, "{}", n);
     }
-    &buf[i..]
 }
 
 /// Reports a failure by stage only: formatting the error would link every error message and
@@ -90,11 +72,9 @@ fn dec(buf: &mut [u8; 10], mut n: usize) -> &[u8] {
 /// names the error).
 #[inline(never)]
 fn fail(what: &[u8]) -> ! {
-    say(&[
-        Part::B(b"FAILED: "),
-        Part::B(what),
-        Part::B(b" (run the model on the host for the error)"),
-    ]);
+    put(b"FAILED: ");
+    put(what);
+    put(b" (run the model on the host for the error)\n");
     support::exit(false)
 }
 
@@ -113,14 +93,13 @@ fn read_inputs(s: &mut Session) {
         match read(path, dst) {
             Ok(n) if n == want => {}
             Ok(n) => {
-                say(&[
-                    Part::B(b"FAILED: "),
-                    Part::B(path.as_bytes()),
-                    Part::B(b": "),
-                    Part::N(n),
-                    Part::B(b" bytes, the input takes "),
-                    Part::N(want),
-                ]);
+                put(b"FAILED: ");
+                put(path.as_bytes());
+                put(b": ");
+                put_num(n);
+                put(b" bytes, the input takes ");
+                put_num(want);
+                put(b"\n");
                 support::exit(false)
             }
             Err(_) => fail(path.as_bytes()),
@@ -128,33 +107,50 @@ fn read_inputs(s: &mut Session) {
     }
 }
 
-/// `in<i>.bin` in `buf`.
+/// `in<i>.bin` in `buf` (up to four digits: i < 10 000).
 fn in_path(buf: &mut [u8; 16], i: usize) -> &str {
-    let mut d = [0u8; 10];
-    let digits = dec(&mut d, i);
-    let n = digits.len();
-    buf[..2].copy_from_slice(b"in");
-    buf[2..2 + n].copy_from_slice(digits);
-    buf[2 + n..6 + n].copy_from_slice(b".bin");
+    let mut n = 0;
+    for &b in b"in" {
+        buf[n] = b;
+        n += 1;
+    }
+    let mut digits = [0u8; 4];
+    let (mut d, mut v) = (0, i);
+    loop {
+        digits[d] = b'0' + (v % 10) as u8;
+        d += 1;
+        v /= 10;
+        if v == 0 || d == digits.len() {
+            break;
+        }
+    }
+    while d > 0 {
+        d -= 1;
+        buf[n] = digits[d];
+        n += 1;
+    }
+    for &b in b".bin" {
+        buf[n] = b;
+        n += 1;
+    }
     // SAFETY: ASCII only (the bytes written above), so valid UTF-8 (without the check:
     // from_utf8 would be linked for this alone).
-    unsafe { core::str::from_utf8_unchecked(&buf[..6 + n]) }
+    unsafe { core::str::from_utf8_unchecked(&buf[..n]) }
 }
 
 fn print_hex(j: usize, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for chunk in bytes.chunks(64) {
-        let mut line = [0u8; 128];
+        let mut line = [0u8; 129];
         for (k, &b) in chunk.iter().enumerate() {
             line[2 * k] = HEX[(b >> 4) as usize];
             line[2 * k + 1] = HEX[(b & 15) as usize];
         }
-        say(&[
-            Part::B(b"output "),
-            Part::N(j),
-            Part::B(b" "),
-            Part::B(&line[..2 * chunk.len()]),
-        ]);
+        line[2 * chunk.len()] = b'\n';
+        put(b"output ");
+        put_num(j);
+        put(b" ");
+        put(&line[..2 * chunk.len() + 1]);
     }
 }
 
@@ -197,10 +193,9 @@ fn main() -> ! {
     measure::bench_begin();
     run(&mut s, false);
     measure::bench_end();
-    say(&[
-        Part::B(b"stack_bytes="),
-        Part::N(measure::stack_high_water()),
-    ]);
+    put(b"stack_bytes=");
+    put_num(measure::stack_high_water());
+    put(b"\n");
     for j in 0..model.num_outputs() {
         let out = s.output(j).unwrap_or_else(|_| fail(b"output"));
         print_hex(j, out);
@@ -212,6 +207,6 @@ fn main() -> ! {
         read_inputs(&mut s);
         run(&mut s, true);
     }
-    say(&[Part::B(b"bench done")]);
+    put(b"bench done\n");
     support::exit(true)
 }
