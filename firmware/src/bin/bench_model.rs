@@ -139,12 +139,10 @@ fn in_path(buf: &mut [u8; 16], i: usize) -> &str {
 }
 
 fn print_hex(j: usize, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     for chunk in bytes.chunks(64) {
         let mut line = [0u8; 129];
         for (k, &b) in chunk.iter().enumerate() {
-            line[2 * k] = HEX[(b >> 4) as usize];
-            line[2 * k + 1] = HEX[(b & 15) as usize];
+            [line[2 * k], line[2 * k + 1]] = hex(b);
         }
         line[2 * chunk.len()] = b'\n';
         put(b"output ");
@@ -152,6 +150,14 @@ fn print_hex(j: usize, bytes: &[u8]) {
         put(b" ");
         put(&line[..2 * chunk.len() + 1]);
     }
+}
+
+/// The two hex digits of `b`. Out of line: LLVM unrolls no loop that calls, so the loop
+/// above stays one copy (code size).
+#[inline(never)]
+fn hex(b: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]
 }
 
 /// One inference; with `each`, one measured region per operator (one instance of the
