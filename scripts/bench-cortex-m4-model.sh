@@ -100,13 +100,15 @@ read -r -a out_bytes <<<"$(const OUTPUT_BYTES | tr -d '&[],' )"
 # Inputs: INPUT.bin for a one-input model, else seeded random bytes.
 run_args=()
 for j in "${!in_bytes[@]}"; do
+    # in<j>.bin, j as two hex digits (the firmware's names).
+    f="$out/in$(printf %02x "$j").bin"
     if [ -n "$input" ] && [ "${#in_bytes[@]}" -eq 1 ]; then
-        cp "$input" "$out/in$j.bin"
+        cp "$input" "$f"
     else
         LC_ALL=C awk -v n="${in_bytes[$j]}" -v seed=$((j + 1)) \
-            'BEGIN { srand(seed); for (i = 0; i < n; i++) printf "%c", int(rand() * 256) }' >"$out/in$j.bin"
+            'BEGIN { srand(seed); for (i = 0; i < n; i++) printf "%c", int(rand() * 256) }' >"$f"
     fi
-    run_args+=(--input "$out/in$j.bin")
+    run_args+=(--input "$f")
 done
 for j in "${!out_bytes[@]}"; do run_args+=(--output "$out/host.out$j.bin"); done
 "$edgemm_bin" run "$model" "${run_args[@]}" >"$out/host.log" 2>&1 || { cat "$out/host.log" >&2; exit 1; }

@@ -5,8 +5,8 @@
 //! forms set `FORMS` passed to the runtime as constants, so the operators and operator forms
 //! the model does not use are not linked.
 //!
-//! It reads the model's inputs through semihosting (`in<j>.bin` in QEMU's working
-//! directory), paints the stack, runs one inference between `measure::bench_begin()` and
+//! It reads the model's inputs through semihosting (`in<j>.bin`, j as two hex digits, in
+//! QEMU's working directory), paints the stack, runs one inference between `measure::bench_begin()` and
 //! `measure::bench_end()` (the instruction counter's region), and prints `stack_bytes=<N>` (the
 //! painted stack's high-water mark, main's own frame included) and each output as
 //! `output <j> <hex>` lines (the script reads the blob's figures, weights and arena, from the
@@ -86,7 +86,7 @@ fn read(path: &str, dst: &mut [u8]) -> Result<usize, hostfile::FileError> {
 
 fn read_inputs(s: &mut Session) {
     for i in 0..s.model().num_inputs() {
-        let mut name = [0u8; 16];
+        let mut name = [0u8; 8];
         let path = in_path(&mut name, i);
         let dst = s.input_mut(i).unwrap_or_else(|_| fail(b"input"));
         let want = dst.len();
@@ -107,35 +107,16 @@ fn read_inputs(s: &mut Session) {
     }
 }
 
-/// `in<i>.bin` in `buf` (up to four digits: i < 10 000).
-fn in_path(buf: &mut [u8; 16], i: usize) -> &str {
-    let mut n = 0;
-    for &b in b"in" {
-        buf[n] = b;
-        n += 1;
+/// `in<i>.bin` in `buf`, i as two hex digits (the script's names; no decimal digit loop).
+fn in_path(buf: &mut [u8; 8], i: usize) -> &str {
+    if i > 0xff {
+        fail(b"more than 256 inputs");
     }
-    let mut digits = [0u8; 4];
-    let (mut d, mut v) = (0, i);
-    loop {
-        digits[d] = b'0' + (v % 10) as u8;
-        d += 1;
-        v /= 10;
-        if v == 0 || d == digits.len() {
-            break;
-        }
-    }
-    while d > 0 {
-        d -= 1;
-        buf[n] = digits[d];
-        n += 1;
-    }
-    for &b in b".bin" {
-        buf[n] = b;
-        n += 1;
-    }
+    let [h, l] = hex(i as u8);
+    *buf = [b'i', b'n', h, l, b'.', b'b', b'i', b'n'];
     // SAFETY: ASCII only (the bytes written above), so valid UTF-8 (without the check:
     // from_utf8 would be linked for this alone).
-    unsafe { core::str::from_utf8_unchecked(&buf[..n]) }
+    unsafe { core::str::from_utf8_unchecked(buf) }
 }
 
 fn print_hex(j: usize, bytes: &[u8]) {
