@@ -1097,7 +1097,10 @@ fn fill4_rows<const GENERAL: bool>(
     let inside_x = x0 >= 0 && x0 as usize + g.kw <= g.iw;
     let z = zx as i8 as u8;
     let mut s = 0i32;
-    if seg == 4 {
+    // Without GENERAL every row is one word: [`run`] refuses [`general_patches`] geometries
+    // to a run without the general patches (so the padding loop below is not linked into
+    // that instance; the loop here stays in bounds whatever the geometry).
+    if seg == 4 || !GENERAL {
         // One word a row (kw·c_in = 4, e.g. a one-channel input): the row's word straight
         // from the image, its outside taps at the zero point.
         let zw = u32::from_le_bytes([z; 4]);
