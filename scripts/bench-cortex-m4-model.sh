@@ -100,13 +100,15 @@ read -r -a out_bytes <<<"$(const OUTPUT_BYTES | tr -d '&[],' )"
 # Inputs: INPUT.bin for a one-input model, else seeded random bytes.
 run_args=()
 for j in "${!in_bytes[@]}"; do
+    # in<j>.bin, j as two hex digits (the firmware's names).
+    f="$out/in$(printf %02x "$j").bin"
     if [ -n "$input" ] && [ "${#in_bytes[@]}" -eq 1 ]; then
-        cp "$input" "$out/in$j.bin"
+        cp "$input" "$f"
     else
         LC_ALL=C awk -v n="${in_bytes[$j]}" -v seed=$((j + 1)) \
-            'BEGIN { srand(seed); for (i = 0; i < n; i++) printf "%c", int(rand() * 256) }' >"$out/in$j.bin"
+            'BEGIN { srand(seed); for (i = 0; i < n; i++) printf "%c", int(rand() * 256) }' >"$f"
     fi
-    run_args+=(--input "$out/in$j.bin")
+    run_args+=(--input "$f")
 done
 for j in "${!out_bytes[@]}"; do run_args+=(--output "$out/host.out$j.bin"); done
 "$edgemm_bin" run "$model" "${run_args[@]}" >"$out/host.log" 2>&1 || { cat "$out/host.log" >&2; exit 1; }
@@ -154,21 +156,22 @@ for j in "${!out_bytes[@]}"; do
     want=$(od -An -v -tx1 "$out/host.out$j.bin" | tr -d ' \n')
     [ "$got" = "$want" ] || ok=false
 done
-awk -v m="$name" -v macs="$macs" -v insns="$insns" -v est="$est" -v arena="$(field arena_bytes)" \
-    -v stack="$(field stack_bytes)" -v text="$text" -v w="$(field weights_bytes)" -v ok="$ok" \
+# The blob's figures from the host (the firmware prints only what the device measures).
+"$edgemm_bin" inspect "$out/model.egm" >"$out/inspect.txt"
+weights=$(sed -n 's/^weights *\([0-9]*\) bytes.*/\1/p' "$out/inspect.txt")
+awk -v m="$name" -v macs="$macs" -v insns="$insns" -v est="$est" -v arena="$(const ARENA_SIZE)" \
+    -v stack="$(field stack_bytes)" -v text="$text" -v w="$weights" -v ok="$ok" \
     'BEGIN { printf "model=%s macs=%d instructions=%d instr_per_mac=%.3f est_cycles=%d arena_bytes=%d stack_bytes=%d text_bytes=%d weights_bytes=%d output_ok=%s\n",
              m, macs, insns, macs ? insns / macs : 0, est, arena, stack, text, w, ok }'
 if [ "$profile" -eq 1 ]; then
-    # The firmware prints operator codes; the host names them.
-    "$edgemm_bin" inspect "$out/model.egm" |
-        sed -n 's/^ *[0-9][0-9]*  \([A-Z0-9_]*\) (code \([0-9]*\)).*/\2 \1/p' >"$out/op-names.txt"
-    while read -r _ i code; do
-        opname=$(awk -v c="$code" '$1 == c { print $2; exit }' "$out/op-names.txt")
+    # Region i + 1 is operator i (execution order), named by the host's inspect.
+    sed -n 's/^ *\([0-9][0-9]*\)  \([A-Z0-9_]*\) (code [0-9]*).*/\1 \2/p' "$out/inspect.txt" >"$out/op-names.txt"
+    while read -r i opname; do
         r=$((i + 1))
         n=$(awk -v r="$r" '$1 == "PLUGIN" && $2 == "region" && $3 == r { print $5 }' "$out/plugin.log")
         c=$(cycles "$r" "$n")
         awk -v i="$i" -v op="$opname" -v n="$n" -v c="$c" -v t="$est" \
             'BEGIN { printf "op=%d %s instructions=%d est_cycles=%d share=%.1f%%\n", i, op, n, c, 100 * c / t }'
-    done < <(grep '^op ' "$out/firmware.log")
+    done <"$out/op-names.txt"
 fi
 [ "$ok" = true ]

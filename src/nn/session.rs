@@ -1,6 +1,6 @@
 //! A session: one model run over the caller's arena. No allocation, no re-validation.
 
-use super::blob::{blob_err, Model, Storage, TensorInfo, ALIGN};
+use super::blob::{blob_err, Model, Place, Storage, ALIGN};
 use super::error::{ModelError, ModelFormat};
 use super::ops::{self, OpMem};
 use crate::error::Error;
@@ -69,10 +69,10 @@ impl<'m, 'a> Session<'m, 'a> {
         &self.model
     }
 
-    fn io_info(&self, t: Option<usize>, what: &'static str) -> Result<TensorInfo<'m>, Error> {
-        // Without the name (not needed here; on a firmware its UTF-8 check is not linked).
-        t.and_then(|t| self.model.tensor_unnamed(t))
-            .filter(|i| i.storage == Storage::Arena)
+    fn io_info(&self, t: Option<usize>, what: &'static str) -> Result<Place, Error> {
+        // Where its bytes are, nothing else of its record (no name, no shape).
+        t.and_then(|t| self.model.place(t))
+            .filter(|p| p.storage == Storage::Arena)
             .ok_or_else(|| blob_err(what))
     }
 

@@ -5,13 +5,13 @@
 //! forms set `FORMS` passed to the runtime as constants, so the operators and operator forms
 //! the model does not use are not linked.
 //!
-//! It reads the model's inputs through semihosting (`in<j>.bin` in QEMU's working
-//! directory), paints the stack, runs one inference between `measure::bench_begin()` and
+//! It reads the model's inputs through semihosting (`in<j>.bin`, j as two hex digits, in
+//! QEMU's working directory), paints the stack, runs one inference between `measure::bench_begin()` and
 //! `measure::bench_end()` (the instruction counter's region), and prints `stack_bytes=<N>` (the
-//! painted stack's high-water mark, main's own frame included), `weights_bytes=<N>` (the
-//! blob's constant tensors), and each output as `output <j> <hex>` lines. When a file
-//! `profile.flag` exists (the script's `--profile`), it runs a second inference with a region
-//! per operator and prints `op <i> <code>` for each.
+//! painted stack's high-water mark, main's own frame included) and each output as
+//! `output <j> <hex>` lines (the script reads the blob's figures, weights and arena, from the
+//! host's `edgemm inspect`). When a file `profile.flag` exists (the script's `--profile`), it
+//! runs a second inference with a region per operator, in execution order.
 //! edgemm is built without `alloc`. The model is loaded without the validator when
 //! `edgemm convert` validated it for the target (`VALIDATED_CRC`: only its header and CRC
 //! are checked here), unless the feature `device-validation` asks for the full validation
@@ -34,7 +34,8 @@ mod measure;
 
 use core::cell::UnsafeCell;
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{hio, hprint, hprintln};
+use core::fmt::Write;
+use cortex_m_semihosting::hio;
 use edgemm::nn::{Model, Session};
 use model::{ARENA_SIZE, BLOB, FORMS, OPERATORS};
 
@@ -47,16 +48,22 @@ unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena(UnsafeCell::new([0; ARENA_SIZE]));
 
-/// Writes `parts` and a newline to the host's stdout as bytes: formatting a `&str` with
-/// `{}` would link core::fmt's padding code into the measured firmware (the empty firmware
-/// formats integers only).
+/// Writes `bytes` to the host's stdout. Lines are written piece by piece with this and
+/// [`put_num`], each one call: `hprintln!` would inline a copy of its semihosting setup at
+/// each call site, and formatting a `&str` with `{}` would link core::fmt's padding code.
 #[inline(never)]
-fn say(parts: &[&[u8]]) {
+fn put(bytes: &[u8]) {
     if let Ok(mut out) = hio::hstdout() {
-        for p in parts {
-            let _ = out.write_all(p);
-        }
-        let _ = out.write_all(b"\n");
+        let _ = out.write_all(bytes);
+    }
+}
+
+/// Writes `n` in decimal to the host's stdout, with the `usize` formatting the empty firmware
+/// links too.
+#[inline(never)]
+fn put_num(n: usize) {
+    if let Ok(mut out) = hio::hstdout() {
+        let _ = write!(out, "{}", n);
     }
 }
 
@@ -64,75 +71,93 @@ fn say(parts: &[&[u8]]) {
 /// its formatting code into the measured firmware (the host's `edgemm run` of the same model
 /// names the error).
 #[inline(never)]
-fn fail(what: &str) -> ! {
-    say(&[
-        b"FAILED: ",
-        what.as_bytes(),
-        b" (run the model on the host for the error)",
-    ]);
+fn fail(what: &[u8]) -> ! {
+    put(b"FAILED: ");
+    put(what);
+    put(b" (run the model on the host for the error)\n");
     support::exit(false)
+}
+
+/// [`hostfile::read`], one copy for both of its callers.
+#[inline(never)]
+fn read(path: &str, dst: &mut [u8]) -> Result<usize, hostfile::FileError> {
+    hostfile::read(path, dst)
 }
 
 fn read_inputs(s: &mut Session) {
     for i in 0..s.model().num_inputs() {
-        let mut name = [0u8; 16];
-        let path = fmt_path(&mut name, i);
-        let dst = s.input_mut(i).unwrap_or_else(|_| fail("input"));
+        let mut name = [0u8; 8];
+        let path = in_path(&mut name, i);
+        let dst = s.input_mut(i).unwrap_or_else(|_| fail(b"input"));
         let want = dst.len();
-        match hostfile::read(path, dst) {
+        match read(path, dst) {
             Ok(n) if n == want => {}
             Ok(n) => {
-                say(&[b"FAILED: ", path.as_bytes()]);
-                hprintln!("{} bytes, the input takes {}", n, want);
+                put(b"FAILED: ");
+                put(path.as_bytes());
+                put(b": ");
+                put_num(n);
+                put(b" bytes, the input takes ");
+                put_num(want);
+                put(b"\n");
                 support::exit(false)
             }
-            Err(_) => fail(path),
+            Err(_) => fail(path.as_bytes()),
         }
     }
 }
 
-/// `in<i>.bin` in `buf`.
-fn fmt_path(buf: &mut [u8; 16], i: usize) -> &str {
-    let mut n = 0;
-    for &b in b"in" {
-        buf[n] = b;
-        n += 1;
+/// `in<i>.bin` in `buf`, i as two hex digits (the script's names; no decimal digit loop).
+fn in_path(buf: &mut [u8; 8], i: usize) -> &str {
+    if i > 0xff {
+        fail(b"more than 256 inputs");
     }
-    let mut digits = [0u8; 4];
-    let (mut d, mut v) = (0, i);
-    loop {
-        digits[d] = b'0' + (v % 10) as u8;
-        d += 1;
-        v /= 10;
-        if v == 0 || d == digits.len() {
-            break;
-        }
-    }
-    while d > 0 {
-        d -= 1;
-        buf[n] = digits[d];
-        n += 1;
-    }
-    for &b in b".bin" {
-        buf[n] = b;
-        n += 1;
-    }
+    let [h, l] = hex(i as u8);
+    *buf = [b'i', b'n', h, l, b'.', b'b', b'i', b'n'];
     // SAFETY: ASCII only (the bytes written above), so valid UTF-8 (without the check:
     // from_utf8 would be linked for this alone).
-    unsafe { core::str::from_utf8_unchecked(&buf[..n]) }
+    unsafe { core::str::from_utf8_unchecked(buf) }
 }
 
 fn print_hex(j: usize, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     for chunk in bytes.chunks(64) {
-        let mut line = [0u8; 128];
+        let mut line = [0u8; 129];
         for (k, &b) in chunk.iter().enumerate() {
-            line[2 * k] = HEX[(b >> 4) as usize];
-            line[2 * k + 1] = HEX[(b & 15) as usize];
+            [line[2 * k], line[2 * k + 1]] = hex(b);
         }
-        hprint!("output {} ", j);
-        say(&[&line[..2 * chunk.len()]]);
+        line[2 * chunk.len()] = b'\n';
+        put(b"output ");
+        put_num(j);
+        put(b" ");
+        put(&line[..2 * chunk.len() + 1]);
     }
+}
+
+/// The two hex digits of `b`. Out of line: LLVM unrolls no loop that calls, so the loop
+/// above stays one copy (code size).
+#[inline(never)]
+fn hex(b: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]
+}
+
+/// One inference; with `each`, one measured region per operator (one instance of the
+/// session's run loop serves both runs: the profile's is the harness's, not the runtime's).
+#[inline(never)]
+fn run(s: &mut Session, each: bool) {
+    s.run_each_with_forms::<OPERATORS, FORMS>(
+        |_| {
+            if each {
+                measure::bench_begin()
+            }
+        },
+        |_| {
+            if each {
+                measure::bench_end()
+            }
+        },
+    )
+    .unwrap_or_else(|_| fail(b"run"));
 }
 
 #[entry]
@@ -146,50 +171,29 @@ fn main() -> ! {
         }
         _ => Model::from_bytes_with_forms::<OPERATORS, FORMS>(&BLOB.0[..]),
     }
-    .unwrap_or_else(|_| fail("load"));
+    .unwrap_or_else(|_| fail(b"load"));
     // SAFETY: the only borrow of the arena.
     let arena = unsafe { &mut *ARENA.0.get() };
-    let mut s = Session::new(model, arena).unwrap_or_else(|_| fail("session"));
+    let mut s = Session::new(model, arena).unwrap_or_else(|_| fail(b"session"));
     read_inputs(&mut s);
     measure::paint_stack();
     measure::bench_begin();
-    let r = s.run_with_forms::<OPERATORS, FORMS>();
+    run(&mut s, false);
     measure::bench_end();
-    r.unwrap_or_else(|_| fail("run"));
-    hprintln!("stack_bytes={}", measure::stack_high_water());
-    // The constant tensors' bytes (`constant` is empty for an arena tensor; it reads no
-    // names, so their check is not linked for this alone).
-    let weights: usize = (0..model.num_tensors())
-        .map(|t| model.constant(t).len())
-        .sum();
-    hprintln!(
-        "weights_bytes={} arena_bytes={} blob_bytes={}",
-        weights,
-        model.arena_size(),
-        model.as_bytes().len()
-    );
+    put(b"stack_bytes=");
+    put_num(measure::stack_high_water());
+    put(b"\n");
     for j in 0..model.num_outputs() {
-        let out = s.output(j).unwrap_or_else(|_| fail("output"));
+        let out = s.output(j).unwrap_or_else(|_| fail(b"output"));
         print_hex(j, out);
     }
     let mut flag = [0u8; 4];
-    if hostfile::read("profile.flag", &mut flag).is_ok() {
+    if read("profile.flag", &mut flag).is_ok() {
         // A second inference, one region per operator (inputs written again: the plan may
         // have reused their bytes).
         read_inputs(&mut s);
-        s.run_each_with_forms::<OPERATORS, FORMS>(
-            |_| measure::bench_begin(),
-            |_| measure::bench_end(),
-        )
-        .unwrap_or_else(|_| fail("run"));
-        // Operator codes, not names: naming them would link the name table (the script
-        // names them from the host's `edgemm inspect`).
-        for i in 0..model.num_ops() {
-            if let Some(op) = model.op(i) {
-                hprintln!("op {} {}", i, op.code());
-            }
-        }
+        run(&mut s, true);
     }
-    hprintln!("bench done");
+    put(b"bench done\n");
     support::exit(true)
 }

@@ -1097,7 +1097,10 @@ fn fill4_rows<const GENERAL: bool>(
     let inside_x = x0 >= 0 && x0 as usize + g.kw <= g.iw;
     let z = zx as i8 as u8;
     let mut s = 0i32;
-    if seg == 4 {
+    // Without GENERAL every row is one word: [`run`] refuses [`general_patches`] geometries
+    // to a run without the general patches (so the padding loop below is not linked into
+    // that instance; the loop here stays in bounds whatever the geometry).
+    if seg == 4 || !GENERAL {
         // One word a row (kw·c_in = 4, e.g. a one-channel input): the row's word straight
         // from the image, its outside taps at the zero point.
         let zw = u32::from_le_bytes([z; 4]);
@@ -1113,42 +1116,53 @@ fn fill4_rows<const GENERAL: bool>(
         };
         let x_lo = x0 + lo as isize;
         let (fill, dy) = (zw & !mask, g.dh * g.iw * g.ic);
+        // Every group in one loop of runs, each one `encode3_run` (one copy of its code): the
+        // rows from fy on inside the image, dy bytes apart; or rows outside it (above, below,
+        // or all of them when no tap is inside), the zero point; or the groups past k (k8 >
+        // k), −1, nothing in the even sum.
+        // (Rows past the buffer's end, when it is short, stop the loop as the run stops.)
+        let end = g.kh.max(words.len() / 8);
+        let zb = zw.to_le_bytes();
         let mut fy = 0;
-        while fy < g.kh {
-            if words.len() < 8 * fy + p + 5 {
+        while fy < end {
+            let y = y0 + (fy * g.dh) as isize;
+            let inside = fy < g.kh && y >= 0 && y < g.ih as isize && mask != 0;
+            let at = ((b * g.ih + y.max(0) as usize) * g.iw + x_lo.max(0) as usize) * g.ic;
+            let mut last = zb;
+            let (src, stride, rows, bits) = if inside {
+                // (It stops early at the image's or the buffer's end.)
+                let rows = ((g.ih - 1 - y as usize) / g.dh + 1).min(g.kh - fy);
+                match x.get(at..) {
+                    Some(v) if v.len() >= 4 => (v, dy, rows, (8 * b0 as u32, mask, fill)),
+                    // Past the image's end: the row's bytes there, the zero point after.
+                    v => {
+                        let v = v.unwrap_or(&[]);
+                        last[..v.len()].copy_from_slice(v);
+                        (&last[..], 0, 1, (8 * b0 as u32, mask, fill))
+                    }
+                }
+            } else if fy < g.kh {
+                // Above the image: the rows up to its first; else up to the last row.
+                let rows = if y < 0 && mask != 0 {
+                    (y.unsigned_abs().div_ceil(g.dh)).min(g.kh - fy)
+                } else {
+                    g.kh - fy
+                };
+                (&zb[..], 0, rows, (0, !0, 0))
+            } else {
+                (&zb[..], 0, end - fy, (0, 0, u32::MAX))
+            };
+            let dst = words.get_mut(8 * fy + p..).unwrap_or(&mut []);
+            let (t, n) = encode3_run(dst, src, stride, rows, bits.0, bits.1, bits.2);
+            if n == 0 {
                 break;
             }
-            let y = y0 + (fy * g.dh) as isize;
-            let inside = y >= 0 && y < g.ih as isize && mask != 0;
-            let at = ((b * g.ih + y.max(0) as usize) * g.iw + x_lo.max(0) as usize) * g.ic;
-            if inside {
-                // The rows from fy on inside the image, dy bytes apart, in one run (it
-                // stops early at the image's or the buffer's end).
-                let rows = ((g.ih - 1 - y as usize) / g.dh + 1).min(g.kh - fy);
-                let src = x.get(at..).unwrap_or(&[]);
-                let dst = words.get_mut(8 * fy + p..).unwrap_or(&mut []);
-                let (t, n) = encode3_run(dst, src, dy, rows, 8 * b0 as u32, mask, fill);
-                if n > 0 {
-                    s = s.wrapping_add(t);
-                    fy += n;
-                    continue;
-                }
+            if fy < g.kh {
+                s = s.wrapping_add(t);
             }
-            let v = if !inside {
-                zw
-            } else {
-                // Past the image's end: byte by byte.
-                let mut v = zw.to_le_bytes();
-                for (i, d) in v.iter_mut().enumerate().take(b1).skip(b0) {
-                    *d = x.get(at + i - b0).copied().unwrap_or(z);
-                }
-                u32::from_le_bytes(v)
-            };
-            let (a, bb, t) = encode3(v);
-            (words[8 * fy + p], words[8 * fy + p + 4]) = (a, bb);
-            s = s.wrapping_add(t);
-            fy += 1;
+            fy += n;
         }
+        return s.wrapping_mul(-128);
     } else if GENERAL {
         fill4_row_words(words, p, g, x, (b, y0, x0), inside_x, z, &mut row.0, &mut s);
     }
