@@ -657,13 +657,8 @@ mod tests {
                         let mut seen = vec![false; n];
                         let mut end = 0;
                         for (j, cols, read) in super::panels(n, nr, (half, three), padded) {
-                            let widths = [nr, if half { nr / 2 } else { nr }, {
-                                if three {
-                                    nr / 4 * 3
-                                } else {
-                                    nr
-                                }
-                            }];
+                            let q = if three { nr / 4 * 3 } else { nr };
+                            let widths = [nr, if half { nr / 2 } else { nr }, q];
                             assert!(widths.contains(&read), "{nr} {half} {three} {n}");
                             assert!(j + cols <= n && cols >= 1 && cols <= read, "{nr} {n}");
                             assert!(padded || cols == read, "{nr} {half} {n}");
