@@ -113,6 +113,9 @@ pub(crate) struct ConvUkrs {
     pub full: SconvUkr,
     /// For tiles of `n ≤ NR/2`, reading NR/2 columns of B (as [`SgemmKernel::half`]).
     pub half: SconvUkr,
+    /// For tiles of `n ≤ 3·NR/4`, reading 3·NR/4 columns of B, if the kernel has it (at
+    /// about three quarters of the full tile's work).
+    pub three_quarter: Option<SconvUkr>,
 }
 
 /// A micro-kernel: `unsafe extern "C" fn(&SgemmArgs)`.
@@ -169,7 +172,11 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
     #[cfg(all(target_arch = "x86_64", edgemm_asm))]
     SgemmKernel {
         name: "sgemm_avx512f_14x32",
-        requires: Features::AVX512F.with(Features::AVX2).with(Features::FMA),
+        // (VL: the three-quarter convolution variant's ymm16-31 and masked ymm.)
+        requires: Features::AVX512F
+            .with(Features::AVX512VL)
+            .with(Features::AVX2)
+            .with(Features::FMA),
         isa: "avx512f",
         mr: 14,
         nr: 32,
@@ -179,6 +186,7 @@ pub(crate) static SGEMM_KERNELS: &[SgemmKernel] = &[
         conv: Some(ConvUkrs {
             full: super::x86_64::sconv_avx512f_14x32,
             half: super::x86_64::sconv_avx512f_14x16,
+            three_quarter: Some(super::x86_64::sconv_avx512f_14x24),
         }),
     },
     #[cfg(all(target_arch = "x86_64", edgemm_asm))]

@@ -20,7 +20,11 @@ macro_rules! asm_kernels {
 }
 
 asm_kernels!(SgemmArgs: sgemm_avx512f_14x32, sgemm_avx512f_14x16, sgemm_avx2_fma_6x16);
-asm_kernels!(super::f32::SconvArgs: sconv_avx512f_14x32, sconv_avx512f_14x16);
+asm_kernels!(
+    super::f32::SconvArgs: sconv_avx512f_14x32,
+    sconv_avx512f_14x16,
+    sconv_avx512f_14x24
+);
 asm_kernels!(
     super::int8::QgemmArgs: qgemm_u8i8_avx512vnni_14x32,
     qgemm_u8i8_avx512vnni_14x16,

@@ -335,12 +335,13 @@ impl<'a> Rows<'a> {
         }
         for t in 0..row_tiles(run, mr) {
             let (i0, h) = row_tile(run, mr, t);
-            for (jr, cols, half) in panels(n, nr, self.ker.half.is_some(), self.ldb != n) {
+            let half = self.ker.half.is_some();
+            for (jr, cols, read) in panels(n, nr, (half, false), self.ldb != n) {
                 // A panel of NR columns, or NR/2 with the half-width variant: the columns
                 // the kernel reads (`ldb` has room for them).
-                let (ukr, read) = match self.ker.half {
-                    Some(ukr) if half => (ukr, nr / 2),
-                    _ => (self.ker.ukr, nr),
+                let ukr = match self.ker.half {
+                    Some(ukr) if read < nr => ukr,
+                    _ => self.ker.ukr,
                 };
                 let c_at = i0 * n + jr;
                 let c = out
@@ -438,7 +439,8 @@ impl<'a> Rows<'a> {
         let window = src
             .get(first * row..(first + rows_spanned) * row)
             .ok_or_else(bad)?;
-        let all = || panels(n, nr, true, self.ldb != n || self.panels);
+        let widths = (true, conv.three_quarter.is_some());
+        let all = || panels(n, nr, widths, self.ldb != n || self.panels);
         let tiles = row_tiles(run, mr);
         // Tiles outer, panels inner: a tile's A stays in cache while every panel reads it.
         // Weights too big to stay in L2 would then be read from memory again for each tile,
@@ -452,7 +454,7 @@ impl<'a> Rows<'a> {
         let mut pan = if big { outer.next() } else { inner.next() };
         let mut t = 0;
         while t < tiles {
-            let Some((jr, cols, half)) = pan else { break };
+            let Some((jr, cols, read)) = pan else { break };
             let tile = t;
             if big {
                 t += 1;
@@ -469,10 +471,10 @@ impl<'a> Rows<'a> {
                 }
             }
             let (i0, h) = row_tile(run, mr, tile);
-            let (ukr, read) = if half {
-                (conv.half, nr / 2)
-            } else {
-                (conv.full, nr)
+            let ukr = match conv.three_quarter {
+                _ if read == nr => conv.full,
+                Some(ukr) if read == nr / 4 * 3 => ukr,
+                _ => conv.half,
             };
             let c_at = i0 * n + jr;
             let c = out
@@ -559,33 +561,41 @@ fn in_place_panels(n: usize, nr: usize, half: bool) -> bool {
     n % nr == 0 || n >= nr || (half && 2 * n >= nr)
 }
 
-/// The panels a tile runs over n columns, kernels of `nr` columns (`half`: and a half-width
-/// variant of nr/2): (first column, columns written, whether half-width). With `padded`
-/// weights (rows of whole panels) they are the columns from 0 in steps of nr, the last one
-/// half-width where its columns fit. Else ([`in_place_panels`]) every panel is whole and the
-/// last ends at column n, over columns of the one before it.
+/// The panels a tile runs over n columns, kernels of `nr` columns (`(half, three)`: and a
+/// half-width variant of nr/2, a three-quarter one of 3·nr/4): (first column, columns
+/// written, columns the kernel reads: nr, nr/2 or 3·nr/4). With `padded` weights (rows of
+/// whole panels) they are the columns from 0 in steps of nr, the last one read by the
+/// narrowest variant its columns fit. Else ([`in_place_panels`]) every panel is whole and
+/// the last ends at column n, over columns of the one before it.
 fn panels(
     n: usize,
     nr: usize,
-    half: bool,
+    (half, three): (bool, bool),
     padded: bool,
-) -> impl Iterator<Item = (usize, usize, bool)> {
-    let h = nr / 2;
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    let (h, q) = (nr / 2, nr / 4 * 3);
+    // The narrowest variant that reads `cols` columns.
+    let read = move |cols: usize| match cols {
+        _ if half && cols <= h => h,
+        _ if three && half && cols <= q => q,
+        _ => nr,
+    };
     // Columns before this one are written.
     let mut jr = 0;
     core::iter::from_fn(move || {
         let rest = n.checked_sub(jr).filter(|&r| r > 0)?;
+        let r = read(rest);
         let p = if rest >= nr {
-            (jr, nr, false)
+            (jr, nr, nr)
         } else if padded {
-            (jr, rest, half && 2 * rest <= nr)
-        } else if half && rest <= h {
-            (n - h, h, true)
+            (jr, rest, r)
+        } else if r < nr && n >= r {
+            (n - r, r, r)
         } else if n >= nr {
-            (n - nr, nr, false)
+            (n - nr, nr, nr)
         } else {
             // h < n < nr: the first of two half-width panels (the second ends at n).
-            (jr, h, true)
+            (jr, h, h)
         };
         jr = p.0 + p.1;
         Some(p)
@@ -633,12 +643,12 @@ mod tests {
         y
     }
 
-    /// The panels cover columns 0..n, each inside them, whole (NR, or NR/2 when half-width)
-    /// unless the weights are padded.
+    /// The panels cover columns 0..n, each inside them, whole (NR, or NR/2 when half-width,
+    /// 3·NR/4 when three-quarter) unless the weights are padded.
     #[test]
     fn panels_cover_the_columns() {
         for nr in [8, 12, 16, 32] {
-            for half in [false, true] {
+            for (half, three) in [(false, false), (true, false), (true, true)] {
                 for n in 1..3 * nr + 3 {
                     for padded in [false, true] {
                         if !padded && !super::in_place_panels(n, nr, half) {
@@ -646,15 +656,19 @@ mod tests {
                         }
                         let mut seen = vec![false; n];
                         let mut end = 0;
-                        for (j, cols, h) in super::panels(n, nr, half, padded) {
-                            assert!(half || !h);
-                            let read = if h { nr / 2 } else { nr };
+                        for (j, cols, read) in super::panels(n, nr, (half, three), padded) {
+                            let q = if three { nr / 4 * 3 } else { nr };
+                            let widths = [nr, if half { nr / 2 } else { nr }, q];
+                            assert!(widths.contains(&read), "{nr} {half} {three} {n}");
                             assert!(j + cols <= n && cols >= 1 && cols <= read, "{nr} {n}");
                             assert!(padded || cols == read, "{nr} {half} {n}");
                             // Each panel ends past the one before it.
                             assert!(j + cols > end && j <= end, "{nr} {half} {n}");
                             end = j + cols;
                             seen[j..j + cols].fill(true);
+                            // Padded: the narrowest variant reading them.
+                            let fits = widths.iter().filter(|&&w| w >= cols).min();
+                            assert!(!padded || fits == Some(&read), "{nr} {half} {three} {n}");
                         }
                         assert!(end == n && seen.iter().all(|&s| s), "{nr} {half} {n}");
                     }
