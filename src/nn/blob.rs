@@ -1042,7 +1042,8 @@ impl<'a> Model<'a> {
     }
 
     /// Where tensor `t`'s bytes are (what operators look up on every run, read without the
-    /// rest of its record).
+    /// rest of its record). Out of line on the firmware (each run looks up several).
+    #[cfg_attr(target_os = "none", inline(never))]
     pub(crate) fn place(&self, t: usize) -> Option<Place> {
         (t < self.n_tensors).then(|| place_of(self.tensor_rec(t)))
     }

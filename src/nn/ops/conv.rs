@@ -217,7 +217,8 @@ impl Geom {
     pub const WORDS: usize = 15;
 
     /// Reads it from parameter words `base..base + WORDS` (negative words read as 0; `check`
-    /// rejects them).
+    /// rejects them). Out of line on the firmware (each operator's run would have a copy).
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn read(op: &OpView, base: usize) -> Self {
         let [batch, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl] = op
             .params_at::<{ Self::WORDS }>(base)
