@@ -224,7 +224,7 @@ pub(crate) fn blob_err(reason: &'static str) -> Error {
 #[cfg(feature = "terse-errors")]
 #[cold]
 #[inline(never)]
-fn terse_err(op: Option<usize>) -> Error {
+pub(crate) fn terse_err(op: Option<usize>) -> Error {
     let e = ModelError::new(ModelFormat::Blob, "");
     Error::Model(match op {
         Some(i) => e.with_operator(i),

@@ -511,7 +511,13 @@ fn run_direct<const WIDE: bool, const PORTABLE: bool, const PATCHES: bool>(
     op: &OpView,
     mem: &mut OpMem,
 ) -> Result<(), Error> {
-    conv_direct::run::<WIDE, PORTABLE, PATCHES>(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
+    // (The error built here, once: see `Fail`.)
+    Ok(conv_direct::run::<WIDE, PORTABLE, PATCHES>(
+        op,
+        mem,
+        &Geom::read(op, P_GEOM),
+        P_GEMM,
+    )?)
 }
 
 /// The GEMM forms' checks (the registry sends the direct form to [`check_direct`]).

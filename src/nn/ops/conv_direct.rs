@@ -43,7 +43,7 @@
 
 use super::conv::Geom;
 use super::gemm_common;
-use super::{cast, cast_mut, checks, OpMem};
+use super::{cast, cast_mut, checks, Fail, OpMem};
 use crate::error::Error;
 use crate::nn::blob::{OpView, Storage};
 use crate::nn::dtype::DType;
@@ -378,15 +378,21 @@ pub(crate) fn run<const WIDE: bool, const PORTABLE: bool, const PATCHES: bool>(
     mem: &mut OpMem,
     g: &Geom,
     base: usize,
-) -> Result<(), Error> {
-    let bad = || op.error("a tensor is smaller than its geometry");
+) -> Result<(), Fail> {
+    let bad = || Fail::of(op, "a tensor is smaller than its geometry");
     if WIDE != is_i16(op, base) {
-        return Err(op.error("the direct form's weights are not in this run's layout"));
+        return Err(Fail::of(
+            op,
+            "the direct form's weights are not in this run's layout",
+        ));
     }
     if !WIDE && !PATCHES && general_patches(g) {
-        return Err(op.error("the direct form's patches are not in this run's fills"));
+        return Err(Fail::of(
+            op,
+            "the direct form's patches are not in this run's fills",
+        ));
     }
-    let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
+    let t = |i: usize| op.input(i).ok_or_else(|| Fail::of(op, "missing input"));
     let (k, n) = (g.kh * g.kw * g.ic, g.oc);
     let k8 = k8(k).ok_or_else(bad)?;
     let w = cast::<i8>(mem.input(t(1)?)?);

@@ -397,6 +397,60 @@ impl From<MemError> for Error {
     }
 }
 
+/// An error on its way out of an operator's run: with the feature `terse-errors` the
+/// operator's index only (`usize::MAX`: an [`OpMem`] accessor's, about the blob), one word
+/// that comes back in a register, so a check deep in an inlined driver is a test and a
+/// branch, and the [`Error`] is built once where the run returns (its `From`); else the
+/// [`Error`] itself, the same message as [`OpView::error`]'s or the accessor's.
+#[cfg(feature = "terse-errors")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fail(usize);
+
+/// (Without `terse-errors`: the error itself.)
+#[cfg(not(feature = "terse-errors"))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fail(Error);
+
+impl Fail {
+    /// An error about `op` ([`OpView::error`]'s).
+    #[cfg(feature = "terse-errors")]
+    #[inline(always)]
+    pub(crate) fn of(op: &OpView, reason: &'static str) -> Fail {
+        let _ = reason;
+        Fail(op.index)
+    }
+
+    /// An error about `op` ([`OpView::error`]'s).
+    #[cfg(not(feature = "terse-errors"))]
+    pub(crate) fn of(op: &OpView, reason: &'static str) -> Fail {
+        Fail(op.error(reason))
+    }
+}
+
+impl From<MemError> for Fail {
+    #[inline(always)]
+    fn from(e: MemError) -> Fail {
+        #[cfg(feature = "terse-errors")]
+        {
+            let _ = e;
+            Fail(usize::MAX)
+        }
+        #[cfg(not(feature = "terse-errors"))]
+        Fail(Error::from(e))
+    }
+}
+
+impl From<Fail> for Error {
+    #[cold]
+    #[inline(never)]
+    fn from(e: Fail) -> Error {
+        #[cfg(feature = "terse-errors")]
+        return super::blob::terse_err((e.0 != usize::MAX).then_some(e.0));
+        #[cfg(not(feature = "terse-errors"))]
+        e.0
+    }
+}
+
 /// The memory one operator runs over: the blob's constants and the arena.
 ///
 /// Inputs are shared slices that live as long as the operator runs (`'a`); outputs and
