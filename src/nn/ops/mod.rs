@@ -451,6 +451,41 @@ impl From<Fail> for Error {
     }
 }
 
+/// The error type of a driver shared by runs that return an [`Error`] and runs that
+/// return a [`Fail`]: its two constructors.
+pub(crate) trait RunError: From<MemError> {
+    /// An error about `op` ([`OpView::error`]'s message).
+    fn of(op: &OpView, reason: &'static str) -> Self;
+    /// An error about the blob (`blob_err`'s message).
+    fn blob(reason: &'static str) -> Self;
+}
+
+impl RunError for Error {
+    fn of(op: &OpView, reason: &'static str) -> Self {
+        op.error(reason)
+    }
+    fn blob(reason: &'static str) -> Self {
+        super::blob::blob_err(reason)
+    }
+}
+
+impl RunError for Fail {
+    #[inline(always)]
+    fn of(op: &OpView, reason: &'static str) -> Self {
+        Fail::of(op, reason)
+    }
+    #[inline(always)]
+    fn blob(reason: &'static str) -> Self {
+        #[cfg(feature = "terse-errors")]
+        {
+            let _ = reason;
+            Fail(usize::MAX)
+        }
+        #[cfg(not(feature = "terse-errors"))]
+        Fail(super::blob::blob_err(reason))
+    }
+}
+
 /// The memory one operator runs over: the blob's constants and the arena.
 ///
 /// Inputs are shared slices that live as long as the operator runs (`'a`); outputs and
