@@ -224,7 +224,7 @@ pub(crate) fn blob_err(reason: &'static str) -> Error {
 #[cfg(feature = "terse-errors")]
 #[cold]
 #[inline(never)]
-fn terse_err(op: Option<usize>) -> Error {
+pub(crate) fn terse_err(op: Option<usize>) -> Error {
     let e = ModelError::new(ModelFormat::Blob, "");
     Error::Model(match op {
         Some(i) => e.with_operator(i),
@@ -1054,7 +1054,8 @@ impl<'a> Model<'a> {
     }
 
     /// Where tensor `t`'s bytes are (what operators look up on every run, read without the
-    /// rest of its record).
+    /// rest of its record). Out of line on the firmware (each run looks up several).
+    #[cfg_attr(target_os = "none", inline(never))]
     pub(crate) fn place(&self, t: usize) -> Option<Place> {
         (t < self.n_tensors).then(|| place_of(self.tensor_rec(t)))
     }

@@ -217,7 +217,8 @@ impl Geom {
     pub const WORDS: usize = 15;
 
     /// Reads it from parameter words `base..base + WORDS` (negative words read as 0; `check`
-    /// rejects them).
+    /// rejects them). Out of line on the firmware (each operator's run would have a copy).
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn read(op: &OpView, base: usize) -> Self {
         let [batch, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl] = op
             .params_at::<{ Self::WORDS }>(base)
@@ -510,7 +511,13 @@ fn run_direct<const WIDE: bool, const PORTABLE: bool, const PATCHES: bool>(
     op: &OpView,
     mem: &mut OpMem,
 ) -> Result<(), Error> {
-    conv_direct::run::<WIDE, PORTABLE, PATCHES>(op, mem, &Geom::read(op, P_GEOM), P_GEMM)
+    // (The error built here, once: see `Fail`.)
+    Ok(conv_direct::run::<WIDE, PORTABLE, PATCHES>(
+        op,
+        mem,
+        &Geom::read(op, P_GEOM),
+        P_GEMM,
+    )?)
 }
 
 /// The GEMM forms' checks (the registry sends the direct form to [`check_direct`]).

@@ -43,7 +43,7 @@
 
 use super::conv::Geom;
 use super::gemm_common;
-use super::{cast, cast_mut, checks, OpMem};
+use super::{cast, cast_mut, checks, Fail, OpMem};
 use crate::error::Error;
 use crate::nn::blob::{OpView, Storage};
 use crate::nn::dtype::DType;
@@ -378,15 +378,21 @@ pub(crate) fn run<const WIDE: bool, const PORTABLE: bool, const PATCHES: bool>(
     mem: &mut OpMem,
     g: &Geom,
     base: usize,
-) -> Result<(), Error> {
-    let bad = || op.error("a tensor is smaller than its geometry");
+) -> Result<(), Fail> {
+    let bad = || Fail::of(op, "a tensor is smaller than its geometry");
     if WIDE != is_i16(op, base) {
-        return Err(op.error("the direct form's weights are not in this run's layout"));
+        return Err(Fail::of(
+            op,
+            "the direct form's weights are not in this run's layout",
+        ));
     }
     if !WIDE && !PATCHES && general_patches(g) {
-        return Err(op.error("the direct form's patches are not in this run's fills"));
+        return Err(Fail::of(
+            op,
+            "the direct form's patches are not in this run's fills",
+        ));
     }
-    let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
+    let t = |i: usize| op.input(i).ok_or_else(|| Fail::of(op, "missing input"));
     let (k, n) = (g.kh * g.kw * g.ic, g.oc);
     let k8 = k8(k).ok_or_else(bad)?;
     let w = cast::<i8>(mem.input(t(1)?)?);
@@ -401,9 +407,16 @@ pub(crate) fn run<const WIDE: bool, const PORTABLE: bool, const PATCHES: bool>(
     );
     let p = |i: usize| op.param(base + i);
     let wide = WIDE;
-    let most = bias.map_or(0, |b| {
-        b.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0)
-    });
+    // Without `PORTABLE` the operator is one `fused_i8` accepts (the registry runs this
+    // instance only after `is_direct_i8_portable` failed, at load by `check_in` or at each
+    // run), so the tests below, which it implies, need not scan the constants.
+    let most = if PORTABLE {
+        bias.map_or(0, |b| {
+            b.iter().map(|&v| i64::from(v).abs()).max().unwrap_or(0)
+        })
+    } else {
+        0
+    };
     let per_channel = usize::from(mults.len() != 1);
     let (mults, shifts) = (
         mults.get(..1 + (n - 1) * per_channel).ok_or_else(bad)?,
@@ -421,21 +434,23 @@ pub(crate) fn run<const WIDE: bool, const PORTABLE: bool, const PATCHES: bool>(
         zo: p(2),
         lo: p(3).max(-128),
         hi: p(4).min(127),
-        fast: shifts.iter().all(|&s| (-31..=-1).contains(&s))
-            && mults.iter().all(|&m| m > i32::MIN + 1)
-            && most + k as i64 * 255 * 128 < 1 << 30,
+        fast: !PORTABLE
+            || shifts.iter().all(|&s| (-31..=-1).contains(&s))
+                && mults.iter().all(|&m| m > i32::MIN + 1)
+                && most + k as i64 * 255 * 128 < 1 << 30,
     };
     // The kernels' own output stage: the fast form with the zero point inside the rounding
     // constant (shifts of 22 bits at most); the i16 kernel's for whole quads of channels, the
     // int8 one's when 256·(sum + bias) cannot leave i32.
     let fused = cfg!(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))
-        && stage.fast
-        && stage.shifts.iter().all(|&s| s >= -22)
-        && if wide {
-            n % 4 == 0
-        } else {
-            most + k as i64 * 255 * 128 < 1 << 23
-        };
+        && (!PORTABLE
+            || stage.fast
+                && stage.shifts.iter().all(|&s| s >= -22)
+                && if wide {
+                    n % 4 == 0
+                } else {
+                    most + k as i64 * 255 * 128 < 1 << 23
+                });
     let zx = p(0);
     let m = g.batch * g.oh * g.ow;
     let x_t = op.input(0).ok_or_else(bad)?;
@@ -557,42 +572,32 @@ fn run4<const PORTABLE: bool, const PATCHES: bool>(
             (p0 + 3).min(m - 1),
         ]
     };
-    if mem.is_in_place(x_t, y_t) {
-        // Pointwise (checked at load): pixel p's input at p·k, its output at p·n.
+    // In place (pointwise: checked at load), pixel p's input is at p·k of the output's
+    // buffer, read through it (`x` none); one loop for both layouts.
+    let (x, y, scratch) = if mem.is_in_place(x_t, y_t) {
         let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t).ok()?;
-        let buf = pair_buffer(scratch.get_mut(..room)?, k8, false)?;
-        if io.len() < m * k.max(n) {
-            return None;
-        }
-        let mut step = |p0: usize| {
-            let p = px(p0);
-            let mut q = [0; 4];
-            for (i, &pi) in p.iter().enumerate() {
-                q[i] = fill4(buf, i, &io[pi * k..pi * k + k]);
-            }
-            conv.quad::<PORTABLE>(buf, q, io, p.map(|pi| pi * n), table);
-        };
-        if n <= k {
-            (0..m).step_by(4).for_each(&mut step);
-        } else {
-            (0..m).step_by(4).rev().for_each(&mut step);
-        }
-        return Some(());
-    }
-    let x = mem.input(x_t).ok()?;
-    let (y, scratch) = mem.output_and_temp(y_t, s_t).ok()?;
+        (None, io, scratch)
+    } else {
+        let x = mem.input(x_t).ok()?;
+        let (y, scratch) = mem.output_and_temp(y_t, s_t).ok()?;
+        (Some(x), y, scratch)
+    };
     let (room, patches) = scratch.split_at_mut_checked(room)?;
     let buf = pair_buffer(room, k8, false)?;
     let pointwise = g.pointwise();
     let rows = !pointwise && rows_path(g);
-    if y.len() < m * n || (pointwise && x.len() < m * k) {
+    if y.len() < m * n || (pointwise && x.map_or(y.len(), <[u8]>::len) < m * k) {
         return None;
     }
     let patch_k = patches.get_mut(..if pointwise { 0 } else { k })?;
     let mut row = Row([0; 64]);
-    for p0 in (0..m).step_by(4) {
-        let p = px(p0);
+    // In place with c_out > c_in the steps go last to first (see the module's doc).
+    let back = x.is_none() && n > k;
+    let steps = m.div_ceil(4);
+    for s in 0..steps {
+        let p = px(4 * if back { steps - 1 - s } else { s });
         let mut q = [0; 4];
+        let x = x.unwrap_or(y);
         for (i, &pi) in p.iter().enumerate() {
             q[i] = if pointwise {
                 fill4(buf, i, &x[pi * k..pi * k + k])

@@ -56,7 +56,7 @@ use super::depthwise_f32 as dwf;
 use super::depthwise_lanes::{self as lanes, Elem, Finish, Isa, Job, NP};
 use super::depthwise_m4;
 use super::depthwise_vnni::{self as vnni, Plan};
-use super::{cast, cast_mut, checks, OpDef, OpMem, Pod};
+use super::{cast, cast_mut, checks, Fail, OpDef, OpMem, Pod, RunError};
 use crate::error::Error;
 use crate::nn::blob::{OpView, Storage, TensorInfo};
 use crate::nn::dtype::DType;
@@ -405,8 +405,9 @@ trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
     }
     /// Every output row of one batch's image `plane` into `out`, read from the image with
     /// virtual padding (`depthwise_f32::virtual_pads`; false: it does not apply).
-    fn image_rows(_dw: &Dw<Self>, _plane: &[Self], _out: &mut [Self]) -> Result<bool, Error> {
-        Ok(false)
+    /// `None`: a tensor is smaller than its geometry.
+    fn image_rows(_dw: &Dw<Self>, _plane: &[Self], _out: &mut [Self]) -> Option<bool> {
+        Some(false)
     }
 }
 
@@ -513,14 +514,14 @@ impl DwElem for f32 {
         }
         Ok(true)
     }
-    fn image_rows(dw: &Dw<f32>, plane: &[f32], out: &mut [f32]) -> Result<bool, Error> {
+    fn image_rows(dw: &Dw<f32>, plane: &[f32], out: &mut [f32]) -> Option<bool> {
         let g = &dw.g;
         let row = dw.f32_row();
         if g.oc != g.ic
             || g.kh > dwf::MAX_KH
             || !dwf::virtual_pads(dw.isa, row.kw, row.col, row.step, row.oc)
         {
-            return Ok(false);
+            return Some(false);
         }
         let (len, out_row) = (g.iw * g.ic, g.ow * g.oc);
         // The rows whose filter rows all lie inside the image in one call (their input
@@ -540,12 +541,10 @@ impl DwElem for f32 {
                 let Some(iy) = usize::try_from(g.in_y(oy, fy)).ok().filter(|&iy| iy < g.ih) else {
                     continue;
                 };
-                rows[n] = (fy, plane.get(iy * len..).ok_or_else(Dw::<f32>::bad)?);
+                rows[n] = (fy, plane.get(iy * len..)?);
                 n += 1;
             }
-            let o = out
-                .get_mut(oy * out_row..(oy + count) * out_row)
-                .ok_or_else(Dw::<f32>::bad)?;
+            let o = out.get_mut(oy * out_row..(oy + count) * out_row)?;
             let r = dwf::Row {
                 rows: &rows[..n],
                 count,
@@ -555,11 +554,11 @@ impl DwElem for f32 {
                 ..row
             };
             if !dwf::run(dw.isa, &r, o) {
-                return Err(Dw::<f32>::bad());
+                return None;
             }
             oy += count;
         }
-        Ok(true)
+        Some(true)
     }
 }
 
@@ -691,13 +690,13 @@ struct Rest<'s, X, A> {
 impl<'s, X: DwElem, A: Pod> Scratch<'s, X, A> {
     /// Splits `bytes` as `lay` says and fills the pad pixel and the ring with `pad`
     /// (flipped with `flip`).
-    fn new(
+    fn new<R>(
         bytes: &'s mut [u8],
         lay: &Layout,
         pad: X,
         flip: bool,
-        bad: impl Fn() -> Error,
-    ) -> Result<Self, Error> {
+        bad: impl Fn() -> R,
+    ) -> Result<Self, R> {
         let bytes = bytes.get_mut(..lay.bytes()).ok_or_else(&bad)?;
         let (head, rest) = bytes.split_at_mut(lay.head.end);
         let (expand, partial) = rest.split_at_mut(lay.expand.len());
@@ -790,7 +789,12 @@ impl<E: DwElem> Dw<'_, E> {
     }
 
     fn bad() -> Error {
-        crate::nn::blob::blob_err("DEPTHWISE_CONV_2D: a tensor is smaller than its geometry")
+        Self::bad_as()
+    }
+
+    /// [`Self::bad`] as a driver's error type.
+    fn bad_as<R: RunError>() -> R {
+        R::blob("DEPTHWISE_CONV_2D: a tensor is smaller than its geometry")
     }
 
     /// [`padded_width`] (0 for a geometry `check` refuses).
@@ -871,13 +875,13 @@ impl<E: DwElem> Dw<'_, E> {
 
     /// Copies input rows `rows` of a batch (`row(iy)` gives one) into their ring slots:
     /// image columns `..cl` and `cr..` of each (`cl` ≥ `cr`: all of them).
-    fn fill_ring<'r>(
+    fn fill_ring<'r, R: RunError>(
         &self,
         sc: &mut Scratch<E, E::A>,
         rows: Range<usize>,
         (cl, cr): (usize, usize),
         row: impl Fn(usize) -> Option<&'r [E]>,
-    ) -> Result<(), Error>
+    ) -> Result<(), R>
     where
         E: 'r,
     {
@@ -890,21 +894,24 @@ impl<E: DwElem> Dw<'_, E> {
         for iy in rows {
             let at = sc.first + slot * sc.stride;
             slot = if slot + 1 == rr { 0 } else { slot + 1 };
-            let dst = sc.head.get_mut(at..at + len).ok_or_else(Self::bad)?;
-            let src = row(iy).ok_or_else(Self::bad)?;
+            let dst = sc
+                .head
+                .get_mut(at..at + len)
+                .ok_or_else(Self::bad_as::<R>)?;
+            let src = row(iy).ok_or_else(Self::bad_as::<R>)?;
             if whole {
                 E::copy_ring(dst, src, sc.flip, self.isa);
                 continue;
             }
             E::copy_ring(
-                dst.get_mut(..left).ok_or_else(Self::bad)?,
-                src.get(..left).ok_or_else(Self::bad)?,
+                dst.get_mut(..left).ok_or_else(Self::bad_as::<R>)?,
+                src.get(..left).ok_or_else(Self::bad_as::<R>)?,
                 sc.flip,
                 self.isa,
             );
             E::copy_ring(
-                dst.get_mut(right..).ok_or_else(Self::bad)?,
-                src.get(right..).ok_or_else(Self::bad)?,
+                dst.get_mut(right..).ok_or_else(Self::bad_as::<R>)?,
+                src.get(right..).ok_or_else(Self::bad_as::<R>)?,
                 sc.flip,
                 self.isa,
             );
@@ -953,14 +960,14 @@ impl<E: DwElem> Dw<'_, E> {
     /// Output rows `rows` (as b·oh + oy) of input `x` into `out`. The rows are read in place
     /// when no pixel's window crosses the left or right edge, else through the ring of
     /// padded rows.
-    fn rows(
+    fn rows<R: RunError>(
         &self,
         x: &[E],
         out: &mut [E],
         rows: Range<usize>,
         sc: &mut Scratch<E, E::A>,
-        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), R>,
+    ) -> Result<(), R> {
         let g = &self.g;
         let (in_row, in_plane, out_row) = (g.iw * g.ic, g.ih * g.iw * g.ic, g.ow * g.oc);
         let direct = self.pw() == g.iw;
@@ -974,20 +981,20 @@ impl<E: DwElem> Dw<'_, E> {
             }
             let plane = x
                 .get(b * in_plane..(b + 1) * in_plane)
-                .ok_or_else(Self::bad)?;
+                .ok_or_else(Self::bad_as::<R>)?;
             // A whole batch from the image, its padding virtual (no ring).
             if !direct && oy == 0 && r + g.oh <= rows.end {
                 let o = out
                     .get_mut(r * out_row..(r + g.oh) * out_row)
-                    .ok_or_else(Self::bad)?;
-                if E::image_rows(self, plane, o)? {
+                    .ok_or_else(Self::bad_as::<R>)?;
+                if E::image_rows(self, plane, o).ok_or_else(Self::bad_as::<R>)? {
                     imaged = Some(b);
                     continue;
                 }
             }
             let o = out
                 .get_mut(r * out_row..(r + 1) * out_row)
-                .ok_or_else(Self::bad)?;
+                .ok_or_else(Self::bad_as::<R>)?;
             if direct {
                 let (_, mut rest) = split_ring(sc);
                 row_fn(Src::Image(plane), oy, o, &mut rest)?;
@@ -997,7 +1004,7 @@ impl<E: DwElem> Dw<'_, E> {
             let done = loaded.filter(|l| l.0 == b).map_or(0, |l| l.1);
             let row = |iy: usize| plane.get(iy * in_row..(iy + 1) * in_row);
             let cols = edges.as_ref().map_or((g.iw, g.iw), |e| (e.cl, e.cr));
-            self.fill_ring(sc, done.max(first)..end, cols, row)?;
+            self.fill_ring::<R>(sc, done.max(first)..end, cols, row)?;
             loaded = Some((b, done.max(end)));
             let (ring, mut rest) = split_ring(sc);
             if edges.is_some() {
@@ -1021,12 +1028,12 @@ impl<E: DwElem> Dw<'_, E> {
     }
 
     /// Every output row, in place in `io` (input and output at once), through the ring.
-    fn in_place(
+    fn in_place<R: RunError>(
         &self,
         io: &mut [E],
         sc: &mut Scratch<E, E::A>,
-        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), R>,
+    ) -> Result<(), R> {
         let g = &self.g;
         let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
         for b in 0..g.batch {
@@ -1036,10 +1043,10 @@ impl<E: DwElem> Dw<'_, E> {
                 let (first, end) = self.window(oy);
                 let base = b * g.ih * in_row;
                 let row = |iy: usize| io.get(base + iy * in_row..base + (iy + 1) * in_row);
-                self.fill_ring(sc, loaded.max(first)..end, (g.iw, g.iw), row)?;
+                self.fill_ring::<R>(sc, loaded.max(first)..end, (g.iw, g.iw), row)?;
                 loaded = loaded.max(end);
                 let at = (b * g.oh + oy) * out_row;
-                let o = io.get_mut(at..at + out_row).ok_or_else(Self::bad)?;
+                let o = io.get_mut(at..at + out_row).ok_or_else(Self::bad_as::<R>)?;
                 let (ring, mut rest) = split_ring(sc);
                 row_fn(ring, oy, o, &mut rest)?;
             }
@@ -1374,7 +1381,12 @@ fn run_isa(op: &OpView, mem: &mut OpMem, isa: Isa) -> Result<(), Error> {
 /// firmware whose depthwise layers all have this form links neither the general kernels
 /// nor their row code.
 fn run_m4<const APART: bool>(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-    let t = op.input(1).ok_or_else(|| op.error("missing input"))?;
+    // (The error built here, once: see `Fail`.)
+    Ok(run_m4_as::<APART>(op, mem)?)
+}
+
+fn run_m4_as<const APART: bool>(op: &OpView, mem: &mut OpMem) -> Result<(), Fail> {
+    let t = op.input(1).ok_or_else(|| Fail::of(op, "missing input"))?;
     let stream = cast::<i32>(mem.input(t)?);
     // The stream holds the bias and output stage: only the clamp is read here.
     let dw = Dw::<i8> {
@@ -1387,8 +1399,9 @@ fn run_m4<const APART: bool>(op: &OpView, mem: &mut OpMem) -> Result<(), Error> 
         bias: &[],
     };
     let k = dw.m4_layer(stream);
-    dw.each_row::<APART>(op, mem, false, &mut |src, oy, out, rest| {
+    dw.each_row::<APART, Fail>(op, mem, false, &mut |src, oy, out, rest| {
         dw.m4_row(&k, src, oy, out, rest.pad)
+            .ok_or_else(Dw::<i8>::bad_as)
     })
 }
 
@@ -1408,7 +1421,7 @@ impl Dw<'_, i8> {
     }
 
     /// Output row `oy` in the Cortex-M4 form (`k` from [`Self::m4_layer`], `pad` the pad
-    /// pixel).
+    /// pixel; `None`: a tensor is smaller than its geometry).
     fn m4_row(
         &self,
         k: &depthwise_m4::Layer,
@@ -1416,7 +1429,7 @@ impl Dw<'_, i8> {
         oy: usize,
         out: &mut [i8],
         pad: &[i8],
-    ) -> Result<(), Error> {
+    ) -> Option<()> {
         let g = &self.g;
         // The window's rows inside the image, from their padded column 0 (`k.row` checks
         // the bounds): image row iy at `base + slot·stride`, slot iy (the image, whose rows
@@ -1455,7 +1468,7 @@ impl<E: DwElem> Dw<'_, E> {
         let mut plan = Plan::new();
         let (wide, planned, flip) = self.setup(E::pad_value(op), &mut plan);
         let (wide, plan) = (wide.as_ref(), planned.then_some(&plan));
-        self.each_row::<true>(op, mem, flip, &mut |src, oy, out, rest| {
+        self.each_row::<true, Error>(op, mem, flip, &mut |src, oy, out, rest| {
             self.row(src, oy, out, rest, wide, plan)
         })
     }
@@ -1476,35 +1489,36 @@ impl<E: DwElem> Dw<'_, E> {
 
     /// Every output row by `row_fn`, in place or not as the plan laid the tensors out (not
     /// in place only with `APART`: else an error, and that loop is not linked).
-    fn each_row<const APART: bool>(
+    fn each_row<const APART: bool, R: RunError>(
         &self,
         op: &OpView,
         mem: &mut OpMem,
         flip: bool,
-        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), R>,
+    ) -> Result<(), R> {
         let g = &self.g;
-        let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
-        let y_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
-        let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
-        let info = |t| op.model().tensor_unnamed(t).ok_or_else(Self::bad);
+        let x_t = op.input(0).ok_or_else(|| R::of(op, "missing input"))?;
+        let y_t = op.output(0).ok_or_else(|| R::of(op, "missing output"))?;
+        let s_t = op.temp(0).ok_or_else(|| R::of(op, "missing scratch"))?;
+        let info = |t| op.model().tensor_unnamed(t).ok_or_else(Self::bad_as::<R>);
         let in_place = same_bytes(&info(x_t)?, &info(y_t)?);
         // (Not `Layout::new`: `check` proved `in_place_geom` for an in-place plan, so the
         // run does not evaluate it again.)
-        let lay = Layout::with(g, core::mem::size_of::<E>(), in_place).ok_or_else(Self::bad)?;
+        let lay =
+            Layout::with(g, core::mem::size_of::<E>(), in_place).ok_or_else(Self::bad_as::<R>)?;
         if in_place {
             // In place: the input is read only through the one buffer both share.
             let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
-            let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), flip, Self::bad)?;
+            let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), flip, Self::bad_as::<R>)?;
             return self.in_place(cast_mut::<E>(io), &mut sc, row_fn);
         }
         if !APART {
             // (A model whose check passed for a forms set without FORM_DW_M4_APART.)
-            return Err(Self::bad());
+            return Err(Self::bad_as());
         }
         let x = cast::<E>(mem.input(x_t)?);
         let (out, scratch) = mem.output_and_temp(y_t, s_t)?;
-        let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), flip, Self::bad)?;
+        let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), flip, Self::bad_as::<R>)?;
         self.rows(x, cast_mut::<E>(out), 0..g.batch * g.oh, &mut sc, row_fn)
     }
 }
@@ -2320,7 +2334,10 @@ mod tests {
                     za as i8,
                     false,
                     in_place,
-                    &mut |src, oy, out, rest| dw.m4_row(&k, src, oy, out, rest.pad),
+                    &mut |src, oy, out, rest| {
+                        dw.m4_row(&k, src, oy, out, rest.pad)
+                            .ok_or_else(Dw::<i8>::bad)
+                    },
                 )
             };
             assert_eq!(m4(false), want, "{g:?}");

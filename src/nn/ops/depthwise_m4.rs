@@ -16,8 +16,6 @@
 //! the converter writes this form only when every |sum| stays below 2^30 (see
 //! `depthwise_conv::fast_form`). The parameters are `depthwise_conv`'s int8 ones.
 
-use crate::error::Error;
-
 /// Words of the stream per group of four channels.
 pub(crate) const GROUP_WORDS: usize = 34;
 
@@ -109,14 +107,14 @@ pub(crate) struct Layer<'w> {
 impl Layer<'_> {
     /// One output row into `y` (n·oc values): window row k's pixel 0, column 0 at
     /// `x[at[k]]`, or, for `None` (a row outside the image), the pad pixel `pad` (oc
-    /// values) with steps 0.
+    /// values) with steps 0. `None`: a tensor is smaller than its geometry.
     pub(crate) fn row(
         &self,
         x: &[i8],
         at: [Option<usize>; 3],
         pad: &[i8],
         y: &mut [i8],
-    ) -> Result<(), Error> {
+    ) -> Option<()> {
         let (oc, n) = (self.oc, self.n);
         // What the kernel reads and writes (the contract of its header): each image row
         // up to `reach` bytes from its start, inside `x`.
@@ -134,7 +132,7 @@ impl Layer<'_> {
                 .iter()
                 .all(|a| a.is_none_or(|a| last.is_some_and(|l| a <= l)))
         {
-            return Err(bad());
+            return None;
         }
         #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
         {
@@ -193,7 +191,7 @@ impl Layer<'_> {
             };
             portable(at.map(row), self.w, oc, n, y, self.lo, self.hi);
         }
-        Ok(())
+        Some(())
     }
 }
 
@@ -279,10 +277,6 @@ pub(crate) fn clamp(y: &mut [i8], lo: i32, hi: i32) {
             options(nostack),
         );
     }
-}
-
-fn bad() -> Error {
-    crate::nn::blob::blob_err("DEPTHWISE_CONV_2D: a tensor is smaller than its geometry")
 }
 
 /// [`row`] in plain Rust, the assembly's arithmetic step for step (other targets, and what

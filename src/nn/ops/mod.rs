@@ -361,6 +361,131 @@ pub(crate) fn in_place(code: u16) -> bool {
     in_set(IN_PLACE, code)
 }
 
+/// The error of an [`OpMem`] accessor (a tensor not laid out as loading checked it): its
+/// reason, none with the feature `terse-errors`, where it is then a zero-sized value so an
+/// accessor's result comes back in registers and each `?` on it is a test and a call of the
+/// cold conversion into [`Error`], not a copy of an `Error` through the caller's frame.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MemError {
+    #[cfg(not(feature = "terse-errors"))]
+    reason: &'static str,
+}
+
+impl MemError {
+    #[inline(always)]
+    const fn new(reason: &'static str) -> Self {
+        #[cfg(feature = "terse-errors")]
+        let _ = reason;
+        MemError {
+            #[cfg(not(feature = "terse-errors"))]
+            reason,
+        }
+    }
+}
+
+impl From<MemError> for Error {
+    #[cold]
+    #[inline(never)]
+    fn from(e: MemError) -> Error {
+        #[cfg(not(feature = "terse-errors"))]
+        return super::blob::blob_err(e.reason);
+        #[cfg(feature = "terse-errors")]
+        {
+            let _ = e;
+            super::blob::blob_err("")
+        }
+    }
+}
+
+/// An error on its way out of an operator's run: with the feature `terse-errors` the
+/// operator's index only (`usize::MAX`: an [`OpMem`] accessor's, about the blob), one word
+/// that comes back in a register, so a check deep in an inlined driver is a test and a
+/// branch, and the [`Error`] is built once where the run returns (its `From`); else the
+/// [`Error`] itself, the same message as [`OpView::error`]'s or the accessor's.
+#[cfg(feature = "terse-errors")]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fail(usize);
+
+/// (Without `terse-errors`: the error itself.)
+#[cfg(not(feature = "terse-errors"))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fail(Error);
+
+impl Fail {
+    /// An error about `op` ([`OpView::error`]'s).
+    #[cfg(feature = "terse-errors")]
+    #[inline(always)]
+    pub(crate) fn of(op: &OpView, reason: &'static str) -> Fail {
+        let _ = reason;
+        Fail(op.index)
+    }
+
+    /// An error about `op` ([`OpView::error`]'s).
+    #[cfg(not(feature = "terse-errors"))]
+    pub(crate) fn of(op: &OpView, reason: &'static str) -> Fail {
+        Fail(op.error(reason))
+    }
+}
+
+impl From<MemError> for Fail {
+    #[inline(always)]
+    fn from(e: MemError) -> Fail {
+        #[cfg(feature = "terse-errors")]
+        {
+            let _ = e;
+            Fail(usize::MAX)
+        }
+        #[cfg(not(feature = "terse-errors"))]
+        Fail(Error::from(e))
+    }
+}
+
+impl From<Fail> for Error {
+    #[cold]
+    #[inline(never)]
+    fn from(e: Fail) -> Error {
+        #[cfg(feature = "terse-errors")]
+        return super::blob::terse_err((e.0 != usize::MAX).then_some(e.0));
+        #[cfg(not(feature = "terse-errors"))]
+        e.0
+    }
+}
+
+/// The error type of a driver shared by runs that return an [`Error`] and runs that
+/// return a [`Fail`]: its two constructors.
+pub(crate) trait RunError: From<MemError> {
+    /// An error about `op` ([`OpView::error`]'s message).
+    fn of(op: &OpView, reason: &'static str) -> Self;
+    /// An error about the blob (`blob_err`'s message).
+    fn blob(reason: &'static str) -> Self;
+}
+
+impl RunError for Error {
+    fn of(op: &OpView, reason: &'static str) -> Self {
+        op.error(reason)
+    }
+    fn blob(reason: &'static str) -> Self {
+        super::blob::blob_err(reason)
+    }
+}
+
+impl RunError for Fail {
+    #[inline(always)]
+    fn of(op: &OpView, reason: &'static str) -> Self {
+        Fail::of(op, reason)
+    }
+    #[inline(always)]
+    fn blob(reason: &'static str) -> Self {
+        #[cfg(feature = "terse-errors")]
+        {
+            let _ = reason;
+            Fail(usize::MAX)
+        }
+        #[cfg(not(feature = "terse-errors"))]
+        Fail(super::blob::blob_err(reason))
+    }
+}
+
 /// The memory one operator runs over: the blob's constants and the arena.
 ///
 /// Inputs are shared slices that live as long as the operator runs (`'a`); outputs and
@@ -417,16 +542,16 @@ impl<'a> OpMem<'a> {
         }
     }
 
-    fn place(&self, t: usize) -> Result<Place, Error> {
+    fn place(&self, t: usize) -> Result<Place, MemError> {
         self.model
             .place(t)
-            .ok_or_else(|| super::blob::blob_err("an operator names a missing tensor"))
+            .ok_or(MemError::new("an operator names a missing tensor"))
     }
 
     /// The bytes of tensor `t` (constant or arena), to read. Out of line on the firmware
     /// (inlined, each operator's reads are a copy of it).
     #[cfg_attr(target_os = "none", inline(never))]
-    pub(crate) fn input(&self, t: usize) -> Result<&'a [u8], Error> {
+    pub(crate) fn input(&self, t: usize) -> Result<&'a [u8], MemError> {
         let p = self.place(t)?;
         match p.storage {
             Storage::Constant => Ok(self.model.constant_at(p)),
@@ -442,10 +567,10 @@ impl<'a> OpMem<'a> {
 
     /// The bytes of arena tensor `t` (an output or scratch of the running operator), to
     /// write.
-    pub(crate) fn output(&mut self, t: usize) -> Result<&mut [u8], Error> {
+    pub(crate) fn output(&mut self, t: usize) -> Result<&mut [u8], MemError> {
         let p = self.place(t)?;
         if p.storage != Storage::Arena {
-            return Err(super::blob::blob_err("an output is not an arena tensor"));
+            return Err(MemError::new("an output is not an arena tensor"));
         }
         debug_assert!(p.offset + p.bytes <= self.arena_len);
         // SAFETY: inside the arena (an arena tensor: see `OpMem`); borrowed mutably from
@@ -459,15 +584,13 @@ impl<'a> OpMem<'a> {
         &mut self,
         t: usize,
         s: usize,
-    ) -> Result<(&mut [u8], &mut [u8]), Error> {
+    ) -> Result<(&mut [u8], &mut [u8]), MemError> {
         let (ti, si) = (self.place(t)?, self.place(s)?);
         let ok = |i: &Place| i.storage == Storage::Arena;
         let disjoint = ti.offset + ti.bytes <= si.offset || si.offset + si.bytes <= ti.offset;
         let overlap = !disjoint && ti.bytes > 0 && si.bytes > 0;
         if !ok(&ti) || !ok(&si) || t == s || overlap {
-            return Err(super::blob::blob_err(
-                "an operator's output and scratch overlap",
-            ));
+            return Err(MemError::new("an operator's output and scratch overlap"));
         }
         debug_assert!(ti.offset + ti.bytes <= self.arena_len);
         debug_assert!(si.offset + si.bytes <= self.arena_len);
@@ -489,7 +612,7 @@ impl<'a> OpMem<'a> {
         i: usize,
         o: usize,
         s: usize,
-    ) -> Result<(&mut [u8], &mut [u8]), Error> {
+    ) -> Result<(&mut [u8], &mut [u8]), MemError> {
         let (ii, oi, si) = (self.place(i)?, self.place(o)?, self.place(s)?);
         let arena = |x: &Place| x.storage == Storage::Arena;
         let len = ii.bytes.max(oi.bytes);
@@ -500,7 +623,7 @@ impl<'a> OpMem<'a> {
             || ii.offset != oi.offset
             || !(si.bytes == 0 || disjoint())
         {
-            return Err(super::blob::blob_err(
+            return Err(MemError::new(
                 "an in-place operator's tensors are not laid out for it",
             ));
         }

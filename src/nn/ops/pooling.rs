@@ -14,7 +14,7 @@
 //! units; f32: f32 bits).
 
 use super::checks;
-use super::{cast, cast_mut, OpDef, OpMem};
+use super::{cast, cast_mut, Fail, OpDef, OpMem};
 use crate::error::Error;
 use crate::nn::blob::{OpView, TensorInfo};
 use crate::nn::dtype::DType;
@@ -167,11 +167,21 @@ fn check(op: &OpView) -> Result<(), Error> {
 /// One run function per operator (`AVERAGE`: AVERAGE_POOL_2D, else MAX_POOL_2D), so a
 /// firmware whose operator set has one of them links only its kernels.
 fn run<const AVERAGE: bool>(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
-    let (xi, yi) = tensors(op)?;
+    // (The error built here, once: see `Fail`.)
+    Ok(run_as::<AVERAGE>(op, mem)?)
+}
+
+fn run_as<const AVERAGE: bool>(op: &OpView, mem: &mut OpMem) -> Result<(), Fail> {
+    // (As `tensors`.)
+    let info = |t: Option<usize>| {
+        t.and_then(|t| op.model().tensor_unnamed(t))
+            .ok_or_else(|| Fail::of(op, "a required tensor is missing"))
+    };
+    let (xi, yi) = (info(op.input(0))?, info(op.output(0))?);
     let g = Geom::new(op, &xi, &yi);
     let (xt, yt) = match (op.input(0), op.output(0)) {
         (Some(a), Some(b)) => (a, b),
-        _ => return Err(op.error("missing tensor")),
+        _ => return Err(Fail::of(op, "missing tensor")),
     };
     let x = mem.input(xt)?;
     let out = mem.output(yt)?;
