@@ -1314,13 +1314,14 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     }
     if mode == IMPLICIT && !float {
         let mut gemm = Gemm::load(op, mem, false, implicit_depth(&g), n, P_GEMM)?;
-        gemm.plan()?;
+        // (run_implicit runs only WsPlan::run_segmented.)
+        gemm.plan(false)?;
         return run_implicit(op, mem, &g, &gemm);
     }
     let k = gemm_depth(g.kh * g.kw * g.ic, mode);
     let m = g.batch * g.oh * g.ow;
     let mut gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
-    gemm.plan()?;
+    gemm.plan(true)?;
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;

@@ -341,8 +341,9 @@ impl<'a> Gemm<'a> {
     /// With the int8 GEMM's plan for this run (shapes, zero points and requantization checked
     /// and the layouts computed once, not per block of rows). Made only where blocks run:
     /// FULLY_CONNECTED's one-row path needs none, and for a small layer the plan would cost
-    /// as much as the product.
-    pub(crate) fn plan(&mut self) -> Result<(), Error> {
+    /// as much as the product. `blocks`: the plan runs over blocks of rows (`WsPlan::run`,
+    /// `run_over_input`), not only `run_segmented` (which needs no workspace layout).
+    pub(crate) fn plan(&mut self, blocks: bool) -> Result<(), Error> {
         if let Gemm::I8 {
             w,
             rq,
@@ -357,7 +358,7 @@ impl<'a> Gemm<'a> {
                 QWeights::Packed(p) => QgemmB::from(p),
                 QWeights::View(w) => QgemmB::from(MatRef::row_major(w, *k, *n)?),
             };
-            *plan = WsPlan::new(b, *za, *zb, rq)?;
+            *plan = WsPlan::new(b, *za, *zb, rq, blocks)?;
         }
         Ok(())
     }
