@@ -774,9 +774,8 @@ impl<'a> Out<'a> {
         if let Out::Requant { plan, bias, .. } = self {
             let ma = (za - A::MIN).max(A::MAX - za) as u64;
             let mb = (zb + 128).max(127 - zb) as u64;
-            let bmax = bias.map_or(0, |b| {
-                b.iter().map(|v| v.unsigned_abs() as u64).max().unwrap_or(0)
-            });
+            // (The max in u32, where |bias| fits: a u64 max has no SSE2 form.)
+            let bmax = bias.map_or(0, |b| b.iter().fold(0, |m, v| v.unsigned_abs().max(m))) as u64;
             let bound = (k as u64).saturating_mul(ma * mb).saturating_add(bmax);
             plan.acc_small = bound < 1 << 30;
         }

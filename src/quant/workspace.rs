@@ -198,9 +198,9 @@ pub(super) fn missing_workspace<A: QuantInput>(a: &Raw<A>, b: &BOperand) -> Erro
 pub(crate) struct WsPlan<'a> {
     ker: &'static QgemmKernel,
     s: QStrategy,
-    /// The layouts of a call of one row (A packed as one row) and of MR rows or more.
-    lay_one: Layout,
-    lay_tile: Layout,
+    /// The layout of a call of MR rows or more (one row tile of A at a time), made once
+    /// where the plan runs over blocks of rows (`None`: made per call, as for fewer rows).
+    lay_tile: Option<Layout>,
     src: QbSource<'a>,
     /// A's zero point as i8.
     za: i32,
@@ -214,12 +214,15 @@ pub(crate) struct WsPlan<'a> {
 impl<'a> WsPlan<'a> {
     /// The plan for `b` (k×n: a view, or packed in caller memory) with int8 A of zero point
     /// `za`, B's `zb`, and i8 output requantized by `rq`; `None` when k or n is 0 (nothing to
-    /// multiply: [`crate::qgemm`] handles those calls).
+    /// multiply: [`crate::qgemm`] handles those calls). `blocks`: the caller runs it over
+    /// blocks of rows ([`WsPlan::run`], [`WsPlan::run_over_input`]), so their layout is made
+    /// here once; else (only [`WsPlan::run_segmented`], which has no workspace) not at all.
     pub(crate) fn new(
         b: QgemmB<'a>,
         za: i32,
         zb: i32,
         rq: &Requantize<'a>,
+        blocks: bool,
     ) -> Result<Option<Self>, Error> {
         let (ker, b, src) = match b {
             QgemmB::View(v) => {
@@ -269,8 +272,7 @@ impl<'a> WsPlan<'a> {
         Ok(Some(WsPlan {
             ker,
             s,
-            lay_one: layout_of(geo, s, k, 1, n, packs_b, false),
-            lay_tile: layout_of(geo, s, k, geo.mr, n, packs_b, false),
+            lay_tile: blocks.then(|| layout_of(geo, s, k, geo.mr, n, packs_b, false)),
             src,
             za,
             zb,
@@ -284,20 +286,12 @@ impl<'a> WsPlan<'a> {
     /// This kernel's workspace layout for m ≥ 1 rows (the one of MR rows serves any m ≥ MR:
     /// one row tile of A at a time).
     fn layout(&self, m: usize) -> Layout {
-        match m {
-            1 => self.lay_one,
-            m if m >= self.ker.mr => self.lay_tile,
-            m => {
+        match self.lay_tile {
+            Some(lay) if m >= self.ker.mr => lay,
+            _ => {
                 let packs_b = matches!(self.src, QbSource::Strided(_));
-                layout_of(
-                    Geometry::of(self.ker),
-                    self.s,
-                    self.k,
-                    m,
-                    self.n,
-                    packs_b,
-                    false,
-                )
+                let geo = Geometry::of(self.ker);
+                layout_of(geo, self.s, self.k, m.min(geo.mr), self.n, packs_b, false)
             }
         }
     }
@@ -569,7 +563,7 @@ mod tests {
         let view = QgemmB::View(MatRef::row_major(&w, k, n).unwrap());
         let stride = k + 3;
         for b in [view, QgemmB::PackedRef(packed)] {
-            let plan = WsPlan::new(b, za, zb, &rq).unwrap().unwrap();
+            let plan = WsPlan::new(b, za, zb, &rq, true).unwrap().unwrap();
             for m in 1..40 {
                 let a: Vec<i8> = (0..m * stride).map(|_| next() as i8).collect();
                 let au: Vec<u8> = a.iter().map(|&v| v as u8 ^ 0x80).collect();
@@ -617,7 +611,7 @@ mod tests {
             let mut packed_buf = vec![0u8; qgemm_packed_b_size(k, n)];
             let packed =
                 PackedQBRef::pack(MatRef::row_major(&w, k, n).unwrap(), &mut packed_buf).unwrap();
-            let plan = WsPlan::new(QgemmB::PackedRef(packed), -3, 0, &rq)
+            let plan = WsPlan::new(QgemmB::PackedRef(packed), -3, 0, &rq, true)
                 .unwrap()
                 .unwrap();
             // (Every build whose kernel is the VNNI one takes it.)

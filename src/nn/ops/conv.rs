@@ -1298,6 +1298,54 @@ fn interior(g: &Geom, ox0: usize, run: usize) -> (usize, usize) {
     (lo, hi)
 }
 
+/// An int8 CONV_2D of the implicit-GEMM form, made ready when a session starts (feature
+/// `alloc`): its geometry and GEMM (constant weights, requantization and the GEMM's plan),
+/// which [`run`] would otherwise read and check again on every run.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy)]
+pub(crate) struct Plan<'m> {
+    op: OpView<'m>,
+    g: Geom,
+    gemm: Gemm<'m>,
+    arena_len: usize,
+}
+
+/// The plan of a checked CONV_2D over an arena of `arena_len` bytes: `None` (it runs through
+/// [`run`]) unless int8 in the implicit-GEMM form with constant GEMM inputs.
+#[cfg(feature = "alloc")]
+pub(crate) fn plan<'m>(op: &OpView<'m>, arena_len: usize) -> Option<Plan<'m>> {
+    if is_direct(op) || op.param(P_IM2COL) != IMPLICIT || is_float(op).ok()? {
+        return None;
+    }
+    // What `run` does first on this path, once.
+    let g = Geom::read(op, P_GEOM);
+    let mut gemm = Gemm::load_constants(op, false, implicit_depth(&g), g.oc, P_GEMM).ok()?;
+    gemm.plan(false).ok()?;
+    Some(Plan {
+        op: *op,
+        g,
+        gemm,
+        arena_len,
+    })
+}
+
+#[cfg(feature = "alloc")]
+impl Plan<'_> {
+    /// Runs the operator as [`run`] does on `threads` threads.
+    ///
+    /// # Safety
+    /// `arena` is valid for reads and writes of the `arena_len` bytes given to [`plan`]
+    /// (at least the model's arena size), 16-byte aligned, and nothing else accesses it
+    /// meanwhile.
+    pub(crate) unsafe fn run(&self, arena: *mut u8, threads: usize) -> Result<(), Error> {
+        // SAFETY: forwarded (caller): the model's arena of `arena_len` bytes, ours for this
+        // call; `mem` lives for it only.
+        let mut mem =
+            unsafe { OpMem::new(self.op.model, arena, self.arena_len) }.with_threads(threads);
+        run_implicit(&self.op, &mut mem, &self.g, &self.gemm)
+    }
+}
+
 /// The GEMM forms (the registry sends the direct form to [`run_direct`]).
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     if is_direct_i16(op) {
@@ -1321,13 +1369,14 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     }
     if mode == IMPLICIT && !float {
         let mut gemm = Gemm::load(op, mem, false, implicit_depth(&g), n, P_GEMM)?;
-        gemm.plan()?;
+        // (run_implicit runs only WsPlan::run_segmented.)
+        gemm.plan(false)?;
         return run_implicit(op, mem, &g, &gemm);
     }
     let k = gemm_depth(g.kh * g.kw * g.ic, mode);
     let m = g.batch * g.oh * g.ow;
     let mut gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
-    gemm.plan()?;
+    gemm.plan(true)?;
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;

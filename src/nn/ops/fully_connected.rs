@@ -97,7 +97,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     if one_row && one_row_f32(&gemm, x, out, k, n)? {
         return Ok(());
     }
-    gemm.plan()?;
+    gemm.plan(true)?;
     let esize = if float { 4 } else { 1 };
     let call = |p0: usize, rows: usize, y: &mut [u8], ws: &mut [u8]| {
         let a = x

@@ -233,6 +233,7 @@ pub(crate) fn check_scales(op: &OpView, n: usize, i: usize) -> Result<(), Error>
 }
 
 /// The int8 weights: packed for a kernel, or a k×n view.
+#[derive(Clone, Copy)]
 pub(crate) enum QWeights<'a> {
     Packed(PackedQBRef<'a>),
     View(&'a [i8]),
@@ -249,6 +250,7 @@ pub(crate) enum FWeights<'a> {
 // (One per operator run, on the stack: the int8 plan's size costs nothing, and boxing it
 // would need `alloc`.)
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy)]
 pub(crate) enum Gemm<'a> {
     /// (Uninhabited without the feature `f32`: its arms compile out.)
     F32 {
@@ -283,15 +285,45 @@ impl<'a> Gemm<'a> {
         n: usize,
         base: usize,
     ) -> Result<Self, Error> {
+        Self::load_from(op, |t| mem.input(t), float, k, n, base)
+    }
+
+    /// [`Gemm::load`] when inputs 1 to 4 are constants (an error else): with the model's
+    /// lifetime, for a plan made before any run.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn load_constants(
+        op: &OpView<'a>,
+        float: bool,
+        k: usize,
+        n: usize,
+        base: usize,
+    ) -> Result<Self, Error> {
+        let model = *op.model();
+        let constant = |t: usize| match model.place(t) {
+            Some(p) if p.storage == Storage::Constant => Ok(model.constant_at(p)),
+            _ => Err(op.error("a GEMM input is not a constant")),
+        };
+        Self::load_from(op, constant, float, k, n, base)
+    }
+
+    /// [`Gemm::load`] with tensor `t`'s bytes from `input(t)`.
+    fn load_from(
+        op: &OpView,
+        input: impl Fn(usize) -> Result<&'a [u8], Error>,
+        float: bool,
+        k: usize,
+        n: usize,
+        base: usize,
+    ) -> Result<Self, Error> {
         let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
-        let w = mem.input(t(1)?)?;
-        let bias = op.input(2).map(|b| mem.input(b)).transpose()?;
+        let w = input(t(1)?)?;
+        let bias = op.input(2).map(&input).transpose()?;
         let p = |i: usize| op.param(base + i);
         if float {
             let w = match op.input(3) {
                 Some(s) => FWeights::I8 {
                     q: cast::<i8>(w),
-                    scales: cast::<f32>(mem.input(s)?),
+                    scales: cast::<f32>(input(s)?),
                 },
                 None => FWeights::F32(cast::<f32>(w)),
             };
@@ -311,8 +343,8 @@ impl<'a> Gemm<'a> {
         } else {
             QWeights::View(cast::<i8>(w))
         };
-        let mults = cast::<i32>(mem.input(t(3)?)?);
-        let shifts = cast::<i32>(mem.input(t(4)?)?);
+        let mults = cast::<i32>(input(t(3)?)?);
+        let shifts = cast::<i32>(input(t(4)?)?);
         let scale = match (mults, shifts) {
             ([multiplier], [shift]) => Scale::PerTensor {
                 multiplier: *multiplier,
@@ -341,8 +373,9 @@ impl<'a> Gemm<'a> {
     /// With the int8 GEMM's plan for this run (shapes, zero points and requantization checked
     /// and the layouts computed once, not per block of rows). Made only where blocks run:
     /// FULLY_CONNECTED's one-row path needs none, and for a small layer the plan would cost
-    /// as much as the product.
-    pub(crate) fn plan(&mut self) -> Result<(), Error> {
+    /// as much as the product. `blocks`: the plan runs over blocks of rows (`WsPlan::run`,
+    /// `run_over_input`), not only `run_segmented` (which needs no workspace layout).
+    pub(crate) fn plan(&mut self, blocks: bool) -> Result<(), Error> {
         if let Gemm::I8 {
             w,
             rq,
@@ -357,7 +390,7 @@ impl<'a> Gemm<'a> {
                 QWeights::Packed(p) => QgemmB::from(p),
                 QWeights::View(w) => QgemmB::from(MatRef::row_major(w, *k, *n)?),
             };
-            *plan = WsPlan::new(b, *za, *zb, rq)?;
+            *plan = WsPlan::new(b, *za, *zb, rq, blocks)?;
         }
         Ok(())
     }

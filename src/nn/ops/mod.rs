@@ -755,14 +755,16 @@ pub(crate) mod checks {
 }
 
 /// What a session prepares for an operator when it is created (feature `alloc`): for the
-/// operators that have a plan (FULLY_CONNECTED of one row), their tensors' places and kernel,
-/// so that running them reads no record and validates nothing again; the others run
-/// through [`run_in`].
+/// operators that have a plan (FULLY_CONNECTED of one row, int8 CONV_2D in the implicit-GEMM
+/// form), their tensors' places and kernel or GEMM, so that running them reads no record and
+/// validates nothing again; the others run through [`run_in`].
 #[cfg(feature = "alloc")]
 #[derive(Clone, Copy)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Plan<'m> {
     General,
     FullyConnected(fully_connected::Plan<'m>),
+    Conv(conv::Plan<'m>),
 }
 
 #[cfg(feature = "alloc")]
@@ -771,6 +773,7 @@ impl core::fmt::Debug for Plan<'_> {
         f.write_str(match self {
             Plan::General => "General",
             Plan::FullyConnected(_) => "FullyConnected",
+            Plan::Conv(_) => "Conv",
         })
     }
 }
@@ -782,6 +785,11 @@ impl<'m> Plan<'m> {
         if op.code == fully_connected::DEF.code {
             if let Some(p) = fully_connected::plan(op, arena_len) {
                 return Plan::FullyConnected(p);
+            }
+        }
+        if op.code == conv::DEF.code {
+            if let Some(p) = conv::plan(op, arena_len) {
+                return Plan::Conv(p);
             }
         }
         Plan::General
@@ -806,6 +814,13 @@ impl<'m> Plan<'m> {
             {
                 // SAFETY: forwarded (caller).
                 unsafe { p.run(arena, threads) }
+            }
+            // (An error, which load-time checks rule out, is left to the operator's `run`
+            // to report: the implicit form never works in place (conv's `check_implicit`),
+            // so its input is intact and that run writes its output and scratch again.)
+            Plan::Conv(p) if OPS & (1u128 << conv::DEF.code) != 0 && FORM_GEMM & !FORMS == 0 => {
+                // SAFETY: forwarded (caller).
+                unsafe { p.run(arena, threads) }.is_ok()
             }
             _ => false,
         }
