@@ -285,7 +285,7 @@ impl<'a> Gemm<'a> {
         n: usize,
         base: usize,
     ) -> Result<Self, Error> {
-        Self::load_from(op, |t| mem.input(t), float, k, n, base)
+        Self::load_from(op, |t| mem.input(t).map_err(Error::from), float, k, n, base)
     }
 
     /// [`Gemm::load`] when inputs 1 to 4 are constants (an error else): with the model's
