@@ -38,11 +38,18 @@ pub fn paint_stack() {
     unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
     let mut p = core::ptr::addr_of!(_stack_end) as usize;
     while p + 256 < sp {
-        // SAFETY: between the end of the statics and the live stack (less 256 bytes): memory
-        // nothing uses now.
-        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        paint(p);
         p += 4;
     }
+}
+
+/// Paints the stack word at `p`. Out of line, as [`painted`]: the loop above stays one copy.
+#[inline(never)]
+fn paint(p: usize) {
+    // SAFETY: `p` lies between the end of the statics and the live stack less 256 bytes
+    // (`paint_stack`'s bounds; this function's frame is within that margin): memory nothing
+    // uses now.
+    unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
 }
 
 /// Bytes of stack ever used: from the top down to the lowest word no longer painted.
