@@ -38,20 +38,34 @@ pub fn paint_stack() {
     unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
     let mut p = core::ptr::addr_of!(_stack_end) as usize;
     while p + 256 < sp {
-        // SAFETY: between the end of the statics and the live stack (less 256 bytes): memory
-        // nothing uses now.
-        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        paint(p);
         p += 4;
     }
+}
+
+/// Paints the stack word at `p`. Out of line, as [`painted`]: the loop above stays one copy.
+#[inline(never)]
+fn paint(p: usize) {
+    // SAFETY: `p` lies between the end of the statics and the live stack less 256 bytes
+    // (`paint_stack`'s bounds; this function's frame is within that margin): memory nothing
+    // uses now.
+    unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
 }
 
 /// Bytes of stack ever used: from the top down to the lowest word no longer painted.
 pub fn stack_high_water() -> usize {
     let top = core::ptr::addr_of!(_stack_start) as usize;
     let mut p = core::ptr::addr_of!(_stack_end) as usize;
-    // SAFETY: reading words of the stack region.
-    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+    while p < top && painted(p) {
         p += 4;
     }
     top - p
+}
+
+/// Whether the stack word at `p` still holds the paint. Out of line: LLVM unrolls no loop
+/// that calls, so the scan above stays one copy (code size; it runs outside the regions).
+#[inline(never)]
+fn painted(p: usize) -> bool {
+    // SAFETY: `p` is a word of the stack region (`stack_high_water`'s bounds).
+    unsafe { core::ptr::read_volatile(p as *const u32) == PAINT }
 }

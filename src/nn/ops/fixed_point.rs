@@ -131,16 +131,24 @@ pub(crate) fn exp_on_negative_values(a: i32, integer_bits: i32) -> i32 {
 pub(crate) fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
     const C48_OVER_17: i32 = 1_515_870_810; // Q2.29
     const CNEG32_OVER_17: i32 = -1_010_580_540; // Q2.29
-    const F2_ONE: i32 = 1 << 29;
     let half_denominator = rounding_half_sum(a, i32::MAX);
     let mut x = C48_OVER_17.wrapping_add(srdhm(half_denominator, CNEG32_OVER_17));
     for _ in 0..3 {
-        let half_denominator_times_x = srdhm(half_denominator, x);
-        let one_minus = F2_ONE.wrapping_sub(half_denominator_times_x);
-        x = x.wrapping_add(rescale(srdhm(x, one_minus), 4, 2));
+        x = newton_step(half_denominator, x);
     }
     // ExactMulByPot<−1> (Q2 → Q1, same raw), then Rescale<0>.
     rescale(x, 1, 0)
+}
+
+/// One Newton–Raphson step of [`one_over_one_plus_x_for_x_in_0_1`] (Q2.29). Out of line:
+/// LLVM unrolls the three steps, so each is a call, not a copy (code size on a
+/// microcontroller; once per softmax row).
+#[inline(never)]
+fn newton_step(half_denominator: i32, x: i32) -> i32 {
+    const F2_ONE: i32 = 1 << 29;
+    let half_denominator_times_x = srdhm(half_denominator, x);
+    let one_minus = F2_ONE.wrapping_sub(half_denominator_times_x);
+    x.wrapping_add(rescale(srdhm(x, one_minus), 4, 2))
 }
 
 /// TFLite's `GetReciprocal`: the Q0.31 `1/x'` where `x' ∈ [1, 2)` is `x` (with

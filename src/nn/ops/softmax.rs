@@ -64,7 +64,7 @@ pub(crate) fn softmax_row_i8(row: &mut [i8], multiplier: i32, left_shift: i32, d
         let rescaled = srdhm(d.wrapping_mul(1 << left_shift.clamp(0, 30)), multiplier);
         exp_on_negative_values(rescaled, SCALED_DIFF_INTEGER_BITS)
     };
-    let max = row.iter().copied().max().unwrap_or(i8::MIN) as i32;
+    let max = row.iter().fold(i8::MIN, |m, &x| max_i8(m, x)) as i32;
     let mut sum = 0i32;
     for &x in row.iter() {
         let d = x as i32 - max;
@@ -85,6 +85,14 @@ pub(crate) fn softmax_row_i8(row: &mut [i8], multiplier: i32, left_shift: i32, d
             i8::MIN
         };
     }
+}
+
+/// The larger of `a` and `b`. Out of line: LLVM unrolls no loop that calls, so the row's
+/// maximum is one short loop (code size on a microcontroller; a call per element, once per
+/// row).
+#[inline(never)]
+fn max_i8(a: i8, b: i8) -> i8 {
+    a.max(b)
 }
 
 /// One f32 row, as `reference_ops::Softmax` (float).
