@@ -533,6 +533,37 @@ mod tests {
     use alloc::vec;
     use alloc::vec::Vec;
 
+    /// Per-channel bias, multipliers and shifts of n columns, the tests' requantization.
+    struct Consts {
+        bias: Vec<i32>,
+        mults: Vec<i32>,
+        shifts: Vec<i32>,
+    }
+
+    impl Consts {
+        fn new(n: usize) -> Self {
+            let n = n as i32;
+            Consts {
+                bias: (0..n).map(|j| j * 97 - 1000).collect(),
+                mults: (0..n).map(|j| (1 << 30) + j * 12_345).collect(),
+                shifts: (0..n).map(|j| -8 - j % 3).collect(),
+            }
+        }
+
+        /// Per channel, output zero point −5, clamp [−100, 120].
+        fn requantize(&self) -> Requantize<'_> {
+            Requantize::new(
+                Scale::PerChannel {
+                    multipliers: &self.mults,
+                    shifts: &self.shifts,
+                },
+                -5,
+            )
+            .with_bias(&self.bias)
+            .with_clamp(-100, 120)
+        }
+    }
+
     /// A plan's calls (every m from 1 past a row tile, A as i8 and flipped to u8, B as a
     /// view and packed, rows of A padded) give `qgemm`'s bytes.
     #[test]
@@ -544,18 +575,8 @@ mod tests {
             (seed >> 24) as u8
         };
         let w: Vec<i8> = (0..k * n).map(|_| next() as i8).collect();
-        let bias: Vec<i32> = (0..n as i32).map(|j| j * 97 - 1000).collect();
-        let mults: Vec<i32> = (0..n as i32).map(|j| (1 << 30) + j * 12_345).collect();
-        let shifts: Vec<i32> = (0..n as i32).map(|j| -8 - j % 3).collect();
-        let rq = Requantize::new(
-            Scale::PerChannel {
-                multipliers: &mults,
-                shifts: &shifts,
-            },
-            -5,
-        )
-        .with_bias(&bias)
-        .with_clamp(-100, 120);
+        let consts = Consts::new(n);
+        let rq = consts.requantize();
         let (za, zb) = (-3, 0);
         let mut packed_buf = vec![0u8; qgemm_packed_b_size(k, n)];
         let packed =
@@ -596,18 +617,8 @@ mod tests {
         };
         for (k, n) in [(16, 8), (24, 144), (40, 40), (64, 21), (32, 70), (96, 33)] {
             let w: Vec<i8> = (0..k * n).map(|_| next() as i8).collect();
-            let bias: Vec<i32> = (0..n as i32).map(|j| j * 97 - 1000).collect();
-            let mults: Vec<i32> = (0..n as i32).map(|j| (1 << 30) + j * 12_345).collect();
-            let shifts: Vec<i32> = (0..n as i32).map(|j| -8 - j % 3).collect();
-            let rq = Requantize::new(
-                Scale::PerChannel {
-                    multipliers: &mults,
-                    shifts: &shifts,
-                },
-                -5,
-            )
-            .with_bias(&bias)
-            .with_clamp(-100, 120);
+            let consts = Consts::new(n);
+            let rq = consts.requantize();
             let mut packed_buf = vec![0u8; qgemm_packed_b_size(k, n)];
             let packed =
                 PackedQBRef::pack(MatRef::row_major(&w, k, n).unwrap(), &mut packed_buf).unwrap();
