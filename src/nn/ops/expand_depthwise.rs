@@ -127,8 +127,7 @@ fn check(op: &OpView) -> Result<(), Error> {
     if !float {
         return Err(op.error("only the f32 form exists"));
     }
-    let dwi = DW_W;
-    checks::counts(op, dwi + 2, 1, 1, PARAMS)?;
+    checks::counts(op, DW_W + 2, 1, 1, PARAMS)?;
     if op.input(3).is_some() != (checks::input(op, 1)?.dtype == DType::I8) {
         return Err(op.error("weight scales without int8 weights, or int8 weights without"));
     }
@@ -167,8 +166,8 @@ fn check(op: &OpView) -> Result<(), Error> {
     prod(&[dw.ih, dw.iw, c])?;
     gemm_common::check(op, true, pw.ic, c, P_PW_GEMM)?;
     let taps = prod(&[dw.kh, dw.kw])?;
-    let w = checks::input(op, dwi)?;
-    let b = checks::input(op, dwi + 1)?;
+    let w = checks::input(op, DW_W)?;
+    let b = checks::input(op, DW_W + 1)?;
     checks::dtype(op, &w, DType::F32)?;
     checks::dtype(op, &b, DType::F32)?;
     if w.storage != Storage::Constant || w.elems() != prod(&[taps.div_ceil(2), 2, c])? {
@@ -206,9 +205,8 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     };
     let input = |i: usize| op.input(i).ok_or_else(bad);
     let x = cast::<f32>(mem.input(input(0)?)?);
-    let dwi = DW_W;
-    let w = cast::<f32>(mem.input(input(dwi)?)?);
-    let bias = cast::<f32>(mem.input(input(dwi + 1)?)?);
+    let w = cast::<f32>(mem.input(input(DW_W)?)?);
+    let bias = cast::<f32>(mem.input(input(DW_W + 1)?)?);
     let out_t = op.output(0).ok_or_else(bad)?;
     let s_t = op.temp(0).ok_or_else(bad)?;
     let (y, scratch) = mem.output_and_temp(out_t, s_t)?;
@@ -425,6 +423,7 @@ mod tests {
         Activation, BuiltinOp, Graph, Node, OpOptions, Padding, Tensor,
     };
     use crate::nn::transform::lower::{lower_fusing, Packing};
+    use crate::nn::transform::passes::Pipeline;
     use crate::nn::transform::plan::plan;
     use crate::nn::transform::LoadedModel;
 
@@ -541,7 +540,7 @@ mod tests {
     /// The fused operator gives the bytes of the two operators apart: odd sizes, stride 1
     /// and 2, SAME and VALID, dilation, taller and wider filters, channel counts below,
     /// at and above the vector widths, fused activations, with and without biases, one
-    /// thread and two, host and portable blobs.
+    /// thread and two, host and portable blobs, f32 and int8 pointwise weights.
     #[test]
     fn fused_pair_gives_the_bytes_of_the_two_operators() {
         use Activation::{None as No, Relu, Relu6};
@@ -571,11 +570,24 @@ mod tests {
                 bias,
             };
             let g = graph(&p);
+            // With the pointwise weights as int8 and scales (`quantize_weights`) too.
+            let mut q = g.clone();
+            Pipeline::parse("quantize_weights(minimum_size=0)")
+                .unwrap()
+                .run(&mut q, |_, _, _, _| {})
+                .unwrap();
+            let wq = q.nodes[0].inputs[1].unwrap();
+            assert_eq!(q.tensors[wq].dtype, DType::I8);
             let x = values(h * w * cin, 9);
-            for packing in [Packing::Host, Packing::Portable] {
-                let (apart, codes) = load(&g, packing, false);
+            let routes = [
+                (&g, Packing::Host),
+                (&g, Packing::Portable),
+                (&q, Packing::Host),
+            ];
+            for (g, packing) in routes {
+                let (apart, codes) = load(g, packing, false);
                 assert_eq!(codes, [3, 4]);
-                let (fused, codes) = load(&g, packing, true);
+                let (fused, codes) = load(g, packing, true);
                 assert_eq!(codes, [super::CODE]);
                 let want = run(&apart, &x, 1);
                 let what = format!("{h}x{w}x{cin}->{c} k{k:?} s{stride} d{dilation} same {same}");
