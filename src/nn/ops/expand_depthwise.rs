@@ -529,6 +529,56 @@ mod tests {
         (LoadedModel::from_blob(&blob).unwrap(), codes)
     }
 
+    /// A fused operator whose words or tensors do not fit together is refused at load with
+    /// an error naming it (never a panic, never a run past its tensors).
+    #[test]
+    fn inconsistent_forms_are_refused_at_load() {
+        use super::{P_DW, P_PW};
+        let p = Pair {
+            h: 9,
+            w: 7,
+            cin: 4,
+            c: 16,
+            k: (3, 3),
+            stride: 2,
+            dilation: 1,
+            same: true,
+            acts: (Activation::Relu6, Activation::Relu6),
+            bias: true,
+        };
+        let g = graph(&p);
+        // (word, value): the pointwise or depthwise geometry or clamp changed.
+        let edits: [(usize, i32); 9] = [
+            (P_PW + 2, 8),         // the pointwise input width
+            (P_PW + 7, 3),         // a 3-tall pointwise filter
+            (P_DW + 1, 10),        // the depthwise input height
+            (P_DW + 6, 8),         // a depth multiplier of 1/2
+            (P_DW + 7, 17),        // a filter taller than the row code takes
+            (P_DW + 9, 0),         // stride 0
+            (P_DW + 4, 6),         // output rows the output does not hold
+            (P_DW + 14, i32::MAX), // padding that overflows the ring
+            (P_DW, -1),            // a negative word (the batch)
+        ];
+        for (word, value) in edits {
+            let mut l = lower_fusing(&g, Packing::Host, 0).unwrap();
+            assert_eq!(l.ops.len(), 1);
+            l.ops[0].params[word] = value;
+            let blob = write_blob(&l, &plan(&l), WriteOptions::default()).unwrap();
+            let err = LoadedModel::from_blob(&blob).map(|_| ()).unwrap_err();
+            assert!(
+                format!("{err}").contains("CONV_2D+DEPTHWISE_CONV_2D"),
+                "word {word} = {value}: {err}"
+            );
+        }
+        // A scratch tensor short of the ring and the workspace.
+        let mut l = lower_fusing(&g, Packing::Host, 0).unwrap();
+        let s = l.ops[0].temps[0];
+        l.tensors[s].bytes -= 64;
+        l.tensors[s].shape = vec![l.tensors[s].bytes];
+        let blob = write_blob(&l, &plan(&l), WriteOptions::default()).unwrap();
+        assert!(LoadedModel::from_blob(&blob).is_err());
+    }
+
     fn run(m: &LoadedModel, x: &[u8], threads: usize) -> Vec<u8> {
         let mut r = m.runner();
         r.set_threads(threads);
