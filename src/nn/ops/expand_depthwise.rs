@@ -215,11 +215,15 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let slots = cast_mut::<f32>(ring_bytes)
         .get_mut(..ring.slots * ring.row)
         .ok_or_else(bad)?;
-    // The pad columns stay 0.0; the GEMM writes the image columns of each row.
-    slots.fill(0.0);
+    // The pad columns stay 0.0 (set here, once per run); the GEMM writes the image columns.
+    let image_at = dw.pl * c;
+    for slot in slots.chunks_exact_mut(ring.row) {
+        let (left, rest) = slot.split_at_mut(image_at.min(ring.row));
+        left.fill(0.0);
+        rest.get_mut(pw.iw * c..).unwrap_or(&mut []).fill(0.0);
+    }
     let isa = Isa::detect();
     let (in_row, out_row) = (pw.iw * k, dw.ow * c);
-    let image_at = dw.pl * c;
     let (lo, hi) = (
         f32::from_bits(op.param(P_DW_LO) as u32),
         f32::from_bits(op.param(P_DW_HI) as u32),
