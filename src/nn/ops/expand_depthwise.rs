@@ -665,6 +665,14 @@ mod tests {
                 };
                 same(run(&fused, &x, 1), 1);
                 same(run(&fused, &x, 2), 2);
+                // From an arena of NaNs (the ring's pads must be set by the run itself).
+                let mut arena = vec![u128::MAX; fused.model().arena_size().div_ceil(16) + 1];
+                // SAFETY: u128 to bytes (alignment 1, every byte initialized).
+                let (_, bytes, _) = unsafe { arena.align_to_mut::<u8>() };
+                let mut s = crate::nn::Session::new(fused.model(), bytes).unwrap();
+                s.set_input(0, &x).unwrap();
+                s.run().unwrap();
+                same(s.output(0).unwrap().to_vec(), 1);
                 let arenas = (apart.model().arena_size(), fused.model().arena_size());
                 assert!(
                     arenas.1 <= arenas.0 + 64 * 1024,
