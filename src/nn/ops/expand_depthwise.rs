@@ -24,9 +24,8 @@
 //!
 //! Blob form. Inputs: x [b, h, w, c_in]; the pointwise layer's GEMM part (`gemm_common`, f32:
 //! weights k×n, optional bias, and for int8 weights their scales, else an absent input);
-//! the depthwise layer's
-//! weights (f32 tap pairs `[pair][2][c]`, as DEPTHWISE_CONV_2D's) and bias (c values).
-//! Output: y [b, oh, ow, c]. One scratch tensor: the ring ([`Ring`], rounded up to 64
+//! the depthwise layer's weights (f32 tap pairs `[pair][2][c]`, as DEPTHWISE_CONV_2D's) and
+//! bias (c values). Output: y [b, oh, ow, c]. One scratch tensor: the ring ([`Ring`], rounded up to 64
 //! bytes), then the GEMM workspace for one image row (w rows). Parameters: the pointwise
 //! layer's `conv::Geom` words, its clamp (f32 bits, 2 words), the depthwise layer's
 //! `conv::Geom` words, its clamp (2 words): 34 words.
