@@ -209,6 +209,76 @@ fn every_fixture_matches_tflite_reference_kernels() {
     assert!(ran > 0, "no fixture ran");
 }
 
+/// Every fixture with a pointwise CONV_2D feeding a DEPTHWISE_CONV_2D, lowered with every
+/// such pair fused (`lower_fusing` with no size bound: the fixtures' tensors are below the
+/// default's) and without any: the same output bytes, on 1 and 3 threads, host and portable
+/// blobs, and with `quantize_weights`' int8 weights (the default passes).
+#[test]
+fn fused_expand_depthwise_gives_the_bytes_of_the_pair() {
+    use edgemm::nn::transform::blob_writer::{write_blob, WriteOptions};
+    use edgemm::nn::transform::lower::lower_fusing;
+    use edgemm::nn::transform::plan::plan;
+    let (mut fused_models, mut pairs) = (0, 0);
+    for f in manifest() {
+        let bytes = read(&format!("{}.tflite", f.name));
+        let Ok(graph) = import_tflite(&bytes) else {
+            continue;
+        };
+        let mut passed = graph.clone();
+        if Pipeline::parse(DEFAULT_PIPELINE)
+            .and_then(|p| p.run(&mut passed, |_, _, _, _| {}))
+            .is_err()
+        {
+            continue;
+        }
+        for (g, packing) in [
+            (&graph, Packing::Host),
+            (&graph, Packing::Portable),
+            (&passed, Packing::Host),
+        ] {
+            let load = |min_bytes: usize| {
+                let l = lower_fusing(g, packing, min_bytes).ok()?;
+                let fused = l.ops.iter().filter(|o| o.code == 127).count();
+                let blob = write_blob(&l, &plan(&l), WriteOptions::default()).ok()?;
+                Some((LoadedModel::from_blob(&blob).unwrap(), fused))
+            };
+            let (Some((apart, 0)), Some((fused, n))) = (load(usize::MAX), load(0)) else {
+                continue;
+            };
+            if n == 0 {
+                continue;
+            }
+            fused_models += 1;
+            pairs += n;
+            let out = |m: &LoadedModel, threads: usize| {
+                let mut r = m.runner();
+                r.set_threads(threads);
+                for j in 0..f.inputs {
+                    r.set_input(j, &read(&format!("{}.in{j}.bin", f.name)))
+                        .unwrap();
+                }
+                r.run().unwrap();
+                (0..f.outputs)
+                    .map(|j| r.output(j).unwrap())
+                    .collect::<Vec<_>>()
+            };
+            let want = out(&apart, 1);
+            for threads in [1, 3] {
+                assert!(
+                    out(&fused, threads) == want,
+                    "{} ({packing:?}, {threads} threads): the fused model's output differs",
+                    f.name
+                );
+            }
+        }
+    }
+    println!("{fused_models} fixture conversions with {pairs} fused pairs gave the same bytes");
+    assert!(
+        fused_models >= 3,
+        "only {fused_models} fixture conversions had a pair"
+    );
+}
+
 /// Every float fixture after `quantize_weights(minimum_size=0)` (in the default pipeline,
 /// after `fold_batch_norms`): each layer's output moves by at most `(s_c/2)·Σ|x|` (see the
 /// pass), which later layers carry on. Where int8 weights are only in layers reading a model

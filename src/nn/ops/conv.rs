@@ -335,10 +335,10 @@ const PANELS: i32 = 5;
 const WINOGRAD: i32 = 6;
 /// Columns of a panel of [`PANELS`]: the AVX-512 f32 kernel's NR.
 const PANEL_NR: usize = 32;
-const P_IM2COL: usize = Geom::WORDS;
+pub(crate) const P_IM2COL: usize = Geom::WORDS;
 const P_BLOCK: usize = Geom::WORDS + 1;
 /// The first word of the GEMM part (`gemm_common`).
-const P_GEMM: usize = Geom::WORDS + 2;
+pub(crate) const P_GEMM: usize = Geom::WORDS + 2;
 
 /// The GEMM depth of a convolution of kh·kw·c_in = `k` and im2col word `mode`: `k`, or
 /// `k` rounded up to 4 with [`IM2COL_PADDED`].

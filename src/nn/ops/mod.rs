@@ -29,6 +29,7 @@ mod depthwise_f32;
 mod depthwise_lanes;
 mod depthwise_m4;
 mod depthwise_vnni;
+pub(crate) mod expand_depthwise;
 mod fixed_point;
 pub(crate) mod fully_connected;
 mod gather;
@@ -171,6 +172,8 @@ registry!(
     depthwise_conv::M4_APART => (depthwise_conv::is_m4_apart, FORM_DW_M4_APART),
     depthwise_conv::M4 => (depthwise_conv::is_m4, 0),
     depthwise_conv::DEF => (any_form, FORM_DW_GENERAL),
+    // (The GEMM driver runs its pointwise half.)
+    expand_depthwise::DEF => (any_form, FORM_GEMM),
     fully_connected::DEF => (any_form, FORM_GEMM),
     reshape::DEF,
     reshape::SQUEEZE,

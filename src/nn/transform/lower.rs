@@ -230,8 +230,16 @@ pub fn unsupported(graph: &Graph) -> Vec<(usize, &'static str)> {
 }
 
 /// Lowers every node; the first one this build cannot run is an error naming it (use
-/// [`unsupported`] to list them all).
+/// [`unsupported`] to list them all). Pointwise and depthwise pairs with an intermediate
+/// tensor of [`super::expand_depthwise::FUSE_MIN_BYTES`] or more run fused.
 pub fn lower(graph: &Graph, packing: Packing) -> Result<Lowered, Error> {
+    lower_fusing(graph, packing, super::expand_depthwise::FUSE_MIN_BYTES)
+}
+
+/// [`lower`], fusing the pointwise and depthwise pairs whose intermediate tensor takes at
+/// least `min_bytes` (0: all that can be; `usize::MAX`: none), see
+/// [`super::expand_depthwise`].
+pub fn lower_fusing(graph: &Graph, packing: Packing, min_bytes: usize) -> Result<Lowered, Error> {
     let mut l = Lowering {
         graph,
         packing,
@@ -263,13 +271,15 @@ pub fn lower(graph: &Graph, packing: Packing) -> Result<Lowered, Error> {
             return Err(graph.tensor_error(t, "a model input or output is a constant"));
         }
     }
-    Ok(Lowered {
+    let mut lowered = Lowered {
         tensors: l.tensors,
         ops: l.ops,
         inputs: graph.inputs.clone(),
         outputs: graph.outputs.clone(),
         packing,
-    })
+    };
+    super::expand_depthwise::fuse_expand_depthwise(&mut lowered, min_bytes);
+    Ok(lowered)
 }
 
 /// TFLite's `CalculateActivationRangeQuantized`: the output clamp of a fused activation in

@@ -7,6 +7,7 @@
 
 pub mod blob_writer;
 pub mod convert;
+pub mod expand_depthwise;
 pub mod host;
 pub mod import;
 pub mod ir;
