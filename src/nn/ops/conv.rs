@@ -25,9 +25,11 @@
 //! In place: a pointwise convolution may be planned with its output over its input (same
 //! arena offset; `lower` allows it for that geometry only and `check` refuses it for any
 //! other). It then copies a few input rows at a time to the patch buffer before their GEMM
-//! writes their outputs (see `run_in_place`), on one thread; int8 with the VNNI kernel runs
-//! one GEMM call instead, which copies each row tile of A (flipped to u8) into its workspace
-//! before writing the tile's outputs (`WsPlan::run_over_input`).
+//! writes their outputs (see `run_in_place`); int8 with the VNNI kernel runs one GEMM call
+//! instead, which copies each row tile of A (flipped to u8) into its workspace before
+//! writing the tile's outputs (`WsPlan::run_over_input`). On several threads
+//! (`InPlace::run_threaded`) the first band of rows runs so while the others set their
+//! outputs aside (n ≤ k), or the input is copied aside first (n > k): the smaller side.
 //!
 //! Blob form. Inputs: x [b, h, w, c_in], then the GEMM part of `gemm_common` (weights k×n,
 //! bias, multipliers, shifts; f32 weights may be k×n i8 followed, after the bias, by their

@@ -39,6 +39,12 @@
 //! ring is always used: the input rows under the window are copied into it before the output
 //! row over them is written.
 //!
+//! Threads (`Dw::run_bands`, one per `MIN_MACS_PER_THREAD` multiply-adds): bands of output
+//! rows, each with a ring of its own and computed exactly as one thread computes them. In
+//! place (stride 2 or more; stride 1 stays on one thread), the first band writes in place the
+//! rows below the first input row another band reads, and the other rows go to a buffer set
+//! aside, copied over the input at the end.
+//!
 //! Blob form. Inputs: x [b, h, w, c_in]; weights in taps pairs (taps padded to even with
 //! zeros): int8 `[pair][c_out][2]` i16 (the two taps of a pair interleaved), f32
 //! `[pair][2][c_out]`; bias (c_out, required: int8 i32 `bias − z_x·Σ_taps w`, f32 the bias or
