@@ -2812,6 +2812,157 @@ mod tests {
         }
     }
 
+    /// A MobileNet-v2 block (1×1 expand, 3×3 depthwise, 1×1 project) of `c` channels
+    /// expanded to `e·c`, int8 (per-channel weights) or f32, as the planner lays it out.
+    fn block(
+        float: bool,
+        hw: usize,
+        c: usize,
+        e: usize,
+        stride: i32,
+    ) -> crate::nn::transform::ir::Graph {
+        use crate::nn::transform::ir::{
+            Activation, BuiltinOp, Graph, Node, OpOptions, Quant, Tensor,
+        };
+        let mut r = Rng(11);
+        let (ce, oh) = (c * e, hw.div_ceil(stride as usize));
+        let (dt, bt) = if float {
+            (DType::F32, DType::F32)
+        } else {
+            (DType::I8, DType::I32)
+        };
+        let q = |s: Vec<f32>, z: i64, axis: usize| {
+            (!float).then(|| Quant {
+                zero_point: vec![z; s.len()],
+                scale: s,
+                axis,
+            })
+        };
+        let scales = |n: usize| (0..n).map(|i| 0.01 + i as f32 * 1e-4).collect::<Vec<f32>>();
+        let mut weights = |n: usize| -> Vec<u8> {
+            if float {
+                (0..n).flat_map(|_| (r.f32() / 4.0).to_le_bytes()).collect()
+            } else {
+                (0..n).map(|_| r.i8() as u8).collect()
+            }
+        };
+        let (w1, wd, w2) = (weights(ce * c), weights(9 * ce), weights(c * ce));
+        let mut r = Rng(5);
+        let mut bias = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|_| {
+                    if float {
+                        r.f32().to_le_bytes()
+                    } else {
+                        ((r.next() % 2000) as i32 - 1000).to_le_bytes()
+                    }
+                })
+                .collect()
+        };
+        let (b1, bd, b2) = (bias(ce), bias(ce), bias(c));
+        let t = |name: &str, dtype, shape: Vec<usize>, quant, data| Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            quant,
+            data,
+        };
+        let conv = |i: usize, w: usize, b: usize, o: usize| Node {
+            op: BuiltinOp::Conv2d,
+            version: 3,
+            options: OpOptions::Conv2d {
+                padding: Padding::Same,
+                stride_w: 1,
+                stride_h: 1,
+                activation: Activation::Relu6,
+                dilation_w_factor: 1,
+                dilation_h_factor: 1,
+            },
+            inputs: vec![Some(i), Some(w), Some(b)],
+            outputs: vec![o],
+        };
+        Graph {
+            tensors: vec![
+                t("x", dt, vec![1, hw, hw, c], q(vec![0.02], 3, 0), None),
+                t("w1", dt, vec![ce, 1, 1, c], q(scales(ce), 0, 0), Some(w1)),
+                t("b1", bt, vec![ce], None, Some(b1)),
+                t("h1", dt, vec![1, hw, hw, ce], q(vec![0.05], -5, 0), None),
+                t("wd", dt, vec![1, 3, 3, ce], q(scales(ce), 0, 3), Some(wd)),
+                t("bd", bt, vec![ce], None, Some(bd)),
+                t("h2", dt, vec![1, oh, oh, ce], q(vec![0.05], -7, 0), None),
+                t("w2", dt, vec![c, 1, 1, ce], q(scales(c), 0, 0), Some(w2)),
+                t("b2", bt, vec![c], None, Some(b2)),
+                t("y", dt, vec![1, oh, oh, c], q(vec![0.1], 2, 0), None),
+            ],
+            nodes: vec![
+                conv(0, 1, 2, 3),
+                Node {
+                    op: BuiltinOp::DepthwiseConv2d,
+                    version: 1,
+                    options: OpOptions::DepthwiseConv2d {
+                        padding: Padding::Same,
+                        stride_w: stride,
+                        stride_h: stride,
+                        depth_multiplier: 1,
+                        activation: Activation::Relu6,
+                        dilation_w_factor: 1,
+                        dilation_h_factor: 1,
+                    },
+                    inputs: vec![Some(3), Some(4), Some(5)],
+                    outputs: vec![6],
+                },
+                conv(6, 7, 8, 9),
+            ],
+            inputs: vec![0],
+            outputs: vec![9],
+        }
+    }
+
+    /// A MobileNet-v2 block through the planner (which puts the int8 depthwise and project
+    /// layers in place) gives the same bytes on 1, 2 and 3 threads: the threaded depthwise
+    /// bands (stride 2 in place, stride 1 and f32 apart) and the in-place pointwise split,
+    /// every layer over its work floor for two threads.
+    #[test]
+    fn block_gives_the_same_bytes_on_threads() {
+        use crate::nn::transform::{lower::lower, plan::plan, LoadedModel, Packing};
+        for float in [false, true] {
+            for stride in [1, 2] {
+                let g = block(float, 48, 32, 4, stride);
+                let l = lower(&g, Packing::Host).unwrap();
+                let p = plan(&l);
+                if !float {
+                    // The depthwise layer and the projection in place.
+                    let at = |t: usize| p.offsets[t];
+                    assert_eq!(at(3), at(6), "stride {stride}: depthwise in place");
+                    assert_eq!(at(6), at(9), "stride {stride}: projection in place");
+                }
+                let m = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+                let bytes = if float { 4 } else { 1 };
+                let x: Vec<u8> = (0..48 * 48 * 32 * bytes)
+                    .map(|i| (i * 37 % 251) as u8)
+                    .collect();
+                let x: Vec<u8> = if float {
+                    x.chunks(4)
+                        .flat_map(|c| (c[0] as f32 / 100.0 - 1.0).to_le_bytes())
+                        .collect()
+                } else {
+                    x
+                };
+                let run = |threads: usize| {
+                    let mut r = m.runner();
+                    r.set_threads(threads);
+                    r.set_input(0, &x).unwrap();
+                    r.run().unwrap();
+                    r.output(0).unwrap()
+                };
+                let want = run(1);
+                for t in [2, 3] {
+                    assert_eq!(run(t), want, "float {float} stride {stride} threads {t}");
+                }
+            }
+        }
+    }
+
     /// The Cortex-M4 form planned apart from its input is `FORM_DW_M4_APART` (so a forms
     /// set without it refuses that plan at load), in place it is not.
     #[test]
