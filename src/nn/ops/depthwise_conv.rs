@@ -41,9 +41,8 @@
 //!
 //! Threads (`Dw::run_bands`, one per `MIN_MACS_PER_THREAD` multiply-adds): bands of output
 //! rows, each with a ring of its own and computed exactly as one thread computes them. In
-//! place (stride 2 or more; stride 1 stays on one thread), the first band writes in place the
-//! rows below the first input row another band reads, and the other rows go to a buffer set
-//! aside, copied over the input at the end.
+//! place, the first band writes in place the rows below the first input row another band
+//! reads, and the other rows go to a buffer set aside, copied over the input at the end.
 //!
 //! Blob form. Inputs: x [b, h, w, c_in]; weights in taps pairs (taps padded to even with
 //! zeros): int8 `[pair][c_out][2]` i16 (the two taps of a pair interleaved), f32
@@ -1571,11 +1570,10 @@ impl<E: DwElem> Dw<'_, E> {
     /// [`Dw::run`] on `threads` threads: the output rows in as many bands, each run with a
     /// scratch (ring) of its own, exactly as one thread runs those rows (so the bytes do not
     /// depend on the thread count). Not in place, each band writes its own rows of the
-    /// output. In place (stride 2 or more), band 0 runs as one thread does from the first
-    /// row and writes in place the rows that lie below the first input row a later band
-    /// reads; every other row is set aside in a buffer of the caller's (`with_staging`) and
-    /// copied over the input once every band is done (the later bands' input stays intact
-    /// meanwhile).
+    /// output. In place, band 0 runs as one thread does from the first row and writes in
+    /// place the rows that lie below the first input row a later band reads; every other
+    /// row is set aside in a buffer of the caller's (`with_staging`) and copied over the
+    /// input once every band is done (the later bands' input stays intact meanwhile).
     #[cfg(feature = "std")]
     fn run_bands(
         &self,
@@ -1591,14 +1589,6 @@ impl<E: DwElem> Dw<'_, E> {
         let t = |i: Option<usize>| i.ok_or_else(|| op.error("missing tensor"));
         let (x_t, y_t, s_t) = (t(op.input(0))?, t(op.output(0))?, t(op.temp(0))?);
         let in_place = mem.is_in_place(x_t, y_t);
-        // In place with stride 1, the bands ran slower in parallel than one after the other
-        // (MobileNet-v2 int8's 56×56×144 layer: 147 µs on one thread, 151 as two bands on
-        // one, 210 as two bands on two, Zen 4; stride 2: 160, 164, 107): one thread.
-        if in_place && g.sh < 2 {
-            return self.each_row::<true, Error>(op, mem, flip, &mut |src, oy, out, rest| {
-                row_fn(src, oy, out, rest)
-            });
-        }
         let lay = Layout::with(g, size_of::<E>(), in_place).ok_or_else(Self::bad)?;
         let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
         let total = g.batch * g.oh;
@@ -2757,10 +2747,10 @@ mod tests {
         }
     }
 
-    /// Results do not depend on the thread count, in place (stride 2: band 0 in place, the
-    /// other bands' rows set aside; stride 1: one thread) and apart: int8 and f32, stride 1
-    /// and 2, wide pixels (4 channels), a depth multiplier of 2 (apart only), a 7×7 filter
-    /// (partial sums), and rows that do not divide evenly; every shape over `MIN_MACS_PER_THREAD` per thread for
+    /// Results do not depend on the thread count, in place (band 0 in place, the other
+    /// bands' rows set aside) and apart: int8 and f32, stride 1 and 2, wide pixels (4
+    /// channels), a depth multiplier of 2 (apart only), a 7×7 filter (partial sums), and
+    /// rows that do not divide evenly; every shape over `MIN_MACS_PER_THREAD` per thread for
     /// two threads at least, so the bands are really split.
     #[test]
     fn threads_give_the_same_bytes() {
@@ -2920,7 +2910,7 @@ mod tests {
 
     /// A MobileNet-v2 block through the planner (which puts the int8 depthwise and project
     /// layers in place) gives the same bytes on 1, 2 and 3 threads: the threaded depthwise
-    /// bands (stride 2 in place, stride 1 and f32 apart) and the in-place pointwise split,
+    /// bands (int8 in place, f32 apart) and the in-place pointwise split,
     /// every layer over its work floor for two threads.
     #[test]
     fn block_gives_the_same_bytes_on_threads() {
