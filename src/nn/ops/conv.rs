@@ -965,7 +965,7 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
     let x = mem.input(x_t)?;
-    let threads = gemm_common::useful_threads(mem.threads(), g.batch * g.oh * g.ow, k, n);
+    let threads = gemm_common::useful_threads(mem.threads(), g.batch * g.oh * g.ow, k, n, false);
     let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
     // (No plan: n is 0, so is the output.)
     let Some(plan) = gemm.ws_plan() else {
@@ -1408,7 +1408,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     }
     if in_place {
         #[cfg(feature = "std")]
-        let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
+        let threads = gemm_common::useful_threads(mem.threads(), m, k, n, float);
         let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
         #[cfg(feature = "std")]
         if threads > 1 && m >= 2 * gemm.row_unit() {
@@ -1438,7 +1438,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         );
     }
     let x = mem.input(x_t)?;
-    let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
+    let threads = gemm_common::useful_threads(mem.threads(), m, k, n, float);
     let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
     // The patches as the kernel reads them: int8 flipped to u8 for the VNNI kernel (which
     // then reads them in place, unpacked).

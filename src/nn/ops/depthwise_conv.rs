@@ -1348,11 +1348,17 @@ impl<'a, E> Io<'a, E> {
     }
 }
 
-/// Multiply-adds of a depthwise convolution below which one more thread costs more than it
-/// saves (about 5 µs of one thread's work on Zen 4: a pool dispatch to a spinning worker,
-/// the rows set aside in place, and the ring rows both bands copy at their boundary).
+/// Multiply-adds of an f32 depthwise convolution below which one more thread costs more
+/// than it saves (about 5 µs of one thread's work on Zen 4: a pool dispatch to a spinning
+/// worker, the rows set aside in place, and the ring rows both bands copy at their
+/// boundary).
 #[cfg(feature = "std")]
 const MIN_MACS_PER_THREAD: usize = 1 << 17;
+
+/// The same for int8 (DS-CNN's 25×5×64 layers, 72 K MACs, split; see `gemm_common`'s
+/// `MIN_MACS_PER_THREAD_I8`).
+#[cfg(feature = "std")]
+const MIN_MACS_PER_THREAD_I8: usize = 1 << 15;
 
 /// [`Dw::row`] as the bands of [`Dw::run_bands`] call it, from any thread.
 #[cfg(feature = "std")]
@@ -1564,7 +1570,12 @@ impl<E: DwElem> Dw<'_, E> {
         let g = &self.g;
         let rows = g.batch * g.oh;
         let macs = (rows * g.ow * g.oc).saturating_mul(g.kh * g.kw);
-        threads.min(macs / MIN_MACS_PER_THREAD).min(rows).max(1)
+        let floor = if size_of::<E>() == 4 {
+            MIN_MACS_PER_THREAD
+        } else {
+            MIN_MACS_PER_THREAD_I8
+        };
+        threads.min(macs / floor).min(rows).max(1)
     }
 
     /// [`Dw::run`] on `threads` threads: the output rows in as many bands, each run with a
