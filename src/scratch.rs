@@ -11,13 +11,28 @@ pub(crate) struct Line(pub [f32; 16]);
 /// Runs `f` with a 64-byte aligned buffer of at least `len` elements.
 #[cfg(feature = "alloc")]
 pub(crate) fn with_workspace<R>(len: usize, f: impl FnOnce(*mut f32) -> R) -> R {
+    with_buffer(0, len, f)
+}
+
+/// [`with_workspace`] with a second buffer of the thread, for data that must outlive the
+/// workspaces of the tasks a call runs meanwhile (an in-place operator's rows kept aside
+/// while it runs on several threads, whose tasks take [`with_workspace`]'s buffer).
+#[cfg(feature = "std")]
+pub(crate) fn with_staging<R>(len: usize, f: impl FnOnce(*mut f32) -> R) -> R {
+    with_buffer(1, len, f)
+}
+
+/// Buffer `slot` (0 or 1) of this thread, of at least `len` elements, for `f`.
+#[cfg(feature = "alloc")]
+fn with_buffer<R>(slot: usize, len: usize, f: impl FnOnce(*mut f32) -> R) -> R {
     let lines = len.div_ceil(16).max(1);
     #[cfg(feature = "std")]
     {
         use core::cell::RefCell;
         use std::vec::Vec;
         std::thread_local! {
-            static WS: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+            static WS: [RefCell<Vec<Line>>; 2] =
+                const { [RefCell::new(Vec::new()), RefCell::new(Vec::new())] };
         }
         // A re-entrant call (not possible today, but cheap to survive) gets its own buffer.
         let f = core::cell::Cell::new(Some(f));
@@ -28,13 +43,14 @@ pub(crate) fn with_workspace<R>(len: usize, f: impl FnOnce(*mut f32) -> R) -> R 
             }
             (f.take().expect("called once"))(buf.as_mut_ptr() as *mut f32)
         };
-        WS.with(|ws| match ws.try_borrow_mut() {
+        WS.with(|ws| match ws[slot.min(1)].try_borrow_mut() {
             Ok(mut buf) => run(&mut buf),
             Err(_) => run(&mut Vec::new()),
         })
     }
     #[cfg(not(feature = "std"))]
     {
+        let _ = slot;
         let mut buf = alloc::vec![Line([0.0; 16]); lines];
         f(buf.as_mut_ptr() as *mut f32)
     }

@@ -205,6 +205,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         b.count().unwrap_or(0).saturating_mul(m),
         k,
         n,
+        float,
     );
     let (out, ws) = mem.output_and_temp(out_t, ws_t)?;
     let batches = b.count().ok_or_else(|| op.error("sizes overflow"))?;

@@ -25,9 +25,11 @@
 //! In place: a pointwise convolution may be planned with its output over its input (same
 //! arena offset; `lower` allows it for that geometry only and `check` refuses it for any
 //! other). It then copies a few input rows at a time to the patch buffer before their GEMM
-//! writes their outputs (see `run_in_place`), on one thread; int8 with the VNNI kernel runs
-//! one GEMM call instead, which copies each row tile of A (flipped to u8) into its workspace
-//! before writing the tile's outputs (`WsPlan::run_over_input`).
+//! writes their outputs (see `run_in_place`); int8 with the VNNI kernel runs one GEMM call
+//! instead, which copies each row tile of A (flipped to u8) into its workspace before
+//! writing the tile's outputs (`WsPlan::run_over_input`). On several threads
+//! (`InPlace::run_threaded`) the first band of rows runs so while the others set their
+//! outputs aside (n ≤ k), or the input is copied aside first (n > k): the smaller side.
 //!
 //! Blob form. Inputs: x [b, h, w, c_in], then the GEMM part of `gemm_common` (weights k×n,
 //! bias, multipliers, shifts; f32 weights may be k×n i8 followed, after the bias, by their
@@ -963,7 +965,7 @@ fn run_implicit(op: &OpView, mem: &mut OpMem, g: &Geom, gemm: &Gemm) -> Result<(
     let out_t = op.output(0).ok_or_else(|| op.error("missing output"))?;
     let s_t = op.temp(0).ok_or_else(|| op.error("missing scratch"))?;
     let x = mem.input(x_t)?;
-    let threads = gemm_common::useful_threads(mem.threads(), g.batch * g.oh * g.ow, k, n);
+    let threads = gemm_common::useful_threads(mem.threads(), g.batch * g.oh * g.ow, k, n, false);
     let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
     // (No plan: n is 0, so is the output.)
     let Some(plan) = gemm.ws_plan() else {
@@ -1405,7 +1407,23 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         return Err(op.error("weights in panels without the kernel that reads them"));
     }
     if in_place {
+        #[cfg(feature = "std")]
+        let threads = gemm_common::useful_threads(mem.threads(), m, k, n, float);
         let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
+        #[cfg(feature = "std")]
+        if threads > 1 && m >= 2 * gemm.row_unit() {
+            let ip = InPlace {
+                gemm: &gemm,
+                pointwise_form: &pointwise_form,
+                m,
+                k,
+                n,
+                esize,
+                block,
+                patch_bytes,
+            };
+            return ip.run_threaded(buf, scratch, threads);
+        }
         return run_in_place(
             &gemm,
             &pointwise_form,
@@ -1420,7 +1438,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         );
     }
     let x = mem.input(x_t)?;
-    let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
+    let threads = gemm_common::useful_threads(mem.threads(), m, k, n, float);
     let (out, scratch) = mem.output_and_temp(out_t, s_t)?;
     // The patches as the kernel reads them: int8 flipped to u8 for the VNNI kernel (which
     // then reads them in place, unpacked).
@@ -1596,6 +1614,179 @@ fn run_in_place<'w>(
         }
     }
     Ok(())
+}
+
+/// A pointwise convolution working in place, on several threads ([`InPlace::run_threaded`]).
+#[cfg(feature = "std")]
+struct InPlace<'a, 'w> {
+    gemm: &'a Gemm<'a>,
+    pointwise_form: &'a (dyn Fn(usize) -> Option<conv_rows::Rows<'w>> + Sync),
+    m: usize,
+    k: usize,
+    n: usize,
+    esize: usize,
+    block: usize,
+    patch_bytes: usize,
+}
+
+#[cfg(feature = "std")]
+impl InPlace<'_, '_> {
+    /// Rows `rows` whose input `a` (rows·k elements) lies apart from their output `y`: as
+    /// the convolution not in place computes them (the same bytes as in place).
+    fn apart(&self, a: &[u8], rows: usize, y: &mut [u8], ws: &mut [u8]) -> Result<(), Error> {
+        if let Some(form) = (self.pointwise_form)(rows) {
+            let a = super::cast::<f32>(a);
+            return form.block(a, 0, rows, super::cast_mut::<f32>(y), &mut []);
+        }
+        self.gemm.run(a, self.k, rows, y, ws)
+    }
+
+    /// Rows per call apart: all of a task's when the GEMM's workspace is one row tile's
+    /// whatever the rows (as not in place), else the rows [`run_in_place`] copies at a time
+    /// (the workspace holds that many).
+    fn apart_rows(&self) -> usize {
+        if self.gemm.ws_plan().is_some() {
+            self.m
+        } else {
+            copy_rows(self.esize == 4, self.k, self.block)
+        }
+    }
+
+    /// The convolution over `buf` (input and output from its first byte) on `threads`
+    /// threads, each task with a scratch of `scratch`'s size of its thread's. When outputs
+    /// are no longer than inputs (n ≤ k), band 0 of the rows runs in place on its own
+    /// prefix of `buf` (its outputs end before its inputs do) while the other bands read
+    /// their inputs, which it does not touch, and set their outputs aside; those are copied
+    /// into place at the end. Else the input (the smaller side) is copied aside first and
+    /// the rows run as apart. The rows set aside or copied are the smaller side's.
+    fn run_threaded(
+        &self,
+        buf: &mut [u8],
+        scratch: &mut [u8],
+        threads: usize,
+    ) -> Result<(), Error> {
+        use std::sync::Mutex;
+        use std::vec::Vec;
+        let (m, esize) = (self.m, self.esize);
+        let (row_in, row_out) = (self.k * esize, self.n * esize);
+        let unit = self.gemm.row_unit().max(1);
+        let scratch_bytes = scratch.len();
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let fail = |r: Result<(), Error>| {
+            if let Err(e) = r {
+                if let Ok(mut slot) = failed.lock() {
+                    slot.get_or_insert(e);
+                }
+            }
+        };
+        let with_ws = |f: &mut dyn FnMut(&mut [u8]) -> Result<(), Error>| {
+            fail(crate::scratch::with_workspace(
+                scratch_bytes.div_ceil(4),
+                |ws| {
+                    // SAFETY: with_workspace lends this thread a buffer of at least
+                    // scratch_bytes bytes (rounded up to f32s), used by nothing else meanwhile.
+                    f(unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, scratch_bytes) })
+                },
+            ))
+        };
+        let buf = buf
+            .get_mut(..m * row_in.max(row_out))
+            .ok_or(Error::SizeOverflow)?;
+        let (calls, per_call) = (self.apart_rows(), self.patch_bytes);
+        if row_out > row_in {
+            // The inputs aside, then every row apart (`run_rows` splits them).
+            return crate::scratch::with_staging((m * row_in).div_ceil(4), |st| {
+                // SAFETY: with_staging lends this thread a buffer of at least m·row_in
+                // bytes, used by nothing else meanwhile.
+                let copy = unsafe { core::slice::from_raw_parts_mut(st as *mut u8, m * row_in) };
+                copy.copy_from_slice(&buf[..m * row_in]);
+                let copy: &[u8] = copy;
+                let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
+                    let ws = scratch
+                        .get_mut(per_call.min(scratch.len())..)
+                        .unwrap_or(&mut []);
+                    let a = copy
+                        .get(p0 * row_in..(p0 + rows) * row_in)
+                        .ok_or(Error::SizeOverflow)?;
+                    self.apart(a, rows, y, ws)
+                };
+                gemm_common::run_rows(m, unit, calls, row_out, threads, buf, scratch, &call)
+            });
+        }
+        // Band b: rows start(b)..start(b + 1), in whole units.
+        let units = m / unit;
+        let start = |b: usize| {
+            if b == threads {
+                m
+            } else {
+                units * b / threads * unit
+            }
+        };
+        let r1 = start(1);
+        let aside_len = (m - r1) * row_out;
+        crate::scratch::with_staging(aside_len.div_ceil(4), |st| {
+            // SAFETY: with_staging lends this thread a buffer of at least aside_len bytes,
+            // used by nothing else meanwhile.
+            let aside = unsafe { core::slice::from_raw_parts_mut(st as *mut u8, aside_len) };
+            {
+                let (own, rest_in) = buf.split_at_mut(r1 * row_in);
+                let rest_in: &[u8] = rest_in;
+                let band0 = Mutex::new(own);
+                let mut parts = Vec::with_capacity(threads);
+                let mut rest = &mut *aside;
+                for b in 1..threads {
+                    let (y, r) = rest.split_at_mut((start(b + 1) - start(b)) * row_out);
+                    parts.push(Mutex::new(y));
+                    rest = r;
+                }
+                let job = |b: usize| {
+                    if b == 0 {
+                        let Ok(mut own) = band0.lock() else { return };
+                        with_ws(&mut |scratch| {
+                            run_in_place(
+                                self.gemm,
+                                self.pointwise_form,
+                                r1,
+                                self.k,
+                                self.n,
+                                esize,
+                                self.block,
+                                &mut own,
+                                scratch,
+                                per_call,
+                            )
+                        });
+                        return;
+                    }
+                    let Ok(mut y) = parts[b - 1].lock() else {
+                        return;
+                    };
+                    let (p0, len) = (start(b), start(b + 1) - start(b));
+                    with_ws(&mut |scratch| {
+                        let ws = scratch
+                            .get_mut(per_call.min(scratch.len())..)
+                            .unwrap_or(&mut []);
+                        for (q0, rows) in gemm_common::sub_blocks(p0, len, calls) {
+                            let at = (q0 - r1) * row_in;
+                            let a = rest_in
+                                .get(at..at + rows * row_in)
+                                .ok_or(Error::SizeOverflow)?;
+                            let o = (q0 - p0) * row_out;
+                            self.apart(a, rows, &mut y[o..o + rows * row_out], ws)?;
+                        }
+                        Ok(())
+                    });
+                };
+                crate::threads::run(threads, threads, &job);
+            }
+            if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
+                return Err(e);
+            }
+            // Every band is done reading its inputs: the outputs set aside go in place.
+            buf[r1 * row_out..m * row_out].copy_from_slice(aside);
+            Ok(())
+        })
+    }
 }
 
 #[cfg(feature = "alloc")]
@@ -2109,12 +2300,15 @@ mod tests {
 
     /// A pointwise convolution planned with its output over its input (same arena offset)
     /// gives the bytes of the out-of-place run: int8 and f32, fewer output channels than input
-    /// channels (blocks run forward) and more (backward), over several blocks.
+    /// channels (blocks run forward; on threads, band 0 in place and the others set aside)
+    /// and more (backward; on threads, the input copied aside), over several blocks, on one
+    /// thread and on two and three (3.7 M MACs: three shares over `MIN_MACS_PER_THREAD`;
+    /// 61·64 rows do not divide into whole units per thread).
     #[test]
     fn pointwise_in_place_equals_out_of_place() {
         for float in [false, true] {
             for (cin, cout) in [(40, 24), (24, 40), (16, 16)] {
-                let g = conv_graph(float, 48, 47, cin, cout, 1);
+                let g = conv_graph(float, 64, 61, cin, cout, 1);
                 let x = input_for(&g);
                 for packing in [Packing::Host, Packing::Portable] {
                     let normal = LoadedModel::from_graph(&g, packing).unwrap();
@@ -2138,8 +2332,10 @@ mod tests {
                     let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
                     let m = LoadedModel::from_blob(&blob).unwrap();
                     assert_eq!(run(&m, &x, 1), want, "float {float} {cin}->{cout}");
-                    // More threads still run it in place on one.
-                    assert_eq!(run(&m, &x, 2), want, "float {float} {cin}->{cout} threads");
+                    for t in [2, 3] {
+                        let what = format!("float {float} {cin}->{cout} threads {t}");
+                        assert_eq!(run(&m, &x, t), want, "{what}");
+                    }
                 }
             }
         }

@@ -39,6 +39,11 @@
 //! ring is always used: the input rows under the window are copied into it before the output
 //! row over them is written.
 //!
+//! Threads (`Dw::run_bands`, one per `MIN_MACS_PER_THREAD` multiply-adds): bands of output
+//! rows, each with a ring of its own and computed exactly as one thread computes them. In
+//! place, the first band writes in place the rows below the first input row another band
+//! reads, and the other rows go to a buffer set aside, copied over the input at the end.
+//!
 //! Blob form. Inputs: x [b, h, w, c_in]; weights in taps pairs (taps padded to even with
 //! zeros): int8 `[pair][c_out][2]` i16 (the two taps of a pair interleaved), f32
 //! `[pair][2][c_out]`; bias (c_out, required: int8 i32 `bias − z_x·Σ_taps w`, f32 the bias or
@@ -365,7 +370,9 @@ fn check_shared<'a>(
 }
 
 /// An element type the operator runs on, with what `run` reads for it.
-trait DwElem: Elem<A: Pod + Default, W: Pod + Default> + Pod + Default {
+trait DwElem:
+    Elem<A: Pod + Default + Send + Sync, W: Pod + Default + Sync> + Pod + Default + Send + Sync
+{
     /// The pad pixel's value: what a tap outside the image reads.
     fn pad_value(op: &OpView) -> Self;
     /// Whether [`DwElem::whole_row`] reads the pixels inside [`Edges`] from the image.
@@ -957,9 +964,9 @@ impl<E: DwElem> Dw<'_, E> {
         Some(Edges { lo, hi, cl, cr })
     }
 
-    /// Output rows `rows` (as b·oh + oy) of input `x` into `out`. The rows are read in place
-    /// when no pixel's window crosses the left or right edge, else through the ring of
-    /// padded rows.
+    /// Output rows `rows` (as b·oh + oy) of input `x` into `out` (from row `rows.start`).
+    /// The rows are read in place when no pixel's window crosses the left or right edge,
+    /// else through the ring of padded rows.
     fn rows<R: RunError>(
         &self,
         x: &[E],
@@ -984,16 +991,18 @@ impl<E: DwElem> Dw<'_, E> {
                 .ok_or_else(Self::bad_as::<R>)?;
             // A whole batch from the image, its padding virtual (no ring).
             if !direct && oy == 0 && r + g.oh <= rows.end {
+                let at = (r - rows.start) * out_row;
                 let o = out
-                    .get_mut(r * out_row..(r + g.oh) * out_row)
+                    .get_mut(at..at + g.oh * out_row)
                     .ok_or_else(Self::bad_as::<R>)?;
                 if E::image_rows(self, plane, o).ok_or_else(Self::bad_as::<R>)? {
                     imaged = Some(b);
                     continue;
                 }
             }
+            let at = (r - rows.start) * out_row;
             let o = out
-                .get_mut(r * out_row..(r + 1) * out_row)
+                .get_mut(at..at + out_row)
                 .ok_or_else(Self::bad_as::<R>)?;
             if direct {
                 let (_, mut rest) = split_ring(sc);
@@ -1027,29 +1036,31 @@ impl<E: DwElem> Dw<'_, E> {
         lo as usize..hi.clamp(lo, oh) as usize
     }
 
-    /// Every output row, in place in `io` (input and output at once), through the ring.
+    /// Output rows `rows` (as b·oh + oy, from the first row of a batch or any row after
+    /// rows done in place before), in place as `io` says, through the ring.
     fn in_place<R: RunError>(
         &self,
-        io: &mut [E],
+        io: &mut Io<E>,
+        rows: Range<usize>,
         sc: &mut Scratch<E, E::A>,
         row_fn: &mut impl FnMut(Src<E>, usize, &mut [E], &mut Rest<E, E::A>) -> Result<(), R>,
     ) -> Result<(), R> {
         let g = &self.g;
         let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
-        for b in 0..g.batch {
-            let mut loaded = 0usize;
-            for oy in 0..g.oh {
-                // Copy the window's rows not in the ring yet (they are intact: in_place_geom).
-                let (first, end) = self.window(oy);
-                let base = b * g.ih * in_row;
-                let row = |iy: usize| io.get(base + iy * in_row..base + (iy + 1) * in_row);
-                self.fill_ring::<R>(sc, loaded.max(first)..end, (g.iw, g.iw), row)?;
-                loaded = loaded.max(end);
-                let at = (b * g.oh + oy) * out_row;
-                let o = io.get_mut(at..at + out_row).ok_or_else(Self::bad_as::<R>)?;
-                let (ring, mut rest) = split_ring(sc);
-                row_fn(ring, oy, o, &mut rest)?;
-            }
+        let mut loaded: Option<(usize, usize)> = None; // (batch, rows end)
+        for r in rows {
+            let (b, oy) = (r / g.oh, r % g.oh);
+            // Copy the window's rows not in the ring yet (they are intact: in_place_geom, and
+            // `Io` for a band).
+            let (first, end) = self.window(oy);
+            let done = loaded.filter(|l| l.0 == b).map_or(0, |l| l.1);
+            let base = b * g.ih * in_row;
+            let row = |iy: usize| io.input(base + iy * in_row, in_row);
+            self.fill_ring::<R>(sc, done.max(first)..end, (g.iw, g.iw), row)?;
+            loaded = Some((b, done.max(end)));
+            let o = io.output(r, out_row).ok_or_else(Self::bad_as::<R>)?;
+            let (ring, mut rest) = split_ring(sc);
+            row_fn(ring, oy, o, &mut rest)?;
         }
         Ok(())
     }
@@ -1290,6 +1301,74 @@ impl<E: DwElem> Dw<'_, E> {
     }
 }
 
+/// Where the in-place loop ([`Dw::in_place`]) of a band of output rows reads its input
+/// and writes its output. Input element `at` of the tensor is `lo[at]` below `split`,
+/// `hi[at − split]` from it; output row r is written over the input (in `lo`) below row
+/// `in_place_end`, else in `aside` from row `aside_first`: rows set aside while other
+/// threads may still read the input under them, and copied over it when all are done.
+struct Io<'a, E> {
+    lo: &'a mut [E],
+    hi: &'a [E],
+    split: usize,
+    in_place_end: usize,
+    aside: &'a mut [E],
+    aside_first: usize,
+}
+
+impl<'a, E> Io<'a, E> {
+    /// All of the tensor's buffer, every row in place (one thread).
+    fn whole(io: &'a mut [E]) -> Self {
+        Io {
+            split: io.len(),
+            lo: io,
+            hi: &[],
+            in_place_end: usize::MAX,
+            aside: &mut [],
+            aside_first: 0,
+        }
+    }
+
+    /// `len` input elements from `at` (within `lo` or within `hi`).
+    fn input(&self, at: usize, len: usize) -> Option<&[E]> {
+        match at.checked_sub(self.split) {
+            Some(h) => self.hi.get(h..h.checked_add(len)?),
+            None => self.lo.get(at..at.checked_add(len)?),
+        }
+    }
+
+    /// Output row `r` of `len` elements.
+    fn output(&mut self, r: usize, len: usize) -> Option<&mut [E]> {
+        if r < self.in_place_end {
+            return self
+                .lo
+                .get_mut(r.checked_mul(len)?..(r + 1).checked_mul(len)?);
+        }
+        let i = r.checked_sub(self.aside_first)?;
+        self.aside.get_mut(i * len..(i + 1).checked_mul(len)?)
+    }
+}
+
+/// Multiply-adds of an f32 depthwise convolution below which one more thread costs more
+/// than it saves (about 5 µs of one thread's work on Zen 4: a pool dispatch to a spinning
+/// worker, the rows set aside in place, and the ring rows both bands copy at their
+/// boundary).
+#[cfg(feature = "std")]
+const MIN_MACS_PER_THREAD: usize = 1 << 17;
+
+/// The same for int8 (DS-CNN's 25×5×64 layers, 72 K MACs, split; see `gemm_common`'s
+/// `MIN_MACS_PER_THREAD_I8`).
+#[cfg(feature = "std")]
+const MIN_MACS_PER_THREAD_I8: usize = 1 << 15;
+
+/// [`Dw::row`] as the bands of [`Dw::run_bands`] call it, from any thread.
+#[cfg(feature = "std")]
+type BandRowFn<'f, E> =
+    dyn Fn(Src<E>, usize, &mut [E], &mut Rest<E, <E as Elem>::A>) -> Result<(), Error> + Sync + 'f;
+
+/// A band's rows of [`Dw::run_bands`] given a scratch.
+#[cfg(feature = "std")]
+type BandFn<'f, E> = dyn FnMut(&mut Scratch<'_, E, <E as Elem>::A>) -> Result<(), Error> + 'f;
+
 /// The ring (with the pad pixel), shared, and the other parts of the scratch, mutable.
 fn split_ring<'r, X, A>(sc: &'r mut Scratch<'_, X, A>) -> (Src<'r, X>, Rest<'r, X, A>) {
     let head: &'r [X] = &*sc.head;
@@ -1463,13 +1542,161 @@ impl Dw<'_, i8> {
 }
 
 impl<E: DwElem> Dw<'_, E> {
-    /// Every output row by the general kernels ([`Dw::row`]).
+    /// Every output row by the general kernels ([`Dw::row`]), on up to `mem.threads()`
+    /// threads.
     fn run(&self, op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         let mut plan = Plan::new();
         let (wide, planned, flip) = self.setup(E::pad_value(op), &mut plan);
         let (wide, plan) = (wide.as_ref(), planned.then_some(&plan));
-        self.each_row::<true, Error>(op, mem, flip, &mut |src, oy, out, rest| {
+        let row_fn = |src: Src<E>, oy: usize, out: &mut [E], rest: &mut Rest<E, E::A>| {
             self.row(src, oy, out, rest, wide, plan)
+        };
+        #[cfg(feature = "std")]
+        {
+            let threads = self.useful_threads(mem.threads());
+            if threads > 1 {
+                return self.run_bands(op, mem, flip, threads, &row_fn);
+            }
+        }
+        self.each_row::<true, Error>(op, mem, flip, &mut |src, oy, out, rest| {
+            row_fn(src, oy, out, rest)
+        })
+    }
+
+    /// The threads worth using (at most `threads`): one per [`MIN_MACS_PER_THREAD`]
+    /// multiply-adds, and no more than output rows. The same for any input values.
+    #[cfg(feature = "std")]
+    fn useful_threads(&self, threads: usize) -> usize {
+        let g = &self.g;
+        let rows = g.batch * g.oh;
+        let macs = (rows * g.ow * g.oc).saturating_mul(g.kh * g.kw);
+        let floor = if size_of::<E>() == 4 {
+            MIN_MACS_PER_THREAD
+        } else {
+            MIN_MACS_PER_THREAD_I8
+        };
+        threads.min(macs / floor).min(rows).max(1)
+    }
+
+    /// [`Dw::run`] on `threads` threads: the output rows in as many bands, each run with a
+    /// scratch (ring) of its own, exactly as one thread runs those rows (so the bytes do not
+    /// depend on the thread count). Not in place, each band writes its own rows of the
+    /// output. In place, band 0 runs as one thread does from the first row and writes in
+    /// place the rows that lie below the first input row a later band reads; every other
+    /// row is set aside in a buffer of the caller's (`with_staging`) and copied over the
+    /// input once every band is done (the later bands' input stays intact meanwhile).
+    #[cfg(feature = "std")]
+    fn run_bands(
+        &self,
+        op: &OpView,
+        mem: &mut OpMem,
+        flip: bool,
+        threads: usize,
+        row_fn: &BandRowFn<E>,
+    ) -> Result<(), Error> {
+        use std::sync::Mutex;
+        use std::vec::Vec;
+        let g = &self.g;
+        let t = |i: Option<usize>| i.ok_or_else(|| op.error("missing tensor"));
+        let (x_t, y_t, s_t) = (t(op.input(0))?, t(op.output(0))?, t(op.temp(0))?);
+        let in_place = mem.is_in_place(x_t, y_t);
+        let lay = Layout::with(g, size_of::<E>(), in_place).ok_or_else(Self::bad)?;
+        let (in_row, out_row) = (g.iw * g.ic, g.ow * g.oc);
+        let total = g.batch * g.oh;
+        let bands = threads;
+        let start = |b: usize| total * b / bands;
+        let pad = E::pad_value(op);
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        // Band `b`'s rows through `f` with a fresh scratch of this thread's.
+        let with_scratch = |f: &mut BandFn<E>| {
+            let r = crate::scratch::with_workspace(lay.bytes().div_ceil(4), |ws| {
+                // SAFETY: with_workspace lends this thread a buffer of at least lay.bytes()
+                // bytes (rounded up to f32s), used by nothing else meanwhile.
+                let ws = unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, lay.bytes()) };
+                let mut sc = Scratch::new(ws, &lay, pad, flip, Self::bad)?;
+                f(&mut sc)
+            });
+            if let Err(e) = r {
+                if let Ok(mut slot) = failed.lock() {
+                    slot.get_or_insert(e);
+                }
+            }
+        };
+        if !in_place {
+            let x = cast::<E>(mem.input(x_t)?);
+            let (out, _) = mem.output_and_temp(y_t, s_t)?;
+            let mut rest = cast_mut::<E>(out)
+                .get_mut(..total * out_row)
+                .ok_or_else(Self::bad)?;
+            let mut parts = Vec::with_capacity(bands);
+            for b in 0..bands {
+                let (y, r) = rest.split_at_mut((start(b + 1) - start(b)) * out_row);
+                parts.push(Mutex::new(y));
+                rest = r;
+            }
+            let job = |b: usize| {
+                let Ok(mut y) = parts[b].lock() else { return };
+                with_scratch(&mut |sc| {
+                    self.rows(x, &mut y, start(b)..start(b + 1), sc, &mut |s, oy, o, r| {
+                        row_fn(s, oy, o, r)
+                    })
+                });
+            };
+            crate::threads::run(bands, threads, &job);
+            return failed.into_inner().ok().flatten().map_or(Ok(()), Err);
+        }
+        let (io, _) = mem.in_place_and_temp(x_t, y_t, s_t)?;
+        let io = cast_mut::<E>(io);
+        // The first input element a band after band 0 reads (a row's start), and the rows
+        // of band 0 that end at or below it: written in place.
+        let r1 = start(1);
+        let split = ((r1 / g.oh * g.ih + self.window(r1 % g.oh).0) * in_row).min(io.len());
+        let in_place_end = r1.min(split / out_row.max(1));
+        let aside_len = (total - in_place_end) * out_row;
+        crate::scratch::with_staging(aside_len.saturating_mul(size_of::<E>()).div_ceil(4), |st| {
+            // SAFETY: with_staging lends this thread a 64-byte aligned buffer of at least
+            // aside_len elements of E (at most 4 bytes each, f32 alignment at most), used by
+            // nothing else meanwhile; E is plain data (any bits are a value).
+            let aside = unsafe { core::slice::from_raw_parts_mut(st as *mut E, aside_len) };
+            let (lo, hi) = io.split_at_mut(split);
+            let hi: &[E] = hi;
+            let (mut lo, mut rest) = (Some(lo), &mut *aside);
+            let mut parts = Vec::with_capacity(bands);
+            for b in 0..bands {
+                let first = start(b).max(in_place_end);
+                let (part, r) = rest.split_at_mut((start(b + 1) - first) * out_row);
+                rest = r;
+                parts.push(Mutex::new(Io {
+                    lo: lo.take().unwrap_or(&mut []),
+                    hi,
+                    split,
+                    in_place_end: if b == 0 { in_place_end } else { 0 },
+                    aside: part,
+                    aside_first: first,
+                }));
+            }
+            let job = |b: usize| {
+                let Ok(mut io) = parts[b].lock() else { return };
+                with_scratch(&mut |sc| {
+                    self.in_place::<Error>(
+                        &mut io,
+                        start(b)..start(b + 1),
+                        sc,
+                        &mut |s, oy, o, r| row_fn(s, oy, o, r),
+                    )
+                });
+            };
+            crate::threads::run(bands, threads, &job);
+            drop(parts);
+            if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
+                return Err(e);
+            }
+            // Every band is done reading the input: the rows set aside go over it.
+            let at = in_place_end * out_row;
+            io.get_mut(at..at + aside_len)
+                .ok_or_else(Self::bad)?
+                .copy_from_slice(aside);
+            Ok(())
         })
     }
 
@@ -1510,7 +1737,8 @@ impl<E: DwElem> Dw<'_, E> {
             // In place: the input is read only through the one buffer both share.
             let (io, scratch) = mem.in_place_and_temp(x_t, y_t, s_t)?;
             let mut sc = Scratch::new(scratch, &lay, E::pad_value(op), flip, Self::bad_as::<R>)?;
-            return self.in_place(cast_mut::<E>(io), &mut sc, row_fn);
+            let mut io = Io::whole(cast_mut::<E>(io));
+            return self.in_place(&mut io, 0..g.batch * g.oh, &mut sc, row_fn);
         }
         if !APART {
             // (A model whose check passed for a forms set without FORM_DW_M4_APART.)
@@ -1912,7 +2140,9 @@ mod tests {
         if in_place {
             let mut io = x.to_vec();
             io.resize(x.len().max(out_len), E::default());
-            dw.in_place(&mut io, &mut sc, row_fn).unwrap();
+            let rows = 0..g.batch * g.oh;
+            dw.in_place(&mut Io::whole(&mut io), rows, &mut sc, row_fn)
+                .unwrap();
             io.truncate(out_len);
             io
         } else {
@@ -2525,6 +2755,212 @@ mod tests {
             let g = model(float, 6, 4, 2, 3, 1);
             assert!(load(&g, false).is_ok());
             assert!(load(&g, true).is_err());
+        }
+    }
+
+    /// Results do not depend on the thread count, in place (band 0 in place, the other
+    /// bands' rows set aside) and apart: int8 and f32, stride 1 and 2, wide pixels (4
+    /// channels), a depth multiplier of 2 (apart only), a 7×7 filter (partial sums), and
+    /// rows that do not divide evenly; every shape over `MIN_MACS_PER_THREAD` per thread for
+    /// two threads at least, so the bands are really split.
+    #[test]
+    fn threads_give_the_same_bytes() {
+        let shapes = [
+            (40, 32, 1, 3, 1),
+            (57, 48, 1, 3, 2),
+            (31, 16, 2, 3, 1),
+            (96, 4, 1, 3, 1),
+            (29, 16, 1, 7, 1),
+            (33, 40, 1, 5, 2),
+        ];
+        for float in [false, true] {
+            for (hw, c, mult, k, stride) in shapes {
+                let g = model(float, hw, c, mult, k, stride);
+                let oh = hw.div_ceil(stride as usize);
+                let macs = oh * oh * c * mult * k * k;
+                assert!(macs >= 2 * MIN_MACS_PER_THREAD, "{hw} {c} {mult} {k}");
+                let bytes = if float { 4 } else { 1 };
+                let x: Vec<u8> = (0..hw * hw * c * bytes)
+                    .map(|i| (i * 37 % 251) as u8)
+                    .collect();
+                let x: Vec<u8> = if float {
+                    x.chunks(4)
+                        .flat_map(|c| (c[0] as f32 / 100.0 - 1.0).to_le_bytes())
+                        .collect()
+                } else {
+                    x
+                };
+                let run = |ip: bool, threads: usize| {
+                    let m = load(&g, ip).unwrap();
+                    let mut r = m.runner();
+                    r.set_threads(threads);
+                    r.set_input(0, &x).unwrap();
+                    r.run().unwrap();
+                    r.output(0).unwrap()
+                };
+                let want = run(false, 1);
+                for ip in [false, true] {
+                    if ip && mult > 1 {
+                        continue;
+                    }
+                    for t in [1, 2, 3] {
+                        let what =
+                            std::format!("float {float} {hw} {c} {mult} {k} {stride} {ip} {t}");
+                        assert_eq!(run(ip, t), want, "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A MobileNet-v2 block (1×1 expand, 3×3 depthwise, 1×1 project) of `c` channels
+    /// expanded to `e·c`, int8 (per-channel weights) or f32, as the planner lays it out.
+    fn block(
+        float: bool,
+        hw: usize,
+        c: usize,
+        e: usize,
+        stride: i32,
+    ) -> crate::nn::transform::ir::Graph {
+        use crate::nn::transform::ir::{
+            Activation, BuiltinOp, Graph, Node, OpOptions, Quant, Tensor,
+        };
+        let mut r = Rng(11);
+        let (ce, oh) = (c * e, hw.div_ceil(stride as usize));
+        let (dt, bt) = if float {
+            (DType::F32, DType::F32)
+        } else {
+            (DType::I8, DType::I32)
+        };
+        let q = |s: Vec<f32>, z: i64, axis: usize| {
+            (!float).then(|| Quant {
+                zero_point: vec![z; s.len()],
+                scale: s,
+                axis,
+            })
+        };
+        let scales = |n: usize| (0..n).map(|i| 0.01 + i as f32 * 1e-4).collect::<Vec<f32>>();
+        let mut weights = |n: usize| -> Vec<u8> {
+            if float {
+                (0..n).flat_map(|_| (r.f32() / 4.0).to_le_bytes()).collect()
+            } else {
+                (0..n).map(|_| r.i8() as u8).collect()
+            }
+        };
+        let (w1, wd, w2) = (weights(ce * c), weights(9 * ce), weights(c * ce));
+        let mut r = Rng(5);
+        let mut bias = |n: usize| -> Vec<u8> {
+            (0..n)
+                .flat_map(|_| {
+                    if float {
+                        r.f32().to_le_bytes()
+                    } else {
+                        ((r.next() % 2000) as i32 - 1000).to_le_bytes()
+                    }
+                })
+                .collect()
+        };
+        let (b1, bd, b2) = (bias(ce), bias(ce), bias(c));
+        let t = |name: &str, dtype, shape: Vec<usize>, quant, data| Tensor {
+            name: name.into(),
+            dtype,
+            shape,
+            quant,
+            data,
+        };
+        let conv = |i: usize, w: usize, b: usize, o: usize| Node {
+            op: BuiltinOp::Conv2d,
+            version: 3,
+            options: OpOptions::Conv2d {
+                padding: Padding::Same,
+                stride_w: 1,
+                stride_h: 1,
+                activation: Activation::Relu6,
+                dilation_w_factor: 1,
+                dilation_h_factor: 1,
+            },
+            inputs: vec![Some(i), Some(w), Some(b)],
+            outputs: vec![o],
+        };
+        Graph {
+            tensors: vec![
+                t("x", dt, vec![1, hw, hw, c], q(vec![0.02], 3, 0), None),
+                t("w1", dt, vec![ce, 1, 1, c], q(scales(ce), 0, 0), Some(w1)),
+                t("b1", bt, vec![ce], None, Some(b1)),
+                t("h1", dt, vec![1, hw, hw, ce], q(vec![0.05], -5, 0), None),
+                t("wd", dt, vec![1, 3, 3, ce], q(scales(ce), 0, 3), Some(wd)),
+                t("bd", bt, vec![ce], None, Some(bd)),
+                t("h2", dt, vec![1, oh, oh, ce], q(vec![0.05], -7, 0), None),
+                t("w2", dt, vec![c, 1, 1, ce], q(scales(c), 0, 0), Some(w2)),
+                t("b2", bt, vec![c], None, Some(b2)),
+                t("y", dt, vec![1, oh, oh, c], q(vec![0.1], 2, 0), None),
+            ],
+            nodes: vec![
+                conv(0, 1, 2, 3),
+                Node {
+                    op: BuiltinOp::DepthwiseConv2d,
+                    version: 1,
+                    options: OpOptions::DepthwiseConv2d {
+                        padding: Padding::Same,
+                        stride_w: stride,
+                        stride_h: stride,
+                        depth_multiplier: 1,
+                        activation: Activation::Relu6,
+                        dilation_w_factor: 1,
+                        dilation_h_factor: 1,
+                    },
+                    inputs: vec![Some(3), Some(4), Some(5)],
+                    outputs: vec![6],
+                },
+                conv(6, 7, 8, 9),
+            ],
+            inputs: vec![0],
+            outputs: vec![9],
+        }
+    }
+
+    /// A MobileNet-v2 block through the planner (which puts the int8 depthwise and project
+    /// layers in place) gives the same bytes on 1, 2 and 3 threads: the threaded depthwise
+    /// bands (int8 in place, f32 apart) and the in-place pointwise split,
+    /// every layer over its work floor for two threads.
+    #[test]
+    fn block_gives_the_same_bytes_on_threads() {
+        use crate::nn::transform::{lower::lower, plan::plan, LoadedModel, Packing};
+        for float in [false, true] {
+            for stride in [1, 2] {
+                let g = block(float, 48, 32, 4, stride);
+                let l = lower(&g, Packing::Host).unwrap();
+                let p = plan(&l);
+                if !float {
+                    // The depthwise layer and the projection in place.
+                    let at = |t: usize| p.offsets[t];
+                    assert_eq!(at(3), at(6), "stride {stride}: depthwise in place");
+                    assert_eq!(at(6), at(9), "stride {stride}: projection in place");
+                }
+                let m = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+                let bytes = if float { 4 } else { 1 };
+                let x: Vec<u8> = (0..48 * 48 * 32 * bytes)
+                    .map(|i| (i * 37 % 251) as u8)
+                    .collect();
+                let x: Vec<u8> = if float {
+                    x.chunks(4)
+                        .flat_map(|c| (c[0] as f32 / 100.0 - 1.0).to_le_bytes())
+                        .collect()
+                } else {
+                    x
+                };
+                let run = |threads: usize| {
+                    let mut r = m.runner();
+                    r.set_threads(threads);
+                    r.set_input(0, &x).unwrap();
+                    r.run().unwrap();
+                    r.output(0).unwrap()
+                };
+                let want = run(1);
+                for t in [2, 3] {
+                    assert_eq!(run(t), want, "float {float} stride {stride} threads {t}");
+                }
+            }
         }
     }
 

@@ -142,6 +142,11 @@ pub(crate) struct Finish {
     pub fhi: f32,
 }
 
+// SAFETY: the pointers are read-only views of an operator's per-channel constants (blob
+// constants or arena inputs nothing writes while the operator runs); `Finish` never writes
+// through them, so threads of one operator may share it.
+unsafe impl Sync for Finish {}
+
 impl Finish {
     /// No bias and no output stage (a form whose constants live elsewhere, or f32 before
     /// its clamp is set): only the int8 clamp `lo..=hi`.

@@ -83,7 +83,7 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let (m, k, n) = dims(op);
     // (`F32 &&`: see `conv::run`.)
     let float = super::F32 && is_float(op)?;
-    let threads = gemm_common::useful_threads(mem.threads(), m, k, n);
+    let threads = gemm_common::useful_threads(mem.threads(), m, k, n, float);
     let one_row = m == 1 && threads == 1;
     if one_row && !float && one_row_i8(op, mem, k, n)? {
         return Ok(());
@@ -282,7 +282,8 @@ impl Plan<'_> {
     #[inline]
     pub(crate) unsafe fn run(&self, arena: *mut u8, threads: usize) -> bool {
         let (k, n) = (self.k, self.n);
-        if gemm_common::useful_threads(threads, 1, k, n) != 1 {
+        let float = matches!(self.kernel, PlanKernel::F32(_));
+        if gemm_common::useful_threads(threads, 1, k, n, float) != 1 {
             return false;
         }
         match self.kernel {

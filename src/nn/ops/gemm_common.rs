@@ -633,15 +633,28 @@ pub(crate) fn sub_blocks(
     })
 }
 
-/// Multiply-adds below which one more thread costs more than it saves: waking a parked
-/// worker (between two GEMM operators the pool's workers usually sleep, a depthwise
-/// convolution or more having run meanwhile) costs tens of microseconds.
+/// Multiply-adds of an f32 product below which one more thread costs more than it saves.
+/// (A quarter of it split DS-CNN's and MobileNet-v1 0.25's f32 layers, which then ran
+/// slower on two threads: 54.7 → 62.6 and 169 → 174 µs, Zen 4.)
 const MIN_MACS_PER_THREAD: usize = 1 << 20;
 
-/// The threads worth using for an m×k×n product (at most `threads`).
-pub(crate) fn useful_threads(threads: usize, m: usize, k: usize, n: usize) -> usize {
+/// The same for int8 products: their pointwise layers from 512 K MACs gain on two threads
+/// (DS-CNN int8 35.2 → 34.7 µs, MobileNet-v1 0.25 int8 105 → 101, Zen 4).
+const MIN_MACS_PER_THREAD_I8: usize = 1 << 18;
+
+/// The threads worth using for an m×k×n product (at most `threads`; `float`: f32, else
+/// int8). One row is never split (the one-row paths then apply).
+pub(crate) fn useful_threads(threads: usize, m: usize, k: usize, n: usize, float: bool) -> usize {
+    if m < 2 {
+        return 1;
+    }
     let macs = m.saturating_mul(k).saturating_mul(n);
-    threads.min(macs / MIN_MACS_PER_THREAD).max(1)
+    let floor = if float {
+        MIN_MACS_PER_THREAD
+    } else {
+        MIN_MACS_PER_THREAD_I8
+    };
+    threads.min(macs / floor).max(1)
 }
 
 /// One call of [`run_rows`]'s closure: first row, rows, their output bytes, scratch.
