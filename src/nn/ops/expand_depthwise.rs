@@ -14,13 +14,19 @@
 //! into ring slot `row mod R` (R = `(kh − 1)·dh + 1`, the rows one window spans), then the
 //! output row goes to `depthwise_f32`'s whole-row code over the ring's rows. A ring row is a
 //! padded row (`pl` columns of 0.0 on the left, the image row, 0.0 up to the last column a
-//! window reaches; the pads are written once per run), so every window lies inside it on
+//! window reaches; the pads are written once per band), so every window lies inside it on
 //! every instruction set; filter rows above or below the image are left out, as the
 //! depthwise operator leaves them. The GEMM is CONV_2D's: the same weights, and the same
 //! call (`conv_rows`' pointwise form where the kernel has convolution variants, else the
 //! GEMM driver, bias and clamp after it), so every sum adds the same terms in the same order
-//! and the output has the bits of the two operators run apart. One thread (the result does
-//! not depend on the count).
+//! and the output has the bits of the two operators run apart.
+//!
+//! Threads (`Fused::run_bands`, as many as the pointwise layer's GEMM floor allows): the
+//! output rows in bands, one per thread, each with a ring and GEMM workspace of its own (band
+//! 0 the arena's scratch, the others their thread's `scratch::with_workspace` buffer). A band
+//! computes every input row its windows read from its first window on, so the rows where
+//! two bands meet ((kh − 1)·dh at most) are computed by both; every output row comes from
+//! the same GEMM calls and row code as on one thread, the same bytes for any count.
 //!
 //! Blob form. Inputs: x [b, h, w, c_in]; the pointwise layer's GEMM part (`gemm_common`, f32:
 //! weights k×n, optional bias, and for int8 weights their scales, else an absent input);
@@ -182,6 +188,36 @@ fn check(op: &OpView) -> Result<(), Error> {
     Ok(())
 }
 
+/// The bands a run splits its output rows into on up to `threads` threads: the pointwise
+/// CONV_2D's work floor (`gemm_common::useful_threads` of its product, the bulk of the
+/// work), and no more than output rows. The same for any input values.
+#[cfg(feature = "std")]
+fn bands(pw: &Geom, dw: &Geom, threads: usize) -> usize {
+    let pixels = pw.batch.saturating_mul(pw.ih).saturating_mul(pw.iw);
+    let rows = dw.batch.saturating_mul(dw.oh);
+    gemm_common::useful_threads(threads, pixels, pw.ic, pw.oc, true)
+        .min(rows)
+        .max(1)
+}
+
+/// What every band reads: the two layers and their operands.
+struct Fused<'a, 'o> {
+    op: &'o OpView<'o>,
+    pw: Geom,
+    dw: Geom,
+    ring: Ring,
+    gemm: Gemm<'a>,
+    /// `conv_rows`' pointwise form of the GEMM, when the kernel has it.
+    form: Option<Rows<'a>>,
+    x: &'a [f32],
+    /// The depthwise layer's tap pairs, bias and clamp.
+    w: &'a [f32],
+    bias: &'a [f32],
+    lo: f32,
+    hi: f32,
+    isa: Isa,
+}
+
 fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let bad = || op.error("a tensor is not laid out as loading checked");
     let (pw, dw) = geoms(op);
@@ -203,34 +239,74 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         _ => None,
     };
     let input = |i: usize| op.input(i).ok_or_else(bad);
-    let x = cast::<f32>(mem.input(input(0)?)?);
-    let w = cast::<f32>(mem.input(input(DW_W)?)?);
-    let bias = cast::<f32>(mem.input(input(DW_W + 1)?)?);
+    let f = Fused {
+        op,
+        pw,
+        dw,
+        ring,
+        gemm,
+        form,
+        x: cast::<f32>(mem.input(input(0)?)?),
+        w: cast::<f32>(mem.input(input(DW_W)?)?),
+        bias: cast::<f32>(mem.input(input(DW_W + 1)?)?),
+        lo: f32::from_bits(op.param(P_DW_LO) as u32),
+        hi: f32::from_bits(op.param(P_DW_HI) as u32),
+        isa: Isa::detect(),
+    };
     let out_t = op.output(0).ok_or_else(bad)?;
     let s_t = op.temp(0).ok_or_else(bad)?;
+    #[cfg(feature = "std")]
+    let bands = bands(&pw, &dw, mem.threads());
     let (y, scratch) = mem.output_and_temp(out_t, s_t)?;
     let y = cast_mut::<f32>(y);
-    let (ring_bytes, ws) = scratch.split_at_mut(ring.bytes.min(scratch.len()));
-    let slots = cast_mut::<f32>(ring_bytes)
-        .get_mut(..ring.slots * ring.row)
-        .ok_or_else(bad)?;
-    // The pad columns stay 0.0 (set here, once per run); the GEMM writes the image columns.
-    let image_at = dw.pl * c;
-    for slot in slots.chunks_exact_mut(ring.row) {
-        let (left, rest) = slot.split_at_mut(image_at.min(ring.row));
-        left.fill(0.0);
-        rest.get_mut(pw.iw * c..).unwrap_or(&mut []).fill(0.0);
+    let total = dw.batch * dw.oh;
+    let y = y.get_mut(..total * dw.ow * c).ok_or_else(bad)?;
+    #[cfg(feature = "std")]
+    if bands > 1 {
+        return f.run_bands(bands, y, scratch);
     }
-    let isa = Isa::detect();
-    let (in_row, out_row) = (pw.iw * k, dw.ow * c);
-    let (lo, hi) = (
-        f32::from_bits(op.param(P_DW_LO) as u32),
-        f32::from_bits(op.param(P_DW_HI) as u32),
-    );
-    for b in 0..dw.batch {
-        // Input rows below `done` are computed (or read by no window).
-        let mut done = 0;
-        for oy in 0..dw.oh {
+    f.band(0..total, y, scratch)
+}
+
+impl Fused<'_, '_> {
+    fn bad(&self) -> Error {
+        self.op.error("a tensor is not laid out as loading checked")
+    }
+
+    /// Output rows `rows` (image b's row oy is row b·oh + oy) into `y` (those rows), with
+    /// `scratch` for the ring and the GEMM workspace. Computes every input row its windows
+    /// read, from the first window's on, as one thread running every row computes it: a
+    /// row's bytes do not depend on where its band starts.
+    fn band(
+        &self,
+        rows: core::ops::Range<usize>,
+        y: &mut [f32],
+        scratch: &mut [u8],
+    ) -> Result<(), Error> {
+        let bad = || self.bad();
+        let (pw, dw, ring) = (&self.pw, &self.dw, &self.ring);
+        let (k, c) = (pw.ic, pw.oc);
+        let (ring_bytes, ws) = scratch.split_at_mut(ring.bytes.min(scratch.len()));
+        let slots = cast_mut::<f32>(ring_bytes)
+            .get_mut(..ring.slots * ring.row)
+            .ok_or_else(bad)?;
+        // The pad columns stay 0.0 (set here, once per band); the GEMM writes the image
+        // columns.
+        let image_at = dw.pl * c;
+        for slot in slots.chunks_exact_mut(ring.row) {
+            let (left, rest) = slot.split_at_mut(image_at.min(ring.row));
+            left.fill(0.0);
+            rest.get_mut(pw.iw * c..).unwrap_or(&mut []).fill(0.0);
+        }
+        let (in_row, out_row) = (pw.iw * k, dw.ow * c);
+        let first_row = rows.start;
+        // Input rows of image `image` below `done` are in the ring (or read by no window).
+        let (mut image, mut done) = (usize::MAX, 0);
+        for r in rows {
+            let (b, oy) = (r / dw.oh, r % dw.oh);
+            if b != image {
+                (image, done) = (b, 0);
+            }
             let inside = |fy: usize| {
                 let iy = dw.in_y(oy, fy);
                 (0..dw.ih as i64).contains(&iy).then_some(iy as usize)
@@ -238,15 +314,18 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
             let last = (0..dw.kh).rev().find_map(inside);
             if let (Some(first), Some(last)) = ((0..dw.kh).find_map(inside), last) {
                 for iy in first.max(done)..=last {
-                    let a = x
+                    let a = self
+                        .x
                         .get((b * pw.ih + iy) * in_row..)
                         .and_then(|a| a.get(..in_row))
                         .ok_or_else(bad)?;
                     let at = iy % ring.slots * ring.row + image_at;
                     let dst = slots.get_mut(at..at + pw.iw * c).ok_or_else(bad)?;
-                    match &form {
+                    match &self.form {
                         Some(f) => f.block(a, 0, pw.iw, dst, &mut [])?,
-                        None => gemm.run(as_bytes(a), k, pw.iw, as_bytes_mut(dst), ws)?,
+                        None => self
+                            .gemm
+                            .run(as_bytes(a), k, pw.iw, as_bytes_mut(dst), ws)?,
                     }
                 }
                 done = done.max(last + 1);
@@ -266,23 +345,69 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
                 col: dw.dw * c,
                 step: dw.sw * c,
                 oc: c,
-                w,
-                bias,
-                lo,
-                hi,
+                w: self.w,
+                bias: self.bias,
+                lo: self.lo,
+                hi: self.hi,
                 count: 1,
                 pitch: 0,
                 cols: 0,
                 lpad: 0,
             };
-            let o = (b * dw.oh + oy) * out_row;
+            let o = (r - first_row) * out_row;
             let out = y.get_mut(o..o + out_row).ok_or_else(bad)?;
-            if !dwf::run(isa, &row, out) {
+            if !dwf::run(self.isa, &row, out) {
                 return Err(bad());
             }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// The output rows in `bands` bands on as many threads, band 0 with the arena's
+    /// `scratch`, every other with a buffer of its thread's (kept across runs: the arena
+    /// holds one thread's scratch). Each band computes the input rows its first window
+    /// reads again ((kh − 1)·dh rows at most).
+    #[cfg(feature = "std")]
+    fn run_bands(&self, bands: usize, y: &mut [f32], scratch: &mut [u8]) -> Result<(), Error> {
+        use std::sync::Mutex;
+        use std::vec::Vec;
+        let (dw, c) = (&self.dw, self.pw.oc);
+        let total = dw.batch * dw.oh;
+        let out_row = dw.ow * c;
+        let start = |b: usize| total * b / bands;
+        let need = scratch_bytes(&self.pw, dw).ok_or_else(|| self.bad())?;
+        let mut parts = Vec::with_capacity(bands);
+        let (mut rest, mut arena) = (y, Some(scratch));
+        for b in 0..bands {
+            let (part, r) = rest.split_at_mut((start(b + 1) - start(b)) * out_row);
+            parts.push(Mutex::new((part, arena.take())));
+            rest = r;
+        }
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let job = |b: usize| {
+            let Ok(mut part) = parts[b].lock() else {
+                return;
+            };
+            let (y, arena) = &mut *part;
+            let rows = start(b)..start(b + 1);
+            let r = match arena.as_deref_mut() {
+                Some(s) => self.band(rows, y, s),
+                None => crate::scratch::with_workspace(need.div_ceil(4), |ws| {
+                    // SAFETY: with_workspace lends this thread a buffer of at least `need`
+                    // bytes (rounded up to f32s), used by nothing else meanwhile.
+                    let ws = unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, need) };
+                    self.band(rows, y, ws)
+                }),
+            };
+            if let Err(e) = r {
+                if let Ok(mut slot) = failed.lock() {
+                    slot.get_or_insert(e);
+                }
+            }
+        };
+        crate::threads::run(bands, bands, &job);
+        failed.into_inner().ok().flatten().map_or(Ok(()), Err)
+    }
 }
 
 /// f32 values as their bytes (for the GEMM driver's byte interface).
@@ -593,7 +718,8 @@ mod tests {
     /// The fused operator gives the bytes of the two operators apart: odd sizes, stride 1
     /// and 2, SAME and VALID, dilation, taller and wider filters, channel counts below,
     /// at and above the vector widths, fused activations, with and without biases, one
-    /// thread and two, host and portable blobs, f32 and int8 pointwise weights.
+    /// thread, two and three (shapes split into 2 and 3 bands), host and portable blobs, f32
+    /// and int8 pointwise weights.
     #[test]
     fn fused_pair_gives_the_bytes_of_the_two_operators() {
         use Activation::{None as No, Relu, Relu6};
@@ -608,7 +734,14 @@ mod tests {
             (8, 9, 6, 16, (3, 5), 2, 1, true, (No, No), true),
             (15, 13, 9, 40, (3, 3), 3, 1, false, (Relu6, Relu6), true),
             (5, 5, 3, 33, (1, 1), 2, 1, true, (Relu, Relu), true),
+            // Over the work floor: 3 bands on 3 threads (stride 1, two overlap rows; 3×3
+            // with dilation 2, four), 2 bands of uneven rows (stride 2, one row).
+            (41, 33, 32, 80, (3, 3), 1, 1, true, (Relu6, Relu6), true),
+            (37, 29, 40, 80, (3, 3), 1, 2, true, (Relu6, No), true),
+            (45, 21, 24, 96, (3, 3), 2, 1, true, (Relu6, Relu6), false),
         ];
+        // The band counts seen on 3 threads: 1, 2 and 3 must each occur.
+        let mut splits = std::collections::BTreeSet::new();
         for (h, w, cin, c, k, stride, dilation, same, acts, bias) in cases {
             let p = Pair {
                 h,
@@ -663,7 +796,18 @@ mod tests {
                     );
                 };
                 same(run(&fused, &x, 1), 1);
-                same(run(&fused, &x, 2), 2);
+                // Every band's rows as one thread computes them (its ring filled from its
+                // first window's rows): on 2 and 3 threads, split where the floor allows.
+                let op = fused.model().op(0).unwrap();
+                let (pw, dw) = super::geoms(&op);
+                let macs = h * w * cin * c;
+                for threads in [2, 3] {
+                    let bands = super::bands(&pw, &dw, threads);
+                    let want_bands = threads.min(macs >> 20).min(dw.oh).max(1);
+                    assert_eq!(bands, want_bands, "{what}");
+                    same(run(&fused, &x, threads), threads);
+                }
+                splits.insert(super::bands(&pw, &dw, 3));
                 // From an arena of NaNs (the ring's pads must be set by the run itself).
                 let mut arena = vec![u128::MAX; fused.model().arena_size().div_ceil(16) + 1];
                 // SAFETY: u128 to bytes (alignment 1, every byte initialized).
@@ -679,5 +823,6 @@ mod tests {
                 );
             }
         }
+        assert_eq!(splits.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
     }
 }
