@@ -715,6 +715,39 @@ mod tests {
         r.output(0).unwrap()
     }
 
+    /// Two images: bands that start in the second image (3 bands) or at its first row (2)
+    /// give the bytes of the two operators apart.
+    #[test]
+    fn bands_across_images_give_the_bytes_of_the_two_operators() {
+        let p = Pair {
+            h: 30,
+            w: 27,
+            cin: 24,
+            c: 96,
+            k: (3, 3),
+            stride: 1,
+            dilation: 1,
+            same: true,
+            acts: (Activation::Relu6, Activation::Relu6),
+            bias: true,
+        };
+        let mut g = graph(&p);
+        for t in [0, 3, 6] {
+            g.tensors[t].shape[0] = 2;
+        }
+        let x = values(2 * p.h * p.w * p.cin, 5);
+        let (apart, _) = load(&g, Packing::Host, false);
+        let (fused, codes) = load(&g, Packing::Host, true);
+        assert_eq!(codes, [super::CODE]);
+        let op = fused.model().op(0).unwrap();
+        let (pw, dw) = super::geoms(&op);
+        assert_eq!((dw.batch, super::bands(&pw, &dw, 3)), (2, 3));
+        let want = run(&apart, &x, 1);
+        for threads in [1, 2, 3] {
+            assert!(run(&fused, &x, threads) == want, "{threads} threads");
+        }
+    }
+
     /// The fused operator gives the bytes of the two operators apart: odd sizes, stride 1
     /// and 2, SAME and VALID, dilation, taller and wider filters, channel counts below,
     /// at and above the vector widths, fused activations, with and without biases, one
