@@ -2101,6 +2101,7 @@ mod tests {
     use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, Node, OpOptions, Padding};
     use crate::nn::transform::ir::{Quant, Tensor};
     use crate::nn::transform::lower::lower;
+    use crate::nn::transform::passes::test_graphs::run_bytes as run;
     use crate::nn::transform::plan::plan;
     use crate::nn::transform::{LoadedModel, Packing};
     use alloc::format;
@@ -2263,14 +2264,6 @@ mod tests {
             }
         }
         b
-    }
-
-    fn run(m: &LoadedModel, x: &[u8], threads: usize) -> Vec<u8> {
-        let mut r = m.runner();
-        r.set_threads(threads);
-        r.set_input(0, x).unwrap();
-        r.run().unwrap();
-        r.output(0).unwrap()
     }
 
     /// Results do not depend on the thread count (pointwise and im2col, int8 and f32, both

@@ -2010,6 +2010,7 @@ mod tests {
     use super::*;
     use crate::nn::ops::conv::same_or_valid;
     use crate::nn::transform::ir::Padding;
+    use crate::nn::transform::passes::test_graphs::run_bytes;
     use crate::reference::multiply_by_quantized_multiplier;
     use alloc::vec;
     use alloc::vec::Vec;
@@ -2729,25 +2730,12 @@ mod tests {
         for float in [false, true] {
             for (hw, c, k, stride) in [(9, 24, 3, 1), (10, 19, 3, 2), (6, 8, 5, 1)] {
                 let g = model(float, hw, c, 1, k, stride);
-                let bytes = if float { 4 } else { 1 };
-                let x: Vec<u8> = (0..hw * hw * c * bytes)
-                    .map(|i| (i * 37 % 251) as u8)
-                    .collect();
-                let x: Vec<u8> = if float {
-                    x.chunks(4)
-                        .flat_map(|c| (c[0] as f32 / 100.0 - 1.0).to_le_bytes())
-                        .collect()
-                } else {
-                    x
-                };
+                let x = input(float, hw * hw * c);
                 let outs: Vec<Vec<u8>> = [false, true]
                     .iter()
                     .map(|&ip| {
                         let m = load(&g, ip).unwrap();
-                        let mut r = m.runner();
-                        r.set_input(0, &x).unwrap();
-                        r.run().unwrap();
-                        r.output(0).unwrap()
+                        run_bytes(&m, &x, 1)
                     })
                     .collect();
                 assert_eq!(outs[0], outs[1], "float {float} {hw} {c} {k} {stride}");
@@ -2755,6 +2743,19 @@ mod tests {
             let g = model(float, 6, 4, 2, 3, 1);
             assert!(load(&g, false).is_ok());
             assert!(load(&g, true).is_err());
+        }
+    }
+
+    /// Seeded input bytes of `n` values, int8 or f32.
+    fn input(float: bool, n: usize) -> Vec<u8> {
+        let bytes = (0..n * if float { 4 } else { 1 }).map(|i| (i * 37 % 251) as u8);
+        if float {
+            let b: Vec<u8> = bytes.collect();
+            b.chunks(4)
+                .flat_map(|c| (c[0] as f32 / 100.0 - 1.0).to_le_bytes())
+                .collect()
+        } else {
+            bytes.collect()
         }
     }
 
@@ -2779,25 +2780,8 @@ mod tests {
                 let oh = hw.div_ceil(stride as usize);
                 let macs = oh * oh * c * mult * k * k;
                 assert!(macs >= 2 * MIN_MACS_PER_THREAD, "{hw} {c} {mult} {k}");
-                let bytes = if float { 4 } else { 1 };
-                let x: Vec<u8> = (0..hw * hw * c * bytes)
-                    .map(|i| (i * 37 % 251) as u8)
-                    .collect();
-                let x: Vec<u8> = if float {
-                    x.chunks(4)
-                        .flat_map(|c| (c[0] as f32 / 100.0 - 1.0).to_le_bytes())
-                        .collect()
-                } else {
-                    x
-                };
-                let run = |ip: bool, threads: usize| {
-                    let m = load(&g, ip).unwrap();
-                    let mut r = m.runner();
-                    r.set_threads(threads);
-                    r.set_input(0, &x).unwrap();
-                    r.run().unwrap();
-                    r.output(0).unwrap()
-                };
+                let x = input(float, hw * hw * c);
+                let run = |ip: bool, threads: usize| run_bytes(&load(&g, ip).unwrap(), &x, threads);
                 let want = run(false, 1);
                 for ip in [false, true] {
                     if ip && mult > 1 {
@@ -2938,24 +2922,8 @@ mod tests {
                     assert_eq!(at(6), at(9), "stride {stride}: projection in place");
                 }
                 let m = LoadedModel::from_graph(&g, Packing::Host).unwrap();
-                let bytes = if float { 4 } else { 1 };
-                let x: Vec<u8> = (0..48 * 48 * 32 * bytes)
-                    .map(|i| (i * 37 % 251) as u8)
-                    .collect();
-                let x: Vec<u8> = if float {
-                    x.chunks(4)
-                        .flat_map(|c| (c[0] as f32 / 100.0 - 1.0).to_le_bytes())
-                        .collect()
-                } else {
-                    x
-                };
-                let run = |threads: usize| {
-                    let mut r = m.runner();
-                    r.set_threads(threads);
-                    r.set_input(0, &x).unwrap();
-                    r.run().unwrap();
-                    r.output(0).unwrap()
-                };
+                let x = input(float, 48 * 48 * 32);
+                let run = |threads: usize| run_bytes(&m, &x, threads);
                 let want = run(1);
                 for t in [2, 3] {
                     assert_eq!(run(t), want, "float {float} stride {stride} threads {t}");

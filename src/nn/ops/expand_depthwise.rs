@@ -551,6 +551,7 @@ mod tests {
         Activation, BuiltinOp, Graph, Node, OpOptions, Padding, Tensor,
     };
     use crate::nn::transform::lower::{lower_fusing, Packing};
+    use crate::nn::transform::passes::test_graphs::run_bytes as run;
     use crate::nn::transform::passes::Pipeline;
     use crate::nn::transform::plan::plan;
     use crate::nn::transform::LoadedModel;
@@ -705,14 +706,6 @@ mod tests {
         l.tensors[s].shape = vec![l.tensors[s].bytes];
         let blob = write_blob(&l, &plan(&l), WriteOptions::default()).unwrap();
         assert!(LoadedModel::from_blob(&blob).is_err());
-    }
-
-    fn run(m: &LoadedModel, x: &[u8], threads: usize) -> Vec<u8> {
-        let mut r = m.runner();
-        r.set_threads(threads);
-        r.set_input(0, x).unwrap();
-        r.run().unwrap();
-        r.output(0).unwrap()
     }
 
     /// Two images: bands that start in the second image (3 bands) or at its first row (2)

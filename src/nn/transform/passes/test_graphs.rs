@@ -158,3 +158,12 @@ pub(crate) fn run_f32(g: &Graph, seed: u64) -> Vec<Vec<f32>> {
         .map(|i| r.output_f32(i).unwrap())
         .collect()
 }
+
+/// Output 0's bytes of one run of `m` on input 0 = `x`, on `threads` threads.
+pub(crate) fn run_bytes(m: &LoadedModel, x: &[u8], threads: usize) -> Vec<u8> {
+    let mut r = m.runner();
+    r.set_threads(threads);
+    r.set_input(0, x).unwrap();
+    r.run().unwrap();
+    r.output(0).unwrap()
+}
