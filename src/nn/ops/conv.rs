@@ -2740,6 +2740,66 @@ mod tests {
         assert!(LoadedModel::from_blob(&blob).is_err());
     }
 
+    /// The direct form (`--target cortex-m4`) stores its shifts as bytes, and one multiplier
+    /// and shift when every channel has the same; run on the host (its portable path) it
+    /// gives the portable blob's bytes. A blob with i32 shifts (the earlier layout) is
+    /// refused with an error that says to convert the model again.
+    #[test]
+    fn direct_form_has_byte_shifts_and_refuses_the_earlier_layout() {
+        use crate::nn::blob::Model;
+        for (ks, cin, cout, equal) in [(3, 4, 6, false), (3, 4, 6, true), (1, 8, 12, true)] {
+            let mut g = conv_graph(false, 6, 5, cin, cout, ks);
+            if equal {
+                let q = g.tensors[1].quant.as_mut().unwrap();
+                q.scale = vec![q.scale[0]; cout];
+            }
+            let what = format!("{ks}x{ks}x{cin} -> {cout}, equal scales {equal}");
+            let x = input_for(&g);
+            let want = run(
+                &LoadedModel::from_graph(&g, Packing::Portable).unwrap(),
+                &x,
+                1,
+            );
+            let l = lower(&g, Packing::CortexM4).unwrap();
+            let (mults, shifts) = (l.ops[0].inputs[3].unwrap(), l.ops[0].inputs[4].unwrap());
+            let count = if equal { 1 } else { cout };
+            assert_eq!(l.tensors[mults].bytes, 4 * count, "{what}");
+            assert_eq!(l.tensors[shifts].dtype, DType::I8, "{what}");
+            assert_eq!(l.tensors[shifts].bytes, count, "{what}");
+            let blob = write_blob(&l, &plan(&l), WriteOptions::default()).unwrap();
+            Model::validate_for_target(&blob, "cortex-m4-dsp").unwrap();
+            // Run where it was validated, in a 16-byte aligned copy.
+            let mut words = vec![0u128; blob.len().div_ceil(16)];
+            // SAFETY: u128 to bytes (alignment 1, every byte initialized).
+            let (_, aligned, _) = unsafe { words.align_to_mut::<u8>() };
+            aligned[..blob.len()].copy_from_slice(&blob);
+            let m = Model::validated(&aligned[..blob.len()], true);
+            let mut arena = vec![0u128; m.arena_size().div_ceil(16)];
+            // SAFETY: as above.
+            let (_, arena, _) = unsafe { arena.align_to_mut::<u8>() };
+            let mut s = crate::nn::Session::new(m, arena).unwrap();
+            s.set_input(0, &x).unwrap();
+            s.run().unwrap();
+            assert_eq!(s.output(0).unwrap(), &want[..], "{what}");
+            // The earlier layout: the same shifts as i32.
+            let mut old = l.clone();
+            let t = &mut old.tensors[shifts];
+            let data: Vec<u8> = t
+                .data
+                .as_ref()
+                .unwrap()
+                .iter()
+                .flat_map(|&v| i32::from(v as i8).to_le_bytes())
+                .collect();
+            (t.dtype, t.bytes, t.data) = (DType::I32, data.len(), Some(data));
+            let blob = write_blob(&old, &plan(&old), WriteOptions::default()).unwrap();
+            let e = Model::validate_for_target(&blob, "cortex-m4-dsp").unwrap_err();
+            let e = format!("{e}");
+            let refused = e.contains("shifts are i32") && e.contains("convert the model again");
+            assert!(refused, "{what}: {e}");
+        }
+    }
+
     /// A direct int8 convolution whose patches are neither pointwise nor one word a filter
     /// row is `FORM_DIRECT_PATCHES` (a forms set without it refuses it at load); the
     /// pointwise and one-word-row ones are not.

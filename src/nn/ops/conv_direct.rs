@@ -26,8 +26,9 @@
 //! last to first otherwise, so no input byte is overwritten before it is read.
 //!
 //! Blob form: as `conv`'s, with mode word 2, the block word 3 (int8) or 4 (i16; 2 was an
-//! earlier int8 layout, refused) and the weights an int8 constant, k rounded up to a multiple
-//! of 8 (`k8`), zero weights past c_out and k:
+//! earlier int8 layout, refused), the multipliers (i32) and shifts (i8: they were i32 in an
+//! earlier layout, refused) one each for every channel or one per channel, and the weights
+//! an int8 constant, k rounded up to a multiple of 8 (`k8`), zero weights past c_out and k:
 //! - block 3 (int8 weights): `[c_out/2][k8/4][2][4]` bytes: channel pairs (c_out rounded up
 //!   to even), for each pair and group of four k values the four weights of its first channel
 //!   then of its second, those at even k stored plus 128 (as unsigned bytes);
@@ -155,7 +156,12 @@ pub(crate) fn check(op: &OpView, g: &Geom, base: usize) -> Result<(), Error> {
         Some(Some(b)) if b.dtype == DType::I32 && b.elems() == n => {}
         Some(_) => return Err(op.error("the bias is not n i32 values")),
     }
-    gemm_common::check_scales(op, n, 3)?;
+    if op.input(4).and_then(|t| op.model().dtype(t)) == Some(DType::I32) {
+        return Err(op.error(
+            "the direct form's shifts are i32, an earlier layout: convert the model again",
+        ));
+    }
+    gemm_common::check_scales(op, n, 3, DType::I8)?;
     let p = |i: usize| op.param(base + i);
     let i8_range = -128..=127;
     if !i8_range.contains(&p(0)) || p(1) != 0 || !i8_range.contains(&p(2)) {
@@ -180,7 +186,7 @@ pub(crate) fn check(op: &OpView, g: &Geom, base: usize) -> Result<(), Error> {
 struct Stage<'a> {
     bias: Option<&'a [i32]>,
     mults: &'a [i32],
-    shifts: &'a [i32],
+    shifts: &'a [i8],
     /// 1 per channel, 0 per tensor (one multiplier and shift for all).
     per_channel: usize,
     zo: i32,
@@ -222,7 +228,7 @@ impl Stage<'_> {
             let (q, j) = (i / 4, i % 4);
             flat[16 * q + j] = self.bias.map_or(0, |b| b[c]);
             let (m, e, half) =
-                crate::quant::requant::arm::consts(self.mults[c * pc], self.shifts[c * pc]);
+                crate::quant::requant::arm::consts(self.mults[c * pc], self.shifts[c * pc].into());
             let at = 16 * q + 4 + 3 * j;
             flat[at..at + 3].copy_from_slice(&[m, e, half + (self.zo << e)]);
         }
@@ -235,7 +241,7 @@ impl Stage<'_> {
         t.len = n.saturating_sub(c0).min(TABLE);
         for (c, kc) in (c0..c0 + t.len).zip(t.k.iter_mut()) {
             let b = self.bias.map_or(0, |b| b[c]);
-            *kc = [b, self.mults[c * pc], self.shifts[c * pc], 0];
+            *kc = [b, self.mults[c * pc], self.shifts[c * pc].into(), 0];
             #[cfg(all(target_arch = "arm", edgemm_arm_dsp))]
             if self.fast {
                 let (_, e, half) = crate::quant::requant::arm::consts(kc[1], kc[2]);
@@ -327,14 +333,14 @@ pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
     // Saturating: the operator's form is asked before `check` has seen its geometry.
     let k = g.kh.saturating_mul(g.kw).saturating_mul(g.ic);
     let (k, n) = (i64::try_from(k).unwrap_or(i64::MAX), g.oc);
-    let constant = |i: usize| constant_i32(op, i);
-    let (Some(mults), Some(shifts)) = (constant(3), constant(4)) else {
+    let (Some(mults), Some(shifts)) = (constant(op, 3), constant(op, 4)) else {
         return false;
     };
+    let (mults, shifts) = (cast::<i32>(mults), cast::<i8>(shifts));
     let bias = match op.input(2) {
         None => &[][..],
-        Some(_) => match constant(2) {
-            Some(b) => b,
+        Some(_) => match constant(op, 2) {
+            Some(b) => cast::<i32>(b),
             None => return false,
         },
     };
@@ -362,13 +368,13 @@ pub(crate) fn fused_i8(op: &OpView, g: &Geom) -> bool {
     limit > 0
 }
 
-/// Input `i` of `op` as i32 words when it is a constant (`None` when absent or in the
+/// The bytes of input `i` of `op` when it is a constant (`None` when absent or in the
 /// arena). Out of line on the firmware (one copy for the three inputs [`fused_i8`] reads).
 #[cfg_attr(target_os = "none", inline(never))]
-fn constant_i32<'a>(op: &OpView<'a>, i: usize) -> Option<&'a [i32]> {
+fn constant<'a>(op: &OpView<'a>, i: usize) -> Option<&'a [u8]> {
     let model = op.model();
     let p = model.place(op.input(i)?)?;
-    (p.storage == Storage::Constant).then(|| cast::<i32>(model.constant_at(p)))
+    (p.storage == Storage::Constant).then(|| model.constant_at(p))
 }
 
 /// Runs the direct form (`PORTABLE` false: the operator is one [`fused_i8`] accepts, and on
@@ -403,7 +409,7 @@ pub(crate) fn run<const WIDE: bool, const PORTABLE: bool, const PATCHES: bool>(
         .map(cast::<i32>);
     let (mults, shifts) = (
         cast::<i32>(mem.input(t(3)?)?),
-        cast::<i32>(mem.input(t(4)?)?),
+        cast::<i8>(mem.input(t(4)?)?),
     );
     let p = |i: usize| op.param(base + i);
     let wide = WIDE;
@@ -753,7 +759,7 @@ impl Direct<'_> {
             let (pp, jj) = (i / 2, i % 2);
             let (m, e, half) = crate::quant::requant::arm::consts(
                 self.stage.mults[c * pc],
-                self.stage.shifts[c * pc],
+                self.stage.shifts[c * pc].into(),
             );
             let at = 8 * pp + 2 + 3 * jj;
             flat[at..at + 3].copy_from_slice(&[m, e, half + (self.stage.zo << e)]);
@@ -1658,7 +1664,7 @@ mod lower {
     use alloc::vec::Vec;
 
     use super::super::conv::Geom;
-    use super::super::gemm_common::lower_requant;
+    use super::super::gemm_common::requant;
     use super::{pack, scratch_bytes, BLOCK_I16, BLOCK_I8, MODE};
     use crate::error::Error;
     use crate::nn::dtype::DType;
@@ -1692,7 +1698,7 @@ mod lower {
                 return Err(err("the bias is not n int32 values"));
             }
         }
-        let rq = lower_requant(l, node, n, act)?;
+        let rq = requant(l, node, n, act)?;
         let w8: Vec<i8> = data.iter().map(|&v| v as i8).collect();
         let wide = l.packing == Packing::CortexM4I16;
         let bytes = pack(&w8, k, n, wide).ok_or_else(|| err("sizes overflow"))?;
@@ -1703,8 +1709,27 @@ mod lower {
         params.extend_from_slice(&[MODE, block, rq.za, 0, rq.zo, rq.lo, rq.hi]);
         let mut op = l.op(node, 3, params);
         op.inputs.truncate(1);
+        // One multiplier and shift when every channel has the same (per-tensor weights, or
+        // equal scales); the shifts as bytes (−31..=30).
+        let (mut mults, mut shifts) = (rq.mults, rq.shifts);
+        if mults.windows(2).all(|p| p[0] == p[1]) && shifts.windows(2).all(|p| p[0] == p[1]) {
+            mults.truncate(1);
+            shifts.truncate(1);
+        }
+        let shift_bytes = shifts
+            .iter()
+            .map(|&s| i8::try_from(s).map(|s| s as u8))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|_| err("a requantization shift is out of the i8 range"))?;
+        let mults = l.add_i32(format!("{y_name}/multipliers"), &mults);
+        let shifts = l.add_const(
+            format!("{y_name}/shifts"),
+            DType::I8,
+            vec![shift_bytes.len()],
+            shift_bytes,
+        );
         op.inputs
-            .extend_from_slice(&[Some(w_t), bias, Some(rq.mults), Some(rq.shifts)]);
+            .extend_from_slice(&[Some(w_t), bias, Some(mults), Some(shifts)]);
         op.in_place = g.pointwise();
         let scratch = scratch_bytes(k, g.pointwise(), wide).ok_or_else(|| err("sizes overflow"))?;
         op.temps = vec![l.add_temp(format!("{y_name}/direct"), scratch)];

@@ -159,7 +159,7 @@ pub(crate) fn check(
             return Err(op.error("the weights have the wrong size"));
         }
     }
-    check_scales(op, n, 3)?;
+    check_scales(op, n, 3, DType::I32)?;
     let p = |i: usize| op.param(base + i);
     let i8_range = -128..=127;
     if !i8_range.contains(&p(P_ZA)) || !i8_range.contains(&p(P_ZB)) || !i8_range.contains(&p(P_ZO))
@@ -198,11 +198,11 @@ impl Int8Words {
 }
 
 /// Validates the int8 requantization scales of an operator with `n` output channels:
-/// inputs `i` (multipliers) and `i + 1` (shifts), i32 constants of 1 or `n` entries, every
-/// shift in −31..=30.
+/// inputs `i` (multipliers, i32) and `i + 1` (shifts, constants of element type `shift`: i32,
+/// or i8 in CONV_2D's direct form), 1 or `n` entries each, every shift in −31..=30.
 // Not inlined: load time only, one copy for every operator (firmware size).
 #[inline(never)]
-pub(crate) fn check_scales(op: &OpView, n: usize, i: usize) -> Result<(), Error> {
+pub(crate) fn check_scales(op: &OpView, n: usize, i: usize, shift: DType) -> Result<(), Error> {
     // The places and element types only, not whole tensor records (whose copies cost a
     // firmware most of this function's code).
     let model = op.model();
@@ -213,20 +213,26 @@ pub(crate) fn check_scales(op: &OpView, n: usize, i: usize) -> Result<(), Error>
     };
     let (mults, mt) = tensor(i)?;
     let (shifts, st) = tensor(i + 1)?;
-    if mt != DType::I32 || st != DType::I32 {
+    if mt != DType::I32 || st != shift {
         return Err(op.error("a tensor has the wrong element type"));
     }
-    // Loading checked every i32 tensor's byte length against its shape (4 bytes an element)
-    // before any operator's check.
-    let (nm, ns) = (mults.bytes / 4, shifts.bytes / 4);
+    // Loading checked every tensor's byte length against its shape before any operator's
+    // check.
+    let (nm, ns) = (mults.bytes / 4, shifts.bytes / shift.size());
     if nm != ns || (nm != 1 && nm != n) {
         return Err(op.error("multipliers and shifts do not match the output channels"));
     }
     if shifts.storage != Storage::Constant {
         return Err(op.error("the shifts are not a constant"));
     }
-    let sh = cast::<i32>(model.constant_at(shifts));
-    if sh.len() != ns || sh.iter().any(|s| !(-31..=30).contains(s)) {
+    let bytes = model.constant_at(shifts);
+    let in_range = |s: i32| (-31..=30).contains(&s);
+    let ok = if shift == DType::I8 {
+        cast::<i8>(bytes).iter().all(|&s| in_range(s.into()))
+    } else {
+        cast::<i32>(bytes).iter().all(|&s| in_range(s))
+    };
+    if !ok {
         return Err(op.error("a requantization shift is out of range"));
     }
     Ok(())
@@ -771,7 +777,7 @@ fn run_rows_threaded(
 }
 
 #[cfg(feature = "alloc")]
-pub(crate) use lower::{lower_gemm, lower_gemm_depth, lower_gemm_rows, lower_requant};
+pub(crate) use lower::{lower_gemm, lower_gemm_depth, lower_gemm_rows, lower_requant, requant};
 
 #[cfg(feature = "alloc")]
 mod lower {
@@ -796,16 +802,28 @@ mod lower {
         pub hi: i32,
     }
 
+    /// The int8 output stage's values before they become constants: one multiplier and
+    /// shift per weight scale (one, or one per output channel), zero points and clamp.
+    pub(crate) struct Requant {
+        pub mults: Vec<i32>,
+        pub shifts: Vec<i32>,
+        pub za: i32,
+        pub zb: i32,
+        pub zo: i32,
+        pub lo: i32,
+        pub hi: i32,
+    }
+
     /// TFLite's `PopulateConvolutionQuantizationParams` for node `node` (input 0 the int8
     /// activations, input 1 the weights, output 0 the result, `n` output channels): per
     /// weight scale `QuantizeMultiplier(s_x·s_w/s_y)` computed in double, and
     /// `CalculateActivationRangeQuantized` of the fused activation.
-    pub(crate) fn lower_requant(
-        l: &mut Lowering,
+    pub(crate) fn requant(
+        l: &Lowering,
         node: usize,
         n: usize,
         act: Activation,
-    ) -> Result<RequantLowered, Error> {
+    ) -> Result<Requant, Error> {
         let g = l.graph;
         let err = |r| g.node_error(node, r);
         let (x, w) = (g.input(node, 0)?, g.input(node, 1)?);
@@ -832,9 +850,7 @@ mod lower {
             shifts.push(sh);
         }
         let (lo, hi) = activation_range_q(act, sy, zo, -128, 127).map_err(err)?;
-        let mults = l.add_i32(format!("{}/multipliers", y.name), &mults);
-        let shifts = l.add_i32(format!("{}/shifts", y.name), &shifts);
-        Ok(RequantLowered {
+        Ok(Requant {
             mults,
             shifts,
             za,
@@ -842,6 +858,29 @@ mod lower {
             zo,
             lo,
             hi,
+        })
+    }
+
+    /// [`requant`] with the multipliers and shifts as i32 constants.
+    pub(crate) fn lower_requant(
+        l: &mut Lowering,
+        node: usize,
+        n: usize,
+        act: Activation,
+    ) -> Result<RequantLowered, Error> {
+        let rq = requant(l, node, n, act)?;
+        let g = l.graph;
+        let y = &g.tensors[g.output_index(node, 0)?];
+        let mults = l.add_i32(format!("{}/multipliers", y.name), &rq.mults);
+        let shifts = l.add_i32(format!("{}/shifts", y.name), &rq.shifts);
+        Ok(RequantLowered {
+            mults,
+            shifts,
+            za: rq.za,
+            zb: rq.zb,
+            zo: rq.zo,
+            lo: rq.lo,
+            hi: rq.hi,
         })
     }
 
