@@ -745,7 +745,10 @@ impl Direct<'_> {
     /// The int8 fused kernel's constants of the channel pairs from `c0` (even) into `t`:
     /// per pair the two sums' start 256·(bias − C) (C: what the encoding adds, see
     /// [`fill4`]), then each channel's m, e and 2^(e−1) + z_y·2^e.
+    /// Out of line: it runs once per call, and inlined into the step loop it costs that
+    /// loop registers (DS-CNN on the M4: 1.6 K instructions and 3 K est. cycles more).
     #[cfg(all(target_arch = "arm", edgemm_asm, edgemm_arm_dsp))]
+    #[inline(never)]
     fn fill_pairs(&self, t: &mut Table, c0: usize) {
         let (n, pc, k8) = (self.n, self.stage.per_channel, self.k8);
         t.first = c0;
