@@ -2743,7 +2743,8 @@ mod tests {
     /// The direct form (`--target cortex-m4`) stores its shifts as bytes, and one multiplier
     /// and shift when every channel has the same; run on the host (its portable path) it
     /// gives the portable blob's bytes. A blob with i32 shifts (the earlier layout) is
-    /// refused with an error that says to convert the model again.
+    /// refused with an error that says to convert the model again, one with a shift out of
+    /// range as such.
     #[test]
     fn direct_form_has_byte_shifts_and_refuses_the_earlier_layout() {
         use crate::nn::blob::Model;
@@ -2797,6 +2798,13 @@ mod tests {
             let e = format!("{e}");
             let refused = e.contains("shifts are i32") && e.contains("convert the model again");
             assert!(refused, "{what}: {e}");
+            // A byte shift out of −31..=30 is refused too.
+            let mut bad = l.clone();
+            bad.tensors[shifts].data.as_mut().unwrap()[count - 1] = 31;
+            let blob = write_blob(&bad, &plan(&bad), WriteOptions::default()).unwrap();
+            let e = Model::validate_for_target(&blob, "cortex-m4-dsp").unwrap_err();
+            let e = format!("{e}");
+            assert!(e.contains("shift is out of range"), "{what}: {e}");
         }
     }
 
