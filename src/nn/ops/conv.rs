@@ -2408,25 +2408,32 @@ mod tests {
     }
 
     /// Pointwise layers of few rows and many columns, which threads split by panels of
-    /// columns (`gemm_common::split_columns`: MobileNet-v2's 7×7 layers, 49 rows, and a
-    /// 14×14 one whose 384 columns divide more evenly than its 196 rows; the 320 → 1280 one
-    /// in the f32 panel form), give the bytes of one thread: int8 and f32, both weight
+    /// columns (`gemm_common::split_columns`: MobileNet-v2's 7×7 layers, 49 rows, and 84
+    /// rows, three tasks, of 384 columns; the 320 → 1280 one in the f32 panel form), give
+    /// the bytes of one thread: int8 and f32, both weight
     /// layouts, 2, 3 and 5 threads (over the work floors for 2 and 3), out of place and
     /// planned in place (the input copied aside first).
     #[test]
     fn column_split_gives_the_same_bytes() {
         use super::gemm_common::split_columns;
         assert!(split_columns(2, 49, 28, 160, Some(32)));
-        assert!(split_columns(2, 196, 28, 384, Some(32)));
+        assert!(split_columns(2, 84, 28, 384, Some(32)));
+        assert!(!split_columns(2, 196, 28, 384, Some(32)));
         assert!(!split_columns(2, 196, 28, 96, Some(32)));
         assert!(!split_columns(2, 3136, 28, 384, Some(32)));
         assert!(!split_columns(2, 49, 28, 160, None));
         for float in [false, true] {
-            for (hw, cin, cout) in [(7, 960, 160), (7, 160, 960), (14, 64, 384), (7, 320, 1280)] {
-                let g = conv_graph(float, hw, hw, cin, cout, 1);
+            for (h, w, cin, cout) in [
+                (7, 7, 960, 160),
+                (7, 7, 160, 960),
+                (6, 14, 64, 384),
+                (7, 7, 320, 1280),
+            ] {
+                let g = conv_graph(float, h, w, cin, cout, 1);
                 let x = input_for(&g);
                 for packing in [Packing::Host, Packing::Portable] {
-                    let what = |t: usize| format!("float {float} {hw}² {cin}->{cout} threads {t}");
+                    let what =
+                        |t: usize| format!("float {float} {h}x{w} {cin}->{cout} threads {t}");
                     let normal = LoadedModel::from_graph(&g, packing).unwrap();
                     let want = run(&normal, &x, 1);
                     for t in [2, 3, 5] {

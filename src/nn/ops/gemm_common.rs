@@ -759,11 +759,15 @@ pub(crate) fn useful_threads(threads: usize, m: usize, k: usize, n: usize, float
 /// columns rather than its rows: `unit` rows the fewest a row task takes
 /// ([`Gemm::row_unit`]), `col_unit` the columns a column task starts on a multiple of (the
 /// kernel's panel; `None`: this form cannot split columns). By rows each thread streams all
-/// the weights; by columns all of A. Columns win where the rows make fewer or more uneven
-/// shares than the panels (MobileNet-v2's 7×7 layers: 49 rows, one task of 28), or as even
-/// ones with weights larger than A (n > m). From the shapes only, so the split (and with it
-/// nothing of the results: each output is computed the same either way) is the same on
-/// every run.
+/// the weights; by columns all of A, and each thread writes part of every output row, which
+/// the next operator, split by rows, then reads from the other core's cache too. So columns
+/// only where the rows give fewer than two tasks a thread, and there where they make fewer
+/// or more uneven shares than the panels (MobileNet-v2's 7×7 layers: 49 rows, one task of
+/// 28), or as even ones with weights larger than A (n > m). Its 14×14 layers (196 rows,
+/// seven tasks) split by columns ran slower, with the depthwise layers and ADDs after
+/// them (f32 expansions 54 → 59 µs, depthwise 24 → 31, int8 projections 15 → 19, Zen 4).
+/// From the shapes only, so the split (and with it nothing of the results: each output is
+/// computed the same either way) is the same on every run.
 pub(crate) fn split_columns(
     threads: usize,
     m: usize,
@@ -780,6 +784,9 @@ pub(crate) fn split_columns(
     }
     if units < 2 {
         return true;
+    }
+    if units >= 2 * threads {
+        return false;
     }
     // The largest thread's share of the work (as a fraction a/b), rows against columns:
     // ceil(units/T)/units against ceil(panels/T)/panels, cross-multiplied.
