@@ -147,7 +147,7 @@ fn short() -> Error {
 /// no one-row kernel applies (the caller runs the GEMM).
 fn one_row_i8(op: &OpView, mem: &mut OpMem, k: usize, n: usize) -> Result<bool, Error> {
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
-    let parts = gemm_common::one_row_threads(mem.threads(), k, n, 1);
+    let threads = mem.threads();
     let w_t = t(1)?;
     let w_bytes = mem.input(w_t)?;
     let w = if op.model().dtype(w_t) == Some(DType::Packed) {
@@ -179,24 +179,40 @@ fn one_row_i8(op: &OpView, mem: &mut OpMem, k: usize, n: usize) -> Result<bool, 
     let Some(p) = gemv::QPlan::new(k, n, words.za, w, words.zb, &stage, gemv::Path::Auto) else {
         return Ok(false);
     };
-    one_row_i8_run(&p, x, y, parts)
+    Ok(one_row_i8_run(&p, x, y, threads))
 }
 
-/// Runs a one-row int8 plan, its columns split in `parts` tasks of whole slivers (32
-/// columns, a multiple of both packed kernels') when more than one: each task the plan of
-/// its columns ([`gemv::QPlan::cols`]), the same bytes. False (nothing written) when the
-/// plan does not run (x or y of the wrong length).
-fn one_row_i8_run(p: &gemv::QPlan, x: &[i8], y: &mut [i8], parts: usize) -> Result<bool, Error> {
+/// Runs a one-row int8 plan on up to `threads` threads: its columns split in tasks of
+/// whole slivers (32 columns, a multiple of both packed kernels') when its weights are
+/// large enough ([`gemm_common::one_row_threads`]), each task the plan of its columns
+/// ([`gemv::QPlan::cols`]): the same bytes. False (nothing written) when the plan does not
+/// run (x or y of the wrong length).
+#[inline(always)]
+fn one_row_i8_run(p: &gemv::QPlan, x: &[i8], y: &mut [i8], threads: usize) -> bool {
+    // (One thread first: a small layer's whole product takes ~100 ns.)
     #[cfg(feature = "std")]
-    if parts > 1 && p.cols(0, y.len()).is_some() {
-        gemm_common::run_one_row(y, 32, parts, &|j0, y| {
-            let ok = p.cols(j0, j0 + y.len()).is_some_and(|c| c.run(x, y));
-            ok.then_some(()).ok_or_else(short)
-        })?;
-        return Ok(true);
+    if threads > 1 {
+        let parts = gemm_common::one_row_threads(threads, x.len(), y.len(), 1);
+        if parts > 1 {
+            return one_row_i8_cols(p, x, y, parts);
+        }
     }
-    let _ = parts;
-    Ok(p.run(x, y))
+    let _ = threads;
+    p.run(x, y)
+}
+
+/// [`one_row_i8_run`] in `parts` column tasks.
+#[cfg(feature = "std")]
+#[inline(never)]
+fn one_row_i8_cols(p: &gemv::QPlan, x: &[i8], y: &mut [i8], parts: usize) -> bool {
+    if p.cols(0, y.len()).is_none() {
+        return p.run(x, y);
+    }
+    let r = gemm_common::run_one_row(y, 32, parts, &|j0, y| {
+        let ok = p.cols(j0, j0 + y.len()).is_some_and(|c| c.run(x, y));
+        ok.then_some(()).ok_or_else(short)
+    });
+    r.is_ok()
 }
 
 /// An f32 row over large k×n weights (the GEMM's one-row path, `sgemm`'s m = 1), its
@@ -355,8 +371,6 @@ impl Plan<'_> {
         if gemm_common::useful_threads(threads, 1, k, n, float) != 1 {
             return false;
         }
-        // (f32 plans are of weights within one thread's floor: they never split.)
-        let parts = gemm_common::one_row_threads(threads, k, n, 1);
         match self.kernel {
             PlanKernel::I8(p) => {
                 // SAFETY: x's k bytes and y's n bytes lie inside the arena, disjoint
@@ -367,7 +381,7 @@ impl Plan<'_> {
                         core::slice::from_raw_parts_mut(arena.add(self.y) as *mut i8, n),
                     )
                 };
-                one_row_i8_run(&p, x, y, parts).unwrap_or(false)
+                one_row_i8_run(&p, x, y, threads)
             }
             PlanKernel::F32(p) => {
                 // SAFETY: x's k and y's n f32 lie inside the arena, 16-byte aligned (the
@@ -379,6 +393,7 @@ impl Plan<'_> {
                         core::slice::from_raw_parts_mut(arena.add(self.y) as *mut f32, n),
                     )
                 };
+                // (Weights within one thread's floor, `sgemv`'s limit: never split.)
                 p.run(x, y)
             }
         }

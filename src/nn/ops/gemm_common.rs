@@ -681,10 +681,12 @@ const MIN_MACS_PER_THREAD_I8: usize = 1 << 18;
 /// costs more than it saves: the one-row kernels' layers up to 512 KB (the autoencoder's,
 /// DS-CNN's, MobileNet-v1's) stay on one thread; MobileNet-v2's 1280 → 1000 classifier
 /// (1.25 MB int8, 5 MB f32) splits.
+#[cfg(feature = "std")]
 const MIN_ONE_ROW_BYTES_PER_THREAD: usize = 512 * 1024;
 
 /// The threads worth using for a one-row product over k×n weights of `w_size` bytes each
 /// (at most `threads`), which split its columns.
+#[cfg(feature = "std")]
 pub(crate) fn one_row_threads(threads: usize, k: usize, n: usize, w_size: usize) -> usize {
     let bytes = k.saturating_mul(n).saturating_mul(w_size);
     threads.min(bytes / MIN_ONE_ROW_BYTES_PER_THREAD).max(1)
