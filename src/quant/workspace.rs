@@ -349,6 +349,85 @@ impl<'a> WsPlan<'a> {
         Ok(())
     }
 
+    #[cfg(feature = "std")]
+    /// Columns of B a task of [`WsPlan::run_cols`] starts on a multiple of: the kernel's NR
+    /// (a sliver of the packed weights); `None` when B is not prepacked (no column split).
+    pub(crate) fn col_unit(&self) -> Option<usize> {
+        matches!(self.src, QbSource::Packed { .. }).then_some(self.ker.nr)
+    }
+
+    #[cfg(feature = "std")]
+    /// [`WsPlan::run`] for columns `j0..j1` of the output only: the sums of those columns
+    /// are those of the whole call (exact i32), so tasks that split the columns write the
+    /// bytes one call writes. `out` is the m×n output's first byte (rows n bytes apart).
+    /// `j0` a multiple of [`WsPlan::col_unit`], `j0 ≤ j1 ≤ n`.
+    ///
+    /// # Safety
+    /// `out` is valid for writes of m·n bytes and overlaps neither `a`, `ws` nor B;
+    /// nothing else reads or writes columns `j0..j1` of its rows meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn run_cols<A: QuantInput>(
+        &self,
+        a: &[A],
+        a_stride: usize,
+        m: usize,
+        out: *mut u8,
+        (j0, j1): (usize, usize),
+        ws: &mut [u8],
+    ) -> Result<(), Error> {
+        if self.col_unit().is_none_or(|u| j0 % u != 0) || j0 > j1 || j1 > self.n {
+            return Err(Error::SizeOverflow);
+        }
+        if m == 0 || j0 == j1 {
+            return Ok(());
+        }
+        let stride = isize::try_from(a_stride).map_err(|_| Error::SizeOverflow)?;
+        let a = MatRef::new(a, m, self.k, stride, 1)?;
+        // (The layout of all n columns: every piece at least that of j1 − j0.)
+        let lay = self.layout(m);
+        let ws =
+            crate::scratch::caller_workspace(ws, crate::scratch::caller_workspace_size(lay.total))?;
+        let za = if A::SIGNED { self.za } else { self.za + 128 };
+        let terms = Terms {
+            za: za + self.ker.format.a_shift(A::SIGNED),
+            zb: self.zb,
+            bias: self.bias,
+        };
+        let dest = Dest::Requant {
+            out: Raw {
+                // (In bounds: j0 < n, checked above.)
+                ptr: out.wrapping_add(j0),
+                rows: m,
+                cols: j1 - j0,
+                rs: self.n as isize,
+                cs: 1,
+            },
+            plan: self.plan,
+        };
+        // SAFETY: A is a validated view of m×k (k is B's, checked with the zero points and
+        // the exact-k limit in `new`, as the requantization for n columns); the output's
+        // columns j0..j1 of m rows n bytes apart lie in the caller's m·n bytes, which no one
+        // else touches meanwhile and which overlap no input (caller); B is prepacked
+        // (col_unit) and covers columns j0..j1 from sliver j0/NR (j0 a multiple of NR, j1
+        // ≤ n, checked), the bias and the requantization from column b_col0 = j0; `ws` is
+        // 64-byte aligned with `lay.total` bytes, the layout of m rows and n ≥ j1 − j0
+        // columns (every piece at least this call's); `ker` runs here (as in `run`).
+        unsafe {
+            run_block_in(
+                self.ker,
+                &self.s,
+                &lay,
+                Raw::from_ref(&a),
+                self.src,
+                j0,
+                &terms,
+                dest,
+                ws,
+            )
+        };
+        Ok(())
+    }
+
     /// Whether [`WsPlan::run_over_input`] runs: B prepacked (one column block) and the
     /// driver reads i8 A through its own buffer (`driver::flips_a`).
     pub(crate) fn runs_over_input(&self) -> bool {

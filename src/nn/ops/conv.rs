@@ -1411,6 +1411,21 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         let threads = gemm_common::useful_threads(mem.threads(), m, k, n, float);
         let (buf, scratch) = mem.in_place_and_temp(x_t, out_t, s_t)?;
         #[cfg(feature = "std")]
+        {
+            let form = pointwise_form(m);
+            let cols = Cols {
+                gemm: &gemm,
+                form: form.as_ref(),
+                m,
+                k,
+                n,
+                patch_bytes,
+            };
+            if let Some(unit) = cols.unit(threads) {
+                return cols.run_in_place(buf, esize, scratch.len(), unit, threads);
+            }
+        }
+        #[cfg(feature = "std")]
         if threads > 1 && m >= 2 * gemm.row_unit() {
             let ip = InPlace {
                 gemm: &gemm,
@@ -1482,6 +1497,21 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
         }
         _ => None,
     };
+    // A pointwise layer of few rows and many columns: threads take panels of columns.
+    #[cfg(feature = "std")]
+    if !im2col_on {
+        let cols = Cols {
+            gemm: &gemm,
+            form: rows_form.as_ref(),
+            m,
+            k,
+            n,
+            patch_bytes,
+        };
+        if let Some(unit) = cols.unit(threads) {
+            return cols.run(x, out, scratch.len(), unit, threads);
+        }
+    }
     let call = |p0: usize, rows: usize, y: &mut [u8], scratch: &mut [u8]| {
         let (patch, ws) = scratch.split_at_mut(patch_bytes.min(scratch.len()));
         if let Some(d) = &direct {
@@ -1614,6 +1644,92 @@ fn run_in_place<'w>(
         }
     }
     Ok(())
+}
+
+/// A pointwise convolution on several threads by panels of output columns
+/// (`gemm_common::split_columns`: few rows, many columns, such as MobileNet-v2's 7×7
+/// layers, whose 49 rows make one row task): each task computes its columns over all the
+/// pixels, reading all of the input and only its panels of the weights. f32 through
+/// `conv_rows`' pointwise form, int8 through the GEMM over prepacked weights; each output
+/// is the one a single call computes, whatever the threads.
+#[cfg(feature = "std")]
+struct Cols<'a, 'w> {
+    gemm: &'a Gemm<'a>,
+    /// The f32 pointwise form over all m pixels (int8: `None`).
+    form: Option<&'a conv_rows::Rows<'w>>,
+    m: usize,
+    k: usize,
+    n: usize,
+    /// Bytes of each task's scratch before its GEMM workspace.
+    patch_bytes: usize,
+}
+
+#[cfg(feature = "std")]
+impl Cols<'_, '_> {
+    /// The columns a task takes a multiple of, when the layer splits its columns on
+    /// `threads` threads; else `None` (rows, or one thread).
+    fn unit(&self, threads: usize) -> Option<usize> {
+        let unit = match self.form {
+            Some(f) => f.col_unit(),
+            // (f32 outside that form: `None`, it splits rows.)
+            None => self.gemm.col_unit(),
+        };
+        let split = gemm_common::split_columns(threads, self.m, self.gemm.row_unit(), self.n, unit);
+        unit.filter(|_| split)
+    }
+
+    /// The convolution of input `x` (m·k elements) into `out` (m·n, apart from `x`) in
+    /// column tasks of whole `unit`s, each with a scratch of `scratch_bytes` of its own.
+    fn run(
+        &self,
+        x: &[u8],
+        out: &mut [u8],
+        scratch_bytes: usize,
+        unit: usize,
+        threads: usize,
+    ) -> Result<(), Error> {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let out = gemm_common::SharedOut::new(out);
+        let call = |j0: usize, j1: usize, scratch: &mut [u8]| match self.form {
+            Some(form) => {
+                let y = out.first::<f32>(m * n)?;
+                // SAFETY: `y` holds the m·n outputs (checked), borrowed for these tasks
+                // apart from `x`, the weights and the bias; run_cols gives each task its
+                // own columns j0..j1 (whole units).
+                unsafe { form.pointwise_cols(super::cast::<f32>(x), y, (j0, j1)) }
+            }
+            None => {
+                let ws = scratch
+                    .get_mut(self.patch_bytes.min(scratch.len())..)
+                    .unwrap_or(&mut []);
+                // SAFETY: `out` is borrowed for these tasks apart from `x` and this task's
+                // scratch; run_cols gives each task its own columns j0..j1.
+                unsafe { self.gemm.run_cols(x, k, m, out, (j0, j1), ws) }
+            }
+        };
+        gemm_common::run_cols(n, unit, threads, scratch_bytes, &call)
+    }
+
+    /// [`Cols::run`] for a convolution in place (`buf` holds the input and then the output
+    /// from its first byte; `esize` bytes an element): the input, the smaller side at these
+    /// shapes, copied aside first.
+    fn run_in_place(
+        &self,
+        buf: &mut [u8],
+        esize: usize,
+        scratch_bytes: usize,
+        unit: usize,
+        threads: usize,
+    ) -> Result<(), Error> {
+        let in_bytes = self.m * self.k * esize;
+        crate::scratch::with_staging(in_bytes.div_ceil(4), |st| {
+            // SAFETY: with_staging lends this thread a buffer of at least in_bytes bytes
+            // (rounded up to f32s), used by nothing else meanwhile.
+            let copy = unsafe { core::slice::from_raw_parts_mut(st as *mut u8, in_bytes) };
+            copy.copy_from_slice(buf.get(..in_bytes).ok_or(Error::SizeOverflow)?);
+            self.run(copy, buf, scratch_bytes, unit, threads)
+        })
+    }
 }
 
 /// A pointwise convolution working in place, on several threads ([`InPlace::run_threaded`]).
@@ -2285,6 +2401,60 @@ mod tests {
                             one,
                             "float {float} {h}x{w} k{ks} threads {t}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pointwise layers of few rows and many columns, which threads split by panels of
+    /// columns (`gemm_common::split_columns`: MobileNet-v2's 7×7 layers, 49 rows, and 84
+    /// rows, three tasks, of 384 columns; the 320 → 1280 one in the f32 panel form), give
+    /// the bytes of one thread: int8 and f32, both weight
+    /// layouts, 2, 3 and 5 threads (over the work floors for 2 and 3), out of place and
+    /// planned in place (the input copied aside first).
+    #[test]
+    fn column_split_gives_the_same_bytes() {
+        use super::gemm_common::split_columns;
+        assert!(split_columns(2, 49, 28, 160, Some(32)));
+        assert!(split_columns(2, 84, 28, 384, Some(32)));
+        assert!(!split_columns(2, 196, 28, 384, Some(32)));
+        assert!(!split_columns(2, 196, 28, 96, Some(32)));
+        assert!(!split_columns(2, 3136, 28, 384, Some(32)));
+        assert!(!split_columns(2, 49, 28, 160, None));
+        for float in [false, true] {
+            for (h, w, cin, cout) in [
+                (7, 7, 960, 160),
+                (7, 7, 160, 960),
+                (6, 14, 64, 384),
+                (7, 7, 320, 1280),
+            ] {
+                let g = conv_graph(float, h, w, cin, cout, 1);
+                let x = input_for(&g);
+                for packing in [Packing::Host, Packing::Portable] {
+                    let what =
+                        |t: usize| format!("float {float} {h}x{w} {cin}->{cout} threads {t}");
+                    let normal = LoadedModel::from_graph(&g, packing).unwrap();
+                    let want = run(&normal, &x, 1);
+                    for t in [2, 3, 5] {
+                        assert_eq!(run(&normal, &x, t), want, "{}", what(t));
+                    }
+                    // The same planned in place (as `pointwise_in_place_equals_out_of_place`).
+                    let l = lower(&g, packing).unwrap();
+                    let mut p = plan(&l);
+                    let temp = l.ops[0].temps[0];
+                    let span = l.tensors[0]
+                        .bytes
+                        .max(l.tensors[3].bytes)
+                        .next_multiple_of(64);
+                    p.offsets[0] = Some(0);
+                    p.offsets[3] = Some(0);
+                    p.offsets[temp] = Some(span);
+                    p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
+                    let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
+                    let m = LoadedModel::from_blob(&blob).unwrap();
+                    for t in [1, 2, 3] {
+                        assert_eq!(run(&m, &x, t), want, "in place, {}", what(t));
                     }
                 }
             }

@@ -214,6 +214,54 @@ impl<'a> Rows<'a> {
         })
     }
 
+    #[cfg(feature = "std")]
+    /// Columns a task of [`Rows::pointwise_cols`] starts and ends on a multiple of (the
+    /// kernel's NR), when this is a pointwise form ([`Rows::pointwise`]) whose n is whole
+    /// panels read where they lie; else `None` (its last panel would overlap the one before
+    /// it, which another task may write).
+    pub(crate) fn col_unit(&self) -> Option<usize> {
+        let g = &self.g;
+        let nr = self.ker.nr;
+        let pointwise = g.ih == 1 && g.kh == 1 && g.kw == 1 && self.ring_row == 0;
+        let whole = nr > 0 && g.oc % nr == 0 && (self.ldb == g.oc || self.panels);
+        (pointwise && whole && self.conv.is_some()).then_some(nr)
+    }
+
+    #[cfg(feature = "std")]
+    /// Columns `j0..j1` (multiples of [`Rows::col_unit`]) of a pointwise form's whole
+    /// output: all its pixels of input `x`, into `y` (pixels·n f32, rows of n). Each output
+    /// is the one [`Rows::block`] writes (a tile's sums over all of k, bias and clamp, in
+    /// the kernel, whatever panels run beside it), so tasks that split the columns write
+    /// what one call writes.
+    ///
+    /// # Safety
+    /// `y` is valid for writes of pixels·n f32 and overlaps neither `x` nor the weights or
+    /// bias; nothing else reads or writes its columns `j0..j1` meanwhile.
+    pub(crate) unsafe fn pointwise_cols(
+        &self,
+        x: &[f32],
+        y: *mut f32,
+        (j0, j1): (usize, usize),
+    ) -> Result<(), Error> {
+        let bad = || Error::SizeOverflow;
+        let (Some(conv), Some(unit)) = (self.conv, self.col_unit()) else {
+            return Err(bad());
+        };
+        let (pixels, n) = (self.g.ow, self.g.oc);
+        if j0 % unit != 0 || j1 % unit != 0 || j0 > j1 || j1 > n {
+            return Err(bad());
+        }
+        let image = x.get(..pixels * self.g.ic).ok_or_else(bad)?;
+        let out = Out {
+            ptr: y,
+            len: pixels * n,
+            cols: (j0, j1),
+        };
+        // SAFETY: the caller's contract: `y` holds pixels·n f32 (out.len), apart from the
+        // inputs, its columns j0..j1 this call's alone.
+        unsafe { self.run_conv(conv, image, &[], self.w, 0, 0, pixels, out) }
+    }
+
     /// Output pixels `p0..p0 + rows` (flat over batch, oh, ow) of input `x` into `y` (their
     /// rows of n values), with `patch` as the patch scratch.
     pub(crate) fn block(
@@ -331,7 +379,13 @@ impl<'a> Rows<'a> {
             })
         };
         if let Some(conv) = self.conv {
-            return self.run_conv(conv, image, ring, w, oy, ox0, run, out);
+            let out = Out {
+                ptr: out.as_mut_ptr(),
+                len: out.len(),
+                cols: (0, n),
+            };
+            // SAFETY: `out` is the borrowed slice itself, all of its columns.
+            return unsafe { self.run_conv(conv, image, ring, w, oy, ox0, run, out) };
         }
         for t in 0..row_tiles(run, mr) {
             let (i0, h) = row_tile(run, mr, t);
@@ -396,9 +450,14 @@ impl<'a> Rows<'a> {
     }
 
     /// [`Rows::run_of_pixels`] with the kernel's convolution variants: one call per tile
-    /// over the filter rows inside the image, bias and clamp included.
+    /// over the filter rows inside the image, bias and clamp included; only the panels of
+    /// columns `out.cols` (all n, or whole panels: see [`Rows::pointwise_cols`]).
+    ///
+    /// # Safety
+    /// `out.ptr` is valid for writes of `out.len` f32, overlaps none of the inputs, and
+    /// nothing else reads or writes its columns `out.cols` meanwhile.
     #[allow(clippy::too_many_arguments)]
-    fn run_conv(
+    unsafe fn run_conv(
         &self,
         conv: &ConvUkrs,
         image: &[f32],
@@ -407,11 +466,13 @@ impl<'a> Rows<'a> {
         oy: usize,
         ox0: usize,
         run: usize,
-        out: &mut [f32],
+        out: Out,
     ) -> Result<(), Error> {
         let g = &self.g;
         let bad = || Error::SizeOverflow;
         let (n, seg, step) = (g.oc, g.kw * g.ic, g.sw * g.ic);
+        // The panels from column j0 over `cols` columns (all n: the panels of n).
+        let (j0, cols_n) = (out.cols.0, out.cols.1 - out.cols.0);
         let (mr, nr) = (self.ker.mr, self.ker.nr);
         // The filter rows inside the image: fy0..fy0 + segs (in_y grows with fy).
         let inside = |fy: &usize| (0..g.ih as i64).contains(&g.in_y(oy, *fy));
@@ -440,7 +501,7 @@ impl<'a> Rows<'a> {
             .get(first * row..(first + rows_spanned) * row)
             .ok_or_else(bad)?;
         let widths = (true, conv.three_quarter.is_some());
-        let all = || panels(n, nr, widths, self.ldb != n || self.panels);
+        let all = || panels(cols_n, nr, widths, self.ldb != n || self.panels);
         let tiles = row_tiles(run, mr);
         // Tiles outer, panels inner: a tile's A stays in cache while every panel reads it.
         // Weights too big to stay in L2 would then be read from memory again for each tile,
@@ -455,6 +516,7 @@ impl<'a> Rows<'a> {
         let mut t = 0;
         while t < tiles {
             let Some((jr, cols, read)) = pan else { break };
+            let jr = j0 + jr;
             let tile = t;
             if big {
                 t += 1;
@@ -477,18 +539,22 @@ impl<'a> Rows<'a> {
                 _ => conv.half,
             };
             let c_at = i0 * n + jr;
-            let c = out
-                .get_mut(c_at..c_at + (h - 1) * n + cols)
-                .ok_or_else(bad)?;
+            if c_at + (h - 1) * n + cols > out.len || jr + cols > out.cols.1 {
+                return Err(bad());
+            }
+            // (In bounds: checked just above.)
+            let c = out.ptr.wrapping_add(c_at);
             let bias = match self.bias {
                 Some(b) => b.get(jr..jr + cols).ok_or_else(bad)?,
                 None => &ZERO_BIAS[..cols],
             };
             if segs == 0 {
                 // No filter row inside the image: the sums are empty.
-                for row in c.chunks_mut(n) {
-                    for (v, b) in row[..cols].iter_mut().zip(bias) {
-                        *v = clamp(*b, self.lo, self.hi);
+                for i in 0..h {
+                    for (j, b) in bias.iter().enumerate() {
+                        // SAFETY: row i, column jr + j of the tile lie in the output
+                        // (checked above), in columns this call owns (caller).
+                        unsafe { *c.add(i * n + j) = clamp(*b, self.lo, self.hi) };
                     }
                 }
                 continue;
@@ -514,7 +580,7 @@ impl<'a> Rows<'a> {
             let args = SconvArgs {
                 a: window[a_at..].as_ptr(),
                 b: b.as_ptr(),
-                c: c.as_mut_ptr(),
+                c,
                 k: seg,
                 a_rs: (step * 4) as isize,
                 a_ks: 4,
@@ -536,12 +602,21 @@ impl<'a> Rows<'a> {
             // rows start at a_at; the last one's end is checked above, and every other
             // lies between), B's segs·seg rows of `read` columns at ldb apart in `b`, the
             // bias's cols values in `bias`, and C's h rows of `cols` values at n apart
-            // in `c`; C (the output) overlaps neither the input, the ring, the weights
-            // nor the bias.
+            // from `c` in the output (checked above), in columns this call owns (caller);
+            // C (the output) overlaps neither the input, the ring, the weights nor the
+            // bias (caller).
             unsafe { ukr(&args) };
         }
         Ok(())
     }
+}
+
+/// Where [`Rows::run_conv`] writes: `len` f32 from `ptr` (rows of n), of which only the
+/// columns `cols.0..cols.1` (all n, or whole panels of a column task).
+struct Out {
+    ptr: *mut f32,
+    len: usize,
+    cols: (usize, usize),
 }
 
 /// TFLite's clamp `min(max(v, lo), hi)`, as the kernels do it (NaN stays NaN).

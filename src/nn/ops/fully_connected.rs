@@ -88,6 +88,8 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     if one_row && !float && one_row_i8(op, mem, k, n)? {
         return Ok(());
     }
+    #[cfg(feature = "std")]
+    let f32_parts = gemm_common::one_row_threads(mem.threads(), k, n, 4);
     let mut gemm = Gemm::load(op, mem, float, k, n, P_GEMM)?;
     let x_t = op.input(0).ok_or_else(|| op.error("missing input"))?;
     let x = mem.input(x_t)?;
@@ -96,6 +98,23 @@ fn run(op: &OpView, mem: &mut OpMem) -> Result<(), Error> {
     let (out, ws) = mem.output_and_temp(out_t, ws_t)?;
     if one_row && one_row_f32(&gemm, x, out, k, n)? {
         return Ok(());
+    }
+    #[cfg(feature = "std")]
+    if one_row {
+        if let Gemm::F32 {
+            w: gemm_common::FWeights::F32(w),
+            bias,
+            lo,
+            hi,
+            ..
+        } = gemm
+        {
+            if f32_parts > 1 {
+                let x = cast::<f32>(x).get(..k).ok_or_else(short)?;
+                let y = cast_mut::<f32>(out).get_mut(..n).ok_or_else(short)?;
+                return one_row_f32_cols(x, w, bias, (lo, hi), y, f32_parts, ws.len());
+            }
+        }
     }
     gemm.plan(true)?;
     let esize = if float { 4 } else { 1 };
@@ -128,6 +147,7 @@ fn short() -> Error {
 /// no one-row kernel applies (the caller runs the GEMM).
 fn one_row_i8(op: &OpView, mem: &mut OpMem, k: usize, n: usize) -> Result<bool, Error> {
     let t = |i: usize| op.input(i).ok_or_else(|| op.error("missing input"));
+    let threads = mem.threads();
     let w_t = t(1)?;
     let w_bytes = mem.input(w_t)?;
     let w = if op.model().dtype(w_t) == Some(DType::Packed) {
@@ -156,15 +176,80 @@ fn one_row_i8(op: &OpView, mem: &mut OpMem, k: usize, n: usize) -> Result<bool, 
     let y = cast_mut::<i8>(mem.output(out_t)?)
         .get_mut(..n)
         .ok_or_else(short)?;
-    Ok(gemv::qgemv(
-        x,
-        words.za,
-        w,
-        words.zb,
-        &stage,
-        y,
-        gemv::Path::Auto,
-    ))
+    let Some(p) = gemv::QPlan::new(k, n, words.za, w, words.zb, &stage, gemv::Path::Auto) else {
+        return Ok(false);
+    };
+    Ok(one_row_i8_run(&p, x, y, threads))
+}
+
+/// Runs a one-row int8 plan on up to `threads` threads: its columns split in tasks of
+/// whole slivers (32 columns, a multiple of both packed kernels') when its weights are
+/// large enough ([`gemm_common::one_row_threads`]), each task the plan of its columns
+/// ([`gemv::QPlan::cols`]): the same bytes. False (nothing written) when the plan does not
+/// run (x or y of the wrong length).
+#[inline(always)]
+fn one_row_i8_run(p: &gemv::QPlan, x: &[i8], y: &mut [i8], threads: usize) -> bool {
+    // (One thread first: a small layer's whole product takes ~100 ns.)
+    #[cfg(feature = "std")]
+    if threads > 1 {
+        let parts = gemm_common::one_row_threads(threads, x.len(), y.len(), 1);
+        if parts > 1 {
+            return one_row_i8_cols(p, x, y, parts);
+        }
+    }
+    let _ = threads;
+    p.run(x, y)
+}
+
+/// [`one_row_i8_run`] in `parts` column tasks.
+#[cfg(feature = "std")]
+#[inline(never)]
+fn one_row_i8_cols(p: &gemv::QPlan, x: &[i8], y: &mut [i8], parts: usize) -> bool {
+    if p.cols(0, y.len()).is_none() {
+        return p.run(x, y);
+    }
+    let r = gemm_common::run_one_row(y, 32, parts, &|j0, y| {
+        let ok = p.cols(j0, j0 + y.len()).is_some_and(|c| c.run(x, y));
+        ok.then_some(()).ok_or_else(short)
+    });
+    r.is_ok()
+}
+
+/// An f32 row over large k×n weights (the GEMM's one-row path, `sgemm`'s m = 1), its
+/// columns split in `parts` tasks of whole cache lines (16 f32): each column's sums are in
+/// k order whatever the columns beside it, so the same bytes as one call. Each task takes a
+/// GEMM workspace of `ws_bytes` of its thread's.
+#[cfg(feature = "std")]
+fn one_row_f32_cols(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    (lo, hi): (f32, f32),
+    y: &mut [f32],
+    parts: usize,
+    ws_bytes: usize,
+) -> Result<(), Error> {
+    use crate::context::Context;
+    use crate::matrix::{MatMut, MatRef};
+    let (k, n) = (x.len(), y.len());
+    gemm_common::run_one_row(y, 16, parts, &|j0, y| {
+        let cols = y.len();
+        let a = MatRef::row_major(x, 1, k)?;
+        let b = MatRef::new(w.get(j0..).ok_or_else(short)?, k, cols, n as isize, 1)?;
+        let bias = match bias {
+            Some(b) => Some(b.get(j0..j0 + cols).ok_or_else(short)?),
+            None => None,
+        };
+        crate::scratch::with_workspace(ws_bytes.div_ceil(4), |ws| {
+            // SAFETY: with_workspace lends this thread a buffer of at least ws_bytes bytes
+            // (rounded up to f32s), used by nothing else meanwhile.
+            let ws = unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, ws_bytes) };
+            let c = MatMut::row_major(&mut *y, 1, cols)?;
+            crate::gemm::sgemm(1.0, a, b, 0.0, c, Context::new().workspace(ws))
+        })?;
+        gemm_common::bias_clamp(y, cols, bias, lo, hi);
+        Ok(())
+    })
 }
 
 /// One f32 input row through the one-row kernel (`gemv`); false when it does not apply
@@ -296,7 +381,7 @@ impl Plan<'_> {
                         core::slice::from_raw_parts_mut(arena.add(self.y) as *mut i8, n),
                     )
                 };
-                p.run(x, y)
+                one_row_i8_run(&p, x, y, threads)
             }
             PlanKernel::F32(p) => {
                 // SAFETY: x's k and y's n f32 lie inside the arena, 16-byte aligned (the
@@ -308,6 +393,7 @@ impl Plan<'_> {
                         core::slice::from_raw_parts_mut(arena.add(self.y) as *mut f32, n),
                     )
                 };
+                // (Weights within one thread's floor, `sgemv`'s limit: never split.)
                 p.run(x, y)
             }
         }
@@ -398,5 +484,35 @@ mod lower {
         op.temps = vec![l.add_temp(format!("{y_name}/gemm"), ws)];
         l.push(op);
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use crate::nn::transform::ir::Activation;
+    use crate::nn::transform::passes::test_graphs::{f32_bytes, run_bytes, values, Builder};
+    use crate::nn::transform::{LoadedModel, Packing};
+
+    /// One f32 row over MobileNet-v2's classifier shape (1280 → 1000, 5 MB of weights: its
+    /// columns split over the threads) gives the same bytes on 1, 2 and 3 threads, and
+    /// with a column count that is not whole cache lines of the tasks (1000 = 62.5 × 16).
+    #[test]
+    fn large_one_row_splits_columns_to_the_same_bytes() {
+        for (k, n) in [(1280, 1000), (1024, 777)] {
+            let mut b = Builder::default();
+            let x = b.act(&[1, k]);
+            let w = b.weights(k, n, 5);
+            let y = b.act(&[1, n]);
+            b.fc_act(x, w, y, Activation::Relu6);
+            let g = b.finish(&[x], &[y]);
+            let input = f32_bytes(&values(k, 9));
+            for packing in [Packing::Host, Packing::Portable] {
+                let m = LoadedModel::from_graph(&g, packing).unwrap();
+                let one = run_bytes(&m, &input, 1);
+                for t in [2, 3] {
+                    assert_eq!(run_bytes(&m, &input, t), one, "{k}->{n} {t} threads");
+                }
+            }
+        }
     }
 }

@@ -409,6 +409,40 @@ impl<'a> Gemm<'a> {
         }
     }
 
+    #[cfg(feature = "std")]
+    /// Columns a column task of [`Gemm::run_cols`] starts on a multiple of: int8 over
+    /// prepacked weights (a sliver); `None` for the others (f32 splits columns only in
+    /// `conv_rows`' pointwise form).
+    pub(crate) fn col_unit(&self) -> Option<usize> {
+        self.ws_plan().and_then(|p| p.col_unit())
+    }
+
+    #[cfg(feature = "std")]
+    /// Columns `j0..j1` (`j0` a multiple of [`Gemm::col_unit`]) of `out (m×n) = stage(a
+    /// (m×k, rows `a_stride` apart) · W)` for int8 A, written through `out`: the bytes one
+    /// [`Gemm::run`] of all the columns writes there.
+    ///
+    /// # Safety
+    /// `out` overlaps neither `a` nor `ws`, and no one else reads or writes its columns
+    /// `j0..j1` meanwhile.
+    pub(crate) unsafe fn run_cols(
+        &self,
+        a: &[u8],
+        a_stride: usize,
+        m: usize,
+        out: SharedOut,
+        cols: (usize, usize),
+        ws: &mut [u8],
+    ) -> Result<(), Error> {
+        let (Some(plan), Gemm::I8 { n, .. }) = (self.ws_plan(), self) else {
+            return Err(Error::SizeOverflow);
+        };
+        let y = out.first::<u8>(m.checked_mul(*n).ok_or(Error::SizeOverflow)?)?;
+        // SAFETY: `y` holds the m·n output bytes (checked), apart from A and `ws`, its
+        // columns j0..j1 this call's alone (caller).
+        unsafe { plan.run_cols(cast::<i8>(a), a_stride, m, y, cols, ws) }
+    }
+
     /// Rows per thread task: at least [`ROW_UNIT`], in whole row tiles of the kernel that
     /// runs (a task boundary inside a tile would add a partial tile to each side).
     pub(crate) fn row_unit(&self) -> usize {
@@ -648,6 +682,71 @@ const MIN_MACS_PER_THREAD: usize = 1 << 20;
 /// (DS-CNN int8 35.2 → 34.7 µs, MobileNet-v1 0.25 int8 105 → 101, Zen 4).
 const MIN_MACS_PER_THREAD_I8: usize = 1 << 18;
 
+/// Bytes of weights a thread streams in a one-row product (m = 1: each weight read once,
+/// from memory for a large layer) below which one more thread, splitting the columns,
+/// costs more than it saves: the one-row kernels' layers up to 512 KB (the autoencoder's,
+/// DS-CNN's, MobileNet-v1's) stay on one thread; MobileNet-v2's 1280 → 1000 classifier
+/// (1.25 MB int8, 5 MB f32) splits.
+#[cfg(feature = "std")]
+const MIN_ONE_ROW_BYTES_PER_THREAD: usize = 512 * 1024;
+
+/// The threads worth using for a one-row product over k×n weights of `w_size` bytes each
+/// (at most `threads`), which split its columns.
+#[cfg(feature = "std")]
+pub(crate) fn one_row_threads(threads: usize, k: usize, n: usize, w_size: usize) -> usize {
+    let bytes = k.saturating_mul(n).saturating_mul(w_size);
+    threads.min(bytes / MIN_ONE_ROW_BYTES_PER_THREAD).max(1)
+}
+
+#[cfg(feature = "std")]
+/// One call of [`run_one_row`]'s closure: the task's first column, its columns of the row.
+pub(crate) type OneRowFn<'f, T> = dyn Fn(usize, &mut [T]) -> Result<(), Error> + Sync + 'f;
+
+/// Runs `f(j0, y)` over the columns of one output row `y` (n elements) in `parts` tasks of
+/// whole `col_unit`s (the last also takes the columns past the last whole one) on up to
+/// `parts` threads, `y` the task's columns `j0..`.
+#[cfg(feature = "std")]
+pub(crate) fn run_one_row<T: Send>(
+    y: &mut [T],
+    col_unit: usize,
+    parts: usize,
+    f: &OneRowFn<T>,
+) -> Result<(), Error> {
+    use std::sync::Mutex;
+    use std::vec::Vec;
+    let n = y.len();
+    let units = n / col_unit.max(1);
+    let parts = parts.min(units).max(1);
+    let start = |t: usize| {
+        if t == parts {
+            n
+        } else {
+            units * t / parts * col_unit
+        }
+    };
+    let mut chunks = Vec::with_capacity(parts);
+    let mut rest = y;
+    for t in 0..parts {
+        let (c, r) = rest.split_at_mut(start(t + 1) - start(t));
+        chunks.push(Mutex::new(c));
+        rest = r;
+    }
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let job = |t: usize| {
+        let Ok(mut c) = chunks[t].lock() else { return };
+        if let Err(e) = f(start(t), &mut c) {
+            if let Ok(mut slot) = failed.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    };
+    crate::threads::run(parts, parts, &job);
+    match failed.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The threads worth using for an m×k×n product (at most `threads`; `float`: f32, else
 /// int8). One row is never split (the one-row paths then apply).
 pub(crate) fn useful_threads(threads: usize, m: usize, k: usize, n: usize, float: bool) -> usize {
@@ -661,6 +760,137 @@ pub(crate) fn useful_threads(threads: usize, m: usize, k: usize, n: usize, float
         MIN_MACS_PER_THREAD_I8
     };
     threads.min(macs / floor).max(1)
+}
+
+#[cfg(feature = "std")]
+/// Whether an m×k·k×n product on `threads` threads (as [`useful_threads`] gives) splits its
+/// columns rather than its rows: `unit` rows the fewest a row task takes
+/// ([`Gemm::row_unit`]), `col_unit` the columns a column task starts on a multiple of (the
+/// kernel's panel; `None`: this form cannot split columns). By rows each thread streams all
+/// the weights; by columns all of A, and each thread writes part of every output row, which
+/// the next operator, split by rows, then reads from the other core's cache too. So columns
+/// only where the rows give fewer than two tasks a thread, and there where they make fewer
+/// or more uneven shares than the panels (MobileNet-v2's 7×7 layers: 49 rows, one task of
+/// 28), or as even ones with weights larger than A (n > m). Its 14×14 layers (196 rows,
+/// seven tasks) split by columns ran slower, with the depthwise layers and ADDs after
+/// them (f32 expansions 54 → 59 µs, depthwise 24 → 31, int8 projections 15 → 19, Zen 4).
+/// From the shapes only, so the split (and with it nothing of the results: each output is
+/// computed the same either way) is the same on every run.
+pub(crate) fn split_columns(
+    threads: usize,
+    m: usize,
+    unit: usize,
+    n: usize,
+    col_unit: Option<usize>,
+) -> bool {
+    let Some(cu) = col_unit.filter(|&c| c > 0) else {
+        return false;
+    };
+    let (units, panels) = (m / unit.max(1), n / cu);
+    if threads < 2 || panels < 2 {
+        return false;
+    }
+    if units < 2 {
+        return true;
+    }
+    if units >= 2 * threads {
+        return false;
+    }
+    // The largest thread's share of the work (as a fraction a/b), rows against columns:
+    // ceil(units/T)/units against ceil(panels/T)/panels, cross-multiplied.
+    let rows = units.div_ceil(threads) * panels;
+    let cols = panels.div_ceil(threads) * units;
+    cols < rows || (cols == rows && n > m)
+}
+
+#[cfg(feature = "std")]
+/// The output of an operator whose tasks ([`run_cols`]) write it at once, each its own
+/// columns: a raw pointer, so that no task holds a `&mut` over bytes another writes.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _out: core::marker::PhantomData<&'a mut [u8]>,
+}
+
+#[cfg(feature = "std")]
+// SAFETY: the pointer is to bytes borrowed exclusively for 'a (from `SharedOut::new`),
+// which the tasks write in disjoint columns only.
+unsafe impl Send for SharedOut<'_> {}
+#[cfg(feature = "std")]
+// SAFETY: as above.
+unsafe impl Sync for SharedOut<'_> {}
+
+#[cfg(feature = "std")]
+impl<'a> SharedOut<'a> {
+    /// The bytes of `out`, borrowed for the tasks that write them, each its own columns.
+    pub(crate) fn new(out: &'a mut [u8]) -> Self {
+        SharedOut {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            _out: core::marker::PhantomData,
+        }
+    }
+
+    /// The first of `elems` elements of type `T` (f32 or i8 bytes), if the bytes hold that
+    /// many and are aligned for `T`.
+    pub(crate) fn first<T: super::Pod>(&self, elems: usize) -> Result<*mut T, Error> {
+        let bytes = elems
+            .checked_mul(core::mem::size_of::<T>())
+            .ok_or(Error::SizeOverflow)?;
+        if bytes > self.len || self.ptr.align_offset(core::mem::align_of::<T>()) != 0 {
+            return Err(Error::SizeOverflow);
+        }
+        Ok(self.ptr as *mut T)
+    }
+}
+
+#[cfg(feature = "std")]
+/// One call of [`run_cols`]'s closure: columns j0..j1 of every row, a scratch of its own.
+pub(crate) type ColsFn<'f> = dyn Fn(usize, usize, &mut [u8]) -> Result<(), Error> + Sync + 'f;
+
+/// Runs `f(j0, j1, scratch)` over the columns `0..n` of a product in tasks of whole
+/// `col_unit`s (the last task also takes the columns past the last whole one), on up to
+/// `threads` threads, each task with a scratch of `scratch_bytes` of its thread's. Each
+/// task computes its columns over all the rows; `f` writes them through a [`SharedOut`].
+#[cfg(feature = "std")]
+pub(crate) fn run_cols(
+    n: usize,
+    col_unit: usize,
+    threads: usize,
+    scratch_bytes: usize,
+    f: &ColsFn,
+) -> Result<(), Error> {
+    use std::sync::Mutex;
+    let panels = n / col_unit.max(1);
+    // Several tasks per thread (see `run_rows`), at most one per panel.
+    let tasks = (4 * threads).min(panels).max(1);
+    let start = |t: usize| {
+        if t == tasks {
+            n
+        } else {
+            panels * t / tasks * col_unit
+        }
+    };
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let job = |t: usize| {
+        let r = crate::scratch::with_workspace(scratch_bytes.div_ceil(4), |ws| {
+            // SAFETY: with_workspace lends this thread a buffer of at least scratch_bytes
+            // bytes (scratch_bytes/4 rounded up f32s), used by nothing else meanwhile.
+            let ws = unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, scratch_bytes) };
+            f(start(t), start(t + 1), ws)
+        });
+        if let Err(e) = r {
+            if let Ok(mut slot) = failed.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    };
+    crate::threads::run(tasks, threads, &job);
+    match failed.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// One call of [`run_rows`]'s closure: first row, rows, their output bytes, scratch.

@@ -96,6 +96,7 @@ pub(crate) struct QOut<'a> {
 /// The operator's `check` validated what this relies on: k×n weights (or a packed operand of
 /// that shape), bias and per-channel scales of n entries, shifts in −31..=30; the lengths are
 /// checked again here (cheaply: this runs on every call), so other inputs return false.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn qgemv(
     x: &[i8],
     za: i32,
@@ -186,6 +187,51 @@ impl<'a> QPlan<'a> {
             zo: out.zo,
             lo: out.lo.max(-128),
             hi: out.hi.min(127),
+        })
+    }
+
+    #[cfg(feature = "std")]
+    /// The plan of columns `j0..j1` alone (`j0` a multiple of the kernel's sliver of 32 or
+    /// 16 columns, `j1 ≤ n`), whose run writes what this plan's writes to `y[j0..j1]` (each
+    /// column's sums and output stage are its own): threads split a large layer's columns
+    /// so. `None` for the portable kernel, or columns out of range.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unreachable_code, unused_variables))]
+    pub(crate) fn cols(&self, j0: usize, j1: usize) -> Option<Self> {
+        let k = self.k;
+        let (kernel, sliver) = match self.kernel {
+            QKernel::Portable(_) => return None,
+            #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
+            QKernel::Vnni(data, colsum) => (
+                QKernel::Vnni(
+                    data.get(j0 / 32 * 128 * k.div_ceil(4)..)?,
+                    colsum.get(j0..j1)?,
+                ),
+                32,
+            ),
+            #[cfg(target_arch = "x86_64")]
+            QKernel::Avx2(data, colsum) => (
+                QKernel::Avx2(
+                    data.get(j0 / 16 * 64 * k.div_ceil(2)..)?,
+                    colsum.get(j0..j1)?,
+                ),
+                16,
+            ),
+        };
+        if j0 % sliver != 0 || j0 > j1 || j1 > self.n {
+            return None;
+        }
+        // Per-channel arrays from column j0; a per-tensor one as it is.
+        let from_j0 = |a: &'a [i32]| if a.len() == 1 { Some(a) } else { a.get(j0..j1) };
+        Some(QPlan {
+            kernel,
+            n: j1 - j0,
+            bias: match self.bias {
+                Some(b) => Some(b.get(j0..j1)?),
+                None => None,
+            },
+            mults: from_j0(self.mults)?,
+            shifts: from_j0(self.shifts)?,
+            ..*self
         })
     }
 
@@ -845,7 +891,7 @@ mod f512 {
 
 #[cfg(test)]
 mod tests {
-    use super::{qgemv, sgemv, FWeights, Path, QOut, QW};
+    use super::{qgemv, sgemv, FWeights, Path, QOut, QPlan, QW};
     use crate::quant::{qgemm_packed_b_size, PackedQBRef, PackedView};
     use crate::reference::multiply_by_quantized_multiplier;
     use crate::MatRef;
@@ -863,6 +909,21 @@ mod tests {
         fn range(&mut self, lo: i64, hi: i64) -> i64 {
             lo + (self.next() % (hi - lo + 1) as u64) as i64
         }
+    }
+
+    /// The plans of columns apart ([`QPlan::cols`], as threads split a layer) give the
+    /// whole plan's bytes of those columns, from every multiple of the sliver `unit` to the
+    /// next and to the end; a start inside a sliver has no plan.
+    fn check_cols(p: &QPlan, x: &[i8], want: &[i8], unit: usize, case: usize) {
+        let n = want.len();
+        for j0 in (0..n).step_by(unit) {
+            for j1 in [(j0 + unit).min(n), n] {
+                let mut y = vec![0i8; j1 - j0];
+                assert!(p.cols(j0, j1).is_some_and(|c| c.run(x, &mut y)));
+                assert_eq!(y, want[j0..j1], "case {case}, columns {j0}..{j1}");
+            }
+        }
+        assert!(p.cols(1, n.max(1)).is_none());
     }
 
     /// Every int8 path (the portable one forced, and the packed VNNI one where this CPU has
@@ -933,6 +994,8 @@ mod tests {
                     "packed {}, case {case} (k {k}, n {n})",
                     packed.kernel_name()
                 );
+                let p = QPlan::new(k, n, za, QW::Packed(view), zb, &out, Path::Auto).unwrap();
+                check_cols(&p, &x, &want, 32, case);
             }
             // The AVX2 kernel's packing, where this CPU runs it.
             if let Ok(ker) = crate::Kernel::by_name("qgemm_i16_avx2_6x16") {
@@ -944,6 +1007,8 @@ mod tests {
                 let ok = qgemv(&x, za, QW::Packed(view), zb, &out, &mut y, Path::Auto);
                 assert!(ok, "the AVX2 packing has a one-row kernel");
                 assert_eq!(y, want, "packed {}, case {case}", packed.kernel_name());
+                let p = QPlan::new(k, n, za, QW::Packed(view), zb, &out, Path::Auto).unwrap();
+                check_cols(&p, &x, &want, 16, case);
             }
         }
     }
