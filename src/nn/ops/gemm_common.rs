@@ -634,11 +634,12 @@ pub(crate) fn sub_blocks(
 }
 
 /// Multiply-adds of an f32 product below which one more thread costs more than it saves.
-/// Low enough that every layer of DS-CNN and MobileNet-v1 0.25 splits: a layer left on
-/// one thread between split ones reads the half of its input the other core wrote, and
-/// writes lines that core holds, which costs more than the split saves (DS-CNN f32 on two
-/// threads: 54.6 µs with 1 M, 65 with 256 K (its first layer, 320 K MACs, alone on one
-/// thread), 45.4 with 128 K; MobileNet-v1 0.25 f32 170 → 152; Zen 4, 2 vCPUs).
+/// Low enough that every layer of DS-CNN splits, and MobileNet-v1 0.25's down to 12×12
+/// (its 6×6 ones have fewer than two row units): a layer left on one thread between split
+/// ones reads the half of its input the other core wrote, and writes lines that core
+/// holds, which costs more than the split saves (DS-CNN f32 on two threads: 54.6 µs with
+/// 1 M, 65 with 256 K (its first layer, 320 K MACs, alone on one thread), 45.4 with
+/// 128 K; MobileNet-v1 0.25 f32 170 → 152; Zen 4, 2 vCPUs).
 pub(crate) const MIN_MACS_PER_THREAD: usize = 1 << 17;
 
 /// The same for int8 products (DS-CNN int8 on two threads 34.6 → 32.6 µs, MobileNet-v1
