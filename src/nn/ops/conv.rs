@@ -2384,12 +2384,18 @@ mod tests {
 
     /// Results do not depend on the thread count (pointwise and im2col, int8 and f32, both
     /// weight layouts, row counts that do and do not divide into the threads' shares; the
-    /// large shapes are over `MIN_MACS_PER_THREAD` for 3 threads).
+    /// large shapes are over `MIN_MACS_PER_THREAD` for 3 threads, DS-CNN's pointwise layer
+    /// (512 K MACs) and a one-channel 3×3 (282 K) split on 2 and 3).
     #[test]
     fn threads_give_the_same_bytes() {
         for float in [false, true] {
-            for (h, w, cin, cout, ks) in [(64, 61, 24, 40, 1), (45, 43, 8, 24, 3), (5, 3, 4, 6, 3)]
-            {
+            for (h, w, cin, cout, ks) in [
+                (64, 61, 24, 40, 1),
+                (45, 43, 8, 24, 3),
+                (5, 3, 4, 6, 3),
+                (25, 5, 64, 64, 1),
+                (49, 10, 1, 64, 3),
+            ] {
                 let g = conv_graph(float, h, w, cin, cout, ks);
                 let x = input_for(&g);
                 for packing in [Packing::Host, Packing::Portable] {

@@ -761,7 +761,7 @@ mod tests {
             (15, 13, 9, 40, (3, 3), 3, 1, false, (Relu6, Relu6), true),
             (5, 5, 3, 33, (1, 1), 2, 1, true, (Relu, Relu), true),
             // Over the work floor: 3 bands on 3 threads (stride 1, two overlap rows; 3×3
-            // with dilation 2, four), 2 bands of uneven rows (stride 2, one row).
+            // with dilation 2, four; stride 2, one row).
             (41, 33, 32, 80, (3, 3), 1, 1, true, (Relu6, Relu6), true),
             (37, 29, 40, 80, (3, 3), 1, 2, true, (Relu6, No), true),
             (45, 21, 24, 96, (3, 3), 2, 1, true, (Relu6, Relu6), false),
@@ -829,7 +829,8 @@ mod tests {
                 let macs = h * w * cin * c;
                 for threads in [2, 3] {
                     let bands = super::bands(&pw, &dw, threads);
-                    let want_bands = threads.min(macs >> 20).min(dw.oh).max(1);
+                    let floor = crate::nn::ops::gemm_common::MIN_MACS_PER_THREAD;
+                    let want_bands = threads.min(macs / floor).min(dw.oh).max(1);
                     assert_eq!(bands, want_bands, "{what}");
                     same(run(&fused, &x, threads), threads);
                 }

@@ -674,13 +674,17 @@ pub(crate) fn sub_blocks(
 }
 
 /// Multiply-adds of an f32 product below which one more thread costs more than it saves.
-/// (A quarter of it split DS-CNN's and MobileNet-v1 0.25's f32 layers, which then ran
-/// slower on two threads: 54.7 → 62.6 and 169 → 174 µs, Zen 4.)
-const MIN_MACS_PER_THREAD: usize = 1 << 20;
+/// Low enough that every layer of DS-CNN splits, and MobileNet-v1 0.25's down to 12×12
+/// (its 6×6 ones have fewer than two row units): a layer left on one thread between split
+/// ones reads the half of its input the other core wrote, and writes lines that core
+/// holds, which costs more than the split saves (DS-CNN f32 on two threads: 54.6 µs with
+/// 1 M, 65 with 256 K (its first layer, 320 K MACs, alone on one thread), 45.4 with
+/// 128 K; MobileNet-v1 0.25 f32 170 → 152; Zen 4, 2 vCPUs).
+pub(crate) const MIN_MACS_PER_THREAD: usize = 1 << 17;
 
-/// The same for int8 products: their pointwise layers from 512 K MACs gain on two threads
-/// (DS-CNN int8 35.2 → 34.7 µs, MobileNet-v1 0.25 int8 105 → 101, Zen 4).
-const MIN_MACS_PER_THREAD_I8: usize = 1 << 18;
+/// The same for int8 products (DS-CNN int8 on two threads 34.6 → 32.6 µs, MobileNet-v1
+/// 0.25 int8 101 → 92.5 from 256 K to 128 K; Zen 4).
+const MIN_MACS_PER_THREAD_I8: usize = 1 << 17;
 
 /// Bytes of weights a thread streams in a one-row product (m = 1: each weight read once,
 /// from memory for a large layer) below which one more thread, splitting the columns,
