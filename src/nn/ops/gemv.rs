@@ -198,7 +198,7 @@ impl<'a> QPlan<'a> {
     #[cfg_attr(not(target_arch = "x86_64"), allow(unreachable_code, unused_variables))]
     pub(crate) fn cols(&self, j0: usize, j1: usize) -> Option<Self> {
         let k = self.k;
-        let (kernel, sliver) = match self.kernel {
+        let (kernel, sliver): (QKernel, usize) = match self.kernel {
             QKernel::Portable(_) => return None,
             #[cfg(all(target_arch = "x86_64", edgemm_avx512_intrinsics))]
             QKernel::Vnni(data, colsum) => (
