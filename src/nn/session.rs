@@ -14,10 +14,11 @@ pub struct Session<'m, 'a> {
     model: Model<'m>,
     arena: &'a mut [u8],
     threads: usize,
-    /// Each operator's plan, made once here (feature `alloc`; without it every operator runs
-    /// through its `run`).
+    /// Each operator's plan, made once here or lent by whoever made them for this arena (a
+    /// host `Runner`, which keeps them across runs; feature `alloc`: without it every
+    /// operator runs through its `run`).
     #[cfg(feature = "alloc")]
-    plans: alloc::vec::Vec<ops::Plan<'m>>,
+    plans: alloc::borrow::Cow<'a, [ops::Plan<'m>]>,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -25,6 +26,40 @@ impl<'m, 'a> Session<'m, 'a> {
     /// [`Model::arena_size`] bytes (else [`Error::WorkspaceTooSmall`], or an error about the
     /// alignment).
     pub fn new(model: Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        Self::check_arena(&model, arena)?;
+        #[cfg(feature = "alloc")]
+        let plans = alloc::borrow::Cow::Owned(ops::plans(&model, arena.len()));
+        Ok(Session {
+            model,
+            arena,
+            threads: 1,
+            #[cfg(feature = "alloc")]
+            plans,
+        })
+    }
+
+    /// A session over `arena` with the operators' plans made by [`ops::plans`] for this
+    /// model and an arena of this length (so a new session allocates nothing).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn with_plans(
+        model: Model<'m>,
+        arena: &'a mut [u8],
+        plans: &'a [ops::Plan<'m>],
+    ) -> Result<Self, Error> {
+        Self::check_arena(&model, arena)?;
+        if plans.len() != model.num_ops() {
+            return Err(blob_err("the operators' plans are not this model's"));
+        }
+        Ok(Session {
+            model,
+            arena,
+            threads: 1,
+            plans: alloc::borrow::Cow::Borrowed(plans),
+        })
+    }
+
+    /// The model can run, and `arena` is large enough and aligned for it.
+    fn check_arena(model: &Model<'m>, arena: &[u8]) -> Result<(), Error> {
         model.runnable()?;
         if arena.len() < model.arena_size() {
             return Err(Error::WorkspaceTooSmall {
@@ -35,21 +70,7 @@ impl<'m, 'a> Session<'m, 'a> {
         if arena.as_ptr() as usize % ALIGN != 0 {
             return Err(blob_err("the arena does not start 16-byte aligned"));
         }
-        #[cfg(feature = "alloc")]
-        let plans = (0..model.num_ops())
-            .map(|i| {
-                model
-                    .op(i)
-                    .map_or(ops::Plan::General, |op| ops::Plan::of(&op, arena.len()))
-            })
-            .collect();
-        Ok(Session {
-            model,
-            arena,
-            threads: 1,
-            #[cfg(feature = "alloc")]
-            plans,
-        })
+        Ok(())
     }
 
     /// Runs the operators on up to `n` threads, the calling one included (default 1; 0

@@ -781,6 +781,18 @@ impl core::fmt::Debug for Plan<'_> {
     }
 }
 
+/// Every operator's plan for `model` over an arena of `arena_len` bytes, in order.
+#[cfg(feature = "alloc")]
+pub(crate) fn plans<'m>(model: &Model<'m>, arena_len: usize) -> alloc::vec::Vec<Plan<'m>> {
+    (0..model.num_ops())
+        .map(|i| {
+            model
+                .op(i)
+                .map_or(Plan::General, |op| Plan::of(&op, arena_len))
+        })
+        .collect()
+}
+
 #[cfg(feature = "alloc")]
 impl<'m> Plan<'m> {
     /// The plan of a checked operator over an arena of `arena_len` bytes.

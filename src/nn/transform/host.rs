@@ -138,9 +138,12 @@ impl LoadedModel {
     /// A runner with its own arena.
     pub fn runner(&self) -> Runner<'_> {
         let model = self.model();
+        let arena = vec![Line([0; 64]); model.arena_size().div_ceil(64)];
+        let plans = crate::nn::ops::plans(&model, arena.len() * 64);
         Runner {
             model,
-            arena: vec![Line([0; 64]); model.arena_size().div_ceil(64)],
+            arena,
+            plans,
             threads: 1,
         }
     }
@@ -151,6 +154,8 @@ impl LoadedModel {
 pub struct Runner<'m> {
     model: Model<'m>,
     arena: Vec<Line>,
+    /// The operators' plans for this arena, made once: a run allocates nothing.
+    plans: Vec<crate::nn::ops::Plan<'m>>,
     threads: usize,
 }
 
@@ -165,7 +170,7 @@ impl<'m> Runner<'m> {
                 self.arena.len() * 64,
             )
         };
-        let mut s = Session::new(self.model, bytes)?;
+        let mut s = Session::with_plans(self.model, bytes, &self.plans)?;
         s.set_threads(self.threads);
         Ok(s)
     }
