@@ -126,6 +126,53 @@ pub(crate) fn run(tasks: usize, threads: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
+/// The pieces a split operator hands its tasks (task `i` takes piece `i`: its rows of the
+/// output, its part of a buffer), each behind a lock so a task can take its own through the
+/// shared reference the pool gives it. Up to [`PARTS_INLINE`] live on the stack, so a run
+/// on several threads allocates nothing (more tasks than that spill to the heap).
+#[cfg(feature = "std")]
+pub(crate) struct Parts<T> {
+    len: usize,
+    inline: [Option<std::sync::Mutex<T>>; PARTS_INLINE],
+    spill: std::vec::Vec<std::sync::Mutex<T>>,
+}
+
+/// Pieces a [`Parts`] keeps without allocating: a split makes a task or a few a thread, so
+/// this covers thread counts up to a few dozen.
+#[cfg(feature = "std")]
+const PARTS_INLINE: usize = 64;
+
+#[cfg(feature = "std")]
+impl<T> Parts<T> {
+    pub fn new() -> Self {
+        Parts {
+            len: 0,
+            inline: core::array::from_fn(|_| None),
+            spill: std::vec::Vec::new(),
+        }
+    }
+
+    /// Adds the next task's piece.
+    pub fn push(&mut self, piece: T) {
+        let piece = std::sync::Mutex::new(piece);
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = Some(piece),
+            None => self.spill.push(piece),
+        }
+        self.len += 1;
+    }
+
+    /// Task `i`'s piece, or `None` when there is none or a task that held it panicked (the
+    /// pool then reports the panic).
+    pub fn lock(&self, i: usize) -> Option<std::sync::MutexGuard<'_, T>> {
+        let piece = match self.inline.get(i) {
+            Some(slot) => slot.as_ref()?,
+            None => self.spill.get(i - PARTS_INLINE)?,
+        };
+        piece.lock().ok()
+    }
+}
+
 /// How many threads the OS lets this process use (1 without `std`).
 pub(crate) fn available() -> usize {
     #[cfg(feature = "std")]

@@ -1782,7 +1782,6 @@ impl InPlace<'_, '_> {
         threads: usize,
     ) -> Result<(), Error> {
         use std::sync::Mutex;
-        use std::vec::Vec;
         let (m, esize) = (self.m, self.esize);
         let (row_in, row_out) = (self.k * esize, self.n * esize);
         let unit = self.gemm.row_unit().max(1);
@@ -1848,11 +1847,11 @@ impl InPlace<'_, '_> {
                 let (own, rest_in) = buf.split_at_mut(r1 * row_in);
                 let rest_in: &[u8] = rest_in;
                 let band0 = Mutex::new(own);
-                let mut parts = Vec::with_capacity(threads);
+                let mut parts = crate::threads::Parts::new();
                 let mut rest = &mut *aside;
                 for b in 1..threads {
                     let (y, r) = rest.split_at_mut((start(b + 1) - start(b)) * row_out);
-                    parts.push(Mutex::new(y));
+                    parts.push(y);
                     rest = r;
                 }
                 let job = |b: usize| {
@@ -1874,7 +1873,7 @@ impl InPlace<'_, '_> {
                         });
                         return;
                     }
-                    let Ok(mut y) = parts[b - 1].lock() else {
+                    let Some(mut y) = parts.lock(b - 1) else {
                         return;
                     };
                     let (p0, len) = (start(b), start(b + 1) - start(b));
@@ -2463,6 +2462,47 @@ mod tests {
                         assert_eq!(run(&m, &x, t), want, "in place, {}", what(t));
                     }
                 }
+            }
+        }
+    }
+
+    /// A run on several threads allocates nothing once the pool has started: the row split,
+    /// the column split and the in-place split hand their tasks pieces kept on the stack.
+    #[test]
+    fn runs_on_threads_allocate_nothing() {
+        use crate::nn::transform::passes::test_graphs::run_allocations;
+        for float in [false, true] {
+            for (h, w, cin, cout) in [(64, 61, 40, 24), (7, 7, 960, 160)] {
+                let g = conv_graph(float, h, w, cin, cout, 1);
+                let x = input_for(&g);
+                let m = LoadedModel::from_graph(&g, Packing::Host).unwrap();
+                for t in [1, 2, 3] {
+                    let what = format!("float {float} {h}x{w} {cin}->{cout} threads {t}");
+                    assert_eq!(run_allocations(&m, &x, t), 0, "{what}");
+                }
+            }
+            // In place (as `pointwise_in_place_equals_out_of_place`).
+            let g = conv_graph(float, 64, 61, 40, 24, 1);
+            let x = input_for(&g);
+            let l = lower(&g, Packing::Host).unwrap();
+            let mut p = plan(&l);
+            let temp = l.ops[0].temps[0];
+            let span = l.tensors[0]
+                .bytes
+                .max(l.tensors[3].bytes)
+                .next_multiple_of(64);
+            p.offsets[0] = Some(0);
+            p.offsets[3] = Some(0);
+            p.offsets[temp] = Some(span);
+            p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
+            let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
+            let m = LoadedModel::from_blob(&blob).unwrap();
+            for t in [2, 3] {
+                assert_eq!(
+                    run_allocations(&m, &x, t),
+                    0,
+                    "in place, float {float}, threads {t}"
+                );
             }
         }
     }

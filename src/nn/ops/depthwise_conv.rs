@@ -1597,7 +1597,6 @@ impl<E: DwElem> Dw<'_, E> {
         row_fn: &BandRowFn<E>,
     ) -> Result<(), Error> {
         use std::sync::Mutex;
-        use std::vec::Vec;
         let g = &self.g;
         let t = |i: Option<usize>| i.ok_or_else(|| op.error("missing tensor"));
         let (x_t, y_t, s_t) = (t(op.input(0))?, t(op.output(0))?, t(op.temp(0))?);
@@ -1630,14 +1629,14 @@ impl<E: DwElem> Dw<'_, E> {
             let mut rest = cast_mut::<E>(out)
                 .get_mut(..total * out_row)
                 .ok_or_else(Self::bad)?;
-            let mut parts = Vec::with_capacity(bands);
+            let mut parts = crate::threads::Parts::new();
             for b in 0..bands {
                 let (y, r) = rest.split_at_mut((start(b + 1) - start(b)) * out_row);
-                parts.push(Mutex::new(y));
+                parts.push(y);
                 rest = r;
             }
             let job = |b: usize| {
-                let Ok(mut y) = parts[b].lock() else { return };
+                let Some(mut y) = parts.lock(b) else { return };
                 with_scratch(&mut |sc| {
                     self.rows(x, &mut y, start(b)..start(b + 1), sc, &mut |s, oy, o, r| {
                         row_fn(s, oy, o, r)
@@ -1663,22 +1662,22 @@ impl<E: DwElem> Dw<'_, E> {
             let (lo, hi) = io.split_at_mut(split);
             let hi: &[E] = hi;
             let (mut lo, mut rest) = (Some(lo), &mut *aside);
-            let mut parts = Vec::with_capacity(bands);
+            let mut parts = crate::threads::Parts::new();
             for b in 0..bands {
                 let first = start(b).max(in_place_end);
                 let (part, r) = rest.split_at_mut((start(b + 1) - first) * out_row);
                 rest = r;
-                parts.push(Mutex::new(Io {
+                parts.push(Io {
                     lo: lo.take().unwrap_or(&mut []),
                     hi,
                     split,
                     in_place_end: if b == 0 { in_place_end } else { 0 },
                     aside: part,
                     aside_first: first,
-                }));
+                });
             }
             let job = |b: usize| {
-                let Ok(mut io) = parts[b].lock() else { return };
+                let Some(mut io) = parts.lock(b) else { return };
                 with_scratch(&mut |sc| {
                     self.in_place::<Error>(
                         &mut io,
@@ -2012,7 +2011,7 @@ mod tests {
     use super::*;
     use crate::nn::ops::conv::same_or_valid;
     use crate::nn::transform::ir::Padding;
-    use crate::nn::transform::passes::test_graphs::run_bytes;
+    use crate::nn::transform::passes::test_graphs::{run_allocations, run_bytes};
     use crate::reference::multiply_by_quantized_multiplier;
     use alloc::vec;
     use alloc::vec::Vec;
@@ -2789,10 +2788,13 @@ mod tests {
                     if ip && mult > 1 {
                         continue;
                     }
+                    let m = load(&g, ip).unwrap();
                     for t in [1, 2, 3] {
                         let what =
                             std::format!("float {float} {hw} {c} {mult} {k} {stride} {ip} {t}");
                         assert_eq!(run(ip, t), want, "{what}");
+                        // The bands' pieces are kept on the stack: a run allocates nothing.
+                        assert_eq!(run_allocations(&m, &x, t), 0, "{what}: allocations");
                     }
                 }
             }

@@ -370,22 +370,21 @@ impl Fused<'_, '_> {
     #[cfg(feature = "std")]
     fn run_bands(&self, bands: usize, y: &mut [f32], scratch: &mut [u8]) -> Result<(), Error> {
         use std::sync::Mutex;
-        use std::vec::Vec;
         let (dw, c) = (&self.dw, self.pw.oc);
         let total = dw.batch * dw.oh;
         let out_row = dw.ow * c;
         let start = |b: usize| total * b / bands;
         let need = scratch_bytes(&self.pw, dw).ok_or_else(|| self.bad())?;
-        let mut parts = Vec::with_capacity(bands);
+        let mut parts = crate::threads::Parts::new();
         let (mut rest, mut arena) = (y, Some(scratch));
         for b in 0..bands {
             let (part, r) = rest.split_at_mut((start(b + 1) - start(b)) * out_row);
-            parts.push(Mutex::new((part, arena.take())));
+            parts.push((part, arena.take()));
             rest = r;
         }
         let failed: Mutex<Option<Error>> = Mutex::new(None);
         let job = |b: usize| {
-            let Ok(mut part) = parts[b].lock() else {
+            let Some(mut part) = parts.lock(b) else {
                 return;
             };
             let (y, arena) = &mut *part;
@@ -551,7 +550,7 @@ mod tests {
         Activation, BuiltinOp, Graph, Node, OpOptions, Padding, Tensor,
     };
     use crate::nn::transform::lower::{lower_fusing, Packing};
-    use crate::nn::transform::passes::test_graphs::run_bytes as run;
+    use crate::nn::transform::passes::test_graphs::{run_allocations, run_bytes as run};
     use crate::nn::transform::passes::Pipeline;
     use crate::nn::transform::plan::plan;
     use crate::nn::transform::LoadedModel;
@@ -738,6 +737,9 @@ mod tests {
         let want = run(&apart, &x, 1);
         for threads in [1, 2, 3] {
             assert!(run(&fused, &x, threads) == want, "{threads} threads");
+            // Its bands' pieces kept on the stack: a run allocates nothing.
+            let allocs = run_allocations(&fused, &x, threads);
+            assert_eq!(allocs, 0, "{threads} threads");
         }
     }
 

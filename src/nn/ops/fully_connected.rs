@@ -490,7 +490,9 @@ mod lower {
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use crate::nn::transform::ir::Activation;
-    use crate::nn::transform::passes::test_graphs::{f32_bytes, run_bytes, values, Builder};
+    use crate::nn::transform::passes::test_graphs::{
+        f32_bytes, run_allocations, run_bytes, values, Builder,
+    };
     use crate::nn::transform::{LoadedModel, Packing};
 
     /// One f32 row over MobileNet-v2's classifier shape (1280 → 1000, 5 MB of weights: its
@@ -511,6 +513,8 @@ mod tests {
                 let one = run_bytes(&m, &input, 1);
                 for t in [2, 3] {
                     assert_eq!(run_bytes(&m, &input, t), one, "{k}->{n} {t} threads");
+                    let allocs = run_allocations(&m, &input, t);
+                    assert_eq!(allocs, 0, "{k}->{n} {t} threads: allocations");
                 }
             }
         }

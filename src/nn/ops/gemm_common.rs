@@ -717,7 +717,6 @@ pub(crate) fn run_one_row<T: Send>(
     f: &OneRowFn<T>,
 ) -> Result<(), Error> {
     use std::sync::Mutex;
-    use std::vec::Vec;
     let n = y.len();
     let units = n / col_unit.max(1);
     let parts = parts.min(units).max(1);
@@ -728,16 +727,16 @@ pub(crate) fn run_one_row<T: Send>(
             units * t / parts * col_unit
         }
     };
-    let mut chunks = Vec::with_capacity(parts);
+    let mut chunks = crate::threads::Parts::new();
     let mut rest = y;
     for t in 0..parts {
         let (c, r) = rest.split_at_mut(start(t + 1) - start(t));
-        chunks.push(Mutex::new(c));
+        chunks.push(c);
         rest = r;
     }
     let failed: Mutex<Option<Error>> = Mutex::new(None);
     let job = |t: usize| {
-        let Ok(mut c) = chunks[t].lock() else { return };
+        let Some(mut c) = chunks.lock(t) else { return };
         if let Err(e) = f(start(t), &mut c) {
             if let Ok(mut slot) = failed.lock() {
                 slot.get_or_insert(e);
@@ -965,7 +964,6 @@ fn run_rows_threaded(
     f: &RowsFn,
 ) -> Result<(), Error> {
     use std::sync::Mutex;
-    use std::vec::Vec;
     // Task t: units units·t/tasks .. units·(t+1)/tasks; the last also takes the rows past the
     // last whole unit.
     let units = m / unit;
@@ -976,17 +974,17 @@ fn run_rows_threaded(
             units * t / tasks * unit
         }
     };
-    let mut parts = Vec::with_capacity(tasks);
+    let mut parts = crate::threads::Parts::new();
     let mut rest = out;
     for t in 0..tasks {
         let (y, r) = rest.split_at_mut((start(t + 1) - start(t)) * row_bytes);
-        parts.push(Mutex::new(y));
+        parts.push(y);
         rest = r;
     }
     let failed: Mutex<Option<Error>> = Mutex::new(None);
     let job = |t: usize| {
         let (r0, len) = (start(t), start(t + 1) - start(t));
-        let Ok(mut y) = parts[t].lock() else { return };
+        let Some(mut y) = parts.lock(t) else { return };
         let r = crate::scratch::with_workspace(scratch_bytes.div_ceil(4), |ws| {
             // SAFETY: with_workspace lends this thread a buffer of at least scratch_bytes
             // bytes (scratch_bytes/4 rounded up f32s), used by nothing else meanwhile.

@@ -167,3 +167,55 @@ pub(crate) fn run_bytes(m: &LoadedModel, x: &[u8], threads: usize) -> Vec<u8> {
     r.run().unwrap();
     r.output(0).unwrap()
 }
+
+/// The test binary's allocator: the system's, counting the allocations of each thread, so a
+/// test can check that a run allocates nothing ([`allocations`]).
+struct CountingAlloc;
+
+std::thread_local! {
+    static ALLOCS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator unchanged; the counter is a thread-local Cell
+// with a const initializer and no destructor, so touching it never allocates or re-enters.
+unsafe impl core::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        ALLOCS.with(|n| n.set(n.get() + 1));
+        // SAFETY: the caller's layout contract is forwarded.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        // SAFETY: ptr came from System.alloc with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// How many allocations `f` makes on the calling thread (where a run's caller builds
+/// whatever it hands the pool's tasks).
+pub(crate) fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCS.with(|n| n.get());
+    f();
+    ALLOCS.with(|n| n.get()) - before
+}
+
+/// Allocations of a run of `m` on `threads` threads, after a first run (which starts the
+/// pool's workers and grows their buffers): the first run that allocates nothing, else the
+/// fewest of 1000, since a run that finds the pool busy with another test's run spawns
+/// threads of its own (which allocates), and tests run in parallel.
+pub(crate) fn run_allocations(m: &LoadedModel, x: &[u8], threads: usize) -> usize {
+    let mut r = m.runner();
+    r.set_threads(threads);
+    r.set_input(0, x).unwrap();
+    r.run().unwrap();
+    let mut fewest = usize::MAX;
+    for _ in 0..1000 {
+        fewest = fewest.min(allocations(|| r.run().unwrap()));
+        if fewest == 0 {
+            break;
+        }
+    }
+    fewest
+}
