@@ -2215,7 +2215,7 @@ mod tests {
     use crate::nn::transform::blob_writer::{write_blob, WriteOptions};
     use crate::nn::transform::ir::{Activation, BuiltinOp, Graph, Node, OpOptions, Padding};
     use crate::nn::transform::ir::{Quant, Tensor};
-    use crate::nn::transform::lower::lower;
+    use crate::nn::transform::lower::{lower, Lowered};
     use crate::nn::transform::passes::test_graphs::run_bytes as run;
     use crate::nn::transform::plan::plan;
     use crate::nn::transform::{LoadedModel, Packing};
@@ -2369,6 +2369,22 @@ mod tests {
         }
     }
 
+    /// The single pointwise convolution of `l` planned with its output over its input (x and
+    /// y at 0, the scratch after the longer of them), as a loaded model.
+    fn in_place(l: &Lowered) -> LoadedModel {
+        let mut p = plan(l);
+        let temp = l.ops[0].temps[0];
+        let span = l.tensors[0]
+            .bytes
+            .max(l.tensors[3].bytes)
+            .next_multiple_of(64);
+        p.offsets[0] = Some(0);
+        p.offsets[3] = Some(0);
+        p.offsets[temp] = Some(span);
+        p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
+        LoadedModel::from_blob(&write_blob(l, &p, WriteOptions::default()).unwrap()).unwrap()
+    }
+
     fn input_for(g: &Graph) -> Vec<u8> {
         let x = &g.tensors[0];
         let mut b = bytes(x.byte_len(), 3);
@@ -2446,18 +2462,7 @@ mod tests {
                     }
                     // The same planned in place (as `pointwise_in_place_equals_out_of_place`).
                     let l = lower(&g, packing).unwrap();
-                    let mut p = plan(&l);
-                    let temp = l.ops[0].temps[0];
-                    let span = l.tensors[0]
-                        .bytes
-                        .max(l.tensors[3].bytes)
-                        .next_multiple_of(64);
-                    p.offsets[0] = Some(0);
-                    p.offsets[3] = Some(0);
-                    p.offsets[temp] = Some(span);
-                    p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
-                    let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
-                    let m = LoadedModel::from_blob(&blob).unwrap();
+                    let m = in_place(&l);
                     for t in [1, 2, 3] {
                         assert_eq!(run(&m, &x, t), want, "in place, {}", what(t));
                     }
@@ -2485,18 +2490,7 @@ mod tests {
             let g = conv_graph(float, 64, 61, 40, 24, 1);
             let x = input_for(&g);
             let l = lower(&g, Packing::Host).unwrap();
-            let mut p = plan(&l);
-            let temp = l.ops[0].temps[0];
-            let span = l.tensors[0]
-                .bytes
-                .max(l.tensors[3].bytes)
-                .next_multiple_of(64);
-            p.offsets[0] = Some(0);
-            p.offsets[3] = Some(0);
-            p.offsets[temp] = Some(span);
-            p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
-            let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
-            let m = LoadedModel::from_blob(&blob).unwrap();
+            let m = in_place(&l);
             for t in [2, 3] {
                 assert_eq!(
                     run_allocations(&m, &x, t),
@@ -2527,19 +2521,7 @@ mod tests {
                     // runs in place when a blob says so: the scratch has the room).
                     let host_f32 = float && matches!(packing, Packing::Host);
                     assert_eq!(l.ops[0].in_place, !host_f32);
-                    let mut p = plan(&l);
-                    // x and y at 0, the scratch after the longer of them.
-                    let temp = l.ops[0].temps[0];
-                    let span = l.tensors[0]
-                        .bytes
-                        .max(l.tensors[3].bytes)
-                        .next_multiple_of(64);
-                    p.offsets[0] = Some(0);
-                    p.offsets[3] = Some(0);
-                    p.offsets[temp] = Some(span);
-                    p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
-                    let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
-                    let m = LoadedModel::from_blob(&blob).unwrap();
+                    let m = in_place(&l);
                     assert_eq!(run(&m, &x, 1), want, "float {float} {cin}->{cout}");
                     for t in [2, 3] {
                         let what = format!("float {float} {cin}->{cout} threads {t}");
@@ -2635,18 +2617,7 @@ mod tests {
             assert_eq!(run(&got, &x, 1), want, "{what}");
             assert_eq!(run(&got, &x, 3), want, "{what} threads");
             // In place: x and y at 0, the scratch after the longer of them.
-            let mut p = plan(&l);
-            let temp = l.ops[0].temps[0];
-            let span = l.tensors[0]
-                .bytes
-                .max(l.tensors[3].bytes)
-                .next_multiple_of(64);
-            p.offsets[0] = Some(0);
-            p.offsets[3] = Some(0);
-            p.offsets[temp] = Some(span);
-            p.arena = (span + l.tensors[temp].bytes).next_multiple_of(16);
-            let blob = write_blob(&l, &p, WriteOptions::default()).unwrap();
-            let m = LoadedModel::from_blob(&blob).unwrap();
+            let m = in_place(&l);
             assert_eq!(run(&m, &x, 1), want, "{what} in place");
         }
     }
