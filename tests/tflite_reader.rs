@@ -2,6 +2,7 @@
 //! malformation reported as an error (never a panic), truncations and random byte flips, and
 //! any real models found in `tests/models/*.tflite`.
 
+use edgemm::nn::transform::import::import_tflite;
 use edgemm::nn::transform::tflite::{
     parse_tflite, Activation, BuiltinOp, OpOptions, Padding, TfDtype, TfliteModel,
 };
@@ -759,6 +760,27 @@ fn negative_dimension_in_constant() {
     let mut m = conv_model();
     m.tensors[2] = tensor("conv1/bias", INT32, &[-3], 2);
     assert!(err_text(&m.bytes()).contains("negative dimension -3"));
+}
+
+#[test]
+fn tensor_too_large_for_the_ir_names_the_tensor() {
+    // The reader takes any non-negative shape; the importer bounds every tensor, so that no
+    // size computed from a shape later overflows (these elements overflow a u64).
+    let mut m = conv_model();
+    m.tensors[3] = tensor("output", INT8, &[i32::MAX, i32::MAX, i32::MAX, 3], 0);
+    assert!(parse_tflite(&m.bytes()).is_ok());
+    let Err(Error::Model(e)) = import_tflite(&m.bytes()) else {
+        panic!("a 2^94-element tensor imported")
+    };
+    assert_eq!(e.tensor(), Some(3));
+    assert!(e.to_string().contains("\"output\""), "{e}");
+    assert!(e.to_string().contains("over 2 GiB"), "{e}");
+    // At the bound (2^31 bytes) a tensor imports; past it it does not, even with a zero
+    // dimension (which counts as one for the bound).
+    m.tensors[3] = tensor("output", INT8, &[1, 2, 1 << 30, 1], 0);
+    assert!(import_tflite(&m.bytes()).is_ok());
+    m.tensors[3] = tensor("output", INT8, &[0, 3, 1 << 30, 1], 0);
+    assert!(import_tflite(&m.bytes()).is_err());
 }
 
 #[test]

@@ -1,9 +1,14 @@
 //! parse_tflite on arbitrary bytes: every input must come back as Ok or Err (never a panic,
 //! an out-of-bounds access or an unbounded allocation), and a parsed model must keep the
-//! reader's promises (indices in range, constant data sized by its shape).
+//! reader's promises (indices in range, constant data sized by its shape). A model that
+//! parses is then imported, lowered, planned, loaded and run (portable and packed for this
+//! machine), as `edgemm run` does: each step Ok or Err, never a panic. Seed it with the
+//! fixtures: `cargo +nightly fuzz run tflite corpus/tflite` after
+//! `mkdir -p corpus/tflite && cp ../tests/models/*.tflite corpus/tflite/`.
 #![no_main]
 
 use edgemm::nn::transform::tflite::parse_tflite;
+use edgemm::nn::transform::{LoadedModel, Packing};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -36,6 +41,14 @@ fuzz_target!(|data: &[u8]| {
                     Some(d.len() as u64),
                     elems.map(|e| (e * bits as u64).div_ceil(8))
                 );
+            }
+        }
+        for packing in [Packing::Portable, Packing::Host] {
+            let Ok(model) = LoadedModel::from_tflite(bytes, packing) else { continue };
+            // A valid model with a huge tensor runs correctly but slowly: run the ones with
+            // a small arena so the fuzzer stays fast.
+            if model.model().arena_size() <= 1 << 22 {
+                let _ = model.runner().run();
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use super::ir::{BuiltinOp, Graph, Node, Quant, Tensor};
+use super::ir::{checked_bytes, BuiltinOp, Graph, Node, Quant, Tensor};
 use super::tflite::{parse_tflite, TfDtype, TfliteModel};
 use crate::error::Error;
 use crate::nn::dtype::DType;
@@ -58,6 +58,13 @@ pub fn from_tflite(m: &TfliteModel) -> Result<Graph, Error> {
                 (dtype, d.map(|d| d.to_vec()))
             }
         };
+        if checked_bytes(&shape, dtype.size()).is_none() {
+            return Err(tensor_err(
+                m,
+                t,
+                "the tensor is over 2 GiB (its shape is too large)",
+            ));
+        }
         let quant = x
             .quant
             .as_ref()

@@ -68,15 +68,32 @@ pub struct Node {
     pub outputs: Vec<usize>,
 }
 
+/// The largest tensor a graph may hold, in bytes (a blob addresses 4 GiB in all).
+pub const MAX_TENSOR_BYTES: usize = 1 << 31;
+
+/// Bytes of a tensor of `shape` with elements of `size` bytes, if at most
+/// [`MAX_TENSOR_BYTES`] (zero dimensions count as one for the bound, so no stride of an empty
+/// tensor overflows either).
+pub fn checked_bytes(shape: &[usize], size: usize) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(size, |a, &d| a.checked_mul(d.max(1)))
+        .filter(|&b| b <= MAX_TENSOR_BYTES)?;
+    Some(shape.iter().product::<usize>() * size)
+}
+
 impl Tensor {
-    /// Elements (product of the shape).
+    /// Elements (product of the shape). Saturates: importers bound every tensor
+    /// ([`checked_bytes`]), and a shape that overflows must never look small.
     pub fn elems(&self) -> usize {
-        self.shape.iter().product()
+        self.shape
+            .iter()
+            .fold(1, |a: usize, &d| a.saturating_mul(d))
     }
 
-    /// Bytes of its data.
+    /// Bytes of its data (saturating, as [`Tensor::elems`]).
     pub fn byte_len(&self) -> usize {
-        self.elems() * self.dtype.size()
+        self.elems().saturating_mul(self.dtype.size())
     }
 }
 
