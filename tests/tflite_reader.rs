@@ -784,6 +784,22 @@ fn tensor_too_large_for_the_ir_names_the_tensor() {
 }
 
 #[test]
+fn zero_point_outside_its_type_names_the_tensor() {
+    // Operators compute on zero points in i32 (an i32::MIN one overflowed a LOGISTIC table).
+    let mut m = conv_model();
+    m.tensors[0] = tensor("input", INT8, &[1, 4, 4, 2], 0).f(4, F::Table(quant(&[0.5], &[128], 0)));
+    assert!(parse_tflite(&m.bytes()).is_ok());
+    let Err(Error::Model(e)) = import_tflite(&m.bytes()) else {
+        panic!("an int8 zero point of 128 imported")
+    };
+    assert_eq!(e.tensor(), Some(0));
+    assert!(e.to_string().contains("zero point is outside"), "{e}");
+    m.tensors[0] =
+        tensor("input", INT8, &[1, 4, 4, 2], 0).f(4, F::Table(quant(&[0.5], &[-128], 0)));
+    assert!(import_tflite(&m.bytes()).is_ok());
+}
+
+#[test]
 fn index_out_of_range() {
     let mut m = conv_model();
     m.operators = vec![operator(0, &[0, 9, 2], &[3], None)];

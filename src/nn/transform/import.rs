@@ -74,6 +74,23 @@ pub fn from_tflite(m: &TfliteModel) -> Result<Graph, Error> {
                 zero_point: q.zero_point.clone(),
                 axis: q.quantized_dimension,
             });
+        // Operators do their arithmetic on zero points in i32, as TFLite's kernels do, whose
+        // Prepare functions accept only zero points their element type can hold.
+        let range = match dtype {
+            DType::I8 => Some(i64::from(i8::MIN)..=i64::from(i8::MAX)),
+            DType::U8 => Some(0..=i64::from(u8::MAX)),
+            DType::I16 => Some(i64::from(i16::MIN)..=i64::from(i16::MAX)),
+            _ => None,
+        };
+        if let (Some(q), Some(range)) = (&quant, range) {
+            if !q.zero_point.iter().all(|z| range.contains(z)) {
+                return Err(tensor_err(
+                    m,
+                    t,
+                    "a zero point is outside its element type's range",
+                ));
+            }
+        }
         let tensor = Tensor {
             name: x.name.clone(),
             dtype,
