@@ -83,8 +83,9 @@ pub fn checked_bytes(shape: &[usize], size: usize) -> Option<usize> {
 }
 
 impl Tensor {
-    /// Elements (product of the shape). Saturates: importers bound every tensor
-    /// ([`checked_bytes`]), and a shape that overflows must never look small.
+    /// Elements (product of the shape). Saturates: the importers bound every tensor (TFLite
+    /// by [`checked_bytes`], ONNX by its own element bound), and a shape that overflows must
+    /// never look small.
     pub fn elems(&self) -> usize {
         self.shape
             .iter()
