@@ -173,6 +173,21 @@ impl<T> Parts<T> {
     }
 }
 
+#[cfg(feature = "std")]
+impl<'a, T> Parts<&'a mut [T]> {
+    /// `buf` cut into consecutive pieces of `lens` elements, task `i` taking piece `i`.
+    /// Panics if the lengths add up to more than `buf` holds (callers size them from it).
+    pub fn split(mut buf: &'a mut [T], lens: impl IntoIterator<Item = usize>) -> Self {
+        let mut parts = Parts::new();
+        for len in lens {
+            let (piece, rest) = core::mem::take(&mut buf).split_at_mut(len);
+            parts.push(piece);
+            buf = rest;
+        }
+        parts
+    }
+}
+
 /// How many threads the OS lets this process use (1 without `std`).
 pub(crate) fn available() -> usize {
     #[cfg(feature = "std")]

@@ -1847,13 +1847,10 @@ impl InPlace<'_, '_> {
                 let (own, rest_in) = buf.split_at_mut(r1 * row_in);
                 let rest_in: &[u8] = rest_in;
                 let band0 = Mutex::new(own);
-                let mut parts = crate::threads::Parts::new();
-                let mut rest = &mut *aside;
-                for b in 1..threads {
-                    let (y, r) = rest.split_at_mut((start(b + 1) - start(b)) * row_out);
-                    parts.push(y);
-                    rest = r;
-                }
+                let parts = crate::threads::Parts::split(
+                    &mut *aside,
+                    (1..threads).map(|b| (start(b + 1) - start(b)) * row_out),
+                );
                 let job = |b: usize| {
                     if b == 0 {
                         let Ok(mut own) = band0.lock() else { return };

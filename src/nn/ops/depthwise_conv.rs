@@ -1626,15 +1626,13 @@ impl<E: DwElem> Dw<'_, E> {
         if !in_place {
             let x = cast::<E>(mem.input(x_t)?);
             let (out, _) = mem.output_and_temp(y_t, s_t)?;
-            let mut rest = cast_mut::<E>(out)
+            let out = cast_mut::<E>(out)
                 .get_mut(..total * out_row)
                 .ok_or_else(Self::bad)?;
-            let mut parts = crate::threads::Parts::new();
-            for b in 0..bands {
-                let (y, r) = rest.split_at_mut((start(b + 1) - start(b)) * out_row);
-                parts.push(y);
-                rest = r;
-            }
+            let parts = crate::threads::Parts::split(
+                out,
+                (0..bands).map(|b| (start(b + 1) - start(b)) * out_row),
+            );
             let job = |b: usize| {
                 let Some(mut y) = parts.lock(b) else { return };
                 with_scratch(&mut |sc| {

@@ -727,13 +727,7 @@ pub(crate) fn run_one_row<T: Send>(
             units * t / parts * col_unit
         }
     };
-    let mut chunks = crate::threads::Parts::new();
-    let mut rest = y;
-    for t in 0..parts {
-        let (c, r) = rest.split_at_mut(start(t + 1) - start(t));
-        chunks.push(c);
-        rest = r;
-    }
+    let chunks = crate::threads::Parts::split(y, (0..parts).map(|t| start(t + 1) - start(t)));
     let failed: Mutex<Option<Error>> = Mutex::new(None);
     let job = |t: usize| {
         let Some(mut c) = chunks.lock(t) else { return };
@@ -974,13 +968,10 @@ fn run_rows_threaded(
             units * t / tasks * unit
         }
     };
-    let mut parts = crate::threads::Parts::new();
-    let mut rest = out;
-    for t in 0..tasks {
-        let (y, r) = rest.split_at_mut((start(t + 1) - start(t)) * row_bytes);
-        parts.push(y);
-        rest = r;
-    }
+    let parts = crate::threads::Parts::split(
+        out,
+        (0..tasks).map(|t| (start(t + 1) - start(t)) * row_bytes),
+    );
     let failed: Mutex<Option<Error>> = Mutex::new(None);
     let job = |t: usize| {
         let (r0, len) = (start(t), start(t + 1) - start(t));
