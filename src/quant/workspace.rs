@@ -309,44 +309,11 @@ impl<'a> WsPlan<'a> {
         if m == 0 {
             return Ok(());
         }
-        let stride = isize::try_from(a_stride).map_err(|_| Error::SizeOverflow)?;
-        let a = MatRef::new(a, m, self.k, stride, 1)?;
+        let a = self.a_view(a, a_stride, m)?;
         let out = MatMut::row_major(out, m, self.n)?;
-        let lay = self.layout(m);
-        let ws =
-            crate::scratch::caller_workspace(ws, crate::scratch::caller_workspace_size(lay.total))?;
-        let za = if A::SIGNED { self.za } else { self.za + 128 };
-        let terms = Terms {
-            za: za + self.ker.format.a_shift(A::SIGNED),
-            zb: self.zb,
-            bias: self.bias,
-        };
-        let dest = Dest::Requant {
-            out: Raw::from_mut(&out),
-            plan: self.plan,
-        };
-        // SAFETY: A and the output are validated views of m×k and m×n (their k and n are
-        // B's, checked with the zero points and the exact-k limit in `new`; the
-        // requantization was validated for n columns there); the output borrows its slice
-        // exclusively, so it overlaps neither A nor B (a view or a checked packed blob of
-        // k×n); `ws` is 64-byte aligned with `lay.total` bytes (checked just above), `lay`
-        // being this kernel's layout for m rows (a layout for MR rows is that of any m ≥ MR:
-        // one row tile of A at a time); `ker` runs here (selected, or checked when the blob
-        // was read).
-        unsafe {
-            run_block_in(
-                self.ker,
-                &self.s,
-                &lay,
-                Raw::from_ref(&a),
-                self.src,
-                0,
-                &terms,
-                dest,
-                ws,
-            )
-        };
-        Ok(())
+        // SAFETY: the output is a validated m×n view that borrows its slice exclusively, so
+        // it overlaps neither A, `ws` nor B, and nothing else touches it; b_col0 = 0.
+        unsafe { self.run_block(a, Raw::from_mut(&out), 0, ws) }
     }
 
     #[cfg(feature = "std")]
@@ -381,10 +348,44 @@ impl<'a> WsPlan<'a> {
         if m == 0 || j0 == j1 {
             return Ok(());
         }
+        let a = self.a_view(a, a_stride, m)?;
+        let out = Raw {
+            // (In bounds: j0 < n, checked above.)
+            ptr: out.wrapping_add(j0),
+            rows: m,
+            cols: j1 - j0,
+            rs: self.n as isize,
+            cs: 1,
+        };
+        // SAFETY: columns j0..j1 of m rows n bytes apart lie in the caller's m·n bytes,
+        // which no one else touches meanwhile and which overlap no input (caller); B is
+        // prepacked (col_unit) with j0 a multiple of NR and j1 ≤ n (checked).
+        unsafe { self.run_block(a, out, j0, ws) }
+    }
+
+    /// A as the m×k view the driver reads.
+    fn a_view<'x, A>(&self, a: &'x [A], a_stride: usize, m: usize) -> Result<MatRef<'x, A>, Error> {
         let stride = isize::try_from(a_stride).map_err(|_| Error::SizeOverflow)?;
-        let a = MatRef::new(a, m, self.k, stride, 1)?;
-        // (The layout of all n columns: every piece at least that of j1 − j0.)
-        let lay = self.layout(m);
+        MatRef::new(a, m, self.k, stride, 1)
+    }
+
+    /// The body of [`WsPlan::run`] and [`WsPlan::run_cols`]: `out` (m rows, `out.cols`
+    /// columns) ← requantize(A · B's columns `b_col0..b_col0 + out.cols`).
+    ///
+    /// # Safety
+    /// `out` names writable bytes that overlap neither A, `ws` nor B, untouched by anyone
+    /// else meanwhile; `b_col0 + out.cols ≤ n`, and `b_col0` is 0 or a multiple of NR with
+    /// B prepacked.
+    unsafe fn run_block<A: QuantInput>(
+        &self,
+        a: MatRef<A>,
+        out: Raw<u8>,
+        b_col0: usize,
+        ws: &mut [u8],
+    ) -> Result<(), Error> {
+        // The layout of m rows and all n columns: every piece at least that of a narrower
+        // output.
+        let lay = self.layout(a.rows());
         let ws =
             crate::scratch::caller_workspace(ws, crate::scratch::caller_workspace_size(lay.total))?;
         let za = if A::SIGNED { self.za } else { self.za + 128 };
@@ -394,24 +395,17 @@ impl<'a> WsPlan<'a> {
             bias: self.bias,
         };
         let dest = Dest::Requant {
-            out: Raw {
-                // (In bounds: j0 < n, checked above.)
-                ptr: out.wrapping_add(j0),
-                rows: m,
-                cols: j1 - j0,
-                rs: self.n as isize,
-                cs: 1,
-            },
+            out,
             plan: self.plan,
         };
         // SAFETY: A is a validated view of m×k (k is B's, checked with the zero points and
-        // the exact-k limit in `new`, as the requantization for n columns); the output's
-        // columns j0..j1 of m rows n bytes apart lie in the caller's m·n bytes, which no one
-        // else touches meanwhile and which overlap no input (caller); B is prepacked
-        // (col_unit) and covers columns j0..j1 from sliver j0/NR (j0 a multiple of NR, j1
-        // ≤ n, checked), the bias and the requantization from column b_col0 = j0; `ws` is
-        // 64-byte aligned with `lay.total` bytes, the layout of m rows and n ≥ j1 − j0
-        // columns (every piece at least this call's); `ker` runs here (as in `run`).
+        // the exact-k limit in `new`; the requantization was validated for n columns there);
+        // the output and B's columns are as the caller promises, and B (a view or a checked
+        // packed blob of k×n) covers them, the bias and the requantization from column
+        // b_col0; `ws` is 64-byte aligned with `lay.total` bytes (checked just above), `lay`
+        // being this kernel's layout for m rows and n columns (a layout for MR rows is that
+        // of any m ≥ MR: one row tile of A at a time); `ker` runs here (selected, or checked
+        // when the blob was read).
         unsafe {
             run_block_in(
                 self.ker,
@@ -419,7 +413,7 @@ impl<'a> WsPlan<'a> {
                 &lay,
                 Raw::from_ref(&a),
                 self.src,
-                j0,
+                b_col0,
                 &terms,
                 dest,
                 ws,
