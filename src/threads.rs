@@ -126,6 +126,24 @@ pub(crate) fn run(tasks: usize, threads: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
+/// [`run`] for tasks that can fail: the first error a task returns (the others still run).
+#[cfg(feature = "std")]
+pub(crate) fn try_run<E: Send>(
+    tasks: usize,
+    threads: usize,
+    f: &(dyn Fn(usize) -> Result<(), E> + Sync),
+) -> Result<(), E> {
+    let failed = std::sync::Mutex::new(None);
+    run(tasks, threads, &|t| {
+        if let Err(e) = f(t) {
+            if let Ok(mut slot) = failed.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    });
+    failed.into_inner().ok().flatten().map_or(Ok(()), Err)
+}
+
 /// The pieces a split operator hands its tasks (task `i` takes piece `i`: its rows of the
 /// output, its part of a buffer), each behind a lock so a task can take its own through the
 /// shared reference the pool gives it. Up to [`PARTS_INLINE`] live on the stack, so a run

@@ -369,7 +369,6 @@ impl Fused<'_, '_> {
     /// reads again ((kh − 1)·dh rows at most).
     #[cfg(feature = "std")]
     fn run_bands(&self, bands: usize, y: &mut [f32], scratch: &mut [u8]) -> Result<(), Error> {
-        use std::sync::Mutex;
         let (dw, c) = (&self.dw, self.pw.oc);
         let total = dw.batch * dw.oh;
         let out_row = dw.ow * c;
@@ -382,14 +381,13 @@ impl Fused<'_, '_> {
             parts.push((part, arena.take()));
             rest = r;
         }
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let job = |b: usize| {
+        crate::threads::try_run(bands, bands, &|b| {
             let Some(mut part) = parts.lock(b) else {
-                return;
+                return Ok(());
             };
             let (y, arena) = &mut *part;
             let rows = start(b)..start(b + 1);
-            let r = match arena.as_deref_mut() {
+            match arena.as_deref_mut() {
                 Some(s) => self.band(rows, y, s),
                 None => crate::scratch::with_workspace(need.div_ceil(4), |ws| {
                     // SAFETY: with_workspace lends this thread a buffer of at least `need`
@@ -397,15 +395,8 @@ impl Fused<'_, '_> {
                     let ws = unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, need) };
                     self.band(rows, y, ws)
                 }),
-            };
-            if let Err(e) = r {
-                if let Ok(mut slot) = failed.lock() {
-                    slot.get_or_insert(e);
-                }
             }
-        };
-        crate::threads::run(bands, bands, &job);
-        failed.into_inner().ok().flatten().map_or(Ok(()), Err)
+        })
     }
 }
 

@@ -716,7 +716,6 @@ pub(crate) fn run_one_row<T: Send>(
     parts: usize,
     f: &OneRowFn<T>,
 ) -> Result<(), Error> {
-    use std::sync::Mutex;
     let n = y.len();
     let units = n / col_unit.max(1);
     let parts = parts.min(units).max(1);
@@ -728,20 +727,12 @@ pub(crate) fn run_one_row<T: Send>(
         }
     };
     let chunks = crate::threads::Parts::split(y, (0..parts).map(|t| start(t + 1) - start(t)));
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
-    let job = |t: usize| {
-        let Some(mut c) = chunks.lock(t) else { return };
-        if let Err(e) = f(start(t), &mut c) {
-            if let Ok(mut slot) = failed.lock() {
-                slot.get_or_insert(e);
-            }
-        }
-    };
-    crate::threads::run(parts, parts, &job);
-    match failed.into_inner() {
-        Ok(Some(e)) => Err(e),
-        _ => Ok(()),
-    }
+    crate::threads::try_run(parts, parts, &|t| {
+        let Some(mut c) = chunks.lock(t) else {
+            return Ok(());
+        };
+        f(start(t), &mut c)
+    })
 }
 
 /// The threads worth using for an m×k×n product (at most `threads`; `float`: f32, else
@@ -858,7 +849,6 @@ pub(crate) fn run_cols(
     scratch_bytes: usize,
     f: &ColsFn,
 ) -> Result<(), Error> {
-    use std::sync::Mutex;
     let panels = n / col_unit.max(1);
     // Several tasks per thread (see `run_rows`), at most one per panel.
     let tasks = (4 * threads).min(panels).max(1);
@@ -869,25 +859,14 @@ pub(crate) fn run_cols(
             panels * t / tasks * col_unit
         }
     };
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
-    let job = |t: usize| {
-        let r = crate::scratch::with_workspace(scratch_bytes.div_ceil(4), |ws| {
+    crate::threads::try_run(tasks, threads, &|t| {
+        crate::scratch::with_workspace(scratch_bytes.div_ceil(4), |ws| {
             // SAFETY: with_workspace lends this thread a buffer of at least scratch_bytes
             // bytes (scratch_bytes/4 rounded up f32s), used by nothing else meanwhile.
             let ws = unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, scratch_bytes) };
             f(start(t), start(t + 1), ws)
-        });
-        if let Err(e) = r {
-            if let Ok(mut slot) = failed.lock() {
-                slot.get_or_insert(e);
-            }
-        }
-    };
-    crate::threads::run(tasks, threads, &job);
-    match failed.into_inner() {
-        Ok(Some(e)) => Err(e),
-        _ => Ok(()),
-    }
+        })
+    })
 }
 
 /// One call of [`run_rows`]'s closure: first row, rows, their output bytes, scratch.
@@ -957,7 +936,6 @@ fn run_rows_threaded(
     scratch_bytes: usize,
     f: &RowsFn,
 ) -> Result<(), Error> {
-    use std::sync::Mutex;
     // Task t: units units·t/tasks .. units·(t+1)/tasks; the last also takes the rows past the
     // last whole unit.
     let units = m / unit;
@@ -972,11 +950,12 @@ fn run_rows_threaded(
         out,
         (0..tasks).map(|t| (start(t + 1) - start(t)) * row_bytes),
     );
-    let failed: Mutex<Option<Error>> = Mutex::new(None);
-    let job = |t: usize| {
+    crate::threads::try_run(tasks, threads, &|t| {
         let (r0, len) = (start(t), start(t + 1) - start(t));
-        let Some(mut y) = parts.lock(t) else { return };
-        let r = crate::scratch::with_workspace(scratch_bytes.div_ceil(4), |ws| {
+        let Some(mut y) = parts.lock(t) else {
+            return Ok(());
+        };
+        crate::scratch::with_workspace(scratch_bytes.div_ceil(4), |ws| {
             // SAFETY: with_workspace lends this thread a buffer of at least scratch_bytes
             // bytes (scratch_bytes/4 rounded up f32s), used by nothing else meanwhile.
             let ws = unsafe { core::slice::from_raw_parts_mut(ws as *mut u8, scratch_bytes) };
@@ -985,18 +964,8 @@ fn run_rows_threaded(
                 f(p0, rows, &mut y[at..at + rows * row_bytes], ws)?;
             }
             Ok(())
-        });
-        if let Err(e) = r {
-            if let Ok(mut slot) = failed.lock() {
-                slot.get_or_insert(e);
-            }
-        }
-    };
-    crate::threads::run(tasks, threads, &job);
-    match failed.into_inner() {
-        Ok(Some(e)) => Err(e),
-        _ => Ok(()),
-    }
+        })
+    })
 }
 
 #[cfg(feature = "alloc")]
