@@ -90,25 +90,6 @@ pub(crate) struct QOut<'a> {
     pub hi: i32,
 }
 
-/// int8 `y = stage(x·W)` for one row: x has k values, y n; `w` k×n. Returns false (having
-/// written nothing) when no one-row kernel applies to these weights on this CPU.
-///
-/// The operator's `check` validated what this relies on: k×n weights (or a packed operand of
-/// that shape), bias and per-channel scales of n entries, shifts in −31..=30; the lengths are
-/// checked again here (cheaply: this runs on every call), so other inputs return false.
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) fn qgemv(
-    x: &[i8],
-    za: i32,
-    w: QW,
-    zb: i32,
-    out: &QOut,
-    y: &mut [i8],
-    path: Path,
-) -> bool {
-    QPlan::new(x.len(), y.len(), za, w, zb, out, path).is_some_and(|p| p.run(x, y))
-}
-
 /// The kernel a [`QPlan`] runs, with the weights as it reads them.
 #[derive(Clone, Copy)]
 enum QKernel<'a> {
@@ -122,8 +103,8 @@ enum QKernel<'a> {
     Avx2(&'a [u8], &'a [i32]),
 }
 
-/// An int8 one-row product prepared once (by a session for its operator, or by each
-/// [`qgemv`] call): the kernel chosen for this CPU and every length its kernel relies on
+/// An int8 one-row product prepared once (by a session for its operator, or by the
+/// operator for one call): the kernel chosen for this CPU and every length its kernel relies on
 /// checked, so that [`QPlan::run`] only computes.
 #[derive(Clone, Copy)]
 pub(crate) struct QPlan<'a> {
@@ -141,8 +122,12 @@ pub(crate) struct QPlan<'a> {
 }
 
 impl<'a> QPlan<'a> {
-    /// The plan of `y = stage(x·W)` for x of k values and y of n, or `None` when no
-    /// one-row kernel applies (see [`qgemv`]).
+    /// The plan of `y = stage(x·W)` for x of k values and y of n (`w` k×n), or `None` when
+    /// no one-row kernel applies to these weights on this CPU.
+    ///
+    /// The operator's `check` validated what this relies on: k×n weights (or a packed
+    /// operand of that shape), bias and per-channel scales of n entries, shifts in
+    /// −31..=30; the lengths are checked again here, so other inputs give `None`.
     pub(crate) fn new(
         k: usize,
         n: usize,
@@ -891,7 +876,13 @@ mod f512 {
 
 #[cfg(test)]
 mod tests {
-    use super::{qgemv, sgemv, FWeights, Path, QOut, QPlan, QW};
+    use super::{sgemv, FWeights, Path, QOut, QPlan, QW};
+
+    /// int8 `y = stage(x·W)` for one row through a [`QPlan`] made for the call; false
+    /// (having written nothing) when no one-row kernel applies.
+    fn qgemv(x: &[i8], za: i32, w: QW, zb: i32, out: &QOut, y: &mut [i8], path: Path) -> bool {
+        QPlan::new(x.len(), y.len(), za, w, zb, out, path).is_some_and(|p| p.run(x, y))
+    }
     use crate::quant::{qgemm_packed_b_size, PackedQBRef, PackedView};
     use crate::reference::multiply_by_quantized_multiplier;
     use crate::MatRef;
